@@ -1,0 +1,395 @@
+"""The `safecall` command: parse arguments, build dependencies, call the library, print."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from safecall import people, phones
+from safecall.campaign import check_campaign, list_campaigns
+from safecall.clock import Clock, SystemClock, VirtualClock
+from safecall.errors import ConfigError, InputError, NotFoundError, SafeCallError
+from safecall.roster import import_roster
+from safecall.runs import RunStatus, launch_run, list_runs, run_status
+from safecall.services import Services
+from safecall.settings import Instance, SimulatedTrunkConfig, load_instance, locate_instance, scaffold_instance, show_settings
+from safecall.store import Disposition
+from safecall.visits import KINDS, OUTCOMES, export_lists, open_task_rows, record_outcome
+
+
+@dataclass
+class AppContext:
+    make_clock: Callable[[], Clock]
+    environ: dict
+    config_option: Optional[str] = None
+    _services: Optional[Services] = field(default=None, repr=False)
+
+    def instance(self) -> Instance:
+        root = locate_instance(self.config_option, self.environ, Path.cwd())
+        return load_instance(root, self.environ)
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = Services.open(self.instance(), self.make_clock())
+        return self._services
+
+
+def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | None = None) -> typer.Typer:
+    """The Typer app; tests pass their own clock and environment."""
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    app = typer.Typer(help="SafeCall: weekly automated wellness-check calls (안심콜).", no_args_is_help=True,
+                      pretty_exceptions_enable=False, add_completion=False)
+    recipients = typer.Typer(help="The roster of people who are called.", no_args_is_help=True)
+    campaign = typer.Typer(help="Campaign definitions and their weekly runs.", no_args_is_help=True)
+    visits = typer.Typer(help="Home-visit and callback lists for the teams.", no_args_is_help=True)
+    config = typer.Typer(help="Settings of this instance.", no_args_is_help=True)
+    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config")):
+        app.add_typer(sub, name=name)
+
+    def handled(command):
+        """Library errors become a plain message and exit code 1; nothing else is caught."""
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                return command(*args, **kwargs)
+            except InputError as exc:
+                err.print("[red]error:[/red] ", exc.summary, markup=True, sep="")
+                for problem in exc.problems:
+                    err.print(f"  - {problem}", markup=False)
+                raise typer.Exit(1) from None
+            except SafeCallError as exc:
+                err.print("[red]error:[/red] ", str(exc), markup=True, sep="")
+                raise typer.Exit(1) from None
+        return wrapper
+
+    def ctx_of(ctx: typer.Context) -> AppContext:
+        return ctx.find_root().obj
+
+    @app.callback()
+    def main(ctx: typer.Context,
+             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder.")):
+        env = dict(os.environ if environ is None else environ)
+        ctx.obj = AppContext(make_clock=make_clock, environ=env, config_option=config_path)
+        ctx.call_on_close(ctx.obj.close)
+
+    # ---- instance -----------------------------------------------------------------------------
+    @app.command()
+    @handled
+    def init(directory: Path = typer.Argument(..., help="Folder for the new instance.")):
+        """Create a new instance folder from the shipped defaults."""
+        created = scaffold_instance(directory)
+        out.print(f"Created instance in {directory.absolute()}:")
+        for path in created:
+            out.print(f"  {path}")
+        out.print(f"Use it with: safecall --config {directory} ...  (or export SAFECALL_CONFIG={directory})")
+
+    @app.command()
+    @handled
+    def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the demo instance here (default: a new temporary folder).")):
+        """Run a whole weekly campaign on a synthetic roster and a simulated trunk, in accelerated time."""
+        from safecall.demo import run_demo
+
+        target = directory or Path(tempfile.mkdtemp(prefix="safecall-demo-"))
+        out.print(f"Demo instance: {target.absolute()}")
+        with progress_bar(out) as update:
+            result = run_demo(target, ctx_of(ctx).make_clock(), on_progress=update)
+        roster = result.roster
+        out.print(f"Roster: {roster.added} people imported, {len(roster.without_consent)} without consent (stored, never called).")
+        print_status(out, result.status, result.instance_dir)
+        out.print("Lists for the teams:")
+        for path in result.files:
+            out.print(f"  {path}")
+
+    @config.command("show")
+    @handled
+    def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+        """Print the effective settings; secrets are masked."""
+        shown = show_settings(ctx_of(ctx).instance())
+        if as_json:
+            out.print_json(json.dumps(shown, ensure_ascii=False, default=str))
+            return
+        for key, value in shown.items():
+            out.print(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+
+    # ---- recipients ---------------------------------------------------------------------------
+    @recipients.command("import")
+    @handled
+    def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV (UTF-8 or CP949) or XLSX roster."),
+                          dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; change nothing.")):
+        """Import or update the roster; all or nothing."""
+        services = ctx_of(ctx).services()
+        report = import_roster(services.db, file, services.instance.settings, now=services.now(), today=services.today(), dry_run=dry_run)
+        verb = "Would import" if dry_run else "Imported"
+        out.print(f"{verb} {report.rows} rows from {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged.")
+        if report.ignored_columns:
+            out.print(f"Ignored columns: {', '.join(report.ignored_columns)}")
+        if report.without_consent:
+            out.print(f"{len(report.without_consent)} without consent (stored, never called):")
+            for line in report.without_consent:
+                out.print(f"  {line}", markup=False)
+
+    @recipients.command("list")
+    @handled
+    def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active, paused or closed."),
+                        team: Optional[str] = typer.Option(None, help="Only this team.")):
+        """List people on the roster."""
+        rows = people.list_people(ctx_of(ctx).services().db, status=status, team=team)
+        table = Table("id", "name", "phone", "dong", "team", "risk", "consent", "status")
+        for p in rows:
+            state = p.status + (f" until {p.paused_until}" if p.paused_until else "") + (f" ({p.closed_reason})" if p.closed_reason else "")
+            table.add_row(str(p.id), p.name, phones.national(p.phone), p.dong, p.team, str(p.risk), str(p.consent_date or "none"), state)
+        out.print(table)
+        out.print(f"{len(rows)} people")
+
+    @recipients.command("show")
+    @handled
+    def recipients_show(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
+        """Show one person and every call made to them."""
+        services = ctx_of(ctx).services()
+        p, attempts = people.person_history(services.db, person)
+        tz = services.instance.tz
+        for label, value in (("id", p.id), ("name", p.name), ("phone", phones.national(p.phone)), ("phone2", phones.national(p.phone2)),
+                             ("address", p.address), ("dong", p.dong), ("team", p.team), ("birth date", p.birth_date),
+                             ("guardian", f"{p.guardian_name or ''} {phones.national(p.guardian_phone)}".strip()),
+                             ("consent", p.consent_date or "none"), ("risk", p.risk),
+                             ("status", p.status + (f" until {p.paused_until}" if p.paused_until else "") + (f" ({p.closed_reason})" if p.closed_reason else ""))):
+            out.print(f"{label}: {value}", markup=False)
+        table = Table("run", "attempt", "placed", "number", "result")
+        for a in attempts:
+            table.add_row(str(a.run_id), str(a.number), a.placed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                          phones.national(a.phone), a.disposition or "in progress")
+        out.print(table)
+
+    @recipients.command("pause")
+    @handled
+    def recipients_pause(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
+                         until: str = typer.Option(..., "--until", help="Last day of the pause, YYYY-MM-DD.")):
+        """Stop calling someone until a date (e.g. a hospital stay)."""
+        services = ctx_of(ctx).services()
+        p = people.pause(services.db, person, until=parse_day(until, "--until"), today=services.today(), now=services.now())
+        out.print(f"Paused {p.name} (id {p.id}) until {p.paused_until}.")
+
+    @recipients.command("resume")
+    @handled
+    def recipients_resume(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
+        """Call someone again."""
+        services = ctx_of(ctx).services()
+        p = people.resume(services.db, person, now=services.now())
+        out.print(f"Resumed {p.name} (id {p.id}).")
+
+    @recipients.command("close")
+    @handled
+    def recipients_close(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
+                         reason: str = typer.Option(..., "--reason", help="hospitalised, moved, deceased, declined or other.")):
+        """Take someone off the calls for good."""
+        services = ctx_of(ctx).services()
+        p = people.close(services.db, person, reason=reason, now=services.now())
+        out.print(f"Closed {p.name} (id {p.id}): {reason}.")
+
+    # ---- campaigns ----------------------------------------------------------------------------
+    @campaign.command("list")
+    @handled
+    def campaign_list(ctx: typer.Context):
+        """List campaign definitions and their runs."""
+        services = ctx_of(ctx).services()
+        for name in list_campaigns(services.instance):
+            out.print(name)
+        table = Table("run", "campaign", "week", "status", "first call")
+        for run in list_runs(services.db):
+            table.add_row(str(run.id), run.campaign, str(run.week_start), run.status,
+                          run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M"))
+        out.print(table)
+
+    @campaign.command("validate")
+    @handled
+    def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
+        """Check a campaign definition and report every error."""
+        _, problems = check_campaign(ctx_of(ctx).instance(), name)
+        if problems:
+            raise InputError(f"campaign {name!r} has {len(problems)} problem(s)", problems)
+        out.print(f"campaign {name!r} is valid")
+
+    def dial(ctx: typer.Context, services: Services, name: str, run_id: int, fast: bool) -> None:
+        definition = services.campaign(name)
+        clock = None
+        if fast:
+            if not isinstance(services.instance.trunk(definition.trunk), SimulatedTrunkConfig):
+                raise ConfigError("--fast (virtual time) works only with a simulated trunk")
+            clock = VirtualClock(services.now())
+        dialer = services.dialer(definition, clock=clock)
+        try:
+            with progress_bar(out) as update:
+                dialer.run(run_id, on_progress=update)
+        finally:
+            dialer.trunk.close()
+        print_status(out, run_status(services.db, run_id), services.instance.root)
+
+    @campaign.command("launch")
+    @handled
+    def campaign_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                        dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                        fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: play the week in virtual time.")):
+        """Create this week's run (or resume it if it exists) and dial it."""
+        services = ctx_of(ctx).services()
+        definition = services.campaign(name)
+        run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now())
+        first = run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M")
+        if created:
+            out.print(f"Launched run {run.id} of {name} for the week of {run.week_start}; first calls {first}.")
+        else:
+            out.print(f"Run {run.id} of {name} for the week of {run.week_start} already exists ({run.status}); resuming it.")
+        if dial_now:
+            dial(ctx, services, name, run.id, fast)
+
+    @campaign.command("run")
+    @handled
+    def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: every open run)."),
+                     fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: play the week in virtual time.")):
+        """Dial the due attempts of a run until it closes."""
+        services = ctx_of(ctx).services()
+        runs = [r for r in list_runs(services.db) if (r.id == run if run is not None else r.status == "open")]
+        if not runs:
+            raise NotFoundError(f"no run {run}" if run is not None else "no open run; launch one with 'safecall campaign launch NAME'")
+        for r in runs:
+            out.print(f"Dialling run {r.id} ({r.campaign}, week of {r.week_start})")
+            dial(ctx, services, r.campaign, r.id, fast)
+
+    @campaign.command("status")
+    @handled
+    def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run).")):
+        """Show the progress of a run."""
+        services = ctx_of(ctx).services()
+        runs = list_runs(services.db)
+        if not runs:
+            raise NotFoundError("no runs yet; launch one with 'safecall campaign launch NAME'")
+        chosen = runs[-1].id if run is None else run
+        print_status(out, run_status(services.db, chosen), services.instance.root)
+
+    # ---- visits -------------------------------------------------------------------------------
+    @visits.command("list")
+    @handled
+    def visits_list(ctx: typer.Context,
+                    on: Optional[str] = typer.Option(None, "--date", help="The day of the list, YYYY-MM-DD (default: today)."),
+                    team: Optional[str] = typer.Option(None, "--team", help="Only this team."),
+                    kind: str = typer.Option("visit", "--kind", help="visit (home visits) or callback (pressed 2)."),
+                    fmt: str = typer.Option("table", "--format", help="table, csv or xlsx."),
+                    output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
+        """The open home-visit (or callback) list, one per team, most urgent first."""
+        services = ctx_of(ctx).services()
+        day = parse_day(on, "--date") if on else services.today()
+        lists = open_task_rows(services.db, services.instance.tz, on=day, kind=kind, team=team,
+                               teams=[t.name for t in services.instance.settings.teams])
+        if fmt == "table":
+            for team_name, rows in lists.items():
+                table = Table("#", "task", "name", "phone", "address", "dong", "guardian", "weeks", "no key", "risk", "last ack",
+                              title=f"{team_name}: {len(rows)} {kind}(s) for {day}")
+                for r in rows:
+                    table.add_row(str(r.rank), str(r.task), r.name, r.phone, r.address, r.dong, f"{r.guardian} {r.guardian_phone}".strip(),
+                                  str(r.weeks_without_ack), r.answered_without_key, r.risk, r.last_ack)
+                out.print(table)
+            if not lists:
+                out.print(f"No open {kind} tasks for {day}.")
+            return
+        files = export_lists(lists, output=output or services.instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind)
+        for path in files:
+            out.print(f"wrote {path}")
+        if not files:
+            out.print(f"No open {kind} tasks for {day}; nothing written.")
+
+    @visits.command("record")
+    @handled
+    def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
+                      outcome: str = typer.Option(..., "--outcome", help=", ".join(OUTCOMES)),
+                      note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
+                      until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day.")):
+        """Record what a visit found; not_home keeps the task open."""
+        services = ctx_of(ctx).services()
+        recorded = record_outcome(services.db, task, outcome, now=services.now(), tz=services.instance.tz, note=note,
+                                  until=parse_day(until, "--until") if until else None)
+        state = "still open (not home)" if recorded.status == "open" else "closed"
+        out.print(f"Task {task}: {outcome}; {state}.")
+
+    return app
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option}: {text!r} is not a date (use YYYY-MM-DD)") from None
+
+
+class progress_bar:
+    """A rich progress bar over people finished; a callback the dialer calls."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(TextColumn("calling"), BarColumn(), MofNCompleteColumn(), TextColumn("people done"),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.start()
+        self.task = self.progress.add_task("calling", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+
+def print_status(console: Console, status: RunStatus, instance_root: Path) -> None:
+    run = status.run
+    table = Table(title=f"Run {run.id}: {run.campaign}, week of {run.week_start} ({run.status})", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("people", status.people),
+        ("acknowledged on the first try", status.acknowledged_first_try),
+        ("acknowledged after retries", status.acknowledged_after_retries),
+        ("help requests (pressed 2)", status.help_requests),
+        ("waiting for the first call", status.waiting_first_call),
+        ("pending retries", status.pending_retries),
+        ("in a call now", status.in_call),
+        ("final non-responders (home visit)", status.final_non_responders),
+        ("withdrawn (paused or closed)", status.withdrawn),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    attempts = Table("attempt result", "count", title="Attempts by result")
+    for disposition in list(Disposition.ALL) + ["in progress"]:
+        if status.attempts_by_disposition.get(disposition):
+            attempts.add_row(disposition, str(status.attempts_by_disposition[disposition]))
+    console.print(attempts)
+
+
+app = create_app()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Campaign definitions (campaigns/*.toml) and their validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from safecall.errors import ConfigError, InputError
+from safecall.ivr import load_flow
+from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
+from safecall.settings import Instance, Strict, read_toml, validation_problems
+from safecall.store import Disposition
+
+MIN_RETRIES = 3
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+RETRYABLE = (
+    Disposition.ANSWERED_NO_KEY, Disposition.NO_ANSWER, Disposition.BUSY, Disposition.FAILED,
+    Disposition.MACHINE, Disposition.INVALID_NUMBER, Disposition.UNKNOWN,
+)
+
+
+def _check_time(value: str) -> str:
+    parse_clock_time(value)
+    return value
+
+
+class Targets(Strict):
+    """Who is called. Empty lists mean no restriction; all given lists must match."""
+
+    teams: list[str] = Field(default_factory=list)
+    dongs: list[str] = Field(default_factory=list)
+    risks: list[Literal["low", "medium", "high"]] = Field(default_factory=list)
+
+    def risk_levels(self) -> list[int]:
+        return [{"low": 1, "medium": 2, "high": 3}[r] for r in self.risks]
+
+
+class Slot(Strict):
+    weekday: Weekday
+    start: str
+
+    _time = field_validator("start")(_check_time)
+
+
+class Window(Strict):
+    start: str = "09:00"
+    end: str = "18:00"
+    weekdays: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    skip_holidays: bool = True
+
+    _times = field_validator("start", "end")(_check_time)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if parse_clock_time(self.start) >= parse_clock_time(self.end):
+            raise ValueError(f"start {self.start} is not before end {self.end}")
+        return self
+
+
+class CallLimits(Strict):
+    ring_timeout_seconds: int = Field(default=30, ge=5, le=120)
+    max_call_seconds: int = Field(default=180, ge=30, le=1800)
+
+
+class RetryPolicy(Strict):
+    max_retries: int = Field(default=3, le=20)
+    spacing: list[str] = Field(default_factory=lambda: ["1h", "3h", "next_day"], min_length=1)
+    retry_on: list[str] = Field(default_factory=lambda: list(RETRYABLE))
+
+    @field_validator("max_retries")
+    @classmethod
+    def _at_least_three(cls, value: int) -> int:
+        if value < MIN_RETRIES:
+            raise ValueError(f"{value} retries is fewer than the {MIN_RETRIES} every non-responder is owed")
+        return value
+
+    @field_validator("spacing")
+    @classmethod
+    def _spacings(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_spacing(value)
+        return values
+
+    @field_validator("retry_on")
+    @classmethod
+    def _dispositions(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value not in RETRYABLE:
+                raise ValueError(f"{value!r} cannot be retried (retryable: {', '.join(RETRYABLE)})")
+        return values
+
+
+class CampaignDef(Strict):
+    name: str
+    description: str = ""
+    trunk: str | None = None  # None: the default trunk
+    ivr_flow: str = "safe-call"
+    targets: Targets = Field(default_factory=Targets)
+    schedule: Slot
+    window: Window = Field(default_factory=Window)
+    call: CallLimits = Field(default_factory=CallLimits)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    def calendar(self, instance: Instance) -> CallingCalendar:
+        country = instance.settings.holiday_country if self.window.skip_holidays else None
+        return CallingCalendar.build(instance.tz, self.window.start, self.window.end, list(self.window.weekdays), country)
+
+
+def campaign_path(instance: Instance, name: str) -> Path:
+    return instance.campaigns_dir / f"{name}.toml"
+
+
+def list_campaigns(instance: Instance) -> list[str]:
+    return sorted(path.stem for path in instance.campaigns_dir.glob("*.toml"))
+
+
+def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, list[str]]:
+    """The definition and every problem found in it, each naming the file and key."""
+    path = campaign_path(instance, name)
+    if not path.exists():
+        return None, [f"{path}: no campaign named {name!r} (campaigns: {', '.join(list_campaigns(instance)) or 'none'})"]
+    try:
+        data = read_toml(path)
+    except ConfigError as exc:
+        return None, [str(exc)]
+    try:
+        definition = CampaignDef.model_validate(data)
+    except ValidationError as exc:
+        return None, validation_problems(path, exc)
+    problems = []
+    if definition.name != name:
+        problems.append(f"{path}: key 'name': is {definition.name!r} but the file is {name}.toml")
+    try:
+        instance.trunk(definition.trunk)
+    except ConfigError as exc:
+        problems.append(f"{path}: key 'trunk': {exc}")
+    try:
+        load_flow(instance.ivr_dir, definition.ivr_flow)
+    except ConfigError as exc:
+        problems.append(f"{path}: key 'ivr_flow': {exc}")
+    known_teams = {team.name for team in instance.settings.teams}
+    for team in definition.targets.teams:
+        if team not in known_teams:
+            problems.append(f"{path}: key 'targets.teams': no team {team!r} in config/safecall.toml")
+    window = definition.window
+    if definition.schedule.weekday not in window.weekdays:
+        problems.append(f"{path}: key 'schedule.weekday': {definition.schedule.weekday} is not a calling weekday ({', '.join(window.weekdays)})")
+    slot = parse_clock_time(definition.schedule.start)
+    if not parse_clock_time(window.start) <= slot < parse_clock_time(window.end):
+        problems.append(f"{path}: key 'schedule.start': {definition.schedule.start} is outside the window {window.start}-{window.end}")
+    return definition, problems
+
+
+def load_campaign(instance: Instance, name: str) -> CampaignDef:
+    definition, problems = check_campaign(instance, name)
+    if problems:
+        raise InputError(f"campaign {name!r} is not valid", problems)
+    return definition
+
+
+__all__ = ["CampaignDef", "MIN_RETRIES", "RETRYABLE", "WEEKDAYS", "check_campaign", "list_campaigns", "load_campaign"]

@@ -1,0 +1,30 @@
+"""One error tree. Outside libraries' errors are translated at the edge."""
+
+
+class SafeCallError(Exception):
+    """Base of every error SafeCall raises on purpose."""
+
+
+class ConfigError(SafeCallError):
+    """A settings, trunk, campaign or IVR file is missing or wrong."""
+
+
+class InputError(SafeCallError):
+    """Input failed validation; `problems` lists each one, naming where it is."""
+
+    def __init__(self, summary: str, problems: list[str] | None = None):
+        self.summary = summary
+        self.problems = list(problems or [])
+        super().__init__(summary + "".join(f"\n  - {p}" for p in self.problems))
+
+
+class NotFoundError(SafeCallError):
+    """A person, run or task that was asked for does not exist."""
+
+
+class TrunkError(SafeCallError):
+    """The telephony trunk refused or failed an operation."""
+
+
+class RunLockedError(SafeCallError):
+    """Another live process is already dialling this run."""

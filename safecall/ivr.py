@@ -1,0 +1,132 @@
+"""The IVR flow as data (ivr/*.toml) and one pure step function every trunk runs.
+
+step(flow, state, event) -> (state, action): the simulated trunk, the FastAGI
+server and the TwiML renderer all walk the same flow with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from safecall.errors import ConfigError
+from safecall.settings import Strict, parse_model, read_toml
+
+OUTCOMES = ("acknowledged", "help_requested")
+
+
+class DigitMeaning(Strict):
+    outcome: Literal["acknowledged", "help_requested"]
+    closing: str
+
+
+class IvrFlow(Strict):
+    name: str
+    language: str = "ko-KR"
+    input_timeout_seconds: float = Field(default=5, gt=0, le=30)
+    repeats_on_no_input: int = Field(default=2, ge=0, le=5)
+    prompts: dict[str, str]
+    digits: dict[str, DigitMeaning]
+    closings: dict[str, str]
+
+    @field_validator("digits")
+    @classmethod
+    def _single_keys(cls, digits: dict[str, DigitMeaning]) -> dict[str, DigitMeaning]:
+        for key in digits:
+            if key not in "0123456789*#" or len(key) != 1:
+                raise ValueError(f"{key!r} is not one telephone key (0-9, * or #)")
+        if "acknowledged" not in {d.outcome for d in digits.values()}:
+            raise ValueError("no digit means 'acknowledged'")
+        return digits
+
+    @model_validator(mode="after")
+    def _texts_exist(self) -> "IvrFlow":
+        for key in ("greeting", "repeat"):
+            if not self.prompts.get(key, "").strip():
+                raise ValueError(f"prompts.{key}: missing or empty")
+        if not self.closings.get("no_input", "").strip():
+            raise ValueError("closings.no_input: missing or empty")
+        for digit, meaning in self.digits.items():
+            if meaning.closing not in self.closings:
+                raise ValueError(f"digits.{digit}.closing: no closing message named {meaning.closing!r}")
+        return self
+
+    def texts(self) -> dict[str, str]:
+        """Every prompt and closing by its audio name, e.g. 'prompt-greeting'."""
+        named = {f"prompt-{k}": v for k, v in self.prompts.items()}
+        named.update({f"closing-{k}": v for k, v in self.closings.items()})
+        return named
+
+
+def load_flow(ivr_dir: Path, name: str) -> IvrFlow:
+    path = ivr_dir / f"{name}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in ivr_dir.glob("*.toml"))) or "none"
+        raise ConfigError(f"{path}: no IVR flow named {name!r} (flows: {known})")
+    flow = parse_model(IvrFlow, read_toml(path), path)
+    if flow.name != name:
+        raise ConfigError(f"{path}: key 'name': is {flow.name!r} but the file is {name}.toml")
+    return flow
+
+
+# Events the caller side produces, and the actions the flow answers with.
+@dataclass(frozen=True)
+class Start:
+    pass
+
+
+@dataclass(frozen=True)
+class Pressed:
+    digit: str
+
+
+@dataclass(frozen=True)
+class NoInput:
+    pass
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Play a prompt, then wait `timeout` seconds for one key."""
+
+    prompt: str  # audio name, e.g. prompt-greeting
+    text: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Record `outcome` (None: answered, no key) before playing the closing, then hang up."""
+
+    outcome: str | None
+    digit: str | None
+    closing: str
+    text: str
+
+
+@dataclass(frozen=True)
+class IvrState:
+    asked: int = 0  # how many times the question has been played
+
+
+def step(flow: IvrFlow, state: IvrState, event: Start | Pressed | NoInput) -> tuple[IvrState, Ask | Finish]:
+    if isinstance(event, Pressed) and event.digit in flow.digits:
+        meaning = flow.digits[event.digit]
+        return state, Finish(meaning.outcome, event.digit, f"closing-{meaning.closing}", flow.closings[meaning.closing])
+    if isinstance(event, Start):
+        return replace(state, asked=1), Ask("prompt-greeting", flow.prompts["greeting"], flow.input_timeout_seconds)
+    # No input, or a key that means nothing: ask again while repeats remain.
+    if state.asked <= flow.repeats_on_no_input:
+        key = "repeat"
+        if isinstance(event, Pressed) and flow.prompts.get("invalid"):
+            key = "invalid"
+        return replace(state, asked=state.asked + 1), Ask(f"prompt-{key}", flow.prompts[key], flow.input_timeout_seconds)
+    return state, Finish(None, None, "closing-no_input", flow.closings["no_input"])
+
+
+def speaking_seconds(text: str) -> float:
+    """A rough Korean TTS duration: about 7 syllables a second."""
+    return max(1.0, len(text.replace(" ", "")) / 7.0)

@@ -1,0 +1,105 @@
+"""When calls may be placed: the calling window, holidays and retry spacing, as pure functions of time."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays as holidays_lib
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SPACING_PATTERN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?$")
+NEXT_DAY = "next_day"
+
+
+def parse_clock_time(text: str) -> time:
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{text!r} is not a time of day (use HH:MM, e.g. 09:30)")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_spacing(text: str) -> timedelta | None:
+    """'1h', '90m', '1h30m' -> timedelta; 'next_day' -> None."""
+    if text == NEXT_DAY:
+        return None
+    match = SPACING_PATTERN.fullmatch(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a spacing (use e.g. 30m, 1h, 1h30m or next_day)")
+    return timedelta(hours=int(match.group(1) or 0), minutes=int(match.group(2) or 0))
+
+
+@dataclass(frozen=True)
+class CallingCalendar:
+    """The calling window in local time: hours, weekdays, and public holidays skipped."""
+
+    tz: ZoneInfo
+    start: time
+    end: time
+    weekdays: frozenset[int]  # 0 = Monday
+    holidays: holidays_lib.HolidayBase | None  # None: holidays are calling days
+
+    @classmethod
+    def build(cls, tz: ZoneInfo, start: str, end: str, weekdays: list[str], holiday_country: str | None) -> "CallingCalendar":
+        return cls(
+            tz=tz,
+            start=parse_clock_time(start),
+            end=parse_clock_time(end),
+            weekdays=frozenset(WEEKDAYS.index(day) for day in weekdays),
+            holidays=holidays_lib.country_holidays(holiday_country) if holiday_country else None,
+        )
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.tz)
+
+    def is_calling_day(self, day: date) -> bool:
+        if day.weekday() not in self.weekdays:
+            return False
+        return self.holidays is None or day not in self.holidays
+
+    def opens_on(self, day: date) -> datetime:
+        return datetime.combine(day, self.start, tzinfo=self.tz)
+
+    def is_open(self, moment: datetime) -> bool:
+        local = self.local(moment)
+        return self.is_calling_day(local.date()) and self.start <= local.time() < self.end
+
+    def next_open(self, moment: datetime) -> datetime:
+        """The earliest instant at or after `moment` inside the window."""
+        local = self.local(moment)
+        if self.is_calling_day(local.date()):
+            if local.time() < self.start:
+                return self.opens_on(local.date())
+            if local.time() < self.end:
+                return moment
+        return self.next_day_opening(moment)
+
+    def next_day_opening(self, moment: datetime) -> datetime:
+        """The opening of the first calling day after `moment`'s local date."""
+        day = self.local(moment).date()
+        for _ in range(366):
+            day += timedelta(days=1)
+            if self.is_calling_day(day):
+                return self.opens_on(day)
+        raise ValueError("the calling window has no calling day within a year")
+
+
+def retry_at(spacing: list[str], retry_number: int, ended_at: datetime, calendar: CallingCalendar) -> datetime:
+    """When retry number `retry_number` (1 = first retry) may be placed after a call that ended at `ended_at`."""
+    gap = parse_spacing(spacing[min(retry_number, len(spacing)) - 1])
+    if gap is None:
+        return calendar.next_day_opening(ended_at)
+    return calendar.next_open(ended_at + gap)
+
+
+def week_start(moment: datetime, tz: ZoneInfo) -> date:
+    """The Monday of `moment`'s local week: one run per campaign per such week."""
+    local_day = moment.astimezone(tz).date()
+    return local_day - timedelta(days=local_day.weekday())
+
+
+def weekly_slot(week: date, weekday: str, start: str, tz: ZoneInfo) -> datetime:
+    day = week + timedelta(days=WEEKDAYS.index(weekday))
+    return datetime.combine(day, parse_clock_time(start), tzinfo=tz)

@@ -1,0 +1,306 @@
+"""Roster import: CSV (UTF-8, UTF-8 with BOM, CP949/EUC-KR) or XLSX with Korean or English headers.
+
+Every row is validated first; the database is touched only when the whole file is good.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlmodel import select
+
+from safecall import phones
+from safecall.errors import InputError
+from safecall.settings import Settings
+from safecall.store import Database, Person, audit
+
+FIELD_ALIASES = {
+    "name": ["성명", "이름", "name"],
+    "phone": ["전화번호", "연락처", "휴대폰", "휴대전화", "phone"],
+    "phone2": ["전화번호2", "연락처2", "보조연락처", "보조전화번호", "phone2", "second phone", "secondphone"],
+    "address": ["주소", "address"],
+    "dong": ["행정동", "dong"],
+    "birth_date": ["생년월일", "birth date", "birth_date", "birthdate"],
+    "team": ["담당팀", "team"],
+    "guardian_name": ["보호자 성명", "보호자성명", "보호자 이름", "guardian name", "guardian_name"],
+    "guardian_phone": ["보호자 연락처", "보호자 전화번호", "guardian phone", "guardian_phone"],
+    "consent_date": ["동의일자", "동의일", "consent date", "consent_date"],
+    "risk": ["위험도", "risk"],
+}
+REQUIRED = ("name", "phone", "address", "dong", "birth_date")
+# Columns office spreadsheets often carry that SafeCall has no use for.
+IGNORABLE = {"번호", "순번", "no", "비고", "메모", "note", "notes", "연번"}
+RISK_WORDS = {
+    3: {"상", "고", "높음", "high", "3"},
+    2: {"중", "보통", "medium", "2", ""},
+    1: {"하", "저", "낮음", "low", "1"},
+}
+DATE_PATTERN = re.compile(r"^(\d{4})\s*[-./년]\s*(\d{1,2})\s*[-./월]\s*(\d{1,2})\s*일?\.?$|^(\d{4})(\d{2})(\d{2})$")
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"[\s_\-()]", "", str(text or "")).lower()
+
+
+ALIAS_TO_FIELD = {_header_key(alias): name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
+
+
+@dataclass
+class RosterRow:
+    row: int  # the spreadsheet's row number; the header is row 1
+    values: dict[str, Any]
+
+
+@dataclass
+class ImportReport:
+    source: str
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    without_consent: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def read_table(path: Path) -> tuple[list[str], list[RosterRow]]:
+    """Header and data rows of a CSV or XLSX file; blank rows are skipped."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        records = _read_xlsx(path)
+    else:
+        records = _read_csv(path)
+    records = iter(records)
+    header = next(records, None)
+    if header is None or not any(str(cell or "").strip() for cell in header):
+        raise InputError(f"{path}: the file is empty (no header row)")
+    header = [str(cell or "").strip() for cell in header]
+    rows = []
+    for offset, record in enumerate(records, start=2):
+        cells = list(record) + [None] * (len(header) - len(record))
+        if not any(str(cell).strip() for cell in cells if cell is not None):
+            continue
+        if len(record) > len(header) and any(str(c).strip() for c in record[len(header):] if c is not None):
+            raise InputError(f"{path}: row {offset} has more cells ({len(record)}) than the header ({len(header)})")
+        rows.append(RosterRow(row=offset, values=dict(zip(header, cells))))
+    return header, rows
+
+
+def _read_csv(path: Path) -> Iterable[list[str]]:
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    text = decode_korean_text(data, path)
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def decode_korean_text(data: bytes, path: Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or CP949 (a superset of EUC-KR), as Korean Excel saves."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    for encoding in ("utf-8", "cp949"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'")
+
+
+def _read_xlsx(path: Path) -> list[list[Any]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from exc
+    try:
+        sheet = workbook.worksheets[0]
+        return [list(row) for row in sheet.iter_rows(values_only=True)]
+    finally:
+        workbook.close()
+
+
+def map_header(path: Path, header: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Field name -> column title, and the ignorable columns. Unknown or doubled columns are errors."""
+    mapping: dict[str, str] = {}
+    ignored, problems = [], []
+    for title in header:
+        key = _header_key(title)
+        if not key or key in IGNORABLE:
+            ignored.append(title)
+            continue
+        name = ALIAS_TO_FIELD.get(key)
+        if name is None:
+            problems.append(f"column '{title}': unknown column (known: {', '.join(a[0] for a in FIELD_ALIASES.values())})")
+        elif name in mapping:
+            problems.append(f"columns '{mapping[name]}' and '{title}' both mean {name}")
+        else:
+            mapping[name] = title
+    for name in REQUIRED:
+        if name not in mapping:
+            problems.append(f"missing required column {FIELD_ALIASES[name][0]} ({name})")
+    if problems:
+        raise InputError(f"{path}: the header is not usable", problems)
+    return mapping, ignored
+
+
+def parse_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    match = DATE_PATTERN.match(text)
+    if not match:
+        raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD)")
+    y, m, d = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
+    try:
+        return date(y, m, d)
+    except ValueError as exc:
+        raise ValueError(f"not a date: {text!r} ({exc})") from None
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _phone_text(value: Any) -> str:
+    # Excel turns 01012345678 into the number 1012345678: put the leading 0 back.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = _cell_text(value)
+        return "0" + text if not text.startswith("0") and len(text) in (9, 10) else text
+    return _cell_text(value)
+
+
+def parse_risk(value: Any) -> int:
+    text = _cell_text(value).lower()
+    for level, words in RISK_WORDS.items():
+        if text in words:
+            return level
+    raise ValueError(f"unknown risk {text!r} (use 상/중/하 or high/medium/low)")
+
+
+def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], settings: Settings, today: date) -> list[dict[str, Any]]:
+    problems: list[str] = []
+    people: list[dict[str, Any]] = []
+    first_row_of_key: dict[str, int] = {}
+    first_row_of_phone: dict[str, int] = {}
+    team_names = {team.name for team in settings.teams}
+
+    for row in rows:
+        def cell(name: str) -> Any:
+            return row.values.get(mapping[name]) if name in mapping else None
+
+        def problem(name: str, message: str) -> None:
+            problems.append(f"row {row.row}, column '{mapping.get(name, name)}': {message}")
+
+        person: dict[str, Any] = {"row": row.row}
+        for name in ("name", "address", "dong", "guardian_name", "team"):
+            person[name] = re.sub(r"\s+", " ", _cell_text(cell(name))) or None
+        for name in ("name", "address", "dong"):
+            if not person[name]:
+                problem(name, "empty")
+        for name in ("phone", "phone2", "guardian_phone"):
+            text = _phone_text(cell(name))
+            person[name] = None
+            if text:
+                try:
+                    person[name] = phones.normalise(text)
+                except ValueError as exc:
+                    problem(name, str(exc))
+            elif name == "phone":
+                problem(name, "empty")
+        for name in ("birth_date", "consent_date"):
+            raw = cell(name)
+            person[name] = None
+            if raw is None or _cell_text(raw) == "":
+                if name == "birth_date":
+                    problem(name, "empty")
+                continue
+            try:
+                person[name] = parse_date(raw)
+            except ValueError as exc:
+                problem(name, str(exc))
+                continue
+            if name == "birth_date" and person[name] > today:
+                problem(name, f"birth date {person[name]} is in the future")
+        try:
+            person["risk"] = parse_risk(cell("risk"))
+        except ValueError as exc:
+            problem("risk", str(exc))
+        if person["team"]:
+            if team_names and person["team"] not in team_names:
+                problem("team", f"team {person['team']!r} is not in config/safecall.toml (teams: {', '.join(sorted(team_names))})")
+        elif person["dong"]:
+            person["team"] = settings.team_for_dong(person["dong"])
+            if not person["team"]:
+                problem("dong", f"dong {person['dong']!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀")
+        if person["name"] and person["birth_date"]:
+            key = f"{person['name']}|{person['birth_date'].isoformat()}"
+            person["person_key"] = key
+            if key in first_row_of_key:
+                problems.append(f"row {row.row}: the same person ({person['name']}, {person['birth_date']}) is already on row {first_row_of_key[key]}")
+            else:
+                first_row_of_key[key] = row.row
+        if person["phone"]:
+            if person["phone"] in first_row_of_phone:
+                problem("phone", f"number {phones.national(person['phone'])} is already given on row {first_row_of_phone[person['phone']]}")
+            else:
+                first_row_of_phone[person["phone"]] = row.row
+        people.append(person)
+    if problems:
+        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", problems)
+    return people
+
+
+PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk")
+
+
+def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:
+    header, rows = read_table(path)
+    mapping, ignored = map_header(path, header)
+    if not rows:
+        raise InputError(f"{path}: the header is there but no people follow it")
+    people = validate_rows(path, rows, mapping, settings, today)
+    report = ImportReport(source=str(path), rows=len(people), ignored_columns=ignored, dry_run=dry_run)
+    with db.transaction() as session:
+        existing = {p.person_key: p for p in session.exec(select(Person))}
+        for person in people:
+            if not person["consent_date"] or person["consent_date"] > today:
+                report.without_consent.append(f"row {person['row']}: {person['name']}")
+            current = existing.get(person["person_key"])
+            values = {name: person[name] for name in PERSON_FIELDS}
+            if current is None:
+                report.added += 1
+                session.add(Person(person_key=person["person_key"], created_at=now, updated_at=now, **values))
+            elif any(getattr(current, name) != value for name, value in values.items()):
+                report.updated += 1
+                for name, value in values.items():
+                    setattr(current, name, value)
+                current.updated_at = now
+                session.add(current)
+            else:
+                report.unchanged += 1
+        if dry_run:
+            session.rollback()
+            return report
+        audit(session, at=now, action="roster.import", subject=path.name,
+              detail=f"added={report.added} updated={report.updated} unchanged={report.unchanged}")
+    return report

@@ -1,0 +1,301 @@
+"""Weekly runs: launching (one per campaign per week), enrolment, attempt outcomes and status."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
+
+from safecall.campaign import CampaignDef
+from safecall.errors import NotFoundError, RunLockedError
+from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
+from safecall.store import (
+    Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
+)
+from safecall.telephony.base import LineResult
+
+LINE_TO_DISPOSITION = {
+    LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
+    LineResult.NO_ANSWER: Disposition.NO_ANSWER,
+    LineResult.BUSY: Disposition.BUSY,
+    LineResult.FAILED: Disposition.FAILED,
+    LineResult.INVALID_NUMBER: Disposition.INVALID_NUMBER,
+    LineResult.MACHINE: Disposition.MACHINE,
+}
+
+
+def is_dialable(person: Person, today: date) -> bool:
+    """Consented, active (or pause over) people only; everyone else is stored but never called."""
+    if person.consent_date is None or person.consent_date > today:
+        return False
+    if person.status == "closed":
+        return False
+    if person.status == "paused" and (person.paused_until is None or person.paused_until >= today):
+        return False
+    return True
+
+
+def _target_filter(campaign: CampaignDef):
+    conditions = []
+    if campaign.targets.teams:
+        conditions.append(Person.team.in_(campaign.targets.teams))
+    if campaign.targets.dongs:
+        conditions.append(Person.dong.in_(campaign.targets.dongs))
+    if campaign.targets.risks:
+        conditions.append(Person.risk.in_(campaign.targets.risk_levels()))
+    return conditions
+
+
+def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime) -> tuple[CampaignRun, bool]:
+    """This week's run of the campaign, created with its members if it does not exist yet."""
+    week = week_start(now, calendar.tz)
+    with db.transaction() as session:
+        existing = session.exec(select(CampaignRun).where(CampaignRun.campaign == campaign.name, CampaignRun.week_start == week)).first()
+        if existing:
+            return existing, False
+        slot = weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz)
+        first_call = calendar.next_open(max(slot, now))
+        run = CampaignRun(campaign=campaign.name, week_start=week, launched_at=now, first_call_at=first_call)
+        session.add(run)
+        session.flush()
+        today = now.astimezone(calendar.tz).date()
+        enrolled = 0
+        for person in session.exec(select(Person).where(*_target_filter(campaign)).order_by(Person.id)):
+            if is_dialable(person, today):
+                session.add(RunMember(run_id=run.id, person_id=person.id, next_attempt_at=first_call))
+                enrolled += 1
+        audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
+              detail=f"campaign={campaign.name} week={week} people={enrolled}")
+    return run, True
+
+
+def get_run(session: Session, run_id: int) -> CampaignRun:
+    run = session.get(CampaignRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no run {run_id}")
+    return run
+
+
+def lock_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
+    """Only one process dials a run; a lock whose process died, or whose lease ran out, is taken over."""
+    with db.transaction() as session:
+        run = get_run(session, run_id)
+        holder = run.lock_owner
+        if holder and holder != owner and run.lock_until and run.lock_until > now and not _owner_is_dead(holder):
+            raise RunLockedError(f"run {run_id} is being dialled by {holder} (lease until {run.lock_until:%Y-%m-%d %H:%M:%S} UTC)")
+        stolen = session.execute(
+            sa.update(CampaignRun)
+            .where(CampaignRun.id == run_id, CampaignRun.lock_owner.is_(None) if holder is None else CampaignRun.lock_owner == holder)
+            .values(lock_owner=owner, lock_until=now + ttl)
+        )
+        if stolen.rowcount != 1:
+            raise RunLockedError(f"run {run_id} was locked by another process just now")
+
+
+def release_run_lock(db: Database, run_id: int, owner: str) -> None:
+    with db.transaction() as session:
+        session.execute(
+            sa.update(CampaignRun).where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner).values(lock_owner=None, lock_until=None)
+        )
+
+
+class Outcomes:
+    """Writes what calls came to. Also the KeypressSink every trunk's IVR side reports to."""
+
+    def __init__(self, db: Database, campaign: CampaignDef, calendar: CallingCalendar):
+        self.db = db
+        self.campaign = campaign
+        self.calendar = calendar
+
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
+        if outcome not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
+            return False
+        with self.db.transaction() as session:
+            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+            if attempt is None:
+                return False
+            if attempt.digit is None:
+                attempt.digit, attempt.keyed_at, attempt.disposition = digit, at, outcome
+                session.add(attempt)
+            if attempt.status == "done":
+                # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
+                self._settle_late_keypress(session, attempt, at)
+        return True
+
+    def _settle_late_keypress(self, session: Session, attempt: Attempt, at: datetime) -> None:
+        member = session.get(RunMember, attempt.member_id)
+        for task in session.exec(select(VisitTask).where(VisitTask.run_id == member.run_id, VisitTask.person_id == member.person_id, VisitTask.status == "open")):
+            task.status, task.outcome, task.recorded_at, task.recorded_by = "closed", "acknowledged_late", at, "safecall"
+            session.add(task)
+        self._finalise(session, member, attempt, at)
+
+    def call_answered(self, token: str, at: datetime) -> None:
+        with self.db.transaction() as session:
+            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+            if attempt and attempt.answered_at is None:
+                attempt.answered_at = at
+                session.add(attempt)
+
+    def call_ended(self, token: str, line_result: str, at: datetime) -> Attempt | None:
+        """Close the attempt (once: repeated reports change nothing) and decide the person's next step."""
+        with self.db.transaction() as session:
+            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+            if attempt is None or attempt.status == "done":
+                return None
+            if attempt.disposition not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
+                attempt.disposition = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
+            attempt.status, attempt.ended_at = "done", at
+            session.add(attempt)
+            member = session.get(RunMember, attempt.member_id)
+            self._finalise(session, member, attempt, at)
+            return attempt
+
+    def _finalise(self, session: Session, member: RunMember, attempt: Attempt, at: datetime) -> None:
+        if member.state in (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED):
+            return  # a person who answered is never downgraded by a later report
+        disposition = attempt.disposition
+        member.next_attempt_at = None
+        if disposition == Disposition.ACKNOWLEDGED:
+            member.state, member.final_at = MemberState.ACKNOWLEDGED, at
+        elif disposition == Disposition.HELP_REQUESTED:
+            member.state, member.final_at = MemberState.HELP_REQUESTED, at
+            self._add_task(session, member, "callback", at)
+        else:
+            person = session.get(Person, member.person_id)
+            attempts = self._attempts(session, member)
+            retries_used = member.attempts_made - 1
+            if disposition in self.campaign.retry.retry_on and retries_used < self.campaign.retry.max_retries and usable_numbers(person, attempts):
+                member.state = MemberState.PENDING
+                member.next_attempt_at = retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar)
+            else:
+                member.state, member.final_at = MemberState.UNREACHABLE, at
+                self._add_task(session, member, "visit", at)
+        session.add(member)
+
+    @staticmethod
+    def _attempts(session: Session, member: RunMember) -> list[Attempt]:
+        return list(session.exec(select(Attempt).where(Attempt.member_id == member.id).order_by(Attempt.number)))
+
+    def _add_task(self, session: Session, member: RunMember, kind: str, at: datetime) -> None:
+        person = session.get(Person, member.person_id)
+        weeks = 1
+        answered_without_key = False
+        if kind == "visit":
+            weeks += consecutive_unacknowledged_weeks_before(session, member)
+            answered_without_key = any(a.disposition == Disposition.ANSWERED_NO_KEY for a in self._attempts(session, member))
+        session.add(VisitTask(
+            person_id=person.id, run_id=member.run_id, kind=kind, team=person.team, created_at=at,
+            created_on=at.astimezone(self.calendar.tz).date(), weeks_without_ack=weeks,
+            answered_without_key=answered_without_key,
+        ))
+
+
+def consecutive_unacknowledged_weeks_before(session: Session, member: RunMember) -> int:
+    earlier = session.exec(
+        select(RunMember.state)
+        .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+        .where(RunMember.person_id == member.person_id, RunMember.id != member.id, RunMember.state.in_(MemberState.FINAL))
+        .order_by(CampaignRun.week_start.desc(), RunMember.id.desc())
+    )
+    count = 0
+    for state in earlier:
+        if state != MemberState.UNREACHABLE:
+            break
+        count += 1
+    return count
+
+
+def usable_numbers(person: Person, attempts: list[Attempt]) -> list[str]:
+    """The person's numbers, less those that proved not to exist this run."""
+    dead = {a.phone for a in attempts if a.disposition == Disposition.INVALID_NUMBER}
+    return [n for n in (person.phone, person.phone2) if n and n not in dead]
+
+
+def number_for_attempt(person: Person, attempts: list[Attempt], attempt_number: int) -> str | None:
+    """Alternate between the first and second phone on retries."""
+    numbers = usable_numbers(person, attempts)
+    return numbers[(attempt_number - 1) % len(numbers)] if numbers else None
+
+
+@dataclass
+class RunStatus:
+    run: CampaignRun
+    people: int = 0
+    acknowledged_first_try: int = 0
+    acknowledged_after_retries: int = 0
+    help_requests: int = 0
+    waiting_first_call: int = 0
+    pending_retries: int = 0
+    in_call: int = 0
+    final_non_responders: int = 0
+    withdrawn: int = 0
+    attempts_by_disposition: Counter = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> int:
+        return self.acknowledged_first_try + self.acknowledged_after_retries + self.help_requests + self.final_non_responders + self.withdrawn
+
+
+def run_status(db: Database, run_id: int) -> RunStatus:
+    with db.session() as session:
+        run = get_run(session, run_id)
+        status = RunStatus(run=run)
+        rows = session.exec(
+            select(RunMember.state, RunMember.attempts_made, func.count())
+            .where(RunMember.run_id == run_id).group_by(RunMember.state, RunMember.attempts_made)
+        )
+        for state, attempts_made, count in rows:
+            status.people += count
+            if state == MemberState.ACKNOWLEDGED:
+                if attempts_made == 1:
+                    status.acknowledged_first_try += count
+                else:
+                    status.acknowledged_after_retries += count
+            elif state == MemberState.HELP_REQUESTED:
+                status.help_requests += count
+            elif state == MemberState.PENDING:
+                if attempts_made == 0:
+                    status.waiting_first_call += count
+                else:
+                    status.pending_retries += count
+            elif state == MemberState.IN_CALL:
+                status.in_call += count
+            elif state == MemberState.UNREACHABLE:
+                status.final_non_responders += count
+            elif state == MemberState.WITHDRAWN:
+                status.withdrawn += count
+        for disposition, count in session.exec(
+            select(Attempt.disposition, func.count()).where(Attempt.run_id == run_id).group_by(Attempt.disposition)
+        ):
+            status.attempts_by_disposition[disposition or "in progress"] = count
+    return status
+
+
+def list_runs(db: Database, campaign: str | None = None) -> list[CampaignRun]:
+    with db.session() as session:
+        query = select(CampaignRun).order_by(CampaignRun.id)
+        if campaign:
+            query = query.where(CampaignRun.campaign == campaign)
+        return list(session.exec(query))

@@ -1,0 +1,58 @@
+"""The one place that builds dependencies: database, clock, trunks, dialers. Nothing here is global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from safecall.campaign import CampaignDef, load_campaign
+from safecall.clock import Clock
+from safecall.dialer import Dialer
+from safecall.errors import ConfigError
+from safecall.ivr import load_flow
+from safecall.runs import Outcomes
+from safecall.settings import Instance, SimulatedTrunkConfig
+from safecall.store import Database
+from safecall.telephony.base import KeypressSink, Trunk
+
+
+def build_trunk(config, clock: Clock, sink: KeypressSink) -> Trunk:
+    if isinstance(config, SimulatedTrunkConfig):
+        from safecall.telephony.simulated import SimulatedTrunk
+
+        return SimulatedTrunk(config, clock, sink)
+    raise ConfigError(f"trunk type {config.type!r} is not supported by this version")
+
+
+@dataclass
+class Services:
+    instance: Instance
+    db: Database
+    clock: Clock
+
+    @classmethod
+    def open(cls, instance: Instance, clock: Clock) -> "Services":
+        db = Database(instance.database_url())
+        db.create_schema()
+        return cls(instance=instance, db=db, clock=clock)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.instance.tz).date()
+
+    def campaign(self, name: str) -> CampaignDef:
+        return load_campaign(self.instance, name)
+
+    def dialer(self, campaign: CampaignDef, clock: Clock | None = None) -> Dialer:
+        """A dialer on the campaign's trunk; `clock` overrides (e.g. virtual time for the simulated trunk)."""
+        clock = clock or self.clock
+        calendar = campaign.calendar(self.instance)
+        outcomes = Outcomes(self.db, campaign, calendar)
+        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes)
+        flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
+        return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes)
+
+    def close(self) -> None:
+        self.db.dispose()

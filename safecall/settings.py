@@ -1,0 +1,317 @@
+"""Instance folders and their settings: config/safecall.toml and config/trunks.toml.
+
+Secrets never sit in these files: a secret is a reference to an environment
+variable or a secret file, resolved only when a trunk or database needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safecall.errors import ConfigError
+
+CONFIG_ENV = "SAFECALL_CONFIG"
+DATABASE_URL_ENV = "SAFECALL_DATABASE_URL"
+INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret lives: an environment variable or a file (e.g. /run/secrets/x)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SecretRef":
+        if bool(self.env) == bool(self.file):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def resolve(self, environ: Mapping[str, str]) -> str:
+        if self.env:
+            value = environ.get(self.env, "")
+            if not value:
+                raise ConfigError(f"secret: environment variable {self.env} is not set")
+            return value
+        path = Path(self.file)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"secret: cannot read secret file {path}: {exc.strerror}") from exc
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+
+class Team(Strict):
+    name: str = Field(min_length=1)
+    dongs: list[str] = Field(default_factory=list)
+    email: str | None = None
+    officer_email: str | None = None
+
+
+class Settings(Strict):
+    database_url: str | SecretRef = "sqlite:///data/safecall.db"
+    timezone: str = "Asia/Seoul"
+    holiday_country: str = "KR"
+    outbox: str = "outbox"
+    teams: list[Team] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"the holidays package has no country {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_inline_password(cls, value):
+        if isinstance(value, str) and _url_password(value):
+            raise ValueError("a password may not be written in the file; use database_url = {env = \"...\"}")
+        return value
+
+    @model_validator(mode="after")
+    def _teams_distinct(self) -> "Settings":
+        seen_names: set[str] = set()
+        owner_of_dong: dict[str, str] = {}
+        for team in self.teams:
+            if team.name in seen_names:
+                raise ValueError(f"team {team.name!r} is defined twice")
+            seen_names.add(team.name)
+            for dong in team.dongs:
+                if dong in owner_of_dong:
+                    raise ValueError(f"dong {dong!r} belongs to both {owner_of_dong[dong]!r} and {team.name!r}")
+                owner_of_dong[dong] = team.name
+        return self
+
+    def team_for_dong(self, dong: str) -> str | None:
+        return next((t.name for t in self.teams if dong in t.dongs), None)
+
+
+class SimulatedTrunkConfig(Strict):
+    type: Literal["simulated"]
+    channels: int = Field(default=30, ge=1, le=10_000)
+    calls_per_second: float = Field(default=5.0, gt=0)
+    seed: int = 2026
+    # Per-call behaviour weights for people without a script.
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
+    )
+    # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
+    away_percent: float = Field(default=3.0, ge=0, le=100)
+    invalid_percent: float = Field(default=1.0, ge=0, le=100)
+    # Scripted behaviour per E.164 number, one entry per attempt; the last repeats.
+    scripts: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _behaviours_known(self) -> "SimulatedTrunkConfig":
+        from safecall.telephony.simulated import BEHAVIOURS
+
+        for name in self.mix:
+            if name not in BEHAVIOURS:
+                raise ValueError(f"mix: unknown behaviour {name!r} (known: {', '.join(sorted(BEHAVIOURS))})")
+        if sum(self.mix.values()) <= 0:
+            raise ValueError("mix: the weights must add up to more than 0")
+        for number, steps in self.scripts.items():
+            bad = [s for s in steps if s not in BEHAVIOURS and s != "invalid"]
+            if bad or not steps:
+                raise ValueError(f"scripts.{number}: unknown or empty behaviours {bad}")
+        return self
+
+
+TrunkConfig = Annotated[Union[SimulatedTrunkConfig], Field(discriminator="type")]
+
+
+class TrunksFile(Strict):
+    default: str = "simulated"
+    trunks: dict[str, TrunkConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> "TrunksFile":
+        if self.default not in self.trunks:
+            raise ValueError(f"default trunk {self.default!r} is not defined under [trunks]")
+        return self
+
+
+def _url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+
+
+def validation_problems(path: Path, exc: ValidationError) -> list[str]:
+    """Each pydantic error as 'file: key 'a.b': what is wrong'."""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}: key '{key}': {message}" if key else f"{path}: {message}")
+    return problems
+
+
+def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(validation_problems(path, exc))) from exc
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One office's folder: its settings, trunks, campaigns, IVR flows, data and outbox."""
+
+    root: Path
+    settings: Settings
+    trunks: TrunksFile
+    environ: Mapping[str, str]
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.root / "campaigns"
+
+    @property
+    def ivr_dir(self) -> Path:
+        return self.root / "ivr"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    @property
+    def outbox(self) -> Path:
+        return (self.root / self.settings.outbox).absolute()
+
+    def database_url(self) -> str:
+        """The URL with any secret resolved; relative SQLite paths are inside the instance."""
+        url = self.environ.get(DATABASE_URL_ENV) or self.settings.database_url
+        if isinstance(url, SecretRef):
+            url = url.resolve(self.environ)
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            url = prefix + str((self.root / url[len(prefix):]).absolute())
+        return url
+
+    def trunk(self, name: str | None = None):
+        name = name or self.trunks.default
+        try:
+            return self.trunks.trunks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.trunks.trunks)) or "none"
+            raise ConfigError(f"{self.config_dir / 'trunks.toml'}: no trunk named {name!r} (defined: {known})") from None
+
+
+def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Instance:
+    environ = dict(os.environ if environ is None else environ)
+    settings_path = root / "config" / "safecall.toml"
+    trunks_path = root / "config" / "trunks.toml"
+    if not settings_path.exists():
+        raise ConfigError(
+            f"{settings_path}: file not found. Create an instance with 'safecall init DIR' "
+            f"and select it with --config DIR or {CONFIG_ENV}."
+        )
+    settings = parse_model(Settings, read_toml(settings_path), settings_path)
+    trunks = parse_model(TrunksFile, read_toml(trunks_path), trunks_path)
+    return Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=environ)
+
+
+def locate_instance(option: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """--config wins, then SAFECALL_CONFIG, then the current folder. A path may name the folder or its safecall.toml."""
+    chosen = option or environ.get(CONFIG_ENV)
+    if not chosen:
+        return cwd
+    path = Path(chosen).expanduser()
+    if path.is_file() or path.suffix == ".toml":
+        # .../INSTANCE/config/safecall.toml -> INSTANCE
+        return path.absolute().parent.parent
+    return path
+
+
+def defaults_root() -> Path:
+    return Path(str(resources.files("safecall") / "defaults"))
+
+
+def scaffold_instance(target: Path) -> list[Path]:
+    """Copy the shipped defaults into a new instance folder; never overwrite."""
+    if (target / "config" / "safecall.toml").exists():
+        raise ConfigError(f"{target}: already holds an instance (config/safecall.toml exists)")
+    source = defaults_root()
+    created = []
+    for folder in INSTANCE_FOLDERS:
+        destination = target / folder
+        shutil.copytree(source / folder, destination, dirs_exist_ok=True)
+        created.append(destination)
+    return created
+
+
+def show_settings(instance: Instance) -> dict[str, Any]:
+    """The effective settings with every secret masked, for `config show`."""
+    url = instance.environ.get(DATABASE_URL_ENV) or instance.settings.database_url
+    shown_url = f"<secret {url.describe()}>" if isinstance(url, SecretRef) else mask_url(instance.database_url())
+    trunks = {}
+    for name, trunk in instance.trunks.trunks.items():
+        trunks[name] = {
+            key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef) else value)
+            for key, value in ((k, getattr(trunk, k)) for k in type(trunk).model_fields)
+        }
+    return {
+        "instance": str(instance.root),
+        "database_url": shown_url,
+        "timezone": instance.settings.timezone,
+        "holiday_country": instance.settings.holiday_country,
+        "outbox": str(instance.outbox),
+        "teams": [team.model_dump() for team in instance.settings.teams],
+        "default_trunk": instance.trunks.default,
+        "trunks": trunks,
+    }

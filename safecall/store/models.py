@@ -1,0 +1,168 @@
+"""Tables. Every timestamp is stored as UTC; dates are local calendar dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; naive input is a bug and refused."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utc_field(**kwargs):
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Disposition:
+    """What one attempt came to."""
+
+    ACKNOWLEDGED = "acknowledged"
+    HELP_REQUESTED = "help_requested"
+    ANSWERED_NO_KEY = "answered_no_key"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    INVALID_NUMBER = "invalid_number"
+    MACHINE = "machine"
+    UNKNOWN = "unknown"  # the outcome was lost (crash, lost callback); never an acknowledgement
+
+    ALL = (ACKNOWLEDGED, HELP_REQUESTED, ANSWERED_NO_KEY, NO_ANSWER, BUSY, FAILED, INVALID_NUMBER, MACHINE, UNKNOWN)
+    ANSWERED = (ACKNOWLEDGED, HELP_REQUESTED, ANSWERED_NO_KEY)
+    KOREAN = {
+        ACKNOWLEDGED: "응답(1번)",
+        HELP_REQUESTED: "도움요청(2번)",
+        ANSWERED_NO_KEY: "받았으나 무응답",
+        NO_ANSWER: "받지 않음",
+        BUSY: "통화중",
+        FAILED: "연결실패",
+        INVALID_NUMBER: "없는 번호",
+        MACHINE: "자동응답기",
+        UNKNOWN: "결과 불명",
+    }
+
+
+class MemberState:
+    PENDING = "pending"
+    IN_CALL = "in_call"
+    ACKNOWLEDGED = "acknowledged"
+    HELP_REQUESTED = "help_requested"
+    UNREACHABLE = "unreachable"  # final non-responder: a home visit is owed
+    WITHDRAWN = "withdrawn"  # paused or closed after launch; not called
+
+    FINAL = (ACKNOWLEDGED, HELP_REQUESTED, UNREACHABLE, WITHDRAWN)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    person_key: str = Field(index=True, unique=True)
+    name: str
+    phone: str
+    phone2: str | None = None
+    address: str = ""
+    dong: str = Field(index=True)
+    birth_date: date
+    team: str = Field(index=True)
+    guardian_name: str | None = None
+    guardian_phone: str | None = None
+    consent_date: date | None = None
+    risk: int = 2  # 1 low, 2 medium, 3 high
+    status: str = "active"  # active, paused, closed
+    paused_until: date | None = None
+    closed_reason: str | None = None
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+
+
+class CampaignRun(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("campaign", "week_start"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(index=True)
+    week_start: date
+    status: str = "open"  # open, closed
+    launched_at: datetime = utc_field()
+    first_call_at: datetime = utc_field()
+    closed_at: datetime | None = utc_field(default=None)
+    lock_owner: str | None = None
+    lock_until: datetime | None = utc_field(default=None)
+
+
+class RunMember(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "person_id"),
+        sa.Index("ix_member_due", "run_id", "state", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="campaignrun.id")
+    person_id: int = Field(foreign_key="person.id", index=True)
+    state: str = MemberState.PENDING
+    attempts_made: int = 0
+    next_attempt_at: datetime | None = utc_field(default=None)
+    final_at: datetime | None = utc_field(default=None)
+
+
+class Attempt(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("member_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="campaignrun.id", index=True)
+    member_id: int = Field(foreign_key="runmember.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    number: int  # 1 is the first call, 2.. are retries
+    phone: str
+    token: str = Field(unique=True)  # unguessable: only the call placed for it may report
+    status: str = "placing"  # placing (written before the call), done
+    placed_at: datetime = utc_field()
+    answered_at: datetime | None = utc_field(default=None)
+    keyed_at: datetime | None = utc_field(default=None)
+    ended_at: datetime | None = utc_field(default=None)
+    disposition: str | None = None
+    digit: str | None = None
+
+
+class VisitTask(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("run_id", "person_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    run_id: int = Field(foreign_key="campaignrun.id")
+    kind: str  # visit (home visit) or callback (same-day call from the welfare officer)
+    team: str = Field(index=True)
+    created_at: datetime = utc_field()
+    created_on: date  # local date the task appeared
+    status: str = "open"  # open, closed
+    weeks_without_ack: int = 1
+    answered_without_key: bool = False
+    outcome: str | None = None
+    note: str | None = None
+    recorded_at: datetime | None = utc_field(default=None)
+    recorded_by: str | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_field()
+    actor: str
+    action: str
+    subject: str
+    detail: str = ""
+
+
+class SchemaInfo(SQLModel, table=True):
+    id: int = Field(default=1, primary_key=True)
+    version: int

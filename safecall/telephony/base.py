@@ -1,0 +1,73 @@
+"""The one interface the engine knows: a Trunk places calls and reports what became of them.
+
+Keypresses do not travel through the engine: the IVR side (simulated call,
+FastAGI server, Twilio webhook) writes them at once through a KeypressSink, so
+an acknowledgement is durable before the thank-you message plays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from safecall.ivr import IvrFlow
+
+
+class LineResult:
+    """What the telephone line says about a call, before any keypress is considered."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"  # congestion, network failure
+    INVALID_NUMBER = "invalid_number"
+    MACHINE = "machine"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    channels: int
+    calls_per_second: float
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    token: str  # unguessable; the IVR side reports under it
+    number: str  # E.164
+    attempt_number: int
+    week: date  # the run's week, so simulated outcomes can be derived again after a crash
+    placed_at: datetime
+    ring_timeout: float
+    max_call_seconds: float
+    flow: IvrFlow
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    token: str
+    kind: str  # "answered" or "ended"
+    at: datetime
+    result: str | None = None  # a LineResult, for "ended"
+    detail: str = ""  # e.g. the hangup cause
+
+
+class KeypressSink(Protocol):
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
+        """Store the IVR outcome for the attempt; False if the token is unknown or closed."""
+
+
+class Trunk(Protocol):
+    capacity: Capacity
+
+    def originate(self, request: CallRequest) -> None:
+        """Start the call; raises TrunkError if it could not be started."""
+
+    def wait_events(self, until: datetime) -> list[CallEvent]:
+        """Events that happened by `until`; blocks until the first of them, or `until`."""
+
+    def recover(self, request: CallRequest) -> list[CallEvent]:
+        """After a restart: whatever the trunk can still tell about a call placed earlier."""
+
+    def close(self) -> None:
+        """Release connections and servers."""

@@ -1,0 +1,191 @@
+"""Home-visit and callback lists: priority order, and CSV/XLSX files visit teams open in Excel."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import func, select
+
+from safecall import phones
+from safecall.errors import InputError, NotFoundError
+from safecall.store import Attempt, Database, Disposition, Person, VisitTask, audit, current_actor
+
+OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
+KINDS = ("visit", "callback")
+RISK_LABEL = {1: "하", 2: "중", 3: "상"}
+COLUMNS = [
+    ("rank", "순위"), ("task", "과제번호"), ("team", "담당팀"), ("name", "성명"), ("phone", "전화번호"),
+    ("phone2", "보조전화"), ("address", "주소"), ("dong", "행정동"), ("guardian", "보호자"),
+    ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
+    ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
+]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """Cells that Excel would run as a formula get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+@dataclass
+class VisitRow:
+    task: int
+    team: str
+    name: str
+    phone: str
+    phone2: str
+    address: str
+    dong: str
+    guardian: str
+    guardian_phone: str
+    weeks_without_ack: int
+    answered_without_key: str
+    risk: str
+    attempts: str
+    last_ack: str
+    since: str
+    rank: int = 0
+    sort_key: tuple = field(default=(), repr=False)
+
+    def cells(self) -> list:
+        return [getattr(self, key) for key, _ in COLUMNS]
+
+
+def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None,
+                   teams: list[str] = ()) -> dict[str, list[VisitRow]]:
+    """Open tasks created by `on`, one list per team, most urgent first. Every team in `teams` gets a list, empty or not."""
+    if kind not in KINDS:
+        raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
+    with db.session() as session:
+        query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
+            VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on)
+        if team:
+            query = query.where(VisitTask.team == team)
+        by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
+        for task, person in session.exec(query):
+            attempts = session.exec(select(Attempt).where(Attempt.run_id == task.run_id, Attempt.person_id == person.id).order_by(Attempt.number))
+            last_ack = session.exec(select(func.max(Attempt.keyed_at)).where(
+                Attempt.person_id == person.id, Attempt.disposition == Disposition.ACKNOWLEDGED)).one()
+            row = VisitRow(
+                task=task.id, team=task.team, name=person.name, phone=phones.national(person.phone),
+                phone2=phones.national(person.phone2), address=person.address, dong=person.dong,
+                guardian=person.guardian_name or "", guardian_phone=phones.national(person.guardian_phone),
+                weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
+                risk=RISK_LABEL.get(person.risk, str(person.risk)),
+                attempts=" / ".join(_describe_attempt(a, tz) for a in attempts),
+                last_ack=last_ack.astimezone(tz).date().isoformat() if last_ack else "없음",
+                since=task.created_on.isoformat(),
+                sort_key=(-task.weeks_without_ack, not task.answered_without_key, -person.risk, task.created_on, person.name),
+            )
+            by_team.setdefault(task.team, []).append(row)
+    for rows in by_team.values():
+        rows.sort(key=lambda r: r.sort_key)
+        for rank, row in enumerate(rows, start=1):
+            row.rank = rank
+    return dict(sorted(by_team.items()))
+
+
+def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
+    when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
+    result = Disposition.KOREAN.get(attempt.disposition, "진행중")
+    return f"{attempt.number}차 {when} {result} ({phones.national(attempt.phone)})"
+
+
+def csv_bytes(rows: list[VisitRow]) -> bytes:
+    """UTF-8 with BOM, so Korean Excel opens it as it is."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([title for _, title in COLUMNS])
+    for row in rows:
+        writer.writerow([neutralise(cell) for cell in row.cells()])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def write_xlsx(path: Path, sheets: dict[str, list[VisitRow]]) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for team, rows in (sheets or {"(없음)": []}).items():
+        sheet = workbook.create_sheet(title=_sheet_title(team))
+        sheet.append([title for _, title in COLUMNS])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in rows:
+            sheet.append([neutralise(cell) for cell in row.cells()])
+        sheet.freeze_panes = "A2"
+    _write_private(path, lambda handle: workbook.save(handle))
+
+
+def _sheet_title(team: str) -> str:
+    cleaned = "".join("_" if c in "[]:*?/\\" else c for c in team)
+    return cleaned[:31] or "team"
+
+
+def _write_private(path: Path, write) -> None:
+    """Lists hold personal data: owner-only files in an owner-only folder."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        write(handle)
+
+
+def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, on: date, kind: str) -> list[Path]:
+    """A .csv or .xlsx path gets one file (a sheet per team for XLSX); any other path is a folder with a file per team."""
+    if fmt not in ("csv", "xlsx"):
+        raise InputError(f"unknown format {fmt!r} (use table, csv or xlsx)")
+    if output.suffix.lower() in (".csv", ".xlsx"):
+        if output.suffix.lower() != f".{fmt}":
+            raise InputError(f"{output}: the file ending does not match --format {fmt}")
+        if fmt == "csv":
+            _write_private(output, lambda h: h.write(csv_bytes([r for rows in by_team.values() for r in rows])))
+        else:
+            write_xlsx(output, by_team)
+        return [output]
+    written = []
+    for team, rows in by_team.items():
+        path = output / f"{on.isoformat()}-{kind}-{team}.{fmt}"
+        if fmt == "csv":
+            _write_private(path, lambda h, rows=rows: h.write(csv_bytes(rows)))
+        else:
+            write_xlsx(path, {team: rows})
+        written.append(path)
+    return written
+
+
+def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, tz: ZoneInfo, note: str | None = None,
+                   until: date | None = None) -> VisitTask:
+    """Write what the visit found. not_home keeps the task open; the others close it and update the person."""
+    if outcome not in OUTCOMES:
+        raise InputError(f"unknown outcome {outcome!r} (use {', '.join(OUTCOMES)})")
+    with db.transaction() as session:
+        task = session.get(VisitTask, task_id)
+        if task is None:
+            raise NotFoundError(f"no visit task {task_id}")
+        if task.status == "closed":
+            raise InputError(f"visit task {task_id} is already closed with outcome {task.outcome}")
+        person = session.get(Person, task.person_id)
+        notes = [n for n in (task.note, f"{now.astimezone(tz):%Y-%m-%d %H:%M} {outcome}" + (f": {note}" if note else "")) if n]
+        task.note = "\n".join(notes)
+        task.outcome, task.recorded_at, task.recorded_by = outcome, now, current_actor()
+        if outcome != "not_home":
+            task.status = "closed"
+        if outcome == "hospitalised":
+            person.status = "paused"
+            person.paused_until = until or (now.astimezone(tz).date() + timedelta(days=28))
+        elif outcome in ("deceased", "moved"):
+            person.status, person.closed_reason = "closed", outcome
+        person.updated_at = now
+        session.add_all([task, person])
+        audit(session, at=now, action="visit.record", subject=f"task {task_id}", detail=f"outcome={outcome}")
+    return task
