@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from safecall.campaign import CampaignDef
-from safecall.errors import NotFoundError, RunLockedError
+from safecall.errors import InputError, NotFoundError, RunLockedError
 from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
 from safecall.store import (
     Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
@@ -60,12 +60,21 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             return existing, False
         slot = weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz)
         first_call = calendar.next_open(max(slot, now))
+        if week_start(first_call, calendar.tz) != week:
+            # Calling into next week would overlap next week's run and call people twice.
+            raise InputError(f"no calling time is left in the week of {week}; "
+                             f"next week's run can be launched from {first_call.astimezone(calendar.tz):%Y-%m-%d %H:%M}")
         run = CampaignRun(campaign=campaign.name, week_start=week, launched_at=now, first_call_at=first_call)
         session.add(run)
         session.flush()
         today = now.astimezone(calendar.tz).date()
         enrolled = 0
-        for person in session.exec(select(Person).where(*_target_filter(campaign)).order_by(Person.id)):
+        # People still being retried by last week's run are left to it, so nobody is called by two runs.
+        still_open = select(RunMember.person_id).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
+            CampaignRun.campaign == campaign.name, CampaignRun.status == "open",
+            RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
+        candidates = select(Person).where(*_target_filter(campaign), Person.id.not_in(still_open)).order_by(Person.id)
+        for person in session.exec(candidates):
             if is_dialable(person, today):
                 session.add(RunMember(run_id=run.id, person_id=person.id, next_attempt_at=first_call))
                 enrolled += 1

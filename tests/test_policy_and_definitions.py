@@ -1,0 +1,111 @@
+"""Calling window, holidays and retry spacing (pure), campaign validation and the IVR flow (issue 2, points 4 and 6)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import holidays
+import pytest
+
+from conftest import SEOUL
+from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, load_flow, step
+from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
+from safecall.settings import defaults_root
+
+CAL = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=SEOUL)
+
+
+def test_window_hours_weekends_and_korean_holidays():
+    assert CAL.next_open(at("2026-11-23 10:30")) == at("2026-11-23 10:30")
+    assert CAL.next_open(at("2026-11-23 07:00")) == at("2026-11-23 09:00")
+    assert CAL.next_open(at("2026-11-23 18:00")) == at("2026-11-24 09:00")
+    assert CAL.next_open(at("2026-11-27 19:00")) == at("2026-11-30 09:00")  # Friday evening -> Monday
+    assert "Christmas" in holidays.country_holidays("KR", language="en_US").get("2026-12-25")
+    assert CAL.next_open(at("2026-12-24 18:30")) == at("2026-12-28 09:00")  # skips Christmas and the weekend
+    # Seollal 2027 (6-9 Feb, a substitute day included) is skipped entirely.
+    assert CAL.next_day_opening(at("2027-02-05 12:00")) == at("2027-02-10 09:00")
+    plain = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], None)
+    assert plain.next_open(at("2026-12-25 10:00")) == at("2026-12-25 10:00")
+
+
+def test_retry_spacing_then_next_calling_day():
+    spacing = ["1h", "3h", "next_day"]
+    assert retry_at(spacing, 1, at("2026-11-23 10:01"), CAL) == at("2026-11-23 11:01")
+    assert retry_at(spacing, 2, at("2026-11-23 11:02"), CAL) == at("2026-11-23 14:02")
+    assert retry_at(spacing, 3, at("2026-11-23 14:03"), CAL) == at("2026-11-24 09:00")
+    assert retry_at(spacing, 5, at("2026-11-24 09:01"), CAL) == at("2026-11-25 09:00")  # the last entry repeats
+    # A gap that runs past closing time moves to the next opening.
+    assert retry_at(spacing, 2, at("2026-11-23 16:00"), CAL) == at("2026-11-24 09:00")
+    assert retry_at(["90m"], 1, at("2026-12-24 17:00"), CAL) == at("2026-12-28 09:00")
+
+
+def test_weekly_slot_and_week():
+    assert week_start(at("2026-11-29 23:59"), SEOUL).isoformat() == "2026-11-23"
+    # 00:30 Monday in Seoul is still Sunday in UTC: the week is Seoul's.
+    assert week_start(at("2026-11-30 00:30"), SEOUL).isoformat() == "2026-11-30"
+    assert weekly_slot(week_start(at("2026-11-25 12:00"), SEOUL), "mon", "10:00", SEOUL) == at("2026-11-23 10:00")
+
+
+def test_campaign_validate_accepts_the_default(cli):
+    assert "is valid" in cli("campaign", "validate", "weekly-safe-call").output
+
+
+def test_campaign_validate_reports_every_error_plainly(cli):
+    cli.edit_campaign("max_retries = 3", "max_retries = 2")
+    cli.edit_campaign('weekday = "mon"', 'weekday = "sun"')
+    cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["1h", "soon"]')
+    cli.edit_campaign('end = "18:00"', 'end = "08:00"')
+    cli.edit_campaign('teams = []', 'teams = ["9팀"]')
+    cli.edit_campaign('ivr_flow = "safe-call"', 'ivr_flow = "nope"\ntrunk = "pbx"')
+    output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "key 'retry.max_retries': 2 retries is fewer than the 3 every non-responder is owed" in output
+    assert "key 'retry.spacing': 'soon' is not a spacing" in output
+    assert "key 'window': start 09:00 is not before end 08:00" in output
+    cli.edit_campaign('spacing = ["1h", "soon"]', 'spacing = ["1h"]')
+    cli.edit_campaign('end = "08:00"', 'end = "18:00"')
+    cli.edit_campaign("max_retries = 2", "max_retries = 3")
+    output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "key 'trunk': " in output and "no trunk named 'pbx'" in output
+    assert "key 'ivr_flow': " in output and "no IVR flow named 'nope'" in output
+    assert "key 'targets.teams': no team '9팀'" in output
+    assert "key 'schedule.weekday': sun is not a calling weekday" in output
+    assert "no campaign named 'other'" in cli("campaign", "validate", "other", ok=False).output
+
+
+def test_retrying_acknowledged_is_refused(cli):
+    cli.edit_campaign('retry_on = ["answered_no_key"', 'retry_on = ["acknowledged", "answered_no_key"')
+    output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "key 'retry.retry_on': 'acknowledged' cannot be retried" in output
+
+
+def test_ivr_flow_walks_greeting_repeats_and_closings():
+    flow = load_flow(defaults_root() / "ivr", "safe-call")
+    assert "1번" in flow.prompts["greeting"] and "2번" in flow.prompts["greeting"]
+    state, action = step(flow, IvrState(), Start())
+    assert isinstance(action, Ask) and action.prompt == "prompt-greeting" and action.timeout == 5
+    _, done = step(flow, state, Pressed("1"))
+    assert done == Finish("acknowledged", "1", "closing-thanks_well", flow.closings["thanks_well"])
+    _, help_ = step(flow, state, Pressed("2"))
+    assert help_.outcome == "help_requested"
+    # No input: the question is asked twice more (2 repeats), then the no-input closing, never an acknowledgement.
+    asked = [action.prompt]
+    for _ in range(3):
+        state, action = step(flow, state, NoInput())
+        asked.append(getattr(action, "prompt", None))
+    assert asked == ["prompt-greeting", "prompt-repeat", "prompt-repeat", None]
+    assert isinstance(action, Finish) and action.outcome is None and action.closing == "closing-no_input"
+    # A key that means nothing is answered with the 'invalid' prompt and counts as a repeat.
+    state, action = step(flow, IvrState(asked=1), Pressed("9"))
+    assert action.prompt == "prompt-invalid"
+
+
+def test_bad_ivr_flow_is_reported_with_file_and_key(cli):
+    path = cli.root / "ivr" / "safe-call.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace('1 = { outcome = "acknowledged", closing = "thanks_well" }',
+                                                             '1 = { outcome = "acknowledged", closing = "bye" }'), encoding="utf-8")
+    output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "safe-call.toml" in output and "no closing message named 'bye'" in output

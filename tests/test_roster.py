@@ -1,0 +1,136 @@
+"""Roster import and the recipients commands (issue 2, point 3), through the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from openpyxl import Workbook
+from sqlmodel import select
+
+from conftest import HEADER, person_row, write_csv
+from safecall.store import AuditEvent, Person
+
+
+def people_in(cli) -> list[Person]:
+    with cli.db().session() as session:
+        return list(session.exec(select(Person).order_by(Person.id)))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp949", "euc-kr"])
+def test_csv_in_each_korean_excel_encoding_imports(cli, tmp_path, encoding):
+    path = write_csv(tmp_path / "roster.csv", [person_row("김영희", "010-0123-4567", guardian="박철수", guardian_phone="010-0999-0001")],
+                     encoding=encoding)
+    result = cli("recipients", "import", str(path))
+    assert "1 added" in result.output
+    [person] = people_in(cli)
+    assert (person.name, person.phone, person.dong, person.team) == ("김영희", "+821001234567", "사직동", "1팀")
+    assert person.guardian_name == "박철수" and person.guardian_phone == "+821009990001"
+
+
+def test_english_headers_and_xlsx_with_numeric_phone_cells(cli, tmp_path):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["name", "phone", "second phone", "address", "dong", "birth_date", "team", "guardian name", "guardian phone", "consent_date", "risk"])
+    # Excel stores 010-0123-4567 typed without dashes as the number 1001234567.
+    sheet.append(["Lee Mina", 1001234567, "070-0123-0000", "1 Sajik-ro", "사직동", datetime(1950, 5, 6), "2팀", None, None, datetime(2025, 2, 1), "high"])
+    path = tmp_path / "roster.xlsx"
+    workbook.save(path)
+    cli("recipients", "import", str(path))
+    [person] = people_in(cli)
+    assert person.phone == "+821001234567" and person.phone2 == "+827001230000"
+    assert person.team == "2팀" and person.risk == 3 and str(person.birth_date) == "1950-05-06"
+
+
+def test_every_bad_row_is_reported_by_row_and_column_and_nothing_is_imported(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "good.csv", [person_row("기존인", "010-0123-1111")])))
+    before = [(p.name, p.phone, p.updated_at) for p in people_in(cli)]
+    bad = write_csv(tmp_path / "bad.csv", [
+        person_row("박순자", "010-12"),                                  # row 2: invalid number
+        person_row("최영수", "010-0123-2222", born="1950-13-40"),        # row 3: bad date
+        person_row("정말순", "010-0123-3333"),                            # row 4: fine
+        person_row("정말순", "010-0123-4444"),                            # row 5: same person again
+        person_row("오정자", "010-0123-3333", born="1951-01-01"),        # row 6: number already on row 4
+        person_row("기존인", "010-0123-1111", dong="없는동"),            # row 7: dong with no team
+    ])
+    result = cli("recipients", "import", str(bad), ok=False)
+    assert result.exit_code == 1
+    output = result.output
+    assert "nothing was imported" in output
+    assert "row 2, column '전화번호': invalid phone number: '010-12'" in output
+    assert "row 3, column '생년월일': not a date: '1950-13-40'" in output
+    assert "row 5: the same person (정말순, 1945-03-01) is already on row 4" in output
+    assert "row 6, column '전화번호': number 010-0123-3333 is already given on row 4" in output
+    assert "row 7, column '행정동': dong '없는동' belongs to no team" in output
+    assert [(p.name, p.phone, p.updated_at) for p in people_in(cli)] == before
+
+
+def test_missing_required_and_unknown_columns_are_reported(cli, tmp_path):
+    header = ["성명", "연락처", "생년월일", "전화번후"]
+    path = write_csv(tmp_path / "cols.csv", [["김", "010-0123-4567", "1940-01-01", "x"]], header=header)
+    output = cli("recipients", "import", str(path), ok=False).output
+    assert "column '전화번후': unknown column" in output
+    assert "missing required column 주소 (address)" in output
+    assert "missing required column 행정동 (dong)" in output
+    assert people_in(cli) == []
+
+
+def test_files_that_cannot_be_read_give_a_clear_error(cli, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert "empty.csv: the file is empty" in cli("recipients", "import", str(empty), ok=False).output
+    binary = tmp_path / "latin.csv"
+    binary.write_bytes(b"\xff\xff\xfe\x00garbage\x81\x00")
+    assert "neither UTF-8 nor CP949" in cli("recipients", "import", str(binary), ok=False).output
+    fake_xlsx = tmp_path / "fake.xlsx"
+    fake_xlsx.write_text("not a workbook")
+    assert "fake.xlsx: not a readable XLSX workbook" in cli("recipients", "import", str(fake_xlsx), ok=False).output
+    only_header = write_csv(tmp_path / "header.csv", [])
+    assert "no people follow it" in cli("recipients", "import", str(only_header), ok=False).output
+    assert people_in(cli) == []
+
+
+def test_reimport_updates_by_name_and_birth_date_and_never_duplicates(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("김영희", "010-0123-4567"), person_row("이철수", "010-0123-4568")])))
+    result = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [
+        person_row("김영희", "010-0123-9999", dong="부암동"), person_row("이철수", "010-0123-4568"), person_row("새사람", "010-0123-0001")])))
+    assert "1 added, 1 updated, 1 unchanged" in result.output
+    people = {p.name: p for p in people_in(cli)}
+    assert len(people) == 3
+    assert people["김영희"].phone == "+821001239999" and people["김영희"].team == "2팀"
+
+
+def test_people_without_consent_are_stored_reported_and_never_dialled(cli, tmp_path):
+    path = write_csv(tmp_path / "r.csv", [person_row("동의함", "010-0123-0001"), person_row("동의안함", "010-0123-0002", consent="")])
+    result = cli("recipients", "import", str(path))
+    assert "1 without consent" in result.output and "row 3: 동의안함" in result.output
+    assert {p.name for p in people_in(cli)} == {"동의함", "동의안함"}
+    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    output = cli("recipients", "show", "동의안함").output
+    assert "consent: none" in output and "acknowledged" not in output
+    assert "acknowledged" in cli("recipients", "show", "동의함").output
+
+
+def test_dry_run_reports_and_changes_nothing(cli, tmp_path):
+    path = write_csv(tmp_path / "r.csv", [person_row("김영희", "010-0123-4567")])
+    assert "Would import 1 rows" in cli("recipients", "import", str(path), "--dry-run").output
+    assert people_in(cli) == []
+
+
+def test_pause_resume_close_show_and_list(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("김영희", "010-0123-4567"), person_row("이철수", "010-0123-4568")])))
+    assert "Paused 김영희" in cli("recipients", "pause", "김영희", "--until", "2026-12-31").output
+    assert "paused until 2026-12-31" in cli("recipients", "list").output
+    assert "--until 2020-01-01 is in the past" in cli("recipients", "pause", "김영희", "--until", "2020-01-01", ok=False).output
+    assert "is not a date" in cli("recipients", "pause", "김영희", "--until", "tomorrow", ok=False).output
+    cli("recipients", "resume", "김영희")
+    assert "status: active" in cli("recipients", "show", "김영희").output
+    cli("recipients", "close", "2", "--reason", "moved")
+    assert "status: closed (moved)" in cli("recipients", "show", "2").output
+    assert "unknown reason" in cli("recipients", "close", "1", "--reason", "bored", ok=False).output
+    assert "no person named '없음'" in cli("recipients", "show", "없음", ok=False).output
+    listing = cli("recipients", "list", "--status", "active").output
+    assert "김영희" in listing and "이철수" not in listing
+    with cli.db().session() as session:
+        actions = [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
+    assert actions == ["roster.import", "person.pause", "person.resume", "person.close"]
