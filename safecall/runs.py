@@ -138,6 +138,12 @@ class Outcomes:
         self.campaign = campaign
         self.calendar = calendar
 
+    def is_live(self, token: str) -> bool:
+        """Whether `token` names an attempt whose call is still open: only that call may report."""
+        with self.db.session() as session:
+            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+            return attempt is not None and attempt.status == "placing"
+
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         if outcome not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
             return False

@@ -9,18 +9,22 @@ from safecall.campaign import CampaignDef, load_campaign
 from safecall.clock import Clock
 from safecall.dialer import Dialer
 from safecall.errors import ConfigError
-from safecall.ivr import load_flow
+from safecall.ivr import IvrFlow, load_flow
 from safecall.runs import Outcomes
-from safecall.settings import Instance, SimulatedTrunkConfig
+from safecall.settings import AsteriskTrunkConfig, Instance, SimulatedTrunkConfig
 from safecall.store import Database
 from safecall.telephony.base import KeypressSink, Trunk
 
 
-def build_trunk(config, clock: Clock, sink: KeypressSink) -> Trunk:
+def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ) -> Trunk:
     if isinstance(config, SimulatedTrunkConfig):
         from safecall.telephony.simulated import SimulatedTrunk
 
         return SimulatedTrunk(config, clock, sink)
+    if isinstance(config, AsteriskTrunkConfig):
+        from safecall.telephony.asterisk.trunk import AsteriskTrunk
+
+        return AsteriskTrunk(config, clock, sink, flow, environ)
     raise ConfigError(f"trunk type {config.type!r} is not supported by this version")
 
 
@@ -50,8 +54,8 @@ class Services:
         clock = clock or self.clock
         calendar = campaign.calendar(self.instance)
         outcomes = Outcomes(self.db, campaign, calendar)
-        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes)
         flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
+        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes, flow, self.instance.environ)
         return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes)
 
     def close(self) -> None:

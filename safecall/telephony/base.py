@@ -23,6 +23,7 @@ class LineResult:
     FAILED = "failed"  # congestion, network failure
     INVALID_NUMBER = "invalid_number"
     MACHINE = "machine"
+    UNKNOWN = "unknown"  # the trunk lost track of the call
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class CallEvent:
 
 
 class KeypressSink(Protocol):
+    def is_live(self, token: str) -> bool:
+        """Whether the attempt exists and its call is open."""
+
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         """Store the IVR outcome for the attempt; False if the token is unknown or closed."""
 

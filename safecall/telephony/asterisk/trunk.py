@@ -1,0 +1,182 @@
+"""The Asterisk trunk: AMI Originate (Async) out, OriginateResponse and Hangup events back, IVR over FastAGI."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from datetime import datetime
+from typing import Mapping
+
+import phonenumbers
+from asterisk.ami import SimpleAction
+
+from safecall import phones
+from safecall.clock import Clock
+from safecall.errors import TrunkError
+from safecall.ivr import IvrFlow
+from safecall.settings import AsteriskTrunkConfig
+from safecall.telephony.asterisk.ami import AmiConnection
+from safecall.telephony.asterisk.fastagi import FastAgiServer
+from safecall.telephony.base import CallEvent, CallRequest, Capacity, KeypressSink, LineResult
+
+log = logging.getLogger("safecall.asterisk")
+
+# OriginateResponse Reason codes (README of the recordings): 0 failed, 1 hung up before answer,
+# 3 ring timeout, 4 answered, 5 busy, 8 congestion.
+REASON_RESULT = {0: LineResult.FAILED, 1: LineResult.NO_ANSWER, 3: LineResult.NO_ANSWER, 5: LineResult.BUSY, 8: LineResult.FAILED}
+# Q.850 hangup causes that say more than the Reason: 1 unallocated number, 28 invalid format, 17 busy...
+CAUSE_RESULT = {1: LineResult.INVALID_NUMBER, 28: LineResult.INVALID_NUMBER, 17: LineResult.BUSY,
+                18: LineResult.NO_ANSWER, 19: LineResult.NO_ANSWER, 21: LineResult.BUSY,
+                34: LineResult.FAILED, 38: LineResult.FAILED, 41: LineResult.FAILED, 42: LineResult.FAILED}
+ANSWERED = 4
+
+
+def channel_id_for(token: str) -> str:
+    """The Uniqueid Asterisk gives the call: derived from the token, without revealing it."""
+    return "sc-" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def failure_result(reason: int | None, cause: int | None) -> str:
+    if cause in CAUSE_RESULT and CAUSE_RESULT[cause] in (LineResult.INVALID_NUMBER, LineResult.BUSY):
+        return CAUSE_RESULT[cause]
+    if reason in REASON_RESULT:
+        return REASON_RESULT[reason]
+    return CAUSE_RESULT.get(cause, LineResult.FAILED)
+
+
+def dial_number(e164: str, number_format: str) -> str:
+    if number_format == "e164":
+        return e164
+    national = phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    return "".join(c for c in national if c.isdigit())
+
+
+class _Call:
+    def __init__(self, token: str):
+        self.token = token
+        self.channel_seen = False
+        self.answered = False
+        self.reason: int | None = None
+        self.cause: int | None = None
+
+
+class AsteriskTrunk:
+    def __init__(self, config: AsteriskTrunkConfig, clock: Clock, sink: KeypressSink, flow: IvrFlow,
+                 environ: Mapping[str, str], connect: bool = True):
+        self.config = config
+        self.capacity = Capacity(config.channels, config.calls_per_second)
+        self.clock = clock
+        self._events: queue.Queue[CallEvent] = queue.Queue()
+        self._calls: dict[str, _Call] = {}
+        self._lock = threading.Lock()
+        host, port = config.fastagi_address()
+        self.fastagi = FastAgiServer(host, port, flow, sink, clock.now, prompt_dir=config.prompt_dir).start()
+        self.ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, config.ami_secret.resolve(environ),
+                                 on_event=self._on_event, on_reconnect=self.resync, ping_interval=config.ping_interval_seconds)
+        if connect:
+            try:
+                self.ami.connect()
+            except TrunkError:
+                self.fastagi.stop()
+                raise
+
+    # ---- placing calls ----
+    def originate(self, request: CallRequest) -> None:
+        channel_id = channel_id_for(request.token)
+        ring = request.ring_timeout if self.config.ring_timeout_seconds is None else min(request.ring_timeout, self.config.ring_timeout_seconds)
+        action = SimpleAction(
+            "Originate",
+            Channel=self.config.channel.format(number=dial_number(request.number, self.config.number_format)),
+            Context=self.config.context, Exten="s", Priority=1, Timeout=int(ring * 1000),
+            CallerID=self.config.caller_id, Async="true", ChannelId=channel_id,
+        )
+        action.variables = {"SAFECALL_ATTEMPT": request.token}
+        with self._lock:
+            self._calls[channel_id] = _Call(request.token)
+        response = self.ami.send(action)
+        if response.is_error():
+            with self._lock:
+                self._calls.pop(channel_id, None)
+            raise TrunkError(f"Asterisk refused the Originate: {response.keys.get('Message', '')}")
+        log.info("originated %s to %s", channel_id, phones.mask(request.number))
+
+    # ---- what Asterisk tells us ----
+    def _on_event(self, event) -> None:
+        keys = event.keys
+        uid = keys.get("Uniqueid", "")
+        with self._lock:
+            call = self._calls.get(uid)
+            if call is None:
+                return
+            if event.name == "Newchannel":
+                call.channel_seen = True
+            elif event.name == "OriginateResponse":
+                call.reason = _int(keys.get("Reason"))
+                if call.reason == ANSWERED:
+                    call.answered = True
+                    self._events.put(CallEvent(call.token, "answered", self.clock.now()))
+                elif not call.channel_seen or call.cause is not None:
+                    self._end(uid, failure_result(call.reason, call.cause))
+            elif event.name == "Hangup":
+                call.cause = _int(keys.get("Cause"))
+                if call.answered:
+                    self._end(uid, LineResult.ANSWERED, f"cause {call.cause}")
+                elif call.reason is not None:
+                    self._end(uid, failure_result(call.reason, call.cause), f"cause {call.cause}")
+
+    def _end(self, uid: str, result: str, detail: str = "") -> None:
+        call = self._calls.pop(uid)
+        self._events.put(CallEvent(call.token, "ended", self.clock.now(), result, detail))
+
+    def wait_events(self, until: datetime) -> list[CallEvent]:
+        timeout = max(0.0, (until - self.clock.now()).total_seconds())
+        events = []
+        try:
+            events.append(self._events.get(timeout=timeout))
+        except queue.Empty:
+            return events
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    # ---- after restarts and reconnects ----
+    def active_channel_ids(self) -> set[str]:
+        channels = self.ami.send_list(SimpleAction("CoreShowChannels"), "CoreShowChannelsComplete")
+        return {event.keys.get("Uniqueid", "") for event in channels}
+
+    def recover(self, request: CallRequest) -> list[CallEvent]:
+        channel_id = channel_id_for(request.token)
+        with self._lock:
+            call = self._calls[channel_id] = _Call(request.token)
+            call.channel_seen = True
+        if channel_id in self.active_channel_ids():
+            with self._lock:
+                call.answered = True  # still up; its Hangup will close it, and any keypress is already stored
+            return []
+        with self._lock:
+            self._calls.pop(channel_id, None)
+        return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "gone before restart")]
+
+    def resync(self) -> None:
+        """After a reconnect events may have been lost: calls Asterisk no longer has are ended as unknown."""
+        active = self.active_channel_ids()
+        with self._lock:
+            for uid in [uid for uid in self._calls if uid not in active]:
+                call = self._calls[uid]
+                if call.channel_seen or call.answered or call.reason is not None:
+                    self._end(uid, LineResult.UNKNOWN, "lost while the AMI link was down")
+
+    def close(self) -> None:
+        self.ami.close()
+        self.fastagi.stop()
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,296 @@
+"""An Asterisk stand-in for tests: real AMI and FastAGI over loopback TCP, replaying the recordings.
+
+Every call replays the recorded AMI packets of its scenario (../shared/fixtures/asterisk),
+with the recording's identifiers replaced by this call's; answered calls connect
+to SafeCall's FastAGI server the way Asterisk does and answer each AGI command
+with the recorded reply.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIXTURES = Path(os.environ.get("SAFECALL_ASTERISK_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk"))
+CRLF = b"\r\n"
+BLANK = b"\r\n\r\n"
+
+# scenario -> (AMI recording, AGI recording or None, recorded number in it)
+SCENARIOS = {
+    "ack": ("ami-ack.txt", "agi-ack.txt", "1001"),
+    "help": ("ami-ack.txt", "agi-ack.txt", "1001"),
+    "no_key": ("ami-answered-no-key.txt", "agi-no-key.txt", "2001"),
+    "hangup": ("ami-answered-no-key.txt", "agi-caller-hung-up.txt", "2001"),
+    "no_answer": ("ami-no-answer.txt", None, "3001"),
+    "busy": ("ami-busy.txt", None, "4001"),
+    "congestion": ("ami-congestion.txt", None, "5001"),
+}
+UNREACHABLE = ("ami-fastagi-unreachable.txt", "1002")
+
+
+def split_packets(raw: bytes) -> list[bytes]:
+    """AMI packets of a recording, each without its blank-line terminator; the banner is its own packet."""
+    banner, _, rest = raw.partition(CRLF)
+    return [banner] + [p for p in rest.split(BLANK) if p]
+
+
+def recorded_number(raw: bytes) -> str:
+    return re.search(rb"ActionID: attempt-(\d+)", raw).group(1).decode()
+
+
+@dataclass
+class Recording:
+    banner: bytes
+    login: bytes  # Response to Login
+    after_login: list[bytes]  # FullyBooted, SuccessfulAuth
+    call: list[bytes]  # from the Originate response up to (not including) the Goodbye
+    goodbye: bytes
+
+    @classmethod
+    def load(cls, name: str) -> "Recording":
+        packets = split_packets((FIXTURES / name).read_bytes())
+        goodbye = next(p for p in packets if p.startswith(b"Response: Goodbye"))
+        body = [p for p in packets[4:] if p is not goodbye]
+        return cls(packets[0], packets[1], packets[2:4], body, goodbye)
+
+
+def agi_verb(command: str) -> str:
+    words = command.split()
+    return " ".join(words[:2]) if command.startswith(("GET ", "STREAM ", "SET ")) else (words[0] if words else "")
+
+
+def agi_exchanges(name: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """The environment block Asterisk sent, then each (verb, command, reply lines) in order."""
+    env: list[str] = []
+    exchanges: list[tuple[str, str, list[str]]] = []
+    for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines():
+        side, text = line[:1], line[2:]
+        if side == ">":
+            exchanges.append((agi_verb(text), text, []))
+        elif side == "<" and not exchanges:
+            env.append(text)
+        elif side == "<":
+            exchanges[-1][2].append(text)
+    return env, exchanges
+
+
+@dataclass
+class CallRecord:
+    number: str
+    channel_id: str
+    token: str
+    scenario: str
+    agi_transcript: list[tuple[str, str]] = field(default_factory=list)
+    agi_connected: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class AsteriskStandIn:
+    def __init__(self, scripts: dict[str, str], *, username: str = "safecall", secret: str = "safecall-test-secret",
+                 fastagi: tuple[str, int] | None = None, contexts=("safecall-agi",), packet_gap: float = 0.001):
+        self.scripts = scripts  # dialled number (as in the Channel) -> scenario
+        self.username, self.secret = username, secret
+        self.fastagi = fastagi
+        self.contexts = set(contexts)
+        self.packet_gap = packet_gap
+        self.calls: list[CallRecord] = []
+        self.active: dict[str, CallRecord] = {}
+        self.actions: list[dict[str, str]] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self._connections: list[socket.socket] = []
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.getsockname()[1]
+
+    def start(self) -> "AsteriskStandIn":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        self.drop_connections()
+        self._thread.join(2)
+        self._server.close()
+
+    def drop_connections(self) -> None:
+        """Cut every AMI link, as a network fault or an Asterisk restart would."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._connections.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    # ---- AMI ----
+    def _serve(self, conn: socket.socket) -> None:
+        send_lock = threading.Lock()
+        template = Recording.load("ami-ack.txt")
+
+        def send(packet: bytes) -> None:
+            with send_lock:
+                conn.sendall(packet + BLANK)
+
+        try:
+            with send_lock:
+                conn.sendall(template.banner + CRLF)
+            buffer = b""
+            logged_in = False
+            while not self._closing.is_set():
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                while BLANK in buffer:
+                    raw, buffer = buffer.split(BLANK, 1)
+                    action = dict(line.split(": ", 1) for line in raw.decode().split("\r\n") if ": " in line)
+                    self.actions.append(action)
+                    logged_in = self._act(action, send, logged_in, template)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def _act(self, action: dict, send, logged_in: bool, template: Recording) -> bool:
+        name, action_id = action.get("Action", ""), action.get("ActionID", "")
+
+        def reply(text: str) -> None:
+            send(text.replace("{id}", action_id).encode())
+
+        if name == "Login":
+            if action.get("Username") == self.username and action.get("Secret") == self.secret:
+                send(template.login.replace(b"login-1", action_id.encode()))
+                for packet in template.after_login:
+                    send(packet)
+                return True
+            reply("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed")
+            return False
+        if not logged_in:
+            reply("Response: Error\r\nActionID: {id}\r\nMessage: Permission denied")
+        elif name == "Ping":
+            reply("Response: Success\r\nActionID: {id}\r\nPing: Pong\r\nTimestamp: 1795326110.000000")
+        elif name == "Logoff":
+            send(template.goodbye.replace(b"logoff-1", action_id.encode()))
+        elif name == "Originate":
+            self._originate(action, send)
+        elif name == "CoreShowChannels":
+            reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow")
+            for call in list(self.active.values()):
+                reply(f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: Local/{call.number}@callee-00000000;1\r\nUniqueid: {call.channel_id}")
+            reply(f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\nEventList: Complete\r\nListItems: {len(self.active)}")
+        elif name == "ShowDialPlan":
+            if action.get("Context") in self.contexts:
+                reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: DialPlan list will follow")
+                reply(f"Event: ListDialplan\r\nActionID: {{id}}\r\nContext: {action['Context']}\r\nExtension: s\r\nPriority: 1\r\nApplication: Answer")
+                reply("Event: ShowDialPlanComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 1")
+            else:
+                reply(f"Response: Error\r\nActionID: {{id}}\r\nMessage: Did not find context {action.get('Context')}")
+        else:
+            reply("Response: Error\r\nActionID: {id}\r\nMessage: Invalid/unknown command")
+        return logged_in
+
+    def _originate(self, action: dict, send) -> None:
+        number = re.search(r"/(\+?\d+)", action.get("Channel", "")).group(1)
+        token = action.get("Variable", "=").split("=", 1)[1]
+        call = CallRecord(number, action["ChannelId"], token, self.scripts.get(number, "no_answer"))
+        self.calls.append(call)
+        self.active[call.channel_id] = call
+        threading.Thread(target=self._play, args=(call, action["ActionID"], send), daemon=True).start()
+
+    def _rewrite(self, packet: bytes, recorded: str, call: CallRecord, action_id: str) -> bytes:
+        packet = packet.replace(f"attempt-{recorded}".encode(), action_id.encode())
+        packet = packet.replace(f"att-{recorded}".encode(), call.channel_id.encode())
+        packet = packet.replace(f"Value: {recorded}".encode(), f"Value: {call.token}".encode())
+        packet = packet.replace(f"Attempt: {recorded}".encode(), f"Attempt: {call.token}".encode())
+        return packet.replace(recorded.encode(), call.number.encode())
+
+    def _play(self, call: CallRecord, action_id: str, send) -> None:
+        ami_name, agi_name, recorded = SCENARIOS[call.scenario]
+        packets = Recording.load(ami_name).call
+        try:
+            for index, packet in enumerate(packets):
+                send(self._rewrite(packet, recorded, call, action_id))
+                time.sleep(self.packet_gap)
+                if agi_name and packet.startswith(b"Event: OriginateResponse"):
+                    if not self._run_agi(call, agi_name, recorded):
+                        # No FastAGI server: Asterisk's AGI() fails and the channel hangs up.
+                        unreachable = Recording.load(UNREACHABLE[0]).call
+                        start = next(i for i, p in enumerate(unreachable) if p.startswith(b"Event: OriginateResponse")) + 1
+                        for rest in unreachable[start:]:
+                            send(self._rewrite(rest, UNREACHABLE[1], call, action_id))
+                        return
+        except OSError:
+            pass  # the AMI link was cut; the call goes on ending without anyone listening
+        finally:
+            self.active.pop(call.channel_id, None)
+            call.done.set()
+
+    # ---- FastAGI, as Asterisk's AGI() application speaks it ----
+    def _run_agi(self, call: CallRecord, agi_name: str, recorded: str) -> bool:
+        if self.fastagi is None:
+            return False
+        try:
+            sock = socket.create_connection(self.fastagi, timeout=5)
+        except OSError:
+            return False
+        call.agi_connected = True
+        env, exchanges = agi_exchanges(agi_name)
+        by_verb: dict[str, list[list[str]]] = {}
+        for verb, _, reply in exchanges:
+            by_verb.setdefault(verb, []).append(reply)
+        if call.scenario == "help":
+            by_verb["GET DATA"] = [["200 result=2"]]
+        stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+
+        def say(line: str) -> None:
+            call.agi_transcript.append(("<", line))
+            stream.write(line + "\n")
+            stream.flush()
+
+        try:
+            for line in env:
+                say(f"agi_arg_1: {call.token}" if line.startswith("agi_arg_1: ") else line)
+            while True:
+                command = stream.readline()
+                if not command:
+                    return True
+                command = command.rstrip("\n")
+                call.agi_transcript.append((">", command))
+                replies = by_verb.get(agi_verb(command))
+                if not replies:
+                    say("510 Invalid or unknown command")
+                    continue
+                # The recorded replies in order; the last one repeats (a question asked again).
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                for line in reply:
+                    say(line)
+                if "HANGUP" in reply:
+                    return True
+        except OSError:
+            return True
+        finally:
+            stream.close()
+            sock.close()

@@ -1,0 +1,300 @@
+"""The Asterisk trunk over real sockets on loopback, against a stand-in checked with the real recordings."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, Recording, agi_exchanges, split_packets
+from conftest import person_row, write_csv
+from safecall.clock import SystemClock
+from safecall.ivr import load_flow
+from safecall.runs import launch_run
+from safecall.services import Services
+from safecall.settings import load_instance
+from safecall.store import Attempt, MemberState, Person, RunMember
+from safecall.telephony.asterisk.ami import AmiConnection
+from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, SocketAGI
+from safecall.telephony.asterisk.trunk import failure_result
+
+pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason=f"recordings not found at {FIXTURES}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the recordings, parsed directly ----
+
+def test_the_recordings_parse_into_the_expected_originate_outcomes():
+    from asterisk.ami.event import Event
+
+    expected = {"ami-ack.txt": ["4"], "ami-answered-no-key.txt": ["4"], "ami-no-answer.txt": ["3"], "ami-busy.txt": ["5"],
+                "ami-congestion.txt": ["8"], "ami-fastagi-unreachable.txt": ["4"]}
+    for name, reasons in expected.items():
+        packets = split_packets((FIXTURES / name).read_bytes())
+        assert packets[0] == b"Asterisk Call Manager/13.0.0"
+        events = [Event.read(p.decode()) for p in packets if p.startswith(b"Event: ")]
+        assert [e.keys["Reason"] for e in events if e.name == "OriginateResponse"] == reasons, name
+    many = [Event.read(p.decode()) for p in split_packets((FIXTURES / "ami-60-concurrent.txt").read_bytes()) if p.startswith(b"Event: ")]
+    reasons = sorted(e.keys["Reason"] for e in many if e.name == "OriginateResponse")
+    assert (reasons.count("4"), reasons.count("3"), reasons.count("5"), reasons.count("8")) == (49, 8, 1, 2)
+    assert len(many) == 1965  # every Event packet of the recording parsed
+
+
+def test_reason_and_cause_mapping():
+    assert failure_result(3, 19) == "no_answer"
+    assert failure_result(5, 0) == "busy"
+    assert failure_result(8, 0) == "failed"
+    assert failure_result(0, 1) == "invalid_number" and failure_result(8, 28) == "invalid_number"
+    assert failure_result(None, 17) == "busy"
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_stand_in_replays_the_recorded_bytes(scenario):
+    """With the recording's own identifiers, the stand-in sends exactly the recorded packets."""
+    ami_name, agi_name, number = SCENARIOS[scenario]
+    stand_in = AsteriskStandIn({number: scenario}).start()
+    try:
+        with socket.create_connection(("127.0.0.1", stand_in.port), timeout=5) as sock:
+            sock.sendall(b"Action: Login\r\nActionID: login-1\r\nUsername: safecall\r\nSecret: safecall-test-secret\r\n\r\n")
+            sock.sendall(f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\nContext: safecall-agi\r\n"
+                         f"Exten: s\r\nPriority: 1\r\nTimeout: 8000\r\nAsync: true\r\nChannelId: att-{number}\r\n"
+                         f"Variable: SAFECALL_ATTEMPT={number}\r\n\r\n".encode())
+            raw = (FIXTURES / ami_name).read_bytes()
+            expected = raw[raw.index(b"\r\n\r\n", raw.index(b"Event: SuccessfulAuth")) + 4: raw.index(b"Response: Goodbye")]
+            if agi_name:  # no FastAGI server here: after the answer comes the recorded unreachable-AGI ending
+                cut = expected.index(b"\r\n\r\n", expected.index(b"Event: OriginateResponse")) + 4
+                unreachable = (FIXTURES / "ami-fastagi-unreachable.txt").read_bytes()
+                tail = unreachable[unreachable.index(b"\r\n\r\n", unreachable.index(b"Event: OriginateResponse")) + 4: unreachable.index(b"Response: Goodbye")]
+                expected = expected[:cut] + tail.replace(b"att-1002", f"att-{number}".encode()).replace(b"1002", number.encode())
+            greeting = (FIXTURES / "ami-ack.txt").read_bytes()  # the stand-in greets as in this recording
+            login = greeting[: greeting.index(b"\r\n\r\n", greeting.index(b"Event: SuccessfulAuth")) + 4]
+            received = b""
+            deadline = time.monotonic() + 5
+            while len(received) < len(login) + len(expected) and time.monotonic() < deadline:
+                received += sock.recv(65536)
+    finally:
+        stand_in.stop()
+    assert received == login + expected
+
+
+def test_socket_agi_handles_the_bare_hangup_line_and_511():
+    env, exchanges = agi_exchanges("agi-caller-hung-up.txt")
+    replies = "\n".join(env) + "\n" + "\n".join(line for _, _, reply in exchanges for line in reply) + "\n"
+    agi = SocketAGI(io.StringIO(replies))
+    assert agi.env["agi_arg_1"] == "6001"
+    sent = io.StringIO()
+    agi.stdout = sent
+    assert agi.answer() is None
+    with pytest.raises(CallerHungUp):
+        agi.get_data("beep", 1500, 1)  # 200 result=-1
+    agi.hung_up = False
+    with pytest.raises(CallerHungUp, match="511|dead channel"):
+        agi.get_data("beep", 1500, 1)  # HANGUP, then 511
+    assert agi.hung_up
+
+
+# ---- the trunk, end to end ----
+
+SCRIPTS = {"01001230001": "ack", "01001230002": "no_key", "01001230003": "no_answer", "01001230004": "busy",
+           "01001230005": "congestion", "01001230006": "help", "01001230007": "hangup"}
+
+
+def asterisk_trunks(ami_port: int, agi_port: int) -> str:
+    return f'''default = "pbx"
+[trunks.pbx]
+type = "asterisk"
+ami_host = "127.0.0.1"
+ami_port = {ami_port}
+ami_username = "safecall"
+ami_secret = {{ env = "TEST_AMI_SECRET" }}
+channel = "Local/{{number}}@callee"
+number_format = "national"
+channels = 4
+calls_per_second = 20
+context = "safecall-agi"
+fastagi_listen = "127.0.0.1:{agi_port}"
+ping_interval_seconds = 0.2
+'''
+
+
+@pytest.fixture
+def pbx(cli, tmp_path):
+    agi_port = free_port()
+    stand_in = AsteriskStandIn(dict(SCRIPTS), fastagi=("127.0.0.1", agi_port)).start()
+    cli.set_trunks(asterisk_trunks(stand_in.port, agi_port))
+    cli.edit_campaign("spacing = [\"1h\", \"3h\", \"next_day\"]", "spacing = [\"1m\"]")
+    cli.edit_campaign('weekdays = ["mon", "tue", "wed", "thu", "fri"]', 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]')
+    cli.edit_campaign('start = "09:00"', 'start = "00:00"')
+    cli.edit_campaign('end = "18:00"', 'end = "23:59"')
+    cli.edit_campaign('start = "10:00"', 'start = "00:00"')
+    cli.edit_campaign("skip_holidays = true", "skip_holidays = false")
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
+        person_row(name, "010-0123-000" + str(i)) for i, name in enumerate(["응답", "무입력", "무응답", "통화중", "혼잡", "도움", "끊음"], start=1)])))
+    yield stand_in, agi_port
+    stand_in.stop()
+
+
+def run_campaign(cli, stand_in, faults=None):
+    environ = {"TEST_AMI_SECRET": "safecall-test-secret"}
+    clock = SystemClock()
+    services = Services.open(load_instance(cli.root, environ), clock)
+    campaign = services.campaign("weekly-safe-call")
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
+    # Retries a minute apart in real time would be slow: move the due times forward as they come.
+    dialer = services.dialer(campaign)
+    stop = threading.Event()
+
+    def hurry():
+        while not stop.wait(0.05):
+            with services.db.transaction() as session:
+                for member in session.exec(select(RunMember).where(RunMember.state == MemberState.PENDING)):
+                    if member.next_attempt_at and member.next_attempt_at > clock.now():
+                        member.next_attempt_at = clock.now()
+                        session.add(member)
+
+    helper = threading.Thread(target=hurry, daemon=True)
+    helper.start()
+    fault_thread = threading.Thread(target=faults, daemon=True) if faults else None
+    if fault_thread:
+        fault_thread.start()
+    try:
+        dialer.run(run.id)
+    finally:
+        stop.set()
+        dialer.trunk.close()
+    return services, dialer
+
+
+def outcomes_by_name(services):
+    with services.db.session() as session:
+        people = {p.id: p.name for p in session.exec(select(Person))}
+        members = {people[m.person_id]: m.state for m in session.exec(select(RunMember))}
+        attempts = {}
+        for a in session.exec(select(Attempt).order_by(Attempt.number)):
+            attempts.setdefault(people[a.person_id], []).append(a.disposition)
+    return members, attempts
+
+
+def test_a_weekly_campaign_through_the_asterisk_stand_in(cli, pbx):
+    stand_in, _ = pbx
+    services, dialer = run_campaign(cli, stand_in)
+    members, attempts = outcomes_by_name(services)
+    assert members == {"응답": "acknowledged", "도움": "help_requested", "무입력": "unreachable", "무응답": "unreachable",
+                       "통화중": "unreachable", "혼잡": "unreachable", "끊음": "unreachable"}
+    assert attempts["응답"] == ["acknowledged"]
+    assert attempts["무입력"] == ["answered_no_key"] * 4
+    assert attempts["끊음"] == ["answered_no_key"] * 4
+    assert attempts["무응답"] == ["no_answer"] * 4
+    assert attempts["통화중"] == ["busy"] * 4
+    assert attempts["혼잡"] == ["failed"] * 4
+    # What went over the wire: an async Originate carrying the attempt token, never a guessable id.
+    originate = next(a for a in stand_in.actions if a.get("Action") == "Originate")
+    assert originate["Async"] == "true" and originate["Channel"].startswith("Local/010") and originate["Context"] == "safecall-agi"
+    assert originate["Variable"].startswith("SAFECALL_ATTEMPT=") and len(originate["Variable"]) > 30
+    ack_call = next(c for c in stand_in.calls if c.scenario == "ack")
+    sent = [line for side, line in ack_call.agi_transcript if side == ">"]
+    assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA safecall/prompt-greeting 5000 1")
+    assert sent[2:] == ["STREAM FILE safecall/closing-thanks_well \"\"", "SET VARIABLE SAFECALL_RESULT \"acknowledged\"", "HANGUP"]
+    ids = [a["ActionID"] for a in stand_in.actions]
+    assert len(ids) == len(set(ids))
+    visits = cli("visits", "list", "--date", str(services.today() + timedelta(days=1))).output
+    for name in ("무입력", "무응답", "통화중", "혼잡", "끊음"):
+        assert name in visits
+    assert "│ 응답 " not in visits and "도움" not in visits
+
+
+def test_an_unreachable_fastagi_server_never_counts_as_acknowledged(cli, pbx):
+    stand_in, agi_port = pbx
+    stand_in.fastagi = ("127.0.0.1", free_port())  # Asterisk points at a port nobody listens on
+    services, _ = run_campaign(cli, stand_in)
+    members, attempts = outcomes_by_name(services)
+    assert members["응답"] == "unreachable"
+    assert attempts["응답"] == ["answered_no_key"] * 4
+
+
+def test_the_campaign_survives_ami_links_dropped_mid_campaign(cli, pbx):
+    stand_in, _ = pbx
+
+    def cut_links():
+        for _ in range(3):
+            time.sleep(0.15)
+            stand_in.drop_connections()
+
+    services, dialer = run_campaign(cli, stand_in, faults=cut_links)
+    members, _ = outcomes_by_name(services)
+    assert members["응답"] in ("acknowledged",)
+    assert members["도움"] == "help_requested"
+    assert all(state in ("unreachable", "acknowledged", "help_requested") for state in members.values())
+    assert dialer.trunk.ami.reconnects >= 1
+
+
+def test_ami_adapter_survives_idle_links_and_failing_listeners():
+    stand_in = AsteriskStandIn({}).start()
+    seen = []
+
+    def listener(event):
+        seen.append(event.name)
+        raise RuntimeError("a bug in a listener")
+
+    try:
+        ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=listener, ping_interval=30)
+        ami.connect()
+        assert "FullyBooted" in seen  # the listener raised, and events still flow
+        time.sleep(3.5)  # longer than asterisk-ami's 3 s socket timeout
+        assert ami.ping()
+        from asterisk.ami import SimpleAction
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(ami.ping())) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [True] * 20
+        ami.close()
+    finally:
+        stand_in.stop()
+
+
+def test_wrong_secret_or_port_is_said_plainly():
+    from safecall.errors import TrunkError
+
+    stand_in = AsteriskStandIn({}).start()
+    try:
+        with pytest.raises(TrunkError, match="login refused for user 'safecall'"):
+            AmiConnection("127.0.0.1", stand_in.port, "safecall", "wrong", on_event=print).connect()
+    finally:
+        stand_in.stop()
+    with pytest.raises(TrunkError, match="cannot reach AMI at 127.0.0.1"):
+        AmiConnection("127.0.0.1", free_port(), "safecall", "x", on_event=print).connect()
+
+
+def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
+    flow = load_flow(cli.root / "ivr", "safe-call")
+
+    class NoAttempts:
+        def is_live(self, token):
+            return False
+
+        def record_keypress(self, *args):
+            raise AssertionError("no keypress may be stored for an unknown attempt")
+
+    server = FastAgiServer("127.0.0.1", 0, flow, NoAttempts(), SystemClock().now).start()
+    try:
+        env, _ = agi_exchanges("agi-ack.txt")
+        with socket.create_connection(server.address, timeout=5) as sock:
+            stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+            stream.write("\n".join(env) + "\n")
+            stream.flush()
+            assert stream.readline().strip() == "HANGUP"
+    finally:
+        server.stop()
