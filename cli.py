@@ -61,7 +61,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     campaign = typer.Typer(help="Campaign definitions and their weekly runs.", no_args_is_help=True)
     visits = typer.Typer(help="Home-visit and callback lists for the teams.", no_args_is_help=True)
     config = typer.Typer(help="Settings of this instance.", no_args_is_help=True)
-    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config")):
+    trunk = typer.Typer(help="Telephony trunks (config/trunks.toml).", no_args_is_help=True)
+    ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
+    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr")):
         app.add_typer(sub, name=name)
 
     def handled(command):
@@ -128,6 +130,36 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             return
         for key, value in shown.items():
             out.print(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+
+    @trunk.command("check")
+    @handled
+    def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
+                    wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
+        """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
+        checks = ctx_of(ctx).services().check_trunk(name, wait_seconds=wait)
+        for check in checks:
+            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+            out.print(f"{mark} {check.name}: ", end="")
+            out.print(check.detail, markup=False)
+        if not all(check.ok for check in checks):
+            raise typer.Exit(1)
+
+    @ivr.command("prompts")
+    @handled
+    def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),
+                    force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
+        """Build 8 kHz mono prompt audio for Asterisk from the flow's texts (espeak-ng and sox)."""
+        from safecall.ivr import load_flow
+        from safecall.telephony.asterisk.prompts import build_prompts
+
+        instance = ctx_of(ctx).instance()
+        out_dir = instance.ivr_dir / "asterisk" / "sounds" / "safecall"
+        written, kept = build_prompts(load_flow(instance.ivr_dir, flow), out_dir, force=force)
+        for path in written:
+            out.print(f"wrote {path}")
+        for path in kept:
+            out.print(f"kept  {path} (already there; --force replaces it)")
+        out.print(f"Copy {out_dir} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).")
 
     # ---- recipients ---------------------------------------------------------------------------
     @recipients.command("import")

@@ -13,7 +13,7 @@ from safecall.ivr import IvrFlow, load_flow
 from safecall.runs import Outcomes
 from safecall.settings import AsteriskTrunkConfig, Instance, SimulatedTrunkConfig
 from safecall.store import Database
-from safecall.telephony.base import KeypressSink, Trunk
+from safecall.telephony.base import Check, KeypressSink, Trunk
 
 
 def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ) -> Trunk:
@@ -57,6 +57,14 @@ class Services:
         flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
         trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes, flow, self.instance.environ)
         return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes)
+
+    def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:
+        config = self.instance.trunk(name)
+        if isinstance(config, AsteriskTrunkConfig):
+            from safecall.telephony.asterisk.check import check_asterisk
+
+            return check_asterisk(config, self.instance.environ, load_flow(self.instance.ivr_dir, flow_name), wait_seconds)
+        return [Check("simulated trunk", True, f"{config.channels} channels, {config.calls_per_second} calls/s; no outside system to reach")]
 
     def close(self) -> None:
         self.db.dispose()

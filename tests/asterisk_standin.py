@@ -213,6 +213,14 @@ class AsteriskStandIn:
         return logged_in
 
     def _originate(self, action: dict, send) -> None:
+        if action.get("Channel", "").startswith("Local/s@"):  # a call straight into a dialplan context
+            send(f"Response: Success\r\nActionID: {action['ActionID']}\r\nMessage: Originate successfully queued".encode())
+            context = action["Channel"].split("@", 1)[1]
+            if context in self.contexts:
+                token = action.get("Variable", "=").split("=", 1)[1]
+                probe = CallRecord("s", action.get("ChannelId", "probe"), token, "ack")
+                threading.Thread(target=self._run_agi, args=(probe, "agi-ack.txt", "1001"), daemon=True).start()
+            return
         number = re.search(r"/(\+?\d+)", action.get("Channel", "")).group(1)
         token = action.get("Variable", "=").split("=", 1)[1]
         call = CallRecord(number, action["ChannelId"], token, self.scripts.get(number, "no_answer"))

@@ -249,7 +249,10 @@ def test_ami_adapter_survives_idle_links_and_failing_listeners():
     try:
         ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=listener, ping_interval=30)
         ami.connect()
-        assert "FullyBooted" in seen  # the listener raised, and events still flow
+        deadline = time.monotonic() + 3
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == ["FullyBooted", "SuccessfulAuth"]  # the listener raised on the first, and events still flowed
         time.sleep(3.5)  # longer than asterisk-ami's 3 s socket timeout
         assert ami.ping()
         from asterisk.ami import SimpleAction
@@ -298,3 +301,101 @@ def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
             assert stream.readline().strip() == "HANGUP"
     finally:
         server.stop()
+
+
+def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
+    cli.set_trunks(asterisk_trunks(stand_in_port, agi_port))
+
+
+def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
+    from cli import create_app
+    from typer.testing import CliRunner
+
+    agi_port = free_port()
+    stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
+    app = create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret"})
+    runner = CliRunner()
+
+    def check():
+        return runner.invoke(app, ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+
+    try:
+        configure_pbx(cli, stand_in.port, agi_port)
+        good = check()
+        assert good.exit_code == 0, good.output
+        assert "ok   AMI login" in good.output and "context 'safecall-agi' exists" in good.output
+        assert f"Asterisk reached the FastAGI server at 127.0.0.1:{agi_port}" in good.output
+
+        stand_in.contexts = set()
+        missing = check()
+        assert missing.exit_code == 1 and "FAIL dialplan context: context 'safecall-agi' not found" in missing.output
+
+        stand_in.contexts = {"safecall-agi"}
+        stand_in.fastagi = ("127.0.0.1", free_port())  # Asterisk's dialplan points elsewhere
+        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret"}),
+                                    ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        assert "FAIL FastAGI: Asterisk did not reach" in unreachable.output
+
+        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        assert wrong.exit_code == 1 and "AMI login refused for user 'safecall'" in wrong.output
+        unset = runner.invoke(create_app(environ={}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        assert "environment variable TEST_AMI_SECRET is not set" in unset.output
+        assert "safecall-test-secret" not in good.output + wrong.output
+    finally:
+        stand_in.stop()
+    configure_pbx(cli, free_port(), agi_port)
+    closed = runner.invoke(app, ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+    assert "FAIL AMI login: cannot reach AMI at 127.0.0.1" in closed.output
+
+
+def test_config_show_names_the_ami_secret_source_only(cli):
+    configure_pbx(cli, 5038, 4573)
+    output = cli("config", "show").output
+    assert "<secret env:TEST_AMI_SECRET>" in output
+
+
+def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
+    flow = load_flow(cli.root / "ivr", "safe-call")
+
+    class BrokenDatabase:
+        def is_live(self, token):
+            return True
+
+        def record_keypress(self, *args):
+            raise OSError("disk I/O error")
+
+    server = FastAgiServer("127.0.0.1", 0, flow, BrokenDatabase(), SystemClock().now).start()
+    try:
+        env, _ = agi_exchanges("agi-ack.txt")
+        with socket.create_connection(server.address, timeout=5) as sock:
+            stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+            stream.write("\n".join(env) + "\n")
+            stream.flush()
+            sent = []
+            for reply in ("200 result=0", "200 result=1", "200 result=1"):
+                sent.append(stream.readline().strip())
+                stream.write(reply + "\n")
+                stream.flush()
+    finally:
+        server.stop()
+    assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA") and sent[2] == "HANGUP"  # no thank-you
+
+
+def test_after_a_restart_calls_asterisk_no_longer_has_are_retried_not_redialled(cli, pbx):
+    stand_in, _ = pbx
+    environ = {"TEST_AMI_SECRET": "safecall-test-secret"}
+    clock = SystemClock()
+    services = Services.open(load_instance(cli.root, environ), clock)
+    campaign = services.campaign("weekly-safe-call")
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
+    # A process wrote the first attempt for 응답 and died before Asterisk heard of it.
+    with services.db.transaction() as session:
+        member = session.exec(select(RunMember).join(Person, Person.id == RunMember.person_id).where(Person.name == "응답")).one()
+        member.state, member.attempts_made, member.next_attempt_at = MemberState.IN_CALL, 1, None
+        session.add(member)
+        session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1,
+                            phone="+821001230001", token="orphaned-token-000000000000", placed_at=clock.now()))
+    run_campaign(cli, stand_in)
+    _, attempts = outcomes_by_name(services)
+    assert attempts["응답"] == ["unknown", "acknowledged"]
+    assert all(c.token != "orphaned-token-000000000000" for c in stand_in.calls)

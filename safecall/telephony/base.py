@@ -27,6 +27,15 @@ class LineResult:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One line of `safecall trunk check`."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
 class Capacity:
     channels: int
     calls_per_second: float

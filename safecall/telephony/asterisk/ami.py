@@ -44,6 +44,15 @@ class _PatchedClient(AMIClient):
         self._thread = threading.Thread(target=self.listen, name="ami-reader", daemon=True)
         self._thread.start()
 
+    def disconnect(self) -> None:
+        self.finished.set()
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked reader; close() alone does not
+        except OSError:
+            pass
+        self._socket.close()
+        self._thread.join(self._timeout)
+
     def send(self, pack) -> None:
         data = bytearray(str(pack) + "\r\n", self.encoding)
         with self._send_lock:
