@@ -281,9 +281,26 @@ def test_wrong_secret_or_port_is_said_plainly():
         AmiConnection("127.0.0.1", free_port(), "safecall", "x", on_event=print).connect()
 
 
-def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
-    flow = load_flow(cli.root / "ivr", "safe-call")
+def talk_to_fastagi(cli, sink, replies: list[str]) -> list[str]:
+    """Connect as Asterisk does, send the recorded environment, answer each command in turn; what the server sent."""
+    server = FastAgiServer("127.0.0.1", 0, load_flow(cli.root / "ivr", "safe-call"), sink, SystemClock().now).start()
+    sent = []
+    try:
+        env, _ = agi_exchanges("agi-ack.txt")
+        with socket.create_connection(server.address, timeout=5) as sock:
+            stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+            stream.write("\n".join(env) + "\n")
+            stream.flush()
+            for reply in replies:
+                sent.append(stream.readline().strip())
+                stream.write(reply + "\n")
+                stream.flush()
+    finally:
+        server.stop()
+    return sent
 
+
+def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
     class NoAttempts:
         def is_live(self, token):
             return False
@@ -291,16 +308,7 @@ def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
         def record_keypress(self, *args):
             raise AssertionError("no keypress may be stored for an unknown attempt")
 
-    server = FastAgiServer("127.0.0.1", 0, flow, NoAttempts(), SystemClock().now).start()
-    try:
-        env, _ = agi_exchanges("agi-ack.txt")
-        with socket.create_connection(server.address, timeout=5) as sock:
-            stream = sock.makefile("rw", encoding="utf-8", newline="\n")
-            stream.write("\n".join(env) + "\n")
-            stream.flush()
-            assert stream.readline().strip() == "HANGUP"
-    finally:
-        server.stop()
+    assert talk_to_fastagi(cli, NoAttempts(), ["200 result=1"]) == ["HANGUP"]
 
 
 def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
@@ -355,8 +363,6 @@ def test_config_show_names_the_ami_secret_source_only(cli):
 
 
 def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
-    flow = load_flow(cli.root / "ivr", "safe-call")
-
     class BrokenDatabase:
         def is_live(self, token):
             return True
@@ -364,20 +370,7 @@ def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
         def record_keypress(self, *args):
             raise OSError("disk I/O error")
 
-    server = FastAgiServer("127.0.0.1", 0, flow, BrokenDatabase(), SystemClock().now).start()
-    try:
-        env, _ = agi_exchanges("agi-ack.txt")
-        with socket.create_connection(server.address, timeout=5) as sock:
-            stream = sock.makefile("rw", encoding="utf-8", newline="\n")
-            stream.write("\n".join(env) + "\n")
-            stream.flush()
-            sent = []
-            for reply in ("200 result=0", "200 result=1", "200 result=1"):
-                sent.append(stream.readline().strip())
-                stream.write(reply + "\n")
-                stream.flush()
-    finally:
-        server.stop()
+    sent = talk_to_fastagi(cli, BrokenDatabase(), ["200 result=0", "200 result=1", "200 result=1"])
     assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA") and sent[2] == "HANGUP"  # no thank-you
 
 
