@@ -18,7 +18,7 @@ from sqlmodel import func, select
 from safecall import phones
 from safecall.campaign import MIN_RETRIES, CampaignDef
 from safecall.clock import Clock
-from safecall.errors import SafeCallError, TrunkError
+from safecall.errors import SafeCallError, TrunkError, TrunkFatalError
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
@@ -37,6 +37,7 @@ GRACE = timedelta(seconds=60)  # beyond ring + max call length before an unrepor
 class _InFlight:
     token: str
     deadline: datetime
+    attempt_id: int
 
 
 class Dialer:
@@ -69,7 +70,7 @@ class Dialer:
                 if not self.in_flight and (stopping or self._close_if_done(run_id)):
                     break
                 self._handle(self.trunk.wait_events(self._wake_time(run_id, stopping)))
-                self._write_off_overdue()
+                self._write_off_overdue(run)
                 acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
         finally:
             release_run_lock(self.db, run_id, self.owner)
@@ -93,8 +94,8 @@ class Dialer:
             orphans = list(session.exec(select(Attempt).where(Attempt.run_id == run.id, Attempt.status == "placing")))
         for attempt in orphans:
             log.info("recovering attempt %s to %s", attempt.id, phones.mask(attempt.phone))
-            self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at))
-            self._handle(self.trunk.recover(self._request(run, attempt)))
+            self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
+            self._handle(self.trunk.recover(self._request(run, attempt), attempt.trunk_call_id))
 
     def _place_due(self, run: CampaignRun) -> None:
         free = self.trunk.capacity.channels - len(self.in_flight)
@@ -138,12 +139,14 @@ class Dialer:
             session.add_all([member, attempt])
         # Committed: from here on this attempt exists and will never be placed again.
         log.info("placing attempt %s (#%s) to %s", attempt.id, attempt.number, phones.mask(number))
-        self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(now))
+        self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(now), attempt.id)
         try:
             self.trunk.originate(self._request(run, attempt))
         except TrunkError as exc:
             log.warning("attempt %s could not be placed: %s", attempt.id, exc)
-            self._handle([CallEvent(attempt.token, "ended", self.clock.now(), LineResult.FAILED, str(exc))])
+            self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, str(exc))])
+            if isinstance(exc, TrunkFatalError):
+                raise
 
     def _handle(self, events: list[CallEvent]) -> None:
         for event in events:
@@ -155,11 +158,22 @@ class Dialer:
                 if attempt:
                     log.info("attempt %s ended: %s", attempt.id, attempt.disposition)
 
-    def _write_off_overdue(self) -> None:
+    def _write_off_overdue(self, run: CampaignRun) -> None:
+        """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""
         now = self.clock.now()
         for token, flight in list(self.in_flight.items()):
-            if flight.deadline <= now:
-                log.warning("no report for a call past its longest possible length; counting it as unknown")
+            if flight.deadline > now:
+                continue
+            with self.db.session() as session:
+                attempt = session.get(Attempt, flight.attempt_id)
+            try:
+                events = self.trunk.reconcile(self._request(run, attempt), attempt.trunk_call_id)
+            except TrunkError as exc:
+                log.warning("could not reconcile attempt %s: %s", attempt.id, exc)
+                events = []
+            self._handle(events)
+            if token in self.in_flight:
+                log.warning("no report for attempt %s past its longest possible length; counting it as unknown", attempt.id)
                 self.in_flight.pop(token)
                 self.outcomes.call_ended(token, Disposition.UNKNOWN, now)
 

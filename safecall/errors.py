@@ -23,7 +23,15 @@ class NotFoundError(SafeCallError):
 
 
 class TrunkError(SafeCallError):
-    """The telephony trunk refused or failed an operation."""
+    """The telephony trunk refused or failed an operation. `result` says what it means for the call (a LineResult)."""
+
+    def __init__(self, message: str, result: str = "failed"):
+        super().__init__(message)
+        self.result = result
+
+
+class TrunkFatalError(TrunkError):
+    """The trunk cannot place any call (bad credentials, no permission): dialling stops instead of burning attempts."""
 
 
 class RunLockedError(SafeCallError):

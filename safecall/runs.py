@@ -144,6 +144,13 @@ class Outcomes:
             attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
             return attempt is not None and attempt.status == "placing"
 
+    def note_call_id(self, token: str, call_id: str) -> None:
+        with self.db.transaction() as session:
+            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+            if attempt and attempt.trunk_call_id is None:
+                attempt.trunk_call_id = call_id
+                session.add(attempt)
+
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         if outcome not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
             return False

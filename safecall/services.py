@@ -11,7 +11,7 @@ from safecall.dialer import Dialer
 from safecall.errors import ConfigError
 from safecall.ivr import IvrFlow, load_flow
 from safecall.runs import Outcomes
-from safecall.settings import AsteriskTrunkConfig, Instance, SimulatedTrunkConfig
+from safecall.settings import AsteriskTrunkConfig, Instance, SimulatedTrunkConfig, TwilioTrunkConfig
 from safecall.store import Database
 from safecall.telephony.base import Check, KeypressSink, Trunk
 
@@ -25,6 +25,10 @@ def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ
         from safecall.telephony.asterisk.trunk import AsteriskTrunk
 
         return AsteriskTrunk(config, clock, sink, flow, environ)
+    if isinstance(config, TwilioTrunkConfig):
+        from safecall.telephony.twilio.trunk import TwilioTrunk
+
+        return TwilioTrunk(config, clock, sink, flow, environ)
     raise ConfigError(f"trunk type {config.type!r} is not supported by this version")
 
 
@@ -64,6 +68,10 @@ class Services:
             from safecall.telephony.asterisk.check import check_asterisk
 
             return check_asterisk(config, self.instance.environ, load_flow(self.instance.ivr_dir, flow_name), wait_seconds)
+        if isinstance(config, TwilioTrunkConfig):
+            from safecall.telephony.twilio.check import check_twilio
+
+            return check_twilio(config, self.instance.environ)
         return [Check("simulated trunk", True, f"{config.channels} channels, {config.calls_per_second} calls/s; no outside system to reach")]
 
     def close(self) -> None:

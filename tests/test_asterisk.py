@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, Recording, agi_exchanges, split_packets
 from conftest import person_row, write_csv
+from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.runs import launch_run
@@ -24,12 +25,6 @@ from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, Soc
 from safecall.telephony.asterisk.trunk import failure_result
 
 pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason=f"recordings not found at {FIXTURES}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the recordings, parsed directly ----
@@ -132,57 +127,18 @@ def pbx(cli, tmp_path):
     agi_port = free_port()
     stand_in = AsteriskStandIn(dict(SCRIPTS), fastagi=("127.0.0.1", agi_port)).start()
     cli.set_trunks(asterisk_trunks(stand_in.port, agi_port))
-    cli.edit_campaign("spacing = [\"1h\", \"3h\", \"next_day\"]", "spacing = [\"1m\"]")
-    cli.edit_campaign('weekdays = ["mon", "tue", "wed", "thu", "fri"]', 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]')
-    cli.edit_campaign('start = "09:00"', 'start = "00:00"')
-    cli.edit_campaign('end = "18:00"', 'end = "23:59"')
-    cli.edit_campaign('start = "10:00"', 'start = "00:00"')
-    cli.edit_campaign("skip_holidays = true", "skip_holidays = false")
+    always_open(cli)
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
         person_row(name, "010-0123-000" + str(i)) for i, name in enumerate(["응답", "무입력", "무응답", "통화중", "혼잡", "도움", "끊음"], start=1)])))
     yield stand_in, agi_port
     stand_in.stop()
 
 
+AMI_ENV = {"TEST_AMI_SECRET": "safecall-test-secret"}
+
+
 def run_campaign(cli, stand_in, faults=None):
-    environ = {"TEST_AMI_SECRET": "safecall-test-secret"}
-    clock = SystemClock()
-    services = Services.open(load_instance(cli.root, environ), clock)
-    campaign = services.campaign("weekly-safe-call")
-    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
-    # Retries a minute apart in real time would be slow: move the due times forward as they come.
-    dialer = services.dialer(campaign)
-    stop = threading.Event()
-
-    def hurry():
-        while not stop.wait(0.05):
-            with services.db.transaction() as session:
-                for member in session.exec(select(RunMember).where(RunMember.state == MemberState.PENDING)):
-                    if member.next_attempt_at and member.next_attempt_at > clock.now():
-                        member.next_attempt_at = clock.now()
-                        session.add(member)
-
-    helper = threading.Thread(target=hurry, daemon=True)
-    helper.start()
-    fault_thread = threading.Thread(target=faults, daemon=True) if faults else None
-    if fault_thread:
-        fault_thread.start()
-    try:
-        dialer.run(run.id)
-    finally:
-        stop.set()
-        dialer.trunk.close()
-    return services, dialer
-
-
-def outcomes_by_name(services):
-    with services.db.session() as session:
-        people = {p.id: p.name for p in session.exec(select(Person))}
-        members = {people[m.person_id]: m.state for m in session.exec(select(RunMember))}
-        attempts = {}
-        for a in session.exec(select(Attempt).order_by(Attempt.number)):
-            attempts.setdefault(people[a.person_id], []).append(a.disposition)
-    return members, attempts
+    return run_live_campaign(cli, AMI_ENV, faults)
 
 
 def test_a_weekly_campaign_through_the_asterisk_stand_in(cli, pbx):
@@ -376,9 +332,8 @@ def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
 
 def test_after_a_restart_calls_asterisk_no_longer_has_are_retried_not_redialled(cli, pbx):
     stand_in, _ = pbx
-    environ = {"TEST_AMI_SECRET": "safecall-test-secret"}
     clock = SystemClock()
-    services = Services.open(load_instance(cli.root, environ), clock)
+    services = Services.open(load_instance(cli.root, AMI_ENV), clock)
     campaign = services.campaign("weekly-safe-call")
     run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
     # A process wrote the first attempt for 응답 and died before Asterisk heard of it.

@@ -127,6 +127,7 @@ class Attempt(SQLModel, table=True):
     number: int  # 1 is the first call, 2.. are retries
     phone: str
     token: str = Field(unique=True)  # unguessable: only the call placed for it may report
+    trunk_call_id: str | None = Field(default=None, index=True)  # e.g. Twilio's CallSid
     status: str = "placing"  # placing (written before the call), done
     placed_at: datetime = utc_field()
     answered_at: datetime | None = utc_field(default=None)

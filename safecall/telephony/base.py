@@ -66,6 +66,9 @@ class KeypressSink(Protocol):
     def is_live(self, token: str) -> bool:
         """Whether the attempt exists and its call is open."""
 
+    def note_call_id(self, token: str, call_id: str) -> None:
+        """Remember the trunk's own id for the call (e.g. Twilio's CallSid)."""
+
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         """Store the IVR outcome for the attempt; False if the token is unknown or closed."""
 
@@ -79,8 +82,11 @@ class Trunk(Protocol):
     def wait_events(self, until: datetime) -> list[CallEvent]:
         """Events that happened by `until`; blocks until the first of them, or `until`."""
 
-    def recover(self, request: CallRequest) -> list[CallEvent]:
+    def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         """After a restart: whatever the trunk can still tell about a call placed earlier."""
+
+    def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        """A call past its longest possible length with no final report: ask the provider what became of it."""
 
     def close(self) -> None:
         """Release connections and servers."""

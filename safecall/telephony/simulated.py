@@ -148,10 +148,13 @@ class SimulatedTrunk:
             events.append(CallEvent(pending.token, pending.kind, pending.at, pending.result))
         return events
 
-    def recover(self, request: CallRequest) -> list[CallEvent]:
+    def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         # The course is derivable: take the call up again where it stands now.
         self._schedule(request)
         return []
+
+    def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        return []  # every simulated call reports its end
 
     def close(self) -> None:
         self._queue.clear()

@@ -148,7 +148,7 @@ class AsteriskTrunk:
         channels = self.ami.send_list(SimpleAction("CoreShowChannels"), "CoreShowChannelsComplete")
         return {event.keys.get("Uniqueid", "") for event in channels}
 
-    def recover(self, request: CallRequest) -> list[CallEvent]:
+    def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         channel_id = channel_id_for(request.token)
         with self._lock:
             call = self._calls[channel_id] = _Call(request.token)
@@ -160,6 +160,14 @@ class AsteriskTrunk:
         with self._lock:
             self._calls.pop(channel_id, None)
         return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "gone before restart")]
+
+    def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        channel_id = channel_id_for(request.token)
+        if channel_id in self.active_channel_ids():
+            return []
+        with self._lock:
+            self._calls.pop(channel_id, None)
+        return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "no Hangup seen")]
 
     def resync(self) -> None:
         """After a reconnect events may have been lost: calls Asterisk no longer has are ended as unknown."""

@@ -1,0 +1,145 @@
+"""The Twilio trunk: calls created with the twilio SDK, each with its own IVR and status-callback URLs."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from datetime import datetime, timedelta
+from typing import Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from safecall import phones
+from safecall.clock import Clock
+from safecall.errors import TrunkError, TrunkFatalError
+from safecall.ivr import IvrFlow
+from safecall.settings import TwilioTrunkConfig
+from safecall.telephony.base import CallEvent, CallRequest, Capacity, KeypressSink, LineResult
+from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
+
+log = logging.getLogger("safecall.twilio")
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs request headers
+
+STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+INVALID_NUMBER_CODES = {21211, 21214, 21217, 13223, 13224}  # not a valid, or not a reachable, number
+FATAL_CODES = {20003, 20005, 21210, 21212, 21215, 21216}  # credentials, caller ID or geo permission: no call can go
+
+
+class LocalTwilioHttpClient(TwilioHttpClient):
+    """Sends every API call to a local fake (drills and tests): rewrites the scheme and host."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self._base = urlsplit(base_url)
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlsplit(url)
+        url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_client(config: TwilioTrunkConfig, auth_token: str) -> Client:
+    http_client = LocalTwilioHttpClient(config.api_base_url) if config.api_base_url else None
+    return Client(config.account_sid, auth_token, http_client=http_client)
+
+
+class TwilioTrunk:
+    def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: KeypressSink, flow: IvrFlow,
+                 environ: Mapping[str, str], *, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self.capacity = Capacity(config.channels, config.calls_per_second)
+        self.clock, self.sink = clock, sink
+        self.backoff, self.sleep = backoff, sleep
+        auth_token = config.auth_token.resolve(environ)
+        self.client = make_client(config, auth_token)
+        self._events: queue.Queue[CallEvent] = queue.Queue()
+        self._known_sids: set[str] = set()
+        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, flow=flow, sink=sink,
+                                 now=clock.now, on_event=self._events.put, prompt_base_url=config.prompt_base_url)
+        host, port = config.listen_address()
+        self.webhooks = WebhookServer(app, host, port).start()
+
+    def _url(self, kind: str, token: str) -> str:
+        return f"{self.config.public_base_url}/twilio/{kind}/{token}"
+
+    def originate(self, request: CallRequest) -> None:
+        params = dict(
+            to=request.number, from_=self.config.from_number, url=self._url("voice", request.token), method="POST",
+            status_callback=self._url("status", request.token), status_callback_event=STATUS_EVENTS,
+            status_callback_method="POST", timeout=int(min(request.ring_timeout, self.config.ring_timeout_seconds)),
+            time_limit=int(request.max_call_seconds),
+        )
+        if self.config.machine_detection:
+            params["machine_detection"] = "Enable"
+        call = None
+        for retry in range(6):
+            try:
+                call = self.client.calls.create(**params)
+                break
+            except TwilioRestException as exc:
+                if exc.code in INVALID_NUMBER_CODES:
+                    raise TrunkError(f"Twilio: {exc.msg} (code {exc.code})", result=LineResult.INVALID_NUMBER) from exc
+                if exc.code in FATAL_CODES or exc.status in (401, 403):
+                    raise TrunkFatalError(f"Twilio refused every call: {exc.msg} (code {exc.code}); check the account, "
+                                          "from number and geo permissions") from exc
+                if exc.status != 429 and exc.status < 500:
+                    raise TrunkError(f"Twilio: {exc.msg} (code {exc.code})") from exc
+                # 429 was refused before anything was made; after a 5xx the call may exist: look before trying again.
+                if exc.status >= 500:
+                    call = self._find_created(request)
+                    if call:
+                        break
+            except TwilioException as exc:  # the connection broke: the call may exist
+                call = self._find_created(request)
+                if call:
+                    break
+                log.warning("Twilio API unreachable: %s", exc)
+            self.sleep(self.backoff * 2 ** retry)
+        if call is None:
+            raise TrunkError("Twilio kept answering 429/5xx; the attempt is retried later")
+        self._known_sids.add(call.sid)
+        self.sink.note_call_id(request.token, call.sid)
+        log.info("created call %s to %s", call.sid, phones.mask(request.number))
+
+    def _find_created(self, request: CallRequest):
+        """A call to this number from our number since the attempt was placed that no other attempt owns."""
+        try:
+            calls = self.client.calls.list(to=request.number, from_=self.config.from_number,
+                                           start_time_after=request.placed_at - timedelta(minutes=1), limit=20)
+        except TwilioException as exc:
+            raise TrunkError(f"cannot tell whether Twilio created the call ({exc}); not dialling again") from exc
+        return next((c for c in calls if c.sid not in self._known_sids), None)
+
+    def wait_events(self, until: datetime) -> list[CallEvent]:
+        timeout = max(0.0, (until - self.clock.now()).total_seconds())
+        events = []
+        try:
+            events.append(self._events.get(timeout=timeout))
+            while True:
+                events.append(self._events.get_nowait())
+        except queue.Empty:
+            return events
+
+    def _status_of(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        try:
+            call = self.client.calls(call_id).fetch() if call_id else self._find_created(request)
+        except TwilioException as exc:
+            raise TrunkError(f"cannot fetch call {call_id}: {exc}") from exc
+        if call is None:
+            return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "Twilio has no such call")]
+        self._known_sids.add(call.sid)
+        result = final_result(call.status, getattr(call, "answered_by", None))
+        return [CallEvent(request.token, "ended", self.clock.now(), result, f"fetched status {call.status}")] if result else []
+
+    def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        return self._status_of(request, call_id)
+
+    def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
+        return self._status_of(request, call_id)
+
+    def close(self) -> None:
+        self.webhooks.stop()
