@@ -144,6 +144,30 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         if not all(check.ok for check in checks):
             raise typer.Exit(1)
 
+    @app.command()
+    @handled
+    def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
+              seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
+        """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
+        import signal
+        import threading
+
+        services = ctx_of(ctx).services()
+        dialer = services.dialer(services.campaign(campaign_name))
+        stop = threading.Event()
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+        out.print(f"Serving the IVR of {campaign_name!r}; Ctrl-C stops.")
+        try:
+            stop.wait(seconds)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+            dialer.trunk.close()
+        out.print("Stopped.")
+
     @ivr.command("prompts")
     @handled
     def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
@@ -221,3 +222,40 @@ def test_trunk_check_for_twilio(cli, cloud):
     bad = runner.invoke(create_app(environ=ENV), ["--config", str(cli.root), "trunk", "check"])
     assert "FAIL webhook URL: http://safecall.example.org must be an https:// address" in bad.output
     assert "FAIL from number: +827000000999 is not a number of this account" in bad.output
+
+
+def test_serve_hosts_the_webhooks_and_records_keypresses_for_live_attempts(cli, cloud):
+    import threading
+
+    from safecall.runs import launch_run
+    from safecall.services import Services
+    from safecall.settings import load_instance
+    from safecall.store import MemberState, RunMember
+
+    services = Services.open(load_instance(cli.root, ENV), SystemClock())
+    campaign = services.campaign("weekly-safe-call")
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=SystemClock().now())
+    with services.db.transaction() as session:
+        member = session.exec(select(RunMember)).first()
+        member.state, member.attempts_made = MemberState.IN_CALL, 1
+        session.add(member)
+        session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone="+821001230000",
+                            token="live-token-0000000000000000", placed_at=SystemClock().now()))
+    result = {}
+    server = threading.Thread(target=lambda: result.update(
+        out=CliRunner().invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "3"]).output))
+    server.start()
+    call = FakeCall("CA" + "3" * 32, "+821001230000", {}, "ack")
+    url = f"{PUBLIC}/twilio/gather/live-token-0000000000000000?asked=1"
+    for _ in range(100):
+        try:
+            status, body = cloud.post(call, url, {"Digits": "1"})
+            break
+        except OSError:
+            time.sleep(0.05)
+    server.join()
+    assert status == 200 and "확인되었습니다" in body
+    assert "Serving the IVR" in result["out"] and "Stopped." in result["out"]
+    with services.db.session() as session:
+        attempt = session.exec(select(Attempt).where(Attempt.token == "live-token-0000000000000000")).one()
+    assert (attempt.digit, attempt.disposition) == ("1", "acknowledged")
