@@ -62,8 +62,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     visits = typer.Typer(help="Home-visit and callback lists for the teams.", no_args_is_help=True)
     config = typer.Typer(help="Settings of this instance.", no_args_is_help=True)
     trunk = typer.Typer(help="Telephony trunks (config/trunks.toml).", no_args_is_help=True)
+    scheduler = typer.Typer(help="The long-running process that launches, dials and delivers.", no_args_is_help=True)
     ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
-    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr")):
+    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler")):
         app.add_typer(sub, name=name)
 
     def handled(command):
@@ -167,6 +168,44 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                 signal.signal(signal.SIGTERM, previous)
             dialer.trunk.close()
         out.print("Stopped.")
+
+    @scheduler.command("run")
+    @handled
+    def scheduler_run(ctx: typer.Context, interval: float = typer.Option(30, "--interval", help="Seconds between checks."),
+                      seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
+        """Launch campaigns at their weekly slot, dial, publish the daily lists, escalate; survives restarts."""
+        import logging
+        import signal
+        import threading
+
+        from safecall.events import JsonLineFormatter
+        from safecall.notify import build_mailer, build_sms
+        from safecall.scheduler import Scheduler
+
+        services = ctx_of(ctx).services()
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLineFormatter())
+        root_logger = logging.getLogger("safecall")
+        root_logger.addHandler(handler)
+        root_logger.setLevel(logging.INFO)
+        mailer = build_mailer(services.instance)
+        runner = Scheduler(services, mailer, build_sms(services.instance, mailer))
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if in_main:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, lambda *_: runner.stop.set())
+        timer = threading.Timer(seconds, runner.stop.set) if seconds else None
+        if timer:
+            timer.start()
+        try:
+            runner.run(interval_seconds=interval)
+        finally:
+            if timer:
+                timer.cancel()
+            for signum, handler_before in previous.items():
+                signal.signal(signum, handler_before)
+            root_logger.removeHandler(handler)
 
     @ivr.command("prompts")
     @handled
@@ -369,6 +408,36 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             out.print(f"wrote {path}")
         if not files:
             out.print(f"No open {kind} tasks for {day}; nothing written.")
+
+    @visits.command("deliver")
+    @handled
+    def visits_deliver(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day of the lists, YYYY-MM-DD (default: today).")):
+        """Write the day's lists again and (re)send them to every team."""
+        from safecall.delivery import deliveries_for, publish_day
+        from safecall.notify import build_mailer
+
+        services = ctx_of(ctx).services()
+        day = parse_day(on, "--date") if on else services.today()
+        publish_day(services.db, services.instance, build_mailer(services.instance), day, now=services.now(), resend=True)
+        print_deliveries(deliveries_for(services.db, day), day)
+
+    @visits.command("deliveries")
+    @handled
+    def visits_deliveries(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day, YYYY-MM-DD (default: today).")):
+        """Show whether each team's lists for a day were delivered."""
+        from safecall.delivery import deliveries_for
+
+        services = ctx_of(ctx).services()
+        day = parse_day(on, "--date") if on else services.today()
+        print_deliveries(deliveries_for(services.db, day), day)
+
+    def print_deliveries(rows, day) -> None:
+        table = Table("team", "list", "status", "attempts", "last error", title=f"Deliveries for {day}")
+        for d in rows:
+            table.add_row(d.team, d.kind, d.status, str(d.attempts), d.last_error or "")
+        out.print(table)
+        if any(d.status == "failed" for d in rows):
+            err.print("[red]some lists were not delivered; fix the cause and run 'safecall visits deliver'[/red]")
 
     @visits.command("record")
     @handled

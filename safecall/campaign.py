@@ -92,6 +92,23 @@ class RetryPolicy(Strict):
         return values
 
 
+class Notify(Strict):
+    """Whether guardians get an SMS when the person becomes a final non-responder or presses 2."""
+
+    guardian_sms: bool = False
+    guardian_unreachable: str = "[안심콜] {name}님이 이번 주 안부 전화에 응답하지 않으셨습니다. 담당 공무원이 방문할 예정입니다."
+    guardian_help: str = "[안심콜] {name}님이 안부 전화에서 도움을 요청하셨습니다. 담당 공무원이 오늘 연락드릴 예정입니다."
+
+    @field_validator("guardian_unreachable", "guardian_help")
+    @classmethod
+    def _only_name(cls, value: str) -> str:
+        try:
+            value.format(name="홍길동")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"the template may use only {{name}} ({exc})") from None
+        return value
+
+
 class CampaignDef(Strict):
     name: str
     description: str = ""
@@ -102,6 +119,7 @@ class CampaignDef(Strict):
     window: Window = Field(default_factory=Window)
     call: CallLimits = Field(default_factory=CallLimits)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    notify: Notify = Field(default_factory=Notify)
 
     def calendar(self, instance: Instance) -> CallingCalendar:
         country = instance.settings.holiday_country if self.window.skip_holidays else None

@@ -52,8 +52,11 @@ class Dialer:
         self.next_placement = clock.now()
 
     def run(self, run_id: int, on_progress: Callable[[int, int], None] | None = None,
-            stop_requested: Callable[[], bool] = lambda: False) -> CampaignRun:
-        """Dial until every member is final (the run closes) or a stop is asked for (calls in flight finish first)."""
+            stop_requested: Callable[[], bool] = lambda: False, return_when_idle: bool = False) -> CampaignRun:
+        """Dial until every member is final (the run closes) or a stop is asked for (calls in flight finish first).
+
+        With `return_when_idle`, also return when no call is in flight and none is due yet (the scheduler comes back).
+        """
         acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
         try:
             with self.db.session() as session:
@@ -69,7 +72,10 @@ class Dialer:
                     on_progress(*self._progress(run_id))
                 if not self.in_flight and (stopping or self._close_if_done(run_id)):
                     break
-                self._handle(self.trunk.wait_events(self._wake_time(run_id, stopping)))
+                wake = self._wake_time(run_id, stopping)
+                if return_when_idle and not self.in_flight and wake > self.clock.now():
+                    break
+                self._handle(self.trunk.wait_events(wake))
                 self._write_off_overdue(run)
                 acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
         finally:

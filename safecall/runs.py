@@ -51,11 +51,13 @@ def _target_filter(campaign: CampaignDef):
     return conditions
 
 
-def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime) -> tuple[CampaignRun, bool]:
-    """This week's run of the campaign, created with its members if it does not exist yet."""
+def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
+               label: str = "weekly", only_people: list[int] | None = None) -> tuple[CampaignRun, bool]:
+    """This week's run of the campaign (or an ad-hoc one under `label` for `only_people`), created with its members if new."""
     week = week_start(now, calendar.tz)
     with db.transaction() as session:
-        existing = session.exec(select(CampaignRun).where(CampaignRun.campaign == campaign.name, CampaignRun.week_start == week)).first()
+        existing = session.exec(select(CampaignRun).where(
+            CampaignRun.campaign == campaign.name, CampaignRun.week_start == week, CampaignRun.label == label)).first()
         if existing:
             return existing, False
         slot = weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz)
@@ -64,7 +66,7 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             # Calling into next week would overlap next week's run and call people twice.
             raise InputError(f"no calling time is left in the week of {week}; "
                              f"next week's run can be launched from {first_call.astimezone(calendar.tz):%Y-%m-%d %H:%M}")
-        run = CampaignRun(campaign=campaign.name, week_start=week, launched_at=now, first_call_at=first_call)
+        run = CampaignRun(campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call)
         session.add(run)
         session.flush()
         today = now.astimezone(calendar.tz).date()
@@ -74,12 +76,14 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             CampaignRun.campaign == campaign.name, CampaignRun.status == "open",
             RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
         candidates = select(Person).where(*_target_filter(campaign), Person.id.not_in(still_open)).order_by(Person.id)
+        if only_people is not None:
+            candidates = candidates.where(Person.id.in_(only_people))
         for person in session.exec(candidates):
             if is_dialable(person, today):
                 session.add(RunMember(run_id=run.id, person_id=person.id, next_attempt_at=first_call))
                 enrolled += 1
         audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
-              detail=f"campaign={campaign.name} week={week} people={enrolled}")
+              detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
     return run, True
 
 

@@ -64,12 +64,56 @@ class Team(Strict):
     officer_email: str | None = None
 
 
+class SmtpSettings(Strict):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretRef | None = None
+    sender: str
+    timeout_seconds: float = Field(default=15, gt=0)
+
+
+class DeliverySettings(Strict):
+    publish_at: str = "08:00"  # local time the daily lists go out
+    retry_minutes: int = Field(default=10, ge=1)
+    max_attempts: int = Field(default=6, ge=1)  # then it is reported as failed (and still retried, hourly)
+
+
+class VisitSettings(Strict):
+    overdue_after_hours: int = Field(default=48, ge=1)
+
+
+class SmsSettings(Strict):
+    provider: Literal["none", "email_gateway", "twilio"] = "none"
+    gateway_address: str | None = None  # e.g. "{number}@sms.example.org"; {number} is 01012345678
+    twilio_trunk: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "SmsSettings":
+        if self.provider == "email_gateway" and "{number}" not in (self.gateway_address or ""):
+            raise ValueError("gateway_address must contain {number} for provider email_gateway")
+        if self.provider == "twilio" and not self.twilio_trunk:
+            raise ValueError("twilio_trunk must name a twilio trunk for provider twilio")
+        return self
+
+
+class SignalSettings(Strict):
+    # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
+
+
 class Settings(Strict):
     database_url: str | SecretRef = "sqlite:///data/safecall.db"
     timezone: str = "Asia/Seoul"
     holiday_country: str = "KR"
     outbox: str = "outbox"
     teams: list[Team] = Field(default_factory=list)
+    smtp: SmtpSettings | None = None
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -370,16 +414,20 @@ def scaffold_instance(target: Path) -> list[Path]:
     return created
 
 
+def _masked(model: BaseModel | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef) else value)
+            for key, value in ((k, getattr(model, k)) for k in type(model).model_fields)}
+
+
 def show_settings(instance: Instance) -> dict[str, Any]:
     """The effective settings with every secret masked, for `config show`."""
     url = instance.environ.get(DATABASE_URL_ENV) or instance.settings.database_url
     shown_url = f"<secret {url.describe()}>" if isinstance(url, SecretRef) else mask_url(instance.database_url())
     trunks = {}
     for name, trunk in instance.trunks.trunks.items():
-        trunks[name] = {
-            key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef) else value)
-            for key, value in ((k, getattr(trunk, k)) for k in type(trunk).model_fields)
-        }
+        trunks[name] = _masked(trunk)
     return {
         "instance": str(instance.root),
         "database_url": shown_url,
@@ -387,6 +435,11 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "holiday_country": instance.settings.holiday_country,
         "outbox": str(instance.outbox),
         "teams": [team.model_dump() for team in instance.settings.teams],
+        "smtp": _masked(instance.settings.smtp),
+        "delivery": instance.settings.delivery.model_dump(),
+        "visits": instance.settings.visits.model_dump(),
+        "sms": instance.settings.sms.model_dump(),
+        "signals": instance.settings.signals.model_dump(),
         "default_trunk": instance.trunks.default,
         "trunks": trunks,
     }

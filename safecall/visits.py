@@ -19,7 +19,7 @@ OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased"
 KINDS = ("visit", "callback")
 RISK_LABEL = {1: "하", 2: "중", 3: "상"}
 COLUMNS = [
-    ("rank", "순위"), ("task", "과제번호"), ("team", "담당팀"), ("name", "성명"), ("phone", "전화번호"),
+    ("rank", "순위"), ("task", "과제번호"), ("team", "담당팀"), ("overdue", "기한 초과"), ("name", "성명"), ("phone", "전화번호"),
     ("phone2", "보조전화"), ("address", "주소"), ("dong", "행정동"), ("guardian", "보호자"),
     ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
     ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
@@ -38,6 +38,7 @@ def neutralise(value):
 class VisitRow:
     task: int
     team: str
+    overdue: str
     name: str
     phone: str
     phone2: str
@@ -74,7 +75,7 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
             last_ack = session.exec(select(func.max(Attempt.keyed_at)).where(
                 Attempt.person_id == person.id, Attempt.disposition == Disposition.ACKNOWLEDGED)).one()
             row = VisitRow(
-                task=task.id, team=task.team, name=person.name, phone=phones.national(person.phone),
+                task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=phones.national(person.phone),
                 phone2=phones.national(person.phone2), address=person.address, dong=person.dong,
                 guardian=person.guardian_name or "", guardian_phone=phones.national(person.guardian_phone),
                 weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
@@ -82,7 +83,7 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
                 attempts=" / ".join(_describe_attempt(a, tz) for a in attempts),
                 last_ack=last_ack.astimezone(tz).date().isoformat() if last_ack else "없음",
                 since=task.created_on.isoformat(),
-                sort_key=(-task.weeks_without_ack, not task.answered_without_key, -person.risk, task.created_on, person.name),
+                sort_key=(not task.overdue, -task.weeks_without_ack, not task.answered_without_key, -person.risk, task.created_on, person.name),
             )
             by_team.setdefault(task.team, []).append(row)
     for rows in by_team.values():

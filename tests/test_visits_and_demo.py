@@ -32,7 +32,7 @@ def test_csv_lists_open_in_korean_excel_and_neutralise_formulas(cli, tmp_path):
     raw = (out / "2026-11-24-visit-1팀.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows[0][:4] == ["순위", "과제번호", "담당팀", "성명"]
+    assert rows[0][:5] == ["순위", "과제번호", "담당팀", "기한 초과", "성명"]
     [row] = rows[1:]
     record = dict(zip(rows[0], row))
     assert record["성명"] == "'=1+2" and record["보호자"] == "'@보호자"
@@ -50,9 +50,9 @@ def test_xlsx_list_has_a_sheet_per_team_with_text_not_formulas(cli, tmp_path):
     cli("visits", "list", "--date", "2026-11-24", "--format", "xlsx", "--output", str(path))
     workbook = load_workbook(path)
     assert workbook.sheetnames == ["1팀", "2팀", "3팀"]
-    cell = workbook["1팀"]["D2"]
+    cell = workbook["1팀"]["E2"]
     assert cell.value == "'=1+2" and cell.data_type == "s"
-    assert [c.value for c in workbook["2팀"]["D"]][1:] == ["부암분", "입원예정"]
+    assert [c.value for c in workbook["2팀"]["E"]][1:] == ["부암분", "입원예정"]
     assert "does not match --format" in cli("visits", "list", "--format", "csv", "--output", str(path), ok=False).output
 
 

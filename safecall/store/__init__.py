@@ -3,14 +3,17 @@ from safecall.store.models import (
     Attempt,
     AuditEvent,
     CampaignRun,
+    Delivery,
     Disposition,
     MemberState,
+    Notification,
     Person,
     RunMember,
+    Signal,
     VisitTask,
 )
 
 __all__ = [
-    "Attempt", "AuditEvent", "CampaignRun", "Database", "Disposition", "MemberState",
-    "Person", "RunMember", "StoreError", "VisitTask", "audit", "current_actor",
+    "Attempt", "AuditEvent", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
+    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "audit", "current_actor",
 ]

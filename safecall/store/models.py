@@ -92,10 +92,11 @@ class Person(SQLModel, table=True):
 
 
 class CampaignRun(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("campaign", "week_start"),)
+    __table_args__ = (sa.UniqueConstraint("campaign", "week_start", "label"),)
     id: int | None = Field(default=None, primary_key=True)
     campaign: str = Field(index=True)
     week_start: date
+    label: str = "weekly"  # weekly, or e.g. signals-2026-11-25 for an ad-hoc check of flagged people
     status: str = "open"  # open, closed
     launched_at: datetime = utc_field()
     first_call_at: datetime = utc_field()
@@ -149,6 +150,7 @@ class VisitTask(SQLModel, table=True):
     status: str = "open"  # open, closed
     weeks_without_ack: int = 1
     answered_without_key: bool = False
+    overdue: bool = False  # no outcome recorded in time: top of the list, officer told
     outcome: str | None = None
     note: str | None = None
     recorded_at: datetime | None = utc_field(default=None)
@@ -162,6 +164,49 @@ class AuditEvent(SQLModel, table=True):
     action: str
     subject: str
     detail: str = ""
+
+
+class Delivery(SQLModel, table=True):
+    """One team's list for one day by e-mail: retried until sent, never dropped silently."""
+
+    __table_args__ = (sa.UniqueConstraint("day", "team", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    team: str
+    kind: str  # visit or callback
+    status: str = "pending"  # pending, sent, failed (gave up; `visits deliver` re-sends)
+    attempts: int = 0
+    last_error: str | None = None
+    next_try_at: datetime | None = utc_field(default=None)
+    sent_at: datetime | None = utc_field(default=None)
+    files: str = ""
+
+
+class Notification(SQLModel, table=True):
+    """A message to a guardian or officer, sent once: `key` names what it is about."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # e.g. guardian:task:12, officer-overdue:task:9
+    channel: str  # sms or email
+    recipient: str
+    body: str
+    status: str = "pending"  # pending, sent, failed
+    attempts: int = 0
+    last_error: str | None = None
+    next_try_at: datetime | None = utc_field(default=None)
+    sent_at: datetime | None = utc_field(default=None)
+
+
+class Signal(SQLModel, table=True):
+    """A sign of inactivity from outside data (power use, telecom, an app)."""
+
+    __table_args__ = (sa.UniqueConstraint("person_id", "day", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    day: date
+    kind: str
+    score: float
+    imported_at: datetime = utc_field()
 
 
 class SchemaInfo(SQLModel, table=True):

@@ -1,0 +1,113 @@
+"""Daily delivery: each team's lists as CSV (with BOM) and XLSX in the outbox, and by e-mail, retried until sent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import select
+
+from safecall.events import log_event
+from safecall.notify import DeliveryError, Mailer
+from safecall.settings import Instance
+from safecall.store import Database, Delivery
+from safecall.visits import KINDS, export_lists, open_task_rows
+
+log = logging.getLogger("safecall.delivery")
+SUBJECT = {"visit": "[안심콜] {day} 방문 대상 명단 ({team})", "callback": "[안심콜] {day} 도움 요청 회신 명단 ({team})"}
+BODY = {
+    "visit": "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n첨부한 XLSX(또는 CSV) 파일을 엑셀로 여세요.\n방문 결과는 safecall visits record 로 기록해 주세요.",
+    "callback": "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요.",
+}
+
+
+def write_day_files(db: Database, instance: Instance, day: date) -> dict[tuple[str, str], tuple[int, list[Path]]]:
+    """(team, kind) -> (people, files) for every team; every team gets its visit list, empty or not."""
+    teams = [t.name for t in instance.settings.teams]
+    written = {}
+    for kind in KINDS:
+        lists = open_task_rows(db, instance.tz, on=day, kind=kind, teams=teams)
+        for team in teams:
+            rows = lists.get(team, [])
+            if kind == "callback" and not rows:
+                continue
+            files = []
+            for fmt in ("xlsx", "csv"):
+                files += export_lists({team: rows}, output=instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind)
+            written[(team, kind)] = (len(rows), files)
+    return written
+
+
+def publish_day(db: Database, instance: Instance, mailer: Mailer | None, day: date, *, now: datetime, resend: bool = False) -> None:
+    """Write the day's files and queue their e-mails; once per day unless `resend`."""
+    with db.session() as session:
+        already = {(d.team, d.kind): d for d in session.exec(select(Delivery).where(Delivery.day == day))}
+    if already and not resend:
+        return
+    written = write_day_files(db, instance, day)
+    with db.transaction() as session:
+        for (team, kind), (count, files) in written.items():
+            delivery = session.exec(select(Delivery).where(Delivery.day == day, Delivery.team == team, Delivery.kind == kind)).first()
+            delivery = delivery or Delivery(day=day, team=team, kind=kind)
+            delivery.status, delivery.attempts, delivery.next_try_at, delivery.last_error = "pending", 0, now, None
+            delivery.files = "\n".join(str(f) for f in files)
+            session.add(delivery)
+            log_event(log, "list_written", day=day.isoformat(), team=team, kind=kind, people=count)
+    send_due_deliveries(db, instance, mailer, now=now)
+
+
+def send_due_deliveries(db: Database, instance: Instance, mailer: Mailer | None, *, now: datetime) -> list[Delivery]:
+    """Try every pending delivery that is due; failures are retried, and reported as failed after max_attempts."""
+    settings = instance.settings
+    teams = {t.name: t for t in settings.teams}
+    with db.session() as session:
+        due = list(session.exec(select(Delivery).where(Delivery.status.in_(["pending", "failed"]), Delivery.next_try_at <= now)))
+    for delivery in due:
+        team = teams.get(delivery.team)
+        address = None
+        if team:
+            address = (team.officer_email or team.email) if delivery.kind == "callback" else team.email
+        to = [address] if address else []
+        files = [Path(f) for f in delivery.files.split("\n") if f]
+        count = _count_rows(files)
+        try:
+            if not to:
+                raise DeliveryError(f"team {delivery.team!r} has no e-mail address in config/safecall.toml")
+            if mailer is None:
+                raise DeliveryError("no [smtp] section in config/safecall.toml: the list is only in the outbox")
+            fields = dict(day=delivery.day.isoformat(), team=delivery.team, count=count)
+            mailer.send(to, SUBJECT[delivery.kind].format(**fields), BODY[delivery.kind].format(**fields), files)
+        except DeliveryError as exc:
+            delivery.attempts += 1
+            delivery.last_error = str(exc)
+            delivery.next_try_at = now + retry_delay(settings.delivery, delivery.attempts)
+            # Past max_attempts it is reported as failed, and still retried: a list is never dropped.
+            delivery.status = "failed" if delivery.attempts >= settings.delivery.max_attempts else "pending"
+            log_event(log, f"delivery_{'failed' if delivery.status == 'failed' else 'retry'}",
+                      level=logging.ERROR if delivery.status == "failed" else logging.WARNING, day=delivery.day.isoformat(),
+                      team=delivery.team, kind=delivery.kind, attempts=delivery.attempts, error=str(exc))
+        else:
+            delivery.status, delivery.sent_at, delivery.last_error = "sent", now, None
+            delivery.attempts += 1
+            log_event(log, "delivery_sent", day=delivery.day.isoformat(), team=delivery.team, kind=delivery.kind, people=count)
+        with db.transaction() as session:
+            session.add(delivery)
+    return due
+
+
+def retry_delay(settings, attempts: int) -> timedelta:
+    """retry_minutes, doubling after each failure, at most an hour apart."""
+    return timedelta(minutes=min(60, settings.retry_minutes * 2 ** (attempts - 1)))
+
+
+def _count_rows(files: list[Path]) -> int:
+    csv_file = next((f for f in files if f.suffix == ".csv" and f.exists()), None)
+    if csv_file is None:
+        return 0
+    return max(0, len(csv_file.read_text(encoding="utf-8-sig").splitlines()) - 1)
+
+
+def deliveries_for(db: Database, day: date) -> list[Delivery]:
+    with db.session() as session:
+        return list(session.exec(select(Delivery).where(Delivery.day == day).order_by(Delivery.team, Delivery.kind)))
