@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -63,8 +63,10 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     config = typer.Typer(help="Settings of this instance.", no_args_is_help=True)
     trunk = typer.Typer(help="Telephony trunks (config/trunks.toml).", no_args_is_help=True)
     scheduler = typer.Typer(help="The long-running process that launches, dials and delivers.", no_args_is_help=True)
+    signals = typer.Typer(help="Inactivity signals that trigger ad-hoc check calls.", no_args_is_help=True)
+    report = typer.Typer(help="Reports for the office.", no_args_is_help=True)
     ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
-    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler")):
+    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
         app.add_typer(sub, name=name)
 
     def handled(command):
@@ -206,6 +208,73 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             for signum, handler_before in previous.items():
                 signal.signal(signum, handler_before)
             root_logger.removeHandler(handler)
+
+    @signals.command("import")
+    @handled
+    def signals_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV/XLSX: 전화번호 (or person_id), 일자, 종류, 점수.")):
+        """Load inactivity signals (power use, telecom, app data); all or nothing."""
+        from safecall.signals import import_signals
+
+        services = ctx_of(ctx).services()
+        result = import_signals(services.db, file, services.instance.settings, now=services.now())
+        out.print(f"Imported {result.rows} signals from {file}: {result.added} added, {result.updated} updated.")
+
+    @signals.command("launch")
+    @handled
+    def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign whose IVR, trunk and retry rules to use."),
+                       on: Optional[str] = typer.Option(None, "--date", help="Day of the signals (default: today)."),
+                       dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                       fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: virtual time.")):
+        """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
+        from safecall.signals import flagged_people
+
+        services = ctx_of(ctx).services()
+        day = parse_day(on, "--date") if on else services.today()
+        definition = services.campaign(name)
+        people_ids = flagged_people(services.db, services.instance.settings, day)
+        if not people_ids:
+            out.print(f"No one is flagged by the signals of {day}; nothing to call.")
+            return
+        run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
+                                  label=f"signals-{day}", only_people=people_ids)
+        out.print(f"{'Launched' if created else 'Resuming'} run {run.id}: a check call to {len(people_ids)} flagged people ({day}).")
+        if dial_now:
+            dial(ctx, services, name, run.id, fast)
+
+    @report.command("weekly")
+    @handled
+    def report_weekly(ctx: typer.Context,
+                      start: Optional[str] = typer.Option(None, "--from", help="First campaign week (a date in it), YYYY-MM-DD."),
+                      end: Optional[str] = typer.Option(None, "--to", help="Last campaign week, YYYY-MM-DD."),
+                      fmt: str = typer.Option("table", "--format", help="table, csv or xlsx."),
+                      output: Optional[Path] = typer.Option(None, "--output", help="File for csv/xlsx (default: the outbox)."),
+                      chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the weekly rates to this PNG.")):
+        """Per campaign week and dong: called, acknowledged, help requests, non-responders, visits and outcomes."""
+        from safecall.policy import week_start
+        from safecall.reports import COLUMNS, draw_chart, report_csv, report_xlsx, weekly_report
+
+        services = ctx_of(ctx).services()
+        tz = services.instance.tz
+        as_week = lambda text, option: week_start(datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz), tz)
+        rows = weekly_report(services.db, start=as_week(start, "--from") if start else None, end=as_week(end, "--to") if end else None)
+        if fmt == "table":
+            table = Table(*[title for _, title in COLUMNS], title="Weekly report")
+            for row in rows:
+                table.add_row(*[str(c) for c in row.cells()])
+            out.print(table)
+        elif fmt in ("csv", "xlsx"):
+            target = output or services.instance.outbox / f"report-weekly.{fmt}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if fmt == "csv":
+                target.write_bytes(report_csv(rows))
+            else:
+                report_xlsx(rows, target)
+            out.print(f"wrote {target}")
+        else:
+            raise InputError(f"unknown format {fmt!r} (use table, csv or xlsx)")
+        if chart:
+            draw_chart(rows, chart)
+            out.print(f"wrote {chart}")
 
     @ivr.command("prompts")
     @handled

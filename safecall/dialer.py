@@ -18,6 +18,7 @@ from sqlmodel import func, select
 from safecall import phones
 from safecall.campaign import MIN_RETRIES, CampaignDef
 from safecall.clock import Clock
+from safecall.events import log_event
 from safecall.errors import SafeCallError, TrunkError, TrunkFatalError
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
@@ -99,7 +100,7 @@ class Dialer:
         with self.db.session() as session:
             orphans = list(session.exec(select(Attempt).where(Attempt.run_id == run.id, Attempt.status == "placing")))
         for attempt in orphans:
-            log.info("recovering attempt %s to %s", attempt.id, phones.mask(attempt.phone))
+            log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
             self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
             self._handle(self.trunk.recover(self._request(run, attempt), attempt.trunk_call_id))
 
@@ -144,12 +145,12 @@ class Dialer:
                               phone=number, token=secrets.token_urlsafe(18), placed_at=now)
             session.add_all([member, attempt])
         # Committed: from here on this attempt exists and will never be placed again.
-        log.info("placing attempt %s (#%s) to %s", attempt.id, attempt.number, phones.mask(number))
+        log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(number))
         self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(now), attempt.id)
         try:
             self.trunk.originate(self._request(run, attempt))
         except TrunkError as exc:
-            log.warning("attempt %s could not be placed: %s", attempt.id, exc)
+            log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=str(exc))
             self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, str(exc))])
             if isinstance(exc, TrunkFatalError):
                 raise
@@ -162,7 +163,7 @@ class Dialer:
                 self.in_flight.pop(event.token, None)
                 attempt = self.outcomes.call_ended(event.token, event.result, event.at)
                 if attempt:
-                    log.info("attempt %s ended: %s", attempt.id, attempt.disposition)
+                    log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""
@@ -175,11 +176,11 @@ class Dialer:
             try:
                 events = self.trunk.reconcile(self._request(run, attempt), attempt.trunk_call_id)
             except TrunkError as exc:
-                log.warning("could not reconcile attempt %s: %s", attempt.id, exc)
+                log_event(log, "reconcile_failed", level=logging.WARNING, attempt=attempt.id, error=str(exc))
                 events = []
             self._handle(events)
             if token in self.in_flight:
-                log.warning("no report for attempt %s past its longest possible length; counting it as unknown", attempt.id)
+                log_event(log, "attempt_written_off", level=logging.WARNING, attempt=attempt.id, reason="no report past the longest call")
                 self.in_flight.pop(token)
                 self.outcomes.call_ended(token, Disposition.UNKNOWN, now)
 

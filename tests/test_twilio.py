@@ -16,7 +16,7 @@ from conftest import person_row, write_csv
 from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
-from safecall.store import Attempt
+from safecall.store import Attempt, Person
 from safecall.telephony.base import LineResult
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
 from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
@@ -259,3 +259,29 @@ def test_serve_hosts_the_webhooks_and_records_keypresses_for_live_attempts(cli, 
     with services.db.session() as session:
         attempt = session.exec(select(Attempt).where(Attempt.token == "live-token-0000000000000000")).one()
     assert (attempt.digit, attempt.disposition) == ("1", "acknowledged")
+
+
+def test_guardian_sms_through_twilio_messaging(cli, cloud):
+    from safecall.escalation import queue_escalations, send_notifications
+    from safecall.notify import build_sms
+    from safecall.services import Services
+    from safecall.settings import load_instance
+
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + '\n[sms]\nprovider = "twilio"\ntwilio_trunk = "cloud"\n', encoding="utf-8")
+    cli.edit_campaign("guardian_sms = false", "guardian_sms = true")
+    services, _ = run_live_campaign(cli, ENV)
+    instance = load_instance(cli.root, ENV)
+    with services.db.transaction() as session:
+        for person in session.exec(select(Person)):
+            person.guardian_phone = "+821009990000"
+            session.add(person)
+    campaigns = {"weekly-safe-call": services.campaign("weekly-safe-call")}
+    now = SystemClock().now()
+    for _ in range(2):
+        queue_escalations(services.db, instance.settings, campaigns, now=now)
+        send_notifications(services.db, instance.settings, None, build_sms(instance, None), now=now)
+    bodies = [m["Body"] for m in cloud.messages]
+    assert len(bodies) == 7  # 6 final non-responders and 1 help request, once each
+    assert all(m["To"] == "+821009990000" and m["From"] == FROM for m in cloud.messages)
+    assert sum("도움을 요청하셨습니다" in b for b in bodies) == 1

@@ -52,6 +52,7 @@ class FakeTwilio:
         self.out_of_order = False
         self.drop_final_callback: set[str] = set()  # behaviours whose 'completed' callback never comes
         self.errors: list[str] = []
+        self.messages: list[dict] = []  # SMS sent through Messages.json
         self.validator = RequestValidator(TOKEN)
         fake = self
 
@@ -97,6 +98,11 @@ class FakeTwilio:
                     return
                 length = int(self.headers.get("Content-Length", 0))
                 form = parse_qs(self.rfile.read(length).decode())
+                if urlsplit(self.path).path == f"/2010-04-01/Accounts/{SID}/Messages.json":
+                    params = {k: v[0] for k, v in form.items()}
+                    fake.messages.append(params)
+                    return self._reply(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued", "to": params["To"],
+                                             "from": params["From"], "body": params["Body"]})
                 if urlsplit(self.path).path != f"/2010-04-01/Accounts/{SID}/Calls.json":
                     return self._reply(404, {"code": 20404, "message": "not found", "status": 404})
                 status, body = fake.create(form)

@@ -1,0 +1,107 @@
+"""Signal-triggered checks: inactivity signs from outside data flag people for an ad-hoc check call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlmodel import or_, select
+
+from safecall import phones
+from safecall.errors import InputError
+from safecall.roster import _header_key, parse_date, read_table
+from safecall.settings import Settings
+from safecall.store import Database, Person, Signal, audit
+
+COLUMNS = {
+    "phone": ["전화번호", "연락처", "phone"],
+    "person_id": ["person_id", "대상자번호"],
+    "day": ["일자", "날짜", "date", "day"],
+    "kind": ["종류", "kind"],
+    "score": ["점수", "score"],
+}
+ALIASES = {_header_key(alias): name for name, aliases in COLUMNS.items() for alias in aliases}
+
+
+@dataclass
+class SignalReport:
+    rows: int
+    added: int
+    updated: int
+
+
+def import_signals(db: Database, path: Path, settings: Settings, *, now: datetime) -> SignalReport:
+    """All or nothing: each row names a known person (by phone or id), a date, a configured kind and a score 0-1."""
+    header, rows = read_table(path)
+    mapping = {}
+    for title in header:
+        name = ALIASES.get(_header_key(title))
+        if name is None:
+            raise InputError(f"{path}: column '{title}': unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
+        mapping[name] = title
+    missing = [n for n in ("day", "kind", "score") if n not in mapping] + ([] if {"phone", "person_id"} & set(mapping) else ["phone or person_id"])
+    if missing:
+        raise InputError(f"{path}: missing column(s): {', '.join(missing)}")
+    problems, parsed = [], []
+    with db.session() as session:
+        for row in rows:
+            def cell(name):
+                value = row.values.get(mapping.get(name, ""), None)
+                return "" if value is None else str(value).strip()
+
+            def problem(name, message):
+                problems.append(f"row {row.row}, column '{mapping.get(name, name)}': {message}")
+
+            person = None
+            if cell("person_id"):
+                person = session.get(Person, int(cell("person_id"))) if cell("person_id").isdigit() else None
+                if person is None:
+                    problem("person_id", f"no person with id {cell('person_id')!r}")
+            else:
+                try:
+                    number = phones.normalise(cell("phone"))
+                    person = session.exec(select(Person).where(or_(Person.phone == number, Person.phone2 == number))).first()
+                    if person is None:
+                        problem("phone", f"no person on the roster has {phones.national(number)}")
+                except ValueError as exc:
+                    problem("phone", str(exc))
+            try:
+                day = parse_date(row.values.get(mapping["day"]))
+            except ValueError as exc:
+                problem("day", str(exc))
+                day = None
+            kind = cell("kind")
+            if kind not in settings.signals.thresholds:
+                problem("kind", f"unknown kind {kind!r} (configured: {', '.join(sorted(settings.signals.thresholds))})")
+            try:
+                score = float(cell("score"))
+                if not 0 <= score <= 1:
+                    raise ValueError
+            except ValueError:
+                problem("score", f"{cell('score')!r} is not a score between 0 and 1")
+                score = None
+            if person and day and score is not None and kind in settings.signals.thresholds:
+                parsed.append((person.id, day, kind, score))
+    if problems:
+        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", problems)
+    report = SignalReport(rows=len(parsed), added=0, updated=0)
+    with db.transaction() as session:
+        for person_id, day, kind, score in parsed:
+            existing = session.exec(select(Signal).where(Signal.person_id == person_id, Signal.day == day, Signal.kind == kind)).first()
+            if existing:
+                existing.score, existing.imported_at = score, now
+                session.add(existing)
+                report.updated += 1
+            else:
+                session.add(Signal(person_id=person_id, day=day, kind=kind, score=score, imported_at=now))
+                report.added += 1
+        audit(session, at=now, action="signals.import", subject=path.name, detail=f"added={report.added} updated={report.updated}")
+    return report
+
+
+def flagged_people(db: Database, settings: Settings, day: date) -> list[int]:
+    """People with a signal on `day` at or above its kind's threshold."""
+    with db.session() as session:
+        signals = session.exec(select(Signal).where(Signal.day == day))
+        return sorted({s.person_id for s in signals if s.score >= settings.signals.thresholds.get(s.kind, 2)})
