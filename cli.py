@@ -90,9 +90,19 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
 
     @app.callback()
     def main(ctx: typer.Context,
-             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder.")):
+             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder."),
+             now: Optional[str] = typer.Option(None, "--now", help="Drills only: act as if it were this time (ISO, e.g. 2026-11-23T10:00+09:00).")):
         env = dict(os.environ if environ is None else environ)
-        ctx.obj = AppContext(make_clock=make_clock, environ=env, config_option=config_path)
+        clock_factory = make_clock
+        if now:
+            try:
+                start = datetime.fromisoformat(now)
+            except ValueError:
+                raise typer.BadParameter(f"{now!r} is not an ISO time", param_hint="--now") from None
+            if start.tzinfo is None:
+                raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00+09:00", param_hint="--now")
+            clock_factory = lambda: VirtualClock(start)
+        ctx.obj = AppContext(make_clock=clock_factory, environ=env, config_option=config_path)
         ctx.call_on_close(ctx.obj.close)
 
     # ---- instance -----------------------------------------------------------------------------

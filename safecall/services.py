@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 from safecall.campaign import CampaignDef, load_campaign
 from safecall.clock import Clock
@@ -16,11 +17,11 @@ from safecall.store import Database
 from safecall.telephony.base import Check, KeypressSink, Trunk
 
 
-def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ) -> Trunk:
+def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ, root: Path) -> Trunk:
     if isinstance(config, SimulatedTrunkConfig):
         from safecall.telephony.simulated import SimulatedTrunk
 
-        return SimulatedTrunk(config, clock, sink)
+        return SimulatedTrunk(config, clock, sink, placed_log=root / config.placed_log if config.placed_log else None)
     if isinstance(config, AsteriskTrunkConfig):
         from safecall.telephony.asterisk.trunk import AsteriskTrunk
 
@@ -59,7 +60,7 @@ class Services:
         calendar = campaign.calendar(self.instance)
         outcomes = Outcomes(self.db, campaign, calendar)
         flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
-        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes, flow, self.instance.environ)
+        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes, flow, self.instance.environ, self.instance.root)
         return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes)
 
     def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:

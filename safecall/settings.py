@@ -170,6 +170,8 @@ class SimulatedTrunkConfig(Strict):
     invalid_percent: float = Field(default=1.0, ge=0, le=100)
     # Scripted behaviour per E.164 number, one entry per attempt; the last repeats.
     scripts: dict[str, list[str]] = Field(default_factory=dict)
+    # For drills: append every placed call to this JSON-lines file (relative to the instance).
+    placed_log: str | None = None
 
     @model_validator(mode="after")
     def _behaviours_known(self) -> "SimulatedTrunkConfig":

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import json
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from safecall.clock import Clock
 from safecall.errors import TrunkError
@@ -49,8 +52,9 @@ class _Pending:
 
 
 class SimulatedTrunk:
-    def __init__(self, config, clock: Clock, sink: KeypressSink):
+    def __init__(self, config, clock: Clock, sink: KeypressSink, placed_log: Path | None = None):
         self.config = config
+        self.placed_log = placed_log
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock = clock
         self.sink = sink
@@ -124,6 +128,13 @@ class SimulatedTrunk:
         if len(self._active) >= self.capacity.channels:
             raise TrunkError(f"all {self.capacity.channels} channels are in use")
         self.placed.append(request)
+        if self.placed_log:
+            line = json.dumps({"token": request.token, "number": request.number, "attempt": request.attempt_number, "pid": os.getpid()})
+            descriptor = os.open(self.placed_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(descriptor, (line + "\n").encode())  # one small O_APPEND write: whole or not at all
+            finally:
+                os.close(descriptor)
         self._schedule(request)
 
     def _schedule(self, request: CallRequest) -> None:

@@ -1,0 +1,116 @@
+"""Crash drills (issue 6): the dialer killed with SIGKILL at random points, in real processes.
+
+After every restart the run must finish with the same result for every person
+as an uninterrupted run, no attempt placed twice and no acknowledgement lost.
+The simulated trunk's outcomes are derivable (seed, number, week, attempt),
+so the uninterrupted run is the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from safecall.settings import load_instance
+from safecall.store import Attempt, Database, MemberState, Person, RunMember
+from safecall.synthetic import write_roster
+
+CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
+NOW = "2026-11-23T08:00+09:00"
+DONGS = ["청운효자동", "사직동", "삼청동", "부암동", "평창동", "무악동", "교남동", "가회동", "이화동"]
+
+
+def safecall(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, CLI, "--config", str(root), "--now", NOW, *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def drill_instance(tmp_path: Path, people: int) -> Path:
+    root = tmp_path / "office"
+    assert subprocess.run([sys.executable, CLI, "init", str(root)], capture_output=True).returncode == 0
+    trunks = root / "config" / "trunks.toml"
+    trunks.write_text(trunks.read_text(encoding="utf-8").replace("calls_per_second = 5", 'calls_per_second = 50\nplaced_log = "placed.jsonl"'),
+                      encoding="utf-8")
+    write_roster(root / "roster.csv", people, DONGS, seed=3)
+    assert safecall(root, "recipients", "import", str(root / "roster.csv")).wait() == 0
+    return root
+
+
+def final_states(root: Path) -> dict[str, str]:
+    db = Database(load_instance(root, {}).database_url())
+    with db.session() as session:
+        rows = session.exec(select(Person.person_key, RunMember.state).join(RunMember, RunMember.person_id == Person.id))
+        states = {}
+        for key, state in rows:
+            assert key not in states, f"{key} is in the run twice"
+            states[key] = state
+    db.dispose()
+    return states
+
+
+def crash_drill(tmp_path: Path, people: int, kills: int, seed: int) -> dict:
+    root = drill_instance(tmp_path, people)
+    reference = tmp_path / "reference"
+    shutil.copytree(root, reference)
+    started = time.monotonic()
+    assert safecall(reference, "campaign", "launch", "weekly-safe-call", "--fast").wait() == 0
+    uninterrupted = time.monotonic() - started
+
+    rng = random.Random(seed)
+    killed = 0
+    while True:
+        process = safecall(root, "campaign", "launch", "weekly-safe-call", "--fast")
+        if killed < kills:
+            try:
+                process.wait(timeout=rng.uniform(0.6, 0.6 + uninterrupted / (kills + 1)))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                killed += 1
+                continue
+        else:
+            process.wait(timeout=600)
+        assert process.returncode == 0, process.stderr.read()
+        break
+    assert killed == kills, f"the run finished after {killed} kills; make it longer"
+
+    expected, got = final_states(reference), final_states(root)
+    assert set(got) == set(expected)
+    lost = [key for key, state in expected.items() if state == MemberState.ACKNOWLEDGED and got[key] != state]
+    assert not lost, f"acknowledgements lost: {lost[:5]}"
+    assert got == expected
+    assert all(state in MemberState.FINAL for state in got.values())
+
+    placed = [json.loads(line) for line in (root / "placed.jsonl").read_text().splitlines()]
+    tokens = [p["token"] for p in placed]
+    assert len(tokens) == len(set(tokens)), "an attempt was placed twice"
+    db = Database(load_instance(root, {}).database_url())
+    with db.session() as session:
+        attempts = list(session.exec(select(Attempt)))
+        members = {m.id: m for m in session.exec(select(RunMember))}
+    db.dispose()
+    assert set(tokens) <= {a.token for a in attempts}
+    for attempt in attempts:
+        if attempt.digit == "1":
+            assert members[attempt.member_id].state == MemberState.ACKNOWLEDGED
+    return {"people": people, "kills": killed, "attempts": len(attempts), "placed_calls": len(tokens),
+            "processes": len({p["pid"] for p in placed})}
+
+
+def test_crash_drill_quick(tmp_path):
+    result = crash_drill(tmp_path, people=300, kills=5, seed=11)
+    assert result["processes"] >= 2
+
+
+@pytest.mark.soak
+def test_crash_drill_soak(tmp_path):
+    result = crash_drill(tmp_path, people=1000, kills=25, seed=2026)
+    print(json.dumps(result))
