@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+from sqlalchemy.exc import OperationalError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,7 +27,8 @@ from safecall.runs import RunStatus, launch_run, list_runs, run_status
 from safecall.services import Services
 from safecall.settings import Instance, SimulatedTrunkConfig, load_instance, locate_instance, scaffold_instance, show_settings
 from safecall.store import Disposition
-from safecall.visits import KINDS, OUTCOMES, export_lists, open_task_rows, record_outcome
+from safecall.store.db import explain
+from safecall.visits import KINDS, OUTCOMES, export_lists, open_task_rows, private_dir, record_outcome
 
 
 @dataclass
@@ -82,6 +84,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                 raise typer.Exit(1) from None
             except SafeCallError as exc:
                 err.print("[red]error:[/red] ", str(exc), markup=True, sep="")
+                raise typer.Exit(1) from None
+            except OperationalError as exc:  # a read outside a transaction met a locked or broken database
+                err.print("[red]error:[/red] ", explain(exc, "the instance"), markup=True, sep="")
                 raise typer.Exit(1) from None
         return wrapper
 
@@ -144,18 +149,29 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         for key, value in shown.items():
             out.print(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
 
-    @trunk.command("check")
+    @app.command()
     @handled
-    def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
-                    wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
-        """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
-        checks = ctx_of(ctx).services().check_trunk(name, wait_seconds=wait)
+    def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")):
+        """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
+        from safecall.doctor import run_doctor
+
+        checks = run_doctor(ctx_of(ctx).services(), wait_seconds=wait)
+        print_checks(checks)
+
+    def print_checks(checks) -> None:
         for check in checks:
             mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
             out.print(f"{mark} {check.name}: ", end="")
             out.print(check.detail, markup=False)
         if not all(check.ok for check in checks):
             raise typer.Exit(1)
+
+    @trunk.command("check")
+    @handled
+    def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
+                    wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
+        """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
+        print_checks(ctx_of(ctx).services().check_trunk(name, wait_seconds=wait))
 
     @app.command()
     @handled
@@ -274,7 +290,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             out.print(table)
         elif fmt in ("csv", "xlsx"):
             target = output or services.instance.outbox / f"report-weekly.{fmt}"
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             if fmt == "csv":
                 target.write_bytes(report_csv(rows))
             else:

@@ -41,7 +41,7 @@ class Services:
 
     @classmethod
     def open(cls, instance: Instance, clock: Clock) -> "Services":
-        db = Database(instance.database_url())
+        db = Database(instance.database_url(), busy_timeout=instance.settings.sqlite_busy_timeout_seconds)
         db.create_schema()
         return cls(instance=instance, db=db, clock=clock)
 

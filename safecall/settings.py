@@ -105,6 +105,8 @@ class SignalSettings(Strict):
 
 class Settings(Strict):
     database_url: str | SecretRef = "sqlite:///data/safecall.db"
+    # How long to wait for another process's lock on SQLite before giving up with a clear error.
+    sqlite_busy_timeout_seconds: float = Field(default=30, gt=0)
     timezone: str = "Asia/Seoul"
     holiday_country: str = "KR"
     outbox: str = "outbox"

@@ -19,8 +19,9 @@ HEADER = ["성명", "전화번호", "보조연락처", "주소", "행정동", "�
 def synthetic_people(count: int, dongs: list[str], seed: int = 7) -> Iterator[list[str]]:
     rng = random.Random(seed)
     for index in range(count):
-        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
-        born = date(1936, 1, 1) + timedelta(days=rng.randrange(0, 365 * 30))
+        # Name and birth date (the roster's key) are unique for the first 3.5 million people.
+        name = SURNAMES[index % len(SURNAMES)] + GIVEN[(index // len(SURNAMES)) % len(GIVEN)]
+        born = date(1936, 1, 1) + timedelta(days=(index // (len(SURNAMES) * len(GIVEN))) * 37 % (365 * 30))
         dong = dongs[index % len(dongs)]
         phone = f"010-0{index // 10000 % 1000:03d}-{index % 10000:04d}"
         second = f"070-0{index % 1000:03d}-{rng.randrange(10000):04d}" if rng.random() < 0.15 else ""

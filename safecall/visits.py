@@ -131,11 +131,21 @@ def _sheet_title(team: str) -> str:
     return cleaned[:31] or "team"
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` and any missing parents owner-only (mkdir's parents=True would not)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700)
+
+
 def _write_private(path: Path, write) -> None:
     """Lists hold personal data: owner-only files in an owner-only folder."""
     import os
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         write(handle)

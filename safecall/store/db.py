@@ -22,16 +22,17 @@ class StoreError(SafeCallError):
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, busy_timeout: float = 30):
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             _create_private_file(Path(parsed.database))
-        kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}} if self.is_sqlite else {}
+        kwargs = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout}} if self.is_sqlite else {}
+        self.busy_timeout = busy_timeout
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", lambda connection, _: _sqlite_pragmas(connection, busy_timeout))
 
     def create_schema(self) -> None:
         try:
@@ -44,7 +45,7 @@ class Database:
                     raise StoreError(f"database schema version {info.version}, this SafeCall needs {SCHEMA_VERSION}")
                 session.commit()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open the database {self.safe_url()}: {exc.orig}") from exc
+            raise StoreError(f"cannot open the database: {explain(exc, self.safe_url())}") from exc
 
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
@@ -54,11 +55,14 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed whole, or rolled back whole."""
+        """One unit of work: committed whole, or rolled back whole. A locked or full database is a StoreError."""
         with self.session() as session:
             try:
                 yield session
                 session.commit()
+            except sa.exc.OperationalError as exc:
+                session.rollback()
+                raise StoreError(explain(exc, self.safe_url())) from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -67,18 +71,27 @@ class Database:
         self.engine.dispose()
 
 
+def explain(exc: sa.exc.OperationalError, where: str) -> str:
+    text = str(exc.orig)
+    if "locked" in text or "busy" in text:
+        return f"the database {where} is locked by another process ({text}); nothing was changed: try again"
+    if "full" in text:
+        return f"the database {where} is full ({text}); nothing was changed: free disk space and try again"
+    return f"database error on {where}: {text}; nothing was changed"
+
+
 def _create_private_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, busy_timeout: float) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

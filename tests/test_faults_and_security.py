@@ -1,0 +1,117 @@
+"""Database faults, doctor, and the security rules (issue 6, points 3 and 5)."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sqlite3
+import stat
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from conftest import person_row, scripted_trunks, write_csv
+from safecall.errors import SafeCallError
+from safecall.roster import import_roster
+from safecall.settings import load_instance
+from safecall.store import AuditEvent, Database, Person
+
+
+def set_busy_timeout(cli, seconds: float) -> None:
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(f"sqlite_busy_timeout_seconds = {seconds}\n" + settings.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def test_a_locked_database_gives_a_clear_error_and_changes_nothing(cli, tmp_path):
+    set_busy_timeout(cli, 0.3)
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    database = cli.root / "data" / "safecall.db"
+    holder = sqlite3.connect(database, timeout=0.1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("나", "010-0123-0002")])), ok=False)
+        assert result.exit_code == 1
+        assert "is locked by another process" in result.output and "nothing was changed" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        holder.rollback()
+        holder.close()
+    assert [p.name for p in load_people(cli)] == ["가"]
+    # Once the lock is gone, the same command works.
+    cli("recipients", "import", str(tmp_path / "b.csv"))
+    assert sorted(p.name for p in load_people(cli)) == ["가", "나"]
+
+
+def load_people(cli):
+    with cli.db().session() as session:
+        return list(session.exec(select(Person)))
+
+
+def test_a_full_disk_gives_a_clear_error_and_loses_nothing(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    instance = load_instance(cli.root, {})
+    db = Database(instance.database_url())
+    # SQLite's own "database or disk is full", by capping the file at its current size.
+    sa.event.listen(db.engine, "connect", lambda connection, _: connection.execute(
+        "PRAGMA max_page_count = " + str(connection.execute("PRAGMA page_count").fetchone()[0])))
+    from safecall.synthetic import write_roster
+
+    big = write_roster(tmp_path / "big.csv", 3000, ["사직동"], seed=5)
+    with pytest.raises(SafeCallError, match="is full"):
+        import_roster(db, big, instance.settings, now=cli.clock.now(), today=cli.clock.now().date())
+    db.dispose()
+    assert [p.name for p in load_people(cli)] == ["가"]
+
+
+def test_doctor_checks_integrity_schema_permissions_campaigns_and_trunks(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    cli("visits", "list", "--format", "csv")  # creates the outbox
+    output = cli("doctor").output
+    for line in ("ok   database integrity: integrity_check: ok", "ok   database journal: journal_mode=wal",
+                 "ok   schema version", "ok   permissions safecall.db", "ok   permissions data", "ok   permissions outbox",
+                 "ok   campaign weekly-safe-call: valid", "ok   trunk simulated"):
+        assert line in output, line
+    (cli.root / "data" / "safecall.db").chmod(0o644)
+    cli.edit_campaign("max_retries = 3", "max_retries = 1")
+    bad = cli("doctor", ok=False)
+    assert bad.exit_code == 1
+    assert "FAIL permissions safecall.db" in bad.output and "chmod 600" in bad.output
+    assert "FAIL campaign weekly-safe-call" in bad.output and "fewer than the 3" in bad.output
+
+
+def test_database_and_outbox_are_owner_only(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
+    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("visits", "list", "--date", "2026-11-24", "--format", "xlsx")
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert mode(cli.root / "data" / "safecall.db") == 0o600 and mode(cli.root / "data") == 0o700
+    outbox = cli.root / "outbox"
+    assert mode(outbox) == 0o700 and mode(outbox / "2026-11-24") == 0o700
+    assert all(mode(f) == 0o600 for f in (outbox / "2026-11-24").iterdir())
+
+
+def test_logs_mask_phone_numbers_and_never_carry_secrets(cli, tmp_path, caplog):
+    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
+    with caplog.at_level(logging.DEBUG):
+        cli("campaign", "launch", "weekly-safe-call", "--fast")
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "attempt_placing" in text and "*******0001" in text
+    for whole in ("+821001230001", "01001230001", "010-0123-0001", "1001230001"):
+        assert whole not in text
+
+
+def test_the_audit_log_names_the_os_user_for_each_change(cli, tmp_path):
+    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
+    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("recipients", "pause", "나", "--until", "2026-12-31")
+    cli("recipients", "close", "나", "--reason", "moved")
+    cli("visits", "record", "1", "--outcome", "safe")
+    with cli.db().session() as session:
+        events = list(session.exec(select(AuditEvent).order_by(AuditEvent.id)))
+    assert [e.action for e in events] == ["roster.import", "campaign.launch", "person.pause", "person.close", "visit.record"]
+    assert {e.actor for e in events} == {getpass.getuser()}
+    assert all(e.at is not None and e.subject for e in events)
