@@ -56,6 +56,17 @@ def final_states(root: Path) -> dict[str, str]:
     return states
 
 
+def wait_until_dialling(process: subprocess.Popen, placed_log: Path, timeout: float = 60) -> bool:
+    """True once `process` has placed a call; False if it ended first."""
+    marker = f'"pid": {process.pid}}}'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if placed_log.exists() and marker in placed_log.read_text():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def crash_drill(tmp_path: Path, people: int, kills: int, seed: int) -> dict:
     root = drill_instance(tmp_path, people)
     reference = tmp_path / "reference"
@@ -66,18 +77,18 @@ def crash_drill(tmp_path: Path, people: int, kills: int, seed: int) -> dict:
 
     rng = random.Random(seed)
     killed = 0
+    placed_log = root / "placed.jsonl"
     while True:
         process = safecall(root, "campaign", "launch", "weekly-safe-call", "--fast")
-        if killed < kills:
-            try:
-                process.wait(timeout=rng.uniform(0.6, 0.6 + uninterrupted / (kills + 1)))
-            except subprocess.TimeoutExpired:
+        if killed < kills and wait_until_dialling(process, placed_log):
+            # A random point after this process placed its first call: mid-campaign, never during start-up.
+            time.sleep(rng.uniform(0, uninterrupted / (kills + 2)))
+            if process.poll() is None:
                 process.kill()
                 process.wait()
                 killed += 1
                 continue
-        else:
-            process.wait(timeout=600)
+        process.wait(timeout=600)
         assert process.returncode == 0, process.stderr.read()
         break
     assert killed == kills, f"the run finished after {killed} kills; make it longer"
@@ -106,11 +117,12 @@ def crash_drill(tmp_path: Path, people: int, kills: int, seed: int) -> dict:
 
 
 def test_crash_drill_quick(tmp_path):
-    result = crash_drill(tmp_path, people=300, kills=5, seed=11)
-    assert result["processes"] >= 2
+    result = crash_drill(tmp_path, people=200, kills=5, seed=11)
+    assert result["processes"] == 6  # every killed process was dialling when it died
 
 
 @pytest.mark.soak
 def test_crash_drill_soak(tmp_path):
     result = crash_drill(tmp_path, people=1000, kills=25, seed=2026)
     print(json.dumps(result))
+    assert result["processes"] == 26
