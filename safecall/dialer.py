@@ -31,7 +31,8 @@ from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
 log = logging.getLogger("safecall.dialer")
 LOCK_TTL = timedelta(minutes=2)
 MAX_WAIT = timedelta(seconds=5)  # wake at least this often to renew the lock and notice a stop
-GRACE = timedelta(seconds=60)  # beyond ring + max call length before an unreported call is written off
+GRACE = timedelta(seconds=60)
+NOT_READY_WAIT = timedelta(seconds=1)  # beyond ring + max call length before an unreported call is written off
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Dialer:
         if free <= 0:
             return
         now = self.clock.now()
-        if not self.calendar.is_open(now):
+        if not self.calendar.is_open(now) or not self.trunk.ready():
             return
         with self.db.session() as session:
             due = list(session.exec(
@@ -194,7 +195,9 @@ class Dialer:
                     select(func.min(RunMember.next_attempt_at)).where(RunMember.run_id == run_id, RunMember.state == MemberState.PENDING)
                 ).one()
             if next_due is not None:
-                candidates.append(self.calendar.next_open(max(next_due, self.next_placement, now)))
+                due = self.calendar.next_open(max(next_due, self.next_placement, now))
+                # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
+                candidates.append(due if self.trunk.ready() else max(due, now + NOT_READY_WAIT))
         return max(now, min(candidates)) if candidates else now
 
     def _progress(self, run_id: int) -> tuple[int, int]:

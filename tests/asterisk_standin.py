@@ -98,12 +98,14 @@ class AsteriskStandIn:
         self.fastagi = fastagi
         self.contexts = set(contexts)
         self.packet_gap = packet_gap
+        self.agi_delay = 0.0
         self.calls: list[CallRecord] = []
         self.active: dict[str, CallRecord] = {}
         self.actions: list[dict[str, str]] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.2)
         self._connections: list[socket.socket] = []
+        self._sessions: list = []  # senders of logged-in AMI sessions: call events go to all of them
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -126,6 +128,7 @@ class AsteriskStandIn:
         """Cut every AMI link, as a network fault or an Asterisk restart would."""
         with self._lock:
             connections, self._connections = self._connections, []
+            self._sessions = []
         for conn in connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
@@ -185,6 +188,8 @@ class AsteriskStandIn:
                 send(template.login.replace(b"login-1", action_id.encode()))
                 for packet in template.after_login:
                     send(packet)
+                with self._lock:
+                    self._sessions.append(send)
                 return True
             reply("Response: Error\r\nActionID: {id}\r\nMessage: Authentication failed")
             return False
@@ -235,11 +240,33 @@ class AsteriskStandIn:
         packet = packet.replace(f"Attempt: {recorded}".encode(), f"Attempt: {call.token}".encode())
         return packet.replace(recorded.encode(), call.number.encode())
 
+    def _broadcast(self, packet: bytes) -> None:
+        """Like Asterisk, every logged-in session gets call events; a dropped link does not stop the call."""
+        with self._lock:
+            sessions = list(self._sessions)
+        for send in sessions:
+            try:
+                send(packet)
+            except OSError:
+                with self._lock:
+                    if send in self._sessions:
+                        self._sessions.remove(send)
+
     def _play(self, call: CallRecord, action_id: str, send) -> None:
         ami_name, agi_name, recorded = SCENARIOS[call.scenario]
         packets = Recording.load(ami_name).call
+        respond = send
+
+        def send(packet: bytes) -> None:  # the Originate's response to its session; events to every session
+            if packet.startswith(b"Response:"):
+                respond(packet)
+                return
+            if packet.startswith(b"Event: Hangup\r\n") and f"Uniqueid: {call.channel_id}\r\n".encode() in packet + b"\r\n":
+                self.active.pop(call.channel_id, None)  # as in Asterisk, the channel is gone when its Hangup is told
+            self._broadcast(packet)
+
         try:
-            for index, packet in enumerate(packets):
+            for packet in packets:
                 send(self._rewrite(packet, recorded, call, action_id))
                 time.sleep(self.packet_gap)
                 if agi_name and packet.startswith(b"Event: OriginateResponse"):
@@ -293,12 +320,16 @@ class AsteriskStandIn:
                     continue
                 # The recorded replies in order; the last one repeats (a question asked again).
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                time.sleep(self.agi_delay)  # the caller listening to the prompt
                 for line in reply:
                     say(line)
                 if "HANGUP" in reply:
                     return True
-        except OSError:
+        except (OSError, ValueError):  # the server went away mid-session: the channel hangs up, as in Asterisk
             return True
         finally:
-            stream.close()
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
             sock.close()

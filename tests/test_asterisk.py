@@ -347,3 +347,57 @@ def test_after_a_restart_calls_asterisk_no_longer_has_are_retried_not_redialled(
     _, attempts = outcomes_by_name(services)
     assert attempts["응답"] == ["unknown", "acknowledged"]
     assert all(c.token != "orphaned-token-000000000000" for c in stand_in.calls)
+
+
+@pytest.mark.soak
+def test_a_fastagi_restart_mid_call_loses_no_acknowledgement(cli, pbx):
+    stand_in, agi_port = pbx
+    stand_in.agi_delay = 0.05
+    state = {}
+
+    def restart_fastagi():
+        deadline = time.monotonic() + 10
+        while not any(c.agi_connected for c in stand_in.calls) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        trunk = state["dialer"].trunk
+        old = trunk.fastagi
+        old.stop()  # the sessions in progress die with it
+        time.sleep(0.2)
+        trunk.fastagi = FastAgiServer("127.0.0.1", agi_port, old.flow, old.sink, old.now, prompt_dir=old.prompt_dir).start()
+
+    from safecall.services import Services as _Services
+
+    original = _Services.dialer
+
+    def capture(self, campaign, clock=None):
+        state["dialer"] = original(self, campaign, clock)
+        return state["dialer"]
+
+    _Services.dialer = capture
+
+    try:
+        services, _ = run_campaign(cli, stand_in, faults=restart_fastagi)
+    finally:
+        _Services.dialer = original
+    members, attempts = outcomes_by_name(services)
+    assert members["응답"] == "acknowledged" and members["도움"] == "help_requested"
+    assert attempts["응답"][-1] == "acknowledged" and set(attempts["응답"][:-1]) <= {"answered_no_key"}
+    interrupted = [name for name, results in attempts.items() if name in ("응답", "도움") and len(results) > 1]
+    assert interrupted, "the restart hit no call in progress"
+
+
+@pytest.mark.soak
+def test_the_campaign_survives_ten_ami_drops(cli, pbx):
+    stand_in, _ = pbx
+    stand_in.packet_gap = 0.01
+
+    def cut_links():
+        for _ in range(10):
+            time.sleep(0.25)
+            stand_in.drop_connections()
+
+    services, dialer = run_campaign(cli, stand_in, faults=cut_links)
+    members, attempts = outcomes_by_name(services)
+    assert members["응답"] == "acknowledged" and members["도움"] == "help_requested"
+    assert {members[n] for n in ("무입력", "무응답", "통화중", "혼잡", "끊음")} == {"unreachable"}
+    assert dialer.trunk.ami.reconnects >= 5

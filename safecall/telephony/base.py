@@ -76,6 +76,9 @@ class KeypressSink(Protocol):
 class Trunk(Protocol):
     capacity: Capacity
 
+    def ready(self) -> bool:
+        """Whether calls can be placed now (e.g. the AMI link is up); the dialer waits instead of burning attempts."""
+
     def originate(self, request: CallRequest) -> None:
         """Start the call; raises TrunkError if it could not be started."""
 

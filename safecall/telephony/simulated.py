@@ -124,6 +124,9 @@ class SimulatedTrunk:
         t += speaking_seconds(action.text)
         return events + ended(min(cutoff, t), LineResult.ANSWERED)
 
+    def ready(self) -> bool:
+        return True
+
     def originate(self, request: CallRequest) -> None:
         if len(self._active) >= self.capacity.channels:
             raise TrunkError(f"all {self.capacity.channels} channels are in use")

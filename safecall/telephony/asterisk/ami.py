@@ -4,6 +4,7 @@
 - an exception in a listener kills the reader thread: listeners are isolated;
 - sends and the ActionID counter are unlocked: both are serialised, and ids carry a per-connection prefix;
 - response callbacks hit an unimported `traceback`: no callbacks are used, only futures;
+- a malformed packet makes its parsers raise, which ends the reader: such packets are logged and skipped;
 - nothing keeps the link alive: a ping loop notices a dead link and reconnects with backoff.
 """
 
@@ -62,6 +63,12 @@ class _PatchedClient(AMIClient):
         if "ActionID" not in action.keys:
             action.keys["ActionID"] = self.next_action_id()
         return super().send_action(action, None)
+
+    def fire_recv_pack(self, pack) -> None:
+        try:
+            super().fire_recv_pack(pack)
+        except Exception:  # asterisk-ami's parsers raise on malformed packets, which would end the reader
+            log.warning("ignored a malformed AMI packet (%d bytes)", len(pack))
 
     def fire_recv_event(self, event) -> None:
         for listener in list(self._event_listeners):
@@ -123,6 +130,10 @@ class AmiConnection:
                 items.append(event)
             return
         self.on_event(event)
+
+    def is_up(self) -> bool:
+        client = self._client
+        return client is not None and not client.finished.is_set()
 
     def send(self, action: Action):
         client = self._client

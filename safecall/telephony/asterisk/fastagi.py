@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import socketserver
 import threading
 from datetime import datetime
@@ -85,10 +86,14 @@ class FastAgiServer:
             def handle(self):
                 server.serve_call(self.connection)
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._server = socketserver.ThreadingTCPServer((host, port), Handler, bind_and_activate=True)
-        self._server.daemon_threads = True
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server((host, port), Handler, bind_and_activate=True)
         self._thread: threading.Thread | None = None
+        self._connections: set = set()
+        self._lock = threading.Lock()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -100,10 +105,28 @@ class FastAgiServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop listening and end the sessions in progress (their calls end unacknowledged and are retried)."""
+        if self._thread is not None:  # shutdown() waits for serve_forever, which never ran otherwise
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
+        with self._lock:
+            for connection in list(self._connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def serve_call(self, connection) -> None:
+        with self._lock:
+            self._connections.add(connection)
+        try:
+            self._serve_call(connection)
+        finally:
+            with self._lock:
+                self._connections.discard(connection)
+
+    def _serve_call(self, connection) -> None:
         connection.settimeout(self.flow.input_timeout_seconds * (self.flow.repeats_on_no_input + 2) + 120)
         stream = connection.makefile("rw", encoding="utf-8", newline="\n")
         try:

@@ -83,6 +83,9 @@ class AsteriskTrunk:
                 raise
 
     # ---- placing calls ----
+    def ready(self) -> bool:
+        return self.ami.is_up()
+
     def originate(self, request: CallRequest) -> None:
         channel_id = channel_id_for(request.token)
         ring = request.ring_timeout if self.config.ring_timeout_seconds is None else min(request.ring_timeout, self.config.ring_timeout_seconds)
@@ -169,14 +172,27 @@ class AsteriskTrunk:
             self._calls.pop(channel_id, None)
         return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "no Hangup seen")]
 
-    def resync(self) -> None:
-        """After a reconnect events may have been lost: calls Asterisk no longer has are ended as unknown."""
+    def resync(self, again_after: float | None = 2.0) -> None:
+        """After a reconnect events may have been lost: calls Asterisk no longer has are ended as unknown.
+
+        A second pass a little later catches calls that ended while the link was coming back.
+        """
+        if again_after is not None:
+            timer = threading.Timer(again_after, self._resync_quietly)
+            timer.daemon = True
+            timer.start()
         active = self.active_channel_ids()
         with self._lock:
             for uid in [uid for uid in self._calls if uid not in active]:
                 call = self._calls[uid]
                 if call.channel_seen or call.answered or call.reason is not None:
                     self._end(uid, LineResult.UNKNOWN, "lost while the AMI link was down")
+
+    def _resync_quietly(self) -> None:
+        try:
+            self.resync(again_after=None)
+        except TrunkError as exc:
+            log.warning("second resync failed: %s", exc)
 
     def close(self) -> None:
         self.ami.close()

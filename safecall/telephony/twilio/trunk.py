@@ -66,6 +66,9 @@ class TwilioTrunk:
     def _url(self, kind: str, token: str) -> str:
         return f"{self.config.public_base_url}/twilio/{kind}/{token}"
 
+    def ready(self) -> bool:
+        return True
+
     def originate(self, request: CallRequest) -> None:
         params = dict(
             to=request.number, from_=self.config.from_number, url=self._url("voice", request.token), method="POST",

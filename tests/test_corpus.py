@@ -1,0 +1,202 @@
+"""The bad-input corpus (issue 6, point 4): each file gives a clear error and changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+import tomllib
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlmodel import select
+from twilio.request_validator import RequestValidator
+
+from conftest import person_row, write_csv
+from live import free_port
+from safecall.clock import SystemClock
+from safecall.ivr import load_flow
+from safecall.settings import defaults_root
+from safecall.store import Person
+from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
+from safecall.telephony.asterisk.fastagi import FastAgiServer
+from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
+
+CORPUS = Path(__file__).parent / "corpus"
+EXPECTED = tomllib.loads((CORPUS / "expected.toml").read_text(encoding="utf-8"))
+
+
+def of_kind(kind: str) -> list[str]:
+    return sorted(path for path in EXPECTED if path.startswith(kind + "/"))
+
+
+def test_the_corpus_has_at_least_thirty_files_and_each_is_listed():
+    files = {str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*") if p.is_file() and p.name != "expected.toml"}
+    assert files == set(EXPECTED) and len(files) >= 30
+
+
+def snapshot(cli):
+    with cli.db().session() as session:
+        return [(p.person_key, p.phone, p.updated_at) for p in session.exec(select(Person).order_by(Person.id))]
+
+
+@pytest.mark.parametrize("name", of_kind("rosters"))
+def test_bad_rosters(cli, tmp_path, name):
+    cli("recipients", "import", str(write_csv(tmp_path / "base.csv", [person_row("기존", "010-0123-9999")])))
+    before = snapshot(cli)
+    result = cli("recipients", "import", str(CORPUS / name), ok=False)
+    if EXPECTED[name] == "OK":  # formulas are text: stored as they are, neutralised whenever written out
+        assert result.exit_code == 0, result.output
+        assert "=HYPERLINK" in cli("recipients", "list").output
+        return
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert EXPECTED[name] in result.output.replace("\n  ", " ") or EXPECTED[name] in result.output
+    assert snapshot(cli) == before
+
+
+@pytest.mark.parametrize("name", of_kind("config"))
+def test_bad_settings(cli, name):
+    shutil.copy(CORPUS / name, cli.root / "config" / "safecall.toml")
+    result = cli("config", "show", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert EXPECTED[name] in result.output
+
+
+@pytest.mark.parametrize("name", of_kind("campaigns"))
+def test_bad_campaigns(cli, name):
+    shutil.copy(CORPUS / name, cli.root / "campaigns" / "weekly-safe-call.toml")
+    result = cli("campaign", "validate", "weekly-safe-call", ok=False)
+    assert result.exit_code == 1 and EXPECTED[name] in result.output
+    assert "weekly-safe-call.toml" in result.output
+    launch = cli("campaign", "launch", "weekly-safe-call", "--no-dial", ok=False)
+    assert launch.exit_code == 1 and "Launched" not in launch.output
+
+
+@pytest.mark.parametrize("name", of_kind("ivr"))
+def test_bad_ivr_flows(cli, name):
+    shutil.copy(CORPUS / name, cli.root / "ivr" / "safe-call.toml")
+    result = cli("campaign", "validate", "weekly-safe-call", ok=False)
+    assert result.exit_code == 1 and EXPECTED[name] in result.output and "safe-call.toml" in result.output
+
+
+class Recorder:
+    def __init__(self):
+        self.keys = []
+
+    def is_live(self, token):
+        return True
+
+    def record_keypress(self, *args):
+        self.keys.append(args)
+        return True
+
+    def note_call_id(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhooks():
+    recorder, port = Recorder(), free_port()
+    app = create_webhook_app(public_base_url="https://safecall.example.org", auth_token="corpus-token",
+                             flow=load_flow(defaults_root() / "ivr", "safe-call"), sink=recorder, now=SystemClock().now,
+                             on_event=lambda e: recorder.keys.append(("event", e)))
+    server = WebhookServer(app, "127.0.0.1", port).start()
+    yield recorder, port
+    server.stop()
+
+
+@pytest.mark.parametrize("name", of_kind("webhooks"))
+def test_forged_and_malformed_webhooks(webhooks, name):
+    recorder, port = webhooks
+    spec = json.loads((CORPUS / name).read_text(encoding="utf-8"))
+    public = "https://safecall.example.org" + spec["path"]
+    params = spec.get("params", {})
+    validator = RequestValidator("corpus-token")
+    signature = {"none": None, "forged": "bm90IGEgc2lnbmF0dXJl",
+                 "other-params": validator.compute_signature(public, {**params, "Digits": "2"}),
+                 "other-url": validator.compute_signature(public.replace("TOKEN", "OTHER"), params)}[spec["signature"]]
+    body = spec["raw_body"].encode() if "raw_body" in spec else urlencode(params).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **({"X-Twilio-Signature": signature} if signature else {})}
+    with pytest.raises(HTTPError) as refused:
+        urlopen(Request(f"http://127.0.0.1:{port}{spec['path']}", data=body, headers=headers), timeout=5)
+    assert refused.value.code == int(EXPECTED[name])
+    assert recorder.keys == []
+
+
+def serve_ami(packets: list[bytes]) -> tuple[socket.socket, int]:
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def run():
+        conn, _ = server.accept()
+        conn.sendall(b"Asterisk Call Manager/13.0.0\r\n")
+        conn.recv(4096)  # Login
+        conn.sendall(b"Response: Success\r\nActionID: " + b"X" + b"\r\nMessage: Authentication accepted\r\n\r\n")
+        for packet in packets:
+            conn.sendall(packet)
+        conn.sendall(b"Event: UserEvent\r\nUserEvent: AfterTheBadPacket\r\n\r\n")
+        time.sleep(1)
+        conn.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+@pytest.mark.parametrize("name", of_kind("ami"))
+def test_malformed_ami_packets_are_skipped_and_the_link_lives_on(name, monkeypatch):
+    # The login response needs our ActionID: answer whatever id comes in.
+    monkeypatch.setattr(_PatchedClient, "next_action_id", lambda self: "X")
+    server, port = serve_ami([(CORPUS / name).read_bytes()])
+    seen = []
+    ami = AmiConnection("127.0.0.1", port, "u", "s", on_event=lambda e: seen.append(e.keys.get("UserEvent")), ping_interval=60)
+    try:
+        ami.connect()
+        deadline = time.monotonic() + 3
+        while "AfterTheBadPacket" not in seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "AfterTheBadPacket" in seen
+    finally:
+        ami.close()
+        server.close()
+
+
+def agi_session(data: str) -> list:
+    recorder = Recorder()
+    server = FastAgiServer("127.0.0.1", 0, load_flow(defaults_root() / "ivr", "safe-call"), recorder, SystemClock().now)
+    ours, theirs = socket.socketpair()
+    theirs.sendall(data.encode("utf-8", "replace"))
+    theirs.shutdown(socket.SHUT_WR)
+    ours.settimeout(5)
+    server.serve_call(ours)  # must return, whatever came in
+    theirs.close()
+    server.stop()
+    return recorder.keys
+
+
+@pytest.mark.parametrize("name", of_kind("agi"))
+def test_malformed_fastagi_input_records_nothing(name):
+    assert agi_session((CORPUS / name).read_text(encoding="utf-8")) == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40), max_size=8))
+def test_fuzzed_fastagi_lines_never_crash_and_record_only_real_digits(lines):
+    text = "agi_arg_1: TOKEN\n\n" + "\n".join(line.replace("\n", " ") for line in lines) + "\n"
+    keys = agi_session(text)
+    if keys:
+        assert any(line.strip().startswith(("200 result=1", "200 result=2")) for line in lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzzed_ami_packets_never_escape_the_parser(data):
+    client = _PatchedClient("127.0.0.1", 1, 1)
+    client.add_event_listener(lambda event, source: None)
+    client.fire_recv_pack(data.decode("utf-8", "replace"))  # must not raise

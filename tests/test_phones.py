@@ -1,0 +1,40 @@
+"""Phone numbers: normalising agrees with libphonenumber; masking keeps 4 digits."""
+
+from __future__ import annotations
+
+import phonenumbers
+from hypothesis import given, settings, strategies as st
+
+from safecall import phones
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8), st.sampled_from(["-", "", " ", "."]))
+def test_normalise_agrees_with_libphonenumber(digits, separator):
+    # Not every 010 number is valid (e.g. 010-5970-0000): no shortcut may bypass the metadata.
+    text = f"010{separator}{digits[:4]}{separator}{digits[4:]}"
+    parsed = phonenumbers.parse(text, "KR")
+    if phonenumbers.is_valid_number(parsed):
+        assert phones.normalise(text) == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    else:
+        try:
+            phones.normalise(text)
+        except ValueError:
+            return
+        raise AssertionError(f"{text} accepted but invalid")
+
+
+def test_other_numbers_go_through_libphonenumber():
+    assert phones.normalise("02-2148-1234") == "+82221481234"
+    assert phones.normalise("+82 10 1234 5678") == "+821012345678"
+    for bad in ("010-123-456", "02-1", "hello"):
+        try:
+            phones.normalise(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_masking_keeps_only_the_last_four_digits():
+    assert phones.mask("+821012345678") == "+********5678"
+    assert phones.national("+821012345678") == "010-1234-5678"
