@@ -85,25 +85,29 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, 
         response.hangup()
         return twiml(response)
 
-    async def voice(request: Request) -> Response:
+    async def live_call(request: Request) -> tuple[dict[str, str], str] | Response:
+        """The signed parameters and token of an open attempt, or the response that ends the request."""
         params = await signed_params(request)
         if params is None:
             return Response("invalid signature", status_code=403)
         token = request.path_params["token"]
-        if not sink.is_live(token):
-            return hang_up()
+        return (params, token) if sink.is_live(token) else hang_up()
+
+    async def voice(request: Request) -> Response:
+        checked = await live_call(request)
+        if isinstance(checked, Response):
+            return checked
+        params, token = checked
         if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
             return hang_up()  # never talk to a voicemail; the status callback says machine
         state, action = step(flow, IvrState(), Start())
         return ask(token, action, state.asked)
 
     async def gather(request: Request) -> Response:
-        params = await signed_params(request)
-        if params is None:
-            return Response("invalid signature", status_code=403)
-        token = request.path_params["token"]
-        if not sink.is_live(token):
-            return hang_up()
+        checked = await live_call(request)
+        if isinstance(checked, Response):
+            return checked
+        params, token = checked
         try:
             asked = int(request.query_params.get("asked", "1"))
         except ValueError:
