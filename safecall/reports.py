@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from sqlmodel import select
+
+from safecall import sheets
 
 from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, VisitTask
 
@@ -74,27 +74,16 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
 
 
 def report_csv(rows: list[ReportRow]) -> bytes:
-    from safecall.visits import neutralise
-
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([title for _, title in COLUMNS])
-    for row in rows:
-        writer.writerow([neutralise(c) for c in row.cells()])
-    return buffer.getvalue().encode("utf-8-sig")
+    return sheets.csv_bytes([title for _, title in COLUMNS], (row.cells() for row in rows))
 
 
 def report_xlsx(rows: list[ReportRow], path: Path) -> None:
     from openpyxl import Workbook
 
-    from safecall.visits import neutralise
-
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "weekly"
-    sheet.append([title for _, title in COLUMNS])
-    for row in rows:
-        sheet.append([neutralise(c) for c in row.cells()])
+    sheets.append_rows(sheet, [title for _, title in COLUMNS], (row.cells() for row in rows))
     workbook.save(path)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -11,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import func, select
 
-from safecall import phones
+from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
 from safecall.store import Attempt, Database, Disposition, Person, VisitTask, audit, current_actor
 
@@ -24,14 +22,6 @@ COLUMNS = [
     ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
     ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
 ]
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """Cells that Excel would run as a formula get a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 @dataclass
@@ -100,28 +90,20 @@ def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
 
 
 def csv_bytes(rows: list[VisitRow]) -> bytes:
-    """UTF-8 with BOM, so Korean Excel opens it as it is."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([title for _, title in COLUMNS])
-    for row in rows:
-        writer.writerow([neutralise(cell) for cell in row.cells()])
-    return buffer.getvalue().encode("utf-8-sig")
+    return sheets.csv_bytes([title for _, title in COLUMNS], (row.cells() for row in rows))
 
 
-def write_xlsx(path: Path, sheets: dict[str, list[VisitRow]]) -> None:
+def write_xlsx(path: Path, by_team: dict[str, list[VisitRow]]) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     workbook = Workbook()
     workbook.remove(workbook.active)
-    for team, rows in (sheets or {"(없음)": []}).items():
+    for team, rows in (by_team or {"(없음)": []}).items():
         sheet = workbook.create_sheet(title=_sheet_title(team))
-        sheet.append([title for _, title in COLUMNS])
+        sheets.append_rows(sheet, [title for _, title in COLUMNS], (row.cells() for row in rows))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
-        for row in rows:
-            sheet.append([neutralise(cell) for cell in row.cells()])
         sheet.freeze_panes = "A2"
     _write_private(path, lambda handle: workbook.save(handle))
 
