@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,7 +27,7 @@ from safecall.services import Services
 from safecall.settings import Instance, SimulatedTrunkConfig, load_instance, locate_instance, scaffold_instance, show_settings
 from safecall.store import Disposition
 from safecall.store.db import explain
-from safecall.visits import KINDS, OUTCOMES, export_lists, open_task_rows, private_dir, record_outcome
+from safecall.visits import OUTCOMES, export_lists, open_task_rows, private_dir, record_outcome
 
 
 @dataclass

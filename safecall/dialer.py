@@ -26,7 +26,7 @@ from safecall.runs import (
     Outcomes, acquire_run_lock, get_run, is_dialable, lock_owner_id, number_for_attempt, release_run_lock,
 )
 from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember
-from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
+from safecall.telephony.base import CallEvent, CallRequest, Trunk
 
 log = logging.getLogger("safecall.dialer")
 LOCK_TTL = timedelta(minutes=2)
