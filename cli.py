@@ -46,9 +46,9 @@ class AppContext:
             self._services.close()
             self._services = None
 
-    def services(self) -> Services:
+    def services(self, check_schema: bool = True) -> Services:
         if self._services is None:
-            self._services = Services.open(self.instance(), self.make_clock())
+            self._services = Services.open(self.instance(), self.make_clock(), check_schema=check_schema)
         return self._services
 
 
@@ -67,7 +67,8 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     signals = typer.Typer(help="Inactivity signals that trigger ad-hoc check calls.", no_args_is_help=True)
     report = typer.Typer(help="Reports for the office.", no_args_is_help=True)
     ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
-    for sub, name in ((recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
+    database = typer.Typer(help="The database: schema revision and upgrades.", no_args_is_help=True)
+    for sub, name in ((database, "db"), (recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
         app.add_typer(sub, name=name)
 
     def handled(command):
@@ -154,7 +155,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
         from safecall.doctor import run_doctor
 
-        checks = run_doctor(ctx_of(ctx).services(), wait_seconds=wait)
+        checks = run_doctor(ctx_of(ctx).services(check_schema=False), wait_seconds=wait)
         print_checks(checks)
 
     def print_checks(checks) -> None:
@@ -164,6 +165,32 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             out.print(check.detail, markup=False)
         if not all(check.ok for check in checks):
             raise typer.Exit(1)
+
+    @database.command("status")
+    @handled
+    def db_status(ctx: typer.Context):
+        """Show the database's schema revision and whether it needs `safecall db upgrade`."""
+        db = ctx_of(ctx).services(check_schema=False).db
+        state = db.schema_state()
+        current = state.current or ("0001 (made before migrations)" if state.has_tables else "empty (created on first use)")
+        out.print(f"database: {db.safe_url()}", markup=False)
+        out.print(f"schema revision: {current}; this SafeCall: {state.head}")
+        if state.has_tables and state.current != state.head:
+            out.print("needs: safecall db upgrade")
+            raise typer.Exit(1)
+
+    @database.command("upgrade")
+    @handled
+    def db_upgrade(ctx: typer.Context):
+        """Bring the database to this SafeCall's schema, in place (a SQLite file is backed up first)."""
+        db = ctx_of(ctx).services(check_schema=False).db
+        upgrade = db.upgrade()
+        if not upgrade.applied:
+            out.print(f"The database is already at schema revision {db.schema_state().head}; nothing to do.")
+            return
+        out.print(f"Upgraded {db.safe_url()}: applied {', '.join(upgrade.applied)}.", markup=False)
+        if upgrade.backup:
+            out.print(f"The database as it was is kept in {upgrade.backup}", markup=False)
 
     @trunk.command("check")
     @handled

@@ -11,7 +11,6 @@ from sqlalchemy.engine import make_url
 from safecall.campaign import check_campaign, list_campaigns
 from safecall.errors import SafeCallError
 from safecall.services import Services
-from safecall.store.models import SCHEMA_VERSION
 from safecall.telephony.base import Check
 
 
@@ -32,8 +31,10 @@ def run_doctor(services: Services, wait_seconds: float = 10) -> list[Check]:
             checks.append(Check("database integrity", result == "ok", f"integrity_check: {result}"))
             mode = connection.execute(sa.text("PRAGMA journal_mode")).scalar()
             checks.append(Check("database journal", mode == "wal", f"journal_mode={mode}"))
-        version = connection.execute(sa.text("SELECT version FROM schemainfo WHERE id = 1")).scalar()
-        checks.append(Check("schema version", version == SCHEMA_VERSION, f"database {version}, SafeCall {SCHEMA_VERSION}"))
+    state = db.schema_state()
+    current = state.current or ("0001 (made before migrations)" if state.has_tables else "empty")
+    checks.append(Check("schema revision", state.current == state.head,
+                        f"database {current}, SafeCall {state.head}" + ("" if state.current == state.head else "; run `safecall db upgrade`")))
     if db.is_sqlite:
         database = Path(make_url(db.url).database)
         checks += [_private(database, 0o600), _private(database.parent, 0o700)]

@@ -40,9 +40,11 @@ class Services:
     clock: Clock
 
     @classmethod
-    def open(cls, instance: Instance, clock: Clock) -> "Services":
+    def open(cls, instance: Instance, clock: Clock, check_schema: bool = True) -> "Services":
+        """`check_schema` False for the commands that look at or upgrade an older database (doctor, db)."""
         db = Database(instance.database_url(), busy_timeout=instance.settings.sqlite_busy_timeout_seconds)
-        db.create_schema()
+        if check_schema:
+            db.create_schema()
         return cls(instance=instance, db=db, clock=clock)
 
     def now(self) -> datetime:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import csv
+import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from cli import create_app
@@ -36,11 +39,12 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER, enc
 class Cli:
     """Runs the real Typer app against one instance, with a clock the test moves."""
 
-    def __init__(self, root: Path, clock: VirtualClock):
+    def __init__(self, root: Path, clock: VirtualClock, environ: dict | None = None):
         self.root = root
         self.clock = clock
+        self.environ = environ or {}
         self.runner = CliRunner()
-        self.app = create_app(make_clock=lambda: clock, environ={})
+        self.app = create_app(make_clock=lambda: clock, environ=self.environ)
 
     def __call__(self, *args: str, ok: bool = True):
         result = self.runner.invoke(self.app, ["--config", str(self.root), *args])
@@ -49,7 +53,7 @@ class Cli:
         return result
 
     def db(self) -> Database:
-        database = Database(load_instance(self.root, {}).database_url())
+        database = Database(load_instance(self.root, self.environ).database_url())
         database.create_schema()
         return database
 
@@ -68,10 +72,59 @@ def clock() -> VirtualClock:
     return VirtualClock(MONDAY_MORNING)
 
 
+# Store and engine tests run on SQLite and, where a server is given (.ci/run starts one), on PostgreSQL.
+POSTGRES_URL = os.environ.get("SAFECALL_TEST_POSTGRES_URL")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("both_databases") and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def cli(tmp_path: Path, clock: VirtualClock) -> Cli:
+def database_backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> str:
+    """A database migrated to the newest schema once; each test gets a copy of it (fast)."""
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"safecall_template_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    template = Database(sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    template.create_schema()
+    template.dispose()
+    yield name
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(request, database_backend: str, tmp_path: Path) -> str | None:
+    """None: the instance's own SQLite file. Otherwise a fresh PostgreSQL database, dropped afterwards."""
+    if database_backend == "sqlite":
+        yield None
+        return
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server: start one with `eval \"$(.ci/postgres start)\"`")
+    template = request.getfixturevalue("postgres_template")
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"safecall_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, clock: VirtualClock, database_url: str | None) -> Cli:
     root = tmp_path / "office"
-    runner = Cli(root, clock)
+    runner = Cli(root, clock, {"SAFECALL_DATABASE_URL": database_url} if database_url else {})
     result = runner.runner.invoke(runner.app, ["init", str(root)])
     assert result.exit_code == 0, result.output
     return runner

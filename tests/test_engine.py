@@ -16,6 +16,8 @@ from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
 from safecall.telephony.simulated import SimulatedTrunk
 
+pytestmark = pytest.mark.both_databases
+
 WEEK_SCRIPTS = {
     "+821001230001": ["ack"],
     "+821001230002": ["no_answer", "no_answer", "ack"],
@@ -104,7 +106,7 @@ def test_consecutive_weeks_without_acknowledgement_raise_priority(cli, tmp_path)
 
 
 def services_for(cli, clock) -> tuple[Services, object]:
-    services = Services.open(load_instance(cli.root, {}), clock)
+    services = Services.open(load_instance(cli.root, cli.environ), clock)
     campaign = services.campaign("weekly-safe-call")
     return services, campaign
 

@@ -69,7 +69,7 @@ def test_doctor_checks_integrity_schema_permissions_campaigns_and_trunks(cli, tm
     cli("visits", "list", "--format", "csv")  # creates the outbox
     output = cli("doctor").output
     for line in ("ok   database integrity: integrity_check: ok", "ok   database journal: journal_mode=wal",
-                 "ok   schema version", "ok   permissions safecall.db", "ok   permissions data", "ok   permissions outbox",
+                 "ok   schema revision", "ok   permissions safecall.db", "ok   permissions data", "ok   permissions outbox",
                  "ok   campaign weekly-safe-call: valid", "ok   trunk simulated"):
         assert line in output, line
     (cli.root / "data" / "safecall.db").chmod(0o644)

@@ -11,6 +11,8 @@ from sqlmodel import select
 from conftest import HEADER, person_row, write_csv
 from safecall.store import AuditEvent, Person
 
+pytestmark = pytest.mark.both_databases
+
 
 def people_in(cli) -> list[Person]:
     with cli.db().session() as session:

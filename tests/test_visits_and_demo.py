@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+
 from openpyxl import load_workbook
 from sqlmodel import select
 
 from conftest import person_row, scripted_trunks, write_csv
 from safecall.store import AuditEvent, Person, RunMember, VisitTask
+
+pytestmark = pytest.mark.both_databases
 
 
 def week_with_non_responders(cli, tmp_path):

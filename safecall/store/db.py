@@ -1,24 +1,52 @@
-"""Engine and session set-up. SQLite runs in WAL mode with a busy timeout; its file is owner-only."""
+"""Engine, sessions and schema migrations.
+
+SQLite (the default) runs in WAL mode with a busy timeout and an owner-only
+file; PostgreSQL is reached with psycopg 3. The schema is kept by Alembic
+migrations in safecall/store/migrations, for both.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel, create_engine
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
-from safecall.store.models import SCHEMA_VERSION, AuditEvent, SchemaInfo
+from safecall.store.models import AuditEvent
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+FIRST_REVISION = "0001"  # what databases made before migrations existed are
+MIGRATION_LOCK = 5_104_2026  # PostgreSQL advisory lock: workers starting together migrate one at a time
 
 
 class StoreError(SafeCallError):
     """The database could not be opened, is locked, full or of another schema version."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None  # None: a new, empty database, or one made before migrations existed (has_tables)
+    head: str
+    known: set[str]
+    has_tables: bool
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    applied: list[str]
+    backup: Path | None
 
 
 class Database:
@@ -35,17 +63,75 @@ class Database:
             sa.event.listen(self.engine, "connect", lambda connection, _: _sqlite_pragmas(connection, busy_timeout))
 
     def create_schema(self) -> None:
+        """Make a new database at the newest schema; an older one must be upgraded on purpose (`safecall db upgrade`)."""
+        state = self.schema_state()
+        if state.current == state.head:
+            return
+        if state.current is None and not state.has_tables:
+            self.upgrade()
+            return
+        if state.current is not None and state.current not in state.known:
+            raise StoreError(f"the database {self.safe_url()} is at schema revision {state.current}, "
+                             f"which this SafeCall does not know (newest: {state.head}); use a newer SafeCall")
+        raise StoreError(f"the database {self.safe_url()} is at schema revision {state.current or FIRST_REVISION}, "
+                         f"this SafeCall needs {state.head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)")
+
+    def schema_state(self) -> "SchemaState":
         try:
-            SQLModel.metadata.create_all(self.engine)
-            with self.session() as session:
-                info = session.get(SchemaInfo, 1)
-                if info is None:
-                    session.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-                elif info.version != SCHEMA_VERSION:
-                    raise StoreError(f"database schema version {info.version}, this SafeCall needs {SCHEMA_VERSION}")
-                session.commit()
+            with self.engine.connect() as connection:
+                tables = set(sa.inspect(connection).get_table_names())
+                current = MigrationContext.configure(connection).get_current_revision()
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open the database: {explain(exc, self.safe_url())}") from exc
+        scripts = ScriptDirectory.from_config(self._alembic_config())
+        known = {script.revision for script in scripts.walk_revisions()}
+        # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
+        return SchemaState(current=current, head=scripts.get_current_head(), known=known, has_tables="person" in tables)
+
+    def upgrade(self) -> "Upgrade":
+        """Bring the schema to the newest revision in place. A SQLite file with data is backed up first."""
+        state = self.schema_state()
+        if state.current == state.head:
+            return Upgrade([], None)
+        backup = None
+        if self.is_sqlite and state.has_tables:
+            backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
+        config = self._alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                    if MigrationContext.configure(connection).get_current_revision() == state.head:
+                        return Upgrade([], None)  # another process upgraded while this one waited
+                config.attributes["connection"] = connection
+                if state.current is None and state.has_tables:
+                    command.stamp(config, FIRST_REVISION)
+                command.upgrade(config, "head")
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"the upgrade of {self.safe_url()} failed and was rolled back: {explain(exc, self.safe_url())}") from exc
+        scripts = ScriptDirectory.from_config(config)
+        start = state.current or (FIRST_REVISION if state.has_tables else None)
+        return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup)
+
+    def backup(self, target: Path) -> Path:
+        """A consistent copy of the SQLite file (the online backup API), owner-only."""
+        import sqlite3
+
+        _create_private_file(target)
+        source = sqlite3.connect(make_url(self.url).database)
+        destination = sqlite3.connect(target)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+            source.close()
+        return target
+
+    @staticmethod
+    def _alembic_config() -> AlembicConfig:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        return config
 
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # matches the newest migration in safecall/store/migrations
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -130,6 +130,7 @@ class Attempt(SQLModel, table=True):
     token: str = Field(unique=True)  # unguessable: only the call placed for it may report
     trunk_call_id: str | None = Field(default=None, index=True)  # e.g. Twilio's CallSid
     status: str = "placing"  # placing (written before the call), done
+    worker: str | None = Field(default=None, index=True)  # the dialer worker (trunk) that placed it; it alone recovers it
     placed_at: datetime = utc_field()
     answered_at: datetime | None = utc_field(default=None)
     keyed_at: datetime | None = utc_field(default=None)

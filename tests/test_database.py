@@ -1,0 +1,82 @@
+"""Schema migrations (Alembic) on SQLite and PostgreSQL, and the in-place upgrade of a SafeCall 0.1 SQLite file."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from safecall.store import Database
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def schema_differences(db: Database) -> list:
+    with db.engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+
+
+@pytest.mark.both_databases
+def test_a_new_database_is_created_at_the_newest_revision_matching_the_models(cli, database_url):
+    cli("recipients", "list")  # first use creates the schema
+    db = cli.db()
+    state = db.schema_state()
+    assert state.current == state.head == "0002"
+    assert schema_differences(db) == []
+    result = cli("db", "status")
+    assert "schema revision: 0002; this SafeCall: 0002" in result.output
+
+
+@pytest.mark.both_databases
+def test_migrations_go_down_and_up_again(cli, database_url):
+    cli("recipients", "list")
+    db = cli.db()
+    config = db._alembic_config()
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0001")
+    assert db.schema_state().current == "0001"
+    assert "worker" not in {column["name"] for column in sa.inspect(db.engine).get_columns("attempt")}
+    failed = cli("campaign", "list", ok=False)
+    assert failed.exit_code == 1 and "run `safecall db upgrade`" in failed.output
+    assert "0002" in cli("db", "upgrade").output
+    assert schema_differences(db) == []
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version FROM schemainfo")).scalar() == 2
+
+
+def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
+    # Made by SafeCall 0.1 (before migrations): 200 people, one run with 192 acknowledgements.
+    target = cli.root / "data" / "safecall.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "safecall-0.1.db", target)
+    before = sqlite3.connect(target).execute("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'").fetchone()[0]
+    assert before == 192
+
+    refused = cli("campaign", "status", ok=False)
+    assert refused.exit_code == 1
+    assert "schema revision 0001" in refused.output and "safecall db upgrade" in refused.output
+    assert cli("db", "status", ok=False).exit_code == 1
+    assert "FAIL schema revision" in cli("doctor", ok=False).output
+
+    upgraded = cli("db", "upgrade")
+    assert "applied 0002" in upgraded.output
+    backup = target.with_name("safecall.db.before-0002.bak")
+    assert backup.exists() and backup.stat().st_mode & 0o077 == 0
+    assert sqlite3.connect(backup).execute("SELECT count(*) FROM attempt").fetchone()[0] == 264
+
+    status = cli("campaign", "status").output
+    assert "192" in status
+    db = cli.db()
+    assert schema_differences(db) == []
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM person")).scalar() == 200
+        assert connection.execute(sa.text("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'")).scalar() == 192
+    assert "nothing to do" in cli("db", "upgrade").output
