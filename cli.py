@@ -19,7 +19,7 @@ from rich.table import Table
 
 from safecall import people, phones
 from safecall.campaign import check_campaign, list_campaigns
-from safecall.clock import Clock, SystemClock, VirtualClock
+from safecall.clock import Clock, ScaledClock, SystemClock, VirtualClock
 from safecall.errors import ConfigError, InputError, NotFoundError, SafeCallError
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, launch_run, list_runs, run_status
@@ -67,8 +67,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     signals = typer.Typer(help="Inactivity signals that trigger ad-hoc check calls.", no_args_is_help=True)
     report = typer.Typer(help="Reports for the office.", no_args_is_help=True)
     ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
+    worker = typer.Typer(help="Scale-out dialer workers sharing a PostgreSQL database (docs/scaling.md).", no_args_is_help=True)
     database = typer.Typer(help="The database: schema revision and upgrades.", no_args_is_help=True)
-    for sub, name in ((database, "db"), (recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
+    for sub, name in ((worker, "worker"), (database, "db"), (recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
         app.add_typer(sub, name=name)
 
     def handled(command):
@@ -96,7 +97,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     @app.callback()
     def main(ctx: typer.Context,
              config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder."),
-             now: Optional[str] = typer.Option(None, "--now", help="Drills only: act as if it were this time (ISO, e.g. 2026-11-23T10:00+09:00).")):
+             now: Optional[str] = typer.Option(None, "--now", help="Drills only: act as if it were this time (ISO, e.g. 2026-11-23T10:00+09:00)."),
+             speed: Optional[float] = typer.Option(None, "--speed", min=0.001, help="Drills only, with --now: time runs this many times faster than real time."),
+             anchor: Optional[float] = typer.Option(None, "--anchor", help="Drills only, with --speed: the real Unix time at which the clock read --now (processes given the same share one timeline).")):
         env = dict(os.environ if environ is None else environ)
         clock_factory = make_clock
         if now:
@@ -106,7 +109,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                 raise typer.BadParameter(f"{now!r} is not an ISO time", param_hint="--now") from None
             if start.tzinfo is None:
                 raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00+09:00", param_hint="--now")
-            clock_factory = lambda: VirtualClock(start)
+            clock_factory = (lambda: ScaledClock(start, speed, anchor)) if speed else (lambda: VirtualClock(start))
+        elif speed or anchor:
+            raise typer.BadParameter("--speed and --anchor need --now", param_hint="--speed")
         ctx.obj = AppContext(make_clock=clock_factory, environ=env, config_option=config_path)
         ctx.call_on_close(ctx.obj.close)
 
@@ -226,34 +231,51 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     @scheduler.command("run")
     @handled
     def scheduler_run(ctx: typer.Context, interval: float = typer.Option(30, "--interval", help="Seconds between checks."),
+                      dial_runs: bool = typer.Option(True, "--dial/--no-dial", help="--no-dial: leave dialling to `safecall worker run` processes."),
                       seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
         """Launch campaigns at their weekly slot, dial, publish the daily lists, escalate; survives restarts."""
+        from safecall.notify import build_mailer, build_sms
+        from safecall.scheduler import Scheduler
+
+        services = ctx_of(ctx).services()
+        mailer = build_mailer(services.instance)
+        runner = Scheduler(services, mailer, build_sms(services.instance, mailer), dial=dial_runs)
+        run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
+
+    @worker.command("run")
+    @handled
+    def worker_run(ctx: typer.Context, trunk_name: str = typer.Option(..., "--trunk", help="The trunk (PBX) this worker dials through."),
+                   name: Optional[str] = typer.Option(None, "--name", help="Worker name, unique across the deployment (default: the trunk name)."),
+                   interval: float = typer.Option(5, "--interval", help="Seconds between looks for due calls when idle."),
+                   seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
+        """Dial every open run on one trunk, side by side with other workers (PostgreSQL only)."""
+        from safecall.workers import DialerWorker
+
+        runner = DialerWorker(ctx_of(ctx).services(), trunk_name, name)
+        run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
+
+    def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) -> None:
+        """A long-running command: JSON log lines on stderr; SIGTERM, SIGINT or --seconds set `stop`."""
         import logging
         import signal
         import threading
 
         from safecall.events import JsonLineFormatter
-        from safecall.notify import build_mailer, build_sms
-        from safecall.scheduler import Scheduler
 
-        services = ctx_of(ctx).services()
         handler = logging.StreamHandler()
         handler.setFormatter(JsonLineFormatter())
         root_logger = logging.getLogger("safecall")
         root_logger.addHandler(handler)
         root_logger.setLevel(logging.INFO)
-        mailer = build_mailer(services.instance)
-        runner = Scheduler(services, mailer, build_sms(services.instance, mailer))
-        in_main = threading.current_thread() is threading.main_thread()
         previous = {}
-        if in_main:
+        if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, lambda *_: runner.stop.set())
-        timer = threading.Timer(seconds, runner.stop.set) if seconds else None
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        timer = threading.Timer(seconds, stop.set) if seconds else None
         if timer:
             timer.start()
         try:
-            runner.run(interval_seconds=interval)
+            body()
         finally:
             if timer:
                 timer.cancel()

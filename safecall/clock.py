@@ -50,3 +50,26 @@ class VirtualClock:
     def set(self, when: datetime) -> None:
         """Move to `when`, forwards only: stored history never runs backwards."""
         self.sleep_until(when)
+
+
+class ScaledClock:
+    """Drills: time that runs `speed` times faster than real time, reading `start` at real Unix time `anchor`.
+
+    Processes given the same start and anchor share one timeline (e.g. several dialer workers in a drill).
+    """
+
+    def __init__(self, start: datetime, speed: float, anchor: float | None = None):
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock needs a timezone-aware start time")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start, self.speed = start.astimezone(timezone.utc), speed
+        self.anchor = time.time() if anchor is None else anchor
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.time() - self.anchor) * self.speed)
+
+    def sleep_until(self, when: datetime) -> None:
+        delay = (when - self.now()).total_seconds() / self.speed
+        if delay > 0:
+            time.sleep(delay)

@@ -8,10 +8,16 @@ attempt nobody can account for ends as 'unknown' and is retried as a new one.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
+
+import sqlalchemy as sa
 
 from sqlmodel import func, select
 
@@ -19,20 +25,21 @@ from safecall import phones
 from safecall.campaign import MIN_RETRIES, CampaignDef
 from safecall.clock import Clock
 from safecall.events import log_event
-from safecall.errors import SafeCallError, TrunkError, TrunkFatalError
+from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFatalError
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
     Outcomes, acquire_run_lock, get_run, is_dialable, lock_owner_id, number_for_attempt, release_run_lock,
 )
-from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember
-from safecall.telephony.base import CallEvent, CallRequest, Trunk
+from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
+from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
 
 log = logging.getLogger("safecall.dialer")
 LOCK_TTL = timedelta(minutes=2)
 MAX_WAIT = timedelta(seconds=5)  # wake at least this often to renew the lock and notice a stop
-GRACE = timedelta(seconds=60)
-NOT_READY_WAIT = timedelta(seconds=1)  # beyond ring + max call length before an unreported call is written off
+GRACE = timedelta(seconds=60)  # beyond ring + max call length before an unreported call is written off
+NOT_READY_WAIT = timedelta(seconds=1)  # how soon a trunk that is down is looked at again
+PROGRESS_EVERY = 0.2  # seconds of real time between progress reports: counting a big run is not free
 
 
 @dataclass
@@ -42,16 +49,40 @@ class _InFlight:
     attempt_id: int
 
 
+class _Throttle:
+    """True at most once per `seconds` of real (monotonic) time, and on the first call."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
 class Dialer:
     def __init__(self, db: Database, trunk: Trunk, clock: Clock, campaign: CampaignDef, flow: IvrFlow,
-                 calendar: CallingCalendar, outcomes: Outcomes, owner: str | None = None):
+                 calendar: CallingCalendar, outcomes: Outcomes, owner: str | None = None, worker: str | None = None):
+        """`worker` names one of several dialers sharing a PostgreSQL database (one per trunk or PBX).
+
+        Without it, one process dials a run at a time (a lease on the run). With it, workers dial the same
+        run side by side: each claims due people with SELECT ... FOR UPDATE SKIP LOCKED, places them on its
+        own trunk within its own channel limit, and after a crash recovers only the calls it placed.
+        """
         if campaign.retry.max_retries < MIN_RETRIES:
             raise SafeCallError(f"campaign {campaign.name!r}: refusing to run with fewer than {MIN_RETRIES} retries")
+        if worker is not None and db.engine.dialect.name != "postgresql":
+            raise SafeCallError("named dialer workers share a PostgreSQL database; on SQLite run one dialer per run")
         self.db, self.trunk, self.clock = db, trunk, clock
         self.campaign, self.flow, self.calendar, self.outcomes = campaign, flow, calendar, outcomes
         self.owner = owner or lock_owner_id()
+        self.worker = worker
         self.in_flight: dict[str, _InFlight] = {}
         self.next_placement = clock.now()
+        self.lease_renew_at = clock.now()
 
     def run(self, run_id: int, on_progress: Callable[[int, int], None] | None = None,
             stop_requested: Callable[[], bool] = lambda: False, return_when_idle: bool = False) -> CampaignRun:
@@ -59,18 +90,19 @@ class Dialer:
 
         With `return_when_idle`, also return when no call is in flight and none is due yet (the scheduler comes back).
         """
-        acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
-        try:
+        with self._exclusive(run_id):
             with self.db.session() as session:
                 run = get_run(session, run_id)
             if run.status == "closed":
                 return run
             self._recover(run)
+            progress = _Throttle(PROGRESS_EVERY)
+            next_abandoned_check = self.clock.now()
             while True:
                 stopping = stop_requested()
                 if not stopping:
                     self._place_due(run)
-                if on_progress:
+                if on_progress and progress.due():
                     on_progress(*self._progress(run_id))
                 if not self.in_flight and (stopping or self._close_if_done(run_id)):
                     break
@@ -79,11 +111,39 @@ class Dialer:
                     break
                 self._handle(self.trunk.wait_events(wake))
                 self._write_off_overdue(run)
-                acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
-        finally:
-            release_run_lock(self.db, run_id, self.owner)
+                self._renew_lease(run_id)
+                if self.worker is not None and self.clock.now() >= next_abandoned_check:
+                    self._write_off_abandoned(run)
+                    next_abandoned_check = self.clock.now() + LOCK_TTL
+            if on_progress:
+                on_progress(*self._progress(run_id))
         with self.db.session() as session:
             return get_run(session, run_id)
+
+    @contextmanager
+    def _exclusive(self, run_id: int) -> Iterator[None]:
+        """The single dialer holds a lease on the run; a named worker holds a lock on its own name instead."""
+        if self.worker is not None:
+            with self.db.engine.connect() as connection:
+                # Session-level: held while this process lives, released by PostgreSQL if it dies.
+                if not connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": f"safecall-worker:{self.worker}"}).scalar():
+                    raise RunLockedError(f"dialer worker {self.worker!r} is already running elsewhere")
+                try:
+                    yield
+                finally:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": f"safecall-worker:{self.worker}"})
+            return
+        acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
+        self.lease_renew_at = self.clock.now() + LOCK_TTL / 2
+        try:
+            yield
+        finally:
+            release_run_lock(self.db, run_id, self.owner)
+
+    def _renew_lease(self, run_id: int) -> None:
+        if self.worker is None and self.clock.now() >= self.lease_renew_at:
+            acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
+            self.lease_renew_at = self.clock.now() + LOCK_TTL / 2
 
     def _request(self, run: CampaignRun, attempt: Attempt) -> CallRequest:
         return CallRequest(
@@ -99,7 +159,10 @@ class Dialer:
     def _recover(self, run: CampaignRun) -> None:
         """Attempts written by an earlier process and never closed: ask the trunk, never dial them again."""
         with self.db.session() as session:
-            orphans = list(session.exec(select(Attempt).where(Attempt.run_id == run.id, Attempt.status == "placing")))
+            query = select(Attempt).where(Attempt.run_id == run.id, Attempt.status == "placing")
+            if self.worker is not None:
+                query = query.where(Attempt.worker == self.worker)  # other workers' calls are on other trunks
+            orphans = list(session.exec(query))
         for attempt in orphans:
             log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
             self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
@@ -109,45 +172,61 @@ class Dialer:
         free = self.trunk.capacity.channels - len(self.in_flight)
         if free <= 0:
             return
-        now = self.clock.now()
-        if not self.calendar.is_open(now) or not self.trunk.ready():
+        if not self.calendar.is_open(self.clock.now()) or not self.trunk.ready():
             return
-        with self.db.session() as session:
-            due = list(session.exec(
-                select(RunMember.id).where(
-                    RunMember.run_id == run.id, RunMember.state == MemberState.PENDING, RunMember.next_attempt_at <= now
-                ).order_by(RunMember.next_attempt_at, RunMember.id).limit(free)
-            ))
-        for member_id in due:
-            if self.next_placement > self.clock.now():
-                self._handle(self.trunk.wait_events(self.next_placement))
-            if len(self.in_flight) >= self.trunk.capacity.channels:
-                return
-            self._place(run, member_id)
-            self.next_placement = max(self.clock.now(), self.next_placement) + timedelta(seconds=1 / self.trunk.capacity.calls_per_second)
+        # A batch is what the trunk may place within about a second: claimed together, placed at the trunk's pace.
+        spacing = timedelta(seconds=1 / self.trunk.capacity.calls_per_second)
+        start = max(self.clock.now(), self.next_placement)
+        batch = max(1, min(free, math.ceil(self.trunk.capacity.calls_per_second)))
+        for attempt in self._claim(run, batch, start, spacing):
+            if attempt.placed_at > self.clock.now():
+                self._handle(self.trunk.wait_events(attempt.placed_at))
+            self._originate(run, attempt)
+            self.next_placement = attempt.placed_at + spacing
 
-    def _place(self, run: CampaignRun, member_id: int) -> None:
+    def _claim(self, run: CampaignRun, limit: int, start: datetime, spacing: timedelta) -> list[Attempt]:
+        """Take up to `limit` due people and write their attempts, committed before any call is placed.
+
+        SKIP LOCKED lets workers sharing PostgreSQL claim side by side without waiting on, or taking, each
+        other's people; SQLite ignores it (one writer at a time, and one dialer per run there).
+        """
         now = self.clock.now()
         today = now.astimezone(self.calendar.tz).date()
         with self.db.transaction() as session:
-            member = session.get(RunMember, member_id)
-            if member.state != MemberState.PENDING:
-                return
-            person = session.get(Person, member.person_id)
-            if not is_dialable(person, today):
-                member.state, member.final_at, member.next_attempt_at = MemberState.WITHDRAWN, now, None
+            members = list(session.exec(
+                select(RunMember).where(
+                    RunMember.run_id == run.id, RunMember.state == MemberState.PENDING, RunMember.next_attempt_at <= now
+                ).order_by(RunMember.next_attempt_at, RunMember.id).limit(limit).with_for_update(skip_locked=True)
+            ))
+            if not members:
+                return []
+            people = {p.id: p for p in session.exec(select(Person).where(Person.id.in_([m.person_id for m in members])))}
+            earlier: dict[int, list[Attempt]] = defaultdict(list)
+            retried = [m.id for m in members if m.attempts_made]
+            if retried:
+                for attempt in session.exec(select(Attempt).where(Attempt.member_id.in_(retried))):
+                    earlier[attempt.member_id].append(attempt)
+            attempts = []
+            for member in members:
+                person = people[member.person_id]
+                if not is_dialable(person, today):
+                    member.state, member.final_at, member.next_attempt_at = MemberState.WITHDRAWN, now, None
+                    session.add(member)
+                    continue
+                member.attempts_made += 1
+                member.state, member.next_attempt_at = MemberState.IN_CALL, None
+                attempts.append(Attempt(
+                    run_id=run.id, member_id=member.id, person_id=person.id, number=member.attempts_made,
+                    phone=number_for_attempt(person, earlier[member.id], member.attempts_made),
+                    token=secrets.token_urlsafe(18), placed_at=start + spacing * len(attempts), worker=self.worker))
                 session.add(member)
-                return
-            earlier = list(session.exec(select(Attempt).where(Attempt.member_id == member.id)))
-            number = number_for_attempt(person, earlier, member.attempts_made + 1)
-            member.attempts_made += 1
-            member.state, member.next_attempt_at = MemberState.IN_CALL, None
-            attempt = Attempt(run_id=run.id, member_id=member.id, person_id=person.id, number=member.attempts_made,
-                              phone=number, token=secrets.token_urlsafe(18), placed_at=now)
-            session.add_all([member, attempt])
-        # Committed: from here on this attempt exists and will never be placed again.
-        log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(number))
-        self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(now), attempt.id)
+            session.add_all(attempts)
+        # Committed: from here on these attempts exist and will never be placed again.
+        return attempts
+
+    def _originate(self, run: CampaignRun, attempt: Attempt) -> None:
+        log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
+        self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
         try:
             self.trunk.originate(self._request(run, attempt))
         except TrunkError as exc:
@@ -158,13 +237,10 @@ class Dialer:
 
     def _handle(self, events: list[CallEvent]) -> None:
         for event in events:
-            if event.kind == "answered":
-                self.outcomes.call_answered(event.token, event.at)
-            elif event.kind == "ended":
+            if event.kind == "ended":
                 self.in_flight.pop(event.token, None)
-                attempt = self.outcomes.call_ended(event.token, event.result, event.at)
-                if attempt:
-                    log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
+        for attempt in self.outcomes.apply(events):
+            log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""
@@ -183,7 +259,32 @@ class Dialer:
             if token in self.in_flight:
                 log_event(log, "attempt_written_off", level=logging.WARNING, attempt=attempt.id, reason="no report past the longest call")
                 self.in_flight.pop(token)
-                self.outcomes.call_ended(token, Disposition.UNKNOWN, now)
+                self.outcomes.apply([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
+
+    def _write_off_abandoned(self, run: CampaignRun) -> None:
+        """Calls placed by a worker that is gone for good (its lock is free), past their longest length: unknown.
+
+        A worker that restarts recovers its own calls; this is for one that does not come back, so the run
+        can still close. An acknowledgement its IVR recorded before it died still counts.
+        """
+        call = self.campaign.call
+        cutoff = self.clock.now() - timedelta(seconds=call.ring_timeout_seconds + call.max_call_seconds) - GRACE
+        with self.db.session() as session:
+            stale = list(session.exec(select(Attempt.token, Attempt.worker).where(
+                Attempt.run_id == run.id, Attempt.status == "placing", Attempt.worker != self.worker, Attempt.placed_at < cutoff)))
+        by_worker: dict[str, list[str]] = defaultdict(list)
+        for token, worker in stale:
+            by_worker[worker].append(token)
+        for worker, tokens in by_worker.items():
+            with self.db.engine.connect() as connection:
+                lock = {"name": f"safecall-worker:{worker}"}
+                if not connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock).scalar():
+                    continue  # that worker is alive and will settle its own calls
+                try:
+                    log_event(log, "abandoned_calls_written_off", level=logging.WARNING, worker=worker, attempts=len(tokens))
+                    self.outcomes.apply([CallEvent(token, "ended", self.clock.now(), LineResult.UNKNOWN) for token in tokens])
+                finally:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
 
     def _wake_time(self, run_id: int, stopping: bool) -> datetime:
         now = self.clock.now()

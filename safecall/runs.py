@@ -17,7 +17,7 @@ from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
 from safecall.store import (
     Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
 )
-from safecall.telephony.base import LineResult
+from safecall.telephony.base import CallEvent, LineResult
 
 LINE_TO_DISPOSITION = {
     LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
@@ -177,26 +177,32 @@ class Outcomes:
             session.add(task)
         self._finalise(session, member, attempt, at)
 
-    def call_answered(self, token: str, at: datetime) -> None:
+    def apply(self, events: list[CallEvent]) -> list[Attempt]:
+        """Record what the trunk reported, all in one transaction; returns the attempts that closed."""
+        if not events:
+            return []
+        closed = []
         with self.db.transaction() as session:
-            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
-            if attempt and attempt.answered_at is None:
-                attempt.answered_at = at
+            attempts = {a.token: a for a in session.exec(select(Attempt).where(Attempt.token.in_({e.token for e in events})))}
+            for event in events:
+                attempt = attempts.get(event.token)
+                if attempt is None or attempt.status == "done":
+                    continue  # unknown, or a repeated report: changes nothing
+                if event.kind == "answered":
+                    attempt.answered_at = attempt.answered_at or event.at
+                elif event.kind == "ended":
+                    self._close(session, attempt, event.result, event.at)
+                    closed.append(attempt)
                 session.add(attempt)
+        return closed
 
-    def call_ended(self, token: str, line_result: str, at: datetime) -> Attempt | None:
-        """Close the attempt (once: repeated reports change nothing) and decide the person's next step."""
-        with self.db.transaction() as session:
-            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
-            if attempt is None or attempt.status == "done":
-                return None
-            if attempt.disposition not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
-                attempt.disposition = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
-            attempt.status, attempt.ended_at = "done", at
-            session.add(attempt)
-            member = session.get(RunMember, attempt.member_id)
-            self._finalise(session, member, attempt, at)
-            return attempt
+    def _close(self, session: Session, attempt: Attempt, line_result: str, at: datetime) -> None:
+        """Close the attempt and decide the person's next step."""
+        if attempt.disposition not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
+            attempt.disposition = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
+        attempt.status, attempt.ended_at = "done", at
+        member = session.get(RunMember, attempt.member_id)
+        self._finalise(session, member, attempt, at)
 
     def _finalise(self, session: Session, member: RunMember, attempt: Attempt, at: datetime) -> None:
         if member.state in (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED):

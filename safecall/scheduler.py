@@ -24,23 +24,31 @@ from safecall.services import Services
 log = logging.getLogger("safecall.scheduler")
 
 
+def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
+    """Campaigns that pass validation; an invalid one is logged and left alone, never half-run."""
+    valid = {}
+    for name in list_campaigns(services.instance):
+        definition, problems = check_campaign(services.instance, name)
+        if problems:
+            log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
+        else:
+            valid[name] = definition
+    return valid
+
+
 class Scheduler:
-    def __init__(self, services: Services, mailer: Mailer | None, sms: SmsSender | None, *, threaded: bool = True):
+    def __init__(self, services: Services, mailer: Mailer | None, sms: SmsSender | None, *, threaded: bool = True,
+                 dial: bool = True):
+        """`dial` False: launching, lists and escalation only, the dialling left to `safecall worker run` processes."""
         self.services, self.mailer, self.sms = services, mailer, sms
         self.threaded = threaded
+        self.dial = dial
         self.stop = threading.Event()
         self._dialers: dict[int, Dialer] = {}
         self._workers: dict[int, threading.Thread] = {}
 
     def campaigns(self) -> dict[str, CampaignDef]:
-        valid = {}
-        for name in list_campaigns(self.services.instance):
-            definition, problems = check_campaign(self.services.instance, name)
-            if problems:
-                log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
-            else:
-                valid[name] = definition
-        return valid
+        return valid_campaigns(self.services)
 
     def tick(self) -> None:
         """Everything that is due now. Safe to call at any moment, any number of times."""
@@ -48,7 +56,8 @@ class Scheduler:
         campaigns = self.campaigns()
         for definition in campaigns.values():
             self.launch_if_due(definition, now)
-        self.dial_open_runs(campaigns)
+        if self.dial:
+            self.dial_open_runs(campaigns)
         self.publish_if_due(now)
         settings, db = self.services.instance.settings, self.services.db
         mark_overdue(db, settings, now=now)

@@ -56,14 +56,19 @@ class Services:
     def campaign(self, name: str) -> CampaignDef:
         return load_campaign(self.instance, name)
 
-    def dialer(self, campaign: CampaignDef, clock: Clock | None = None) -> Dialer:
-        """A dialer on the campaign's trunk; `clock` overrides (e.g. virtual time for the simulated trunk)."""
+    def dialer(self, campaign: CampaignDef, clock: Clock | None = None, trunk_name: str | None = None,
+               worker: str | None = None) -> Dialer:
+        """A dialer on the campaign's trunk, or on `trunk_name` for a scale-out `worker`.
+
+        `clock` overrides (e.g. virtual time for the simulated trunk).
+        """
         clock = clock or self.clock
         calendar = campaign.calendar(self.instance)
         outcomes = Outcomes(self.db, campaign, calendar)
         flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
-        trunk = build_trunk(self.instance.trunk(campaign.trunk), clock, outcomes, flow, self.instance.environ, self.instance.root)
-        return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes)
+        config = self.instance.trunk(trunk_name or campaign.trunk)
+        trunk = build_trunk(config, clock, outcomes, flow, self.instance.environ, self.instance.root)
+        return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes, worker=worker)
 
     def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:
         config = self.instance.trunk(name)

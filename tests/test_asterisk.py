@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, Recording, agi_exchanges, split_packets
+from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, agi_exchanges, split_packets
 from conftest import person_row, write_csv
 from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock
@@ -211,7 +211,6 @@ def test_ami_adapter_survives_idle_links_and_failing_listeners():
         assert seen == ["FullyBooted", "SuccessfulAuth"]  # the listener raised on the first, and events still flowed
         time.sleep(3.5)  # longer than asterisk-ami's 3 s socket timeout
         assert ami.ping()
-        from asterisk.ami import SimpleAction
         results = []
         threads = [threading.Thread(target=lambda: results.append(ami.ping())) for _ in range(20)]
         for t in threads:

@@ -8,13 +8,11 @@ import pytest
 from sqlmodel import select
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
-from safecall.clock import VirtualClock
 from safecall.errors import RunLockedError
 from safecall.runs import acquire_run_lock, launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
-from safecall.telephony.simulated import SimulatedTrunk
 
 pytestmark = pytest.mark.both_databases
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import holidays
-import pytest
 
 from conftest import SEOUL
 from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, load_flow, step

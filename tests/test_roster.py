@@ -8,7 +8,7 @@ import pytest
 from openpyxl import Workbook
 from sqlmodel import select
 
-from conftest import HEADER, person_row, write_csv
+from conftest import person_row, write_csv
 from safecall.store import AuditEvent, Person
 
 pytestmark = pytest.mark.both_databases

@@ -209,7 +209,7 @@ def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_pat
         [task] = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).all()
     assert task.overdue
     assert any("방문 결과 미기록" in m.get_content() for m in smtp.to("officer1@example.org") if not m.is_multipart())
-    listing = cli("visits", "list", "--date", "2026-11-27", "--format", "csv", "--output", str(tmp_path / "l.csv")).output
+    cli("visits", "list", "--date", "2026-11-27", "--format", "csv", "--output", str(tmp_path / "l.csv"))
     assert "예" in (tmp_path / "l.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[3]
 
 

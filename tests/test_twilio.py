@@ -264,7 +264,6 @@ def test_serve_hosts_the_webhooks_and_records_keypresses_for_live_attempts(cli, 
 def test_guardian_sms_through_twilio_messaging(cli, cloud):
     from safecall.escalation import queue_escalations, send_notifications
     from safecall.notify import build_sms
-    from safecall.services import Services
     from safecall.settings import load_instance
 
     settings = cli.root / "config" / "safecall.toml"

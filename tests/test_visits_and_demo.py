@@ -70,7 +70,7 @@ def test_callback_list_is_separate_and_same_day(cli, tmp_path):
 
 def test_recording_visits_closes_them_and_updates_the_person(cli, tmp_path):
     week_with_non_responders(cli, tmp_path)
-    listing = cli("visits", "list", "--date", "2026-11-24", "--team", "2팀", "--format", "csv", "--output", str(tmp_path / "t.csv"))
+    cli("visits", "list", "--date", "2026-11-24", "--team", "2팀", "--format", "csv", "--output", str(tmp_path / "t.csv"))
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text(encoding="utf-8-sig"))))
     tasks = {r["성명"]: r["과제번호"] for r in rows}
     assert "still open" in cli("visits", "record", tasks["부암분"], "--outcome", "not_home").output
