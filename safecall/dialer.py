@@ -47,6 +47,7 @@ class _InFlight:
     token: str
     deadline: datetime
     attempt_id: int
+    answered: CallEvent | None = None  # written together with the call's end: one transaction per call, not two
 
 
 class _Throttle:
@@ -236,10 +237,18 @@ class Dialer:
                 raise
 
     def _handle(self, events: list[CallEvent]) -> None:
+        to_record = []
         for event in events:
-            if event.kind == "ended":
-                self.in_flight.pop(event.token, None)
-        for attempt in self.outcomes.apply(events):
+            flight = self.in_flight.get(event.token)
+            if flight is not None and event.kind == "answered":
+                flight.answered = flight.answered or event
+                continue
+            if flight is not None and event.kind == "ended":
+                self.in_flight.pop(event.token)
+                if flight.answered:
+                    to_record.append(flight.answered)
+            to_record.append(event)
+        for attempt in self.outcomes.apply(to_record):
             log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
@@ -258,8 +267,7 @@ class Dialer:
             self._handle(events)
             if token in self.in_flight:
                 log_event(log, "attempt_written_off", level=logging.WARNING, attempt=attempt.id, reason="no report past the longest call")
-                self.in_flight.pop(token)
-                self.outcomes.apply([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
+                self._handle([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
 
     def _write_off_abandoned(self, run: CampaignRun) -> None:
         """Calls placed by a worker that is gone for good (its lock is free), past their longest length: unknown.

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
+
+# A Korean mobile number written plainly (010-1234-5678, 010 1234 5678, 01012345678): parsing it is only
+# dropping the trunk 0, so it is built directly. Whether it is valid is still libphonenumber's decision.
+PLAIN_KR_MOBILE = re.compile(r"0(1\d)[-. ]?(\d{3,4})[-. ]?(\d{4})")
 
 
 def normalise(raw: str, region: str = "KR") -> str:
@@ -10,8 +16,10 @@ def normalise(raw: str, region: str = "KR") -> str:
     text = str(raw).strip()
     if not text:
         raise ValueError("empty phone number")
+    plain = PLAIN_KR_MOBILE.fullmatch(text) if region == "KR" else None
     try:
-        parsed = phonenumbers.parse(text, region)
+        parsed = (phonenumbers.PhoneNumber(country_code=82, national_number=int("".join(plain.groups()))) if plain
+                  else phonenumbers.parse(text, region))
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"not a phone number: {text!r}") from exc
     if not phonenumbers.is_valid_number(parsed):

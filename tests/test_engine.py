@@ -255,3 +255,33 @@ def test_retries_that_run_into_next_week_are_not_doubled_by_next_weeks_run(cli, 
     assert second_week == {"보통"}
     services.dialer(campaign).run(1)
     assert len(attempts_of(cli, "금요일")) == 4
+
+
+def test_enrolment_in_sql_agrees_with_is_dialable(cli, tmp_path):
+    """Launch enrols in one INSERT ... SELECT; it must pick exactly the people is_dialable would call."""
+    from datetime import date
+
+    from safecall.runs import is_dialable
+
+    rows = [person_row(f"사람{i}", f"010-0125-{i:04d}", born=f"1950-01-{i + 1:02d}") for i in range(12)]
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows)))
+    db = cli.db()
+    today = date(2026, 11, 23)
+    variants = [
+        {}, {"consent_date": None}, {"consent_date": date(2026, 11, 24)}, {"consent_date": today},
+        {"status": "closed"}, {"status": "paused", "paused_until": None}, {"status": "paused", "paused_until": today},
+        {"status": "paused", "paused_until": date(2026, 11, 22)}, {"status": "paused", "paused_until": date(2027, 1, 1)},
+        {"status": "active", "paused_until": date(2027, 1, 1)}, {"consent_date": date(2020, 1, 1)}, {"status": "closed", "consent_date": None},
+    ]
+    with db.transaction() as session:
+        people = list(session.exec(select(Person).order_by(Person.id)))
+        for person, changes in zip(people, variants):
+            for name, value in changes.items():
+                setattr(person, name, value)
+            session.add(person)
+    cli("campaign", "launch", "weekly-safe-call", "--no-dial")
+    with db.session() as session:
+        expected = {p.id for p in session.exec(select(Person)) if is_dialable(p, today)}
+        enrolled = set(session.exec(select(RunMember.person_id)))
+    assert enrolled == expected and 0 < len(expected) < len(variants)
+    db.dispose()

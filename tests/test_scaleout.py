@@ -105,7 +105,12 @@ def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_ur
         attempts = list(session.exec(select(Attempt)))
         tasks = list(session.exec(select(VisitTask)))
     assert len(members) > 200 and all(m.state in MemberState.FINAL for m in members)
-    assert {a.token for a in attempts} == {p["token"] for p in placed}, "every attempt written was placed, once"
+    never_placed = [a for a in attempts if a.token not in {p["token"] for p in placed}]
+    if kill_one:  # killed between writing its claim and placing the call: counted as unknown, retried as new attempts
+        assert all(a.worker == "pbx4" and a.disposition == "unknown" for a in never_placed), never_placed
+    else:
+        assert not never_placed, "every attempt written was placed"
+    assert {p["token"] for p in placed} <= {a.token for a in attempts}
     by_worker = defaultdict(list)
     for attempt in attempts:
         by_worker[attempt.worker].append(attempt)
