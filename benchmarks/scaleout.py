@@ -1,0 +1,119 @@
+"""Part 3: throughput of 1, 2 and 4 dialer workers sharing one PostgreSQL database.
+
+Each worker is a `safecall worker run` process with its own simulated trunk
+(same channels each), all on one accelerated clock. The run is N people in an
+always-open window with immediate retries; throughput is attempts settled per
+real second, from the first placement until the run closes.
+
+    eval "$(.ci/postgres start)"
+    python benchmarks/scaleout.py --people 3000 --channels 10 --speed 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from safecall.settings import scaffold_instance  # noqa: E402
+from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
+from safecall.synthetic import write_roster  # noqa: E402
+
+CLI = str(ROOT / "cli.py")
+NOW = "2026-11-23T10:00+09:00"
+ALWAYS_OPEN = {'spacing = ["1h", "3h", "next_day"]': 'spacing = ["0m"]',
+               'weekdays = ["mon", "tue", "wed", "thu", "fri"]': 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
+               'start = "09:00"': 'start = "00:00"', 'end = "18:00"': 'end = "23:59"', "skip_holidays = true": "skip_holidays = false"}
+
+
+def instance(directory: Path, workers: int, channels: int) -> Path:
+    scaffold_instance(directory)
+    trunks = ['default = "pbx1"']
+    for index in range(1, workers + 1):
+        trunks += [f"[trunks.pbx{index}]", 'type = "simulated"', f"channels = {channels}", "calls_per_second = 20", "seed = 11"]
+    (directory / "config" / "trunks.toml").write_text("\n".join(trunks) + "\n", encoding="utf-8")
+    campaign = directory / "campaigns" / "weekly-safe-call.toml"
+    text = campaign.read_text(encoding="utf-8")
+    for old, new in ALWAYS_OPEN.items():
+        text = text.replace(old, new)
+    campaign.write_text(text, encoding="utf-8")
+    return directory
+
+
+def measure(admin_url: str, workers: int, people: int, channels: int, speed: float) -> dict:
+    name = f"safecall_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "SAFECALL_DATABASE_URL": url}
+    root = instance(Path(tempfile.mkdtemp(prefix="safecall-scale-")) / "office", workers, channels)
+    base = [sys.executable, CLI, "--config", str(root)]
+    roster = write_roster(root / "roster.csv", people, ["사직동"])
+    subprocess.run(base + ["--now", NOW, "recipients", "import", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(base + ["--now", NOW, "campaign", "launch", "weekly-safe-call", "--no-dial"], env=env, check=True, stdout=subprocess.DEVNULL)
+    db = Database(url)
+    anchor = time.time()
+    processes = [subprocess.Popen(base + ["--now", NOW, "--speed", str(speed), "--anchor", str(anchor), "worker", "run",
+                                          "--trunk", f"pbx{index}", "--interval", "0.2"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for index in range(1, workers + 1)]
+    started = time.perf_counter()
+    try:
+        while True:
+            with db.session() as session:
+                if session.get(CampaignRun, 1).status == "closed":
+                    break
+            if time.perf_counter() - started > 1800:
+                raise RuntimeError("the run did not close in 30 minutes")
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+    with db.engine.connect() as connection:
+        attempts = connection.execute(sa.select(sa.func.count()).select_from(Attempt)).scalar()
+        doubled = connection.execute(sa.text("SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")).scalar()
+    db.dispose()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    return {"workers": workers, "channels_total": workers * channels, "attempts": attempts, "seconds": round(seconds, 1),
+            "attempts_per_second": round(attempts / seconds, 1), "attempts_dialled_twice": doubled}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=3000)
+    parser.add_argument("--channels", type=int, default=10, help="per worker")
+    parser.add_argument("--speed", type=float, default=50)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--database-url", default=os.environ.get("SAFECALL_TEST_POSTGRES_URL"), help="a PostgreSQL server's admin URL")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not args.database_url:
+        parser.error("give --database-url or start .ci/postgres")
+    results = {"people": args.people, "speed": args.speed,
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL on loopback",
+               "runs": [measure(args.database_url, int(w), args.people, args.channels, args.speed) for w in args.workers.split(",")]}
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
