@@ -177,9 +177,8 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         """Show the database's schema revision and whether it needs `safecall db upgrade`."""
         db = ctx_of(ctx).services(check_schema=False).db
         state = db.schema_state()
-        current = state.current or ("0001 (made before migrations)" if state.has_tables else "empty (created on first use)")
         out.print(f"database: {db.safe_url()}", markup=False)
-        out.print(f"schema revision: {current}; this SafeCall: {state.head}")
+        out.print(f"schema revision: {state.describe()}; this SafeCall: {state.head}")
         if state.has_tables and state.current != state.head:
             out.print("needs: safecall db upgrade")
             raise typer.Exit(1)

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import socket
 import sys
 import threading
@@ -25,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.telephony.asterisk.ami import _PatchedClient  # noqa: E402
 
@@ -125,16 +124,13 @@ def main() -> None:
     expected = per_copy * args.repeat
     payload = banner + b"\r\n" + body * args.repeat
     results = {"events": expected, "megabytes": round(len(payload) / 1e6, 1),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}
+               "machine": machine()}
     for name, reader in (("safecall", safecall_reader), ("panoramisk", panoramisk_reader)):
         listener, port = replay_server(payload)
         seconds = reader(port, expected)
         listener.close()
         results[name] = {"seconds": round(seconds, 2), "events_per_second": round(expected / seconds)}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ memory reported is the engine's (launch and dialling) alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, report  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 
@@ -114,17 +114,14 @@ def main() -> None:
         "engine_seconds": round(finished - started, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_memory_mb": round(peak_mb),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
     }
     results.update(measure_efficiency(services.db, run.id, args.channels, calendar, campaign))
     with services.db.engine.connect() as connection:
         results["members_by_state"] = dict(connection.execute(
             sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
     services.close()
-    text = json.dumps(results, ensure_ascii=False, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,6 @@ start to exit, so the figure is what a welfare officer waits for.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +20,8 @@ from openpyxl import Workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.synthetic import HEADER, synthetic_people, write_roster  # noqa: E402
 
@@ -62,14 +61,11 @@ def main() -> None:
     xlsx_file = write_xlsx(workdir / "roster.xlsx", args.rows)
     results = {
         "rows": args.rows,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "csv": timed_import(csv_file, workdir),
         "xlsx": timed_import(xlsx_file, workdir),
     }
-    text = json.dumps(results, ensure_ascii=False, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ real second, from the first placement until the run closes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -27,6 +25,8 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.settings import scaffold_instance  # noqa: E402
 from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
@@ -107,12 +107,9 @@ def main() -> None:
     if not args.database_url:
         parser.error("give --database-url or start .ci/postgres")
     results = {"people": args.people, "speed": args.speed,
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL on loopback",
+               "machine": machine() + ", PostgreSQL on loopback",
                "runs": [measure(args.database_url, int(w), args.people, args.channels, args.speed) for w in args.workers.split(",")]}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

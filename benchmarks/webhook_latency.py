@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import os
-import platform
 import secrets
 import socket
 import statistics
@@ -29,6 +26,8 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.clock import SystemClock  # noqa: E402
 from safecall.ivr import load_flow  # noqa: E402
@@ -126,16 +125,16 @@ def main() -> None:
     app = create_webhook_app(public_base_url=PUBLIC, auth_token=AUTH_TOKEN, flow=load_flow(services.instance.ivr_dir, "safe-call"),
                              sink=outcomes, now=SystemClock().now, on_event=lambda event: None)
     server = WebhookServer(app, "127.0.0.1", port).start()
-    results = multiprocessing.get_context("spawn").Queue()
-    generator = multiprocessing.get_context("spawn").Process(target=load_generator, args=(port, plan_requests(tokens, total), args.rate, results))
+    from_generator = multiprocessing.get_context("spawn").Queue()
+    generator = multiprocessing.get_context("spawn").Process(target=load_generator, args=(port, plan_requests(tokens, total), args.rate, from_generator))
     generator.start()
-    samples = results.get(timeout=args.seconds * 10 + 60)
+    samples = from_generator.get(timeout=args.seconds * 10 + 60)
     generator.join()
     server.stop()
     with services.db.session() as session:
         stored = session.exec(Attempt.__table__.select().where(Attempt.digit == "1")).all()
     latencies = [seconds * 1000 for _, seconds, _ in samples]
-    report = {
+    results = {
         "rate_per_second": args.rate, "requests": len(samples), "errors": sum(1 for *_, code in samples if code >= 400),
         "acknowledgements_stored": len(stored),
         "p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
@@ -143,12 +142,9 @@ def main() -> None:
         "by_kind": {kind: {"p50_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.5), 2),
                            "p99_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.99), 2)}
                     for kind in ("voice", "gather", "status")},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
+    report(results, args.json)
     services.close()
 
 

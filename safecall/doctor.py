@@ -32,9 +32,8 @@ def run_doctor(services: Services, wait_seconds: float = 10) -> list[Check]:
             mode = connection.execute(sa.text("PRAGMA journal_mode")).scalar()
             checks.append(Check("database journal", mode == "wal", f"journal_mode={mode}"))
     state = db.schema_state()
-    current = state.current or ("0001 (made before migrations)" if state.has_tables else "empty")
     checks.append(Check("schema revision", state.current == state.head,
-                        f"database {current}, SafeCall {state.head}" + ("" if state.current == state.head else "; run `safecall db upgrade`")))
+                        f"database {state.describe()}, SafeCall {state.head}" + ("" if state.current == state.head else "; run `safecall db upgrade`")))
     if db.is_sqlite:
         database = Path(make_url(db.url).database)
         checks += [_private(database, 0o600), _private(database.parent, 0o700)]

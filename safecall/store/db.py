@@ -42,6 +42,9 @@ class SchemaState:
     known: set[str]
     has_tables: bool
 
+    def describe(self) -> str:
+        return self.current or ("0001 (made before migrations)" if self.has_tables else "empty (created on first use)")
+
 
 @dataclass(frozen=True)
 class Upgrade:
