@@ -191,7 +191,7 @@ def test_an_acknowledgement_survives_a_crash_before_the_call_is_closed(cli, tmp_
         first.run(run.id)
     second = services.dialer(campaign)
     second.run(run.id)
-    assert second.trunk.placed == []
+    assert not second.trunk.placed
     with services.db.session() as session:
         [attempt] = session.exec(select(Attempt)).all()
         [member] = session.exec(select(RunMember)).all()

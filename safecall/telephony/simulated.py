@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,7 +59,8 @@ class SimulatedTrunk:
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock = clock
         self.sink = sink
-        self.placed: list[CallRequest] = []  # every originate, for drills and tests
+        # The latest originates, for drills and tests; bounded so a 100,000-person week does not grow memory.
+        self.placed: deque[CallRequest] = deque(maxlen=10_000)
         self._queue: list[_Pending] = []
         self._active: set[str] = set()
         self._order = itertools.count()
