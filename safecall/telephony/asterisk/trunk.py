@@ -31,6 +31,7 @@ CAUSE_RESULT = {1: LineResult.INVALID_NUMBER, 28: LineResult.INVALID_NUMBER, 17:
                 18: LineResult.NO_ANSWER, 19: LineResult.NO_ANSWER, 21: LineResult.BUSY,
                 34: LineResult.FAILED, 38: LineResult.FAILED, 41: LineResult.FAILED, 42: LineResult.FAILED}
 ANSWERED = 4
+ORIGINATE_SETTLE_SECONDS = 1.0  # an async Originate has its channel well within this
 
 
 def channel_id_for(token: str) -> str:
@@ -54,8 +55,9 @@ def dial_number(e164: str, number_format: str) -> str:
 
 
 class _Call:
-    def __init__(self, token: str):
+    def __init__(self, token: str, originated_at: datetime):
         self.token = token
+        self.originated_at = originated_at
         self.channel_seen = False
         self.answered = False
         self.reason: int | None = None
@@ -71,6 +73,7 @@ class AsteriskTrunk:
         self._events: queue.Queue[CallEvent] = queue.Queue()
         self._calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
+        self._second_pass: threading.Timer | None = None
         host, port = config.fastagi_address()
         self.fastagi = FastAgiServer(host, port, flow, sink, clock.now, prompt_dir=config.prompt_dir).start()
         self.ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, config.ami_secret.resolve(environ),
@@ -97,7 +100,7 @@ class AsteriskTrunk:
         )
         action.variables = {"SAFECALL_ATTEMPT": request.token}
         with self._lock:
-            self._calls[channel_id] = _Call(request.token)
+            self._calls[channel_id] = _Call(request.token, self.clock.now())
         response = self.ami.send(action)
         if response.is_error():
             with self._lock:
@@ -154,7 +157,7 @@ class AsteriskTrunk:
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         channel_id = channel_id_for(request.token)
         with self._lock:
-            call = self._calls[channel_id] = _Call(request.token)
+            call = self._calls[channel_id] = _Call(request.token, self.clock.now())
             call.channel_seen = True
         if channel_id in self.active_channel_ids():
             with self._lock:
@@ -178,14 +181,18 @@ class AsteriskTrunk:
         A second pass a little later catches calls that ended while the link was coming back.
         """
         if again_after is not None:
-            timer = threading.Timer(again_after, self._resync_quietly)
-            timer.daemon = True
-            timer.start()
+            self._second_pass = threading.Timer(again_after, self._resync_quietly)
+            self._second_pass.daemon = True
+            self._second_pass.start()
+        asked_at = self.clock.now()
         active = self.active_channel_ids()
         with self._lock:
             for uid in [uid for uid in self._calls if uid not in active]:
                 call = self._calls[uid]
-                if call.channel_seen or call.answered or call.reason is not None:
+                # A call never seen at all may simply not have its channel yet (Originate is async); one placed
+                # well before the question whose every event was lost while the link was down is gone too.
+                settled = (asked_at - call.originated_at).total_seconds() >= ORIGINATE_SETTLE_SECONDS
+                if call.channel_seen or call.answered or call.reason is not None or settled:
                     self._end(uid, LineResult.UNKNOWN, "lost while the AMI link was down")
 
     def _resync_quietly(self) -> None:
@@ -195,6 +202,8 @@ class AsteriskTrunk:
             log.warning("second resync failed: %s", exc)
 
     def close(self) -> None:
+        if self._second_pass is not None:
+            self._second_pass.cancel()
         self.ami.close()
         self.fastagi.stop()
 
