@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from itertools import repeat
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -41,6 +44,7 @@ RISK_WORDS = {
     2: {"중", "보통", "medium", "2", ""},
     1: {"하", "저", "낮음", "low", "1"},
 }
+WHITESPACE = re.compile(r"\s+")
 DATE_PATTERN = re.compile(r"^(\d{4})\s*[-./년]\s*(\d{1,2})\s*[-./월]\s*(\d{1,2})\s*일?\.?$|^(\d{4})(\d{2})(\d{2})$")
 
 
@@ -192,11 +196,48 @@ def parse_risk(value: Any) -> int:
     raise ValueError(f"unknown risk {text!r} (use 상/중/하 or high/medium/low)")
 
 
+# A big roster's rows are checked in parallel: the per-row work (libphonenumber above all) is pure.
+PARALLEL_FROM_ROWS = 20_000
+CHUNKS = 8
+
+
 def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], settings: Settings, today: date) -> list[dict[str, Any]]:
-    problems: list[str] = []
-    people: list[dict[str, Any]] = []
+    workers = min(os.cpu_count() or 1, 4)
+    if len(rows) >= PARALLEL_FROM_ROWS and workers > 1:
+        size = -(-len(rows) // CHUNKS)
+        chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            checked = list(pool.map(_check_rows, chunks, repeat(mapping), repeat(settings), repeat(today)))
+    else:
+        checked = [_check_rows(rows, mapping, settings, today)]
+    people = [person for chunk_people, _ in checked for person in chunk_people]
+    problems = [problem for _, chunk_problems in checked for problem in chunk_problems]
+    # Duplicates span chunks, so they are looked for once all rows are checked.
     first_row_of_key: dict[str, int] = {}
     first_row_of_phone: dict[str, int] = {}
+    for person in people:
+        key = person.get("person_key")
+        if key:
+            if key in first_row_of_key:
+                problems.append((person["row"], f"row {person['row']}: the same person ({person['name']}, {person['birth_date']}) is already on row {first_row_of_key[key]}"))
+            else:
+                first_row_of_key[key] = person["row"]
+        if person["phone"]:
+            if person["phone"] in first_row_of_phone:
+                problems.append((person["row"], f"row {person['row']}, column '{mapping['phone']}': number {phones.national(person['phone'])} "
+                                                f"is already given on row {first_row_of_phone[person['phone']]}"))
+            else:
+                first_row_of_phone[person["phone"]] = person["row"]
+    if problems:
+        problems.sort(key=lambda problem: problem[0])  # stable: each row's problems in column order
+        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", [text for _, text in problems])
+    return people
+
+
+def _check_rows(rows: list[RosterRow], mapping: dict[str, str], settings: Settings, today: date) -> tuple[list[dict], list[tuple[int, str]]]:
+    """Each row on its own: the person's values, and (row, problem) pairs."""
+    problems: list[tuple[int, str]] = []
+    people: list[dict[str, Any]] = []
     team_names = {team.name for team in settings.teams}
 
     for row in rows:
@@ -204,11 +245,11 @@ def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], se
             return row.values.get(mapping[name]) if name in mapping else None
 
         def problem(name: str, message: str) -> None:
-            problems.append(f"row {row.row}, column '{mapping.get(name, name)}': {message}")
+            problems.append((row.row, f"row {row.row}, column '{mapping.get(name, name)}': {message}"))
 
         person: dict[str, Any] = {"row": row.row}
         for name in ("name", "address", "dong", "guardian_name", "team"):
-            person[name] = re.sub(r"\s+", " ", _cell_text(cell(name))) or None
+            person[name] = WHITESPACE.sub(" ", _cell_text(cell(name))) or None
         for name in ("name", "address", "dong"):
             if not person[name]:
                 problem(name, "empty")
@@ -248,21 +289,9 @@ def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], se
             if not person["team"]:
                 problem("dong", f"dong {person['dong']!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀")
         if person["name"] and person["birth_date"]:
-            key = f"{person['name']}|{person['birth_date'].isoformat()}"
-            person["person_key"] = key
-            if key in first_row_of_key:
-                problems.append(f"row {row.row}: the same person ({person['name']}, {person['birth_date']}) is already on row {first_row_of_key[key]}")
-            else:
-                first_row_of_key[key] = row.row
-        if person["phone"]:
-            if person["phone"] in first_row_of_phone:
-                problem("phone", f"number {phones.national(person['phone'])} is already given on row {first_row_of_phone[person['phone']]}")
-            else:
-                first_row_of_phone[person["phone"]] = row.row
+            person["person_key"] = f"{person['name']}|{person['birth_date'].isoformat()}"
         people.append(person)
-    if problems:
-        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", problems)
-    return people
+    return people, problems
 
 
 WRITE_BATCH = 5000

@@ -136,3 +136,37 @@ def test_pause_resume_close_show_and_list(cli, tmp_path):
     with cli.db().session() as session:
         actions = [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions == ["roster.import", "person.pause", "person.resume", "person.close"]
+
+
+def test_a_big_roster_checked_in_parallel_reports_exactly_what_one_process_would(cli, tmp_path, monkeypatch):
+    from safecall import roster
+    from safecall.errors import InputError
+    from safecall.settings import load_instance
+
+    rows = [person_row(f"사람{i}", f"010-0126-{i:04d}", born=f"1950-02-{1 + i % 28:02d}", dong=["사직동", "삼청동"][i % 2])
+            for i in range(60)]
+    rows[7][1] = "010-5970-0000"  # not a valid number
+    rows[31][1] = "010-0126-0003"  # the number of row 5, in another chunk
+    rows[52][0], rows[52][5] = "사람3", "1950-02-04"  # the same person as row 5, in another chunk
+    rows[44][5] = "1950-13-01"
+    path = write_csv(tmp_path / "big.csv", rows)
+    header, table = roster.read_table(path)
+    mapping, _ = roster.map_header(path, header)
+    settings, today = load_instance(cli.root, {}).settings, datetime(2026, 11, 23).date()
+
+    def problems(parallel_from: int) -> list[str]:
+        monkeypatch.setattr(roster, "PARALLEL_FROM_ROWS", parallel_from)
+        with pytest.raises(InputError) as raised:
+            roster.validate_rows(path, table, mapping, settings, today)
+        return raised.value.problems
+
+    in_one = problems(10**9)
+    assert problems(10) == in_one  # eight chunks in worker processes
+    assert [p.split(",")[0].split(":")[0] for p in in_one] == ["row 9", "row 33", "row 46", "row 54"]
+    assert "already on row 5" in in_one[3] and "already given on row 5" in in_one[1]
+
+    rows[7][1], rows[31][1], rows[52][0], rows[44][5] = "010-0126-0007", "010-0126-0031", "사람52", "1950-02-01"
+    good = write_csv(tmp_path / "good.csv", rows)
+    header, table = roster.read_table(good)
+    monkeypatch.setattr(roster, "PARALLEL_FROM_ROWS", 10)
+    assert roster.validate_rows(good, table, mapping, settings, today) == roster._check_rows(table, mapping, settings, today)[0]
