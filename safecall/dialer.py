@@ -125,14 +125,10 @@ class Dialer:
     def _exclusive(self, run_id: int) -> Iterator[None]:
         """The single dialer holds a lease on the run; a named worker holds a lock on its own name instead."""
         if self.worker is not None:
-            with self.db.engine.connect() as connection:
-                # Session-level: held while this process lives, released by PostgreSQL if it dies.
-                if not connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": f"safecall-worker:{self.worker}"}).scalar():
+            with self._worker_lock(self.worker) as held:
+                if not held:
                     raise RunLockedError(f"dialer worker {self.worker!r} is already running elsewhere")
-                try:
-                    yield
-                finally:
-                    connection.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": f"safecall-worker:{self.worker}"})
+                yield
             return
         acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
         self.lease_renew_at = self.clock.now() + LOCK_TTL / 2
@@ -140,6 +136,21 @@ class Dialer:
             yield
         finally:
             release_run_lock(self.db, run_id, self.owner)
+
+    @contextmanager
+    def _worker_lock(self, worker: str) -> Iterator[bool]:
+        """Try the advisory lock a live worker holds on its name; True if taken here (then that worker is not running).
+
+        Session-level: held while the connection lives, so PostgreSQL releases it when the process dies.
+        """
+        lock = {"name": f"safecall-worker:{worker}"}
+        with self.db.engine.connect() as connection:
+            held = connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock).scalar()
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
 
     def _renew_lease(self, run_id: int) -> None:
         if self.worker is None and self.clock.now() >= self.lease_renew_at:
@@ -153,9 +164,13 @@ class Dialer:
             max_call_seconds=self.campaign.call.max_call_seconds, flow=self.flow,
         )
 
-    def _deadline(self, placed_at: datetime) -> datetime:
+    def _longest_call(self) -> timedelta:
+        """Ring, the longest call, and grace: past this, a call nobody reported on is written off."""
         call = self.campaign.call
-        return placed_at + timedelta(seconds=call.ring_timeout_seconds + call.max_call_seconds) + GRACE
+        return timedelta(seconds=call.ring_timeout_seconds + call.max_call_seconds) + GRACE
+
+    def _deadline(self, placed_at: datetime) -> datetime:
+        return placed_at + self._longest_call()
 
     def _recover(self, run: CampaignRun) -> None:
         """Attempts written by an earlier process and never closed: ask the trunk, never dial them again."""
@@ -275,8 +290,7 @@ class Dialer:
         A worker that restarts recovers its own calls; this is for one that does not come back, so the run
         can still close. An acknowledgement its IVR recorded before it died still counts.
         """
-        call = self.campaign.call
-        cutoff = self.clock.now() - timedelta(seconds=call.ring_timeout_seconds + call.max_call_seconds) - GRACE
+        cutoff = self.clock.now() - self._longest_call()
         with self.db.session() as session:
             stale = list(session.exec(select(Attempt.token, Attempt.worker).where(
                 Attempt.run_id == run.id, Attempt.status == "placing", Attempt.worker != self.worker, Attempt.placed_at < cutoff)))
@@ -284,15 +298,11 @@ class Dialer:
         for token, worker in stale:
             by_worker[worker].append(token)
         for worker, tokens in by_worker.items():
-            with self.db.engine.connect() as connection:
-                lock = {"name": f"safecall-worker:{worker}"}
-                if not connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock).scalar():
+            with self._worker_lock(worker) as gone:
+                if not gone:
                     continue  # that worker is alive and will settle its own calls
-                try:
-                    log_event(log, "abandoned_calls_written_off", level=logging.WARNING, worker=worker, attempts=len(tokens))
-                    self.outcomes.apply([CallEvent(token, "ended", self.clock.now(), LineResult.UNKNOWN) for token in tokens])
-                finally:
-                    connection.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), lock)
+                log_event(log, "abandoned_calls_written_off", level=logging.WARNING, worker=worker, attempts=len(tokens))
+                self.outcomes.apply([CallEvent(token, "ended", self.clock.now(), LineResult.UNKNOWN) for token in tokens])
 
     def _wake_time(self, run_id: int, stopping: bool) -> datetime:
         now = self.clock.now()

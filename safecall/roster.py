@@ -12,8 +12,8 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from itertools import repeat
+from pathlib import Path
 from typing import Any, Iterable
 
 import sqlalchemy as sa
