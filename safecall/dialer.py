@@ -29,9 +29,10 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
-    Outcomes, acquire_run_lock, get_run, is_dialable, lock_owner_id, number_for_attempt, release_run_lock,
+    ATTEMPT, MEMBER, PERSON, UPDATE_MEMBER, Outcomes, acquire_run_lock, get_run, is_dialable, lock_owner_id,
+    number_for_attempt, release_run_lock,
 )
-from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
+from safecall.store import Attempt, CampaignRun, Database, MemberState, RunMember
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
 
 log = logging.getLogger("safecall.dialer")
@@ -48,6 +49,37 @@ class _InFlight:
     deadline: datetime
     attempt_id: int
     answered: CallEvent | None = None  # written together with the call's end: one transaction per call, not two
+
+
+@dataclass
+class _Claimed:
+    """An attempt as written by the claim: what placing its call needs."""
+
+    id: int
+    token: str
+    phone: str | None
+    number: int
+    placed_at: datetime
+    trunk_call_id: str | None = None
+
+
+# Built once: the loop runs them for every call (see runs.py).
+_DUE_MEMBERS = (
+    sa.select(MEMBER.c.id, MEMBER.c.person_id, MEMBER.c.attempts_made)
+    .where(MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING,
+           MEMBER.c.next_attempt_at <= sa.bindparam("now"))
+    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+)
+_PEOPLE = sa.select(PERSON).where(PERSON.c.id.in_(sa.bindparam("ids", expanding=True)))
+_EARLIER_ATTEMPTS = sa.select(ATTEMPT.c.member_id, ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
+    ATTEMPT.c.member_id.in_(sa.bindparam("ids", expanding=True))).order_by(ATTEMPT.c.number)
+_INSERT_ATTEMPT = sa.insert(ATTEMPT).returning(ATTEMPT.c.id, sort_by_parameter_order=True)
+_NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
+    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
+_OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
+    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
+_CLOSE_RUN = sa.update(CampaignRun.__table__).where(
+    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.status != "closed")
 
 
 class _Throttle:
@@ -200,7 +232,7 @@ class Dialer:
             self._originate(run, attempt)
             self.next_placement = attempt.placed_at + spacing
 
-    def _claim(self, run: CampaignRun, limit: int, start: datetime, spacing: timedelta) -> list[Attempt]:
+    def _claim(self, run: CampaignRun, limit: int, start: datetime, spacing: timedelta) -> list[_Claimed]:
         """Take up to `limit` due people and write their attempts, committed before any call is placed.
 
         SKIP LOCKED lets workers sharing PostgreSQL claim side by side without waiting on, or taking, each
@@ -208,37 +240,36 @@ class Dialer:
         """
         now = self.clock.now()
         today = now.astimezone(self.calendar.tz).date()
-        with self.db.transaction() as session:
-            members = list(session.exec(
-                select(RunMember).where(
-                    RunMember.run_id == run.id, RunMember.state == MemberState.PENDING, RunMember.next_attempt_at <= now
-                ).order_by(RunMember.next_attempt_at, RunMember.id).limit(limit).with_for_update(skip_locked=True)
-            ))
+        with self.db.statements() as connection:
+            members = connection.execute(_DUE_MEMBERS, {"run_id": run.id, "now": now, "limit": limit}).all()
             if not members:
                 return []
-            people = {p.id: p for p in session.exec(select(Person).where(Person.id.in_([m.person_id for m in members])))}
-            earlier: dict[int, list[Attempt]] = defaultdict(list)
+            people = {p.id: p for p in connection.execute(_PEOPLE, {"ids": [m.person_id for m in members]})}
+            earlier: dict[int, list] = defaultdict(list)
             retried = [m.id for m in members if m.attempts_made]
             if retried:
-                for attempt in session.exec(select(Attempt).where(Attempt.member_id.in_(retried))):
+                for attempt in connection.execute(_EARLIER_ATTEMPTS, {"ids": retried}):
                     earlier[attempt.member_id].append(attempt)
-            attempts = []
+            withdrawn, calling, attempts = [], [], []
             for member in members:
                 person = people[member.person_id]
                 if not is_dialable(person, today):
-                    member.state, member.final_at, member.next_attempt_at = MemberState.WITHDRAWN, now, None
-                    session.add(member)
+                    withdrawn.append({"member_id": member.id, "state": MemberState.WITHDRAWN, "final_at": now, "next_attempt_at": None})
                     continue
-                member.attempts_made += 1
-                member.state, member.next_attempt_at = MemberState.IN_CALL, None
-                attempts.append(Attempt(
-                    run_id=run.id, member_id=member.id, person_id=person.id, number=member.attempts_made,
-                    phone=number_for_attempt(person, earlier[member.id], member.attempts_made),
-                    token=secrets.token_urlsafe(18), placed_at=start + spacing * len(attempts), worker=self.worker))
-                session.add(member)
-            session.add_all(attempts)
+                number = member.attempts_made + 1
+                calling.append({"member_id": member.id, "state": MemberState.IN_CALL, "attempts_made": number, "next_attempt_at": None})
+                attempts.append({
+                    "run_id": run.id, "member_id": member.id, "person_id": person.id, "number": number,
+                    "phone": number_for_attempt(person, earlier[member.id], number), "token": secrets.token_urlsafe(18),
+                    "status": "placing", "placed_at": start + spacing * len(attempts), "worker": self.worker})
+            for changes in (withdrawn, calling):
+                if changes:
+                    connection.execute(UPDATE_MEMBER, changes)
+            if not attempts:
+                return []
+            ids = connection.execute(_INSERT_ATTEMPT, attempts).scalars().all()
         # Committed: from here on these attempts exist and will never be placed again.
-        return attempts
+        return [_Claimed(id, a["token"], a["phone"], a["number"], a["placed_at"]) for id, a in zip(ids, attempts)]
 
     def _originate(self, run: CampaignRun, attempt: Attempt) -> None:
         log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
@@ -264,7 +295,7 @@ class Dialer:
                     to_record.append(flight.answered)
             to_record.append(event)
         for attempt in self.outcomes.apply(to_record):
-            log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
+            log_event(log, "attempt_ended", attempt=attempt["id"], disposition=attempt["disposition"])
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""
@@ -309,10 +340,8 @@ class Dialer:
         candidates = [now + MAX_WAIT] if self.in_flight else []
         candidates += [flight.deadline for flight in self.in_flight.values()]
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
-            with self.db.session() as session:
-                next_due = session.exec(
-                    select(func.min(RunMember.next_attempt_at)).where(RunMember.run_id == run_id, RunMember.state == MemberState.PENDING)
-                ).one()
+            with self.db.statements() as connection:
+                next_due = connection.execute(_NEXT_DUE, {"run_id": run_id}).scalar()
             if next_due is not None:
                 due = self.calendar.next_open(max(next_due, self.next_placement, now))
                 # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
@@ -328,14 +357,8 @@ class Dialer:
         return done, sum(rows.values())
 
     def _close_if_done(self, run_id: int) -> bool:
-        with self.db.transaction() as session:
-            open_members = session.exec(
-                select(func.count()).where(RunMember.run_id == run_id, RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
-            ).one()
-            if open_members:
+        with self.db.statements() as connection:
+            if connection.execute(_OPEN_MEMBERS, {"run_id": run_id}).scalar():
                 return False
-            run = get_run(session, run_id)
-            if run.status != "closed":
-                run.status, run.closed_at = "closed", self.clock.now()
-                session.add(run)
+            connection.execute(_CLOSE_RUN, {"run_id": run_id, "status": "closed", "closed_at": self.clock.now()})
             return True

@@ -8,7 +8,8 @@ from datetime import date, datetime
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields) -> None:
-    logger.log(level, json.dumps({"event": event, **fields}, ensure_ascii=False, default=_plain))
+    if logger.isEnabledFor(level):  # the dialer logs every call: build the line only when it is kept
+        logger.log(level, json.dumps({"event": event, **fields}, ensure_ascii=False, default=_plain))
 
 
 def _plain(value):

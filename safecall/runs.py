@@ -144,8 +144,32 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
         )
 
 
+ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
+ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
+
+# Built once: every call passes through these, and a statement built per call costs more than running it.
+_ATTEMPT_BY_TOKEN = sa.select(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("token"))
+_ATTEMPTS_BY_TOKENS = sa.select(ATTEMPT).where(ATTEMPT.c.token.in_(sa.bindparam("tokens", expanding=True)))
+_MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
+    ATTEMPT.c.member_id == sa.bindparam("member_id")).order_by(ATTEMPT.c.number)
+_MEMBER = sa.select(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id"))
+_PERSON = sa.select(PERSON.c.phone, PERSON.c.phone2, PERSON.c.team).where(PERSON.c.id == sa.bindparam("person_id"))
+_UPDATE_ATTEMPT = sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id"))
+UPDATE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id"))
+_SET_CALL_ID = sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None))
+_EARLIER_STATES = (
+    sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
+    .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
+           MEMBER.c.state.in_(MemberState.FINAL))
+    .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
+)
+
+
 class Outcomes:
-    """Writes what calls came to. Also the KeypressSink every trunk's IVR side reports to."""
+    """Writes what calls came to. Also the KeypressSink every trunk's IVR side reports to.
+
+    Every call passes through here two or three times, so it speaks plain statements, not the ORM.
+    """
 
     def __init__(self, db: Database, campaign: CampaignDef, calendar: CallingCalendar):
         self.db = db
@@ -154,115 +178,106 @@ class Outcomes:
 
     def is_live(self, token: str) -> bool:
         """Whether `token` names an attempt whose call is still open: only that call may report."""
-        with self.db.session() as session:
-            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
-            return attempt is not None and attempt.status == "placing"
+        with self.db.statements() as connection:
+            attempt = connection.execute(_ATTEMPT_BY_TOKEN, {"token": token}).first()
+        return attempt is not None and attempt.status == "placing"
 
     def note_call_id(self, token: str, call_id: str) -> None:
-        with self.db.transaction() as session:
-            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
-            if attempt and attempt.trunk_call_id is None:
-                attempt.trunk_call_id = call_id
-                session.add(attempt)
+        with self.db.statements() as connection:
+            connection.execute(_SET_CALL_ID, {"call_token": token, "trunk_call_id": call_id})
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
-        if outcome not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
+        if outcome not in ANSWERED:
             return False
-        with self.db.transaction() as session:
-            attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
-            if attempt is None:
+        with self.db.statements() as connection:
+            row = connection.execute(_ATTEMPT_BY_TOKEN, {"token": token}).first()
+            if row is None:
                 return False
-            if attempt.digit is None:
-                attempt.digit, attempt.keyed_at, attempt.disposition = digit, at, outcome
-                session.add(attempt)
-            if attempt.status == "done":
+            attempt = row._asdict()
+            if attempt["digit"] is None:
+                attempt.update(digit=digit, keyed_at=at, disposition=outcome)
+                connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "digit": digit, "keyed_at": at, "disposition": outcome})
+            if attempt["status"] == "done":
                 # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
-                self._settle_late_keypress(session, attempt, at)
+                self._settle_late_keypress(connection, attempt, at)
         return True
 
-    def _settle_late_keypress(self, session: Session, attempt: Attempt, at: datetime) -> None:
-        member = session.get(RunMember, attempt.member_id)
-        for task in session.exec(select(VisitTask).where(VisitTask.run_id == member.run_id, VisitTask.person_id == member.person_id, VisitTask.status == "open")):
-            task.status, task.outcome, task.recorded_at, task.recorded_by = "closed", "acknowledged_late", at, "safecall"
-            session.add(task)
-        self._finalise(session, member, attempt, at)
+    def _settle_late_keypress(self, connection: sa.Connection, attempt: dict, at: datetime) -> None:
+        connection.execute(
+            sa.update(TASK).where(TASK.c.run_id == attempt["run_id"], TASK.c.person_id == attempt["person_id"], TASK.c.status == "open")
+            .values(status="closed", outcome="acknowledged_late", recorded_at=at, recorded_by="safecall"))
+        self._finalise(connection, attempt, at)
 
-    def apply(self, events: list[CallEvent]) -> list[Attempt]:
+    def apply(self, events: list[CallEvent]) -> list[dict]:
         """Record what the trunk reported, all in one transaction; returns the attempts that closed."""
         if not events:
             return []
-        closed = []
-        with self.db.transaction() as session:
-            attempts = {a.token: a for a in session.exec(select(Attempt).where(Attempt.token.in_({e.token for e in events})))}
+        closed, answered_only = [], {}
+        with self.db.statements() as connection:
+            attempts = {row.token: row._asdict() for row in connection.execute(_ATTEMPTS_BY_TOKENS, {"tokens": list({e.token for e in events})})}
             for event in events:
                 attempt = attempts.get(event.token)
-                if attempt is None or attempt.status == "done":
+                if attempt is None or attempt["status"] == "done":
                     continue  # unknown, or a repeated report: changes nothing
                 if event.kind == "answered":
-                    attempt.answered_at = attempt.answered_at or event.at
+                    attempt["answered_at"] = attempt["answered_at"] or event.at
+                    answered_only[attempt["id"]] = attempt
                 elif event.kind == "ended":
-                    self._close(session, attempt, event.result, event.at)
+                    answered_only.pop(attempt["id"], None)
+                    self._close(connection, attempt, event.result, event.at)
                     closed.append(attempt)
-                session.add(attempt)
+            for attempt in answered_only.values():
+                connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "answered_at": attempt["answered_at"]})
         return closed
 
-    def _close(self, session: Session, attempt: Attempt, line_result: str, at: datetime) -> None:
+    def _close(self, connection: sa.Connection, attempt: dict, line_result: str, at: datetime) -> None:
         """Close the attempt and decide the person's next step."""
-        if attempt.disposition not in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED):
-            attempt.disposition = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
-        attempt.status, attempt.ended_at = "done", at
-        member = session.get(RunMember, attempt.member_id)
-        self._finalise(session, member, attempt, at)
+        if attempt["disposition"] not in ANSWERED:
+            attempt["disposition"] = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
+        attempt["status"], attempt["ended_at"] = "done", at
+        connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "answered_at": attempt["answered_at"],
+                                             "disposition": attempt["disposition"], "status": "done", "ended_at": at})
+        self._finalise(connection, attempt, at)
 
-    def _finalise(self, session: Session, member: RunMember, attempt: Attempt, at: datetime) -> None:
+    def _finalise(self, connection: sa.Connection, attempt: dict, at: datetime) -> None:
+        """The person's next step after `attempt` (already written): final, or a retry."""
+        member = connection.execute(_MEMBER, {"member_id": attempt["member_id"]}).one()
         if member.state in (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED):
             return  # a person who answered is never downgraded by a later report
-        disposition = attempt.disposition
-        member.next_attempt_at = None
+        disposition = attempt["disposition"]
+        change = {"member_id": member.id, "next_attempt_at": None, "final_at": at}
         if disposition == Disposition.ACKNOWLEDGED:
-            member.state, member.final_at = MemberState.ACKNOWLEDGED, at
+            change["state"] = MemberState.ACKNOWLEDGED
         elif disposition == Disposition.HELP_REQUESTED:
-            member.state, member.final_at = MemberState.HELP_REQUESTED, at
-            self._add_task(session, member, "callback", at)
+            change["state"] = MemberState.HELP_REQUESTED
+            self._add_task(connection, member, "callback", at)
         else:
-            person = session.get(Person, member.person_id)
-            attempts = self._attempts(session, member)
+            person = connection.execute(_PERSON, {"person_id": member.person_id}).one()
+            attempts = connection.execute(_MEMBER_ATTEMPTS, {"member_id": member.id}).all()
             retries_used = member.attempts_made - 1
             if disposition in self.campaign.retry.retry_on and retries_used < self.campaign.retry.max_retries and usable_numbers(person, attempts):
-                member.state = MemberState.PENDING
-                member.next_attempt_at = retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar)
+                change.update(state=MemberState.PENDING, final_at=None,
+                              next_attempt_at=retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar))
             else:
-                member.state, member.final_at = MemberState.UNREACHABLE, at
-                self._add_task(session, member, "visit", at)
-        session.add(member)
+                change["state"] = MemberState.UNREACHABLE
+                self._add_task(connection, member, "visit", at, attempts)
+        connection.execute(UPDATE_MEMBER, change)
 
-    @staticmethod
-    def _attempts(session: Session, member: RunMember) -> list[Attempt]:
-        return list(session.exec(select(Attempt).where(Attempt.member_id == member.id).order_by(Attempt.number)))
-
-    def _add_task(self, session: Session, member: RunMember, kind: str, at: datetime) -> None:
-        person = session.get(Person, member.person_id)
+    def _add_task(self, connection: sa.Connection, member, kind: str, at: datetime, attempts=()) -> None:
+        team = connection.execute(_PERSON, {"person_id": member.person_id}).one().team
         weeks = 1
-        answered_without_key = False
         if kind == "visit":
-            weeks += consecutive_unacknowledged_weeks_before(session, member)
-            answered_without_key = any(a.disposition == Disposition.ANSWERED_NO_KEY for a in self._attempts(session, member))
-        session.add(VisitTask(
-            person_id=person.id, run_id=member.run_id, kind=kind, team=person.team, created_at=at,
+            weeks += consecutive_unacknowledged_weeks_before(connection, member)
+        connection.execute(sa.insert(TASK).values(
+            person_id=member.person_id, run_id=member.run_id, kind=kind, team=team, created_at=at,
             created_on=at.astimezone(self.calendar.tz).date(), weeks_without_ack=weeks,
-            answered_without_key=answered_without_key,
+            answered_without_key=any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
         ))
 
 
-def consecutive_unacknowledged_weeks_before(session: Session, member: RunMember) -> int:
-    earlier = session.exec(
-        select(RunMember.state)
-        .join(CampaignRun, CampaignRun.id == RunMember.run_id)
-        .where(RunMember.person_id == member.person_id, RunMember.id != member.id, RunMember.state.in_(MemberState.FINAL))
-        .order_by(CampaignRun.week_start.desc(), RunMember.id.desc())
-    )
+def consecutive_unacknowledged_weeks_before(connection: sa.Connection, member) -> int:
     count = 0
-    for state in earlier:
+    for (state,) in connection.execute(_EARLIER_STATES, {"person_id": member.person_id, "member_id": member.id}):
         if state != MemberState.UNREACHABLE:
             break
         count += 1

@@ -56,14 +56,14 @@ def final_states(root: Path) -> dict[str, str]:
     return states
 
 
-def wait_until_dialling(process: subprocess.Popen, placed_log: Path, timeout: float = 60) -> bool:
-    """True once `process` has placed a call; False if it ended first."""
+def wait_until_placed(process: subprocess.Popen, placed_log: Path, calls: int, timeout: float = 60) -> bool:
+    """True once `process` has placed `calls` calls; False if it ended first."""
     marker = f'"pid": {process.pid}}}'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
-        if placed_log.exists() and marker in placed_log.read_text():
+        if placed_log.exists() and placed_log.read_text().count(marker) >= calls:
             return True
-        time.sleep(0.02)
+        time.sleep(0.005)
     return False
 
 
@@ -71,23 +71,21 @@ def crash_drill(tmp_path: Path, people: int, kills: int, seed: int) -> dict:
     root = drill_instance(tmp_path, people)
     reference = tmp_path / "reference"
     shutil.copytree(root, reference)
-    started = time.monotonic()
     assert safecall(reference, "campaign", "launch", "weekly-safe-call", "--fast").wait() == 0
-    uninterrupted = time.monotonic() - started
+    calls = len((reference / "placed.jsonl").read_text().splitlines())
 
     rng = random.Random(seed)
     killed = 0
     placed_log = root / "placed.jsonl"
     while True:
         process = safecall(root, "campaign", "launch", "weekly-safe-call", "--fast")
-        if killed < kills and wait_until_dialling(process, placed_log):
-            # A random point after this process placed its first call: mid-campaign, never during start-up.
-            time.sleep(rng.uniform(0, uninterrupted / (kills + 2)))
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-                killed += 1
-                continue
+        # Killed at a random point after this process placed some calls: mid-campaign, never during start-up.
+        # Counting calls, not seconds, keeps the drill the same however fast the engine is.
+        if killed < kills and wait_until_placed(process, placed_log, rng.randint(1, calls // (kills + 2))):
+            process.kill()
+            process.wait()
+            killed += 1
+            continue
         process.wait(timeout=600)
         assert process.returncode == 0, process.stderr.read()
         break

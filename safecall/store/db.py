@@ -156,6 +156,15 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def statements(self) -> Iterator[sa.Connection]:
+        """One unit of work in plain SQL statements, for the engine's hot paths (no ORM bookkeeping per row)."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except sa.exc.OperationalError as exc:
+            raise StoreError(explain(exc, self.safe_url())) from exc
+
     def dispose(self) -> None:
         self.engine.dispose()
 
