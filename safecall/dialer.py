@@ -29,10 +29,11 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
-    ATTEMPT, MEMBER, PERSON, UPDATE_MEMBER, Outcomes, acquire_run_lock, get_run, is_dialable, lock_owner_id,
-    number_for_attempt, release_run_lock,
+    ATTEMPT, MEMBER, MEMBER_ATTEMPTS, PERSON, SETTLE_MEMBER, Outcomes, acquire_run_lock, dialable_clause, get_run,
+    lock_owner_id, number_for_attempt, release_run_lock,
 )
 from safecall.store import Attempt, CampaignRun, Database, MemberState, RunMember
+from safecall.store.prepared import new_values
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
 
 log = logging.getLogger("safecall.dialer")
@@ -55,7 +56,7 @@ class _InFlight:
 class _Claimed:
     """An attempt as written by the claim: what placing its call needs."""
 
-    id: int
+    id: int | None  # given when written
     token: str
     phone: str | None
     number: int
@@ -64,16 +65,20 @@ class _Claimed:
 
 
 # Built once: the loop runs them for every call (see runs.py).
+# Due people with what deciding about their call needs. FOR UPDATE names only the member table: the person rows
+# are read, not claimed (other runs' workers may be reading them too). Run prepared (store/prepared.py).
 _DUE_MEMBERS = (
-    sa.select(MEMBER.c.id, MEMBER.c.person_id, MEMBER.c.attempts_made)
+    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.attempts_made, PERSON.c.id, PERSON.c.phone, PERSON.c.phone2,
+              sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
+    .join(PERSON, PERSON.c.id == MEMBER.c.person_id)
     .where(MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING,
-           MEMBER.c.next_attempt_at <= sa.bindparam("now"))
-    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit")).with_for_update(skip_locked=True)
+           MEMBER.c.next_attempt_at <= sa.bindparam("now", type_=MEMBER.c.next_attempt_at.type))
+    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True, of=MEMBER)
 )
-_PEOPLE = sa.select(PERSON).where(PERSON.c.id.in_(sa.bindparam("ids", expanding=True)))
-_EARLIER_ATTEMPTS = sa.select(ATTEMPT.c.member_id, ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
-    ATTEMPT.c.member_id.in_(sa.bindparam("ids", expanding=True))).order_by(ATTEMPT.c.number)
-_INSERT_ATTEMPT = sa.insert(ATTEMPT).returning(ATTEMPT.c.id, sort_by_parameter_order=True)
+_CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
+    state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
+_INSERT_ATTEMPT = sa.insert(ATTEMPT).values(status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker")).returning(ATTEMPT.c.id)
 _NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
@@ -240,36 +245,25 @@ class Dialer:
         """
         now = self.clock.now()
         today = now.astimezone(self.calendar.tz).date()
+        claimed = []
         with self.db.statements() as connection:
-            members = connection.execute(_DUE_MEMBERS, {"run_id": run.id, "now": now, "limit": limit}).all()
-            if not members:
-                return []
-            people = {p.id: p for p in connection.execute(_PEOPLE, {"ids": [m.person_id for m in members]})}
-            earlier: dict[int, list] = defaultdict(list)
-            retried = [m.id for m in members if m.attempts_made]
-            if retried:
-                for attempt in connection.execute(_EARLIER_ATTEMPTS, {"ids": retried}):
-                    earlier[attempt.member_id].append(attempt)
-            withdrawn, calling, attempts = [], [], []
-            for member in members:
-                person = people[member.person_id]
-                if not is_dialable(person, today):
-                    withdrawn.append({"member_id": member.id, "state": MemberState.WITHDRAWN, "final_at": now, "next_attempt_at": None})
+            for person in self.db.prepared(_DUE_MEMBERS).all(connection, {"run_id": run.id, "now": now, "today": today, "limit": limit}):
+                if not person.dialable:  # consent withdrawn or paused since the run began
+                    self.db.prepared(SETTLE_MEMBER).execute(connection, {
+                        "member_id": person.member_id, "new_state": MemberState.WITHDRAWN, "new_final_at": now, "new_next_attempt_at": None})
                     continue
-                number = member.attempts_made + 1
-                calling.append({"member_id": member.id, "state": MemberState.IN_CALL, "attempts_made": number, "next_attempt_at": None})
-                attempts.append({
-                    "run_id": run.id, "member_id": member.id, "person_id": person.id, "number": number,
-                    "phone": number_for_attempt(person, earlier[member.id], number), "token": secrets.token_urlsafe(18),
-                    "status": "placing", "placed_at": start + spacing * len(attempts), "worker": self.worker})
-            for changes in (withdrawn, calling):
-                if changes:
-                    connection.execute(UPDATE_MEMBER, changes)
-            if not attempts:
-                return []
-            ids = connection.execute(_INSERT_ATTEMPT, attempts).scalars().all()
+                earlier = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": person.member_id}) if person.attempts_made else []
+                number = person.attempts_made + 1
+                attempt = _Claimed(None, secrets.token_urlsafe(18), number_for_attempt(person, earlier, number), number,
+                                   start + spacing * len(claimed))
+                self.db.prepared(_CALL_MEMBER).execute(connection, {"member_id": person.member_id, "new_attempts_made": number})
+                attempt.id = self.db.prepared(_INSERT_ATTEMPT).first(connection, {
+                    "new_run_id": run.id, "new_member_id": person.member_id, "new_person_id": person.id, "new_number": number,
+                    "new_phone": attempt.phone, "new_token": attempt.token, "new_placed_at": attempt.placed_at,
+                    "new_worker": self.worker}).id
+                claimed.append(attempt)
         # Committed: from here on these attempts exist and will never be placed again.
-        return [_Claimed(id, a["token"], a["phone"], a["number"], a["placed_at"]) for id, a in zip(ids, attempts)]
+        return claimed
 
     def _originate(self, run: CampaignRun, attempt: Attempt) -> None:
         log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
@@ -295,7 +289,7 @@ class Dialer:
                     to_record.append(flight.answered)
             to_record.append(event)
         for attempt in self.outcomes.apply(to_record):
-            log_event(log, "attempt_ended", attempt=attempt["id"], disposition=attempt["disposition"])
+            log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""

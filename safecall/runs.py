@@ -17,6 +17,7 @@ from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
 from safecall.store import (
     Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
 )
+from safecall.store.prepared import new_values
 from safecall.telephony.base import CallEvent, LineResult
 
 LINE_TO_DISPOSITION = {
@@ -147,16 +148,39 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
 ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
 ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
 
-# Built once: every call passes through these, and a statement built per call costs more than running it.
-_ATTEMPT_BY_TOKEN = sa.select(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("token"))
-_ATTEMPTS_BY_TOKENS = sa.select(ATTEMPT).where(ATTEMPT.c.token.in_(sa.bindparam("tokens", expanding=True)))
-_MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
+ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
+_DONE_ATTEMPT = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
+
+# The hot path's statements, run prepared (store/prepared.py): every call passes through them.
+# Writes say what they expect (an open call, no key yet, a person not yet answered) and return what they
+# changed, so the common case is one statement, not a read and a write.
+_ATTEMPT_BY_TOKEN = sa.select(*_DONE_ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"))
+_RECORD_KEY = (
+    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
+    .values(new_values("digit", "keyed_at", "disposition")).returning(*_DONE_ATTEMPT)
+)
+_END_CALL = (
+    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
+    .values(status="done", ended_at=sa.bindparam("new_ended_at"),
+            answered_at=sa.func.coalesce(ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)),
+            # A keypress already recorded decides the disposition; otherwise the line's result does.
+            disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
+                                else_=sa.bindparam("line_disposition")))
+    .returning(*_DONE_ATTEMPT)
+)
+_NOTE_ANSWER = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.answered_at.is_(None),
+).values(new_values("answered_at"))
+MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
     ATTEMPT.c.member_id == sa.bindparam("member_id")).order_by(ATTEMPT.c.number)
-_MEMBER = sa.select(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id"))
+_MEMBER = sa.select(MEMBER.c.state, MEMBER.c.attempts_made).where(MEMBER.c.id == sa.bindparam("member_id"))
 _PERSON = sa.select(PERSON.c.phone, PERSON.c.phone2, PERSON.c.team).where(PERSON.c.id == sa.bindparam("person_id"))
-_UPDATE_ATTEMPT = sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id"))
-UPDATE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id"))
-_SET_CALL_ID = sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None))
+SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
+    new_values("state", "next_attempt_at", "final_at"))
+# A person who answered is never downgraded by a later report: their row is final.
+_SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
+_SET_CALL_ID = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
 _EARLIER_STATES = (
     sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
     .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
@@ -179,105 +203,95 @@ class Outcomes:
     def is_live(self, token: str) -> bool:
         """Whether `token` names an attempt whose call is still open: only that call may report."""
         with self.db.statements() as connection:
-            attempt = connection.execute(_ATTEMPT_BY_TOKEN, {"token": token}).first()
+            attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
         return attempt is not None and attempt.status == "placing"
 
     def note_call_id(self, token: str, call_id: str) -> None:
         with self.db.statements() as connection:
-            connection.execute(_SET_CALL_ID, {"call_token": token, "trunk_call_id": call_id})
+            self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         if outcome not in ANSWERED:
             return False
         with self.db.statements() as connection:
-            row = connection.execute(_ATTEMPT_BY_TOKEN, {"token": token}).first()
-            if row is None:
-                return False
-            attempt = row._asdict()
-            if attempt["digit"] is None:
-                attempt.update(digit=digit, keyed_at=at, disposition=outcome)
-                connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "digit": digit, "keyed_at": at, "disposition": outcome})
-            if attempt["status"] == "done":
+            attempt = self.db.prepared(_RECORD_KEY).first(
+                connection, {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome})
+            if attempt is None:  # no such call, or its key was recorded before (kept: the first key counts)
+                attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
+                if attempt is None:
+                    return False
+            if attempt.status == "done":
                 # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
                 self._settle_late_keypress(connection, attempt, at)
         return True
 
-    def _settle_late_keypress(self, connection: sa.Connection, attempt: dict, at: datetime) -> None:
+    def _settle_late_keypress(self, connection: sa.Connection, attempt, at: datetime) -> None:
         connection.execute(
-            sa.update(TASK).where(TASK.c.run_id == attempt["run_id"], TASK.c.person_id == attempt["person_id"], TASK.c.status == "open")
+            sa.update(TASK).where(TASK.c.run_id == attempt.run_id, TASK.c.person_id == attempt.person_id, TASK.c.status == "open")
             .values(status="closed", outcome="acknowledged_late", recorded_at=at, recorded_by="safecall"))
         self._finalise(connection, attempt, at)
 
-    def apply(self, events: list[CallEvent]) -> list[dict]:
-        """Record what the trunk reported, all in one transaction; returns the attempts that closed."""
+    def apply(self, events: list[CallEvent]) -> list:
+        """Record what the trunk reported, all in one transaction; returns the attempts that closed.
+
+        An unknown token, or a report on a call already closed, changes nothing.
+        """
+        closed = []
         if not events:
-            return []
-        closed, answered_only = [], {}
+            return closed
+        answered_at = {event.token: event.at for event in reversed(events) if event.kind == "answered"}
         with self.db.statements() as connection:
-            attempts = {row.token: row._asdict() for row in connection.execute(_ATTEMPTS_BY_TOKENS, {"tokens": list({e.token for e in events})})}
             for event in events:
-                attempt = attempts.get(event.token)
-                if attempt is None or attempt["status"] == "done":
-                    continue  # unknown, or a repeated report: changes nothing
-                if event.kind == "answered":
-                    attempt["answered_at"] = attempt["answered_at"] or event.at
-                    answered_only[attempt["id"]] = attempt
-                elif event.kind == "ended":
-                    answered_only.pop(attempt["id"], None)
-                    self._close(connection, attempt, event.result, event.at)
+                if event.kind != "ended":
+                    continue
+                attempt = self.db.prepared(_END_CALL).first(connection, {
+                    "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
+                    "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
+                if attempt is not None:
+                    self._finalise(connection, attempt, event.at)
                     closed.append(attempt)
-            for attempt in answered_only.values():
-                connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "answered_at": attempt["answered_at"]})
+            for token, at in answered_at.items():  # answered, not yet ended
+                self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
         return closed
 
-    def _close(self, connection: sa.Connection, attempt: dict, line_result: str, at: datetime) -> None:
-        """Close the attempt and decide the person's next step."""
-        if attempt["disposition"] not in ANSWERED:
-            attempt["disposition"] = LINE_TO_DISPOSITION.get(line_result, Disposition.UNKNOWN)
-        attempt["status"], attempt["ended_at"] = "done", at
-        connection.execute(_UPDATE_ATTEMPT, {"attempt_id": attempt["id"], "answered_at": attempt["answered_at"],
-                                             "disposition": attempt["disposition"], "status": "done", "ended_at": at})
-        self._finalise(connection, attempt, at)
-
-    def _finalise(self, connection: sa.Connection, attempt: dict, at: datetime) -> None:
+    def _finalise(self, connection: sa.Connection, attempt, at: datetime) -> None:
         """The person's next step after `attempt` (already written): final, or a retry."""
-        member = connection.execute(_MEMBER, {"member_id": attempt["member_id"]}).one()
-        if member.state in (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED):
-            return  # a person who answered is never downgraded by a later report
-        disposition = attempt["disposition"]
-        change = {"member_id": member.id, "next_attempt_at": None, "final_at": at}
-        if disposition == Disposition.ACKNOWLEDGED:
-            change["state"] = MemberState.ACKNOWLEDGED
-        elif disposition == Disposition.HELP_REQUESTED:
-            change["state"] = MemberState.HELP_REQUESTED
-            self._add_task(connection, member, "callback", at)
+        change = {"member_id": attempt.member_id, "new_next_attempt_at": None, "new_final_at": at}
+        if attempt.disposition in ANSWERED:
+            state = MemberState.ACKNOWLEDGED if attempt.disposition == Disposition.ACKNOWLEDGED else MemberState.HELP_REQUESTED
+            settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": state})
+            if settled and state == MemberState.HELP_REQUESTED:
+                self._add_task(connection, attempt, "callback", at)
+            return
+        member = self.db.prepared(_MEMBER).first(connection, {"member_id": attempt.member_id})
+        if member.state in ANSWERED_STATES:
+            return
+        person = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id})
+        attempts = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": attempt.member_id})
+        retries_used = member.attempts_made - 1
+        if attempt.disposition in self.campaign.retry.retry_on and retries_used < self.campaign.retry.max_retries and usable_numbers(person, attempts):
+            change.update(new_state=MemberState.PENDING, new_final_at=None,
+                          new_next_attempt_at=retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar))
         else:
-            person = connection.execute(_PERSON, {"person_id": member.person_id}).one()
-            attempts = connection.execute(_MEMBER_ATTEMPTS, {"member_id": member.id}).all()
-            retries_used = member.attempts_made - 1
-            if disposition in self.campaign.retry.retry_on and retries_used < self.campaign.retry.max_retries and usable_numbers(person, attempts):
-                change.update(state=MemberState.PENDING, final_at=None,
-                              next_attempt_at=retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar))
-            else:
-                change["state"] = MemberState.UNREACHABLE
-                self._add_task(connection, member, "visit", at, attempts)
-        connection.execute(UPDATE_MEMBER, change)
+            change["new_state"] = MemberState.UNREACHABLE
+            self._add_task(connection, attempt, "visit", at, attempts)
+        self.db.prepared(SETTLE_MEMBER).execute(connection, change)
 
-    def _add_task(self, connection: sa.Connection, member, kind: str, at: datetime, attempts=()) -> None:
-        team = connection.execute(_PERSON, {"person_id": member.person_id}).one().team
+    def _add_task(self, connection: sa.Connection, attempt, kind: str, at: datetime, attempts=()) -> None:
+        team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
         weeks = 1
         if kind == "visit":
-            weeks += consecutive_unacknowledged_weeks_before(connection, member)
+            weeks += consecutive_unacknowledged_weeks_before(connection, attempt.person_id, attempt.member_id)
         connection.execute(sa.insert(TASK).values(
-            person_id=member.person_id, run_id=member.run_id, kind=kind, team=team, created_at=at,
+            person_id=attempt.person_id, run_id=attempt.run_id, kind=kind, team=team, created_at=at,
             created_on=at.astimezone(self.calendar.tz).date(), weeks_without_ack=weeks,
             answered_without_key=any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
         ))
 
 
-def consecutive_unacknowledged_weeks_before(connection: sa.Connection, member) -> int:
+def consecutive_unacknowledged_weeks_before(connection: sa.Connection, person_id: int, member_id: int) -> int:
     count = 0
-    for (state,) in connection.execute(_EARLIER_STATES, {"person_id": member.person_id, "member_id": member.id}):
+    for (state,) in connection.execute(_EARLIER_STATES, {"person_id": person_id, "member_id": member_id}):
         if state != MemberState.UNREACHABLE:
             break
         count += 1

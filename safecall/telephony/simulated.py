@@ -148,20 +148,26 @@ class SimulatedTrunk:
             heapq.heappush(self._queue, pending)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
-        if not self._queue or self._queue[0].at > until:
-            self.clock.sleep_until(until)
-        else:
-            self.clock.sleep_until(self._queue[0].at)
-        now = self.clock.now()
+        """Events up to the next call's end (it frees a channel) or `until`; keypresses reach the sink at their moment.
+
+        An answer alone does not wake the dialer: it has nothing to do until the call ends.
+        """
         events = []
-        while self._queue and self._queue[0].at <= now:
-            pending = heapq.heappop(self._queue)
-            if pending.kind == "key":
-                self.sink.record_keypress(pending.token, pending.digit, pending.outcome, pending.at)
-                continue
-            if pending.kind == "ended":
-                self._active.discard(pending.token)
-            events.append(CallEvent(pending.token, pending.kind, pending.at, pending.result))
+        while self._queue and self._queue[0].at <= until:
+            self.clock.sleep_until(self._queue[0].at)
+            now, ended = self.clock.now(), False
+            while self._queue and self._queue[0].at <= now:
+                pending = heapq.heappop(self._queue)
+                if pending.kind == "key":
+                    self.sink.record_keypress(pending.token, pending.digit, pending.outcome, pending.at)
+                    continue
+                if pending.kind == "ended":
+                    self._active.discard(pending.token)
+                    ended = True
+                events.append(CallEvent(pending.token, pending.kind, pending.at, pending.result))
+            if ended:
+                return events
+        self.clock.sleep_until(until)
         return events
 
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
