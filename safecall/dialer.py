@@ -119,6 +119,7 @@ class Dialer:
         self.owner = owner or lock_owner_id()
         self.worker = worker
         self.in_flight: dict[str, _InFlight] = {}
+        self.unrecorded: list[CallEvent] = []  # reported by the trunk, not yet written
         self.next_placement = clock.now()
         self.lease_renew_at = clock.now()
 
@@ -134,29 +135,38 @@ class Dialer:
             if run.status == "closed":
                 return run
             self._recover(run)
-            progress = _Throttle(PROGRESS_EVERY)
-            next_abandoned_check = self.clock.now()
-            while True:
-                stopping = stop_requested()
-                if not stopping:
-                    self._place_due(run)
-                if on_progress and progress.due():
-                    on_progress(*self._progress(run_id))
-                if not self.in_flight and (stopping or self._close_if_done(run_id)):
-                    break
-                wake = self._wake_time(run_id, stopping)
-                if return_when_idle and not self.in_flight and wake > self.clock.now():
-                    break
-                self._handle(self.trunk.wait_events(wake))
-                self._write_off_overdue(run)
-                self._renew_lease(run_id)
-                if self.worker is not None and self.clock.now() >= next_abandoned_check:
-                    self._write_off_abandoned(run)
-                    next_abandoned_check = self.clock.now() + LOCK_TTL
+            try:
+                self._dial(run, on_progress, stop_requested, return_when_idle)
+            finally:
+                self._record_outcomes()  # what the trunk reported before a failure is still written
             if on_progress:
                 on_progress(*self._progress(run_id))
         with self.db.session() as session:
             return get_run(session, run_id)
+
+    def _dial(self, run: CampaignRun, on_progress: Callable[[int, int], None] | None,
+              stop_requested: Callable[[], bool], return_when_idle: bool) -> None:
+        run_id = run.id
+        progress = _Throttle(PROGRESS_EVERY)
+        next_abandoned_check = self.clock.now()
+        while True:
+            stopping = stop_requested()
+            if not stopping:
+                self._place_due(run)
+            self._record_outcomes()  # call ends no claim took along
+            if on_progress and progress.due():
+                on_progress(*self._progress(run_id))
+            if not self.in_flight and (stopping or self._close_if_done(run_id)):
+                break
+            wake = self._wake_time(run_id, stopping)
+            if return_when_idle and not self.in_flight and wake > self.clock.now():
+                break
+            self._handle(self.trunk.wait_events(wake))
+            self._write_off_overdue(run)
+            self._renew_lease(run_id)
+            if self.worker is not None and self.clock.now() >= next_abandoned_check:
+                self._write_off_abandoned(run)
+                next_abandoned_check = self.clock.now() + LOCK_TTL
 
     @contextmanager
     def _exclusive(self, run_id: int) -> Iterator[None]:
@@ -247,6 +257,8 @@ class Dialer:
         today = now.astimezone(self.calendar.tz).date()
         claimed = []
         with self.db.statements() as connection:
+            # The calls that ended and freed these channels are written in the same transaction.
+            ended = self.outcomes.apply(self.unrecorded, connection)
             for person in self.db.prepared(_DUE_MEMBERS).all(connection, {"run_id": run.id, "now": now, "today": today, "limit": limit}):
                 if not person.dialable:  # consent withdrawn or paused since the run began
                     self.db.prepared(SETTLE_MEMBER).execute(connection, {
@@ -263,6 +275,7 @@ class Dialer:
                     "new_worker": self.worker}).id
                 claimed.append(attempt)
         # Committed: from here on these attempts exist and will never be placed again.
+        self._recorded(ended)
         return claimed
 
     def _originate(self, run: CampaignRun, attempt: Attempt) -> None:
@@ -277,7 +290,7 @@ class Dialer:
                 raise
 
     def _handle(self, events: list[CallEvent]) -> None:
-        to_record = []
+        """Take in what the trunk reported; the ends are written with the next claim (one transaction) or soon after."""
         for event in events:
             flight = self.in_flight.get(event.token)
             if flight is not None and event.kind == "answered":
@@ -286,10 +299,17 @@ class Dialer:
             if flight is not None and event.kind == "ended":
                 self.in_flight.pop(event.token)
                 if flight.answered:
-                    to_record.append(flight.answered)
-            to_record.append(event)
-        for attempt in self.outcomes.apply(to_record):
+                    self.unrecorded.append(flight.answered)
+            self.unrecorded.append(event)
+
+    def _record_outcomes(self) -> None:
+        self._recorded(self.outcomes.apply(self.unrecorded))
+
+    def _recorded(self, ended: list) -> None:
+        """The reports taken in are committed (`ended`: the attempts they closed)."""
+        for attempt in ended:
             log_event(log, "attempt_ended", attempt=attempt.id, disposition=attempt.disposition)
+        self.unrecorded = []
 
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""

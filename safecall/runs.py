@@ -231,27 +231,29 @@ class Outcomes:
             .values(status="closed", outcome="acknowledged_late", recorded_at=at, recorded_by="safecall"))
         self._finalise(connection, attempt, at)
 
-    def apply(self, events: list[CallEvent]) -> list:
-        """Record what the trunk reported, all in one transaction; returns the attempts that closed.
+    def apply(self, events: list[CallEvent], connection: sa.Connection | None = None) -> list:
+        """Record what the trunk reported, all in one transaction (the caller's, if given); returns the attempts that closed.
 
         An unknown token, or a report on a call already closed, changes nothing.
         """
         closed = []
         if not events:
             return closed
+        if connection is None:
+            with self.db.statements() as connection:
+                return self.apply(events, connection)
         answered_at = {event.token: event.at for event in reversed(events) if event.kind == "answered"}
-        with self.db.statements() as connection:
-            for event in events:
-                if event.kind != "ended":
-                    continue
-                attempt = self.db.prepared(_END_CALL).first(connection, {
-                    "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
-                    "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
-                if attempt is not None:
-                    self._finalise(connection, attempt, event.at)
-                    closed.append(attempt)
-            for token, at in answered_at.items():  # answered, not yet ended
-                self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
+        for event in events:
+            if event.kind != "ended":
+                continue
+            attempt = self.db.prepared(_END_CALL).first(connection, {
+                "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
+                "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
+            if attempt is not None:
+                self._finalise(connection, attempt, event.at)
+                closed.append(attempt)
+        for token, at in answered_at.items():  # answered, not yet ended
+            self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
         return closed
 
     def _finalise(self, connection: sa.Connection, attempt, at: datetime) -> None:
