@@ -61,12 +61,11 @@ class _Claimed:
     phone: str | None
     number: int
     placed_at: datetime
-    trunk_call_id: str | None = None
 
 
-# Built once: the loop runs them for every call (see runs.py).
+# The claim: every call passes through these, so they run prepared (store/prepared.py).
 # Due people with what deciding about their call needs. FOR UPDATE names only the member table: the person rows
-# are read, not claimed (other runs' workers may be reading them too). Run prepared (store/prepared.py).
+# are read, not claimed (other runs' workers may be reading them too).
 _DUE_MEMBERS = (
     sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.attempts_made, PERSON.c.id, PERSON.c.phone, PERSON.c.phone2,
               sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
@@ -78,7 +77,10 @@ _DUE_MEMBERS = (
 )
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
-_INSERT_ATTEMPT = sa.insert(ATTEMPT).values(status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker")).returning(ATTEMPT.c.id)
+_INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
+    status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
+).returning(ATTEMPT.c.id)
+# Once per wake-up or per run: through SQLAlchemy.
 _NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
@@ -204,7 +206,7 @@ class Dialer:
             acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
             self.lease_renew_at = self.clock.now() + LOCK_TTL / 2
 
-    def _request(self, run: CampaignRun, attempt: Attempt) -> CallRequest:
+    def _request(self, run: CampaignRun, attempt: Attempt | _Claimed) -> CallRequest:
         return CallRequest(
             token=attempt.token, number=attempt.phone, attempt_number=attempt.number, week=run.week_start,
             placed_at=attempt.placed_at, ring_timeout=self.campaign.call.ring_timeout_seconds,
@@ -278,7 +280,7 @@ class Dialer:
         self._recorded(ended)
         return claimed
 
-    def _originate(self, run: CampaignRun, attempt: Attempt) -> None:
+    def _originate(self, run: CampaignRun, attempt: _Claimed) -> None:
         log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
         self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
         try:

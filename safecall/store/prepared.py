@@ -1,14 +1,14 @@
 """Statements compiled once and run on the database driver's own cursor: the dialer's hot path.
 
-Each call the engine places costs a handful of one-row statements. Through SQLAlchemy each pays
-~50 us of per-execution work (cache lookup, parameter and row processing), through the driver ~5 us,
-which is what lets a 100,000-person week run in about a minute. The statements are still written
-in SQLAlchemy, compiled by it for the database in use, and their parameters converted by the
+Each call the engine places costs a handful of one-row statements. Measured on SQLite, a one-row
+SELECT by key costs ~58 us through SQLAlchemy's execute (cache lookup, parameter and row processing),
+~23 us prepared here, ~3 us in SQLite itself. The statements are still written in SQLAlchemy,
+compiled by it for the database in use (SQLite or PostgreSQL), and their parameters converted by the
 columns' own types (UTC timestamps and all); only the execution is direct.
 
 Rules for a prepared statement: no `in_()` (SQLAlchemy expands those per execution; write the
-alternatives out), and rows come back with their columns as the driver gives them, so select
-what needs no conversion (ids, text, numbers, SQL-computed booleans).
+alternatives out), name every parameter of an INSERT or UPDATE (`new_values`), and select only
+what needs no conversion on the way back (ids, text, numbers, booleans computed in SQL).
 """
 
 from __future__ import annotations
