@@ -9,11 +9,20 @@ when someone is due:
 
 The makespan counts the time when someone is due or a call is in flight; the
 waits that retry spacing and closed hours force on every dialer are left out.
-Its lower bound is total call-seconds / channels.
+Its lower bound is total call-seconds / channels. Over the makespan every
+channel-second is busy or idle, so
+
+    makespan / lower bound = 1 + idle while someone was due / call-seconds
+                               + idle while nobody was due / call-seconds
+
+The first idle share is the pacer's (it left a channel free with work
+waiting); the second is the workload's (fewer people were due than channels,
+e.g. while a retry round trickles in at the pace its spacing sets).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -56,7 +65,8 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
     events += [(moment.timestamp(), 2, +1 if opens else -1) for moment, opens in calendar_edges(calendar, start - timedelta(days=1), end)]
     events.sort()
     waiting = busy = open_window = 0
-    due_seconds = busy_due = active_seconds = 0.0
+    due_seconds = busy_due = active_seconds = idle_due = idle_starved = 0.0
+    starved_by_hour: Counter[str] = Counter()  # local weekday and hour: where the workload's share falls
     last = events[0][0]
     for moment, kind, delta in events:
         span = moment - last
@@ -64,6 +74,10 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
             if waiting > 0 and open_window > 0:
                 due_seconds += span
                 busy_due += busy * span
+                idle_due += max(0, channels - busy) * span
+            elif busy > 0:
+                idle_starved += max(0, channels - busy) * span
+                starved_by_hour[datetime.fromtimestamp(last).astimezone(calendar.tz).strftime("%a %H:00")] += max(0, channels - busy) * span
             if busy > 0 or (waiting > 0 and open_window > 0):
                 active_seconds += span
             last = moment
@@ -81,5 +95,9 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
         "makespan_hours": round(active_seconds / 3600, 2),
         "lower_bound_hours": round(lower_bound / 3600, 2),
         "makespan_over_lower_bound": round(active_seconds / lower_bound, 3),
+        "excess_from_idle_while_due": round(idle_due / total_call_seconds, 4),
+        "excess_from_idle_while_nobody_due": round(idle_starved / total_call_seconds, 4),
+        "idle_channel_hours_while_nobody_due_by_hour": {
+            hour: round(seconds / 3600, 1) for hour, seconds in starved_by_hour.most_common(5)},
     }
 
