@@ -30,24 +30,18 @@ from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.settings import scaffold_instance  # noqa: E402
 from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
-from safecall.synthetic import write_roster  # noqa: E402
+from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, simulated_pbxs_toml, write_roster  # noqa: E402
 
 CLI = str(ROOT / "cli.py")
 NOW = "2026-11-23T10:00+09:00"
-ALWAYS_OPEN = {'spacing = ["1h", "3h", "next_day"]': 'spacing = ["0m"]',
-               'weekdays = ["mon", "tue", "wed", "thu", "fri"]': 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
-               'start = "09:00"': 'start = "00:00"', 'end = "18:00"': 'end = "23:59"', "skip_holidays = true": "skip_holidays = false"}
 
 
 def instance(directory: Path, workers: int, channels: int) -> Path:
     scaffold_instance(directory)
-    trunks = ['default = "pbx1"']
-    for index in range(1, workers + 1):
-        trunks += [f"[trunks.pbx{index}]", 'type = "simulated"', f"channels = {channels}", "calls_per_second = 20", "seed = 11"]
-    (directory / "config" / "trunks.toml").write_text("\n".join(trunks) + "\n", encoding="utf-8")
+    (directory / "config" / "trunks.toml").write_text(simulated_pbxs_toml(workers, channels, 20), encoding="utf-8")
     campaign = directory / "campaigns" / "weekly-safe-call.toml"
     text = campaign.read_text(encoding="utf-8")
-    for old, new in ALWAYS_OPEN.items():
+    for old, new in ALWAYS_OPEN_CAMPAIGN.items():
         text = text.replace(old, new)
     campaign.write_text(text, encoding="utf-8")
     return directory

@@ -1,4 +1,4 @@
-"""Synthetic rosters with fictional people: for the demo, drills and benchmarks.
+"""Synthetic rosters with fictional people, and drill settings: for the demo, drills and benchmarks.
 
 Numbers are 010-0xxx-xxxx: valid in form but never assigned to a subscriber.
 """
@@ -10,6 +10,27 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
+
+# Edits to the shipped campaign for drills in real (or accelerated) time: a calling window that is always
+# open, and retries at once.
+ALWAYS_OPEN_CAMPAIGN = {
+    'spacing = ["1h", "3h", "next_day"]': 'spacing = ["0m"]',
+    'weekdays = ["mon", "tue", "wed", "thu", "fri"]': 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
+    'start = "09:00"': 'start = "00:00"',
+    'end = "18:00"': 'end = "23:59"',
+    'start = "10:00"': 'start = "00:00"',
+    "skip_holidays = true": "skip_holidays = false",
+}
+
+
+def simulated_pbxs_toml(count: int, channels: int, calls_per_second: float, *extra: str) -> str:
+    """trunks.toml for `count` simulated PBXs named pbx1..pbxN (one dialer worker each); `extra` lines go in each."""
+    lines = ['default = "pbx1"']
+    for index in range(1, count + 1):
+        lines += [f"[trunks.pbx{index}]", 'type = "simulated"', f"channels = {channels}",
+                  f"calls_per_second = {calls_per_second}", "seed = 11", *extra]
+    return "\n".join(lines) + "\n"
+
 
 SURNAMES = "김이박최정강조윤장임한오서신권황안송류홍"
 GIVEN = ["영수", "순자", "정숙", "영희", "옥순", "광수", "말순", "영호", "정자", "춘자", "상철", "복순", "용수", "금자", "재호", "명숙"]

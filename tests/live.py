@@ -12,6 +12,7 @@ from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, Person, RunMember
+from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN
 
 
 def free_port() -> int:
@@ -22,12 +23,8 @@ def free_port() -> int:
 
 def always_open(cli) -> None:
     """A calling window that is always open, and retries at once, for real-time runs."""
-    cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["0m"]')
-    cli.edit_campaign('weekdays = ["mon", "tue", "wed", "thu", "fri"]', 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]')
-    cli.edit_campaign('start = "09:00"', 'start = "00:00"')
-    cli.edit_campaign('end = "18:00"', 'end = "23:59"')
-    cli.edit_campaign('start = "10:00"', 'start = "00:00"')
-    cli.edit_campaign("skip_holidays = true", "skip_holidays = false")
+    for old, new in ALWAYS_OPEN_CAMPAIGN.items():
+        cli.edit_campaign(old, new)
 
 
 def run_live_campaign(cli, environ: dict, faults=None, services: Services | None = None):

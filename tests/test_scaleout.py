@@ -23,21 +23,13 @@ from sqlmodel import select
 from conftest import MONDAY_MORNING
 from live import always_open
 from safecall.store import Attempt, CampaignRun, MemberState, RunMember, VisitTask
-from safecall.synthetic import write_roster
+from safecall.synthetic import simulated_pbxs_toml, write_roster
 
 pytestmark = pytest.mark.parametrize("database_backend", ["postgresql"], indirect=True)
 CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
 WORKERS = 4
 CHANNELS = 3
 SPEED = 100  # virtual seconds per real second
-
-
-def trunks_toml() -> str:
-    lines = ['default = "pbx1"']
-    for index in range(1, WORKERS + 1):
-        lines += [f"[trunks.pbx{index}]", 'type = "simulated"', f"channels = {CHANNELS}", "calls_per_second = 5",
-                  "seed = 11", 'placed_log = "placed.jsonl"']
-    return "\n".join(lines) + "\n"
 
 
 def start_worker(cli, database_url: str, index: int, anchor: float) -> subprocess.Popen:
@@ -68,7 +60,7 @@ def max_concurrent(attempts: list[Attempt]) -> int:
 
 @pytest.mark.parametrize("kill_one", [False, True], ids=["all-workers", "one-worker-killed"])
 def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_url, tmp_path, kill_one):
-    cli.set_trunks(trunks_toml())
+    cli.set_trunks(simulated_pbxs_toml(WORKERS, CHANNELS, 5, 'placed_log = "placed.jsonl"'))
     always_open(cli)
     write_roster(tmp_path / "roster.csv", 240, ["사직동", "삼청동"], seed=4)
     cli("recipients", "import", str(tmp_path / "roster.csv"))
