@@ -190,7 +190,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         db = ctx_of(ctx).services(check_schema=False).db
         upgrade = db.upgrade()
         if not upgrade.applied:
-            out.print(f"The database is already at schema revision {db.schema_state().head}; nothing to do.")
+            out.print(f"The database is already at schema revision {upgrade.head}; nothing to do.")
             return
         out.print(f"Upgraded {db.safe_url()}: applied {', '.join(upgrade.applied)}.", markup=False)
         if upgrade.backup:

@@ -51,6 +51,7 @@ class SchemaState:
 class Upgrade:
     applied: list[str]
     backup: Path | None
+    head: str  # the revision the database is at now
 
 
 class Database:
@@ -99,7 +100,7 @@ class Database:
         """Bring the schema to the newest revision in place. A SQLite file with data is backed up first."""
         state = self.schema_state()
         if state.current == state.head:
-            return Upgrade([], None)
+            return Upgrade([], None, state.head)
         backup = None
         if self.is_sqlite and state.has_tables:
             backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
@@ -109,7 +110,7 @@ class Database:
                 if connection.dialect.name == "postgresql":
                     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                     if MigrationContext.configure(connection).get_current_revision() == state.head:
-                        return Upgrade([], None)  # another process upgraded while this one waited
+                        return Upgrade([], None, state.head)  # another process upgraded while this one waited
                 config.attributes["connection"] = connection
                 if state.current is None and state.has_tables:
                     command.stamp(config, FIRST_REVISION)
@@ -118,7 +119,7 @@ class Database:
             raise StoreError(f"the upgrade of {self.safe_url()} failed and was rolled back: {explain(exc, self.safe_url())}") from exc
         scripts = ScriptDirectory.from_config(config)
         start = state.current or (FIRST_REVISION if state.has_tables else None)
-        return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup)
+        return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head)
 
     def backup(self, target: Path) -> Path:
         """A consistent copy of the SQLite file (the online backup API), owner-only."""
