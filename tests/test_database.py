@@ -13,7 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from safecall.store import Database
+from safecall.runs import Outcomes
+from safecall.store import Database, StoreError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -80,3 +81,21 @@ def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
         assert connection.execute(sa.text("SELECT count(*) FROM person")).scalar() == 200
         assert connection.execute(sa.text("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'")).scalar() == 192
     assert "nothing to do" in cli("db", "upgrade").output
+
+
+@pytest.mark.parametrize("database_backend", ["postgresql"], indirect=True)
+def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli, database_url):
+    # A PostgreSQL restart or failover ends every session; the engine's hot path runs on the driver's cursor.
+    cli("recipients", "list")
+    db = cli.db()
+    outcomes = Outcomes(db, campaign=None, calendar=None)  # only asks whether a call is live
+    assert outcomes.is_live("no-such-token") is False
+    other = sa.create_engine(database_url)  # another client, as the server's restart would be
+    with other.connect() as connection:
+        ended = connection.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    other.dispose()
+    assert ended >= 1
+    with pytest.raises(StoreError, match="database error"):
+        outcomes.is_live("no-such-token")
+    assert outcomes.is_live("no-such-token") is False  # a new connection, not the dead one again
