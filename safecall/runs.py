@@ -147,17 +147,17 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
 
 ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
 ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
-
 ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
-_DONE_ATTEMPT = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
+# What deciding about an attempt needs, returned by the statements that change it.
+_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
 
 # The hot path's statements, run prepared (store/prepared.py): every call passes through them.
 # Writes say what they expect (an open call, no key yet, a person not yet answered) and return what they
 # changed, so the common case is one statement, not a read and a write.
-_ATTEMPT_BY_TOKEN = sa.select(*_DONE_ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"))
+_ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
 _RECORD_KEY = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
-    .values(new_values("digit", "keyed_at", "disposition")).returning(*_DONE_ATTEMPT)
+    .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
 )
 _END_CALL = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
@@ -166,7 +166,7 @@ _END_CALL = (
             # A keypress already recorded decides the disposition; otherwise the line's result does.
             disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
                                 else_=sa.bindparam("line_disposition")))
-    .returning(*_DONE_ATTEMPT)
+    .returning(*_ATTEMPT_SUMMARY)
 )
 _NOTE_ANSWER = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.answered_at.is_(None),
@@ -181,6 +181,7 @@ SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")
 _SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
 _SET_CALL_ID = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
+# Rare (a person's visit task): through SQLAlchemy.
 _EARLIER_STATES = (
     sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
     .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
