@@ -171,7 +171,10 @@ class Database:
             raise StoreError(explain(exc, self.safe_url())) from exc
 
     def prepared(self, statement: sa.Executable) -> Prepared:
-        """`statement` compiled for this database, once (see prepared.py)."""
+        """`statement` compiled for this database, once (see prepared.py).
+
+        IVR threads and the dialer share this cache: two may compile the same statement at once, to the same result.
+        """
         prepared = self._prepared.get(statement)
         if prepared is None:
             prepared = self._prepared[statement] = Prepared(statement, self.engine.dialect)
