@@ -178,15 +178,19 @@ def test_an_unreachable_fastagi_server_never_counts_as_acknowledged(cli, pbx):
     assert attempts["응답"] == ["answered_no_key"] * 4
 
 
+def link_cutter(stand_in, times: int, every: float):
+    """A fault for run_campaign: drop every AMI connection `times` times, `every` seconds apart."""
+    def cut_links():
+        for _ in range(times):
+            time.sleep(every)
+            stand_in.drop_connections()
+    return cut_links
+
+
 def test_the_campaign_survives_ami_links_dropped_mid_campaign(cli, pbx):
     stand_in, _ = pbx
 
-    def cut_links():
-        for _ in range(3):
-            time.sleep(0.15)
-            stand_in.drop_connections()
-
-    services, dialer = run_campaign(cli, stand_in, faults=cut_links)
+    services, dialer = run_campaign(cli, stand_in, faults=link_cutter(stand_in, times=3, every=0.15))
     members, _ = outcomes_by_name(services)
     assert members["응답"] in ("acknowledged",)
     assert members["도움"] == "help_requested"
@@ -390,12 +394,7 @@ def test_the_campaign_survives_ten_ami_drops(cli, pbx):
     stand_in, _ = pbx
     stand_in.packet_gap = 0.01
 
-    def cut_links():
-        for _ in range(10):
-            time.sleep(0.25)
-            stand_in.drop_connections()
-
-    services, dialer = run_campaign(cli, stand_in, faults=cut_links)
+    services, dialer = run_campaign(cli, stand_in, faults=link_cutter(stand_in, times=10, every=0.25))
     members, attempts = outcomes_by_name(services)
     # Every call whose keypress the IVR thanked (after storing it) is settled by it, whatever happened to the AMI link.
     thanked = {c.token for c in stand_in.calls
