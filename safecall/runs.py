@@ -20,6 +20,8 @@ from safecall.store import (
 from safecall.store.prepared import new_values
 from safecall.telephony.base import CallEvent, LineResult
 
+ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
+
 LINE_TO_DISPOSITION = {
     LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
     LineResult.NO_ANSWER: Disposition.NO_ANSWER,
@@ -89,9 +91,8 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             *_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open))
         if only_people is not None:
             candidates = candidates.where(Person.id.in_(only_people))
-        table = RunMember.__table__
-        enrolled = session.connection().execute(sa.insert(table).from_select(
-            [table.c.run_id, table.c.person_id, table.c.state, table.c.attempts_made, table.c.next_attempt_at],
+        enrolled = session.connection().execute(sa.insert(MEMBER).from_select(
+            [MEMBER.c.run_id, MEMBER.c.person_id, MEMBER.c.state, MEMBER.c.attempts_made, MEMBER.c.next_attempt_at],
             candidates.order_by(Person.id))).rowcount
         audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
               detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
@@ -145,7 +146,6 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
         )
 
 
-ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
 ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
 ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
 # What deciding about an attempt needs, returned by the statements that change it.

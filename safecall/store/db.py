@@ -150,13 +150,10 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed whole, or rolled back whole. A locked or full database is a StoreError."""
-        with self.session() as session:
+        with self._store_errors(), self.session() as session:
             try:
                 yield session
                 session.commit()
-            except sa.exc.OperationalError as exc:
-                session.rollback()
-                raise StoreError(explain(exc, self.safe_url())) from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -164,9 +161,14 @@ class Database:
     @contextmanager
     def statements(self) -> Iterator[sa.Connection]:
         """One unit of work in plain SQL statements, for the engine's hot paths (no ORM bookkeeping per row)."""
+        with self._store_errors(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """A locked or full database, through the ORM or the driver (prepared statements), is a StoreError."""
         try:
-            with self.engine.begin() as connection:
-                yield connection
+            yield
         except (sa.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
             raise StoreError(explain(exc, self.safe_url())) from exc
 
