@@ -10,17 +10,25 @@ same workload under a fixed-rate pacer (Newfies-Dialer's "frequency").
 
 The roster is imported by the CLI in a separate process first, so the peak
 memory reported is the engine's (launch and dialling) alone.
+
+`--time-sqlite` also times SQLite's own work (each statement and each commit,
+on the driver's connection) and reports it by statement: the part of the
+engine's time no change above the database can remove. The timers cost a
+little themselves, so the engine's time is a few per cent longer in that mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -72,6 +80,71 @@ def prepare(directory: Path, people: int, channels: int, cps: float, database_ur
     return {"import_seconds": round(time.perf_counter() - started, 1), "environ": environ}
 
 
+class SqliteTimes:
+    """SQLite's own time by statement: a connection factory for sqlite3 whose cursors and commits are timed."""
+
+    def __init__(self):
+        self.by_statement: dict[str, list] = defaultdict(lambda: [0, 0.0])
+        self.timing = True  # off once the engine is done: the efficiency queries are not its cost
+
+    def add(self, sql: str, seconds: float, count: int = 1) -> None:
+        if self.timing:
+            entry = self.by_statement[re.sub(r"\s+", " ", sql).strip()[:60]]
+            entry[0] += count
+            entry[1] += seconds
+
+    def connection_factory(self) -> type[sqlite3.Connection]:
+        times = self
+
+        class TimedCursor(sqlite3.Cursor):
+            def execute(self, sql, parameters=()):
+                self.sql, started = sql, time.perf_counter()
+                try:
+                    return super().execute(sql, parameters)
+                finally:
+                    times.add(sql, time.perf_counter() - started)
+
+            def fetchall(self):  # a statement's later steps (rows after the first, RETURNING's end) run here
+                started = time.perf_counter()
+                try:
+                    return super().fetchall()
+                finally:
+                    times.add(self.sql, time.perf_counter() - started, count=0)
+
+        class TimedConnection(sqlite3.Connection):
+            def cursor(self, factory=TimedCursor):
+                return super().cursor(factory)
+
+            def commit(self):
+                if not self.in_transaction:  # nothing written: SQLite is not called
+                    return super().commit()
+                started = time.perf_counter()
+                try:
+                    return super().commit()
+                finally:
+                    times.add("COMMIT", time.perf_counter() - started)
+
+        return TimedConnection
+
+    def attach(self, engine: sa.Engine) -> None:
+        sa.event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: cparams.update(factory=self.connection_factory()))
+        engine.dispose()  # connections opened before this point are not timed: replace them
+
+    def summary(self, attempts: int, engine_seconds: float) -> dict:
+        total = sum(seconds for _, seconds in self.by_statement.values())
+        rows = sorted(self.by_statement.items(), key=lambda item: -item[1][1])
+        return {
+            "sqlite_seconds": round(total, 1),
+            "sqlite_share_of_engine": round(total / engine_seconds, 3),
+            "sqlite_us_per_attempt": round(total / attempts * 1e6),
+            "sqlite_by_statement": [
+                {"statement": sql, "count": count, "per_attempt": round(count / attempts, 2),
+                 "us_each": round(seconds / count * 1e6, 1), "seconds": round(seconds, 2)}
+                for sql, (count, seconds) in rows if seconds >= 0.005 * total
+            ],
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=100_000)
@@ -82,6 +155,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--keep", type=Path, help="build the instance here and keep it")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--time-sqlite", action="store_true", help="also time SQLite's own work, by statement")
     args = parser.parse_args()
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="safecall-bench-"))
@@ -92,6 +166,11 @@ def main() -> None:
     services = Services.open(instance, clock)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(instance)
+    sqlite_times = SqliteTimes() if args.time_sqlite else None
+    if sqlite_times:
+        if services.db.engine.dialect.name != "sqlite":
+            parser.error("--time-sqlite times SQLite only")
+        sqlite_times.attach(services.db.engine)
 
     started = time.perf_counter()
     run, _ = launch_run(services.db, campaign, calendar, now=clock.now())
@@ -101,6 +180,8 @@ def main() -> None:
         dialer = FixedRateDialer.like(dialer, calls_per_minute=args.calls_per_minute)
     dialer.run(run.id)
     finished = time.perf_counter()
+    if sqlite_times:
+        sqlite_times.timing = False
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -117,6 +198,8 @@ def main() -> None:
         "machine": machine(),
     }
     results.update(measure_efficiency(services.db, run.id, args.channels, calendar, campaign))
+    if sqlite_times:
+        results.update(sqlite_times.summary(results["attempts"], finished - started))
     with services.db.engine.connect() as connection:
         results["members_by_state"] = dict(connection.execute(
             sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
