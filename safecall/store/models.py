@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # matches the newest migration in safecall/store/migrations
+SCHEMA_VERSION = 3  # matches the newest migration in safecall/store/migrations
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -123,14 +123,15 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("member_id", "number"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="campaignrun.id", index=True)
-    member_id: int = Field(foreign_key="runmember.id", index=True)
+    # Only indexes a query uses: each one more is a b-tree every call's insert and commit write (schema 3).
+    member_id: int = Field(foreign_key="runmember.id")  # the (member_id, number) key serves its lookups
     person_id: int = Field(foreign_key="person.id", index=True)
     number: int  # 1 is the first call, 2.. are retries
     phone: str
     token: str = Field(unique=True)  # unguessable: only the call placed for it may report
-    trunk_call_id: str | None = Field(default=None, index=True)  # e.g. Twilio's CallSid
+    trunk_call_id: str | None = None  # e.g. Twilio's CallSid; read from its attempt, never looked up
     status: str = "placing"  # placing (written before the call), done
-    worker: str | None = Field(default=None, index=True)  # the dialer worker (trunk) that placed it; it alone recovers it
+    worker: str | None = None  # the dialer worker (trunk) that placed it; it alone recovers it
     placed_at: datetime = utc_field()
     answered_at: datetime | None = utc_field(default=None)
     keyed_at: datetime | None = utc_field(default=None)
