@@ -80,13 +80,14 @@ _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
     status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
 ).returning(ATTEMPT.c.id)
-# Once per wake-up or per run: through SQLAlchemy.
+# Once per wake-up or per run.
 _NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
-    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
+    MEMBER.c.run_id == sa.bindparam("run_id"), sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL))
 _CLOSE_RUN = sa.update(CampaignRun.__table__).where(
-    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.status != "closed")
+    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.status != "closed",
+).values(status="closed", **new_values("closed_at"))
 
 
 class _Throttle:
@@ -357,7 +358,7 @@ class Dialer:
         candidates += [flight.deadline for flight in self.in_flight.values()]
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
             with self.db.statements() as connection:
-                next_due = connection.execute(_NEXT_DUE, {"run_id": run_id}).scalar()
+                next_due = self.db.prepared(_NEXT_DUE).scalar(connection, {"run_id": run_id})
             if next_due is not None:
                 due = self.calendar.next_open(max(next_due, self.next_placement, now))
                 # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
@@ -374,7 +375,7 @@ class Dialer:
 
     def _close_if_done(self, run_id: int) -> bool:
         with self.db.statements() as connection:
-            if connection.execute(_OPEN_MEMBERS, {"run_id": run_id}).scalar():
+            if self.db.prepared(_OPEN_MEMBERS).scalar(connection, {"run_id": run_id}):
                 return False
-            connection.execute(_CLOSE_RUN, {"run_id": run_id, "status": "closed", "closed_at": self.clock.now()})
+            self.db.prepared(_CLOSE_RUN).execute(connection, {"run_id": run_id, "new_closed_at": self.clock.now()})
             return True

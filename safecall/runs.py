@@ -17,7 +17,7 @@ from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
 from safecall.store import (
     Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
 )
-from safecall.store.prepared import new_values
+from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult
 
 ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
@@ -181,13 +181,18 @@ SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")
 _SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
 _SET_CALL_ID = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
-# Rare (a person's visit task): through SQLAlchemy.
+# Tasks: a visit or a callback for a person, and its closing when a late keypress shows they answered.
 _EARLIER_STATES = (
     sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
     .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
-           MEMBER.c.state.in_(MemberState.FINAL))
+           sa.or_(*(MEMBER.c.state == state for state in MemberState.FINAL)))
     .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
 )
+_ADD_TASK = sa.insert(TASK).values(status="open", overdue=False, **new_values(
+    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
+_CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
+    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == "open",
+).values(status="closed", outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
 
 
 class Outcomes:
@@ -226,13 +231,12 @@ class Outcomes:
                 self._settle_late_keypress(connection, attempt, at)
         return True
 
-    def _settle_late_keypress(self, connection: sa.Connection, attempt, at: datetime) -> None:
-        connection.execute(
-            sa.update(TASK).where(TASK.c.run_id == attempt.run_id, TASK.c.person_id == attempt.person_id, TASK.c.status == "open")
-            .values(status="closed", outcome="acknowledged_late", recorded_at=at, recorded_by="safecall"))
+    def _settle_late_keypress(self, connection: DriverConnection, attempt, at: datetime) -> None:
+        self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
+            connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
         self._finalise(connection, attempt, at)
 
-    def apply(self, events: list[CallEvent], connection: sa.Connection | None = None) -> list:
+    def apply(self, events: list[CallEvent], connection: DriverConnection | None = None) -> list:
         """Record what the trunk reported, all in one transaction (the caller's, if given); returns the attempts that closed.
 
         An unknown token, or a report on a call already closed, changes nothing.
@@ -257,7 +261,7 @@ class Outcomes:
             self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
         return closed
 
-    def _finalise(self, connection: sa.Connection, attempt, at: datetime) -> None:
+    def _finalise(self, connection: DriverConnection, attempt, at: datetime) -> None:
         """The person's next step after `attempt` (already written): final, or a retry."""
         change = {"member_id": attempt.member_id, "new_next_attempt_at": None, "new_final_at": at}
         if attempt.disposition in ANSWERED:
@@ -280,25 +284,24 @@ class Outcomes:
             self._add_task(connection, attempt, "visit", at, attempts)
         self.db.prepared(SETTLE_MEMBER).execute(connection, change)
 
-    def _add_task(self, connection: sa.Connection, attempt, kind: str, at: datetime, attempts=()) -> None:
+    def _add_task(self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=()) -> None:
         team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
         weeks = 1
         if kind == "visit":
-            weeks += consecutive_unacknowledged_weeks_before(connection, attempt.person_id, attempt.member_id)
-        connection.execute(sa.insert(TASK).values(
-            person_id=attempt.person_id, run_id=attempt.run_id, kind=kind, team=team, created_at=at,
-            created_on=at.astimezone(self.calendar.tz).date(), weeks_without_ack=weeks,
-            answered_without_key=any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
-        ))
+            weeks += self._unreached_weeks_before(connection, attempt)
+        self.db.prepared(_ADD_TASK).execute(connection, {
+            "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,
+            "new_created_at": at, "new_created_on": at.astimezone(self.calendar.tz).date(), "new_weeks_without_ack": weeks,
+            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts)})
 
-
-def consecutive_unacknowledged_weeks_before(connection: sa.Connection, person_id: int, member_id: int) -> int:
-    count = 0
-    for (state,) in connection.execute(_EARLIER_STATES, {"person_id": person_id, "member_id": member_id}):
-        if state != MemberState.UNREACHABLE:
-            break
-        count += 1
-    return count
+    def _unreached_weeks_before(self, connection: DriverConnection, attempt) -> int:
+        """How many weeks straight before this one the person ended unreachable."""
+        count = 0
+        for (state,) in self.db.prepared(_EARLIER_STATES).all(connection, {"person_id": attempt.person_id, "member_id": attempt.member_id}):
+            if state != MemberState.UNREACHABLE:
+                break
+            count += 1
+        return count
 
 
 def usable_numbers(person: Person, attempts: list[Attempt]) -> list[str]:

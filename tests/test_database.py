@@ -107,3 +107,35 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
     with pytest.raises(StoreError, match="database error"):
         outcomes.is_live("no-such-token")
     assert outcomes.is_live("no-such-token") is False  # a new connection, not the dead one again
+
+
+@pytest.mark.both_databases
+def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cli, database_url):
+    from datetime import datetime, timezone
+
+    from safecall.runs import TASK
+    from safecall.store import AuditEvent
+    from safecall.store.prepared import Prepared, new_values
+
+    cli("recipients", "list")
+    db = cli.db()
+    audit = AuditEvent.__table__
+    add = sa.insert(audit).values(detail="", **new_values("at", "actor", "action", "subject"))
+    times = sa.select(audit.c.at).where(audit.c.actor == sa.bindparam("who"))
+    at = datetime(2026, 11, 23, 10, 0, 1, tzinfo=timezone.utc)
+    row = {"new_at": at, "new_actor": "tester", "new_action": "a", "new_subject": "s"}
+    with pytest.raises(RuntimeError):
+        with db.statements() as connection:
+            db.prepared(add).execute(connection, row)
+            raise RuntimeError("a crash mid-unit")
+    with db.statements() as connection:
+        assert db.prepared(times).all(connection, {"who": "tester"}) == []  # rolled back whole
+        db.prepared(add).execute(connection, row)
+    with db.statements() as connection:
+        assert db.prepared(times).scalar(connection, {"who": "tester"}) == at  # read back aware, in UTC
+    with pytest.raises(ValueError, match=r"parameters missing .*\['new_subject'\]"):
+        with db.statements() as connection:
+            db.prepared(add).execute(connection, {k: v for k, v in row.items() if k != "new_subject"})
+    with pytest.raises(ValueError, match="does not run column defaults: give status, .*overdue"):
+        Prepared(sa.insert(TASK).values(new_values("person_id", "run_id", "kind", "team", "created_at", "created_on")),
+                 db.engine.dialect)

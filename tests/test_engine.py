@@ -285,3 +285,27 @@ def test_enrolment_in_sql_agrees_with_is_dialable(cli, tmp_path):
         enrolled = set(session.exec(select(RunMember.person_id)))
     assert enrolled == expected and 0 < len(expected) < len(variants)
     db.dispose()
+
+
+def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit(cli, tmp_path, clock):
+    # Twilio may deliver the key's webhook after the final status callback: the person answered, so no visit.
+    many_people(cli, tmp_path, 2, scripts={"+821001240000": ["no_answer"], "+821001240001": ["no_answer"]})
+    services, campaign = services_for(cli, clock)
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
+    dialer = services.dialer(campaign)
+    dialer.run(run.id)
+    with services.db.session() as session:
+        tasks = {t.person_id: t for t in session.exec(select(VisitTask).where(VisitTask.kind == "visit"))}
+        last = session.exec(select(Attempt).where(Attempt.number == 4, Attempt.phone == "+821001240000")).one()
+    assert len(tasks) == 2 and all(t.status == "open" and t.weeks_without_ack == 1 for t in tasks.values())
+
+    late = last.ended_at + timedelta(seconds=3)
+    assert dialer.outcomes.record_keypress(last.token, "1", "acknowledged", late)
+    with services.db.session() as session:
+        closed = session.get(VisitTask, tasks[last.person_id].id)
+        other = session.get(VisitTask, next(t.id for p, t in tasks.items() if p != last.person_id))
+        member = session.get(RunMember, last.member_id)
+    assert (closed.status, closed.outcome, closed.recorded_by) == ("closed", "acknowledged_late", "safecall")
+    assert closed.recorded_at == late
+    assert member.state == MemberState.ACKNOWLEDGED
+    assert other.status == "open"  # only the person who pressed

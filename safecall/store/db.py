@@ -25,7 +25,7 @@ from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
 from safecall.store.models import AuditEvent
-from safecall.store.prepared import Prepared
+from safecall.store.prepared import DriverConnection, Prepared
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FIRST_REVISION = "0001"  # what databases made before migrations existed are
@@ -159,10 +159,25 @@ class Database:
                 raise
 
     @contextmanager
-    def statements(self) -> Iterator[sa.Connection]:
-        """One unit of work in plain SQL statements, for the engine's hot paths (no ORM bookkeeping per row)."""
-        with self._store_errors(), self.engine.begin() as connection:
-            yield connection
+    def statements(self) -> Iterator[DriverConnection]:
+        """One unit of work in prepared statements (`prepared`), on a pooled driver connection: the engine's hot path.
+
+        Committed whole or rolled back whole, as `transaction`; a connection that failed in the driver is
+        discarded, not pooled (after a server restart it is dead, and the next unit of work gets a new one).
+        """
+        with self._store_errors():
+            connection = self.engine.raw_connection()
+            try:
+                yield connection
+                connection.commit()
+            except BaseException as exc:
+                if isinstance(exc, self.engine.dialect.loaded_dbapi.Error):
+                    connection.invalidate(exc)
+                else:
+                    connection.rollback()
+                raise
+            finally:
+                connection.close()
 
     @contextmanager
     def _store_errors(self) -> Iterator[None]:

@@ -6,9 +6,12 @@ SELECT by key costs ~58 us through SQLAlchemy's execute (cache lookup, parameter
 compiled by it for the database in use (SQLite or PostgreSQL), and their parameters converted by the
 columns' own types (UTC timestamps and all); only the execution is direct.
 
+They run on a pooled driver connection (`Database.statements`), not on SQLAlchemy's Connection:
+that costs ~20 us more per unit of work than the driver's own commit (BENCHMARKS.md).
+
 Rules for a prepared statement: no `in_()` (SQLAlchemy expands those per execution; write the
-alternatives out), name every parameter of an INSERT or UPDATE (`new_values`), and select only
-what needs no conversion on the way back (ids, text, numbers, booleans computed in SQL).
+alternatives out), name every parameter of an INSERT or UPDATE (`new_values`), and give an INSERT
+every column that has a default (defaults are SQLAlchemy's execution's work, which is skipped here).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import namedtuple
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.pool import PoolProxiedConnection as DriverConnection  # what Database.statements hands out
 
 
 def new_values(*columns: str) -> dict[str, sa.BindParameter]:
@@ -28,35 +32,59 @@ def new_values(*columns: str) -> dict[str, sa.BindParameter]:
 class Prepared:
     def __init__(self, statement: sa.Executable, dialect: sa.Dialect):
         self.compiled = statement.compile(dialect=dialect)
+        if self.compiled.insert_prefetch or self.compiled.update_prefetch:
+            missing = [column.name for column in self.compiled.insert_prefetch + self.compiled.update_prefetch]
+            raise ValueError(f"a prepared statement does not run column defaults: give {', '.join(missing)} a value in it")
         self.sql = self.compiled.string
         self.order = self.compiled.positiontup if self.compiled.positional else None
+        # The statement's own values (state='placing' and the like); the caller's parameters go over them.
+        self.fixed = self.compiled.construct_params(_check=False)
+        self.required = frozenset(bind.key for bind in self.compiled.binds.values() if bind.required)
         self.converters = [
             (name, converter) for bind, name in self.compiled.bind_names.items()
             if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
+        # Values on the way back that need converting (a timestamp read from SQLite, a boolean).
+        columns = statement.exported_columns if isinstance(statement, (sa.Select, sa.UpdateBase)) else []
+        self.readers = [
+            (index, reader) for index, column in enumerate(columns)
+            if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+        ]
         self.row_type = None
 
-    def execute(self, connection: sa.Connection, params: dict[str, Any]) -> int:
+    def execute(self, connection: DriverConnection, params: dict[str, Any]) -> int:
         """Run in `connection`'s transaction; returns the number of rows changed."""
         with self._run(connection, params) as cursor:
             return cursor.rowcount
 
-    def first(self, connection: sa.Connection, params: dict[str, Any]):
+    def first(self, connection: DriverConnection, params: dict[str, Any]):
         """The first row, with its columns as attributes, or None."""
         rows = self.all(connection, params)
         return rows[0] if rows else None
 
-    def all(self, connection: sa.Connection, params: dict[str, Any]) -> list:
+    def scalar(self, connection: DriverConnection, params: dict[str, Any]):
+        """The first column of the first row, or None."""
+        row = self.first(connection, params)
+        return row[0] if row else None
+
+    def all(self, connection: DriverConnection, params: dict[str, Any]) -> list:
         with self._run(connection, params) as cursor:
             rows = cursor.fetchall()  # read to the end: a RETURNING statement is complete only then
             if rows and self.row_type is None:
                 self.row_type = namedtuple("Row", [column[0] for column in cursor.description])
+        if self.readers:
+            rows = [list(row) for row in rows]
+            for row in rows:
+                for index, reader in self.readers:
+                    row[index] = reader(row[index])
         return [self.row_type(*row) for row in rows]
 
-    def _run(self, connection: sa.Connection, params: dict[str, Any]):
-        values = self.compiled.construct_params(params)
+    def _run(self, connection: DriverConnection, params: dict[str, Any]):
+        if not self.required <= params.keys():  # a misspelt parameter would otherwise write NULL
+            raise ValueError(f"parameters missing for {self.sql!r}: {sorted(self.required - params.keys())}")
+        values = {**self.fixed, **params}
         for name, converter in self.converters:
             values[name] = converter(values[name])
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = connection.cursor()
         cursor.execute(self.sql, [values[name] for name in self.order] if self.order is not None else values)
         return contextlib.closing(cursor)
