@@ -139,7 +139,8 @@ class Dialer:
                 return run
             self._recover(run)
             try:
-                self._dial(run, on_progress, stop_requested, return_when_idle)
+                with self.db.holding_a_connection():
+                    self._dial(run, on_progress, stop_requested, return_when_idle)
             finally:
                 self._record_outcomes()  # what the trunk reported before a failure is still written
             if on_progress:

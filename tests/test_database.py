@@ -139,3 +139,39 @@ def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cl
     with pytest.raises(ValueError, match="does not run column defaults: give status, .*overdue"):
         Prepared(sa.insert(TASK).values(new_values("person_id", "run_id", "kind", "team", "created_at", "created_on")),
                  db.engine.dialect)
+
+
+@pytest.mark.both_databases
+def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_when_it_fails(cli, database_url):
+    import threading
+
+    cli("recipients", "list")
+    db = cli.db()
+    backend_id = sa.select(sa.literal_column("pg_backend_pid()" if db.engine.dialect.name == "postgresql" else "1").label("backend"))
+    bad = sa.select(sa.literal_column("x")).select_from(sa.table("no_such_table"))
+    seen = []
+    with db.holding_a_connection():
+        with db.statements() as first:
+            with db.statements() as nested:  # a unit inside a unit never shares its transaction
+                assert nested is not first
+        with db.statements() as again:
+            assert again is first
+        def unit_on_another_thread():
+            with db.statements() as connection:
+                seen.append(connection)
+
+        other_thread = threading.Thread(target=unit_on_another_thread)
+        other_thread.start()
+        other_thread.join(5)
+        assert seen and seen[0] is not first  # other threads use the pool as ever
+        with pytest.raises(RuntimeError):
+            with db.statements() as connection:
+                raise RuntimeError("not the database's fault")
+        with db.statements() as connection:
+            assert connection is first  # rolled back, still held
+        with pytest.raises((StoreError, db.engine.dialect.loaded_dbapi.Error)):  # SQLite: operational; PostgreSQL: programming
+            with db.statements() as connection:
+                db.prepared(bad).all(connection, {})
+        with db.statements() as connection:
+            assert connection is not first  # the failed connection is not used again
+            assert db.prepared(backend_id).scalar(connection, {}) is not None
