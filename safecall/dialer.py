@@ -30,7 +30,7 @@ from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
     ATTEMPT, MEMBER, MEMBER_ATTEMPTS, PERSON, SETTLE_MEMBER, Outcomes, acquire_run_lock, dialable_clause, get_run,
-    lock_owner_id, number_for_attempt, release_run_lock,
+    lock_owner_id, number_for_attempt, release_run_lock, renew_run_lock,
 )
 from safecall.store import Attempt, CampaignRun, Database, MemberState, RunMember
 from safecall.store.prepared import new_values
@@ -205,7 +205,7 @@ class Dialer:
 
     def _renew_lease(self, run_id: int) -> None:
         if self.worker is None and self.clock.now() >= self.lease_renew_at:
-            acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
+            renew_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
             self.lease_renew_at = self.clock.now() + LOCK_TTL / 2
 
     def _request(self, run: CampaignRun, attempt: Attempt | _Claimed) -> CallRequest:

@@ -139,6 +139,19 @@ def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, tt
             raise RunLockedError(f"run {run_id} was locked by another process just now")
 
 
+_RENEW_LEASE = sa.update(CampaignRun.__table__).where(
+    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.lock_owner == sa.bindparam("owner"),
+).values(new_values("lock_until"))
+
+
+def renew_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
+    """Extend the lease `owner` holds; if another process took the run over meanwhile, this one must stop."""
+    with db.statements() as connection:
+        renewed = db.prepared(_RENEW_LEASE).execute(connection, {"run_id": run_id, "owner": owner, "new_lock_until": now + ttl})
+    if renewed != 1:
+        raise RunLockedError(f"run {run_id} was taken over by another process while this one was dialling; this one stops")
+
+
 def release_run_lock(db: Database, run_id: int, owner: str) -> None:
     with db.transaction() as session:
         session.execute(

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from safecall.errors import RunLockedError
-from safecall.runs import acquire_run_lock, launch_run
+from safecall.runs import acquire_run_lock, launch_run, renew_run_lock
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
@@ -207,6 +207,22 @@ def test_a_run_is_dialled_by_one_process_at_a_time(cli, tmp_path, clock):
         services.dialer(campaign).run(run.id)
     clock.advance(timedelta(minutes=3))  # the other process stopped renewing its lease
     services.dialer(campaign).run(run.id)
+
+
+def test_a_dialer_whose_run_was_taken_over_stops_at_its_next_renewal(cli, tmp_path, clock):
+    many_people(cli, tmp_path, 1)
+    services, campaign = services_for(cli, clock)
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
+    acquire_run_lock(services.db, run.id, "thishost:1", now=clock.now(), ttl=timedelta(minutes=2))
+    renew_run_lock(services.db, run.id, "thishost:1", now=clock.now() + timedelta(minutes=1), ttl=timedelta(minutes=2))
+    with services.db.session() as session:
+        assert session.get(CampaignRun, run.id).lock_until == clock.now() + timedelta(minutes=3)
+    clock.advance(timedelta(minutes=4))  # this one stalled past its lease; another took the run over
+    acquire_run_lock(services.db, run.id, "otherhost:2", now=clock.now(), ttl=timedelta(minutes=2))
+    with pytest.raises(RunLockedError, match="taken over by another process"):
+        renew_run_lock(services.db, run.id, "thishost:1", now=clock.now(), ttl=timedelta(minutes=2))
+    with services.db.session() as session:
+        assert session.get(CampaignRun, run.id).lock_owner == "otherhost:2"
 
 
 def test_people_paused_after_launch_are_withdrawn_not_called(cli, tmp_path):
