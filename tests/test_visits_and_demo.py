@@ -111,3 +111,23 @@ def test_demo_runs_a_whole_week_and_writes_the_lists(cli, tmp_path):
     files = sorted(p.name for p in (target / "outbox").rglob("*.*"))
     assert len(files) == 12  # visit and callback lists, CSV and XLSX, for 3 teams
     assert (target / "data" / "safecall.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_visit_row_shows_this_weeks_attempts_and_the_last_acknowledgement_from_earlier_weeks(cli, tmp_path):
+    from datetime import timedelta
+
+    cli.set_trunks(scripted_trunks({"+821001230001": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("지난주응답", "010-0123-0001")])))
+    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli.clock.advance(timedelta(days=7))
+    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
+    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    out = tmp_path / "lists"
+    cli("visits", "list", "--date", "2026-12-01", "--format", "csv", "--output", str(out))
+    rows = list(csv.reader(io.StringIO((out / "2026-12-01-visit-1팀.csv").read_text(encoding="utf-8-sig"))))
+    record = dict(zip(rows[0], rows[1]))
+    assert record["마지막 응답일"] == "2026-11-23"
+    attempts = record["통화 시도 내역"]
+    assert attempts.count("받지 않음") == 4 and attempts.startswith("1차 11/30") and "응답" not in attempts.replace("받지 않음", "")
+    history = cli("recipients", "show", "지난주응답").output
+    assert history.count("no_answer") == 4 and history.count("acknowledged") == 1

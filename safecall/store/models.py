@@ -123,9 +123,9 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("member_id", "number"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="campaignrun.id", index=True)
-    # Only indexes a query uses: each one more is a b-tree every call's insert and commit write (schema 3).
+    # Only indexes the hot path needs: each one more is a b-tree every call's insert and commit write (schema 3).
     member_id: int = Field(foreign_key="runmember.id")  # the (member_id, number) key serves its lookups
-    person_id: int = Field(foreign_key="person.id", index=True)
+    person_id: int = Field(foreign_key="person.id")  # a person's attempts are found through their run members
     number: int  # 1 is the first call, 2.. are retries
     phone: str
     token: str = Field(unique=True)  # unguessable: only the call placed for it may report

@@ -1,8 +1,10 @@
-"""Attempts keep only the indexes a query uses (schema version 3).
+"""Attempts keep only the indexes the hot path needs (schema version 3).
 
 member_id is served by the (member_id, number) key; trunk_call_id and worker
-are read from an attempt already found, never searched by. Each index dropped
-is one b-tree fewer for every call's insert to write.
+are read from an attempt already found, never searched by; a person's attempts
+are found through their run members (runmember's person index, then the
+(member_id, number) key). Each index dropped is one b-tree fewer for every
+call's insert to write.
 
 Revision ID: 0003
 Revises: 0002
@@ -15,7 +17,10 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-DROPPED = ("ix_attempt_member_id", ["member_id"]), ("ix_attempt_trunk_call_id", ["trunk_call_id"]), ("ix_attempt_worker", ["worker"])
+DROPPED = (
+    ("ix_attempt_member_id", ["member_id"]), ("ix_attempt_person_id", ["person_id"]),
+    ("ix_attempt_trunk_call_id", ["trunk_call_id"]), ("ix_attempt_worker", ["worker"]),
+)
 
 
 def upgrade() -> None:
