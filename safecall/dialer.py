@@ -29,7 +29,7 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar
 from safecall.runs import (
-    ATTEMPT, MEMBER, MEMBER_ATTEMPTS, PERSON, SETTLE_MEMBER, Outcomes, acquire_run_lock, dialable_clause, get_run,
+    ATTEMPT, MEMBER, MEMBER_ATTEMPTS, PERSON, RUN, SETTLE_MEMBER, Outcomes, acquire_run_lock, dialable_clause, get_run,
     lock_owner_id, number_for_attempt, release_run_lock, renew_run_lock,
 )
 from safecall.store import Attempt, CampaignRun, Database, MemberState, RunMember
@@ -85,9 +85,8 @@ _NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL))
-_CLOSE_RUN = sa.update(CampaignRun.__table__).where(
-    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.status != "closed",
-).values(status="closed", **new_values("closed_at"))
+_CLOSE_RUN = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != "closed").values(
+    status="closed", **new_values("closed_at"))
 
 
 class _Throttle:

@@ -20,7 +20,7 @@ from safecall.store import (
 from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult
 
-ATTEMPT, MEMBER, PERSON, TASK = (model.__table__ for model in (Attempt, RunMember, Person, VisitTask))
+ATTEMPT, MEMBER, PERSON, RUN, TASK = (model.__table__ for model in (Attempt, RunMember, Person, CampaignRun, VisitTask))
 
 LINE_TO_DISPOSITION = {
     LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
@@ -87,7 +87,7 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
         # One INSERT ... SELECT: the roster is never loaded into memory, whatever its size.
         candidates = sa.select(sa.literal(run.id), Person.id, sa.literal(MemberState.PENDING), sa.literal(0),
-                               sa.literal(first_call, type_=RunMember.__table__.c.next_attempt_at.type)).where(
+                               sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type)).where(
             *_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open))
         if only_people is not None:
             candidates = candidates.where(Person.id.in_(only_people))
@@ -139,9 +139,8 @@ def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, tt
             raise RunLockedError(f"run {run_id} was locked by another process just now")
 
 
-_RENEW_LEASE = sa.update(CampaignRun.__table__).where(
-    CampaignRun.__table__.c.id == sa.bindparam("run_id"), CampaignRun.__table__.c.lock_owner == sa.bindparam("owner"),
-).values(new_values("lock_until"))
+_RENEW_LEASE = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.lock_owner == sa.bindparam("owner")).values(
+    new_values("lock_until"))
 
 
 def renew_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
