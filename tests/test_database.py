@@ -40,17 +40,19 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     cli("recipients", "list")
     db = cli.db()
     config = db._alembic_config()
+
+    def downgrade(revision: str) -> None:
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
     def attempt_indexes() -> set[str]:
         return {index["name"] for index in sa.inspect(db.engine).get_indexes("attempt")}
 
     assert not {"ix_attempt_member_id", "ix_attempt_person_id"} & attempt_indexes() and "ix_attempt_run_id" in attempt_indexes()
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    downgrade("0002")
     assert {"ix_attempt_member_id", "ix_attempt_person_id", "ix_attempt_trunk_call_id", "ix_attempt_worker"} <= attempt_indexes()
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0001")
+    downgrade("0001")
     assert db.schema_state().current == "0001"
     assert "worker" not in {column["name"] for column in sa.inspect(db.engine).get_columns("attempt")}
     failed = cli("campaign", "list", ok=False)
