@@ -13,8 +13,8 @@ memory reported is the engine's (launch and dialling) alone.
 
 `--time-sqlite` also times SQLite's own work (each statement and each commit,
 on the driver's connection) and reports it by statement: the part of the
-engine's time no change above the database can remove. The timers cost a
-little themselves, so the engine's time is a few per cent longer in that mode.
+engine's time no change above the database can remove. The timers cost
+time themselves: the engine's week runs about a quarter longer in that mode.
 """
 
 from __future__ import annotations
