@@ -23,6 +23,21 @@ class UTCDateTime(sa.types.TypeDecorator):
             raise ValueError("naive datetime given to the store; pass an aware one")
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # The text SQLite's DATETIME stores ('2026-11-23 00:00:01.000000'), made in one step, not two:
+        # every call writes several timestamps.
+        def to_sqlite_text(value):
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; pass an aware one")
+            return value.astimezone(timezone.utc).isoformat(" ", "microseconds")[:-6]
+
+        return to_sqlite_text
+
     def process_result_value(self, value, dialect):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
