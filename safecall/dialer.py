@@ -228,7 +228,7 @@ class Dialer:
             query = select(Attempt).where(Attempt.run_id == run.id, Attempt.status == "placing")
             if self.worker is not None:
                 query = query.where(Attempt.worker == self.worker)  # other workers' calls are on other trunks
-            orphans = list(session.exec(query))
+            orphans = list(session.exec(query.order_by(Attempt.placed_at, Attempt.id)))  # in flight in placing order
         for attempt in orphans:
             log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
             self.in_flight[attempt.token] = _InFlight(attempt.token, self._deadline(attempt.placed_at), attempt.id)
@@ -317,9 +317,7 @@ class Dialer:
     def _write_off_overdue(self, run: CampaignRun) -> None:
         """A call past its longest possible length with no final report: ask the trunk, else count it as unknown."""
         now = self.clock.now()
-        for token, flight in list(self.in_flight.items()):
-            if flight.deadline > now:
-                continue
+        for token, flight in self._overdue(now):
             with self.db.session() as session:
                 attempt = session.get(Attempt, flight.attempt_id)
             try:
@@ -331,6 +329,16 @@ class Dialer:
             if token in self.in_flight:
                 log_event(log, "attempt_written_off", level=logging.WARNING, attempt=attempt.id, reason="no report past the longest call")
                 self._handle([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
+
+    def _overdue(self, now: datetime) -> list[tuple[str, _InFlight]]:
+        """Calls in flight past their deadline. Calls go in flight in the order they were placed (recovered ones
+        first), so their deadlines are in the dict's order: the scan stops at the first that is not due."""
+        overdue = []
+        for token, flight in self.in_flight.items():
+            if flight.deadline > now:
+                break
+            overdue.append((token, flight))
+        return overdue
 
     def _write_off_abandoned(self, run: CampaignRun) -> None:
         """Calls placed by a worker that is gone for good (its lock is free), past their longest length: unknown.
@@ -354,8 +362,8 @@ class Dialer:
 
     def _wake_time(self, run_id: int, stopping: bool) -> datetime:
         now = self.clock.now()
-        candidates = [now + MAX_WAIT] if self.in_flight else []
-        candidates += [flight.deadline for flight in self.in_flight.values()]
+        # The first call in flight has the earliest deadline (see _overdue).
+        candidates = [now + MAX_WAIT, next(iter(self.in_flight.values())).deadline] if self.in_flight else []
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
             with self.db.statements() as connection:
                 next_due = self.db.prepared(_NEXT_DUE).scalar(connection, {"run_id": run_id})
