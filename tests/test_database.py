@@ -177,3 +177,34 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
         with db.statements() as connection:
             assert connection is not first  # the failed connection is not used again
             assert db.prepared(backend_id).scalar(connection, {}) is not None
+
+
+def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
+    # UTCDateTime writes SQLite's text itself (the hot path); it must be exactly what SQLAlchemy's DATETIME writes and reads.
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from safecall.store.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    sqlalchemys = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    seoul = timezone(timedelta(hours=9))
+    for moment in (datetime(2026, 11, 23, 9, 0, tzinfo=seoul), datetime(2026, 11, 23, 0, 30, 5, 7, tzinfo=seoul),
+                   datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), datetime(999, 1, 2, tzinfo=timezone.utc)):
+        assert ours(moment) == sqlalchemys(moment.astimezone(timezone.utc).replace(tzinfo=None))
+    assert ours(datetime(2026, 11, 23, 9, 0, tzinfo=seoul)) == "2026-11-23 00:00:00.000000"
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 11, 23, 9, 0))
+
+    table = sa.Table("t", sa.MetaData(), sa.Column("at", UTCDateTime))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 't.db'}")
+    table.create(engine)
+    moment = datetime(2026, 11, 23, 9, 0, 1, 250, tzinfo=seoul)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), {"at": moment})
+        assert connection.execute(sa.select(table.c.at)).scalar() == moment
+        assert connection.execute(sa.select(table.c.at).where(table.c.at == moment)).scalar() == moment
+    engine.dispose()

@@ -325,3 +325,44 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
     assert closed.recorded_at == late
     assert member.state == MemberState.ACKNOWLEDGED
     assert other.status == "open"  # only the person who pressed
+
+
+def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
+    # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
+    from collections import Counter
+    from datetime import date, timezone
+    from pathlib import Path
+
+    import safecall
+    from safecall.clock import VirtualClock
+    from safecall.ivr import load_flow
+    from safecall.settings import SimulatedTrunkConfig
+    from safecall.telephony.base import CallRequest
+    from safecall.telephony.simulated import SimulatedTrunk
+
+    config = SimulatedTrunkConfig(type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0},
+                                  away_percent=5, invalid_percent=2)
+    flow = load_flow(Path(safecall.__file__).parent / "defaults" / "ivr", "safe-call")
+    start = datetime(2026, 11, 23, tzinfo=SEOUL)
+
+    def trunk():
+        return SimulatedTrunk(config, VirtualClock(start), sink=None)
+
+    def request(i, attempt=1, week=date(2026, 11, 23)):
+        return CallRequest(f"token-{i}", f"+8210{i:08d}", attempt, week, start, 30, 180, flow)
+
+    shares = Counter(trunk().behaviour(request(i)) for i in range(20_000))
+    expected = {"invalid": 2, "no_answer": 5 + 0.93 * 20, "ack": 0.93 * 70, "busy": 0.93 * 10}
+    assert set(shares) == set(expected)  # a weight of 0 is never drawn
+    for name, percent in expected.items():
+        assert abs(shares[name] / 200 - percent) < 1.2, (name, shares[name] / 200)
+
+    def courses(simulated, **change):
+        return [[(at, kind, extra) for at, _, _, kind, extra in simulated.plan(request(i, **change))] for i in range(300)]
+
+    # Same (seed, number, week, attempt): the same course, to the microsecond, from a new trunk (a restart).
+    assert courses(trunk()) == courses(trunk())
+    assert any(kind == "key" for course in courses(trunk()) for _, kind, _ in course)
+    # Another attempt or another week is drawn afresh.
+    assert courses(trunk(), attempt=2) != courses(trunk())
+    assert courses(trunk(), week=date(2026, 11, 30)) != courses(trunk())
