@@ -43,15 +43,15 @@ class _Draws:
 
     def __init__(self, *parts):
         self._key = "|".join(map(str, parts)).encode()
-        self._blocks = 0
-        self._ready: list[float] = []
+        self._drawn = 0
+        self._digest = b""
 
     def random(self) -> float:
-        if not self._ready:
-            digest = hashlib.sha256(b"%s|%d" % (self._key, self._blocks)).digest()
-            self._blocks += 1
-            self._ready = [(int.from_bytes(digest[i:i + 8], "big") >> 11) / 2**53 for i in (24, 16, 8, 0)]
-        return self._ready.pop()
+        offset = self._drawn % 4 * 8
+        if offset == 0:
+            self._digest = hashlib.sha256(b"%s|%d" % (self._key, self._drawn // 4)).digest()
+        self._drawn += 1
+        return (int.from_bytes(self._digest[offset:offset + 8], "big") >> 11) / 2**53
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
