@@ -36,8 +36,7 @@ class VirtualClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        with self._lock:
-            return self._now
+        return self._now  # one attribute read is atomic; the lock guards the compare-and-move in sleep_until
 
     def sleep_until(self, when: datetime) -> None:
         with self._lock:
