@@ -42,7 +42,9 @@ def mask(number: str | None) -> str:
     """Keep the last 4 digits only: logs must not carry whole numbers."""
     if not number:
         return ""
-    digits = [c for c in number if c.isdigit()]
+    digits = number[1:] if number.startswith("+") else number
+    if not digits.isdigit():  # stored numbers are E.164; anything else is masked digit by digit
+        digits = "".join(c for c in number if c.isdigit())
     if len(digits) <= 4:
         return "*" * len(digits)
-    return ("+" if number.startswith("+") else "") + "*" * (len(digits) - 4) + "".join(digits[-4:])
+    return ("+" if number.startswith("+") else "") + "*" * (len(digits) - 4) + digits[-4:]

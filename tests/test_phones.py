@@ -39,4 +39,7 @@ def test_other_numbers_go_through_libphonenumber():
 
 def test_masking_keeps_only_the_last_four_digits():
     assert phones.mask("+821012345678") == "+********5678"
+    assert phones.mask("010-1234-5678") == "*******5678"  # not E.164: digits only, separators dropped
+    assert phones.mask("+82 10 1234 5678") == "+********5678"
+    assert phones.mask("1234") == "****" and phones.mask("") == "" and phones.mask(None) == ""
     assert phones.national("+821012345678") == "010-1234-5678"
