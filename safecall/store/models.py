@@ -7,8 +7,6 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3  # matches the newest migration in safecall/store/migrations
-
 
 class UTCDateTime(sa.types.TypeDecorator):
     """Aware datetimes in, aware UTC datetimes out; naive input is a bug and refused."""
