@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from safecall.errors import InputError, NotFoundError
-from safecall.store import Attempt, Database, Person, RunMember, audit
+from safecall.store import Attempt, Database, Person, audit, person_attempts
 
 CLOSE_REASONS = ("hospitalised", "moved", "deceased", "declined", "other")
 
@@ -41,9 +41,7 @@ def list_people(db: Database, *, status: str | None = None, team: str | None = N
 def person_history(db: Database, ref: str) -> tuple[Person, list[Attempt]]:
     with db.session() as session:
         person = find_person(session, ref)
-        # Through the person's run members: attempts keep no person index (schema 3).
-        attempts = list(session.exec(select(Attempt).join(RunMember, RunMember.id == Attempt.member_id)
-                                     .where(RunMember.person_id == person.id).order_by(Attempt.placed_at)))
+        attempts = list(session.exec(person_attempts(person.id).order_by(Attempt.placed_at)))
         return person, attempts
 
 

@@ -11,7 +11,7 @@ from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
-from safecall.store import Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor
+from safecall.store import Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 KINDS = ("visit", "callback")
@@ -61,11 +61,9 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
             query = query.where(VisitTask.team == team)
         by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
         for task, person in session.exec(query):
-            # A person's attempts are found through their run members (attempts keep no person index: schema 3).
-            attempts = session.exec(select(Attempt).join(RunMember, RunMember.id == Attempt.member_id).where(
-                RunMember.run_id == task.run_id, RunMember.person_id == person.id).order_by(Attempt.number))
-            last_ack = session.exec(select(func.max(Attempt.keyed_at)).join(RunMember, RunMember.id == Attempt.member_id).where(
-                RunMember.person_id == person.id, Attempt.disposition == Disposition.ACKNOWLEDGED)).one()
+            attempts = session.exec(person_attempts(person.id).where(RunMember.run_id == task.run_id).order_by(Attempt.number))
+            last_ack = session.exec(person_attempts(person.id, func.max(Attempt.keyed_at)).where(
+                Attempt.disposition == Disposition.ACKNOWLEDGED)).one()
             row = VisitRow(
                 task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=phones.national(person.phone),
                 phone2=phones.national(person.phone2), address=person.address, dong=person.dong,

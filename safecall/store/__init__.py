@@ -11,9 +11,10 @@ from safecall.store.models import (
     RunMember,
     Signal,
     VisitTask,
+    person_attempts,
 )
 
 __all__ = [
     "Attempt", "AuditEvent", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
-    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "audit", "current_actor",
+    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "audit", "current_actor", "person_attempts",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, select
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -151,6 +151,12 @@ class Attempt(SQLModel, table=True):
     ended_at: datetime | None = utc_field(default=None)
     disposition: str | None = None
     digit: str | None = None
+
+
+def person_attempts(person_id: int, *columns):
+    """SELECT `columns` (default: whole attempts) of a person's attempts, found through their run members."""
+    return select(*(columns or (Attempt,))).join(RunMember, RunMember.id == Attempt.member_id).where(
+        RunMember.person_id == person_id)
 
 
 class VisitTask(SQLModel, table=True):
