@@ -234,11 +234,18 @@ class AsteriskStandIn:
         threading.Thread(target=self._play, args=(call, action["ActionID"], send), daemon=True).start()
 
     def _rewrite(self, packet: bytes, recorded: str, call: CallRecord, action_id: str) -> bytes:
-        packet = packet.replace(f"attempt-{recorded}".encode(), action_id.encode())
-        packet = packet.replace(f"att-{recorded}".encode(), call.channel_id.encode())
-        packet = packet.replace(f"Value: {recorded}".encode(), f"Value: {call.token}".encode())
-        packet = packet.replace(f"Attempt: {recorded}".encode(), f"Attempt: {call.token}".encode())
-        return packet.replace(recorded.encode(), call.number.encode())
+        """The recording's ids and number made this call's, in one pass over the recorded packet.
+
+        One pass, because a value put in must not be rewritten again: a random channel id or token
+        containing the recorded number ("2001") would otherwise be mangled, and the call's events lost.
+        """
+        swaps = {
+            f"attempt-{recorded}": action_id, f"att-{recorded}": call.channel_id,
+            f"Value: {recorded}": f"Value: {call.token}", f"Attempt: {recorded}": f"Attempt: {call.token}",
+            recorded: call.number,
+        }
+        pattern = re.compile("|".join(re.escape(key) for key in swaps).encode())  # the longer keys come first
+        return pattern.sub(lambda match: swaps[match.group().decode()].encode(), packet)
 
     def _broadcast(self, packet: bytes) -> None:
         """Like Asterisk, every logged-in session gets call events; a dropped link does not stop the call."""
