@@ -11,6 +11,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import math
 import os
 from collections import deque
 from datetime import datetime, timedelta
@@ -58,7 +59,8 @@ class _Draws:
 
     def weighted(self, cumulative: list[tuple[float, str]]) -> str:
         """One name from (running total of weights, name) pairs."""
-        point = self.random() * cumulative[-1][0]
+        whole = cumulative[-1][0]
+        point = min(self.random() * whole, math.nextafter(whole, 0))  # the product may round up to the whole
         return next(name for total, name in cumulative if point < total)
 
 
