@@ -330,7 +330,7 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
 def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
     # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
     from collections import Counter
-    from datetime import date, timezone
+    from datetime import date
     from pathlib import Path
 
     import safecall
