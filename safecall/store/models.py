@@ -15,11 +15,7 @@ class UTCDateTime(sa.types.TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass an aware one")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return None if value is None else _as_utc(value).replace(tzinfo=None)
 
     def bind_processor(self, dialect):
         if dialect.name != "sqlite":
@@ -28,16 +24,18 @@ class UTCDateTime(sa.types.TypeDecorator):
         # The text SQLite's DATETIME stores ('2026-11-23 00:00:01.000000'), made in one step, not two:
         # every call writes several timestamps.
         def to_sqlite_text(value):
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store; pass an aware one")
-            return value.astimezone(timezone.utc).isoformat(" ", "microseconds")[:-6]
+            return None if value is None else _as_utc(value).isoformat(" ", "microseconds")[:-6]
 
         return to_sqlite_text
 
     def process_result_value(self, value, dialect):
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware one")
+    return value.astimezone(timezone.utc)
 
 
 def utc_field(**kwargs):
