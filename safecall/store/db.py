@@ -66,7 +66,7 @@ class Database:
         self.busy_timeout = busy_timeout
         self._prepared: dict[sa.Executable, Prepared] = {}
         self._held = threading.local()  # the connection `holding_a_connection` keeps for one thread
-        # Every unit of work here ends in a commit or rollback through SQLAlchemy, so the pool's own
+        # Every unit of work here ends in a commit or rollback (SQLAlchemy's or the driver's), so the pool's own
         # rollback when a connection is returned only costs time (about a third of a small transaction).
         self.engine = create_engine(url, pool_reset_on_return=None, **kwargs)
         if self.is_sqlite:
