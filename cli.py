@@ -536,6 +536,9 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                                teams=[t.name for t in services.instance.settings.teams])
         if fmt == "table":
             for team_name, rows in lists.items():
+                if not rows:  # said in a line: an empty table reads like a list that failed to load
+                    out.print(f"{team_name}: no open {kind} tasks for {day}.")
+                    continue
                 table = Table("#", "task", "name", "phone", "address", "dong", "guardian", "weeks", "no key", "risk", "last ack",
                               title=f"{team_name}: {len(rows)} {kind}(s) for {day}")
                 for r in rows:

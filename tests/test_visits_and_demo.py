@@ -78,7 +78,7 @@ def test_recording_visits_closes_them_and_updates_the_person(cli, tmp_path):
     assert "already closed" in cli("visits", "record", tasks["부암분"], "--outcome", "safe", ok=False).output
     cli("visits", "record", tasks["입원예정"], "--outcome", "hospitalised", "--until", "2026-12-31")
     assert "status: paused until 2026-12-31" in cli("recipients", "show", "입원예정").output
-    assert "2팀: 0 visit(s) for 2026-11-24" in cli("visits", "list", "--date", "2026-11-24", "--team", "2팀").output
+    assert "2팀: no open visit tasks for 2026-11-24." in cli("visits", "list", "--date", "2026-11-24", "--team", "2팀").output
     assert "unknown outcome" in cli("visits", "record", "1", "--outcome", "fine", ok=False).output
     assert "no visit task 999" in cli("visits", "record", "999", "--outcome", "safe", ok=False).output
     with cli.db().session() as session:
