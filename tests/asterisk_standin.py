@@ -233,7 +233,8 @@ class AsteriskStandIn:
         self.active[call.channel_id] = call
         threading.Thread(target=self._play, args=(call, action["ActionID"], send), daemon=True).start()
 
-    def _rewrite(self, packet: bytes, recorded: str, call: CallRecord, action_id: str) -> bytes:
+    @staticmethod
+    def _rewrite(packet: bytes, recorded: str, call: CallRecord, action_id: str) -> bytes:
         """The recording's ids and number made this call's, in one pass over the recorded packet.
 
         One pass, because a value put in must not be rewritten again: a random channel id or token

@@ -146,7 +146,7 @@ def test_the_stand_in_keeps_ids_that_contain_the_recorded_number():
     # or that call's events go unmatched and it waits out its write-off (seen as a rare failing run that also took 270 s longer).
     ami_name, _, recorded = SCENARIOS["hangup"]
     call = CallRecord("01001230007", f"sc-65143cfea{recorded}5421bfcdbca", f"token{recorded}x", "hangup")
-    packets = [AsteriskStandIn._rewrite(None, packet, recorded, call, f"sc-{recorded}-7") for packet in Recording.load(ami_name).call]
+    packets = [AsteriskStandIn._rewrite(packet, recorded, call, f"sc-{recorded}-7") for packet in Recording.load(ami_name).call]
     uniqueids = {line.split(": ", 1)[1] for packet in packets for line in packet.decode().split("\r\n") if line.startswith("Uniqueid: ")}
     assert uniqueids == {call.channel_id, call.channel_id + ";2"}
     assert any(f"ActionID: sc-{recorded}-7".encode() in packet for packet in packets)
