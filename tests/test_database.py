@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.dialects import sqlite
 from sqlmodel import SQLModel
 
 from safecall.runs import Outcomes
 from safecall.store import Database, StoreError
+from safecall.store.models import UTCDateTime
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -181,12 +184,6 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
 
 def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
     # UTCDateTime writes SQLite's text itself (the hot path); it must be exactly what SQLAlchemy's DATETIME writes and reads.
-    from datetime import datetime, timedelta, timezone
-
-    from sqlalchemy.dialects import sqlite
-
-    from safecall.store.models import UTCDateTime
-
     dialect = sqlite.dialect()
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     sqlalchemys = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)

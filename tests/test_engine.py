@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+import safecall
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
+from safecall.clock import VirtualClock
 from safecall.errors import RunLockedError
+from safecall.ivr import load_flow
 from safecall.runs import acquire_run_lock, launch_run, renew_run_lock
 from safecall.services import Services
-from safecall.settings import load_instance
+from safecall.settings import SimulatedTrunkConfig, load_instance
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
+from safecall.telephony.base import CallRequest
+from safecall.telephony.simulated import SimulatedTrunk
 
 pytestmark = pytest.mark.both_databases
 
@@ -329,17 +336,6 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
 
 def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
     # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
-    from collections import Counter
-    from datetime import date
-    from pathlib import Path
-
-    import safecall
-    from safecall.clock import VirtualClock
-    from safecall.ivr import load_flow
-    from safecall.settings import SimulatedTrunkConfig
-    from safecall.telephony.base import CallRequest
-    from safecall.telephony.simulated import SimulatedTrunk
-
     config = SimulatedTrunkConfig(type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0},
                                   away_percent=5, invalid_percent=2)
     flow = load_flow(Path(safecall.__file__).parent / "defaults" / "ivr", "safe-call")
