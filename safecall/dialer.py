@@ -78,7 +78,7 @@ _DUE_MEMBERS = (
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
-    status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
+    status="placing", inbound=False, **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
 ).returning(ATTEMPT.c.id)
 # Once per wake-up or per run.
 _NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(

@@ -149,6 +149,11 @@ class Attempt(SQLModel, table=True):
     ended_at: datetime | None = utc_field(default=None)
     disposition: str | None = None
     digit: str | None = None
+    # The IVR session (FastAGI or Twilio voice) that began for this call: one per attempt, never a second (schema 4).
+    ivr_started_at: datetime | None = utc_field(default=None)
+    inbound: bool = False  # a call-back from the person, not a call placed by the dialer
+    speech_text: str | None = None  # a spoken answer as recognised, with its confidence (0..1)
+    speech_confidence: float | None = None
 
 
 def person_attempts(person_id: int, *columns):
