@@ -24,7 +24,8 @@ from safecall.errors import ConfigError, InputError, NotFoundError, SafeCallErro
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, launch_run, list_runs, run_status
 from safecall.services import Services
-from safecall.settings import Instance, SimulatedTrunkConfig, load_instance, locate_instance, scaffold_instance, show_settings
+from safecall.stopping import stop_on_signals
+from safecall.settings import Instance, load_instance, locate_instance, scaffold_instance, show_settings
 from safecall.store import Disposition
 from safecall.store.db import explain
 from safecall.visits import OUTCOMES, export_lists, open_task_rows, private_dir, record_outcome
@@ -208,23 +209,12 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
               seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
         """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
-        import signal
-        import threading
-
         services = ctx_of(ctx).services()
-        dialer = services.dialer(services.campaign(campaign_name))
-        stop = threading.Event()
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+        services.trunk(services.campaign(campaign_name).trunk)  # started: its FastAGI or webhook server listens
         out.print(f"Serving the IVR of {campaign_name!r}; Ctrl-C stops.")
-        try:
+        with stop_on_signals() as stop:
             stop.wait(seconds)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, previous)
-            dialer.trunk.close()
+        services.close_trunks()
         out.print("Stopped.")
 
     @scheduler.command("run")
@@ -256,7 +246,6 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) -> None:
         """A long-running command: JSON log lines on stderr; SIGTERM, SIGINT or --seconds set `stop`."""
         import logging
-        import signal
         import threading
 
         from safecall.events import JsonLineFormatter
@@ -266,20 +255,15 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         root_logger = logging.getLogger("safecall")
         root_logger.addHandler(handler)
         root_logger.setLevel(logging.INFO)
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                previous[signum] = signal.signal(signum, lambda *_: stop.set())
         timer = threading.Timer(seconds, stop.set) if seconds else None
         if timer:
             timer.start()
         try:
-            body()
+            with stop_on_signals(stop):
+                body()
         finally:
             if timer:
                 timer.cancel()
-            for signum, handler_before in previous.items():
-                signal.signal(signum, handler_before)
             root_logger.removeHandler(handler)
 
     @signals.command("import")
@@ -468,15 +452,17 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         definition = services.campaign(name)
         clock = None
         if fast:
-            if not isinstance(services.instance.trunk(definition.trunk), SimulatedTrunkConfig):
+            if services.instance.trunk(definition.trunk).type != "simulated":
                 raise ConfigError("--fast (virtual time) works only with a simulated trunk")
             clock = VirtualClock(services.now())
         dialer = services.dialer(definition, clock=clock)
         try:
-            with progress_bar(out) as update:
-                dialer.run(run_id, on_progress=update)
+            # SIGTERM or Ctrl-C: no new calls; the calls in flight finish and are written, then the command ends.
+            with stop_on_signals() as stop, progress_bar(out) as update:
+                dialer.run(run_id, on_progress=update, stop_requested=stop.is_set)
         finally:
-            dialer.trunk.close()
+            if fast:
+                dialer.trunk.close()  # a trunk of its own on the virtual clock; the shared one closes with the services
         print_status(out, run_status(services.db, run_id), services.instance.root)
 
     @campaign.command("launch")

@@ -11,7 +11,8 @@ from typing import Mapping, Protocol
 
 from safecall import phones
 from safecall.errors import ConfigError, SafeCallError
-from safecall.settings import Instance, SmtpSettings, TwilioTrunkConfig
+from safecall.settings import Instance, SmtpSettings
+from safecall.telephony.twilio.config import TwilioTrunkConfig
 
 
 class DeliveryError(SafeCallError):

@@ -48,3 +48,12 @@ def mask(number: str | None) -> str:
     if len(digits) <= 4:
         return "*" * len(digits)
     return ("+" if number.startswith("+") else "") + "*" * (len(digits) - 4) + digits[-4:]
+
+
+# Anything that looks like a phone number inside free text: +8210..., 010-1234-5678, 02 123 4567.
+_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d\-. ()]{6,}\d")
+
+
+def mask_text(text: str) -> str:
+    """A provider's or server's error text with every phone number in it masked (see `mask`)."""
+    return _NUMBER_IN_TEXT.sub(lambda match: mask(match.group(0)), text)

@@ -1,4 +1,6 @@
-"""Weekly runs: launching (one per campaign per week), enrolment, attempt outcomes and status."""
+"""Weekly runs: launching (one per campaign per week), enrolment, the dialling lease and status.
+
+What becomes of each call is lifecycle.py's."""
 
 from __future__ import annotations
 
@@ -13,23 +15,11 @@ from sqlmodel import Session, func, select
 
 from safecall.campaign import CampaignDef
 from safecall.errors import InputError, NotFoundError, RunLockedError
-from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
-from safecall.store import (
-    Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask, audit,
-)
-from safecall.store.prepared import DriverConnection, new_values
-from safecall.telephony.base import CallEvent, LineResult
+from safecall.policy import CallingCalendar, week_start, weekly_slot
+from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, audit
+from safecall.store.prepared import new_values
 
-ATTEMPT, MEMBER, PERSON, RUN, TASK = (model.__table__ for model in (Attempt, RunMember, Person, CampaignRun, VisitTask))
-
-LINE_TO_DISPOSITION = {
-    LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
-    LineResult.NO_ANSWER: Disposition.NO_ANSWER,
-    LineResult.BUSY: Disposition.BUSY,
-    LineResult.FAILED: Disposition.FAILED,
-    LineResult.INVALID_NUMBER: Disposition.INVALID_NUMBER,
-    LineResult.MACHINE: Disposition.MACHINE,
-}
+MEMBER, RUN = RunMember.__table__, CampaignRun.__table__
 
 
 def is_dialable(person: Person, today: date) -> bool:
@@ -156,176 +146,6 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
         session.execute(
             sa.update(CampaignRun).where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner).values(lock_owner=None, lock_until=None)
         )
-
-
-ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
-ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
-# What deciding about an attempt needs, returned by the statements that change it.
-_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
-
-# The hot path's statements, run prepared (store/prepared.py): every call passes through them.
-# Writes say what they expect (an open call, no key yet, a person not yet answered) and return what they
-# changed, so the common case is one statement, not a read and a write.
-_ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
-_RECORD_KEY = (
-    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
-    .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
-)
-_END_CALL = (
-    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
-    .values(status="done", ended_at=sa.bindparam("new_ended_at"),
-            answered_at=sa.func.coalesce(ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)),
-            # A keypress already recorded decides the disposition; otherwise the line's result does.
-            disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
-                                else_=sa.bindparam("line_disposition")))
-    .returning(*_ATTEMPT_SUMMARY)
-)
-_NOTE_ANSWER = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.answered_at.is_(None),
-).values(new_values("answered_at"))
-MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
-    ATTEMPT.c.member_id == sa.bindparam("member_id")).order_by(ATTEMPT.c.number)
-_MEMBER = sa.select(MEMBER.c.state, MEMBER.c.attempts_made).where(MEMBER.c.id == sa.bindparam("member_id"))
-_PERSON = sa.select(PERSON.c.phone, PERSON.c.phone2, PERSON.c.team).where(PERSON.c.id == sa.bindparam("person_id"))
-SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
-    new_values("state", "next_attempt_at", "final_at"))
-# A person who answered is never downgraded by a later report: their row is final.
-_SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
-_SET_CALL_ID = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
-# Tasks: a visit or a callback for a person, and its closing when a late keypress shows they answered.
-_EARLIER_STATES = (
-    sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
-    .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
-           sa.or_(*(MEMBER.c.state == state for state in MemberState.FINAL)))
-    .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
-)
-_ADD_TASK = sa.insert(TASK).values(status="open", overdue=False, **new_values(
-    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
-_CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
-    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == "open",
-).values(status="closed", outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
-
-
-class Outcomes:
-    """Writes what calls came to. Also the KeypressSink every trunk's IVR side reports to.
-
-    Every call passes through here two or three times, so it speaks plain statements, not the ORM.
-    """
-
-    def __init__(self, db: Database, campaign: CampaignDef, calendar: CallingCalendar):
-        self.db = db
-        self.campaign = campaign
-        self.calendar = calendar
-
-    def is_live(self, token: str) -> bool:
-        """Whether `token` names an attempt whose call is still open: only that call may report."""
-        with self.db.statements() as connection:
-            attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
-        return attempt is not None and attempt.status == "placing"
-
-    def note_call_id(self, token: str, call_id: str) -> None:
-        with self.db.statements() as connection:
-            self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
-
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
-        if outcome not in ANSWERED:
-            return False
-        with self.db.statements() as connection:
-            attempt = self.db.prepared(_RECORD_KEY).first(
-                connection, {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome})
-            if attempt is None:  # no such call, or its key was recorded before (kept: the first key counts)
-                attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
-                if attempt is None:
-                    return False
-            if attempt.status == "done":
-                # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
-                self._settle_late_keypress(connection, attempt, at)
-        return True
-
-    def _settle_late_keypress(self, connection: DriverConnection, attempt, at: datetime) -> None:
-        self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
-            connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
-        self._finalise(connection, attempt, at)
-
-    def apply(self, events: list[CallEvent], connection: DriverConnection | None = None) -> list:
-        """Record what the trunk reported, all in one transaction (the caller's, if given); returns the attempts that closed.
-
-        An unknown token, or a report on a call already closed, changes nothing.
-        """
-        closed = []
-        if not events:
-            return closed
-        if connection is None:
-            with self.db.statements() as connection:
-                return self.apply(events, connection)
-        answered_at = {event.token: event.at for event in reversed(events) if event.kind == "answered"}
-        for event in events:
-            if event.kind != "ended":
-                continue
-            attempt = self.db.prepared(_END_CALL).first(connection, {
-                "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
-                "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
-            if attempt is not None:
-                self._finalise(connection, attempt, event.at)
-                closed.append(attempt)
-        for token, at in answered_at.items():  # answered, not yet ended
-            self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
-        return closed
-
-    def _finalise(self, connection: DriverConnection, attempt, at: datetime) -> None:
-        """The person's next step after `attempt` (already written): final, or a retry."""
-        change = {"member_id": attempt.member_id, "new_next_attempt_at": None, "new_final_at": at}
-        if attempt.disposition in ANSWERED:
-            state = MemberState.ACKNOWLEDGED if attempt.disposition == Disposition.ACKNOWLEDGED else MemberState.HELP_REQUESTED
-            settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": state})
-            if settled and state == MemberState.HELP_REQUESTED:
-                self._add_task(connection, attempt, "callback", at)
-            return
-        member = self.db.prepared(_MEMBER).first(connection, {"member_id": attempt.member_id})
-        if member.state in ANSWERED_STATES:
-            return
-        person = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id})
-        attempts = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": attempt.member_id})
-        retries_used = member.attempts_made - 1
-        if attempt.disposition in self.campaign.retry.retry_on and retries_used < self.campaign.retry.max_retries and usable_numbers(person, attempts):
-            change.update(new_state=MemberState.PENDING, new_final_at=None,
-                          new_next_attempt_at=retry_at(self.campaign.retry.spacing, retries_used + 1, at, self.calendar))
-        else:
-            change["new_state"] = MemberState.UNREACHABLE
-            self._add_task(connection, attempt, "visit", at, attempts)
-        self.db.prepared(SETTLE_MEMBER).execute(connection, change)
-
-    def _add_task(self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=()) -> None:
-        team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
-        weeks = 1
-        if kind == "visit":
-            weeks += self._unreached_weeks_before(connection, attempt)
-        self.db.prepared(_ADD_TASK).execute(connection, {
-            "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,
-            "new_created_at": at, "new_created_on": at.astimezone(self.calendar.tz).date(), "new_weeks_without_ack": weeks,
-            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts)})
-
-    def _unreached_weeks_before(self, connection: DriverConnection, attempt) -> int:
-        """How many weeks straight before this one the person ended unreachable."""
-        count = 0
-        for (state,) in self.db.prepared(_EARLIER_STATES).all(connection, {"person_id": attempt.person_id, "member_id": attempt.member_id}):
-            if state != MemberState.UNREACHABLE:
-                break
-            count += 1
-        return count
-
-
-def usable_numbers(person: Person, attempts: list[Attempt]) -> list[str]:
-    """The person's numbers, less those that proved not to exist this run."""
-    dead = {a.phone for a in attempts if a.disposition == Disposition.INVALID_NUMBER}
-    return [n for n in (person.phone, person.phone2) if n and n not in dead]
-
-
-def number_for_attempt(person: Person, attempts: list[Attempt], attempt_number: int) -> str | None:
-    """Alternate between the first and second phone on retries."""
-    numbers = usable_numbers(person, attempts)
-    return numbers[(attempt_number - 1) % len(numbers)] if numbers else None
 
 
 @dataclass

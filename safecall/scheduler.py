@@ -10,30 +10,18 @@ from datetime import datetime
 
 import schedule
 
-from safecall.campaign import CampaignDef, check_campaign, list_campaigns
+from safecall.campaign import CampaignDef
 from safecall.delivery import publish_day, send_due_deliveries
-from safecall.dialer import Dialer
 from safecall.errors import InputError, SafeCallError
 from safecall.escalation import mark_overdue, queue_escalations, send_notifications
 from safecall.events import log_event
 from safecall.notify import Mailer, SmsSender
 from safecall.policy import parse_clock_time, week_start, weekly_slot
-from safecall.runs import launch_run, list_runs
+from safecall.runs import launch_run
 from safecall.services import Services
+from safecall.workers import TrunkDialing, valid_campaigns
 
 log = logging.getLogger("safecall.scheduler")
-
-
-def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
-    """Campaigns that pass validation; an invalid one is logged and left alone, never half-run."""
-    valid = {}
-    for name in list_campaigns(services.instance):
-        definition, problems = check_campaign(services.instance, name)
-        if problems:
-            log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
-        else:
-            valid[name] = definition
-    return valid
 
 
 class Scheduler:
@@ -44,8 +32,9 @@ class Scheduler:
         self.threaded = threaded
         self.dial = dial
         self.stop = threading.Event()
-        self._dialers: dict[int, Dialer] = {}
-        self._workers: dict[int, threading.Thread] = {}
+        self._campaigns: dict[str, CampaignDef] = {}
+        self._dialing: dict[str, TrunkDialing] = {}  # one per trunk, over every open run on it
+        self._threads: dict[str, threading.Thread] = {}
 
     def campaigns(self) -> dict[str, CampaignDef]:
         return valid_campaigns(self.services)
@@ -53,7 +42,7 @@ class Scheduler:
     def tick(self) -> None:
         """Everything that is due now. Safe to call at any moment, any number of times."""
         now = self.services.now()
-        campaigns = self.campaigns()
+        campaigns = self._campaigns = self.campaigns()
         for definition in campaigns.values():
             self.launch_if_due(definition, now)
         if self.dial:
@@ -80,31 +69,20 @@ class Scheduler:
                       late=(now - slot).total_seconds() > 120)
 
     def dial_open_runs(self, campaigns: dict[str, CampaignDef]) -> None:
-        for run in list_runs(self.services.db):
-            if run.status != "open" or run.campaign not in campaigns:
+        """One dialer per trunk the valid campaigns use, each over every open run on it (in its own thread)."""
+        for trunk_name in sorted({definition.trunk or self.services.instance.trunks.default for definition in campaigns.values()}):
+            thread = self._threads.get(trunk_name)
+            if thread and thread.is_alive():
                 continue
-            worker = self._workers.get(run.id)
-            if worker and worker.is_alive():
-                continue
-            if run.id not in self._dialers:
-                self._dialers[run.id] = self.services.dialer(campaigns[run.campaign])
+            if trunk_name not in self._dialing:
+                self._dialing[trunk_name] = TrunkDialing(self.services, trunk_name, campaigns=lambda: self._campaigns)
+            dialing = self._dialing[trunk_name]
             if self.threaded:
-                worker = threading.Thread(target=self._dial, args=(run.id,), name=f"dialer-{run.id}", daemon=True)
-                self._workers[run.id] = worker
-                worker.start()
+                thread = threading.Thread(target=dialing.dial_until_idle, args=(self.stop,), name=f"dialer-{trunk_name}", daemon=True)
+                self._threads[trunk_name] = thread
+                thread.start()
             else:
-                self._dial(run.id)
-
-    def _dial(self, run_id: int) -> None:
-        dialer = self._dialers[run_id]
-        try:
-            run = dialer.run(run_id, stop_requested=self.stop.is_set, return_when_idle=True)
-        except SafeCallError as exc:
-            log_event(log, "dialer_error", level=logging.ERROR, run=run_id, error=str(exc))
-            return
-        if run.status == "closed":
-            log_event(log, "run_closed", run=run_id, campaign=run.campaign)
-            self._dialers.pop(run_id).trunk.close()
+                dialing.dial_until_idle(self.stop)
 
     def publish_if_due(self, now: datetime) -> None:
         local = now.astimezone(self.services.instance.tz)
@@ -131,9 +109,7 @@ class Scheduler:
     def shutdown(self) -> None:
         """Dialers stop placing calls and finish the bookkeeping of those in flight."""
         self.stop.set()
-        for worker in self._workers.values():
-            worker.join()
-        for dialer in self._dialers.values():
-            dialer.trunk.close()
-        self._dialers.clear()
+        for thread in self._threads.values():
+            thread.join()
+        self.services.close_trunks()
         log_event(log, "scheduler_stopped")

@@ -1,36 +1,25 @@
-"""The one place that builds dependencies: database, clock, trunks, dialers. Nothing here is global."""
+"""The one place that builds dependencies: database, clock, the call lifecycle, trunks, dialers. Nothing here is global.
+
+A trunk is a long-lived resource: one per configured name in a process (one AMI link, one FastAGI or
+webhook server, one channel and calls-per-second budget), shared by every open run on it, started on first
+use and stopped once, by `close`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 from safecall.campaign import CampaignDef, load_campaign
 from safecall.clock import Clock
 from safecall.dialer import Dialer
-from safecall.errors import ConfigError
-from safecall.ivr import IvrFlow, load_flow
-from safecall.runs import Outcomes
-from safecall.settings import AsteriskTrunkConfig, Instance, SimulatedTrunkConfig, TwilioTrunkConfig
+from safecall.ivr import load_flow
+from safecall.lifecycle import CallLifecycle, CampaignBook, CampaignRules
+from safecall.settings import Instance
 from safecall.store import Database
-from safecall.telephony.base import Check, KeypressSink, Trunk
-
-
-def build_trunk(config, clock: Clock, sink: KeypressSink, flow: IvrFlow, environ, root: Path) -> Trunk:
-    if isinstance(config, SimulatedTrunkConfig):
-        from safecall.telephony.simulated import SimulatedTrunk
-
-        return SimulatedTrunk(config, clock, sink, placed_log=root / config.placed_log if config.placed_log else None)
-    if isinstance(config, AsteriskTrunkConfig):
-        from safecall.telephony.asterisk.trunk import AsteriskTrunk
-
-        return AsteriskTrunk(config, clock, sink, flow, environ)
-    if isinstance(config, TwilioTrunkConfig):
-        from safecall.telephony.twilio.trunk import TwilioTrunk
-
-        return TwilioTrunk(config, clock, sink, flow, environ)
-    raise ConfigError(f"trunk type {config.type!r} is not supported by this version")
+from safecall.telephony.base import Check, Trunk
+from safecall.telephony.kinds import trunk_kind
 
 
 @dataclass
@@ -38,6 +27,9 @@ class Services:
     instance: Instance
     db: Database
     clock: Clock
+    trunks: dict[str, Trunk] = field(default_factory=dict)
+    _lifecycle: CallLifecycle | None = None
+    _trunks_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, instance: Instance, clock: Clock, check_schema: bool = True) -> "Services":
@@ -56,31 +48,53 @@ class Services:
     def campaign(self, name: str) -> CampaignDef:
         return load_campaign(self.instance, name)
 
-    def dialer(self, campaign: CampaignDef, clock: Clock | None = None, trunk_name: str | None = None,
-               worker: str | None = None) -> Dialer:
-        """A dialer on the campaign's trunk, or on `trunk_name` for a scale-out `worker`.
+    def campaign_rules(self, name: str) -> CampaignRules:
+        definition = self.campaign(name)
+        return CampaignRules(definition, definition.calendar(self.instance), load_flow(self.instance.ivr_dir, definition.ivr_flow))
 
-        `clock` overrides (e.g. virtual time for the simulated trunk).
+    @property
+    def lifecycle(self) -> CallLifecycle:
+        """The sink every trunk reports to and the writer of every call's consequences."""
+        if self._lifecycle is None:
+            self._lifecycle = CallLifecycle(self.db, CampaignBook(self.campaign_rules))
+        return self._lifecycle
+
+    def build_trunk(self, name: str | None = None, clock: Clock | None = None) -> Trunk:
+        """A new, started trunk; the caller closes it. Most callers want `trunk`, the shared one."""
+        config = self.instance.trunk(name)
+        return trunk_kind(config.type).build(config, clock=clock or self.clock, sink=self.lifecycle,
+                                             environ=self.instance.environ, root=self.instance.root)
+
+    def trunk(self, name: str | None = None) -> Trunk:
+        """This process's one started trunk of that name (default: the default trunk), shared by every run."""
+        name = name or self.instance.trunks.default
+        with self._trunks_lock:
+            if name not in self.trunks:
+                self.trunks[name] = self.build_trunk(name)
+            return self.trunks[name]
+
+    def dialer(self, campaign: CampaignDef | None = None, clock: Clock | None = None, trunk_name: str | None = None,
+               worker: str | None = None) -> Dialer:
+        """The dialer on a trunk: `trunk_name`, else the campaign's, else the default.
+
+        With `clock` (virtual time for a drill on the simulated trunk) the dialer gets a trunk of its own on
+        that clock, which the caller closes; otherwise it shares this process's trunk.
         """
-        clock = clock or self.clock
-        calendar = campaign.calendar(self.instance)
-        outcomes = Outcomes(self.db, campaign, calendar)
-        flow = load_flow(self.instance.ivr_dir, campaign.ivr_flow)
-        config = self.instance.trunk(trunk_name or campaign.trunk)
-        trunk = build_trunk(config, clock, outcomes, flow, self.instance.environ, self.instance.root)
-        return Dialer(self.db, trunk, clock, campaign, flow, calendar, outcomes, worker=worker)
+        name = trunk_name or (campaign.trunk if campaign else None) or self.instance.trunks.default
+        trunk = self.build_trunk(name, clock) if clock is not None else self.trunk(name)
+        return Dialer(self.db, trunk, clock or self.clock, self.lifecycle, worker=worker)
 
     def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:
         config = self.instance.trunk(name)
-        if isinstance(config, AsteriskTrunkConfig):
-            from safecall.telephony.asterisk.check import check_asterisk
+        return trunk_kind(config.type).check(config, environ=self.instance.environ,
+                                             flow=load_flow(self.instance.ivr_dir, flow_name), wait_seconds=wait_seconds)
 
-            return check_asterisk(config, self.instance.environ, load_flow(self.instance.ivr_dir, flow_name), wait_seconds)
-        if isinstance(config, TwilioTrunkConfig):
-            from safecall.telephony.twilio.check import check_twilio
-
-            return check_twilio(config, self.instance.environ)
-        return [Check("simulated trunk", True, f"{config.channels} channels, {config.calls_per_second} calls/s; no outside system to reach")]
+    def close_trunks(self) -> None:
+        with self._trunks_lock:
+            trunks, self.trunks = list(self.trunks.values()), {}
+        for trunk in trunks:
+            trunk.close()
 
     def close(self) -> None:
+        self.close_trunks()
         self.db.dispose()

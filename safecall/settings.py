@@ -8,53 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, validation_problems  # noqa: F401 (re-exported)
 from safecall.errors import ConfigError
+from safecall.telephony.kinds import parse_trunk
 
 CONFIG_ENV = "SAFECALL_CONFIG"
 DATABASE_URL_ENV = "SAFECALL_DATABASE_URL"
 INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(Strict):
-    """Where a secret lives: an environment variable or a file (e.g. /run/secrets/x)."""
-
-    env: str | None = None
-    file: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "SecretRef":
-        if bool(self.env) == bool(self.file):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def resolve(self, environ: Mapping[str, str]) -> str:
-        if self.env:
-            value = environ.get(self.env, "")
-            if not value:
-                raise ConfigError(f"secret: environment variable {self.env} is not set")
-            return value
-        path = Path(self.file)
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"secret: cannot read secret file {path}: {exc.strerror}") from exc
-
-    def describe(self) -> str:
-        return f"env:{self.env}" if self.env else f"file:{self.file}"
 
 
 class Team(Strict):
@@ -158,120 +127,10 @@ class Settings(Strict):
         return next((t.name for t in self.teams if dong in t.dongs), None)
 
 
-class SimulatedTrunkConfig(Strict):
-    type: Literal["simulated"]
-    channels: int = Field(default=30, ge=1, le=10_000)
-    calls_per_second: float = Field(default=5.0, gt=0)
-    seed: int = 2026
-    # Per-call behaviour weights for people without a script.
-    mix: dict[str, float] = Field(
-        default_factory=lambda: {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
-    )
-    # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
-    away_percent: float = Field(default=3.0, ge=0, le=100)
-    invalid_percent: float = Field(default=1.0, ge=0, le=100)
-    # Scripted behaviour per E.164 number, one entry per attempt; the last repeats.
-    scripts: dict[str, list[str]] = Field(default_factory=dict)
-    # For drills: append every placed call to this JSON-lines file (relative to the instance).
-    placed_log: str | None = None
-
-    @model_validator(mode="after")
-    def _behaviours_known(self) -> "SimulatedTrunkConfig":
-        from safecall.telephony.simulated import BEHAVIOURS
-
-        for name in self.mix:
-            if name not in BEHAVIOURS:
-                raise ValueError(f"mix: unknown behaviour {name!r} (known: {', '.join(sorted(BEHAVIOURS))})")
-        if sum(self.mix.values()) <= 0:
-            raise ValueError("mix: the weights must add up to more than 0")
-        for number, steps in self.scripts.items():
-            bad = [s for s in steps if s not in BEHAVIOURS and s != "invalid"]
-            if bad or not steps:
-                raise ValueError(f"scripts.{number}: unknown or empty behaviours {bad}")
-        return self
-
-
-class AsteriskTrunkConfig(Strict):
-    type: Literal["asterisk"]
-    ami_host: str = "127.0.0.1"
-    ami_port: int = Field(default=5038, ge=1, le=65535)
-    ami_username: str = Field(min_length=1)
-    ami_secret: SecretRef
-    # Dial string; {number} is the number in `number_format`.
-    channel: str = "PJSIP/{number}@carrier"
-    number_format: Literal["e164", "national"] = "national"
-    caller_id: str = ""
-    channels: int = Field(default=30, ge=1, le=10_000)
-    calls_per_second: float = Field(default=5.0, gt=0)
-    ring_timeout_seconds: int | None = Field(default=None, ge=5, le=120)  # caps the campaign's
-    context: str = "safecall-agi"
-    fastagi_listen: str = "127.0.0.1:4573"
-    prompt_dir: str = "safecall"
-    ping_interval_seconds: float = Field(default=2.0, gt=0)
-
-    @field_validator("channel")
-    @classmethod
-    def _has_number(cls, value: str) -> str:
-        if "{number}" not in value:
-            raise ValueError("must contain {number}, e.g. PJSIP/{number}@carrier")
-        return value
-
-    @field_validator("fastagi_listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:4573")
-        return value
-
-    def fastagi_address(self) -> tuple[str, int]:
-        host, _, port = self.fastagi_listen.rpartition(":")
-        return host, int(port)
-
-
-class TwilioTrunkConfig(Strict):
-    type: Literal["twilio"]
-    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
-    auth_token: SecretRef
-    from_number: str
-    # The https address Twilio reaches the webhook server at (behind a reverse proxy: the proxy's address).
-    public_base_url: str
-    # Where the webhook server listens; a reverse proxy forwards to it.
-    listen: str = "127.0.0.1:8088"
-    ring_timeout_seconds: int = Field(default=30, ge=5, le=600)
-    channels: int = Field(default=10, ge=1, le=10_000)  # concurrent calls
-    calls_per_second: float = Field(default=1.0, gt=0)
-    machine_detection: bool = False
-    # Optional: recorded prompts served over https as {prompt_base_url}/{name}.wav, played instead of <Say>.
-    prompt_base_url: str | None = None
-    # For drills and tests only: send REST calls to this http://127.0.0.1 address instead of Twilio.
-    api_base_url: str | None = None
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _loopback_only(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://127.0.0.1:", "http://localhost:")):
-            raise ValueError("may only point at a local fake (http://127.0.0.1:PORT)")
-        return value
-
-    def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"trunks.toml: listen {self.listen!r} is not HOST:PORT")
-        return host, int(port)
-
-
-TrunkConfig = Annotated[Union[SimulatedTrunkConfig, AsteriskTrunkConfig, TwilioTrunkConfig], Field(discriminator="type")]
-
-
 class TrunksFile(Strict):
     default: str = "simulated"
-    trunks: dict[str, TrunkConfig] = Field(default_factory=dict)
+    # Each table is validated by its kind's own model (telephony/kinds.py): settings know no trunk kind.
+    trunks: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_exists(self) -> "TrunksFile":
@@ -296,35 +155,6 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable url>"
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
-
-
-def validation_problems(path: Path, exc: ValidationError) -> list[str]:
-    """Each pydantic error as 'file: key 'a.b': what is wrong'."""
-    problems = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}: key '{key}': {message}" if key else f"{path}: {message}")
-    return problems
-
-
-def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(validation_problems(path, exc))) from exc
 
 
 @dataclass(frozen=True)
@@ -385,7 +215,10 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
             f"and select it with --config DIR or {CONFIG_ENV}."
         )
     settings = parse_model(Settings, read_toml(settings_path), settings_path)
-    trunks = parse_model(TrunksFile, read_toml(trunks_path), trunks_path)
+    raw_trunks = read_toml(trunks_path)
+    if isinstance(raw_trunks.get("trunks"), dict):  # each table by its kind's own model, before the file as a whole
+        raw_trunks["trunks"] = {name: parse_trunk(name, data, trunks_path) for name, data in raw_trunks["trunks"].items()}
+    trunks = parse_model(TrunksFile, raw_trunks, trunks_path)
     return Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=environ)
 
 

@@ -1,56 +1,81 @@
-"""`safecall worker run`: one of several dialers sharing a PostgreSQL database, each on its own trunk or PBX.
+"""Dialling every open run that one trunk serves: the scheduler's way and the scale-out workers' way, one code path.
 
-The scheduler (run with --no-dial) launches the weekly runs and publishes the
-lists; workers dial every open run side by side. See docs/scaling.md.
+`safecall scheduler run` keeps one TrunkDialing per trunk its campaigns use. `safecall worker run --trunk NAME`
+is one TrunkDialing on its own trunk (a PBX of its own) that dials every open run side by side with other
+workers sharing a PostgreSQL database; the scheduler (run with --no-dial) then launches and publishes only.
+See docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
+from safecall.campaign import CampaignDef, check_campaign, list_campaigns
 from safecall.dialer import Dialer
 from safecall.errors import SafeCallError
 from safecall.events import log_event
+from safecall.phones import mask_text
 from safecall.runs import list_runs
-from safecall.scheduler import valid_campaigns
 from safecall.services import Services
 
 log = logging.getLogger("safecall.worker")
 
 
-class DialerWorker:
-    def __init__(self, services: Services, trunk_name: str, name: str | None = None):
+def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
+    """Campaigns that pass validation; an invalid one is logged and left alone, never half-run."""
+    valid = {}
+    for name in list_campaigns(services.instance):
+        definition, problems = check_campaign(services.instance, name)
+        if problems:
+            log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
+        else:
+            valid[name] = definition
+    return valid
+
+
+class TrunkDialing:
+    """One trunk's dialer over the open runs it serves: the campaigns on that trunk, or (a worker) every run."""
+
+    def __init__(self, services: Services, trunk_name: str, worker: str | None = None,
+                 campaigns: Callable[[], dict[str, CampaignDef]] | None = None):
         services.instance.trunk(trunk_name)  # an unknown trunk is a ConfigError now, not at the first run
-        self.services, self.trunk_name, self.name = services, trunk_name, name or trunk_name
+        self.services, self.trunk_name, self.worker = services, trunk_name, worker
+        self.campaigns = campaigns or (lambda: valid_campaigns(services))
+        self._dialer: Dialer | None = None
+
+    def open_runs(self) -> list[int]:
+        campaigns, default = self.campaigns(), self.services.instance.trunks.default
+        return [run.id for run in list_runs(self.services.db) if run.status == "open" and run.campaign in campaigns
+                and (self.worker is not None or (campaigns[run.campaign].trunk or default) == self.trunk_name)]
+
+    def dial_until_idle(self, stop: threading.Event) -> None:
+        """Dial what is due in every open run until nothing is in flight or due; errors are logged, never raised."""
+        try:
+            if self._dialer is None:
+                self._dialer = self.services.dialer(trunk_name=self.trunk_name, worker=self.worker)
+            self._dialer.dial(self.open_runs, stop_requested=stop.is_set, return_when_idle=True)
+        except SafeCallError as exc:
+            log_event(log, "dialer_error", level=logging.ERROR, trunk=self.trunk_name, worker=self.worker,
+                      error=mask_text(str(exc)))
+
+
+class DialerWorker:
+    """`safecall worker run`: dial every open run through one trunk until stopped."""
+
+    def __init__(self, services: Services, trunk_name: str, name: str | None = None):
+        self.name = name or trunk_name
+        self.dialing = TrunkDialing(services, trunk_name, worker=self.name)
         self.stop = threading.Event()
-        self._dialers: dict[int, Dialer] = {}
 
     def run(self, interval_seconds: float = 5) -> None:
         """Until `stop` is set: dial whatever is due in every open run, then look again after the interval."""
-        log_event(log, "worker_started", worker=self.name, trunk=self.trunk_name)
+        log_event(log, "worker_started", worker=self.name, trunk=self.dialing.trunk_name)
         try:
             while not self.stop.is_set():
-                self.dial_open_runs()
+                self.dialing.dial_until_idle(self.stop)
                 self.stop.wait(interval_seconds)
         finally:
-            for dialer in self._dialers.values():
-                dialer.trunk.close()
+            self.dialing.services.close_trunks()
             log_event(log, "worker_stopped", worker=self.name)
-
-    def dial_open_runs(self) -> None:
-        campaigns = valid_campaigns(self.services)
-        for run in list_runs(self.services.db):
-            if run.status != "open" or run.campaign not in campaigns or self.stop.is_set():
-                continue
-            dialer = self._dialers.get(run.id)
-            if dialer is None:
-                dialer = self._dialers[run.id] = self.services.dialer(
-                    campaigns[run.campaign], trunk_name=self.trunk_name, worker=self.name)
-            try:
-                finished = dialer.run(run.id, stop_requested=self.stop.is_set, return_when_idle=True)
-            except SafeCallError as exc:
-                log_event(log, "dialer_error", level=logging.ERROR, worker=self.name, run=run.id, error=str(exc))
-                continue
-            if finished.status == "closed":
-                self._dialers.pop(run.id).trunk.close()

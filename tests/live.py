@@ -39,7 +39,7 @@ def run_live_campaign(cli, environ: dict, faults=None, services: Services | None
     try:
         dialer.run(run.id)
     finally:
-        dialer.trunk.close()
+        services.close_trunks()
     return services, dialer
 
 

@@ -20,6 +20,7 @@ from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
+from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, SocketAGI
 from safecall.telephony.asterisk.trunk import failure_result
@@ -255,7 +256,7 @@ def test_wrong_secret_or_port_is_said_plainly():
 
 def talk_to_fastagi(cli, sink, replies: list[str]) -> list[str]:
     """Connect as Asterisk does, send the recorded environment, answer each command in turn; what the server sent."""
-    server = FastAgiServer("127.0.0.1", 0, load_flow(cli.root / "ivr", "safe-call"), sink, SystemClock().now).start()
+    server = FastAgiServer("127.0.0.1", 0, sink, SystemClock().now).start()
     sent = []
     try:
         env, _ = agi_exchanges("agi-ack.txt")
@@ -273,14 +274,11 @@ def talk_to_fastagi(cli, sink, replies: list[str]) -> list[str]:
 
 
 def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
-    class NoAttempts:
-        def is_live(self, token):
-            return False
-
+    class NoAttempts(RecordingSink):
         def record_keypress(self, *args):
             raise AssertionError("no keypress may be stored for an unknown attempt")
 
-    assert talk_to_fastagi(cli, NoAttempts(), ["200 result=1"]) == ["HANGUP"]
+    assert talk_to_fastagi(cli, NoAttempts(load_flow(cli.root / "ivr", "safe-call"), live=False), ["200 result=1"]) == ["HANGUP"]
 
 
 def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
@@ -335,14 +333,11 @@ def test_config_show_names_the_ami_secret_source_only(cli):
 
 
 def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
-    class BrokenDatabase:
-        def is_live(self, token):
-            return True
-
+    class BrokenDatabase(RecordingSink):
         def record_keypress(self, *args):
             raise OSError("disk I/O error")
 
-    sent = talk_to_fastagi(cli, BrokenDatabase(), ["200 result=0", "200 result=1", "200 result=1"])
+    sent = talk_to_fastagi(cli, BrokenDatabase(load_flow(cli.root / "ivr", "safe-call")), ["200 result=0", "200 result=1", "200 result=1"])
     assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA") and sent[2] == "HANGUP"  # no thank-you
 
 
@@ -379,7 +374,7 @@ def test_a_fastagi_restart_mid_call_loses_no_acknowledgement(cli, pbx):
         old = trunk.fastagi
         old.stop()  # the sessions in progress die with it
         time.sleep(0.2)
-        trunk.fastagi = FastAgiServer("127.0.0.1", agi_port, old.flow, old.sink, old.now, prompt_dir=old.prompt_dir).start()
+        trunk.fastagi = FastAgiServer("127.0.0.1", agi_port, old.sink, old.now, prompt_dir=old.prompt_dir).start()
 
     from safecall.services import Services as _Services
 

@@ -24,6 +24,7 @@ from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
 from safecall.store import Person
+from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
 from safecall.telephony.asterisk.fastagi import FastAgiServer
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
@@ -86,27 +87,15 @@ def test_bad_ivr_flows(cli, name):
     assert result.exit_code == 1 and EXPECTED[name] in result.output and "safe-call.toml" in result.output
 
 
-class Recorder:
-    def __init__(self):
-        self.keys = []
-
-    def is_live(self, token):
-        return True
-
-    def record_keypress(self, *args):
-        self.keys.append(args)
-        return True
-
-    def note_call_id(self, *args):
-        pass
+def Recorder() -> RecordingSink:
+    return RecordingSink(load_flow(defaults_root() / "ivr", "safe-call"))
 
 
 @pytest.fixture(scope="module")
 def webhooks():
     recorder, port = Recorder(), free_port()
     app = create_webhook_app(public_base_url="https://safecall.example.org", auth_token="corpus-token",
-                             flow=load_flow(defaults_root() / "ivr", "safe-call"), sink=recorder, now=SystemClock().now,
-                             on_event=lambda e: recorder.keys.append(("event", e)))
+                             sink=recorder, now=SystemClock().now, on_event=lambda e: recorder.keys.append(("event", e)))
     server = WebhookServer(app, "127.0.0.1", port).start()
     yield recorder, port
     server.stop()
@@ -168,7 +157,7 @@ def test_malformed_ami_packets_are_skipped_and_the_link_lives_on(name, monkeypat
 
 def agi_session(data: str) -> list:
     recorder = Recorder()
-    server = FastAgiServer("127.0.0.1", 0, load_flow(defaults_root() / "ivr", "safe-call"), recorder, SystemClock().now)
+    server = FastAgiServer("127.0.0.1", 0, recorder, SystemClock().now)
     ours, theirs = socket.socketpair()
     theirs.sendall(data.encode("utf-8", "replace"))
     theirs.shutdown(socket.SHUT_WR)

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects import sqlite
 from sqlmodel import SQLModel
 
-from safecall.runs import Outcomes
+from safecall.lifecycle import CallLifecycle, CampaignBook
 from safecall.store import Database, StoreError
 from safecall.store.models import UTCDateTime
 
@@ -107,8 +107,8 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
     # A PostgreSQL restart or failover ends every session; the engine's hot path runs on the driver's cursor.
     cli("recipients", "list")
     db = cli.db()
-    outcomes = Outcomes(db, campaign=None, calendar=None)  # only asks whether a call is live
-    assert outcomes.is_live("no-such-token") is False
+    outcomes = CallLifecycle(db, CampaignBook(load=None))  # only asks whether a call is live
+    assert outcomes.live_call("no-such-token") is None
     other = sa.create_engine(database_url)  # another client, as the server's restart would be
     with other.connect() as connection:
         ended = connection.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -116,15 +116,15 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
     other.dispose()
     assert ended >= 1
     with pytest.raises(StoreError, match="database error"):
-        outcomes.is_live("no-such-token")
-    assert outcomes.is_live("no-such-token") is False  # a new connection, not the dead one again
+        outcomes.live_call("no-such-token")
+    assert outcomes.live_call("no-such-token") is None  # a new connection, not the dead one again
 
 
 @pytest.mark.both_databases
 def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cli, database_url):
     from datetime import datetime, timezone
 
-    from safecall.runs import TASK
+    from safecall.lifecycle import TASK
     from safecall.store import AuditEvent
     from safecall.store.prepared import Prepared, new_values
 

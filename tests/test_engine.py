@@ -16,7 +16,8 @@ from safecall.errors import RunLockedError
 from safecall.ivr import load_flow
 from safecall.runs import acquire_run_lock, launch_run, renew_run_lock
 from safecall.services import Services
-from safecall.settings import SimulatedTrunkConfig, load_instance
+from safecall.settings import load_instance
+from safecall.telephony.simulated import SimulatedTrunkConfig
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
 from safecall.telephony.base import CallRequest
 from safecall.telephony.simulated import SimulatedTrunk
@@ -169,7 +170,7 @@ def test_an_interrupted_run_resumes_without_a_double_call(cli, tmp_path, clock):
         before = {a.token for a in session.exec(select(Attempt))}
     assert len(before) == 8  # 7 placed, 1 written and never placed
 
-    second = services.dialer(campaign)  # a new process: new trunk, new in-memory state
+    second = services_for(cli, clock)[0].dialer(campaign)  # a new process: new trunk, new in-memory state
     second.run(run.id)
     retry_tokens = {r.token for r in second.trunk.placed}
     assert not retry_tokens & before, "an attempt written before the crash was placed again"
@@ -196,7 +197,7 @@ def test_an_acknowledgement_survives_a_crash_before_the_call_is_closed(cli, tmp_
     first.trunk.sink = DyingAfterKeypress()
     with pytest.raises(Crash):
         first.run(run.id)
-    second = services.dialer(campaign)
+    second = services_for(cli, clock)[0].dialer(campaign)  # a new process
     second.run(run.id)
     assert not second.trunk.placed
     with services.db.session() as session:
@@ -323,7 +324,7 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
     assert len(tasks) == 2 and all(t.status == "open" and t.weeks_without_ack == 1 for t in tasks.values())
 
     late = last.ended_at + timedelta(seconds=3)
-    assert dialer.outcomes.record_keypress(last.token, "1", "acknowledged", late)
+    assert dialer.lifecycle.record_keypress(last.token, "1", "acknowledged", late)
     with services.db.session() as session:
         closed = session.get(VisitTask, tasks[last.person_id].id)
         other = session.get(VisitTask, next(t.id for p, t in tasks.items() if p != last.person_id))

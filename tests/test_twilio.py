@@ -18,6 +18,7 @@ from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.store import Attempt, Person
 from safecall.telephony.base import LineResult
+from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
 from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 
@@ -125,28 +126,17 @@ def test_a_geo_permission_error_stops_the_campaign_instead_of_burning_attempts(c
 
 
 def webhook_app(cli, sink):
-    return create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, flow=load_flow(cli.root / "ivr", "safe-call"),
-                              sink=sink, now=SystemClock().now, on_event=lambda e: None)
+    return create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=SystemClock().now,
+                              on_event=lambda e: None)
 
 
-class Recorder:
-    def __init__(self, live=True):
-        self.live, self.keys = live, []
-
-    def is_live(self, token):
-        return self.live
-
-    def record_keypress(self, token, digit, outcome, at):
-        self.keys.append((token, digit, outcome))
-        return True
-
-    def note_call_id(self, token, call_id):
-        pass
+def Recorder(cli, live=True) -> RecordingSink:
+    return RecordingSink(load_flow(cli.root / "ivr", "safe-call"), live=live)
 
 
 def test_unsigned_forged_and_replayed_elsewhere_requests_are_refused(cli):
     port = free_port()
-    recorder = Recorder()
+    recorder = Recorder(cli)
     server = WebhookServer(webhook_app(cli, recorder), "127.0.0.1", port).start()
     fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
     fake_call = FakeCall("CA" + "1" * 32, "+821001230000", {}, "ack")
@@ -177,7 +167,7 @@ def test_unsigned_forged_and_replayed_elsewhere_requests_are_refused(cli):
 
 def test_an_unknown_attempt_gets_a_polite_hang_up(cli):
     port = free_port()
-    server = WebhookServer(webhook_app(cli, Recorder(live=False)), "127.0.0.1", port).start()
+    server = WebhookServer(webhook_app(cli, Recorder(cli, live=False)), "127.0.0.1", port).start()
     fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
     try:
         status, body = fake.post(FakeCall("CA" + "2" * 32, "+821001230000", {}, "ack"), f"{PUBLIC}/twilio/voice/nobody", {"CallStatus": "in-progress"})

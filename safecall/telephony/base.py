@@ -1,15 +1,20 @@
 """The one interface the engine knows: a Trunk places calls and reports what became of them.
 
 Keypresses do not travel through the engine: the IVR side (simulated call,
-FastAGI server, Twilio webhook) writes them at once through a KeypressSink, so
-an acknowledgement is durable before the thank-you message plays.
+FastAGI server, Twilio webhook) writes them at once through a CallSink, so
+an acknowledgement is durable before the thank-you message plays. The sink
+finds the attempt, its run and its campaign from the token alone, so one trunk
+serves every open run and any process may receive a report.
+
+Each kind of trunk (simulated, asterisk, twilio) is a package or module that
+exports KIND: its settings model, its factory and its `trunk check`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Callable, Protocol
 
 from safecall.ivr import IvrFlow
 
@@ -62,15 +67,34 @@ class CallEvent:
     detail: str = ""  # e.g. the hangup cause
 
 
-class KeypressSink(Protocol):
-    def is_live(self, token: str) -> bool:
-        """Whether the attempt exists and its call is open."""
+@dataclass(frozen=True)
+class LiveCall:
+    """An attempt whose call is open, as the IVR side needs it."""
+
+    token: str
+    attempt_id: int
+    flow: IvrFlow  # the IVR flow of the attempt's campaign
+    call_id: str | None  # the trunk's own id for the call (e.g. Twilio's CallSid), once noted
+    ivr_started: bool  # an IVR session already began for this attempt (there is only one)
+
+
+class CallSink(Protocol):
+    """Where the IVR side and the trunks report; every method is durable when it returns."""
+
+    def live_call(self, token: str) -> LiveCall | None:
+        """The attempt under `token` if its call is still open; None otherwise."""
+
+    def start_ivr(self, token: str, at: datetime) -> bool:
+        """Claim the attempt's one IVR session: True the first time, for an open call; False ever after."""
 
     def note_call_id(self, token: str, call_id: str) -> None:
         """Remember the trunk's own id for the call (e.g. Twilio's CallSid)."""
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
         """Store the IVR outcome for the attempt; False if the token is unknown or closed."""
+
+    def record_events(self, events: list[CallEvent]) -> None:
+        """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""
 
 
 class Trunk(Protocol):
@@ -93,3 +117,14 @@ class Trunk(Protocol):
 
     def close(self) -> None:
         """Release connections and servers."""
+
+
+@dataclass(frozen=True)
+class TrunkKind:
+    """What a kind of trunk brings: its settings model, its factory and its `trunk check`."""
+
+    config_model: type
+    # build(config, *, clock, sink, environ, root) -> Trunk: started (servers listening, links up).
+    build: Callable[..., Trunk]
+    # check(config, *, environ, flow, wait_seconds) -> the lines of `safecall trunk check`.
+    check: Callable[..., list[Check]]

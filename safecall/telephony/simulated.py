@@ -16,11 +16,15 @@ import os
 from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from safecall.clock import Clock
+from safecall.configfiles import Strict
 from safecall.errors import TrunkError
 from safecall.ivr import Ask, Finish, NoInput, Pressed, Start, IvrState, speaking_seconds, step
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, KeypressSink, LineResult
+from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
 
 # What a person does when called.
 BEHAVIOURS = {
@@ -33,6 +37,38 @@ BEHAVIOURS = {
     "congestion": "cannot be reached (network congestion)",
     "machine": "an answering machine picks up",
 }
+
+
+class SimulatedTrunkConfig(Strict):
+    type: Literal["simulated"]
+    channels: int = Field(default=30, ge=1, le=10_000)
+    calls_per_second: float = Field(default=5.0, gt=0)
+    seed: int = 2026
+    # Per-call behaviour weights for people without a script.
+    mix: dict[str, float] = Field(
+        default_factory=lambda: {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
+    )
+    # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
+    away_percent: float = Field(default=3.0, ge=0, le=100)
+    invalid_percent: float = Field(default=1.0, ge=0, le=100)
+    # Scripted behaviour per E.164 number, one entry per attempt; the last repeats.
+    scripts: dict[str, list[str]] = Field(default_factory=dict)
+    # For drills: append every placed call to this JSON-lines file (relative to the instance).
+    placed_log: str | None = None
+
+    @model_validator(mode="after")
+    def _behaviours_known(self) -> "SimulatedTrunkConfig":
+        for name in self.mix:
+            if name not in BEHAVIOURS:
+                raise ValueError(f"mix: unknown behaviour {name!r} (known: {', '.join(sorted(BEHAVIOURS))})")
+        if sum(self.mix.values()) <= 0:
+            raise ValueError("mix: the weights must add up to more than 0")
+        for number, steps in self.scripts.items():
+            bad = [s for s in steps if s not in BEHAVIOURS and s != "invalid"]
+            if bad or not steps:
+                raise ValueError(f"scripts.{number}: unknown or empty behaviours {bad}")
+        return self
+
 
 
 class _Draws:
@@ -65,7 +101,7 @@ class _Draws:
 
 
 class SimulatedTrunk:
-    def __init__(self, config, clock: Clock, sink: KeypressSink, placed_log: Path | None = None):
+    def __init__(self, config: SimulatedTrunkConfig, clock: Clock, sink: CallSink, placed_log: Path | None = None):
         self.config = config
         self.placed_log = placed_log
         self.capacity = Capacity(config.channels, config.calls_per_second)
@@ -78,6 +114,7 @@ class SimulatedTrunk:
         self._active: set[str] = set()
         self._order = itertools.count()
         self._mix = list(zip(itertools.accumulate(config.mix.values()), config.mix))
+        self._placed_before: set[str] | None = None  # tokens in the placed log when this trunk first recovered
 
     def behaviour(self, request: CallRequest, draws: _Draws | None = None) -> str:
         """What the person does on this call; `draws`: the call's own, if the caller goes on drawing from them."""
@@ -184,9 +221,28 @@ class SimulatedTrunk:
         return events
 
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
-        # The course is derivable: take the call up again where it stands now.
+        """Only a call that was really placed goes on (its course is derivable); any other never happened.
+
+        The placed log stands for the switch's own memory, which outlives a crashed dialer. Without it a
+        trunk knows only the calls it carries itself.
+        """
+        if request.token in self._active:
+            return []  # this trunk is still carrying the call
+        if request.token not in self._placed_earlier():
+            return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "never placed")]
         self._schedule(request)
         return []
+
+    def _placed_earlier(self) -> set[str]:
+        if self._placed_before is None:
+            self._placed_before = set()
+            if self.placed_log and self.placed_log.exists():
+                for line in self.placed_log.read_text(encoding="utf-8").splitlines():
+                    try:
+                        self._placed_before.add(json.loads(line)["token"])
+                    except (ValueError, KeyError):
+                        continue  # a line cut short by a crash: that call was not placed
+        return self._placed_before
 
     def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         return []  # every simulated call reports its end
@@ -194,3 +250,14 @@ class SimulatedTrunk:
     def close(self) -> None:
         self._queue.clear()
         self._active.clear()
+
+
+def _build(config: SimulatedTrunkConfig, *, clock: Clock, sink: CallSink, environ, root: Path) -> SimulatedTrunk:
+    return SimulatedTrunk(config, clock, sink, placed_log=root / config.placed_log if config.placed_log else None)
+
+
+def _check(config: SimulatedTrunkConfig, *, environ, flow, wait_seconds: float = 10) -> list[Check]:
+    return [Check("simulated trunk", True, f"{config.channels} channels, {config.calls_per_second} calls/s; no outside system to reach")]
+
+
+KIND = TrunkKind(SimulatedTrunkConfig, _build, _check)

@@ -11,7 +11,7 @@ from asterisk.ami import SimpleAction
 from safecall.clock import SystemClock
 from safecall.errors import ConfigError, TrunkError
 from safecall.ivr import IvrFlow
-from safecall.settings import AsteriskTrunkConfig
+from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.fastagi import FastAgiServer
 from safecall.telephony.base import Check
@@ -24,10 +24,10 @@ class _Probe:
         self.seen: set[str] = set()
         self.arrived = threading.Event()
 
-    def is_live(self, token: str) -> bool:
+    def live_call(self, token: str) -> None:
         self.seen.add(token)
         self.arrived.set()
-        return False
+        return None
 
     def record_keypress(self, *args) -> bool:
         return False
@@ -64,7 +64,7 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
     host, port = config.fastagi_address()
     probe = _Probe()
     try:
-        server = FastAgiServer(host, port, flow, probe, SystemClock().now).start()
+        server = FastAgiServer(host, port, probe, SystemClock().now).start()
     except OSError as exc:
         return Check("FastAGI", False, f"cannot listen on {host}:{port}: {exc.strerror}; is a campaign running already?")
     nonce = "check-" + secrets.token_urlsafe(12)

@@ -17,10 +17,11 @@ from typing import Callable
 
 from asterisk.agi import AGI, re_code, re_kv
 
-from safecall.ivr import Ask, Finish, IvrFlow, IvrState, NoInput, Pressed, Start, step
-from safecall.telephony.base import KeypressSink
+from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, step
+from safecall.telephony.base import CallSink
 
 log = logging.getLogger("safecall.fastagi")
+SESSION_TIMEOUT_SECONDS = 300  # a silent Asterisk connection is let go after this (the longest IVR is far shorter)
 
 
 class CallerHungUp(Exception):
@@ -77,9 +78,8 @@ class _Discard(io.TextIOBase):
 class FastAgiServer:
     """Serves `agi://host:port/safecall,${SAFECALL_ATTEMPT}`: agi_arg_1 is the attempt's token."""
 
-    def __init__(self, host: str, port: int, flow: IvrFlow, sink: KeypressSink, now: Callable[[], datetime],
-                 prompt_dir: str = "safecall"):
-        self.flow, self.sink, self.now, self.prompt_dir = flow, sink, now, prompt_dir
+    def __init__(self, host: str, port: int, sink: CallSink, now: Callable[[], datetime], prompt_dir: str = "safecall"):
+        self.sink, self.now, self.prompt_dir = sink, now, prompt_dir
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -127,7 +127,7 @@ class FastAgiServer:
                 self._connections.discard(connection)
 
     def _serve_call(self, connection) -> None:
-        connection.settimeout(self.flow.input_timeout_seconds * (self.flow.repeats_on_no_input + 2) + 120)
+        connection.settimeout(SESSION_TIMEOUT_SECONDS)
         stream = connection.makefile("rw", encoding="utf-8", newline="\n")
         try:
             agi = SocketAGI(stream)
@@ -146,16 +146,17 @@ class FastAgiServer:
 
     def run_flow(self, agi: SocketAGI) -> None:
         token = agi.env.get("agi_arg_1", "")
-        if not token or not self.sink.is_live(token):
+        call = self.sink.live_call(token) if token else None
+        if call is None:
             log.warning("AGI session for an unknown or closed attempt; hanging up")
             agi.hangup()
             return
         agi.answer()
-        state, action = step(self.flow, IvrState(), Start())
+        state, action = step(call.flow, IvrState(), Start())
         while isinstance(action, Ask):
             digits = agi.get_data(self._audio(action.prompt), int(action.timeout * 1000), 1)
             event = Pressed(digits[0]) if digits else NoInput()
-            state, action = step(self.flow, state, event)
+            state, action = step(call.flow, state, event)
         assert isinstance(action, Finish)
         if action.outcome:
             try:

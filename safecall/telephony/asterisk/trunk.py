@@ -15,11 +15,10 @@ from asterisk.ami import SimpleAction
 from safecall import phones
 from safecall.clock import Clock
 from safecall.errors import TrunkError
-from safecall.ivr import IvrFlow
-from safecall.settings import AsteriskTrunkConfig
+from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.fastagi import FastAgiServer
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, KeypressSink, LineResult
+from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
 
 log = logging.getLogger("safecall.asterisk")
 
@@ -65,8 +64,8 @@ class _Call:
 
 
 class AsteriskTrunk:
-    def __init__(self, config: AsteriskTrunkConfig, clock: Clock, sink: KeypressSink, flow: IvrFlow,
-                 environ: Mapping[str, str], connect: bool = True):
+    def __init__(self, config: AsteriskTrunkConfig, clock: Clock, sink: CallSink, environ: Mapping[str, str],
+                 connect: bool = True):
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock = clock
@@ -75,7 +74,11 @@ class AsteriskTrunk:
         self._lock = threading.Lock()
         self._second_pass: threading.Timer | None = None
         host, port = config.fastagi_address()
-        self.fastagi = FastAgiServer(host, port, flow, sink, clock.now, prompt_dir=config.prompt_dir).start()
+        try:
+            self.fastagi = FastAgiServer(host, port, sink, clock.now, prompt_dir=config.prompt_dir).start()
+        except OSError as exc:  # e.g. the port is taken: another SafeCall process serves this trunk already
+            raise TrunkError(f"the FastAGI server cannot listen on {host}:{port}: {exc.strerror}; "
+                             "is another SafeCall process (scheduler, worker or serve) running this trunk?") from exc
         self.ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, config.ami_secret.resolve(environ),
                                  on_event=self._on_event, on_reconnect=self.resync, ping_interval=config.ping_interval_seconds)
         if connect:

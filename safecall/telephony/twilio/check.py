@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from safecall.errors import ConfigError
-from safecall.settings import TwilioTrunkConfig
+from safecall.telephony.twilio.config import TwilioTrunkConfig
 from safecall.telephony.base import Check
 from safecall.telephony.twilio.trunk import make_client
 

@@ -16,9 +16,8 @@ from twilio.rest import Client
 from safecall import phones
 from safecall.clock import Clock
 from safecall.errors import TrunkError, TrunkFatalError
-from safecall.ivr import IvrFlow
-from safecall.settings import TwilioTrunkConfig
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, KeypressSink, LineResult
+from safecall.telephony.twilio.config import TwilioTrunkConfig
+from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
 
 log = logging.getLogger("safecall.twilio")
@@ -48,7 +47,7 @@ def make_client(config: TwilioTrunkConfig, auth_token: str) -> Client:
 
 
 class TwilioTrunk:
-    def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: KeypressSink, flow: IvrFlow,
+    def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: CallSink,
                  environ: Mapping[str, str], *, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
@@ -58,7 +57,7 @@ class TwilioTrunk:
         self.client = make_client(config, auth_token)
         self._events: queue.Queue[CallEvent] = queue.Queue()
         self._known_sids: set[str] = set()
-        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, flow=flow, sink=sink,
+        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, sink=sink,
                                  now=clock.now, on_event=self._events.put, prompt_base_url=config.prompt_base_url)
         host, port = config.listen_address()
         self.webhooks = WebhookServer(app, host, port).start()

@@ -21,8 +21,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from safecall.errors import TrunkError
+from starlette.concurrency import run_in_threadpool
+
 from safecall.ivr import Ask, Finish, IvrFlow, IvrState, NoInput, Pressed, Start, step
-from safecall.telephony.base import CallEvent, KeypressSink, LineResult
+from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
 log = logging.getLogger("safecall.twilio")
 FINAL_STATUS = {"completed": LineResult.ANSWERED, "busy": LineResult.BUSY, "no-answer": LineResult.NO_ANSWER,
@@ -41,9 +43,13 @@ def twiml(response: VoiceResponse) -> Response:
     return Response(str(response), media_type="application/xml")
 
 
-def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, sink: KeypressSink,
+def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
                        now: Callable[[], datetime], on_event: Callable[[CallEvent], None],
                        prompt_base_url: str | None = None) -> Starlette:
+    """`sink` is called off the event loop (a worker thread): a slow database never stalls other requests.
+
+    `on_event` tells this process's dialer (if any) of a call report, after the report is recorded.
+    """
     validator = RequestValidator(auth_token)
 
     async def signed_params(request: Request) -> dict[str, str] | None:
@@ -53,17 +59,17 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, 
         signature = request.headers.get("X-Twilio-Signature", "")
         return params if signature and validator.validate(url, params, signature) else None
 
-    def speak(target, name: str, text: str) -> None:
+    def speak(target, flow: IvrFlow, name: str, text: str) -> None:
         if prompt_base_url:
             target.play(f"{prompt_base_url}/{name}.wav")
         else:
             target.say(text, language=flow.language)
 
-    def ask(token: str, action: Ask, asked: int) -> Response:
+    def ask(token: str, flow: IvrFlow, action: Ask, asked: int) -> Response:
         response = VoiceResponse()
         gather = Gather(num_digits=1, input="dtmf", timeout=int(action.timeout), method="POST",
                         action=f"{public_base_url}/twilio/gather/{token}?asked={asked}", action_on_empty_result=True)
-        speak(gather, action.prompt, action.text)
+        speak(gather, flow, action.prompt, action.text)
         response.append(gather)
         return twiml(response)
 
@@ -72,42 +78,43 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, 
         response.hangup()
         return twiml(response)
 
-    def finish(token: str, action: Finish) -> Response:
+    async def finish(token: str, flow: IvrFlow, action: Finish) -> Response:
         if action.outcome:
             try:
-                if not sink.record_keypress(token, action.digit, action.outcome, now()):
+                if not await run_in_threadpool(sink.record_keypress, token, action.digit, action.outcome, now()):
                     return hang_up()
             except Exception:
                 log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
                 return hang_up()
         response = VoiceResponse()
-        speak(response, action.closing, action.text)
+        speak(response, flow, action.closing, action.text)
         response.hangup()
         return twiml(response)
 
-    async def live_call(request: Request) -> tuple[dict[str, str], str] | Response:
-        """The signed parameters and token of an open attempt, or the response that ends the request."""
+    async def live_call(request: Request) -> tuple[dict[str, str], LiveCall] | Response:
+        """The signed parameters and the open attempt, or the response that ends the request."""
         params = await signed_params(request)
         if params is None:
             return Response("invalid signature", status_code=403)
-        token = request.path_params["token"]
-        return (params, token) if sink.is_live(token) else hang_up()
+        call = await run_in_threadpool(sink.live_call, request.path_params["token"])
+        return (params, call) if call is not None else hang_up()
 
     async def voice(request: Request) -> Response:
         checked = await live_call(request)
         if isinstance(checked, Response):
             return checked
-        params, token = checked
+        params, call = checked
         if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
             return hang_up()  # never talk to a voicemail; the status callback says machine
-        state, action = step(flow, IvrState(), Start())
-        return ask(token, action, state.asked)
+        state, action = step(call.flow, IvrState(), Start())
+        return ask(call.token, call.flow, action, state.asked)
 
     async def gather(request: Request) -> Response:
         checked = await live_call(request)
         if isinstance(checked, Response):
             return checked
-        params, token = checked
+        params, call = checked
+        token, flow = call.token, call.flow
         try:
             asked = int(request.query_params.get("asked", "1"))
         except ValueError:
@@ -115,8 +122,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, 
         digits = params.get("Digits", "")
         state, action = step(flow, IvrState(asked=asked), Pressed(digits[0]) if digits else NoInput())
         if isinstance(action, Ask):
-            return ask(token, action, state.asked)
-        return finish(token, action)
+            return ask(token, flow, action, state.asked)
+        return await finish(token, flow, action)
 
     async def status(request: Request) -> Response:
         params = await signed_params(request)
@@ -124,11 +131,17 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, flow: IvrFlow, 
             return Response("invalid signature", status_code=403)
         token = request.path_params["token"]
         call_status = params.get("CallStatus", "")
+        events = []
         if call_status == "in-progress":
-            on_event(CallEvent(token, "answered", now()))
+            events.append(CallEvent(token, "answered", now()))
         result = final_result(call_status, params.get("AnsweredBy"))
         if result:
-            on_event(CallEvent(token, "ended", now(), result, f"CallStatus {call_status}"))
+            events.append(CallEvent(token, "ended", now(), result, f"CallStatus {call_status}"))
+        if events:
+            # Recorded here, durably, whichever process receives it (a `safecall serve` has no dialer).
+            await run_in_threadpool(sink.record_events, events)
+            for event in events:
+                on_event(event)
         return Response(status_code=204)
 
     routes = [

@@ -1,0 +1,374 @@
+"""The call lifecycle: what follows a call (a pure decision), and the one module that writes members, attempts and tasks.
+
+`next_step` decides, from what an attempt came to, whether the person is retried and when, or is final and
+owes a visit or a callback; it is tested as a decision table. `CallLifecycle` carries the decisions out: it
+claims due people, writes attempts, records keypresses and call ends, settles members and adds tasks. The
+dialer and the trunks only call it. It is also the CallSink every trunk's IVR side reports to: the token
+alone finds the attempt, its run and its campaign, so one trunk serves every open run, and a report is
+recorded by whichever process receives it.
+
+Every call passes through here a few times, so the hot path speaks prepared statements (store/prepared.py).
+Writes say what they expect (an open call, no key yet, a person not yet answered) and return what they
+changed, so the common case is one statement, not a read and a write.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable
+
+import sqlalchemy as sa
+
+from safecall.campaign import CampaignDef
+from safecall.ivr import IvrFlow
+from safecall.policy import CallingCalendar, retry_at
+from safecall.runs import dialable_clause
+from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
+from safecall.store.prepared import DriverConnection, new_values
+from safecall.telephony.base import CallEvent, LineResult, LiveCall
+
+ATTEMPT, MEMBER, PERSON, RUN, TASK = (model.__table__ for model in (Attempt, RunMember, Person, CampaignRun, VisitTask))
+
+LINE_TO_DISPOSITION = {
+    LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
+    LineResult.NO_ANSWER: Disposition.NO_ANSWER,
+    LineResult.BUSY: Disposition.BUSY,
+    LineResult.FAILED: Disposition.FAILED,
+    LineResult.INVALID_NUMBER: Disposition.INVALID_NUMBER,
+    LineResult.MACHINE: Disposition.MACHINE,
+}
+ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
+ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
+
+
+# ---- the decision ----
+
+@dataclass(frozen=True)
+class Retry:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Final:
+    state: str  # a MemberState
+    task: str | None  # "visit", "callback" or None
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The person already answered: no later report changes that."""
+
+
+def next_step(*, disposition: str, member_state: str, retries_used: int, max_retries: int, retry_on: list[str],
+              numbers_left: bool, spacing: list[str], ended_at: datetime, calendar: CallingCalendar
+              ) -> Retry | Final | Unchanged:
+    """What follows an attempt that came to `disposition`, for a person whose run member is in `member_state`."""
+    if disposition == Disposition.ACKNOWLEDGED:
+        return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.ACKNOWLEDGED, None)
+    if disposition == Disposition.HELP_REQUESTED:
+        return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.HELP_REQUESTED, "callback")
+    if member_state in ANSWERED_STATES:
+        return Unchanged()
+    if disposition in retry_on and retries_used < max_retries and numbers_left:
+        return Retry(retry_at(spacing, retries_used + 1, ended_at, calendar))
+    return Final(MemberState.UNREACHABLE, "visit")
+
+
+def usable_numbers(person, attempts) -> list[str]:
+    """The person's numbers, less those that proved not to exist this run."""
+    dead = {a.phone for a in attempts if a.disposition == Disposition.INVALID_NUMBER}
+    return [n for n in (person.phone, person.phone2) if n and n not in dead]
+
+
+def number_for_attempt(person, attempts, attempt_number: int) -> str | None:
+    """Alternate between the first and second phone on retries."""
+    numbers = usable_numbers(person, attempts)
+    return numbers[(attempt_number - 1) % len(numbers)] if numbers else None
+
+
+# ---- what a run's campaign brings ----
+
+@dataclass(frozen=True)
+class CampaignRules:
+    definition: CampaignDef
+    calendar: CallingCalendar
+    flow: IvrFlow
+
+
+class CampaignBook:
+    """Campaigns by name, each loaded once: what a run's calls follow. `load(name)` builds one."""
+
+    def __init__(self, load: Callable[[str], CampaignRules]):
+        self._load = load
+        self._rules: dict[str, CampaignRules] = {}
+        self._campaign_of_run: dict[int, str] = {}
+
+    def rules(self, campaign: str) -> CampaignRules:
+        if campaign not in self._rules:
+            self._rules[campaign] = self._load(campaign)
+        return self._rules[campaign]
+
+    def campaign_of_run(self, run_id: int, read: Callable[[int], str]) -> str:
+        if run_id not in self._campaign_of_run:  # a run's campaign never changes
+            self._campaign_of_run[run_id] = read(run_id)
+        return self._campaign_of_run[run_id]
+
+
+# ---- statements ----
+
+_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
+_ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
+_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign).join(
+    RUN, RUN.c.id == ATTEMPT.c.run_id).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
+_START_IVR = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.ivr_started_at.is_(None),
+).values(new_values("ivr_started_at"))
+_RUN_CAMPAIGN = sa.select(RUN.c.campaign).where(RUN.c.id == sa.bindparam("run_id"))
+_RECORD_KEY = (
+    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
+    .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
+)
+_END_CALL = (
+    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
+    .values(status="done", ended_at=sa.bindparam("new_ended_at"),
+            answered_at=sa.func.coalesce(ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)),
+            # A keypress already recorded decides the disposition; otherwise the line's result does.
+            disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
+                                else_=sa.bindparam("line_disposition")))
+    .returning(*_ATTEMPT_SUMMARY)
+)
+_NOTE_ANSWER = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.answered_at.is_(None),
+).values(new_values("answered_at"))
+_CORRECT_PLACED_AT = sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id")).values(new_values("placed_at"))
+MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
+    ATTEMPT.c.member_id == sa.bindparam("member_id")).order_by(ATTEMPT.c.number)
+_MEMBER = sa.select(MEMBER.c.state, MEMBER.c.attempts_made).where(MEMBER.c.id == sa.bindparam("member_id"))
+_PERSON = sa.select(PERSON.c.phone, PERSON.c.phone2, PERSON.c.team).where(PERSON.c.id == sa.bindparam("person_id"))
+SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
+    new_values("state", "next_attempt_at", "final_at"))
+# A person who answered is never downgraded by a later report: their row is final.
+_SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
+_SET_CALL_ID = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
+_EARLIER_STATES = (
+    sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
+    .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
+           sa.or_(*(MEMBER.c.state == state for state in MemberState.FINAL)))
+    .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
+)
+_ADD_TASK = sa.insert(TASK).values(status="open", overdue=False, **new_values(
+    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
+_CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
+    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == "open",
+).values(status="closed", outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
+
+# The claim. FOR UPDATE names only the member table: person rows are read, not claimed.
+_DUE_MEMBERS = (
+    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.attempts_made, PERSON.c.id, PERSON.c.phone, PERSON.c.phone2,
+              sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
+    .join(PERSON, PERSON.c.id == MEMBER.c.person_id)
+    .where(MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING,
+           MEMBER.c.next_attempt_at <= sa.bindparam("now", type_=MEMBER.c.next_attempt_at.type))
+    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True, of=MEMBER)
+)
+_CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
+    state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
+_INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
+    status="placing", inbound=False,
+    **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
+).returning(ATTEMPT.c.id)
+NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
+    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
+_OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
+    MEMBER.c.run_id == sa.bindparam("run_id"), sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL))
+_CLOSE_RUN = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != "closed").values(
+    status="closed", **new_values("closed_at"))
+
+
+@dataclass
+class Claimed:
+    """An attempt as written by the claim: what placing its call needs."""
+
+    id: int
+    run_id: int
+    token: str
+    phone: str | None
+    number: int
+    placed_at: datetime
+
+
+class CallLifecycle:
+    """Every write to run members, attempts and tasks; also the CallSink of every trunk."""
+
+    def __init__(self, db: Database, book: CampaignBook):
+        self.db = db
+        self.book = book
+
+    def rules_of_run(self, run_id: int, connection: DriverConnection | None = None) -> CampaignRules:
+        def read(run: int) -> str:
+            if connection is not None:
+                return self.db.prepared(_RUN_CAMPAIGN).scalar(connection, {"run_id": run})
+            with self.db.statements() as own:
+                return self.db.prepared(_RUN_CAMPAIGN).scalar(own, {"run_id": run})
+
+        return self.book.rules(self.book.campaign_of_run(run_id, read))
+
+    # ---- CallSink ----
+
+    def live_call(self, token: str) -> LiveCall | None:
+        with self.db.statements() as connection:
+            row = self.db.prepared(_LIVE_CALL).first(connection, {"call_token": token})
+        if row is None:
+            return None
+        return LiveCall(token=token, attempt_id=row.id, flow=self.book.rules(row.campaign).flow, call_id=row.trunk_call_id,
+                        ivr_started=row.ivr_started_at is not None)
+
+    def start_ivr(self, token: str, at: datetime) -> bool:
+        with self.db.statements() as connection:
+            return self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at}) == 1
+
+    def note_call_id(self, token: str, call_id: str) -> None:
+        with self.db.statements() as connection:
+            self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
+
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
+        if outcome not in ANSWERED:
+            return False
+        with self.db.statements() as connection:
+            attempt = self.db.prepared(_RECORD_KEY).first(
+                connection, {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome})
+            if attempt is None:  # no such call, or its key was recorded before (kept: the first key counts)
+                attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
+                if attempt is None:
+                    return False
+            if attempt.status == "done":
+                # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
+                self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
+                    connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
+                self._settle(connection, attempt, at)
+        return True
+
+    def record_events(self, events: list[CallEvent]) -> None:
+        self.apply(events)
+
+    # ---- call ends ----
+
+    def apply(self, events: list[CallEvent], connection: DriverConnection | None = None,
+              placed: list[tuple[int, datetime]] = ()) -> list:
+        """Record what the trunk reported, in one transaction (the caller's, if given); returns the attempts that closed.
+
+        `placed`: (attempt id, the moment its call was really placed) where that differs from the planned moment.
+        An unknown token, or a report on a call already closed, changes nothing.
+        """
+        if not events and not placed:
+            return []
+        if connection is None:
+            with self.db.statements() as connection:
+                return self.apply(events, connection, placed)
+        for attempt_id, at in placed:
+            self.db.prepared(_CORRECT_PLACED_AT).execute(connection, {"attempt_id": attempt_id, "new_placed_at": at})
+        closed = []
+        answered_at = {event.token: event.at for event in reversed(events) if event.kind == "answered"}
+        for event in events:
+            if event.kind != "ended":
+                continue
+            attempt = self.db.prepared(_END_CALL).first(connection, {
+                "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
+                "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
+            if attempt is not None:
+                self._settle(connection, attempt, event.at)
+                closed.append(attempt)
+        for token, at in answered_at.items():  # answered, not yet ended
+            self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
+        return closed
+
+    def _settle(self, connection: DriverConnection, attempt, at: datetime) -> None:
+        """Carry out next_step for `attempt` (already written)."""
+        campaign = self.rules_of_run(attempt.run_id, connection)
+        change = {"member_id": attempt.member_id, "new_next_attempt_at": None, "new_final_at": at}
+        if attempt.disposition in ANSWERED:
+            # The common case is one statement: it holds only for a person not already answered.
+            step = next_step(disposition=attempt.disposition, member_state=MemberState.PENDING, retries_used=0,
+                             max_retries=0, retry_on=[], numbers_left=False, spacing=[], ended_at=at, calendar=campaign.calendar)
+            settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": step.state})
+            if settled and step.task:
+                self._add_task(connection, attempt, step.task, at)
+            return
+        member = self.db.prepared(_MEMBER).first(connection, {"member_id": attempt.member_id})
+        person = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id})
+        attempts = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": attempt.member_id})
+        retry = campaign.definition.retry
+        step = next_step(disposition=attempt.disposition, member_state=member.state, retries_used=member.attempts_made - 1,
+                         max_retries=retry.max_retries, retry_on=retry.retry_on, numbers_left=bool(usable_numbers(person, attempts)),
+                         spacing=retry.spacing, ended_at=at, calendar=campaign.calendar)
+        if isinstance(step, Unchanged):
+            return
+        if isinstance(step, Retry):
+            change.update(new_state=MemberState.PENDING, new_final_at=None, new_next_attempt_at=step.at)
+        else:
+            change["new_state"] = step.state
+            self._add_task(connection, attempt, step.task, at, attempts, team=person.team)
+        self.db.prepared(SETTLE_MEMBER).execute(connection, change)
+
+    def _add_task(self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=(), team: str | None = None) -> None:
+        if team is None:
+            team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
+        weeks = 1 + (self._unreached_weeks_before(connection, attempt) if kind == "visit" else 0)
+        tz = self.rules_of_run(attempt.run_id, connection).calendar.tz
+        self.db.prepared(_ADD_TASK).execute(connection, {
+            "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,
+            "new_created_at": at, "new_created_on": at.astimezone(tz).date(), "new_weeks_without_ack": weeks,
+            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts)})
+
+    def _unreached_weeks_before(self, connection: DriverConnection, attempt) -> int:
+        """How many weeks straight before this one the person ended unreachable."""
+        count = 0
+        for (state,) in self.db.prepared(_EARLIER_STATES).all(connection, {"person_id": attempt.person_id, "member_id": attempt.member_id}):
+            if state != MemberState.UNREACHABLE:
+                break
+            count += 1
+        return count
+
+    # ---- claiming ----
+
+    def claim(self, connection: DriverConnection, *, run_id: int, limit: int, now: datetime, today: date,
+              planned: Callable[[int], datetime], worker: str | None) -> list[Claimed]:
+        """Take up to `limit` due people of a run and write their attempts, in the caller's transaction.
+
+        Once committed, these attempts exist and are never placed again. `planned(i)`: when the i-th claimed
+        call of this transaction is to be placed. SKIP LOCKED lets workers sharing PostgreSQL claim side by
+        side; SQLite ignores it (one writer at a time).
+        """
+        claimed: list[Claimed] = []
+        rows = self.db.prepared(_DUE_MEMBERS).all(connection, {"run_id": run_id, "now": now, "today": today, "limit": limit})
+        for person in rows:
+            if not person.dialable:  # consent withdrawn or paused since the run began
+                self.db.prepared(SETTLE_MEMBER).execute(connection, {
+                    "member_id": person.member_id, "new_state": MemberState.WITHDRAWN, "new_final_at": now, "new_next_attempt_at": None})
+                continue
+            earlier = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": person.member_id}) if person.attempts_made else []
+            number = person.attempts_made + 1
+            token = secrets.token_urlsafe(18)
+            phone = number_for_attempt(person, earlier, number)
+            placed_at = planned(len(claimed))
+            self.db.prepared(_CALL_MEMBER).execute(connection, {"member_id": person.member_id, "new_attempts_made": number})
+            attempt_id = self.db.prepared(_INSERT_ATTEMPT).first(connection, {
+                "new_run_id": run_id, "new_member_id": person.member_id, "new_person_id": person.id, "new_number": number,
+                "new_phone": phone, "new_token": token, "new_placed_at": placed_at, "new_worker": worker}).id
+            claimed.append(Claimed(attempt_id, run_id, token, phone, number, placed_at))
+        return claimed
+
+    def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:
+        return self.db.prepared(NEXT_DUE).scalar(connection, {"run_id": run_id})
+
+    def close_run_if_done(self, run_id: int, now: datetime) -> bool:
+        """Close the run if nobody in it is pending or in a call; True if it is closed now."""
+        with self.db.statements() as connection:
+            if self.db.prepared(_OPEN_MEMBERS).scalar(connection, {"run_id": run_id}):
+                return False
+            self.db.prepared(_CLOSE_RUN).execute(connection, {"run_id": run_id, "new_closed_at": now})
+            return True

@@ -1,0 +1,47 @@
+"""The settings of an Asterisk trunk ([trunks.NAME] with type = "asterisk")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from safecall.configfiles import SecretRef, Strict
+
+
+class AsteriskTrunkConfig(Strict):
+    type: Literal["asterisk"]
+    ami_host: str = "127.0.0.1"
+    ami_port: int = Field(default=5038, ge=1, le=65535)
+    ami_username: str = Field(min_length=1)
+    ami_secret: SecretRef
+    # Dial string; {number} is the number in `number_format`.
+    channel: str = "PJSIP/{number}@carrier"
+    number_format: Literal["e164", "national"] = "national"
+    caller_id: str = ""
+    channels: int = Field(default=30, ge=1, le=10_000)
+    calls_per_second: float = Field(default=5.0, gt=0)
+    ring_timeout_seconds: int | None = Field(default=None, ge=5, le=120)  # caps the campaign's
+    context: str = "safecall-agi"
+    fastagi_listen: str = "127.0.0.1:4573"
+    prompt_dir: str = "safecall"
+    ping_interval_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("channel")
+    @classmethod
+    def _has_number(cls, value: str) -> str:
+        if "{number}" not in value:
+            raise ValueError("must contain {number}, e.g. PJSIP/{number}@carrier")
+        return value
+
+    @field_validator("fastagi_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:4573")
+        return value
+
+    def fastagi_address(self) -> tuple[str, int]:
+        host, _, port = self.fastagi_listen.rpartition(":")
+        return host, int(port)
