@@ -278,11 +278,15 @@ class Dialer:
     def _recover(self, entry: _Run) -> None:
         """Attempts written by an earlier process and never closed: ask the trunk, never dial them again."""
         with self.db.session() as session:
-            query = select(Attempt).where(Attempt.run_id == entry.id, Attempt.status == "placing", Attempt.inbound == False)  # noqa: E712
+            query = select(Attempt).where(Attempt.run_id == entry.id, Attempt.status == "placing")
             if self.worker is not None:
                 query = query.where(Attempt.worker == self.worker)  # other workers' calls are on other trunks
             orphans = list(session.exec(query.order_by(Attempt.placed_at, Attempt.id)))  # in flight in placing order
-        for attempt in orphans:
+        # A call-back is ended by the IVR side that took it; one left open past the longest call never will be.
+        cutoff = self.clock.now() - self._longest_call(entry)
+        self.lifecycle.apply([CallEvent(a.token, "ended", self.clock.now(), LineResult.UNKNOWN, "call-back never ended")
+                              for a in orphans if a.inbound and a.placed_at < cutoff])
+        for attempt in (a for a in orphans if not a.inbound):
             log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
             self._fly(entry, attempt.token, attempt.id, attempt.placed_at)
             try:

@@ -178,9 +178,17 @@ _DUE_MEMBERS = (
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
-    status="placing", inbound=False,
-    **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker"),
+    status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
 ).returning(ATTEMPT.c.id)
+# A call-back: the person's member in an open run that is waiting for a call (not one in a call right now).
+_PENDING_MEMBER_OF_CALLER = (
+    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, PERSON.c.id)
+    .join(PERSON, PERSON.c.id == MEMBER.c.person_id).join(RUN, RUN.c.id == MEMBER.c.run_id)
+    .where(sa.or_(PERSON.c.phone == sa.bindparam("caller"), PERSON.c.phone2 == sa.bindparam("caller")),
+           RUN.c.status == "open", MEMBER.c.state == MemberState.PENDING)
+    .order_by(RUN.c.week_start, MEMBER.c.id).limit(1)
+    .with_for_update(of=MEMBER)
+)
 NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
@@ -355,12 +363,37 @@ class CallLifecycle:
             token = secrets.token_urlsafe(18)
             phone = number_for_attempt(person, earlier, number)
             placed_at = planned(len(claimed))
-            self.db.prepared(_CALL_MEMBER).execute(connection, {"member_id": person.member_id, "new_attempts_made": number})
-            attempt_id = self.db.prepared(_INSERT_ATTEMPT).first(connection, {
-                "new_run_id": run_id, "new_member_id": person.member_id, "new_person_id": person.id, "new_number": number,
-                "new_phone": phone, "new_token": token, "new_placed_at": placed_at, "new_worker": worker}).id
+            attempt_id = self._write_attempt(connection, run_id=run_id, member_id=person.member_id, person_id=person.id,
+                                             number=number, phone=phone, token=token, at=placed_at, worker=worker, inbound=False)
             claimed.append(Claimed(attempt_id, run_id, token, phone, number, placed_at))
         return claimed
+
+    def _write_attempt(self, connection: DriverConnection, *, run_id: int, member_id: int, person_id: int, number: int,
+                       phone: str | None, token: str, at: datetime, worker: str | None, inbound: bool) -> int:
+        self.db.prepared(_CALL_MEMBER).execute(connection, {"member_id": member_id, "new_attempts_made": number})
+        return self.db.prepared(_INSERT_ATTEMPT).first(connection, {
+            "new_run_id": run_id, "new_member_id": member_id, "new_person_id": person_id, "new_number": number,
+            "new_phone": phone, "new_token": token, "new_placed_at": at, "new_worker": worker, "new_inbound": inbound}).id
+
+    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
+        """A call-back from `caller` (E.164): an inbound attempt for the person's member that waits for a call.
+
+        None for a caller who is nobody's number, or whose person is not waiting for a call (already answered,
+        finished, or being called right now). The attempt's IVR session is this call: it is started already.
+        Caller ID can be forged, so reports show call-back acknowledgements apart (attempt.inbound).
+        The IVR side ends the attempt with record_events when the call ends.
+        """
+        token = secrets.token_urlsafe(18)
+        with self.db.statements() as connection:
+            member = self.db.prepared(_PENDING_MEMBER_OF_CALLER).first(connection, {"caller": caller})
+            if member is None:
+                return None
+            attempt_id = self._write_attempt(connection, run_id=member.run_id, member_id=member.member_id, person_id=member.id,
+                                             number=member.attempts_made + 1, phone=caller, token=token, at=at, worker=None,
+                                             inbound=True)
+            self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at})
+            campaign = self.rules_of_run(member.run_id, connection)
+        return LiveCall(token=token, attempt_id=attempt_id, flow=campaign.flow, call_id=None, ivr_started=True)
 
     def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:
         return self.db.prepared(NEXT_DUE).scalar(connection, {"run_id": run_id})
