@@ -18,6 +18,10 @@ class InputError(SafeCallError):
         super().__init__(summary + "".join(f"\n  - {p}" for p in self.problems))
 
 
+class NoCallingDayError(InputError):
+    """A week's run cannot be given a first call: the calling window stays shut for weeks (a calendar to fix)."""
+
+
 class NotFoundError(SafeCallError):
     """A person, run or task that was asked for does not exist."""
 

@@ -23,6 +23,17 @@ def _queue(session, key: str, channel: str, recipient: str, body: str, now: date
         session.add(Notification(key=key, channel=channel, recipient=recipient, body=body, next_try_at=now))
 
 
+def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime) -> list[str]:
+    """One e-mail under `key` to the officers of `teams` (every team when empty), queued once whatever the
+    number of calls; returns the addresses it was queued for."""
+    chosen = [t for t in settings.teams if not teams or t.name in teams]
+    officers = sorted({t.officer_email or t.email for t in chosen if t.officer_email or t.email})
+    with db.transaction() as session:
+        for officer in officers:
+            _queue(session, f"{key}:{officer}", "email", officer, body, now)
+    return officers
+
+
 def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int]:
     """Visits with no outcome in time: flagged (top of the next list) and the officer is told."""
     cutoff = now - timedelta(hours=settings.visits.overdue_after_hours)

@@ -76,6 +76,14 @@ class CallingCalendar:
                 return moment
         return self.next_day_opening(moment)
 
+    def next_open_within(self, moment: datetime, horizon: timedelta) -> datetime | None:
+        """next_open, or None when the window stays shut for longer than `horizon` after `moment`."""
+        try:
+            opening = self.next_open(moment)
+        except ValueError:
+            return None
+        return opening if opening - moment <= horizon else None
+
     def next_day_opening(self, moment: datetime) -> datetime:
         """The opening of the first calling day after `moment`'s local date."""
         day = self.local(moment).date()
@@ -103,3 +111,18 @@ def week_start(moment: datetime, tz: ZoneInfo) -> date:
 def weekly_slot(week: date, weekday: str, start: str, tz: ZoneInfo) -> datetime:
     day = week + timedelta(days=WEEKDAYS.index(weekday))
     return datetime.combine(day, parse_clock_time(start), tzinfo=tz)
+
+
+# How far a week's first calls may move past its slot (holidays, a window already over). Korean holiday
+# stretches are at most about a week; past four weeks the calendar itself is wrong and an officer must look.
+FIRST_CALL_HORIZON = timedelta(weeks=4)
+
+
+def first_call_of_week(calendar: CallingCalendar, week: date, weekday: str, start: str, *, now: datetime) -> datetime | None:
+    """When week `week`'s run places its first calls: the slot, or (slot on a holiday or a closed day, or launched
+    after it) the next calling time, even when that falls in a later week; the run still belongs to `week`.
+
+    None when the window stays shut for longer than FIRST_CALL_HORIZON.
+    """
+    slot = weekly_slot(week, weekday, start, calendar.tz)
+    return calendar.next_open_within(max(slot, now), FIRST_CALL_HORIZON)

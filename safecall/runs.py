@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from safecall.campaign import CampaignDef
-from safecall.errors import InputError, NotFoundError, RunLockedError
-from safecall.policy import CallingCalendar, week_start, weekly_slot
+from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
+from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, audit
 from safecall.store.prepared import new_values
 
@@ -53,25 +53,31 @@ def _target_filter(campaign: CampaignDef):
 
 
 def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
-               label: str = "weekly", only_people: list[int] | None = None) -> tuple[CampaignRun, bool]:
-    """This week's run of the campaign (or an ad-hoc one under `label` for `only_people`), created with its members if new."""
-    week = week_start(now, calendar.tz)
+               label: str = "weekly", only_people: list[int] | None = None, week: date | None = None) -> tuple[CampaignRun, bool]:
+    """This week's run of the campaign (or week `week`'s, or an ad-hoc one under `label` for `only_people`),
+    created with its members if new.
+
+    A week is never skipped: when its slot is a holiday or a closed day, or its window is over, the first calls
+    move to the next calling day, even one in the next week (the run keeps its own week_start, and may be open
+    beside next week's run). Raises NoCallingDayError when no calling day comes within FIRST_CALL_HORIZON.
+    """
+    week = week or week_start(now, calendar.tz)
     with db.transaction() as session:
         existing = session.exec(select(CampaignRun).where(
             CampaignRun.campaign == campaign.name, CampaignRun.week_start == week, CampaignRun.label == label)).first()
         if existing:
             return existing, False
-        slot = weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz)
-        first_call = calendar.next_open(max(slot, now))
-        if week_start(first_call, calendar.tz) != week:
-            # Calling into next week would overlap next week's run and call people twice.
-            raise InputError(f"no calling time is left in the week of {week}; "
-                             f"next week's run can be launched from {first_call.astimezone(calendar.tz):%Y-%m-%d %H:%M}")
+        first_call = first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
+        if first_call is None:
+            raise NoCallingDayError(
+                f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days after the slot of the week of "
+                f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml")
         run = CampaignRun(campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call)
         session.add(run)
         session.flush()
         today = now.astimezone(calendar.tz).date()
-        # People still being retried by last week's run are left to it, so nobody is called by two runs.
+        # People still being called by another open run of the campaign (last week's, whose first calls may have
+        # moved past a holiday into this week) are left to it, so nobody is called by two runs at once.
         still_open = select(RunMember.person_id).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
             CampaignRun.campaign == campaign.name, CampaignRun.status == "open",
             RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import schedule
+from sqlmodel import select
 
 from safecall.campaign import CampaignDef
 from safecall.delivery import publish_day, send_due_deliveries
-from safecall.errors import InputError, SafeCallError
-from safecall.escalation import mark_overdue, queue_escalations, send_notifications
+from safecall.errors import NoCallingDayError, SafeCallError
+from safecall.escalation import mark_overdue, notify_officers, queue_escalations, send_notifications
 from safecall.events import log_event
 from safecall.notify import Mailer, SmsSender
-from safecall.policy import parse_clock_time, week_start, weekly_slot
+from safecall.policy import FIRST_CALL_HORIZON, parse_clock_time, week_start, weekly_slot
 from safecall.runs import launch_run
 from safecall.services import Services
+from safecall.store import CampaignRun, Database
 from safecall.workers import TrunkDialing, valid_campaigns
 
 log = logging.getLogger("safecall.scheduler")
@@ -35,6 +38,7 @@ class Scheduler:
         self._campaigns: dict[str, CampaignDef] = {}
         self._dialing: dict[str, TrunkDialing] = {}  # one per trunk, over every open run on it
         self._threads: dict[str, threading.Thread] = {}
+        self._no_calling_day: set[tuple[str, date]] = set()  # (campaign, week) already reported
 
     def campaigns(self) -> dict[str, CampaignDef]:
         return valid_campaigns(self.services)
@@ -55,18 +59,33 @@ class Scheduler:
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
 
     def launch_if_due(self, definition: CampaignDef, now: datetime) -> None:
-        tz = self.services.instance.tz
-        slot = weekly_slot(week_start(now, tz), definition.schedule.weekday, definition.schedule.start, tz)
-        if now < slot:
+        calendar = definition.calendar(self.services.instance)
+        for week in weeks_due(self.services.db, definition, calendar.tz, now):
+            try:
+                run, created = launch_run(self.services.db, definition, calendar, now=now, week=week)
+            except NoCallingDayError as exc:
+                self._report_no_calling_day(definition, week, exc, now)
+                continue
+            if created:
+                slot = weekly_slot(week, definition.schedule.weekday, definition.schedule.start, calendar.tz)
+                log_event(log, "run_launched", campaign=definition.name, run=run.id, week=run.week_start,
+                          first_call=run.first_call_at, late=(now - slot).total_seconds() > 120)
+
+    def _report_no_calling_day(self, definition: CampaignDef, week: date, exc: NoCallingDayError, now: datetime) -> None:
+        """The officers are told once (a notification keyed by campaign and week), and the log says it once per
+        process, not on every tick."""
+        if (definition.name, week) in self._no_calling_day:
             return
-        try:
-            run, created = launch_run(self.services.db, definition, definition.calendar(self.services.instance), now=now)
-        except InputError as exc:  # the week's window is over: a missed slot is not launched late into next week
-            log_event(log, "slot_missed", level=logging.WARNING, campaign=definition.name, reason=exc.summary)
-            return
-        if created:
-            log_event(log, "run_launched", campaign=definition.name, run=run.id, week=run.week_start,
-                      late=(now - slot).total_seconds() > 120)
+        self._no_calling_day.add((definition.name, week))
+        officers = notify_officers(
+            self.services.db, self.services.instance.settings, definition.targets.teams,
+            key=f"officer-no-calling-day:{definition.name}:{week}", now=now,
+            body=f"[안심콜] 캠페인 {definition.name}의 {week} 주간 통화를 시작하지 못했습니다. 통화할 수 있는 날이 "
+                 f"{FIRST_CALL_HORIZON.days}일 안에 없습니다. campaigns/{definition.name}.toml의 통화 시간대(window: 요일, 시간)와 "
+                 f"공휴일 설정(skip_holidays)을 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.")
+        log_event(log, "no_calling_day", level=logging.ERROR, campaign=definition.name, week=week, reason=exc.summary,
+                  officers_told=officers)
+
 
     def dial_open_runs(self, campaigns: dict[str, CampaignDef]) -> None:
         """One dialer per trunk the valid campaigns use, each over every open run on it (in its own thread)."""
@@ -113,3 +132,20 @@ class Scheduler:
             thread.join()
         self.services.close_trunks()
         log_event(log, "scheduler_stopped")
+
+
+def weeks_due(db: Database, definition: CampaignDef, tz: ZoneInfo, now: datetime) -> list[date]:
+    """The weeks whose run should exist by `now`: this week's once its slot has come; and, before then, last week's
+    if the scheduler was down through all of it, so a week is never skipped. Last week is caught up only for a
+    campaign that was already running (an earlier run exists): a new campaign does not start with last week.
+    Once this week's slot has come, this week's run stands for both: the two would call everyone at once."""
+    this_week = week_start(now, tz)
+    if now >= weekly_slot(this_week, definition.schedule.weekday, definition.schedule.start, tz):
+        return [this_week]
+    last_week = this_week - timedelta(weeks=1)
+    weekly = select(CampaignRun.id).where(CampaignRun.campaign == definition.name, CampaignRun.label == "weekly")
+    with db.session() as session:
+        if session.exec(weekly.where(CampaignRun.week_start == last_week)).first():
+            return []
+        was_running = session.exec(weekly.where(CampaignRun.week_start < last_week)).first()
+    return [last_week] if was_running else []

@@ -68,8 +68,9 @@ class Cli:
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock(MONDAY_MORNING)
+def clock(request) -> VirtualClock:
+    """Monday morning, or the start a test gives with indirect parametrization."""
+    return VirtualClock(getattr(request, "param", MONDAY_MORNING))
 
 
 # Store and engine tests run on SQLite and, where a server is given (.ci/run starts one), on PostgreSQL.

@@ -254,12 +254,12 @@ def test_launch_late_in_the_week_waits_for_the_next_opening(cli, tmp_path):
     assert "2026-11-23" in listing and "open" in listing
 
 
-def test_no_run_is_launched_into_next_week(cli, tmp_path):
+def test_a_launch_after_the_weeks_window_calls_on_the_next_calling_day(cli, tmp_path):
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("가", "010-0123-0001")])))
     cli.clock.set(cli.clock.now() + timedelta(days=4, hours=12))  # Friday 20:00
-    output = cli("campaign", "launch", "weekly-safe-call", ok=False).output
-    assert "no calling time is left in the week of 2026-11-23" in output
-    assert "from 2026-11-30 09:00" in output
+    output = cli("campaign", "launch", "weekly-safe-call", "--no-dial").output
+    # The week is not skipped: its run keeps its week and calls on Monday.
+    assert "for the week of 2026-11-23; first calls 2026-11-30 09:00" in output
 
 
 def test_retries_that_run_into_next_week_are_not_doubled_by_next_weeks_run(cli, tmp_path):

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import itertools
+from datetime import date, datetime, timedelta
 
 import holidays
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings, strategies as st
 
 from conftest import SEOUL
 from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, load_flow, step
-from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
+from safecall.campaign import CampaignDef
+from safecall.policy import WEEKDAYS, CallingCalendar, first_call_of_week, retry_at, week_start, weekly_slot
+from safecall.runs import launch_run
+from safecall.store import CampaignRun, Database, MemberState, Person, RunMember
 from safecall.settings import defaults_root
 
 CAL = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
@@ -47,6 +54,67 @@ def test_weekly_slot_and_week():
     # 00:30 Monday in Seoul is still Sunday in UTC: the week is Seoul's.
     assert week_start(at("2026-11-30 00:30"), SEOUL).isoformat() == "2026-11-30"
     assert weekly_slot(week_start(at("2026-11-25 12:00"), SEOUL), "mon", "10:00", SEOUL) == at("2026-11-23 10:00")
+
+
+def test_a_holiday_slot_moves_to_the_next_calling_day_even_into_next_week():
+    # Christmas (Fri) then the weekend: Monday. New Year's Day the week after: Monday again. Chuseok (Thu-Sat): Monday.
+    assert first_call_of_week(CAL, date(2026, 12, 21), "fri", "10:00", now=at("2026-12-25 10:00")) == at("2026-12-28 09:00")
+    assert first_call_of_week(CAL, date(2026, 12, 28), "fri", "10:00", now=at("2027-01-01 10:00")) == at("2027-01-04 09:00")
+    assert first_call_of_week(CAL, date(2026, 9, 21), "thu", "10:00", now=at("2026-09-24 10:00")) == at("2026-09-28 09:00")
+    # Launched after the week's window is over (Friday evening): the next calling morning.
+    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-27 19:00")) == at("2026-11-30 09:00")
+    # Before the slot, and on an ordinary day: the slot itself.
+    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-23 08:00")) == at("2026-11-23 10:00")
+    # A window shut for weeks: no first call, which the scheduler reports to the officer.
+    shut = holidays.HolidayBase()
+    shut.update({date(2026, 11, 23) + timedelta(days=n): "shut" for n in range(40)})
+    shut_calendar = CallingCalendar(SEOUL, CAL.start, CAL.end, CAL.weekdays, shut)
+    assert first_call_of_week(shut_calendar, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-23 10:00")) is None
+
+
+@pytest.fixture(scope="module")
+def roster_db(tmp_path_factory) -> Database:
+    """A real SQLite store with three people, shared by the examples (each uses its own campaign name)."""
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('calendar') / 'safecall.db'}")
+    db.create_schema()
+    with db.transaction() as session:
+        for n in range(3):
+            session.add(Person(person_key=f"p{n}", name=f"사람{n}", phone=f"+82100000000{n}", dong="사직동", team="1팀",
+                               birth_date=date(1945, 1, 1), consent_date=date(2025, 1, 1), created_at=at("2025-01-01 09:00"),
+                               updated_at=at("2025-01-01 09:00")))
+    yield db
+    db.dispose()
+
+
+WEEKS_2026_2027 = [date(2025, 12, 29) + timedelta(weeks=n) for n in range(105)]  # every week touching 2026 or 2027
+CAMPAIGN_NAMES = itertools.count()
+
+
+@settings(max_examples=12, deadline=None)
+@given(weekday=st.sampled_from(WEEKDAYS[:5]), hour=st.integers(9, 17), minute=st.integers(0, 59))
+def test_no_week_of_2026_and_2027_goes_without_first_calls(roster_db, weekday, hour, minute):
+    """Launched at its slot each week (as the scheduler does), every week's run gets first calls for everyone on the
+    next calling day, before the next week's slot, whatever the weekday and time and the Korean holidays."""
+    start = f"{hour:02d}:{minute:02d}"
+    campaign = CampaignDef.model_validate({"name": f"property-{next(CAMPAIGN_NAMES)}", "schedule": {"weekday": weekday, "start": start}})
+    for week in WEEKS_2026_2027:
+        slot = weekly_slot(week, weekday, start, SEOUL)
+        run, created = launch_run(roster_db, campaign, CAL, now=slot, week=week)
+        assert created and run.week_start == week
+        first = run.first_call_at.astimezone(SEOUL)
+        assert first >= slot and CAL.is_open(first)
+        # The next calling day: none lies between the slot's day and the first calls' day, and on the slot's own
+        # (calling) day the calls start at the slot.
+        between = [slot.date() + timedelta(days=n) for n in range(1, (first.date() - slot.date()).days)]
+        assert not any(CAL.is_calling_day(day) for day in between), (week, first)
+        assert first == slot if CAL.is_calling_day(slot.date()) else first.time() == CAL.start
+        assert first < weekly_slot(week + timedelta(weeks=1), weekday, start, SEOUL)
+        with roster_db.transaction() as session:
+            members = session.exec(sa.select(RunMember.next_attempt_at).where(RunMember.run_id == run.id)).all()
+            assert [at_ for (at_,) in members] == [run.first_call_at] * 3
+            # The week is done before the next one's slot (what the dialer would do).
+            session.execute(sa.update(RunMember).where(RunMember.run_id == run.id).values(state=MemberState.ACKNOWLEDGED))
+            session.execute(sa.update(CampaignRun).where(CampaignRun.id == run.id).values(status="closed"))
 
 
 def test_campaign_validate_accepts_the_default(cli):

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import holidays
 import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from live import free_port
+from safecall.campaign import CampaignDef
 from safecall.notify import build_mailer, build_sms
 from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import CampaignRun, Delivery, Notification, VisitTask
+from safecall.store import Attempt, CampaignRun, Delivery, Notification, Person, RunMember, VisitTask
 
 
 class Inbox:
@@ -127,12 +131,152 @@ def test_a_slot_missed_while_down_is_launched_on_start_and_never_twice(cli, tmp_
     assert "final non-responders (home visit) │ 1" in cli("campaign", "status").output
 
 
-def test_a_week_whose_window_passed_is_not_launched_late(cli, tmp_path, smtp):
+def members_of(cli, run_id: int) -> dict[str, str]:
+    with cli.db().session() as session:
+        rows = session.exec(select(Person.phone, RunMember.state).join(RunMember, RunMember.person_id == Person.id)
+                            .where(RunMember.run_id == run_id))
+        return dict(rows.all())
+
+
+def first_calls(cli, run_id: int) -> set:
+    """The local days on which the run placed its first attempts."""
+    with cli.db().session() as session:
+        placed = session.exec(select(Attempt.placed_at).where(Attempt.run_id == run_id, Attempt.number == 1)).all()
+    return {at.astimezone(SEOUL).date() for at in placed}
+
+
+def tick_through(scheduler, cli, start: datetime, end: datetime, step: timedelta = timedelta(hours=1)) -> None:
+    moment = start
+    while moment <= end:
+        cli.clock.set(moment)
+        scheduler.tick()
+        moment += step
+
+
+def tick_days(scheduler, cli, first: date, last: date, hours=(9, 10, 11, 14)) -> None:
+    """A few ticks a day, where the slot and the retries (1h, 3h, next day) fall: enough, and far cheaper than every 30 s."""
+    day = first
+    while day <= last:
+        for hour in hours:
+            cli.clock.set(datetime(day.year, day.month, day.day, hour, tzinfo=SEOUL))
+            scheduler.tick()
+        day += timedelta(days=1)
+
+
+def test_a_week_whose_window_passed_is_called_on_the_next_calling_day_beside_next_weeks_run(cli, tmp_path, smtp):
     configure(cli, smtp.port)
     roster(cli, tmp_path)
+    scheduler = scheduler_for(cli)
     cli.clock.set(datetime(2026, 11, 27, 19, 0, tzinfo=SEOUL))  # Friday evening: the whole calling week was missed
-    scheduler_for(cli).tick()
+    scheduler.tick()
+    [late] = runs(cli)
+    assert late.week_start.isoformat() == "2026-11-23"
+    assert late.first_call_at.astimezone(SEOUL) == datetime(2026, 11, 30, 9, 0, tzinfo=SEOUL)  # Monday, next week
+    cli.clock.set(datetime(2026, 11, 30, 9, 0, tzinfo=SEOUL))
+    scheduler.tick()
+    assert members_of(cli, late.id) == {"+821001230001": "acknowledged", "+821001230002": "pending", "+821001230003": "help_requested"}
+    # 10:00: next week's own slot. Its run opens beside the late one, which keeps the person it is still retrying.
+    cli.clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL))
+    scheduler.tick()
+    late, this_week = runs(cli)
+    assert this_week.week_start.isoformat() == "2026-11-30" and late.status == "open"
+    assert set(members_of(cli, this_week.id)) == {"+821001230001", "+821001230003"}
+    assert first_calls(cli, late.id) == first_calls(cli, this_week.id) == {datetime(2026, 11, 30).date()}
+    tick_through(scheduler, cli, datetime(2026, 11, 30, 11, 0, tzinfo=SEOUL), datetime(2026, 12, 2, 12, 0, tzinfo=SEOUL))
+    assert [run.status for run in runs(cli)] == ["closed", "closed"]
+    with cli.db().session() as session:
+        late_attempts = session.exec(select(Attempt).where(Attempt.run_id == late.id, Attempt.phone == "+821001230002")).all()
+        assert len(late_attempts) == 4 and not session.exec(select(Attempt).where(
+            Attempt.run_id == this_week.id, Attempt.phone == "+821001230002")).first()
+
+
+HOLIDAY_WEEKS = [
+    ("fri", datetime(2026, 12, 25, 10, 0), "2026-12-21", datetime(2026, 12, 28, 9, 0)),  # Christmas
+    ("fri", datetime(2027, 1, 1, 10, 0), "2026-12-28", datetime(2027, 1, 4, 9, 0)),  # New Year's Day, the week after
+    ("thu", datetime(2026, 9, 24, 10, 0), "2026-09-21", datetime(2026, 9, 28, 9, 0)),  # Chuseok (Thu-Sat)
+]
+
+
+@pytest.mark.parametrize("clock, weekday, slot, week, first_call",
+                         [(slot.replace(tzinfo=SEOUL) - timedelta(hours=1), *case) for case in HOLIDAY_WEEKS for slot in [case[1]]],
+                         indirect=["clock"])
+def test_a_holiday_week_gets_its_first_calls_on_the_next_calling_day(cli, tmp_path, smtp, weekday, slot, week, first_call):
+    configure(cli, smtp.port)
+    cli.edit_campaign('weekday = "mon"', f'weekday = "{weekday}"')
+    roster(cli, tmp_path)
+    scheduler = scheduler_for(cli)
+    tick_through(scheduler, cli, slot.replace(tzinfo=SEOUL) - timedelta(hours=1), first_call.replace(tzinfo=SEOUL) + timedelta(hours=2))
+    run = next(run for run in runs(cli) if run.week_start.isoformat() == week)
+    assert run.launched_at.astimezone(SEOUL) == slot.replace(tzinfo=SEOUL)
+    assert run.first_call_at.astimezone(SEOUL) == first_call.replace(tzinfo=SEOUL)
+    assert first_calls(cli, run.id) == {first_call.date()}
+    assert len(members_of(cli, run.id)) == 3
+
+
+def test_christmas_and_new_year_back_to_back_skip_no_week(cli, tmp_path, smtp):
+    configure(cli, smtp.port)
+    cli.edit_campaign('weekday = "mon"', 'weekday = "fri"')
+    roster(cli, tmp_path)
+    scheduler = scheduler_for(cli)
+    tick_days(scheduler, cli, date(2026, 12, 24), date(2027, 1, 12))
+    weeks = {run.week_start.isoformat(): run for run in runs(cli)}
+    assert list(weeks) == ["2026-12-21", "2026-12-28", "2027-01-04"]
+    assert [sorted(first_calls(cli, run.id)) for run in weeks.values()] == [
+        [date(2026, 12, 28)], [date(2027, 1, 4)], [date(2027, 1, 8)]]
+    assert [(run.status, len(members_of(cli, run.id))) for run in weeks.values()] == [("closed", 3)] * 3
+
+
+def test_a_week_missed_while_the_scheduler_was_down_is_caught_up(cli, tmp_path, smtp):
+    configure(cli, smtp.port)
+    roster(cli, tmp_path)
+    scheduler = scheduler_for(cli)
+    tick_through(scheduler, cli, datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL), datetime(2026, 11, 25, 10, 0, tzinfo=SEOUL))
+    # Down from Wednesday to the Monday after next, before its slot: the missed week is called at the opening.
+    cli.clock.set(datetime(2026, 12, 7, 8, 30, tzinfo=SEOUL))
+    scheduler.tick()
+    week_run = lambda: [(run.week_start.isoformat(), run.first_call_at.astimezone(SEOUL)) for run in runs(cli)]
+    assert week_run() == [("2026-11-23", datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)),
+                          ("2026-11-30", datetime(2026, 12, 7, 9, 0, tzinfo=SEOUL))]
+    tick_through(scheduler, cli, datetime(2026, 12, 7, 9, 0, tzinfo=SEOUL), datetime(2026, 12, 9, 10, 0, tzinfo=SEOUL))
+    assert week_run()[2] == ("2026-12-07", datetime(2026, 12, 7, 10, 0, tzinfo=SEOUL))
+    # Down again past a week and this week's slot: this week's run stands for both (they would call everyone at once).
+    cli.clock.set(datetime(2026, 12, 22, 11, 0, tzinfo=SEOUL))
+    scheduler.tick()
+    assert [week for week, _ in week_run()] == ["2026-11-23", "2026-11-30", "2026-12-07", "2026-12-21"]
+
+
+class ShutCalendar(CampaignDef):
+    """A campaign whose calendar is shut for six weeks (nothing a valid file can say today, but the scheduler must cope)."""
+
+    def calendar(self, instance):
+        calendar = super().calendar(instance)
+        shut = holidays.HolidayBase()
+        shut.update({datetime(2026, 11, 23).date() + timedelta(days=n): "shut" for n in range(42)})
+        return replace(calendar, holidays=shut)
+
+
+def test_no_calling_day_tells_the_officer_once_and_logs_it_once(cli, tmp_path, smtp, caplog):
+    smtp.start()
+    configure(cli, smtp.port)
+    roster(cli, tmp_path)
+    scheduler = scheduler_for(cli)
+    definition = scheduler.campaigns()["weekly-safe-call"]
+    scheduler.campaigns = lambda: {"weekly-safe-call": ShutCalendar.model_validate(definition.model_dump())}
+    caplog.set_level(logging.INFO, logger="safecall")
+    tick_through(scheduler, cli, datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL), datetime(2026, 11, 23, 12, 0, tzinfo=SEOUL),
+                 step=timedelta(seconds=30))
     assert runs(cli) == []
+    [notice] = smtp.to("officer1@example.org")
+    assert "2026-11-23 주간 통화를 시작하지 못했습니다" in notice.get_content() and "campaigns/weekly-safe-call.toml" in notice.get_content()
+    logged = [json.loads(r.getMessage()) for r in caplog.records if '"no_calling_day"' in r.getMessage()]
+    # Every team's officer (or the team's address where no officer is named), as the campaign targets every team.
+    assert len(logged) == 1 and logged[0]["officers_told"] == ["officer1@example.org", "team2@example.org", "team3@example.org"]
+    assert "no calling day within 28 days" in logged[0]["reason"]
+    # A scheduler restarted says it once more in its log, but the officer is not e-mailed again.
+    restarted = scheduler_for(cli)
+    restarted.campaigns = scheduler.campaigns
+    restarted.tick()
+    assert len(smtp.to("officer1@example.org")) == 1
 
 
 def week_then_morning(cli, tmp_path, smtp):
