@@ -20,7 +20,7 @@ from rich.table import Table
 from safecall import people, phones
 from safecall.campaign import check_campaign, list_campaigns
 from safecall.clock import Clock, ScaledClock, SystemClock, VirtualClock
-from safecall.errors import ConfigError, InputError, NotFoundError, SafeCallError
+from safecall.errors import InputError, NotFoundError, SafeCallError
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, launch_run, list_runs, run_status
 from safecall.services import Services
@@ -104,12 +104,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         env = dict(os.environ if environ is None else environ)
         clock_factory = make_clock
         if now:
-            try:
-                start = datetime.fromisoformat(now)
-            except ValueError:
-                raise typer.BadParameter(f"{now!r} is not an ISO time", param_hint="--now") from None
-            if start.tzinfo is None:
-                raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00+09:00", param_hint="--now")
+            start = parse_moment(now, "--now")
             clock_factory = (lambda: ScaledClock(start, speed, anchor)) if speed else (lambda: VirtualClock(start))
         elif speed or anchor:
             raise typer.BadParameter("--speed and --anchor need --now", param_hint="--speed")
@@ -281,10 +276,11 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign whose IVR, trunk and retry rules to use."),
                        on: Optional[str] = typer.Option(None, "--date", help="Day of the signals (default: today)."),
                        dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
-                       fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: virtual time.")):
+                       fast: bool = typer.Option(False, "--fast", hidden=True)):
         """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
         from safecall.signals import flagged_people
 
+        refuse_fast(fast)
         services = ctx_of(ctx).services()
         day = parse_day(on, "--date") if on else services.today()
         definition = services.campaign(name)
@@ -296,7 +292,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                                   label=f"signals-{day}", only_people=people_ids)
         out.print(f"{'Launched' if created else 'Resuming'} run {run.id}: a check call to {len(people_ids)} flagged people ({day}).")
         if dial_now:
-            dial(ctx, services, name, run.id, fast)
+            dial(ctx, services, name, run.id)
 
     @report.command("weekly")
     @handled
@@ -448,29 +444,48 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             raise InputError(f"campaign {name!r} has {len(problems)} problem(s)", problems)
         out.print(f"campaign {name!r} is valid")
 
-    def dial(ctx: typer.Context, services: Services, name: str, run_id: int, fast: bool) -> None:
-        definition = services.campaign(name)
-        clock = None
-        if fast:
-            if services.instance.trunk(definition.trunk).type != "simulated":
-                raise ConfigError("--fast (virtual time) works only with a simulated trunk")
-            clock = VirtualClock(services.now())
-        dialer = services.dialer(definition, clock=clock)
+    def dial(ctx: typer.Context, services: Services, name: str, run_id: int) -> None:
+        dialer = services.dialer(services.campaign(name))
         try:
             # SIGTERM or Ctrl-C: no new calls; the calls in flight finish and are written, then the command ends.
             with stop_on_signals() as stop, progress_bar(out) as update:
                 dialer.run(run_id, on_progress=update, stop_requested=stop.is_set)
         finally:
-            if fast:
-                dialer.trunk.close()  # a trunk of its own on the virtual clock; the shared one closes with the services
+            services.close_trunks()
         print_status(out, run_status(services.db, run_id), services.instance.root)
+
+    def drill_and_print(ctx: typer.Context, name: str, start: datetime, directory: Optional[Path], trunk_name: Optional[str]) -> None:
+        from safecall.drills import run_drill
+
+        instance = ctx_of(ctx).instance()  # never ctx.services(): that would open (and create) the real database
+        when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
+        announce = lambda folder: out.print(f"Drill of {name} from {when}, in virtual time, on a copy of this instance's data "
+                                            f"in {folder}. The real database is not touched.", markup=False)
+        with progress_bar(out) as update:
+            result = run_drill(instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce)
+        print_status(out, result.status, result.folder)
+        out.print(f"The drill's copy is kept in {result.folder}." if result.kept else "The drill's copy was deleted.", markup=False)
+
+    @app.command("drill")
+    @handled
+    def drill(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+              now: Optional[str] = typer.Option(None, "--now", help="Play the week from this time (ISO, e.g. 2026-11-23T08:00+09:00; default: now)."),
+              directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards."),
+              trunk_name: Optional[str] = typer.Option(None, "--trunk", help="A simulated trunk to dial through (default: the campaign's).")):
+        """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
+        drill_and_print(ctx, name, parse_moment(now, "--now") if now else ctx_of(ctx).make_clock().now(), directory, trunk_name)
 
     @campaign.command("launch")
     @handled
     def campaign_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
                         dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
-                        fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: play the week in virtual time.")):
+                        fast: bool = typer.Option(False, "--fast", help="A drill, as 'safecall drill NAME': the week in virtual time on a copy of the data; no real run.")):
         """Create this week's run (or resume it if it exists) and dial it."""
+        if fast:
+            err.print("--fast runs a drill on a throwaway copy of this instance's data ('safecall drill NAME'); "
+                      "no real run is created or used. Leave out --fast to launch the real run.", markup=False)
+            drill_and_print(ctx, name, ctx_of(ctx).make_clock().now(), None, None)
+            return
         services = ctx_of(ctx).services()
         definition = services.campaign(name)
         run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now())
@@ -480,20 +495,26 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         else:
             out.print(f"Run {run.id} of {name} for the week of {run.week_start} already exists ({run.status}); resuming it.")
         if dial_now:
-            dial(ctx, services, name, run.id, fast)
+            dial(ctx, services, name, run.id)
+
+    def refuse_fast(fast: bool) -> None:
+        if fast:
+            raise InputError("--fast would play a real run in virtual time and use it up; rehearse on a copy of the data "
+                             "with 'safecall drill CAMPAIGN' instead")
 
     @campaign.command("run")
     @handled
     def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: every open run)."),
-                     fast: bool = typer.Option(False, "--fast", help="Simulated trunk only: play the week in virtual time.")):
+                     fast: bool = typer.Option(False, "--fast", hidden=True)):
         """Dial the due attempts of a run until it closes."""
+        refuse_fast(fast)
         services = ctx_of(ctx).services()
         runs = [r for r in list_runs(services.db) if (r.id == run if run is not None else r.status == "open")]
         if not runs:
             raise NotFoundError(f"no run {run}" if run is not None else "no open run; launch one with 'safecall campaign launch NAME'")
         for r in runs:
             out.print(f"Dialling run {r.id} ({r.campaign}, week of {r.week_start})")
-            dial(ctx, services, r.campaign, r.id, fast)
+            dial(ctx, services, r.campaign, r.id)
 
     @campaign.command("status")
     @handled
@@ -584,6 +605,16 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         out.print(f"Task {task}: {outcome}; {state}.")
 
     return app
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO time", param_hint=option) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00+09:00", param_hint=option)
+    return moment
 
 
 def parse_day(text: str, option: str) -> date:
