@@ -19,6 +19,7 @@ from safecall.store import Database
 SEOUL = ZoneInfo("Asia/Seoul")
 # Monday 23 November 2026, 08:00 in Seoul: before the weekly slot (Monday 10:00).
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=SEOUL)
+NEXT_MONDAY_MORNING = datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL)
 
 HEADER = ["성명", "전화번호", "보조연락처", "주소", "행정동", "생년월일", "보호자 성명", "보호자 연락처", "동의일자", "위험도"]
 

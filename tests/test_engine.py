@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 import safecall
-from conftest import SEOUL, person_row, scripted_trunks, write_csv
+from conftest import NEXT_MONDAY_MORNING, SEOUL, person_row, scripted_trunks, write_csv
 from safecall.clock import VirtualClock
 from safecall.errors import RunLockedError
 from safecall.ivr import load_flow
@@ -57,7 +57,7 @@ def attempts_of(cli, name):
 def test_a_whole_week_through_the_cli(cli, tmp_path):
     cli.set_trunks(scripted_trunks(WEEK_SCRIPTS))
     cli("recipients", "import", str(week_roster(tmp_path)))
-    output = cli("campaign", "launch", "weekly-safe-call", "--fast").output
+    output = cli("campaign", "launch", "weekly-safe-call").output
     assert "Launched run 1 of weekly-safe-call for the week of 2026-11-23; first calls 2026-11-23 10:00" in output
     status = cli("campaign", "status").output
     for label, count in [("people", 7), ("acknowledged on the first try", 1), ("acknowledged after retries", 2),
@@ -89,7 +89,7 @@ def test_a_whole_week_through_the_cli(cli, tmp_path):
     assert "마도움" in callbacks and "라무입력" not in callbacks
 
     # Launching again resumes the same run and never starts a second one.
-    again = cli("campaign", "launch", "weekly-safe-call", "--fast").output
+    again = cli("campaign", "launch", "weekly-safe-call").output
     assert "Run 1 of weekly-safe-call for the week of 2026-11-23 already exists (closed); resuming it." in again
     with cli.db().session() as session:
         assert len(list(session.exec(select(CampaignRun)))) == 1
@@ -100,9 +100,9 @@ def test_consecutive_weeks_without_acknowledgement_raise_priority(cli, tmp_path)
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["no_key"]}))
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
         person_row("일주", "010-0123-0002", risk="상"), person_row("이주", "010-0123-0001", risk="하")])))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
-    cli.clock.advance(timedelta(days=7))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
+    cli.clock.set(NEXT_MONDAY_MORNING)  # the week above was played on this clock; the next one starts afresh
+    cli("campaign", "launch", "weekly-safe-call")
     with cli.db().session() as session:
         weeks = {session.get(Person, t.person_id).name: t.weeks_without_ack for t in session.exec(select(VisitTask).where(VisitTask.run_id == 2))}
     assert weeks == {"일주": 2, "이주": 2}
@@ -238,7 +238,7 @@ def test_people_paused_after_launch_are_withdrawn_not_called(cli, tmp_path):
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("입원", "010-0123-0001"), person_row("집", "010-0123-0002")])))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     cli("recipients", "pause", "입원", "--until", "2026-12-20")
-    output = cli("campaign", "run", "--fast").output
+    output = cli("campaign", "run").output
     assert any(line.startswith("│ withdrawn") and line.rstrip("│ ").endswith("1") for line in output.splitlines()), output
     assert attempts_of(cli, "입원") == []
     assert len(attempts_of(cli, "집")) == 1

@@ -83,7 +83,7 @@ def test_doctor_checks_integrity_schema_permissions_campaigns_and_trunks(cli, tm
 def test_database_and_outbox_are_owner_only(cli, tmp_path):
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
     cli("visits", "list", "--date", "2026-11-24", "--format", "xlsx")
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)
     assert mode(cli.root / "data" / "safecall.db") == 0o600 and mode(cli.root / "data") == 0o700
@@ -96,7 +96,7 @@ def test_logs_mask_phone_numbers_and_never_carry_secrets(cli, tmp_path, caplog):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["ack"]}))
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
     with caplog.at_level(logging.DEBUG):
-        cli("campaign", "launch", "weekly-safe-call", "--fast")
+        cli("campaign", "launch", "weekly-safe-call")
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "attempt_placing" in text and "*******0001" in text
     for whole in ("+821001230001", "01001230001", "010-0123-0001", "1001230001"):
@@ -106,7 +106,7 @@ def test_logs_mask_phone_numbers_and_never_carry_secrets(cli, tmp_path, caplog):
 def test_the_audit_log_names_the_os_user_for_each_change(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
     cli("recipients", "pause", "나", "--until", "2026-12-31")
     cli("recipients", "close", "나", "--reason", "moved")
     cli("visits", "record", "1", "--outcome", "safe")

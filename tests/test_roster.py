@@ -107,7 +107,7 @@ def test_people_without_consent_are_stored_reported_and_never_dialled(cli, tmp_p
     result = cli("recipients", "import", str(path))
     assert "1 without consent" in result.output and "row 3: 동의안함" in result.output
     assert {p.name for p in people_in(cli)} == {"동의함", "동의안함"}
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
     output = cli("recipients", "show", "동의안함").output
     assert "consent: none" in output and "acknowledged" not in output
     assert "acknowledged" in cli("recipients", "show", "동의함").output

@@ -9,7 +9,7 @@ from datetime import timedelta
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from conftest import person_row, scripted_trunks, write_csv
+from conftest import NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
 from safecall.store import CampaignRun, RunMember, Signal
 
 
@@ -26,7 +26,7 @@ def test_signals_flag_people_for_an_ad_hoc_check_with_the_same_ivr_and_retries(c
                         header=["전화번호", "일자", "종류", "점수"])
     assert "2 signals" in cli("signals", "import", str(signals)).output
     cli.clock.set(cli.clock.now() + timedelta(days=2, hours=2))  # Wednesday 10:00
-    output = cli("signals", "launch", "weekly-safe-call", "--date", "2026-11-25", "--fast").output
+    output = cli("signals", "launch", "weekly-safe-call", "--date", "2026-11-25").output
     assert "a check call to 1 flagged people" in output
     with cli.db().session() as session:
         run = session.exec(select(CampaignRun)).one()
@@ -55,9 +55,9 @@ def test_bad_signal_files_change_nothing(cli, tmp_path):
 
 def test_weekly_report_per_week_and_dong_with_chart(cli, tmp_path):
     roster(cli, tmp_path)
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
-    cli.clock.set(cli.clock.now() + timedelta(days=7))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
+    cli.clock.set(NEXT_MONDAY_MORNING)  # the week above was played on this clock; the next one starts afresh
+    cli("campaign", "launch", "weekly-safe-call")
     table = cli("report", "weekly").output
     assert "2026-11-23" in table and "2026-11-30" in table and "부암동" in table
     cli("report", "weekly", "--format", "csv", "--output", str(tmp_path / "r.csv"), "--chart", str(tmp_path / "rates.png"))

@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from conftest import person_row, scripted_trunks, write_csv
+from conftest import NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
 from safecall.store import AuditEvent, Person, RunMember, VisitTask
 
 pytestmark = pytest.mark.both_databases
@@ -25,7 +25,7 @@ def week_with_non_responders(cli, tmp_path):
         person_row("입원예정", "010-0123-0003", dong="부암동"),
         person_row("도움분", "010-0123-0004"),
     ])))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
 
 
 def test_csv_lists_open_in_korean_excel_and_neutralise_formulas(cli, tmp_path):
@@ -94,7 +94,7 @@ def test_deceased_closes_the_person_and_they_are_not_called_again(cli, tmp_path)
     cli("visits", "record", row["과제번호"], "--outcome", "deceased")
     assert "status: closed (deceased)" in cli("recipients", "show", "=1+2").output
     cli.clock.set(cli.clock.now().replace(day=30))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
     with cli.db().session() as session:
         person = session.exec(select(Person).where(Person.name == "=1+2")).one()
         assert session.exec(select(RunMember).where(RunMember.run_id == 2, RunMember.person_id == person.id)).first() is None
@@ -118,10 +118,10 @@ def test_a_visit_row_shows_this_weeks_attempts_and_the_last_acknowledgement_from
 
     cli.set_trunks(scripted_trunks({"+821001230001": ["ack"]}))
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("지난주응답", "010-0123-0001")])))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
-    cli.clock.advance(timedelta(days=7))
+    cli("campaign", "launch", "weekly-safe-call")
+    cli.clock.set(NEXT_MONDAY_MORNING)  # the week above was played on this clock; the next one starts afresh
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")
     out = tmp_path / "lists"
     cli("visits", "list", "--date", "2026-12-01", "--format", "csv", "--output", str(out))
     rows = list(csv.reader(io.StringIO((out / "2026-12-01-visit-1팀.csv").read_text(encoding="utf-8-sig"))))
