@@ -19,7 +19,7 @@ from rich.table import Table
 
 from safecall import people, phones
 from safecall.campaign import check_campaign, list_campaigns
-from safecall.clock import Clock, ScaledClock, SystemClock, VirtualClock
+from safecall.clock import Clock, SystemClock
 from safecall.errors import InputError, NotFoundError, SafeCallError
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, launch_run, list_runs, run_status
@@ -97,18 +97,10 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
 
     @app.callback()
     def main(ctx: typer.Context,
-             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder."),
-             now: Optional[str] = typer.Option(None, "--now", help="Drills only: act as if it were this time (ISO, e.g. 2026-11-23T10:00+09:00)."),
-             speed: Optional[float] = typer.Option(None, "--speed", min=0.001, help="Drills only, with --now: time runs this many times faster than real time."),
-             anchor: Optional[float] = typer.Option(None, "--anchor", help="Drills only, with --speed: the real Unix time at which the clock read --now (processes given the same share one timeline).")):
+             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder.")):
+        # Real commands run on the real clock; a drill takes its own --now and plays on a copy of the data.
         env = dict(os.environ if environ is None else environ)
-        clock_factory = make_clock
-        if now:
-            start = parse_moment(now, "--now")
-            clock_factory = (lambda: ScaledClock(start, speed, anchor)) if speed else (lambda: VirtualClock(start))
-        elif speed or anchor:
-            raise typer.BadParameter("--speed and --anchor need --now", param_hint="--speed")
-        ctx.obj = AppContext(make_clock=clock_factory, environ=env, config_option=config_path)
+        ctx.obj = AppContext(make_clock=make_clock, environ=env, config_option=config_path)
         ctx.call_on_close(ctx.obj.close)
 
     # ---- instance -----------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def prepare(directory: Path, people: int, channels: int, cps: float, database_ur
     instance = load_instance(directory, environ)
     roster = write_roster(directory / "roster.csv", people, [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"])
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "--config", str(directory), "--now", "2026-11-23T08:00+09:00",
+    subprocess.run([sys.executable, str(ROOT / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(directory),
                     "recipients", "import", str(roster)], check=True, env={**os.environ, **environ}, stdout=subprocess.DEVNULL)
     return {"import_seconds": round(time.perf_counter() - started, 1), "environ": environ}
 

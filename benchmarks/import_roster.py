@@ -43,7 +43,7 @@ def timed_import(roster: Path, workdir: Path) -> dict:
     subprocess.run([sys.executable, str(ROOT / "cli.py"), "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--config", str(instance), "--now", "2026-11-23T08:00+09:00",
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(instance),
                            "recipients", "import", str(roster)], check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -32,7 +32,7 @@ from safecall.settings import scaffold_instance  # noqa: E402
 from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
 from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, simulated_pbxs_toml, write_roster  # noqa: E402
 
-CLI = str(ROOT / "cli.py")
+CLOCKED_CLI = str(ROOT / "tests" / "clocked_cli.py")  # the safecall command on a clock set from outside
 NOW = "2026-11-23T10:00+09:00"
 
 
@@ -55,13 +55,14 @@ def measure(admin_url: str, workers: int, people: int, channels: int, speed: flo
     url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     env = {**os.environ, "SAFECALL_DATABASE_URL": url}
     root = instance(Path(tempfile.mkdtemp(prefix="safecall-scale-")) / "office", workers, channels)
-    base = [sys.executable, CLI, "--config", str(root)]
+    at = [sys.executable, CLOCKED_CLI, "--at", NOW]
+    config = ["--", "--config", str(root)]
     roster = write_roster(root / "roster.csv", people, ["사직동"])
-    subprocess.run(base + ["--now", NOW, "recipients", "import", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(base + ["--now", NOW, "campaign", "launch", "weekly-safe-call", "--no-dial"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(at + config + ["recipients", "import", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(at + config + ["campaign", "launch", "weekly-safe-call", "--no-dial"], env=env, check=True, stdout=subprocess.DEVNULL)
     db = Database(url)
     anchor = time.time()
-    processes = [subprocess.Popen(base + ["--now", NOW, "--speed", str(speed), "--anchor", str(anchor), "worker", "run",
+    processes = [subprocess.Popen(at + ["--speed", str(speed), "--anchor", str(anchor)] + config + ["worker", "run",
                                           "--trunk", f"pbx{index}", "--interval", "0.2"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for index in range(1, workers + 1)]
     started = time.perf_counter()

@@ -28,7 +28,7 @@ DONGS = ["청운효자동", "사직동", "삼청동", "부암동", "평창동", 
 
 
 def safecall(root: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, CLI, "--config", str(root), "--now", NOW, *args],
+    return subprocess.Popen([sys.executable, CLI, "--config", str(root), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -26,7 +26,7 @@ from safecall.store import Attempt, CampaignRun, MemberState, RunMember, VisitTa
 from safecall.synthetic import simulated_pbxs_toml, write_roster
 
 pytestmark = pytest.mark.parametrize("database_backend", ["postgresql"], indirect=True)
-CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
+CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))  # workers in accelerated time, on one timeline
 WORKERS = 4
 CHANNELS = 3
 SPEED = 100  # virtual seconds per real second
@@ -34,8 +34,8 @@ SPEED = 100  # virtual seconds per real second
 
 def start_worker(cli, database_url: str, index: int, anchor: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, CLI, "--config", str(cli.root), "--now", cli.clock.now().isoformat(), "--speed", str(SPEED),
-         "--anchor", str(anchor), "worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2", "--seconds", "240"],
+        [sys.executable, CLOCKED_CLI, "--at", cli.clock.now().isoformat(), "--speed", str(SPEED), "--anchor", str(anchor), "--",
+         "--config", str(cli.root), "worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2", "--seconds", "240"],
         env={**os.environ, "SAFECALL_DATABASE_URL": database_url}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
