@@ -14,11 +14,12 @@ from typing import Callable, Optional
 import typer
 from sqlalchemy.exc import OperationalError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from safecall import people, phones
-from safecall.campaign import check_campaign, list_campaigns
+from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock, SystemClock
 from safecall.errors import InputError, NotFoundError, SafeCallError
 from safecall.roster import import_roster
@@ -425,6 +426,24 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         for run in list_runs(services.db):
             table.add_row(str(run.id), run.campaign, str(run.week_start), run.status,
                           run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M"))
+        out.print(table)
+
+    @campaign.command("plan")
+    @handled
+    def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                      weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="How many weeks ahead."),
+                      now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now).")):
+        """When each coming week's first calls are placed, and which weeks move past a holiday."""
+        from safecall.policy import plan_weeks, week_start
+
+        instance = ctx_of(ctx).instance()
+        definition = load_campaign(instance, name)
+        calendar = definition.calendar(instance)
+        moment = parse_moment(now, "--now") if now else ctx_of(ctx).make_clock().now()
+        table = Table("week", "slot", "first calls", "why moved", title=f"{name}: the next {weeks} weeks")
+        for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks):
+            first = planned.first_call.astimezone(calendar.tz).strftime("%Y-%m-%d %a %H:%M") if planned.first_call else "no calling day: fix the window"
+            table.add_row(str(planned.week), planned.slot.strftime("%Y-%m-%d %a %H:%M"), first, escape(planned.why_moved or ""))
         out.print(table)
 
     @campaign.command("validate")

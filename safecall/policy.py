@@ -126,3 +126,27 @@ def first_call_of_week(calendar: CallingCalendar, week: date, weekday: str, star
     """
     slot = weekly_slot(week, weekday, start, calendar.tz)
     return calendar.next_open_within(max(slot, now), FIRST_CALL_HORIZON)
+
+
+@dataclass(frozen=True)
+class PlannedWeek:
+    week: date
+    slot: datetime
+    first_call: datetime | None  # None: no calling day within FIRST_CALL_HORIZON
+    why_moved: str | None  # e.g. the holiday on the slot's day; None when the calls start at the slot
+
+
+def plan_weeks(calendar: CallingCalendar, weekday: str, start: str, first_week: date, weeks: int) -> list[PlannedWeek]:
+    """When each of `weeks` weeks from `first_week` places its first calls, and why a week's calls move."""
+    planned = []
+    for n in range(weeks):
+        week = first_week + timedelta(weeks=n)
+        slot = weekly_slot(week, weekday, start, calendar.tz)
+        first_call = first_call_of_week(calendar, week, weekday, start, now=slot)
+        why = None
+        if first_call != slot:
+            day = slot.date()
+            holiday = calendar.holidays.get(day) if calendar.holidays is not None else None
+            why = holiday or ("not a calling weekday" if day.weekday() not in calendar.weekdays else "outside the calling hours")
+        planned.append(PlannedWeek(week, slot, first_call, why))
+    return planned

@@ -176,3 +176,14 @@ def test_bad_ivr_flow_is_reported_with_file_and_key(cli):
                                                              '1 = { outcome = "acknowledged", closing = "bye" }'), encoding="utf-8")
     output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
     assert "safe-call.toml" in output and "no closing message named 'bye'" in output
+
+
+def test_campaign_plan_shows_which_weeks_move_past_a_holiday(cli):
+    cli.edit_campaign('weekday = "mon"', 'weekday = "fri"')
+    output = cli("campaign", "plan", "weekly-safe-call", "--now", "2026-12-16T09:00+09:00", "--weeks", "4").output
+    row = lambda slot: next(line for line in output.splitlines() if slot in line)
+    assert "2026-12-18 Fri 10:00" in row("2026-12-14 ") and row("2026-12-14 ").count("2026-12-18 Fri 10:00") == 2
+    assert "2026-12-28 Mon 09:00" in row("2026-12-25 Fri") and "Christmas Day" in row("2026-12-25 Fri")
+    assert "2027-01-04 Mon 09:00" in row("2027-01-01 Fri") and "New Year's Day" in row("2027-01-01 Fri")
+    assert row("2027-01-08 Fri").count("2027-01-08 Fri 10:00") == 2
+    assert not (cli.root / "data").exists()  # planning reads the calendar only, never the database
