@@ -9,13 +9,11 @@ close or consume a real run, and the real launch afterwards works as if no drill
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
-from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
@@ -26,6 +24,7 @@ from safecall.runs import RunStatus, launch_run, run_status
 from safecall.services import Services
 from safecall.settings import DATABASE_URL_ENV, INSTANCE_FOLDERS, Instance, load_instance
 from safecall.store import Database
+from safecall.store.db import copy_sqlite
 
 DRILL_DATABASE = Path("data") / "safecall.db"
 
@@ -55,18 +54,8 @@ def copy_instance(instance: Instance, source_db: Path, target: Path) -> None:
     """Settings, campaigns and IVR flows, and a consistent copy of the database (or none, if it does not exist yet)."""
     for folder in INSTANCE_FOLDERS:
         shutil.copytree(instance.root / folder, target / folder, dirs_exist_ok=True)  # symlinks become files
-    copy = target / DRILL_DATABASE
-    copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if source_db.exists():
-        # Read-only: the drill cannot change the real file, even by accident.
-        source = sqlite3.connect(f"file:{quote(str(source_db))}?mode=ro", uri=True)
-        destination = sqlite3.connect(copy)
-        try:
-            source.backup(destination)
-        finally:
-            destination.close()
-            source.close()
-        copy.chmod(0o600)
+        copy_sqlite(source_db, target / DRILL_DATABASE)  # opened read-only: the drill cannot change the real file
 
 
 def drill_instance(instance: Instance, folder: Path) -> Instance:

@@ -124,18 +124,8 @@ class Database:
         return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head)
 
     def backup(self, target: Path) -> Path:
-        """A consistent copy of the SQLite file (the online backup API), owner-only."""
-        import sqlite3
-
-        _create_private_file(target)
-        source = sqlite3.connect(make_url(self.url).database)
-        destination = sqlite3.connect(target)
-        try:
-            source.backup(destination)
-        finally:
-            destination.close()
-            source.close()
-        return target
+        """A consistent copy of the SQLite file, owner-only."""
+        return copy_sqlite(Path(make_url(self.url).database), target)
 
     @staticmethod
     def _alembic_config() -> AlembicConfig:
@@ -237,6 +227,23 @@ def explain(exc: Exception, where: str) -> str:
     if "full" in text:
         return f"the database {where} is full ({text}); nothing was changed: free disk space and try again"
     return f"database error on {where}: {text}; nothing was changed"
+
+
+def copy_sqlite(source: Path, target: Path) -> Path:
+    """A consistent copy of a SQLite file (the online backup API, while others may write), owner-only.
+    The source is opened read-only: copying can never change it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    _create_private_file(target)
+    original = sqlite3.connect(f"file:{quote(str(source))}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    try:
+        original.backup(copy)
+    finally:
+        copy.close()
+        original.close()
+    return target
 
 
 def _create_private_file(path: Path) -> None:
