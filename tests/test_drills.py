@@ -105,6 +105,12 @@ def test_fast_and_drills_on_a_real_trunk_are_refused_before_anything_is_created(
         assert result.exit_code == 1
         assert "a drill dials through a simulated trunk only, and trunk 'cloud' places real calls" in result.output
     assert snapshot(cli) == before and files_of(cli.root) == files_before
+    # A simulated trunk beside the real one can carry the drill.
+    cli.set_trunks((cli.root / "config" / "trunks.toml").read_text(encoding="utf-8")
+                   + scripted_trunks(SCRIPTS).replace('default = "simulated"\n', "").replace("trunks.simulated", "trunks.practice"))
+    output = cli("drill", "weekly-safe-call", "--trunk", "practice").output
+    assert shown(output, "acknowledged on the first try") == 1 and shown(output, "help requests (pressed 2)") == 1
+    assert snapshot(cli) == before
 
 
 def test_fast_on_a_real_run_is_refused(cli, tmp_path):
