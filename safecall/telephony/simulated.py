@@ -104,6 +104,8 @@ class SimulatedTrunk:
     def __init__(self, config: SimulatedTrunkConfig, clock: Clock, sink: CallSink, placed_log: Path | None = None):
         self.config = config
         self.placed_log = placed_log
+        # Beside it (placed.keys.jsonl): the keys the person was thanked for, so a drill can tell a lost one.
+        self.keys_log = placed_log.with_suffix(".keys.jsonl") if placed_log else None
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock = clock
         self.sink = sink
@@ -114,7 +116,7 @@ class SimulatedTrunk:
         self._active: set[str] = set()
         self._order = itertools.count()
         self._mix = list(zip(itertools.accumulate(config.mix.values()), config.mix))
-        self._placed_before: set[str] | None = None  # tokens in the placed log when this trunk first recovered
+        self._record: tuple[set[str], set[str]] | None = None  # the placed log as this trunk first recovered
 
     def behaviour(self, request: CallRequest, draws: _Draws | None = None) -> str:
         """What the person does on this call; `draws`: the call's own, if the caller goes on drawing from them."""
@@ -183,19 +185,25 @@ class SimulatedTrunk:
         if len(self._active) >= self.capacity.channels:
             raise TrunkError(f"all {self.capacity.channels} channels are in use")
         self.placed.append(request)
-        if self.placed_log:
-            line = json.dumps({"token": request.token, "number": request.number, "attempt": request.attempt_number, "pid": os.getpid()})
-            descriptor = os.open(self.placed_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(descriptor, (line + "\n").encode())  # one small O_APPEND write: whole or not at all
-            finally:
-                os.close(descriptor)
+        self._log(self.placed_log, {"token": request.token, "number": request.number, "attempt": request.attempt_number, "pid": os.getpid()})
         self._schedule(request)
 
-    def _schedule(self, request: CallRequest) -> None:
+    @staticmethod
+    def _log(path: Path | None, entry: dict) -> None:
+        """The switch's own record (drills): calls placed, and keypresses the person was thanked for."""
+        if not path:
+            return
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, (json.dumps(entry) + "\n").encode())  # one small O_APPEND write: whole or not at all
+        finally:
+            os.close(descriptor)
+
+    def _schedule(self, request: CallRequest, skip_key: bool = False) -> None:
         self._active.add(request.token)
         for pending in self.plan(request):
-            heapq.heappush(self._queue, pending)
+            if not (skip_key and pending[3] == "key"):
+                heapq.heappush(self._queue, pending)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
         """Events up to the next call's end (it frees a channel) or `until`; keypresses reach the sink at their moment.
@@ -209,7 +217,9 @@ class SimulatedTrunk:
             while self._queue and self._queue[0][0] <= now:
                 at, _, token, kind, extra = heapq.heappop(self._queue)
                 if kind == "key":
-                    self.sink.record_keypress(token, extra["digit"], extra["outcome"], at)
+                    # Stored, then thanked: the switch's log keeps only keys the person heard thanks for.
+                    if self.sink.record_keypress(token, extra["digit"], extra["outcome"], at):
+                        self._log(self.keys_log, {"token": token, "thanked": extra["digit"], "pid": os.getpid()})
                     continue
                 if kind == "ended":
                     self._active.discard(token)
@@ -223,26 +233,23 @@ class SimulatedTrunk:
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         """Only a call that was really placed goes on (its course is derivable); any other never happened.
 
-        The placed log stands for the switch's own memory, which outlives a crashed dialer. Without it a
-        trunk knows only the calls it carries itself.
+        The placed log stands for the switch's own memory, which outlives a crashed dialer. A key the person
+        was already thanked for is not pressed again: if the crashed dialer lost it, it stays lost (and the
+        drill says so). Without the log a trunk knows only the calls it carries itself.
         """
         if request.token in self._active:
             return []  # this trunk is still carrying the call
-        if request.token not in self._placed_earlier():
+        placed, thanked = self._switch_record()
+        if request.token not in placed:
             return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "never placed")]
-        self._schedule(request)
+        self._schedule(request, skip_key=request.token in thanked)
         return []
 
-    def _placed_earlier(self) -> set[str]:
-        if self._placed_before is None:
-            self._placed_before = set()
-            if self.placed_log and self.placed_log.exists():
-                for line in self.placed_log.read_text(encoding="utf-8").splitlines():
-                    try:
-                        self._placed_before.add(json.loads(line)["token"])
-                    except (ValueError, KeyError):
-                        continue  # a line cut short by a crash: that call was not placed
-        return self._placed_before
+    def _switch_record(self) -> tuple[set[str], set[str]]:
+        """Tokens of the calls placed, and of the keys thanked, in the logs when this trunk first recovered."""
+        if self._record is None:
+            self._record = (read_log_tokens(self.placed_log), read_log_tokens(self.keys_log))
+        return self._record
 
     def reconcile(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         return []  # every simulated call reports its end
@@ -250,6 +257,18 @@ class SimulatedTrunk:
     def close(self) -> None:
         self._queue.clear()
         self._active.clear()
+
+
+def read_log_tokens(path: Path | None) -> set[str]:
+    """The tokens in a switch log; a line cut short by a crash was not written (that call was not placed)."""
+    tokens = set()
+    if path and path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                tokens.add(json.loads(line)["token"])
+            except (ValueError, KeyError):
+                continue
+    return tokens
 
 
 def _build(config: SimulatedTrunkConfig, *, clock: Clock, sink: CallSink, environ, root: Path) -> SimulatedTrunk:
