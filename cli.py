@@ -676,7 +676,7 @@ def print_status(console: Console, status: RunStatus, instance_root: Path) -> No
         table.add_row(label, str(value))
     console.print(table)
     attempts = Table("attempt result", "count", title="Attempts by result")
-    for disposition in list(Disposition.ALL) + ["in progress"]:
+    for disposition in list(Disposition) + ["in progress"]:
         if status.attempts_by_disposition.get(disposition):
             attempts.add_row(disposition, str(status.attempts_by_disposition[disposition]))
     console.print(attempts)

@@ -30,7 +30,7 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, CampaignRules, Claimed
 from safecall.runs import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
-from safecall.store import Attempt, CampaignRun, Database, MemberState, RunMember
+from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, RunState, Database, RunMember
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
 
 log = logging.getLogger("safecall.dialer")
@@ -124,7 +124,7 @@ class Dialer:
         """
         with self.db.session() as session:
             run = get_run(session, run_id)
-        if run.status != "closed":
+        if run.status != RunState.CLOSED:
             self.dial(lambda: [run_id], stop_requested, return_when_idle, on_progress=on_progress, strict=True)
         with self.db.session() as session:
             return get_run(session, run_id)
@@ -183,7 +183,7 @@ class Dialer:
                 continue
             with self.db.session() as session:
                 run = get_run(session, run_id)
-            if run.status == "closed":
+            if run.status == RunState.CLOSED:
                 continue
             rules = self.lifecycle.book.rules(run.campaign)
             if rules.definition.retry.max_retries < MIN_RETRIES:
@@ -278,7 +278,7 @@ class Dialer:
     def _recover(self, entry: _Run) -> None:
         """Attempts written by an earlier process and never closed: ask the trunk, never dial them again."""
         with self.db.session() as session:
-            query = select(Attempt).where(Attempt.run_id == entry.id, Attempt.status == "placing")
+            query = select(Attempt).where(Attempt.run_id == entry.id, Attempt.status == AttemptStatus.PLACING)
             if self.worker is not None:
                 query = query.where(Attempt.worker == self.worker)  # other workers' calls are on other trunks
             orphans = list(session.exec(query.order_by(Attempt.placed_at, Attempt.id)))  # in flight in placing order
@@ -441,7 +441,7 @@ class Dialer:
             cutoff = self.clock.now() - self._longest_call(entry)
             with self.db.session() as session:
                 stale = session.exec(select(Attempt.token, Attempt.worker).where(
-                    Attempt.run_id == entry.id, Attempt.status == "placing", Attempt.worker != self.worker,
+                    Attempt.run_id == entry.id, Attempt.status == AttemptStatus.PLACING, Attempt.worker != self.worker,
                     Attempt.placed_at < cutoff))
                 for token, worker in stale:
                     by_worker[worker].append(token)
@@ -477,5 +477,5 @@ class Dialer:
             rows = dict(session.exec(
                 select(RunMember.state, func.count()).where(RunMember.run_id == run_id).group_by(RunMember.state)
             ).all())
-        done = sum(count for state, count in rows.items() if state in MemberState.FINAL)
+        done = sum(count for state, count in rows.items() if state in FINAL_STATES)
         return done, sum(rows.values())

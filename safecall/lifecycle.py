@@ -25,7 +25,7 @@ from safecall.campaign import CampaignDef
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, retry_at
 from safecall.runs import dialable_clause
-from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
+from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
 from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult, LiveCall
 
@@ -53,7 +53,7 @@ class Retry:
 @dataclass(frozen=True)
 class Final:
     state: str  # a MemberState
-    task: str | None  # "visit", "callback" or None
+    task: TaskKind | None
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,12 @@ def next_step(*, disposition: str, member_state: str, retries_used: int, max_ret
     if disposition == Disposition.ACKNOWLEDGED:
         return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.ACKNOWLEDGED, None)
     if disposition == Disposition.HELP_REQUESTED:
-        return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.HELP_REQUESTED, "callback")
+        return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.HELP_REQUESTED, TaskKind.CALLBACK)
     if member_state in ANSWERED_STATES:
         return Unchanged()
     if disposition in retry_on and retries_used < max_retries and numbers_left:
         return Retry(retry_at(spacing, retries_used + 1, ended_at, calendar))
-    return Final(MemberState.UNREACHABLE, "visit")
+    return Final(MemberState.UNREACHABLE, TaskKind.VISIT)
 
 
 def usable_numbers(person, attempts) -> list[str]:
@@ -121,9 +121,9 @@ class CampaignBook:
 _ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
 _ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
 _LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign).join(
-    RUN, RUN.c.id == ATTEMPT.c.run_id).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
+    RUN, RUN.c.id == ATTEMPT.c.run_id).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
 _START_IVR = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.ivr_started_at.is_(None),
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.ivr_started_at.is_(None),
 ).values(new_values("ivr_started_at"))
 _RUN_CAMPAIGN = sa.select(RUN.c.campaign).where(RUN.c.id == sa.bindparam("run_id"))
 _RECORD_KEY = (
@@ -131,8 +131,8 @@ _RECORD_KEY = (
     .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
 )
 _END_CALL = (
-    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing")
-    .values(status="done", ended_at=sa.bindparam("new_ended_at"),
+    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
+    .values(status=AttemptStatus.DONE, ended_at=sa.bindparam("new_ended_at"),
             answered_at=sa.func.coalesce(ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)),
             # A keypress already recorded decides the disposition; otherwise the line's result does.
             disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
@@ -140,7 +140,7 @@ _END_CALL = (
     .returning(*_ATTEMPT_SUMMARY)
 )
 _NOTE_ANSWER = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.answered_at.is_(None),
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.answered_at.is_(None),
 ).values(new_values("answered_at"))
 _CORRECT_PLACED_AT = sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id")).values(new_values("placed_at"))
 MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
@@ -156,14 +156,14 @@ _SET_CALL_ID = sa.update(ATTEMPT).where(
 _EARLIER_STATES = (
     sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
     .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
-           sa.or_(*(MEMBER.c.state == state for state in MemberState.FINAL)))
+           sa.or_(*(MEMBER.c.state == state for state in FINAL_STATES)))
     .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
 )
-_ADD_TASK = sa.insert(TASK).values(status="open", overdue=False, **new_values(
+_ADD_TASK = sa.insert(TASK).values(status=TaskStatus.OPEN, overdue=False, **new_values(
     "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
 _CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
-    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == "open",
-).values(status="closed", outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
+    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == TaskStatus.OPEN,
+).values(status=TaskStatus.CLOSED, outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
 
 # The claim. FOR UPDATE names only the member table: person rows are read, not claimed.
 _DUE_MEMBERS = (
@@ -178,14 +178,14 @@ _DUE_MEMBERS = (
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
-    status="placing", **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
+    status=AttemptStatus.PLACING, **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
 ).returning(ATTEMPT.c.id)
 # A call-back: the person's member in an open run that is waiting for a call (not one in a call right now).
 _PENDING_MEMBER_OF_CALLER = (
     sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, PERSON.c.id)
     .join(PERSON, PERSON.c.id == MEMBER.c.person_id).join(RUN, RUN.c.id == MEMBER.c.run_id)
     .where(sa.or_(PERSON.c.phone == sa.bindparam("caller"), PERSON.c.phone2 == sa.bindparam("caller")),
-           RUN.c.status == "open", MEMBER.c.state == MemberState.PENDING)
+           RUN.c.status == RunState.OPEN, MEMBER.c.state == MemberState.PENDING)
     .order_by(RUN.c.week_start, MEMBER.c.id).limit(1)
     .with_for_update(of=MEMBER)
 )
@@ -193,8 +193,8 @@ NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL))
-_CLOSE_RUN = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != "closed").values(
-    status="closed", **new_values("closed_at"))
+_CLOSE_RUN = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != RunState.CLOSED).values(
+    status=RunState.CLOSED, **new_values("closed_at"))
 
 
 @dataclass
@@ -253,7 +253,7 @@ class CallLifecycle:
                 attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
                 if attempt is None:
                     return False
-            if attempt.status == "done":
+            if attempt.status == AttemptStatus.DONE:
                 # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
                 self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
                     connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
@@ -325,7 +325,7 @@ class CallLifecycle:
     def _add_task(self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=(), team: str | None = None) -> None:
         if team is None:
             team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
-        weeks = 1 + (self._unreached_weeks_before(connection, attempt) if kind == "visit" else 0)
+        weeks = 1 + (self._unreached_weeks_before(connection, attempt) if kind == TaskKind.VISIT else 0)
         tz = self.rules_of_run(attempt.run_id, connection).calendar.tz
         self.db.prepared(_ADD_TASK).execute(connection, {
             "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,

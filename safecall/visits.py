@@ -11,7 +11,7 @@ from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
-from safecall.store import Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts
+from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 KINDS = ("visit", "callback")
@@ -85,7 +85,7 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
 
 def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
     when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
-    result = Disposition.KOREAN.get(attempt.disposition, "진행중")
+    result = DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
     return f"{attempt.number}차 {when} {result} ({phones.national(attempt.phone)})"
 
 

@@ -23,7 +23,7 @@ from sqlmodel import select
 from safecall.clock import SystemClock
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember
+from safecall.store import FINAL_STATES, Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest
 from safecall.synthetic import write_roster
 
@@ -142,7 +142,7 @@ def check_against_the_switch(root: Path) -> dict:
     assert not lost, f"acknowledgements the person was thanked for are missing: attempts {lost[:5]}"
     assert not phantom, f"keys stored that the call never had: attempts {phantom[:5]}"
     assert not never_placed, f"attempts never placed but counted: {never_placed[:5]}"
-    assert all(m.state in MemberState.FINAL for m in members.values())
+    assert all(m.state in FINAL_STATES for m in members.values())
     for attempt in attempts:
         if attempt.digit == "1":
             assert members[attempt.member_id].state == MemberState.ACKNOWLEDGED

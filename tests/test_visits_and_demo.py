@@ -114,7 +114,6 @@ def test_demo_runs_a_whole_week_and_writes_the_lists(cli, tmp_path):
 
 
 def test_a_visit_row_shows_this_weeks_attempts_and_the_last_acknowledgement_from_earlier_weeks(cli, tmp_path):
-    from datetime import timedelta
 
     cli.set_trunks(scripted_trunks({"+821001230001": ["ack"]}))
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("지난주응답", "010-0123-0001")])))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, select
@@ -42,7 +43,7 @@ def utc_field(**kwargs):
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
-class Disposition:
+class Disposition(StrEnum):
     """What one attempt came to."""
 
     ACKNOWLEDGED = "acknowledged"
@@ -55,22 +56,23 @@ class Disposition:
     MACHINE = "machine"
     UNKNOWN = "unknown"  # the outcome was lost (crash, lost callback); never an acknowledgement
 
-    ALL = (ACKNOWLEDGED, HELP_REQUESTED, ANSWERED_NO_KEY, NO_ANSWER, BUSY, FAILED, INVALID_NUMBER, MACHINE, UNKNOWN)
-    ANSWERED = (ACKNOWLEDGED, HELP_REQUESTED, ANSWERED_NO_KEY)
-    KOREAN = {
-        ACKNOWLEDGED: "응답(1번)",
-        HELP_REQUESTED: "도움요청(2번)",
-        ANSWERED_NO_KEY: "받았으나 무응답",
-        NO_ANSWER: "받지 않음",
-        BUSY: "통화중",
-        FAILED: "연결실패",
-        INVALID_NUMBER: "없는 번호",
-        MACHINE: "자동응답기",
-        UNKNOWN: "결과 불명",
-    }
+
+DISPOSITION_KOREAN = {
+    Disposition.ACKNOWLEDGED: "응답(1번)",
+    Disposition.HELP_REQUESTED: "도움요청(2번)",
+    Disposition.ANSWERED_NO_KEY: "받았으나 무응답",
+    Disposition.NO_ANSWER: "받지 않음",
+    Disposition.BUSY: "통화중",
+    Disposition.FAILED: "연결실패",
+    Disposition.INVALID_NUMBER: "없는 번호",
+    Disposition.MACHINE: "자동응답기",
+    Disposition.UNKNOWN: "결과 불명",
+}
 
 
-class MemberState:
+class MemberState(StrEnum):
+    """Where a person stands in a run."""
+
     PENDING = "pending"
     IN_CALL = "in_call"
     ACKNOWLEDGED = "acknowledged"
@@ -78,7 +80,28 @@ class MemberState:
     UNREACHABLE = "unreachable"  # final non-responder: a home visit is owed
     WITHDRAWN = "withdrawn"  # paused or closed after launch; not called
 
-    FINAL = (ACKNOWLEDGED, HELP_REQUESTED, UNREACHABLE, WITHDRAWN)
+
+FINAL_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED, MemberState.UNREACHABLE, MemberState.WITHDRAWN)
+
+
+class AttemptStatus(StrEnum):
+    PLACING = "placing"  # written before the call is placed; open until its end is recorded
+    DONE = "done"
+
+
+class RunState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class TaskKind(StrEnum):
+    VISIT = "visit"  # a home visit by the person's team
+    CALLBACK = "callback"  # a same-day call from the welfare officer
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class Person(SQLModel, table=True):

@@ -13,13 +13,14 @@ exports KIND: its settings model, its factory and its `trunk check`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import date, datetime
 from typing import Callable, Protocol
 
 from safecall.ivr import IvrFlow
 
 
-class LineResult:
+class LineResult(StrEnum):
     """What the telephone line says about a call, before any keypress is considered."""
 
     ANSWERED = "answered"
