@@ -5,8 +5,6 @@ Every row is validated first; the database is touched only when the whole file i
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -14,19 +12,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
-from safecall import phones
+from safecall import phones, tables
 from safecall.errors import InputError
+from safecall.tables import LIMITS, Limits, Table, TableRow
 from safecall.settings import Settings
 from safecall.store import Database, Person, audit
 
 FIELD_ALIASES = {
     "name": ["성명", "이름", "name"],
     "phone": ["전화번호", "연락처", "휴대폰", "휴대전화", "phone"],
-    "phone2": ["전화번호2", "연락처2", "보조연락처", "보조전화번호", "phone2", "second phone", "secondphone"],
+    "phone2": ["보조연락처", "전화번호2", "연락처2", "보조전화번호", "phone2", "second phone", "secondphone"],
     "address": ["주소", "address"],
     "dong": ["행정동", "dong"],
     "birth_date": ["생년월일", "birth date", "birth_date", "birthdate"],
@@ -45,6 +44,11 @@ RISK_WORDS = {
     1: {"하", "저", "낮음", "low", "1"},
 }
 WHITESPACE = re.compile(r"\s+")
+# C0 and C1 controls (tab and line breaks are whitespace, as Excel's Alt+Enter makes them), DEL, and the bidi
+# overrides: in a name they colour, clear or retitle the officer's terminal, or reorder what is shown.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+OLDEST_BIRTH = date(1900, 1, 1)
+MAX_AGE, MIN_AGE = 120, 14
 DATE_PATTERN = re.compile(r"^(\d{4})\s*[-./년]\s*(\d{1,2})\s*[-./월]\s*(\d{1,2})\s*일?\.?$|^(\d{4})(\d{2})(\d{2})$")
 
 
@@ -53,12 +57,6 @@ def _header_key(text: str) -> str:
 
 
 ALIAS_TO_FIELD = {_header_key(alias): name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
-
-
-@dataclass
-class RosterRow:
-    row: int  # the spreadsheet's row number; the header is row 1
-    values: dict[str, Any]
 
 
 @dataclass
@@ -73,66 +71,17 @@ class ImportReport:
     dry_run: bool = False
 
 
-def read_table(path: Path) -> tuple[list[str], list[RosterRow]]:
-    """Header and data rows of a CSV or XLSX file; blank rows are skipped."""
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        records = _read_xlsx(path)
-    else:
-        records = _read_csv(path)
-    records = iter(records)
-    header = next(records, None)
-    if header is None or not any(str(cell or "").strip() for cell in header):
-        raise InputError(f"{path}: the file is empty (no header row)")
-    header = [str(cell or "").strip() for cell in header]
-    rows = []
-    for offset, record in enumerate(records, start=2):
-        cells = list(record) + [None] * (len(header) - len(record))
-        if not any(str(cell).strip() for cell in cells if cell is not None):
-            continue
-        if len(record) > len(header) and any(str(c).strip() for c in record[len(header):] if c is not None):
-            raise InputError(f"{path}: row {offset} has more cells ({len(record)}) than the header ({len(header)})")
-        rows.append(RosterRow(row=offset, values=dict(zip(header, cells))))
-    return header, rows
+def is_roster_header(cells: list[str]) -> bool:
+    """A header row names at least two roster columns; a title row above it ("2026년 안심콜 대상자 명단") does not."""
+    return sum(_header_key(cell) in ALIAS_TO_FIELD for cell in cells if cell) >= 2
 
 
-def _read_csv(path: Path) -> Iterable[list[str]]:
-    data = path.read_bytes()
-    if not data.strip():
-        raise InputError(f"{path}: the file is empty")
-    text = decode_korean_text(data, path)
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+def read_table(path: Path, limits: Limits = LIMITS) -> Table:
+    """The roster's sheet and its header row (below any title rows); see safecall.tables for the limits."""
+    return tables.read_table(path, is_roster_header, limits)
 
 
-def decode_korean_text(data: bytes, path: Path) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, or CP949 (a superset of EUC-KR), as Korean Excel saves."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    for encoding in ("utf-8", "cp949"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(f"{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'")
-
-
-def _read_xlsx(path: Path) -> list[list[Any]]:
-    # calamine (Rust) reads a 100,000-row sheet in about a second; openpyxl takes about twenty.
-    from python_calamine import CalamineWorkbook
-
-    try:
-        workbook = CalamineWorkbook.from_path(str(path))
-        return workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
-    except Exception as exc:  # calamine reports a broken zip, XML or sheet with its own error types
-        raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from exc
-
-
-def map_header(path: Path, header: list[str]) -> tuple[dict[str, str], list[str]]:
+def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], list[str]]:
     """Field name -> column title, and the ignorable columns. Unknown or doubled columns are errors."""
     mapping: dict[str, str] = {}
     ignored, problems = [], []
@@ -188,6 +137,20 @@ def _phone_text(value: Any) -> str:
     return _cell_text(value)
 
 
+def implausible_birth_date(born: date, today: date) -> str | None:
+    """Why a birth date cannot be right (a typing slip: 1800, 2045, today's date), or None."""
+    if born > today:
+        return f"birth date {born} is in the future"
+    if born < OLDEST_BIRTH:
+        return f"birth date {born} is before {OLDEST_BIRTH.year}"
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    if age > MAX_AGE:
+        return f"birth date {born} makes the person {age} years old (at most {MAX_AGE})"
+    if age < MIN_AGE:
+        return f"birth date {born} makes the person {age} years old (at least {MIN_AGE}); a typing slip?"
+    return None
+
+
 def parse_risk(value: Any) -> int:
     text = _cell_text(value).lower()
     for level, words in RISK_WORDS.items():
@@ -201,7 +164,9 @@ PARALLEL_FROM_ROWS = 20_000
 CHUNKS = 8
 
 
-def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], settings: Settings, today: date) -> list[dict[str, Any]]:
+def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str], settings: Settings, today: date,
+                  stored: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The people of `rows`, or an InputError listing every problem. `stored`: person_key -> the stored row."""
     workers = min(os.cpu_count() or 1, 4)
     if len(rows) >= PARALLEL_FROM_ROWS and workers > 1:
         size = -(-len(rows) // CHUNKS)
@@ -215,6 +180,11 @@ def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], se
     # Duplicates span chunks, so they are looked for once all rows are checked.
     first_row_of_key: dict[str, int] = {}
     first_row_of_phone: dict[str, int] = {}
+    # The rule within the file holds across files: a number is one open person's (people in this file keep or
+    # give up theirs here; a closed person's number may have gone to someone else).
+    keys_in_file = {person.get("person_key") for person in people}
+    holder_of_phone = {row.phone: row for key, row in (stored or {}).items()
+                       if key not in keys_in_file and row.phone and row.status != "closed"}
     for person in people:
         key = person.get("person_key")
         if key:
@@ -228,17 +198,22 @@ def validate_rows(path: Path, rows: list[RosterRow], mapping: dict[str, str], se
                                                 f"is already given on row {first_row_of_phone[person['phone']]}"))
             else:
                 first_row_of_phone[person["phone"]] = person["row"]
+            holder = holder_of_phone.get(person["phone"])
+            if holder is not None:
+                problems.append((person["row"], f"row {person['row']}, column '{mapping['phone']}': number {phones.national(person['phone'])} "
+                                                f"is already that of {holder.name} (id {holder.id}, born {holder.birth_date}) on the roster"))
     if problems:
         problems.sort(key=lambda problem: problem[0])  # stable: each row's problems in column order
         raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", [text for _, text in problems])
     return people
 
 
-def _check_rows(rows: list[RosterRow], mapping: dict[str, str], settings: Settings, today: date) -> tuple[list[dict], list[tuple[int, str]]]:
+def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Settings, today: date) -> tuple[list[dict], list[tuple[int, str]]]:
     """Each row on its own: the person's values, and (row, problem) pairs."""
     problems: list[tuple[int, str]] = []
     people: list[dict[str, Any]] = []
     team_names = {team.name for team in settings.teams}
+    known_dongs = {dong for team in settings.teams for dong in team.dongs}
 
     for row in rows:
         def cell(name: str) -> Any:
@@ -248,6 +223,10 @@ def _check_rows(rows: list[RosterRow], mapping: dict[str, str], settings: Settin
             problems.append((row.row, f"row {row.row}, column '{mapping.get(name, name)}': {message}"))
 
         person: dict[str, Any] = {"row": row.row}
+        for name in mapping:
+            control = CONTROL.search(_cell_text(cell(name)))
+            if control:
+                problem(name, f"contains the control character U+{ord(control.group()):04X}; retype the cell")
         for name in ("name", "address", "dong", "guardian_name", "team"):
             person[name] = WHITESPACE.sub(" ", _cell_text(cell(name))) or None
         for name in ("name", "address", "dong"):
@@ -275,17 +254,26 @@ def _check_rows(rows: list[RosterRow], mapping: dict[str, str], settings: Settin
             except ValueError as exc:
                 problem(name, str(exc))
                 continue
-            if name == "birth_date" and person[name] > today:
-                problem(name, f"birth date {person[name]} is in the future")
+        if person["birth_date"]:
+            mistake = implausible_birth_date(person["birth_date"], today)
+            if mistake:
+                problem("birth_date", mistake)
+                person["birth_date"] = None
         try:
             person["risk"] = parse_risk(cell("risk"))
         except ValueError as exc:
             problem("risk", str(exc))
+        dong_team = settings.team_for_dong(person["dong"]) if person["dong"] else None
         if person["team"]:
             if team_names and person["team"] not in team_names:
                 problem("team", f"team {person['team']!r} is not in config/safecall.toml (teams: {', '.join(sorted(team_names))})")
+            elif dong_team and dong_team != person["team"]:
+                problem("team", f"team {person['team']!r} contradicts 행정동 {person['dong']!r}, which config/safecall.toml gives to "
+                                f"{dong_team!r}; correct the team, or leave 담당팀 empty")
+            elif person["dong"] and not dong_team and known_dongs:
+                problem("dong", f"dong {person['dong']!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team")
         elif person["dong"]:
-            person["team"] = settings.team_for_dong(person["dong"])
+            person["team"] = dong_team
             if not person["team"]:
                 problem("dong", f"dong {person['dong']!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀")
         if person["name"] and person["birth_date"]:
@@ -299,17 +287,18 @@ PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "te
 
 
 def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:
-    header, rows = read_table(path)
-    mapping, ignored = map_header(path, header)
-    if not rows:
-        raise InputError(f"{path}: the header is there but no people follow it")
-    people = validate_rows(path, rows, mapping, settings, today)
-    report = ImportReport(source=str(path), rows=len(people), ignored_columns=ignored, dry_run=dry_run)
+    table = read_table(path)
+    mapping, ignored = map_header(table.source, table.header)
+    if not table.rows:
+        raise InputError(f"{table.source}: the header (row {table.header_row}) is there but no people follow it")
     with db.transaction() as session:
         # Plain rows and statements, not ORM objects: a district roster has 100,000 people.
         connection = session.connection()
-        table = Person.__table__
-        existing = {row.person_key: row for row in connection.execute(sa.select(table.c.id, table.c.person_key, *(table.c[n] for n in PERSON_FIELDS)))}
+        person_table = Person.__table__
+        existing = {row.person_key: row for row in connection.execute(sa.select(
+            person_table.c.id, person_table.c.person_key, person_table.c.status, *(person_table.c[n] for n in PERSON_FIELDS)))}
+        people = validate_rows(table.source, table.rows, mapping, settings, today, stored=existing)
+        report = ImportReport(source=str(path), rows=len(people), ignored_columns=ignored, dry_run=dry_run)
         added, updated = [], []
         for person in people:
             if not person["consent_date"] or person["consent_date"] > today:
@@ -324,9 +313,9 @@ def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime
                 report.unchanged += 1
         report.added, report.updated = len(added), len(updated)
         for start in range(0, len(added), WRITE_BATCH):
-            connection.execute(sa.insert(table), added[start:start + WRITE_BATCH])
+            connection.execute(sa.insert(person_table), added[start:start + WRITE_BATCH])
         if updated:
-            connection.execute(sa.update(table).where(table.c.id == sa.bindparam("person_id")), updated)
+            connection.execute(sa.update(person_table).where(person_table.c.id == sa.bindparam("person_id")), updated)
         if dry_run:
             session.rollback()
             return report

@@ -10,7 +10,8 @@ from sqlmodel import or_, select
 
 from safecall import phones
 from safecall.errors import InputError
-from safecall.roster import _header_key, parse_date, read_table
+from safecall.roster import _header_key, parse_date
+from safecall.tables import LIMITS, Limits, read_table
 from safecall.settings import Settings
 from safecall.store import Database, Person, Signal, audit
 
@@ -31,18 +32,23 @@ class SignalReport:
     updated: int
 
 
-def import_signals(db: Database, path: Path, settings: Settings, *, now: datetime) -> SignalReport:
+def is_signal_header(cells: list[str]) -> bool:
+    return sum(_header_key(cell) in ALIASES for cell in cells if cell) >= 2
+
+
+def import_signals(db: Database, path: Path, settings: Settings, *, now: datetime, limits: Limits = LIMITS) -> SignalReport:
     """All or nothing: each row names a known person (by phone or id), a date, a configured kind and a score 0-1."""
-    header, rows = read_table(path)
+    table = read_table(path, is_signal_header, limits)
+    rows, where = table.rows, table.source
     mapping = {}
-    for title in header:
+    for title in table.header:
         name = ALIASES.get(_header_key(title))
         if name is None:
-            raise InputError(f"{path}: column '{title}': unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
+            raise InputError(f"{where}: column '{title}': unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
         mapping[name] = title
     missing = [n for n in ("day", "kind", "score") if n not in mapping] + ([] if {"phone", "person_id"} & set(mapping) else ["phone or person_id"])
     if missing:
-        raise InputError(f"{path}: missing column(s): {', '.join(missing)}")
+        raise InputError(f"{where}: missing column(s): {', '.join(missing)}")
     problems, parsed = [], []
     with db.session() as session:
         for row in rows:
@@ -84,7 +90,7 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
             if person and day and score is not None and kind in settings.signals.thresholds:
                 parsed.append((person.id, day, kind, score))
     if problems:
-        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", problems)
+        raise InputError(f"{where}: {len(problems)} problem(s); nothing was imported", problems)
     report = SignalReport(rows=len(parsed), added=0, updated=0)
     with db.transaction() as session:
         for person_id, day, kind, score in parsed:

@@ -35,7 +35,7 @@ def test_english_headers_and_xlsx_with_numeric_phone_cells(cli, tmp_path):
     sheet = workbook.active
     sheet.append(["name", "phone", "second phone", "address", "dong", "birth_date", "team", "guardian name", "guardian phone", "consent_date", "risk"])
     # Excel stores 010-0123-4567 typed without dashes as the number 1001234567.
-    sheet.append(["Lee Mina", 1001234567, "070-0123-0000", "1 Sajik-ro", "사직동", datetime(1950, 5, 6), "2팀", None, None, datetime(2025, 2, 1), "high"])
+    sheet.append(["Lee Mina", 1001234567, "070-0123-0000", "1 Buam-ro", "부암동", datetime(1950, 5, 6), "2팀", None, None, datetime(2025, 2, 1), "high"])
     path = tmp_path / "roster.xlsx"
     workbook.save(path)
     cli("recipients", "import", str(path))
@@ -150,8 +150,8 @@ def test_a_big_roster_checked_in_parallel_reports_exactly_what_one_process_would
     rows[52][0], rows[52][5] = "사람3", "1950-02-04"  # the same person as row 5, in another chunk
     rows[44][5] = "1950-13-01"
     path = write_csv(tmp_path / "big.csv", rows)
-    header, table = roster.read_table(path)
-    mapping, _ = roster.map_header(path, header)
+    table = roster.read_table(path).rows
+    mapping, _ = roster.map_header(path, roster.read_table(path).header)
     settings, today = load_instance(cli.root, {}).settings, datetime(2026, 11, 23).date()
 
     def problems(parallel_from: int) -> list[str]:
@@ -167,6 +167,6 @@ def test_a_big_roster_checked_in_parallel_reports_exactly_what_one_process_would
 
     rows[7][1], rows[31][1], rows[52][0], rows[44][5] = "010-0126-0007", "010-0126-0031", "사람52", "1950-02-01"
     good = write_csv(tmp_path / "good.csv", rows)
-    header, table = roster.read_table(good)
+    table = roster.read_table(good).rows
     monkeypatch.setattr(roster, "PARALLEL_FROM_ROWS", 10)
     assert roster.validate_rows(good, table, mapping, settings, today) == roster._check_rows(table, mapping, settings, today)[0]

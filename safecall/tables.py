@@ -1,0 +1,339 @@
+"""Reading untrusted tables (rosters, signal files): CSV, XLSX or old XLS, within limits checked before parsing.
+
+A workbook is a zip of XML: its directory, its parts' sizes and every cell reference of a sheet are read as a
+stream before calamine parses it, because calamine allocates the whole range from A1 to the farthest cell
+(one cell at XFD1048576 is 512 GiB) and holds every string in memory. CSV lines are measured before the csv
+module parses them. Each refusal names the file and, where there is one, the sheet, row and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+from xml.etree import ElementTree
+
+from safecall.errors import InputError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest table SafeCall reads. A district's roster is a few thousand rows of a dozen short cells."""
+
+    file_bytes: int = 100 * MiB
+    rows: int = 200_000
+    columns: int = 100
+    cells: int = 4_000_000
+    cell_chars: int = 2_000
+    csv_line_chars: int = 32_768
+    zip_members: int = 1_000
+    zip_member_bytes: int = 300 * MiB  # one uncompressed part of an XLSX
+    zip_total_bytes: int = 600 * MiB
+    header_search_rows: int = 20  # title rows above the header
+
+
+LIMITS = Limits()
+XML_TEXT_BYTES_PER_CHAR = 10  # the longest XML spelling of one character: &#x10FFFF;
+XLSX_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the compound file an old .xls is
+
+
+@dataclass
+class TableRow:
+    row: int  # the row number the officer sees in Excel (or the record number of a CSV file)
+    values: dict[str, Any]
+
+
+@dataclass
+class Table:
+    source: str  # the file, and the sheet when the workbook has more than one
+    header: list[str]
+    header_row: int
+    rows: list[TableRow]
+
+
+def column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
+
+
+def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limits = LIMITS) -> Table:
+    """The first sheet whose header row `is_header` accepts (within the first rows), or else the first sheet.
+
+    Blank rows are skipped; a data row wider than the header is an error.
+    """
+    data = _read_bytes(path, limits)
+    if data.startswith(XLSX_MAGIC) or path.suffix.lower() in (".xlsx", ".xlsm"):
+        sheets = _xlsx_sheets(path, data, limits)
+    elif data.startswith(OLE_MAGIC) or path.suffix.lower() == ".xls":
+        sheets = _xls_sheets(path, data, limits)
+    else:
+        sheets = [(None, lambda: _read_csv(path, data, limits))]
+    named = len(sheets) > 1
+    first = None
+    for name, read in sheets:
+        source = f"{path}, sheet '{name}'" if named else str(path)
+        records = read()
+        _check_cells(source, records, limits)
+        found = _find_header(records, is_header, limits.header_search_rows)
+        if found is not None:
+            return _table(source, records, found)
+        if first is None:
+            first = (source, records)
+    source, records = first
+    start = next((i for i, record in enumerate(records) if any(_text(cell) for cell in record)), None)
+    if start is None:
+        raise InputError(f"{path}: the file is empty (no header row)")
+    return _table(source, records, start)
+
+
+def _read_bytes(path: Path, limits: Limits) -> bytes:
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a file; give the roster's .xlsx or .csv file")
+        if not path.exists():
+            raise InputError(f"{path}: file not found")
+        size = path.stat().st_size
+        if size > limits.file_bytes:
+            raise InputError(f"{path}: the file is {size / MiB:.0f} MiB; SafeCall reads at most {limits.file_bytes // MiB} MiB "
+                             f"(split it into several files)")
+        with path.open("rb") as handle:
+            data = handle.read(limits.file_bytes + 1)  # a device or a growing file stops here too
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limits.file_bytes:
+        raise InputError(f"{path}: the file is larger than {limits.file_bytes // MiB} MiB; split it into several files")
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    return data
+
+
+def _text(cell: Any) -> str:
+    return "" if cell is None else str(cell).strip()
+
+
+def _find_header(records: list[list[Any]], is_header: Callable[[list[str]], bool], search_rows: int) -> int | None:
+    for index, record in enumerate(records[:search_rows]):
+        if is_header([_text(cell) for cell in record]):
+            return index
+    return None
+
+
+def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
+    header = [_text(cell) for cell in records[header_index]]
+    while header and not header[-1]:  # Excel's trailing empty columns
+        header.pop()
+    rows = []
+    for index in range(header_index + 1, len(records)):
+        record, number = records[index], index + 1
+        if not any(_text(cell) for cell in record):
+            continue
+        if len(record) > len(header) and any(_text(c) for c in record[len(header):]):
+            width = max(i for i, c in enumerate(record) if _text(c)) + 1
+            raise InputError(f"{source}: row {number} has more cells ({width}) than the header ({len(header)})")
+        cells = list(record[:len(header)]) + [None] * (len(header) - len(record))
+        rows.append(TableRow(row=number, values=dict(zip(header, cells))))
+    return Table(source=source, header=header, header_row=header_index + 1, rows=rows)
+
+
+def _check_cells(source: str, records: list[list[Any]], limits: Limits) -> None:
+    if len(records) > limits.rows:
+        raise InputError(f"{source}: {len(records)} rows; SafeCall reads at most {limits.rows} (split the file)")
+    for index, record in enumerate(records):
+        if len(record) > limits.columns and any(_text(c) for c in record[limits.columns:]):
+            raise InputError(f"{source}: row {index + 1} has {len(record)} columns; SafeCall reads at most {limits.columns}")
+        for column, cell in enumerate(record):
+            if isinstance(cell, str) and len(cell) > limits.cell_chars:
+                raise InputError(f"{source}: row {index + 1}, column {column_letters(column + 1)}: a cell of {len(cell)} characters; "
+                                 f"at most {limits.cell_chars}")
+
+
+# ---- CSV ------------------------------------------------------------------------------------------------
+
+def decode_korean_text(data: bytes, path: Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, or CP949 (a superset of EUC-KR), as Korean Excel saves."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: starts as UTF-8 but is not UTF-8 text") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: starts as UTF-16 but is not UTF-16 text") from None
+    for encoding in ("utf-8", "cp949"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InputError(f"{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'")
+
+
+def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
+    text = decode_korean_text(data, path)
+    # Lines are measured before the csv module sees them: its own field limit ends in a traceback.
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if len(line) > limits.csv_line_chars:
+            raise InputError(f"{path}: line {number} is {len(line)} characters long; a roster line has at most {limits.csv_line_chars}")
+        if number > limits.rows:
+            raise InputError(f"{path}: more than {limits.rows} lines; SafeCall reads at most {limits.rows} (split the file)")
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return list(reader)
+    except csv.Error as exc:  # e.g. a quote opened and never closed, running over many lines
+        raise InputError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+
+
+# ---- XLSX -----------------------------------------------------------------------------------------------
+
+TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(row|c)\b([^>]*)>")
+REF = re.compile(rb"""\br\s*=\s*["']([A-Za-z]{0,3})([0-9]+)["']""")
+NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+NS_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+SMALL_PART_BYTES = 4 * MiB  # workbook.xml and its relationships: parsed whole
+
+
+def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx") from None
+    if len(members) > limits.zip_members:
+        raise InputError(f"{path}: not a readable XLSX workbook ({len(members)} parts; at most {limits.zip_members})")
+    for member in members:
+        if member.file_size > limits.zip_member_bytes:
+            raise InputError(f"{path}: the part {member.filename} unpacks to {member.file_size / MiB:.0f} MiB "
+                             f"(at most {limits.zip_member_bytes // MiB} MiB): a cell or sheet far too large for a roster")
+    total = sum(member.file_size for member in members)
+    if total > limits.zip_total_bytes:
+        raise InputError(f"{path}: the workbook unpacks to {total / MiB:.0f} MiB (at most {limits.zip_total_bytes // MiB} MiB)")
+    names = {member.filename for member in members}
+    sheets = _xlsx_sheet_parts(path, archive, names)
+    # Every part is unpacked once here, in bounded chunks: a part whose real size is not the one declared fails its CRC.
+    for member in members:
+        kind = "sheet" if member.filename in sheets.values() else "strings" if member.filename.endswith("sharedStrings.xml") else "other"
+        sheet = next((name for name, part in sheets.items() if part == member.filename), None)
+        _scan_part(path, archive, member, kind, f"{path}, sheet '{sheet}'" if len(sheets) > 1 else str(path), limits)
+
+    def reader(index: int) -> Callable[[], list[list[Any]]]:
+        return lambda: _calamine_sheet(path, data, index)
+
+    return [(name, reader(index)) for index, name in enumerate(sheets)]
+
+
+def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
+    """Sheet name -> its part in the zip, in the workbook's order."""
+    def small_xml(name: str):
+        info = archive.getinfo(name)
+        if info.file_size > SMALL_PART_BYTES:
+            raise InputError(f"{path}: the part {name} is {info.file_size / MiB:.0f} MiB, far too large")
+        return ElementTree.fromstring(archive.read(name))
+
+    try:
+        rels_name = "xl/_rels/workbook.xml.rels"
+        targets = {}
+        if rels_name in names:
+            for rel in small_xml(rels_name).iter(f"{NS_PACKAGE_REL}Relationship"):
+                target = rel.get("Target", "")
+                part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
+                targets[rel.get("Id")] = part
+        sheets = {}
+        for sheet in small_xml("xl/workbook.xml").iter(f"{NS_MAIN}sheet"):
+            part = targets.get(sheet.get(f"{NS_REL}id"))
+            if part in names:
+                sheets[sheet.get("name", "")] = part
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx") from None
+    if not sheets:
+        raise InputError(f"{path}: the workbook has no worksheet")
+    return sheets
+
+
+def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, kind: str, source: str, limits: Limits) -> None:
+    """Stream one part: for a sheet, every cell's position; for sheets and strings, the length of every text."""
+    text_bytes = limits.cell_chars * XML_TEXT_BYTES_PER_CHAR
+    row = column = cells = 0
+    carry = b""
+    try:
+        with archive.open(member) as stream:
+            while chunk := stream.read(MiB):
+                if kind == "other":
+                    continue
+                block = carry + chunk
+                cut = block.rfind(b">") + 1
+                block, carry = block[:cut], block[cut:]
+                if len(carry) > text_bytes or (cut and max(map(len, block.split(b"<"))) > text_bytes):
+                    where = f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
+                    raise InputError(f"{source}: a cell {where} is longer than {limits.cell_chars} characters")
+                if kind != "sheet":
+                    continue
+                for match in TAG.finditer(block):
+                    ref = REF.search(match.group(2))
+                    if match.group(1) == b"row":
+                        row, column = (int(ref.group(2)) if ref else row + 1), 0
+                        continue
+                    cells += 1
+                    if ref and ref.group(1):
+                        column, row = _column_number(ref.group(1)), int(ref.group(2))
+                    else:
+                        column += 1
+                    if column > limits.columns or row > limits.rows:
+                        raise InputError(f"{source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what "
+                                         f"SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
+                                         f"{limits.rows} rows); delete the stray cells or copy the roster into a new sheet")
+                    if cells > limits.cells:
+                        raise InputError(f"{source}: more than {limits.cells} cells; SafeCall reads at most that many (split the file)")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # bad CRC, bad deflate stream, truncated file
+        raise InputError(f"{path}: not a readable XLSX workbook ({member.filename}: {exc})") from None
+
+
+def _calamine_sheet(path: Path, data: bytes, index: int) -> list[list[Any]]:
+    # calamine (Rust) reads a 100,000-row sheet in about a second; openpyxl takes about twenty.
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        return workbook.get_sheet_by_index(index).to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine reports a broken zip, XML or sheet with its own error types
+        raise InputError(f"{path}: not a readable workbook ({exc})") from None
+
+
+# ---- XLS (Excel 97-2003) --------------------------------------------------------------------------------
+
+def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
+    """An old .xls is bounded by its format (65,536 rows, 256 columns, no compression) and by the file size."""
+    from python_calamine import CalamineWorkbook
+
+    if not data.startswith(OLE_MAGIC):
+        raise InputError(f"{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); "
+                         f"open it in Excel and save it as .xlsx")
+    try:
+        names = CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx") from None
+
+    def reader(index: int) -> Callable[[], list[list[Any]]]:
+        return lambda: _calamine_sheet(path, data, index)
+
+    return [(name, reader(index)) for index, name in enumerate(names)]
