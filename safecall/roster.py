@@ -78,7 +78,7 @@ def is_roster_header(cells: list[str]) -> bool:
 
 def read_table(path: Path, limits: Limits = LIMITS) -> Table:
     """The roster's sheet and its header row (below any title rows); see safecall.tables for the limits."""
-    return tables.read_table(path, is_roster_header, limits)
+    return tables.read_table(path, is_roster_header, limits, header_hint=", ".join(FIELD_ALIASES[name][0] for name in REQUIRED))
 
 
 def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -145,9 +145,9 @@ def implausible_birth_date(born: date, today: date) -> str | None:
         return f"birth date {born} is before {OLDEST_BIRTH.year}"
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if age > MAX_AGE:
-        return f"birth date {born} makes the person {age} years old (at most {MAX_AGE})"
+        return f"birth date {born} would make the person {age} years old (at most {MAX_AGE})"
     if age < MIN_AGE:
-        return f"birth date {born} makes the person {age} years old (at least {MIN_AGE}); a typing slip?"
+        return f"birth date {born} would make the person only {age} years old (at least {MIN_AGE}); a typing slip?"
     return None
 
 

@@ -38,7 +38,7 @@ def is_signal_header(cells: list[str]) -> bool:
 
 def import_signals(db: Database, path: Path, settings: Settings, *, now: datetime, limits: Limits = LIMITS) -> SignalReport:
     """All or nothing: each row names a known person (by phone or id), a date, a configured kind and a score 0-1."""
-    table = read_table(path, is_signal_header, limits)
+    table = read_table(path, is_signal_header, limits, header_hint="전화번호, 일자, 종류, 점수")
     rows, where = table.rows, table.source
     mapping = {}
     for title in table.header:

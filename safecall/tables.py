@@ -73,10 +73,11 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limits = LIMITS) -> Table:
-    """The first sheet whose header row `is_header` accepts (within the first rows), or else the first sheet.
+def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limits = LIMITS, header_hint: str = "") -> Table:
+    """The first sheet whose header row `is_header` accepts (within the first rows). Blank rows are skipped.
 
-    Blank rows are skipped; a data row wider than the header is an error.
+    A file of one sheet without such a row takes its first row of two or more cells as the header, so that the
+    caller can say which columns it does not know. `header_hint` names the columns a header is recognised by.
     """
     data = _read_bytes(path, limits)
     if data.startswith(XLSX_MAGIC) or path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -86,21 +87,20 @@ def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limit
     else:
         sheets = [(None, lambda: _read_csv(path, data, limits))]
     named = len(sheets) > 1
-    first = None
     for name, read in sheets:
         source = f"{path}, sheet '{name}'" if named else str(path)
         records = read()
         _check_cells(source, records, limits)
         found = _find_header(records, is_header, limits.header_search_rows)
+        if found is None and not named:
+            found = _find_header(records, lambda cells: sum(bool(c) for c in cells) >= 2, limits.header_search_rows)
+            if found is None and not any(_text(cell) for record in records for cell in record):
+                raise InputError(f"{path}: the file is empty (no header row)")
         if found is not None:
             return _table(source, records, found)
-        if first is None:
-            first = (source, records)
-    source, records = first
-    start = next((i for i, record in enumerate(records) if any(_text(cell) for cell in record)), None)
-    if start is None:
-        raise InputError(f"{path}: the file is empty (no header row)")
-    return _table(source, records, start)
+    where = f"in any sheet ({', '.join(repr(name) for name, _ in sheets)})" if named else ""
+    raise InputError(f"{path}: no header row in the first {limits.header_search_rows} rows {where}".rstrip()
+                     + (f"; the header names the columns, e.g. {header_hint}" if header_hint else ""))
 
 
 def _read_bytes(path: Path, limits: Limits) -> bytes:
@@ -301,7 +301,7 @@ def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, ki
                     if column > limits.columns or row > limits.rows:
                         raise InputError(f"{source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what "
                                          f"SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
-                                         f"{limits.rows} rows); delete the stray cells or copy the roster into a new sheet")
+                                         f"{limits.rows} rows); delete the stray cells, or copy the table into a new sheet")
                     if cells > limits.cells:
                         raise InputError(f"{source}: more than {limits.cells} cells; SafeCall reads at most that many (split the file)")
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # bad CRC, bad deflate stream, truncated file

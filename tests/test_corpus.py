@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from live import free_port
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
-from safecall.store import Person
+from safecall.store import Person, Signal
 from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
 from safecall.telephony.asterisk.fastagi import FastAgiServer
@@ -31,6 +32,7 @@ from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPECTED = tomllib.loads((CORPUS / "expected.toml").read_text(encoding="utf-8"))
+GENERATED_EXPECTED = EXPECTED.pop("generated")
 
 
 def of_kind(kind: str) -> list[str]:
@@ -60,6 +62,89 @@ def test_bad_rosters(cli, tmp_path, name):
     assert "error:" in result.output and "Traceback" not in result.output
     assert EXPECTED[name] in result.output.replace("\n  ", " ") or EXPECTED[name] in result.output
     assert snapshot(cli) == before
+
+
+def signal_snapshot(cli):
+    with cli.db().session() as session:
+        return [(s.person_id, s.day, s.kind, s.score) for s in session.exec(select(Signal).order_by(Signal.id))]
+
+
+@pytest.mark.parametrize("name", of_kind("signals"))
+def test_bad_signal_files(cli, tmp_path, name):
+    cli("recipients", "import", str(write_csv(tmp_path / "base.csv", [person_row("기존", "010-0123-9999")])))
+    cli("signals", "import", str(signal_file(tmp_path / "first.csv")))
+    before = signal_snapshot(cli)
+    result = cli("signals", "import", str(CORPUS / name), ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert EXPECTED[name] in result.output
+    assert signal_snapshot(cli) == before
+
+
+def signal_file(path: Path, extra: str = "") -> Path:
+    path.write_text("전화번호,일자,종류,점수\n010-0123-9999,2026-11-20,power,0.9\n" + extra, encoding="utf-8")
+    return path
+
+
+MiB = 1024 * 1024
+
+
+def one_gib_cell(path: Path, header: list[str]) -> Path:
+    """A workbook of a few MiB whose one shared string unpacks to 1 GiB (written in chunks, never held whole)."""
+    cells = "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{title}</t></is></c>' for i, title in enumerate(header))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("xl/workbook.xml", '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>')
+        archive.writestr("xl/worksheets/sheet1.xml", f'<worksheet><sheetData><row r="1">{cells}</row><row r="2">'
+                                                     f'<c r="A2" t="s"><v>0</v></c></row></sheetData></worksheet>')
+        with archive.open("xl/sharedStrings.xml", "w", force_zip64=True) as part:
+            part.write(b"<sst><si><t>")
+            block = b"A" * MiB
+            for _ in range(1024):
+                part.write(block)
+            part.write(b"</t></si></sst>")
+    return path
+
+
+def fifty_mib_line(path: Path, header: str) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(header + "\r\n" + "x" * (50 * MiB) + "\r\n")
+    return path
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+ROSTER_HEADER = "성명,전화번호,주소,행정동,생년월일"
+GENERATED = {
+    "rosters/a-folder": lambda path: path.mkdir() or path,
+    "rosters/missing.xlsx": lambda path: path,
+    "rosters/fifty-mib-csv-line.csv": lambda path: fifty_mib_line(path, ROSTER_HEADER),
+    "rosters/one-gib-cell.xlsx": lambda path: one_gib_cell(path, ROSTER_HEADER.split(",")),
+    "rosters/too-many-rows.csv": lambda path: written(path, ROSTER_HEADER + "\n" + "가,010-0123-0001,주소,사직동,1945-03-01\n" * 200_001),
+    "rosters/unclosed-quote.csv": lambda path: written(path, ROSTER_HEADER + '\n가,"010\n' + ("x" * 20_000 + "\n") * 10),
+    "signals/fifty-mib-csv-line.csv": lambda path: fifty_mib_line(path, "전화번호,일자,종류,점수"),
+    "signals/one-gib-cell.xlsx": lambda path: one_gib_cell(path, ["전화번호", "일자", "종류", "점수"]),
+}
+
+
+def test_each_generated_input_is_made_and_listed():
+    assert set(GENERATED) == set(GENERATED_EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_generated_bad_inputs(cli, tmp_path, name):
+    """Inputs that once aborted the process or gave a traceback: a clear error naming the file, and nothing changed."""
+    cli("recipients", "import", str(write_csv(tmp_path / "base.csv", [person_row("기존", "010-0123-9999")])))
+    cli("signals", "import", str(signal_file(tmp_path / "first.csv")))
+    before = snapshot(cli), signal_snapshot(cli)
+    kind, file_name = name.split("/")
+    path = GENERATED[name](tmp_path / file_name)
+    result = cli("recipients" if kind == "rosters" else "signals", "import", str(path), ok=False)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and f"error: {path}" in result.output
+    assert GENERATED_EXPECTED[name] in result.output
+    assert (snapshot(cli), signal_snapshot(cli)) == before
 
 
 @pytest.mark.parametrize("name", of_kind("config"))

@@ -170,3 +170,89 @@ def test_a_big_roster_checked_in_parallel_reports_exactly_what_one_process_would
     table = roster.read_table(good).rows
     monkeypatch.setattr(roster, "PARALLEL_FROM_ROWS", 10)
     assert roster.validate_rows(good, table, mapping, settings, today) == roster._check_rows(table, mapping, settings, today)[0]
+
+
+def office_workbook(path, data_rows, header=None):
+    """As district offices keep rosters: a cover sheet first, then a sheet with title rows above the header."""
+    workbook = Workbook()
+    cover = workbook.active
+    cover.title = "표지"
+    cover.append(["종로구 독거노인 안심콜 대상자 명단"])
+    cover.append(["작성: 복지정책과", None, "2026. 11."])
+    sheet = workbook.create_sheet("명단")
+    sheet.append(["2026년 안심콜 대상자 명단"])
+    sheet.append(["기준일: 2026-11-01", None, None, "(단위: 명)"])
+    sheet.append([])
+    sheet.append(header or ["연번", "성명", "전화번호", "보조연락처", "주소", "행정동", "생년월일", "담당팀", "동의일자", "위험도"])
+    for row in data_rows:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_the_roster_sheet_is_found_by_its_headers_below_title_rows_and_after_a_cover_sheet(cli, tmp_path):
+    path = office_workbook(tmp_path / "명단.xlsx", [
+        [1, "김순자", "010-0123-7001", None, "서울특별시 종로구\n사직로 1", "사직동", datetime(1941, 4, 2), "1팀", datetime(2025, 3, 4), "상"],
+        [2, "박영철", 1001237002, "070-0123-7002", "서울특별시 종로구 평창문화로 2", "평창동", datetime(1948, 9, 17), None, datetime(2025, 3, 5), "중"],
+    ])
+    result = cli("recipients", "import", str(path))
+    assert "2 added" in result.output and "Ignored columns: 연번" in result.output
+    kim, park = people_in(cli)
+    assert (kim.name, kim.address, kim.team, kim.risk) == ("김순자", "서울특별시 종로구 사직로 1", "1팀", 3)  # Alt+Enter is a space
+    assert (park.phone, park.phone2, park.team) == ("+821001237002", "+827001237002", "2팀")
+
+
+def test_a_problem_in_an_office_workbook_names_the_sheet_and_the_row_excel_shows(cli, tmp_path):
+    path = office_workbook(tmp_path / "명단.xlsx", [
+        [1, "김순자", "010-0123-7001", None, "사직로 1", "사직동", datetime(1941, 4, 2), None, datetime(2025, 3, 4), "상"],
+        [2, "박영철", "010-0123-7002", None, "평창문화로 2", "평창동", "1800-01-01", None, datetime(2025, 3, 5), "중"],
+    ])
+    output = cli("recipients", "import", str(path), ok=False).output
+    assert f"error: {path}, sheet '명단': 1 problem(s); nothing was imported" in output
+    assert "row 6, column '생년월일': birth date 1800-01-01 is before 1900" in output  # header on row 4
+    assert people_in(cli) == []
+
+
+def test_a_file_without_a_roster_header_says_what_a_header_is(cli, tmp_path):
+    path = office_workbook(tmp_path / "명단.xlsx", [["김순자", "010-0123-7001"]], header=["이름칸", "번호칸"])
+    output = cli("recipients", "import", str(path), ok=False).output
+    assert (f"{path}: no header row in the first 20 rows in any sheet ('표지', '명단'); "
+            "the header names the columns, e.g. 성명, 전화번호, 주소, 행정동, 생년월일") in output
+    title_only = tmp_path / "title.csv"
+    title_only.write_text("2026년 안심콜 대상자 명단\n\n김순자\n", encoding="utf-8")
+    assert f"{title_only}: no header row in the first 20 rows; the header names" in cli("recipients", "import", str(title_only), ok=False).output
+    assert people_in(cli) == []
+
+
+def test_an_old_excel_97_workbook_is_read(cli):
+    from pathlib import Path
+
+    result = cli("recipients", "import", str(Path(__file__).parent / "fixtures" / "roster-97.xls"))
+    assert "2 added" in result.output
+    assert [(p.name, p.phone, p.team) for p in people_in(cli)] == [("김순자", "+821001237001", "1팀"), ("박영철", "+821001237002", "2팀")]
+
+
+def test_numbers_are_checked_against_the_roster_the_same_way_as_within_a_file(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
+    # Within one file, two people may swap numbers: each gives up the old one in the same import.
+    cli("recipients", "import", str(write_csv(tmp_path / "swap.csv", [person_row("가", "010-0123-0002"), person_row("나", "010-0123-0001")])))
+    assert [(p.name, p.phone) for p in people_in(cli)] == [("가", "+821001230002"), ("나", "+821001230001")]
+    # A later file may not give a stored open person's number to someone else.
+    output = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("다", "010-0123-0001")])), ok=False).output
+    assert "row 2, column '전화번호': number 010-0123-0001 is already that of 나" in output
+    # Once that person is closed (moved away), the number may go to the next person who gets it.
+    cli("recipients", "close", "나", "--reason", "moved")
+    cli("recipients", "import", str(tmp_path / "b.csv"))
+    assert {p.name: p.phone for p in people_in(cli)}["다"] == "+821001230001"
+
+
+def test_both_names_of_the_second_phone_column_are_accepted_and_errors_use_the_readme_name(cli, tmp_path):
+    header = ["성명", "전화번호", "전화번호2", "주소", "행정동", "생년월일"]
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [["가", "010-0123-0001", "070-0123-0009", "사직로 1", "사직동", "1945-03-01"]], header=header)))
+    assert people_in(cli)[0].phone2 == "+827001230009"
+    output = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [["가"]], header=["성명", "전화"])), ok=False).output
+    assert "known: 성명, 전화번호, 보조연락처, 주소" in output
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "보조연락처" in readme and "전화번호2" in readme
