@@ -94,12 +94,12 @@ def send_notifications(db: Database, settings: Settings, mailer: Mailer | None, 
                 mailer.send([note.recipient], note.body.split(".")[0][:80], note.body)
         except DeliveryError as exc:
             note.attempts += 1
-            note.last_error = str(exc)
+            note.last_error = phones.mask_text(str(exc))  # stored and shown: no guardian's whole number
             failed = note.attempts >= settings.delivery.max_attempts
             note.status = "failed" if failed else "pending"
             note.next_try_at = now + retry_delay(settings.delivery, note.attempts)
             log_event(log, "notification_failed" if failed else "notification_retry", level=logging.ERROR if failed else logging.WARNING,
-                      key=note.key, recipient=_masked(note), error=str(exc))
+                      key=note.key, recipient=_masked(note), error=note.last_error)
         else:
             note.status, note.sent_at = "sent", now
             note.attempts += 1

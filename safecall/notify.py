@@ -53,7 +53,8 @@ class SmtpMailer:
                     client.login(s.username, self._password or "")
                 client.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP {s.host}:{s.port}: {exc}") from exc
+            # A refused e-mail-to-SMS address carries the guardian's number.
+            raise DeliveryError(f"SMTP {s.host}:{s.port}: {phones.mask_text(str(exc))}") from exc
 
 
 class EmailGatewaySms:
@@ -78,7 +79,7 @@ class TwilioSms:
         try:
             self.client.messages.create(to=number, from_=self.config.from_number, body=text)
         except TwilioException as exc:
-            raise DeliveryError(f"Twilio messaging: {exc}") from exc
+            raise DeliveryError(f"Twilio messaging: {phones.mask_text(str(exc))}") from exc
 
 
 def build_mailer(instance: Instance) -> Mailer | None:

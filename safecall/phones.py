@@ -50,10 +50,32 @@ def mask(number: str | None) -> str:
     return ("+" if number.startswith("+") else "") + "*" * (len(digits) - 4) + digits[-4:]
 
 
-# Anything that looks like a phone number inside free text: +8210..., 010-1234-5678, 02 123 4567.
-_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d\-. ()]{6,}\d")
+# A phone number inside free text, as providers and mail servers write it: +821012345678, 010-1234-5678,
+# 010 1234 5678, (02) 123-4567, 01012345678@sms.example.org. Not part of a longer word or id (a call SID), and
+# dots do not join groups, so an IP address stays readable.
+NUMBER_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_+])\+?(?:\(\d{1,4}\) ?)?\d+(?:[ -]\d+)*(?![A-Za-z0-9_])")
+DIGITS_OF_A_NUMBER = 9  # the fewest digits of a Korean number (02-123-4567); dates and error codes have fewer
 
 
-def mask_text(text: str) -> str:
-    """A provider's or server's error text with every phone number in it masked (see `mask`)."""
-    return _NUMBER_IN_TEXT.sub(lambda match: mask(match.group(0)), text)
+def mask_text(text: str | None) -> str:
+    """A provider's or server's error text with every phone number in it masked to its last 4 digits (separators
+    kept), for logs and stored errors."""
+    if not text:
+        return ""
+
+    def masked(match: re.Match) -> str:
+        found = match.group()
+        digits = sum(c.isdigit() for c in found)
+        if digits < DIGITS_OF_A_NUMBER:
+            return found
+        keep_from = digits - 4
+        seen, out = 0, []
+        for c in found:
+            if c.isdigit():
+                out.append(c if seen >= keep_from else "*")
+                seen += 1
+            else:
+                out.append(c)
+        return "".join(out)
+
+    return NUMBER_IN_TEXT.sub(masked, str(text))

@@ -53,6 +53,7 @@ class FakeTwilio:
         self.drop_final_callback: set[str] = set()  # behaviours whose 'completed' callback never comes
         self.errors: list[str] = []
         self.messages: list[dict] = []  # SMS sent through Messages.json
+        self.unverified: set[str] = set()  # numbers a trial account may not text (Twilio's error 21608)
         self.validator = RequestValidator(TOKEN)
         fake = self
 
@@ -100,6 +101,10 @@ class FakeTwilio:
                 form = parse_qs(self.rfile.read(length).decode())
                 if urlsplit(self.path).path == f"/2010-04-01/Accounts/{SID}/Messages.json":
                     params = {k: v[0] for k, v in form.items()}
+                    if params["To"] in fake.unverified:
+                        return self._reply(400, {"code": 21608, "status": 400, "more_info": "https://www.twilio.com/docs/errors/21608",
+                                                 "message": f"The number {params['To']} is unverified. Trial accounts cannot send "
+                                                            f"messages to unverified numbers; verify {params['To']} at twilio.com"})
                     fake.messages.append(params)
                     return self._reply(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued", "to": params["To"],
                                              "from": params["From"], "body": params["Body"]})

@@ -1,0 +1,88 @@
+"""Phone numbers inside provider and mail-server error texts, and passwords inside database URLs, never shown whole."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import select
+
+from live import free_port
+from safecall import phones
+from safecall.escalation import send_notifications
+from safecall.notify import DeliveryError, EmailGatewaySms, SmtpMailer, TwilioSms
+from safecall.settings import SmtpSettings, load_instance
+from safecall.store import Notification
+from safecall.telephony.twilio.config import TwilioTrunkConfig
+from twilio_fake import FROM, SID, TOKEN, FakeTwilio
+
+GUARDIAN = "+821009990002"
+WHOLE = ("+821009990002", "821009990002", "01009990002", "010-0999-0002", "1009990002", "010 0999 0002")
+
+
+def shows_no_whole_number(text: str) -> bool:
+    return not any(form in text for form in WHOLE)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("The number +821009990002 is unverified.", "The number +********0002 is unverified."),
+    ("<01009990002@sms.example.org>: Recipient address rejected", "<*******0002@sms.example.org>: Recipient address rejected"),
+    ("010-0999-0002로 보낼 수 없음", "***-****-0002로 보낼 수 없음"),
+    ("번호 010 0999 0002, (02) 123-4567, 02-123-4567", "번호 *** **** 0002, (**) ***-4567, **-***-4567"),
+    # Not numbers of people: left as they are.
+    ("on 2026-11-23 from 192.168.100.200:25, error 21608, call CA0123456789012345678901", None),
+])
+def test_every_phone_number_in_a_text_is_masked_and_nothing_else(text, masked):
+    assert phones.mask_text(text) == (masked or text)
+
+
+class RefusingInbox:
+    """A mail server that refuses every recipient, naming the address as real servers do."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+
+
+@pytest.fixture
+def refusing_smtp():
+    controller = Controller(RefusingInbox(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port
+    controller.stop()
+
+
+def test_a_refused_guardian_sms_is_stored_and_logged_without_the_number(cli, refusing_smtp, caplog):
+    mailer = SmtpMailer(SmtpSettings(host="127.0.0.1", port=refusing_smtp, security="none", sender="safecall@example.org",
+                                     timeout_seconds=5), {})
+    sms = EmailGatewaySms(mailer, "{number}@sms.example.org")
+    with pytest.raises(DeliveryError) as refused:
+        sms.send(GUARDIAN, "안부 전화에 응답하지 않으셨습니다")
+    assert "Recipient address rejected" in str(refused.value) and "*******0002@sms.example.org" in str(refused.value)
+    assert shows_no_whole_number(str(refused.value))
+
+    db, settings = cli.db(), load_instance(cli.root, {}).settings
+    with db.transaction() as session:
+        session.add(Notification(key="guardian:task:1", channel="sms", recipient=GUARDIAN, body="안부", next_try_at=cli.clock.now()))
+    with caplog.at_level(logging.DEBUG):
+        send_notifications(db, settings, mailer, sms, now=cli.clock.now())
+    with db.session() as session:
+        [note] = session.exec(select(Notification))
+    assert note.status == "pending" and "Recipient address rejected" in note.last_error
+    assert shows_no_whole_number(note.last_error)
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("safecall"))
+    assert "notification_retry" in logged and shows_no_whole_number(logged)
+
+
+def test_a_twilio_messaging_error_does_not_carry_the_number(tmp_path):
+    fake = FakeTwilio("https://safecall.example.org", "http://127.0.0.1:1", {}).start()
+    try:
+        fake.unverified.add(GUARDIAN)
+        config = TwilioTrunkConfig(type="twilio", account_sid=SID, auth_token={"env": "TOKEN"}, from_number=FROM,
+                                   public_base_url="https://safecall.example.org", api_base_url=fake.base_url)
+        with pytest.raises(DeliveryError) as refused:
+            TwilioSms(config, {"TOKEN": TOKEN}).send(GUARDIAN, "안부")
+    finally:
+        fake.stop()
+    assert "is unverified" in str(refused.value) and "+********0002" in str(refused.value)
+    assert shows_no_whole_number(str(refused.value))
