@@ -7,6 +7,7 @@ variable or a secret file, resolved only when a trunk or database needs it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -105,7 +106,7 @@ class Settings(Strict):
     @field_validator("database_url")
     @classmethod
     def _no_inline_password(cls, value):
-        if isinstance(value, str) and _url_password(value):
+        if isinstance(value, str) and url_secrets(value):
             raise ValueError("a password may not be written in the file; use database_url = {env = \"...\"}")
         return value
 
@@ -139,22 +140,35 @@ class TrunksFile(Strict):
         return self
 
 
-def _url_password(url: str) -> str | None:
+# Query parameters of a database URL that hold a secret: libpq takes ?password= and ?sslpassword= as well as user:PASSWORD@.
+SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every password written in a database URL: in its userinfo and in its query parameters."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).password
+        parsed = make_url(url)
     except Exception:
-        return None
+        return []
+    found = [parsed.password] if parsed.password else []
+    for key, value in parsed.query.items():
+        if SECRET_QUERY_KEY.search(key):
+            found += [v for v in ((value,) if isinstance(value, str) else value) if v]
+    return found
 
 
 def mask_url(url: str) -> str:
+    """The URL with every password in it shown as ***, wherever it sits."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:
         return "<unparseable url>"
+    query = {key: ("***" if SECRET_QUERY_KEY.search(key) else value) for key, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 @dataclass(frozen=True)

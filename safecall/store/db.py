@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
+from safecall.settings import mask_url, url_secrets
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
 
@@ -58,6 +59,7 @@ class Upgrade:
 class Database:
     def __init__(self, url: str, busy_timeout: float = 30):
         self.url = url
+        self._secrets = url_secrets(url)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
@@ -92,7 +94,7 @@ class Database:
                 tables = set(sa.inspect(connection).get_table_names())
                 current = MigrationContext.configure(connection).get_current_revision()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open the database: {explain(exc, self.safe_url())}") from exc
+            raise StoreError(f"cannot open the database: {self.error_text(exc)}") from exc
         scripts = ScriptDirectory.from_config(self._alembic_config())
         known = {script.revision for script in scripts.walk_revisions()}
         # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
@@ -118,7 +120,7 @@ class Database:
                     command.stamp(config, FIRST_REVISION)
                 command.upgrade(config, "head")
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"the upgrade of {self.safe_url()} failed and was rolled back: {explain(exc, self.safe_url())}") from exc
+            raise StoreError(f"the upgrade of {self.safe_url()} failed and was rolled back: {self.error_text(exc)}") from exc
         scripts = ScriptDirectory.from_config(config)
         start = state.current or (FIRST_REVISION if state.has_tables else None)
         return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head)
@@ -134,7 +136,14 @@ class Database:
         return config
 
     def safe_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return mask_url(self.url)
+
+    def error_text(self, exc: Exception) -> str:
+        """`explain` for this database, with no password of its URL in it, whatever the driver wrote."""
+        text = explain(exc, self.safe_url())
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -204,7 +213,7 @@ class Database:
         try:
             yield
         except (sa.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
-            raise StoreError(explain(exc, self.safe_url())) from exc
+            raise StoreError(self.error_text(exc)) from exc
 
     def prepared(self, statement: sa.Executable) -> Prepared:
         """`statement` compiled for this database, once (see prepared.py).
