@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import sqlite3
 import stat
 
@@ -115,3 +116,88 @@ def test_the_audit_log_names_the_os_user_for_each_change(cli, tmp_path):
     assert [e.action for e in events] == ["roster.import", "campaign.launch", "person.pause", "person.close", "visit.record"]
     assert {e.actor for e in events} == {getpass.getuser()}
     assert all(e.at is not None and e.subject for e in events)
+
+
+def with_every_connection(monkeypatch, *statements: str) -> None:
+    """Every SQLite connection SafeCall opens in this test also runs `statements` (page_count is filled in)."""
+    from safecall.store import db as store_db
+
+    pragmas = store_db._sqlite_pragmas
+
+    def and_then(connection, busy_timeout):
+        pragmas(connection, busy_timeout)
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        for statement in statements:
+            connection.execute(statement.format(page_count=pages))
+
+    monkeypatch.setattr(store_db, "_sqlite_pragmas", and_then)
+
+
+def test_doctor_explains_a_database_locked_by_another_process(cli, tmp_path):
+    set_busy_timeout(cli, 0.3)
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    database = cli.root / "data" / "safecall.db"
+    holder = sqlite3.connect(database, timeout=0.1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = cli("doctor", ok=False)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"FAIL database writable: {database} is locked by another process (database is locked)" in result.output
+    assert f"fuser {database}" in result.output
+    assert "ok   database writable" in cli("doctor").output  # the lock gone, all is well again
+    assert [p.name for p in load_people(cli)] == ["가"]
+
+
+def test_doctor_explains_a_read_only_database(cli, tmp_path, monkeypatch):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    # As root a chmod does not stop writes; SQLite's query_only refuses them with the same error a read-only file gives.
+    with_every_connection(monkeypatch, "PRAGMA query_only = ON")
+    result = cli("doctor", ok=False)
+    database = cli.root / "data" / "safecall.db"
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"FAIL database writable: {database} cannot be written (attempt to write a readonly database)" in result.output
+    assert f"chmod 600 {database}; chmod 700 {database.parent}" in result.output
+    assert "ok   database integrity" in result.output  # it can still be read
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only file; the query_only test above stands in")
+def test_doctor_explains_a_database_file_without_write_permission(cli, tmp_path):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    database = cli.root / "data" / "safecall.db"
+    database.chmod(0o400)
+    try:
+        result = cli("doctor", ok=False)
+    finally:
+        database.chmod(0o600)
+    assert "FAIL database writable" in result.output and "cannot be written" in result.output
+
+
+def test_doctor_explains_a_full_database(cli, tmp_path, monkeypatch):
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    # SQLite's own "database or disk is full", by capping the file at its current size.
+    with_every_connection(monkeypatch, "PRAGMA max_page_count = {page_count}")
+    result = cli("doctor", ok=False)
+    database = cli.root / "data" / "safecall.db"
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"FAIL database writable: {database} is full (database or disk is full)" in result.output
+    assert f"FAIL database space: {database} is full" in result.output and f"df -h {database.parent}" in result.output
+
+
+def test_doctor_explains_a_disk_about_to_fill(cli):
+    from collections import namedtuple
+
+    from safecall.doctor import run_doctor
+    from safecall.services import Services
+
+    usage = namedtuple("usage", "total used free")
+    services = Services.open(load_instance(cli.root, {}), cli.clock)
+    try:
+        checks = {c.name: c for c in run_doctor(services, wait_seconds=1, disk_usage=lambda path: usage(10**9, 10**9 - 5 * 2**20, 5 * 2**20))}
+        roomy = {c.name: c for c in run_doctor(services, wait_seconds=1, disk_usage=lambda path: usage(10**10, 0, 10**10))}
+    finally:
+        services.close()
+    assert not checks["database space"].ok and "5 MiB free on its disk, SafeCall needs 64 MiB" in checks["database space"].detail
+    assert roomy["database space"].ok and checks["database writable"].ok

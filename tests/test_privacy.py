@@ -7,13 +7,15 @@ import logging
 import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
+from typer.testing import CliRunner
 
+from cli import create_app
 from live import free_port
 from safecall import phones
 from safecall.escalation import send_notifications
 from safecall.notify import DeliveryError, EmailGatewaySms, SmtpMailer, TwilioSms
-from safecall.settings import SmtpSettings, load_instance
-from safecall.store import Notification
+from safecall.settings import SmtpSettings, load_instance, mask_url
+from safecall.store import Database, Notification
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 from twilio_fake import FROM, SID, TOKEN, FakeTwilio
 
@@ -86,3 +88,37 @@ def test_a_twilio_messaging_error_does_not_carry_the_number(tmp_path):
         fake.stop()
     assert "is unverified" in str(refused.value) and "+********0002" in str(refused.value)
     assert shows_no_whole_number(str(refused.value))
+
+
+SECRET_URL = "postgresql+psycopg://safecall:userinfo2secret@127.0.0.1:{port}/safecall?password=query2secret&sslpassword=ssl2secret&connect_timeout=2"
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["config", "show", "--json"], ["db", "status"], ["recipients", "list"], ["doctor"]])
+def test_no_password_of_the_database_url_is_shown_by_any_command(cli, command):
+    port = free_port()  # nothing listens there: every database command fails, and says why
+    app = create_app(make_clock=lambda: cli.clock, environ={"SAFECALL_DATABASE_URL": SECRET_URL.format(port=port)})
+    result = CliRunner().invoke(app, ["--config", str(cli.root), *command])
+    text = result.output + (repr(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else "")
+    for secret in ("userinfo2secret", "query2secret", "ssl2secret"):
+        assert secret not in text, text
+    assert "Traceback" not in text
+    if command[0] == "config":
+        assert result.exit_code == 0 and f"127.0.0.1:{port}/safecall" in text and "password=***" in text
+    else:
+        assert result.exit_code == 1 and f"127.0.0.1:{port}" in text
+
+
+def test_a_password_in_the_query_written_in_the_settings_file_is_refused(cli):
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace(
+        "sqlite:///data/safecall.db", "postgresql://u@127.0.0.1/db?password=query2secret"), encoding="utf-8")
+    result = cli("config", "show", ok=False)
+    assert result.exit_code == 1 and "key 'database_url': a password may not be written in the file" in result.output
+    assert "query2secret" not in result.output
+
+
+def test_a_driver_message_holding_the_password_is_cleaned(tmp_path):
+    db = Database(SECRET_URL.format(port=1))
+    text = db.error_text(Exception('invalid dsn: "password=query2secret sslpassword=ssl2secret" (user safecall:userinfo2secret)'))
+    assert "secret" not in text.replace("***", "") and text.count("***") >= 3
+    assert mask_url(db.url) == "postgresql+psycopg://safecall:***@127.0.0.1:1/safecall?connect_timeout=2&password=***&sslpassword=***"
