@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -89,3 +91,29 @@ def test_every_command_has_help_text(cli):
                 walk(sub, path + [name])
 
     walk(get_command(cli.app), [])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("calls_per_second = inf", "key 'calls_per_second'"),
+    ("calls_per_second = nan", "key 'calls_per_second'"),
+    ("calls_per_second = 0", "key 'calls_per_second'"),
+    ("calls_per_second = -2.5", "key 'calls_per_second'"),
+    ("channels = 0", "key 'channels'"),
+    ("channels = -1", "key 'channels'"),
+])
+def test_a_trunk_rate_or_channel_count_that_makes_no_sense_is_refused_before_anything_happens(cli, tmp_path, line, message):
+    from sqlmodel import select
+
+    from conftest import person_row, write_csv
+    from safecall.store import CampaignRun
+
+    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
+    good = (cli.root / "config" / "trunks.toml").read_text(encoding="utf-8")
+    cli.set_trunks(f'default = "simulated"\n[trunks.simulated]\ntype = "simulated"\n{line}\n')
+    for command in (["config", "show"], ["campaign", "launch", "weekly-safe-call", "--fast"], ["trunk", "check"]):
+        result = cli(*command, ok=False)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert "trunks.toml: key 'trunks.simulated." in result.output and message.split("'")[1] + "'" in result.output
+    cli.set_trunks(good)
+    with cli.db().session() as session:
+        assert list(session.exec(select(CampaignRun))) == []

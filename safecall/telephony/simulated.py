@@ -42,7 +42,7 @@ BEHAVIOURS = {
 class SimulatedTrunkConfig(Strict):
     type: Literal["simulated"]
     channels: int = Field(default=30, ge=1, le=10_000)
-    calls_per_second: float = Field(default=5.0, gt=0)
+    calls_per_second: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     seed: int = 2026
     # Per-call behaviour weights for people without a script.
     mix: dict[str, float] = Field(
