@@ -236,10 +236,7 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
         sheet = next((name for name, part in sheets.items() if part == member.filename), None)
         _scan_part(path, archive, member, kind, f"{path}, sheet '{sheet}'" if len(sheets) > 1 else str(path), limits)
 
-    def reader(index: int) -> Callable[[], list[list[Any]]]:
-        return lambda: _calamine_sheet(path, data, index)
-
-    return [(name, reader(index)) for index, name in enumerate(sheets)]
+    return _calamine_readers(path, data, list(sheets))
 
 
 def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
@@ -308,6 +305,14 @@ def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, ki
         raise InputError(f"{path}: not a readable XLSX workbook ({member.filename}: {exc})") from None
 
 
+def _calamine_readers(path: Path, data: bytes, names: list[str]) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
+    """Each sheet's name and a function that reads it (only the sheets looked at are parsed)."""
+    def reader(index: int) -> Callable[[], list[list[Any]]]:
+        return lambda: _calamine_sheet(path, data, index)
+
+    return [(name, reader(index)) for index, name in enumerate(names)]
+
+
 def _calamine_sheet(path: Path, data: bytes, index: int) -> list[list[Any]]:
     # calamine (Rust) reads a 100,000-row sheet in about a second; openpyxl takes about twenty.
     from python_calamine import CalamineWorkbook
@@ -333,7 +338,4 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     except Exception as exc:
         raise InputError(f"{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx") from None
 
-    def reader(index: int) -> Callable[[], list[list[Any]]]:
-        return lambda: _calamine_sheet(path, data, index)
-
-    return [(name, reader(index)) for index, name in enumerate(names)]
+    return _calamine_readers(path, data, names)

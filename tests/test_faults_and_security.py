@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import stat
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -24,20 +25,27 @@ def set_busy_timeout(cli, seconds: float) -> None:
     settings.write_text(f"sqlite_busy_timeout_seconds = {seconds}\n" + settings.read_text(encoding="utf-8"), encoding="utf-8")
 
 
-def test_a_locked_database_gives_a_clear_error_and_changes_nothing(cli, tmp_path):
+@contextmanager
+def locked_by_another_process(cli, tmp_path):
+    """One person imported, then the database locked by another connection (as another process would) until the block ends."""
     set_busy_timeout(cli, 0.3)
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     database = cli.root / "data" / "safecall.db"
     holder = sqlite3.connect(database, timeout=0.1)
     holder.execute("BEGIN EXCLUSIVE")
     try:
+        yield database
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_locked_database_gives_a_clear_error_and_changes_nothing(cli, tmp_path):
+    with locked_by_another_process(cli, tmp_path):
         result = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("나", "010-0123-0002")])), ok=False)
         assert result.exit_code == 1
         assert "is locked by another process" in result.output and "nothing was changed" in result.output
         assert "Traceback" not in result.output
-    finally:
-        holder.rollback()
-        holder.close()
     assert [p.name for p in load_people(cli)] == ["가"]
     # Once the lock is gone, the same command works.
     cli("recipients", "import", str(tmp_path / "b.csv"))
@@ -134,16 +142,8 @@ def with_every_connection(monkeypatch, *statements: str) -> None:
 
 
 def test_doctor_explains_a_database_locked_by_another_process(cli, tmp_path):
-    set_busy_timeout(cli, 0.3)
-    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
-    database = cli.root / "data" / "safecall.db"
-    holder = sqlite3.connect(database, timeout=0.1)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with locked_by_another_process(cli, tmp_path) as database:
         result = cli("doctor", ok=False)
-    finally:
-        holder.rollback()
-        holder.close()
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"FAIL database writable: {database} is locked by another process (database is locked)" in result.output
     assert f"fuser {database}" in result.output
@@ -151,16 +151,20 @@ def test_doctor_explains_a_database_locked_by_another_process(cli, tmp_path):
     assert [p.name for p in load_people(cli)] == ["가"]
 
 
-def test_doctor_explains_a_read_only_database(cli, tmp_path, monkeypatch):
+def doctor_on_every_connection(cli, tmp_path, monkeypatch, statement: str):
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
-    # As root a chmod does not stop writes; SQLite's query_only refuses them with the same error a read-only file gives.
-    with_every_connection(monkeypatch, "PRAGMA query_only = ON")
+    with_every_connection(monkeypatch, statement)
     result = cli("doctor", ok=False)
-    database = cli.root / "data" / "safecall.db"
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"FAIL database writable: {database} cannot be written (attempt to write a readonly database)" in result.output
-    assert f"chmod 600 {database}; chmod 700 {database.parent}" in result.output
-    assert "ok   database integrity" in result.output  # it can still be read
+    return result.output, cli.root / "data" / "safecall.db"
+
+
+def test_doctor_explains_a_read_only_database(cli, tmp_path, monkeypatch):
+    # As root a chmod does not stop writes; SQLite's query_only refuses them with the same error a read-only file gives.
+    output, database = doctor_on_every_connection(cli, tmp_path, monkeypatch, "PRAGMA query_only = ON")
+    assert f"FAIL database writable: {database} cannot be written (attempt to write a readonly database)" in output
+    assert f"chmod 600 {database}; chmod 700 {database.parent}" in output
+    assert "ok   database integrity" in output  # it can still be read
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only file; the query_only test above stands in")
@@ -176,14 +180,10 @@ def test_doctor_explains_a_database_file_without_write_permission(cli, tmp_path)
 
 
 def test_doctor_explains_a_full_database(cli, tmp_path, monkeypatch):
-    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     # SQLite's own "database or disk is full", by capping the file at its current size.
-    with_every_connection(monkeypatch, "PRAGMA max_page_count = {page_count}")
-    result = cli("doctor", ok=False)
-    database = cli.root / "data" / "safecall.db"
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"FAIL database writable: {database} is full (database or disk is full)" in result.output
-    assert f"FAIL database space: {database} is full" in result.output and f"df -h {database.parent}" in result.output
+    output, database = doctor_on_every_connection(cli, tmp_path, monkeypatch, "PRAGMA max_page_count = {page_count}")
+    assert f"FAIL database writable: {database} is full (database or disk is full)" in output
+    assert f"FAIL database space: {database} is full" in output and f"df -h {database.parent}" in output
 
 
 def test_doctor_explains_a_disk_about_to_fill(cli):
