@@ -211,6 +211,7 @@ NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 NS_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 SMALL_PART_BYTES = 4 * MiB  # workbook.xml and its relationships: parsed whole
+CHUNK_BYTES = MiB  # a part is streamed in pieces of this size
 
 
 def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
@@ -274,7 +275,7 @@ def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, ki
     carry = b""
     try:
         with archive.open(member) as stream:
-            while chunk := stream.read(MiB):
+            while chunk := stream.read(CHUNK_BYTES):
                 if kind == "other":
                     continue
                 block = carry + chunk
@@ -307,19 +308,19 @@ def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, ki
 
 def _calamine_readers(path: Path, data: bytes, names: list[str]) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
     """Each sheet's name and a function that reads it (only the sheets looked at are parsed)."""
-    def reader(index: int) -> Callable[[], list[list[Any]]]:
-        return lambda: _calamine_sheet(path, data, index)
+    def reader(name: str) -> Callable[[], list[list[Any]]]:
+        return lambda: _calamine_sheet(path, data, name)
 
-    return [(name, reader(index)) for index, name in enumerate(names)]
+    return [(name, reader(name)) for name in names]
 
 
-def _calamine_sheet(path: Path, data: bytes, index: int) -> list[list[Any]]:
+def _calamine_sheet(path: Path, data: bytes, name: str) -> list[list[Any]]:
     # calamine (Rust) reads a 100,000-row sheet in about a second; openpyxl takes about twenty.
     from python_calamine import CalamineWorkbook
 
     try:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        return workbook.get_sheet_by_index(index).to_python(skip_empty_area=False)
+        return workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine reports a broken zip, XML or sheet with its own error types
         raise InputError(f"{path}: not a readable workbook ({exc})") from None
 
