@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from xml.etree import ElementTree
 
 from safecall.errors import InputError
@@ -235,7 +237,7 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
     for member in members:
         kind = "sheet" if member.filename in sheets.values() else "strings" if member.filename.endswith("sharedStrings.xml") else "other"
         sheet = next((name for name, part in sheets.items() if part == member.filename), None)
-        _scan_part(path, archive, member, kind, f"{path}, sheet '{sheet}'" if len(sheets) > 1 else str(path), limits)
+        _scan_part(path, data, member, kind, f"{path}, sheet '{sheet}'" if len(sheets) > 1 else str(path), limits)
 
     return _calamine_readers(path, data, list(sheets))
 
@@ -268,41 +270,91 @@ def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> 
     return sheets
 
 
-def _scan_part(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, kind: str, source: str, limits: Limits) -> None:
+def _unpacked(data: bytes, member: zipfile.ZipInfo) -> Iterator[bytes]:
+    """A part's bytes in pieces, unpacked here and never beyond the size it declares.
+
+    zipfile stops at the declared size, but a Rust zip reader may inflate the whole stream: a part that says 1 KiB
+    and inflates to 1 GiB (with the CRC of its first KiB) must be refused here, not found out by calamine.
+    """
+    if member.flag_bits & 0x1:
+        raise ValueError("an encrypted part; save the workbook without a password")
+    start = member.header_offset
+    if data[start:start + 4] != XLSX_MAGIC:
+        raise ValueError("no local header where the directory says")
+    name_length, extra_length = struct.unpack("<HH", data[start + 26:start + 30])
+    begin = start + 30 + name_length + extra_length
+    packed = memoryview(data)[begin:begin + member.compress_size]
+    if len(packed) != member.compress_size:
+        raise ValueError("the file is cut short")
+    if member.compress_type == zipfile.ZIP_STORED:
+        inflate = None
+    elif member.compress_type == zipfile.ZIP_DEFLATED:
+        inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+    else:
+        raise ValueError(f"compression method {member.compress_type}, which Excel does not write")
+    size = crc = 0
+    for out in _inflated(packed, inflate):
+        size += len(out)
+        if size > member.file_size:
+            raise ValueError(f"unpacks to more than the {member.file_size} bytes it declares")
+        crc = zlib.crc32(out, crc)
+        yield out
+    if inflate is not None and not inflate.eof:
+        raise ValueError("its compressed data ends before the part does")
+    if size != member.file_size or crc != member.CRC:
+        raise ValueError("its size or CRC is not the one the directory declares")
+
+
+def _inflated(packed: memoryview, inflate) -> Iterator[bytes]:
+    """The output of `packed` in pieces of at most CHUNK_BYTES (all of it, as it is, when `inflate` is None)."""
+    for offset in range(0, len(packed), CHUNK_BYTES):
+        piece = bytes(packed[offset:offset + CHUNK_BYTES])
+        if inflate is None:
+            yield piece
+            continue
+        while True:
+            out = inflate.decompress(piece, CHUNK_BYTES)
+            if out:
+                yield out
+            piece = inflate.unconsumed_tail
+            if not piece and len(out) < CHUNK_BYTES:  # a full piece out may leave more to come with no more input
+                break
+
+
+def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, source: str, limits: Limits) -> None:
     """Stream one part: for a sheet, every cell's position; for sheets and strings, the length of every text."""
     text_bytes = limits.cell_chars * XML_TEXT_BYTES_PER_CHAR
     row = column = cells = 0
     carry = b""
     try:
-        with archive.open(member) as stream:
-            while chunk := stream.read(CHUNK_BYTES):
-                if kind == "other":
+        for chunk in _unpacked(data, member):
+            if kind == "other":
+                continue
+            block = carry + chunk
+            cut = block.rfind(b">") + 1
+            block, carry = block[:cut], block[cut:]
+            if len(carry) > text_bytes or (cut and max(map(len, block.split(b"<"))) > text_bytes):
+                where = f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
+                raise InputError(f"{source}: a cell {where} is longer than {limits.cell_chars} characters")
+            if kind != "sheet":
+                continue
+            for match in TAG.finditer(block):
+                ref = REF.search(match.group(2))
+                if match.group(1) == b"row":
+                    row, column = (int(ref.group(2)) if ref else row + 1), 0
                     continue
-                block = carry + chunk
-                cut = block.rfind(b">") + 1
-                block, carry = block[:cut], block[cut:]
-                if len(carry) > text_bytes or (cut and max(map(len, block.split(b"<"))) > text_bytes):
-                    where = f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
-                    raise InputError(f"{source}: a cell {where} is longer than {limits.cell_chars} characters")
-                if kind != "sheet":
-                    continue
-                for match in TAG.finditer(block):
-                    ref = REF.search(match.group(2))
-                    if match.group(1) == b"row":
-                        row, column = (int(ref.group(2)) if ref else row + 1), 0
-                        continue
-                    cells += 1
-                    if ref and ref.group(1):
-                        column, row = _column_number(ref.group(1)), int(ref.group(2))
-                    else:
-                        column += 1
-                    if column > limits.columns or row > limits.rows:
-                        raise InputError(f"{source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what "
-                                         f"SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
-                                         f"{limits.rows} rows); delete the stray cells, or copy the table into a new sheet")
-                    if cells > limits.cells:
-                        raise InputError(f"{source}: more than {limits.cells} cells; SafeCall reads at most that many (split the file)")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # bad CRC, bad deflate stream, truncated file
+                cells += 1
+                if ref and ref.group(1):
+                    column, row = _column_number(ref.group(1)), int(ref.group(2))
+                else:
+                    column += 1
+                if column > limits.columns or row > limits.rows:
+                    raise InputError(f"{source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what "
+                                     f"SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
+                                     f"{limits.rows} rows); delete the stray cells, or copy the table into a new sheet")
+                if cells > limits.cells:
+                    raise InputError(f"{source}: more than {limits.cells} cells; SafeCall reads at most that many (split the file)")
+    except (ValueError, zlib.error, struct.error) as exc:  # a bad size or CRC, a broken deflate stream, a truncated file
         raise InputError(f"{path}: not a readable XLSX workbook ({member.filename}: {exc})") from None
 
 

@@ -80,3 +80,22 @@ def test_csv_limits(tmp_path):
     assert "more than 2 lines" in refusal(path, Limits(rows=2))
     assert "row 2, column B: a cell of 5 characters; at most 4" in refusal(path, Limits(cell_chars=4))
     assert "row 1 has 2 columns; SafeCall reads at most 1" in refusal(path, Limits(columns=1))
+
+
+def rewritten(path, compression) -> None:
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    with zipfile.ZipFile(path, "w", compression) as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+
+
+def test_stored_and_deflated_parts_are_read_and_a_cut_file_is_refused(tmp_path):
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"]])
+    rewritten(path, zipfile.ZIP_STORED)
+    assert read_table(path, any_header).rows[0].values == {"a": 1, "b": "x"}
+    rewritten(path, zipfile.ZIP_DEFLATED)
+    assert read_table(path, any_header).rows[0].values == {"a": 1, "b": "x"}
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(path.read_bytes()[:-200])
+    assert "not a readable XLSX workbook" in refusal(cut, Limits())
