@@ -111,6 +111,8 @@ def _read_bytes(path: Path, limits: Limits) -> bytes:
             raise InputError(f"{path}: is a folder, not a file; give the roster's .xlsx or .csv file")
         if not path.exists():
             raise InputError(f"{path}: file not found")
+        if not path.is_file():  # a device or a pipe: no end, or no size to check
+            raise InputError(f"{path}: not a regular file; give the roster's .xlsx or .csv file")
         size = path.stat().st_size
         if size > limits.file_bytes:
             raise InputError(f"{path}: the file is {size / MiB:.0f} MiB; SafeCall reads at most {limits.file_bytes // MiB} MiB "

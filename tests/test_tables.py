@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
@@ -99,3 +100,8 @@ def test_stored_and_deflated_parts_are_read_and_a_cut_file_is_refused(tmp_path):
     cut = tmp_path / "cut.xlsx"
     cut.write_bytes(path.read_bytes()[:-200])
     assert "not a readable XLSX workbook" in refusal(cut, Limits())
+
+
+def test_only_regular_files_are_read(tmp_path):
+    assert "/dev/zero: not a regular file" in refusal(Path("/dev/zero"), Limits())
+    assert f"{tmp_path}: is a folder, not a file" in refusal(tmp_path, Limits())
