@@ -92,9 +92,9 @@ def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], lis
             continue
         name = ALIAS_TO_FIELD.get(key)
         if name is None:
-            problems.append(f"column '{title}': unknown column (known: {', '.join(a[0] for a in FIELD_ALIASES.values())})")
+            problems.append(f"column {title!r}: unknown column (known: {', '.join(a[0] for a in FIELD_ALIASES.values())})")
         elif name in mapping:
-            problems.append(f"columns '{mapping[name]}' and '{title}' both mean {name}")
+            problems.append(f"columns {mapping[name]!r} and {title!r} both mean {name}")
         else:
             mapping[name] = title
     for name in REQUIRED:
@@ -194,14 +194,14 @@ def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str
                 first_row_of_key[key] = person["row"]
         if person["phone"]:
             if person["phone"] in first_row_of_phone:
-                problems.append((person["row"], f"row {person['row']}, column '{mapping['phone']}': number {phones.national(person['phone'])} "
+                problems.append((person["row"], f"row {person['row']}, column {mapping['phone']!r}: number {phones.national(person['phone'])} "
                                                 f"is already given on row {first_row_of_phone[person['phone']]}"))
             else:
                 first_row_of_phone[person["phone"]] = person["row"]
             holder = holder_of_phone.get(person["phone"])
             if holder is not None:
-                problems.append((person["row"], f"row {person['row']}, column '{mapping['phone']}': number {phones.national(person['phone'])} "
-                                                f"is already that of {holder.name} (id {holder.id}, born {holder.birth_date}) on the roster"))
+                problems.append((person["row"], f"row {person['row']}, column {mapping['phone']!r}: number {phones.national(person['phone'])} "
+                                                f"is already that of {holder.name!r} (id {holder.id}, born {holder.birth_date}) on the roster"))
     if problems:
         problems.sort(key=lambda problem: problem[0])  # stable: each row's problems in column order
         raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", [text for _, text in problems])
@@ -220,7 +220,7 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
             return row.values.get(mapping[name]) if name in mapping else None
 
         def problem(name: str, message: str) -> None:
-            problems.append((row.row, f"row {row.row}, column '{mapping.get(name, name)}': {message}"))
+            problems.append((row.row, f"row {row.row}, column {mapping.get(name, name)!r}: {message}"))
 
         person: dict[str, Any] = {"row": row.row}
         for name in mapping:

@@ -44,7 +44,7 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
     for title in table.header:
         name = ALIASES.get(_header_key(title))
         if name is None:
-            raise InputError(f"{where}: column '{title}': unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
+            raise InputError(f"{where}: column {title!r}: unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
         mapping[name] = title
     missing = [n for n in ("day", "kind", "score") if n not in mapping] + ([] if {"phone", "person_id"} & set(mapping) else ["phone or person_id"])
     if missing:
@@ -57,7 +57,7 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
                 return "" if value is None else str(value).strip()
 
             def problem(name, message):
-                problems.append(f"row {row.row}, column '{mapping.get(name, name)}': {message}")
+                problems.append(f"row {row.row}, column {mapping.get(name, name)!r}: {message}")
 
             person = None
             if cell("person_id"):

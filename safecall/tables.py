@@ -90,7 +90,7 @@ def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limit
         sheets = [(None, lambda: _read_csv(path, data, limits))]
     named = len(sheets) > 1
     for name, read in sheets:
-        source = f"{path}, sheet '{name}'" if named else str(path)
+        source = f"{path}, sheet {name!r}" if named else str(path)
         records = read()
         _check_cells(source, records, limits)
         found = _find_header(records, is_header, limits.header_search_rows)
@@ -239,7 +239,7 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
     for member in members:
         kind = "sheet" if member.filename in sheets.values() else "strings" if member.filename.endswith("sharedStrings.xml") else "other"
         sheet = next((name for name, part in sheets.items() if part == member.filename), None)
-        _scan_part(path, data, member, kind, f"{path}, sheet '{sheet}'" if len(sheets) > 1 else str(path), limits)
+        _scan_part(path, data, member, kind, f"{path}, sheet {sheet!r}" if len(sheets) > 1 else str(path), limits)
 
     return _calamine_readers(path, data, list(sheets))
 

@@ -239,7 +239,7 @@ def test_numbers_are_checked_against_the_roster_the_same_way_as_within_a_file(cl
     assert [(p.name, p.phone) for p in people_in(cli)] == [("가", "+821001230002"), ("나", "+821001230001")]
     # A later file may not give a stored open person's number to someone else.
     output = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("다", "010-0123-0001")])), ok=False).output
-    assert "row 2, column '전화번호': number 010-0123-0001 is already that of 나" in output
+    assert "row 2, column '전화번호': number 010-0123-0001 is already that of '나'" in output
     # Once that person is closed (moved away), the number may go to the next person who gets it.
     cli("recipients", "close", "나", "--reason", "moved")
     cli("recipients", "import", str(tmp_path / "b.csv"))
@@ -256,3 +256,10 @@ def test_both_names_of_the_second_phone_column_are_accepted_and_errors_use_the_r
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert "보조연락처" in readme and "전화번호2" in readme
+
+
+def test_column_titles_from_the_file_are_quoted_with_their_control_characters_shown(cli, tmp_path):
+    header = ["성명", "전화번호", "주소", "행정동", "생년월일", "비\x1b[31m고2"]
+    path = write_csv(tmp_path / "a.csv", [["김순자", "010-0123-7001", "사직로 1", "사직동", "1941-04-02", "x"]], header=header)
+    output = cli("recipients", "import", str(path), ok=False).output
+    assert "\x1b" not in output and "column '비\\x1b[31m고2': unknown column" in output
