@@ -381,16 +381,53 @@ def _calamine_sheet(path: Path, data: bytes, name: str) -> list[list[Any]]:
 
 # ---- XLS (Excel 97-2003) --------------------------------------------------------------------------------
 
+# BIFF records that hold one cell (row and column first) and those that hold a run of cells (last column at the end).
+XLS_CELL_RECORDS = {0x0006, 0x00D6, 0x00FD, 0x0201, 0x0203, 0x0204, 0x0205, 0x027E}
+XLS_CELL_RUN_RECORDS = {0x00BD, 0x00BE}
+XLS_BOF, XLS_BOUNDSHEET = 0x0809, 0x0085
+
+
 def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
-    """An old .xls is bounded by its format (65,536 rows, 256 columns, no compression) and by the file size."""
+    """An old .xls: its cells' positions are read from the BIFF records first (calamine allocates the whole range)."""
+    import olefile
     from python_calamine import CalamineWorkbook
 
     if not data.startswith(OLE_MAGIC):
         raise InputError(f"{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); "
                          f"open it in Excel and save it as .xlsx")
     try:
-        names = CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names
-    except Exception as exc:
+        document = olefile.OleFileIO(data)
+        stream = document.openstream("Workbook" if document.exists("Workbook") else "Book").read()
+        _check_xls_cells(path, stream, limits)
+        names = CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names  # calamine reads every sheet here
+    except InputError:
+        raise
+    except Exception as exc:  # olefile and calamine each report a broken file with their own error types
         raise InputError(f"{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx") from None
-
     return _calamine_readers(path, data, names)
+
+
+def _check_xls_cells(path: Path, stream: bytes, limits: Limits) -> None:
+    sheet_names: list[str] = []
+    substream = cells = 0
+    position = 0
+    while position + 4 <= len(stream):
+        kind, length = struct.unpack_from("<HH", stream, position)
+        body = position + 4
+        position = body + length
+        if kind == XLS_BOF:
+            substream += 1  # the first is the workbook's globals, then one per sheet
+        elif kind == XLS_BOUNDSHEET and length >= 8:
+            count, wide = stream[body + 6], stream[body + 7] & 1
+            raw = stream[body + 8:body + 8 + count * (2 if wide else 1)]
+            sheet_names.append(raw.decode("utf-16-le" if wide else "latin-1", "replace"))
+        elif (kind in XLS_CELL_RECORDS and length >= 4) or (kind in XLS_CELL_RUN_RECORDS and length >= 6):
+            row, column = struct.unpack_from("<HH", stream, body)
+            if kind in XLS_CELL_RUN_RECORDS:
+                (column,) = struct.unpack_from("<H", stream, position - 2)
+            cells += 1
+            if row + 1 > limits.rows or column + 1 > limits.columns or cells > limits.cells:
+                sheet = sheet_names[substream - 2] if 0 <= substream - 2 < len(sheet_names) else "?"
+                raise InputError(f"{path}, sheet {sheet!r}: a cell at {column_letters(column + 1)}{row + 1}: the sheet reaches beyond "
+                                 f"what SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
+                                 f"{limits.rows} rows, {limits.cells} cells); delete the stray cells, or copy the table into a new sheet")
