@@ -31,7 +31,7 @@ class Limits:
     file_bytes: int = 100 * MiB
     rows: int = 200_000
     columns: int = 100
-    cells: int = 4_000_000
+    cells: int = 4_000_000  # of a sheet's used range, A1 to its farthest cell: what calamine allocates
     cell_chars: int = 2_000
     csv_line_chars: int = 32_768
     zip_members: int = 1_000
@@ -218,6 +218,29 @@ SMALL_PART_BYTES = 4 * MiB  # workbook.xml and its relationships: parsed whole
 CHUNK_BYTES = MiB  # a part is streamed in pieces of this size
 
 
+class UsedRange:
+    """How far a sheet's cells reach: calamine allocates every cell from A1 to the farthest row and column."""
+
+    def __init__(self, source: str, limits: Limits):
+        self.source, self.limits = source, limits
+        self.rows = self.columns = 0
+
+    def add(self, row: int, column: int) -> None:
+        """A cell at `row`, `column` (from 1); an InputError when the sheet now reaches too far."""
+        if row <= self.rows and column <= self.columns:
+            return
+        limits = self.limits
+        if row > limits.rows or column > limits.columns:
+            raise InputError(f"{self.source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what SafeCall reads "
+                             f"({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, {limits.rows} rows); "
+                             f"delete the stray cells, or copy the table into a new sheet")
+        self.rows, self.columns = max(self.rows, row), max(self.columns, column)
+        if self.rows * self.columns > limits.cells:
+            raise InputError(f"{self.source}: the cells span A1:{column_letters(self.columns)}{self.rows}, "
+                             f"{self.rows * self.columns} cells; SafeCall reads at most {limits.cells} "
+                             f"(delete stray cells far from the table, or split the file)")
+
+
 def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -326,7 +349,8 @@ def _inflated(packed: memoryview, inflate) -> Iterator[bytes]:
 def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, source: str, limits: Limits) -> None:
     """Stream one part: for a sheet, every cell's position; for sheets and strings, the length of every text."""
     text_bytes = limits.cell_chars * XML_TEXT_BYTES_PER_CHAR
-    row = column = cells = 0
+    row = column = 0
+    used = UsedRange(source, limits)
     carry = b""
     try:
         for chunk in _unpacked(data, member):
@@ -345,17 +369,11 @@ def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, sour
                 if match.group(1) == b"row":
                     row, column = (int(ref.group(2)) if ref else row + 1), 0
                     continue
-                cells += 1
                 if ref and ref.group(1):
                     column, row = _column_number(ref.group(1)), int(ref.group(2))
                 else:
                     column += 1
-                if column > limits.columns or row > limits.rows:
-                    raise InputError(f"{source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what "
-                                     f"SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
-                                     f"{limits.rows} rows); delete the stray cells, or copy the table into a new sheet")
-                if cells > limits.cells:
-                    raise InputError(f"{source}: more than {limits.cells} cells; SafeCall reads at most that many (split the file)")
+                used.add(row, column)
     except (ValueError, zlib.error, struct.error) as exc:  # a bad size or CRC, a broken deflate stream, a truncated file
         raise InputError(f"{path}: not a readable XLSX workbook ({member.filename}: {exc})") from None
 
@@ -409,14 +427,19 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
 
 def _check_xls_cells(path: Path, stream: bytes, limits: Limits) -> None:
     sheet_names: list[str] = []
-    substream = cells = 0
+    substream = 0
+    used = None
     position = 0
     while position + 4 <= len(stream):
         kind, length = struct.unpack_from("<HH", stream, position)
         body = position + 4
         position = body + length
+        if position > len(stream):
+            break  # a record cut short: calamine says what is wrong with the file
         if kind == XLS_BOF:
             substream += 1  # the first is the workbook's globals, then one per sheet
+            sheet = sheet_names[substream - 2] if 0 <= substream - 2 < len(sheet_names) else "?"
+            used = UsedRange(f"{path}, sheet {sheet!r}", limits)
         elif kind == XLS_BOUNDSHEET and length >= 8:
             count, wide = stream[body + 6], stream[body + 7] & 1
             raw = stream[body + 8:body + 8 + count * (2 if wide else 1)]
@@ -425,9 +448,5 @@ def _check_xls_cells(path: Path, stream: bytes, limits: Limits) -> None:
             row, column = struct.unpack_from("<HH", stream, body)
             if kind in XLS_CELL_RUN_RECORDS:
                 (column,) = struct.unpack_from("<H", stream, position - 2)
-            cells += 1
-            if row + 1 > limits.rows or column + 1 > limits.columns or cells > limits.cells:
-                sheet = sheet_names[substream - 2] if 0 <= substream - 2 < len(sheet_names) else "?"
-                raise InputError(f"{path}, sheet {sheet!r}: a cell at {column_letters(column + 1)}{row + 1}: the sheet reaches beyond "
-                                 f"what SafeCall reads ({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, "
-                                 f"{limits.rows} rows, {limits.cells} cells); delete the stray cells, or copy the table into a new sheet")
+            if used is not None:
+                used.add(row + 1, column + 1)

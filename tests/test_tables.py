@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from safecall import tables
 from safecall.errors import InputError
@@ -42,7 +42,7 @@ def test_a_sheet_within_the_limits_is_read(tmp_path):
 @pytest.mark.parametrize("limits, message", [
     (Limits(rows=2), "a cell at A3: the sheet reaches beyond what SafeCall reads (CV2"),
     (Limits(columns=1), "a cell at B1: the sheet reaches beyond what SafeCall reads (A200000"),
-    (Limits(cells=5), "more than 5 cells"),
+    (Limits(cells=5), "the cells span A1:B3, 6 cells; SafeCall reads at most 5"),
     (Limits(cell_chars=3), "a cell in its shared strings is longer than 3 characters"),
     (Limits(zip_members=3), "parts; at most 3"),
     (Limits(zip_member_bytes=500), "unpacks to 0 MiB (at most 0 MiB)"),
@@ -105,3 +105,11 @@ def test_stored_and_deflated_parts_are_read_and_a_cut_file_is_refused(tmp_path):
 def test_only_regular_files_are_read(tmp_path):
     assert "/dev/zero: not a regular file" in refusal(Path("/dev/zero"), Limits())
     assert f"{tmp_path}: is a folder, not a file" in refusal(tmp_path, Limits())
+
+
+def test_two_far_apart_cells_are_refused_for_the_range_between_them(tmp_path):
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"]])
+    book = load_workbook(path)
+    book.active["CV150000"] = "stray"
+    book.save(path)
+    assert "the cells span A1:CV150000, 15000000 cells; SafeCall reads at most 4000000" in refusal(path, Limits())
