@@ -81,15 +81,15 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
             try:
                 return command(*args, **kwargs)
             except InputError as exc:
-                err.print("[red]error:[/red] ", exc.summary, markup=True, sep="")
+                err.print("[red]error:[/red] ", escape(exc.summary), markup=True, sep="")  # names and titles from files
                 for problem in exc.problems:
                     err.print(f"  - {problem}", markup=False)
                 raise typer.Exit(1) from None
             except SafeCallError as exc:
-                err.print("[red]error:[/red] ", str(exc), markup=True, sep="")
+                err.print("[red]error:[/red] ", escape(str(exc)), markup=True, sep="")
                 raise typer.Exit(1) from None
             except OperationalError as exc:  # a read outside a transaction met a locked or broken database
-                err.print("[red]error:[/red] ", explain(exc, "the instance"), markup=True, sep="")
+                err.print("[red]error:[/red] ", escape(explain(exc, "the instance")), markup=True, sep="")
                 raise typer.Exit(1) from None
         return wrapper
 
