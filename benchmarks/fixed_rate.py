@@ -15,15 +15,18 @@ from safecall.dialer import Dialer
 class FixedRateDialer(Dialer):
     @classmethod
     def like(cls, dialer: Dialer, calls_per_minute: float) -> "FixedRateDialer":
-        fixed = cls(dialer.db, dialer.trunk, dialer.clock, dialer.campaign, dialer.flow, dialer.calendar, dialer.outcomes)
+        fixed = cls(dialer.db, dialer.trunk, dialer.clock, dialer.lifecycle)
         fixed.tick = timedelta(minutes=1 / calls_per_minute)
         return fixed
 
-    def _place_due(self, run) -> None:
+    def _place_due(self) -> None:
         now = self.clock.now()
-        if now < self.next_placement or not self.calendar.is_open(now):
+        if now < self.next_placement:
+            return
+        due = self._due_runs(now)
+        if not due:
             return
         self.next_placement = now + self.tick
         if len(self.in_flight) < self.trunk.capacity.channels:
-            for attempt in self._claim(run, 1, now, self.tick):
-                self._originate(run, attempt)
+            for entry, attempt in self._claim(due[:1], 1, now, now, self.tick):
+                self._originate(entry, attempt)

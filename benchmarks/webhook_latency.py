@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.clock import SystemClock  # noqa: E402
-from safecall.ivr import load_flow  # noqa: E402
-from safecall.runs import Outcomes, launch_run  # noqa: E402
+from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
 from safecall.settings import load_instance, scaffold_instance  # noqa: E402
 from safecall.store import Attempt, RunMember  # noqa: E402
@@ -60,8 +59,7 @@ def open_attempts(directory: Path, calls: int) -> tuple[Services, list[str], obj
             session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1,
                                 phone="+821000000000", token=token, placed_at=clock.now()))
             tokens.append(token)
-    outcomes = Outcomes(services.db, campaign, calendar)
-    return services, tokens, outcomes
+    return services, tokens, services.lifecycle
 
 
 def signed(url: str, params: dict[str, str]) -> dict[str, str]:
@@ -122,8 +120,7 @@ def main() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_webhook_app(public_base_url=PUBLIC, auth_token=AUTH_TOKEN, flow=load_flow(services.instance.ivr_dir, "safe-call"),
-                             sink=outcomes, now=SystemClock().now, on_event=lambda event: None)
+    app = create_webhook_app(public_base_url=PUBLIC, auth_token=AUTH_TOKEN, sink=outcomes, now=SystemClock().now, on_event=lambda event: None)
     server = WebhookServer(app, "127.0.0.1", port).start()
     from_generator = multiprocessing.get_context("spawn").Queue()
     generator = multiprocessing.get_context("spawn").Process(target=load_generator, args=(port, plan_requests(tokens, total), args.rate, from_generator))
