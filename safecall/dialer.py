@@ -323,11 +323,12 @@ class Dialer:
         start = max(now, self.next_placement)
         batch = max(1, min(free, math.ceil(self.trunk.capacity.calls_per_second)))
         for entry, attempt in self._claim(due, batch, now, start, spacing):
-            # Wait for the moment planned for the call: events that come meanwhile are taken in, not a reason to go early.
-            while self.clock.now() < attempt.placed_at:
-                self._handle(self.trunk.wait_events(attempt.placed_at))
-            self._originate(entry, attempt)
-            self.next_placement = max(self.next_placement, attempt.placed_at) + spacing
+            # Not before the moment planned, nor within `spacing` of the last call really placed: events that come
+            # meanwhile are taken in, never a reason to go early.
+            moment = max(attempt.placed_at, self.next_placement)
+            while self.clock.now() < moment:
+                self._handle(self.trunk.wait_events(moment))
+            self.next_placement = self._originate(entry, attempt) + spacing
 
     def _claim(self, due: list[_Run], batch: int, now: datetime, start: datetime,
                spacing: timedelta) -> list[tuple[_Run, Claimed]]:
@@ -356,12 +357,14 @@ class Dialer:
         self._recorded(ended, settled)
         return claimed
 
-    def _originate(self, entry: _Run, attempt: Claimed) -> None:
+    def _originate(self, entry: _Run, attempt: Claimed) -> datetime:
+        """Place the call; returns the moment it was placed (written over the planned one where they differ)."""
         log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
-        self._fly(entry, attempt.token, attempt.id, attempt.placed_at)
         placed_at = self.clock.now()
         if placed_at != attempt.placed_at:
+            attempt.placed_at = placed_at
             self.pending.placed.append((attempt.id, placed_at))
+        self._fly(entry, attempt.token, attempt.id, placed_at)
         try:
             self.trunk.originate(self._request(entry, attempt))
         except TrunkError as exc:
@@ -369,6 +372,7 @@ class Dialer:
             self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, phones.mask_text(str(exc)))])
             if isinstance(exc, TrunkFatalError):
                 raise
+        return placed_at
 
     def _handle(self, events: list[CallEvent]) -> None:
         """Take in what the trunk reported; the ends are written with the next claim (one transaction) or soon after."""

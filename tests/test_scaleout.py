@@ -123,3 +123,49 @@ def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_ur
         written_off = [a for a in by_worker["pbx4"] if a.disposition == "unknown"]
         assert written_off, "the killed worker had calls in flight, settled by the others"
     db.dispose()
+
+
+def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limits(cli, database_url, tmp_path):
+    """Two campaigns (two districts) open at once, dialled by 2 worker processes: each worker's one dialer serves both runs."""
+    cli.set_trunks(simulated_pbxs_toml(2, CHANNELS, 5, 'placed_log = "placed.jsonl"'))
+    always_open(cli)
+    write_roster(tmp_path / "roster.csv", 120, ["사직동", "삼청동"], seed=5)
+    cli("recipients", "import", str(tmp_path / "roster.csv"))
+    text = (cli.root / "campaigns" / "weekly-safe-call.toml").read_text(encoding="utf-8")
+    cli.edit_campaign("dongs = []", 'dongs = ["사직동"]')
+    (cli.root / "campaigns" / "district-b.toml").write_text(
+        text.replace('name = "weekly-safe-call"', 'name = "district-b"').replace("dongs = []", 'dongs = ["삼청동"]'), encoding="utf-8")
+    cli.clock.set(MONDAY_MORNING.replace(hour=10))
+    cli("campaign", "launch", "weekly-safe-call", "--no-dial")
+    cli("campaign", "launch", "district-b", "--no-dial")
+    db = cli.db()
+    anchor = time.time()
+    workers = [start_worker(cli, database_url, index, anchor) for index in (1, 2)]
+    try:
+        closed = wait_for_close(db, 1, timeout=150, workers=workers) and wait_for_close(db, 2, timeout=60, workers=workers)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        errors = [worker.communicate(timeout=60)[1] for worker in workers]
+    assert closed, f"the runs did not close: {errors}"
+    assert [worker.returncode for worker in workers] == [0, 0], errors
+
+    placed = [json.loads(line) for line in (cli.root / "placed.jsonl").read_text().splitlines()]
+    assert len(placed) == len({p["token"] for p in placed}), "an attempt was dialled twice"
+    with db.session() as session:
+        members = list(session.exec(select(RunMember)))
+        attempts = list(session.exec(select(Attempt)))
+        tasks = list(session.exec(select(VisitTask)))
+    db.dispose()
+    assert {m.run_id for m in members} == {1, 2} and all(m.state in FINAL_STATES for m in members)
+    for worker in ("pbx1", "pbx2"):
+        own = sorted((a for a in attempts if a.worker == worker), key=lambda a: a.placed_at)
+        assert {a.run_id for a in own} == {1, 2}, f"{worker} dialled both runs"
+        assert max_concurrent(own) <= CHANNELS, f"{worker} went over its {CHANNELS} channels"
+        gaps = [b.placed_at - a.placed_at for a, b in zip(own, own[1:])]
+        assert min(gaps).total_seconds() >= 0.2 - 1e-6, f"{worker} placed two calls within 1/5 s"
+        assert all(a.placed_at <= a.ended_at for a in own)
+    for run_id in (1, 2):
+        unreachable = {m.person_id for m in members if m.run_id == run_id and m.state == MemberState.UNREACHABLE}
+        assert {t.person_id for t in tasks if t.run_id == run_id and t.kind == "visit"} == unreachable
