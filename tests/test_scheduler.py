@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 
-from conftest import SEOUL, person_row, scripted_trunks, write_csv
+from conftest import MONDAY_MORNING, SEOUL, person_row, scripted_trunks, write_csv
 from live import free_port
 from safecall.campaign import CampaignDef
 from safecall.notify import build_mailer, build_sms
@@ -375,3 +375,32 @@ def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[0] == "scheduler_started" and events[-1] == "scheduler_stopped"
+
+
+def test_campaign_launch_ends_gracefully_on_sigterm_with_no_call_left_open(cli, tmp_path):
+    from live import always_open
+
+    cli.set_trunks(scripted_trunks({}, channels=4, cps=2).replace("seed = 1", 'seed = 1\nplaced_log = "placed.jsonl"'))
+    always_open(cli)
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
+        person_row(f"사람{i}", f"010-0128-{i:04d}", born=f"19{40 + i}-03-01") for i in range(30)])))
+    clocked = str(Path(__file__).parent / "clocked_cli.py")
+    process = subprocess.Popen([sys.executable, clocked, "--at", MONDAY_MORNING.isoformat(), "--speed", "20", "--",
+                                "--config", str(cli.root), "campaign", "launch", "weekly-safe-call"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    placed_log = cli.root / "placed.jsonl"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (placed_log.exists() and placed_log.read_text().count("\n") >= 6):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    with cli.db().session() as session:
+        attempts = list(session.exec(select(Attempt)))
+        run = session.exec(select(CampaignRun)).one()
+    assert 6 <= len(attempts) < 30 and run.status == "open"  # stopped early; `campaign run` resumes it
+    assert all(a.status == "done" and a.ended_at for a in attempts), "a call was left open"
+    assert len(placed_log.read_text().splitlines()) == len(attempts)  # every attempt written was placed and ended
