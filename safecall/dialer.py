@@ -110,6 +110,7 @@ class Dialer:
         self._deadlines: list[tuple[datetime, str]] = []  # a heap over in_flight; entries of ended calls are skipped
         self.runs: dict[int, _Run] = {}
         self._last_runs: list[int] = []
+        self._polling = True  # look for new runs while idle (see dial)
         self.pending = _Pending()
         self.next_placement = clock.now()
         self._turn = 0  # which run's turn it is to be claimed from first
@@ -134,8 +135,10 @@ class Dialer:
              strict: bool = False) -> None:
         """Dial every run `open_runs()` names (asked again at each wake-up) until none is left open, or a stop.
 
-        `strict`: a run another process holds is an error (one run asked for by name), not one to skip.
+        `strict`: a run another process holds is an error (one run asked for by name), not one to skip, and the
+        set of runs is fixed (no need to look for new ones while idle).
         """
+        self._polling = not strict
         with self._worker_lock_held():
             try:
                 with self.db.holding_a_connection():
@@ -297,12 +300,12 @@ class Dialer:
             self._handle(events)
 
     def _due_runs(self, now: datetime) -> list[_Run]:
-        """Runs with someone due now inside their own calling window, in turn order."""
+        """Runs that may have someone due now inside their own calling window, in turn order."""
         due = []
         for entry in self.runs.values():
-            if entry.next_due is _UNKNOWN:
-                self._read_next_due(entry)
-            if entry.next_due is not None and entry.next_due <= now and entry.rules.calendar.is_open(now):
+            # A run whose next due moment is not known is tried: its claim finds out at the same cost as asking.
+            maybe_due = entry.next_due is _UNKNOWN or (entry.next_due is not None and entry.next_due <= now)
+            if maybe_due and entry.rules.calendar.is_open(now):
                 due.append(entry)
         if len(due) > 1:
             turn = self._turn % len(due)
@@ -464,8 +467,9 @@ class Dialer:
 
     def _wake_time(self, stopping: bool) -> datetime:
         now = self.clock.now()
-        # At least every MAX_WAIT: leases, new runs, and calls placed by other processes are looked at.
-        candidates = [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT]
+        # While calls are up, at least every MAX_WAIT (leases, a stop). Idle, a dialer over a changing set of runs
+        # looks for new ones as often; one dialling a single run sleeps until its next due person.
+        candidates = [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT] if self._polling else []
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
             for entry in self.runs.values():
                 if entry.next_due is _UNKNOWN:
