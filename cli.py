@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from safecall import people, phones
+from safecall.audit import log_access
 from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock, SystemClock
 from safecall.errors import InputError, NotFoundError, SafeCallError
@@ -361,7 +362,10 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
     def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active, paused or closed."),
                         team: Optional[str] = typer.Option(None, help="Only this team.")):
         """List people on the roster."""
-        rows = people.list_people(ctx_of(ctx).services().db, status=status, team=team)
+        services = ctx_of(ctx).services()
+        rows = people.list_people(services.db, status=status, team=team)
+        log_access(services.db, at=services.now(), action="recipients.view", subject=f"roster {team or 'all teams'}",
+                   detail=f"status={status or 'any'} people={len(rows)}")
         table = Table("id", "name", "phone", "dong", "team", "risk", "consent", "status")
         for p in rows:
             state = p.status + (f" until {p.paused_until}" if p.paused_until else "") + (f" ({p.closed_reason})" if p.closed_reason else "")
@@ -375,6 +379,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         """Show one person and every call made to them."""
         services = ctx_of(ctx).services()
         p, attempts = people.person_history(services.db, person)
+        log_access(services.db, at=services.now(), action="person.view", subject=f"person {p.id}")
         tz = services.instance.tz
         for label, value in (("id", p.id), ("name", p.name), ("phone", phones.national(p.phone)), ("phone2", phones.national(p.phone2)),
                              ("address", p.address), ("dong", p.dong), ("team", p.team), ("birth date", p.birth_date),
@@ -552,6 +557,8 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         day = parse_day(on, "--date") if on else services.today()
         lists = open_task_rows(services.db, services.instance.tz, on=day, kind=kind, team=team,
                                teams=[t.name for t in services.instance.settings.teams])
+        log_access(services.db, at=services.now(), action="visits.export" if fmt != "table" else "visits.view",
+                   subject=f"{kind} list {team or 'all teams'}", detail=f"day={day} format={fmt}")
         if fmt == "table":
             for team_name, rows in lists.items():
                 if not rows:  # said in a line: an empty table reads like a list that failed to load
@@ -614,6 +621,95 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                                   until=parse_day(until, "--until") if until else None)
         state = "still open (not home)" if recorded.status == "open" else "closed"
         out.print(f"Task {task}: {outcome}; {state}.")
+
+    # ---- web app, its accounts and the audit trail (issue 18): thin commands over safecall/web, users.py, audit.py
+    accounts = typer.Typer(help="Accounts of the web app (`safecall web`): visit team members, officers, admins.", no_args_is_help=True)
+    app.add_typer(accounts, name="users")
+
+    @app.command("web")
+    @handled
+    def web_serve(ctx: typer.Context, host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: [web] host, 127.0.0.1)."),
+                  port: Optional[int] = typer.Option(None, "--port", help="Port (default: [web] port, 8080).")):
+        """Serve the web pages for visit teams and officers; put a TLS reverse proxy in front (docs/web.md)."""
+        from safecall.web import serve
+
+        serve(ctx_of(ctx).services(), host=host, port=port)
+
+    @accounts.command("add")
+    @handled
+    def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
+                  role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin."),
+                  team: Optional[str] = typer.Option(None, "--team", help="The team of a team member."),
+                  password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (default: make one and print it once).")):
+        """Create a web account."""
+        from safecall import users
+
+        services = ctx_of(ctx).services()
+        password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+        users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
+                       now=services.now())
+        out.print(f"Created {username} ({role}{', ' + team if team else ''}).", markup=False)
+        if not password_stdin:
+            out.print(f"Password (shown once; hand it over in person): {password}", markup=False)
+
+    @accounts.command("list")
+    @handled
+    def users_list(ctx: typer.Context):
+        """List web accounts."""
+        from safecall import users
+
+        table = Table("user", "role", "team", "status", "created")
+        for user in users.list_users(ctx_of(ctx).services().db):
+            table.add_row(escape(user.username), user.role, escape(user.team or ""), "disabled" if user.disabled else "active", str(user.created_at.date()))
+        out.print(table)
+
+    @accounts.command("disable")
+    @handled
+    def users_disable(ctx: typer.Context, username: str = typer.Argument(..., help="Login name.")):
+        """Stop an account from logging in; its open sessions end."""
+        from safecall import users
+
+        services = ctx_of(ctx).services()
+        users.disable_user(services.db, username, now=services.now())
+        out.print(f"Disabled {username}; its sessions have ended.", markup=False)
+
+    @accounts.command("reset")
+    @handled
+    def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
+                    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from standard input (default: make one and print it once).")):
+        """Give an account a new password (and enable it again); its open sessions end."""
+        from safecall import users
+
+        services = ctx_of(ctx).services()
+        password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+        users.reset_password(services.db, username, password, now=services.now())
+        out.print(f"Reset the password of {username}.", markup=False)
+        if not password_stdin:
+            out.print(f"Password (shown once; hand it over in person): {password}", markup=False)
+
+    @app.command("audit")
+    @handled
+    def audit_show(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor", help="e.g. web:kim or os:root(uid 0)."),
+                   action: Optional[str] = typer.Option(None, "--action", help="e.g. visit.record, or web.* for every web action."),
+                   subject: Optional[str] = typer.Option(None, "--subject", help="e.g. 'task 12' or 'person 3'."),
+                   since: Optional[str] = typer.Option(None, "--since", help="Written on or after this day, YYYY-MM-DD (real time)."),
+                   until: Optional[str] = typer.Option(None, "--until", help="Written before this day, YYYY-MM-DD (real time)."),
+                   limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first.")):
+        """Show the audit trail: who did what, the time it was for, and the real time it was written."""
+        from safecall.audit import audit_events
+
+        services = ctx_of(ctx).services()
+        tz = services.instance.tz
+        start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
+        events = audit_events(services.db, actor=actor, action=action, subject=subject, limit=limit,
+                              since=start(since, "--since") if since else None, until=start(until, "--until") if until else None)
+        table = Table("id", "written (real time)", "for (--now)", "actor", "action", "subject", "detail")
+        for e in events:
+            written = e.real_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if e.real_at else "(before schema 5)"
+            table.add_row(str(e.id), written, e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                          *(escape(text) for text in (e.actor, e.action, e.subject, e.detail)))
+        out.print(table)
+        out.print(f"{len(events)} records")
 
     return app
 

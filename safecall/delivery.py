@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlmodel import select
 
@@ -12,14 +14,33 @@ from safecall.events import log_event
 from safecall.notify import DeliveryError, Mailer
 from safecall.settings import Instance
 from safecall.store import Database, Delivery
-from safecall.visits import KINDS, export_lists, open_task_rows
+from safecall.visits import KINDS, _write_private, export_lists, open_task_rows
 
 log = logging.getLogger("safecall.delivery")
+# Counts and a link only: a name or a phone number never goes into an e-mail, its subject included.
 SUBJECT = {"visit": "[안심콜] {day} 방문 대상 명단 ({team})", "callback": "[안심콜] {day} 도움 요청 회신 명단 ({team})"}
 BODY = {
-    "visit": "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n첨부한 XLSX(또는 CSV) 파일을 엑셀로 여세요.\n방문 결과는 safecall visits record 로 기록해 주세요.",
-    "callback": "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요.",
+    "visit": "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n명단을 보고 방문 결과를 기록하려면 로그인하세요:\n{link}\n",
+    "callback": "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요:\n{link}\n",
 }
+ATTACHED = "\n첨부한 XLSX 파일은 암호로 잠겨 있습니다. 암호는 이 메일에 없습니다: 사무실에서 따로 받은 암호로 여세요.\n"
+NO_PERSONAL_DATA = "\n개인정보 보호를 위해 이 메일에는 이름과 전화번호를 넣지 않습니다.\n"
+
+
+def team_link(base_url: str, kind: str, team: str) -> str:
+    return f"{base_url}/callbacks" if kind == "callback" else f"{base_url}/team/{quote(team)}"
+
+
+def encrypted_copy(xlsx: Path, password: str) -> Path:
+    """An XLSX locked with `password` (ECMA-376 agile encryption, msoffcrypto-tool) beside the list, owner-only."""
+    import msoffcrypto.format.ooxml
+
+    target = xlsx.with_name(f"{xlsx.stem}-암호.xlsx")
+    with xlsx.open("rb") as source:
+        locked = io.BytesIO()
+        msoffcrypto.format.ooxml.OOXMLFile(source).encrypt(password, locked)
+    _write_private(target, lambda handle: handle.write(locked.getvalue()))
+    return target
 
 
 def write_day_files(db: Database, instance: Instance, day: date) -> dict[tuple[str, str], tuple[int, list[Path]]]:
@@ -76,8 +97,15 @@ def send_due_deliveries(db: Database, instance: Instance, mailer: Mailer | None,
                 raise DeliveryError(f"team {delivery.team!r} has no e-mail address in config/safecall.toml")
             if mailer is None:
                 raise DeliveryError("no [smtp] section in config/safecall.toml: the list is only in the outbox")
-            fields = dict(day=delivery.day.isoformat(), team=delivery.team, count=count)
-            mailer.send(to, SUBJECT[delivery.kind].format(**fields), BODY[delivery.kind].format(**fields), files)
+            fields = dict(day=delivery.day.isoformat(), team=delivery.team, count=count,
+                          link=team_link(settings.web.base_url, delivery.kind, delivery.team))
+            body = BODY[delivery.kind].format(**fields) + NO_PERSONAL_DATA
+            attachments = []
+            if settings.delivery.attachments:
+                password = settings.delivery.attachment_password.resolve(instance.environ)
+                attachments = [encrypted_copy(f, password) for f in files if f.suffix == ".xlsx"]
+                body += ATTACHED
+            mailer.send(to, SUBJECT[delivery.kind].format(**fields), body, attachments)
         except DeliveryError as exc:
             delivery.attempts += 1
             delivery.last_error = str(exc)

@@ -51,9 +51,11 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
             if officer:
+                # No name or number in an e-mail: the task number and a link to it (behind the login).
                 _queue(session, f"officer-overdue:task:{task.id}", "email", officer,
-                       f"[안심콜] 방문 결과 미기록: 과제 {task.id} ({person.name}, {person.dong}). "
-                       f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.", now)
+                       f"[안심콜] 방문 결과 미기록: 과제 {task.id} ({task.team}). "
+                       f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
+                       f"{settings.web.base_url}/task/{task.id}", now)
             log_event(log, "visit_overdue", task=task.id, team=task.team)
     return flagged
 
@@ -75,8 +77,8 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
             officer = team and (team.officer_email or team.email)
             if task.kind == "callback" and officer:
                 _queue(session, f"officer-callback:task:{task.id}", "email", officer,
-                       f"[안심콜] {person.name}님({person.dong}, {phones.national(person.phone)})이 도움을 요청하셨습니다. "
-                       f"오늘 중으로 연락해 주세요. (과제 {task.id})", now)
+                       f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 2번을 누른 분이 도움을 요청하셨습니다. "
+                       f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks", now)
 
 
 def send_notifications(db: Database, settings: Settings, mailer: Mailer | None, sms: SmsSender | None, *, now: datetime) -> None:

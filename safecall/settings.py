@@ -48,6 +48,34 @@ class DeliverySettings(Strict):
     publish_at: str = "08:00"  # local time the daily lists go out
     retry_minutes: int = Field(default=10, ge=1)
     max_attempts: int = Field(default=6, ge=1)  # then it is reported as failed (and still retried, hourly)
+    # Lists hold personal data: e-mails carry counts and a link to the web page. An office may attach the list as an
+    # XLSX encrypted with this password, which it hands to the teams another way (it is never in an e-mail).
+    attachments: bool = False
+    attachment_password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _password_for_attachments(self) -> "DeliverySettings":
+        if self.attachments and self.attachment_password is None:
+            raise ValueError("attachments = true needs attachment_password = { env = \"...\" } (or { file = \"...\" })")
+        return self
+
+
+class WebSettings(Strict):
+    """`safecall web`: behind a TLS reverse proxy in production (docs/web.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    base_url: str = "http://127.0.0.1:8080"  # the address people open; links in e-mails point here
+    secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="SAFECALL_WEB_SECRET"))  # signs session cookies
+    session_minutes: int = Field(default=480, ge=1)  # a session ends this long after login
+    secure_cookies: bool = True  # cookies only over HTTPS; false only for a trial on 127.0.0.1 without the proxy
+    login_attempts: int = Field(default=5, ge=1)  # failed logins per user name (and per address) ...
+    login_window_minutes: int = Field(default=15, ge=1)  # ... within this long before logins are refused
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class VisitSettings(Strict):
@@ -86,6 +114,7 @@ class Settings(Strict):
     visits: VisitSettings = Field(default_factory=VisitSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -287,7 +316,8 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "outbox": str(instance.outbox),
         "teams": [team.model_dump() for team in instance.settings.teams],
         "smtp": _masked(instance.settings.smtp),
-        "delivery": instance.settings.delivery.model_dump(),
+        "delivery": _masked(instance.settings.delivery),
+        "web": _masked(instance.settings.web),
         "visits": instance.settings.visits.model_dump(),
         "sms": instance.settings.sms.model_dump(),
         "signals": instance.settings.signals.model_dump(),

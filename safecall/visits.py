@@ -7,13 +7,22 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
-from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts
+from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts, real_now
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
+# What the officer's call-back came to; called_no_answer keeps the callback open.
+CALLBACK_OUTCOMES = ("called_safe", "called_referred", "called_no_answer")
+OUTCOME_KOREAN = {
+    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
+    "moved": "이사", "deceased": "사망",
+    "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계", "called_no_answer": "통화 안 됨(다시 걸기)",
+}
+STAYS_OPEN = ("not_home", "called_no_answer")
 KINDS = ("visit", "callback")
 RISK_LABEL = {1: "하", 2: "중", 3: "상"}
 COLUMNS = [
@@ -43,6 +52,8 @@ class VisitRow:
     last_ack: str
     since: str
     rank: int = 0
+    note: str = ""  # what earlier visits to this task found (e.g. not home yesterday)
+    person_id: int = 0
     sort_key: tuple = field(default=(), repr=False)
 
     def cells(self) -> list:
@@ -56,7 +67,8 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
         raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
     with db.session() as session:
         query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on)
+            VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
+            sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on))
         if team:
             query = query.where(VisitTask.team == team)
         by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
@@ -72,7 +84,7 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
                 risk=RISK_LABEL.get(person.risk, str(person.risk)),
                 attempts=" / ".join(_describe_attempt(a, tz) for a in attempts),
                 last_ack=last_ack.astimezone(tz).date().isoformat() if last_ack else "없음",
-                since=task.created_on.isoformat(),
+                since=task.created_on.isoformat(), note=task.note or "", person_id=person.id,
                 sort_key=(not task.overdue, -task.weeks_without_ack, not task.answered_without_key, -person.risk, task.created_on, person.name),
             )
             by_team.setdefault(task.team, []).append(row)
@@ -157,28 +169,37 @@ def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, 
 
 
 def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, tz: ZoneInfo, note: str | None = None,
-                   until: date | None = None) -> VisitTask:
-    """Write what the visit found. not_home keeps the task open; the others close it and update the person."""
-    if outcome not in OUTCOMES:
-        raise InputError(f"unknown outcome {outcome!r} (use {', '.join(OUTCOMES)})")
+                   until: date | None = None, actor: str | None = None, team: str | None = None) -> VisitTask:
+    """Write what the visit (or call-back) found. not_home keeps the task open for tomorrow's list; most others close it.
+
+    `now` is the time the outcome is for (a drill's --now); the real time is stored beside it. `team`, when given,
+    is the only team whose task may be recorded (a team member on the web).
+    """
     with db.transaction() as session:
         task = session.get(VisitTask, task_id)
-        if task is None:
+        if task is None or (team is not None and task.team != team):
             raise NotFoundError(f"no visit task {task_id}")
+        allowed = CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES
+        if outcome not in allowed:
+            raise InputError(f"unknown outcome {outcome!r} for a {task.kind} task (use {', '.join(allowed)})")
         if task.status == "closed":
             raise InputError(f"visit task {task_id} is already closed with outcome {task.outcome}")
         person = session.get(Person, task.person_id)
-        notes = [n for n in (task.note, f"{now.astimezone(tz):%Y-%m-%d %H:%M} {outcome}" + (f": {note}" if note else "")) if n]
+        local = now.astimezone(tz)
+        notes = [n for n in (task.note, f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else "")) if n]
         task.note = "\n".join(notes)
-        task.outcome, task.recorded_at, task.recorded_by = outcome, now, current_actor()
-        if outcome != "not_home":
+        task.outcome, task.recorded_at, task.recorded_by = outcome, now, actor or current_actor()
+        task.recorded_real_at = real_now()
+        if outcome == "not_home":
+            task.revisit_on = local.date() + timedelta(days=1)  # off today's open list at once, first on tomorrow's
+        if outcome not in STAYS_OPEN:
             task.status = "closed"
         if outcome == "hospitalised":
             person.status = "paused"
-            person.paused_until = until or (now.astimezone(tz).date() + timedelta(days=28))
+            person.paused_until = until or (local.date() + timedelta(days=28))
         elif outcome in ("deceased", "moved"):
             person.status, person.closed_reason = "closed", outcome
         person.updated_at = now
         session.add_all([task, person])
-        audit(session, at=now, action="visit.record", subject=f"task {task_id}", detail=f"outcome={outcome}")
+        audit(session, at=now, action="visit.record", subject=f"task {task_id}", detail=f"outcome={outcome}", actor=actor)
     return task

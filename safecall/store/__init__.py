@@ -1,4 +1,4 @@
-from safecall.store.db import Database, StoreError, audit, current_actor
+from safecall.store.db import Database, StoreError, audit, current_actor, real_now
 from safecall.store.models import (
     DISPOSITION_KOREAN,
     FINAL_STATES,
@@ -17,11 +17,12 @@ from safecall.store.models import (
     TaskKind,
     TaskStatus,
     VisitTask,
+    WebUser,
     person_attempts,
 )
 
 __all__ = [
     "DISPOSITION_KOREAN", "FINAL_STATES", "AttemptStatus", "RunState", "TaskKind", "TaskStatus",
     "Attempt", "AuditEvent", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
-    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "audit", "current_actor", "person_attempts",
+    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
 ]

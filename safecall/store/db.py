@@ -7,12 +7,12 @@ migrations in safecall/store/migrations, for both.
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -271,12 +271,20 @@ def _sqlite_pragmas(dbapi_connection, busy_timeout: float) -> None:
 
 
 def current_actor() -> str:
+    """The OS account running this process, from its real user id: LOGNAME and USER can be set by anyone."""
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except Exception:
-        return f"uid:{os.getuid()}"
+        return f"os:{pwd.getpwuid(uid).pw_name}(uid {uid})"
+    except KeyError:  # a uid with no passwd entry (some containers)
+        return f"os:uid {uid}"
+
+
+def real_now() -> datetime:
+    """The system's time: what audit rows store beside `at`, which a drill's --now moves."""
+    return datetime.now(timezone.utc)
 
 
 def audit(session: Session, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None) -> None:
-    """Record who did what; part of the caller's transaction."""
-    session.add(AuditEvent(at=at, actor=actor or current_actor(), action=action, subject=subject, detail=detail))
+    """Record who did what; part of the caller's transaction. `at` may be a drill's time; real_at never is."""
+    session.add(AuditEvent(at=at, actor=actor or current_actor(), action=action, subject=subject, detail=detail,
+                           real_at=real_now()))

@@ -200,17 +200,33 @@ class VisitTask(SQLModel, table=True):
     overdue: bool = False  # no outcome recorded in time: top of the list, officer told
     outcome: str | None = None
     note: str | None = None
-    recorded_at: datetime | None = utc_field(default=None)
+    recorded_at: datetime | None = utc_field(default=None)  # the time the outcome is for (a drill's --now)
     recorded_by: str | None = None
+    recorded_real_at: datetime | None = utc_field(default=None)  # when it was written, from the system clock (schema 5)
+    revisit_on: date | None = None  # not home: back on the list from this day, not today's (schema 5)
 
 
 class AuditEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = utc_field()
-    actor: str
+    at: datetime = utc_field()  # the time the action was for: a drill's --now moves it
+    actor: str  # web:USERNAME, os:NAME(uid N) or safecall (the engine); never read from the environment
     action: str
     subject: str
     detail: str = ""
+    real_at: datetime | None = utc_field(default=None, index=True)  # when it was written, from the system clock (schema 5)
+
+
+class WebUser(SQLModel, table=True):
+    """An account of the web app: a visit team member (team), a welfare officer (officer) or an admin."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True)
+    password_hash: str  # argon2
+    role: str  # team, officer, admin
+    team: str | None = None  # the one team a team member sees
+    disabled: bool = False
+    session_version: int = 1  # raised by disable and reset: every cookie issued before stops working
+    created_at: datetime = utc_field()
 
 
 class Delivery(SQLModel, table=True):

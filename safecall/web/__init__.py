@@ -1,0 +1,20 @@
+"""The web app for visit teams and officers (`safecall web`)."""
+
+from __future__ import annotations
+
+from safecall.services import Services
+from safecall.web.app import create_web_app
+
+
+def serve(services: Services, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the app under uvicorn until interrupted; 127.0.0.1 unless the settings or `host` say otherwise."""
+    import uvicorn
+
+    web = services.instance.settings.web
+    app = create_web_app(services, web.secret_key.resolve(services.instance.environ))
+    # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
+    uvicorn.run(app, host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                server_header=False, log_level="info")
+
+
+__all__ = ["create_web_app", "serve"]

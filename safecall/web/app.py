@@ -1,0 +1,297 @@
+"""`safecall web`: the visit teams' and officers' pages (FastAPI, Jinja2 templates with autoescape, a little htmx).
+
+Everything the app needs is passed to `create_web_app`: the services (database, instance, clock), the session
+secret and the login limiter. Rules that every page follows:
+- a page needs a logged-in, enabled user whose session version is current; a team member sees only their team;
+- every POST carries the session's CSRF token (form field `csrf` or header X-CSRF-Token), or gets 403;
+- every page that shows personal data writes an audit row naming the web user.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from safecall import phones, users
+from safecall.errors import InputError, NotFoundError
+from safecall.reports import draw_chart, weekly_report
+from safecall.services import Services
+from safecall.store import Disposition, VisitTask, WebUser, audit
+from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, open_task_rows, record_outcome
+from safecall.web import data
+from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",  # pages hold personal data: no copies in shared caches or the back button
+}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | None = None) -> FastAPI:
+    settings = services.instance.settings
+    tz = services.instance.tz
+    web = settings.web
+    codec = SessionCodec(secret, timedelta(minutes=web.session_minutes), services.clock)
+    limiter = limiter or LoginLimiter(web.login_attempts, timedelta(minutes=web.login_window_minutes), services.clock)
+    teams = [t.name for t in settings.teams]
+    db = services.db
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
+    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=Disposition.KOREAN,
+                                 RISK_LABEL=RISK_LABEL, national=phones.national)
+    templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
+
+    def session_of(request: Request) -> Session:
+        """The request's session; a fresh anonymous one (with a CSRF token) if it has none or it expired."""
+        if not hasattr(request.state, "session"):
+            request.state.session = codec.loads(request.cookies.get(COOKIE))
+            if request.state.session is None:
+                request.state.session, request.state.new_cookie = codec.new(), True
+        return request.state.session
+
+    def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+        session = session_of(request)
+        response = templates.TemplateResponse(request, name, {"csrf": session.csrf, "user": getattr(request.state, "user", None),
+                                                              **context}, status_code=status_code)
+        return response
+
+    @app.middleware("http")
+    async def headers_and_cookie(request: Request, call_next):
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        session = getattr(request.state, "session", None)
+        if session is not None and getattr(request.state, "new_cookie", False):
+            set_cookie(response, session)
+        return response
+
+    def set_cookie(response: Response, session: Session | None) -> None:
+        if session is None:
+            response.delete_cookie(COOKIE, path="/", secure=web.secure_cookies, httponly=True, samesite="strict")
+            return
+        response.set_cookie(COOKIE, codec.dumps(session), max_age=int(web.session_minutes * 60), path="/",
+                            secure=web.secure_cookies, httponly=True, samesite="strict")
+
+    async def check_csrf(request: Request) -> None:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        form = await request.form()
+        token = form.get("csrf") or request.headers.get("X-CSRF-Token")
+        if not session_of(request).matches(token if isinstance(token, str) else None):
+            raise HTTPException(403, "보안 토큰이 맞지 않습니다. 페이지를 새로 열고 다시 시도하세요.")
+
+    def current_user(request: Request) -> WebUser:
+        session = session_of(request)
+        user = users.get_user(db, session.user_id) if session.user_id else None
+        if user is None or user.disabled or user.session_version != session.version:
+            raise LoginRequired()
+        request.state.user = user
+        return user
+
+    def officer(user: WebUser = Depends(current_user)) -> WebUser:
+        if user.role != "officer":
+            raise HTTPException(403, "복지 담당자만 볼 수 있습니다.")
+        return user
+
+    def admin(user: WebUser = Depends(current_user)) -> WebUser:
+        if user.role != "admin":
+            raise HTTPException(403, "관리자만 볼 수 있습니다.")
+        return user
+
+    def may_see_team(user: WebUser, team: str) -> None:
+        if user.role == "team" and user.team != team or user.role == "admin" or team not in teams:
+            raise HTTPException(403, "이 팀의 명단을 볼 권한이 없습니다.")
+
+    def logged(user: WebUser, action: str, subject: str, detail: str = "") -> None:
+        with db.transaction() as session:
+            audit(session, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired):
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def error_page(request: Request, exc: HTTPException):
+        return render(request, "error.html", status_code=exc.status_code, status=exc.status_code, message=exc.detail)
+
+    # ---- login -------------------------------------------------------------------------------
+    @app.get("/login")
+    def login_page(request: Request):
+        return render(request, "login.html")
+
+    @app.post("/login", dependencies=[Depends(check_csrf)])
+    def login(request: Request, username: str = Form(""), password: str = Form("")):
+        address = request.client.host if request.client else "?"
+        if limiter.blocked(username, address):
+            with db.transaction() as session:
+                audit(session, at=services.now(), action="web.login_refused", subject=f"user {username}", detail=f"from={address}",
+                      actor="web:-")
+            return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
+        user = users.authenticate(db, username, password)
+        if user is None:
+            limiter.failed(username, address)
+            return render(request, "login.html", status_code=401, error="아이디 또는 비밀번호가 맞지 않습니다.")
+        limiter.succeeded(username)
+        request.state.session = codec.new(user.id, user.session_version)  # a new session (and CSRF token) at login
+        request.state.new_cookie = True
+        logged(user, "web.login", f"user {user.username}", f"from={address}")
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/logout", dependencies=[Depends(check_csrf)])
+    def logout(request: Request):
+        user = users.get_user(db, session_of(request).user_id) if session_of(request).user_id else None
+        if user:
+            logged(user, "web.logout", f"user {user.username}")
+        response = RedirectResponse("/login", status_code=303)
+        set_cookie(response, None)
+        request.state.session = None
+        return response
+
+    @app.get("/")
+    def home(user: WebUser = Depends(current_user)):
+        target = {"team": f"/team/{user.team}", "officer": "/callbacks", "admin": "/admin/users"}[user.role]
+        return RedirectResponse(target, status_code=303)
+
+    # ---- visit teams -------------------------------------------------------------------------
+    def day_param(text: str | None) -> date:
+        if not text:
+            return services.today()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise HTTPException(400, f"날짜 {text!r}가 올바르지 않습니다 (YYYY-MM-DD).") from None
+
+    @app.get("/team/{team}")
+    def team_list(request: Request, team: str, day: str | None = None, user: WebUser = Depends(current_user)):
+        may_see_team(user, team)
+        on = day_param(day)
+        rows = open_task_rows(db, tz, on=on, kind="visit", team=team, teams=[team]).get(team, [])
+        notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows})
+        logged(user, "web.view", f"team {team} visit list", f"day={on} tasks={len(rows)}")
+        return render(request, "team.html", team=team, day=on, rows=rows, notes=notes,
+                      phone_of=lambda row: row.phone, prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1))
+
+    def task_for(user: WebUser, task_id: int) -> VisitTask:
+        with db.session() as session:
+            task = session.get(VisitTask, task_id)
+        if task is None:
+            raise HTTPException(404, "그런 과제가 없습니다.")
+        if task.kind == "callback" and user.role != "officer":
+            raise HTTPException(403, "복지 담당자만 볼 수 있습니다.")
+        may_see_team(user, task.team)
+        return task
+
+    @app.get("/task/{task_id}")
+    def task_page(request: Request, task_id: int, user: WebUser = Depends(current_user), error: str | None = None):
+        task = task_for(user, task_id)
+        history = data.person_history(db, task.person_id)
+        notes = data.earlier_notes(db, [task.person_id], except_tasks={task.id})[task.person_id]
+        logged(user, "web.view", f"task {task_id}", f"person={task.person_id}")
+        return render(request, "task.html", task=task, person=history.person, attempts=[a for a in history.attempts if a.run_id == task.run_id],
+                      notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error)
+
+    @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
+    def task_record(request: Request, task_id: int, outcome: str = Form(...), note: str = Form(""), until: str = Form(""),
+                    user: WebUser = Depends(current_user)):
+        task = task_for(user, task_id)
+        try:
+            until_day = date.fromisoformat(until) if until else None
+            record_outcome(db, task_id, outcome, now=services.now(), tz=tz, note=note.strip() or None, until=until_day,
+                           actor=f"web:{user.username}", team=user.team if user.role == "team" else None)
+        except ValueError:
+            return task_page(request, task_id, user, error=f"날짜 {until!r}가 올바르지 않습니다.")
+        except (InputError, NotFoundError) as exc:
+            return task_page(request, task_id, user, error=str(exc))
+        return RedirectResponse("/callbacks" if task.kind == "callback" else f"/team/{task.team}", status_code=303)
+
+    # ---- officers ----------------------------------------------------------------------------
+    @app.get("/callbacks")
+    def callback_list(request: Request, user: WebUser = Depends(officer)):
+        today = services.today()
+        open_items, closed_items = data.callbacks(db, since=today - timedelta(days=7))
+        logged(user, "web.view", "callback list", f"open={len(open_items)}")
+        return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES)
+
+    @app.get("/teams")
+    def team_index(request: Request, user: WebUser = Depends(officer)):
+        return render(request, "teams.html", teams=teams)
+
+    @app.get("/progress")
+    def progress(request: Request, user: WebUser = Depends(officer)):
+        return render(request, "progress.html", runs=data.open_runs(db))
+
+    @app.get("/progress/counts")
+    def progress_counts(request: Request, user: WebUser = Depends(officer)):
+        return render(request, "progress_counts.html", runs=data.open_runs(db), now=services.now())
+
+    @app.get("/report")
+    def report(request: Request, user: WebUser = Depends(officer)):
+        return render(request, "report.html", rows=weekly_report(db))
+
+    @app.get("/report/chart.png")
+    def report_chart(user: WebUser = Depends(officer)):
+        image = io.BytesIO()
+        draw_chart(weekly_report(db), image)
+        return Response(image.getvalue(), media_type="image/png")
+
+    @app.get("/person/{person_id}")
+    def person_page(request: Request, person_id: int, user: WebUser = Depends(officer)):
+        history = data.person_history(db, person_id)
+        if history is None:
+            raise HTTPException(404, "그런 사람이 없습니다.")
+        logged(user, "web.view", f"person {person_id}", "history")
+        return render(request, "person.html", h=history)
+
+    # ---- admin -------------------------------------------------------------------------------
+    @app.get("/admin/users")
+    def user_admin(request: Request, user: WebUser = Depends(admin), message: str | None = None, error: str | None = None):
+        return render(request, "users.html", accounts=users.list_users(db), teams=teams, roles=users.ROLES, message=message, error=error)
+
+    @app.post("/admin/users", dependencies=[Depends(check_csrf)])
+    def user_add(request: Request, username: str = Form(...), role: str = Form(...), team: str = Form(""),
+                 user: WebUser = Depends(admin)):
+        password = users.new_password()
+        try:
+            users.add_user(db, username.strip(), password, role=role, team=team or None, teams=teams, now=services.now(),
+                           actor=f"web:{user.username}")
+        except InputError as exc:
+            return user_admin(request, user, error=str(exc))
+        return user_admin(request, user, message=f"{username} 계정을 만들었습니다. 처음 비밀번호: {password}")
+
+    @app.post("/admin/users/{username}/disable", dependencies=[Depends(check_csrf)])
+    def user_disable(request: Request, username: str, user: WebUser = Depends(admin)):
+        try:
+            users.disable_user(db, username, now=services.now(), actor=f"web:{user.username}")
+        except NotFoundError as exc:
+            return user_admin(request, user, error=str(exc))
+        return user_admin(request, user, message=f"{username} 계정을 막았습니다.")
+
+    @app.post("/admin/users/{username}/reset", dependencies=[Depends(check_csrf)])
+    def user_reset(request: Request, username: str, user: WebUser = Depends(admin)):
+        password = users.new_password()
+        try:
+            users.reset_password(db, username, password, now=services.now(), actor=f"web:{user.username}")
+        except NotFoundError as exc:
+            return user_admin(request, user, error=str(exc))
+        return user_admin(request, user, message=f"{username} 새 비밀번호: {password}")
+
+    return app

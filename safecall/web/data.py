@@ -1,0 +1,70 @@
+"""What the web pages show, read from the store: earlier notes, callbacks, a person's history, open runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import select
+
+from safecall.runs import RunStatus, run_status
+from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, person_attempts
+
+
+def earlier_notes(db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset()) -> dict[int, list[str]]:
+    """person id -> notes of their other (earlier) tasks, newest first."""
+    notes: dict[int, list[str]] = {pid: [] for pid in person_ids}
+    if not person_ids:
+        return notes
+    with db.session() as session:
+        query = select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
+            VisitTask.person_id.in_(person_ids), VisitTask.note.is_not(None)).order_by(VisitTask.id.desc())
+        for task_id, person_id, note in session.exec(query):
+            if task_id not in except_tasks:
+                notes[person_id].append(note)
+    return notes
+
+
+@dataclass
+class CallbackItem:
+    task: VisitTask
+    person: Person
+
+
+def callbacks(db: Database, *, since: date) -> tuple[list[CallbackItem], list[CallbackItem]]:
+    """(open callbacks, callbacks closed since `since`), oldest first."""
+    with db.session() as session:
+        rows = session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
+            VisitTask.kind == "callback").order_by(VisitTask.created_at, VisitTask.id))
+        items = [CallbackItem(task, person) for task, person in rows]
+    return ([i for i in items if i.task.status == "open"],
+            [i for i in items if i.task.status == "closed" and i.task.created_on >= since])
+
+
+@dataclass
+class PersonHistory:
+    person: Person
+    runs: list[tuple[CampaignRun, RunMember]]
+    attempts: list[Attempt]
+    tasks: list[VisitTask]
+    changes: list[AuditEvent]  # pauses, resumptions, closings
+
+
+def person_history(db: Database, person_id: int) -> PersonHistory | None:
+    with db.session() as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            return None
+        runs = list(session.exec(select(CampaignRun, RunMember).join(RunMember, RunMember.run_id == CampaignRun.id).where(
+            RunMember.person_id == person_id).order_by(CampaignRun.week_start.desc(), CampaignRun.id.desc())))
+        attempts = list(session.exec(person_attempts(person_id).order_by(Attempt.placed_at.desc())))
+        tasks = list(session.exec(select(VisitTask).where(VisitTask.person_id == person_id).order_by(VisitTask.id.desc())))
+        changes = list(session.exec(select(AuditEvent).where(
+            AuditEvent.subject == f"person {person_id}", AuditEvent.action.like("person.%")).order_by(AuditEvent.id.desc())))
+    return PersonHistory(person, runs, attempts, tasks, changes)
+
+
+def open_runs(db: Database) -> list[RunStatus]:
+    with db.session() as session:
+        ids = list(session.exec(select(CampaignRun.id).where(CampaignRun.status == "open").order_by(CampaignRun.id)))
+    return [run_status(db, run_id) for run_id in ids]
