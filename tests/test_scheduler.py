@@ -309,9 +309,10 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
     scheduler.tick()
     [team_mail] = smtp.to("team1@example.org", "2026-11-25 방문")
     assert "방문 대상 명단" in team_mail["Subject"]
-    attachments = {part.get_filename(): part.get_payload(decode=True) for part in team_mail.iter_attachments()}
-    assert set(attachments) == {"2026-11-25-visit-1팀.xlsx", "2026-11-25-visit-1팀.csv"}
-    assert "무응답" in attachments["2026-11-25-visit-1팀.csv"].decode("utf-8-sig")
+    # Counts and a link: the list itself is behind the web login (attachments are off by default).
+    assert not list(team_mail.iter_attachments())
+    assert "1명" in team_mail.get_content() and "http://127.0.0.1:8080/team/1%ED%8C%80" in team_mail.get_content()
+    assert "무응답" not in team_mail.get_content()  # the person's name
     assert len(smtp.to("team2@example.org", "2026-11-25")) == 1 and len(smtp.to("team3@example.org", "2026-11-25")) == 1  # empty lists too
     # Earlier days' lists, held back (and backed off) while SMTP was down, go out within the hour; each once.
     cli.clock.set(datetime(2026, 11, 25, 9, 15, tzinfo=SEOUL))

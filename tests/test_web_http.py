@@ -1,0 +1,156 @@
+"""The web app over HTTP: logins, their limit, sessions, CSRF and roles (issue 18). The browser tests are in test_web_browser.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from conftest import SEOUL
+from safecall.store import AuditEvent, Person, VisitTask
+from web_fixtures import PASSWORD, SECRET, make_app, office_with_a_week, web_services
+
+from safecall.web import create_web_app
+
+
+@pytest.fixture
+def office(cli, tmp_path):
+    office_with_a_week(cli, tmp_path)
+    cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
+    return cli
+
+
+def client(cli) -> TestClient:
+    return TestClient(make_app(cli), base_url="http://127.0.0.1", follow_redirects=False)
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def log_in(http: TestClient, username: str, password: str = PASSWORD):
+    return http.post("/login", data={"username": username, "password": password, "csrf": csrf_of(http.get("/login"))})
+
+
+def test_login_lands_on_the_roles_page_and_a_login_without_csrf_is_refused(office):
+    http = client(office)
+    assert http.get("/team/1팀").headers["location"] == "/login"
+    assert http.post("/login", data={"username": "team1", "password": PASSWORD}).status_code == 403
+    response = log_in(http, "team1")
+    assert response.status_code == 303
+    assert http.get("/").headers["location"] == "/team/1%ED%8C%80"  # /team/1팀
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=28800" in cookie
+    page = http.get("/team/1팀")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert "&lt;b&gt;김순자&lt;/b&gt;" in page.text and "<b>김순자</b>" not in page.text  # roster text is data: escaped
+
+
+def test_cookies_are_secure_by_default(cli, tmp_path):
+    office_with_a_week(cli, tmp_path)
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace("secure_cookies = false", "secure_cookies = true"), encoding="utf-8")
+    http = TestClient(make_app(cli), base_url="https://safecall.example.org", follow_redirects=False)
+    assert "Secure" in log_in(http, "team1").headers["set-cookie"]
+
+
+def test_failed_logins_are_limited_per_user_and_per_address(office):
+    http = client(office)
+    for _ in range(5):
+        assert log_in(http, "team1", "wrong password!").status_code == 401
+    refused = log_in(http, "team1")  # the right password, but too many failures just now
+    assert refused.status_code == 429 and "너무 많습니다" in refused.text
+    office.clock.advance(timedelta(minutes=16))  # the window has passed
+    assert log_in(http, "team1").status_code == 303
+    # From one address, failures on many names count too.
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        log_in(http, name, "wrong password!")
+    assert log_in(http, "officer").status_code == 429
+    with office.db().session() as session:
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "web.login_refused")).first() is not None
+
+
+def test_a_session_expires(office):
+    http = client(office)
+    log_in(http, "team1")
+    office.clock.advance(timedelta(minutes=479))
+    assert http.get("/team/1팀").status_code == 200
+    office.clock.advance(timedelta(minutes=2))  # 8 hours after login
+    assert http.get("/team/1팀").headers["location"] == "/login"
+
+
+def test_a_forged_or_foreign_cookie_is_no_session(office):
+    http = client(office)
+    log_in(http, "team1")
+    other = TestClient(create_web_app(web_services(office), "another-secret-that-is-long-enough-000000"), base_url="http://127.0.0.1",
+                       follow_redirects=False)
+    other.cookies.update(http.cookies)
+    assert other.get("/team/1팀").headers["location"] == "/login"
+
+
+def test_a_disabled_user_is_out_at_once_and_cannot_log_in(office):
+    http = client(office)
+    log_in(http, "team1")
+    assert http.get("/team/1팀").status_code == 200
+    assert "Disabled team1" in office("users", "disable", "team1").output
+    assert http.get("/team/1팀").headers["location"] == "/login"
+    assert log_in(http, "team1").status_code == 401
+    reset = office("users", "reset", "team1").output
+    new_password = reset.split("hand it over in person): ")[1].strip()
+    assert log_in(http, "team1", new_password).status_code == 303
+    listed = office("users", "list").output
+    assert "team1" in listed and "officer" in listed and "admin" in listed
+
+
+def test_roles_team_member_officer_admin(office):
+    team, officer, admin = client(office), client(office), client(office)
+    log_in(team, "team1"), log_in(officer, "officer"), log_in(admin, "admin")
+    with office.db().session() as session:
+        tasks = {p.name: t for t, p in session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id))}
+    for path in ("/callbacks", "/progress", "/report", f"/person/{tasks['박부암'].person_id}", "/admin/users", "/team/2팀",
+                 f"/task/{tasks['박부암'].id}", f"/task/{tasks['최도움'].id}"):
+        assert team.get(path).status_code == 403, path
+    for path in ("/team/1팀", "/team/2팀", "/callbacks", "/report", "/report/chart.png", f"/person/{tasks['이영희'].person_id}"):
+        assert officer.get(path).status_code == 200, path
+    assert officer.get("/admin/users").status_code == 403
+    for path in ("/team/1팀", "/callbacks", f"/person/{tasks['이영희'].person_id}"):
+        assert admin.get(path).status_code == 403, path  # an admin manages accounts, not people
+    assert admin.get("/admin/users").status_code == 200
+    assert officer.get("/report/chart.png").content.startswith(b"\x89PNG")
+
+
+def test_the_officer_calls_back_and_sees_a_persons_history(office):
+    officer = client(office)
+    log_in(officer, "officer")
+    page = officer.get("/callbacks")
+    assert "최도움" in page.text and "tel:01001230004" in page.text
+    with office.db().session() as session:
+        task = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
+    done = officer.post(f"/task/{task.id}/outcome", data={"outcome": "called_safe", "note": "허리가 아파 눌렀다고 함", "csrf": csrf_of(page)})
+    assert done.headers["location"] == "/callbacks"
+    page = officer.get("/callbacks")
+    assert "회신할 분이 없습니다" in page.text and "통화함: 안전 확인" in page.text and "web:officer" in page.text
+    office("recipients", "pause", str(task.person_id), "--until", "2026-12-31")
+    history = officer.get(f"/person/{task.person_id}").text
+    assert "도움요청(2번)" in history and "허리가 아파 눌렀다고 함" in history and "person.pause until=2026-12-31" in history
+    with office.db().session() as session:
+        viewed = session.exec(select(AuditEvent).where(AuditEvent.action == "web.view", AuditEvent.subject == f"person {task.person_id}")).one()
+    assert viewed.actor == "web:officer"
+
+
+def test_the_admin_makes_and_disables_accounts(office):
+    admin = client(office)
+    log_in(admin, "admin")
+    page = admin.get("/admin/users")
+    made = admin.post("/admin/users", data={"username": "team3", "role": "team", "team": "3팀", "csrf": csrf_of(page)})
+    password = re.search(r"처음 비밀번호: ([A-Za-z0-9_-]+)", made.text).group(1)
+    newcomer = client(office)
+    assert log_in(newcomer, "team3", password).status_code == 303
+    assert newcomer.get("/team/3팀").status_code == 200
+    assert "팀" in admin.post("/admin/users", data={"username": "x", "role": "team", "team": "", "csrf": csrf_of(page)}).text
+    admin.post("/admin/users/team3/disable", data={"csrf": csrf_of(page)})
+    assert newcomer.get("/team/3팀").headers["location"] == "/login"
+    assert admin.post("/admin/users/team3/reset", data={}).status_code == 403  # no CSRF token
