@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import logging
 import os
 import sqlite3
@@ -122,7 +123,7 @@ def test_the_audit_log_names_the_os_user_for_each_change(cli, tmp_path):
     with cli.db().session() as session:
         events = list(session.exec(select(AuditEvent).order_by(AuditEvent.id)))
     assert [e.action for e in events] == ["roster.import", "campaign.launch", "person.pause", "person.close", "visit.record"]
-    assert {e.actor for e in events} == {getpass.getuser()}
+    assert {e.actor for e in events} == {f"os:{pwd.getpwuid(os.getuid()).pw_name}(uid {os.getuid()})"}
     assert all(e.at is not None and e.subject for e in events)
 
 

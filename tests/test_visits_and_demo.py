@@ -84,7 +84,7 @@ def test_recording_visits_closes_them_and_updates_the_person(cli, tmp_path):
     with cli.db().session() as session:
         assert [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record"))] == ["visit.record"] * 3
         note = session.get(VisitTask, int(tasks["부암분"])).note
-    assert "not_home" in note and "safe: 이웃집에 계셨음" in note
+    assert "부재(재방문)" in note and "안전 확인: 이웃집에 계셨음" in note
 
 
 def test_deceased_closes_the_person_and_they_are_not_called_again(cli, tmp_path):
