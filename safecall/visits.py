@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +12,7 @@ from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
-from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, person_attempts, real_now
+from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, real_now
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 # What the officer's call-back came to; called_no_answer keeps the callback open.
@@ -54,7 +54,6 @@ class VisitRow:
     rank: int = 0
     note: str = ""  # what earlier visits to this task found (e.g. not home yesterday)
     person_id: int = 0
-    sort_key: tuple = field(default=(), repr=False)
 
     def cells(self) -> list:
         return [getattr(self, key) for key, _ in COLUMNS]
@@ -63,36 +62,67 @@ class VisitRow:
 def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None,
                    teams: list[str] = ()) -> dict[str, list[VisitRow]]:
     """Open tasks created by `on`, one list per team, most urgent first. Every team in `teams` gets a list, empty or not."""
-    if kind not in KINDS:
-        raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
-    with db.session() as session:
-        query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
-            sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on))
-        if team:
-            query = query.where(VisitTask.team == team)
-        by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
-        for task, person in session.exec(query):
-            attempts = session.exec(person_attempts(person.id).where(RunMember.run_id == task.run_id).order_by(Attempt.number))
-            last_ack = session.exec(person_attempts(person.id, func.max(Attempt.keyed_at)).where(
-                Attempt.disposition == Disposition.ACKNOWLEDGED)).one()
-            row = VisitRow(
-                task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=phones.national(person.phone),
-                phone2=phones.national(person.phone2), address=person.address, dong=person.dong,
-                guardian=person.guardian_name or "", guardian_phone=phones.national(person.guardian_phone),
-                weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
-                risk=RISK_LABEL.get(person.risk, str(person.risk)),
-                attempts=" / ".join(_describe_attempt(a, tz) for a in attempts),
-                last_ack=last_ack.astimezone(tz).date().isoformat() if last_ack else "없음",
-                since=task.created_on.isoformat(), note=task.note or "", person_id=person.id,
-                sort_key=(not task.overdue, -task.weeks_without_ack, not task.answered_without_key, -person.risk, task.created_on, person.name),
-            )
-            by_team.setdefault(task.team, []).append(row)
+    by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
+    for row in task_rows(db, tz, on=on, kind=kind, team=team)[1]:
+        by_team.setdefault(row.team, []).append(row)
     for rows in by_team.values():
-        rows.sort(key=lambda r: r.sort_key)
         for rank, row in enumerate(rows, start=1):
             row.rank = rank
     return dict(sorted(by_team.items()))
+
+
+def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, offset: int = 0,
+              limit: int | None = None) -> tuple[int, list[VisitRow]]:
+    """(how many are open, the open tasks from `offset`, at most `limit`), most urgent first, ranked from offset + 1.
+
+    Three queries whatever the length: the tasks, their run's attempts, and each person's last acknowledgement.
+    """
+    if kind not in KINDS:
+        raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
+    where = [VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
+             sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
+    with db.session() as session:
+        total = session.exec(select(func.count()).select_from(VisitTask).where(*where)).one()
+        # Most urgent first: overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
+        query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
+            VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
+            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)
+        found = list(session.exec(query))
+        task_ids = [task.id for task, _ in found]
+        attempts: dict[int, list[Attempt]] = {task_id: [] for task_id in task_ids}
+        last_ack: dict[int, datetime] = {}
+        for chunk in _chunks(task_ids):
+            for task_id, attempt in session.exec(
+                    select(VisitTask.id, Attempt)
+                    .join(RunMember, sa.and_(RunMember.run_id == VisitTask.run_id, RunMember.person_id == VisitTask.person_id))
+                    .join(Attempt, Attempt.member_id == RunMember.id)
+                    .where(VisitTask.id.in_(chunk)).order_by(VisitTask.id, Attempt.number)):
+                attempts[task_id].append(attempt)
+        for chunk in _chunks(sorted({person.id for _, person in found})):
+            last_ack.update(session.exec(
+                select(RunMember.person_id, func.max(Attempt.keyed_at)).join(Attempt, Attempt.member_id == RunMember.id)
+                .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
+                .group_by(RunMember.person_id)).all())
+    rows = []
+    for rank, (task, person) in enumerate(found, start=offset + 1):
+        acked = last_ack.get(person.id)
+        rows.append(VisitRow(
+            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=phones.national(person.phone),
+            phone2=phones.national(person.phone2), address=person.address, dong=person.dong,
+            guardian=person.guardian_name or "", guardian_phone=phones.national(person.guardian_phone),
+            weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
+            risk=RISK_LABEL.get(person.risk, str(person.risk)),
+            attempts=" / ".join(_describe_attempt(a, tz) for a in attempts[task.id]),
+            last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
+            since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
+        ))
+    return total, rows
+
+
+def _chunks(ids: list[int], size: int = 900):
+    """IN lists below SQLite's bound-parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:

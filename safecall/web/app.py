@@ -23,11 +23,12 @@ from safecall.errors import InputError, NotFoundError
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.store import Disposition, VisitTask, WebUser, audit
-from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, open_task_rows, record_outcome
+from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
 
 HERE = Path(__file__).parent
+PAGE = 50  # tasks on one page of a team's list: enough for a day in the street, light on a phone
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -181,14 +182,14 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             raise HTTPException(400, f"날짜 {text!r}가 올바르지 않습니다 (YYYY-MM-DD).") from None
 
     @app.get("/team/{team}")
-    def team_list(request: Request, team: str, day: str | None = None, user: WebUser = Depends(current_user)):
+    def team_list(request: Request, team: str, day: str | None = None, page: int = 1, user: WebUser = Depends(current_user)):
         may_see_team(user, team)
-        on = day_param(day)
-        rows = open_task_rows(db, tz, on=on, kind="visit", team=team, teams=[team]).get(team, [])
+        on, page = day_param(day), max(1, page)
+        total, rows = task_rows(db, tz, on=on, kind="visit", team=team, offset=(page - 1) * PAGE, limit=PAGE)
         notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows})
-        logged(user, "web.view", f"team {team} visit list", f"day={on} tasks={len(rows)}")
-        return render(request, "team.html", team=team, day=on, rows=rows, notes=notes,
-                      phone_of=lambda row: row.phone, prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1))
+        logged(user, "web.view", f"team {team} visit list", f"day={on} page={page} tasks={len(rows)}")
+        return render(request, "team.html", team=team, day=on, rows=rows, notes=notes, total=total, page=page,
+                      pages=max(1, -(-total // PAGE)), prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1))
 
     def task_for(user: WebUser, task_id: int) -> VisitTask:
         with db.session() as session:
