@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -75,7 +76,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
               limit: int | None = None) -> tuple[int, list[VisitRow]]:
     """(how many are open, the open tasks from `offset`, at most `limit`), most urgent first, ranked from offset + 1.
 
-    Three queries whatever the length: the tasks, their run's attempts, and each person's last acknowledgement.
+    A few queries whatever the length: the order, the tasks, their run's attempts, each person's last acknowledgement.
     """
     if kind not in KINDS:
         raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
@@ -84,11 +85,15 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
     with db.session() as session:
         total = session.exec(select(func.count()).select_from(VisitTask).where(*where)).one()
         # Most urgent first: overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
-        query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
+        # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
+        task_ids = list(session.exec(select(VisitTask.id).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
             VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
-            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)
-        found = list(session.exec(query))
-        task_ids = [task.id for task, _ in found]
+            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)))
+        by_id = {}
+        for chunk in _chunks(task_ids):
+            by_id.update((task.id, (task, person)) for task, person in session.exec(
+                select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(VisitTask.id.in_(chunk))))
+        found = [by_id[task_id] for task_id in task_ids]
         attempts: dict[int, list[Attempt]] = {task_id: [] for task_id in task_ids}
         last_ack: dict[int, datetime] = {}
         for chunk in _chunks(task_ids):
@@ -104,15 +109,16 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
                 .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
                 .group_by(RunMember.person_id)).all())
     rows = []
+    national = functools.lru_cache(maxsize=None)(phones.national)  # a number recurs in every attempt: format it once
     for rank, (task, person) in enumerate(found, start=offset + 1):
         acked = last_ack.get(person.id)
         rows.append(VisitRow(
-            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=phones.national(person.phone),
-            phone2=phones.national(person.phone2), address=person.address, dong=person.dong,
-            guardian=person.guardian_name or "", guardian_phone=phones.national(person.guardian_phone),
+            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=national(person.phone),
+            phone2=national(person.phone2), address=person.address, dong=person.dong,
+            guardian=person.guardian_name or "", guardian_phone=national(person.guardian_phone),
             weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
             risk=RISK_LABEL.get(person.risk, str(person.risk)),
-            attempts=" / ".join(_describe_attempt(a, tz) for a in attempts[task.id]),
+            attempts=" / ".join(_describe_attempt(a, tz, national) for a in attempts[task.id]),
             last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
             since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
         ))
@@ -125,10 +131,10 @@ def _chunks(ids: list[int], size: int = 900):
         yield ids[start:start + size]
 
 
-def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
+def _describe_attempt(attempt: Attempt, tz: ZoneInfo, national=phones.national) -> str:
     when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
     result = DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
-    return f"{attempt.number}차 {when} {result} ({phones.national(attempt.phone)})"
+    return f"{attempt.number}차 {when} {result} ({national(attempt.phone)})"
 
 
 def csv_bytes(rows: list[VisitRow]) -> bytes:
