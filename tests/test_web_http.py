@@ -154,3 +154,31 @@ def test_the_admin_makes_and_disables_accounts(office):
     admin.post("/admin/users/team3/disable", data={"csrf": csrf_of(page)})
     assert newcomer.get("/team/3팀").headers["location"] == "/login"
     assert admin.post("/admin/users/team3/reset", data={}).status_code == 403  # no CSRF token
+
+
+def test_the_web_command_needs_a_long_secret_from_the_environment(cli):
+    assert "SAFECALL_WEB_SECRET is not set" in cli("web", ok=False).output
+    cli.environ["SAFECALL_WEB_SECRET"] = "short"
+    assert "at least 32 characters" in cli("web", ok=False).output
+
+
+def test_a_long_list_comes_50_to_a_page_most_urgent_first(office):
+    from safecall.store import RunMember
+
+    with office.db().transaction() as session:
+        run_id = session.exec(select(VisitTask.run_id)).first()
+        for index in range(60):
+            person = Person(person_key=f"extra-{index}", name=f"추가{index:02d}", phone=f"+8210555500{index:02d}", dong="사직동",
+                            birth_date=datetime(1940, 1, 1).date(), team="1팀", risk=1 + index % 3,
+                            created_at=office.clock.now(), updated_at=office.clock.now())
+            session.add(person)
+            session.flush()
+            session.add(RunMember(run_id=run_id, person_id=person.id, state="unreachable"))
+            session.add(VisitTask(person_id=person.id, run_id=run_id, kind="visit", team="1팀", created_at=office.clock.now(),
+                                  created_on=datetime(2026, 11, 24).date(), weeks_without_ack=1 + (index == 7) * 2))
+    http = client(office)
+    log_in(http, "team1")
+    first, second = http.get("/team/1팀").text, http.get("/team/1팀?page=2").text
+    assert "모두 62명 · 1/2쪽" in first and first.count('class="card task"') == 50 and second.count('class="card task"') == 12
+    assert re.search(r"<h2>1\. 추가07", first)  # three weeks without an answer: first
+    assert 'id="next-page"' in first and 'id="next-page"' not in second
