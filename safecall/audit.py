@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from safecall.store import AuditEvent, Database
+from safecall.store import AuditEvent, Database, audit
 
 
 def audit_events(db: Database, *, actor: str | None = None, action: str | None = None, subject: str | None = None,
@@ -28,8 +28,6 @@ def audit_events(db: Database, *, actor: str | None = None, action: str | None =
 
 
 def log_access(db: Database, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None) -> None:
-    """A read or an export of personal data, in its own transaction (the read itself changes nothing)."""
-    from safecall.store import audit
-
+    """A read or an export of personal data (or a refused login), in its own transaction: the read itself changes nothing."""
     with db.transaction() as session:
         audit(session, at=at, action=action, subject=subject, detail=detail, actor=actor)

@@ -13,7 +13,7 @@ from sqlmodel import select
 from safecall.events import log_event
 from safecall.notify import DeliveryError, Mailer
 from safecall.settings import Instance
-from safecall.store import Database, Delivery
+from safecall.store import Database, Delivery, audit
 from safecall.visits import KINDS, _write_private, export_lists, open_task_rows
 
 log = logging.getLogger("safecall.delivery")
@@ -74,6 +74,7 @@ def publish_day(db: Database, instance: Instance, mailer: Mailer | None, day: da
             delivery.status, delivery.attempts, delivery.next_try_at, delivery.last_error = "pending", 0, now, None
             delivery.files = "\n".join(str(f) for f in files)
             session.add(delivery)
+            audit(session, at=now, action="visits.export", subject=f"{kind} list {team}", detail=f"day={day} people={count} (daily delivery)")
             log_event(log, "list_written", day=day.isoformat(), team=team, kind=kind, people=count)
     send_due_deliveries(db, instance, mailer, now=now)
 

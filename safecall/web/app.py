@@ -22,7 +22,8 @@ from safecall import phones, users
 from safecall.errors import InputError, NotFoundError
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
-from safecall.store import Disposition, VisitTask, WebUser, audit
+from safecall.audit import log_access
+from safecall.store import Disposition, VisitTask, WebUser
 from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
@@ -121,8 +122,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             raise HTTPException(403, "이 팀의 명단을 볼 권한이 없습니다.")
 
     def logged(user: WebUser, action: str, subject: str, detail: str = "") -> None:
-        with db.transaction() as session:
-            audit(session, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}")
+        log_access(db, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}")
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired):
@@ -143,9 +143,8 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     def login(request: Request, username: str = Form(""), password: str = Form("")):
         address = request.client.host if request.client else "?"
         if limiter.blocked(username, address):
-            with db.transaction() as session:
-                audit(session, at=services.now(), action="web.login_refused", subject=f"user {username}", detail=f"from={address}",
-                      actor="web:-")
+            log_access(db, at=services.now(), action="web.login_refused", subject=f"user {username}", detail=f"from={address}",
+                       actor="web:-")
             return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
         user = users.authenticate(db, username, password)
         if user is None:
