@@ -3,9 +3,11 @@
 The real server (`safecall web` in its own process: uvicorn, one worker, SQLite) serves the shipped instance's
 three teams with 10,000 open visit tasks between them (each with its four unanswered attempts). Fifty team members
 (17, 17 and 16 per team) log in, then each asks for their team's list (page 1: the 50 most urgent, out of about
-3,333) again as soon as the last one came back, for `--seconds`. Every page view also writes its audit row.
+3,333) again as soon as the last one came back (`--think 0`: the server is never idle), or after a pause drawn
+around `--think` seconds (people reading the page), for `--seconds`. Every page view also writes its audit row.
 
     python benchmarks/web_team_list.py --tasks 10000 --users 50 --seconds 30
+    python benchmarks/web_team_list.py --tasks 10000 --users 50 --seconds 60 --think 5
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import secrets
 import statistics
@@ -99,8 +102,14 @@ async def log_in(client: httpx.AsyncClient, username: str) -> None:
         raise SystemExit(f"login {username}: {response.status_code}")
 
 
-async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until: float, latencies: list[float], errors: list[str]) -> None:
+async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until: float, think: float, latencies: list[float],
+                      errors: list[str]) -> None:
+    draws = random.Random(username)
     while time.monotonic() < until:
+        if think:
+            await asyncio.sleep(draws.expovariate(1 / think))
+            if time.monotonic() >= until:
+                break
         started = time.perf_counter()
         page = await client.get(f"/team/{team}", params={"day": "2026-11-24"})
         elapsed = time.perf_counter() - started
@@ -110,14 +119,14 @@ async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until
         latencies.append(elapsed)
 
 
-async def load(base: str, accounts: list[tuple[str, str]], seconds: float) -> tuple[list[float], list[str], float]:
+async def load(base: str, accounts: list[tuple[str, str]], seconds: float, think: float) -> tuple[list[float], list[str], float]:
     latencies, errors = [], []
     clients = [httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in accounts]
     try:
         # Logins first (argon2 is slow on purpose), then everyone asks for their list at once.
         await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients, accounts)))
         until, began = time.monotonic() + seconds, time.perf_counter()
-        await asyncio.gather(*(keep_asking(client, name, team, until, latencies, errors)
+        await asyncio.gather(*(keep_asking(client, name, team, until, think, latencies, errors)
                                for client, (name, team) in zip(clients, accounts)))
         return latencies, errors, time.perf_counter() - began
     finally:
@@ -134,6 +143,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--think", type=float, default=0, help="mean seconds each user waits between pages (0: none)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -155,7 +165,7 @@ def main() -> None:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
                     time.sleep(0.2)
-            latencies, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, args.seconds))
+            latencies, errors, wall = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, args.seconds, args.think))
             if errors or not latencies:
                 raise SystemExit(f"{len(errors)} errors, e.g. {errors[:3]}")
         finally:
@@ -167,6 +177,7 @@ def main() -> None:
         "open_tasks": args.tasks,
         "concurrent_users": args.users,
         "tasks_per_page": 50,
+        "think_seconds": args.think,
         "seconds": round(wall, 1),
         "setup_seconds": round(setup, 1),
         "requests": len(latencies),
