@@ -37,6 +37,7 @@ def browser():
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
                  "--window-size=412,915"):  # a phone's screen
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     yield driver
@@ -72,6 +73,7 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
         assert "보호자: 김보호" in first.text
         assert [a.get_attribute("href") for a in first.find_elements(By.CSS_SELECTOR, "a.tel")] == ["tel:01001230001", "tel:01009990001"]
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # fits a phone
+        assert browser.execute_script("return getComputedStyle(document.getElementById('tasks')).listStyleType") == "none"  # CSS loaded
 
         first.find_element(By.CSS_SELECTOR, "a.record").click()
         Select(browser.find_element(By.ID, "outcome")).select_by_visible_text("부재(재방문)")
@@ -114,6 +116,7 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
         browser.get(f"{base}/team/1팀")
         assert browser.current_url.endswith("/login")
 
+    assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
     with cli.db().session() as session:
         events = list(session.exec(select(AuditEvent).where(AuditEvent.actor == "web:team1").order_by(AuditEvent.id)))
     actions = [e.action for e in events]
@@ -152,6 +155,7 @@ def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, b
             if dialer.poll() is None:
                 dialer.kill()
         assert browser.execute_script("return window.notReloaded === true")  # htmx swapped the counts in place
+        assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
         counts = [int(text) for text in seen]
         assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 12, seen  # it counted up while calls were placed
         WebDriverWait(browser, 10).until(lambda b: not b.find_elements(By.CSS_SELECTOR, "section.run"))  # closed: no open run

@@ -182,3 +182,25 @@ def test_a_long_list_comes_50_to_a_page_most_urgent_first(office):
     assert "모두 62명 · 1/2쪽" in first and first.count('class="card task"') == 50 and second.count('class="card task"') == 12
     assert re.search(r"<h2>1\. 추가07", first)  # three weeks without an answer: first
     assert 'id="next-page"' in first and 'id="next-page"' not in second
+
+
+def test_an_unknown_page_is_a_korean_404(office):
+    http = client(office)
+    log_in(http, "team1")
+    missing = http.get("/no/such/page")
+    assert missing.status_code == 404 and "그런 페이지가 없습니다" in missing.text
+    assert http.get("/task/99999").status_code == 404
+
+
+def test_made_up_user_names_do_not_fill_the_limiters_memory():
+    from safecall.clock import VirtualClock
+    from safecall.web.auth import LoginLimiter
+
+    clock = VirtualClock(datetime(2026, 11, 24, 9, 0, tzinfo=SEOUL))
+    limiter = LoginLimiter(5, timedelta(minutes=15), clock)
+    for index in range(10_001):
+        limiter.failed(f"made-up-{index}", f"10.0.{index // 250}.{index % 250}")
+    assert limiter.blocked("made-up-1", "10.9.9.9") is False and limiter.blocked("x", "10.0.0.0") is False
+    clock.advance(timedelta(minutes=16))
+    limiter.failed("one-more", "10.1.1.1")
+    assert len(limiter._failures) == 2

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecall import phones, users
 from safecall.errors import InputError, NotFoundError
@@ -130,9 +131,10 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse("/login", status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def error_page(request: Request, exc: HTTPException):
-        return render(request, "error.html", status_code=exc.status_code, status=exc.status_code, message=exc.detail)
+    @app.exception_handler(StarletteHTTPException)  # the app's own and the router's (404, 405)
+    async def error_page(request: Request, exc: StarletteHTTPException):
+        message = {404: "그런 페이지가 없습니다.", 405: "허용되지 않는 요청입니다."}.get(exc.status_code, exc.detail)
+        return render(request, "error.html", status_code=exc.status_code, status=exc.status_code, message=message)
 
     # ---- login -------------------------------------------------------------------------------
     @app.get("/login")

@@ -20,6 +20,7 @@ from safecall.clock import Clock
 
 COOKIE = "safecall_session"
 MIN_SECRET = 32
+PRUNE_AT = 10_000  # keys (user names and addresses) before failures outside the window are forgotten
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class LoginLimiter:
     def __init__(self, attempts: int, window: timedelta, clock: Clock):
         self.attempts, self.window, self.clock = attempts, window, clock
         self._failures: dict[str, deque] = defaultdict(deque)
+        self._prune_at = PRUNE_AT
         self._lock = threading.Lock()
 
     def _recent(self, key: str) -> deque:
@@ -81,6 +83,10 @@ class LoginLimiter:
         with self._lock:
             for key in (f"user:{username}", f"addr:{address}"):
                 self._recent(key).append(self.clock.now())
+            if len(self._failures) > self._prune_at:  # made-up names must not fill the memory: forget those outside the window
+                for key in [key for key in self._failures if not self._recent(key)]:
+                    del self._failures[key]
+                self._prune_at = max(PRUNE_AT, 2 * len(self._failures))  # amortised: not a scan per failure
 
     def succeeded(self, username: str) -> None:
         with self._lock:
