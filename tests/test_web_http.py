@@ -204,3 +204,42 @@ def test_made_up_user_names_do_not_fill_the_limiters_memory():
     clock.advance(timedelta(minutes=16))
     limiter.failed("one-more", "10.1.1.1")
     assert len(limiter._failures) == 2
+
+
+def test_safecall_web_serves_on_loopback_by_default(cli):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    from live import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "cli.py"), "--config", str(cli.root), "web", "--port", str(port)],
+                              env={**os.environ, "SAFECALL_WEB_SECRET": SECRET}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while page is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert page is not None and page.status_code == 200 and "로그인" in page.text, server.stderr.read() if server.poll() is not None else ""
+        assert "server" not in page.headers  # uvicorn's banner is off
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_users_add_checks_role_team_and_password(cli):
+    assert "a team member needs --team" in cli("users", "add", "kim", "--role", "team", ok=False).output
+    assert "no team '9팀'" in cli("users", "add", "kim", "--role", "team", "--team", "9팀", ok=False).output
+    assert "unknown role" in cli("users", "add", "kim", "--role", "boss", ok=False).output
+    short = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "kim", "--role", "officer", "--password-stdin"], input="short\n")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    made = cli("users", "add", "kim", "--role", "officer").output
+    assert "Password (shown once" in made
+    assert "already exists" in cli("users", "add", "kim", "--role", "officer", ok=False).output
+    assert "no user 'nobody'" in cli("users", "disable", "nobody", ok=False).output
