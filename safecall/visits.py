@@ -22,6 +22,7 @@ OUTCOME_KOREAN = {
     "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
     "moved": "이사", "deceased": "사망",
     "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계", "called_no_answer": "통화 안 됨(다시 걸기)",
+    "acknowledged_late": "늦게 1번 응답(자동 종료)",  # the engine closes a task whose person answered after all
 }
 STAYS_OPEN = ("not_home", "called_no_answer")
 KINDS = ("visit", "callback")
