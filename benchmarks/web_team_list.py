@@ -107,7 +107,7 @@ async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until
     draws = random.Random(username)
     while time.monotonic() < until:
         if think:
-            await asyncio.sleep(draws.expovariate(1 / think))
+            await asyncio.sleep(min(draws.expovariate(1 / think), max(0.0, until - time.monotonic())))
             if time.monotonic() >= until:
                 break
         started = time.perf_counter()
