@@ -20,11 +20,12 @@ from conftest import SEOUL
 from safecall.delivery import publish_day
 from safecall.escalation import mark_overdue, queue_escalations, send_notifications
 from safecall.notify import build_mailer
-from safecall.store import AuditEvent, Person, VisitTask
+from safecall.store import AuditEvent, Database, Person, VisitTask
 from test_scheduler import smtp  # noqa: F401  (the real SMTP server fixture)
 from web_fixtures import office_with_a_week, web_services
 
 CLI = str(Path(__file__).parents[1] / "cli.py")
+CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))
 ATTACHMENT_PASSWORD = "열쇠-2026-office-only"
 
 
@@ -129,12 +130,13 @@ def test_the_cli_actor_is_the_os_user_id_not_logname_or_user(cli, tmp_path):
     assert "visit.record" in shown and "mallory" not in shown
 
 
-def test_a_record_made_under_now_stores_the_real_time(cli, tmp_path):
+def test_a_record_made_on_a_moved_clock_stores_the_real_time(cli, tmp_path):
     office_with_a_week(cli, tmp_path)
     with cli.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).first()
     before = datetime.now(timezone.utc)
-    result = subprocess.run([sys.executable, CLI, "--config", str(cli.root), "--now", "2026-11-20T10:00+09:00",  # backdated
+    # The real command in a process of its own, its clock set to a day that has passed.
+    result = subprocess.run([sys.executable, CLOCKED_CLI, "--at", "2026-11-20T10:00+09:00", "--", "--config", str(cli.root),
                              "visits", "record", str(task.id), "--outcome", "not_home", "--note", "훈련"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -142,10 +144,24 @@ def test_a_record_made_under_now_stores_the_real_time(cli, tmp_path):
     with cli.db().session() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record")).one()
         recorded = session.get(VisitTask, task.id)
-    assert event.at == datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc) == recorded.recorded_at  # the drill's time, as asked
+    assert event.at == datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc) == recorded.recorded_at  # the clock's time, as given
     assert before - timedelta(seconds=1) <= event.real_at <= after and before - timedelta(seconds=1) <= recorded.recorded_real_at <= after
     shown = cli("audit", "--action", "visit.*").output
     assert before.astimezone(SEOUL).strftime("%Y-%m-%d") in shown and "2026-11-20 10:00:00" in shown
+
+
+def test_a_drill_under_now_stores_the_real_time_in_its_copy(cli, tmp_path):
+    office_with_a_week(cli, tmp_path)
+    before = datetime.now(timezone.utc)
+    cli("drill", "weekly-safe-call", "--now", "2026-11-30T08:00+09:00", "--dir", str(tmp_path / "drill"))
+    after = datetime.now(timezone.utc)
+    copy = next((tmp_path / "drill").rglob("*.db"))
+    with Database(f"sqlite:///{copy}").session() as session:
+        launched = session.exec(select(AuditEvent).where(AuditEvent.action == "campaign.launch")).all()
+    drilled = [e for e in launched if e.at >= datetime(2026, 11, 29, tzinfo=timezone.utc)]
+    assert drilled, [(e.at, e.real_at) for e in launched]
+    for event in drilled:  # --now sets the time the launch was for, never the time it was written
+        assert before - timedelta(seconds=1) <= event.real_at <= after
 
 
 def test_viewing_and_exporting_personal_data_is_logged_and_the_trail_filters(cli, tmp_path):

@@ -36,7 +36,7 @@ def office_with_a_week(cli, tmp_path) -> None:
         person_row("박부암", "010-0123-0003", dong="부암동"),
         person_row("최도움", "010-0123-0004"),
     ])))
-    cli("campaign", "launch", "weekly-safe-call", "--fast")
+    cli("campaign", "launch", "weekly-safe-call")  # on the simulated trunk in the test's virtual time
     for args in (("team1", "--role", "team", "--team", "1팀"), ("team2", "--role", "team", "--team", "2팀"),
                  ("officer", "--role", "officer"), ("admin", "--role", "admin")):
         cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", args[0], *args[1:], "--password-stdin"],

@@ -24,7 +24,7 @@ from safecall.errors import InputError, NotFoundError
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.audit import log_access
-from safecall.store import Disposition, VisitTask, WebUser
+from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
@@ -57,7 +57,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
-    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=Disposition.KOREAN,
+    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
                                  RISK_LABEL=RISK_LABEL, national=phones.national)
     templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
 
