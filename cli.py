@@ -703,7 +703,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
         events = audit_events(services.db, actor=actor, action=action, subject=subject, limit=limit,
                               since=start(since, "--since") if since else None, until=start(until, "--until") if until else None)
-        table = Table("id", "written (real time)", "for (--now)", "actor", "action", "subject", "detail")
+        table = Table("id", "written (real time)", "for (the clock's time)", "actor", "action", "subject", "detail")
         for e in events:
             written = e.real_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if e.real_at else "(before schema 5)"
             table.add_row(str(e.id), written, e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
