@@ -6,6 +6,7 @@ server and the TwiML renderer all walk the same flow with it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,48 @@ class DigitMeaning(Strict):
     closing: str
 
 
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _NOT_WORD.split(text) if w]
+
+
+class SpeechAnswers(Strict):
+    """Spoken answers where the trunk can hear them (Twilio): phrases per outcome and a confidence floor.
+
+    A phrase counts when it is whole words of the answer (spacing aside): "네" is not the end of "힘드네요".
+    Help wins over everything; a word from `unclear` (a negation, as in "안 괜찮아요") makes the answer
+    unclear, and the question is asked again, like a key that means nothing.
+    """
+
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    acknowledged: list[str] = Field(min_length=1)
+    help_requested: list[str] = []
+    unclear: list[str] = []
+    # Said after each question on a trunk that listens (not part of recorded prompts).
+    prompt_hint: str = ""
+
+    def hints(self) -> str:
+        return ", ".join(self.acknowledged + self.help_requested)
+
+    def outcome(self, text: str, confidence: float) -> str | None:
+        """The outcome `text` means, or None (too unsure, empty, unclear or not one of the phrases)."""
+        words = _words(text)
+        if confidence < self.min_confidence or not words:
+            return None
+        runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+
+        def said(phrases: list[str]) -> bool:
+            return any("".join(_words(p)) in runs for p in phrases)
+
+        if said(self.help_requested):
+            return "help_requested"
+        if said(self.unclear):
+            return None
+        return "acknowledged" if said(self.acknowledged) else None
+
+
 class IvrFlow(Strict):
     name: str
     language: str = "ko-KR"
@@ -31,6 +74,7 @@ class IvrFlow(Strict):
     prompts: dict[str, str]
     digits: dict[str, DigitMeaning]
     closings: dict[str, str]
+    speech: SpeechAnswers | None = None
 
     @field_validator("digits")
     @classmethod
@@ -52,7 +96,12 @@ class IvrFlow(Strict):
         for digit, meaning in self.digits.items():
             if meaning.closing not in self.closings:
                 raise ValueError(f"digits.{digit}.closing: no closing message named {meaning.closing!r}")
+        if self.speech and self.speech.help_requested and not self.meaning_of("help_requested"):
+            raise ValueError("speech.help_requested: no digit means 'help_requested', so there is no closing for it")
         return self
+
+    def meaning_of(self, outcome: str) -> DigitMeaning | None:
+        return next((m for m in self.digits.values() if m.outcome == outcome), None)
 
     def texts(self) -> dict[str, str]:
         """Every prompt and closing by its audio name, e.g. 'prompt-greeting'."""
@@ -89,6 +138,14 @@ class NoInput:
 
 
 @dataclass(frozen=True)
+class Said:
+    """A spoken answer as the recogniser heard it."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Ask:
     """Play a prompt, then wait `timeout` seconds for one key."""
 
@@ -102,7 +159,7 @@ class Finish:
     """Record `outcome` (None: answered, no key) before playing the closing, then hang up."""
 
     outcome: str | None
-    digit: str | None
+    digit: str | None  # None for a spoken answer
     closing: str
     text: str
 
@@ -112,10 +169,15 @@ class IvrState:
     asked: int = 0  # how many times the question has been played
 
 
-def step(flow: IvrFlow, state: IvrState, event: Start | Pressed | NoInput) -> tuple[IvrState, Ask | Finish]:
+def step(flow: IvrFlow, state: IvrState, event: Start | Pressed | Said | NoInput) -> tuple[IvrState, Ask | Finish]:
+    # Exactly one key of the flow: "12" or "1' OR 1=1--" is not "1".
     if isinstance(event, Pressed) and event.digit in flow.digits:
         meaning = flow.digits[event.digit]
         return state, Finish(meaning.outcome, event.digit, f"closing-{meaning.closing}", flow.closings[meaning.closing])
+    outcome = flow.speech.outcome(event.text, event.confidence) if isinstance(event, Said) and flow.speech else None
+    if outcome:
+        meaning = flow.meaning_of(outcome)
+        return state, Finish(outcome, None, f"closing-{meaning.closing}", flow.closings[meaning.closing])
     if isinstance(event, Start):
         return replace(state, asked=1), Ask("prompt-greeting", flow.prompts["greeting"], flow.input_timeout_seconds)
     # No input, or a key that means nothing: ask again while repeats remain.
