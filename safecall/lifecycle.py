@@ -120,8 +120,9 @@ class CampaignBook:
 
 _ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
 _ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
-_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign).join(
-    RUN, RUN.c.id == ATTEMPT.c.run_id).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
+_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign, PERSON.c.voice_style).join(
+    RUN, RUN.c.id == ATTEMPT.c.run_id).join(PERSON, PERSON.c.id == ATTEMPT.c.person_id).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
 _START_IVR = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.ivr_started_at.is_(None),
 ).values(new_values("ivr_started_at"))
@@ -130,6 +131,7 @@ _RECORD_KEY = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
     .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
 )
+_RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence"))
 _END_CALL = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
     .values(status=AttemptStatus.DONE, ended_at=sa.bindparam("new_ended_at"),
@@ -233,7 +235,7 @@ class CallLifecycle:
         if row is None:
             return None
         return LiveCall(token=token, attempt_id=row.id, flow=self.book.rules(row.campaign).flow, call_id=row.trunk_call_id,
-                        ivr_started=row.ivr_started_at is not None)
+                        ivr_started=row.ivr_started_at is not None, voice_style=row.voice_style)
 
     def start_ivr(self, token: str, at: datetime) -> bool:
         with self.db.statements() as connection:
@@ -243,12 +245,17 @@ class CallLifecycle:
         with self.db.statements() as connection:
             self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
+                        speech: tuple[str, float] | None = None) -> bool:
         if outcome not in ANSWERED:
             return False
         with self.db.statements() as connection:
-            attempt = self.db.prepared(_RECORD_KEY).first(
-                connection, {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome})
+            key = {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome}
+            if speech:
+                statement, key = _RECORD_SPOKEN, {**key, "new_speech_text": speech[0], "new_speech_confidence": speech[1]}
+            else:
+                statement = _RECORD_KEY
+            attempt = self.db.prepared(statement).first(connection, key)
             if attempt is None:  # no such call, or its key was recorded before (kept: the first key counts)
                 attempt = self.db.prepared(_ATTEMPT_BY_TOKEN).first(connection, {"call_token": token})
                 if attempt is None:

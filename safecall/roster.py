@@ -34,6 +34,7 @@ FIELD_ALIASES = {
     "guardian_phone": ["보호자 연락처", "보호자 전화번호", "guardian phone", "guardian_phone"],
     "consent_date": ["동의일자", "동의일", "consent date", "consent_date"],
     "risk": ["위험도", "risk"],
+    "voice_style": ["음성", "voice"],
 }
 REQUIRED = ("name", "phone", "address", "dong", "birth_date")
 # Columns office spreadsheets often carry that SafeCall has no use for.
@@ -43,6 +44,7 @@ RISK_WORDS = {
     2: {"중", "보통", "medium", "2", ""},
     1: {"하", "저", "낮음", "low", "1"},
 }
+VOICE_WORDS = {"normal": {"보통", "normal", ""}, "slow": {"천천히", "느리게", "slow"}, "loud": {"크게", "loud"}}
 WHITESPACE = re.compile(r"\s+")
 # C0 and C1 controls (tab and line breaks are whitespace, as Excel's Alt+Enter makes them), DEL, and the bidi
 # overrides: in a name they colour, clear or retitle the officer's terminal, or reorder what is shown.
@@ -159,6 +161,14 @@ def parse_risk(value: Any) -> int:
     raise ValueError(f"unknown risk {text!r} (use 상/중/하 or high/medium/low)")
 
 
+def parse_voice(value: Any) -> str:
+    text = _cell_text(value).lower()
+    for style, words in VOICE_WORDS.items():
+        if text in words:
+            return style
+    raise ValueError(f"unknown voice {text!r} (use 보통/천천히/크게)")
+
+
 # A big roster's rows are checked in parallel: the per-row work (libphonenumber above all) is pure.
 PARALLEL_FROM_ROWS = 20_000
 CHUNKS = 8
@@ -263,6 +273,10 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
             person["risk"] = parse_risk(cell("risk"))
         except ValueError as exc:
             problem("risk", str(exc))
+        try:
+            person["voice_style"] = parse_voice(cell("voice_style"))
+        except ValueError as exc:
+            problem("voice_style", str(exc))
         dong_team = settings.team_for_dong(person["dong"]) if person["dong"] else None
         if person["team"]:
             if team_names and person["team"] not in team_names:
@@ -283,7 +297,7 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
 
 
 WRITE_BATCH = 5000
-PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk")
+PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style")
 
 
 def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:

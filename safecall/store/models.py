@@ -118,6 +118,7 @@ class Person(SQLModel, table=True):
     guardian_phone: str | None = None
     consent_date: date | None = None
     risk: int = 2  # 1 low, 2 medium, 3 high
+    voice_style: str = "normal"  # how prompts are spoken to them: normal, slow or loud (roster column 음성)
     status: str = "active"  # active, paused, closed
     paused_until: date | None = None
     closed_reason: str | None = None
@@ -171,7 +172,7 @@ class Attempt(SQLModel, table=True):
     keyed_at: datetime | None = utc_field(default=None)
     ended_at: datetime | None = utc_field(default=None)
     disposition: str | None = None
-    digit: str | None = None
+    digit: str | None = None  # the key pressed, or "speech" for a spoken answer (speech_text says what)
     # The IVR session (FastAGI or Twilio voice) that began for this call: one per attempt, never a second (schema 4).
     ivr_started_at: datetime | None = utc_field(default=None)
     inbound: bool = False  # a call-back from the person, not a call placed by the dialer

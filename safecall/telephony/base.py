@@ -77,6 +77,7 @@ class LiveCall:
     flow: IvrFlow  # the IVR flow of the attempt's campaign
     call_id: str | None  # the trunk's own id for the call (e.g. Twilio's CallSid), once noted
     ivr_started: bool  # an IVR session already began for this attempt (there is only one)
+    voice_style: str = "normal"  # the person's: prompts spoken normally, slowly or loudly, where the trunk can
 
 
 class CallSink(Protocol):
@@ -91,8 +92,15 @@ class CallSink(Protocol):
     def note_call_id(self, token: str, call_id: str) -> None:
         """Remember the trunk's own id for the call (e.g. Twilio's CallSid)."""
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
-        """Store the IVR outcome for the attempt; False if the token is unknown or closed."""
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
+                        speech: tuple[str, float] | None = None) -> bool:
+        """Store the IVR outcome for the attempt; False if the token is unknown or closed.
+
+        A spoken answer comes as digit "speech" with `speech` = (the text heard, its confidence 0..1).
+        """
+
+    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
+        """A call-back from `caller` (E.164): an open attempt for that person's member waiting for a call, or None."""
 
     def record_events(self, events: list[CallEvent]) -> None:
         """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""

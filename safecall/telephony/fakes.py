@@ -19,6 +19,7 @@ class RecordingSink:
         self.call_ids: dict[str, str] = {}
         self.started: set[str] = set()
         self.asked: list[str] = []
+        self.callers: dict[str, str] = {}
         self._ids = itertools.count(1)
 
     def live_call(self, token: str) -> LiveCall | None:
@@ -37,9 +38,18 @@ class RecordingSink:
     def note_call_id(self, token: str, call_id: str) -> None:
         self.call_ids.setdefault(token, call_id)
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime) -> bool:
-        self.keys.append((token, digit, outcome))
+    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
+                        speech: tuple[str, float] | None = None) -> bool:
+        self.keys.append((token, digit, outcome) + ((speech,) if speech else ()))
         return self.live
+
+    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
+        """A call-back from one of `self.callers` (caller -> token) opens that token's call, already started."""
+        token = self.callers.get(caller)
+        if token is None or not self.live:
+            return None
+        self.started.add(token)
+        return self.live_call(token)
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.events.extend(events)
