@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
@@ -66,9 +67,16 @@ def test_a_weekly_campaign_on_twilio(cli, cloud):
     ack = next(c for c in cloud.calls.values() if c.behaviour == "ack")
     assert ack.params["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
     assert ack.params["Url"].startswith(f"{PUBLIC}/twilio/voice/") and ack.params["Timeout"] == "30"
-    gather_xml = ack.webhooks[3][3]
-    assert '<Gather action="https://safecall.example.org/twilio/gather/' in gather_xml and 'numDigits="1"' in gather_xml
-    assert '<Say language="ko-KR">안녕하세요' in gather_xml
+    assert ack.params["FallbackUrl"].startswith(f"{PUBLIC}/twilio/fallback/") and ack.params["FallbackMethod"] == "POST"
+    first = ET.fromstring(ack.webhooks[3][3])
+    assert [child.tag for child in first] == ["Pause", "Gather"] and first[0].get("length") == "1"  # a short leading pause
+    gather = first[1]
+    assert gather.get("action").startswith(f"{PUBLIC}/twilio/gather/") and gather.get("numDigits") == "1"
+    assert (gather.get("input"), gather.get("language"), gather.get("speechTimeout")) == ("dtmf speech", "ko-KR", "auto")
+    assert gather.get("hints").startswith("네, 예, 괜찮아요, 잘 지내요") and "도와주세요" in gather.get("hints")
+    say = gather.find("Say")
+    assert (say.get("voice"), say.get("language")) == ("Google.ko-KR-Neural2-A", "ko-KR")  # an explicit Korean voice
+    assert say.text.startswith("안녕하세요") and say.text.endswith("'도와주세요'라고 하셔도 됩니다.") and say.find("prosody") is None
     assert "확인되었습니다" in ack.webhooks[4][3] and "<Hangup />" in ack.webhooks[4][3]
     with services.db.session() as session:
         sids = {a.trunk_call_id for a in session.exec(select(Attempt)) if a.trunk_call_id}
@@ -140,6 +148,8 @@ def test_unsigned_forged_and_replayed_elsewhere_requests_are_refused(cli):
     server = WebhookServer(webhook_app(cli, recorder), "127.0.0.1", port).start()
     fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
     fake_call = FakeCall("CA" + "1" * 32, "+821001230000", {}, "ack")
+    recorder.call_ids["secret-token"] = fake_call.sid
+    recorder.started.add("secret-token")
     try:
         url = f"{PUBLIC}/twilio/gather/secret-token?asked=1"
         assert fake.post(fake_call, url, {"Digits": "1"}, sign=False)[0] == 403
@@ -230,7 +240,8 @@ def test_serve_hosts_the_webhooks_and_records_keypresses_for_live_attempts(cli, 
         member.state, member.attempts_made = MemberState.IN_CALL, 1
         session.add(member)
         session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone="+821001230000",
-                            token="live-token-0000000000000000", placed_at=SystemClock().now()))
+                            token="live-token-0000000000000000", placed_at=SystemClock().now(),
+                            trunk_call_id="CA" + "3" * 32, ivr_started_at=SystemClock().now()))
     result = {}
     server = threading.Thread(target=lambda: result.update(
         out=CliRunner().invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "3"]).output))

@@ -25,6 +25,15 @@ class TwilioTrunkConfig(Strict):
     machine_detection: bool = False
     # Optional: recorded prompts served over https as {prompt_base_url}/{name}.wav, played instead of <Say>.
     prompt_base_url: str | None = None
+    # The <Say> voice: an explicit Korean voice, since a voice that does not match the language can make <Say> fail.
+    voice: str = "Google.ko-KR-Neural2-A"
+    # Silence before the first words: people say "여보세요" first and miss the start.
+    leading_pause_seconds: int = Field(default=1, ge=0, le=5)
+    # What Twilio fetches when the webhook server fails (default: this server's own apology route). A static
+    # TwiML document on another host (e.g. a TwiML Bin saying the apology) also covers this server being down.
+    fallback_url: str | None = None
+    # Call-backs from people who are not due (or unknown numbers) are connected here after a short message.
+    office_number: str | None = None
     # For drills and tests only: send REST calls to this http://127.0.0.1 address instead of Twilio.
     api_base_url: str | None = None
 

@@ -18,17 +18,30 @@ from safecall.clock import Clock
 from safecall.errors import TrunkError, TrunkFatalError
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
-from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
+from safecall.telephony.twilio.webhooks import Speaking, WebhookServer, create_webhook_app, final_result
 
 log = logging.getLogger("safecall.twilio")
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs request headers
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 INVALID_NUMBER_CODES = {21211, 21214, 21217, 13223, 13224}  # not a valid, or not a reachable, number
-FATAL_CODES = {20003, 20005, 21210, 21212, 21215, 21216}  # credentials, caller ID or geo permission: no call can go
+FATAL_CODES = {20003, 20005, 21210, 21212, 21215}  # credentials, caller ID or geo permission: no call can go
+PER_NUMBER_CODES = {21216}  # this one destination is blocked: that person's attempt fails, the campaign goes on
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this, the attempt is retried later instead
 
 
-class LocalTwilioHttpClient(TwilioHttpClient):
+class HttpClient(TwilioHttpClient):
+    """The SDK's client, remembering the last answer's Retry-After (TwilioRestException does not carry headers)."""
+
+    retry_after: str | None = None
+
+    def request(self, method, url, *args, **kwargs):
+        response = super().request(method, url, *args, **kwargs)
+        self.retry_after = (response.headers or {}).get("Retry-After")
+        return response
+
+
+class LocalTwilioHttpClient(HttpClient):
     """Sends every API call to a local fake (drills and tests): rewrites the scheme and host."""
 
     def __init__(self, base_url: str):
@@ -42,8 +55,21 @@ class LocalTwilioHttpClient(TwilioHttpClient):
 
 
 def make_client(config: TwilioTrunkConfig, auth_token: str) -> Client:
-    http_client = LocalTwilioHttpClient(config.api_base_url) if config.api_base_url else None
+    http_client = LocalTwilioHttpClient(config.api_base_url) if config.api_base_url else HttpClient()
     return Client(config.account_sid, auth_token, http_client=http_client)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta form Twilio sends); None if absent or not a number."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def said(exc: TwilioRestException) -> str:
+    """Twilio's error text, fit for logs and the database: its messages quote the number called."""
+    return phones.mask_text(f"{exc.msg} (code {exc.code})")
 
 
 class TwilioTrunk:
@@ -57,8 +83,9 @@ class TwilioTrunk:
         self.client = make_client(config, auth_token)
         self._events: queue.Queue[CallEvent] = queue.Queue()
         self._known_sids: set[str] = set()
-        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, sink=sink,
-                                 now=clock.now, on_event=self._events.put, prompt_base_url=config.prompt_base_url)
+        speaking = Speaking(config.voice, config.leading_pause_seconds, config.prompt_base_url)
+        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, sink=sink, now=clock.now,
+                                 on_event=self._events.put, speaking=speaking, office_number=config.office_number)
         host, port = config.listen_address()
         self.webhooks = WebhookServer(app, host, port).start()
 
@@ -74,6 +101,8 @@ class TwilioTrunk:
             status_callback=self._url("status", request.token), status_callback_event=STATUS_EVENTS,
             status_callback_method="POST", timeout=int(min(request.ring_timeout, self.config.ring_timeout_seconds)),
             time_limit=int(request.max_call_seconds),
+            # If a webhook fails: a Korean apology instead of Twilio's English error; the call is retried.
+            fallback_url=self.config.fallback_url or self._url("fallback", request.token), fallback_method="POST",
         )
         if self.config.machine_detection:
             params["machine_detection"] = "Enable"
@@ -84,22 +113,28 @@ class TwilioTrunk:
                 break
             except TwilioRestException as exc:
                 if exc.code in INVALID_NUMBER_CODES:
-                    raise TrunkError(f"Twilio: {exc.msg} (code {exc.code})", result=LineResult.INVALID_NUMBER) from exc
+                    raise TrunkError(f"Twilio: {said(exc)}", result=LineResult.INVALID_NUMBER) from exc
+                if exc.code in PER_NUMBER_CODES:
+                    raise TrunkError(f"Twilio will not call this number: {said(exc)}", result=LineResult.FAILED) from exc
                 if exc.code in FATAL_CODES or exc.status in (401, 403):
-                    raise TrunkFatalError(f"Twilio refused every call: {exc.msg} (code {exc.code}); check the account, "
+                    raise TrunkFatalError(f"Twilio refused every call: {said(exc)}; check the account, "
                                           "from number and geo permissions") from exc
                 if exc.status != 429 and exc.status < 500:
-                    raise TrunkError(f"Twilio: {exc.msg} (code {exc.code})") from exc
+                    raise TrunkError(f"Twilio: {said(exc)}") from exc
                 # 429 was refused before anything was made; after a 5xx the call may exist: look before trying again.
                 if exc.status >= 500:
                     call = self._find_created(request)
                     if call:
                         break
+                wait = retry_after_seconds(self.client.http_client.retry_after) if exc.status == 429 else None
+                if wait is not None:  # Twilio said how long: at least that, never more than MAX_RETRY_AFTER
+                    self.sleep(min(MAX_RETRY_AFTER, max(wait, self.backoff * 2 ** retry)))
+                    continue
             except TwilioException as exc:  # the connection broke: the call may exist
                 call = self._find_created(request)
                 if call:
                     break
-                log.warning("Twilio API unreachable: %s", exc)
+                log.warning("Twilio API unreachable: %s", phones.mask_text(str(exc)))
             self.sleep(self.backoff * 2 ** retry)
         if call is None:
             raise TrunkError("Twilio kept answering 429/5xx; the attempt is retried later")
@@ -113,7 +148,8 @@ class TwilioTrunk:
             calls = self.client.calls.list(to=request.number, from_=self.config.from_number,
                                            start_time_after=request.placed_at - timedelta(minutes=1), limit=20)
         except TwilioException as exc:
-            raise TrunkError(f"cannot tell whether Twilio created the call ({exc}); not dialling again") from exc
+            raise TrunkError(f"cannot tell whether Twilio created the call ({phones.mask_text(str(exc))}); "
+                             "not dialling again") from exc
         return next((c for c in calls if c.sid not in self._known_sids), None)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
@@ -129,8 +165,12 @@ class TwilioTrunk:
     def _status_of(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         try:
             call = self.client.calls(call_id).fetch() if call_id else self._find_created(request)
+        except TwilioRestException as exc:
+            if exc.status == 404:  # Twilio has no such call: settled as unknown, and the person is called again
+                return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, f"Twilio has no call {call_id}")]
+            raise TrunkError(f"cannot fetch call {call_id}: {said(exc)}") from exc
         except TwilioException as exc:
-            raise TrunkError(f"cannot fetch call {call_id}: {exc}") from exc
+            raise TrunkError(f"cannot fetch call {call_id}: {phones.mask_text(str(exc))}") from exc
         if call is None:
             return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "Twilio has no such call")]
         self._known_sids.add(call.sid)

@@ -1,19 +1,30 @@
-"""The ASGI app Twilio calls: the IVR flow as TwiML, and status callbacks. Every request must carry a valid signature.
+"""The ASGI app Twilio calls: the IVR flow as TwiML, status callbacks and call-backs. Every request must be signed.
 
 Signatures are checked against the configured public URL, so this works behind
 a reverse proxy that forwards https://public/... to http://127.0.0.1:PORT/...
+
+A signature proves Twilio sent a request, not which call it is about: a voice or
+keypress webhook counts only when its CallSid is the call placed for the attempt
+(or, for a call-back, the call that opened it). The database is reached in
+worker threads and waited for at most `sink_timeout` seconds, below Twilio's 15 s
+limit: a locked database stalls no other request, and a caller whose answer could
+not be stored hears an apology and is called again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,22 +32,42 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from safecall.errors import TrunkError
-from starlette.concurrency import run_in_threadpool
-
-from safecall.ivr import Ask, Finish, IvrFlow, IvrState, NoInput, Pressed, Start, step
+from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Said, Start, step
+from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
 log = logging.getLogger("safecall.twilio")
 FINAL_STATUS = {"completed": LineResult.ANSWERED, "busy": LineResult.BUSY, "no-answer": LineResult.NO_ANSWER,
                 "failed": LineResult.FAILED, "canceled": LineResult.FAILED}
+INVALID_NUMBER_SIP = {"404", "484"}  # not found, address incomplete: the number does not exist
+SINK_TIMEOUT = 10.0  # seconds a webhook waits for the database: well below Twilio's 15 s webhook limit
+CALL_ID_WAIT = 5.0  # how long a voice webhook waits for the trunk to note the CallSid it was given
+KOREAN = "ko-KR"
+APOLOGY = "죄송합니다. 지금은 응답을 기록하지 못했습니다. 잠시 후 다시 전화드리겠습니다."
+NOT_DUE = "안심콜에 전화 주셔서 감사합니다. 지금은 확인해 드릴 안부 전화가 없습니다."
+CONNECTING = "담당 부서로 연결해 드리겠습니다."
+# SSML prosody per person (roster column 음성): slower, or louder and a little slower.
+PROSODY = {"normal": {}, "slow": {"rate": "80%"}, "loud": {"volume": "x-loud", "rate": "90%"}}
 
 
-def final_result(call_status: str, answered_by: str | None) -> str | None:
+def final_result(call_status: str, answered_by: str | None, sip_response_code: str | None = None) -> str | None:
     """The line result of a final CallStatus; None while the call goes on."""
     result = FINAL_STATUS.get(call_status)
     if result == LineResult.ANSWERED and answered_by and answered_by.startswith(("machine", "fax")):
         return LineResult.MACHINE
+    if result not in (None, LineResult.ANSWERED) and sip_response_code in INVALID_NUMBER_SIP:
+        return LineResult.INVALID_NUMBER
     return result
+
+
+@dataclass(frozen=True)
+class Speaking:
+    """How prompts sound: an explicit voice (a wrong voice/language pair can make <Say> fail), the silence
+    before the first words, or recorded prompts served from `prompt_base_url` instead of <Say>."""
+
+    voice: str | None = "Google.ko-KR-Neural2-A"
+    leading_pause: int = 1
+    prompt_base_url: str | None = None
 
 
 def twiml(response: VoiceResponse) -> Response:
@@ -45,12 +76,15 @@ def twiml(response: VoiceResponse) -> Response:
 
 def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
                        now: Callable[[], datetime], on_event: Callable[[CallEvent], None],
-                       prompt_base_url: str | None = None) -> Starlette:
-    """`sink` is called off the event loop (a worker thread): a slow database never stalls other requests.
-
-    `on_event` tells this process's dialer (if any) of a call report, after the report is recorded.
-    """
+                       speaking: Speaking = Speaking(), office_number: str | None = None,
+                       sink_timeout: float = SINK_TIMEOUT, call_id_wait: float = CALL_ID_WAIT) -> Starlette:
+    """`on_event` tells this process's dialer (if any) of a call report, after the report is recorded."""
     validator = RequestValidator(auth_token)
+    inbound_calls: dict[str, str] = {}  # CallSid -> token of the call-backs this process answered
+
+    async def in_thread(function: Callable, *args, **kwargs):
+        """A sink call off the event loop, waited for at most `sink_timeout` (the thread itself finishes its work)."""
+        return await asyncio.wait_for(run_in_threadpool(functools.partial(function, *args, **kwargs)), sink_timeout)
 
     async def signed_params(request: Request) -> dict[str, str] | None:
         form = await request.form()
@@ -59,17 +93,52 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         signature = request.headers.get("X-Twilio-Signature", "")
         return params if signature and validator.validate(url, params, signature) else None
 
-    def speak(target, flow: IvrFlow, name: str, text: str) -> None:
-        if prompt_base_url:
-            target.play(f"{prompt_base_url}/{name}.wav")
-        else:
-            target.say(text, language=flow.language)
+    def signed(handler: Callable[[Request, dict[str, str]], Awaitable[Response]]):
+        """Refuse unsigned requests; a database too slow or failing gets an apology, never Twilio's English error."""
 
-    def ask(token: str, flow: IvrFlow, action: Ask, asked: int) -> Response:
-        response = VoiceResponse()
-        gather = Gather(num_digits=1, input="dtmf", timeout=int(action.timeout), method="POST",
-                        action=f"{public_base_url}/twilio/gather/{token}?asked={asked}", action_on_empty_result=True)
-        speak(gather, flow, action.prompt, action.text)
+        @functools.wraps(handler)
+        async def route(request: Request) -> Response:
+            params = await signed_params(request)
+            if params is None:
+                return Response("invalid signature", status_code=403)
+            try:
+                return await handler(request, params)
+            except asyncio.TimeoutError:
+                log.warning("the database did not answer within %s s; apologising so the attempt is retried", sink_timeout)
+            except Exception as exc:
+                log.error("webhook failed; apologising so the attempt is retried: %s", mask_text(repr(exc)))
+            return apology()
+
+        return route
+
+    def say(target, text: str, language: str = KOREAN, style: str = "normal") -> None:
+        prosody = PROSODY.get(style) or {}
+        if prosody:
+            target.say(voice=speaking.voice, language=language).prosody(text, **prosody)
+        else:
+            target.say(text, voice=speaking.voice, language=language)
+
+    def speak(target, call: LiveCall, name: str, text: str) -> None:
+        if speaking.prompt_base_url:
+            target.play(f"{speaking.prompt_base_url}/{name}.wav")
+        else:
+            say(target, text, call.flow.language, call.voice_style)
+
+    def lead(response: VoiceResponse) -> VoiceResponse:
+        if speaking.leading_pause:
+            response.pause(length=speaking.leading_pause)
+        return response
+
+    def ask(call: LiveCall, action: Ask, asked: int, *, first: bool = False, inbound: bool = False) -> Response:
+        response = lead(VoiceResponse()) if first else VoiceResponse()
+        speech = call.flow.speech
+        action_url = f"{public_base_url}/twilio/gather/{call.token}?asked={asked}" + ("&inbound=1" if inbound else "")
+        listening = dict(input="dtmf speech", language=call.flow.language, hints=speech.hints(),
+                         speech_timeout="auto") if speech else dict(input="dtmf")
+        gather = Gather(num_digits=1, timeout=int(action.timeout), method="POST", action=action_url,
+                        action_on_empty_result=True, **listening)
+        hint = f" {speech.prompt_hint}" if speech and speech.prompt_hint and not speaking.prompt_base_url else ""
+        speak(gather, call, action.prompt, action.text + hint)
         response.append(gather)
         return twiml(response)
 
@@ -78,76 +147,151 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         response.hangup()
         return twiml(response)
 
-    async def finish(token: str, flow: IvrFlow, action: Finish) -> Response:
-        if action.outcome:
-            try:
-                if not await run_in_threadpool(sink.record_keypress, token, action.digit, action.outcome, now()):
-                    return hang_up()
-            except Exception:
-                log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
-                return hang_up()
+    def apology() -> Response:
         response = VoiceResponse()
-        speak(response, flow, action.closing, action.text)
+        say(response, APOLOGY)
         response.hangup()
         return twiml(response)
 
-    async def live_call(request: Request) -> tuple[dict[str, str], LiveCall] | Response:
-        """The signed parameters and the open attempt, or the response that ends the request."""
-        params = await signed_params(request)
-        if params is None:
-            return Response("invalid signature", status_code=403)
-        call = await run_in_threadpool(sink.live_call, request.path_params["token"])
-        return (params, call) if call is not None else hang_up()
+    async def bound_call(token: str, params: dict[str, str], *, wait_for_id: bool = False) -> LiveCall | None:
+        """The open attempt under `token` if this request is about its call (the CallSid matches); else None.
 
-    async def voice(request: Request) -> Response:
-        checked = await live_call(request)
-        if isinstance(checked, Response):
-            return checked
-        params, call = checked
+        The voice webhook may outrun the trunk noting the CallSid that calls.create returned: it waits a little.
+        """
+        call = await in_thread(sink.live_call, token)
+        deadline = time.monotonic() + (call_id_wait if wait_for_id else 0)
+        while call is not None and call.call_id is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            call = await in_thread(sink.live_call, token)
+        if call is None:
+            return None
+        if call.call_id is None or call.call_id != params.get("CallSid"):
+            log.warning("refused a webhook for attempt %s: it is not about the attempt's call", call.attempt_id)
+            return None
+        return call
+
+    async def finish(call: LiveCall, action: Finish, sid: str, *, speech: tuple[str, float] | None, inbound: bool) -> Response:
+        if action.outcome:
+            digit = action.digit or "speech"
+            if not await in_thread(sink.record_keypress, call.token, digit, action.outcome, now(), speech=speech):
+                return hang_up()
+        if inbound:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
+            await in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")])
+            inbound_calls.pop(sid, None)
+        response = VoiceResponse()
+        speak(response, call, action.closing, action.text)
+        response.hangup()
+        return twiml(response)
+
+    @signed
+    async def voice(request: Request, params: dict[str, str]) -> Response:
+        token = request.path_params["token"]
+        call = await bound_call(token, params, wait_for_id=True)
+        if call is None:
+            return hang_up()
         if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
             return hang_up()  # never talk to a voicemail; the status callback says machine
+        if not await in_thread(sink.start_ivr, token, now()):
+            return hang_up()  # the attempt's one IVR session began before
         state, action = step(call.flow, IvrState(), Start())
-        return ask(call.token, call.flow, action, state.asked)
+        return ask(call, action, state.asked, first=True)
 
-    async def gather(request: Request) -> Response:
-        checked = await live_call(request)
-        if isinstance(checked, Response):
-            return checked
-        params, call = checked
-        token, flow = call.token, call.flow
+    @signed
+    async def gather(request: Request, params: dict[str, str]) -> Response:
+        call = await bound_call(request.path_params["token"], params)
+        if call is None or not call.ivr_started:
+            return hang_up()
         try:
             asked = int(request.query_params.get("asked", "1"))
+            confidence = float(params.get("Confidence") or 0)
         except ValueError:
             return hang_up()
-        digits = params.get("Digits", "")
-        state, action = step(flow, IvrState(asked=asked), Pressed(digits[0]) if digits else NoInput())
+        digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "").strip()
+        event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NoInput()
+        state, action = step(call.flow, IvrState(asked=asked), event)
+        inbound = request.query_params.get("inbound") == "1"
         if isinstance(action, Ask):
-            return ask(token, flow, action, state.asked)
-        return await finish(token, flow, action)
+            return ask(call, action, state.asked, inbound=inbound)
+        return await finish(call, action, params["CallSid"], speech=(spoken, confidence) if isinstance(event, Said) else None,
+                            inbound=inbound)
 
-    async def status(request: Request) -> Response:
-        params = await signed_params(request)
-        if params is None:
-            return Response("invalid signature", status_code=403)
-        token = request.path_params["token"]
+    def call_events(token: str, params: dict[str, str]) -> list[CallEvent]:
         call_status = params.get("CallStatus", "")
-        events = []
-        if call_status == "in-progress":
-            events.append(CallEvent(token, "answered", now()))
-        result = final_result(call_status, params.get("AnsweredBy"))
+        events = [CallEvent(token, "answered", now())] if call_status == "in-progress" else []
+        result = final_result(call_status, params.get("AnsweredBy"), params.get("SipResponseCode"))
         if result:
-            events.append(CallEvent(token, "ended", now(), result, f"CallStatus {call_status}"))
-        if events:
+            detail = f"CallStatus {call_status}" + (f", SIP {params['SipResponseCode']}" if params.get("SipResponseCode") else "")
+            events.append(CallEvent(token, "ended", now(), result, detail))
+        return events
+
+    @signed
+    async def status(request: Request, params: dict[str, str]) -> Response:
+        token = request.path_params["token"]
+        events = call_events(token, params)
+        if not events:
+            return Response(status_code=204)
+
+        def record() -> None:
             # Recorded here, durably, whichever process receives it (a `safecall serve` has no dialer).
-            await run_in_threadpool(sink.record_events, events)
+            call = sink.live_call(token)
+            if call is not None and call.call_id is not None and call.call_id != params.get("CallSid"):
+                log.warning("ignored a status callback for attempt %s: not about the attempt's call", call.attempt_id)
+                return
+            sink.record_events(events)
             for event in events:
                 on_event(event)
+
+        try:
+            await in_thread(record)  # on a timeout the thread still records and tells the dialer
+        except asyncio.TimeoutError:
+            return Response("the database is busy", status_code=503)
         return Response(status_code=204)
+
+    @signed
+    async def incoming(request: Request, params: dict[str, str]) -> Response:
+        """A call to our number: a call-back from a person waiting for our call hears the IVR (caller ID can be forged)."""
+        caller, sid = params.get("From", ""), params.get("CallSid", "")
+        opened = await in_thread(sink.open_inbound_call, caller, now()) if caller.startswith("+") and sid else None
+        if opened is None:
+            log.info("call-back from %s: nobody waiting for a call has this number", mask(caller))
+            response = lead(VoiceResponse())
+            say(response, NOT_DUE)
+            if office_number:
+                say(response, CONNECTING)
+                response.dial(office_number)
+            else:
+                response.hangup()
+            return twiml(response)
+        await in_thread(sink.note_call_id, opened.token, sid)
+        call = await in_thread(sink.live_call, opened.token) or opened
+        inbound_calls[sid] = call.token
+        state, action = step(call.flow, IvrState(), Start())
+        return ask(call, action, state.asked, first=True, inbound=True)
+
+    @signed
+    async def incoming_status(request: Request, params: dict[str, str]) -> Response:
+        """The number's status callback: a call-back that ended before its IVR did is recorded as ended."""
+        token = inbound_calls.get(params.get("CallSid", ""))
+        events = [e for e in call_events(token, params) if e.kind == "ended"] if token else []
+        if events:
+            await in_thread(sink.record_events, events)
+            inbound_calls.pop(params["CallSid"], None)
+        return Response(status_code=204)
+
+    @signed
+    async def fallback(request: Request, params: dict[str, str]) -> Response:
+        """Twilio's fallback when a webhook failed: a Korean apology, no database; the call ends without a key and is retried."""
+        log.warning("Twilio used the fallback URL (error %s)", params.get("ErrorCode", "?"))
+        return apology()
 
     routes = [
         Route("/twilio/voice/{token}", voice, methods=["POST"]),
         Route("/twilio/gather/{token}", gather, methods=["POST"]),
         Route("/twilio/status/{token}", status, methods=["POST"]),
+        Route("/twilio/incoming", incoming, methods=["POST"]),
+        Route("/twilio/incoming/status", incoming_status, methods=["POST"]),
+        Route("/twilio/fallback", fallback, methods=["POST"]),
+        Route("/twilio/fallback/{token}", fallback, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
