@@ -36,6 +36,7 @@ class FakeCall:
     status: str = "queued"
     answered_by: str | None = None
     start_time: float = field(default_factory=time.time)
+    ended_at: float | None = None  # when the fake sent the call's final status (the channel is free again)
     webhooks: list[tuple[str, dict, int, str]] = field(default_factory=list)  # (url, params, status, body)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -51,6 +52,9 @@ class FakeTwilio:
         self.duplicate_callbacks = False
         self.out_of_order = False
         self.drop_final_callback: set[str] = set()  # behaviours whose 'completed' callback never comes
+        self.fetch_failures: dict[str, int] = {}  # CallSid -> HTTP status a GET of that call answers with
+        self.retry_after: str | None = None  # the Retry-After header sent with a 429
+        self.creates: list[tuple[float, str]] = []  # (time.time(), To) of every create request, made or refused
         self.errors: list[str] = []
         self.messages: list[dict] = []  # SMS sent through Messages.json
         self.unverified: set[str] = set()  # numbers a trial account may not text (Twilio's error 21608)
@@ -65,6 +69,8 @@ class FakeTwilio:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if status == 429 and fake.retry_after:
+                    self.send_header("Retry-After", fake.retry_after)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -87,6 +93,9 @@ class FakeTwilio:
                     numbers = [{"sid": "PN1", "phone_number": FROM}] if query.get("PhoneNumber") in (FROM, None) else []
                     return self._reply(200, {"incoming_phone_numbers": numbers, "next_page_uri": None, "page": 0, "page_size": 50})
                 match = re.fullmatch(rf"/2010-04-01/Accounts/{SID}/Calls/(CA\w+)\.json", parts.path)
+                if match and match.group(1) in fake.fetch_failures:
+                    status = fake.fetch_failures[match.group(1)]
+                    return self._reply(status, {"code": 20404 if status == 404 else 20500, "message": "no call", "status": status})
                 if match and match.group(1) in fake.calls:
                     return self._reply(200, fake.resource(fake.calls[match.group(1)]))
                 if parts.path == f"/2010-04-01/Accounts/{SID}/Calls.json":
@@ -140,6 +149,7 @@ class FakeTwilio:
     def create(self, form: dict) -> tuple[int, dict]:
         params = {k: v if k == "StatusCallbackEvent" else v[0] for k, v in form.items()}
         to = params["To"]
+        self.creates.append((time.time(), to))
         behaviour = self.scripts.get(to, "no_answer")
         if self.create_failures:
             status = self.create_failures.pop(0)
@@ -150,6 +160,8 @@ class FakeTwilio:
             return 400, {"code": 21211, "message": f"The 'To' number {to} is not a valid phone number.", "status": 400}
         if behaviour == "geo":
             return 400, {"code": 21215, "message": "Account not authorized to call this number.", "status": 400}
+        if behaviour == "blocked":
+            return 400, {"code": 21216, "message": f"Account not allowed to call {to}", "status": 400}
         call = self._start_call(to, params, behaviour)
         return 201, self.resource(call)
 
@@ -187,10 +199,11 @@ class FakeTwilio:
         try:
             self._status(call, "initiated")
             self._status(call, "ringing")
-            final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed"}.get(call.behaviour)
+            final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed", "sip404": "failed"}.get(call.behaviour)
             if final:
                 time.sleep(0.01)
-                self._status(call, final)
+                call.ended_at = time.time()
+                self._status(call, final, **({"SipResponseCode": "404"} if call.behaviour == "sip404" else {}))
                 return
             if self.machine_answers and call.behaviour in self.machine_answers:
                 call.answered_by = "machine_end_beep"
@@ -201,6 +214,7 @@ class FakeTwilio:
                 answered()
             self._converse(call)
             call.status = "completed"
+            call.ended_at = time.time()
             if call.behaviour not in self.drop_final_callback:
                 self._status(call, "completed", CallDuration="25")
             if self.out_of_order:
@@ -225,6 +239,10 @@ class FakeTwilio:
             gather = ET.fromstring(body).find("Gather")
             if gather is None:
                 return  # a closing message and <Hangup/>
+            if call.behaviour.startswith("say:"):  # say:TEXT:CONFIDENCE, a spoken answer as the recogniser heard it
+                _, text, confidence = call.behaviour.split(":")
+                status, body = self.post(call, gather.get("action"), {**params, "SpeechResult": text, "Confidence": confidence})
+                continue
             digit = {"ack": "1", "help": "2"}.get(call.behaviour, "")
             if call.behaviour in ("ack_late",) and not pressed:
                 digit, pressed = "", True
