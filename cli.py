@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from safecall import people, phones
 from safecall.audit import log_access
@@ -390,7 +391,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
         table = Table("run", "attempt", "placed", "number", "result")
         for a in attempts:
             table.add_row(str(a.run_id), str(a.number), a.placed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                          phones.national(a.phone), a.disposition or "in progress")
+                          phones.national(a.phone), Text(people.attempt_result(a)))  # webhook text is data, not markup
         out.print(table)
 
     @recipients.command("pause")

@@ -45,6 +45,16 @@ def person_history(db: Database, ref: str) -> tuple[Person, list[Attempt]]:
         return person, attempts
 
 
+def attempt_result(attempt: Attempt) -> str:
+    """An attempt's result for the history: a call-back is marked (caller ID can be forged), a spoken answer quoted."""
+    text = attempt.disposition or "in progress"
+    if attempt.inbound:
+        text += " (call-back)"
+    if attempt.speech_text is not None:
+        text += f' said "{attempt.speech_text}" ({attempt.speech_confidence or 0:.0%})'
+    return text
+
+
 def _change(db: Database, ref: str, now: datetime, action: str, detail: str, apply) -> Person:
     with db.transaction() as session:
         person = find_person(session, ref)
