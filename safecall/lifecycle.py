@@ -132,6 +132,9 @@ _RECORD_KEY = (
     .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
 )
 _RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence"))
+_NOTE_SPEECH = sa.update(ATTEMPT).where(
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.digit.is_(None),
+).values(new_values("speech_text", "speech_confidence"))
 _END_CALL = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
     .values(status=AttemptStatus.DONE, ended_at=sa.bindparam("new_ended_at"),
@@ -266,6 +269,11 @@ class CallLifecycle:
                     connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
                 self._settle(connection, attempt, at)
         return True
+
+    def note_speech(self, token: str, text: str, confidence: float) -> None:
+        with self.db.statements() as connection:
+            self.db.prepared(_NOTE_SPEECH).execute(
+                connection, {"call_token": token, "new_speech_text": text, "new_speech_confidence": confidence})
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.apply(events)

@@ -163,10 +163,10 @@ def parse_risk(value: Any) -> int:
 
 def parse_voice(value: Any) -> str:
     text = _cell_text(value).lower()
-    for style, words in VOICE_WORDS.items():
-        if text in words:
-            return style
-    raise ValueError(f"unknown voice {text!r} (use 보통/천천히/크게)")
+    style = next((style for style, words in VOICE_WORDS.items() if text in words), None)
+    if style is None:
+        raise ValueError(f"unknown voice {text!r} (use 보통/천천히/크게)")
+    return style
 
 
 # A big roster's rows are checked in parallel: the per-row work (libphonenumber above all) is pure.

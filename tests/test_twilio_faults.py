@@ -92,6 +92,8 @@ def test_a_keypress_with_a_foreign_callsid_or_a_bad_key_records_nothing_for_anyo
             assert status == 200 and "<Hangup />" in body and "확인되었습니다" not in body, (token, sid)
         status, body = hooks.post("voice", other, my_sid, {"CallStatus": "in-progress"})
         assert "<Hangup />" in body and "Gather" not in body
+        assert hooks.post("status", mine, other_sid, {"CallStatus": "completed"})[0] == 204  # another call's end
+        assert attempts_by_token(services)[mine].status == "placing"
         # The attempt's own call, but not one key of the flow: asked again, nothing stored.
         for digits in ("1' OR 1=1--", "12", "3"):
             status, body = hooks.post("gather", mine, my_sid, {"Digits": digits}, "?asked=1")

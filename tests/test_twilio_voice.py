@@ -102,6 +102,7 @@ def test_signed_speech_webhooks_map_phrases_and_ask_again_when_unsure(cli):
             assert gather is not None and gather.get("input") == "dtmf speech", text  # the question again
             assert gather.find("Say").text.startswith("다시 안내해 드립니다"), text
         assert len(sink.keys) == recorded
+        assert [text for _, text, _ in sink.heard] == [text for text, _ in UNHEARD if text]  # kept for the officer
     finally:
         hooks.stop()
 
@@ -111,8 +112,9 @@ def test_a_spoken_answer_is_stored_with_the_attempt_and_shown_in_the_history(cli
     services, [(token, sid)] = open_calls(cli, 1)
     hooks = Webhooks(services.lifecycle)
     try:
-        hooks.post("gather", token, sid, {"SpeechResult": "몰라요", "Confidence": "0.9"}, "?asked=1")  # unclear: not stored
-        assert attempts_by_token(services)[token].disposition is None
+        hooks.post("gather", token, sid, {"SpeechResult": "안 괜찮아요", "Confidence": "0.9"}, "?asked=1")  # unclear: asked again
+        unclear = attempts_by_token(services)[token]
+        assert (unclear.disposition, unclear.speech_text, unclear.speech_confidence) == (None, "안 괜찮아요", 0.9)
         status, body = hooks.post("gather", token, sid, {"SpeechResult": "네 잘 지내요", "Confidence": "0.83"}, "?asked=2")
         assert "확인되었습니다" in body
     finally:

@@ -99,6 +99,9 @@ class CallSink(Protocol):
         A spoken answer comes as digit "speech" with `speech` = (the text heard, its confidence 0..1).
         """
 
+    def note_speech(self, token: str, text: str, confidence: float) -> None:
+        """Keep what was heard when it meant no answer (e.g. "안 괜찮아요"), for the officer; the call goes on."""
+
     def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
         """A call-back from `caller` (E.164): an open attempt for that person's member waiting for a call, or None."""
 

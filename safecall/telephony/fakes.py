@@ -20,6 +20,7 @@ class RecordingSink:
         self.started: set[str] = set()
         self.asked: list[str] = []
         self.callers: dict[str, str] = {}
+        self.heard: list[tuple[str, str, float]] = []
         self._ids = itertools.count(1)
 
     def live_call(self, token: str) -> LiveCall | None:
@@ -42,6 +43,9 @@ class RecordingSink:
                         speech: tuple[str, float] | None = None) -> bool:
         self.keys.append((token, digit, outcome) + ((speech,) if speech else ()))
         return self.live
+
+    def note_speech(self, token: str, text: str, confidence: float) -> None:
+        self.heard.append((token, text, confidence))
 
     def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
         """A call-back from one of `self.callers` (caller -> token) opens that token's call, already started."""

@@ -211,6 +211,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         state, action = step(call.flow, IvrState(asked=asked), event)
         inbound = request.query_params.get("inbound") == "1"
         if isinstance(action, Ask):
+            if isinstance(event, Said):  # heard, but no answer: kept for the officer ("안 괜찮아요" matters)
+                await in_thread(sink.note_speech, call.token, spoken, confidence)
             return ask(call, action, state.asked, inbound=inbound)
         return await finish(call, action, params["CallSid"], speech=(spoken, confidence) if isinstance(event, Said) else None,
                             inbound=inbound)
