@@ -53,6 +53,7 @@ class FakeTwilio:
         self.out_of_order = False
         self.drop_final_callback: set[str] = set()  # behaviours whose 'completed' callback never comes
         self.fetch_failures: dict[str, int] = {}  # CallSid -> HTTP status a GET of that call answers with
+        self.ring_seconds: dict[str, float] = {}  # behaviour -> how long its calls ring before they are answered or end
         self.retry_after: str | None = None  # the Retry-After header sent with a 429
         self.creates: list[tuple[float, str]] = []  # (time.time(), To) of every create request, made or refused
         self.errors: list[str] = []
@@ -199,6 +200,7 @@ class FakeTwilio:
         try:
             self._status(call, "initiated")
             self._status(call, "ringing")
+            time.sleep(self.ring_seconds.get(call.behaviour, 0))
             final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed", "sip404": "failed"}.get(call.behaviour)
             if final:
                 time.sleep(0.01)
