@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from safecall.errors import ConfigError
+from safecall.phones import mask_text
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 from safecall.telephony.base import Check
 from safecall.telephony.twilio.trunk import make_client
@@ -28,7 +29,7 @@ def check_twilio(config: TwilioTrunkConfig, environ: Mapping[str, str]) -> list[
         reason = "the account SID or auth token is wrong" if exc.status in (401, 403, 404) else exc.msg
         return checks + [Check("credentials", False, f"Twilio refused them: {reason}")]
     except TwilioException as exc:
-        return checks + [Check("credentials", False, f"cannot reach Twilio: {exc}")]
+        return checks + [Check("credentials", False, f"cannot reach Twilio: {mask_text(str(exc))}")]
     numbers = client.incoming_phone_numbers.list(phone_number=config.from_number, limit=5)
     owned = any(n.phone_number == config.from_number for n in numbers)
     checks.append(Check("from number", owned, f"{config.from_number} " + ("belongs to the account" if owned else "is not a number of this account")))

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from safecall import phones
 from safecall.configfiles import SecretRef, Strict
 from safecall.errors import ConfigError
 
@@ -36,6 +37,11 @@ class TwilioTrunkConfig(Strict):
     office_number: str | None = None
     # For drills and tests only: send REST calls to this http://127.0.0.1 address instead of Twilio.
     api_base_url: str | None = None
+
+    @field_validator("office_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        return phones.normalise(value) if value else value
 
     @field_validator("public_base_url")
     @classmethod
