@@ -193,6 +193,10 @@ def test_final_status_mapping():
     assert final_result("busy", None) == LineResult.BUSY
     assert final_result("failed", None) == LineResult.FAILED
     assert final_result("in-progress", None) is None and final_result("ringing", None) is None
+    # The carrier's SIP answer: 404 (not found) and 484 (address incomplete) mean the number does not exist.
+    assert final_result("failed", None, "404") == final_result("no-answer", None, "484") == LineResult.INVALID_NUMBER
+    assert final_result("failed", None, "503") == LineResult.FAILED and final_result("busy", None, "486") == LineResult.BUSY
+    assert final_result("completed", None, "404") == LineResult.ANSWERED
 
 
 def test_answering_machine_detection_hangs_up_on_machines(cli, cloud):
