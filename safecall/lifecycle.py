@@ -133,7 +133,7 @@ _RECORD_KEY = (
 )
 _RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence"))
 _NOTE_SPEECH = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == "placing", ATTEMPT.c.digit.is_(None),
+    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.digit.is_(None),
 ).values(new_values("speech_text", "speech_confidence"))
 _END_CALL = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
