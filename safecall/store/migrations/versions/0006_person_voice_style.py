@@ -1,7 +1,7 @@
 """People have a voice style: prompts spoken normally, slowly or loudly (schema 6).
 
 Revision ID: 0006
-Revises: 0005 (0005, from the web work, was not on main yet)
+Revises: 0005
 """
 
 import sqlalchemy as sa
