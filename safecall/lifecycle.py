@@ -26,6 +26,7 @@ from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, retry_at
 from safecall.runs import dialable_clause
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
+from safecall.store.db import real_now
 from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult, LiveCall
 
@@ -168,7 +169,7 @@ _ADD_TASK = sa.insert(TASK).values(status=TaskStatus.OPEN, overdue=False, **new_
     "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
 _CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
     TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == TaskStatus.OPEN,
-).values(status=TaskStatus.CLOSED, outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at"))
+).values(status=TaskStatus.CLOSED, outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at", "recorded_real_at"))
 
 # The claim. FOR UPDATE names only the member table: person rows are read, not claimed.
 _DUE_MEMBERS = (
@@ -266,7 +267,8 @@ class CallLifecycle:
             if attempt.status == AttemptStatus.DONE:
                 # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
                 self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
-                    connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at})
+                    connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at,
+                                 "new_recorded_real_at": real_now()})  # `at` may be a drill's time; this never is
                 self._settle(connection, attempt, at)
         return True
 
