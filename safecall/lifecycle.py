@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from safecall.campaign import CampaignDef
 from safecall.ivr import IvrFlow
-from safecall.policy import CallingCalendar, retry_at
+from safecall.policy import CallingCalendar, narrowed, retry_at
 from safecall.runs import dialable_clause
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
 from safecall.store.db import real_now
@@ -174,13 +174,14 @@ _CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
 # The claim. FOR UPDATE names only the member table: person rows are read, not claimed.
 _DUE_MEMBERS = (
     sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.attempts_made, PERSON.c.id, PERSON.c.phone, PERSON.c.phone2,
-              sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
+              PERSON.c.call_window, sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
     .join(PERSON, PERSON.c.id == MEMBER.c.person_id)
     .where(MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING,
            MEMBER.c.next_attempt_at <= sa.bindparam("now", type_=MEMBER.c.next_attempt_at.type))
     .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit"))
     .with_for_update(skip_locked=True, of=MEMBER)
 )
+_POSTPONE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(new_values("next_attempt_at"))
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
@@ -375,6 +376,12 @@ class CallLifecycle:
                 self.db.prepared(SETTLE_MEMBER).execute(connection, {
                     "member_id": person.member_id, "new_state": MemberState.WITHDRAWN, "new_final_at": now, "new_next_attempt_at": None})
                 continue
+            if person.call_window:  # their own hours, inside the campaign's: outside them, the call waits for them
+                hours = narrowed(self.rules_of_run(run_id, connection).calendar, person.call_window)
+                if not hours.is_open(now):
+                    self.db.prepared(_POSTPONE_MEMBER).execute(connection, {
+                        "member_id": person.member_id, "new_next_attempt_at": hours.next_open(now)})
+                    continue
             earlier = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": person.member_id}) if person.attempts_made else []
             number = person.attempts_made + 1
             token = secrets.token_urlsafe(18)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -92,6 +92,36 @@ class CallingCalendar:
             if self.is_calling_day(day):
                 return self.opens_on(day)
         raise ValueError("the calling window has no calling day within a year")
+
+
+PERSONAL_WINDOW_WORDS = {"오전": "09:00-12:00", "morning": "09:00-12:00", "am": "09:00-12:00",
+                         "오후": "13:00-18:00", "afternoon": "13:00-18:00", "pm": "13:00-18:00"}
+_WINDOW_PATTERN = re.compile(r"^(\d{1,2}:\d{2})\s*[-~–—]\s*(\d{1,2}:\d{2})$")
+
+
+def parse_personal_window(text: str) -> str | None:
+    """A person's preferred call time (roster column 통화 희망 시간): 오전, 오후 or HH:MM-HH:MM, as 'HH:MM-HH:MM'."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    text = PERSONAL_WINDOW_WORDS.get(text, text)
+    match = _WINDOW_PATTERN.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a call time (use 오전, 오후 or HH:MM-HH:MM, e.g. 10:00-12:00)")
+    start, end = (parse_clock_time(part) for part in match.groups())
+    if start >= end:
+        raise ValueError(f"call time {text!r}: the start is not before the end")
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def narrowed(calendar: CallingCalendar, personal_window: str | None) -> CallingCalendar:
+    """The campaign's calendar narrowed to a person's preferred hours; unchanged where the two do not overlap
+    (the campaign's window wins: a week is never lost to a preference)."""
+    if not personal_window:
+        return calendar
+    start, end = (parse_clock_time(part) for part in personal_window.split("-"))
+    start, end = max(start, calendar.start), min(end, calendar.end)
+    return replace(calendar, start=start, end=end) if start < end else calendar
 
 
 def retry_at(spacing: list[str], retry_number: int, ended_at: datetime, calendar: CallingCalendar) -> datetime:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from safecall import phones, tables
 from safecall.errors import InputError
+from safecall.policy import parse_personal_window
 from safecall.tables import LIMITS, Limits, Table, TableRow
 from safecall.settings import Settings
 from safecall.store import Database, Person, audit
@@ -35,6 +36,7 @@ FIELD_ALIASES = {
     "consent_date": ["동의일자", "동의일", "consent date", "consent_date"],
     "risk": ["위험도", "risk"],
     "voice_style": ["음성", "voice"],
+    "call_window": ["통화 희망 시간", "통화희망시간", "통화 시간", "call time", "call_time", "call window"],
 }
 REQUIRED = ("name", "phone", "address", "dong", "birth_date")
 # Columns office spreadsheets often carry that SafeCall has no use for.
@@ -277,6 +279,10 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
             person["voice_style"] = parse_voice(cell("voice_style"))
         except ValueError as exc:
             problem("voice_style", str(exc))
+        try:
+            person["call_window"] = parse_personal_window(_cell_text(cell("call_window")))
+        except ValueError as exc:
+            problem("call_window", str(exc))
         dong_team = settings.team_for_dong(person["dong"]) if person["dong"] else None
         if person["team"]:
             if team_names and person["team"] not in team_names:
@@ -297,7 +303,7 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
 
 
 WRITE_BATCH = 5000
-PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style")
+PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style", "call_window")
 
 
 def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from conftest import person_row, scripted_trunks, write_csv
+from conftest import HEADER, person_row, scripted_trunks, write_csv
 from safecall.lifecycle import Final, Retry, Unchanged, next_step
 from safecall.policy import CallingCalendar
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import Attempt, CampaignRun, Disposition, MemberState, RunMember, VisitTask
+from safecall.store import Attempt, CampaignRun, Disposition, MemberState, Person, RunMember, VisitTask
 
 SEOUL = ZoneInfo("Asia/Seoul")
 CALENDAR = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
@@ -131,3 +131,33 @@ def test_runs_on_a_trunk_are_dialled_by_the_scheduler_through_one_dialer(cli, tm
             assert not list(session.exec(select(VisitTask)))
     finally:
         services.close()
+
+
+def test_a_persons_call_time_narrows_their_calls_inside_the_campaigns_window(cli, tmp_path, clock):
+    header = HEADER + ["통화 희망 시간"]
+    rows = [person_row("오후분", "010-0129-0001") + ["오후"], person_row("반시간", "010-0129-0002", born="1946-03-01") + ["10:30~11:00"],
+            person_row("아무때", "010-0129-0003", born="1947-03-01") + [""]]
+    cli.set_trunks(scripted_trunks({"+821001290001": ["no_answer", "no_answer", "ack"], "+821001290002": ["no_answer", "ack"],
+                                    "+821001290003": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=header)))
+    cli("campaign", "launch", "weekly-safe-call")
+    with cli.db().session() as session:
+        people = {p.id: p.name for p in session.exec(select(Person))}
+        placed = [(people[a.person_id], a.placed_at.astimezone(SEOUL)) for a in session.exec(select(Attempt).order_by(Attempt.id))]
+    afternoon = [at for name, at in placed if name == "오후분"]
+    half_hour = [at for name, at in placed if name == "반시간"]
+    anytime = [at for name, at in placed if name == "아무때"]
+    assert len(afternoon) == 3 and all(13 <= at.hour < 18 for at in afternoon), afternoon
+    assert len(half_hour) == 2 and all((10, 30) <= (at.hour, at.minute) < (11, 0) for at in half_hour), half_hour
+    assert anytime[0].hour == 10 and anytime[0].minute == 0  # the campaign's slot, as before
+
+
+@pytest.mark.parametrize("value, message", [("25:00-26:00", "not a time of day"), ("오후 2시", "not a call time"),
+                                            ("12:00-09:00", "start is not before the end")])
+def test_a_call_time_that_makes_no_sense_is_refused_naming_its_row(cli, tmp_path, value, message):
+    header = HEADER + ["통화 희망 시간"]
+    result = cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("가", "010-0129-0001") + [value]], header=header)),
+                 ok=False)
+    assert result.exit_code == 1 and "row 2, column '통화 희망 시간'" in result.output and message in result.output
+    with cli.db().session() as session:
+        assert not session.exec(select(Person)).all()  # nothing imported

@@ -119,6 +119,7 @@ class Person(SQLModel, table=True):
     consent_date: date | None = None
     risk: int = 2  # 1 low, 2 medium, 3 high
     voice_style: str = "normal"  # how prompts are spoken to them: normal, slow or loud (roster column 음성)
+    call_window: str | None = None  # preferred call time, 'HH:MM-HH:MM' local, inside the campaign's window (schema 7)
     status: str = "active"  # active, paused, closed
     paused_until: date | None = None
     closed_reason: str | None = None
