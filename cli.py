@@ -218,7 +218,7 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
 
         services = ctx_of(ctx).services()
         mailer = build_mailer(services.instance)
-        runner = Scheduler(services, mailer, build_sms(services.instance, mailer), dial=dial_runs)
+        runner = Scheduler(services, mailer, build_sms(services.instance), dial=dial_runs)
         run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
 
     @worker.command("run")

@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from safecall import phones
 from safecall.errors import ConfigError, InputError
 from safecall.ivr import load_flow
+from safecall.notify import SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
 from safecall.settings import Instance, Strict, read_toml, validation_problems
 from safecall.store import Disposition
@@ -93,20 +95,51 @@ class RetryPolicy(Strict):
 
 
 class Notify(Strict):
-    """Whether guardians get an SMS when the person becomes a final non-responder or presses 2."""
+    """Whether guardians get a text when the person becomes a final non-responder or presses 2: one a week at most.
+
+    {name} is the person's name, {callback} the office's number ([sms] callback_number). A text of at most 90
+    EUC-KR bytes is one SMS; a longer one is an LMS, refused unless allow_lms says it was meant."""
 
     guardian_sms: bool = False
-    guardian_unreachable: str = "[안심콜] {name}님이 이번 주 안부 전화에 응답하지 않으셨습니다. 담당 공무원이 방문할 예정입니다."
-    guardian_help: str = "[안심콜] {name}님이 안부 전화에서 도움을 요청하셨습니다. 담당 공무원이 오늘 연락드릴 예정입니다."
+    guardian_unreachable: str = "[안심콜] {name}님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 {callback}"
+    guardian_help: str = "[안심콜] {name}님이 안부 전화로 도움을 요청해 오늘 연락드립니다. 문의 {callback}"
+    allow_lms: bool = False
 
     @field_validator("guardian_unreachable", "guardian_help")
     @classmethod
-    def _only_name(cls, value: str) -> str:
+    def _only_name_and_callback(cls, value: str) -> str:
         try:
-            value.format(name="홍길동")
+            value.format(name="홍길동", callback="02-123-4567")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the template may use only {{name}} ({exc})") from None
+            raise ValueError(f"the template may use only {{name}} and {{callback}} ({exc})") from None
         return value
+
+
+# A usual three-syllable name: the text for a longer one may still go as LMS, which is counted at sending.
+SAMPLE_NAME = "홍길동"
+
+
+def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> list[str]:
+    """What keeps guardian texts from going out as one SMS with the office's number in it."""
+    if not notify.guardian_sms:
+        return []
+    sms = instance.settings.sms
+    settings_file = instance.config_dir / "safecall.toml"
+    if sms.provider == "none":
+        return [f"{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"]
+    if not sms.callback_number:
+        return [f"{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"]
+    callback = phones.national(phones.normalise(sms.callback_number))
+    problems = []
+    for key in ("guardian_unreachable", "guardian_help"):
+        template = getattr(notify, key)
+        if "{callback}" not in template:
+            problems.append(f"{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back")
+        size = euc_kr_bytes(template.format(name=SAMPLE_NAME, callback=callback))
+        if size > SMS_LIMIT_BYTES and not notify.allow_lms:
+            problems.append(f"{path}: key 'notify.{key}': {size} bytes in EUC-KR for {SAMPLE_NAME} and {callback}, over the "
+                            f"{SMS_LIMIT_BYTES} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS")
+    return problems
 
 
 class CampaignDef(Strict):
@@ -162,6 +195,7 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
     for team in definition.targets.teams:
         if team not in known_teams:
             problems.append(f"{path}: key 'targets.teams': no team {team!r} in config/safecall.toml")
+    problems += guardian_text_problems(path, definition.notify, instance)
     window = definition.window
     if definition.schedule.weekday not in window.weekdays:
         problems.append(f"{path}: key 'schedule.weekday': {definition.schedule.weekday} is not a calling weekday ({', '.join(window.weekdays)})")

@@ -1,9 +1,11 @@
-"""Escalation: overdue visits, guardians told by SMS, officers told by e-mail. Each message is sent once."""
+"""Escalation: overdue visits, guardians told by SMS or 알림톡, officers told by e-mail. Each message is sent once,
+and a text is followed to its delivery."""
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import select
 
@@ -11,16 +13,25 @@ from safecall import phones
 from safecall.campaign import CampaignDef
 from safecall.delivery import retry_delay
 from safecall.events import log_event
-from safecall.notify import DeliveryError, Mailer, SmsSender
+from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender
 from safecall.settings import Settings
 from safecall.store import CampaignRun, Database, Notification, Person, VisitTask, audit
 
 log = logging.getLogger("safecall.escalation")
 
 
-def _queue(session, key: str, channel: str, recipient: str, body: str, now: datetime) -> None:
-    if session.exec(select(Notification).where(Notification.key == key)).first() is None:
-        session.add(Notification(key=key, channel=channel, recipient=recipient, body=body, next_try_at=now))
+def _queue(session, key: str, channel: str, recipient: str, body: str, now: datetime, **extra) -> None:
+    if not _queued(session, key):
+        session.add(Notification(key=key, channel=channel, recipient=recipient, body=body, next_try_at=now, **extra))
+
+
+def _queued(session, key: str) -> bool:
+    return session.exec(select(Notification.id).where(Notification.key == key)).first() is not None
+
+
+def guardian_key(person_id: int, week_start: date) -> str:
+    """One text per person and week, however many runs (weekly, signal checks) gave them a task that week."""
+    return f"guardian:person:{person_id}:week:{week_start.isoformat()}"
 
 
 def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime) -> list[str]:
@@ -63,16 +74,22 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
 def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> None:
     """Guardian SMS (when the campaign allows it) and the officer's same-day callback notice, for new tasks."""
     teams = {t.name: t for t in settings.teams}
+    callback = phones.national(phones.normalise(settings.sms.callback_number)) if settings.sms.callback_number else ""
     with db.transaction() as session:
         rows = session.exec(select(VisitTask, Person, CampaignRun)
                             .join(Person, Person.id == VisitTask.person_id)
                             .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
-                            .where(VisitTask.status == "open"))
+                            .where(VisitTask.status == "open").order_by(VisitTask.id))
         for task, person, run in rows:
             campaign = campaigns.get(run.campaign)
-            if campaign and campaign.notify.guardian_sms and person.guardian_phone:
-                template = campaign.notify.guardian_help if task.kind == "callback" else campaign.notify.guardian_unreachable
-                _queue(session, f"guardian:task:{task.id}", "sms", person.guardian_phone, template.format(name=person.name), now)
+            # Before schema 7 guardian texts were keyed per task: such a task's text went out already.
+            if (campaign and campaign.notify.guardian_sms and person.guardian_phone
+                    and not _queued(session, f"guardian:task:{task.id}")):
+                template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
+                variables = {"name": person.name, "callback": callback}
+                _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone,
+                       getattr(campaign.notify, template).format(**variables), now,
+                       template=template, variables=json.dumps(variables, ensure_ascii=False))
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
             if task.kind == "callback" and officer:
@@ -82,32 +99,71 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
 
 
 def send_notifications(db: Database, settings: Settings, mailer: Mailer | None, sms: SmsSender | None, *, now: datetime) -> None:
+    """Sends what is due, and reads back the delivery of texts sent: an undelivered text is sent again."""
     with db.session() as session:
         due = list(session.exec(select(Notification).where(Notification.status.in_(["pending", "failed"]), Notification.next_try_at <= now)))
+        awaiting = list(session.exec(select(Notification).where(
+            Notification.status == "sent", Notification.provider_id.is_not(None), Notification.next_try_at <= now)))
+    for note in awaiting:
+        if sms is not None:
+            _read_delivery(note, sms, settings, now)
+            with db.transaction() as session:
+                session.add(note)
     for note in due:
+        provider_id = None
         try:
             if note.channel == "sms":
                 if sms is None:
                     raise DeliveryError("no SMS provider configured ([sms] in config/safecall.toml)")
-                sms.send(note.recipient, note.body)
+                provider_id = sms.send(SmsMessage(note.recipient, note.body, note.template, json.loads(note.variables or "{}")))
             else:
                 if mailer is None:
                     raise DeliveryError("no [smtp] section in config/safecall.toml")
                 mailer.send([note.recipient], note.body.split(".")[0][:80], note.body)
         except DeliveryError as exc:
             note.attempts += 1
-            note.last_error = phones.mask_text(str(exc))  # stored and shown: no guardian's whole number
-            failed = note.attempts >= settings.delivery.max_attempts
-            note.status = "failed" if failed else "pending"
-            note.next_try_at = now + retry_delay(settings.delivery, note.attempts)
-            log_event(log, "notification_failed" if failed else "notification_retry", level=logging.ERROR if failed else logging.WARNING,
-                      key=note.key, recipient=_masked(note), error=note.last_error)
+            _retry_later(note, str(exc), settings, now)
         else:
             note.status, note.sent_at = "sent", now
             note.attempts += 1
-            log_event(log, "notification_sent", key=note.key, recipient=_masked(note))
+            note.provider_id, note.delivery_status = provider_id, None
+            if provider_id:
+                note.next_try_at = now + REPORT_FIRST_AFTER
+            log_event(log, "notification_sent", key=note.key, recipient=_masked(note), provider_id=provider_id)
         with db.transaction() as session:
             session.add(note)
+
+
+REPORT_FIRST_AFTER = timedelta(minutes=1)
+
+
+def _read_delivery(note: Notification, sms: SmsSender, settings: Settings, now: datetime) -> None:
+    """The provider's report on a text sent: delivered, still on its way (asked again later), or failed (sent again)."""
+    # Asked again after half the time it has been on its way: often at first, hourly at most.
+    ask_again = now + min(timedelta(hours=1), max(REPORT_FIRST_AFTER, (now - note.sent_at) / 2))
+    try:
+        report = sms.report(note.provider_id)
+    except DeliveryError as exc:
+        note.next_try_at = ask_again  # the text itself may well have arrived: ask, do not resend
+        log_event(log, "notification_report_unread", level=logging.WARNING, key=note.key, error=phones.mask_text(str(exc)))
+        return
+    note.delivery_status = report.status
+    if not report.done:
+        note.next_try_at = ask_again
+    elif report.delivered:
+        note.status, note.delivered_at = "delivered", now
+        log_event(log, "notification_delivered", key=note.key, recipient=_masked(note), status=report.status)
+    else:
+        _retry_later(note, f"not delivered: {report.status}", settings, now)
+
+
+def _retry_later(note: Notification, error: str, settings: Settings, now: datetime) -> None:
+    note.last_error = phones.mask_text(error)  # stored and shown: no guardian's whole number
+    failed = note.attempts >= settings.delivery.max_attempts
+    note.status = "failed" if failed else "pending"  # failed is still retried, hourly: shown, never dropped
+    note.next_try_at = now + retry_delay(settings.delivery, note.attempts)
+    log_event(log, "notification_failed" if failed else "notification_retry", level=logging.ERROR if failed else logging.WARNING,
+              key=note.key, recipient=_masked(note), error=note.last_error)
 
 
 def _masked(note: Notification) -> str:

@@ -1,17 +1,18 @@
-"""Messages out: e-mail through SMTP, and SMS through Twilio messaging or an e-mail-to-SMS gateway."""
+"""Messages out: e-mail through SMTP; SMS, LMS and 알림톡 through SOLAPI, or SMS through Twilio Messaging."""
 
 from __future__ import annotations
 
 import mimetypes
 import smtplib
 import ssl
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Mapping, Protocol
 
 from safecall import phones
 from safecall.errors import ConfigError, SafeCallError
-from safecall.settings import Instance, SmtpSettings
+from safecall.settings import Instance, SmsSettings, SmtpSettings
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 
 
@@ -21,10 +22,6 @@ class DeliveryError(SafeCallError):
 
 class Mailer(Protocol):
     def send(self, to: list[str], subject: str, body: str, attachments: list[Path] = ()) -> None: ...
-
-
-class SmsSender(Protocol):
-    def send(self, number: str, text: str) -> None: ...
 
 
 class SmtpMailer:
@@ -57,13 +54,128 @@ class SmtpMailer:
             raise DeliveryError(f"SMTP {s.host}:{s.port}: {phones.mask_text(str(exc))}") from exc
 
 
-class EmailGatewaySms:
-    def __init__(self, mailer: Mailer, address_template: str):
-        self.mailer, self.template = mailer, address_template
+SMS_LIMIT_BYTES = 90  # one SMS in Korea: 90 bytes of EUC-KR (2 a Hangul syllable); longer is an LMS
+LMS_SUBJECT = "안심콜 알림"
+# SOLAPI's message status codes (docs: message-status-codes): 2000 accepted, 3000 with the carrier, 4000 done;
+# any other code is a failure, said in its message.
+PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
+DELIVERED_CODE = "4000"
+ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}"}
 
-    def send(self, number: str, text: str) -> None:
-        digits = "".join(c for c in phones.national(number) if c.isdigit())
-        self.mailer.send([self.template.format(number=digits)], "안심콜 알림", text)
+
+def euc_kr_bytes(text: str) -> int:
+    """The length carriers count: EUC-KR bytes, 1 for ASCII and 2 for a Hangul syllable. Measured in CP949, which
+    is EUC-KR plus the syllables EUC-KR lacks (똠: Python's euc-kr writes it as an 8-byte jamo sequence); any
+    other character counts as 2."""
+    return sum(_cp949_length(c) for c in text)
+
+
+def _cp949_length(char: str) -> int:
+    try:
+        return len(char.encode("cp949"))
+    except UnicodeEncodeError:
+        return 2
+
+
+def sms_type(text: str) -> str:
+    return "SMS" if euc_kr_bytes(text) <= SMS_LIMIT_BYTES else "LMS"
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    to: str  # E.164
+    text: str
+    template: str | None = None  # which campaign text (guardian_unreachable, guardian_help): its 알림톡 template
+    variables: Mapping[str, str] = field(default_factory=dict)  # name, callback
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    done: bool  # False: the provider is still waiting for the carrier
+    delivered: bool
+    status: str  # e.g. "4000 발송 처리 완료 (LMS)", "3043 단말기 Power off"
+
+
+class SmsSender(Protocol):
+    def send(self, message: SmsMessage) -> str | None:
+        """Hand the message over; its provider id when its delivery can be read back, else None."""
+
+    def report(self, provider_id: str) -> DeliveryReport: ...
+
+
+class SolapiSms:
+    """Domestic SMS/LMS and 알림톡 (with an SMS fallback) through SOLAPI's SDK, from a registered 발신번호."""
+
+    def __init__(self, settings: SmsSettings, environ: Mapping[str, str]):
+        from solapi import SolapiMessageService
+
+        self.settings = settings
+        self.service = SolapiMessageService(settings.api_key.resolve(environ), settings.api_secret.resolve(environ))
+        self.service.base_url = settings.base_url  # the SDK builds every URL from it; tests point it at a fake
+
+    def request(self, message: SmsMessage):
+        """The SDK's message: 알림톡 when the text has an approved template, else SMS or LMS by its EUC-KR length."""
+        from solapi.model import RequestMessage
+        from solapi.model.kakao.kakao_option import KakaoOption
+
+        sender, to = _domestic(self.settings.sender), _domestic(message.to)
+        alimtalk = self.settings.alimtalk
+        template_id = getattr(alimtalk, message.template, None) if alimtalk and message.template else None
+        if template_id:
+            variables = {ALIMTALK_VARIABLES[k]: v for k, v in message.variables.items() if k in ALIMTALK_VARIABLES}
+            # disable_sms False: a guardian without KakaoTalk gets the same text as SMS/LMS from the sender number.
+            options = KakaoOption(pf_id=alimtalk.pf_id, template_id=template_id, variables=variables, disable_sms=False)
+            return RequestMessage(from_=sender, to=to, type="ATA", kakao_options=options, auto_type_detect=False)
+        kind = sms_type(message.text)
+        return RequestMessage(from_=sender, to=to, text=message.text, type=kind, auto_type_detect=False,
+                              subject=LMS_SUBJECT if kind == "LMS" else None)
+
+    def send(self, message: SmsMessage) -> str | None:
+        from solapi.error.MessageNotReceiveError import MessageNotReceivedError
+
+        try:
+            response = self.service.send(self.request(message))
+        except MessageNotReceivedError as exc:
+            refused = "; ".join(f"{m.status_code} {m.status_message}" for m in exc.failed_messages)
+            raise DeliveryError(f"SOLAPI refused the message: {phones.mask_text(refused)}") from exc
+        except Exception as exc:  # the SDK raises bare Exception for HTTP errors, httpx's for the network
+            raise DeliveryError(f"SOLAPI: {phones.mask_text(_exception_text(exc))}") from exc
+        [item] = response.message_list or [None]
+        if item is None:
+            raise DeliveryError(f"SOLAPI accepted no message (group {response.group_info.group_id})")
+        return item.message_id
+
+    def report(self, provider_id: str) -> DeliveryReport:
+        from solapi.model.request.messages.get_messages import GetMessagesRequest
+
+        try:
+            found = self.service.get_messages(GetMessagesRequest(message_id=provider_id)).message_list
+        except Exception as exc:
+            raise DeliveryError(f"SOLAPI status of {provider_id}: {phones.mask_text(_exception_text(exc))}") from exc
+        message = found.get(provider_id)
+        if message is None:
+            raise DeliveryError(f"SOLAPI has no message {provider_id}")
+        code, kind = message.status_code or "", message.type
+        if code in PENDING_CODES:
+            return DeliveryReport(done=False, delivered=False, status=f"{code} {PENDING_CODES[code]}")
+        said = f": {_last_log(message.log)}" if message.log else ""  # e.g. that it went as SMS (대체 발송)
+        if code == DELIVERED_CODE:
+            return DeliveryReport(done=True, delivered=True, status=f"{code} 발송 처리 완료 ({kind}){said}")
+        return DeliveryReport(done=True, delivered=False, status=f"{code} 발송 실패 ({kind}){said}")
+
+
+def _domestic(number: str) -> str:
+    """01012345678: SOLAPI takes Korean numbers in national form, digits only."""
+    national = phones.national(phones.normalise(number))
+    return "".join(c for c in national if c.isdigit())
+
+
+def _exception_text(exc: Exception) -> str:
+    return " ".join(str(arg) for arg in exc.args) if exc.args else type(exc).__name__
+
+
+def _last_log(log: list[dict]) -> str:
+    return phones.mask_text(str(log[-1].get("message", "")))[:200]
 
 
 class TwilioSms:
@@ -73,13 +185,17 @@ class TwilioSms:
         self.config = config
         self.client = make_client(config, config.auth_token.resolve(environ))
 
-    def send(self, number: str, text: str) -> None:
+    def send(self, message: SmsMessage) -> str | None:
         from twilio.base.exceptions import TwilioException
 
         try:
-            self.client.messages.create(to=number, from_=self.config.from_number, body=text)
+            self.client.messages.create(to=message.to, from_=self.config.from_number, body=message.text)
         except TwilioException as exc:
             raise DeliveryError(f"Twilio messaging: {phones.mask_text(str(exc))}") from exc
+        return None  # handed over; its delivery is not read back
+
+    def report(self, provider_id: str) -> DeliveryReport:
+        raise NotImplementedError("Twilio messages are not followed to delivery")
 
 
 def build_mailer(instance: Instance) -> Mailer | None:
@@ -87,12 +203,10 @@ def build_mailer(instance: Instance) -> Mailer | None:
     return SmtpMailer(smtp, instance.environ) if smtp else None
 
 
-def build_sms(instance: Instance, mailer: Mailer | None) -> SmsSender | None:
+def build_sms(instance: Instance) -> SmsSender | None:
     sms = instance.settings.sms
-    if sms.provider == "email_gateway":
-        if mailer is None:
-            raise ConfigError("config/safecall.toml: key 'sms.provider': email_gateway needs an [smtp] section")
-        return EmailGatewaySms(mailer, sms.gateway_address)
+    if sms.provider == "solapi":
+        return SolapiSms(sms, instance.environ)
     if sms.provider == "twilio":
         trunk = instance.trunk(sms.twilio_trunk)
         if not isinstance(trunk, TwilioTrunkConfig):

@@ -82,17 +82,70 @@ class VisitSettings(Strict):
     overdue_after_hours: int = Field(default=48, ge=1)
 
 
+class AlimtalkSettings(Strict):
+    """알림톡 through SOLAPI: the office's Kakao channel and its approved templates, one per guardian text.
+
+    Each template is registered with Kakao using the variables #{이름} and #{회신번호}; SOLAPI sends it as an
+    SMS/LMS from the sender number when the guardian cannot get 알림톡."""
+
+    pf_id: str = Field(min_length=1)  # the channel's SOLAPI id (KA01PF...)
+    guardian_unreachable: str | None = None  # template ids (KA01TP...); a text with no template goes as SMS/LMS
+    guardian_help: str | None = None
+
+
 class SmsSettings(Strict):
-    provider: Literal["none", "email_gateway", "twilio"] = "none"
-    gateway_address: str | None = None  # e.g. "{number}@sms.example.org"; {number} is 01012345678
+    # solapi: domestic SMS/LMS and 알림톡 from a registered 발신번호. twilio: Twilio Messaging, which Korean
+    # phones show as [국제발신] from an unknown number. The e-mail-to-SMS gateway was removed: Korean carriers
+    # have none.
+    provider: Literal["none", "solapi", "twilio"] = "none"
+    # The office's number written into guardian texts ({callback}), so a worried guardian can call back.
+    callback_number: str | None = None
+    api_key: SecretRef | None = None
+    api_secret: SecretRef | None = None
+    sender: str | None = None  # 발신번호 registered with SOLAPI (발신번호 사전등록), e.g. 02-2148-1234
+    base_url: str = "https://api.solapi.com"
+    alimtalk: AlimtalkSettings | None = None
     twilio_trunk: str | None = None
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _no_gateway(cls, value):
+        if value == "email_gateway":
+            raise ValueError("email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was "
+                             "removed; use provider = \"solapi\" (see docs/operations.md)")
+        return value
+
+    @field_validator("callback_number", "sender")
+    @classmethod
+    def _korean_number(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from safecall.phones import normalise
+
+        normalise(value)  # ValueError says why
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
+            raise ValueError(f"{value!r} must be an https:// URL")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _complete(self) -> "SmsSettings":
-        if self.provider == "email_gateway" and "{number}" not in (self.gateway_address or ""):
-            raise ValueError("gateway_address must contain {number} for provider email_gateway")
+        if self.provider == "solapi":
+            missing = [k for k in ("api_key", "api_secret", "sender", "callback_number") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"provider solapi needs {', '.join(missing)}")
         if self.provider == "twilio" and not self.twilio_trunk:
             raise ValueError("twilio_trunk must name a twilio trunk for provider twilio")
+        if self.alimtalk and self.provider != "solapi":
+            raise ValueError("[sms.alimtalk] needs provider solapi")
         return self
 
 
@@ -297,7 +350,8 @@ def scaffold_instance(target: Path) -> list[Path]:
 def _masked(model: BaseModel | None) -> dict[str, Any] | None:
     if model is None:
         return None
-    return {key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef) else value)
+    return {key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef)
+                  else _masked(value) if isinstance(value, BaseModel) else value)
             for key, value in ((k, getattr(model, k)) for k in type(model).model_fields)}
 
 
@@ -319,7 +373,7 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "delivery": _masked(instance.settings.delivery),
         "web": _masked(instance.settings.web),
         "visits": instance.settings.visits.model_dump(),
-        "sms": instance.settings.sms.model_dump(),
+        "sms": _masked(instance.settings.sms),
         "signals": instance.settings.signals.model_dump(),
         "default_trunk": instance.trunks.default,
         "trunks": trunks,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -13,10 +12,11 @@ from cli import create_app
 from live import free_port
 from safecall import phones
 from safecall.escalation import send_notifications
-from safecall.notify import DeliveryError, EmailGatewaySms, SmtpMailer, TwilioSms
-from safecall.settings import SmtpSettings, load_instance, mask_url
+from safecall.notify import DeliveryError, SmsMessage, TwilioSms, build_sms
+from safecall.settings import load_instance, mask_url
 from safecall.store import Database, Notification
 from safecall.telephony.twilio.config import TwilioTrunkConfig
+from solapi_fake import API_KEY, API_SECRET, FakeSolapi
 from twilio_fake import FROM, SID, TOKEN, FakeTwilio
 
 GUARDIAN = "+821009990002"
@@ -39,38 +39,40 @@ def test_every_phone_number_in_a_text_is_masked_and_nothing_else(text, masked):
     assert phones.mask_text(text) == (masked or text)
 
 
-class RefusingInbox:
-    """A mail server that refuses every recipient, naming the address as real servers do."""
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-
-
 @pytest.fixture
-def refusing_smtp():
-    controller = Controller(RefusingInbox(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port
-    controller.stop()
+def solapi():
+    fake = FakeSolapi().start()
+    yield fake
+    fake.stop()
 
 
-def test_a_refused_guardian_sms_is_stored_and_logged_without_the_number(cli, refusing_smtp, caplog):
-    mailer = SmtpMailer(SmtpSettings(host="127.0.0.1", port=refusing_smtp, security="none", sender="safecall@example.org",
-                                     timeout_seconds=5), {})
-    sms = EmailGatewaySms(mailer, "{number}@sms.example.org")
+def test_a_refused_guardian_sms_is_stored_and_logged_without_the_number(cli, solapi, caplog):
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + f"""
+[sms]
+provider = "solapi"
+api_key = {{ env = "K" }}
+api_secret = {{ env = "S" }}
+sender = "02-2148-1234"
+callback_number = "02-2148-1234"
+base_url = "{solapi.base_url}"
+""", encoding="utf-8")
+    instance = load_instance(cli.root, {"K": API_KEY, "S": API_SECRET})
+    sms = build_sms(instance)
+    solapi.send_failures += [(400, "수신번호 01009990002 (010-0999-0002)는 수신 거부 상태입니다")] * 2
     with pytest.raises(DeliveryError) as refused:
-        sms.send(GUARDIAN, "안부 전화에 응답하지 않으셨습니다")
-    assert "Recipient address rejected" in str(refused.value) and "*******0002@sms.example.org" in str(refused.value)
+        sms.send(SmsMessage(GUARDIAN, "안부 전화에 응답하지 않으셨습니다"))
+    assert "수신 거부" in str(refused.value) and "*******0002" in str(refused.value)
     assert shows_no_whole_number(str(refused.value))
 
-    db, settings = cli.db(), load_instance(cli.root, {}).settings
+    db = cli.db()
     with db.transaction() as session:
         session.add(Notification(key="guardian:task:1", channel="sms", recipient=GUARDIAN, body="안부", next_try_at=cli.clock.now()))
     with caplog.at_level(logging.DEBUG):
-        send_notifications(db, settings, mailer, sms, now=cli.clock.now())
+        send_notifications(db, instance.settings, None, sms, now=cli.clock.now())
     with db.session() as session:
         [note] = session.exec(select(Notification))
-    assert note.status == "pending" and "Recipient address rejected" in note.last_error
+    assert note.status == "pending" and "수신 거부" in note.last_error
     assert shows_no_whole_number(note.last_error)
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("safecall"))
     assert "notification_retry" in logged and shows_no_whole_number(logged)
@@ -83,7 +85,7 @@ def test_a_twilio_messaging_error_does_not_carry_the_number(tmp_path):
         config = TwilioTrunkConfig(type="twilio", account_sid=SID, auth_token={"env": "TOKEN"}, from_number=FROM,
                                    public_base_url="https://safecall.example.org", api_base_url=fake.base_url)
         with pytest.raises(DeliveryError) as refused:
-            TwilioSms(config, {"TOKEN": TOKEN}).send(GUARDIAN, "안부")
+            TwilioSms(config, {"TOKEN": TOKEN}).send(SmsMessage(GUARDIAN, "안부"))
     finally:
         fake.stop()
     assert "is unverified" in str(refused.value) and "+********0002" in str(refused.value)

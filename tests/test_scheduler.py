@@ -27,6 +27,7 @@ from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, Delivery, Notification, Person, RunMember, VisitTask
+from solapi_fake import API_KEY, API_SECRET, FakeSolapi
 
 
 class Inbox:
@@ -99,7 +100,7 @@ def roster(cli, tmp_path):
 def scheduler_for(cli) -> Scheduler:
     services = Services.open(load_instance(cli.root, {}), cli.clock)
     mailer = build_mailer(services.instance)
-    return Scheduler(services, mailer, build_sms(services.instance, mailer), threaded=False)
+    return Scheduler(services, mailer, build_sms(services.instance), threaded=False)
 
 
 def runs(cli):
@@ -279,8 +280,32 @@ def test_no_calling_day_tells_the_officer_once_and_logs_it_once(cli, tmp_path, s
     assert len(smtp.to("officer1@example.org")) == 1
 
 
-def week_then_morning(cli, tmp_path, smtp):
-    configure(cli, smtp.port, sms='\n[sms]\nprovider = "email_gateway"\ngateway_address = "{number}@sms.example.org"\n')
+@pytest.fixture
+def solapi():
+    fake = FakeSolapi().start()
+    yield fake
+    fake.stop()
+
+
+def solapi_settings(cli, base_url: str) -> str:
+    """[sms] through SOLAPI, its key and secret in secret files (the scheduler reads no environment here)."""
+    secrets = cli.root / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "solapi_key").write_text(API_KEY + "\n")
+    (secrets / "solapi_secret").write_text(API_SECRET + "\n")
+    return f'''
+[sms]
+provider = "solapi"
+api_key = {{ file = "{secrets / 'solapi_key'}" }}
+api_secret = {{ file = "{secrets / 'solapi_secret'}" }}
+sender = "02-2148-1234"
+callback_number = "02-2148-1234"
+base_url = "{base_url}"
+'''
+
+
+def week_then_morning(cli, tmp_path, smtp, solapi_url: str):
+    configure(cli, smtp.port, sms=solapi_settings(cli, solapi_url))
     cli.edit_campaign("guardian_sms = false", "guardian_sms = true")
     roster(cli, tmp_path)
     scheduler = scheduler_for(cli)
@@ -290,8 +315,8 @@ def week_then_morning(cli, tmp_path, smtp):
     return scheduler
 
 
-def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, smtp):
-    scheduler = week_then_morning(cli, tmp_path, smtp)  # SMTP is down all this time
+def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, smtp, solapi):
+    scheduler = week_then_morning(cli, tmp_path, smtp, solapi.base_url)  # SMTP is down all this time
     cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL))
     scheduler.tick()
     with cli.db().session() as session:
@@ -319,13 +344,17 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
     scheduler.tick()
     scheduler.tick()
     assert len(smtp.to("team1@example.org", "2026-11-24")) == 1 and len(smtp.to("team1@example.org", "2026-11-23")) == 1
-    assert len(smtp.to("team1@example.org", "2026-11-25 방문")) == 1 and len(smtp.to("01009990002@sms.example.org")) == 1
+    assert len(smtp.to("team1@example.org", "2026-11-25 방문")) == 1
     # The officer got the callback list and the same-day notice for the person who pressed 2.
     officer = smtp.to("officer1@example.org")
     assert any("도움 요청" in m["Subject"] for m in officer) and any("도움을 요청" in m.get_content() for m in officer if not m.is_multipart())
-    # Guardians were texted through the e-mail gateway, once each.
-    assert len(smtp.to("01009990002@sms.example.org")) == 1 and len(smtp.to("01009990003@sms.example.org")) == 1
-    assert "무응답님이 이번 주 안부 전화에 응답하지" in smtp.to("01009990002@sms.example.org")[0].get_content()
+    # Guardians were texted through SOLAPI, once each, and the texts were delivered.
+    texts = {m["to"]: m for r in solapi.requests for m in r["messages"]}
+    assert len(texts) == sum(len(r["messages"]) for r in solapi.requests) == 2
+    assert texts["01009990002"]["text"] == "[안심콜] 무응답님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 02-2148-1234"
+    assert texts["01009990003"]["text"] == "[안심콜] 도움님이 안부 전화로 도움을 요청해 오늘 연락드립니다. 문의 02-2148-1234"
+    with cli.db().session() as session:
+        assert {n.status for n in session.exec(select(Notification).where(Notification.channel == "sms"))} == {"delivered"}
     assert "sent" in cli("visits", "deliveries", "--date", "2026-11-25").output
     # A list can be sent again by hand.
     cli("visits", "deliver", "--date", "2026-11-25")
@@ -333,7 +362,7 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
 
 
 def test_deliveries_that_keep_failing_are_reported_not_dropped(cli, tmp_path, smtp):
-    scheduler = week_then_morning(cli, tmp_path, smtp)
+    scheduler = week_then_morning(cli, tmp_path, smtp, f"http://127.0.0.1:{free_port()}")  # no SOLAPI there either
     cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL))
     for minutes in range(0, 600, 30):
         cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL) + timedelta(minutes=minutes))
@@ -345,9 +374,9 @@ def test_deliveries_that_keep_failing_are_reported_not_dropped(cli, tmp_path, sm
         assert all(n.status == "failed" for n in session.exec(select(Notification)))
 
 
-def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_path, smtp):
+def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_path, smtp, solapi):
     smtp.start()
-    scheduler = week_then_morning(cli, tmp_path, smtp)
+    scheduler = week_then_morning(cli, tmp_path, smtp, solapi.base_url)
     cli.clock.set(datetime(2026, 11, 27, 8, 0, tzinfo=SEOUL))  # more than 48 h after the visit task appeared
     scheduler.tick()
     with cli.db().session() as session:

@@ -272,7 +272,7 @@ def test_guardian_sms_through_twilio_messaging(cli, cloud):
     from safecall.settings import load_instance
 
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + '\n[sms]\nprovider = "twilio"\ntwilio_trunk = "cloud"\n', encoding="utf-8")
+    settings.write_text(settings.read_text(encoding="utf-8") + '\n[sms]\nprovider = "twilio"\ntwilio_trunk = "cloud"\ncallback_number = "02-2148-1234"\n', encoding="utf-8")
     cli.edit_campaign("guardian_sms = false", "guardian_sms = true")
     services, _ = run_live_campaign(cli, ENV)
     instance = load_instance(cli.root, ENV)
@@ -284,8 +284,8 @@ def test_guardian_sms_through_twilio_messaging(cli, cloud):
     now = SystemClock().now()
     for _ in range(2):
         queue_escalations(services.db, instance.settings, campaigns, now=now)
-        send_notifications(services.db, instance.settings, None, build_sms(instance, None), now=now)
+        send_notifications(services.db, instance.settings, None, build_sms(instance), now=now)
     bodies = [m["Body"] for m in cloud.messages]
     assert len(bodies) == 7  # 6 final non-responders and 1 help request, once each
     assert all(m["To"] == "+821009990000" and m["From"] == FROM for m in cloud.messages)
-    assert sum("도움을 요청하셨습니다" in b for b in bodies) == 1
+    assert sum("도움을 요청해" in b for b in bodies) == 1 and all(b.endswith("문의 02-2148-1234") for b in bodies)

@@ -251,15 +251,22 @@ class Notification(SQLModel, table=True):
     """A message to a guardian or officer, sent once: `key` names what it is about."""
 
     id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True)  # e.g. guardian:task:12, officer-overdue:task:9
+    key: str = Field(unique=True)  # e.g. guardian:person:5:week:2026-11-23, officer-overdue:task:9
     channel: str  # sms or email
     recipient: str
     body: str
-    status: str = "pending"  # pending, sent, failed
+    # pending; sent (handed over; an SMS waits for its delivery report); delivered; failed (still retried)
+    status: str = "pending"
     attempts: int = 0
     last_error: str | None = None
     next_try_at: datetime | None = utc_field(default=None)
     sent_at: datetime | None = utc_field(default=None)
+    # A guardian text may go as 알림톡: which of the campaign's texts it is and its variables (JSON: name, callback).
+    template: str | None = None
+    variables: str | None = None
+    provider_id: str | None = None  # the SMS provider's message id, to read its delivery report
+    delivery_status: str | None = None  # the provider's last report, e.g. "4000 발송 처리 완료 (SMS)"
+    delivered_at: datetime | None = utc_field(default=None)
 
 
 class Signal(SQLModel, table=True):
