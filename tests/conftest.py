@@ -15,6 +15,7 @@ from cli import create_app
 from safecall.clock import VirtualClock
 from safecall.settings import load_instance
 from safecall.store import Database
+from solapi_fake import FakeSolapi
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # Monday 23 November 2026, 08:00 in Seoul: before the weekly slot (Monday 10:00).
@@ -66,6 +67,14 @@ class Cli:
         text = path.read_text(encoding="utf-8")
         assert old in text, old
         path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def solapi():
+    """A local fake of SOLAPI's REST API, on 127.0.0.1."""
+    fake = FakeSolapi().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

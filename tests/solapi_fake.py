@@ -40,6 +40,19 @@ STATUS_TEXT = {"2000": "정상 접수(이통사로 접수 예정) ", "3000": "�
                "3043": "단말기 Power off", "3104": "카카오톡 미사용자"}
 
 
+def sms_table(base_url: str, api_key: str = '{ env = "SOLAPI_KEY" }', api_secret: str = '{ env = "SOLAPI_SECRET" }') -> str:
+    """The [sms] table of safecall.toml for SOLAPI at base_url; the key and secret as secret references."""
+    return f'''
+[sms]
+provider = "solapi"
+api_key = {api_key}
+api_secret = {api_secret}
+sender = "02-2148-1234"
+callback_number = "02-2148-1234"
+base_url = "{base_url}"
+'''
+
+
 def euc_kr_length(text: str) -> int | None:
     try:
         return len(text.encode("euc-kr"))

@@ -16,7 +16,7 @@ from safecall.notify import DeliveryError, SmsMessage, TwilioSms, build_sms
 from safecall.settings import load_instance, mask_url
 from safecall.store import Database, Notification
 from safecall.telephony.twilio.config import TwilioTrunkConfig
-from solapi_fake import API_KEY, API_SECRET, FakeSolapi
+from solapi_fake import API_KEY, API_SECRET, sms_table
 from twilio_fake import FROM, SID, TOKEN, FakeTwilio
 
 GUARDIAN = "+821009990002"
@@ -39,25 +39,10 @@ def test_every_phone_number_in_a_text_is_masked_and_nothing_else(text, masked):
     assert phones.mask_text(text) == (masked or text)
 
 
-@pytest.fixture
-def solapi():
-    fake = FakeSolapi().start()
-    yield fake
-    fake.stop()
-
-
 def test_a_refused_guardian_sms_is_stored_and_logged_without_the_number(cli, solapi, caplog):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + f"""
-[sms]
-provider = "solapi"
-api_key = {{ env = "K" }}
-api_secret = {{ env = "S" }}
-sender = "02-2148-1234"
-callback_number = "02-2148-1234"
-base_url = "{solapi.base_url}"
-""", encoding="utf-8")
-    instance = load_instance(cli.root, {"K": API_KEY, "S": API_SECRET})
+    settings.write_text(settings.read_text(encoding="utf-8") + sms_table(solapi.base_url), encoding="utf-8")
+    instance = load_instance(cli.root, {"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET})
     sms = build_sms(instance)
     solapi.send_failures += [(400, "수신번호 01009990002 (010-0999-0002)는 수신 거부 상태입니다")] * 2
     with pytest.raises(DeliveryError) as refused:

@@ -27,7 +27,7 @@ from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, Delivery, Notification, Person, RunMember, VisitTask
-from solapi_fake import API_KEY, API_SECRET, FakeSolapi
+from solapi_fake import API_KEY, API_SECRET, sms_table
 
 
 class Inbox:
@@ -280,28 +280,13 @@ def test_no_calling_day_tells_the_officer_once_and_logs_it_once(cli, tmp_path, s
     assert len(smtp.to("officer1@example.org")) == 1
 
 
-@pytest.fixture
-def solapi():
-    fake = FakeSolapi().start()
-    yield fake
-    fake.stop()
-
-
 def solapi_settings(cli, base_url: str) -> str:
     """[sms] through SOLAPI, its key and secret in secret files (the scheduler reads no environment here)."""
     secrets = cli.root / "secrets"
     secrets.mkdir(exist_ok=True)
     (secrets / "solapi_key").write_text(API_KEY + "\n")
     (secrets / "solapi_secret").write_text(API_SECRET + "\n")
-    return f'''
-[sms]
-provider = "solapi"
-api_key = {{ file = "{secrets / 'solapi_key'}" }}
-api_secret = {{ file = "{secrets / 'solapi_secret'}" }}
-sender = "02-2148-1234"
-callback_number = "02-2148-1234"
-base_url = "{base_url}"
-'''
+    return sms_table(base_url, f'{{ file = "{secrets / "solapi_key"}" }}', f'{{ file = "{secrets / "solapi_secret"}" }}')
 
 
 def week_then_morning(cli, tmp_path, smtp, solapi_url: str):

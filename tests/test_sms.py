@@ -15,19 +15,12 @@ from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import DeliveryError, SmsMessage, SolapiSms, build_sms, euc_kr_bytes
 from safecall.settings import SmsSettings, load_instance
 from safecall.store import Notification, VisitTask
-from solapi_fake import API_KEY, API_SECRET, PF_ID, SENDER, FakeSolapi
+from solapi_fake import API_KEY, API_SECRET, PF_ID, SENDER, FakeSolapi, sms_table
 
 GUARDIAN = "+821009990002"
 GUARDIAN_DOMESTIC = "01009990002"
 ENV = {"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET}
 ALIMTALK = {"pf_id": PF_ID, "guardian_unreachable": "KA01TP0000UNREACHABLE", "guardian_help": "KA01TP000000000000HELP"}
-
-
-@pytest.fixture
-def solapi():
-    fake = FakeSolapi().start()
-    yield fake
-    fake.stop()
 
 
 def sms_settings(fake: FakeSolapi, **extra) -> SmsSettings:
@@ -38,16 +31,7 @@ def sms_settings(fake: FakeSolapi, **extra) -> SmsSettings:
 def configure(cli, fake: FakeSolapi, alimtalk: bool = False) -> None:
     settings = cli.root / "config" / "safecall.toml"
     table = "\n[sms.alimtalk]\n" + "\n".join(f'{k} = "{v}"' for k, v in ALIMTALK.items()) if alimtalk else ""
-    settings.write_text(settings.read_text(encoding="utf-8") + f'''
-[sms]
-provider = "solapi"
-api_key = {{ env = "SOLAPI_KEY" }}
-api_secret = {{ env = "SOLAPI_SECRET" }}
-sender = "02-2148-1234"
-callback_number = "02-2148-1234"
-base_url = "{fake.base_url}"
-{table}
-''', encoding="utf-8")
+    settings.write_text(settings.read_text(encoding="utf-8") + sms_table(fake.base_url) + table, encoding="utf-8")
 
 
 def text_of_bytes(size: int) -> str:
