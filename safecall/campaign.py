@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from safecall import phones
 from safecall.errors import ConfigError, InputError
 from safecall.ivr import load_flow
-from safecall.notify import SMS_LIMIT_BYTES, euc_kr_bytes
+from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
 from safecall.settings import Instance, Strict, read_toml, validation_problems
 from safecall.store import Disposition
@@ -131,7 +131,7 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
         return [f"{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"]
     callback = phones.national(phones.normalise(sms.callback_number))
     problems = []
-    for key in ("guardian_unreachable", "guardian_help"):
+    for key in GUARDIAN_TEXTS:
         template = getattr(notify, key)
         if "{callback}" not in template:
             problems.append(f"{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back")

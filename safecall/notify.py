@@ -61,6 +61,7 @@ LMS_SUBJECT = "안심콜 알림"
 PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
 DELIVERED_CODE = "4000"
 ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}"}
+GUARDIAN_TEXTS = ("guardian_unreachable", "guardian_help")  # a campaign's texts, each with its own 알림톡 template
 
 
 def euc_kr_bytes(text: str) -> int:
@@ -120,7 +121,7 @@ class SolapiSms:
 
         sender, to = _domestic(self.settings.sender), _domestic(message.to)
         alimtalk = self.settings.alimtalk
-        template_id = getattr(alimtalk, message.template, None) if alimtalk and message.template else None
+        template_id = getattr(alimtalk, message.template) if alimtalk and message.template in GUARDIAN_TEXTS else None
         if template_id:
             variables = {ALIMTALK_VARIABLES[k]: v for k, v in message.variables.items() if k in ALIMTALK_VARIABLES}
             # disable_sms False: a guardian without KakaoTalk gets the same text as SMS/LMS from the sender number.
@@ -132,9 +133,15 @@ class SolapiSms:
 
     def send(self, message: SmsMessage) -> str | None:
         from solapi.error.MessageNotReceiveError import MessageNotReceivedError
+        from solapi.model.request.send_message_request import SendRequestConfig
 
         try:
-            response = self.service.send(self.request(message))
+            request = self.request(message)
+        except ValueError as exc:  # a number that is not a phone number
+            raise DeliveryError(f"SOLAPI: {phones.mask_text(str(exc))}") from exc
+        try:
+            # show_message_list: the answer then lists the message with its id, to read its delivery report by.
+            response = self.service.send(request, SendRequestConfig(show_message_list=True))
         except MessageNotReceivedError as exc:
             refused = "; ".join(f"{m.status_code} {m.status_message}" for m in exc.failed_messages)
             raise DeliveryError(f"SOLAPI refused the message: {phones.mask_text(refused)}") from exc

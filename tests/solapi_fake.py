@@ -213,7 +213,8 @@ class FakeSolapi:
                  "isRefunded": False, "accountId": "12925149", "masterAccountId": None, "apiVersion": "4",
                  "groupId": group_id, "price": {"82": {"sms": 20, "lms": 50, "ata": 13}}, "dateCreated": now,
                  "dateUpdated": now}
-        return {"groupInfo": group, "failedMessageList": failed, "messageList": accepted}
+        listed = {"messageList": accepted} if request.get("showMessageList") else {}
+        return {"groupInfo": group, "failedMessageList": failed, **listed}
 
     def progress(self, message_id: str) -> dict:
         """Each read moves a message one step: 2000 -> 3000 -> its outcome (the carrier's report)."""

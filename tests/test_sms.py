@@ -74,6 +74,8 @@ def test_a_server_error_or_no_server_is_a_delivery_error(solapi):
     solapi.send_failures.append((500, "server down"))
     with pytest.raises(DeliveryError, match="SOLAPI: UnknownError"):
         sender.send(SmsMessage(GUARDIAN, "안부"))
+    with pytest.raises(DeliveryError, match="not a phone number"):
+        sender.send(SmsMessage("전화 없음", "안부"))
     solapi.stop()
     with pytest.raises(DeliveryError, match="SOLAPI"):
         sender.send(SmsMessage(GUARDIAN, "안부"))
