@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from safecall import phones
 from safecall.errors import ConfigError, InputError
 from safecall.ivr import load_flow
 from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
@@ -129,7 +128,7 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
         return [f"{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"]
     if not sms.callback_number:
         return [f"{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"]
-    callback = phones.national(phones.normalise(sms.callback_number))
+    callback = sms.callback()
     problems = []
     for key in GUARDIAN_TEXTS:
         template = getattr(notify, key)

@@ -74,7 +74,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
 def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> None:
     """Guardian SMS (when the campaign allows it) and the officer's same-day callback notice, for new tasks."""
     teams = {t.name: t for t in settings.teams}
-    callback = phones.national(phones.normalise(settings.sms.callback_number)) if settings.sms.callback_number else ""
+    callback = settings.sms.callback()
     with db.transaction() as session:
         rows = session.exec(select(VisitTask, Person, CampaignRun)
                             .join(Person, Person.id == VisitTask.person_id)

@@ -202,7 +202,8 @@ class TwilioSms:
         return None  # handed over; its delivery is not read back
 
     def report(self, provider_id: str) -> DeliveryReport:
-        raise NotImplementedError("Twilio messages are not followed to delivery")
+        # Only a text sent through another provider (before [sms] changed) has an id to ask about.
+        raise DeliveryError(f"Twilio messaging cannot report on {provider_id}, sent through another provider")
 
 
 def build_mailer(instance: Instance) -> Mailer | None:

@@ -148,6 +148,12 @@ class SmsSettings(Strict):
             raise ValueError("[sms.alimtalk] needs provider solapi")
         return self
 
+    def callback(self) -> str:
+        """The office's number as guardians read it in a text (02-2148-1234), or empty when none is set."""
+        from safecall.phones import national, normalise
+
+        return national(normalise(self.callback_number)) if self.callback_number else ""
+
 
 class SignalSettings(Strict):
     # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
