@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from sqlmodel import select
 
@@ -67,6 +70,25 @@ def test_the_fake_refuses_what_solapi_refuses(solapi):
     with pytest.raises(DeliveryError, match="SignatureDoesNotMatch"):
         SolapiSms(sms_settings(solapi), {**ENV, "SOLAPI_SECRET": "not-the-secret"}).send(SmsMessage(GUARDIAN, "안부"))
     assert solapi.refusals == ["SignatureDoesNotMatch"]
+
+
+def signed(date: str, salt: str, secret: str = API_SECRET) -> dict:
+    """The Authorization header as SOLAPI's docs write it: HMAC-SHA256(secret, date + salt) in hex."""
+    signature = hmac.new(secret.encode(), (date + salt).encode(), hashlib.sha256).hexdigest()
+    return {"Authorization": f"HMAC-SHA256 apiKey={API_KEY}, date={date}, salt={salt}, signature={signature}"}
+
+
+def test_the_fake_checks_the_authorization_header_as_documented(solapi):
+    url = f"{solapi.base_url}/messages/v4/list?messageId=M4V0"
+    now = datetime.now(timezone.utc)
+    fresh = signed(now.strftime("%Y-%m-%dT%H:%M:%SZ"), "jqsba2jxjnrjor")
+    assert httpx.get(url, headers=fresh).status_code == 200
+    assert httpx.get(url, headers=fresh).json()["errorCode"] == "DuplicatedSignature"
+    skewed = signed((now - timedelta(minutes=16)).isoformat(), "jqsba2jxjnrjor")
+    assert httpx.get(url, headers=skewed).json()["errorCode"] == "RequestTimeTooSkewed"
+    assert httpx.get(url, headers=signed(now.isoformat(), "short")).status_code == 403  # a salt of 12 to 64
+    assert httpx.get(url, headers=signed(now.isoformat(), "jqsba2jxjnrjor", "wrong")).json()["errorCode"] == "SignatureDoesNotMatch"
+    assert httpx.get(url).status_code == 401
 
 
 def test_a_server_error_or_no_server_is_a_delivery_error(solapi):
