@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from safecall import phones
 from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, validation_problems  # noqa: F401 (re-exported)
 from safecall.errors import ConfigError
 from safecall.telephony.kinds import parse_trunk
@@ -118,18 +120,13 @@ class SmsSettings(Strict):
     @field_validator("callback_number", "sender")
     @classmethod
     def _korean_number(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        from safecall.phones import normalise
-
-        normalise(value)  # ValueError says why
+        if value is not None:
+            phones.normalise(value)  # ValueError says why
         return value
 
     @field_validator("base_url")
     @classmethod
     def _https_or_loopback(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
         parts = urlsplit(value)
         # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
         if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
@@ -150,9 +147,7 @@ class SmsSettings(Strict):
 
     def callback(self) -> str:
         """The office's number as guardians read it in a text (02-2148-1234), or empty when none is set."""
-        from safecall.phones import national, normalise
-
-        return national(normalise(self.callback_number)) if self.callback_number else ""
+        return phones.national(phones.normalise(self.callback_number)) if self.callback_number else ""
 
 
 class SignalSettings(Strict):
