@@ -82,7 +82,7 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                             .where(VisitTask.status == "open").order_by(VisitTask.id))
         for task, person, run in rows:
             campaign = campaigns.get(run.campaign)
-            # Before schema 7 guardian texts were keyed per task: such a task's text went out already.
+            # Before schema 8 guardian texts were keyed per task: such a task's text went out already.
             if (campaign and campaign.notify.guardian_sms and person.guardian_phone
                     and not _queued(session, f"guardian:task:{task.id}")):
                 template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
