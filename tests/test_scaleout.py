@@ -49,6 +49,14 @@ def wait_for_close(db, run_id: int, timeout: float, workers: list[subprocess.Pop
     return False
 
 
+def stop_workers(workers: list[subprocess.Popen]) -> list[str]:
+    """SIGTERM to the workers still running; what each wrote to stderr."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    return [worker.communicate(timeout=60)[1] for worker in workers]
+
+
 def max_concurrent(attempts: list[Attempt]) -> int:
     edges = sorted([(a.placed_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts], key=lambda e: (e[0], e[1]))
     current = peak = 0
@@ -79,10 +87,7 @@ def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_ur
             workers[3].send_signal(signal.SIGKILL)  # gone for good: the others must settle its calls
         closed = wait_for_close(db, 1, timeout=150, workers=workers)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        errors = [worker.communicate(timeout=60)[1] for worker in workers]
+        errors = stop_workers(workers)
     assert closed, f"the run did not close: {errors}"
     exits = [worker.returncode for worker in workers]
     assert exits[:3] == [0, 0, 0], errors
@@ -144,10 +149,7 @@ def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limit
     try:
         closed = wait_for_close(db, 1, timeout=150, workers=workers) and wait_for_close(db, 2, timeout=60, workers=workers)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-        errors = [worker.communicate(timeout=60)[1] for worker in workers]
+        errors = stop_workers(workers)
     assert closed, f"the runs did not close: {errors}"
     assert [worker.returncode for worker in workers] == [0, 0], errors
 

@@ -372,21 +372,24 @@ def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_pat
     assert "예" in (tmp_path / "l.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[3]
 
 
+def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float, settle: float = 0) -> str:
+    """SIGTERM `settle` seconds after `ready()` holds (or after `wait` seconds); what the process wrote to stderr."""
+    try:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.05)
+        time.sleep(settle)
+        process.send_signal(signal.SIGTERM)
+        return process.communicate(timeout=finish)[1]
+    finally:
+        process.kill()
+
+
 def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
     env = {**os.environ, "SAFECALL_CONFIG": str(cli.root)}
     process = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "cli.py"), "scheduler", "run", "--interval", "0.2"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        started = False
-        while time.monotonic() < deadline and not started:
-            time.sleep(0.2)
-            started = (cli.root / "data" / "safecall.db").exists()
-        time.sleep(1)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    finally:
-        process.kill()
+    stderr = terminate_when(process, lambda: (cli.root / "data" / "safecall.db").exists(), 20, 20, settle=1)
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[0] == "scheduler_started" and events[-1] == "scheduler_stopped"
@@ -404,14 +407,7 @@ def test_campaign_launch_ends_gracefully_on_sigterm_with_no_call_left_open(cli, 
                                 "--config", str(cli.root), "campaign", "launch", "weekly-safe-call"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     placed_log = cli.root / "placed.jsonl"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (placed_log.exists() and placed_log.read_text().count("\n") >= 6):
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    err = terminate_when(process, lambda: placed_log.exists() and placed_log.read_text().count("\n") >= 6, 60, 120)
     assert process.returncode == 0, err
     with cli.db().session() as session:
         attempts = list(session.exec(select(Attempt)))
