@@ -1,45 +1,68 @@
-"""The `safecall` command: parse arguments, build dependencies, call the library, print."""
+"""The `safecall` command: each command parses its arguments, calls one library function and prints.
+
+Commands are module-level functions in Typer groups. `create_app` builds the root that holds them and injects
+the clock factory and environment through Click's context object, so tests can pass their own.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
+import traceback
+import types
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
+import click
 import typer
-from sqlalchemy.exc import OperationalError
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
 
-from safecall import people, phones
+from safecall import commands, people, phones
 from safecall.audit import log_access
 from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock, SystemClock
-from safecall.errors import InputError, NotFoundError, SafeCallError
+from safecall.commands import parse_day
+from safecall.errors import InputError, SafeCallError
+from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, LIST_KIND, N_, OUTCOME, PERSON_STATUS, Texts, language
 from safecall.roster import import_roster
-from safecall.runs import RunStatus, launch_run, list_runs, run_status
+from safecall.runs import RunStatus, list_runs
 from safecall.services import Services
-from safecall.stopping import stop_on_signals
 from safecall.settings import Instance, load_instance, locate_instance, scaffold_instance, show_settings
 from safecall.store import Disposition
 from safecall.store.db import explain
-from safecall.visits import OUTCOMES, export_lists, open_task_rows, private_dir, record_outcome
+from safecall.terminal import add_row, console, csv_text, json_text, markup_safe, plain, print_listing, progress_bar, table
+from safecall.visits import export_lists, open_task_rows, record_outcome
+
+
+@dataclass(frozen=True)
+class Injected:
+    """What `create_app` was given; the same for every invocation of one app."""
+    make_clock: Callable[[], Clock]
+    environ: Optional[dict]
+
+    def env(self) -> dict:
+        return dict(os.environ if self.environ is None else self.environ)
 
 
 @dataclass
 class AppContext:
+    """One invocation's state: options of the root command, language, consoles, and the services once opened."""
     make_clock: Callable[[], Clock]
     environ: dict
     config_option: Optional[str] = None
+    out: Console = field(default_factory=console)
+    err: Console = field(default_factory=lambda: console(stderr=True))
     _services: Optional[Services] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.texts = Texts(language(self.environ))
+        self._ = self.texts._
 
     def instance(self) -> Instance:
         root = locate_instance(self.config_option, self.environ, Path.cwd())
@@ -55,728 +78,851 @@ class AppContext:
             self._services = Services.open(self.instance(), self.make_clock(), check_schema=check_schema)
         return self._services
 
+    def say(self, message: str) -> None:
+        """A line for the user; values in it may come from files, so it is never read as markup."""
+        self.out.print(plain(message), markup=False)
 
-def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | None = None) -> typer.Typer:
-    """The Typer app; tests pass their own clock and environment."""
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    app = typer.Typer(help="SafeCall: weekly automated wellness-check calls (안심콜).", no_args_is_help=True,
-                      pretty_exceptions_enable=False, add_completion=False)
-    recipients = typer.Typer(help="The roster of people who are called.", no_args_is_help=True)
-    campaign = typer.Typer(help="Campaign definitions and their weekly runs.", no_args_is_help=True)
-    visits = typer.Typer(help="Home-visit and callback lists for the teams.", no_args_is_help=True)
-    config = typer.Typer(help="Settings of this instance.", no_args_is_help=True)
-    trunk = typer.Typer(help="Telephony trunks (config/trunks.toml).", no_args_is_help=True)
-    scheduler = typer.Typer(help="The long-running process that launches, dials and delivers.", no_args_is_help=True)
-    signals = typer.Typer(help="Inactivity signals that trigger ad-hoc check calls.", no_args_is_help=True)
-    report = typer.Typer(help="Reports for the office.", no_args_is_help=True)
-    ivr = typer.Typer(help="IVR flows and their prompt audio.", no_args_is_help=True)
-    worker = typer.Typer(help="Scale-out dialer workers sharing a PostgreSQL database (docs/scaling.md).", no_args_is_help=True)
-    database = typer.Typer(help="The database: schema revision and upgrades.", no_args_is_help=True)
-    for sub, name in ((worker, "worker"), (database, "db"), (recipients, "recipients"), (campaign, "campaign"), (visits, "visits"), (config, "config"), (trunk, "trunk"), (ivr, "ivr"), (scheduler, "scheduler"), (signals, "signals"), (report, "report")):
-        app.add_typer(sub, name=name)
 
-    def handled(command):
-        """Library errors become a plain message and exit code 1; nothing else is caught."""
-        @functools.wraps(command)
-        def wrapper(*args, **kwargs):
-            try:
-                return command(*args, **kwargs)
-            except InputError as exc:
-                err.print("[red]error:[/red] ", escape(exc.summary), markup=True, sep="")  # names and titles from files
-                for problem in exc.problems:
-                    err.print(f"  - {problem}", markup=False)
-                raise typer.Exit(1) from None
-            except SafeCallError as exc:
-                err.print("[red]error:[/red] ", escape(str(exc)), markup=True, sep="")
-                raise typer.Exit(1) from None
-            except OperationalError as exc:  # a read outside a transaction met a locked or broken database
-                err.print("[red]error:[/red] ", escape(explain(exc, "the instance")), markup=True, sep="")
-                raise typer.Exit(1) from None
-        return wrapper
+def state(ctx: typer.Context) -> AppContext:
+    return ctx.find_root().obj
 
-    def ctx_of(ctx: typer.Context) -> AppContext:
-        return ctx.find_root().obj
 
-    @app.callback()
-    def main(ctx: typer.Context,
-             config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder.")):
-        # Real commands run on the real clock; a drill takes its own --now and plays on a copy of the data.
-        env = dict(os.environ if environ is None else environ)
-        ctx.obj = AppContext(make_clock=make_clock, environ=env, config_option=config_path)
-        ctx.call_on_close(ctx.obj.close)
+def invocation(ctx: click.Context) -> AppContext:
+    """The invocation's state, or one built from what create_app was given when the root options failed."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, AppContext):
+        return obj
+    injected = obj if isinstance(obj, Injected) else Injected(SystemClock, None)
+    return AppContext(make_clock=injected.make_clock, environ=injected.env())
 
-    # ---- instance -----------------------------------------------------------------------------
-    @app.command()
-    @handled
-    def init(directory: Path = typer.Argument(..., help="Folder for the new instance.")):
-        """Create a new instance folder from the shipped defaults."""
-        created = scaffold_instance(directory)
-        out.print(f"Created instance in {directory.absolute()}:")
-        for path in created:
-            out.print(f"  {path}")
-        out.print(f"Use it with: safecall --config {directory} ...  (or export SAFECALL_CONFIG={directory})")
 
-    @app.command()
-    @handled
-    def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the demo instance here (default: a new temporary folder).")):
-        """Run a whole weekly campaign on a synthetic roster and a simulated trunk, in accelerated time."""
-        from safecall.demo import run_demo
+# Click's exits, aborts and usage errors go on to Click, which reports them (newer Typer vendors its own Click).
+CLICK_FLOW = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+              next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
-        target = directory or Path(tempfile.mkdtemp(prefix="safecall-demo-"))
-        out.print(f"Demo instance: {target.absolute()}")
-        with progress_bar(out) as update:
-            result = run_demo(target, ctx_of(ctx).make_clock(), on_progress=update)
-        roster = result.roster
-        out.print(f"Roster: {roster.added} people imported, {len(roster.without_consent)} without consent (stored, never called).")
-        print_status(out, result.status, result.instance_dir)
-        out.print("Lists for the teams:")
-        for path in result.files:
-            out.print(f"  {path}")
 
-    @config.command("show")
-    @handled
-    def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-        """Print the effective settings; secrets are masked."""
-        shown = show_settings(ctx_of(ctx).instance())
-        if as_json:
-            out.print_json(json.dumps(shown, ensure_ascii=False, default=str))
-            return
-        for key, value in shown.items():
-            out.print(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}", markup=False)
+class SafeCallGroup(TyperGroup):
+    """The root command: help in the user's language; errors become a short message and exit code 1, never a traceback."""
 
-    @app.command()
-    @handled
-    def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")):
-        """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
-        from safecall.doctor import run_doctor
+    def main(self, *args, **kwargs):
+        injected = self.context_settings.get("obj")
+        translate_help(self, Texts(language(injected.env() if isinstance(injected, Injected) else os.environ)))
+        return super().main(*args, **kwargs)
 
-        checks = run_doctor(ctx_of(ctx).services(check_schema=False), wait_seconds=wait)
-        print_checks(checks)
-
-    def print_checks(checks) -> None:
-        for check in checks:
-            mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
-            out.print(f"{mark} {check.name}: ", end="")
-            out.print(check.detail, markup=False)
-        if not all(check.ok for check in checks):
-            raise typer.Exit(1)
-
-    @database.command("status")
-    @handled
-    def db_status(ctx: typer.Context):
-        """Show the database's schema revision and whether it needs `safecall db upgrade`."""
-        db = ctx_of(ctx).services(check_schema=False).db
-        state = db.schema_state()
-        out.print(f"database: {db.safe_url()}", markup=False)
-        out.print(f"schema revision: {state.describe()}; this SafeCall: {state.head}")
-        if state.has_tables and state.current != state.head:
-            out.print("needs: safecall db upgrade")
-            raise typer.Exit(1)
-
-    @database.command("upgrade")
-    @handled
-    def db_upgrade(ctx: typer.Context):
-        """Bring the database to this SafeCall's schema, in place (a SQLite file is backed up first)."""
-        db = ctx_of(ctx).services(check_schema=False).db
-        upgrade = db.upgrade()
-        if not upgrade.applied:
-            out.print(f"The database is already at schema revision {upgrade.head}; nothing to do.")
-            return
-        out.print(f"Upgraded {db.safe_url()}: applied {', '.join(upgrade.applied)}.", markup=False)
-        if upgrade.backup:
-            out.print(f"The database as it was is kept in {upgrade.backup}", markup=False)
-
-    @trunk.command("check")
-    @handled
-    def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
-                    wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
-        """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
-        print_checks(ctx_of(ctx).services().check_trunk(name, wait_seconds=wait))
-
-    @app.command()
-    @handled
-    def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
-              seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
-        """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
-        services = ctx_of(ctx).services()
-        services.trunk(services.campaign(campaign_name).trunk)  # started: its FastAGI or webhook server listens
-        out.print(f"Serving the IVR of {campaign_name!r}; Ctrl-C stops.")
-        with stop_on_signals() as stop:
-            stop.wait(seconds)
-        services.close_trunks()
-        out.print("Stopped.")
-
-    @scheduler.command("run")
-    @handled
-    def scheduler_run(ctx: typer.Context, interval: float = typer.Option(30, "--interval", help="Seconds between checks."),
-                      dial_runs: bool = typer.Option(True, "--dial/--no-dial", help="--no-dial: leave dialling to `safecall worker run` processes."),
-                      seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
-        """Launch campaigns at their weekly slot, dial, publish the daily lists, escalate; survives restarts."""
-        from safecall.notify import build_mailer, build_sms
-        from safecall.scheduler import Scheduler
-
-        services = ctx_of(ctx).services()
-        mailer = build_mailer(services.instance)
-        runner = Scheduler(services, mailer, build_sms(services.instance), dial=dial_runs)
-        run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
-
-    @worker.command("run")
-    @handled
-    def worker_run(ctx: typer.Context, trunk_name: str = typer.Option(..., "--trunk", help="The trunk (PBX) this worker dials through."),
-                   name: Optional[str] = typer.Option(None, "--name", help="Worker name, unique across the deployment (default: the trunk name)."),
-                   interval: float = typer.Option(5, "--interval", help="Seconds between looks for due calls when idle."),
-                   seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
-        """Dial every open run on one trunk, side by side with other workers (PostgreSQL only)."""
-        from safecall.workers import DialerWorker
-
-        runner = DialerWorker(ctx_of(ctx).services(), trunk_name, name)
-        run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
-
-    def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) -> None:
-        """A long-running command: JSON log lines on stderr; SIGTERM, SIGINT or --seconds set `stop`."""
-        import logging
-        import threading
-
-        from safecall.events import JsonLineFormatter
-
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonLineFormatter())
-        root_logger = logging.getLogger("safecall")
-        root_logger.addHandler(handler)
-        root_logger.setLevel(logging.INFO)
-        timer = threading.Timer(seconds, stop.set) if seconds else None
-        if timer:
-            timer.start()
+    def invoke(self, ctx):
         try:
-            with stop_on_signals(stop):
-                body()
-        finally:
-            if timer:
-                timer.cancel()
-            root_logger.removeHandler(handler)
-
-    @signals.command("import")
-    @handled
-    def signals_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV/XLSX: 전화번호 (or person_id), 일자, 종류, 점수.")):
-        """Load inactivity signals (power use, telecom, app data); all or nothing."""
-        from safecall.signals import import_signals
-
-        services = ctx_of(ctx).services()
-        result = import_signals(services.db, file, services.instance.settings, now=services.now())
-        out.print(f"Imported {result.rows} signals from {file}: {result.added} added, {result.updated} updated.")
-
-    @signals.command("launch")
-    @handled
-    def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign whose IVR, trunk and retry rules to use."),
-                       on: Optional[str] = typer.Option(None, "--date", help="Day of the signals (default: today)."),
-                       dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
-                       fast: bool = typer.Option(False, "--fast", hidden=True)):
-        """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
-        from safecall.signals import flagged_people
-
-        refuse_fast(fast)
-        services = ctx_of(ctx).services()
-        day = parse_day(on, "--date") if on else services.today()
-        definition = services.campaign(name)
-        people_ids = flagged_people(services.db, services.instance.settings, day)
-        if not people_ids:
-            out.print(f"No one is flagged by the signals of {day}; nothing to call.")
-            return
-        run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                                  label=f"signals-{day}", only_people=people_ids)
-        out.print(f"{'Launched' if created else 'Resuming'} run {run.id}: a check call to {len(people_ids)} flagged people ({day}).")
-        if dial_now:
-            dial(ctx, services, name, run.id)
-
-    @report.command("weekly")
-    @handled
-    def report_weekly(ctx: typer.Context,
-                      start: Optional[str] = typer.Option(None, "--from", help="First campaign week (a date in it), YYYY-MM-DD."),
-                      end: Optional[str] = typer.Option(None, "--to", help="Last campaign week, YYYY-MM-DD."),
-                      fmt: str = typer.Option("table", "--format", help="table, csv or xlsx."),
-                      output: Optional[Path] = typer.Option(None, "--output", help="File for csv/xlsx (default: the outbox)."),
-                      chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the weekly rates to this PNG.")):
-        """Per campaign week and dong: called, acknowledged, help requests, non-responders, visits and outcomes."""
-        from safecall.policy import week_start
-        from safecall.reports import COLUMNS, draw_chart, report_csv, report_xlsx, weekly_report
-
-        services = ctx_of(ctx).services()
-        tz = services.instance.tz
-        as_week = lambda text, option: week_start(datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz), tz)
-        rows = weekly_report(services.db, start=as_week(start, "--from") if start else None, end=as_week(end, "--to") if end else None)
-        if fmt == "table":
-            table = Table(*[title for _, title in COLUMNS], title="Weekly report")
-            for row in rows:
-                table.add_row(*[str(c) for c in row.cells()])
-            out.print(table)
-        elif fmt in ("csv", "xlsx"):
-            target = output or services.instance.outbox / f"report-weekly.{fmt}"
-            private_dir(target.parent)
-            if fmt == "csv":
-                target.write_bytes(report_csv(rows))
-            else:
-                report_xlsx(rows, target)
-            out.print(f"wrote {target}")
-        else:
-            raise InputError(f"unknown format {fmt!r} (use table, csv or xlsx)")
-        if chart:
-            draw_chart(rows, chart)
-            out.print(f"wrote {chart}")
-
-    @ivr.command("prompts")
-    @handled
-    def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),
-                    force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
-        """Build 8 kHz mono prompt audio for Asterisk from the flow's texts (espeak-ng and sox)."""
-        from safecall.ivr import load_flow
-        from safecall.telephony.asterisk.prompts import build_prompts
-
-        instance = ctx_of(ctx).instance()
-        out_dir = instance.ivr_dir / "asterisk" / "sounds" / "safecall"
-        written, kept = build_prompts(load_flow(instance.ivr_dir, flow), out_dir, force=force)
-        for path in written:
-            out.print(f"wrote {path}")
-        for path in kept:
-            out.print(f"kept  {path} (already there; --force replaces it)")
-        out.print(f"Copy {out_dir} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).")
-
-    # ---- recipients ---------------------------------------------------------------------------
-    @recipients.command("import")
-    @handled
-    def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV (UTF-8 or CP949) or XLSX roster."),
-                          dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; change nothing.")):
-        """Import or update the roster; all or nothing."""
-        services = ctx_of(ctx).services()
-        report = import_roster(services.db, file, services.instance.settings, now=services.now(), today=services.today(), dry_run=dry_run)
-        verb = "Would import" if dry_run else "Imported"
-        out.print(f"{verb} {report.rows} rows from {file}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged.")
-        if report.ignored_columns:
-            out.print(f"Ignored columns: {', '.join(report.ignored_columns)}")
-        if report.without_consent:
-            out.print(f"{len(report.without_consent)} without consent (stored, never called):")
-            for line in report.without_consent:
-                out.print(f"  {line}", markup=False)
-
-    @recipients.command("list")
-    @handled
-    def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active, paused or closed."),
-                        team: Optional[str] = typer.Option(None, help="Only this team.")):
-        """List people on the roster."""
-        services = ctx_of(ctx).services()
-        rows = people.list_people(services.db, status=status, team=team)
-        log_access(services.db, at=services.now(), action="recipients.view", subject=f"roster {team or 'all teams'}",
-                   detail=f"status={status or 'any'} people={len(rows)}")
-        table = Table("id", "name", "phone", "dong", "team", "risk", "consent", "status")
-        for p in rows:
-            state = p.status + (f" until {p.paused_until}" if p.paused_until else "") + (f" ({p.closed_reason})" if p.closed_reason else "")
-            table.add_row(str(p.id), p.name, phones.national(p.phone), p.dong, p.team, str(p.risk), str(p.consent_date or "none"), state)
-        out.print(table)
-        out.print(f"{len(rows)} people")
-
-    @recipients.command("show")
-    @handled
-    def recipients_show(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
-        """Show one person and every call made to them."""
-        services = ctx_of(ctx).services()
-        p, attempts = people.person_history(services.db, person)
-        log_access(services.db, at=services.now(), action="person.view", subject=f"person {p.id}")
-        tz = services.instance.tz
-        for label, value in (("id", p.id), ("name", p.name), ("phone", phones.national(p.phone)), ("phone2", phones.national(p.phone2)),
-                             ("address", p.address), ("dong", p.dong), ("team", p.team), ("birth date", p.birth_date),
-                             ("guardian", f"{p.guardian_name or ''} {phones.national(p.guardian_phone)}".strip()),
-                             ("consent", p.consent_date or "none"), ("risk", p.risk),
-                             ("status", p.status + (f" until {p.paused_until}" if p.paused_until else "") + (f" ({p.closed_reason})" if p.closed_reason else ""))):
-            out.print(f"{label}: {value}", markup=False)
-        table = Table("run", "attempt", "placed", "number", "result")
-        for a in attempts:
-            table.add_row(str(a.run_id), str(a.number), a.placed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                          phones.national(a.phone), Text(people.attempt_result(a)))  # webhook text is data, not markup
-        out.print(table)
-
-    @recipients.command("pause")
-    @handled
-    def recipients_pause(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
-                         until: str = typer.Option(..., "--until", help="Last day of the pause, YYYY-MM-DD.")):
-        """Stop calling someone until a date (e.g. a hospital stay)."""
-        services = ctx_of(ctx).services()
-        p = people.pause(services.db, person, until=parse_day(until, "--until"), today=services.today(), now=services.now())
-        out.print(f"Paused {p.name} (id {p.id}) until {p.paused_until}.")
-
-    @recipients.command("resume")
-    @handled
-    def recipients_resume(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
-        """Call someone again."""
-        services = ctx_of(ctx).services()
-        p = people.resume(services.db, person, now=services.now())
-        out.print(f"Resumed {p.name} (id {p.id}).")
-
-    @recipients.command("close")
-    @handled
-    def recipients_close(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
-                         reason: str = typer.Option(..., "--reason", help="hospitalised, moved, deceased, declined or other.")):
-        """Take someone off the calls for good."""
-        services = ctx_of(ctx).services()
-        p = people.close(services.db, person, reason=reason, now=services.now())
-        out.print(f"Closed {p.name} (id {p.id}): {reason}.")
-
-    # ---- campaigns ----------------------------------------------------------------------------
-    @campaign.command("list")
-    @handled
-    def campaign_list(ctx: typer.Context):
-        """List campaign definitions and their runs."""
-        services = ctx_of(ctx).services()
-        for name in list_campaigns(services.instance):
-            out.print(name)
-        table = Table("run", "campaign", "week", "status", "first call")
-        for run in list_runs(services.db):
-            table.add_row(str(run.id), run.campaign, str(run.week_start), run.status,
-                          run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M"))
-        out.print(table)
-
-    @campaign.command("plan")
-    @handled
-    def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
-                      weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="How many weeks ahead."),
-                      now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now).")):
-        """When each coming week's first calls are placed, and which weeks move past a holiday."""
-        from safecall.policy import plan_weeks, week_start
-
-        instance = ctx_of(ctx).instance()
-        definition = load_campaign(instance, name)
-        calendar = definition.calendar(instance)
-        moment = parse_moment(now, "--now") if now else ctx_of(ctx).make_clock().now()
-        table = Table("week", "slot", "first calls", "why moved", title=f"{name}: the next {weeks} weeks")
-        for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks):
-            first = planned.first_call.astimezone(calendar.tz).strftime("%Y-%m-%d %a %H:%M") if planned.first_call else "no calling day: fix the window"
-            table.add_row(str(planned.week), planned.slot.strftime("%Y-%m-%d %a %H:%M"), first, escape(planned.why_moved or ""))
-        out.print(table)
-
-    @campaign.command("validate")
-    @handled
-    def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
-        """Check a campaign definition and report every error."""
-        _, problems = check_campaign(ctx_of(ctx).instance(), name)
-        if problems:
-            raise InputError(f"campaign {name!r} has {len(problems)} problem(s)", problems)
-        out.print(f"campaign {name!r} is valid")
-
-    def dial(ctx: typer.Context, services: Services, name: str, run_id: int) -> None:
-        dialer = services.dialer(services.campaign(name))
-        try:
-            # SIGTERM or Ctrl-C: no new calls; the calls in flight finish and are written, then the command ends.
-            with stop_on_signals() as stop, progress_bar(out) as update:
-                dialer.run(run_id, on_progress=update, stop_requested=stop.is_set)
-        finally:
-            services.close_trunks()
-        print_status(out, run_status(services.db, run_id), services.instance.root)
-
-    def drill_and_print(ctx: typer.Context, name: str, start: datetime, directory: Optional[Path], trunk_name: Optional[str]) -> None:
-        from safecall.drills import run_drill
-
-        instance = ctx_of(ctx).instance()  # never ctx.services(): that would open (and create) the real database
-        when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
-        announce = lambda folder: out.print(f"Drill of {name} from {when}, in virtual time, on a copy of this instance's data "
-                                            f"in {folder}. The real database is not touched.", markup=False)
-        with progress_bar(out) as update:
-            result = run_drill(instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce)
-        print_status(out, result.status, result.folder)
-        out.print(f"The drill's copy is kept in {result.folder}." if result.kept else "The drill's copy was deleted.", markup=False)
-
-    @app.command("drill")
-    @handled
-    def drill(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
-              now: Optional[str] = typer.Option(None, "--now", help="Play the week from this time (ISO, e.g. 2026-11-23T08:00+09:00; default: now)."),
-              directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards."),
-              trunk_name: Optional[str] = typer.Option(None, "--trunk", help="A simulated trunk to dial through (default: the campaign's).")):
-        """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
-        drill_and_print(ctx, name, parse_moment(now, "--now") if now else ctx_of(ctx).make_clock().now(), directory, trunk_name)
-
-    @campaign.command("launch")
-    @handled
-    def campaign_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
-                        dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
-                        fast: bool = typer.Option(False, "--fast", help="A drill, as 'safecall drill NAME': the week in virtual time on a copy of the data; no real run.")):
-        """Create this week's run (or resume it if it exists) and dial it."""
-        if fast:
-            err.print("--fast runs a drill on a throwaway copy of this instance's data ('safecall drill NAME'); "
-                      "no real run is created or used. Leave out --fast to launch the real run.", markup=False)
-            drill_and_print(ctx, name, ctx_of(ctx).make_clock().now(), None, None)
-            return
-        services = ctx_of(ctx).services()
-        definition = services.campaign(name)
-        run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now())
-        first = run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M")
-        if created:
-            out.print(f"Launched run {run.id} of {name} for the week of {run.week_start}; first calls {first}.")
-        else:
-            out.print(f"Run {run.id} of {name} for the week of {run.week_start} already exists ({run.status}); resuming it.")
-        if dial_now:
-            dial(ctx, services, name, run.id)
-
-    def refuse_fast(fast: bool) -> None:
-        if fast:
-            raise InputError("--fast would play a real run in virtual time and use it up; rehearse on a copy of the data "
-                             "with 'safecall drill CAMPAIGN' instead")
-
-    @campaign.command("run")
-    @handled
-    def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: every open run)."),
-                     fast: bool = typer.Option(False, "--fast", hidden=True)):
-        """Dial the due attempts of a run until it closes."""
-        refuse_fast(fast)
-        services = ctx_of(ctx).services()
-        runs = [r for r in list_runs(services.db) if (r.id == run if run is not None else r.status == "open")]
-        if not runs:
-            raise NotFoundError(f"no run {run}" if run is not None else "no open run; launch one with 'safecall campaign launch NAME'")
-        for r in runs:
-            out.print(f"Dialling run {r.id} ({r.campaign}, week of {r.week_start})")
-            dial(ctx, services, r.campaign, r.id)
-
-    @campaign.command("status")
-    @handled
-    def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run).")):
-        """Show the progress of a run."""
-        services = ctx_of(ctx).services()
-        runs = list_runs(services.db)
-        if not runs:
-            raise NotFoundError("no runs yet; launch one with 'safecall campaign launch NAME'")
-        chosen = runs[-1].id if run is None else run
-        print_status(out, run_status(services.db, chosen), services.instance.root)
-
-    # ---- visits -------------------------------------------------------------------------------
-    @visits.command("list")
-    @handled
-    def visits_list(ctx: typer.Context,
-                    on: Optional[str] = typer.Option(None, "--date", help="The day of the list, YYYY-MM-DD (default: today)."),
-                    team: Optional[str] = typer.Option(None, "--team", help="Only this team."),
-                    kind: str = typer.Option("visit", "--kind", help="visit (home visits) or callback (pressed 2)."),
-                    fmt: str = typer.Option("table", "--format", help="table, csv or xlsx."),
-                    output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
-        """The open home-visit (or callback) list, one per team, most urgent first."""
-        services = ctx_of(ctx).services()
-        day = parse_day(on, "--date") if on else services.today()
-        lists = open_task_rows(services.db, services.instance.tz, on=day, kind=kind, team=team,
-                               teams=[t.name for t in services.instance.settings.teams])
-        log_access(services.db, at=services.now(), action="visits.export" if fmt != "table" else "visits.view",
-                   subject=f"{kind} list {team or 'all teams'}", detail=f"day={day} format={fmt}")
-        if fmt == "table":
-            for team_name, rows in lists.items():
-                if not rows:  # said in a line: an empty table reads like a list that failed to load
-                    out.print(f"{team_name}: no open {kind} tasks for {day}.")
-                    continue
-                table = Table("#", "task", "name", "phone", "address", "dong", "guardian", "weeks", "no key", "risk", "last ack",
-                              title=f"{team_name}: {len(rows)} {kind}(s) for {day}")
-                for r in rows:
-                    table.add_row(str(r.rank), str(r.task), r.name, r.phone, r.address, r.dong, f"{r.guardian} {r.guardian_phone}".strip(),
-                                  str(r.weeks_without_ack), r.answered_without_key, r.risk, r.last_ack)
-                out.print(table)
-            if not lists:
-                out.print(f"No open {kind} tasks for {day}.")
-            return
-        files = export_lists(lists, output=output or services.instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind)
-        for path in files:
-            out.print(f"wrote {path}")
-        if not files:
-            out.print(f"No open {kind} tasks for {day}; nothing written.")
-
-    @visits.command("deliver")
-    @handled
-    def visits_deliver(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day of the lists, YYYY-MM-DD (default: today).")):
-        """Write the day's lists again and (re)send them to every team."""
-        from safecall.delivery import deliveries_for, publish_day
-        from safecall.notify import build_mailer
-
-        services = ctx_of(ctx).services()
-        day = parse_day(on, "--date") if on else services.today()
-        publish_day(services.db, services.instance, build_mailer(services.instance), day, now=services.now(), resend=True)
-        print_deliveries(deliveries_for(services.db, day), day)
-
-    @visits.command("deliveries")
-    @handled
-    def visits_deliveries(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day, YYYY-MM-DD (default: today).")):
-        """Show whether each team's lists for a day were delivered."""
-        from safecall.delivery import deliveries_for
-
-        services = ctx_of(ctx).services()
-        day = parse_day(on, "--date") if on else services.today()
-        print_deliveries(deliveries_for(services.db, day), day)
-
-    def print_deliveries(rows, day) -> None:
-        table = Table("team", "list", "status", "attempts", "last error", title=f"Deliveries for {day}")
-        for d in rows:
-            table.add_row(d.team, d.kind, d.status, str(d.attempts), d.last_error or "")
-        out.print(table)
-        if any(d.status == "failed" for d in rows):
-            err.print("[red]some lists were not delivered; fix the cause and run 'safecall visits deliver'[/red]")
-
-    @visits.command("record")
-    @handled
-    def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
-                      outcome: str = typer.Option(..., "--outcome", help=", ".join(OUTCOMES)),
-                      note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
-                      until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day.")):
-        """Record what a visit found; not_home keeps the task open."""
-        services = ctx_of(ctx).services()
-        recorded = record_outcome(services.db, task, outcome, now=services.now(), tz=services.instance.tz, note=note,
-                                  until=parse_day(until, "--until") if until else None)
-        state = "still open (not home)" if recorded.status == "open" else "closed"
-        out.print(f"Task {task}: {outcome}; {state}.")
-
-    # ---- web app, its accounts and the audit trail (issue 18): thin commands over safecall/web, users.py, audit.py
-    accounts = typer.Typer(help="Accounts of the web app (`safecall web`): visit team members, officers, admins.", no_args_is_help=True)
-    app.add_typer(accounts, name="users")
-
-    @app.command("web")
-    @handled
-    def web_serve(ctx: typer.Context, host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: [web] host, 127.0.0.1)."),
-                  port: Optional[int] = typer.Option(None, "--port", help="Port (default: [web] port, 8080).")):
-        """Serve the web pages for visit teams and officers; put a TLS reverse proxy in front (docs/web.md)."""
-        from safecall.web import serve
-
-        serve(ctx_of(ctx).services(), host=host, port=port)
-
-    @accounts.command("add")
-    @handled
-    def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
-                  role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin."),
-                  team: Optional[str] = typer.Option(None, "--team", help="The team of a team member."),
-                  password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (default: make one and print it once).")):
-        """Create a web account."""
-        from safecall import users
-
-        services = ctx_of(ctx).services()
-        password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
-        users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
-                       now=services.now())
-        out.print(f"Created {username} ({role}{', ' + team if team else ''}).", markup=False)
-        if not password_stdin:
-            out.print(f"Password (shown once; hand it over in person): {password}", markup=False)
-
-    @accounts.command("list")
-    @handled
-    def users_list(ctx: typer.Context):
-        """List web accounts."""
-        from safecall import users
-
-        table = Table("user", "role", "team", "status", "created")
-        for user in users.list_users(ctx_of(ctx).services().db):
-            table.add_row(escape(user.username), user.role, escape(user.team or ""), "disabled" if user.disabled else "active", str(user.created_at.date()))
-        out.print(table)
-
-    @accounts.command("disable")
-    @handled
-    def users_disable(ctx: typer.Context, username: str = typer.Argument(..., help="Login name.")):
-        """Stop an account from logging in; its open sessions end."""
-        from safecall import users
-
-        services = ctx_of(ctx).services()
-        users.disable_user(services.db, username, now=services.now())
-        out.print(f"Disabled {username}; its sessions have ended.", markup=False)
-
-    @accounts.command("reset")
-    @handled
-    def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
-                    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from standard input (default: make one and print it once).")):
-        """Give an account a new password (and enable it again); its open sessions end."""
-        from safecall import users
-
-        services = ctx_of(ctx).services()
-        password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
-        users.reset_password(services.db, username, password, now=services.now())
-        out.print(f"Reset the password of {username}.", markup=False)
-        if not password_stdin:
-            out.print(f"Password (shown once; hand it over in person): {password}", markup=False)
-
-    @app.command("audit")
-    @handled
-    def audit_show(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor", help="e.g. web:kim or os:root(uid 0)."),
-                   action: Optional[str] = typer.Option(None, "--action", help="e.g. visit.record, or web.* for every web action."),
-                   subject: Optional[str] = typer.Option(None, "--subject", help="e.g. 'task 12' or 'person 3'."),
-                   since: Optional[str] = typer.Option(None, "--since", help="Written on or after this day, YYYY-MM-DD (real time)."),
-                   until: Optional[str] = typer.Option(None, "--until", help="Written before this day, YYYY-MM-DD (real time)."),
-                   limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first.")):
-        """Show the audit trail: who did what, the time it was for, and the real time it was written."""
-        from safecall.audit import audit_events
-
-        services = ctx_of(ctx).services()
-        tz = services.instance.tz
-        start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
-        events = audit_events(services.db, actor=actor, action=action, subject=subject, limit=limit,
-                              since=start(since, "--since") if since else None, until=start(until, "--until") if until else None)
-        table = Table("id", "written (real time)", "for (the clock's time)", "actor", "action", "subject", "detail")
-        for e in events:
-            written = e.real_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if e.real_at else "(before schema 5)"
-            table.add_row(str(e.id), written, e.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
-                          *(escape(text) for text in (e.actor, e.action, e.subject, e.detail)))
-        out.print(table)
-        out.print(f"{len(events)} records")
-
-    return app
+            return super().invoke(ctx)
+        except CLICK_FLOW:
+            raise
+        except InputError as exc:
+            fail(ctx, exc.translated(invocation(ctx)._), exc.problems)
+        except SafeCallError as exc:
+            fail(ctx, exc.translated(invocation(ctx)._))
+        except OperationalError as exc:  # a read outside a transaction met a locked or broken database
+            fail(ctx, explain(exc, "the instance"))
+        except Exception as exc:
+            unexpected(ctx, exc)
 
 
-def parse_moment(text: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO time", param_hint=option) from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter("give a time zone, e.g. 2026-11-23T10:00+09:00", param_hint=option)
-    return moment
+def fail(ctx, message: str, problems: list[str] = ()) -> None:
+    app = invocation(ctx)
+    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(message), markup=True, sep="")  # names from files
+    for problem in problems:
+        app.err.print(f"  - {plain(problem)}", markup=False)
+    raise typer.Exit(1)
 
 
-def parse_day(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{option}: {text!r} is not a date (use YYYY-MM-DD)") from None
+def unexpected(ctx, exc: Exception) -> None:
+    """A defect or an outside failure nobody foresaw: details go to a log file, the user gets one line and a hint."""
+    app = invocation(ctx)
+    if app.environ.get("SAFECALL_DEBUG"):
+        raise exc
+    where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
+    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(app._(
+        "SafeCall stopped on an unexpected problem ({kind}: {detail}).").format(kind=type(exc).__name__, detail=exc)),
+        markup=True, sep="")
+    hint = app._("Details are in {log}. Run `safecall doctor`; if the problem stays, "
+                 "send that file to whoever maintains SafeCall.")
+    app.err.print(plain(hint.format(log=where or app._("(no log file could be written)"))), markup=False)
+    raise typer.Exit(1)
 
 
-class progress_bar:
-    """A rich progress bar over people finished; a callback the dialer calls."""
-
-    def __init__(self, console: Console):
-        self.progress = Progress(TextColumn("calling"), BarColumn(), MofNCompleteColumn(), TextColumn("people done"),
-                                 TimeElapsedColumn(), console=console, transient=True)
-        self.task = None
-
-    def __enter__(self):
-        self.progress.start()
-        self.task = self.progress.add_task("calling", total=None)
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        self.progress.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-        return False
+def translate_help(command: click.Command, texts: Texts) -> None:
+    """Help of every command and option in the user's language (msgids are the English help in the code)."""
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = texts._(param.help)
+    if command.help:
+        command.help = texts._(command.help)
+    if command.short_help:
+        command.short_help = texts._(command.short_help)
+    if getattr(command, "_help_option", False) is None:  # Click 8.2+ builds --help once per command and keeps it
+        names = types.SimpleNamespace(help_option_names=command.context_settings.get("help_option_names", ["--help"]))
+        option = command.get_help_option(names)
+        if option is not None:
+            option.help = texts._(HELP_OPTION)
+    for sub in getattr(command, "commands", {}).values():
+        translate_help(sub, texts)
 
 
-def print_status(console: Console, status: RunStatus, instance_root: Path) -> None:
+HELP_OPTION = N_("Show this message and exit.")
+
+
+def emit(app: AppContext, fmt: str, headers: list[str], rows: list[list], records: list[dict], title: str | None = None,
+         whole: tuple[int, ...] = ()) -> None:
+    """One listing as a table (people read it), CSV (Excel or a pipe) or JSON (programs: English keys, stored values)."""
+    if fmt == "json":
+        typer.echo(json_text(records), nl=False)
+    elif fmt == "csv":
+        typer.echo(csv_text(headers, rows), nl=False)
+    else:
+        print_listing(app.out, headers, rows, title=title, whole=whole)
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
+    if fmt not in allowed:
+        raise InputError(N_("--format: unknown format {fmt!r} (use {choices})"), fmt=fmt, choices=", ".join(allowed))
+
+
+FORMAT_HELP = "table, csv or json."
+
+
+def group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True)
+
+
+recipients_app = group("The roster of people who are called.")
+campaign_app = group("Campaign definitions and their weekly runs.")
+visits_app = group("Home-visit and callback lists for the teams.")
+config_app = group("Settings of this instance.")
+trunk_app = group("Telephony trunks (config/trunks.toml).")
+scheduler_app = group("The long-running process that launches, dials and delivers.")
+signals_app = group("Inactivity signals that trigger ad-hoc check calls.")
+report_app = group("Reports for the office.")
+ivr_app = group("IVR flows and their prompt audio.")
+worker_app = group("Scale-out dialer workers sharing a PostgreSQL database (docs/scaling.md).")
+db_app = group("The database: schema revision and upgrades.")
+
+GROUPS = {"worker": worker_app, "db": db_app, "recipients": recipients_app, "campaign": campaign_app, "visits": visits_app,
+          "config": config_app, "trunk": trunk_app, "ivr": ivr_app, "scheduler": scheduler_app, "signals": signals_app,
+          "report": report_app}
+
+
+def root_options(
+        ctx: typer.Context,
+        config_path: Optional[str] = typer.Option(None, "--config", help="Instance folder (or its config/safecall.toml). Default: $SAFECALL_CONFIG, else the current folder.")):
+    # Real commands run on the real clock; a drill takes its own --now and plays on a copy of the data.
+    injected: Injected = ctx.obj
+    ctx.obj = AppContext(make_clock=injected.make_clock, environ=injected.env(), config_option=config_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+# ---- instance -----------------------------------------------------------------------------------------------------
+def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Folder for the new instance.")):
+    """Create a new instance folder from the shipped defaults."""
+    app = state(ctx)
+    created = scaffold_instance(directory)
+    app.say(app._("Created instance in {folder}:").format(folder=directory.absolute()))
+    for path in created:
+        app.say(f"  {path}")
+    app.say(app._("Use it with: safecall --config {folder} ...  (or export SAFECALL_CONFIG={folder})").format(folder=directory))
+
+
+def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the demo instance here (default: a new temporary folder).")):
+    """Run a whole weekly campaign on a synthetic roster and a simulated trunk, in accelerated time."""
+    from safecall.demo import run_demo
+
+    app = state(ctx)
+    target = directory or Path(tempfile.mkdtemp(prefix="safecall-demo-"))
+    app.say(app._("Demo instance: {folder}").format(folder=target.absolute()))
+    with progress(app) as update:
+        result = run_demo(target, app.make_clock(), on_progress=update)
+    roster = result.roster
+    app.say(app._("Roster: {added} people imported, {without} without consent (stored, never called).").format(
+        added=roster.added, without=len(roster.without_consent)))
+    print_status(app, result.status)
+    app.say(app._("Lists for the teams:"))
+    for path in result.files:
+        app.say(f"  {path}")
+
+
+def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")):
+    """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
+    from safecall.doctor import run_doctor
+
+    app = state(ctx)
+    print_checks(app, run_doctor(app.services(check_schema=False), wait_seconds=wait))
+
+
+def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
+          seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
+    """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
+    app = state(ctx)
+    commands.serve_ivr(app.services(), campaign_name, seconds,
+                       on_started=lambda: app.say(app._("Serving the IVR of {campaign!r}; Ctrl-C stops.").format(campaign=campaign_name)))
+    app.say(app._("Stopped."))
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Print the effective settings; secrets are masked."""
+    app = state(ctx)
+    shown = show_settings(app.instance())
+    if as_json:
+        typer.echo(json_text(shown), nl=False)
+        return
+    for key, value in shown.items():
+        app.say(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+
+
+def print_checks(app: AppContext, checks) -> None:
+    passed, failed = app._("ok"), app._("FAIL")
+    width = max(cell_len(passed), cell_len(failed))  # the marks line up in either language
+    for check in checks:
+        mark = (f"[green]{passed}[/green]" + " " * (width - cell_len(passed)) if check.ok
+                else f"[red]{failed}[/red]" + " " * (width - cell_len(failed)))
+        app.out.print(f"{mark} {markup_safe(check.name)}: ", end="")
+        app.say(check.detail)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context):
+    """Show the database's schema revision and whether it needs `safecall db upgrade`."""
+    app = state(ctx)
+    db = app.services(check_schema=False).db
+    schema = db.schema_state()
+    app.say(app._("database: {url}").format(url=db.safe_url()))
+    app.say(app._("schema revision: {current}; this SafeCall: {head}").format(current=schema.describe(), head=schema.head))
+    if schema.has_tables and schema.current != schema.head:
+        app.say(app._("needs: safecall db upgrade"))
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context):
+    """Bring the database to this SafeCall's schema, in place (a SQLite file is backed up first)."""
+    app = state(ctx)
+    db = app.services(check_schema=False).db
+    upgrade = db.upgrade()
+    if not upgrade.applied:
+        app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
+        return
+    app.say(app._("Upgraded {url}: applied {revisions}.").format(url=db.safe_url(), revisions=", ".join(upgrade.applied)))
+    if upgrade.backup:
+        app.say(app._("The database as it was is kept in {path}").format(path=upgrade.backup))
+
+
+@trunk_app.command("check")
+def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
+                wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
+    """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
+    app = state(ctx)
+    print_checks(app, app.services().check_trunk(name, wait_seconds=wait))
+
+
+# ---- long-running processes -----------------------------------------------------------------------------------------
+@scheduler_app.command("run")
+def scheduler_run(ctx: typer.Context, interval: float = typer.Option(30, "--interval", help="Seconds between checks."),
+                  dial_runs: bool = typer.Option(True, "--dial/--no-dial", help="--no-dial: leave dialling to `safecall worker run` processes."),
+                  seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
+    """Launch campaigns at their weekly slot, dial, publish the daily lists, escalate; survives restarts."""
+    from safecall.notify import build_mailer, build_sms
+    from safecall.scheduler import Scheduler
+
+    services = state(ctx).services()
+    mailer = build_mailer(services.instance)
+    runner = Scheduler(services, mailer, build_sms(services.instance), dial=dial_runs)
+    commands.run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
+
+
+@worker_app.command("run")
+def worker_run(ctx: typer.Context, trunk_name: str = typer.Option(..., "--trunk", help="The trunk (PBX) this worker dials through."),
+               name: Optional[str] = typer.Option(None, "--name", help="Worker name, unique across the deployment (default: the trunk name)."),
+               interval: float = typer.Option(5, "--interval", help="Seconds between looks for due calls when idle."),
+               seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until SIGTERM/SIGINT).")):
+    """Dial every open run on one trunk, side by side with other workers (PostgreSQL only)."""
+    from safecall.workers import DialerWorker
+
+    runner = DialerWorker(state(ctx).services(), trunk_name, name)
+    commands.run_until_stopped(runner.stop, lambda: runner.run(interval_seconds=interval), seconds)
+
+
+# ---- signals, reports, IVR ------------------------------------------------------------------------------------------
+@signals_app.command("import")
+def signals_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV/XLSX: 전화번호 (or person_id), 일자, 종류, 점수.")):
+    """Load inactivity signals (power use, telecom, app data); all or nothing."""
+    from safecall.signals import import_signals
+
+    app = state(ctx)
+    services = app.services()
+    result = import_signals(services.db, file, services.instance.settings, now=services.now())
+    app.say(app._("Imported {rows} signals from {file}: {added} added, {updated} updated.").format(
+        rows=result.rows, file=file, added=result.added, updated=result.updated))
+
+
+@signals_app.command("launch")
+def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign whose IVR, trunk and retry rules to use."),
+                   on: Optional[str] = typer.Option(None, "--date", help="Day of the signals (default: today)."),
+                   dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                   fast: bool = typer.Option(False, "--fast", hidden=True)):
+    """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
+    commands.refuse_fast(fast)
+    app = state(ctx)
+    services = app.services()
+    day = parse_day(on, "--date") if on else services.today()
+    check = commands.launch_signal_check(services, name, day)
+    if check is None:
+        app.say(app._("No one is flagged by the signals of {day}; nothing to call.").format(day=day))
+        return
+    message = (app._("Launched run {run}: a check call to {people} flagged people ({day}).") if check.created
+               else app._("Resuming run {run}: a check call to {people} flagged people ({day})."))
+    app.say(message.format(run=check.run.id, people=check.people, day=day))
+    if dial_now:
+        dial(app, name, check.run.id)
+
+
+@report_app.command("weekly")
+def report_weekly(ctx: typer.Context,
+                  start: Optional[str] = typer.Option(None, "--from", help="First campaign week (a date in it), YYYY-MM-DD."),
+                  end: Optional[str] = typer.Option(None, "--to", help="Last campaign week, YYYY-MM-DD."),
+                  fmt: str = typer.Option("table", "--format", help="table, csv, xlsx or json."),
+                  output: Optional[Path] = typer.Option(None, "--output", help="File for csv/xlsx (default: the outbox)."),
+                  chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the weekly rates to this PNG.")):
+    """Per campaign week and dong: called, acknowledged, help requests, non-responders, visits and outcomes."""
+    from safecall.reports import COLUMNS, weekly_report
+
+    app = state(ctx)
+    check_format(fmt, ("table", "csv", "xlsx", "json"))
+    if chart:
+        commands.writable_file(chart, "--chart")
+    services = app.services()
+    first, last = commands.report_weeks(services, start, end)
+    rows = weekly_report(services.db, start=first, end=last)
+    if fmt in ("table", "json"):
+        emit(app, fmt, [title for _, title in COLUMNS], [row.cells() for row in rows],
+             [row.record() for row in rows], title=app._("Weekly report"))
+    else:
+        app.say(app._("wrote {path}").format(path=commands.write_report(services, rows, fmt, output)))
+    if chart:
+        note = commands.draw_report_chart(rows, chart)
+        app.say(app._("wrote {path}").format(path=chart))
+        if note:
+            app.err.print(plain(app._(note)), markup=False)
+
+
+@ivr_app.command("prompts")
+def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),
+                force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
+    """Build 8 kHz mono prompt audio for Asterisk from the flow's texts (espeak-ng and sox)."""
+    from safecall.ivr import load_flow
+    from safecall.telephony.asterisk.prompts import build_prompts
+
+    app = state(ctx)
+    instance = app.instance()
+    out_dir = instance.ivr_dir / "asterisk" / "sounds" / "safecall"
+    written, kept = build_prompts(load_flow(instance.ivr_dir, flow), out_dir, force=force)
+    for path in written:
+        app.say(app._("wrote {path}").format(path=path))
+    for path in kept:
+        app.say(app._("kept  {path} (already there; --force replaces it)").format(path=path))
+    app.say(app._("Copy {folder} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).").format(folder=out_dir))
+
+
+# ---- recipients ---------------------------------------------------------------------------------------------------
+@recipients_app.command("import")
+def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV (UTF-8 or CP949) or XLSX roster."),
+                      dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; change nothing.")):
+    """Import or update the roster; all or nothing."""
+    app = state(ctx)
+    services = app.services()
+    report = import_roster(services.db, file, services.instance.settings, now=services.now(), today=services.today(), dry_run=dry_run)
+    message = (app._("Would import {rows} rows from {file}: {added} added, {updated} updated, {unchanged} unchanged.") if dry_run
+               else app._("Imported {rows} rows from {file}: {added} added, {updated} updated, {unchanged} unchanged."))
+    app.say(message.format(rows=report.rows, file=file, added=report.added, updated=report.updated, unchanged=report.unchanged))
+    if report.ignored_columns:
+        app.say(app._("Ignored columns: {columns}").format(columns=", ".join(report.ignored_columns)))
+    if report.without_consent:
+        app.say(app._("{count} without consent (stored, never called):").format(count=len(report.without_consent)))
+        for line in report.without_consent:
+            app.say(f"  {line}")
+
+
+def person_state(app: AppContext, p) -> str:
+    words = app.texts.word("status", p.status)
+    if p.paused_until:
+        words += app._(" until {day}").format(day=p.paused_until)
+    if p.closed_reason:
+        words += f" ({app.texts.word('reason', p.closed_reason)})"
+    return words
+
+
+@recipients_app.command("list")
+def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active, paused or closed (활성, 일시중지, 종료)."),
+                    team: Optional[str] = typer.Option(None, help="Only this team."),
+                    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """List people on the roster."""
+    app = state(ctx)
+    check_format(fmt)
+    wanted = app.texts.keyword(status, "status", PERSON_STATUS, "--status") if status else None
+    services = app.services()
+    rows = people.list_people(services.db, status=wanted, team=team)
+    log_access(services.db, at=services.now(), action="recipients.view", subject=f"roster {team or 'all teams'}",
+               detail=f"status={wanted or 'any'} people={len(rows)}")
+    _ = app._
+    emit(app, fmt, [_("id"), _("name"), _("phone"), _("dong"), _("team"), _("risk"), _("consent"), _("status")],
+         [[p.id, p.name, phones.national(p.phone), p.dong, p.team, app.texts.risk(p.risk), p.consent_date or _("none"),
+           person_state(app, p)] for p in rows],
+         [{"id": p.id, "name": p.name, "phone": phones.national(p.phone), "phone2": phones.national(p.phone2), "dong": p.dong,
+           "team": p.team, "risk": p.risk, "consent_date": p.consent_date, "status": p.status, "paused_until": p.paused_until,
+           "closed_reason": p.closed_reason} for p in rows], whole=(0, 2, 6))
+    if fmt == "table":
+        app.say(app._("{count} people").format(count=len(rows)))
+
+
+@recipients_app.command("show")
+def recipients_show(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
+    """Show one person and every call made to them."""
+    app = state(ctx)
+    _ = app._
+    services = app.services()
+    p, attempts = people.person_history(services.db, person)
+    log_access(services.db, at=services.now(), action="person.view", subject=f"person {p.id}")
+    tz = services.instance.tz
+    for label, value in ((_("id"), p.id), (_("name"), p.name), (_("phone"), phones.national(p.phone)),
+                         (_("phone2"), phones.national(p.phone2)), (_("address"), p.address), (_("dong"), p.dong),
+                         (_("team"), p.team), (_("birth date"), p.birth_date),
+                         (_("guardian"), f"{p.guardian_name or ''} {phones.national(p.guardian_phone)}".strip()),
+                         (_("consent"), p.consent_date or _("none")), (_("risk"), app.texts.risk(p.risk)),
+                         (_("status"), person_state(app, p))):
+        app.say(f"{label}: {value}")
+    grid = table(_("run"), _("attempt"), _("placed"), _("number"), _("result"), whole=(2, 3))
+    for a in attempts:
+        add_row(grid, [a.run_id, a.number, a.placed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), phones.national(a.phone),
+                       people.attempt_result(a, app.texts)])  # a spoken answer is data: add_row renders it as plain text
+    app.out.print(grid)
+
+
+@recipients_app.command("pause")
+def recipients_pause(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
+                     until: str = typer.Option(..., "--until", help="Last day of the pause, YYYY-MM-DD.")):
+    """Stop calling someone until a date (e.g. a hospital stay)."""
+    app = state(ctx)
+    services = app.services()
+    p = people.pause(services.db, person, until=parse_day(until, "--until"), today=services.today(), now=services.now())
+    app.say(app._("Paused {name} (id {id}) until {day}.").format(name=p.name, id=p.id, day=p.paused_until))
+
+
+@recipients_app.command("resume")
+def recipients_resume(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
+    """Call someone again."""
+    app = state(ctx)
+    services = app.services()
+    p = people.resume(services.db, person, now=services.now())
+    app.say(app._("Resumed {name} (id {id}).").format(name=p.name, id=p.id))
+
+
+@recipients_app.command("close")
+def recipients_close(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
+                     reason: str = typer.Option(..., "--reason", help="hospitalised, moved, deceased, declined or other (입원, 이사, 사망, 거부, 기타).")):
+    """Take someone off the calls for good."""
+    app = state(ctx)
+    chosen = app.texts.keyword(reason, "reason", CLOSE_REASON, "--reason")
+    services = app.services()
+    p = people.close(services.db, person, reason=chosen, now=services.now())
+    app.say(app._("Closed {name} (id {id}): {reason}.").format(name=p.name, id=p.id, reason=app.texts.word("reason", chosen)))
+
+
+# ---- campaigns ----------------------------------------------------------------------------------------------------
+@campaign_app.command("list")
+def campaign_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """List campaign definitions and their runs."""
+    app = state(ctx)
+    check_format(fmt)
+    _ = app._
+    services = app.services()
+    names = list_campaigns(services.instance)
+    runs = list_runs(services.db)
+    tz = services.instance.tz
+    if fmt == "json":
+        typer.echo(json_text({"campaigns": names, "runs": [
+            {"id": r.id, "campaign": r.campaign, "week_start": r.week_start, "status": r.status,
+             "first_call_at": r.first_call_at.astimezone(tz).isoformat()} for r in runs]}), nl=False)
+        return
+    if fmt == "table":
+        for name in names:
+            app.say(name)
+    emit(app, fmt, [_("run"), _("campaign"), _("week"), _("status"), _("first call")],
+         [[r.id, r.campaign, r.week_start, app.texts.word("run", r.status), r.first_call_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")]
+          for r in runs], [], whole=(0, 2, 4))
+
+
+@campaign_app.command("plan")
+def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                  weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="How many weeks ahead."),
+                  now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now).")):
+    """When each coming week's first calls are placed, and which weeks move past a holiday."""
+    from safecall.policy import plan_weeks, week_start
+
+    app = state(ctx)
+    _ = app._
+    instance = app.instance()
+    definition = load_campaign(instance, name)
+    calendar = definition.calendar(instance)
+    moment = commands.parse_moment(now, "--now") if now else app.make_clock().now()
+    grid = table(_("week"), _("slot"), _("first calls"), _("why moved"), whole=(0, 1, 2),
+                 title=_("{campaign}: the next {weeks} weeks").format(campaign=name, weeks=weeks))
+    for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks):
+        first = (planned.first_call.astimezone(calendar.tz).strftime("%Y-%m-%d %a %H:%M") if planned.first_call
+                 else _("no calling day: fix the window"))
+        add_row(grid, [planned.week, planned.slot.strftime("%Y-%m-%d %a %H:%M"), first, planned.why_moved or ""])
+    app.out.print(grid)
+
+
+@campaign_app.command("validate")
+def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
+    """Check a campaign definition and report every error."""
+    app = state(ctx)
+    _, problems = check_campaign(app.instance(), name)
+    if problems:
+        raise InputError(app._("campaign {name!r} has {count} problem(s)").format(name=name, count=len(problems)), problems)
+    app.say(app._("campaign {name!r} is valid").format(name=name))
+
+
+def progress(app: AppContext) -> progress_bar:
+    return progress_bar(app.out, app._("calling"), app._("people done"))
+
+
+def dial(app: AppContext, name: str, run_id: int) -> None:
+    services = app.services()
+    with progress(app) as update:
+        status = commands.dial_run(services, name, run_id, on_progress=update)
+    print_status(app, status)
+
+
+def drill_and_print(app: AppContext, name: str, start: datetime, directory: Optional[Path], trunk_name: Optional[str]) -> None:
+    from safecall.drills import run_drill
+
+    instance = app.instance()  # never app.services(): that would open (and create) the real database
+    when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
+    announce = lambda folder: app.say(app._("Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
+                                            "in {folder}. The real database is not touched.").format(campaign=name, when=when, folder=folder))
+    with progress(app) as update:
+        result = run_drill(instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce)
+    print_status(app, result.status)
+    app.say(app._("The drill's copy is kept in {folder}.").format(folder=result.folder) if result.kept
+            else app._("The drill's copy was deleted."))
+
+
+def drill(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+          now: Optional[str] = typer.Option(None, "--now", help="Play the week from this time (ISO, e.g. 2026-11-23T08:00+09:00; default: now)."),
+          directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards."),
+          trunk_name: Optional[str] = typer.Option(None, "--trunk", help="A simulated trunk to dial through (default: the campaign's).")):
+    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
+    app = state(ctx)
+    drill_and_print(app, name, commands.parse_moment(now, "--now") if now else app.make_clock().now(), directory, trunk_name)
+
+
+@campaign_app.command("launch")
+def campaign_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                    dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                    fast: bool = typer.Option(False, "--fast", help="A drill, as 'safecall drill NAME': the week in virtual time on a copy of the data; no real run.")):
+    """Create this week's run (or resume it if it exists) and dial it."""
+    app = state(ctx)
+    if fast:
+        app.err.print(plain(app._("--fast runs a drill on a throwaway copy of this instance's data ('safecall drill NAME'); "
+                                  "no real run is created or used. Leave out --fast to launch the real run.")), markup=False)
+        drill_and_print(app, name, app.make_clock().now(), None, None)
+        return
+    services = app.services()
+    run, created = commands.launch_week(services, name)
+    first = run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M")
+    if created:
+        app.say(app._("Launched run {run} of {campaign} for the week of {week}; first calls {first}.").format(
+            run=run.id, campaign=name, week=run.week_start, first=first))
+    else:
+        app.say(app._("Run {run} of {campaign} for the week of {week} already exists ({status}); resuming it.").format(
+            run=run.id, campaign=name, week=run.week_start, status=app.texts.word("run", run.status)))
+    if dial_now:
+        dial(app, name, run.id)
+
+
+@campaign_app.command("run")
+def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: every open run)."),
+                 fast: bool = typer.Option(False, "--fast", hidden=True)):
+    """Dial the due attempts of a run until it closes."""
+    commands.refuse_fast(fast)
+    app = state(ctx)
+    for r in commands.runs_to_dial(app.services(), run):
+        app.say(app._("Dialling run {run} ({campaign}, week of {week})").format(run=r.id, campaign=r.campaign, week=r.week_start))
+        dial(app, r.campaign, r.id)
+
+
+@campaign_app.command("status")
+def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run)."),
+                    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """Show the progress of a run."""
+    app = state(ctx)
+    check_format(fmt)
+    print_status(app, commands.run_to_show(app.services(), run), fmt)
+
+
+def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None:
+    _ = app._
     run = status.run
-    table = Table(title=f"Run {run.id}: {run.campaign}, week of {run.week_start} ({run.status})", show_header=False)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    rows = [
-        ("people", status.people),
-        ("acknowledged on the first try", status.acknowledged_first_try),
-        ("acknowledged after retries", status.acknowledged_after_retries),
-        ("help requests (pressed 2)", status.help_requests),
-        ("waiting for the first call", status.waiting_first_call),
-        ("pending retries", status.pending_retries),
-        ("in a call now", status.in_call),
-        ("final non-responders (home visit)", status.final_non_responders),
-        ("withdrawn (paused or closed)", status.withdrawn),
+    counts = [
+        ("people", _("people"), status.people),
+        ("acknowledged_first_try", _("acknowledged on the first try"), status.acknowledged_first_try),
+        ("acknowledged_after_retries", _("acknowledged after retries"), status.acknowledged_after_retries),
+        ("help_requests", _("help requests (pressed 2)"), status.help_requests),
+        ("waiting_first_call", _("waiting for the first call"), status.waiting_first_call),
+        ("pending_retries", _("pending retries"), status.pending_retries),
+        ("in_call", _("in a call now"), status.in_call),
+        ("final_non_responders", _("final non-responders (home visit)"), status.final_non_responders),
+        ("withdrawn", _("withdrawn (paused or closed)"), status.withdrawn),
     ]
-    for label, value in rows:
-        table.add_row(label, str(value))
-    console.print(table)
-    attempts = Table("attempt result", "count", title="Attempts by result")
-    for disposition in list(Disposition) + ["in progress"]:
-        if status.attempts_by_disposition.get(disposition):
-            attempts.add_row(disposition, str(status.attempts_by_disposition[disposition]))
-    console.print(attempts)
+    results = [(d, status.attempts_by_disposition[d]) for d in list(Disposition) + ["in progress"]
+               if status.attempts_by_disposition.get(d)]
+    if fmt == "json":
+        typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
+                              **{key: value for key, _label, value in counts},
+                              "attempts_by_result": dict(results)}), nl=False)
+        return
+    if fmt == "csv":
+        typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
+                            [[app.texts.word("disposition", d), n] for d, n in results]), nl=False)
+        return
+    title = _("Run {run}: {campaign}, week of {week} ({status})").format(
+        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status))
+    grid = table(_("what"), _("count"), title=title, show_header=False)
+    grid.columns[1].justify = "right"
+    for _key, label, value in counts:
+        add_row(grid, [label, value])
+    app.out.print(grid)
+    attempts = table(_("attempt result"), _("count"), title=_("Attempts by result"))
+    attempts.columns[1].justify = "right"
+    for disposition, count in results:
+        add_row(attempts, [app.texts.word("disposition", disposition), count])
+    app.out.print(attempts)
+
+
+# ---- visits -------------------------------------------------------------------------------------------------------
+@visits_app.command("list")
+def visits_list(ctx: typer.Context,
+                on: Optional[str] = typer.Option(None, "--date", help="The day of the list, YYYY-MM-DD (default: today)."),
+                team: Optional[str] = typer.Option(None, "--team", help="Only this team."),
+                kind: str = typer.Option("visit", "--kind", help="visit (home visits) or callback (pressed 2); 방문 or 회신."),
+                fmt: str = typer.Option("table", "--format", help="table, json, or a file: csv or xlsx."),
+                output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
+    """The open home-visit (or callback) list, one per team, most urgent first."""
+    from safecall.visits import COLUMNS
+
+    app = state(ctx)
+    _ = app._
+    check_format(fmt, ("table", "json", "csv", "xlsx"))
+    kind = app.texts.keyword(kind, "kind", LIST_KIND, "--kind")
+    services = app.services()
+    day = parse_day(on, "--date") if on else services.today()
+    lists = open_task_rows(services.db, services.instance.tz, on=day, kind=kind, team=team,
+                           teams=[t.name for t in services.instance.settings.teams])
+    log_access(services.db, at=services.now(), action="visits.export" if fmt != "table" else "visits.view",
+               subject=f"{kind} list {team or 'all teams'}", detail=f"day={day} format={fmt}")
+    kind_word = app.texts.word("kind", kind)
+    if fmt == "json":
+        typer.echo(json_text({team_name: [dict(zip([key for key, _title in COLUMNS], r.cells())) for r in rows]
+                              for team_name, rows in lists.items()}), nl=False)
+        return
+    if fmt == "table":
+        for team_name, rows in lists.items():
+            if not rows:  # said in a line: an empty table reads like a list that failed to load
+                app.say(_("{team}: no open {kind} tasks for {day}.").format(team=team_name, kind=kind_word, day=day))
+                continue
+            emit(app, fmt, [_("#"), _("task"), _("name"), _("phone"), _("address"), _("dong"), _("guardian"), _("weeks"),
+                            _("no key"), _("risk"), _("last ack")],
+                 [[r.rank, r.task, r.name, r.phone, r.address, r.dong, f"{r.guardian} {r.guardian_phone}".strip(),
+                   r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack] for r in rows], [],
+                 title=_("{team}: {count} {kind}(s) for {day}").format(team=team_name, count=len(rows), kind=kind_word, day=day),
+                 whole=(0, 1, 3, 10))
+        if not lists:
+            app.say(_("No open {kind} tasks for {day}.").format(kind=kind_word, day=day))
+        return
+    files = export_lists(lists, output=output or services.instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind)
+    for path in files:
+        app.say(_("wrote {path}").format(path=path))
+    if not files:
+        app.say(_("No open {kind} tasks for {day}; nothing written.").format(kind=kind_word, day=day))
+
+
+@visits_app.command("deliver")
+def visits_deliver(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day of the lists, YYYY-MM-DD (default: today).")):
+    """Write the day's lists again and (re)send them to every team."""
+    from safecall.delivery import deliveries_for, publish_day
+    from safecall.notify import build_mailer
+
+    app = state(ctx)
+    services = app.services()
+    day = parse_day(on, "--date") if on else services.today()
+    publish_day(services.db, services.instance, build_mailer(services.instance), day, now=services.now(), resend=True)
+    print_deliveries(app, deliveries_for(services.db, day), day)
+
+
+@visits_app.command("deliveries")
+def visits_deliveries(ctx: typer.Context, on: Optional[str] = typer.Option(None, "--date", help="Day, YYYY-MM-DD (default: today)."),
+                      fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """Show whether each team's lists for a day were delivered."""
+    from safecall.delivery import deliveries_for
+
+    app = state(ctx)
+    check_format(fmt)
+    services = app.services()
+    day = parse_day(on, "--date") if on else services.today()
+    print_deliveries(app, deliveries_for(services.db, day), day, fmt)
+
+
+def print_deliveries(app: AppContext, rows, day, fmt: str = "table") -> None:
+    _ = app._
+    emit(app, fmt, [_("team"), _("list"), _("status"), _("attempts"), _("last error")],
+         [[d.team, app.texts.word("kind", d.kind), app.texts.word("delivery", d.status), d.attempts, d.last_error or ""] for d in rows],
+         [{"team": d.team, "kind": d.kind, "status": d.status, "attempts": d.attempts, "last_error": d.last_error} for d in rows],
+         title=_("Deliveries for {day}").format(day=day))
+    if any(d.status == "failed" for d in rows):
+        warning = _("some lists were not delivered; fix the cause and run 'safecall visits deliver'")
+        app.err.print("[red]" + markup_safe(warning) + "[/red]")
+
+
+@visits_app.command("record")
+def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
+                  outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전, 부재, 입원, 긴급출동, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화안전, 서비스연계, 통화안됨)."),
+                  note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
+                  until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day.")):
+    """Record what a visit (or an officer's call-back) found; not_home and called_no_answer keep the task open."""
+    app = state(ctx)
+    chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME, "--outcome")
+    pause_until = parse_day(until, "--until") if until else None
+    services = app.services()
+    recorded = record_outcome(services.db, task, chosen, now=services.now(), tz=services.instance.tz, note=note, until=pause_until)
+    still = app._("still open (not home)") if recorded.status == "open" else app._("closed")
+    app.say(app._("Task {task}: {outcome}; {state}.").format(task=task, outcome=app.texts.word("outcome", chosen), state=still))
+
+
+# ---- web app, its accounts and the audit trail (issue 18): thin commands over safecall/web, users.py, audit.py ------
+users_app = group("Accounts of the web app (`safecall web`): visit team members, officers, admins.")
+GROUPS["users"] = users_app
+
+
+def web(ctx: typer.Context, host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: [web] host, 127.0.0.1)."),
+        port: Optional[int] = typer.Option(None, "--port", help="Port (default: [web] port, 8080).")):
+    """Serve the web pages for visit teams and officers; put a TLS reverse proxy in front (docs/web.md)."""
+    from safecall.web import serve
+
+    serve(state(ctx).services(), host=host, port=port)
+
+
+def say_password(app: AppContext, password: str) -> None:
+    app.say(app._("Password (shown once; hand it over in person): {password}").format(password=password))
+
+
+@users_app.command("add")
+def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
+              role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin."),
+              team: Optional[str] = typer.Option(None, "--team", help="The team of a team member."),
+              password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (default: make one and print it once).")):
+    """Create a web account."""
+    from safecall import users
+
+    app = state(ctx)
+    services = app.services()
+    password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+    users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
+                   now=services.now())
+    app.say(app._("Created {user} ({role}{team}).").format(user=username, role=role, team=", " + team if team else ""))
+    if not password_stdin:
+        say_password(app, password)
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """List web accounts."""
+    from safecall import users
+
+    check_format(fmt)
+    app = state(ctx)
+    _ = app._
+    accounts = users.list_users(app.services().db)
+    emit(app, fmt, [_("user"), _("role"), _("team"), _("status"), _("created")],
+         [[u.username, u.role, u.team or "", _("disabled") if u.disabled else app.texts.word("status", "active"), u.created_at.date()]
+          for u in accounts],
+         [{"user": u.username, "role": u.role, "team": u.team, "disabled": bool(u.disabled), "created": u.created_at.isoformat()}
+          for u in accounts])
+
+
+@users_app.command("disable")
+def users_disable(ctx: typer.Context, username: str = typer.Argument(..., help="Login name.")):
+    """Stop an account from logging in; its open sessions end."""
+    from safecall import users
+
+    app = state(ctx)
+    services = app.services()
+    users.disable_user(services.db, username, now=services.now())
+    app.say(app._("Disabled {user}; its sessions have ended.").format(user=username))
+
+
+@users_app.command("reset")
+def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
+                password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from standard input (default: make one and print it once).")):
+    """Give an account a new password (and enable it again); its open sessions end."""
+    from safecall import users
+
+    app = state(ctx)
+    services = app.services()
+    password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+    users.reset_password(services.db, username, password, now=services.now())
+    app.say(app._("Reset the password of {user}.").format(user=username))
+    if not password_stdin:
+        say_password(app, password)
+
+
+def audit(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor", help="e.g. web:kim or os:root(uid 0)."),
+          action: Optional[str] = typer.Option(None, "--action", help="e.g. visit.record, or web.* for every web action."),
+          subject: Optional[str] = typer.Option(None, "--subject", help="e.g. 'task 12' or 'person 3'."),
+          since: Optional[str] = typer.Option(None, "--since", help="Written on or after this day, YYYY-MM-DD (real time)."),
+          until: Optional[str] = typer.Option(None, "--until", help="Written before this day, YYYY-MM-DD (real time)."),
+          limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first."),
+          fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """Show the audit trail: who did what, the time it was for, and the real time it was written."""
+    from safecall.audit import audit_events
+
+    check_format(fmt)
+    app = state(ctx)
+    _ = app._
+    services = app.services()
+    tz = services.instance.tz
+    start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
+    events = audit_events(services.db, actor=actor, action=action, subject=subject, limit=limit,
+                          since=start(since, "--since") if since else None, until=start(until, "--until") if until else None)
+    seconds = lambda moment: moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    emit(app, fmt, [_("id"), _("written (real time)"), _("for (the clock's time)"), _("actor"), _("action"), _("subject"), _("detail")],
+         [[e.id, seconds(e.real_at) if e.real_at else _("(before schema 5)"), seconds(e.at), e.actor, e.action, e.subject, e.detail]
+          for e in events],
+         [{"id": e.id, "real_at": e.real_at.isoformat() if e.real_at else None, "at": e.at.isoformat(), "actor": e.actor,
+           "action": e.action, "subject": e.subject, "detail": e.detail} for e in events], whole=(0, 1, 2))
+    if fmt == "table":
+        app.say(_("{count} records").format(count=len(events)))
+
+
+# ---- the app ------------------------------------------------------------------------------------------------------
+def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | None = None) -> typer.Typer:
+    """The root command over the module's groups; tests pass their own clock factory and environment."""
+    root = typer.Typer(cls=SafeCallGroup, help="SafeCall: weekly automated wellness-check calls (안심콜).",
+                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                       context_settings={"obj": Injected(make_clock, environ)})
+    root.callback()(root_options)
+    for command in (init, demo, doctor, serve, drill, web, audit):
+        root.command()(command)
+    for name, sub in GROUPS.items():
+        root.add_typer(sub, name=name)
+    return root
 
 
 app = create_app()

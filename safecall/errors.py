@@ -2,7 +2,22 @@
 
 
 class SafeCallError(Exception):
-    """Base of every error SafeCall raises on purpose."""
+    """Base of every error SafeCall raises on purpose.
+
+    Given `fields`, the message is a template (an English msgid marked with N_) that the CLI shows in the
+    user's language: `NotFoundError(N_("no visit task {task}"), task=7)`. str() is always the English text.
+    """
+
+    def __init__(self, message: str = "", *args, **fields):
+        self.template = message
+        self.fields = fields
+        super().__init__(message.format(**fields) if fields else message, *args)
+
+    def translated(self, gettext) -> str:
+        """The message in the language of `gettext` (one not in the catalogue stays English)."""
+        if not isinstance(self.template, str) or not self.template:
+            return str(self)
+        return gettext(self.template).format(**self.fields) if self.fields else gettext(self.template)
 
 
 class ConfigError(SafeCallError):
@@ -12,10 +27,11 @@ class ConfigError(SafeCallError):
 class InputError(SafeCallError):
     """Input failed validation; `problems` lists each one, naming where it is."""
 
-    def __init__(self, summary: str, problems: list[str] | None = None):
-        self.summary = summary
+    def __init__(self, summary: str, problems: list[str] | None = None, **fields):
+        super().__init__(summary, **fields)
+        self.summary = self.args[0]
         self.problems = list(problems or [])
-        super().__init__(summary + "".join(f"\n  - {p}" for p in self.problems))
+        self.args = (self.summary + "".join(f"\n  - {p}" for p in self.problems),)
 
 
 class NoCallingDayError(InputError):

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from safecall.errors import InputError, NotFoundError
+from safecall.i18n import N_, Texts
 from safecall.store import Attempt, Database, Person, audit, person_attempts
 
 CLOSE_REASONS = ("hospitalised", "moved", "deceased", "declined", "other")
@@ -17,14 +18,14 @@ def find_person(session: Session, ref: str) -> Person:
     if ref.isdigit():
         person = session.get(Person, int(ref))
         if person is None:
-            raise NotFoundError(f"no person with id {ref}")
+            raise NotFoundError(N_("no person with id {ref}"), ref=ref)
         return person
     matches = list(session.exec(select(Person).where(Person.name == ref)))
     if not matches:
-        raise NotFoundError(f"no person named {ref!r}")
+        raise NotFoundError(N_("no person named {ref!r}"), ref=ref)
     if len(matches) > 1:
         ids = ", ".join(f"{p.id} (born {p.birth_date})" for p in matches)
-        raise InputError(f"{len(matches)} people are named {ref!r}; give the id: {ids}")
+        raise InputError(N_("{count} people are named {ref!r}; give the id: {ids}"), count=len(matches), ref=ref, ids=ids)
     return matches[0]
 
 
@@ -45,13 +46,18 @@ def person_history(db: Database, ref: str) -> tuple[Person, list[Attempt]]:
         return person, attempts
 
 
-def attempt_result(attempt: Attempt) -> str:
-    """An attempt's result for the history: a call-back is marked (caller ID can be forged), a spoken answer quoted."""
-    text = attempt.disposition or "in progress"
+def attempt_result(attempt: Attempt, texts: Texts | None = None) -> str:
+    """An attempt's result for the history: a call-back is marked (caller ID can be forged), a spoken answer quoted.
+
+    In `texts`' language (English by default).
+    """
+    texts = texts or Texts("en")
+    text = texts.word("disposition", attempt.disposition or "in progress")
     if attempt.inbound:
-        text += " (call-back)"
+        text += texts._(N_(" (call-back)"))
     if attempt.speech_text is not None:
-        text += f' said "{attempt.speech_text}" ({attempt.speech_confidence or 0:.0%})'
+        text += texts._(N_(' said "{words}" ({confidence})')).format(words=attempt.speech_text,
+                                                                      confidence=f"{attempt.speech_confidence or 0:.0%}")
     return text
 
 
@@ -67,11 +73,12 @@ def _change(db: Database, ref: str, now: datetime, action: str, detail: str, app
 
 def pause(db: Database, ref: str, *, until: date, today: date, now: datetime) -> Person:
     if until < today:
-        raise InputError(f"--until {until} is in the past")
+        raise InputError(N_("--until {until} is in the past"), until=until)
 
     def apply(person: Person) -> None:
         if person.status == "closed":
-            raise InputError(f"person {person.id} is closed ({person.closed_reason}); resume is not possible, re-import instead")
+            raise InputError(N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
+                             id=person.id, reason=person.closed_reason)
         person.status, person.paused_until = "paused", until
 
     return _change(db, ref, now, "person.pause", f"until={until}", apply)
@@ -86,7 +93,7 @@ def resume(db: Database, ref: str, *, now: datetime) -> Person:
 
 def close(db: Database, ref: str, *, reason: str, now: datetime) -> Person:
     if reason not in CLOSE_REASONS:
-        raise InputError(f"unknown reason {reason!r} (use {', '.join(CLOSE_REASONS)})")
+        raise InputError(N_("unknown reason {reason!r} (use {choices})"), reason=reason, choices=", ".join(CLOSE_REASONS))
 
     def apply(person: Person) -> None:
         person.status, person.closed_reason, person.paused_until = "closed", reason, None

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from safecall import sheets
+from safecall.i18n import N_, korean
 
 from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, VisitTask
 
@@ -33,10 +34,17 @@ class ReportRow:
 
     @property
     def outcomes(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(self.outcome_counts.items()))
+        """In Korean, as the office reads it: '부재 1, 안전 2'."""
+        words = korean()
+        return ", ".join(f"{words.pgettext('outcome', k)} {v}" for k, v in sorted(self.outcome_counts.items()))
 
     def cells(self) -> list:
         return [getattr(self, key) if key != "week" else self.week.isoformat() for key, _ in COLUMNS]
+
+    def record(self) -> dict:
+        """For programs: English keys and the stored outcome keywords."""
+        return {**{key: getattr(self, key) for key, _ in COLUMNS if key not in ("week", "outcomes")},
+                "week": self.week.isoformat(), "outcomes": dict(sorted(self.outcome_counts.items()))}
 
 
 def weekly_report(db: Database, *, start: date | None = None, end: date | None = None) -> list[ReportRow]:
@@ -98,24 +106,49 @@ def weekly_rates(rows: list[ReportRow]) -> list[tuple[date, float, float]]:
     return [(week, ack / called, unreached / called) for week, (called, ack, unreached) in sorted(totals.items()) if called]
 
 
-def draw_chart(rows: list[ReportRow], path: Path) -> None:
+KOREAN_FONT_FILES = ("NanumGothic.ttf", "NanumBarunGothic.ttf", "NanumGothicCoding.ttf", "NanumSquareR.ttf")
+NO_KOREAN_FONT = N_("No Korean font was found (install Debian's fonts-nanum); the chart's labels are in English.")
+
+
+def korean_font() -> Path | None:
+    """A Korean TrueType font that matplotlib knows of (Debian's fonts-nanum), or None."""
+    from matplotlib import font_manager
+
+    installed = {Path(path).name: Path(path) for path in font_manager.findSystemFonts(fontext="ttf")}
+    for name in KOREAN_FONT_FILES:
+        if name in installed:
+            return installed[name]
+    return None
+
+
+def draw_chart(rows: list[ReportRow], path: Path) -> str | None:
+    """The weekly rates as a PNG, labelled in Korean. Without a Korean font the labels are English (never empty
+    boxes), and the returned note says so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
 
+    font_file = korean_font()
+    words = korean() if font_file else None
+    say = words.gettext if words else (lambda text: text)
+    font = font_manager.FontProperties(fname=str(font_file)) if font_file else None
     rates = weekly_rates(rows)
     figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
     weeks = [week.isoformat() for week, _, _ in rates]
-    axes.plot(weeks, [100 * ack for _, ack, _ in rates], marker="o", label="acknowledged %")
-    axes.plot(weeks, [100 * unreached for _, _, unreached in rates], marker="s", label="final non-response %")
+    axes.plot(weeks, [100 * ack for _, ack, _ in rates], marker="o", label=say(N_("acknowledged %")))
+    axes.plot(weeks, [100 * unreached for _, _, unreached in rates], marker="s", label=say(N_("final non-response %")))
     axes.set_ylim(0, 100)
-    axes.set_xlabel("campaign week")
-    axes.set_ylabel("% of people called")
-    axes.set_title("SafeCall weekly rates")
-    axes.legend()
+    axes.set_xlabel(say(N_("campaign week")), fontproperties=font)
+    axes.set_ylabel(say(N_("% of people called")), fontproperties=font)
+    axes.set_title(say(N_("SafeCall weekly rates")), fontproperties=font)
+    axes.legend(prop=font)
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    try:
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+    return None if font_file else NO_KOREAN_FONT

@@ -13,6 +13,7 @@ from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
+from safecall.i18n import N_
 from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, real_now
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
@@ -80,7 +81,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
     A few queries whatever the length: the order, the tasks, their run's attempts, each person's last acknowledgement.
     """
     if kind not in KINDS:
-        raise InputError(f"unknown list kind {kind!r} (use visit or callback)")
+        raise InputError(N_("unknown list kind {kind!r} (use visit or callback)"), kind=kind)
     where = [VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
              sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
     with db.session() as session:
@@ -185,10 +186,10 @@ def _write_private(path: Path, write) -> None:
 def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, on: date, kind: str) -> list[Path]:
     """A .csv or .xlsx path gets one file (a sheet per team for XLSX); any other path is a folder with a file per team."""
     if fmt not in ("csv", "xlsx"):
-        raise InputError(f"unknown format {fmt!r} (use table, csv or xlsx)")
+        raise InputError(N_("unknown format {fmt!r} (use table, csv or xlsx)"), fmt=fmt)
     if output.suffix.lower() in (".csv", ".xlsx"):
         if output.suffix.lower() != f".{fmt}":
-            raise InputError(f"{output}: the file ending does not match --format {fmt}")
+            raise InputError(N_("{output}: the file ending does not match --format {fmt}"), output=output, fmt=fmt)
         if fmt == "csv":
             _write_private(output, lambda h: h.write(csv_bytes([r for rows in by_team.values() for r in rows])))
         else:
@@ -215,12 +216,13 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
     with db.transaction() as session:
         task = session.get(VisitTask, task_id)
         if task is None or (team is not None and task.team != team):
-            raise NotFoundError(f"no visit task {task_id}")
+            raise NotFoundError(N_("no visit task {task}"), task=task_id)
         allowed = CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES
         if outcome not in allowed:
-            raise InputError(f"unknown outcome {outcome!r} for a {task.kind} task (use {', '.join(allowed)})")
+            raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=task.kind,
+                             choices=", ".join(allowed))
         if task.status == "closed":
-            raise InputError(f"visit task {task_id} is already closed with outcome {task.outcome}")
+            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id, outcome=task.outcome)
         person = session.get(Person, task.person_id)
         local = now.astimezone(tz)
         notes = [n for n in (task.note, f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else "")) if n]

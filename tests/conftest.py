@@ -44,7 +44,8 @@ class Cli:
     def __init__(self, root: Path, clock: VirtualClock, environ: dict | None = None):
         self.root = root
         self.clock = clock
-        self.environ = environ or {}
+        # English messages, which most tests read; tests/test_cli_locale.py covers Korean, the default.
+        self.environ = {"LANG": "C.UTF-8", **(environ or {})}
         self.runner = CliRunner()
         self.app = create_app(make_clock=lambda: clock, environ=self.environ)
 

@@ -291,7 +291,7 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
     agi_port = free_port()
     stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
-    app = create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret"})
+    app = create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "LANG": "C.UTF-8"})
     runner = CliRunner()
 
     def check():
@@ -310,13 +310,13 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
         stand_in.contexts = {"safecall-agi"}
         stand_in.fastagi = ("127.0.0.1", free_port())  # Asterisk's dialplan points elsewhere
-        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret"}),
+        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "LANG": "C.UTF-8"}),
                                     ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert "FAIL FastAGI: Asterisk did not reach" in unreachable.output
 
-        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope", "LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert wrong.exit_code == 1 and "AMI login refused for user 'safecall'" in wrong.output
-        unset = runner.invoke(create_app(environ={}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        unset = runner.invoke(create_app(environ={"LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert "environment variable TEST_AMI_SECRET is not set" in unset.output
         assert "safecall-test-secret" not in good.output + wrong.output
     finally:

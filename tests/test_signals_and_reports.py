@@ -65,7 +65,7 @@ def test_weekly_report_per_week_and_dong_with_chart(cli, tmp_path):
     first_week_sajik = next(r for r in rows if r["주"] == "2026-11-23" and r["행정동"] == "사직동")
     assert (first_week_sajik["대상"], first_week_sajik["1차 응답"], first_week_sajik["도움 요청"]) == ("2", "1", "1")
     buam = next(r for r in rows if r["주"] == "2026-11-23" and r["행정동"] == "부암동")
-    assert (buam["최종 무응답"], buam["방문 과제"], buam["방문 결과"]) == ("1", "1", "pending 1")
+    assert (buam["최종 무응답"], buam["방문 과제"], buam["방문 결과"]) == ("1", "1", "결과 대기 1")  # the report is in Korean
     assert (tmp_path / "rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     only_second = cli("report", "weekly", "--from", "2026-12-01", "--format", "xlsx", "--output", str(tmp_path / "r.xlsx")).output
     assert "wrote" in only_second

@@ -24,7 +24,7 @@ from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 
 PUBLIC = "https://safecall.example.org"
-ENV = {"TEST_TWILIO_TOKEN": TOKEN}
+ENV = {"TEST_TWILIO_TOKEN": TOKEN, "LANG": "C.UTF-8"}  # the checks are read in English
 PEOPLE = [("응답", "ack"), ("무입력", "no_key"), ("무응답", "no_answer"), ("통화중", "busy"), ("도움", "help"),
           ("끊음", "hangup"), ("음성사서함", "voicemail"), ("없는번호", "invalid")]
 
@@ -217,7 +217,7 @@ def test_trunk_check_for_twilio(cli, cloud):
     assert good.exit_code == 0, good.output
     assert "ok   webhook URL: https://safecall.example.org uses https" in good.output
     assert f"ok   from number: {FROM} belongs to the account" in good.output
-    wrong = runner.invoke(create_app(environ={"TEST_TWILIO_TOKEN": "wrong"}), ["--config", str(cli.root), "trunk", "check"])
+    wrong = runner.invoke(create_app(environ={**ENV, "TEST_TWILIO_TOKEN": "wrong"}), ["--config", str(cli.root), "trunk", "check"])
     assert wrong.exit_code == 1 and "the account SID or auth token is wrong" in wrong.output
     assert TOKEN not in good.output + wrong.output
     text = (cli.root / "config" / "trunks.toml").read_text()
