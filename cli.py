@@ -574,9 +574,9 @@ def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Camp
     grid = table(_("week"), _("slot"), _("first calls"), _("why moved"), whole=(0, 1, 2),
                  title=_("{campaign}: the next {weeks} weeks").format(campaign=name, weeks=weeks))
     for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks):
-        first = (planned.first_call.astimezone(calendar.tz).strftime("%Y-%m-%d %a %H:%M") if planned.first_call
+        first = (app.texts.day_and_time(planned.first_call.astimezone(calendar.tz)) if planned.first_call
                  else _("no calling day: fix the window"))
-        add_row(grid, [planned.week, planned.slot.strftime("%Y-%m-%d %a %H:%M"), first, planned.why_moved or ""])
+        add_row(grid, [planned.week, app.texts.day_and_time(planned.slot), first, planned.why_moved or ""])
     app.out.print(grid)
 
 

@@ -79,6 +79,8 @@ DISPOSITION = (NC_("disposition", "acknowledged"), NC_("disposition", "help_requ
                NC_("disposition", "unknown"), NC_("disposition", "in progress"))
 # Risk is stored as 1-3 and entered as 하/중/상.
 RISK = {3: NC_("risk", "high"), 2: NC_("risk", "medium"), 1: NC_("risk", "low")}
+WEEKDAY = (NC_("weekday", "Mon"), NC_("weekday", "Tue"), NC_("weekday", "Wed"), NC_("weekday", "Thu"),
+           NC_("weekday", "Fri"), NC_("weekday", "Sat"), NC_("weekday", "Sun"))
 UNKNOWN_KEYWORD = {
     "outcome": N_("{option}: unknown outcome {value!r} (use {choices})"),
     "reason": N_("{option}: unknown reason {value!r} (use {choices})"),
@@ -102,6 +104,10 @@ class Texts:
         if not keyword:
             return ""
         return self.catalogue.pgettext(context, keyword)
+
+    def day_and_time(self, moment) -> str:
+        """'2026-12-25 Fri 09:00', the weekday in the user's language (strftime's %a follows the process locale)."""
+        return f"{moment:%Y-%m-%d} {self.word('weekday', WEEKDAY[moment.weekday()])} {moment:%H:%M}"
 
     def risk(self, value: int | None) -> str:
         return self.word("risk", RISK[value]) if value in RISK else ("" if value is None else str(value))

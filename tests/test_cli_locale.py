@@ -232,3 +232,13 @@ def test_an_unexpected_failure_is_one_message_and_a_log_without_phone_numbers(cl
     assert "+821001234567" not in logged and "4567" in logged
     cli.environ["LANG"] = "C.UTF-8"
     assert "SafeCall stopped on an unexpected problem (RuntimeError" in cli("recipients", "list", ok=False).output
+
+
+def test_planned_weekdays_follow_the_language(cli):
+    plan = ["campaign", "plan", "weekly-safe-call", "--now", "2026-11-23T08:00+09:00", "--weeks", "1"]
+    assert "2026-11-23 Mon 10:00" in cli(*plan).output
+    cli.environ["LANG"] = "ko_KR.UTF-8"
+    output = cli(*plan).output
+    assert "2026-11-23 월 10:00" in output and "앞으로 1주" in output
+    refused = cli("campaign", "plan", "weekly-safe-call", "--now", "tomorrow", ok=False).output
+    assert "--now: 'tomorrow'은(는) ISO 시각이 아닙니다" in refused
