@@ -5,7 +5,6 @@ The CLI parses arguments and prints; everything here takes plain values and retu
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -183,13 +182,9 @@ def draw_report_chart(rows: list, path: Path) -> Optional[str]:
         raise InputError(N_("--chart {path}: cannot write the chart ({reason})"), path=path, reason=exc.strerror or exc) from exc
 
 
-# A run of 8 or more digits (with separators) in a logged traceback is treated as a phone number.
-_LONG_NUMBER = re.compile(r"\+?\d[\d\- ]{6,}\d")
-
-
 def log_failure(environ: Mapping[str, str], command: str, details: str) -> Optional[Path]:
     """Append an unexpected failure's details to the user's SafeCall log (phone numbers masked); its path, or None."""
-    from safecall.phones import mask
+    from safecall.phones import mask_text
 
     base = environ.get("XDG_STATE_HOME") or (Path(environ["HOME"]) / ".local" / "state" if environ.get("HOME") else None)
     if not base:
@@ -199,7 +194,7 @@ def log_failure(environ: Mapping[str, str], command: str, details: str) -> Optio
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- {stamp} {command}\n{_LONG_NUMBER.sub(lambda m: mask(m.group()), details)}\n")
+            handle.write(f"--- {stamp} {command}\n{mask_text(details)}\n")
     except OSError:
         return None
     return path

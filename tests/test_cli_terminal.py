@@ -255,3 +255,11 @@ def test_hostile_names_on_a_real_pseudo_terminal(cli, tmp_path):
         assert "…" not in data and "\x1b" not in data and max(map(len, data.splitlines())) <= 80, data
         for number in HOSTILE:
             assert "010-0123-000" + number[-1] in data, data
+
+
+def test_an_error_naming_a_markup_name_prints_it_literally(cli):
+    for lang in ("C.UTF-8", "ko_KR.UTF-8"):
+        cli.environ["LANG"] = lang
+        result = cli("recipients", "show", "이름[/][bold]\x1b]0;x\x07", ok=False)
+        assert result.exit_code == 1 and "Traceback" not in result.output and "\x1b" not in result.output
+        assert "'이름[/][bold]" in result.output
