@@ -819,6 +819,13 @@ def web(ctx: typer.Context, host: Optional[str] = typer.Option(None, "--host", h
     serve(state(ctx).services(), host=host, port=port)
 
 
+def password_for(from_stdin: bool) -> str:
+    """The password read from standard input, or a new one (printed once by the command)."""
+    from safecall import users
+
+    return typer.get_text_stream("stdin").readline().rstrip("\n") if from_stdin else users.new_password()
+
+
 def say_password(app: AppContext, password: str) -> None:
     app.say(app._("Password (shown once; hand it over in person): {password}").format(password=password))
 
@@ -833,7 +840,7 @@ def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Logi
 
     app = state(ctx)
     services = app.services()
-    password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+    password = password_for(password_stdin)
     users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
                    now=services.now())
     app.say(app._("Created {user} ({role}{team}).").format(user=username, role=role, team=", " + team if team else ""))
@@ -876,7 +883,7 @@ def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Lo
 
     app = state(ctx)
     services = app.services()
-    password = typer.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else users.new_password()
+    password = password_for(password_stdin)
     users.reset_password(services.db, username, password, now=services.now())
     app.say(app._("Reset the password of {user}.").format(user=username))
     if not password_stdin:
