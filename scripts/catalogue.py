@@ -85,7 +85,8 @@ def problems() -> list[str]:
 
 def update() -> int:
     old = read_catalogue() if PO.exists() else Catalog(locale="ko", domain="safecall")
-    new = Catalog(locale="ko", domain="safecall", project="SafeCall", charset="utf-8")
+    # The old creation date is kept, so running this on an unchanged code base changes no file.
+    new = Catalog(locale="ko", domain="safecall", project="SafeCall", charset="utf-8", creation_date=old.creation_date)
     missing = 0
     for (message, context), places in messages().items():
         entry = old.get(message, context=context)
