@@ -12,10 +12,10 @@ from sqlmodel import select
 from safecall import sheets
 from safecall.i18n import N_, korean
 
-from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, VisitTask
+from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
 
 COLUMNS = [("campaign", "캠페인"), ("week", "주"), ("dong", "행정동"), ("called", "대상"), ("ack_first", "1차 응답"),
-           ("ack_retry", "재시도 후 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
+           ("ack_retry", "재시도 후 응답"), ("ack_callback", "그중 회신 전화 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
            ("outcomes", "방문 결과")]
 
 
@@ -27,6 +27,7 @@ class ReportRow:
     called: int = 0
     ack_first: int = 0
     ack_retry: int = 0
+    ack_callback: int = 0  # of those acknowledged, by calling back: caller ID can be forged, so shown apart
     help: int = 0
     unreachable: int = 0
     visits: int = 0
@@ -56,6 +57,8 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
             query = query.where(CampaignRun.week_start >= start)
         if end:
             query = query.where(CampaignRun.week_start <= end)
+        by_callback = set(session.exec(select(Attempt.member_id).where(
+            Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED)))  # noqa: E712
         for member, person, run in session.exec(query):
             row = rows.setdefault((run.campaign, run.week_start, person.dong), ReportRow(run.campaign, run.week_start, person.dong))
             if member.state == MemberState.WITHDRAWN or member.attempts_made == 0:
@@ -66,6 +69,7 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
                     row.ack_first += 1
                 else:
                     row.ack_retry += 1
+                row.ack_callback += member.id in by_callback
             elif member.state == MemberState.HELP_REQUESTED:
                 row.help += 1
             elif member.state == MemberState.UNREACHABLE:

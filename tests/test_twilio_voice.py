@@ -3,6 +3,8 @@ the fallback apology, SIP codes and Retry-After."""
 
 from __future__ import annotations
 
+import json
+
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -193,6 +195,9 @@ def test_a_call_back_from_a_person_with_a_pending_retry_hears_the_ivr_and_counts
     assert (callback.inbound, callback.number, callback.disposition, callback.status) == (True, 2, "acknowledged", "done")
     assert member_state(services, "사람0") == MemberState.ACKNOWLEDGED
     assert "acknowledged (call-back)" in cli("recipients", "show", "사람0").output
+    # The weekly report counts call-back acknowledgements apart (caller ID can be forged).
+    [row] = json.loads(cli("report", "weekly", "--format", "json").output)
+    assert (row["ack_retry"], row["ack_callback"]) == (1, 1)
 
 
 def test_a_call_back_that_hangs_up_is_ended_by_the_numbers_status_callback_and_retried(cli, tmp_path):
