@@ -15,6 +15,7 @@ from safecall.delivery import retry_delay
 from safecall.events import log_event
 from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender
 from safecall.settings import Settings
+from safecall.lifecycle import flag_task_overdue
 from safecall.store import CampaignRun, Database, Notification, Person, VisitTask, audit
 
 log = logging.getLogger("safecall.escalation")
@@ -55,7 +56,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             VisitTask.status == "open", VisitTask.kind == "visit", VisitTask.overdue == False,  # noqa: E712
             VisitTask.created_at <= cutoff))
         for task, person in tasks:
-            task.overdue = True
+            flag_task_overdue(task)
             session.add(task)
             flagged.append(task.id)
             audit(session, at=now, action="visit.overdue", subject=f"task {task.id}", actor="safecall")

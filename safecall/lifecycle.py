@@ -20,11 +20,11 @@ from datetime import date, datetime
 from typing import Callable
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from safecall.campaign import CampaignDef
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, narrowed, retry_at
-from safecall.runs import dialable_clause
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
 from safecall.store.db import real_now
 from safecall.store.prepared import DriverConnection, new_values
@@ -87,6 +87,26 @@ def number_for_attempt(person, attempts, attempt_number: int) -> str | None:
     """Alternate between the first and second phone on retries."""
     numbers = usable_numbers(person, attempts)
     return numbers[(attempt_number - 1) % len(numbers)] if numbers else None
+
+
+def is_dialable(person: Person, today: date) -> bool:
+    """Consented, active (or pause over) people only; everyone else is stored but never called."""
+    if person.consent_date is None or person.consent_date > today:
+        return False
+    if person.status == "closed":
+        return False
+    if person.status == "paused" and (person.paused_until is None or person.paused_until >= today):
+        return False
+    return True
+
+
+def dialable_clause(today: date) -> list:
+    """is_dialable as SQL, for enrolling a whole roster in one statement; the two must agree (tested)."""
+    return [
+        Person.consent_date.is_not(None), Person.consent_date <= today, Person.status != "closed",
+        sa.not_(sa.and_(Person.status == "paused", sa.or_(Person.paused_until.is_(None), Person.paused_until >= today))),
+    ]
+
 
 
 # ---- what a run's campaign brings ----
@@ -429,3 +449,33 @@ class CallLifecycle:
                 return False
             self.db.prepared(_CLOSE_RUN).execute(connection, {"run_id": run_id, "new_closed_at": now})
             return True
+
+
+# ---- the visit side: enrolment, and what a visit or a day without one comes to ----
+
+def enrol(session: Session, *, run_id: int, first_call: datetime, where: list) -> int:
+    """Put the people `where` selects into the run, all due at `first_call`, in person order, in one
+    INSERT ... SELECT: the roster is never loaded into memory, whatever its size. Returns how many."""
+    candidates = sa.select(sa.literal(run_id), Person.id, sa.literal(MemberState.PENDING), sa.literal(0),
+                           sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type)).where(*where).order_by(Person.id)
+    return session.connection().execute(sa.insert(MEMBER).from_select(
+        [MEMBER.c.run_id, MEMBER.c.person_id, MEMBER.c.state, MEMBER.c.attempts_made, MEMBER.c.next_attempt_at],
+        candidates)).rowcount
+
+
+def record_task_outcome(task: VisitTask, *, outcome: str, line: str, now: datetime, actor: str, close: bool,
+                        revisit_on: date | None = None) -> None:
+    """What a visit or an officer's call-back found, on its task (the caller's session writes it): the outcome,
+    a dated line added to the task's notes, who and when (the real time beside `now`, which a drill moves), and
+    whether the task stays open (`revisit_on`: back on that day's list)."""
+    task.note = "\n".join(n for n in (task.note, line) if n)
+    task.outcome, task.recorded_at, task.recorded_by, task.recorded_real_at = outcome, now, actor, real_now()
+    if revisit_on is not None:
+        task.revisit_on = revisit_on
+    if close:
+        task.status = TaskStatus.CLOSED
+
+
+def flag_task_overdue(task: VisitTask) -> None:
+    """No outcome in time: the task goes to the top of the next list (the caller's session writes it)."""
+    task.overdue = True

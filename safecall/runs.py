@@ -17,28 +17,10 @@ from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, audit
+from safecall.lifecycle import dialable_clause, enrol
 from safecall.store.prepared import new_values
 
-MEMBER, RUN = RunMember.__table__, CampaignRun.__table__
-
-
-def is_dialable(person: Person, today: date) -> bool:
-    """Consented, active (or pause over) people only; everyone else is stored but never called."""
-    if person.consent_date is None or person.consent_date > today:
-        return False
-    if person.status == "closed":
-        return False
-    if person.status == "paused" and (person.paused_until is None or person.paused_until >= today):
-        return False
-    return True
-
-
-def dialable_clause(today: date) -> list:
-    """is_dialable as SQL, for enrolling a whole roster in one statement; the two must agree (tested)."""
-    return [
-        Person.consent_date.is_not(None), Person.consent_date <= today, Person.status != "closed",
-        sa.not_(sa.and_(Person.status == "paused", sa.or_(Person.paused_until.is_(None), Person.paused_until >= today))),
-    ]
+RUN = CampaignRun.__table__
 
 
 def _target_filter(campaign: CampaignDef):
@@ -81,15 +63,10 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
         still_open = select(RunMember.person_id).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
             CampaignRun.campaign == campaign.name, CampaignRun.status == "open",
             RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
-        # One INSERT ... SELECT: the roster is never loaded into memory, whatever its size.
-        candidates = sa.select(sa.literal(run.id), Person.id, sa.literal(MemberState.PENDING), sa.literal(0),
-                               sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type)).where(
-            *_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open))
+        chosen = [*_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open)]
         if only_people is not None:
-            candidates = candidates.where(Person.id.in_(only_people))
-        enrolled = session.connection().execute(sa.insert(MEMBER).from_select(
-            [MEMBER.c.run_id, MEMBER.c.person_id, MEMBER.c.state, MEMBER.c.attempts_made, MEMBER.c.next_attempt_at],
-            candidates.order_by(Person.id))).rowcount
+            chosen.append(Person.id.in_(only_people))
+        enrolled = enrol(session, run_id=run.id, first_call=first_call, where=chosen)
         audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
               detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
     return run, True

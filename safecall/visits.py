@@ -14,7 +14,8 @@ from sqlmodel import func, select
 from safecall import phones, sheets
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import N_
-from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor, real_now
+from safecall.lifecycle import record_task_outcome
+from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 # What the officer's call-back came to; called_no_answer keeps the callback open.
@@ -225,14 +226,10 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
             raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id, outcome=task.outcome)
         person = session.get(Person, task.person_id)
         local = now.astimezone(tz)
-        notes = [n for n in (task.note, f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else "")) if n]
-        task.note = "\n".join(notes)
-        task.outcome, task.recorded_at, task.recorded_by = outcome, now, actor or current_actor()
-        task.recorded_real_at = real_now()
-        if outcome == "not_home":
-            task.revisit_on = local.date() + timedelta(days=1)  # off today's open list at once, first on tomorrow's
-        if outcome not in STAYS_OPEN:
-            task.status = "closed"
+        record_task_outcome(task, outcome=outcome, now=now, actor=actor or current_actor(), close=outcome not in STAYS_OPEN,
+                            line=f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else ""),
+                            # not home: off today's open list at once, first on tomorrow's
+                            revisit_on=local.date() + timedelta(days=1) if outcome == "not_home" else None)
         if outcome == "hospitalised":
             person.status = "paused"
             person.paused_until = until or (local.date() + timedelta(days=28))

@@ -285,7 +285,7 @@ def test_enrolment_in_sql_agrees_with_is_dialable(cli, tmp_path):
     """Launch enrols in one INSERT ... SELECT; it must pick exactly the people is_dialable would call."""
     from datetime import date
 
-    from safecall.runs import is_dialable
+    from safecall.lifecycle import is_dialable
 
     rows = [person_row(f"사람{i}", f"010-0125-{i:04d}", born=f"1950-01-{i + 1:02d}") for i in range(12)]
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows)))
