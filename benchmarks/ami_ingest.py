@@ -1,6 +1,6 @@
 """Benchmark 1d: AMI events parsed and dispatched per second.
 
-A loopback TCP server replays ../shared/fixtures/asterisk/ami-60-concurrent.txt
+A loopback TCP server replays tests/fixtures/asterisk/ami-60-concurrent.txt
 (the banner once, then the recorded stream N times). Two readers take it in:
 
 - SafeCall's reader (asterisk-ami behind safecall.telephony.asterisk.ami, with
@@ -27,7 +27,7 @@ from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.telephony.asterisk.ami import _PatchedClient  # noqa: E402
 
-RECORDING = ROOT.parent / "shared" / "fixtures" / "asterisk" / "ami-60-concurrent.txt"
+RECORDING = ROOT / "tests" / "fixtures" / "asterisk" / "ami-60-concurrent.txt"
 
 
 def replay_server(payload: bytes) -> tuple[socket.socket, int]:

@@ -1,6 +1,6 @@
 """An Asterisk stand-in for tests: real AMI and FastAGI over loopback TCP, replaying the recordings.
 
-Every call replays the recorded AMI packets of its scenario (../shared/fixtures/asterisk),
+Every call replays the recorded AMI packets of its scenario (tests/fixtures/asterisk),
 with the recording's identifiers replaced by this call's; answered calls connect
 to SafeCall's FastAGI server the way Asterisk does and answer each AGI command
 with the recorded reply.
@@ -8,7 +8,6 @@ with the recorded reply.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -16,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIXTURES = Path(os.environ.get("SAFECALL_ASTERISK_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "asterisk"))
+# In the repository, so a fresh clone runs every Asterisk test; a missing file fails the test that reads it.
+FIXTURES = Path(__file__).parent / "fixtures" / "asterisk"
 CRLF = b"\r\n"
 BLANK = b"\r\n\r\n"
 

@@ -25,9 +25,6 @@ from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, SocketAGI
 from safecall.telephony.asterisk.trunk import failure_result
 
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason=f"recordings not found at {FIXTURES}")
-
-
 # ---- the recordings, parsed directly ----
 
 def test_the_recordings_parse_into_the_expected_originate_outcomes():
