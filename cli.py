@@ -417,11 +417,11 @@ def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flo
                 force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
     """Build 8 kHz mono prompt audio for Asterisk from the flow's texts (espeak-ng and sox)."""
     from safecall.ivr import load_flow
-    from safecall.telephony.asterisk.prompts import build_prompts
+    from safecall.telephony.asterisk.prompts import build_prompts, sounds_dir
 
     app = state(ctx)
     instance = app.instance()
-    out_dir = instance.ivr_dir / "asterisk" / "sounds" / "safecall"
+    out_dir = sounds_dir(instance.ivr_dir)
     written, kept = build_prompts(load_flow(instance.ivr_dir, flow), out_dir, force=force)
     for path in written:
         app.say(app._("wrote {path}").format(path=path))

@@ -88,6 +88,33 @@ class CallRecord:
     agi_transcript: list[tuple[str, str]] = field(default_factory=list)
     agi_connected: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+    channel_name: str = ""  # as its Newchannel told it
+    up: bool = False  # a Newstate said Up
+
+
+HOLD_POINTS = ("ringing", "answered", "after_ivr")
+HOLD_SECONDS = 10  # a hold nobody releases ends by itself
+
+
+@dataclass
+class Hold:
+    """A call stopped at a point of its recording until `release` is set, so a test can act meanwhile.
+
+    "ringing": before its OriginateResponse, in a scenario that never answers (no_answer: only Newstate Ringing so far);
+    "answered": after its OriginateResponse, before its FastAGI session; "after_ivr": its session over, the
+    channel still up, before its Hangup.
+    """
+
+    point: str
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    call: CallRecord | None = None
+
+    def stop_here(self, point: str, call: CallRecord) -> None:
+        if point == self.point and not self.reached.is_set():
+            self.call = call
+            self.reached.set()
+            self.release.wait(HOLD_SECONDS)
 
 
 class AsteriskStandIn:
@@ -99,6 +126,7 @@ class AsteriskStandIn:
         self.contexts = set(contexts)
         self.packet_gap = packet_gap
         self.agi_delay = 0.0
+        self.holds: dict[str, Hold] = {}  # number -> the hold its next call stops at
         self.calls: list[CallRecord] = []
         self.active: dict[str, CallRecord] = {}
         self.actions: list[dict[str, str]] = []
@@ -123,6 +151,12 @@ class AsteriskStandIn:
         self.drop_connections()
         self._thread.join(2)
         self._server.close()
+
+    def hold(self, number: str, point: str) -> Hold:
+        """Stop the next call to `number` at `point` (see Hold) until the test releases it."""
+        assert point in HOLD_POINTS, point
+        self.holds[number] = hold = Hold(point)
+        return hold
 
     def drop_connections(self) -> None:
         """Cut every AMI link, as a network fault or an Asterisk restart would."""
@@ -204,7 +238,8 @@ class AsteriskStandIn:
         elif name == "CoreShowChannels":
             reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow")
             for call in list(self.active.values()):
-                reply(f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: Local/{call.number}@callee-00000000;1\r\nUniqueid: {call.channel_id}")
+                reply(f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: {call.channel_name}\r\nUniqueid: {call.channel_id}\r\n"
+                      f"ChannelState: {6 if call.up else 5}\r\nChannelStateDesc: {'Up' if call.up else 'Ringing'}")
             reply(f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\nEventList: Complete\r\nListItems: {len(self.active)}")
         elif name == "ShowDialPlan":
             if action.get("Context") in self.contexts:
@@ -228,7 +263,8 @@ class AsteriskStandIn:
             return
         number = re.search(r"/(\+?\d+)", action.get("Channel", "")).group(1)
         token = action.get("Variable", "=").split("=", 1)[1]
-        call = CallRecord(number, action["ChannelId"], token, self.scripts.get(number, "no_answer"))
+        call = CallRecord(number, action["ChannelId"], token, self.scripts.get(number, "no_answer"),
+                          channel_name=f"Local/{number}@callee-00000000;1")
         self.calls.append(call)
         self.active[call.channel_id] = call
         threading.Thread(target=self._play, args=(call, action["ActionID"], send), daemon=True).start()
@@ -264,21 +300,33 @@ class AsteriskStandIn:
         ami_name, agi_name, recorded = SCENARIOS[call.scenario]
         packets = Recording.load(ami_name).call
         respond = send
+        hold = self.holds.pop(call.number, Hold("none"))
 
         def send(packet: bytes) -> None:  # the Originate's response to its session; events to every session
             if packet.startswith(b"Response:"):
                 respond(packet)
                 return
-            if packet.startswith(b"Event: Hangup\r\n") and f"Uniqueid: {call.channel_id}\r\n".encode() in packet + b"\r\n":
-                self.active.pop(call.channel_id, None)  # as in Asterisk, the channel is gone when its Hangup is told
+            keys = dict(line.split(": ", 1) for line in packet.decode().split("\r\n") if ": " in line)
+            if keys.get("Uniqueid") == call.channel_id and "Event" in keys:  # the call's own channel, not the far half of the Local channel
+                if keys["Event"] == "Newchannel":
+                    call.channel_name = keys["Channel"]
+                elif keys["Event"] == "Newstate" and keys["ChannelState"] == "6":
+                    call.up = True
+                elif keys["Event"] == "Hangup":
+                    self.active.pop(call.channel_id, None)  # as in Asterisk, the channel is gone when its Hangup is told
             self._broadcast(packet)
 
         try:
             for packet in packets:
+                if packet.startswith(b"Event: OriginateResponse"):
+                    hold.stop_here("ringing", call)
                 send(self._rewrite(packet, recorded, call, action_id))
                 time.sleep(self.packet_gap)
                 if agi_name and packet.startswith(b"Event: OriginateResponse"):
-                    if not self._run_agi(call, agi_name, recorded):
+                    hold.stop_here("answered", call)
+                    connected = self._run_agi(call, agi_name, recorded)
+                    hold.stop_here("after_ivr", call)
+                    if not connected:
                         # No FastAGI server: Asterisk's AGI() fails and the channel hangs up.
                         unreachable = Recording.load(UNREACHABLE[0]).call
                         start = next(i for i, p in enumerate(unreachable) if p.startswith(b"Event: OriginateResponse")) + 1
@@ -313,9 +361,14 @@ class AsteriskStandIn:
             stream.write(line + "\n")
             stream.flush()
 
+        # The AGI recordings come from calls placed without a ChannelId; ami-fastagi-unreachable.txt shows the AGI
+        # application running on the channel whose Uniqueid is the Originate's ChannelId (att-1002). So Asterisk
+        # tells that id as agi_uniqueid, and that channel's name as agi_channel.
+        mine = {"agi_arg_1": call.token, "agi_uniqueid": call.channel_id, "agi_channel": call.channel_name}
         try:
             for line in env:
-                say(f"agi_arg_1: {call.token}" if line.startswith("agi_arg_1: ") else line)
+                key = line.split(": ", 1)[0]
+                say(f"{key}: {mine[key]}" if key in mine else line)
             while True:
                 command = stream.readline()
                 if not command:

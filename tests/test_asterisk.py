@@ -22,7 +22,8 @@ from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
 from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection
-from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, SocketAGI
+from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
+from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, IvrSessions, SocketAGI
 from safecall.telephony.asterisk.trunk import failure_result
 
 # ---- the recordings, parsed directly ----
@@ -102,7 +103,7 @@ SCRIPTS = {"01001230001": "ack", "01001230002": "no_key", "01001230003": "no_ans
            "01001230005": "congestion", "01001230006": "help", "01001230007": "hangup"}
 
 
-def asterisk_trunks(ami_port: int, agi_port: int) -> str:
+def asterisk_trunks(ami_port: int, agi_port: int, extra: str = "") -> str:
     return f'''default = "pbx"
 [trunks.pbx]
 type = "asterisk"
@@ -117,7 +118,7 @@ calls_per_second = 20
 context = "safecall-agi"
 fastagi_listen = "127.0.0.1:{agi_port}"
 ping_interval_seconds = 0.2
-'''
+{extra}'''
 
 
 @pytest.fixture
@@ -251,20 +252,43 @@ def test_wrong_secret_or_port_is_said_plainly():
         AmiConnection("127.0.0.1", free_port(), "safecall", "x", on_event=print).connect()
 
 
-def talk_to_fastagi(cli, sink, replies: list[str]) -> list[str]:
-    """Connect as Asterisk does, send the recorded environment, answer each command in turn; what the server sent."""
-    server = FastAgiServer("127.0.0.1", 0, sink, SystemClock().now).start()
+RECORDED_CHANNEL = "Local/1001@callee-00000009;1"  # agi_channel in agi-ack.txt
+
+
+def recorded_env(token: str = "1001", **changes: str) -> list[str]:
+    """agi-ack.txt's environment block, for the channel placed for `token` (as Asterisk tells it, see the stand-in)."""
+    env, _ = agi_exchanges("agi-ack.txt")
+    values = {"agi_arg_1": token, "agi_uniqueid": channel_id_for(token), "agi_channel": RECORDED_CHANNEL, **changes}
+    return [f"{key}: {values[key]}" if key in values else line for line in env for key in [line.split(": ", 1)[0]]]
+
+
+def answered(token: str = "1001", channel: str = RECORDED_CHANNEL) -> ChannelWatch:
+    """What AMI tells of a call placed for `token` once answered (Newstate Up on its channel)."""
+    watch = ChannelWatch()
+    watch.on_event("Newstate", {"Uniqueid": channel_id_for(token), "Channel": channel, "ChannelState": "6"})
+    return watch
+
+
+def talk_to_fastagi(sink, replies: list[str], env: list[str] | None = None, watch: ChannelWatch | None = None,
+                    pbx: set[str] | None = None, source: str = "127.0.0.1", answer_wait: float = 0.2) -> list[str]:
+    """Connect from `source` as Asterisk does, send the environment, answer each command in turn; what the server sent."""
+    sessions = IvrSessions(sink, SystemClock().now, watch if watch is not None else answered(), answer_wait_seconds=answer_wait)
+    server = FastAgiServer("127.0.0.1", 0, sessions, pbx_addresses=pbx).start()
     sent = []
     try:
-        env, _ = agi_exchanges("agi-ack.txt")
-        with socket.create_connection(server.address, timeout=5) as sock:
+        with socket.create_connection(server.address, timeout=5, source_address=(source, 0)) as sock:
             stream = sock.makefile("rw", encoding="utf-8", newline="\n")
-            stream.write("\n".join(env) + "\n")
+            stream.write("\n".join(env or recorded_env()) + "\n\n")
             stream.flush()
             for reply in replies:
-                sent.append(stream.readline().strip())
+                line = stream.readline()
+                if not line:
+                    break
+                sent.append(line.strip())
                 stream.write(reply + "\n")
                 stream.flush()
+            else:
+                sent.extend(line.strip() for line in iter(stream.readline, ""))  # whatever the server says before it closes
     finally:
         server.stop()
     return sent
@@ -275,7 +299,7 @@ def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
         def record_keypress(self, *args):
             raise AssertionError("no keypress may be stored for an unknown attempt")
 
-    assert talk_to_fastagi(cli, NoAttempts(load_flow(cli.root / "ivr", "safe-call"), live=False), ["200 result=1"]) == ["HANGUP"]
+    assert talk_to_fastagi(NoAttempts(load_flow(cli.root / "ivr", "safe-call"), live=False), ["200 result=1"]) == ["HANGUP"]
 
 
 def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
@@ -313,6 +337,13 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
         wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope", "LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert wrong.exit_code == 1 and "AMI login refused for user 'safecall'" in wrong.output
+        # Asterisk reaches FastAGI from 127.0.0.1, but the trunk would serve sessions only from another address.
+        stand_in.fastagi = ("127.0.0.1", agi_port)
+        cli.set_trunks(asterisk_trunks(stand_in.port, agi_port, 'pbx_address = "127.0.0.9"'))
+        elsewhere = check()
+        assert elsewhere.exit_code == 1 and "FAIL FastAGI: Asterisk reached 127.0.0.1" in elsewhere.output
+        assert 'set pbx_address = "127.0.0.1"' in elsewhere.output
+        configure_pbx(cli, stand_in.port, agi_port)
         unset = runner.invoke(create_app(environ={"LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert "environment variable TEST_AMI_SECRET is not set" in unset.output
         assert "safecall-test-secret" not in good.output + wrong.output
@@ -334,7 +365,7 @@ def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
         def record_keypress(self, *args):
             raise OSError("disk I/O error")
 
-    sent = talk_to_fastagi(cli, BrokenDatabase(load_flow(cli.root / "ivr", "safe-call")), ["200 result=0", "200 result=1", "200 result=1"])
+    sent = talk_to_fastagi(BrokenDatabase(load_flow(cli.root / "ivr", "safe-call")), ["200 result=0", "200 result=1", "200 result=1"])
     assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA") and sent[2] == "HANGUP"  # no thank-you
 
 
@@ -371,7 +402,7 @@ def test_a_fastagi_restart_mid_call_loses_no_acknowledgement(cli, pbx):
         old = trunk.fastagi
         old.stop()  # the sessions in progress die with it
         time.sleep(0.2)
-        trunk.fastagi = FastAgiServer("127.0.0.1", agi_port, old.sink, old.now, prompt_dir=old.prompt_dir).start()
+        trunk.fastagi = FastAgiServer("127.0.0.1", agi_port, old.session, old.pbx_addresses).start()
 
     from safecall.services import Services as _Services
 
@@ -416,3 +447,76 @@ def test_the_campaign_survives_ten_ami_drops(cli, pbx):
             assert members[name] == "unreachable"
     assert {members[n] for n in ("무입력", "무응답", "통화중", "혼잡", "끊음")} == {"unreachable"}
     assert dialer.trunk.ami.reconnects >= 5
+
+
+# ---- an attempt is bound to its call ----
+
+def replay(agi_port: int, env: dict[str, str], source: str = "127.0.0.1") -> list[str]:
+    """A FastAGI session over a raw socket: the recorded environment with `env` in it, then "1" to every question."""
+    lines = recorded_env(**env)
+    sent = []
+    with socket.create_connection(("127.0.0.1", agi_port), timeout=5, source_address=(source, 0)) as sock:
+        stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+        stream.write("\n".join(lines) + "\n\n")
+        stream.flush()
+        for line in iter(stream.readline, ""):
+            sent.append(line.strip())
+            stream.write("200 result=1\n")
+            stream.flush()
+    return sent
+
+
+# case -> (the number whose first call is held, where, what the copied session claims, where it comes from)
+REPLAYS = {
+    "wrong uniqueid": ("01001230002", "answered", {"agi_uniqueid": "1795326110.18"}, "127.0.0.1"),
+    "wrong channel": ("01001230002", "answered", {"agi_channel": "PJSIP/attacker-00000001"}, "127.0.0.1"),
+    "not the PBX's address": ("01001230002", "answered", {}, "127.0.0.2"),
+    "after the real session": ("01001230002", "after_ivr", {}, "127.0.0.1"),
+    "a call still ringing": ("01001230003", "ringing", {}, "127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REPLAYS))
+def test_a_copied_token_replayed_over_a_raw_socket_records_nothing_for_anyone(cli, pbx, case):
+    stand_in, agi_port = pbx
+    number, point, claims, source = REPLAYS[case]
+    hold = stand_in.hold(number, point)
+    seen = {}
+
+    def replay_the_copied_token():
+        try:
+            assert hold.reached.wait(10), "the held call never came"
+            call = hold.call  # its token is in AMI's VarSet events, the verbose log and `core show channels`
+            env = {"agi_arg_1": call.token, "agi_uniqueid": call.channel_id, "agi_channel": call.channel_name, **claims}
+            seen["sent"] = replay(agi_port, env, source)
+        except Exception as exc:  # told to the test below
+            seen["error"] = exc
+        finally:
+            hold.release.set()
+
+    services, _ = run_campaign(cli, stand_in, faults=replay_the_copied_token)
+    assert "error" not in seen, seen["error"]
+    # Refused at once: a connection from elsewhere is closed unread, any other session is hung up and asked nothing.
+    assert seen["sent"] == ([] if source != "127.0.0.1" else ["HANGUP"])
+    members, attempts = outcomes_by_name(services)
+    assert members == {"응답": "acknowledged", "도움": "help_requested", "무입력": "unreachable", "무응답": "unreachable",
+                       "통화중": "unreachable", "혼잡": "unreachable", "끊음": "unreachable"}
+    assert attempts["무입력"] == ["answered_no_key"] * 4 and attempts["무응답"] == ["no_answer"] * 4
+    with services.db.session() as session:
+        keyed = {(a.person_id, a.digit) for a in session.exec(select(Attempt).where(Attempt.digit.is_not(None)))}
+        names = {p.id: p.name for p in session.exec(select(Person))}
+    assert {(names[person], digit) for person, digit in keyed} == {("응답", "1"), ("도움", "2")}
+    if point == "answered":  # the refused session did not take the call's one IVR session: the real one still ran
+        assert [line for side, line in hold.call.agi_transcript if side == ">"][0] == "ANSWER"
+
+
+def test_only_one_key_of_the_flow_counts(cli):
+    flow = load_flow(cli.root / "ivr", "safe-call")
+    for reply in ("200 result=12", "200 result=1'", "200 result=#"):
+        sink = RecordingSink(flow)
+        sent = talk_to_fastagi(sink, ["200 result=0", reply, "200 result=", "200 result=", "200 result=0", "200 result=1", "200 result=1"])
+        assert sink.keys == [] and sent[2].startswith("GET DATA safecall/prompt-"), (reply, sent)
+        assert "SET VARIABLE SAFECALL_RESULT \"no_key\"" in sent
+    sink = RecordingSink(flow)
+    talk_to_fastagi(sink, ["200 result=0", "200 result=2", "200 result=0", "200 result=1", "200 result=1"])
+    assert [key[1:] for key in sink.keys] == [("2", "help_requested")]

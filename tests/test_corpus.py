@@ -27,7 +27,8 @@ from safecall.settings import defaults_root
 from safecall.store import Person, Signal
 from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
-from safecall.telephony.asterisk.fastagi import FastAgiServer
+from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
+from safecall.telephony.asterisk.fastagi import FastAgiServer, IvrSessions
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -241,8 +242,11 @@ def test_malformed_ami_packets_are_skipped_and_the_link_lives_on(name, monkeypat
 
 
 def agi_session(data: str) -> list:
+    """`data` as a FastAGI session for an answered call placed for the token TOKEN; the keypresses it recorded."""
     recorder = Recorder()
-    server = FastAgiServer("127.0.0.1", 0, recorder, SystemClock().now)
+    watch = ChannelWatch()
+    watch.on_event("Newstate", {"Uniqueid": channel_id_for("TOKEN"), "Channel": "Local/1001@callee-00000009;1", "ChannelState": "6"})
+    server = FastAgiServer("127.0.0.1", 0, IvrSessions(recorder, SystemClock().now, watch, answer_wait_seconds=0.1))
     ours, theirs = socket.socketpair()
     theirs.sendall(data.encode("utf-8", "replace"))
     theirs.shutdown(socket.SHUT_WR)
@@ -258,10 +262,14 @@ def test_malformed_fastagi_input_records_nothing(name):
     assert agi_session((CORPUS / name).read_text(encoding="utf-8")) == []
 
 
+# The environment of a session bound to its call, so that what follows it decides what is recorded.
+BOUND = f"agi_arg_1: TOKEN\nagi_uniqueid: {channel_id_for('TOKEN')}\nagi_channel: Local/1001@callee-00000009;1\n\n"
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40), max_size=8))
 def test_fuzzed_fastagi_lines_never_crash_and_record_only_real_digits(lines):
-    text = "agi_arg_1: TOKEN\n\n" + "\n".join(line.replace("\n", " ") for line in lines) + "\n"
+    text = BOUND + "\n".join(line.replace("\n", " ") for line in lines) + "\n"
     keys = agi_session(text)
     if keys:
         assert any(line.strip().startswith(("200 result=1", "200 result=2")) for line in lines)

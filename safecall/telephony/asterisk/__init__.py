@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.base import TrunkKind
 
 
 def _build(config: AsteriskTrunkConfig, *, clock, sink, environ, root):
+    from safecall.telephony.asterisk.prompts import sounds_dir
     from safecall.telephony.asterisk.trunk import AsteriskTrunk
 
-    return AsteriskTrunk(config, clock, sink, environ)
+    return AsteriskTrunk(config, clock, sink, environ, sounds=sounds_dir(Path(root) / "ivr") if root else None)
 
 
 def _check(config: AsteriskTrunkConfig, *, environ, flow, wait_seconds: float = 10):

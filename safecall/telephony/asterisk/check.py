@@ -4,33 +4,31 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Mapping
 
 from asterisk.ami import SimpleAction
 
-from safecall.clock import SystemClock
 from safecall.errors import ConfigError, TrunkError
 from safecall.ivr import IvrFlow
 from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
+from safecall.telephony.asterisk.channels import peer_addresses
 from safecall.telephony.asterisk.fastagi import FastAgiServer
 from safecall.telephony.base import Check
 
 
 class _Probe:
-    """A FastAGI sink that only notes which token reached it, then has the call hung up."""
+    """A FastAGI session that only notes which token reached it and from where, then hangs up."""
 
     def __init__(self):
-        self.seen: set[str] = set()
+        self.seen: dict[str, str] = {}  # token -> the address the session came from
         self.arrived = threading.Event()
 
-    def live_call(self, token: str) -> None:
-        self.seen.add(token)
+    def __call__(self, agi) -> None:
+        self.seen[agi.env.get("agi_arg_1", "")] = agi.peer
         self.arrived.set()
-        return None
-
-    def record_keypress(self, *args) -> bool:
-        return False
+        agi.hangup()
 
 
 def check_asterisk(config: AsteriskTrunkConfig, environ: Mapping[str, str], flow: IvrFlow, wait_seconds: float = 10) -> list[Check]:
@@ -64,7 +62,7 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
     host, port = config.fastagi_address()
     probe = _Probe()
     try:
-        server = FastAgiServer(host, port, probe, SystemClock().now).start()
+        server = FastAgiServer(host, port, probe).start()
     except OSError as exc:
         return Check("FastAGI", False, f"cannot listen on {host}:{port}: {exc.strerror}; is a campaign running already?")
     nonce = "check-" + secrets.token_urlsafe(12)
@@ -75,9 +73,24 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
         response = ami.send(action)
         if response.is_error():
             return Check("FastAGI", False, f"Asterisk refused the test call: {response.keys.get('Message', '')}")
-        if probe.arrived.wait(wait_seconds) and nonce in probe.seen:
-            return Check("FastAGI", True, f"Asterisk reached the FastAGI server at {host}:{port}")
+        deadline = time.monotonic() + wait_seconds
+        while nonce not in probe.seen and probe.arrived.wait(max(0.0, deadline - time.monotonic())):
+            probe.arrived.clear()
+        if nonce in probe.seen:
+            return _peer_check(config, host, port, probe.seen[nonce])
         return Check("FastAGI", False, f"Asterisk did not reach {host}:{port} within {wait_seconds:.0f} s: "
                      "check the AGI() address in the dialplan and the firewall between Asterisk and SafeCall")
     finally:
         server.stop()
+
+
+def _peer_check(config: AsteriskTrunkConfig, host: str, port: int, peer: str) -> Check:
+    """Asterisk got through; the trunk serves only sessions from the PBX's address, so it must be this one."""
+    try:
+        allowed = peer_addresses(config.pbx_host())
+    except ConfigError as exc:
+        return Check("FastAGI", False, str(exc))
+    if peer in allowed:
+        return Check("FastAGI", True, f"Asterisk reached the FastAGI server at {host}:{port} from {peer}")
+    return Check("FastAGI", False, f"Asterisk reached {host}:{port} from {peer}, but the trunk serves FastAGI sessions only "
+                 f"from {', '.join(sorted(allowed))} (pbx_address, default ami_host): set pbx_address = \"{peer}\"")

@@ -24,6 +24,14 @@ class AsteriskTrunkConfig(Strict):
     ring_timeout_seconds: int | None = Field(default=None, ge=5, le=120)  # caps the campaign's
     context: str = "safecall-agi"
     fastagi_listen: str = "127.0.0.1:4573"
+    # Where Asterisk's FastAGI connections come from (a host name or address); any other peer is refused.
+    # Default: ami_host. Set it when Asterisk reaches SafeCall from another address than the one AMI is on.
+    pbx_address: str | None = None
+    # How long a FastAGI session waits for AMI to say its call was answered before it is refused.
+    answer_wait_seconds: float = Field(default=2.0, gt=0, le=10)
+    # Call-backs from people who are not due (or unknown numbers) are put through to this dial string after a
+    # short message, e.g. "PJSIP/0221480000@carrier"; empty: the message only.
+    office_dial: str = ""
     prompt_dir: str = "safecall"
     ping_interval_seconds: float = Field(default=2.0, gt=0)
 
@@ -41,6 +49,9 @@ class AsteriskTrunkConfig(Strict):
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:4573")
         return value
+
+    def pbx_host(self) -> str:
+        return self.pbx_address or self.ami_host
 
     def fastagi_address(self) -> tuple[str, int]:
         host, _, port = self.fastagi_listen.rpartition(":")

@@ -1,8 +1,11 @@
 """A threaded FastAGI server that runs the IVR flow with pyst2's AGI over the socket.
 
-The keypress is written to the database before the thank-you plays. An
-unknown attempt, or a database failure, gets a polite hang-up (the attempt is
-then retried); a caller who hangs up mid-prompt ends the session cleanly.
+Only the PBX may talk to it: a connection from any other address is closed unread. A session for a placed
+call counts only when it is bound to that call: it names the channel the attempt's Originate produced, AMI has
+said that channel was answered, and it is the attempt's one IVR session. A call-back session finds its person
+by caller id. The keypress is written to the database before the thank-you plays. An unknown attempt, or a
+database failure, gets a polite hang-up (the attempt is then retried); a caller who hangs up mid-prompt ends
+the session cleanly.
 """
 
 from __future__ import annotations
@@ -13,15 +16,22 @@ import socket
 import socketserver
 import threading
 from datetime import datetime
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Collection
 
 from asterisk.agi import AGI, re_code, re_kv
 
+from safecall import phones
 from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, step
-from safecall.telephony.base import CallSink
+from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, plain_address
+from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
 log = logging.getLogger("safecall.fastagi")
 SESSION_TIMEOUT_SECONDS = 300  # a silent Asterisk connection is let go after this (the longest IVR is far shorter)
+CALLBACK_SCRIPT = "safecall-callback"  # agi://HOST:PORT/safecall-callback,${CALLERID(num)} (the inbound context)
+# The closing a caller hears who is nobody's number or not due a call (the flow's closings.not_due).
+NOT_DUE_CLOSING = "closing-not_due"
+VOICE_STYLES = ("slow", "loud")  # recorded variants: prompt-greeting-slow.wav, prompt-greeting-loud.wav
 
 
 class CallerHungUp(Exception):
@@ -31,7 +41,8 @@ class CallerHungUp(Exception):
 class SocketAGI(AGI):
     """pyst2's AGI on a FastAGI socket (its constructor assumes stdin and installs a signal handler)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, peer: str = ""):
+        self.peer = peer  # the address the connection came from
         self.stdin = self.stdout = stream
         self.stderr = io.StringIO()  # pyst2 narrates every command to stderr; keep it off the logs
         self._got_sighup = False
@@ -76,10 +87,15 @@ class _Discard(io.TextIOBase):
 
 
 class FastAgiServer:
-    """Serves `agi://host:port/safecall,${SAFECALL_ATTEMPT}`: agi_arg_1 is the attempt's token."""
+    """Serves `agi://host:port/SCRIPT,ARG` by handing each session to `session`.
 
-    def __init__(self, host: str, port: int, sink: CallSink, now: Callable[[], datetime], prompt_dir: str = "safecall"):
-        self.sink, self.now, self.prompt_dir = sink, now, prompt_dir
+    `pbx_addresses`: the only peers served (None: any, for tests over a socket pair and for `trunk check`).
+    """
+
+    def __init__(self, host: str, port: int, session: Callable[[SocketAGI], None],
+                 pbx_addresses: Collection[str] | None = None):
+        self.session = session
+        self.pbx_addresses = pbx_addresses
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -118,20 +134,23 @@ class FastAgiServer:
                     pass
 
     def serve_call(self, connection) -> None:
+        peer = _peer(connection)
+        if self.pbx_addresses is not None and peer not in self.pbx_addresses:
+            log.warning("FastAGI connection from %s refused: not the PBX's address", peer or "an unknown peer")
+            return
         with self._lock:
             self._connections.add(connection)
         try:
-            self._serve_call(connection)
+            self._serve_call(connection, peer)
         finally:
             with self._lock:
                 self._connections.discard(connection)
 
-    def _serve_call(self, connection) -> None:
+    def _serve_call(self, connection, peer: str) -> None:
         connection.settimeout(SESSION_TIMEOUT_SECONDS)
         stream = connection.makefile("rw", encoding="utf-8", newline="\n")
         try:
-            agi = SocketAGI(stream)
-            self.run_flow(agi)
+            self.session(SocketAGI(stream, peer))
         except CallerHungUp as exc:
             log.info("AGI session ended: %s", exc)
         except OSError as exc:
@@ -141,33 +160,116 @@ class FastAgiServer:
         finally:
             stream.close()
 
-    def _audio(self, name: str) -> str:
-        return f"{self.prompt_dir}/{name}"
 
-    def run_flow(self, agi: SocketAGI) -> None:
+def _peer(connection) -> str:
+    try:
+        address = connection.getpeername()
+    except OSError:
+        return ""
+    return plain_address(address[0]) if isinstance(address, tuple) else ""
+
+
+class IvrSessions:
+    """The IVR side of an Asterisk trunk: what each FastAGI session from the PBX gets.
+
+    `channels`: what AMI said about SafeCall's channels. `sounds`: SafeCall's copy of the prompt folder, to know
+    which recorded slow or loud variants exist. `office_dial`: where a caller who is not due is put through.
+    """
+
+    def __init__(self, sink: CallSink, now: Callable[[], datetime], channels: ChannelWatch, *,
+                 prompt_dir: str = "safecall", answer_wait_seconds: float = 2.0, office_dial: str = "",
+                 sounds: Path | None = None):
+        self.sink, self.now, self.channels = sink, now, channels
+        self.prompt_dir, self.answer_wait_seconds, self.office_dial, self.sounds = prompt_dir, answer_wait_seconds, office_dial, sounds
+
+    def __call__(self, agi: SocketAGI) -> None:
+        if agi.env.get("agi_network_script") == CALLBACK_SCRIPT:
+            self.call_back(agi)
+        else:
+            self.placed_call(agi)
+
+    # ---- a call SafeCall placed ----
+    def placed_call(self, agi: SocketAGI) -> None:
         token = agi.env.get("agi_arg_1", "")
-        call = self.sink.live_call(token) if token else None
+        refusal = self._refusal(token, agi.env)
+        call = None if refusal else self.sink.live_call(token)
         if call is None:
-            log.warning("AGI session for an unknown or closed attempt; hanging up")
+            log.warning("AGI session refused (%s); hanging up", refusal or "the attempt closed meanwhile")
             agi.hangup()
             return
+        self._converse(agi, token, call)
+        agi.hangup()
+
+    def _refusal(self, token: str, env: dict) -> str | None:
+        """Why this session may not speak for the attempt under `token`; None if it may (its one session is then taken)."""
+        if not token:
+            return "no attempt token"
+        uid = env.get("agi_uniqueid", "")
+        if uid != channel_id_for(token):
+            return "not the channel placed for this attempt"
+        if not self.channels.answered(uid, env.get("agi_channel", ""), self.answer_wait_seconds):
+            return "the call was not answered, or is not this channel"
+        if not self.sink.start_ivr(token, self.now()):
+            return "the attempt is closed or its one IVR session began already"
+        return None
+
+    # ---- a call-back from a person ----
+    def call_back(self, agi: SocketAGI) -> None:
+        """A person returning a missed call: the same IVR if they are due a call, else a short message (and the office)."""
+        caller = caller_e164(agi.env.get("agi_arg_1") or agi.env.get("agi_callerid", ""))
+        call = self.sink.open_inbound_call(caller, self.now()) if caller else None
+        if call is None:
+            log.info("call-back from %s: nobody due; message%s", phones.mask(caller) or "an unknown number",
+                     " and the office" if self.office_dial else "")
+            agi.answer()
+            agi.execute("STREAM FILE", f"{self.prompt_dir}/{NOT_DUE_CLOSING}", '""')
+            if self.office_dial:  # the dialplan dials it once this session ends
+                agi.execute("SET VARIABLE", "SAFECALL_OFFICE", f'"{self.office_dial}"')
+            return
+        log.info("call-back from %s: attempt %s", phones.mask(caller), call.attempt_id)
+        try:
+            self._converse(agi, call.token, call)
+            agi.hangup()
+        finally:
+            # Nothing else reports a call-back's end: the session's end is it (an acknowledgement was stored before).
+            self.sink.record_events([CallEvent(call.token, "ended", self.now(), LineResult.ANSWERED, "call-back")])
+
+    # ---- the conversation ----
+    def _audio(self, name: str, style: str) -> str:
+        """The prompt's recorded variant for the person's voice style where one exists, else the prompt."""
+        if style in VOICE_STYLES and self.sounds is not None and any(
+                (self.sounds / f"{name}-{style}{ext}").exists() for ext in (".wav", ".sln16")):
+            name = f"{name}-{style}"
+        return f"{self.prompt_dir}/{name}"
+
+    def _converse(self, agi: SocketAGI, token: str, call: LiveCall) -> None:
+        style = getattr(call, "voice_style", "normal")
         agi.answer()
         state, action = step(call.flow, IvrState(), Start())
         while isinstance(action, Ask):
-            digits = agi.get_data(self._audio(action.prompt), int(action.timeout * 1000), 1)
-            event = Pressed(digits[0]) if digits else NoInput()
-            state, action = step(call.flow, state, event)
+            digits = agi.get_data(self._audio(action.prompt, style), int(action.timeout * 1000), 1)
+            # The whole reply is the key: "12" or "1'..." is no key of the flow, never its first character.
+            state, action = step(call.flow, state, Pressed(digits) if digits else NoInput())
         assert isinstance(action, Finish)
         if action.outcome:
             try:
                 recorded = self.sink.record_keypress(token, action.digit, action.outcome, self.now())
             except Exception:
                 log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
-                agi.hangup()
                 return
             if not recorded:
-                agi.hangup()
                 return
-        agi.execute("STREAM FILE", self._audio(action.closing), '""')  # as Asterisk's own dialplan sends it
+        agi.execute("STREAM FILE", self._audio(action.closing, style), '""')  # as Asterisk's own dialplan sends it
         agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
-        agi.hangup()
+
+
+def caller_e164(raw: str) -> str | None:
+    """The caller id Asterisk gives (01012345678, +821012345678, 821012345678) as E.164; None if it is no number."""
+    text = (raw or "").strip()
+    for candidate in (text, "+" + text if text.startswith("82") else None):
+        if candidate:
+            try:
+                return phones.normalise(candidate)
+            except ValueError:
+                continue
+    return None

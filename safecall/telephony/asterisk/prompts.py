@@ -12,6 +12,11 @@ from safecall.errors import ConfigError
 from safecall.ivr import IvrFlow
 
 
+def sounds_dir(ivr_dir: Path) -> Path:
+    """Where `safecall ivr prompts` writes the audio (copied to Asterisk's sounds/safecall)."""
+    return ivr_dir / "asterisk" / "sounds" / "safecall"
+
+
 def build_prompts(flow: IvrFlow, out_dir: Path, *, force: bool = False, which: Callable[[str], str | None] = shutil.which) -> tuple[list[Path], list[Path]]:
     """(written, kept): files an admin recorded are kept unless `force`."""
     espeak, sox = which("espeak-ng"), which("sox")

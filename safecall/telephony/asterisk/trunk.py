@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Mapping
 
 import phonenumbers
@@ -17,7 +17,8 @@ from safecall.clock import Clock
 from safecall.errors import TrunkError
 from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
-from safecall.telephony.asterisk.fastagi import FastAgiServer
+from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, peer_addresses
+from safecall.telephony.asterisk.fastagi import FastAgiServer, IvrSessions
 from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
 
 log = logging.getLogger("safecall.asterisk")
@@ -31,11 +32,6 @@ CAUSE_RESULT = {1: LineResult.INVALID_NUMBER, 28: LineResult.INVALID_NUMBER, 17:
                 34: LineResult.FAILED, 38: LineResult.FAILED, 41: LineResult.FAILED, 42: LineResult.FAILED}
 ANSWERED = 4
 ORIGINATE_SETTLE_SECONDS = 1.0  # an async Originate has its channel well within this
-
-
-def channel_id_for(token: str) -> str:
-    """The Uniqueid Asterisk gives the call: derived from the token, without revealing it."""
-    return "sc-" + hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
 def failure_result(reason: int | None, cause: int | None) -> str:
@@ -65,7 +61,8 @@ class _Call:
 
 class AsteriskTrunk:
     def __init__(self, config: AsteriskTrunkConfig, clock: Clock, sink: CallSink, environ: Mapping[str, str],
-                 connect: bool = True):
+                 connect: bool = True, sounds: Path | None = None):
+        """`sounds`: SafeCall's copy of the prompt folder (`ivr prompts` writes it), for the recorded voice variants."""
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock = clock
@@ -73,9 +70,13 @@ class AsteriskTrunk:
         self._calls: dict[str, _Call] = {}
         self._lock = threading.Lock()
         self._second_pass: threading.Timer | None = None
+        self.channels = ChannelWatch()
+        self.sessions = IvrSessions(sink, clock.now, self.channels, prompt_dir=config.prompt_dir,
+                                    answer_wait_seconds=config.answer_wait_seconds, office_dial=config.office_dial, sounds=sounds)
+        pbx = peer_addresses(config.pbx_host())
         host, port = config.fastagi_address()
         try:
-            self.fastagi = FastAgiServer(host, port, sink, clock.now, prompt_dir=config.prompt_dir).start()
+            self.fastagi = FastAgiServer(host, port, self.sessions, pbx_addresses=pbx).start()
         except OSError as exc:  # e.g. the port is taken: another SafeCall process serves this trunk already
             raise TrunkError(f"the FastAGI server cannot listen on {host}:{port}: {exc.strerror}; "
                              "is another SafeCall process (scheduler, worker or serve) running this trunk?") from exc
@@ -114,6 +115,7 @@ class AsteriskTrunk:
     # ---- what Asterisk tells us ----
     def _on_event(self, event) -> None:
         keys = event.keys
+        self.channels.on_event(event.name, keys)
         uid = keys.get("Uniqueid", "")
         with self._lock:
             call = self._calls.get(uid)
@@ -154,8 +156,13 @@ class AsteriskTrunk:
 
     # ---- after restarts and reconnects ----
     def active_channel_ids(self) -> set[str]:
+        known = self.channels.known()
         channels = self.ami.send_list(SimpleAction("CoreShowChannels"), "CoreShowChannelsComplete")
-        return {event.keys.get("Uniqueid", "") for event in channels}
+        for event in channels:  # after a restart or a reconnect, the calls that are up are known again
+            self.channels.on_event(event.name, event.keys)
+        active = {event.keys.get("Uniqueid", "") for event in channels}
+        self.channels.forget(known - active)  # their Hangup was lost
+        return active
 
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         channel_id = channel_id_for(request.token)
