@@ -90,6 +90,10 @@ class CallRecord:
     done: threading.Event = field(default_factory=threading.Event)
     channel_name: str = ""  # as its Newchannel told it
     up: bool = False  # a Newstate said Up
+    # The stand-in's own log (time.time()): when the Originate came in, and when the channel was gone (its Hangup
+    # told, or the call cut short). Channel and calls-per-second limits are checked against these.
+    originated_at: float = field(default_factory=time.time)
+    hung_up_at: float | None = None
 
 
 HOLD_POINTS = ("ringing", "answered", "after_ivr")
@@ -313,6 +317,7 @@ class AsteriskStandIn:
                 elif keys["Event"] == "Newstate" and keys["ChannelState"] == "6":
                     call.up = True
                 elif keys["Event"] == "Hangup":
+                    call.hung_up_at = time.time()
                     self.active.pop(call.channel_id, None)  # as in Asterisk, the channel is gone when its Hangup is told
             self._broadcast(packet)
 
@@ -337,6 +342,8 @@ class AsteriskStandIn:
             pass  # the AMI link was cut; the call goes on ending without anyone listening
         finally:
             self.active.pop(call.channel_id, None)
+            if call.hung_up_at is None:
+                call.hung_up_at = time.time()
             call.done.set()
 
     # ---- FastAGI, as Asterisk's AGI() application speaks it ----
