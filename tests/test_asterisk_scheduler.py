@@ -20,7 +20,7 @@ from live import always_open, free_port
 from safecall.store import CampaignRun, Person, RunMember, VisitTask
 from test_asterisk import AMI_ENV, asterisk_trunks
 
-CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
+CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))  # safecall as a process, on the test's Monday
 CHANNELS = 2
 CALLS_PER_SECOND = 2
 
@@ -48,8 +48,8 @@ def start_scheduler(cli, seconds: float = 150) -> subprocess.Popen:
     """The scheduler on the test's Monday, in real time (speed 1)."""
     start = MONDAY_MORNING.replace(hour=10)
     return subprocess.Popen(
-        [sys.executable, CLI, "--config", str(cli.root), "--now", start.isoformat(), "--speed", "1", "--anchor", str(time.time()),
-         "scheduler", "run", "--interval", "0.5", "--seconds", str(seconds)],
+        [sys.executable, CLOCKED_CLI, "--at", start.isoformat(), "--speed", "1", "--anchor", str(time.time()), "--",
+         "--config", str(cli.root), "scheduler", "run", "--interval", "0.5", "--seconds", str(seconds)],
         env={**os.environ, **AMI_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
