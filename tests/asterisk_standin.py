@@ -131,6 +131,7 @@ class AsteriskStandIn:
         self.packet_gap = packet_gap
         self.agi_delay = 0.0
         self.holds: dict[str, Hold] = {}  # number -> the hold its next call stops at
+        self._inbound = 0  # call-backs so far
         self.calls: list[CallRecord] = []
         self.active: dict[str, CallRecord] = {}
         self.actions: list[dict[str, str]] = []
@@ -263,7 +264,7 @@ class AsteriskStandIn:
             if context in self.contexts:
                 token = action.get("Variable", "=").split("=", 1)[1]
                 probe = CallRecord("s", action.get("ChannelId", "probe"), token, "ack")
-                threading.Thread(target=self._run_agi, args=(probe, "agi-ack.txt", "1001"), daemon=True).start()
+                threading.Thread(target=self._run_agi, args=(probe, "agi-ack.txt"), daemon=True).start()
             return
         number = re.search(r"/(\+?\d+)", action.get("Channel", "")).group(1)
         token = action.get("Variable", "=").split("=", 1)[1]
@@ -329,7 +330,7 @@ class AsteriskStandIn:
                 time.sleep(self.packet_gap)
                 if agi_name and packet.startswith(b"Event: OriginateResponse"):
                     hold.stop_here("answered", call)
-                    connected = self._run_agi(call, agi_name, recorded)
+                    connected = self._run_agi(call, agi_name)
                     hold.stop_here("after_ivr", call)
                     if not connected:
                         # No FastAGI server: Asterisk's AGI() fails and the channel hangs up.
@@ -347,11 +348,28 @@ class AsteriskStandIn:
             call.done.set()
 
     # ---- FastAGI, as Asterisk's AGI() application speaks it ----
-    def _run_agi(self, call: CallRecord, agi_name: str, recorded: str) -> bool:
+    def call_in(self, caller: str, scenario: str = "ack", source: str = "127.0.0.1") -> CallRecord:
+        """A call from `caller` to the office, as the inbound context of ivr/asterisk/extensions_safecall.conf hands
+        it to FastAGI (script safecall-callback, the caller id as its argument); returns when the session is over.
+
+        `scenario` says what the caller does if asked (ack, help, no_key, hangup); `source`: the address Asterisk
+        connects from.
+        """
+        self._inbound += 1
+        call = CallRecord(caller, f"1795330000.{self._inbound}", caller, scenario, channel_name=f"PJSIP/carrier-{self._inbound:08x}")
+        script = "safecall-callback"
+        host, port = self.fastagi
+        self._run_agi(call, SCENARIOS[scenario][1], source, {
+            "agi_network_script": script, "agi_request": f"agi://{host}:{port}/{script}", "agi_type": "PJSIP",
+            "agi_callerid": caller, "agi_context": "safecall-inbound", "agi_extension": "0221480000", "agi_priority": "3"})
+        call.done.set()
+        return call
+
+    def _run_agi(self, call: CallRecord, agi_name: str, source: str = "127.0.0.1", env_changes: dict | None = None) -> bool:
         if self.fastagi is None:
             return False
         try:
-            sock = socket.create_connection(self.fastagi, timeout=5)
+            sock = socket.create_connection(self.fastagi, timeout=5, source_address=(source, 0))
         except OSError:
             return False
         call.agi_connected = True
@@ -371,7 +389,7 @@ class AsteriskStandIn:
         # The AGI recordings come from calls placed without a ChannelId; ami-fastagi-unreachable.txt shows the AGI
         # application running on the channel whose Uniqueid is the Originate's ChannelId (att-1002). So Asterisk
         # tells that id as agi_uniqueid, and that channel's name as agi_channel.
-        mine = {"agi_arg_1": call.token, "agi_uniqueid": call.channel_id, "agi_channel": call.channel_name}
+        mine = {"agi_arg_1": call.token, "agi_uniqueid": call.channel_id, "agi_channel": call.channel_name, **(env_changes or {})}
         try:
             for line in env:
                 key = line.split(": ", 1)[0]

@@ -23,7 +23,7 @@ from safecall.store import Attempt, MemberState, Person, RunMember
 from safecall.telephony.fakes import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
-from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, IvrSessions, SocketAGI
+from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, IvrSessions, SocketAGI, caller_e164
 from safecall.telephony.asterisk.trunk import failure_result
 
 # ---- the recordings, parsed directly ----
@@ -520,3 +520,85 @@ def test_only_one_key_of_the_flow_counts(cli):
     sink = RecordingSink(flow)
     talk_to_fastagi(sink, ["200 result=0", "200 result=2", "200 result=0", "200 result=1", "200 result=1"])
     assert [key[1:] for key in sink.keys] == [("2", "help_requested")]
+
+
+# ---- call-backs ----
+
+OFFICE = "PJSIP/0221480000@carrier"
+
+
+def test_call_backs_over_the_stand_in(cli, tmp_path):
+    agi_port = free_port()
+    stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
+    cli.set_trunks(asterisk_trunks(stand_in.port, agi_port, f'office_dial = "{OFFICE}"'))
+    always_open(cli)
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
+        person_row("재시도대기", "010-0123-0001"), person_row("응답완료", "010-0123-0002"), person_row("첫통화전", "010-0123-0003")])))
+    clock = SystemClock()
+    services = Services.open(load_instance(cli.root, AMI_ENV), clock)
+    campaign = services.campaign("weekly-safe-call")
+    run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
+    with services.db.transaction() as session:  # one was not reached and waits for a retry; one answered already
+        members = {name: member for member, name in session.exec(
+            select(RunMember, Person.name).join(Person, Person.id == RunMember.person_id))}
+        for name, state, disposition, phone in (("재시도대기", "pending", "no_answer", "+821001230001"),
+                                                ("응답완료", "acknowledged", "acknowledged", "+821001230002")):
+            member = members[name]
+            member.state, member.attempts_made = state, 1
+            member.next_attempt_at = clock.now() + timedelta(hours=1) if state == "pending" else None
+            session.add(member)
+            session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone=phone,
+                                token=f"earlier-{member.id}-000000000000", placed_at=clock.now(), status="done",
+                                disposition=disposition, digit="1" if state != "pending" else None))
+    services.trunk()  # the one trunk: its FastAGI server takes call-backs too
+    try:
+        retry = stand_in.call_in("01001230001", "ack")
+        answered = stand_in.call_in("01001230002", "ack")
+        unknown = stand_in.call_in("01009990000", "ack")
+        elsewhere = stand_in.call_in("01001230003", "ack", source="127.0.0.2")  # not from the PBX's address
+        first = stand_in.call_in("01001230003", "no_key")
+    finally:
+        services.close_trunks()
+        stand_in.stop()
+
+    def said(call):
+        return [line for side, line in call.agi_transcript if side == ">"]
+
+    # The person waiting for a retry hears the IVR; their 1 settles them, acknowledged by call-back.
+    assert said(retry)[:2] == ["ANSWER", "GET DATA safecall/prompt-greeting 5000 1"]
+    assert said(retry)[2:] == ['STREAM FILE safecall/closing-thanks_well ""', 'SET VARIABLE SAFECALL_RESULT "acknowledged"', "HANGUP"]
+    members, attempts = outcomes_by_name(services)
+    assert members["재시도대기"] == "acknowledged" and attempts["재시도대기"] == ["no_answer", "acknowledged"]
+    with services.db.session() as session:
+        by_name = {}
+        for attempt, name in session.exec(select(Attempt, Person.name).join(Person, Person.id == Attempt.person_id).order_by(Attempt.number)):
+            by_name.setdefault(name, []).append(attempt)
+    callback = by_name["재시도대기"][-1]
+    assert callback.inbound and callback.digit == "1" and callback.status == "done" and callback.phone == "+821001230001"
+    assert callback.ended_at is not None and callback.ivr_started_at is not None
+
+    # Someone who answered already, and a number nobody has: a short message, then the office; nothing is written.
+    for call in (answered, unknown):
+        assert said(call) == ["ANSWER", f'SET VARIABLE SAFECALL_OFFICE "{OFFICE}"', 'STREAM FILE safecall/closing-not_due ""']
+    assert members["응답완료"] == "acknowledged" and len(by_name["응답완료"]) == 1
+
+    # A session from another address is closed unread; the real one from the PBX opens the call-back, whose end
+    # (no key) is recorded: an answered call without a key, and the person is retried.
+    assert said(elsewhere) == []
+    assert [(a.inbound, a.disposition, a.status) for a in by_name["첫통화전"]] == [(True, "answered_no_key", "done")]
+    assert members["첫통화전"] == "pending"
+
+
+def test_a_caller_not_due_hears_only_the_message_when_no_office_is_set(cli):
+    sink = RecordingSink(load_flow(cli.root / "ivr", "safe-call"))
+    env = recorded_env("01012345678", agi_network_script="safecall-callback", agi_uniqueid="1795330000.7")
+    assert talk_to_fastagi(sink, ["200 result=0", "200 result=0 endpos=7679"], env=env) == [
+        "ANSWER", 'STREAM FILE safecall/closing-not_due ""']
+    assert sink.inbound == [] and sink.keys == [] and sink.events == []
+
+
+def test_caller_ids_as_asterisk_gives_them():
+    for raw in ("01001230001", "+821001230001", "821001230001", " 010-0123-0001 "):
+        assert caller_e164(raw) == "+821001230001", raw
+    for raw in ("anonymous", "", "12", "unknown"):
+        assert caller_e164(raw) is None, raw

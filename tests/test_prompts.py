@@ -24,7 +24,7 @@ def test_prompts_are_8khz_mono_wav_and_recorded_files_are_kept(cli):
     assert "kept" in output and "closing-thanks_well.wav" in output
     assert recorded.read_bytes() == b"RIFF-recorded-by-the-office"
     names = sorted(p.name for p in sounds.glob("*.wav"))
-    assert names == ["closing-no_input.wav", "closing-thanks_help.wav", "closing-thanks_well.wav",
+    assert names == ["closing-no_input.wav", "closing-not_due.wav", "closing-thanks_help.wav", "closing-thanks_well.wav",
                      "prompt-greeting.wav", "prompt-invalid.wav", "prompt-repeat.wav"]
     with wave.open(str(sounds / "prompt-greeting.wav")) as audio:
         assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)

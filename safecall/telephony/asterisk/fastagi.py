@@ -222,9 +222,9 @@ class IvrSessions:
             log.info("call-back from %s: nobody due; message%s", phones.mask(caller) or "an unknown number",
                      " and the office" if self.office_dial else "")
             agi.answer()
+            if self.office_dial:  # the dialplan dials it once this session ends; set first, so a caller who hangs up
+                agi.execute("SET VARIABLE", "SAFECALL_OFFICE", f'"{self.office_dial}"')  # mid-message changes nothing
             agi.execute("STREAM FILE", f"{self.prompt_dir}/{NOT_DUE_CLOSING}", '""')
-            if self.office_dial:  # the dialplan dials it once this session ends
-                agi.execute("SET VARIABLE", "SAFECALL_OFFICE", f'"{self.office_dial}"')
             return
         log.info("call-back from %s: attempt %s", phones.mask(caller), call.attempt_id)
         try:
