@@ -414,18 +414,23 @@ def report_weekly(ctx: typer.Context,
 
 @ivr_app.command("prompts")
 def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),
+                from_dir: Optional[Path] = typer.Option(None, "--from", help="Folder of the office's recordings (WAV or MP3), named after the prompts: greeting.wav, greeting.slow.wav, greeting.loud.wav."),
                 force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
-    """Build 8 kHz mono prompt audio for Asterisk from the flow's texts (espeak-ng and sox)."""
+    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""
     from safecall.ivr import load_flow
-    from safecall.telephony.asterisk.prompts import build_prompts, sounds_dir
+    from safecall.telephony.asterisk.prompts import prepare_prompts, sounds_dir
 
     app = state(ctx)
     instance = app.instance()
     out_dir = sounds_dir(instance.ivr_dir)
-    written, kept = build_prompts(load_flow(instance.ivr_dir, flow), out_dir, force=force)
-    for path in written:
-        app.say(app._("wrote {path}").format(path=path))
-    for path in kept:
+    done = prepare_prompts(load_flow(instance.ivr_dir, flow), out_dir, from_dir=from_dir, force=force)
+    for recording in done.recorded:
+        line = app._("recorded {path} from {source} ({seconds:.1f} s; wideband, .sln16 too)") if recording.wideband \
+            else app._("recorded {path} from {source} ({seconds:.1f} s)")
+        app.say(line.format(path=out_dir / f"{recording.target}.wav", source=recording.source.name, seconds=recording.seconds))
+    for path in done.written:
+        app.say((app._("wrote {path} (espeak-ng: no recording given)") if from_dir else app._("wrote {path}")).format(path=path))
+    for path in done.kept:
         app.say(app._("kept  {path} (already there; --force replaces it)").format(path=path))
     app.say(app._("Copy {folder} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).").format(folder=out_dir))
 

@@ -6,6 +6,8 @@ import io
 import socket
 import threading
 import time
+from dataclasses import fields
+from types import SimpleNamespace
 from datetime import timedelta
 
 import pytest
@@ -602,3 +604,41 @@ def test_caller_ids_as_asterisk_gives_them():
         assert caller_e164(raw) == "+821001230001", raw
     for raw in ("anonymous", "", "12", "unknown"):
         assert caller_e164(raw) is None, raw
+
+
+def test_a_person_hears_the_recorded_variant_of_their_voice_style_where_there_is_one(cli, tmp_path):
+    flow = load_flow(cli.root / "ivr", "safe-call")
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    (sounds / "prompt-greeting-slow.wav").write_bytes(b"RIFF")  # only the greeting was recorded slowly
+    (sounds / "closing-thanks_well-loud.sln16").write_bytes(b"")
+
+    class StyledSink(RecordingSink):
+        def __init__(self, style):
+            super().__init__(flow)
+            self.style = style
+
+        def live_call(self, token):
+            call = super().live_call(token)
+            return SimpleNamespace(**{f.name: getattr(call, f.name) for f in fields(call)}, voice_style=self.style)
+
+    def said(style: str) -> list[str]:
+        sessions = IvrSessions(StyledSink(style), SystemClock().now, answered(), sounds=sounds)
+        server = FastAgiServer("127.0.0.1", 0, sessions).start()
+        try:
+            with socket.create_connection(server.address, timeout=5) as sock:
+                stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+                stream.write("\n".join(recorded_env()) + "\n\n")
+                stream.flush()
+                sent = []
+                for reply in ("200 result=0", "200 result=1", "200 result=0", "200 result=1", "200 result=1"):
+                    sent.append(stream.readline().strip())
+                    stream.write(reply + "\n")
+                    stream.flush()
+        finally:
+            server.stop()
+        return [line.split()[2] for line in sent if line.startswith(("GET DATA", "STREAM FILE"))]
+
+    assert said("slow") == ["safecall/prompt-greeting-slow", "safecall/closing-thanks_well"]
+    assert said("loud") == ["safecall/prompt-greeting", "safecall/closing-thanks_well-loud"]
+    assert said("normal") == ["safecall/prompt-greeting", "safecall/closing-thanks_well"]
