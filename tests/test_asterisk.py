@@ -592,11 +592,18 @@ def test_call_backs_over_the_stand_in(cli, tmp_path):
 
 
 def test_a_caller_not_due_hears_only_the_message_when_no_office_is_set(cli):
-    sink = RecordingSink(load_flow(cli.root / "ivr", "safe-call"))
+    asked = []
+
+    class NobodyDue(RecordingSink):
+        def open_inbound_call(self, caller, at):
+            asked.append(caller)
+            return None
+
+    sink = NobodyDue(load_flow(cli.root / "ivr", "safe-call"))
     env = recorded_env("01012345678", agi_network_script="safecall-callback", agi_uniqueid="1795330000.7")
     assert talk_to_fastagi(sink, ["200 result=0", "200 result=0 endpos=7679"], env=env) == [
         "ANSWER", 'STREAM FILE safecall/closing-not_due ""']
-    assert sink.inbound == [] and sink.keys == [] and sink.events == []
+    assert asked == ["+821012345678"] and sink.keys == [] and sink.events == []
 
 
 def test_caller_ids_as_asterisk_gives_them():

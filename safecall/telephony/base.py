@@ -108,10 +108,6 @@ class CallSink(Protocol):
     def record_events(self, events: list[CallEvent]) -> None:
         """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""
 
-    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
-        """A call-back from `caller` (E.164): an attempt whose one IVR session is this call, for the person's run
-        member that waits for a call; None for a caller who is nobody's number or is not due a call."""
-
 
 class Trunk(Protocol):
     capacity: Capacity

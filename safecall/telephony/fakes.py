@@ -12,11 +12,8 @@ from safecall.telephony.base import CallEvent, LiveCall
 class RecordingSink:
     """Every token is an open call of `flow` while `live`; keypresses, call ids and events are kept in lists."""
 
-    def __init__(self, flow: IvrFlow, live: bool = True, due_callers: set[str] = frozenset()):
-        """`due_callers`: numbers whose call-backs open an attempt (each one once, as their member then waits no more)."""
+    def __init__(self, flow: IvrFlow, live: bool = True):
         self.flow, self.live = flow, live
-        self.due_callers = set(due_callers)
-        self.inbound: list[str] = []  # tokens of the call-backs opened
         self.keys: list[tuple] = []
         self.events: list[CallEvent] = []
         self.call_ids: dict[str, str] = {}
@@ -60,12 +57,3 @@ class RecordingSink:
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.events.extend(events)
-
-    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
-        if caller not in self.due_callers:
-            return None
-        self.due_callers.discard(caller)
-        token = f"inbound-{next(self._ids)}"
-        self.started.add(token)
-        self.inbound.append(token)
-        return LiveCall(token=token, attempt_id=next(self._ids), flow=self.flow, call_id=None, ivr_started=True)
