@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,31 +45,44 @@ def two_district_campaigns(cli) -> None:
     shipped.unlink()
 
 
-def start_scheduler(cli, seconds: float = 150) -> subprocess.Popen:
-    """The scheduler on the test's Monday, in real time (speed 1)."""
-    start = MONDAY_MORNING.replace(hour=10)
-    return subprocess.Popen(
-        [sys.executable, CLOCKED_CLI, "--at", start.isoformat(), "--speed", "1", "--anchor", str(time.time()), "--",
-         "--config", str(cli.root), "scheduler", "run", "--interval", "0.5", "--seconds", str(seconds)],
-        env={**os.environ, **AMI_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+class Scheduler:
+    """`safecall scheduler run` as a process on the test's Monday, in real time (speed 1); its JSON log read as it comes."""
+
+    def __init__(self, cli, seconds: float = 150):
+        start = MONDAY_MORNING.replace(hour=10)
+        self.process = subprocess.Popen(
+            [sys.executable, CLOCKED_CLI, "--at", start.isoformat(), "--speed", "1", "--anchor", str(time.time()), "--",
+             "--config", str(cli.root), "scheduler", "run", "--interval", "0.5", "--seconds", str(seconds)],
+            env={**os.environ, **AMI_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.events: list[dict] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            if line.startswith("{"):
+                self.events.append(json.loads(line))
+
+    def logged(self, event: str) -> list[dict]:
+        return [e for e in self.events if e["event"] == event]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        finally:
+            self.process.kill()
+        self._reader.join(10)
+        return self.process.returncode
 
 
-def stop(process: subprocess.Popen) -> tuple[int, list[dict]]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-
-
-def wait_until(condition, timeout: float, process: subprocess.Popen) -> bool:
+def wait_until(condition, timeout: float, scheduler: Scheduler) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
-        assert process.poll() is None, "the scheduler process died"
+        assert scheduler.process.poll() is None, "the scheduler process died"
         time.sleep(0.2)
     return False
 
@@ -116,18 +130,19 @@ def test_two_runs_on_one_asterisk_trunk_share_its_fastagi_server_and_its_limits(
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
         person_row(name, f"{number[:3]}-{number[3:7]}-{number[7:]}", dong=dong) for name, (number, dong, _) in PEOPLE.items()])))
     db = cli.db()
-    process = start_scheduler(cli)
+    scheduler = Scheduler(cli)
     try:
-        closed = wait_until(all_runs_closed(db, 2), 120, process)
-        ports = listening_ports(process.pid)
-        alive = process.poll() is None
+        closed = wait_until(all_runs_closed(db, 2), 120, scheduler)
+        ports = listening_ports(scheduler.process.pid)
+        alive = scheduler.process.poll() is None
     finally:
-        code, events = stop(process)
+        code = scheduler.stop()
         stand_in.stop()
-    assert closed, [e for e in events if e.get("level") in ("WARNING", "ERROR")]
+    events = scheduler.events
+    assert closed, [e for e in events if e.get("level") in ("warning", "error")]
     assert alive and code == 0, events[-5:]
     assert ports == {agi_port}, "one FastAGI server, and no other listener"
-    assert not [e for e in events if e["event"] in ("dialer_error", "tick_failed")]
+    assert not scheduler.logged("dialer_error") and not scheduler.logged("tick_failed")
 
     # Both runs finish with the right lists.
     assert member_states(db) == EXPECTED
@@ -161,20 +176,19 @@ def test_a_taken_fastagi_port_is_logged_and_the_scheduler_dials_once_it_is_free(
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("응답", "010-0123-0001")])))
     squatter = socket.create_server(("127.0.0.1", agi_port))  # e.g. another SafeCall process serving this trunk
     db = cli.db()
-    process = start_scheduler(cli)
+    scheduler = Scheduler(cli)
     try:
-        # Ticks go on while the port is taken: nobody is dialled, the process lives.
-        time.sleep(3)
-        assert process.poll() is None, "the scheduler died on a taken FastAGI port"
+        # Ticks go on while the port is taken: each says why, nobody is dialled, the process lives.
+        refused_twice = wait_until(lambda: len(scheduler.logged("dialer_error")) >= 2, 60, scheduler)
         assert stand_in.calls == []
         squatter.close()
-        closed = wait_until(all_runs_closed(db, 1), 60, process)
+        closed = wait_until(all_runs_closed(db, 1), 60, scheduler)
     finally:
         squatter.close()
-        code, events = stop(process)
+        code = scheduler.stop()
         stand_in.stop()
-    errors = [e for e in events if e["event"] == "dialer_error"]
-    assert len(errors) >= 2 and all(f"cannot listen on 127.0.0.1:{agi_port}" in e["error"] for e in errors), events  # ticks went on
-    assert closed and code == 0, events[-5:]
+    errors = scheduler.logged("dialer_error")
+    assert refused_twice and all(f"cannot listen on 127.0.0.1:{agi_port}" in e["error"] for e in errors), errors
+    assert closed and code == 0, scheduler.events[-5:]
     assert member_states(db) == {"응답": "acknowledged"}
     db.dispose()
