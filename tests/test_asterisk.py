@@ -241,6 +241,36 @@ def test_ami_adapter_survives_idle_links_and_failing_listeners():
         stand_in.stop()
 
 
+def test_a_reconnect_whose_login_meets_a_dropped_socket_is_tried_again(monkeypatch):
+    # Seen as a rare hang: the PBX cut the new connection as the Login went out, the OSError ended the supervisor
+    # thread, and the link never came back (the dialer waited on a trunk that was never ready again).
+    from safecall.telephony.asterisk.ami import _PatchedClient
+
+    stand_in = AsteriskStandIn({}).start()
+    ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=lambda e: None,
+                        ping_interval=0.1, max_backoff=0.2)
+    sends = _PatchedClient.send
+    failures = []
+
+    def cut_at_login(client, pack):
+        if "Action: Login" in str(pack) and not failures:
+            failures.append(pack)
+            raise ConnectionResetError(104, "Connection reset by peer")
+        sends(client, pack)
+
+    try:
+        ami.connect()
+        monkeypatch.setattr(_PatchedClient, "send", cut_at_login)
+        stand_in.drop_connections()
+        deadline = time.monotonic() + 10
+        while ami.reconnects < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert failures and ami.reconnects == 1 and ami.ping()
+    finally:
+        ami.close()
+        stand_in.stop()
+
+
 def test_wrong_secret_or_port_is_said_plainly():
     from safecall.errors import TrunkError
 

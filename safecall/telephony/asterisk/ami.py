@@ -111,7 +111,11 @@ class AmiConnection:
         client = _PatchedClient(self.host, self.port, self.timeout)
         client.add_event_listener(self._dispatch)
         client.connect()
-        response = client.send_action(SimpleAction("Login", Username=self.username, Secret=self._secret)).response
+        try:
+            response = client.send_action(SimpleAction("Login", Username=self.username, Secret=self._secret)).response
+        except OSError as exc:  # the PBX dropped the connection as it was made (e.g. restarting)
+            client.disconnect()
+            raise TrunkError(f"AMI at {self.host}:{self.port} dropped the connection at login: {exc}") from exc
         if response is None:
             client.disconnect()
             raise TrunkError(f"AMI at {self.host}:{self.port} did not answer the login")
@@ -174,26 +178,33 @@ class AmiConnection:
             return False
 
     def _supervise(self) -> None:
+        """Ping, and reconnect a dead link, until closed. Nothing may end this thread: the link would never come back."""
         backoff = 0.2
         while not self._closing.wait(self.ping_interval if backoff == 0.2 else backoff):
-            if self._client is not None and not self._client.finished.is_set() and self.ping():
-                backoff = 0.2
-                continue
-            log.warning("AMI link to %s:%s lost; reconnecting", self.host, self.port)
-            if self._client is not None:
-                self._client.disconnect()
             try:
-                self._client = self._login()
-            except TrunkError as exc:
-                log.warning("AMI reconnect failed: %s", exc)
-                backoff = min(self.max_backoff, backoff * 2)
-                continue
-            backoff = 0.2
-            self.reconnects += 1
-            try:
-                self.on_reconnect()
+                backoff = self._keep_up(backoff)
             except Exception:
-                log.exception("resync after AMI reconnect failed")
+                log.exception("AMI supervisor failed unexpectedly; it tries again")
+                backoff = min(self.max_backoff, backoff * 2)
+
+    def _keep_up(self, backoff: float) -> float:
+        """One look at the link: the backoff before the next."""
+        if self._client is not None and not self._client.finished.is_set() and self.ping():
+            return 0.2
+        log.warning("AMI link to %s:%s lost; reconnecting", self.host, self.port)
+        if self._client is not None:
+            self._client.disconnect()
+        try:
+            self._client = self._login()
+        except TrunkError as exc:
+            log.warning("AMI reconnect failed: %s", exc)
+            return min(self.max_backoff, backoff * 2)
+        self.reconnects += 1
+        try:
+            self.on_reconnect()
+        except Exception:
+            log.exception("resync after AMI reconnect failed")
+        return 0.2
 
     def close(self) -> None:
         self._closing.set()
