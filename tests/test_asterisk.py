@@ -6,15 +6,14 @@ import io
 import socket
 import threading
 import time
-from dataclasses import fields
-from types import SimpleNamespace
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, CallRecord, Recording, agi_exchanges, split_packets
-from conftest import person_row, write_csv
+from conftest import HEADER, person_row, write_csv
 from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
@@ -657,7 +656,7 @@ def test_a_person_hears_the_recorded_variant_of_their_voice_style_where_there_is
 
         def live_call(self, token):
             call = super().live_call(token)
-            return SimpleNamespace(**{f.name: getattr(call, f.name) for f in fields(call)}, voice_style=self.style)
+            return replace(call, voice_style=self.style)
 
     def said(style: str) -> list[str]:
         sessions = IvrSessions(StyledSink(style), SystemClock().now, answered(), sounds=sounds)
@@ -679,3 +678,25 @@ def test_a_person_hears_the_recorded_variant_of_their_voice_style_where_there_is
     assert said("slow") == ["safecall/prompt-greeting-slow", "safecall/closing-thanks_well"]
     assert said("loud") == ["safecall/prompt-greeting", "safecall/closing-thanks_well-loud"]
     assert said("normal") == ["safecall/prompt-greeting", "safecall/closing-thanks_well"]
+
+
+def test_the_roster_voice_style_picks_the_recorded_slow_greeting_over_the_stand_in(cli, tmp_path):
+    agi_port = free_port()
+    stand_in = AsteriskStandIn({"01001230001": "ack", "01001230002": "ack"}, fastagi=("127.0.0.1", agi_port)).start()
+    cli.set_trunks(asterisk_trunks(stand_in.port, agi_port))
+    always_open(cli)
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
+        person_row("천천히씨", "010-0123-0001") + ["천천히"], person_row("보통씨", "010-0123-0002") + ["보통"]],
+        header=HEADER + ["음성"])))
+    sounds = cli.root / "ivr" / "asterisk" / "sounds" / "safecall"
+    sounds.mkdir(parents=True)
+    (sounds / "prompt-greeting-slow.wav").write_bytes(b"RIFF")  # as `ivr prompts --from` writes greeting.slow.wav
+    try:
+        services, _ = run_campaign(cli, stand_in)
+    finally:
+        stand_in.stop()
+    asked = {call.number: [line for side, line in call.agi_transcript if side == ">" and line.startswith("GET DATA")]
+             for call in stand_in.calls}
+    assert asked == {"01001230001": ["GET DATA safecall/prompt-greeting-slow 5000 1"],
+                     "01001230002": ["GET DATA safecall/prompt-greeting 5000 1"]}
+    assert outcomes_by_name(services)[0] == {"천천히씨": "acknowledged", "보통씨": "acknowledged"}

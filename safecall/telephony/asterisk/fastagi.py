@@ -243,7 +243,7 @@ class IvrSessions:
         return f"{self.prompt_dir}/{name}"
 
     def _converse(self, agi: SocketAGI, token: str, call: LiveCall) -> None:
-        style = getattr(call, "voice_style", "normal")
+        style = call.voice_style
         agi.answer()
         state, action = step(call.flow, IvrState(), Start())
         while isinstance(action, Ask):
