@@ -10,7 +10,7 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from conftest import SEOUL
-from safecall.store import AuditEvent, Person, VisitTask
+from safecall.store import Attempt, AuditEvent, Person, VisitTask
 from web_fixtures import PASSWORD, SECRET, make_app, office_with_a_week, web_services
 
 from safecall.web import create_web_app
@@ -139,6 +139,17 @@ def test_the_officer_calls_back_and_sees_a_persons_history(office):
     with office.db().session() as session:
         viewed = session.exec(select(AuditEvent).where(AuditEvent.action == "web.view", AuditEvent.subject == f"person {task.person_id}")).one()
     assert viewed.actor == "web:officer"
+
+
+def test_a_call_back_acknowledgement_is_shown_apart_on_the_persons_page(office):
+    officer = client(office)
+    log_in(officer, "officer")
+    with office.db().transaction() as session:
+        attempt = session.exec(select(Attempt)).first()
+        assert "회신 전화" not in officer.get(f"/person/{attempt.person_id}").text
+        attempt.inbound = True  # as a call-back from the person's number records it (caller ID can be forged)
+        session.add(attempt)
+    assert "(회신 전화: 발신번호 기준)" in officer.get(f"/person/{attempt.person_id}").text
 
 
 def test_the_admin_makes_and_disables_accounts(office):
