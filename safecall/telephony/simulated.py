@@ -25,6 +25,7 @@ from safecall.configfiles import Strict
 from safecall.errors import TrunkError
 from safecall.ivr import Ask, Finish, NoInput, Pressed, Start, IvrState, speaking_seconds, step
 from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
+from safecall.telephony.simulated_people import PersistentPeople
 
 # What a person does when called.
 BEHAVIOURS = {
@@ -51,6 +52,9 @@ class SimulatedTrunkConfig(Strict):
     # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
     away_percent: float = Field(default=3.0, ge=0, le=100)
     invalid_percent: float = Field(default=1.0, ge=0, le=100)
+    # "mix": every call drawn afresh from `mix`; "persistent": people with habits that last from week to week
+    # (safecall/telephony/simulated_people.py), for the multi-week benchmarks. Scripts come first either way.
+    people: Literal["mix", "persistent"] = "mix"
     # Scripted behaviour per E.164 number, one entry per attempt; the last repeats.
     scripts: dict[str, list[str]] = Field(default_factory=dict)
     # For drills: append every placed call to this JSON-lines file (relative to the instance).
@@ -117,18 +121,22 @@ class SimulatedTrunk:
         self._order = itertools.count()
         self._mix = list(zip(itertools.accumulate(config.mix.values()), config.mix))
         self._record: tuple[set[str], set[str]] | None = None  # the placed log as this trunk first recovered
+        # people = "persistent": each number has habits that last from week to week (simulated_people.py).
+        self.people = PersistentPeople(config.seed, _Draws) if config.people == "persistent" else None
 
     def behaviour(self, request: CallRequest, draws: _Draws | None = None) -> str:
         """What the person does on this call; `draws`: the call's own, if the caller goes on drawing from them."""
         script = self.config.scripts.get(request.number)
         if script:
             return script[min(request.attempt_number, len(script)) - 1]
+        draws = draws or _Draws(self.config.seed, request.number, request.week, request.attempt_number)
+        if self.people:
+            return self.people.behaviour(request.number, request.week, request.placed_at, draws)
         seed = self.config.seed
         if _Draws(seed, request.number, "invalid").random() * 100 < self.config.invalid_percent:
             return "invalid"
         if _Draws(seed, request.number, request.week, "away").random() * 100 < self.config.away_percent:
             return "no_answer"
-        draws = draws or _Draws(seed, request.number, request.week, request.attempt_number)
         return draws.weighted(self._mix)
 
     def plan(self, request: CallRequest) -> list[tuple]:
@@ -152,7 +160,7 @@ class SimulatedTrunk:
             return ended(draws.uniform(2, 5), LineResult.BUSY)
         if behaviour == "congestion":
             return ended(draws.uniform(1, 4), LineResult.FAILED)
-        ring = draws.uniform(4, 20)
+        ring = self.people.ring_seconds(request.number, request.week, draws) if self.people else draws.uniform(4, 20)
         if behaviour == "no_answer" or ring >= request.ring_timeout:
             return ended(request.ring_timeout, LineResult.NO_ANSWER)
         events = [event(ring, "answered")]
