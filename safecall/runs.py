@@ -15,6 +15,7 @@ from sqlmodel import Session, func, select
 
 from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
+from safecall.history import FirstCallOrder, order_first_calls
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, audit
 from safecall.lifecycle import dialable_clause, enrol
@@ -35,13 +36,15 @@ def _target_filter(campaign: CampaignDef):
 
 
 def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
-               label: str = "weekly", only_people: list[int] | None = None, week: date | None = None) -> tuple[CampaignRun, bool]:
+               label: str = "weekly", only_people: list[int] | None = None, week: date | None = None,
+               order: FirstCallOrder | None = None) -> tuple[CampaignRun, bool]:
     """This week's run of the campaign (or week `week`'s, or an ad-hoc one under `label` for `only_people`),
     created with its members if new.
 
     A week is never skipped: when its slot is a holiday or a closed day, or its window is over, the first calls
     move to the next calling day, even one in the next week (the run keeps its own week_start, and may be open
     beside next week's run). Raises NoCallingDayError when no calling day comes within FIRST_CALL_HORIZON.
+    `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call time.
     """
     week = week or week_start(now, calendar.tz)
     with db.transaction() as session:
@@ -67,6 +70,8 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
         if only_people is not None:
             chosen.append(Person.id.in_(only_people))
         enrolled = enrol(session, run_id=run.id, first_call=first_call, where=chosen)
+        if order is not None:
+            order_first_calls(session.connection(), run, first_call, calendar, order)
         audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
               detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
     return run, True

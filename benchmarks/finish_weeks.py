@@ -1,0 +1,121 @@
+"""Issue 21: consecutive weekly runs of N persistent simulated people, and when each week's visit list is complete.
+
+Each week is launched on Monday 08:00 and dialled to its end in virtual time
+through the real engine (launch_run, the dialer, the simulated trunk with
+`people = "persistent"`, SQLite or PostgreSQL). Per week: the finish-time
+figures of benchmarks/finish.py (list complete against the spacing-aware
+bound, in open-window hours and as weekday and time; first call to visit
+task), channel utilisation and makespan (benchmarks/efficiency.py), and
+what the engine cost.
+
+    python benchmarks/finish_weeks.py --people 20000 --channels 12 --order due
+    python benchmarks/finish_weeks.py --people 20000 --channels 12 --order history
+    python benchmarks/finish_weeks.py --people 20000 --channels 12 --order due --pacer fixed --calls-per-minute 27
+
+`--order history` launches each run with a FirstCallOrder (safecall/ordering.py);
+`due` is today's order (every first call due at the first slot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from benchmarks.common import machine, report  # noqa: E402
+from benchmarks.efficiency import measure_efficiency  # noqa: E402
+from benchmarks.finish import measure_finish  # noqa: E402
+from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
+from safecall.clock import VirtualClock  # noqa: E402
+from safecall.history import MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
+from safecall.runs import launch_run  # noqa: E402
+from safecall.services import Services  # noqa: E402
+from safecall.settings import load_instance, scaffold_instance  # noqa: E402
+from safecall.synthetic import write_roster  # noqa: E402
+
+TRUNKS = """default = "simulated"
+[trunks.simulated]
+type = "simulated"
+channels = {channels}
+calls_per_second = {cps}
+seed = 2026
+people = "persistent"
+"""
+FIRST_MONDAY = datetime.fromisoformat("2026-11-23T08:00+09:00")
+
+
+def prepare(directory: Path, people: int, channels: int, cps: float, environ: dict) -> None:
+    scaffold_instance(directory)
+    (directory / "config" / "trunks.toml").write_text(TRUNKS.format(channels=channels, cps=cps), encoding="utf-8")
+    instance = load_instance(directory, environ)
+    roster = write_roster(directory / "roster.csv", people, [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"])
+    subprocess.run([sys.executable, str(ROOT / "cli.py"), "--config", str(directory), "--now", FIRST_MONDAY.isoformat(),
+                    "recipients", "import", str(roster)], check=True, env={**os.environ, **environ}, stdout=subprocess.DEVNULL)
+
+
+def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
+    clock = VirtualClock(monday)
+    campaign = services.campaign("weekly-safe-call")
+    calendar = campaign.calendar(services.instance)
+    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds) if args.order == "history" else None
+    started = time.perf_counter()
+    run, _ = launch_run(services.db, campaign, calendar, now=clock.now(), order=order)
+    launched = time.perf_counter()
+    dialer = services.dialer(campaign, clock=clock)
+    if args.pacer == "fixed":
+        dialer = FixedRateDialer.like(dialer, calls_per_minute=args.calls_per_minute)
+    dialer.run(run.id)
+    dialer.trunk.close()
+    finished = time.perf_counter()
+    week = {"week": str(run.week_start), "launch_seconds": round(launched - started, 1),
+            "engine_seconds": round(finished - started, 1)}
+    week.update(measure_finish(services.db, run.id, channels, calendar, campaign))
+    efficiency = measure_efficiency(services.db, run.id, channels, calendar, campaign)
+    week.update({key: efficiency[key] for key in ("attempts", "utilisation_while_due", "makespan_over_lower_bound")})
+    with services.db.engine.connect() as connection:
+        week["members_by_state"] = dict(connection.execute(sa.text(
+            "SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
+    print(week, file=sys.stderr, flush=True)
+    return week
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=20_000)
+    parser.add_argument("--channels", type=int, default=12)
+    parser.add_argument("--cps", type=float, default=10)
+    parser.add_argument("--weeks", type=int, default=4)
+    parser.add_argument("--order", choices=["due", "history"], default="history")
+    parser.add_argument("--mean-call-seconds", type=float, default=MEAN_CALL_SECONDS,
+                        help="--order history: the call length its pace assumes (time per first call = this / channels)")
+    parser.add_argument("--pacer", choices=["engine", "fixed"], default="engine")
+    parser.add_argument("--calls-per-minute", type=float, default=27)
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--keep", type=Path, help="build the instance here and keep it")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="safecall-finish-"))
+    environ = {"SAFECALL_DATABASE_URL": args.database_url} if args.database_url else {}
+    prepare(directory, args.people, args.channels, args.cps, environ)
+    instance = load_instance(directory, environ)
+    services = Services.open(instance, VirtualClock(FIRST_MONDAY))
+    weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
+    services.close()
+    report({"people": args.people, "channels": args.channels, "order": args.order, "pacer": args.pacer,
+            "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
+            "machine": machine(), "weeks": weeks}, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Reading last weeks' outcomes from the store, and writing a run's first-call order (safecall/ordering.py).
+
+Streams the members and their history, so a roster of a million costs a few
+integers a member, never the people themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import groupby
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from safecall.ordering import WeekOutcome, plan_first_calls
+from safecall.policy import CallingCalendar
+from safecall.store import CampaignRun, MemberState, RunMember
+
+WEEKS_LOOKED_AT = 4
+# The length of an average call of the shipped IVR flow, ring included (26 s on the simulated trunk, see
+# BENCHMARKS.md). Kept on the short side: a pace a little too fast only leaves a queue, too slow leaves channels idle.
+MEAN_CALL_SECONDS = 24.0
+_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class FirstCallOrder:
+    """Order a new run's first calls by history, paced at `per_call` (mean call length / the run's channels)."""
+
+    per_call: timedelta
+    weeks: int = WEEKS_LOOKED_AT
+
+    @classmethod
+    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS) -> "FirstCallOrder":
+        return cls(per_call=timedelta(seconds=mean_call_seconds / max(channels, 1e-9)))
+
+
+def member_histories(connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int) -> Iterator[tuple[int, list[WeekOutcome]]]:
+    """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id."""
+    member, earlier = sa.orm.aliased(RunMember), sa.orm.aliased(RunMember)
+    earlier_run = sa.orm.aliased(CampaignRun)
+    rows = connection.execution_options(yield_per=_CHUNK).execute(
+        sa.select(member.id, earlier.state, earlier.attempts_made)
+        .select_from(member)
+        .outerjoin(earlier, sa.and_(earlier.person_id == member.person_id, earlier.run_id != member.run_id,
+                                    earlier.run_id.in_(sa.select(earlier_run.id).where(
+                                        earlier_run.campaign == campaign, earlier_run.label == "weekly",
+                                        earlier_run.week_start < week, earlier_run.week_start >= week - timedelta(weeks=weeks)))))
+        .outerjoin(earlier_run, earlier_run.id == earlier.run_id)
+        .where(member.run_id == run_id)
+        .order_by(member.id, earlier_run.week_start.desc()))
+    for member_id, group in groupby(rows, key=lambda row: row[0]):
+        yield member_id, [WeekOutcome(state, attempts) for _, state, attempts in group if state in MemberState.FINAL]
+
+
+def order_first_calls(connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar,
+                      order: FirstCallOrder) -> None:
+    """Give every member of the new `run` their first-call time by history (safecall/ordering.py)."""
+    histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks)
+    plan = plan_first_calls(histories, first_call, calendar, order.per_call)
+    update = sa.update(RunMember.__table__).where(RunMember.__table__.c.id == sa.bindparam("member")).values(
+        next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
+    chunk = []
+    for member_id, at in plan:
+        chunk.append({"member": member_id, "at": at})
+        if len(chunk) == _CHUNK:
+            connection.execute(update, chunk)
+            chunk = []
+    if chunk:
+        connection.execute(update, chunk)
