@@ -41,6 +41,9 @@ class Targets(Strict):
 class Slot(Strict):
     weekday: Weekday
     start: str
+    # "history": first calls ordered by last weeks' outcomes, likely non-responders first (safecall/ordering.py);
+    # "due": everyone due at the first slot, called in roster order.
+    first_calls: Literal["history", "due"] = "history"
 
     _time = field_validator("start")(_check_time)
 

@@ -62,7 +62,8 @@ class Scheduler:
         calendar = definition.calendar(self.services.instance)
         for week in weeks_due(self.services.db, definition, calendar.tz, now):
             try:
-                run, created = launch_run(self.services.db, definition, calendar, now=now, week=week)
+                run, created = launch_run(self.services.db, definition, calendar, now=now, week=week,
+                                          order=self.services.first_call_order(definition, every_trunk=not self.dial))
             except NoCallingDayError as exc:
                 self._report_no_calling_day(definition, week, exc, now)
                 continue

@@ -11,9 +11,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from safecall.campaign import CampaignDef, load_campaign
+from safecall.campaign import CampaignDef, check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock
 from safecall.dialer import Dialer
+from safecall.history import FirstCallOrder
 from safecall.ivr import load_flow
 from safecall.lifecycle import CallLifecycle, CampaignBook, CampaignRules
 from safecall.settings import Instance
@@ -83,6 +84,26 @@ class Services:
         name = trunk_name or (campaign.trunk if campaign else None) or self.instance.trunks.default
         trunk = self.build_trunk(name, clock) if clock is not None else self.trunk(name)
         return Dialer(self.db, trunk, clock or self.clock, self.lifecycle, worker=worker)
+
+    def first_call_order(self, campaign: CampaignDef, every_trunk: bool = False) -> FirstCallOrder | None:
+        """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels.
+
+        The campaign's trunk is shared with the other campaigns on it; `every_trunk`: dialled by workers on every trunk.
+        """
+        if campaign.schedule.first_calls != "history":
+            return None
+        trunks = self.instance.trunks
+        if every_trunk:
+            channels, sharing = sum(trunk.channels for trunk in trunks.trunks.values()), len(list_campaigns(self.instance))
+        else:
+            name = campaign.trunk or trunks.default
+            channels = trunks.trunks[name].channels
+            sharing = sum((definition.trunk or trunks.default) == name for definition in self._definitions())
+        return FirstCallOrder.for_channels(channels / max(1, sharing))
+
+    def _definitions(self) -> list[CampaignDef]:
+        return [definition for name in list_campaigns(self.instance)
+                for definition, problems in [check_campaign(self.instance, name)] if definition and not problems]
 
     def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:
         config = self.instance.trunk(name)
