@@ -34,10 +34,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.efficiency import measure_efficiency  # noqa: E402
-from benchmarks.finish import measure_finish  # noqa: E402
+from benchmarks.finish import local_label, measure_finish, open_seconds  # noqa: E402
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.history import MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
+from safecall.planning import estimate_week  # noqa: E402
 from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
 from safecall.settings import load_instance, scaffold_instance  # noqa: E402
@@ -63,11 +64,21 @@ def prepare(directory: Path, people: int, channels: int, cps: float, environ: di
                     "recipients", "import", str(roster)], check=True, env={**os.environ, **environ}, stdout=subprocess.DEVNULL)
 
 
+def replace_order(campaign, order: str):
+    """The campaign as launched here: its first calls in `order`, so the estimate plans the same week."""
+    return campaign.model_copy(update={"schedule": campaign.schedule.model_copy(update={"first_calls": order})})
+
+
 def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     clock = VirtualClock(monday)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
-    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds) if args.order == "history" else None
+    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days) if args.order == "history" else None
+    first_call = calendar.next_open(monday.replace(hour=10))
+    planned = time.perf_counter()
+    estimate = estimate_week(services.db, replace_order(campaign, args.order), calendar, now=clock.now(), channels=channels,
+                             first_call=first_call)
+    planned = time.perf_counter() - planned
     started = time.perf_counter()
     run, _ = launch_run(services.db, campaign, calendar, now=clock.now(), order=order)
     launched = time.perf_counter()
@@ -80,6 +91,15 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     week = {"week": str(run.week_start), "launch_seconds": round(launched - started, 1),
             "engine_seconds": round(finished - started, 1)}
     week.update(measure_finish(services.db, run.id, channels, calendar, campaign))
+    week["estimate"] = {
+        "source": estimate.source, "seconds": round(planned, 1),
+        "first_calls_end": local_label(calendar, estimate.first_calls_end),
+        "list_complete_at": local_label(calendar, estimate.list_complete),
+        "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),
+        "visits_expected": round(estimate.visits_expected),
+    }
+    week["estimate"]["error_of_list_complete"] = round(
+        week["estimate"]["list_complete_open_hours"] / week["list_complete_open_hours"] - 1, 3)
     efficiency = measure_efficiency(services.db, run.id, channels, calendar, campaign)
     week.update({key: efficiency[key] for key in ("attempts", "utilisation_while_due", "makespan_over_lower_bound")})
     with services.db.engine.connect() as connection:
@@ -98,6 +118,8 @@ def main() -> None:
     parser.add_argument("--order", choices=["due", "history"], default="history")
     parser.add_argument("--mean-call-seconds", type=float, default=MEAN_CALL_SECONDS,
                         help="--order history: the call length its pace assumes (time per first call = this / channels)")
+    parser.add_argument("--pace-days", type=int, default=1,
+                        help="--order history, what-if: calling days the first calls are paced through (the rule: 1)")
     parser.add_argument("--pacer", choices=["engine", "fixed"], default="engine")
     parser.add_argument("--calls-per-minute", type=float, default=27)
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
@@ -112,7 +134,7 @@ def main() -> None:
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
     services.close()
-    report({"people": args.people, "channels": args.channels, "order": args.order, "pacer": args.pacer,
+    report({"people": args.people, "channels": args.channels, "order": args.order, "pace_days": args.pace_days, "pacer": args.pacer,
             "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
             "machine": machine(), "weeks": weeks}, args.json)
 

@@ -30,10 +30,13 @@ class FirstCallOrder:
 
     per_call: timedelta
     weeks: int = WEEKS_LOOKED_AT
+    # Calling days the pace may run through. 1 (the rule): nobody's first call is given a time past the first
+    # calling day. More is a what-if for the benchmarks (BENCHMARKS.md, issue 21).
+    days: int = 1
 
     @classmethod
-    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS) -> "FirstCallOrder":
-        return cls(per_call=timedelta(seconds=mean_call_seconds / max(channels, 1e-9)))
+    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS, days: int = 1) -> "FirstCallOrder":
+        return cls(per_call=timedelta(seconds=mean_call_seconds / max(channels, 1e-9)), days=days)
 
 
 def member_histories(connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int) -> Iterator[tuple[int, list[WeekOutcome]]]:
@@ -58,7 +61,7 @@ def order_first_calls(connection: sa.Connection, run: CampaignRun, first_call: d
                       order: FirstCallOrder) -> None:
     """Give every member of the new `run` their first-call time by history (safecall/ordering.py)."""
     histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks)
-    plan = plan_first_calls(histories, first_call, calendar, order.per_call)
+    plan = plan_first_calls(histories, first_call, calendar, order.per_call, order.days)
     update = sa.update(RunMember.__table__).where(RunMember.__table__.c.id == sa.bindparam("member")).values(
         next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
     chunk = []

@@ -68,24 +68,35 @@ def call_class(history: Sequence[WeekOutcome]) -> int:
     return ANSWERS_FIRST_CALL
 
 
-def first_call_times(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int) -> Iterator[datetime]:
+def first_call_times(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int,
+                     days: int = 1) -> Iterator[datetime]:
     """The first-call time of each of `count` people in calling order, strictly increasing.
 
     One every `per_call` (the trunk's time per call, i.e. mean call length / channels) from `first_call`,
-    and none later than the last minute of the first calling day: those the pace would put later share
-    that minute, a microsecond apart, so the dialer still takes them in this order.
+    counted in calling-window time over `days` calling days (1: the first calling day only), and none
+    later than the last minute of the last of them: those the pace would put later share that minute, a
+    microsecond apart, so the dialer still takes them in this order.
     """
-    day = calendar.local(first_call).date()
-    last = datetime.combine(day, calendar.end, tzinfo=calendar.tz) - LAST_MINUTE - TICK * count
+    windows, opening = [], first_call
+    for _ in range(days):
+        windows.append((opening, datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz)))
+        opening = calendar.next_day_opening(opening)
+    last = windows[-1][1] - LAST_MINUTE - TICK * count
+    window, passed = 0, timedelta()  # the window the pace is in, and the calling time of the windows before it
     previous = first_call - TICK
     for rank in range(count):
-        moment = max(first_call, min(first_call + per_call * rank, last))
+        offset = per_call * rank - passed
+        while window < len(windows) - 1 and windows[window][0] + offset >= windows[window][1]:
+            passed += windows[window][1] - windows[window][0]
+            offset = per_call * rank - passed
+            window += 1
+        moment = max(first_call, min(windows[window][0] + offset, last))
         previous = moment if moment > previous else previous + TICK
         yield previous
 
 
 def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first_call: datetime,
-                     calendar: CallingCalendar, per_call: timedelta) -> Iterator[tuple[int, datetime]]:
+                     calendar: CallingCalendar, per_call: timedelta, days: int = 1) -> Iterator[tuple[int, datetime]]:
     """(member id, first-call time) for every member, in calling order: by class, then by member id.
 
     `members`: (member id, history newest first), in member id order. Memory: 8 bytes a member.
@@ -94,4 +105,4 @@ def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first
     for member_id, history in members:
         by_class[call_class(history)].append(member_id)
     count = sum(map(len, by_class))
-    yield from zip(chain.from_iterable(by_class), first_call_times(first_call, calendar, per_call, count))
+    yield from zip(chain.from_iterable(by_class), first_call_times(first_call, calendar, per_call, count, days))

@@ -65,6 +65,15 @@ def test_first_call_times_pace_and_never_pass_the_first_calling_day():
     assert later == sorted(later) and all(late <= t < datetime(2026, 11, 24, 18, 0, tzinfo=SEOUL) for t in later)
 
 
+def test_first_call_times_over_two_days_continue_at_the_next_opening():
+    per_call = timedelta(seconds=10)
+    times = list(first_call_times(MONDAY_10, CALENDAR, per_call, count=10_000, days=2))
+    tuesday_9 = datetime(2026, 11, 24, 9, 0, tzinfo=SEOUL)
+    assert times[2_879] == datetime(2026, 11, 23, 17, 59, 50, tzinfo=SEOUL) and times[2_880] == tuesday_9
+    assert times[2_881] - times[2_880] == per_call and times == sorted(times)
+    assert max(times) < datetime(2026, 11, 24, 17, 59, tzinfo=SEOUL)  # 9 more hours hold 3,240; the rest share the last minute
+
+
 def test_plan_orders_by_class_then_member_id_and_keeps_everyone():
     members = [(1, weeks((ACK, 1))), (2, []), (3, weeks((UNREACHED, 4))), (4, weeks((ACK, 3))),
                (5, weeks((ACK, 1), (UNREACHED, 4))), (6, weeks((UNREACHED, 2))), (7, weeks((ACK, 2)))]

@@ -1,0 +1,260 @@
+"""Capacity planning: when a week's first calls end and when its visit list is complete, before it runs.
+
+The estimate plays the week as a flow of people, minute by minute, through
+the same calendar and retry spacing the dialer uses (policy.py): each minute
+the channels place channels x 60 / (mean call seconds) calls, the due in
+due-time order; after each call a share of the people called answer, a share
+become final non-responders (a visit task) and the rest come due again at
+their retry time. The shares are chains: of the people who reach their n-th
+call, how many answer it, how many end on the list after it. They come from
+the campaign's last closed weekly run (history), by class of history when the
+first calls are ordered by it (safecall/ordering.py), or from a default mix.
+
+The list is complete when fewer than half a person is still expected to join
+it. planning assumes the campaign gets `channels` to itself for the week.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from safecall.campaign import CampaignDef
+from safecall.history import MEAN_CALL_SECONDS, member_histories
+from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
+from safecall.policy import CallingCalendar, retry_at, week_start
+from safecall.runs import _target_filter, dialable_clause
+from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
+
+STEP = timedelta(minutes=1)
+HALF_A_PERSON = 0.5
+MAX_DAYS = 21
+
+
+@dataclass(frozen=True)
+class Chains:
+    """Of the people of one class: the share answering at their n-th call, and ending unreachable after it (n = 1..)."""
+
+    answered: tuple[float, ...]
+    unreachable: tuple[float, ...]
+
+    def split(self, attempt: int) -> tuple[float, float]:
+        """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
+        reaching = 1.0 - sum(self.answered[:attempt - 1]) - sum(self.unreachable[:attempt - 1])
+        if reaching <= 1e-12:
+            return 0.0, 0.0
+        final = self.unreachable[attempt - 1] if attempt <= len(self.unreachable) else 0.0
+        answered = self.answered[attempt - 1] if attempt <= len(self.answered) else 0.0
+        return final / reaching, max(0.0, reaching - final - answered) / reaching
+
+
+# Default: the first week of 3,000 persistent simulated people (safecall/telephony/simulated_people.py,
+# 2,944 enrolled): 75.7 % answer the first call, 16.0 % the second, 3.6 % the third, 1.2 % the fourth;
+# 0.4 % are off the list after one call (a number out of service, no other), 3.1 % after four.
+DEFAULT_CHAINS = Chains(answered=(0.7568, 0.1596, 0.0360, 0.0119), unreachable=(0.0044, 0.0, 0.0, 0.0313))
+
+
+@dataclass
+class Mix:
+    """People by class (calling order) with their chains, and the mean length of a call."""
+
+    people: dict[int, float]
+    chains: dict[int, Chains]
+    call_seconds: float = 26.0
+    source: str = "default mix"
+
+
+@dataclass
+class Estimate:
+    people: int
+    channels: float
+    first_calls_end: datetime | None
+    list_complete: datetime | None
+    visits_expected: float
+    last_calling_day: date
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def spills(self) -> bool:
+        return self.list_complete is None or self.list_complete.date() > self.last_calling_day
+
+
+def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str],
+             max_retries: int, by_history: bool, per_call_seconds: float | None = None) -> tuple[datetime | None, datetime | None, float]:
+    """(first calls end, list complete, people expected on the list) for one week played as a flow."""
+    per_minute = channels * 60 / mix.call_seconds
+    due: dict[datetime, dict[tuple[int, int], float]] = defaultdict(lambda: defaultdict(float))
+    first_call_minute = _minute(first_call)
+    total = sum(mix.people.values())
+    if by_history:  # first calls paced in class order, as ordering.first_call_times gives them, by the minute
+        per_minute_slots = 60 / (per_call_seconds or MEAN_CALL_SECONDS / channels)
+        closing = _minute(datetime.combine(calendar.local(first_call).date(), calendar.end, tzinfo=calendar.tz) - STEP)
+        slot, room = first_call_minute, per_minute_slots
+        for klass in sorted(mix.people):
+            left = mix.people[klass]
+            while left > 1e-9:
+                if slot >= closing:
+                    due[closing][(klass, 1)] += left
+                    break
+                take = min(left, room)
+                due[slot][(klass, 1)] += take
+                left, room = left - take, room - take
+                if room <= 1e-9:
+                    slot, room = slot + STEP, per_minute_slots
+    else:
+        for klass, count in mix.people.items():
+            due[first_call_minute][(klass, 1)] += count
+    times = list(due)
+    heapq.heapify(times)
+    finals: list[tuple[datetime, float]] = []
+    first_calls_done, first_calls_end = 0.0, None
+    now = calendar.next_open(first_call_minute)
+    limit = first_call + timedelta(days=MAX_DAYS)
+    while times and now < limit:
+        if not calendar.is_open(now):
+            now = calendar.next_open(now)
+            continue
+        capacity = per_minute
+        while times and times[0] <= now and capacity > 1e-9:
+            moment = times[0]
+            cohort = due[moment]
+            waiting = sum(cohort.values())
+            share = min(1.0, capacity / waiting) if waiting > 0 else 1.0
+            ended = now + timedelta(seconds=mix.call_seconds)
+            for (klass, attempt), mass in list(cohort.items()):
+                placed = mass * share
+                cohort[(klass, attempt)] -= placed
+                if attempt == 1:
+                    first_calls_done += placed
+                final, going_on = mix.chains[klass].split(attempt)
+                if attempt > max_retries:  # no retry left: whoever did not answer is on the list
+                    final, going_on = final + going_on, 0.0
+                if final * placed > 0:
+                    finals.append((ended, final * placed))
+                if going_on * placed > 1e-9:
+                    again = _minute(retry_at(spacing, attempt, ended, calendar))
+                    if again not in due:
+                        heapq.heappush(times, again)
+                    due[again][(klass, attempt + 1)] += going_on * placed
+            capacity -= waiting * share
+            if share >= 1.0:
+                heapq.heappop(times)
+                del due[moment]
+        if first_calls_end is None and first_calls_done >= total - HALF_A_PERSON:
+            first_calls_end = now + STEP
+        now += STEP
+    return first_calls_end, _complete(finals), sum(mass for _, mass in finals)
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0) + (STEP if moment.second or moment.microsecond else timedelta())
+
+
+def _complete(finals: list[tuple[datetime, float]]) -> datetime | None:
+    """The moment after which fewer than half a person is still expected to join the list."""
+    after = 0.0
+    for moment, mass in sorted(finals, reverse=True):
+        after += mass
+        if after >= HALF_A_PERSON:
+            return moment
+    return finals[0][0] if finals else None
+
+
+# ---- from the store ------------------------------------------------------------------------------------
+
+def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
+    with db.engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(Person).where(
+            *_target_filter(campaign), *dialable_clause(today))).scalar()
+
+
+def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_history: bool, week: date) -> Mix:
+    """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it;
+    else the default."""
+    with db.engine.connect() as connection:
+        last = connection.execute(sa.select(CampaignRun).where(
+            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == "closed",
+            CampaignRun.week_start < week).order_by(CampaignRun.week_start.desc())).first()
+        if last is None:
+            return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, source="default mix (no closed run yet)")
+        # Each member of the last run: their class before it, how their week ended, and their class now.
+        outcomes: dict[int, Counter] = defaultdict(Counter)
+        classes_now: Counter = Counter()
+        members = connection.execute(sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
+                                     .where(RunMember.run_id == last.id).order_by(RunMember.id)).all()
+        histories = member_histories(connection, last.id, campaign.name, last.week_start, 4)
+        for (member_id, state, attempts), (_, history) in zip(members, histories):
+            if state == MemberState.WITHDRAWN or attempts == 0:
+                continue
+            klass = call_class(history) if by_history else NO_HISTORY
+            outcomes[klass][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
+            classes_now[call_class([WeekOutcome(state, attempts), *history]) if by_history else NO_HISTORY] += 1
+        seconds = connection.execute(sa.select(Attempt.placed_at, Attempt.ended_at).where(
+            Attempt.run_id == last.id, Attempt.ended_at.is_not(None))).all()
+    overall = _chains(sum(outcomes.values(), Counter()))
+    chains = {klass: _chains(counts) if sum(counts.values()) >= 30 else overall for klass, counts in outcomes.items()}
+    scale = people / max(1, sum(classes_now.values()))
+    shares = {klass: count * scale for klass, count in classes_now.items()}
+    mean = sum((end - start).total_seconds() for start, end in seconds) / len(seconds) if seconds else 26.0
+    return Mix(shares, {klass: chains.get(klass, overall) for klass in shares}, call_seconds=mean,
+               source=f"the run of the week of {last.week_start}")
+
+
+def _chains(counts: Counter) -> Chains:
+    total = sum(counts.values()) or 1
+    longest = max([attempts for _, attempts in counts] or [1])
+    return Chains(tuple(counts[("answered", n)] / total for n in range(1, longest + 1)),
+                  tuple(counts[("unreachable", n)] / total for n in range(1, longest + 1)))
+
+
+def estimate_week(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float,
+                  first_call: datetime, people: int | None = None, mix: Mix | None = None) -> Estimate:
+    """When this week's first calls end and the visit list is complete, for `channels` channels."""
+    by_history = campaign.schedule.first_calls == "history"
+    today = calendar.local(now).date()
+    people = roster_size(db, campaign, today) if people is None else people
+    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz))
+    first_end, complete, visits = simulate(mix, channels, first_call, calendar, campaign.retry.spacing,
+                                           campaign.retry.max_retries, by_history)
+    return Estimate(people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source)
+
+
+def last_calling_day(calendar: CallingCalendar, first_call: datetime) -> date:
+    monday = calendar.local(first_call).date() - timedelta(days=calendar.local(first_call).weekday())
+    days = [monday + timedelta(days=offset) for offset in range(7) if calendar.is_calling_day(monday + timedelta(days=offset))]
+    return days[-1] if days else monday + timedelta(days=6)
+
+
+def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
+                          first_call: datetime, day: date, people: int | None = None, mix: Mix | None = None) -> int | None:
+    """The fewest channels with which the list is expected complete by the close of `day` (None: not even 10,000)."""
+    by_history = campaign.schedule.first_calls == "history"
+    people = roster_size(db, campaign, calendar.local(now).date()) if people is None else people
+    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz))
+    deadline = datetime.combine(day, calendar.end, tzinfo=calendar.tz)
+
+    def finishes(channels: int) -> bool:
+        _, complete, _ = simulate(mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history)
+        return complete is not None and complete <= deadline
+
+    low, high = 1, 10_000
+    if not finishes(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if finishes(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def local_text(calendar: CallingCalendar, moment: datetime | None) -> str:
+    return "-" if moment is None else calendar.local(moment).strftime("%Y-%m-%d (%a) %H:%M")
+
+
