@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from safecall.campaign import CampaignDef
 from safecall.history import MEAN_CALL_SECONDS, member_histories
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
-from safecall.policy import CallingCalendar, retry_at, week_start
+from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
 from safecall.runs import _target_filter, dialable_clause
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
@@ -258,3 +258,68 @@ def local_text(calendar: CallingCalendar, moment: datetime | None) -> str:
     return "-" if moment is None else calendar.local(moment).strftime("%Y-%m-%d (%a) %H:%M")
 
 
+def next_first_call(campaign: CampaignDef, calendar: CallingCalendar, now: datetime) -> datetime:
+    """The first call of the campaign's run this week if it can still start this week, else next week's."""
+    week = week_start(now, calendar.tz)
+    first = calendar.next_open(max(weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz), now))
+    if week_start(first, calendar.tz) == week:
+        return first
+    return calendar.next_open(weekly_slot(week + timedelta(weeks=1), campaign.schedule.weekday, campaign.schedule.start, calendar.tz))
+
+
+@dataclass
+class Plan:
+    estimate: Estimate
+    first_call: datetime
+    by_day: date
+    channels_needed: int | None  # to complete the list by the close of by_day
+
+
+def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float,
+                  by_day: date | None = None) -> Plan:
+    """The estimate for the campaign's next run, and the channels that would complete its list by `by_day`
+    (default: the week's last calling day)."""
+    first_call = next_first_call(campaign, calendar, now)
+    people = roster_size(db, campaign, calendar.local(now).date())
+    mix = mix_from_history(db, campaign, people, campaign.schedule.first_calls == "history", week_start(first_call, calendar.tz))
+    estimate = estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call, people=people, mix=mix)
+    by_day = by_day or estimate.last_calling_day
+    needed = channels_to_finish_by(db, campaign, calendar, now=now, first_call=first_call, day=by_day, people=people, mix=mix)
+    return Plan(estimate, first_call, by_day, needed)
+
+
+def plan_lines(campaign: CampaignDef, calendar: CallingCalendar, plan: Plan) -> list[str]:
+    """`safecall campaign plan`, line by line."""
+    estimate = plan.estimate
+    needed = f"{plan.channels_needed}" if plan.channels_needed else "more than 10,000"
+    return [
+        f"Plan for {campaign.name} from {local_text(calendar, plan.first_call)} ({estimate.source}):",
+        f"  people: {estimate.people:,}, channels: {estimate.channels:g}, first calls: {campaign.schedule.first_calls} order",
+        f"  first calls end: {local_text(calendar, estimate.first_calls_end)}",
+        f"  visit list complete: {local_text(calendar, estimate.list_complete)} (about {estimate.visits_expected:,.0f} visits)",
+        f"  channels to complete it by {plan.by_day:%Y-%m-%d (%a)}: {needed}",
+    ]
+
+
+def spill_warning(campaign: CampaignDef, calendar: CallingCalendar, plan: Plan) -> str | None:
+    """A warning when the list is expected complete after the week's last calling day, else None."""
+    estimate = plan.estimate
+    if not estimate.spills:
+        return None
+    more = (f"about {plan.channels_needed} channels would complete it by {plan.by_day:%Y-%m-%d (%a)}"
+            if plan.channels_needed else "no number of channels completes it that week (look at the window and spacing)")
+    return (f"campaign {campaign.name!r} cannot finish within its week: with {estimate.channels:g} channel(s), "
+            f"{estimate.people:,} people's visit list is expected complete {local_text(calendar, estimate.list_complete)}, "
+            f"after the last calling day {estimate.last_calling_day:%Y-%m-%d (%a)}; next week's run would skip the people "
+            f"still being called; {more}")
+
+
+
+
+def capacity_warning(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
+                     channels: float) -> str | None:
+    """What `campaign validate` and `scheduler run` say on start-up when the campaign's next week would spill."""
+    first_call = next_first_call(campaign, calendar, now)
+    if not estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call).spills:
+        return None
+    return spill_warning(campaign, calendar, plan_campaign(db, campaign, calendar, now=now, channels=channels))

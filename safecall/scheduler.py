@@ -18,6 +18,7 @@ from safecall.errors import NoCallingDayError, SafeCallError
 from safecall.escalation import mark_overdue, notify_officers, queue_escalations, send_notifications
 from safecall.events import log_event
 from safecall.notify import Mailer, SmsSender
+from safecall.planning import capacity_warning
 from safecall.policy import FIRST_CALL_HORIZON, parse_clock_time, week_start, weekly_slot
 from safecall.runs import launch_run
 from safecall.services import Services
@@ -114,11 +115,20 @@ class Scheduler:
         cadence = schedule.Scheduler()
         cadence.every(interval_seconds).seconds.do(self._safe_tick)
         log_event(log, "scheduler_started", instance=str(self.services.instance.root))
+        self.warn_capacity()
         self._safe_tick()
         while not self.stop.is_set():
             cadence.run_pending()
             self.stop.wait(max(0.1, min(1.0, cadence.idle_seconds or 1.0)))
         self.shutdown()
+
+    def warn_capacity(self) -> None:
+        """Say on start-up which campaigns cannot complete their visit list within their week (planning.py)."""
+        for definition in self.campaigns().values():
+            warning = capacity_warning(self.services.db, definition, definition.calendar(self.services.instance),
+                                       now=self.services.now(), channels=self.services.campaign_channels(definition, not self.dial))
+            if warning:
+                log_event(log, "campaign_cannot_finish_in_week", level=logging.WARNING, campaign=definition.name, detail=warning)
 
     def _safe_tick(self) -> None:
         try:

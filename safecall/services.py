@@ -86,20 +86,22 @@ class Services:
         return Dialer(self.db, trunk, clock or self.clock, self.lifecycle, worker=worker)
 
     def first_call_order(self, campaign: CampaignDef, every_trunk: bool = False) -> FirstCallOrder | None:
-        """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels.
-
-        The campaign's trunk is shared with the other campaigns on it; `every_trunk`: dialled by workers on every trunk.
-        """
+        """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels."""
         if campaign.schedule.first_calls != "history":
             return None
+        return FirstCallOrder.for_channels(self.campaign_channels(campaign, every_trunk))
+
+    def campaign_channels(self, campaign: CampaignDef, every_trunk: bool = False) -> float:
+        """The campaign's share of the channels: its trunk's, shared with the other campaigns on it.
+
+        `every_trunk`: dialled by workers on every trunk (scheduler --no-dial), shared by every campaign.
+        """
         trunks = self.instance.trunks
         if every_trunk:
-            channels, sharing = sum(trunk.channels for trunk in trunks.trunks.values()), len(list_campaigns(self.instance))
-        else:
-            name = campaign.trunk or trunks.default
-            channels = trunks.trunks[name].channels
-            sharing = sum((definition.trunk or trunks.default) == name for definition in self._definitions())
-        return FirstCallOrder.for_channels(channels / max(1, sharing))
+            return sum(trunk.channels for trunk in trunks.trunks.values()) / max(1, len(self._definitions()))
+        name = campaign.trunk or trunks.default
+        sharing = sum((definition.trunk or trunks.default) == name for definition in self._definitions())
+        return trunks.trunks[name].channels / max(1, sharing)
 
     def _definitions(self) -> list[CampaignDef]:
         return [definition for name in list_campaigns(self.instance)
