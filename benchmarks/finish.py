@@ -57,7 +57,7 @@ def chain_end(first_call: datetime, lengths: list[timedelta], spacing: list[str]
     return ended
 
 
-def percentile(values: list[float], share: float) -> float:
+def percentile(values: list, share: float):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -105,4 +105,7 @@ def measure_finish(db, run_id: int, channels: int, calendar: CallingCalendar, ca
         "first_call_to_task_hours_median": round(statistics.median(waits), 1),
         "first_call_to_task_hours_p95": round(percentile(waits, 0.95), 1),
         "first_calls_done_at": local_label(calendar, max(first_placed.values())),
+        # How much of the list a late few hold back: when 95 % and 99 % of its people were on it.
+        "list_95_percent_at": local_label(calendar, percentile([created for _, created in tasks], 0.95)),
+        "list_99_percent_at": local_label(calendar, percentile([created for _, created in tasks], 0.99)),
     }
