@@ -68,9 +68,9 @@ congestion = 1
 """
 
 
-def prepare(directory: Path, people: int, channels: int, cps: float, database_url: str | None) -> dict:
+def prepare(directory: Path, people: int, channels: int, cps: float, database_url: str | None, trunks: str = TRUNKS) -> dict:
     scaffold_instance(directory)
-    (directory / "config" / "trunks.toml").write_text(TRUNKS.format(channels=channels, cps=cps), encoding="utf-8")
+    (directory / "config" / "trunks.toml").write_text(trunks.format(channels=channels, cps=cps), encoding="utf-8")
     environ = {"SAFECALL_DATABASE_URL": database_url} if database_url else {}
     instance = load_instance(directory, environ)
     roster = write_roster(directory / "roster.csv", people, [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"])

@@ -19,8 +19,6 @@ what the engine cost.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.efficiency import measure_efficiency  # noqa: E402
+from benchmarks.engine_week import prepare  # noqa: E402
 from benchmarks.finish import local_label, measure_finish, open_seconds  # noqa: E402
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
@@ -41,8 +40,7 @@ from safecall.history import MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
 from safecall.planning import estimate_week  # noqa: E402
 from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
-from safecall.settings import load_instance, scaffold_instance  # noqa: E402
-from safecall.synthetic import write_roster  # noqa: E402
+from safecall.settings import load_instance  # noqa: E402
 
 TRUNKS = """default = "simulated"
 [trunks.simulated]
@@ -53,15 +51,6 @@ seed = 2026
 people = "persistent"
 """
 FIRST_MONDAY = datetime.fromisoformat("2026-11-23T08:00+09:00")
-
-
-def prepare(directory: Path, people: int, channels: int, cps: float, environ: dict) -> None:
-    scaffold_instance(directory)
-    (directory / "config" / "trunks.toml").write_text(TRUNKS.format(channels=channels, cps=cps), encoding="utf-8")
-    instance = load_instance(directory, environ)
-    roster = write_roster(directory / "roster.csv", people, [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"])
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "--config", str(directory), "--now", FIRST_MONDAY.isoformat(),
-                    "recipients", "import", str(roster)], check=True, env={**os.environ, **environ}, stdout=subprocess.DEVNULL)
 
 
 def replace_order(campaign, order: str):
@@ -128,8 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="safecall-finish-"))
-    environ = {"SAFECALL_DATABASE_URL": args.database_url} if args.database_url else {}
-    prepare(directory, args.people, args.channels, args.cps, environ)
+    environ = prepare(directory, args.people, args.channels, args.cps, args.database_url, TRUNKS)["environ"]
     instance = load_instance(directory, environ)
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
