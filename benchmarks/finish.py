@@ -74,8 +74,8 @@ def measure_finish(db, run_id: int, channels: int, calendar: CallingCalendar, ca
         first_placed = dict(connection.execute(sa.select(Attempt.person_id, sa.func.min(Attempt.placed_at)).where(
             Attempt.run_id == run_id).group_by(Attempt.person_id)).all())
         call_seconds = 0.0
-        for placed_at, ended_at in connection.execution_options(yield_per=20_000).execute(
-                sa.select(Attempt.placed_at, Attempt.ended_at).where(Attempt.run_id == run_id)):
+        for placed_at, ended_at in connection.execute(
+                sa.select(Attempt.placed_at, Attempt.ended_at).where(Attempt.run_id == run_id).execution_options(yield_per=20_000)):
             call_seconds += (ended_at - placed_at).total_seconds()
         chains: dict[int, list[timedelta]] = {}
         for member_id, placed_at, ended_at in connection.execute(

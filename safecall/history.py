@@ -43,7 +43,8 @@ def member_histories(connection: sa.Connection, run_id: int, campaign: str, week
     """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id."""
     member, earlier = sa.orm.aliased(RunMember), sa.orm.aliased(RunMember)
     earlier_run = sa.orm.aliased(CampaignRun)
-    rows = connection.execution_options(yield_per=_CHUNK).execute(
+    # Streamed (yield_per on the statement, not the connection: the connection goes on to write the times).
+    rows = connection.execute(
         sa.select(member.id, earlier.state, earlier.attempts_made)
         .select_from(member)
         .outerjoin(earlier, sa.and_(earlier.person_id == member.person_id, earlier.run_id != member.run_id,
@@ -52,7 +53,8 @@ def member_histories(connection: sa.Connection, run_id: int, campaign: str, week
                                         earlier_run.week_start < week, earlier_run.week_start >= week - timedelta(weeks=weeks)))))
         .outerjoin(earlier_run, earlier_run.id == earlier.run_id)
         .where(member.run_id == run_id)
-        .order_by(member.id, earlier_run.week_start.desc()))
+        .order_by(member.id, earlier_run.week_start.desc())
+        .execution_options(yield_per=_CHUNK))
     for member_id, group in groupby(rows, key=lambda row: row[0]):
         yield member_id, [WeekOutcome(state, attempts) for _, state, attempts in group if state in MemberState.FINAL]
 

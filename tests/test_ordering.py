@@ -18,7 +18,7 @@ from safecall.policy import CallingCalendar
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import Attempt, MemberState, VisitTask
+from safecall.store import Attempt, MemberState, Person, RunMember, VisitTask
 
 ACK, HELP, UNREACHED, WITHDRAWN = MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED, MemberState.UNREACHABLE, MemberState.WITHDRAWN
 CALENDAR = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
@@ -134,3 +134,26 @@ def test_history_order_completes_the_visit_list_earlier_than_due_time_order(tmp_
                     assert later.placed_at - earlier.ended_at >= gap
     # Nobody's first call is later for it than the first day, and the answerers are no worse off than that.
     assert max(a.placed_at for a in history if a.number == 1) <= datetime(2026, 11, 30, 18, 0, tzinfo=SEOUL)
+
+
+@pytest.mark.both_databases
+def test_launch_gives_first_calls_their_times_by_history(cli, tmp_path, clock):
+    # Week 1: two of six never answer. Week 2, launched with the order: those two first, the rest paced behind.
+    silent = {"+821001270004": ["no_answer"], "+821001270001": ["no_answer"]}
+    cli.set_trunks(scripted_trunks(silent, channels=2, cps=5))
+    cli("recipients", "import", str(write_csv(tmp_path / "six.csv", [
+        person_row(f"여섯{i}", f"010-0127-{i:04d}", born=f"195{i}-04-01") for i in range(6)])))
+    services = Services.open(load_instance(cli.root, cli.environ), clock)
+    campaign = services.campaign("weekly-safe-call")
+    calendar = campaign.calendar(services.instance)
+    week1, _ = launch_run(services.db, campaign, calendar, now=clock.now(), order=FirstCallOrder.for_channels(2))
+    services.dialer(campaign).run(week1.id)
+    next_monday = datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL)
+    week2, _ = launch_run(services.db, campaign, calendar, now=next_monday, order=FirstCallOrder.for_channels(2))
+    with services.db.session() as session:
+        members = list(session.exec(select(RunMember).where(RunMember.run_id == week2.id).order_by(RunMember.next_attempt_at)))
+        phones = [session.get(Person, m.person_id).phone for m in members]
+    services.close()
+    first = datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL)
+    assert sorted(phones[:2]) == sorted(silent) and len(members) == 6
+    assert [m.next_attempt_at for m in members] == [first + timedelta(seconds=12 * rank) for rank in range(6)]
