@@ -122,10 +122,10 @@ def main() -> None:
 
     services = Services.open(load_instance(root, environ), VirtualClock(MONDAY))
     started = time.perf_counter()
-    for i in range(args.districts):
-        campaign = services.campaign(f"d{i:03d}")
+    campaigns = [services.campaign(f"d{i:03d}") for i in range(args.districts)]
+    for campaign in campaigns:
         launch_run(services.db, campaign, campaign.calendar(services.instance), now=MONDAY,
-                   order=services.first_call_order(campaign, every_trunk=True))
+                   order=services.first_call_order(campaign, every_trunk=True, campaigns=campaigns))
     launched = time.perf_counter() - started
     calendar = services.campaign("d000").calendar(services.instance)
     db = Database(url)

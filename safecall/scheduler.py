@@ -49,7 +49,7 @@ class Scheduler:
         now = self.services.now()
         campaigns = self._campaigns = self.campaigns()
         for definition in campaigns.values():
-            self.launch_if_due(definition, now)
+            self.launch_if_due(definition, now, campaigns)
         if self.dial:
             self.dial_open_runs(campaigns)
         self.publish_if_due(now)
@@ -59,12 +59,12 @@ class Scheduler:
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
 
-    def launch_if_due(self, definition: CampaignDef, now: datetime) -> None:
+    def launch_if_due(self, definition: CampaignDef, now: datetime, campaigns: dict[str, CampaignDef] | None = None) -> None:
         calendar = definition.calendar(self.services.instance)
         for week in weeks_due(self.services.db, definition, calendar.tz, now):
             try:
                 run, created = launch_run(self.services.db, definition, calendar, now=now, week=week,
-                                          order=self.services.first_call_order(definition, every_trunk=not self.dial))
+                                          order=self.services.first_call_order(definition, not self.dial, campaigns.values() if campaigns else None))
             except NoCallingDayError as exc:
                 self._report_no_calling_day(definition, week, exc, now)
                 continue
@@ -124,9 +124,11 @@ class Scheduler:
 
     def warn_capacity(self) -> None:
         """Say on start-up which campaigns cannot complete their visit list within their week (planning.py)."""
-        for definition in self.campaigns().values():
+        campaigns = self.campaigns()
+        for definition in campaigns.values():
+            channels = self.services.campaign_channels(definition, not self.dial, campaigns.values())
             warning = capacity_warning(self.services.db, definition, definition.calendar(self.services.instance),
-                                       now=self.services.now(), channels=self.services.campaign_channels(definition, not self.dial))
+                                       now=self.services.now(), channels=channels)
             if warning:
                 log_event(log, "campaign_cannot_finish_in_week", level=logging.WARNING, campaign=definition.name, detail=warning)
 

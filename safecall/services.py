@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Iterable
 
 from safecall.campaign import CampaignDef, check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock
@@ -85,22 +86,26 @@ class Services:
         trunk = self.build_trunk(name, clock) if clock is not None else self.trunk(name)
         return Dialer(self.db, trunk, clock or self.clock, self.lifecycle, worker=worker)
 
-    def first_call_order(self, campaign: CampaignDef, every_trunk: bool = False) -> FirstCallOrder | None:
+    def first_call_order(self, campaign: CampaignDef, every_trunk: bool = False,
+                         campaigns: Iterable[CampaignDef] | None = None) -> FirstCallOrder | None:
         """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels."""
         if campaign.schedule.first_calls != "history":
             return None
-        return FirstCallOrder.for_channels(self.campaign_channels(campaign, every_trunk))
+        return FirstCallOrder.for_channels(self.campaign_channels(campaign, every_trunk, campaigns))
 
-    def campaign_channels(self, campaign: CampaignDef, every_trunk: bool = False) -> float:
+    def campaign_channels(self, campaign: CampaignDef, every_trunk: bool = False,
+                          campaigns: Iterable[CampaignDef] | None = None) -> float:
         """The campaign's share of the channels: its trunk's, shared with the other campaigns on it.
 
         `every_trunk`: dialled by workers on every trunk (scheduler --no-dial), shared by every campaign.
+        `campaigns`: the valid campaigns, if the caller has them (else they are read and checked here).
         """
+        definitions = list(campaigns) if campaigns is not None else self._definitions()
         trunks = self.instance.trunks
         if every_trunk:
-            return sum(trunk.channels for trunk in trunks.trunks.values()) / max(1, len(self._definitions()))
+            return sum(trunk.channels for trunk in trunks.trunks.values()) / max(1, len(definitions))
         name = campaign.trunk or trunks.default
-        sharing = sum((definition.trunk or trunks.default) == name for definition in self._definitions())
+        sharing = sum((definition.trunk or trunks.default) == name for definition in definitions)
         return trunks.trunks[name].channels / max(1, sharing)
 
     def _definitions(self) -> list[CampaignDef]:
