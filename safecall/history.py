@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from safecall.ordering import WeekOutcome, plan_first_calls
 from safecall.policy import CallingCalendar
-from safecall.store import CampaignRun, MemberState, RunMember
+from safecall.store import FINAL_STATES, CampaignRun, RunMember
 
 WEEKS_LOOKED_AT = 4
 # The length of an average call of the shipped IVR flow, ring included (26 s on the simulated trunk, see
@@ -56,7 +56,7 @@ def member_histories(connection: sa.Connection, run_id: int, campaign: str, week
         .order_by(member.id, earlier_run.week_start.desc())
         .execution_options(yield_per=_CHUNK))
     for member_id, group in groupby(rows, key=lambda row: row[0]):
-        yield member_id, [WeekOutcome(state, attempts) for _, state, attempts in group if state in MemberState.FINAL]
+        yield member_id, [WeekOutcome(state, attempts) for _, state, attempts in group if state in FINAL_STATES]
 
 
 def order_first_calls(connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar,

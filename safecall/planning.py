@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from safecall.campaign import CampaignDef
 from safecall.history import MEAN_CALL_SECONDS, member_histories
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
-from safecall.policy import CallingCalendar, retry_at, week_start, weekly_slot
+from safecall.errors import NoCallingDayError
+from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.runs import _target_filter, dialable_clause
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
@@ -258,13 +259,16 @@ def local_text(calendar: CallingCalendar, moment: datetime | None) -> str:
     return "-" if moment is None else calendar.local(moment).strftime("%Y-%m-%d (%a) %H:%M")
 
 
-def next_first_call(campaign: CampaignDef, calendar: CallingCalendar, now: datetime) -> datetime:
-    """The first call of the campaign's run this week if it can still start this week, else next week's."""
+def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalendar, now: datetime) -> datetime | None:
+    """The first call of the campaign's next weekly run: this week's, unless it was launched already; then next week's.
+    None: no calling day comes (policy.FIRST_CALL_HORIZON)."""
     week = week_start(now, calendar.tz)
-    first = calendar.next_open(max(weekly_slot(week, campaign.schedule.weekday, campaign.schedule.start, calendar.tz), now))
-    if week_start(first, calendar.tz) == week:
-        return first
-    return calendar.next_open(weekly_slot(week + timedelta(weeks=1), campaign.schedule.weekday, campaign.schedule.start, calendar.tz))
+    with db.engine.connect() as connection:
+        launched = connection.execute(sa.select(CampaignRun.id).where(
+            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.week_start == week)).first()
+    if launched:
+        week += timedelta(weeks=1)
+    return first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
 
 
 @dataclass
@@ -279,7 +283,9 @@ def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar
                   by_day: date | None = None) -> Plan:
     """The estimate for the campaign's next run, and the channels that would complete its list by `by_day`
     (default: the week's last calling day)."""
-    first_call = next_first_call(campaign, calendar, now)
+    first_call = next_first_call(db, campaign, calendar, now)
+    if first_call is None:
+        raise NoCallingDayError(f"campaign {campaign.name!r}: no calling day comes; check its window in campaigns/{campaign.name}.toml")
     people = roster_size(db, campaign, calendar.local(now).date())
     mix = mix_from_history(db, campaign, people, campaign.schedule.first_calls == "history", week_start(first_call, calendar.tz))
     estimate = estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call, people=people, mix=mix)
@@ -319,7 +325,9 @@ def spill_warning(campaign: CampaignDef, calendar: CallingCalendar, plan: Plan) 
 def capacity_warning(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
                      channels: float) -> str | None:
     """What `campaign validate` and `scheduler run` say on start-up when the campaign's next week would spill."""
-    first_call = next_first_call(campaign, calendar, now)
+    first_call = next_first_call(db, campaign, calendar, now)
+    if first_call is None:  # the calendar has its own warning (no_calling_day)
+        return None
     if not estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call).spills:
         return None
     return spill_warning(campaign, calendar, plan_campaign(db, campaign, calendar, now=now, channels=channels))
