@@ -51,7 +51,7 @@ from safecall.settings import load_instance, scaffold_instance  # noqa: E402
 from safecall.store import CampaignRun, Database  # noqa: E402
 from safecall.synthetic import simulated_pbxs_toml, write_roster  # noqa: E402
 
-CLI = str(ROOT / "cli.py")
+CLOCKED_CLI = str(ROOT / "tests" / "clocked_cli.py")  # the safecall command on a clock set from outside
 MONDAY = datetime.fromisoformat("2026-11-23T10:00+09:00")
 
 
@@ -114,10 +114,11 @@ def main() -> None:
     env = {**os.environ, **environ}
     root = instance(Path(tempfile.mkdtemp(prefix="safecall-national-")) / "office", args.districts, args.workers,
                     args.channels // args.workers)
-    base = [sys.executable, CLI, "--config", str(root)]
+    config = ["--", "--config", str(root)]
     roster = write_roster(root / "roster.csv", args.people, [district(i) for i in range(args.districts)])
     started = time.perf_counter()
-    subprocess.run(base + ["--now", MONDAY.isoformat(), "recipients", "import", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, CLOCKED_CLI, "--at", MONDAY.isoformat()] + config + ["recipients", "import", str(roster)],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     imported = time.perf_counter() - started
 
     services = Services.open(load_instance(root, environ), VirtualClock(MONDAY))
@@ -144,8 +145,8 @@ def main() -> None:
             break
         closing = datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz) + timedelta(minutes=5)
         anchor = time.time()
-        workers = [subprocess.Popen(base + ["--now", opening.isoformat(), "--speed", str(args.speed), "--anchor", str(anchor),
-                                            "worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2"],
+        clock = [sys.executable, CLOCKED_CLI, "--at", opening.isoformat(), "--speed", str(args.speed), "--anchor", str(anchor)]
+        workers = [subprocess.Popen(clock + config + ["worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2"],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for index in range(1, args.workers + 1)]
         day_started, peaks = time.perf_counter(), []
