@@ -24,9 +24,9 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from safecall.campaign import CampaignDef
+from safecall.errors import NoCallingDayError
 from safecall.history import MEAN_CALL_SECONDS, member_histories
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
-from safecall.errors import NoCallingDayError
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.runs import _target_filter, dialable_clause
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
