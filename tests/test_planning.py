@@ -96,3 +96,10 @@ def test_no_warning_when_the_week_fits(cli, tmp_path, caplog):
         Scheduler(services, None, None, threaded=False).warn_capacity()
     assert "campaign_cannot_finish_in_week" not in caplog.text
     services.close()
+
+
+def test_validate_and_plan_create_no_database_before_there_is_a_roster(cli):
+    assert "is valid" in cli("campaign", "validate", "weekly-safe-call").output
+    output = cli("campaign", "plan", "weekly-safe-call", "--now", "2026-11-23T08:00+09:00", "--weeks", "1").output
+    assert "No database yet: import the roster for the estimate of the week's calls." in output
+    assert not (cli.root / "data").exists()
