@@ -16,6 +16,7 @@ from safecall.ordering import (
 )
 from safecall.policy import CallingCalendar
 from safecall.runs import launch_run
+from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember, VisitTask
@@ -157,3 +158,19 @@ def test_launch_gives_first_calls_their_times_by_history(cli, tmp_path, clock):
     first = datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL)
     assert sorted(phones[:2]) == sorted(silent) and len(members) == 6
     assert [m.next_attempt_at for m in members] == [first + timedelta(seconds=12 * rank) for rank in range(6)]
+
+
+def test_the_scheduler_launches_weekly_runs_in_history_order(cli, tmp_path):
+    # The shipped campaign says first_calls = "history": the scheduler's launch paces the first calls at the
+    # campaign's share of its trunk (4 channels, one campaign: 24 s / 4 = 6 s apart).
+    cli.set_trunks(scripted_trunks({}, channels=4, cps=5))
+    cli("recipients", "import", str(write_csv(tmp_path / "three.csv", [
+        person_row(f"셋{i}", f"010-0128-{i:04d}", born=f"196{i}-05-01") for i in range(3)])))
+    cli.clock.sleep_until(datetime(2026, 11, 23, 10, 0, 30, tzinfo=SEOUL))
+    services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
+    Scheduler(services, None, None, threaded=False, dial=False).tick()
+    with services.db.session() as session:
+        times = sorted(m.next_attempt_at for m in session.exec(select(RunMember)))
+    services.close()
+    first = datetime(2026, 11, 23, 10, 0, 30, tzinfo=SEOUL)
+    assert times == [first, first + timedelta(seconds=6), first + timedelta(seconds=12)]
