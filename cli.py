@@ -29,6 +29,7 @@ from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock, SystemClock
 from safecall.commands import parse_day
 from safecall.errors import InputError, SafeCallError
+from safecall.planning import plan_campaign, plan_lines, spill_warning
 from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, LIST_KIND, N_, OUTCOME, PERSON_STATUS, Texts, language
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, list_runs
@@ -566,8 +567,10 @@ def campaign_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format
 @campaign_app.command("plan")
 def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
                   weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="How many weeks ahead."),
-                  now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now).")):
-    """When each coming week's first calls are placed, and which weeks move past a holiday."""
+                  now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now)."),
+                  channels: Optional[float] = typer.Option(None, "--channels", help="Channels to estimate the week with (default: the campaign's share of its trunk)."),
+                  by: Optional[str] = typer.Option(None, "--by", help="Day the visit list must be complete, YYYY-MM-DD (default: the week's last calling day).")):
+    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""
     from safecall.policy import plan_weeks, week_start
 
     app = state(ctx)
@@ -583,16 +586,41 @@ def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Camp
                  else _("no calling day: fix the window"))
         add_row(grid, [planned.week, app.texts.day_and_time(planned.slot), first, planned.why_moved or ""])
     app.out.print(grid)
+    if not commands.has_database(instance):  # the calendar needs no data, and planning never creates a database
+        app.say(_("No database yet: import the roster for the estimate of the week's calls."))
+        return
+    services = app.services()
+    plan = plan_campaign(services.db, definition, calendar, now=moment, by_day=parse_day(by, "--by") if by else None,
+                         channels=channels or services.campaign_channels(definition))
+    when = local_time(app, calendar)
+    for line in plan_lines(definition, plan, when, _):
+        app.say(line)
+    warning = spill_warning(definition, plan, when, _)
+    if warning:
+        app.err.print(plain(_("warning: ") + warning), markup=False)
+
+
+def local_time(app: AppContext, calendar):
+    return lambda moment: "-" if moment is None else app.texts.day_and_time(moment.astimezone(calendar.tz))
 
 
 @campaign_app.command("validate")
 def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
     """Check a campaign definition and report every error."""
     app = state(ctx)
-    _, problems = check_campaign(app.instance(), name)
+    instance = app.instance()
+    definition, problems = check_campaign(instance, name)
     if problems:
         raise InputError(app._("campaign {name!r} has {count} problem(s)").format(name=name, count=len(problems)), problems)
     app.say(app._("campaign {name!r} is valid").format(name=name))
+    if not commands.has_database(instance):  # no roster yet: nothing to estimate, and validating creates no database
+        return
+    services = app.services()
+    calendar = definition.calendar(instance)
+    plan = plan_campaign(services.db, definition, calendar, now=services.now(), channels=services.campaign_channels(definition))
+    warning = spill_warning(definition, plan, local_time(app, calendar), app._)
+    if warning:
+        app.err.print(plain(app._("warning: ") + warning), markup=False)
 
 
 def progress(app: AppContext) -> progress_bar:

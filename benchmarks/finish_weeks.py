@@ -81,7 +81,7 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
             "engine_seconds": round(finished - started, 1)}
     week.update(measure_finish(services.db, run.id, channels, calendar, campaign))
     week["estimate"] = {
-        "source": estimate.source, "seconds": round(planned, 1),
+        "source": str(estimate.source_week or "default mix"), "seconds": round(planned, 1),
         "first_calls_end": local_label(calendar, estimate.first_calls_end),
         "list_complete_at": local_label(calendar, estimate.list_complete),
         "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),

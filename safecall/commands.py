@@ -58,7 +58,16 @@ def dial_run(services: Services, campaign_name: str, run_id: int, on_progress: O
 def launch_week(services: Services, campaign_name: str) -> tuple[CampaignRun, bool]:
     """This week's run of a campaign: (run, created); an existing run is returned to be resumed."""
     definition = services.campaign(campaign_name)
-    return launch_run(services.db, definition, definition.calendar(services.instance), now=services.now())
+    return launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
+                      order=services.first_call_order(definition))
+
+
+def has_database(instance) -> bool:
+    """Whether the instance's database exists (a server's always does; a SQLite file once it is created)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(instance.database_url())
+    return url.get_backend_name() != "sqlite" or bool(url.database and Path(url.database).exists())
 
 
 @dataclass

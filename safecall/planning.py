@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -66,7 +67,7 @@ class Mix:
     people: dict[int, float]
     chains: dict[int, Chains]
     call_seconds: float = 26.0
-    source: str = "default mix"
+    source_week: date | None = None  # the week whose run the chains come from; None: the default mix
 
 
 @dataclass
@@ -77,8 +78,7 @@ class Estimate:
     list_complete: datetime | None
     visits_expected: float
     last_calling_day: date
-    source: str
-    notes: list[str] = field(default_factory=list)
+    source_week: date | None
 
     @property
     def spills(self) -> bool:
@@ -182,7 +182,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
             CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == "closed",
             CampaignRun.week_start < week).order_by(CampaignRun.week_start.desc())).first()
         if last is None:
-            return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, source="default mix (no closed run yet)")
+            return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS})
         # Each member of the last run: their class before it, how their week ended, and their class now.
         outcomes: dict[int, Counter] = defaultdict(Counter)
         classes_now: Counter = Counter()
@@ -202,8 +202,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     scale = people / max(1, sum(classes_now.values()))
     shares = {klass: count * scale for klass, count in classes_now.items()}
     mean = sum((end - start).total_seconds() for start, end in seconds) / len(seconds) if seconds else 26.0
-    return Mix(shares, {klass: chains.get(klass, overall) for klass in shares}, call_seconds=mean,
-               source=f"the run of the week of {last.week_start}")
+    return Mix(shares, {klass: chains.get(klass, overall) for klass in shares}, call_seconds=mean, source_week=last.week_start)
 
 
 def _chains(counts: Counter) -> Chains:
@@ -222,7 +221,7 @@ def estimate_week(db: Database, campaign: CampaignDef, calendar: CallingCalendar
     mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz))
     first_end, complete, visits = simulate(mix, channels, first_call, calendar, campaign.retry.spacing,
                                            campaign.retry.max_retries, by_history)
-    return Estimate(people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source)
+    return Estimate(people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week)
 
 
 def last_calling_day(calendar: CallingCalendar, first_call: datetime) -> date:
@@ -256,7 +255,7 @@ def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: Calling
 
 
 def local_text(calendar: CallingCalendar, moment: datetime | None) -> str:
-    return "-" if moment is None else calendar.local(moment).strftime("%Y-%m-%d (%a) %H:%M")
+    return "-" if moment is None else calendar.local(moment).strftime("%Y-%m-%d %a %H:%M")
 
 
 def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalendar, now: datetime) -> datetime | None:
@@ -294,32 +293,41 @@ def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar
     return Plan(estimate, first_call, by_day, needed)
 
 
-def plan_lines(campaign: CampaignDef, calendar: CallingCalendar, plan: Plan) -> list[str]:
-    """`safecall campaign plan`, line by line."""
+def _untranslated(message: str) -> str:
+    return message
+
+
+def plan_lines(campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str],
+               _: Callable[[str], str] = _untranslated) -> list[str]:
+    """The estimate, line by line, for `campaign plan`; `when` writes a local time, `_` translates."""
     estimate = plan.estimate
-    needed = f"{plan.channels_needed}" if plan.channels_needed else "more than 10,000"
+    source = (_("the run of the week of {week}").format(week=estimate.source_week) if estimate.source_week
+              else _("the default mix: no closed run yet"))
+    needed = str(plan.channels_needed) if plan.channels_needed else _("more than 10,000")
     return [
-        f"Plan for {campaign.name} from {local_text(calendar, plan.first_call)} ({estimate.source}):",
-        f"  people: {estimate.people:,}, channels: {estimate.channels:g}, first calls: {campaign.schedule.first_calls} order",
-        f"  first calls end: {local_text(calendar, estimate.first_calls_end)}",
-        f"  visit list complete: {local_text(calendar, estimate.list_complete)} (about {estimate.visits_expected:,.0f} visits)",
-        f"  channels to complete it by {plan.by_day:%Y-%m-%d (%a)}: {needed}",
+        _("Estimate of the run from {first} (from {source}):").format(first=when(plan.first_call), source=source),
+        _("  people: {people:,}, channels: {channels:g}, first calls in {order} order").format(
+            people=estimate.people, channels=estimate.channels, order=campaign.schedule.first_calls),
+        _("  first calls end: {when}").format(when=when(estimate.first_calls_end)),
+        _("  visit list complete: {when} (about {visits:,.0f} visits)").format(
+            when=when(estimate.list_complete), visits=estimate.visits_expected),
+        _("  channels to complete it by {day}: {needed}").format(day=plan.by_day, needed=needed),
     ]
 
 
-def spill_warning(campaign: CampaignDef, calendar: CallingCalendar, plan: Plan) -> str | None:
+def spill_warning(campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str],
+                  _: Callable[[str], str] = _untranslated) -> str | None:
     """A warning when the list is expected complete after the week's last calling day, else None."""
     estimate = plan.estimate
     if not estimate.spills:
         return None
-    more = (f"about {plan.channels_needed} channels would complete it by {plan.by_day:%Y-%m-%d (%a)}"
-            if plan.channels_needed else "no number of channels completes it that week (look at the window and spacing)")
-    return (f"campaign {campaign.name!r} cannot finish within its week: with {estimate.channels:g} channel(s), "
-            f"{estimate.people:,} people's visit list is expected complete {local_text(calendar, estimate.list_complete)}, "
-            f"after the last calling day {estimate.last_calling_day:%Y-%m-%d (%a)}; next week's run would skip the people "
-            f"still being called; {more}")
-
-
+    more = (_("about {channels} channels would complete it by {day}").format(channels=plan.channels_needed, day=plan.by_day)
+            if plan.channels_needed else _("no number of channels completes it that week (look at the window and spacing)"))
+    return _("campaign {name!r} cannot finish within its week: with {channels:g} channel(s), {people:,} people's visit "
+             "list is expected complete {when}, after the last calling day {day}; next week's run would leave out "
+             "the people still being called; {more}").format(
+        name=campaign.name, channels=estimate.channels, people=estimate.people, when=when(estimate.list_complete),
+        day=estimate.last_calling_day, more=more)
 
 
 def capacity_warning(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
@@ -330,4 +338,5 @@ def capacity_warning(db: Database, campaign: CampaignDef, calendar: CallingCalen
         return None
     if not estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call).spills:
         return None
-    return spill_warning(campaign, calendar, plan_campaign(db, campaign, calendar, now=now, channels=channels))
+    return spill_warning(campaign, plan_campaign(db, campaign, calendar, now=now, channels=channels),
+                         lambda moment: local_text(calendar, moment))

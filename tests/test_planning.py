@@ -61,20 +61,20 @@ def short_week(cli, tmp_path, people=600):
 def test_campaign_plan_validate_and_the_scheduler_warn_when_the_week_spills(cli, tmp_path, caplog):
     short_week(cli, tmp_path)
     plan = cli("campaign", "plan", "weekly-safe-call")
-    assert "Plan for weekly-safe-call from 2026-11-23 (Mon) 10:00 (default mix (no closed run yet)):" in plan.output
-    assert "people: 600, channels: 1, first calls: history order" in plan.output
+    assert "Estimate of the run from 2026-11-23 Mon 10:00 (from the default mix: no closed run yet):" in plan.output
+    assert "people: 600, channels: 1, first calls in history order" in plan.output
     # 3 h hold about 400 calls: the first calls and the list spill into the next week
-    assert "first calls end: 2026-11-30 (Mon)" in plan.output and "visit list complete: 2026-12-01 (Tue)" in plan.output
+    assert "first calls end: 2026-11-30 Mon" in plan.output and "visit list complete: 2026-12-01 Tue" in plan.output
     assert "warning: campaign 'weekly-safe-call' cannot finish within its week: with 1 channel(s)" in plan.output
-    needed = int(plan.output.split("channels to complete it by 2026-11-24 (Tue): ")[1].split()[0])
+    needed = int(plan.output.split("channels to complete it by 2026-11-24: ")[1].split()[0])
     assert 2 <= needed <= 6
     # The number it names is enough, and one fewer is not.
     assert "warning" not in cli("campaign", "plan", "weekly-safe-call", "--channels", str(needed)).output
     assert "warning" in cli("campaign", "plan", "weekly-safe-call", "--channels", str(needed - 1)).output
     # Another day to finish by: a later day needs no more channels.
     later = cli("campaign", "plan", "weekly-safe-call", "--by", "2026-11-30").output
-    assert "channels to complete it by 2026-11-30 (Mon): " in later
-    assert int(later.split("2026-11-30 (Mon): ")[1].split()[0]) <= needed
+    assert "channels to complete it by 2026-11-30: " in later
+    assert int(later.split("2026-11-30: ")[1].split()[0]) <= needed
     validate = cli("campaign", "validate", "weekly-safe-call")
     assert "campaign 'weekly-safe-call' is valid" in validate.output and "cannot finish within its week" in validate.output
     bad_day = cli("campaign", "plan", "weekly-safe-call", "--by", "next friday", ok=False)
@@ -90,7 +90,7 @@ def test_no_warning_when_the_week_fits(cli, tmp_path, caplog):
     short_week(cli, tmp_path, people=20)
     assert "warning" not in cli("campaign", "validate", "weekly-safe-call").output
     plan = cli("campaign", "plan", "weekly-safe-call").output
-    assert "first calls end: 2026-11-23 (Mon) 10:" in plan and "channels to complete it by 2026-11-24 (Tue): 1" in plan
+    assert "first calls end: 2026-11-23 Mon 10:" in plan and "channels to complete it by 2026-11-24: 1" in plan
     services = Services.open(load_instance(cli.root, {}), cli.clock)
     with caplog.at_level(logging.WARNING, logger="safecall.scheduler"):
         Scheduler(services, None, None, threaded=False).warn_capacity()
