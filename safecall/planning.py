@@ -29,7 +29,8 @@ from safecall.errors import NoCallingDayError
 from safecall.history import MEAN_CALL_SECONDS, member_histories
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
-from safecall.runs import _target_filter, dialable_clause
+from safecall.lifecycle import dialable_clause
+from safecall.runs import _target_filter
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
 STEP = timedelta(minutes=1)
