@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import traceback
 import types
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,7 +36,7 @@ from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, LIST_KIND, N_, OUTCOME
 from safecall.roster import import_roster
 from safecall.runs import RunStatus, list_runs
 from safecall.services import Services
-from safecall.settings import Instance, load_instance, locate_instance, scaffold_instance, show_settings
+from safecall.settings import Instance, configured_language, load_instance, locate_instance, scaffold_instance, show_settings
 from safecall.store import Disposition
 from safecall.store.db import explain
 from safecall.terminal import add_row, console, csv_text, json_text, markup_safe, plain, print_listing, progress_bar, table
@@ -61,13 +63,19 @@ class AppContext:
     err: Console = field(default_factory=lambda: console(stderr=True))
     _services: Optional[Services] = field(default=None, repr=False)
 
-    def __post_init__(self):
-        self.texts = Texts(language(self.environ))
-        self._ = self.texts._
+    @cached_property
+    def texts(self) -> Texts:
+        # Chosen on first use, when --config is known: the instance's `language` setting counts.
+        return Texts(language(self.environ, configured_language(self.root())))
+
+    def _(self, message: str) -> str:
+        return self.texts._(message)
+
+    def root(self) -> Path:
+        return locate_instance(self.config_option, self.environ, Path.cwd())
 
     def instance(self) -> Instance:
-        root = locate_instance(self.config_option, self.environ, Path.cwd())
-        return load_instance(root, self.environ)
+        return load_instance(self.root(), self.environ)
 
     def close(self) -> None:
         if self._services is not None:
@@ -105,10 +113,13 @@ CLICK_FLOW = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.A
 class SafeCallGroup(TyperGroup):
     """The root command: help in the user's language; errors become a short message and exit code 1, never a traceback."""
 
-    def main(self, *args, **kwargs):
+    def main(self, args=None, *rest, **kwargs):
         injected = self.context_settings.get("obj")
-        translate_help(self, Texts(language(injected.env() if isinstance(injected, Injected) else os.environ)))
-        return super().main(*args, **kwargs)
+        environ = injected.env() if isinstance(injected, Injected) else dict(os.environ)
+        # Help is translated before Click parses --config, so the option is looked up here.
+        root = locate_instance(config_argument(sys.argv[1:] if args is None else list(args)), environ, Path.cwd())
+        translate_help(self, Texts(language(environ, configured_language(root))))
+        return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx):
         try:
@@ -123,6 +134,18 @@ class SafeCallGroup(TyperGroup):
             fail(ctx, explain(exc, "the instance"))
         except Exception as exc:
             unexpected(ctx, exc)
+
+
+def config_argument(args: list[str]) -> Optional[str]:
+    """The value of a leading `--config X` or `--config=X`, the root option, if given."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # a command: later arguments are its own
+    return None
 
 
 def fail(ctx, message: str, problems: list[str] = ()) -> None:

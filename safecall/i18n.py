@@ -18,6 +18,8 @@ from safecall.errors import ConfigError, InputError
 DOMAIN = "safecall"
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_LANGUAGE = "ko"
+LANGUAGES = ("ko", "en")
+# SAFECALL_LANG=C asks for English, as C did before the instance setting existed.
 ENGLISH_LOCALES = ("c", "posix", "en")
 
 
@@ -31,17 +33,28 @@ def NC_(context: str, message: str) -> str:
     return message
 
 
-def language(environ: Mapping[str, str]) -> str:
-    """'ko' or 'en' from the locale variables, in POSIX order (LC_ALL, LC_MESSAGES, LANG); Korean when none is set.
+def _code(value: str) -> str:
+    """'ko_KR.UTF-8' -> 'ko', 'C.UTF-8' -> 'c'."""
+    return value.strip().split(".")[0].split("@")[0].split("_")[0].lower()
 
-    SAFECALL_LANG, when set, wins over them (e.g. `SAFECALL_LANG=en` on a Korean desktop).
+
+def language(environ: Mapping[str, str], configured: str | None = None) -> str:
+    """'ko' or 'en': SAFECALL_LANG; then an explicit en_*/ko_* locale; then the instance's `language`; then Korean.
+
+    The locale is the first of LC_ALL, LC_MESSAGES, LANG that is set (POSIX order). C and POSIX say nothing
+    about language (C.UTF-8 is the usual default of a server), so they fall through to the instance's setting,
+    like other locales and no locale at all. `configured` is the instance's `language` setting, if any.
     """
-    for key in ("SAFECALL_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+    forced = (environ.get("SAFECALL_LANG") or "").strip()
+    if forced:
+        return "en" if _code(forced) in ENGLISH_LOCALES else DEFAULT_LANGUAGE
+    for key in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = (environ.get(key) or "").strip()
         if value:
-            code = value.split(".")[0].split("@")[0].split("_")[0].lower()
-            return "en" if code in ENGLISH_LOCALES else DEFAULT_LANGUAGE
-    return DEFAULT_LANGUAGE
+            if _code(value) in LANGUAGES:
+                return _code(value)
+            break
+    return configured if configured in LANGUAGES else DEFAULT_LANGUAGE
 
 
 @lru_cache(maxsize=None)

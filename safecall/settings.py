@@ -156,6 +156,8 @@ class SignalSettings(Strict):
 
 
 class Settings(Strict):
+    # Messages and help when the locale does not choose (C.UTF-8, the usual server default, does not).
+    language: Literal["ko", "en"] = "ko"
     database_url: str | SecretRef = "sqlite:///data/safecall.db"
     # How long to wait for another process's lock on SQLite before giving up with a clear error.
     sqlite_busy_timeout_seconds: float = Field(default=30, gt=0)
@@ -317,6 +319,16 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
         raw_trunks["trunks"] = {name: parse_trunk(name, data, trunks_path) for name, data in raw_trunks["trunks"].items()}
     trunks = parse_model(TrunksFile, raw_trunks, trunks_path)
     return Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=environ)
+
+
+def configured_language(root: Path) -> str | None:
+    """The instance's `language` setting, read before the rest of its files are checked, so that the error
+    about a broken file is already in the office's language; None when there is no usable setting."""
+    try:
+        value = read_toml(root / "config" / "safecall.toml").get("language")
+    except (ConfigError, OSError):
+        return None
+    return value if value in ("ko", "en") else None
 
 
 def locate_instance(option: str | None, environ: Mapping[str, str], cwd: Path) -> Path:

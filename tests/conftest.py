@@ -45,7 +45,7 @@ class Cli:
         self.root = root
         self.clock = clock
         # English messages, which most tests read; tests/test_cli_locale.py covers Korean, the default.
-        self.environ = {"LANG": "C.UTF-8", **(environ or {})}
+        self.environ = {"SAFECALL_LANG": "en", **(environ or {})}
         self.runner = CliRunner()
         self.app = create_app(make_clock=lambda: clock, environ=self.environ)
 
@@ -54,6 +54,11 @@ class Cli:
         if ok and result.exit_code != 0:
             raise AssertionError(f"safecall {' '.join(args)} failed ({result.exit_code}):\n{result.output}\n{result.exception!r}")
         return result
+
+    def use_locale(self, lang: str) -> None:
+        """Messages as a user with LANG=`lang` sees them (SAFECALL_LANG, which the tests set, would win)."""
+        self.environ.pop("SAFECALL_LANG", None)
+        self.environ["LANG"] = lang
 
     def db(self) -> Database:
         database = Database(load_instance(self.root, self.environ).database_url())

@@ -343,7 +343,7 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
     agi_port = free_port()
     stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
-    app = create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "LANG": "C.UTF-8"})
+    app = create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "SAFECALL_LANG": "en"})
     runner = CliRunner()
 
     def check():
@@ -362,11 +362,11 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
         stand_in.contexts = {"safecall-agi"}
         stand_in.fastagi = ("127.0.0.1", free_port())  # Asterisk's dialplan points elsewhere
-        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "LANG": "C.UTF-8"}),
+        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "SAFECALL_LANG": "en"}),
                                     ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert "FAIL FastAGI: Asterisk did not reach" in unreachable.output
 
-        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope", "LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope", "SAFECALL_LANG": "en"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert wrong.exit_code == 1 and "AMI login refused for user 'safecall'" in wrong.output
         # Asterisk reaches FastAGI from 127.0.0.1, but the trunk would serve sessions only from another address.
         stand_in.fastagi = ("127.0.0.1", agi_port)
@@ -375,7 +375,7 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
         assert elsewhere.exit_code == 1 and "FAIL FastAGI: Asterisk reached 127.0.0.1" in elsewhere.output
         assert 'set pbx_address = "127.0.0.1"' in elsewhere.output
         configure_pbx(cli, stand_in.port, agi_port)
-        unset = runner.invoke(create_app(environ={"LANG": "C.UTF-8"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        unset = runner.invoke(create_app(environ={"SAFECALL_LANG": "en"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
         assert "environment variable TEST_AMI_SECRET is not set" in unset.output
         assert "safecall-test-secret" not in good.output + wrong.output
     finally:

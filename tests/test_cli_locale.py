@@ -30,15 +30,19 @@ def test_catalogue_translates_every_message_and_its_mo_is_compiled_from_the_po()
     assert load_catalogue_tool().problems() == []
 
 
-def test_the_language_comes_from_the_locale_with_korean_by_default():
-    assert language({}) == "ko"
-    assert language({"LANG": "ko_KR.UTF-8"}) == "ko"
-    assert language({"LANG": "C.UTF-8"}) == "en" and language({"LANG": "C"}) == "en" and language({"LANG": "POSIX"}) == "en"
-    assert language({"LANG": "en_US.UTF-8"}) == "en" and language({"LANG": "en_GB"}) == "en"
-    assert language({"LANG": "C.UTF-8", "LC_ALL": "ko_KR.UTF-8"}) == "ko"  # LC_ALL wins, as in POSIX
+def test_the_language_comes_from_safecall_lang_then_the_locale_then_the_instance_with_korean_by_default():
+    assert language({}) == "ko" and language({}, "en") == "en"
+    assert language({"LANG": "ko_KR.UTF-8"}) == "ko" and language({"LANG": "ko_KR.UTF-8"}, "en") == "ko"
+    assert language({"LANG": "en_US.UTF-8"}) == "en" and language({"LANG": "en_GB"}, "ko") == "en"
+    # C and POSIX name no language (C.UTF-8 is a server's usual default): the instance's setting decides.
+    for neutral in ("C.UTF-8", "C", "POSIX", ""):
+        assert language({"LANG": neutral}) == "ko" and language({"LANG": neutral}, "ko") == "ko"
+        assert language({"LANG": neutral}, "en") == "en"
+    assert language({"LANG": "C.UTF-8", "LC_ALL": "ko_KR.UTF-8"}, "en") == "ko"  # LC_ALL wins, as in POSIX
+    assert language({"LANG": "en_US.UTF-8", "LC_ALL": "C.UTF-8"}, "ko") == "ko"  # LC_ALL=C hides LANG, says nothing
     assert language({"LANG": "ko_KR.UTF-8", "LC_MESSAGES": "en_US.UTF-8"}) == "en"
-    assert language({"LANG": "C.UTF-8", "SAFECALL_LANG": "ko"}) == "ko"
-    assert language({"LANG": ""}) == "ko"
+    assert language({"LANG": "en_US.UTF-8", "SAFECALL_LANG": "ko"}) == "ko"
+    assert language({"LANG": "ko_KR.UTF-8", "SAFECALL_LANG": "en"}, "ko") == "en"
 
 
 def roster(cli, tmp_path) -> Path:
@@ -46,10 +50,9 @@ def roster(cli, tmp_path) -> Path:
                                           person_row("이철수", "010-0123-4568", risk="하")])
 
 
-@pytest.mark.parametrize("environ", [{"LANG": "ko_KR.UTF-8"}, {}])
-def test_messages_are_korean_under_a_korean_or_no_locale(cli, tmp_path, environ):
-    cli.environ.pop("LANG")
-    cli.environ.update(environ)
+@pytest.mark.parametrize("lang", ["ko_KR.UTF-8", "C.UTF-8", ""])
+def test_messages_are_korean_under_a_korean_c_or_no_locale(cli, tmp_path, lang):
+    cli.use_locale(lang)
     assert "r.csv에서 2행을 가져왔습니다: 추가 2, 갱신 0, 변경 없음 0." in cli("recipients", "import", str(roster(cli, tmp_path))).output
     assert "김영희(번호 1) 님의 전화를 2026-12-31까지 멈췄습니다." in cli("recipients", "pause", "1", "--until", "2026-12-31").output
     listing = cli("recipients", "list").output
@@ -61,8 +64,10 @@ def test_messages_are_korean_under_a_korean_or_no_locale(cli, tmp_path, environ)
     assert "캠페인 'weekly-safe-call'에 문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
 
 
-def test_messages_are_english_under_c_utf8(cli, tmp_path):
-    assert cli.environ["LANG"] == "C.UTF-8"
+@pytest.mark.parametrize("environ", [{"LANG": "en_US.UTF-8"}, {"LANG": "ko_KR.UTF-8", "SAFECALL_LANG": "en"}])
+def test_messages_are_english_under_an_english_locale_or_safecall_lang_en(cli, tmp_path, environ):
+    cli.environ.pop("SAFECALL_LANG")
+    cli.environ.update(environ)
     assert "Imported 2 rows from" in cli("recipients", "import", str(roster(cli, tmp_path))).output
     assert "Paused 김영희 (id 1) until 2026-12-31." in cli("recipients", "pause", "1", "--until", "2026-12-31").output
     listing = cli("recipients", "list").output
@@ -77,7 +82,7 @@ def risk_column(output: str) -> list[str]:
 def test_risk_shows_as_entered(cli, tmp_path):
     cli("recipients", "import", str(roster(cli, tmp_path)))
     assert risk_column(cli("recipients", "list").output) == ["high", "low"]
-    cli.environ["LANG"] = "ko_KR.UTF-8"
+    cli.use_locale("ko_KR.UTF-8")
     assert risk_column(cli("recipients", "list").output) == ["상", "하"]
     assert "위험도: 상" in cli("recipients", "show", "1").output
     assert [p["risk"] for p in json.loads(cli("recipients", "list", "--format", "json").output)] == [3, 1]
@@ -85,7 +90,7 @@ def test_risk_shows_as_entered(cli, tmp_path):
 
 def test_close_reasons_and_statuses_are_accepted_in_korean_and_english(cli, tmp_path):
     cli("recipients", "import", str(roster(cli, tmp_path)))
-    cli.environ["LANG"] = "ko_KR.UTF-8"
+    cli.use_locale("ko_KR.UTF-8")
     assert "김영희(번호 1) 님을 종결했습니다: 이사." in cli("recipients", "close", "1", "--reason", "이사").output
     assert "이철수(번호 2) 님을 종결했습니다: 입원." in cli("recipients", "close", "2", "--reason", "hospitalised").output
     db = cli.db()
@@ -114,7 +119,7 @@ def visit_week(cli, tmp_path) -> int:
 
 def test_visit_outcomes_and_list_kinds_are_accepted_in_korean(cli, tmp_path):
     task = visit_week(cli, tmp_path)
-    cli.environ["LANG"] = "ko_KR.UTF-8"
+    cli.use_locale("ko_KR.UTF-8")
     listing = cli("visits", "list", "--date", "2026-11-24").output
     assert "1팀: 2026-11-24 방문 1건" in listing and "방문대상" in listing
     callbacks = cli("visits", "list", "--date", "2026-11-24", "--kind", "회신").output
@@ -125,7 +130,7 @@ def test_visit_outcomes_and_list_kinds_are_accepted_in_korean(cli, tmp_path):
     with db.session() as session:
         assert session.get(VisitTask, task).outcome == "safe"
     db.dispose()
-    cli.environ["LANG"] = "C.UTF-8"
+    cli.use_locale("en_US.UTF-8")
     refused = cli("visits", "record", str(task), "--outcome", "fine", ok=False).output
     assert "--outcome: unknown outcome 'fine' (use safe, not_home, hospitalised" in refused
 
@@ -167,8 +172,8 @@ def test_every_command_has_help_in_korean_and_english(cli):
     assert len(command_of) > 30
     for path, command in command_of.items():
         first_line = command.help.strip().splitlines()[0]
-        for lang, texts in (("ko_KR.UTF-8", korean), ("C.UTF-8", english)):
-            cli.environ["LANG"] = lang
+        for lang, texts in (("ko_KR.UTF-8", korean), ("en_US.UTF-8", english)):
+            cli.use_locale(lang)
             page = cli.runner.invoke(cli.app, [*path, "--help"])
             assert page.exit_code == 0, (path, page.output)
             shown = " ".join(page.output.split())
@@ -181,7 +186,7 @@ def test_every_command_has_help_in_korean_and_english(cli):
 def test_the_report_values_are_korean_whatever_the_locale(cli, tmp_path):
     visit_week(cli, tmp_path)
     for lang in ("C.UTF-8", "ko_KR.UTF-8"):
-        cli.environ["LANG"] = lang
+        cli.use_locale(lang)
         assert "결과 대기 1" in cli("report", "weekly").output
 
 
@@ -197,15 +202,15 @@ def test_the_chart_uses_a_korean_font_from_fonts_nanum(tmp_path):
 def test_without_a_korean_font_the_chart_says_so_and_is_still_drawn(cli, tmp_path, monkeypatch):
     visit_week(cli, tmp_path)
     monkeypatch.setattr(reports, "korean_font", lambda: None)
-    cli.environ["LANG"] = "ko_KR.UTF-8"
+    cli.use_locale("ko_KR.UTF-8")
     result = cli("report", "weekly", "--chart", str(tmp_path / "rates.png"))
     assert "한글 글꼴을 찾지 못했습니다" in result.output and (tmp_path / "rates.png").exists()
 
 
 def test_a_chart_in_a_missing_folder_is_refused_before_anything_is_done(cli, tmp_path):
-    for lang, words in (("C.UTF-8", "error: --chart /missing/dir/x.png: the folder /missing/dir does not exist"),
+    for lang, words in (("en_US.UTF-8", "error: --chart /missing/dir/x.png: the folder /missing/dir does not exist"),
                         ("ko_KR.UTF-8", "오류: --chart /missing/dir/x.png: 폴더 /missing/dir이(가) 없습니다")):
-        cli.environ["LANG"] = lang
+        cli.use_locale(lang)
         result = cli("report", "weekly", "--chart", "/missing/dir/x.png", ok=False)
         assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output
     refused = cli("report", "weekly", "--format", "csv", "--chart", "/missing/dir/x.png", ok=False)
@@ -222,7 +227,8 @@ def test_an_unexpected_failure_is_one_message_and_a_log_without_phone_numbers(cl
         raise RuntimeError("disk said no while reading +821001234567")
 
     monkeypatch.setattr(people, "list_people", broken)
-    cli.environ.update({"XDG_STATE_HOME": str(tmp_path / "state"), "LANG": "ko_KR.UTF-8"})
+    cli.environ["XDG_STATE_HOME"] = str(tmp_path / "state")
+    cli.use_locale("ko_KR.UTF-8")
     result = cli("recipients", "list", ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "오류: 예상하지 못한 문제로 SafeCall이 멈췄습니다 (RuntimeError" in result.output
@@ -230,15 +236,33 @@ def test_an_unexpected_failure_is_one_message_and_a_log_without_phone_numbers(cl
     logged = (tmp_path / "state" / "safecall" / "errors.log").read_text(encoding="utf-8")
     assert "Traceback" in logged and "list_people" in logged and "broken" in logged
     assert "+821001234567" not in logged and "4567" in logged
-    cli.environ["LANG"] = "C.UTF-8"
+    cli.use_locale("en_US.UTF-8")
     assert "SafeCall stopped on an unexpected problem (RuntimeError" in cli("recipients", "list", ok=False).output
 
 
 def test_planned_weekdays_follow_the_language(cli):
     plan = ["campaign", "plan", "weekly-safe-call", "--now", "2026-11-23T08:00+09:00", "--weeks", "1"]
     assert "2026-11-23 Mon 10:00" in cli(*plan).output
-    cli.environ["LANG"] = "ko_KR.UTF-8"
+    cli.use_locale("ko_KR.UTF-8")
     output = cli(*plan).output
     assert "2026-11-23 월 10:00" in output and "앞으로 1주" in output
     refused = cli("campaign", "plan", "weekly-safe-call", "--now", "tomorrow", ok=False).output
     assert "--now: 'tomorrow'은(는) ISO 시각이 아닙니다" in refused
+
+
+def test_an_instance_set_to_english_speaks_english_under_c_utf8_and_refuses_an_unknown_language(cli):
+    settings = cli.root / "config" / "safecall.toml"
+    assert 'language = "ko"' in settings.read_text(encoding="utf-8")  # what `safecall init` ships
+    cli.use_locale("C.UTF-8")
+    assert "문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
+    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "ko"', 'language = "en"'), encoding="utf-8")
+    assert "is valid" in cli("campaign", "validate", "weekly-safe-call").output
+    assert "Show this message and exit." in cli("--help").output  # help is read before --config: cwd or SAFECALL_CONFIG
+    cli.use_locale("ko_KR.UTF-8")
+    assert "문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
+    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "en"', 'language = "fr"'), encoding="utf-8")
+    refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
+    assert refused.exit_code == 1 and "safecall.toml" in refused.output and "language" in refused.output
+    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "fr"', 'langage = "en"'), encoding="utf-8")
+    refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
+    assert refused.exit_code == 1 and "langage" in refused.output

@@ -24,7 +24,7 @@ from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 
 PUBLIC = "https://safecall.example.org"
-ENV = {"TEST_TWILIO_TOKEN": TOKEN, "LANG": "C.UTF-8"}  # the checks are read in English
+ENV = {"TEST_TWILIO_TOKEN": TOKEN, "SAFECALL_LANG": "en"}  # the checks are read in English
 PEOPLE = [("응답", "ack"), ("무입력", "no_key"), ("무응답", "no_answer"), ("통화중", "busy"), ("도움", "help"),
           ("끊음", "hangup"), ("음성사서함", "voicemail"), ("없는번호", "invalid")]
 
