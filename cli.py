@@ -30,7 +30,7 @@ from safecall.audit import log_access
 from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock, SystemClock
 from safecall.commands import parse_day
-from safecall.errors import InputError, SafeCallError
+from safecall.errors import InputError, SafeCallError, translated
 from safecall.planning import plan_campaign, plan_lines, spill_warning
 from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, LIST_KIND, N_, OUTCOME, PERSON_STATUS, Texts, language
 from safecall.roster import import_roster
@@ -152,7 +152,7 @@ def fail(ctx, message: str, problems: list[str] = ()) -> None:
     app = invocation(ctx)
     app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(message), markup=True, sep="")  # names from files
     for problem in problems:
-        app.err.print(f"  - {plain(problem)}", markup=False)
+        app.err.print(f"  - {plain(translated(problem, app._))}", markup=False)
     raise typer.Exit(1)
 
 

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from safecall.errors import ConfigError, InputError
+from safecall.errors import ConfigError, InputError, Message
+from safecall.i18n import N_
 from safecall.ivr import load_flow
 from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
@@ -59,7 +60,7 @@ class Window(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> "Window":
         if parse_clock_time(self.start) >= parse_clock_time(self.end):
-            raise ValueError(f"start {self.start} is not before end {self.end}")
+            raise ValueError(Message(N_("start {start} is not before end {end}"), start=self.start, end=self.end))
         return self
 
 
@@ -77,7 +78,7 @@ class RetryPolicy(Strict):
     @classmethod
     def _at_least_three(cls, value: int) -> int:
         if value < MIN_RETRIES:
-            raise ValueError(f"{value} retries is fewer than the {MIN_RETRIES} every non-responder is owed")
+            raise ValueError(Message(N_("{value} retries is fewer than the {least} every non-responder is owed"), value=value, least=MIN_RETRIES))
         return value
 
     @field_validator("spacing")
@@ -92,7 +93,7 @@ class RetryPolicy(Strict):
     def _dispositions(cls, values: list[str]) -> list[str]:
         for value in values:
             if value not in RETRYABLE:
-                raise ValueError(f"{value!r} cannot be retried (retryable: {', '.join(RETRYABLE)})")
+                raise ValueError(Message(N_("{value!r} cannot be retried (retryable: {retryable})"), value=value, retryable=', '.join(RETRYABLE)))
         return values
 
 
@@ -113,7 +114,7 @@ class Notify(Strict):
         try:
             value.format(name="홍길동", callback="02-123-4567")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"the template may use only {{name}} and {{callback}} ({exc})") from None
+            raise ValueError(Message(N_("the template may use only {{name}} and {{callback}} ({exc})"), exc=exc)) from None
         return value
 
 
@@ -128,19 +129,18 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
     sms = instance.settings.sms
     settings_file = instance.config_dir / "safecall.toml"
     if sms.provider == "none":
-        return [f"{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"]
+        return [Message(N_("{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"), path=path, settings_file=settings_file)]
     if not sms.callback_number:
-        return [f"{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"]
+        return [Message(N_("{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"), path=path, settings_file=settings_file)]
     callback = sms.callback()
     problems = []
     for key in GUARDIAN_TEXTS:
         template = getattr(notify, key)
         if "{callback}" not in template:
-            problems.append(f"{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back")
+            problems.append(Message(N_("{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back"), path=path, key=key))
         size = euc_kr_bytes(template.format(name=SAMPLE_NAME, callback=callback))
         if size > SMS_LIMIT_BYTES and not notify.allow_lms:
-            problems.append(f"{path}: key 'notify.{key}': {size} bytes in EUC-KR for {SAMPLE_NAME} and {callback}, over the "
-                            f"{SMS_LIMIT_BYTES} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS")
+            problems.append(Message(N_("{path}: key 'notify.{key}': {size} bytes in EUC-KR for {sample} and {callback}, over the {most} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS"), path=path, key=key, size=size, sample=SAMPLE_NAME, callback=callback, most=SMS_LIMIT_BYTES))
     return problems
 
 
@@ -173,44 +173,45 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
     """The definition and every problem found in it, each naming the file and key."""
     path = campaign_path(instance, name)
     if not path.exists():
-        return None, [f"{path}: no campaign named {name!r} (campaigns: {', '.join(list_campaigns(instance)) or 'none'})"]
+        return None, [Message(N_("{path}: no campaign named {name!r} (campaigns: {campaigns})"), path=path, name=name,
+                              campaigns=", ".join(list_campaigns(instance)) or "none")]
     try:
         data = read_toml(path)
     except ConfigError as exc:
-        return None, [str(exc)]
+        return None, [exc.message()]
     try:
         definition = CampaignDef.model_validate(data)
     except ValidationError as exc:
         return None, validation_problems(path, exc)
     problems = []
     if definition.name != name:
-        problems.append(f"{path}: key 'name': is {definition.name!r} but the file is {name}.toml")
+        problems.append(Message(N_("{path}: key 'name': is {given!r} but the file is {name}.toml"), path=path, given=definition.name, name=name))
     try:
         instance.trunk(definition.trunk)
     except ConfigError as exc:
-        problems.append(f"{path}: key 'trunk': {exc}")
+        problems.append(Message(N_("{path}: key 'trunk': {exc}"), path=path, exc=exc))
     try:
         load_flow(instance.ivr_dir, definition.ivr_flow)
     except ConfigError as exc:
-        problems.append(f"{path}: key 'ivr_flow': {exc}")
+        problems.append(Message(N_("{path}: key 'ivr_flow': {exc}"), path=path, exc=exc))
     known_teams = {team.name for team in instance.settings.teams}
     for team in definition.targets.teams:
         if team not in known_teams:
-            problems.append(f"{path}: key 'targets.teams': no team {team!r} in config/safecall.toml")
+            problems.append(Message(N_("{path}: key 'targets.teams': no team {team!r} in config/safecall.toml"), path=path, team=team))
     problems += guardian_text_problems(path, definition.notify, instance)
     window = definition.window
     if definition.schedule.weekday not in window.weekdays:
-        problems.append(f"{path}: key 'schedule.weekday': {definition.schedule.weekday} is not a calling weekday ({', '.join(window.weekdays)})")
+        problems.append(Message(N_("{path}: key 'schedule.weekday': {weekday} is not a calling weekday ({weekdays})"), path=path, weekday=definition.schedule.weekday, weekdays=', '.join(window.weekdays)))
     slot = parse_clock_time(definition.schedule.start)
     if not parse_clock_time(window.start) <= slot < parse_clock_time(window.end):
-        problems.append(f"{path}: key 'schedule.start': {definition.schedule.start} is outside the window {window.start}-{window.end}")
+        problems.append(Message(N_("{path}: key 'schedule.start': {start} is outside the window {window_start}-{window_end}"), path=path, start=definition.schedule.start, window_start=window.start, window_end=window.end))
     return definition, problems
 
 
 def load_campaign(instance: Instance, name: str) -> CampaignDef:
     definition, problems = check_campaign(instance, name)
     if problems:
-        raise InputError(f"campaign {name!r} is not valid", problems)
+        raise InputError(N_("campaign {name!r} is not valid"), problems, name=name)
     return definition
 
 

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from safecall.errors import ConfigError
+from safecall.errors import ConfigError, Lines, Message, message_of
+from safecall.i18n import N_
 
 
 class Strict(BaseModel):
@@ -51,11 +52,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
+        raise ConfigError(N_("{path}: file not found"), path=path) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(N_("{path}: not valid TOML: {reason}"), path=path, reason=str(exc)) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
+        raise ConfigError(N_("{path}: not UTF-8 text"), path=path) from exc
 
 
 def validation_problems(path: Path, exc: ValidationError) -> list[str]:
@@ -63,13 +64,47 @@ def validation_problems(path: Path, exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}: key '{key}': {message}" if key else f"{path}: {message}")
+        message = _pydantic_message(error)
+        problems.append(Message(N_("{path}: key '{key}': {problem}"), path=path, key=key, problem=message) if key
+                        else Message(N_("{path}: {problem}"), path=path, problem=message))
     return problems
+
+
+# Pydantic's usual messages, so they can be translated; one whose text differs (another pydantic) stays as it is.
+PYDANTIC_MESSAGES = {
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "missing": N_("Field required"),
+    "literal_error": N_("Input should be {expected}"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "greater_than": N_("Input should be greater than {gt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_type": N_("Input should be a valid integer"),
+    "string_type": N_("Input should be a valid string"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "list_type": N_("Input should be a valid list"),
+    "too_short": N_("List should have at least {min_length} item after validation, not {actual_length}"),
+}
+
+
+def _pydantic_message(error) -> str:
+    original = (error.get("ctx") or {}).get("error")
+    if isinstance(original, ValueError):
+        return message_of(original)
+    template = PYDANTIC_MESSAGES.get(error["type"])
+    if template:
+        try:
+            message = Message(template, **(error.get("ctx") or {}))
+        except (KeyError, IndexError, ValueError):
+            message = None
+        if message == error["msg"]:
+            return message
+    return error["msg"].removeprefix("Value error, ")
 
 
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(validation_problems(path, exc))) from exc
+        raise ConfigError(Lines(validation_problems(path, exc))) from exc

@@ -1,6 +1,54 @@
 """One error tree. Outside libraries' errors are translated at the edge."""
 
 
+class Message(str):
+    """English text that keeps its template (an N_ msgid) and fields, so the CLI can show it translated.
+
+    It is a str, so code and tests that read problems as text are unchanged. Fields that are Messages are
+    translated too: `Message(N_("row {row}: {problem}"), row=3, problem=Message(N_("empty")))`.
+    """
+
+    template: str
+    fields: dict
+
+    def __new__(cls, template: str, **fields):
+        text = super().__new__(cls, template.format(**fields) if fields else template)
+        text.template, text.fields = template, fields
+        return text
+
+    def __getnewargs_ex__(self):  # rows are checked in worker processes: a Message crosses by pickle
+        return (self.template,), self.fields
+
+    def translated(self, gettext) -> str:
+        fields = {k: translated(v, gettext) for k, v in self.fields.items()}
+        return gettext(self.template).format(**fields) if fields else gettext(self.template)
+
+
+class Lines(Message):
+    """Several messages, one a line."""
+
+    def __new__(cls, lines):
+        text = str.__new__(cls, "\n".join(lines))
+        text.template, text.fields, text.lines = "\n".join(lines), {}, list(lines)
+        return text
+
+    def __getnewargs_ex__(self):
+        return (self.lines,), {}
+
+    def translated(self, gettext) -> str:
+        return "\n".join(translated(line, gettext) for line in self.lines)
+
+
+def translated(text, gettext):
+    """`text` in the language of `gettext` when it is a Message; anything else as it is."""
+    return text.translated(gettext) if isinstance(text, (Message, SafeCallError)) else text
+
+
+def message_of(exc: Exception) -> str:
+    """The Message an exception (e.g. a ValueError of a parser) was raised with, else its text."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+
+
 class SafeCallError(Exception):
     """Base of every error SafeCall raises on purpose.
 
@@ -13,11 +61,20 @@ class SafeCallError(Exception):
         self.fields = fields
         super().__init__(message.format(**fields) if fields else message, *args)
 
+    def message(self) -> Message:
+        """The error's text as a Message, to list as one problem among others."""
+        if isinstance(self.template, Message):
+            return self.template
+        return Message(self.template, **self.fields) if isinstance(self.template, str) and self.template else Message(str(self))
+
     def translated(self, gettext) -> str:
         """The message in the language of `gettext` (one not in the catalogue stays English)."""
         if not isinstance(self.template, str) or not self.template:
             return str(self)
-        return gettext(self.template).format(**self.fields) if self.fields else gettext(self.template)
+        if isinstance(self.template, Message):
+            return self.template.translated(gettext)
+        fields = {k: translated(v, gettext) for k, v in self.fields.items()}
+        return gettext(self.template).format(**fields) if fields else gettext(self.template)
 
 
 class ConfigError(SafeCallError):

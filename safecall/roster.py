@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from safecall import phones, tables
-from safecall.errors import InputError
+from safecall.errors import InputError, Message, message_of
+from safecall.i18n import N_
 from safecall.policy import parse_personal_window
 from safecall.tables import LIMITS, Limits, Table, TableRow
 from safecall.settings import Settings
@@ -96,16 +97,17 @@ def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], lis
             continue
         name = ALIAS_TO_FIELD.get(key)
         if name is None:
-            problems.append(f"column {title!r}: unknown column (known: {', '.join(a[0] for a in FIELD_ALIASES.values())})")
+            problems.append(Message(N_("column {title!r}: unknown column (known: {known})"), title=title,
+                                    known=", ".join(a[0] for a in FIELD_ALIASES.values())))
         elif name in mapping:
-            problems.append(f"columns {mapping[name]!r} and {title!r} both mean {name}")
+            problems.append(Message(N_("columns {first!r} and {second!r} both mean {name}"), first=mapping[name], second=title, name=name))
         else:
             mapping[name] = title
     for name in REQUIRED:
         if name not in mapping:
-            problems.append(f"missing required column {FIELD_ALIASES[name][0]} ({name})")
+            problems.append(Message(N_("missing required column {title} ({name})"), title=FIELD_ALIASES[name][0], name=name))
     if problems:
-        raise InputError(f"{path}: the header is not usable", problems)
+        raise InputError(N_("{path}: the header is not usable"), problems, path=path)
     return mapping, ignored
 
 
@@ -117,12 +119,12 @@ def parse_date(value: Any) -> date:
     text = str(value).strip()
     match = DATE_PATTERN.match(text)
     if not match:
-        raise ValueError(f"not a date: {text!r} (use YYYY-MM-DD)")
+        raise ValueError(Message(N_("not a date: {text!r} (use YYYY-MM-DD)"), text=text))
     y, m, d = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
     try:
         return date(y, m, d)
     except ValueError as exc:
-        raise ValueError(f"not a date: {text!r} ({exc})") from None
+        raise ValueError(Message(N_("not a date: {text!r} ({reason})"), text=text, reason=str(exc))) from None
 
 
 def _cell_text(value: Any) -> str:
@@ -141,17 +143,18 @@ def _phone_text(value: Any) -> str:
     return _cell_text(value)
 
 
-def implausible_birth_date(born: date, today: date) -> str | None:
+def implausible_birth_date(born: date, today: date) -> Message | None:
     """Why a birth date cannot be right (a typing slip: 1800, 2045, today's date), or None."""
     if born > today:
-        return f"birth date {born} is in the future"
+        return Message(N_("birth date {born} is in the future"), born=born)
     if born < OLDEST_BIRTH:
-        return f"birth date {born} is before {OLDEST_BIRTH.year}"
+        return Message(N_("birth date {born} is before {year}"), born=born, year=OLDEST_BIRTH.year)
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if age > MAX_AGE:
-        return f"birth date {born} would make the person {age} years old (at most {MAX_AGE})"
+        return Message(N_("birth date {born} would make the person {age} years old (at most {most})"), born=born, age=age, most=MAX_AGE)
     if age < MIN_AGE:
-        return f"birth date {born} would make the person only {age} years old (at least {MIN_AGE}); a typing slip?"
+        return Message(N_("birth date {born} would make the person only {age} years old (at least {least}); a typing slip?"),
+                       born=born, age=age, least=MIN_AGE)
     return None
 
 
@@ -160,14 +163,14 @@ def parse_risk(value: Any) -> int:
     for level, words in RISK_WORDS.items():
         if text in words:
             return level
-    raise ValueError(f"unknown risk {text!r} (use 상/중/하 or high/medium/low)")
+    raise ValueError(Message(N_("unknown risk {text!r} (use 상/중/하 or high/medium/low)"), text=text))
 
 
 def parse_voice(value: Any) -> str:
     text = _cell_text(value).lower()
     style = next((style for style, words in VOICE_WORDS.items() if text in words), None)
     if style is None:
-        raise ValueError(f"unknown voice {text!r} (use 보통/천천히/크게)")
+        raise ValueError(Message(N_("unknown voice {text!r} (use 보통/천천히/크게)"), text=text))
     return style
 
 
@@ -201,22 +204,26 @@ def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str
         key = person.get("person_key")
         if key:
             if key in first_row_of_key:
-                problems.append((person["row"], f"row {person['row']}: the same person ({person['name']}, {person['birth_date']}) is already on row {first_row_of_key[key]}"))
+                problems.append((person["row"], Message(N_("row {row}: the same person ({name}, {born}) is already on row {first}"), row=person["row"],
+                                                        name=person["name"], born=person["birth_date"], first=first_row_of_key[key])))
             else:
                 first_row_of_key[key] = person["row"]
         if person["phone"]:
             if person["phone"] in first_row_of_phone:
-                problems.append((person["row"], f"row {person['row']}, column {mapping['phone']!r}: number {phones.national(person['phone'])} "
-                                                f"is already given on row {first_row_of_phone[person['phone']]}"))
+                problems.append((person["row"], Message(N_("row {row}, column {column!r}: number {number} is already given on row {first}"),
+                                                        row=person["row"], column=mapping["phone"], number=phones.national(person["phone"]),
+                                                        first=first_row_of_phone[person["phone"]])))
             else:
                 first_row_of_phone[person["phone"]] = person["row"]
             holder = holder_of_phone.get(person["phone"])
             if holder is not None:
-                problems.append((person["row"], f"row {person['row']}, column {mapping['phone']!r}: number {phones.national(person['phone'])} "
-                                                f"is already that of {holder.name!r} (id {holder.id}, born {holder.birth_date}) on the roster"))
+                problems.append((person["row"], Message(N_("row {row}, column {column!r}: number {number} is already that of {name!r} "
+                                                           "(id {id}, born {born}) on the roster"), row=person["row"], column=mapping["phone"],
+                                                        number=phones.national(person["phone"]), name=holder.name, id=holder.id,
+                                                        born=holder.birth_date)))
     if problems:
         problems.sort(key=lambda problem: problem[0])  # stable: each row's problems in column order
-        raise InputError(f"{path}: {len(problems)} problem(s); nothing was imported", [text for _, text in problems])
+        raise InputError(N_("{path}: {count} problem(s); nothing was imported"), [text for _, text in problems], path=path, count=len(problems))
     return people
 
 
@@ -232,18 +239,19 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
             return row.values.get(mapping[name]) if name in mapping else None
 
         def problem(name: str, message: str) -> None:
-            problems.append((row.row, f"row {row.row}, column {mapping.get(name, name)!r}: {message}"))
+            problems.append((row.row, Message(N_("row {row}, column {column!r}: {problem}"), row=row.row, column=mapping.get(name, name),
+                                              problem=message)))
 
         person: dict[str, Any] = {"row": row.row}
         for name in mapping:
             control = CONTROL.search(_cell_text(cell(name)))
             if control:
-                problem(name, f"contains the control character U+{ord(control.group()):04X}; retype the cell")
+                problem(name, Message(N_("contains the control character U+{code}; retype the cell"), code=f"{ord(control.group()):04X}"))
         for name in ("name", "address", "dong", "guardian_name", "team"):
             person[name] = WHITESPACE.sub(" ", _cell_text(cell(name))) or None
         for name in ("name", "address", "dong"):
             if not person[name]:
-                problem(name, "empty")
+                problem(name, Message(N_("empty")))
         for name in ("phone", "phone2", "guardian_phone"):
             text = _phone_text(cell(name))
             person[name] = None
@@ -251,20 +259,20 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
                 try:
                     person[name] = phones.normalise(text)
                 except ValueError as exc:
-                    problem(name, str(exc))
+                    problem(name, message_of(exc))
             elif name == "phone":
-                problem(name, "empty")
+                problem(name, Message(N_("empty")))
         for name in ("birth_date", "consent_date"):
             raw = cell(name)
             person[name] = None
             if raw is None or _cell_text(raw) == "":
                 if name == "birth_date":
-                    problem(name, "empty")
+                    problem(name, Message(N_("empty")))
                 continue
             try:
                 person[name] = parse_date(raw)
             except ValueError as exc:
-                problem(name, str(exc))
+                problem(name, message_of(exc))
                 continue
         if person["birth_date"]:
             mistake = implausible_birth_date(person["birth_date"], today)
@@ -274,28 +282,31 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
         try:
             person["risk"] = parse_risk(cell("risk"))
         except ValueError as exc:
-            problem("risk", str(exc))
+            problem("risk", message_of(exc))
         try:
             person["voice_style"] = parse_voice(cell("voice_style"))
         except ValueError as exc:
-            problem("voice_style", str(exc))
+            problem("voice_style", message_of(exc))
         try:
             person["call_window"] = parse_personal_window(_cell_text(cell("call_window")))
         except ValueError as exc:
-            problem("call_window", str(exc))
+            problem("call_window", message_of(exc))
         dong_team = settings.team_for_dong(person["dong"]) if person["dong"] else None
         if person["team"]:
             if team_names and person["team"] not in team_names:
-                problem("team", f"team {person['team']!r} is not in config/safecall.toml (teams: {', '.join(sorted(team_names))})")
+                problem("team", Message(N_("team {team!r} is not in config/safecall.toml (teams: {teams})"), team=person["team"],
+                                         teams=", ".join(sorted(team_names))))
             elif dong_team and dong_team != person["team"]:
-                problem("team", f"team {person['team']!r} contradicts 행정동 {person['dong']!r}, which config/safecall.toml gives to "
-                                f"{dong_team!r}; correct the team, or leave 담당팀 empty")
+                problem("team", Message(N_("team {team!r} contradicts 행정동 {dong!r}, which config/safecall.toml gives to {other!r}; "
+                                            "correct the team, or leave 담당팀 empty"), team=person["team"], dong=person["dong"], other=dong_team))
             elif person["dong"] and not dong_team and known_dongs:
-                problem("dong", f"dong {person['dong']!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team")
+                problem("dong", Message(N_("dong {dong!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team"),
+                                         dong=person["dong"]))
         elif person["dong"]:
             person["team"] = dong_team
             if not person["team"]:
-                problem("dong", f"dong {person['dong']!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀")
+                problem("dong", Message(N_("dong {dong!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀"),
+                                         dong=person["dong"]))
         if person["name"] and person["birth_date"]:
             person["person_key"] = f"{person['name']}|{person['birth_date'].isoformat()}"
         people.append(person)
@@ -310,7 +321,7 @@ def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime
     table = read_table(path)
     mapping, ignored = map_header(table.source, table.header)
     if not table.rows:
-        raise InputError(f"{table.source}: the header (row {table.header_row}) is there but no people follow it")
+        raise InputError(N_("{source}: the header (row {row}) is there but no people follow it"), source=table.source, row=table.header_row)
     with db.transaction() as session:
         # Plain rows and statements, not ORM objects: a district roster has 100,000 people.
         connection = session.connection()

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from xml.etree import ElementTree
 
 from safecall.errors import InputError
+from safecall.i18n import N_
 
 MiB = 1024 * 1024
 
@@ -97,34 +98,41 @@ def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limit
         if found is None and not named:
             found = _find_header(records, lambda cells: sum(bool(c) for c in cells) >= 2, limits.header_search_rows)
             if found is None and not any(_text(cell) for record in records for cell in record):
-                raise InputError(f"{path}: the file is empty (no header row)")
+                raise InputError(N_("{path}: the file is empty (no header row)"), path=path)
         if found is not None:
             return _table(source, records, found)
-    where = f"in any sheet ({', '.join(repr(name) for name, _ in sheets)})" if named else ""
-    raise InputError(f"{path}: no header row in the first {limits.header_search_rows} rows {where}".rstrip()
-                     + (f"; the header names the columns, e.g. {header_hint}" if header_hint else ""))
+    rows = limits.header_search_rows
+    if named:
+        sheets_named = ", ".join(repr(name) for name, _ in sheets)
+        if header_hint:
+            raise InputError(N_("{path}: no header row in the first {rows} rows in any sheet ({sheets}); "
+                                "the header names the columns, e.g. {hint}"), path=path, rows=rows, sheets=sheets_named, hint=header_hint)
+        raise InputError(N_("{path}: no header row in the first {rows} rows in any sheet ({sheets})"), path=path, rows=rows, sheets=sheets_named)
+    if header_hint:
+        raise InputError(N_("{path}: no header row in the first {rows} rows; the header names the columns, e.g. {hint}"),
+                         path=path, rows=rows, hint=header_hint)
+    raise InputError(N_("{path}: no header row in the first {rows} rows"), path=path, rows=rows)
 
 
 def _read_bytes(path: Path, limits: Limits) -> bytes:
     try:
         if path.is_dir():
-            raise InputError(f"{path}: is a folder, not a file; give the roster's .xlsx or .csv file")
+            raise InputError(N_("{path}: is a folder, not a file; give the roster's .xlsx or .csv file"), path=path)
         if not path.exists():
-            raise InputError(f"{path}: file not found")
+            raise InputError(N_("{path}: file not found"), path=path)
         if not path.is_file():  # a device or a pipe: no end, or no size to check
-            raise InputError(f"{path}: not a regular file; give the roster's .xlsx or .csv file")
+            raise InputError(N_("{path}: not a regular file; give the roster's .xlsx or .csv file"), path=path)
         size = path.stat().st_size
         if size > limits.file_bytes:
-            raise InputError(f"{path}: the file is {size / MiB:.0f} MiB; SafeCall reads at most {limits.file_bytes // MiB} MiB "
-                             f"(split it into several files)")
+            raise InputError(N_("{path}: the file is {mib:.0f} MiB; SafeCall reads at most {most_mib} MiB (split it into several files)"), path=path, mib=size / MiB, most_mib=limits.file_bytes // MiB)
         with path.open("rb") as handle:
             data = handle.read(limits.file_bytes + 1)  # a device or a growing file stops here too
     except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise InputError(N_("{path}: cannot be read ({reason})"), path=path, reason=exc.strerror or exc) from None
     if len(data) > limits.file_bytes:
-        raise InputError(f"{path}: the file is larger than {limits.file_bytes // MiB} MiB; split it into several files")
+        raise InputError(N_("{path}: the file is larger than {most_mib} MiB; split it into several files"), path=path, most_mib=limits.file_bytes // MiB)
     if not data.strip():
-        raise InputError(f"{path}: the file is empty")
+        raise InputError(N_("{path}: the file is empty"), path=path)
     return data
 
 
@@ -150,7 +158,7 @@ def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
             continue
         if len(record) > len(header) and any(_text(c) for c in record[len(header):]):
             width = max(i for i, c in enumerate(record) if _text(c)) + 1
-            raise InputError(f"{source}: row {number} has more cells ({width}) than the header ({len(header)})")
+            raise InputError(N_("{source}: row {number} has more cells ({width}) than the header ({header_cells})"), source=source, number=number, width=width, header_cells=len(header))
         cells = list(record[:len(header)]) + [None] * (len(header) - len(record))
         rows.append(TableRow(row=number, values=dict(zip(header, cells))))
     return Table(source=source, header=header, header_row=header_index + 1, rows=rows)
@@ -158,14 +166,13 @@ def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
 
 def _check_cells(source: str, records: list[list[Any]], limits: Limits) -> None:
     if len(records) > limits.rows:
-        raise InputError(f"{source}: {len(records)} rows; SafeCall reads at most {limits.rows} (split the file)")
+        raise InputError(N_("{source}: {count} rows; SafeCall reads at most {most_rows} (split the file)"), source=source, count=len(records), most_rows=limits.rows)
     for index, record in enumerate(records):
         if len(record) > limits.columns and any(_text(c) for c in record[limits.columns:]):
-            raise InputError(f"{source}: row {index + 1} has {len(record)} columns; SafeCall reads at most {limits.columns}")
+            raise InputError(N_("{source}: row {row} has {columns} columns; SafeCall reads at most {most_columns}"), source=source, row=index + 1, columns=len(record), most_columns=limits.columns)
         for column, cell in enumerate(record):
             if isinstance(cell, str) and len(cell) > limits.cell_chars:
-                raise InputError(f"{source}: row {index + 1}, column {column_letters(column + 1)}: a cell of {len(cell)} characters; "
-                                 f"at most {limits.cell_chars}")
+                raise InputError(N_("{source}: row {row}, column {column}: a cell of {length} characters; at most {most_chars}"), source=source, row=index + 1, column=column_letters(column + 1), length=len(cell), most_chars=limits.cell_chars)
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------
@@ -176,18 +183,18 @@ def decode_korean_text(data: bytes, path: Path) -> str:
         try:
             return data[3:].decode("utf-8")
         except UnicodeDecodeError:
-            raise InputError(f"{path}: starts as UTF-8 but is not UTF-8 text") from None
+            raise InputError(N_("{path}: starts as UTF-8 but is not UTF-8 text"), path=path) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
-            raise InputError(f"{path}: starts as UTF-16 but is not UTF-16 text") from None
+            raise InputError(N_("{path}: starts as UTF-16 but is not UTF-16 text"), path=path) from None
     for encoding in ("utf-8", "cp949"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InputError(f"{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'")
+    raise InputError(N_("{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'"), path=path)
 
 
 def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
@@ -195,16 +202,16 @@ def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
     # Lines are measured before the csv module sees them: its own field limit ends in a traceback.
     for number, line in enumerate(io.StringIO(text, newline=""), start=1):
         if len(line) > limits.csv_line_chars:
-            raise InputError(f"{path}: line {number} is {len(line)} characters long; a roster line has at most {limits.csv_line_chars}")
+            raise InputError(N_("{path}: line {number} is {length} characters long; a roster line has at most {most_chars}"), path=path, number=number, length=len(line), most_chars=limits.csv_line_chars)
         if number > limits.rows:
-            raise InputError(f"{path}: more than {limits.rows} lines; SafeCall reads at most {limits.rows} (split the file)")
+            raise InputError(N_("{path}: more than {most_rows} lines; SafeCall reads at most {most_rows} (split the file)"), path=path, most_rows=limits.rows)
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         return list(reader)
     except csv.Error as exc:  # e.g. a quote opened and never closed, running over many lines
-        raise InputError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+        raise InputError(N_("{path}: line {line}: not readable as CSV ({exc})"), path=path, line=reader.line_num, exc=exc) from None
 
 
 # ---- XLSX -----------------------------------------------------------------------------------------------
@@ -231,14 +238,10 @@ class UsedRange:
             return
         limits = self.limits
         if row > limits.rows or column > limits.columns:
-            raise InputError(f"{self.source}: a cell at {column_letters(column)}{row}: the sheet reaches beyond what SafeCall reads "
-                             f"({column_letters(limits.columns)}{limits.rows}: {limits.columns} columns, {limits.rows} rows); "
-                             f"delete the stray cells, or copy the table into a new sheet")
+            raise InputError(N_("{source}: a cell at {column}{row}: the sheet reaches beyond what SafeCall reads ({last_column}{most_rows}: {most_columns} columns, {most_rows} rows); delete the stray cells, or copy the table into a new sheet"), source=self.source, column=column_letters(column), row=row, last_column=column_letters(limits.columns), most_rows=limits.rows, most_columns=limits.columns)
         self.rows, self.columns = max(self.rows, row), max(self.columns, column)
         if self.rows * self.columns > limits.cells:
-            raise InputError(f"{self.source}: the cells span A1:{column_letters(self.columns)}{self.rows}, "
-                             f"{self.rows * self.columns} cells; SafeCall reads at most {limits.cells} "
-                             f"(delete stray cells far from the table, or split the file)")
+            raise InputError(N_("{source}: the cells span A1:{last_column}{rows}, {cells} cells; SafeCall reads at most {most_cells} (delete stray cells far from the table, or split the file)"), source=self.source, last_column=column_letters(self.columns), rows=self.rows, cells=self.rows * self.columns, most_cells=limits.cells)
 
 
 def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
@@ -246,16 +249,15 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx") from None
+        raise InputError(N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc) from None
     if len(members) > limits.zip_members:
-        raise InputError(f"{path}: not a readable XLSX workbook ({len(members)} parts; at most {limits.zip_members})")
+        raise InputError(N_("{path}: not a readable XLSX workbook ({parts} parts; at most {most_parts})"), path=path, parts=len(members), most_parts=limits.zip_members)
     for member in members:
         if member.file_size > limits.zip_member_bytes:
-            raise InputError(f"{path}: the part {member.filename} unpacks to {member.file_size / MiB:.0f} MiB "
-                             f"(at most {limits.zip_member_bytes // MiB} MiB): a cell or sheet far too large for a roster")
+            raise InputError(N_("{path}: the part {part} unpacks to {mib:.0f} MiB (at most {most_mib} MiB): a cell or sheet far too large for a roster"), path=path, part=member.filename, mib=member.file_size / MiB, most_mib=limits.zip_member_bytes // MiB)
     total = sum(member.file_size for member in members)
     if total > limits.zip_total_bytes:
-        raise InputError(f"{path}: the workbook unpacks to {total / MiB:.0f} MiB (at most {limits.zip_total_bytes // MiB} MiB)")
+        raise InputError(N_("{path}: the workbook unpacks to {mib:.0f} MiB (at most {most_mib} MiB)"), path=path, mib=total / MiB, most_mib=limits.zip_total_bytes // MiB)
     names = {member.filename for member in members}
     sheets = _xlsx_sheet_parts(path, archive, names)
     # Every part is unpacked once here, in bounded chunks: a part whose real size is not the one declared fails its CRC.
@@ -272,7 +274,7 @@ def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> 
     def small_xml(name: str):
         info = archive.getinfo(name)
         if info.file_size > SMALL_PART_BYTES:
-            raise InputError(f"{path}: the part {name} is {info.file_size / MiB:.0f} MiB, far too large")
+            raise InputError(N_("{path}: the part {name} is {mib:.0f} MiB, far too large"), path=path, name=name, mib=info.file_size / MiB)
         return ElementTree.fromstring(archive.read(name))
 
     try:
@@ -289,9 +291,9 @@ def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> 
             if part in names:
                 sheets[sheet.get("name", "")] = part
     except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx") from None
+        raise InputError(N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc) from None
     if not sheets:
-        raise InputError(f"{path}: the workbook has no worksheet")
+        raise InputError(N_("{path}: the workbook has no worksheet"), path=path)
     return sheets
 
 
@@ -361,7 +363,7 @@ def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, sour
             block, carry = block[:cut], block[cut:]
             if len(carry) > text_bytes or (cut and max(map(len, block.split(b"<"))) > text_bytes):
                 where = f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
-                raise InputError(f"{source}: a cell {where} is longer than {limits.cell_chars} characters")
+                raise InputError(N_("{source}: a cell {where} is longer than {most_chars} characters"), source=source, where=where, most_chars=limits.cell_chars)
             if kind != "sheet":
                 continue
             for match in TAG.finditer(block):
@@ -375,7 +377,7 @@ def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, sour
                     column += 1
                 used.add(row, column)
     except (ValueError, zlib.error, struct.error) as exc:  # a bad size or CRC, a broken deflate stream, a truncated file
-        raise InputError(f"{path}: not a readable XLSX workbook ({member.filename}: {exc})") from None
+        raise InputError(N_("{path}: not a readable XLSX workbook ({part}: {exc})"), path=path, part=member.filename, exc=exc) from None
 
 
 def _calamine_readers(path: Path, data: bytes, names: list[str]) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
@@ -394,7 +396,7 @@ def _calamine_sheet(path: Path, data: bytes, name: str) -> list[list[Any]]:
         workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
         return workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine reports a broken zip, XML or sheet with its own error types
-        raise InputError(f"{path}: not a readable workbook ({exc})") from None
+        raise InputError(N_("{path}: not a readable workbook ({exc})"), path=path, exc=exc) from None
 
 
 # ---- XLS (Excel 97-2003) --------------------------------------------------------------------------------
@@ -411,8 +413,7 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     from python_calamine import CalamineWorkbook
 
     if not data.startswith(OLE_MAGIC):
-        raise InputError(f"{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); "
-                         f"open it in Excel and save it as .xlsx")
+        raise InputError(N_("{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); open it in Excel and save it as .xlsx"), path=path)
     try:
         document = olefile.OleFileIO(data)
         stream = document.openstream("Workbook" if document.exists("Workbook") else "Book").read()
@@ -421,7 +422,7 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     except InputError:
         raise
     except Exception as exc:  # olefile and calamine each report a broken file with their own error types
-        raise InputError(f"{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx") from None
+        raise InputError(N_("{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx"), path=path, exc=exc) from None
     return _calamine_readers(path, data, names)
 
 

@@ -266,3 +266,36 @@ def test_an_instance_set_to_english_speaks_english_under_c_utf8_and_refuses_an_u
     settings.write_text(settings.read_text(encoding="utf-8").replace('language = "fr"', 'langage = "en"'), encoding="utf-8")
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert refused.exit_code == 1 and "langage" in refused.output
+
+
+def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
+    cli.use_locale("C.UTF-8")
+    bad = write_csv(tmp_path / "bad.csv", [person_row("김영희", "010-0123-4567", born="1800-01-01", risk="최고"),
+                                           person_row("", "010-0123-4567", dong="없는동")])
+    refused = cli("recipients", "import", str(bad), ok=False)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "bad.csv: 문제 5건. 아무것도 가져오지 않았습니다" in refused.output, refused.output
+    assert "2행, 열 '생년월일': 생년월일 1800-01-01이(가) 1900년보다 앞섭니다" in refused.output
+    assert "2행, 열 '위험도': 알 수 없는 위험도 '최고' (상/중/하 또는 high/medium/low로 쓰세요)" in refused.output
+    assert "3행, 열 '성명': 비어 있습니다" in refused.output
+    assert "3행, 열 '전화번호': 번호 010-0123-4567은(는) 이미 2행에 있습니다" in refused.output
+    missing = write_csv(tmp_path / "missing.csv", [["김영희", "010-0123-4567", "주소", "사직동"]], header=["성명", "전화번호", "주소", "행정동"])
+    refused = cli("recipients", "import", str(missing), ok=False).output
+    assert "missing.csv: 머리글 행을 쓸 수 없습니다" in refused and "꼭 있어야 하는 열 생년월일(birth_date)이(가) 없습니다" in refused
+    nothing = write_csv(tmp_path / "nothing.csv", [["가"]], header=["2026년 안심콜 명단"])
+    assert "nothing.csv: 처음 20행에 머리글 행이 없습니다" in cli("recipients", "import", str(nothing), ok=False).output
+    assert "오류: /etc: 파일이 아니라 폴더입니다" in cli("recipients", "import", "/etc", ok=False).output
+    assert "English" not in refused and "row" not in refused
+
+    cli.edit_campaign('weekday = "mon"', 'weekday = "sun"')
+    cli.edit_campaign("[schedule]", "[schedule]\ncolour = 1")
+    refused = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "캠페인 'weekly-safe-call'에 문제가 1건 있습니다" in refused
+    assert "키 'schedule.colour': 알 수 없는 키입니다" in refused
+    cli.edit_campaign("[schedule]\ncolour = 1", "[schedule]")
+    refused = cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert "키 'schedule.weekday': sun은(는) 전화하는 요일이 아닙니다" in refused
+    launch = cli("campaign", "launch", "weekly-safe-call", ok=False).output
+    assert "캠페인 'weekly-safe-call'이(가) 올바르지 않습니다" in launch and "전화하는 요일이 아닙니다" in launch
+    cli.use_locale("en_US.UTF-8")
+    assert "is not a calling weekday" in cli("campaign", "validate", "weekly-safe-call", ok=False).output
