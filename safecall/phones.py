@@ -6,6 +6,9 @@ import re
 
 import phonenumbers
 
+from safecall.errors import Message
+from safecall.i18n import N_
+
 # A Korean mobile number written plainly (010-1234-5678, 010 1234 5678, 01012345678): parsing it is only
 # dropping the trunk 0, so it is built directly. Whether it is valid is still libphonenumber's decision.
 PLAIN_KR_MOBILE = re.compile(r"0(1\d)[-. ]?(\d{3,4})[-. ]?(\d{4})")
@@ -15,15 +18,15 @@ def normalise(raw: str, region: str = "KR") -> str:
     """E.164, or ValueError saying why not."""
     text = str(raw).strip()
     if not text:
-        raise ValueError("empty phone number")
+        raise ValueError(Message(N_("empty phone number")))
     plain = PLAIN_KR_MOBILE.fullmatch(text) if region == "KR" else None
     try:
         parsed = (phonenumbers.PhoneNumber(country_code=82, national_number=int("".join(plain.groups()))) if plain
                   else phonenumbers.parse(text, region))
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {text!r}") from exc
+        raise ValueError(Message(N_("not a phone number: {text!r}"), text=text)) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"invalid phone number: {text!r}")
+        raise ValueError(Message(N_("invalid phone number: {text!r}"), text=text))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

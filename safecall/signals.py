@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlmodel import or_, select
 
 from safecall import phones
-from safecall.errors import InputError
+from safecall.errors import InputError, Message, message_of
+from safecall.i18n import N_
 from safecall.roster import _header_key, parse_date
 from safecall.tables import LIMITS, Limits, read_table
 from safecall.settings import Settings
@@ -44,11 +45,11 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
     for title in table.header:
         name = ALIASES.get(_header_key(title))
         if name is None:
-            raise InputError(f"{where}: column {title!r}: unknown column (use 전화번호 or person_id, 일자, 종류, 점수)")
+            raise InputError(N_("{where}: column {title!r}: unknown column (use 전화번호 or person_id, 일자, 종류, 점수)"), where=where, title=title)
         mapping[name] = title
     missing = [n for n in ("day", "kind", "score") if n not in mapping] + ([] if {"phone", "person_id"} & set(mapping) else ["phone or person_id"])
     if missing:
-        raise InputError(f"{where}: missing column(s): {', '.join(missing)}")
+        raise InputError(N_("{where}: missing column(s): {columns}"), where=where, columns=", ".join(missing))
     problems, parsed = [], []
     with db.session() as session:
         for row in rows:
@@ -57,40 +58,40 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
                 return "" if value is None else str(value).strip()
 
             def problem(name, message):
-                problems.append(f"row {row.row}, column {mapping.get(name, name)!r}: {message}")
+                problems.append(Message(N_("row {row}, column {column!r}: {problem}"), row=row.row, column=mapping.get(name, name), problem=message))
 
             person = None
             if cell("person_id"):
                 person = session.get(Person, int(cell("person_id"))) if cell("person_id").isdigit() else None
                 if person is None:
-                    problem("person_id", f"no person with id {cell('person_id')!r}")
+                    problem("person_id", Message(N_("no person with id {id!r}"), id=cell("person_id")))
             else:
                 try:
                     number = phones.normalise(cell("phone"))
                     person = session.exec(select(Person).where(or_(Person.phone == number, Person.phone2 == number))).first()
                     if person is None:
-                        problem("phone", f"no person on the roster has {phones.national(number)}")
+                        problem("phone", Message(N_("no person on the roster has {number}"), number=phones.national(number)))
                 except ValueError as exc:
-                    problem("phone", str(exc))
+                    problem("phone", message_of(exc))
             try:
                 day = parse_date(row.values.get(mapping["day"]))
             except ValueError as exc:
-                problem("day", str(exc))
+                problem("day", message_of(exc))
                 day = None
             kind = cell("kind")
             if kind not in settings.signals.thresholds:
-                problem("kind", f"unknown kind {kind!r} (configured: {', '.join(sorted(settings.signals.thresholds))})")
+                problem("kind", Message(N_("unknown kind {kind!r} (configured: {kinds})"), kind=kind, kinds=", ".join(sorted(settings.signals.thresholds))))
             try:
                 score = float(cell("score"))
                 if not 0 <= score <= 1:
                     raise ValueError
             except ValueError:
-                problem("score", f"{cell('score')!r} is not a score between 0 and 1")
+                problem("score", Message(N_("{score!r} is not a score between 0 and 1"), score=cell("score")))
                 score = None
             if person and day and score is not None and kind in settings.signals.thresholds:
                 parsed.append((person.id, day, kind, score))
     if problems:
-        raise InputError(f"{where}: {len(problems)} problem(s); nothing was imported", problems)
+        raise InputError(N_("{path}: {count} problem(s); nothing was imported"), problems, path=where, count=len(problems))
     report = SignalReport(rows=len(parsed), added=0, updated=0)
     with db.transaction() as session:
         for person_id, day, kind, score in parsed:

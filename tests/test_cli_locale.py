@@ -285,6 +285,8 @@ def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     nothing = write_csv(tmp_path / "nothing.csv", [["가"]], header=["2026년 안심콜 명단"])
     assert "nothing.csv: 처음 20행에 머리글 행이 없습니다" in cli("recipients", "import", str(nothing), ok=False).output
     assert "오류: /etc: 파일이 아니라 폴더입니다" in cli("recipients", "import", "/etc", ok=False).output
+    phone = write_csv(tmp_path / "phone.csv", [person_row("김영희", "전화 없음")])
+    assert "2행, 열 '전화번호': 전화번호가 아닙니다: '전화 없음'" in cli("recipients", "import", str(phone), ok=False).output
     assert "English" not in refused and "row" not in refused
 
     cli.edit_campaign('weekday = "mon"', 'weekday = "sun"')
