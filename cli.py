@@ -305,8 +305,8 @@ def print_checks(app: AppContext, checks) -> None:
     for check in checks:
         mark = (f"[green]{passed}[/green]" + " " * (width - cell_len(passed)) if check.ok
                 else f"[red]{failed}[/red]" + " " * (width - cell_len(failed)))
-        app.out.print(f"{mark} {markup_safe(check.name)}: ", end="")
-        app.say(check.detail)
+        app.out.print(f"{mark} {markup_safe(translated(check.name, app._))}: ", end="")
+        app.say(translated(check.detail, app._))
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
 

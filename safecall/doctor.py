@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from safecall.campaign import check_campaign, list_campaigns
-from safecall.errors import SafeCallError
+from safecall.errors import Lines, Message, SafeCallError
+from safecall.i18n import N_
 from safecall.services import Services
 from safecall.store import Database
 from safecall.store.db import current_actor
@@ -24,25 +25,31 @@ MIN_FREE_BYTES = 64 * 1024 * 1024  # a week's calls of a district take a few MiB
 
 
 def _private(path: Path, mode: int) -> Check:
+    name = Message(N_("permissions {name}"), name=path.name)
     if not path.exists():
-        return Check(f"permissions {path.name}", True, f"{path} does not exist yet")
+        return Check(name, True, Message(N_("{path} does not exist yet"), path=path))
     actual = stat.S_IMODE(path.stat().st_mode)
     ok = actual & 0o077 == 0
-    return Check(f"permissions {path.name}", ok, f"{path} is {actual:o}" + ("" if ok else f"; should be {mode:o} (chmod {mode:o} {path})"))
+    if ok:
+        return Check(name, ok, Message(N_("{path} is {mode}"), path=path, mode=f"{actual:o}"))
+    return Check(name, ok, Message(N_("{path} is {mode}; should be {wanted} (chmod {wanted} {path})"), path=path, mode=f"{actual:o}",
+                                   wanted=f"{mode:o}"))
 
 
-def sqlite_fault(file: Path, exc: Exception) -> str:
+def sqlite_fault(file: Path, exc: Exception) -> Message:
     """What a SQLite error on `file` means for the officer, and what to do."""
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return (f"{file} is locked by another process ({text}): a SafeCall command or scheduler still running, or a stuck one "
-                f"(`fuser {file}` names it); nothing can be recorded until it ends")
+        return Message(N_("{file} is locked by another process ({text}): a SafeCall command or scheduler still running, or a stuck one "
+                          "(`fuser {file}` names it); nothing can be recorded until it ends"), file=file, text=text)
     if "readonly" in text or "read-only" in text:
-        return (f"{file} cannot be written ({text}): make the file and its folder writable by {current_actor()}, the user "
-                f"that runs SafeCall (chmod 600 {file}; chmod 700 {file.parent}), or remount its file system read-write")
+        return Message(N_("{file} cannot be written ({text}): make the file and its folder writable by {user}, the user "
+                          "that runs SafeCall (chmod 600 {file}; chmod 700 {folder}), or remount its file system read-write"),
+                       file=file, text=text, user=current_actor(), folder=file.parent)
     if "full" in text:
-        return f"{file} is full ({text}): free space on its disk (`df -h {file.parent}`), then run doctor again"
-    return f"{file}: {text}"
+        return Message(N_("{file} is full ({text}): free space on its disk (`df -h {folder}`), then run doctor again"),
+                       file=file, text=text, folder=file.parent)
+    return Message(N_("{file}: {text}"), file=file, text=text)
 
 
 def _sqlite_writable(db: Database, file: Path) -> Check:
@@ -59,10 +66,10 @@ def _sqlite_writable(db: Database, file: Path) -> Check:
                 if raw.in_transaction:  # SQLite has already rolled back a statement that found the database full
                     raw.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            return Check("database writable", False, sqlite_fault(file, exc))
+            return Check(Message(N_("database writable")), False, sqlite_fault(file, exc))
         finally:
             raw.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout * 1000)}")
-    return Check("database writable", True, f"{file}: a test write was made and rolled back")
+    return Check(Message(N_("database writable")), True, Message(N_("{file}: a test write was made and rolled back"), file=file))
 
 
 def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
@@ -70,13 +77,13 @@ def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
         pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
         limit = connection.exec_driver_sql("PRAGMA max_page_count").scalar()
     if pages >= limit:
-        return Check("database space", False, sqlite_fault(file, sqlite3.OperationalError(
+        return Check(Message(N_("database space")), False, sqlite_fault(file, sqlite3.OperationalError(
             f"database or disk is full: {pages} pages, the most this database may have")))
     free = disk_usage(file.parent).free
     if free < MIN_FREE_BYTES:
-        return Check("database space", False, sqlite_fault(file, sqlite3.OperationalError(
+        return Check(Message(N_("database space")), False, sqlite_fault(file, sqlite3.OperationalError(
             f"database or disk is full: {free // (1024 * 1024)} MiB free on its disk, SafeCall needs {MIN_FREE_BYTES // (1024 * 1024)} MiB")))
-    return Check("database space", True, f"{free // (1024 * 1024)} MiB free on the disk of {file}")
+    return Check(Message(N_("database space")), True, Message(N_("{mib} MiB free on the disk of {file}"), mib=free // (1024 * 1024), file=file))
 
 
 def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
@@ -86,9 +93,9 @@ def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
         if file is not None:
             with db.engine.connect() as connection:
                 result = connection.execute(sa.text("PRAGMA integrity_check")).scalar()
-                checks.append(Check("database integrity", result == "ok", f"integrity_check: {result}"))
+                checks.append(Check(Message(N_("database integrity")), result == "ok", f"integrity_check: {result}"))
                 mode = connection.execute(sa.text("PRAGMA journal_mode")).scalar()
-                checks.append(Check("database journal", mode == "wal", f"journal_mode={mode}"))
+                checks.append(Check(Message(N_("database journal")), mode == "wal", f"journal_mode={mode}"))
             checks.append(_sqlite_writable(db, file))
             checks.append(_sqlite_space(db, file, disk_usage))
         state = db.schema_state()
@@ -96,11 +103,12 @@ def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
         if file is not None:
             detail = sqlite_fault(file, getattr(exc, "orig", exc))
         else:
-            detail = str(exc) if isinstance(exc, SafeCallError) else db.error_text(exc)
-        checks.append(Check("database", False, f"cannot use {db.safe_url()}: {detail}"))
+            detail = exc.message() if isinstance(exc, SafeCallError) else db.error_text(exc)
+        checks.append(Check(Message(N_("database")), False, Message(N_("cannot use {url}: {detail}"), url=db.safe_url(), detail=detail)))
         return checks
-    checks.append(Check("schema revision", state.current == state.head,
-                        f"database {state.describe()}, SafeCall {state.head}" + ("" if state.current == state.head else "; run `safecall db upgrade`")))
+    schema = (Message(N_("database {state}, SafeCall {head}"), state=state.describe(), head=state.head) if state.current == state.head
+              else Message(N_("database {state}, SafeCall {head}; run `safecall db upgrade`"), state=state.describe(), head=state.head))
+    checks.append(Check(Message(N_("schema revision")), state.current == state.head, schema))
     if file is not None:
         checks += [_private(file, 0o600), _private(file.parent, 0o700)]
     return checks
@@ -111,11 +119,12 @@ def run_doctor(services: Services, wait_seconds: float = 10, disk_usage: Callabl
     checks.append(_private(services.instance.outbox, 0o700))
     for name in list_campaigns(services.instance):
         _, problems = check_campaign(services.instance, name)
-        checks.append(Check(f"campaign {name}", not problems, "valid" if not problems else "; ".join(problems)))
+        checks.append(Check(Message(N_("campaign {name}"), name=name), not problems,
+                            Message(N_("valid")) if not problems else Lines(problems, sep="; ")))
     for name in services.instance.trunks.trunks:
         try:
             for check in services.check_trunk(name, wait_seconds=wait_seconds):
-                checks.append(Check(f"trunk {name}: {check.name}", check.ok, check.detail))
+                checks.append(Check(Message(N_("trunk {name}: {check}"), name=name, check=check.name), check.ok, check.detail))
         except SafeCallError as exc:
-            checks.append(Check(f"trunk {name}", False, str(exc)))
+            checks.append(Check(Message(N_("trunk {name}"), name=name), False, exc.message()))
     return checks

@@ -25,18 +25,18 @@ class Message(str):
 
 
 class Lines(Message):
-    """Several messages, one a line."""
+    """Several messages, one a line (or joined by `sep`)."""
 
-    def __new__(cls, lines):
-        text = str.__new__(cls, "\n".join(lines))
-        text.template, text.fields, text.lines = "\n".join(lines), {}, list(lines)
+    def __new__(cls, lines, sep: str = "\n"):
+        text = str.__new__(cls, sep.join(lines))
+        text.template, text.fields, text.lines, text.sep = sep.join(lines), {}, list(lines), sep
         return text
 
     def __getnewargs_ex__(self):
-        return (self.lines,), {}
+        return (self.lines, self.sep), {}
 
     def translated(self, gettext) -> str:
-        return "\n".join(translated(line, gettext) for line in self.lines)
+        return self.sep.join(translated(line, gettext) for line in self.lines)
 
 
 def translated(text, gettext):

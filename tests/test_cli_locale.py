@@ -301,3 +301,17 @@ def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     assert "캠페인 'weekly-safe-call'이(가) 올바르지 않습니다" in launch and "전화하는 요일이 아닙니다" in launch
     cli.use_locale("en_US.UTF-8")
     assert "is not a calling weekday" in cli("campaign", "validate", "weekly-safe-call", ok=False).output
+
+
+def test_doctor_lines_are_korean_under_c_utf8(cli, tmp_path):
+    cli.use_locale("C.UTF-8")
+    cli("recipients", "import", str(roster(cli, tmp_path)))
+    output = cli("doctor").output
+    for line in ("정상 데이터베이스 무결성: integrity_check: ok", "정상 데이터베이스 쓰기: ", "시험 쓰기를 하고 되돌렸습니다",
+                 "정상 스키마 버전: 데이터베이스 ", "정상 권한 safecall.db", "정상 캠페인 weekly-safe-call: 문제 없음"):
+        assert line in output, (line, output)
+    (cli.root / "data" / "safecall.db").chmod(0o644)
+    cli.edit_campaign("max_retries = 3", "max_retries = 1")
+    bad = cli("doctor", ok=False).output
+    assert "실패 권한 safecall.db" in bad and "600이어야 합니다 (chmod 600" in bad
+    assert "실패 캠페인 weekly-safe-call" in bad and "재시도 1회는 무응답자마다 보장해야 하는 3회보다 적습니다" in bad
