@@ -28,20 +28,20 @@ class SecretRef(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> "SecretRef":
         if bool(self.env) == bool(self.file):
-            raise ValueError("give exactly one of 'env' or 'file'")
+            raise ValueError(Message(N_("give exactly one of 'env' or 'file'")))
         return self
 
     def resolve(self, environ: Mapping[str, str]) -> str:
         if self.env:
             value = environ.get(self.env, "")
             if not value:
-                raise ConfigError(f"secret: environment variable {self.env} is not set")
+                raise ConfigError(N_("secret: environment variable {env} is not set"), env=self.env)
             return value
         path = Path(self.file)
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"secret: cannot read secret file {path}: {exc.strerror}") from exc
+            raise ConfigError(N_("secret: cannot read secret file {path}: {reason}"), path=path, reason=exc.strerror) from exc
 
     def describe(self) -> str:
         return f"env:{self.env}" if self.env else f"file:{self.file}"

@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from safecall import phones
 from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, validation_problems  # noqa: F401 (re-exported)
-from safecall.errors import ConfigError
+from safecall.errors import ConfigError, Message
+from safecall.i18n import N_
 from safecall.telephony.kinds import parse_trunk
 
 CONFIG_ENV = "SAFECALL_CONFIG"
@@ -58,7 +59,7 @@ class DeliverySettings(Strict):
     @model_validator(mode="after")
     def _password_for_attachments(self) -> "DeliverySettings":
         if self.attachments and self.attachment_password is None:
-            raise ValueError("attachments = true needs attachment_password = { env = \"...\" } (or { file = \"...\" })")
+            raise ValueError(Message(N_('attachments = true needs attachment_password = { env = "..." } (or { file = "..." })')))
         return self
 
 
@@ -113,8 +114,7 @@ class SmsSettings(Strict):
     @classmethod
     def _no_gateway(cls, value):
         if value == "email_gateway":
-            raise ValueError("email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was "
-                             "removed; use provider = \"solapi\" (see docs/operations.md)")
+            raise ValueError(Message(N_('email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)')))
         return value
 
     @field_validator("callback_number", "sender")
@@ -130,7 +130,7 @@ class SmsSettings(Strict):
         parts = urlsplit(value)
         # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
         if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
-            raise ValueError(f"{value!r} must be an https:// URL")
+            raise ValueError(Message(N_("{value!r} must be an https:// URL"), value=value))
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -138,11 +138,11 @@ class SmsSettings(Strict):
         if self.provider == "solapi":
             missing = [k for k in ("api_key", "api_secret", "sender", "callback_number") if getattr(self, k) is None]
             if missing:
-                raise ValueError(f"provider solapi needs {', '.join(missing)}")
+                raise ValueError(Message(N_("provider solapi needs {missing}"), missing=', '.join(missing)))
         if self.provider == "twilio" and not self.twilio_trunk:
-            raise ValueError("twilio_trunk must name a twilio trunk for provider twilio")
+            raise ValueError(Message(N_("twilio_trunk must name a twilio trunk for provider twilio")))
         if self.alimtalk and self.provider != "solapi":
-            raise ValueError("[sms.alimtalk] needs provider solapi")
+            raise ValueError(Message(N_("[sms.alimtalk] needs provider solapi")))
         return self
 
     def callback(self) -> str:
@@ -178,21 +178,21 @@ class Settings(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+            raise ValueError(Message(N_("unknown time zone {value!r}"), value=value)) from exc
         return value
 
     @field_validator("holiday_country")
     @classmethod
     def _known_country(cls, value: str) -> str:
         if value not in holidays.list_supported_countries():
-            raise ValueError(f"the holidays package has no country {value!r}")
+            raise ValueError(Message(N_("the holidays package has no country {value!r}"), value=value))
         return value
 
     @field_validator("database_url")
     @classmethod
     def _no_inline_password(cls, value):
         if isinstance(value, str) and url_secrets(value):
-            raise ValueError("a password may not be written in the file; use database_url = {env = \"...\"}")
+            raise ValueError(Message(N_('a password may not be written in the file; use database_url = {env = "..."}')))
         return value
 
     @model_validator(mode="after")
@@ -201,11 +201,11 @@ class Settings(Strict):
         owner_of_dong: dict[str, str] = {}
         for team in self.teams:
             if team.name in seen_names:
-                raise ValueError(f"team {team.name!r} is defined twice")
+                raise ValueError(Message(N_("team {team!r} is defined twice"), team=team.name))
             seen_names.add(team.name)
             for dong in team.dongs:
                 if dong in owner_of_dong:
-                    raise ValueError(f"dong {dong!r} belongs to both {owner_of_dong[dong]!r} and {team.name!r}")
+                    raise ValueError(Message(N_("dong {dong!r} belongs to both {owner!r} and {other!r}"), dong=dong, owner=owner_of_dong[dong], other=team.name))
                 owner_of_dong[dong] = team.name
         return self
 
@@ -221,7 +221,7 @@ class TrunksFile(Strict):
     @model_validator(mode="after")
     def _default_exists(self) -> "TrunksFile":
         if self.default not in self.trunks:
-            raise ValueError(f"default trunk {self.default!r} is not defined under [trunks]")
+            raise ValueError(Message(N_("default trunk {default!r} is not defined under [trunks]"), default=self.default))
         return self
 
 
@@ -301,7 +301,7 @@ class Instance:
             return self.trunks.trunks[name]
         except KeyError:
             known = ", ".join(sorted(self.trunks.trunks)) or "none"
-            raise ConfigError(f"{self.config_dir / 'trunks.toml'}: no trunk named {name!r} (defined: {known})") from None
+            raise ConfigError(N_("{file}: no trunk named {name!r} (defined: {known})"), file=self.config_dir / 'trunks.toml', name=name, known=known) from None
 
 
 def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Instance:
@@ -310,9 +310,8 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
     trunks_path = root / "config" / "trunks.toml"
     if not settings_path.exists():
         raise ConfigError(
-            f"{settings_path}: file not found. Create an instance with 'safecall init DIR' "
-            f"and select it with --config DIR or {CONFIG_ENV}."
-        )
+            N_("{path}: file not found. Create an instance with 'safecall init DIR' and select it with --config DIR or {variable}.")
+        , path=settings_path, variable=CONFIG_ENV)
     settings = parse_model(Settings, read_toml(settings_path), settings_path)
     raw_trunks = read_toml(trunks_path)
     if isinstance(raw_trunks.get("trunks"), dict):  # each table by its kind's own model, before the file as a whole
@@ -350,7 +349,7 @@ def defaults_root() -> Path:
 def scaffold_instance(target: Path) -> list[Path]:
     """Copy the shipped defaults into a new instance folder; never overwrite."""
     if (target / "config" / "safecall.toml").exists():
-        raise ConfigError(f"{target}: already holds an instance (config/safecall.toml exists)")
+        raise ConfigError(N_("{target}: already holds an instance (config/safecall.toml exists)"), target=target)
     source = defaults_root()
     created = []
     for folder in INSTANCE_FOLDERS:

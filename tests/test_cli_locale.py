@@ -315,3 +315,17 @@ def test_doctor_lines_are_korean_under_c_utf8(cli, tmp_path):
     bad = cli("doctor", ok=False).output
     assert "실패 권한 safecall.db" in bad and "600이어야 합니다 (chmod 600" in bad
     assert "실패 캠페인 weekly-safe-call" in bad and "재시도 1회는 무응답자마다 보장해야 하는 3회보다 적습니다" in bad
+
+
+def test_settings_errors_are_korean_under_c_utf8(cli, tmp_path):
+    cli.use_locale("C.UTF-8")
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace('timezone = "Asia/Seoul"', 'timezone = "Mars/Base"'),
+                        encoding="utf-8")
+    refused = cli("recipients", "list", ok=False).output
+    assert "safecall.toml: 키 'timezone': 알 수 없는 시간대 'Mars/Base'" in refused, refused
+    settings.write_text(settings.read_text(encoding="utf-8").replace('timezone = "Mars/Base"', 'timezone = "Asia/Seoul"\ncolour = 1'),
+                        encoding="utf-8")
+    assert "키 'colour': 알 수 없는 키입니다" in cli("recipients", "list", ok=False).output
+    settings.unlink()
+    assert "safecall.toml: 파일이 없습니다. 'safecall init DIR'로 인스턴스를 만들고" in cli("recipients", "list", ok=False).output

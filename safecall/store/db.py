@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
+from safecall.i18n import N_
 from safecall.settings import mask_url, url_secrets
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
@@ -83,10 +84,8 @@ class Database:
             self.upgrade()
             return
         if state.current is not None and state.current not in state.known:
-            raise StoreError(f"the database {self.safe_url()} is at schema revision {state.current}, "
-                             f"which this SafeCall does not know (newest: {state.head}); use a newer SafeCall")
-        raise StoreError(f"the database {self.safe_url()} is at schema revision {state.current or FIRST_REVISION}, "
-                         f"this SafeCall needs {state.head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)")
+            raise StoreError(N_("the database {url} is at schema revision {current}, which this SafeCall does not know (newest: {head}); use a newer SafeCall"), url=self.safe_url(), current=state.current, head=state.head)
+        raise StoreError(N_("the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"), url=self.safe_url(), current=state.current or FIRST_REVISION, head=state.head)
 
     def schema_state(self) -> "SchemaState":
         try:
@@ -94,7 +93,7 @@ class Database:
                 tables = set(sa.inspect(connection).get_table_names())
                 current = MigrationContext.configure(connection).get_current_revision()
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open the database: {self.error_text(exc)}") from exc
+            raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
         scripts = ScriptDirectory.from_config(self._alembic_config())
         known = {script.revision for script in scripts.walk_revisions()}
         # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
@@ -120,7 +119,7 @@ class Database:
                     command.stamp(config, FIRST_REVISION)
                 command.upgrade(config, "head")
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"the upgrade of {self.safe_url()} failed and was rolled back: {self.error_text(exc)}") from exc
+            raise StoreError(N_("the upgrade of {url} failed and was rolled back: {reason}"), url=self.safe_url(), reason=self.error_text(exc)) from exc
         scripts = ScriptDirectory.from_config(config)
         start = state.current or (FIRST_REVISION if state.has_tables else None)
         return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head)
