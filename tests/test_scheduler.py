@@ -346,8 +346,10 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
     assert len(smtp.to("team1@example.org", "2026-11-25 방문")) == 2
 
 
-def test_deliveries_that_keep_failing_are_reported_not_dropped(cli, tmp_path, smtp):
-    scheduler = week_then_morning(cli, tmp_path, smtp, f"http://127.0.0.1:{free_port()}")  # no SOLAPI there either
+def test_deliveries_that_keep_failing_are_reported_not_dropped(cli, tmp_path, smtp, solapi):
+    # SOLAPI refuses every text (its SDK retries a refused connection with back-off, which only slows the test).
+    solapi.send_failures.extend([(503, "service unavailable")] * 1000)
+    scheduler = week_then_morning(cli, tmp_path, smtp, solapi.base_url)
     cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL))
     for minutes in range(0, 600, 30):
         cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL) + timedelta(minutes=minutes))
