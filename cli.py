@@ -604,10 +604,11 @@ def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Camp
     moment = commands.parse_moment(now, "--now") if now else app.make_clock().now()
     grid = table(_("week"), _("slot"), _("first calls"), _("why moved"), whole=(0, 1, 2),
                  title=_("{campaign}: the next {weeks} weeks").format(campaign=name, weeks=weeks))
-    for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks):
+    for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks,
+                              now=moment):
         first = (app.texts.day_and_time(planned.first_call.astimezone(calendar.tz)) if planned.first_call
                  else _("no calling day: fix the window"))
-        add_row(grid, [planned.week, app.texts.day_and_time(planned.slot), first, planned.why_moved or ""])
+        add_row(grid, [planned.week, app.texts.day_and_time(planned.slot), first, _(planned.why_moved) if planned.why_moved else ""])
     app.out.print(grid)
     if not commands.has_database(instance):  # the calendar needs no data, and planning never creates a database
         app.say(_("No database yet: import the roster for the estimate of the week's calls."))

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
+from safecall.i18n import N_
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPACING_PATTERN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?$")
 NEXT_DAY = "next_day"
@@ -166,17 +168,22 @@ class PlannedWeek:
     why_moved: str | None  # e.g. the holiday on the slot's day; None when the calls start at the slot
 
 
-def plan_weeks(calendar: CallingCalendar, weekday: str, start: str, first_week: date, weeks: int) -> list[PlannedWeek]:
-    """When each of `weeks` weeks from `first_week` places its first calls, and why a week's calls move."""
+def plan_weeks(calendar: CallingCalendar, weekday: str, start: str, first_week: date, weeks: int,
+               now: datetime | None = None) -> list[PlannedWeek]:
+    """When each of `weeks` weeks from `first_week` places its first calls, and why a week's calls move.
+
+    A week launched at `now`, after its slot (this week's, when the plan is made late), starts no earlier than `now`."""
     planned = []
     for n in range(weeks):
         week = first_week + timedelta(weeks=n)
         slot = weekly_slot(week, weekday, start, calendar.tz)
-        first_call = first_call_of_week(calendar, week, weekday, start, now=slot)
+        launched = max(slot, now) if now is not None else slot
+        first_call = first_call_of_week(calendar, week, weekday, start, now=launched)
         why = None
         if first_call != slot:
-            day = slot.date()
+            day = launched.astimezone(calendar.tz).date()
             holiday = calendar.holidays.get(day) if calendar.holidays is not None else None
-            why = holiday or ("not a calling weekday" if day.weekday() not in calendar.weekdays else "outside the calling hours")
+            why = (holiday or (N_("not a calling weekday") if day.weekday() not in calendar.weekdays else N_("outside the calling hours"))
+                   if launched == slot else N_("launched after the slot"))
         planned.append(PlannedWeek(week, slot, first_call, why))
     return planned

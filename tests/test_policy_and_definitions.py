@@ -187,3 +187,16 @@ def test_campaign_plan_shows_which_weeks_move_past_a_holiday(cli):
     assert "2027-01-04 Mon 09:00" in row("2027-01-01 Fri") and "New Year's Day" in row("2027-01-01 Fri")
     assert row("2027-01-08 Fri").count("2027-01-08 Fri 10:00") == 2
     assert not (cli.root / "data").exists()  # planning reads the calendar only, never the database
+
+
+def test_a_week_planned_after_its_slot_starts_when_launched_or_on_the_next_calling_day():
+    from safecall.policy import plan_weeks
+
+    calendar = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
+    friday_evening = datetime(2026, 11, 27, 20, 0, tzinfo=SEOUL)
+    this_week, next_week = plan_weeks(calendar, "mon", "10:00", date(2026, 11, 23), 2, now=friday_evening)
+    assert this_week.first_call == datetime(2026, 11, 30, 9, 0, tzinfo=SEOUL)
+    assert this_week.why_moved == "launched after the slot"
+    assert next_week.first_call == next_week.slot and next_week.why_moved is None
+    wednesday_noon = datetime(2026, 11, 25, 12, 0, tzinfo=SEOUL)
+    assert plan_weeks(calendar, "mon", "10:00", date(2026, 11, 23), 1, now=wednesday_noon)[0].first_call == wednesday_noon
