@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 
 from safecall.clock import Clock
 from safecall.configfiles import Strict
-from safecall.errors import TrunkError
+from safecall.errors import Message, TrunkError
+from safecall.i18n import N_
 from safecall.ivr import Ask, Finish, NoInput, Pressed, Start, IvrState, speaking_seconds, step
 from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
 from safecall.telephony.simulated_people import PersistentPeople
@@ -284,7 +285,8 @@ def _build(config: SimulatedTrunkConfig, *, clock: Clock, sink: CallSink, enviro
 
 
 def _check(config: SimulatedTrunkConfig, *, environ, flow, wait_seconds: float = 10) -> list[Check]:
-    return [Check("simulated trunk", True, f"{config.channels} channels, {config.calls_per_second} calls/s; no outside system to reach")]
+    return [Check(Message(N_("simulated trunk")), True, Message(N_("{channels} channels, {rate} calls/s; no outside system to reach"),
+                                                         channels=config.channels, rate=config.calls_per_second))]
 
 
 KIND = TrunkKind(SimulatedTrunkConfig, _build, _check)

@@ -15,6 +15,8 @@ from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.channels import peer_addresses
 from safecall.telephony.asterisk.fastagi import FastAgiServer
+from safecall.errors import Message as M
+from safecall.i18n import N_
 from safecall.telephony.base import Check
 
 
@@ -36,22 +38,22 @@ def check_asterisk(config: AsteriskTrunkConfig, environ: Mapping[str, str], flow
     try:
         secret = config.ami_secret.resolve(environ)
     except ConfigError as exc:
-        return [Check("AMI secret", False, str(exc))]
+        return [Check(M(N_("AMI secret")), False, str(exc))]
     ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, secret, on_event=lambda e: None,
                         ping_interval=3600)
     try:
         ami.connect()
     except TrunkError as exc:
-        return [Check("AMI login", False, str(exc))]
+        return [Check(M(N_("AMI login")), False, str(exc))]
     try:
-        checks.append(Check("AMI login", True, f"logged in to {config.ami_host}:{config.ami_port} as {config.ami_username}"))
-        checks.append(Check("AMI ping", ami.ping(), "Ping answered" if ami.ping() else "Ping not answered"))
+        checks.append(Check(M(N_("AMI login")), True, M(N_("logged in to {host}:{port} as {user}"), host=config.ami_host, port=config.ami_port, user=config.ami_username)))
+        checks.append(Check(M(N_("AMI ping")), ami.ping(), M(N_("Ping answered")) if ami.ping() else M(N_("Ping not answered"))))
         try:
             ami.send_list(SimpleAction("ShowDialPlan", Context=config.context), "ShowDialPlanComplete")
-            checks.append(Check("dialplan context", True, f"context {config.context!r} exists"))
+            checks.append(Check(M(N_("dialplan context")), True, M(N_("context {context!r} exists"), context=config.context)))
         except TrunkError as exc:
-            checks.append(Check("dialplan context", False, f"context {config.context!r} not found ({exc}); "
-                                "include ivr/asterisk/extensions_safecall.conf from extensions.conf and reload"))
+            checks.append(Check(M(N_("dialplan context")), False, M(N_("context {context!r} not found ({error}); include ivr/asterisk/extensions_safecall.conf from extensions.conf and reload"),
+                                                                     context=config.context, error=str(exc))))
         checks.append(_check_fastagi(ami, config, flow, wait_seconds))
     finally:
         ami.close()
@@ -64,7 +66,7 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
     try:
         server = FastAgiServer(host, port, probe).start()
     except OSError as exc:
-        return Check("FastAGI", False, f"cannot listen on {host}:{port}: {exc.strerror}; is a campaign running already?")
+        return Check("FastAGI", False, M(N_("cannot listen on {host}:{port}: {error}; is a campaign running already?"), host=host, port=port, error=exc.strerror))
     nonce = "check-" + secrets.token_urlsafe(12)
     try:
         action = SimpleAction("Originate", Channel=f"Local/s@{config.context}", Application="Wait", Data="1",
@@ -72,14 +74,14 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
         action.variables = {"SAFECALL_ATTEMPT": nonce}
         response = ami.send(action)
         if response.is_error():
-            return Check("FastAGI", False, f"Asterisk refused the test call: {response.keys.get('Message', '')}")
+            return Check("FastAGI", False, M(N_("Asterisk refused the test call: {error}"), error=response.keys.get('Message', '')))
         deadline = time.monotonic() + wait_seconds
         while nonce not in probe.seen and probe.arrived.wait(max(0.0, deadline - time.monotonic())):
             probe.arrived.clear()
         if nonce in probe.seen:
             return _peer_check(config, host, port, probe.seen[nonce])
-        return Check("FastAGI", False, f"Asterisk did not reach {host}:{port} within {wait_seconds:.0f} s: "
-                     "check the AGI() address in the dialplan and the firewall between Asterisk and SafeCall")
+        return Check("FastAGI", False, M(N_("Asterisk did not reach {host}:{port} within {seconds:.0f} s: check the AGI() address in the dialplan and the firewall between Asterisk and SafeCall"),
+                                           host=host, port=port, seconds=wait_seconds))
     finally:
         server.stop()
 
@@ -91,6 +93,6 @@ def _peer_check(config: AsteriskTrunkConfig, host: str, port: int, peer: str) ->
     except ConfigError as exc:
         return Check("FastAGI", False, str(exc))
     if peer in allowed:
-        return Check("FastAGI", True, f"Asterisk reached the FastAGI server at {host}:{port} from {peer}")
-    return Check("FastAGI", False, f"Asterisk reached {host}:{port} from {peer}, but the trunk serves FastAGI sessions only "
-                 f"from {', '.join(sorted(allowed))} (pbx_address, default ami_host): set pbx_address = \"{peer}\"")
+        return Check("FastAGI", True, M(N_("Asterisk reached the FastAGI server at {host}:{port} from {peer}"), host=host, port=port, peer=peer))
+    return Check("FastAGI", False, M(N_("Asterisk reached {host}:{port} from {peer}, but the trunk serves FastAGI sessions only from {allowed} (pbx_address, default ami_host): set pbx_address = \"{peer}\""),
+                                 host=host, port=port, peer=peer, allowed=", ".join(sorted(allowed))))
