@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 # Edits to the shipped campaign for drills in real (or accelerated) time: a calling window that is always
-# open, and retries at once.
+# open, retries at once, and every first call due at the start.
 ALWAYS_OPEN_CAMPAIGN = {
     'spacing = ["1h", "3h", "next_day"]': 'spacing = ["0m"]',
     'weekdays = ["mon", "tue", "wed", "thu", "fri"]': 'weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]',
@@ -20,6 +20,8 @@ ALWAYS_OPEN_CAMPAIGN = {
     'end = "18:00"': 'end = "23:59"',
     'start = "10:00"': 'start = "00:00"',
     "skip_holidays = true": "skip_holidays = false",
+    # First calls all due at once: drills of limits and faults in real time, not of the history order's pacing.
+    'first_calls = "history"': 'first_calls = "due"',
 }
 
 
