@@ -147,9 +147,10 @@ def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, b
         try:
             deadline = time.monotonic() + 90
             while dialer.poll() is None and time.monotonic() < deadline:
-                cards = browser.find_elements(By.CSS_SELECTOR, "section.run b.finished")
-                if cards and (not seen or seen[-1] != cards[0].text):
-                    seen.append(cards[0].text)
+                # Read in the page in one step: htmx may swap the element out between a find and a read.
+                text = browser.execute_script("const b = document.querySelector('section.run b.finished'); return b && b.textContent;")
+                if text and (not seen or seen[-1] != text.strip()):
+                    seen.append(text.strip())
                 time.sleep(0.2)
             assert dialer.wait(30) == 0, dialer.stderr.read()
         finally:
