@@ -154,6 +154,7 @@ class Dialer:
         progress = _Throttle(PROGRESS_EVERY)
         next_abandoned_check = self.clock.now()
         self._take_runs(open_runs(), strict)
+        next_runs_check = self.clock.now() + MAX_WAIT  # new runs are rare (a launch a week): not looked for at every call end
         while True:
             stopping = stop_requested()
             if not stopping:
@@ -171,8 +172,9 @@ class Dialer:
             self._handle(self.trunk.wait_events(wake))
             self._write_off_overdue()
             self._renew_leases()
-            if not stopping:
+            if not stopping and self.clock.now() >= next_runs_check:
                 self._take_runs(open_runs(), strict)
+                next_runs_check = self.clock.now() + MAX_WAIT
             if self.worker is not None and self.clock.now() >= next_abandoned_check:
                 self._write_off_abandoned()
                 next_abandoned_check = self.clock.now() + LOCK_TTL
@@ -444,13 +446,13 @@ class Dialer:
         can still close. An acknowledgement its IVR recorded before it died still counts.
         """
         by_worker: dict[str, list[str]] = defaultdict(list)
-        for entry in self.runs.values():
-            cutoff = self.clock.now() - self._longest_call(entry)
-            with self.db.session() as session:
-                stale = session.exec(select(Attempt.token, Attempt.worker).where(
-                    Attempt.run_id == entry.id, Attempt.status == AttemptStatus.PLACING, Attempt.worker != self.worker,
-                    Attempt.placed_at < cutoff))
-                for token, worker in stale:
+        now = self.clock.now()
+        # One query for every run: only calls in flight are PLACING, a few hundred at most.
+        with self.db.session() as session:
+            placing = session.exec(select(Attempt.token, Attempt.worker, Attempt.run_id, Attempt.placed_at).where(
+                Attempt.run_id.in_(list(self.runs)), Attempt.status == AttemptStatus.PLACING, Attempt.worker != self.worker))
+            for token, worker, run_id, placed_at in placing:
+                if placed_at < now - self._longest_call(self.runs[run_id]):
                     by_worker[worker].append(token)
         for worker, tokens in by_worker.items():
             with self._worker_lock(worker) as gone:

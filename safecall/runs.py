@@ -17,7 +17,7 @@ from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
 from safecall.history import FirstCallOrder, order_first_calls
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
-from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, audit
+from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
 from safecall.lifecycle import dialable_clause, enrol
 from safecall.store.prepared import new_values
 
@@ -190,9 +190,11 @@ def run_status(db: Database, run_id: int) -> RunStatus:
     return status
 
 
-def list_runs(db: Database, campaign: str | None = None) -> list[CampaignRun]:
+def list_runs(db: Database, campaign: str | None = None, status: RunState | None = None) -> list[CampaignRun]:
     with db.session() as session:
         query = select(CampaignRun).order_by(CampaignRun.id)
         if campaign:
             query = query.where(CampaignRun.campaign == campaign)
+        if status:
+            query = query.where(CampaignRun.status == status)
         return list(session.exec(query))

@@ -19,6 +19,7 @@ from safecall.events import log_event
 from safecall.phones import mask_text
 from safecall.runs import list_runs
 from safecall.services import Services
+from safecall.store import RunState
 
 log = logging.getLogger("safecall.worker")
 
@@ -35,6 +36,30 @@ def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
     return valid
 
 
+class ValidCampaigns:
+    """valid_campaigns, read again only when a file under campaigns/ or ivr/ changes: a dialer asks at every wake-up."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self._seen: tuple | None = None
+        self._valid: dict[str, CampaignDef] = {}
+
+    def __call__(self) -> dict[str, CampaignDef]:
+        files = self._files()
+        if files != self._seen:
+            self._valid, self._seen = valid_campaigns(self.services), files
+        return self._valid
+
+    def _files(self) -> tuple:
+        instance = self.services.instance
+        listed = []
+        for directory in (instance.campaigns_dir, instance.ivr_dir):
+            for path in sorted(directory.rglob("*.toml")):
+                stat = path.stat()
+                listed.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        return tuple(listed)
+
+
 class TrunkDialing:
     """One trunk's dialer over the open runs it serves: the campaigns on that trunk, or (a worker) every run."""
 
@@ -42,12 +67,12 @@ class TrunkDialing:
                  campaigns: Callable[[], dict[str, CampaignDef]] | None = None):
         services.instance.trunk(trunk_name)  # an unknown trunk is a ConfigError now, not at the first run
         self.services, self.trunk_name, self.worker = services, trunk_name, worker
-        self.campaigns = campaigns or (lambda: valid_campaigns(services))
+        self.campaigns = campaigns or ValidCampaigns(services)
         self._dialer: Dialer | None = None
 
     def open_runs(self) -> list[int]:
         campaigns, default = self.campaigns(), self.services.instance.trunks.default
-        return [run.id for run in list_runs(self.services.db) if run.status == "open" and run.campaign in campaigns
+        return [run.id for run in list_runs(self.services.db, status=RunState.OPEN) if run.campaign in campaigns
                 and (self.worker is not None or (campaigns[run.campaign].trunk or default) == self.trunk_name)]
 
     def dial_until_idle(self, stop: threading.Event) -> None:

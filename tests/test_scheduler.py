@@ -27,6 +27,7 @@ from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, Delivery, Notification, Person, RunMember, VisitTask
+from safecall.workers import ValidCampaigns
 from solapi_fake import API_KEY, API_SECRET, sms_table
 
 
@@ -417,3 +418,22 @@ def test_campaign_launch_ends_gracefully_on_sigterm_with_no_call_left_open(cli, 
     assert 6 <= len(attempts) < 30 and run.status == "open"  # stopped early; `campaign run` resumes it
     assert all(a.status == "done" and a.ended_at for a in attempts), "a call was left open"
     assert len(placed_log.read_text().splitlines()) == len(attempts)  # every attempt written was placed and ended
+
+
+def test_a_worker_reads_the_campaigns_again_only_when_a_file_changes(cli, clock, caplog):
+    services = Services.open(load_instance(cli.root, cli.environ), clock)
+    campaigns = ValidCampaigns(services)
+    first = campaigns()
+    assert list(first) == ["weekly-safe-call"]
+    assert campaigns() is first  # nothing changed: the same answer, no file parsed again
+
+    cli.edit_campaign('name = "weekly-safe-call"', 'name = "renamed"')
+    with caplog.at_level(logging.ERROR, logger="safecall.worker"):
+        assert campaigns() == {}  # an edit that breaks it takes it out at once
+        assert campaigns() == {}
+    assert sum("campaign_invalid" in record.getMessage() for record in caplog.records) == 1  # said once, not at every wake
+
+    cli.edit_campaign('name = "renamed"', 'name = "weekly-safe-call"')
+    (cli.root / "ivr" / "extra.toml").write_text((cli.root / "ivr" / "safe-call.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert list(campaigns()) == ["weekly-safe-call"]
+    services.close()
