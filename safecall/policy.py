@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,8 @@ class CallingCalendar:
     end: time
     weekdays: frozenset[int]  # 0 = Monday
     holidays: holidays_lib.HolidayBase | None  # None: holidays are calling days
+    # Dialers ask for every run at every placement; a holiday lookup is not free.
+    _calling_days: dict[date, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def build(cls, tz: ZoneInfo, start: str, end: str, weekdays: list[str], holiday_country: str | None) -> "CallingCalendar":
@@ -57,9 +59,10 @@ class CallingCalendar:
         return moment.astimezone(self.tz)
 
     def is_calling_day(self, day: date) -> bool:
-        if day.weekday() not in self.weekdays:
-            return False
-        return self.holidays is None or day not in self.holidays
+        known = self._calling_days.get(day)
+        if known is None:
+            known = self._calling_days[day] = day.weekday() in self.weekdays and (self.holidays is None or day not in self.holidays)
+        return known
 
     def opens_on(self, day: date) -> datetime:
         return datetime.combine(day, self.start, tzinfo=self.tz)

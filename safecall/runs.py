@@ -190,11 +190,16 @@ def run_status(db: Database, run_id: int) -> RunStatus:
     return status
 
 
-def list_runs(db: Database, campaign: str | None = None, status: RunState | None = None) -> list[CampaignRun]:
+def open_run_campaigns(db: Database) -> list[tuple[int, str]]:
+    """(run id, campaign) of every open run: what a dialer asks for often, so plain rows."""
+    with db.session() as session:
+        return list(session.exec(select(CampaignRun.id, CampaignRun.campaign)
+                                 .where(CampaignRun.status == RunState.OPEN).order_by(CampaignRun.id)))
+
+
+def list_runs(db: Database, campaign: str | None = None) -> list[CampaignRun]:
     with db.session() as session:
         query = select(CampaignRun).order_by(CampaignRun.id)
         if campaign:
             query = query.where(CampaignRun.campaign == campaign)
-        if status:
-            query = query.where(CampaignRun.status == status)
         return list(session.exec(query))

@@ -9,6 +9,7 @@ See docs/scaling.md.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -17,9 +18,8 @@ from safecall.dialer import Dialer
 from safecall.errors import SafeCallError
 from safecall.events import log_event
 from safecall.phones import mask_text
-from safecall.runs import list_runs
+from safecall.runs import open_run_campaigns
 from safecall.services import Services
-from safecall.store import RunState
 
 log = logging.getLogger("safecall.worker")
 
@@ -53,11 +53,13 @@ class ValidCampaigns:
     def _files(self) -> tuple:
         instance = self.services.instance
         listed = []
-        for directory in (instance.campaigns_dir, instance.ivr_dir):
-            for path in sorted(directory.rglob("*.toml")):
-                stat = path.stat()
-                listed.append((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
-        return tuple(listed)
+        for directory in (instance.campaigns_dir, instance.ivr_dir):  # campaigns and flows are *.toml at the top
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".toml"):
+                        stat = entry.stat()
+                        listed.append((entry.path, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        return tuple(sorted(listed))
 
 
 class TrunkDialing:
@@ -72,8 +74,8 @@ class TrunkDialing:
 
     def open_runs(self) -> list[int]:
         campaigns, default = self.campaigns(), self.services.instance.trunks.default
-        return [run.id for run in list_runs(self.services.db, status=RunState.OPEN) if run.campaign in campaigns
-                and (self.worker is not None or (campaigns[run.campaign].trunk or default) == self.trunk_name)]
+        return [run_id for run_id, campaign in open_run_campaigns(self.services.db) if campaign in campaigns
+                and (self.worker is not None or (campaigns[campaign].trunk or default) == self.trunk_name)]
 
     def dial_until_idle(self, stop: threading.Event) -> None:
         """Dial what is due in every open run until nothing is in flight or due; errors are logged, never raised."""
