@@ -7,15 +7,16 @@ integers a member, never the people themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from itertools import groupby
 from typing import Iterator
 
 import sqlalchemy as sa
 
-from safecall.ordering import WeekOutcome, plan_first_calls
+from safecall.lifecycle import ANSWERED
+from safecall.ordering import EVERY_CLASS, WeekOutcome, plan_first_calls
 from safecall.policy import CallingCalendar
-from safecall.store import FINAL_STATES, CampaignRun, RunMember
+from safecall.store import FINAL_STATES, Attempt, CampaignRun, RunMember
 
 WEEKS_LOOKED_AT = 4
 # The length of an average call of the shipped IVR flow, ring included (26 s on the simulated trunk, see
@@ -33,19 +34,30 @@ class FirstCallOrder:
     # Calling days the pace may run through. 1 (the rule): nobody's first call is given a time past the first
     # calling day. More is a what-if for the benchmarks (BENCHMARKS.md, issue 21).
     days: int = 1
+    # The classes (safecall/ordering.py) whose first calls go at the hour they answered in last time.
+    by_hour: frozenset[int] = EVERY_CLASS
 
     @classmethod
-    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS, days: int = 1) -> "FirstCallOrder":
-        return cls(per_call=timedelta(seconds=mean_call_seconds / max(channels, 1e-9)), days=days)
+    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS, days: int = 1,
+                     by_hour: frozenset[int] = EVERY_CLASS) -> "FirstCallOrder":
+        return cls(per_call=timedelta(seconds=mean_call_seconds / max(channels, 1e-9)), days=days, by_hour=by_hour)
 
 
-def member_histories(connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int) -> Iterator[tuple[int, list[WeekOutcome]]]:
-    """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id."""
+def member_histories(connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int,
+                     tz: tzinfo) -> Iterator[tuple[int, list[WeekOutcome]]]:
+    """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id.
+
+    Each week's hour is the local hour (in `tz`) of the last call the person answered that week.
+    """
     member, earlier = sa.orm.aliased(RunMember), sa.orm.aliased(RunMember)
     earlier_run = sa.orm.aliased(CampaignRun)
+    # One index lookup an earlier week, on attempt (member_id, number): a correlated subquery keeps this one
+    # streamed statement, a row a member and week.
+    answered = sa.select(sa.func.max(Attempt.placed_at)).where(
+        Attempt.member_id == earlier.id, Attempt.disposition.in_(ANSWERED)).scalar_subquery()
     # Streamed (yield_per on the statement, not the connection: the connection goes on to write the times).
     rows = connection.execute(
-        sa.select(member.id, earlier.state, earlier.attempts_made)
+        sa.select(member.id, earlier.state, earlier.attempts_made, answered)
         .select_from(member)
         .outerjoin(earlier, sa.and_(earlier.person_id == member.person_id, earlier.run_id != member.run_id,
                                     earlier.run_id.in_(sa.select(earlier_run.id).where(
@@ -56,14 +68,15 @@ def member_histories(connection: sa.Connection, run_id: int, campaign: str, week
         .order_by(member.id, earlier_run.week_start.desc())
         .execution_options(yield_per=_CHUNK))
     for member_id, group in groupby(rows, key=lambda row: row[0]):
-        yield member_id, [WeekOutcome(state, attempts) for _, state, attempts in group if state in FINAL_STATES]
+        yield member_id, [WeekOutcome(state, attempts, None if at is None else at.astimezone(tz).hour)
+                          for _, state, attempts, at in group if state in FINAL_STATES]
 
 
 def order_first_calls(connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar,
                       order: FirstCallOrder) -> None:
     """Give every member of the new `run` their first-call time by history (safecall/ordering.py)."""
-    histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks)
-    plan = plan_first_calls(histories, first_call, calendar, order.per_call, order.days)
+    histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks, calendar.tz)
+    plan = plan_first_calls(histories, first_call, calendar, order.per_call, order.days, order.by_hour)
     update = sa.update(RunMember.__table__).where(RunMember.__table__.c.id == sa.bindparam("member")).values(
         next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
     chunk = []

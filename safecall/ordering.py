@@ -8,13 +8,21 @@ still being called. Last weeks' outcomes say who is likely not to answer.
 
 How it reaches the dialer without changing it: the dialer places due people
 in the order (next_attempt_at, member id). At launch every member's first
-call is given a time (`first_call_times`) in that order, paced at about the
-trunk's rate from the first slot, so the likely non-responders go first and
-the retries that come due later in the day go between first calls instead of
-waiting for the whole first pass. No first call is given a time after the
-first calling day's close (past the pace, the rest share the last minute of
-that day, in this order), and nothing here touches a retry's time, so the
-retry spacing holds as before.
+call is given a time, paced at about the trunk's rate from the first slot, so
+the likely non-responders go first and the retries that come due later in the
+day go between first calls instead of waiting for the whole first pass. No
+first call is given a time after the first calling day's close (past the
+pace, the rest share the last minute of that day, in this order), and nothing
+here touches a retry's time, so the retry spacing holds as before.
+
+The hour that worked last time: a person who answered at 15:40 last week
+(a key pressed) is likelier to be at home at 15:00 than at 10:00, e.g. one who
+spends the mornings at a senior centre. Such a person's first call goes to the
+earliest free paced slot at or after that hour on the first calling day (the
+slots of each hour are taken in class order); when every slot from that hour
+on is taken, the earliest free one. People without a known hour take the
+earliest free slot in their turn. `by_hour` says which classes are timed so
+(BENCHMARKS.md, issue 21, measured which).
 
 Everything here is pure: the rows come in, times go out.
 """
@@ -22,8 +30,9 @@ Everything here is pure: the rows come in, times go out.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
@@ -34,8 +43,10 @@ from safecall.store import MemberState
 UNREACHED_LAST_WEEK, UNREACHED_BEFORE, LATE_ANSWER, NO_HISTORY, RETRIED, ANSWERS_FIRST_CALL = range(6)
 CLASS_NAMES = ("unreached last week", "unreached in an earlier week", "answered only after 2+ retries",
                "no history", "answered after one retry", "answers the first call")
+EVERY_CLASS = frozenset(range(len(CLASS_NAMES)))
 LAST_MINUTE = timedelta(minutes=1)
 TICK = timedelta(microseconds=1)
+NO_HOUR = -1  # in the plan's arrays: no known hour
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class WeekOutcome:
 
     state: str  # a final MemberState
     attempts: int  # calls made that week
+    hour: int | None = None  # local hour of the call the person answered (a key pressed); None: none answered
 
 
 def call_class(history: Sequence[WeekOutcome]) -> int:
@@ -68,41 +80,72 @@ def call_class(history: Sequence[WeekOutcome]) -> int:
     return ANSWERS_FIRST_CALL
 
 
-def first_call_times(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int,
-                     days: int = 1) -> Iterator[datetime]:
-    """The first-call time of each of `count` people in calling order, strictly increasing.
+def answer_hour(history: Sequence[WeekOutcome]) -> int | None:
+    """The local hour of the newest answered call in the person's last weeks (newest first), or None."""
+    return next((week.hour for week in history if week.hour is not None), None)
 
-    One every `per_call` (the trunk's time per call, i.e. mean call length / channels) from `first_call`,
-    counted in calling-window time over `days` calling days (1: the first calling day only), and none
-    later than the last minute of the last of them: those the pace would put later share that minute, a
-    microsecond apart, so the dialer still takes them in this order.
+
+def hour_slots(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int,
+               days: int = 1) -> tuple[list[datetime], list[int]]:
+    """The paced slots for `count` first calls, as (start, how many) per stretch: from `first_call` and from each
+    whole hour after it to the close, over `days` calling days, one every `per_call` from each start; then the
+    last minute of the last day, which holds everyone (a microsecond apart).
     """
-    windows, opening = [], first_call
-    for _ in range(days):
-        windows.append((opening, datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz)))
+    starts, room = [], []
+    opening = first_call
+    for day in range(days):
+        closing = datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz)
+        if day == days - 1:
+            closing -= LAST_MINUTE + TICK * count
+        moment = opening
+        while moment < closing:
+            ends = min(closing, calendar.local(moment).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+            starts.append(moment)
+            room.append(-(-(ends - moment) // per_call))  # slots that start before `ends`
+            moment = ends
         opening = calendar.next_day_opening(opening)
-    last = windows[-1][1] - LAST_MINUTE - TICK * count
-    window, passed = 0, timedelta()  # the window the pace is in, and the calling time of the windows before it
-    previous = first_call - TICK
-    for rank in range(count):
-        offset = per_call * rank - passed
-        while window < len(windows) - 1 and windows[window][0] + offset >= windows[window][1]:
-            passed += windows[window][1] - windows[window][0]
-            offset = per_call * rank - passed
-            window += 1
-        moment = max(first_call, min(windows[window][0] + offset, last))
-        previous = moment if moment > previous else previous + TICK
-        yield previous
+    starts.append(max(first_call, closing))
+    room.append(count)
+    return starts, room
 
 
 def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first_call: datetime,
-                     calendar: CallingCalendar, per_call: timedelta, days: int = 1) -> Iterator[tuple[int, datetime]]:
-    """(member id, first-call time) for every member, in calling order: by class, then by member id.
+                     calendar: CallingCalendar, per_call: timedelta, days: int = 1,
+                     by_hour: frozenset[int] = frozenset()) -> Iterator[tuple[int, datetime]]:
+    """(member id, first-call time) for every member, in calling order, the times strictly increasing.
 
-    `members`: (member id, history newest first), in member id order. Memory: 8 bytes a member.
+    People are placed by class, then by member id: each in the earliest free slot, or, in a class of `by_hour`
+    with a known hour, the earliest free slot at or after that hour on the first calling day (if all from there
+    on are taken, the earliest free one). One every `per_call` (the trunk's time per call, i.e. mean call length
+    / channels), counted from `first_call` and from each whole hour, over `days` calling days (1: the first
+    calling day only), and none later than the last minute of the last of them: those the pace has no slot for
+    share that minute, a microsecond apart, so the dialer still takes them in this order.
+
+    `members`: (member id, history newest first), in member id order. Memory: about 17 bytes a member.
     """
-    by_class = [array("q") for _ in CLASS_NAMES]
+    ids, hours = [array("q") for _ in CLASS_NAMES], [array("b") for _ in CLASS_NAMES]
     for member_id, history in members:
-        by_class[call_class(history)].append(member_id)
-    count = sum(map(len, by_class))
-    yield from zip(chain.from_iterable(by_class), first_call_times(first_call, calendar, per_call, count, days))
+        klass = call_class(history)
+        hour = answer_hour(history) if klass in by_hour else None
+        ids[klass].append(member_id)
+        hours[klass].append(NO_HOUR if hour is None else hour)
+    count = sum(map(len, ids))
+    starts, room = hour_slots(first_call, calendar, per_call, count, days)
+    first_day = calendar.local(first_call).date()
+    stretch_at = [bisect_left(starts, datetime.combine(first_day, time(hour), tzinfo=calendar.tz)) for hour in range(24)]
+    placed = [array("q") for _ in starts]
+    earliest = 0  # the earliest stretch with a free slot (the last minute always has one)
+    for member_id, hour in zip(chain.from_iterable(ids), chain.from_iterable(hours)):
+        stretch = earliest if hour == NO_HOUR else max(earliest, stretch_at[hour])
+        while stretch < len(starts) - 1 and not room[stretch]:
+            stretch += 1
+        if stretch == len(starts) - 1:  # nothing free at or after the hour before the last minute
+            stretch = earliest
+        room[stretch] -= 1
+        placed[stretch].append(member_id)
+        while earliest < len(starts) - 1 and not room[earliest]:
+            earliest += 1
+    for stretch, (start, members_here) in enumerate(zip(starts, placed)):
+        step = TICK if stretch == len(starts) - 1 else per_call
+        for rank, member_id in enumerate(members_here):
+            yield member_id, start + step * rank

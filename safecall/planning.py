@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Callable
 
 import sqlalchemy as sa
@@ -93,7 +93,7 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
     due: dict[datetime, dict[tuple[int, int], float]] = defaultdict(lambda: defaultdict(float))
     first_call_minute = _minute(first_call)
     total = sum(mix.people.values())
-    if by_history:  # first calls paced in class order, as ordering.first_call_times gives them, by the minute
+    if by_history:  # first calls paced in class order (ordering.plan_first_calls, hours aside), by the minute
         per_minute_slots = 60 / (per_call_seconds or MEAN_CALL_SECONDS / channels)
         closing = _minute(datetime.combine(calendar.local(first_call).date(), calendar.end, tzinfo=calendar.tz) - STEP)
         slot, room = first_call_minute, per_minute_slots
@@ -175,7 +175,7 @@ def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
             *_target_filter(campaign), *dialable_clause(today))).scalar()
 
 
-def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_history: bool, week: date) -> Mix:
+def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_history: bool, week: date, tz: tzinfo) -> Mix:
     """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it;
     else the default."""
     with db.engine.connect() as connection:
@@ -189,7 +189,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
         classes_now: Counter = Counter()
         members = connection.execute(sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
                                      .where(RunMember.run_id == last.id).order_by(RunMember.id)).all()
-        histories = member_histories(connection, last.id, campaign.name, last.week_start, 4)
+        histories = member_histories(connection, last.id, campaign.name, last.week_start, 4, tz)
         for (member_id, state, attempts), (_, history) in zip(members, histories):
             if state == MemberState.WITHDRAWN or attempts == 0:
                 continue
@@ -219,7 +219,7 @@ def estimate_week(db: Database, campaign: CampaignDef, calendar: CallingCalendar
     by_history = campaign.schedule.first_calls == "history"
     today = calendar.local(now).date()
     people = roster_size(db, campaign, today) if people is None else people
-    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz))
+    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz), calendar.tz)
     first_end, complete, visits = simulate(mix, channels, first_call, calendar, campaign.retry.spacing,
                                            campaign.retry.max_retries, by_history)
     return Estimate(people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week)
@@ -236,7 +236,7 @@ def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: Calling
     """The fewest channels with which the list is expected complete by the close of `day` (None: not even 10,000)."""
     by_history = campaign.schedule.first_calls == "history"
     people = roster_size(db, campaign, calendar.local(now).date()) if people is None else people
-    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz))
+    mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz), calendar.tz)
     deadline = datetime.combine(day, calendar.end, tzinfo=calendar.tz)
 
     def finishes(channels: int) -> bool:
@@ -287,7 +287,7 @@ def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar
     if first_call is None:
         raise NoCallingDayError(f"campaign {campaign.name!r}: no calling day comes; check its window in campaigns/{campaign.name}.toml")
     people = roster_size(db, campaign, calendar.local(now).date())
-    mix = mix_from_history(db, campaign, people, campaign.schedule.first_calls == "history", week_start(first_call, calendar.tz))
+    mix = mix_from_history(db, campaign, people, campaign.schedule.first_calls == "history", week_start(first_call, calendar.tz), calendar.tz)
     estimate = estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call, people=people, mix=mix)
     by_day = by_day or estimate.last_calling_day
     needed = channels_to_finish_by(db, campaign, calendar, now=now, first_call=first_call, day=by_day, people=people, mix=mix)
