@@ -13,7 +13,11 @@ what the engine cost.
     python benchmarks/finish_weeks.py --people 20000 --channels 12 --order due --pacer fixed --calls-per-minute 27
 
 `--order history` launches each run with a FirstCallOrder (safecall/ordering.py);
-`due` is today's order (every first call due at the first slot).
+`due` is today's order (every first call due at the first slot). `--hours` says
+whose first calls history order times by the hour they answered in last time:
+nobody, those who answered last week, or everyone (the unreached last week at
+the hour of an earlier week). `visits_by_kind` counts the people on each
+week's list by their simulated kind (safecall/telephony/simulated_people.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,10 +42,14 @@ from benchmarks.finish import local_label, measure_finish, open_seconds  # noqa:
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.history import MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
+from safecall.ordering import EVERY_CLASS, UNREACHED_LAST_WEEK  # noqa: E402
 from safecall.planning import estimate_week  # noqa: E402
 from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
 from safecall.settings import load_instance  # noqa: E402
+from safecall.store import Attempt, VisitTask  # noqa: E402
+from safecall.telephony.simulated import _Draws  # noqa: E402
+from safecall.telephony.simulated_people import PersistentPeople  # noqa: E402
 
 TRUNKS = """default = "simulated"
 [trunks.simulated]
@@ -51,6 +60,7 @@ seed = 2026
 people = "persistent"
 """
 FIRST_MONDAY = datetime.fromisoformat("2026-11-23T08:00+09:00")
+BY_HOUR = {"none": frozenset(), "answered": EVERY_CLASS - {UNREACHED_LAST_WEEK}, "all": EVERY_CLASS}
 
 
 def replace_order(campaign, order: str):
@@ -62,7 +72,8 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     clock = VirtualClock(monday)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
-    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days) if args.order == "history" else None
+    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days, BY_HOUR[args.hours]) \
+        if args.order == "history" else None
     first_call = calendar.next_open(monday.replace(hour=10))
     planned = time.perf_counter()
     estimate = estimate_week(services.db, replace_order(campaign, args.order), calendar, now=clock.now(), channels=channels,
@@ -94,6 +105,11 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     with services.db.engine.connect() as connection:
         week["members_by_state"] = dict(connection.execute(sa.text(
             "SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
+        listed = connection.execute(sa.select(Attempt.phone).join(VisitTask, sa.and_(
+            VisitTask.run_id == Attempt.run_id, VisitTask.person_id == Attempt.person_id, VisitTask.kind == "visit"))
+            .where(Attempt.run_id == run.id, Attempt.number == 1)).scalars()
+        people = PersistentPeople(2026, _Draws)  # the trunk's seed
+        week["visits_by_kind"] = dict(Counter(people.profile(phone, run.week_start).kind for phone in listed).most_common())
     print(week, file=sys.stderr, flush=True)
     return week
 
@@ -109,6 +125,8 @@ def main() -> None:
                         help="--order history: the call length its pace assumes (time per first call = this / channels)")
     parser.add_argument("--pace-days", type=int, default=1,
                         help="--order history, what-if: calling days the first calls are paced through (the rule: 1)")
+    parser.add_argument("--hours", choices=sorted(BY_HOUR), default="all",
+                        help="--order history: whose first calls go at the hour they answered in last time")
     parser.add_argument("--pacer", choices=["engine", "fixed"], default="engine")
     parser.add_argument("--calls-per-minute", type=float, default=27)
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
@@ -122,7 +140,7 @@ def main() -> None:
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
     services.close()
-    report({"people": args.people, "channels": args.channels, "order": args.order, "pace_days": args.pace_days, "pacer": args.pacer,
+    report({"people": args.people, "channels": args.channels, "order": args.order, "hours": args.hours if args.order == "history" else None, "pace_days": args.pace_days, "pacer": args.pacer,
             "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
             "machine": machine(), "weeks": weeks}, args.json)
 
