@@ -86,10 +86,10 @@ def answer_hour(history: Sequence[WeekOutcome]) -> int | None:
 
 
 def hour_slots(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int,
-               days: int = 1) -> tuple[list[datetime], list[int]]:
-    """The paced slots for `count` first calls, as (start, how many) per stretch: from `first_call` and from each
-    whole hour after it to the close, over `days` calling days, one every `per_call` from each start; then the
-    last minute of the last day, which holds everyone (a microsecond apart).
+               days: int = 1) -> tuple[list[datetime], list[int], datetime]:
+    """The paced slots for `count` first calls, as the start and the number of slots of each stretch: from
+    `first_call` and from each whole hour after it to the close, over `days` calling days, one every `per_call`
+    from each start; and the start of the last minute of the last day, for the calls past the pace.
     """
     starts, room = [], []
     opening = first_call
@@ -104,9 +104,7 @@ def hour_slots(first_call: datetime, calendar: CallingCalendar, per_call: timede
             room.append(-(-(ends - moment) // per_call))  # slots that start before `ends`
             moment = ends
         opening = calendar.next_day_opening(opening)
-    starts.append(max(first_call, closing))
-    room.append(count)
-    return starts, room
+    return starts, room, max(first_call, closing)
 
 
 def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first_call: datetime,
@@ -119,7 +117,8 @@ def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first
     on are taken, the earliest free one). One every `per_call` (the trunk's time per call, i.e. mean call length
     / channels), counted from `first_call` and from each whole hour, over `days` calling days (1: the first
     calling day only), and none later than the last minute of the last of them: those the pace has no slot for
-    share that minute, a microsecond apart, so the dialer still takes them in this order.
+    share that minute, a microsecond apart, so the dialer still takes them in this order. There they go by
+    their hour (those without one first): the dialer reaches them the next morning, the afternoon people last.
 
     `members`: (member id, history newest first), in member id order. Memory: about 17 bytes a member.
     """
@@ -129,23 +128,27 @@ def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first
         hour = answer_hour(history) if klass in by_hour else None
         ids[klass].append(member_id)
         hours[klass].append(NO_HOUR if hour is None else hour)
-    count = sum(map(len, ids))
-    starts, room = hour_slots(first_call, calendar, per_call, count, days)
+    starts, room, last_minute = hour_slots(first_call, calendar, per_call, sum(map(len, ids)), days)
     first_day = calendar.local(first_call).date()
     stretch_at = [bisect_left(starts, datetime.combine(first_day, time(hour), tzinfo=calendar.tz)) for hour in range(24)]
     placed = [array("q") for _ in starts]
-    earliest = 0  # the earliest stretch with a free slot (the last minute always has one)
+    past_the_pace = [array("q") for _ in range(25)]  # by hour, NO_HOUR first
+    earliest = 0  # the earliest stretch with a free slot
     for member_id, hour in zip(chain.from_iterable(ids), chain.from_iterable(hours)):
         stretch = earliest if hour == NO_HOUR else max(earliest, stretch_at[hour])
-        while stretch < len(starts) - 1 and not room[stretch]:
+        while stretch < len(starts) and not room[stretch]:
             stretch += 1
-        if stretch == len(starts) - 1:  # nothing free at or after the hour before the last minute
+        if stretch == len(starts):  # nothing free at or after the hour
             stretch = earliest
+        if stretch == len(starts):
+            past_the_pace[hour + 1].append(member_id)
+            continue
         room[stretch] -= 1
         placed[stretch].append(member_id)
-        while earliest < len(starts) - 1 and not room[earliest]:
+        while earliest < len(starts) and not room[earliest]:
             earliest += 1
-    for stretch, (start, members_here) in enumerate(zip(starts, placed)):
-        step = TICK if stretch == len(starts) - 1 else per_call
-        for rank, member_id in enumerate(members_here):
-            yield member_id, start + step * rank
+    for start, here in zip(starts, placed):
+        for rank, member_id in enumerate(here):
+            yield member_id, start + per_call * rank
+    for rank, member_id in enumerate(chain.from_iterable(past_the_pace)):
+        yield member_id, last_minute + TICK * rank

@@ -117,9 +117,10 @@ def test_a_known_hour_gets_the_earliest_free_slot_at_or_after_it(by_hour, expect
 
 
 def test_a_taken_hour_spills_into_the_next_then_to_the_earliest_free_slot_and_nobody_past_the_first_day():
-    # Three slots an hour (one every 20 min), 24 on the day. Ten want 17:00, one 16:00, nineteen have no hour.
+    # Three slots an hour (one every 20 min), 24 on the day. Ten want 17:00, one 16:00, nineteen have no hour;
+    # then two more, wanting 17:00 and 12:00, when the day is full.
     members = [(i, weeks((ACK, 1, 17))) for i in range(1, 11)] + [(11, weeks((ACK, 1, 16)))] + [
-        (i, weeks((ACK, 1))) for i in range(12, 31)]
+        (i, weeks((ACK, 1))) for i in range(12, 31)] + [(31, weeks((ACK, 1, 17))), (32, weeks((ACK, 1, 12)))]
     plan = list(plan_first_calls(iter(members), MONDAY_10, CALENDAR, timedelta(minutes=20), by_hour=EVERY_CLASS))
     when = dict(plan)
     assert [when[i] for i in (1, 2, 3)] == [at(17), at(17, 20), at(17, 40)]
@@ -127,9 +128,11 @@ def test_a_taken_hour_spills_into_the_next_then_to_the_earliest_free_slot_and_no
     assert when[11] == at(16)
     assert [when[i] for i in range(12, 25)] == [at(12, 20), at(12, 40)] + [at(h, m) for h in (13, 14, 15) for m in (0, 20, 40)] + [
         at(16, 20), at(16, 40)]
-    last_minute = [when[i] for i in range(25, 31)]  # no slot left on the day: its last minute, in order
-    assert last_minute == sorted(last_minute) and all(at(17, 58, 59) < t < at(17, 59) for t in last_minute)
-    assert sorted(when) == list(range(1, 31)) and len(plan) == 30  # everyone, once
+    # No slot left on the day: its last minute, those without an hour first, then by hour (the dialer reaches
+    # them the next morning, the afternoon people last).
+    assert [member for member, time in plan if time > at(17, 58, 59)] == [*range(25, 31), 32, 31]
+    assert all(at(17, 58, 59) < time < at(17, 59) for member, time in plan[24:])
+    assert sorted(when) == list(range(1, 33)) and len(plan) == 32  # everyone, once
     times = [time for _, time in plan]
     assert all(later > earlier for earlier, later in zip(times, times[1:]))
 
