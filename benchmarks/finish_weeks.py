@@ -41,7 +41,7 @@ from benchmarks.engine_week import prepare  # noqa: E402
 from benchmarks.finish import local_label, measure_finish, open_seconds  # noqa: E402
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
-from safecall.history import MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
+from safecall.history import CALLS_PER_PERSON, MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
 from safecall.ordering import EVERY_CLASS, UNREACHED_LAST_WEEK  # noqa: E402
 from safecall.planning import estimate_week  # noqa: E402
 from safecall.runs import launch_run  # noqa: E402
@@ -72,8 +72,8 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     clock = VirtualClock(monday)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
-    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days, BY_HOUR[args.hours]) \
-        if args.order == "history" else None
+    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days, BY_HOUR[args.hours],
+                                        args.calls_per_person) if args.order == "history" else None
     first_call = calendar.next_open(monday.replace(hour=10))
     planned = time.perf_counter()
     estimate = estimate_week(services.db, replace_order(campaign, args.order), calendar, now=clock.now(), channels=channels,
@@ -122,7 +122,9 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--order", choices=["due", "history"], default="history")
     parser.add_argument("--mean-call-seconds", type=float, default=MEAN_CALL_SECONDS,
-                        help="--order history: the call length its pace assumes (time per first call = this / channels)")
+                        help="--order history: the call length its pace assumes")
+    parser.add_argument("--calls-per-person", type=float, default=CALLS_PER_PERSON,
+                        help="--order history: calls a person its pace assumes (time per first call = call length x this / channels)")
     parser.add_argument("--pace-days", type=int, default=1,
                         help="--order history, what-if: calling days the first calls are paced through (the rule: 1)")
     parser.add_argument("--hours", choices=sorted(BY_HOUR), default="all",
@@ -140,8 +142,10 @@ def main() -> None:
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
     services.close()
-    report({"people": args.people, "channels": args.channels, "order": args.order, "hours": args.hours if args.order == "history" else None, "pace_days": args.pace_days, "pacer": args.pacer,
-            "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
+    history = args.order == "history"
+    report({"people": args.people, "channels": args.channels, "order": args.order, "hours": args.hours if history else None,
+            "pace_seconds": round(args.mean_call_seconds * args.calls_per_person, 1) if history else None,
+            "pace_days": args.pace_days, "pacer": args.pacer, "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
             "machine": machine(), "weeks": weeks}, args.json)
 
 

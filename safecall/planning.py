@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError
-from safecall.history import MEAN_CALL_SECONDS, member_histories
+from safecall.history import FirstCallOrder, member_histories
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.lifecycle import dialable_clause
@@ -94,7 +94,7 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
     first_call_minute = _minute(first_call)
     total = sum(mix.people.values())
     if by_history:  # first calls paced in class order (ordering.plan_first_calls, hours aside), by the minute
-        per_minute_slots = 60 / (per_call_seconds or MEAN_CALL_SECONDS / channels)
+        per_minute_slots = 60 / (per_call_seconds or FirstCallOrder.for_channels(channels).per_call.total_seconds())
         closing = _minute(datetime.combine(calendar.local(first_call).date(), calendar.end, tzinfo=calendar.tz) - STEP)
         slot, room = first_call_minute, per_minute_slots
         for klass in sorted(mix.people):

@@ -258,17 +258,17 @@ def test_launch_gives_first_calls_their_times_by_history_and_the_hour_that_worke
     # The local hour of the answered call; none for the two who never answered.
     assert hours == {"+821001270000": [10], "+821001270001": [None], "+821001270002": [10], "+821001270003": [10],
                      "+821001270004": [None], "+821001270005": [10], "+821001270006": [11], "+821001270007": [13]}
-    first = datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL)
+    first, pace = datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL), timedelta(seconds=24 * 1.35 / 2)  # call length x calls a person / channels
     assert [(phone[m.id], m.next_attempt_at) for m in members] == [
-        *zip(sorted(silent), [first, first + timedelta(seconds=12)]),  # unreached last week: first
-        *[(f"+82100127000{i}", first + timedelta(seconds=12 * rank)) for rank, i in enumerate([0, 2, 3, 5], start=2)],
+        *zip(sorted(silent), [first, first + pace]),  # unreached last week: first
+        *[(f"+82100127000{i}", first + pace * rank) for rank, i in enumerate([0, 2, 3, 5], start=2)],
         ("+821001270006", datetime(2026, 11, 30, 11, 0, tzinfo=SEOUL)),
         ("+821001270007", datetime(2026, 11, 30, 13, 0, tzinfo=SEOUL))]
 
 
 def test_the_scheduler_launches_weekly_runs_in_history_order(cli, tmp_path):
     # The shipped campaign says first_calls = "history": the scheduler's launch paces the first calls at the
-    # campaign's share of its trunk (4 channels, one campaign: 24 s / 4 = 6 s apart).
+    # campaign's share of its trunk (4 channels, one campaign: 24 s x 1.35 calls a person / 4 = 8.1 s apart).
     cli.set_trunks(scripted_trunks({}, channels=4, cps=5))
     cli("recipients", "import", str(write_csv(tmp_path / "three.csv", [
         person_row(f"셋{i}", f"010-0128-{i:04d}", born=f"196{i}-05-01") for i in range(3)])))
@@ -279,4 +279,4 @@ def test_the_scheduler_launches_weekly_runs_in_history_order(cli, tmp_path):
         times = sorted(m.next_attempt_at for m in session.exec(select(RunMember)))
     services.close()
     first = datetime(2026, 11, 23, 10, 0, 30, tzinfo=SEOUL)
-    assert times == [first, first + timedelta(seconds=6), first + timedelta(seconds=12)]
+    assert times == [first, first + timedelta(seconds=8.1), first + timedelta(seconds=16.2)]
