@@ -21,8 +21,10 @@ spends the mornings at a senior centre. Such a person's first call goes to the
 earliest free paced slot at or after that hour on the first calling day (the
 slots of each hour are taken in class order); when every slot from that hour
 on is taken, the earliest free one. People without a known hour take the
-earliest free slot in their turn. `by_hour` says which classes are timed so
-(BENCHMARKS.md, issue 21, measured which).
+earliest free slot in their turn. `by_hour` says which classes are timed so:
+every class by default, the people unreached last week at the hour of an
+earlier week's answer too (measured against leaving them out and against no
+hours at all in BENCHMARKS.md, issue 21).
 
 Everything here is pure: the rows come in, times go out.
 """
