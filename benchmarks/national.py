@@ -17,7 +17,7 @@ Reports, from the stored rows and the processes:
   (pg_stat_database), peak memory per worker.
 
     eval "$(.ci/postgres start)"
-    python benchmarks/national.py --people 1000000 --districts 250 --workers 4 --channels 300 --speed 15
+    python benchmarks/national.py --people 1000000 --districts 250 --workers 4 --channels 300 --speed 10
     python benchmarks/national.py --people 2000 --districts 5 --workers 2 --channels 10 --speed 60   # smoke size
 """
 
