@@ -24,6 +24,7 @@ Reports, from the stored rows and the processes:
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import re
 import resource
@@ -35,6 +36,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,10 +51,11 @@ from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
 from safecall.settings import load_instance, scaffold_instance  # noqa: E402
 from safecall.store import CampaignRun, Database  # noqa: E402
-from safecall.synthetic import simulated_pbxs_toml, write_roster  # noqa: E402
+from safecall.synthetic import HEADER, simulated_pbxs_toml, synthetic_people  # noqa: E402
 
 CLOCKED_CLI = str(ROOT / "tests" / "clocked_cli.py")  # the safecall command on a clock set from outside
 MONDAY = datetime.fromisoformat("2026-11-23T10:00+09:00")
+ROSTER_FILE_PEOPLE = 200_000
 
 
 def district(index: int) -> str:
@@ -76,6 +79,19 @@ def instance(directory: Path, districts: int, workers: int, channels_each: int) 
             encoding="utf-8")
     shipped.unlink()
     return directory
+
+
+def write_rosters(directory: Path, people: int, dongs: list[str]) -> list[Path]:
+    """The synthetic roster in files of ROSTER_FILE_PEOPLE: the importer reads at most 100 MiB a file."""
+    rows, paths = synthetic_people(people, dongs), []
+    for part in range(0, people, ROSTER_FILE_PEOPLE):
+        path = directory / f"roster-{len(paths) + 1}.csv"
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HEADER)
+            writer.writerows(islice(rows, ROSTER_FILE_PEOPLE))
+        paths.append(path)
+    return paths
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -115,10 +131,11 @@ def main() -> None:
     root = instance(Path(tempfile.mkdtemp(prefix="safecall-national-")) / "office", args.districts, args.workers,
                     args.channels // args.workers)
     config = ["--", "--config", str(root)]
-    roster = write_roster(root / "roster.csv", args.people, [district(i) for i in range(args.districts)])
+    rosters = write_rosters(root, args.people, [district(i) for i in range(args.districts)])
     started = time.perf_counter()
-    subprocess.run([sys.executable, CLOCKED_CLI, "--at", MONDAY.isoformat()] + config + ["recipients", "import", str(roster)],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    for roster in rosters:
+        subprocess.run([sys.executable, CLOCKED_CLI, "--at", MONDAY.isoformat()] + config + ["recipients", "import", str(roster)],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
     imported = time.perf_counter() - started
 
     services = Services.open(load_instance(root, environ), VirtualClock(MONDAY))
