@@ -55,7 +55,7 @@ from safecall.synthetic import HEADER, simulated_pbxs_toml, synthetic_people  # 
 
 CLOCKED_CLI = str(ROOT / "tests" / "clocked_cli.py")  # the safecall command on a clock set from outside
 MONDAY = datetime.fromisoformat("2026-11-23T10:00+09:00")
-ROSTER_FILE_PEOPLE = 200_000
+ROSTER_FILE_PEOPLE = 100_000  # the importer takes at most 200,000 rows and 100 MiB a file
 
 
 def district(index: int) -> str:
@@ -82,7 +82,7 @@ def instance(directory: Path, districts: int, workers: int, channels_each: int) 
 
 
 def write_rosters(directory: Path, people: int, dongs: list[str]) -> list[Path]:
-    """The synthetic roster in files of ROSTER_FILE_PEOPLE: the importer reads at most 100 MiB a file."""
+    """The synthetic roster in files of ROSTER_FILE_PEOPLE people."""
     rows, paths = synthetic_people(people, dongs), []
     for part in range(0, people, ROSTER_FILE_PEOPLE):
         path = directory / f"roster-{len(paths) + 1}.csv"
