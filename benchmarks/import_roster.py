@@ -40,7 +40,7 @@ def write_xlsx(path: Path, rows: int) -> Path:
 
 def timed_import(roster: Path, workdir: Path) -> dict:
     instance = workdir / f"office-{roster.suffix[1:]}"
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "safecall", "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(instance),

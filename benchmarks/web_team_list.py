@@ -153,7 +153,7 @@ def main() -> None:
         setup = time.perf_counter() - setup
         port = free_port()
         env = {**os.environ, "SAFECALL_WEB_SECRET": secrets.token_hex(32)}
-        server = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--config", str(directory), "web", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(directory), "web", "--port", str(port)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30

@@ -5,7 +5,7 @@
 Then translate every entry whose msgstr is empty and run it again. tests/test_cli_locale.py fails while a
 message has no translation or safecall.mo is older than safecall.po.
 
-Messages are found by Babel in calls of _(), N_() and NC_(context, ...) in cli.py and safecall/, and in the
+Messages are found by Babel in calls of _(), N_() and NC_(context, ...) in safecall/, and in the
 help of every command and option of the app (docstrings and help=...).
 """
 
@@ -27,14 +27,14 @@ KEYWORDS = {"_": None, "N_": None, "NC_": ((1, "c"), 2)}
 
 
 def sources() -> list[Path]:
-    return [ROOT / "cli.py"] + sorted(p for p in (ROOT / "safecall").rglob("*.py") if "migrations" not in p.parts)
+    return sorted(p for p in (ROOT / "safecall").rglob("*.py") if "migrations" not in p.parts)
 
 
 def help_texts() -> list[str]:
     sys.path.insert(0, str(ROOT))
     from typer.main import get_command
 
-    from cli import create_app
+    from safecall.cli import create_app
 
     found: list[str] = []
 
@@ -55,7 +55,7 @@ def messages() -> dict[tuple[str, str | None], list[str]]:
             if isinstance(message, str) and message:
                 found.setdefault((message, context), []).append(f"{path.relative_to(ROOT)}:{line}")
     for text in help_texts():
-        found.setdefault((text, None), []).append("cli.py (help)")
+        found.setdefault((text, None), []).append("safecall/cli (help)")
     return found
 
 
@@ -95,7 +95,7 @@ def update() -> int:
         new.add(message, string, context=context, locations=[(place.split(":")[0], 0) for place in places[:1]])
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as handle:
-        write_po(handle, new, width=120, omit_header=False, no_location=True, sort_output=False)
+        write_po(handle, new, width=120, omit_header=False, no_location=True, sort_output=True)  # sorted by message: stable under code moves, and merges cleanly
     MO.write_bytes(compiled(read_catalogue()))
     print(f"{PO.relative_to(ROOT)}: {len(new)} messages, {missing} without a translation")
     return 1 if missing else 0

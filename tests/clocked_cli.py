@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import create_app  # noqa: E402
+from safecall.cli import create_app  # noqa: E402
 from safecall.clock import ScaledClock, VirtualClock  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from cli import create_app
+from safecall.cli import create_app
 from safecall.clock import VirtualClock
 from safecall.settings import load_instance
 from safecall.store import Database

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import create_app  # noqa: E402
+from safecall.cli import create_app  # noqa: E402
 from safecall.lifecycle import CallLifecycle  # noqa: E402
 from safecall.telephony.base import LineResult  # noqa: E402
 

@@ -338,7 +338,7 @@ def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
 
 
 def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
-    from cli import create_app
+    from safecall.cli import create_app
     from typer.testing import CliRunner
 
     agi_port = free_port()

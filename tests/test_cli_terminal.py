@@ -25,7 +25,6 @@ from conftest import person_row, scripted_trunks, write_csv
 from safecall.store import Person
 from safecall.terminal import plain
 
-CLI = str(Path(__file__).parents[1] / "cli.py")
 # Names as they may sit in the database (older imports, webhooks): Rich markup, a hyperlink, an OSC title change,
 # a screen clear, a direction override. Each must show literally, and none may reach the terminal as a control.
 HOSTILE = {
@@ -188,12 +187,12 @@ def test_list_commands_take_csv_and_json(cli, tmp_path):
 RICH_STYLE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-# One process runs every command (cli.app, as `safecall` does), so the terminal is real and the test is quick.
+# One process runs every command (one app, as `safecall` builds it), so the terminal is real and the test is quick.
 DRIVER = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
-from cli import app
-for index, command in enumerate(json.loads(sys.argv[2])):
+from safecall.cli import create_app
+app = create_app()
+for index, command in enumerate(json.loads(sys.argv[1])):
     print(f"=== {index} ===", flush=True)
     try:
         app(command, prog_name="safecall")
@@ -207,7 +206,7 @@ def run_on_terminal(commands: list[list[str]], env: dict, columns: int = 200, ti
     """The commands in a subprocess whose stdout and stderr are a pseudo-terminal; what each one wrote."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, str(Path(CLI).parent), json.dumps(commands)],
+    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(commands)],
                                stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
     chunks = []

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from cli import create_app
+from safecall.cli import create_app
 from live import free_port
 from safecall import phones
 from safecall.escalation import send_notifications

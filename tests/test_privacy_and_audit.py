@@ -24,7 +24,7 @@ from safecall.store import AuditEvent, Database, Person, VisitTask
 from test_scheduler import smtp  # noqa: F401  (the real SMTP server fixture)
 from web_fixtures import office_with_a_week, web_services
 
-CLI = str(Path(__file__).parents[1] / "cli.py")
+CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))
 ATTACHMENT_PASSWORD = "열쇠-2026-office-only"
 
@@ -115,7 +115,7 @@ def test_the_cli_actor_is_the_os_user_id_not_logname_or_user(cli, tmp_path):
     env = {**os.environ, "LOGNAME": "mallory", "USER": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
     with cli.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).first()
-    result = subprocess.run([sys.executable, CLI, "--config", str(cli.root), "visits", "record", str(task.id), "--outcome", "safe"],
+    result = subprocess.run([*CLI, "--config", str(cli.root), "visits", "record", str(task.id), "--outcome", "safe"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     import pwd
@@ -125,7 +125,7 @@ def test_the_cli_actor_is_the_os_user_id_not_logname_or_user(cli, tmp_path):
         recorded = session.get(VisitTask, task.id)
     assert event.actor == expected and recorded.recorded_by == expected
     assert "mallory" not in event.actor
-    shown = subprocess.run([sys.executable, CLI, "--config", str(cli.root), "audit", "--actor", expected], env=env,
+    shown = subprocess.run([*CLI, "--config", str(cli.root), "audit", "--actor", expected], env=env,
                            capture_output=True, text=True, timeout=60).stdout
     assert "visit.record" in shown and "mallory" not in shown
 

@@ -27,7 +27,7 @@ from safecall.store import FINAL_STATES, Attempt, CampaignRun, Database, Disposi
 from safecall.telephony.base import CallRequest
 from safecall.synthetic import write_roster
 
-CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
+CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 NOW = "2026-11-23T08:00+09:00"
 DONGS = ["청운효자동", "사직동", "삼청동", "부암동", "평창동", "무악동", "교남동", "가회동", "이화동"]
 
@@ -36,14 +36,14 @@ MUTANT_CLI = str(Path(__file__).resolve().parent / "drill_mutants.py")
 
 
 def safecall(root: Path, *args: str, mutant: str | None = None) -> subprocess.Popen:
-    command = [sys.executable, MUTANT_CLI, mutant, "--"] if mutant else [sys.executable, CLI]
+    command = [sys.executable, MUTANT_CLI, mutant, "--"] if mutant else CLI
     return subprocess.Popen([*command, "--config", str(root), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def drill_instance(tmp_path: Path, people: int) -> Path:
     root = tmp_path / "office"
-    assert subprocess.run([sys.executable, CLI, "init", str(root)], capture_output=True).returncode == 0
+    assert subprocess.run([*CLI, "init", str(root)], capture_output=True).returncode == 0
     trunks = root / "config" / "trunks.toml"
     trunks.write_text(trunks.read_text(encoding="utf-8").replace("calls_per_second = 5", 'calls_per_second = 50\nplaced_log = "placed.jsonl"'),
                       encoding="utf-8")

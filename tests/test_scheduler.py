@@ -390,7 +390,7 @@ def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float,
 
 def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
     env = {**os.environ, "SAFECALL_CONFIG": str(cli.root)}
-    process = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "cli.py"), "scheduler", "run", "--interval", "0.2"],
+    process = subprocess.Popen([sys.executable, "-m", "safecall", "scheduler", "run", "--interval", "0.2"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stderr = terminate_when(process, lambda: (cli.root / "data" / "safecall.db").exists(), 20, 20, settle=1)
     assert process.returncode == 0, stderr

@@ -10,7 +10,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from cli import create_app
+from safecall.cli import create_app
 
 
 def test_init_scaffolds_an_instance_from_the_shipped_defaults(cli):

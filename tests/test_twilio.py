@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from cli import create_app
+from safecall.cli import create_app
 from conftest import person_row, write_csv
 from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock

@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from cli import create_app
+from safecall.cli import create_app
 from conftest import person_row, write_csv
 from live import always_open, free_port, outcomes_by_name
 from safecall.clock import SystemClock
@@ -34,7 +34,7 @@ from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 from test_twilio import ENV, EXPECTED, PUBLIC, cloud, twilio_trunks  # noqa: F401 (cloud is a fixture)
 from twilio_fake import TOKEN, FakeCall, FakeTwilio
 
-CLI = str(Path(__file__).resolve().parents[1] / "cli.py")
+CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 
 
 def open_calls(cli, count: int) -> tuple[Services, list[tuple[str, str]]]:
@@ -265,7 +265,7 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
         (campaigns / "district-check.toml").write_text(text.replace('name = "weekly-safe-call"', 'name = "district-check"')
                                                        .replace("dongs = []", 'dongs = ["청운효자동"]'), encoding="utf-8")
         cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows)))
-        process = subprocess.Popen([sys.executable, CLI, "--config", str(cli.root), "scheduler", "run", "--interval", "0.5"],
+        process = subprocess.Popen([*CLI, "--config", str(cli.root), "scheduler", "run", "--interval", "0.5"],
                                    env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 150

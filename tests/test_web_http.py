@@ -228,7 +228,7 @@ def test_safecall_web_serves_on_loopback_by_default(cli):
     from live import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "cli.py"), "--config", str(cli.root), "web", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)],
                               env={**os.environ, "SAFECALL_WEB_SECRET": SECRET}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline, page = time.monotonic() + 30, None

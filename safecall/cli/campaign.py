@@ -1,0 +1,225 @@
+"""Campaigns and their weekly runs: plan, validate, drill, launch, run, status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from safecall import commands
+from safecall.campaign import check_campaign, list_campaigns, load_campaign
+from safecall.commands import parse_day
+from safecall.errors import InputError
+from safecall.planning import plan_campaign, plan_lines, spill_warning
+from safecall.runs import RunStatus, list_runs
+from safecall.store import Disposition
+from safecall.terminal import add_row, csv_text, json_text, plain, progress_bar, table
+
+
+from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
+
+campaign_app = group("Campaign definitions and their weekly runs.")
+
+
+@campaign_app.command("list")
+def campaign_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """List campaign definitions and their runs."""
+    app = state(ctx)
+    check_format(fmt)
+    _ = app._
+    services = app.services()
+    names = list_campaigns(services.instance)
+    runs = list_runs(services.db)
+    tz = services.instance.tz
+    if fmt == "json":
+        typer.echo(json_text({"campaigns": names, "runs": [
+            {"id": r.id, "campaign": r.campaign, "week_start": r.week_start, "status": r.status,
+             "first_call_at": r.first_call_at.astimezone(tz).isoformat()} for r in runs]}), nl=False)
+        return
+    if fmt == "table":
+        for name in names:
+            app.say(name)
+    emit(app, fmt, [_("run"), _("campaign"), _("week"), _("status"), _("first call")],
+         [[r.id, r.campaign, r.week_start, app.texts.word("run", r.status), r.first_call_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")]
+          for r in runs], [], whole=(0, 2, 4))
+
+
+@campaign_app.command("plan")
+def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                  weeks: int = typer.Option(8, "--weeks", min=1, max=104, help="How many weeks ahead."),
+                  now: Optional[str] = typer.Option(None, "--now", help="Plan from the week of this time (ISO; default: now)."),
+                  channels: Optional[float] = typer.Option(None, "--channels", help="Channels to estimate the week with (default: the campaign's share of its trunk)."),
+                  by: Optional[str] = typer.Option(None, "--by", help="Day the visit list must be complete, YYYY-MM-DD (default: the week's last calling day).")):
+    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""
+    from safecall.policy import plan_weeks, week_start
+
+    app = state(ctx)
+    _ = app._
+    instance = app.instance()
+    definition = load_campaign(instance, name)
+    calendar = definition.calendar(instance)
+    moment = commands.parse_moment(now, "--now") if now else app.make_clock().now()
+    grid = table(_("week"), _("slot"), _("first calls"), _("why moved"), whole=(0, 1, 2),
+                 title=_("{campaign}: the next {weeks} weeks").format(campaign=name, weeks=weeks))
+    for planned in plan_weeks(calendar, definition.schedule.weekday, definition.schedule.start, week_start(moment, calendar.tz), weeks,
+                              now=moment):
+        first = (app.texts.day_and_time(planned.first_call.astimezone(calendar.tz)) if planned.first_call
+                 else _("no calling day: fix the window"))
+        add_row(grid, [planned.week, app.texts.day_and_time(planned.slot), first, _(planned.why_moved) if planned.why_moved else ""])
+    app.out.print(grid)
+    if not commands.has_database(instance):  # the calendar needs no data, and planning never creates a database
+        app.say(_("No database yet: import the roster for the estimate of the week's calls."))
+        return
+    services = app.services()
+    plan = plan_campaign(services.db, definition, calendar, now=moment, by_day=parse_day(by, "--by") if by else None,
+                         channels=channels or services.campaign_channels(definition))
+    when = local_time(app, calendar)
+    for line in plan_lines(definition, plan, when, _):
+        app.say(line)
+    warning = spill_warning(definition, plan, when, _)
+    if warning:
+        app.err.print(plain(_("warning: ") + warning), markup=False)
+
+
+def local_time(app: AppContext, calendar):
+    return lambda moment: "-" if moment is None else app.texts.day_and_time(moment.astimezone(calendar.tz))
+
+
+@campaign_app.command("validate")
+def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
+    """Check a campaign definition and report every error."""
+    app = state(ctx)
+    instance = app.instance()
+    definition, problems = check_campaign(instance, name)
+    if problems:
+        raise InputError(app._("campaign {name!r} has {count} problem(s)").format(name=name, count=len(problems)), problems)
+    app.say(app._("campaign {name!r} is valid").format(name=name))
+    if not commands.has_database(instance):  # no roster yet: nothing to estimate, and validating creates no database
+        return
+    services = app.services()
+    calendar = definition.calendar(instance)
+    plan = plan_campaign(services.db, definition, calendar, now=services.now(), channels=services.campaign_channels(definition))
+    warning = spill_warning(definition, plan, local_time(app, calendar), app._)
+    if warning:
+        app.err.print(plain(app._("warning: ") + warning), markup=False)
+
+
+def progress(app: AppContext) -> progress_bar:
+    return progress_bar(app.out, app._("calling"), app._("people done"))
+
+
+def dial(app: AppContext, name: str, run_id: int) -> None:
+    services = app.services()
+    with progress(app) as update:
+        status = commands.dial_run(services, name, run_id, on_progress=update)
+    print_status(app, status)
+
+
+def drill_and_print(app: AppContext, name: str, start: datetime, directory: Optional[Path], trunk_name: Optional[str]) -> None:
+    from safecall.drills import run_drill
+
+    instance = app.instance()  # never app.services(): that would open (and create) the real database
+    when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
+    announce = lambda folder: app.say(app._("Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
+                                            "in {folder}. The real database is not touched.").format(campaign=name, when=when, folder=folder))
+    with progress(app) as update:
+        result = run_drill(instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce)
+    print_status(app, result.status)
+    app.say(app._("The drill's copy is kept in {folder}.").format(folder=result.folder) if result.kept
+            else app._("The drill's copy was deleted."))
+
+
+def drill(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+          now: Optional[str] = typer.Option(None, "--now", help="Play the week from this time (ISO, e.g. 2026-11-23T08:00+09:00; default: now)."),
+          directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards."),
+          trunk_name: Optional[str] = typer.Option(None, "--trunk", help="A simulated trunk to dial through (default: the campaign's).")):
+    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
+    app = state(ctx)
+    drill_and_print(app, name, commands.parse_moment(now, "--now") if now else app.make_clock().now(), directory, trunk_name)
+
+
+@campaign_app.command("launch")
+def campaign_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name."),
+                    dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                    fast: bool = typer.Option(False, "--fast", help="A drill, as 'safecall drill NAME': the week in virtual time on a copy of the data; no real run.")):
+    """Create this week's run (or resume it if it exists) and dial it."""
+    app = state(ctx)
+    if fast:
+        app.err.print(plain(app._("--fast runs a drill on a throwaway copy of this instance's data ('safecall drill NAME'); "
+                                  "no real run is created or used. Leave out --fast to launch the real run.")), markup=False)
+        drill_and_print(app, name, app.make_clock().now(), None, None)
+        return
+    services = app.services()
+    run, created = commands.launch_week(services, name)
+    first = run.first_call_at.astimezone(services.instance.tz).strftime("%Y-%m-%d %H:%M")
+    if created:
+        app.say(app._("Launched run {run} of {campaign} for the week of {week}; first calls {first}.").format(
+            run=run.id, campaign=name, week=run.week_start, first=first))
+    else:
+        app.say(app._("Run {run} of {campaign} for the week of {week} already exists ({status}); resuming it.").format(
+            run=run.id, campaign=name, week=run.week_start, status=app.texts.word("run", run.status)))
+    if dial_now:
+        dial(app, name, run.id)
+
+
+@campaign_app.command("run")
+def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: every open run)."),
+                 fast: bool = typer.Option(False, "--fast", hidden=True)):
+    """Dial the due attempts of a run until it closes."""
+    commands.refuse_fast(fast)
+    app = state(ctx)
+    for r in commands.runs_to_dial(app.services(), run):
+        app.say(app._("Dialling run {run} ({campaign}, week of {week})").format(run=r.id, campaign=r.campaign, week=r.week_start))
+        dial(app, r.campaign, r.id)
+
+
+@campaign_app.command("status")
+def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run)."),
+                    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """Show the progress of a run."""
+    app = state(ctx)
+    check_format(fmt)
+    print_status(app, commands.run_to_show(app.services(), run), fmt)
+
+
+def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None:
+    _ = app._
+    run = status.run
+    counts = [
+        ("people", _("people"), status.people),
+        ("acknowledged_first_try", _("acknowledged on the first try"), status.acknowledged_first_try),
+        ("acknowledged_after_retries", _("acknowledged after retries"), status.acknowledged_after_retries),
+        ("help_requests", _("help requests (pressed 2)"), status.help_requests),
+        ("waiting_first_call", _("waiting for the first call"), status.waiting_first_call),
+        ("pending_retries", _("pending retries"), status.pending_retries),
+        ("in_call", _("in a call now"), status.in_call),
+        ("final_non_responders", _("final non-responders (home visit)"), status.final_non_responders),
+        ("withdrawn", _("withdrawn (paused or closed)"), status.withdrawn),
+    ]
+    results = [(d, status.attempts_by_disposition[d]) for d in list(Disposition) + ["in progress"]
+               if status.attempts_by_disposition.get(d)]
+    if fmt == "json":
+        typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
+                              **{key: value for key, _label, value in counts},
+                              "attempts_by_result": dict(results)}), nl=False)
+        return
+    if fmt == "csv":
+        typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
+                            [[app.texts.word("disposition", d), n] for d, n in results]), nl=False)
+        return
+    title = _("Run {run}: {campaign}, week of {week} ({status})").format(
+        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status))
+    grid = table(_("what"), _("count"), title=title, show_header=False)
+    grid.columns[1].justify = "right"
+    for _key, label, value in counts:
+        add_row(grid, [label, value])
+    app.out.print(grid)
+    attempts = table(_("attempt result"), _("count"), title=_("Attempts by result"))
+    attempts.columns[1].justify = "right"
+    for disposition, count in results:
+        add_row(attempts, [app.texts.word("disposition", disposition), count])
+    app.out.print(attempts)
+
+

@@ -1,0 +1,201 @@
+"""What every command shares: the invocation's state, the root group that turns errors into messages, output helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
+
+from safecall import commands
+from safecall.clock import Clock, SystemClock
+from safecall.errors import InputError, SafeCallError, translated
+from safecall.i18n import N_, Texts, language
+from safecall.services import Services
+from safecall.settings import Instance, configured_language, load_instance, locate_instance
+from safecall.store.db import explain
+from safecall.terminal import console, csv_text, json_text, markup_safe, plain, print_listing
+
+
+@dataclass(frozen=True)
+class Injected:
+    """What `create_app` was given; the same for every invocation of one app."""
+    make_clock: Callable[[], Clock]
+    environ: Optional[dict]
+
+    def env(self) -> dict:
+        return dict(os.environ if self.environ is None else self.environ)
+
+
+@dataclass
+class AppContext:
+    """One invocation's state: options of the root command, language, consoles, and the services once opened."""
+    make_clock: Callable[[], Clock]
+    environ: dict
+    config_option: Optional[str] = None
+    out: Console = field(default_factory=console)
+    err: Console = field(default_factory=lambda: console(stderr=True))
+    _services: Optional[Services] = field(default=None, repr=False)
+
+    @cached_property
+    def texts(self) -> Texts:
+        # Chosen on first use, when --config is known: the instance's `language` setting counts.
+        return Texts(language(self.environ, configured_language(self.root())))
+
+    def _(self, message: str) -> str:
+        return self.texts._(message)
+
+    def root(self) -> Path:
+        return locate_instance(self.config_option, self.environ, Path.cwd())
+
+    def instance(self) -> Instance:
+        return load_instance(self.root(), self.environ)
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+    def services(self, check_schema: bool = True) -> Services:
+        if self._services is None:
+            self._services = Services.open(self.instance(), self.make_clock(), check_schema=check_schema)
+        return self._services
+
+    def say(self, message: str) -> None:
+        """A line for the user; values in it may come from files, so it is never read as markup."""
+        self.out.print(plain(message), markup=False)
+
+
+def state(ctx: typer.Context) -> AppContext:
+    return ctx.find_root().obj
+
+
+def invocation(ctx: click.Context) -> AppContext:
+    """The invocation's state, or one built from what create_app was given when the root options failed."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, AppContext):
+        return obj
+    injected = obj if isinstance(obj, Injected) else Injected(SystemClock, None)
+    return AppContext(make_clock=injected.make_clock, environ=injected.env())
+
+
+# Click's exits, aborts and usage errors go on to Click, which reports them (newer Typer vendors its own Click).
+CLICK_FLOW = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+              next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
+
+
+class SafeCallGroup(TyperGroup):
+    """The root command: help in the user's language; errors become a short message and exit code 1, never a traceback."""
+
+    def main(self, args=None, *rest, **kwargs):
+        injected = self.context_settings.get("obj")
+        environ = injected.env() if isinstance(injected, Injected) else dict(os.environ)
+        # Help is translated before Click parses --config, so the option is looked up here.
+        root = locate_instance(config_argument(sys.argv[1:] if args is None else list(args)), environ, Path.cwd())
+        translate_help(self, Texts(language(environ, configured_language(root))))
+        return super().main(args, *rest, **kwargs)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CLICK_FLOW:
+            raise
+        except InputError as exc:
+            fail(ctx, exc.translated(invocation(ctx)._), exc.problems)
+        except SafeCallError as exc:
+            fail(ctx, exc.translated(invocation(ctx)._))
+        except OperationalError as exc:  # a read outside a transaction met a locked or broken database
+            fail(ctx, explain(exc, "the instance"))
+        except Exception as exc:
+            unexpected(ctx, exc)
+
+
+def config_argument(args: list[str]) -> Optional[str]:
+    """The value of a leading `--config X` or `--config=X`, the root option, if given."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # a command: later arguments are its own
+    return None
+
+
+def fail(ctx, message: str, problems: list[str] = ()) -> None:
+    app = invocation(ctx)
+    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(message), markup=True, sep="")  # names from files
+    for problem in problems:
+        app.err.print(f"  - {plain(translated(problem, app._))}", markup=False)
+    raise typer.Exit(1)
+
+
+def unexpected(ctx, exc: Exception) -> None:
+    """A defect or an outside failure nobody foresaw: details go to a log file, the user gets one line and a hint."""
+    app = invocation(ctx)
+    if app.environ.get("SAFECALL_DEBUG"):
+        raise exc
+    where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
+    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(app._(
+        "SafeCall stopped on an unexpected problem ({kind}: {detail}).").format(kind=type(exc).__name__, detail=exc)),
+        markup=True, sep="")
+    hint = app._("Details are in {log}. Run `safecall doctor`; if the problem stays, "
+                 "send that file to whoever maintains SafeCall.")
+    app.err.print(plain(hint.format(log=where or app._("(no log file could be written)"))), markup=False)
+    raise typer.Exit(1)
+
+
+def translate_help(command: click.Command, texts: Texts) -> None:
+    """Help of every command and option in the user's language (msgids are the English help in the code)."""
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = texts._(param.help)
+    if command.help:
+        command.help = texts._(command.help)
+    if command.short_help:
+        command.short_help = texts._(command.short_help)
+    if getattr(command, "_help_option", False) is None:  # Click 8.2+ builds --help once per command and keeps it
+        names = types.SimpleNamespace(help_option_names=command.context_settings.get("help_option_names", ["--help"]))
+        option = command.get_help_option(names)
+        if option is not None:
+            option.help = texts._(HELP_OPTION)
+    for sub in getattr(command, "commands", {}).values():
+        translate_help(sub, texts)
+
+
+HELP_OPTION = N_("Show this message and exit.")
+
+
+def emit(app: AppContext, fmt: str, headers: list[str], rows: list[list], records: list[dict], title: str | None = None,
+         whole: tuple[int, ...] = ()) -> None:
+    """One listing as a table (people read it), CSV (Excel or a pipe) or JSON (programs: English keys, stored values)."""
+    if fmt == "json":
+        typer.echo(json_text(records), nl=False)
+    elif fmt == "csv":
+        typer.echo(csv_text(headers, rows), nl=False)
+    else:
+        print_listing(app.out, headers, rows, title=title, whole=whole)
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "csv", "json")) -> None:
+    if fmt not in allowed:
+        raise InputError(N_("--format: unknown format {fmt!r} (use {choices})"), fmt=fmt, choices=", ".join(allowed))
+
+
+FORMAT_HELP = "table, csv or json."
+
+
+def group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, no_args_is_help=True)
+
+

@@ -1,0 +1,130 @@
+"""Instance commands: init, demo, doctor, serve; settings, database and trunk checks."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.cells import cell_len
+
+from safecall import commands
+from safecall.errors import translated
+from safecall.settings import scaffold_instance, show_settings
+from safecall.terminal import json_text, markup_safe
+
+
+from safecall.cli.context import AppContext, state, group
+from safecall.cli.campaign import progress, print_status
+
+config_app = group("Settings of this instance.")
+trunk_app = group("Telephony trunks (config/trunks.toml).")
+db_app = group("The database: schema revision and upgrades.")
+
+
+def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Folder for the new instance.")):
+    """Create a new instance folder from the shipped defaults."""
+    app = state(ctx)
+    created = scaffold_instance(directory)
+    app.say(app._("Created instance in {folder}:").format(folder=directory.absolute()))
+    for path in created:
+        app.say(f"  {path}")
+    app.say(app._("Use it with: safecall --config {folder} ...  (or export SAFECALL_CONFIG={folder})").format(folder=directory))
+
+
+def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the demo instance here (default: a new temporary folder).")):
+    """Run a whole weekly campaign on a synthetic roster and a simulated trunk, in accelerated time."""
+    from safecall.demo import run_demo
+
+    app = state(ctx)
+    target = directory or Path(tempfile.mkdtemp(prefix="safecall-demo-"))
+    app.say(app._("Demo instance: {folder}").format(folder=target.absolute()))
+    with progress(app) as update:
+        result = run_demo(target, app.make_clock(), on_progress=update)
+    roster = result.roster
+    app.say(app._("Roster: {added} people imported, {without} without consent (stored, never called).").format(
+        added=roster.added, without=len(roster.without_consent)))
+    print_status(app, result.status)
+    app.say(app._("Lists for the teams:"))
+    for path in result.files:
+        app.say(f"  {path}")
+
+
+def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")):
+    """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
+    from safecall.doctor import run_doctor
+
+    app = state(ctx)
+    print_checks(app, run_doctor(app.services(check_schema=False), wait_seconds=wait))
+
+
+def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
+          seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
+    """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
+    app = state(ctx)
+    commands.serve_ivr(app.services(), campaign_name, seconds,
+                       on_started=lambda: app.say(app._("Serving the IVR of {campaign!r}; Ctrl-C stops.").format(campaign=campaign_name)))
+    app.say(app._("Stopped."))
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Print the effective settings; secrets are masked."""
+    app = state(ctx)
+    shown = show_settings(app.instance())
+    if as_json:
+        typer.echo(json_text(shown), nl=False)
+        return
+    for key, value in shown.items():
+        app.say(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+
+
+def print_checks(app: AppContext, checks) -> None:
+    passed, failed = app._("ok"), app._("FAIL")
+    width = max(cell_len(passed), cell_len(failed))  # the marks line up in either language
+    for check in checks:
+        mark = (f"[green]{passed}[/green]" + " " * (width - cell_len(passed)) if check.ok
+                else f"[red]{failed}[/red]" + " " * (width - cell_len(failed)))
+        app.out.print(f"{mark} {markup_safe(translated(check.name, app._))}: ", end="")
+        app.say(translated(check.detail, app._))
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context):
+    """Show the database's schema revision and whether it needs `safecall db upgrade`."""
+    app = state(ctx)
+    db = app.services(check_schema=False).db
+    schema = db.schema_state()
+    app.say(app._("database: {url}").format(url=db.safe_url()))
+    app.say(app._("schema revision: {current}; this SafeCall: {head}").format(current=schema.describe(), head=schema.head))
+    if schema.has_tables and schema.current != schema.head:
+        app.say(app._("needs: safecall db upgrade"))
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context):
+    """Bring the database to this SafeCall's schema, in place (a SQLite file is backed up first)."""
+    app = state(ctx)
+    db = app.services(check_schema=False).db
+    upgrade = db.upgrade()
+    if not upgrade.applied:
+        app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
+        return
+    app.say(app._("Upgraded {url}: applied {revisions}.").format(url=db.safe_url(), revisions=", ".join(upgrade.applied)))
+    if upgrade.backup:
+        app.say(app._("The database as it was is kept in {path}").format(path=upgrade.backup))
+
+
+@trunk_app.command("check")
+def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
+                wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
+    """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
+    app = state(ctx)
+    print_checks(app, app.services().check_trunk(name, wait_seconds=wait))
+
+

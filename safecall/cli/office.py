@@ -1,0 +1,107 @@
+"""Inactivity signals, the office's reports and IVR prompt audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from safecall import commands
+from safecall.commands import parse_day
+from safecall.terminal import plain
+
+
+from safecall.cli.context import state, emit, check_format, group
+from safecall.cli.campaign import dial
+
+signals_app = group("Inactivity signals that trigger ad-hoc check calls.")
+report_app = group("Reports for the office.")
+ivr_app = group("IVR flows and their prompt audio.")
+
+
+@signals_app.command("import")
+def signals_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV/XLSX: 전화번호 (or person_id), 일자, 종류, 점수.")):
+    """Load inactivity signals (power use, telecom, app data); all or nothing."""
+    from safecall.signals import import_signals
+
+    app = state(ctx)
+    services = app.services()
+    result = import_signals(services.db, file, services.instance.settings, now=services.now())
+    app.say(app._("Imported {rows} signals from {file}: {added} added, {updated} updated.").format(
+        rows=result.rows, file=file, added=result.added, updated=result.updated))
+
+
+@signals_app.command("launch")
+def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign whose IVR, trunk and retry rules to use."),
+                   on: Optional[str] = typer.Option(None, "--date", help="Day of the signals (default: today)."),
+                   dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
+                   fast: bool = typer.Option(False, "--fast", hidden=True)):
+    """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
+    commands.refuse_fast(fast)
+    app = state(ctx)
+    services = app.services()
+    day = parse_day(on, "--date") if on else services.today()
+    check = commands.launch_signal_check(services, name, day)
+    if check is None:
+        app.say(app._("No one is flagged by the signals of {day}; nothing to call.").format(day=day))
+        return
+    message = (app._("Launched run {run}: a check call to {people} flagged people ({day}).") if check.created
+               else app._("Resuming run {run}: a check call to {people} flagged people ({day})."))
+    app.say(message.format(run=check.run.id, people=check.people, day=day))
+    if dial_now:
+        dial(app, name, check.run.id)
+
+
+@report_app.command("weekly")
+def report_weekly(ctx: typer.Context,
+                  start: Optional[str] = typer.Option(None, "--from", help="First campaign week (a date in it), YYYY-MM-DD."),
+                  end: Optional[str] = typer.Option(None, "--to", help="Last campaign week, YYYY-MM-DD."),
+                  fmt: str = typer.Option("table", "--format", help="table, csv, xlsx or json."),
+                  output: Optional[Path] = typer.Option(None, "--output", help="File for csv/xlsx (default: the outbox)."),
+                  chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the weekly rates to this PNG.")):
+    """Per campaign week and dong: called, acknowledged, help requests, non-responders, visits and outcomes."""
+    from safecall.reports import COLUMNS, weekly_report
+
+    app = state(ctx)
+    check_format(fmt, ("table", "csv", "xlsx", "json"))
+    if chart:
+        commands.writable_file(chart, "--chart")
+    services = app.services()
+    first, last = commands.report_weeks(services, start, end)
+    rows = weekly_report(services.db, start=first, end=last)
+    if fmt in ("table", "json"):
+        emit(app, fmt, [title for _, title in COLUMNS], [row.cells() for row in rows],
+             [row.record() for row in rows], title=app._("Weekly report"))
+    else:
+        app.say(app._("wrote {path}").format(path=commands.write_report(services, rows, fmt, output)))
+    if chart:
+        note = commands.draw_report_chart(rows, chart)
+        app.say(app._("wrote {path}").format(path=chart))
+        if note:
+            app.err.print(plain(app._(note)), markup=False)
+
+
+@ivr_app.command("prompts")
+def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flow", help="IVR flow name."),
+                from_dir: Optional[Path] = typer.Option(None, "--from", help="Folder of the office's recordings (WAV or MP3), named after the prompts: greeting.wav, greeting.slow.wav, greeting.loud.wav."),
+                force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too).")):
+    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""
+    from safecall.ivr import load_flow
+    from safecall.telephony.asterisk.prompts import prepare_prompts, sounds_dir
+
+    app = state(ctx)
+    instance = app.instance()
+    out_dir = sounds_dir(instance.ivr_dir)
+    done = prepare_prompts(load_flow(instance.ivr_dir, flow), out_dir, from_dir=from_dir, force=force)
+    for recording in done.recorded:
+        line = app._("recorded {path} from {source} ({seconds:.1f} s; wideband, .sln16 too)") if recording.wideband \
+            else app._("recorded {path} from {source} ({seconds:.1f} s)")
+        app.say(line.format(path=out_dir / f"{recording.target}.wav", source=recording.source.name, seconds=recording.seconds))
+    for path in done.written:
+        app.say((app._("wrote {path} (espeak-ng: no recording given)") if from_dir else app._("wrote {path}")).format(path=path))
+    for path in done.kept:
+        app.say(app._("kept  {path} (already there; --force replaces it)").format(path=path))
+    app.say(app._("Copy {folder} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).").format(folder=out_dir))
+
+
