@@ -117,3 +117,19 @@ def test_a_trunk_rate_or_channel_count_that_makes_no_sense_is_refused_before_any
     cli.set_trunks(good)
     with cli.db().session() as session:
         assert list(session.exec(select(CampaignRun))) == []
+
+
+def test_the_package_installs_the_command_and_no_top_level_cli_module(tmp_path):
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    dist = importlib.metadata.distribution("safecall")
+    assert dist.read_text("top_level.txt").split() == ["safecall"]
+    assert [e.value for e in dist.entry_points if e.group == "console_scripts"] == ["safecall.cli:main"]
+    # Outside the checkout nothing named `cli` can be imported, and `python -m safecall` is the command.
+    outside = subprocess.run([sys.executable, "-c", "import cli"], cwd=tmp_path, capture_output=True, text=True)
+    assert "No module named 'cli'" in outside.stderr
+    shown = subprocess.run([sys.executable, "-m", "safecall", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin", "SAFECALL_LANG": "en"})
+    assert shown.returncode == 0 and "Usage: safecall" in shown.stdout
