@@ -13,7 +13,7 @@ from safecall.ivr import load_flow
 from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
 from safecall.settings import Instance, Strict, read_toml, validation_problems
-from safecall.store import Disposition
+from safecall.domain import Disposition
 
 MIN_RETRIES = 3
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

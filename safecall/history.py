@@ -13,7 +13,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from safecall.lifecycle import ANSWERED
+from safecall.domain import ANSWERED
 from safecall.ordering import EVERY_CLASS, WeekOutcome, plan_first_calls
 from safecall.policy import CallingCalendar
 from safecall.store import FINAL_STATES, Attempt, CampaignRun, RunMember

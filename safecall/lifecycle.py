@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from safecall.campaign import CampaignDef
+from safecall.domain import ANSWERED
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, narrowed, retry_at
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
@@ -40,7 +41,6 @@ LINE_TO_DISPOSITION = {
     LineResult.INVALID_NUMBER: Disposition.INVALID_NUMBER,
     LineResult.MACHINE: Disposition.MACHINE,
 }
-ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
 ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
 
 

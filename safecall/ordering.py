@@ -39,7 +39,7 @@ from itertools import chain
 from typing import Iterable, Iterator, Sequence
 
 from safecall.policy import CallingCalendar
-from safecall.store import MemberState
+from safecall.domain import MemberState
 
 # Call classes, called in this order.
 UNREACHED_LAST_WEEK, UNREACHED_BEFORE, LATE_ANSWER, NO_HISTORY, RETRIED, ANSWERS_FIRST_CALL = range(6)

@@ -7,7 +7,6 @@ variable or a secret file, resolved only when a trunk or database needs it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from safecall import phones
 from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, validation_problems  # noqa: F401 (re-exported)
+from safecall.dburl import mask_url, url_secrets  # noqa: F401  (settings shows and checks URLs)
 from safecall.errors import ConfigError, Message
 from safecall.i18n import N_
 from safecall.telephony.kinds import parse_trunk
@@ -223,37 +223,6 @@ class TrunksFile(Strict):
         if self.default not in self.trunks:
             raise ValueError(Message(N_("default trunk {default!r} is not defined under [trunks]"), default=self.default))
         return self
-
-
-# Query parameters of a database URL that hold a secret: libpq takes ?password= and ?sslpassword= as well as user:PASSWORD@.
-SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
-
-
-def url_secrets(url: str) -> list[str]:
-    """Every password written in a database URL: in its userinfo and in its query parameters."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return []
-    found = [parsed.password] if parsed.password else []
-    for key, value in parsed.query.items():
-        if SECRET_QUERY_KEY.search(key):
-            found += [v for v in ((value,) if isinstance(value, str) else value) if v]
-    return found
-
-
-def mask_url(url: str) -> str:
-    """The URL with every password in it shown as ***, wherever it sits."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return "<unparseable url>"
-    query = {key: ("***" if SECRET_QUERY_KEY.search(key) else value) for key, value in parsed.query.items()}
-    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 @dataclass(frozen=True)

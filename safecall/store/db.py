@@ -26,7 +26,7 @@ from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
-from safecall.settings import mask_url, url_secrets
+from safecall.dburl import mask_url, url_secrets
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
 

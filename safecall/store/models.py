@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import AutoString, Field, SQLModel, select
+
+from safecall.domain import (  # noqa: F401  (re-exported: the store's callers name them here too)
+    ANSWERED, DISPOSITION_KOREAN, FINAL_STATES, AttemptStatus, Disposition, MemberState, PersonStatus, RunState, SendStatus,
+    TaskKind, TaskStatus, WebRole)
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -43,67 +46,6 @@ def utc_field(**kwargs):
     return Field(sa_type=UTCDateTime, **kwargs)
 
 
-class Disposition(StrEnum):
-    """What one attempt came to."""
-
-    ACKNOWLEDGED = "acknowledged"
-    HELP_REQUESTED = "help_requested"
-    ANSWERED_NO_KEY = "answered_no_key"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    FAILED = "failed"
-    INVALID_NUMBER = "invalid_number"
-    MACHINE = "machine"
-    UNKNOWN = "unknown"  # the outcome was lost (crash, lost callback); never an acknowledgement
-
-
-DISPOSITION_KOREAN = {
-    Disposition.ACKNOWLEDGED: "응답(1번)",
-    Disposition.HELP_REQUESTED: "도움요청(2번)",
-    Disposition.ANSWERED_NO_KEY: "받았으나 무응답",
-    Disposition.NO_ANSWER: "받지 않음",
-    Disposition.BUSY: "통화중",
-    Disposition.FAILED: "연결실패",
-    Disposition.INVALID_NUMBER: "없는 번호",
-    Disposition.MACHINE: "자동응답기",
-    Disposition.UNKNOWN: "결과 불명",
-}
-
-
-class MemberState(StrEnum):
-    """Where a person stands in a run."""
-
-    PENDING = "pending"
-    IN_CALL = "in_call"
-    ACKNOWLEDGED = "acknowledged"
-    HELP_REQUESTED = "help_requested"
-    UNREACHABLE = "unreachable"  # final non-responder: a home visit is owed
-    WITHDRAWN = "withdrawn"  # paused or closed after launch; not called
-
-
-FINAL_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED, MemberState.UNREACHABLE, MemberState.WITHDRAWN)
-
-
-class AttemptStatus(StrEnum):
-    PLACING = "placing"  # written before the call is placed; open until its end is recorded
-    DONE = "done"
-
-
-class RunState(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class TaskKind(StrEnum):
-    VISIT = "visit"  # a home visit by the person's team
-    CALLBACK = "callback"  # a same-day call from the welfare officer
-
-
-class TaskStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class Person(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     person_key: str = Field(index=True, unique=True)
@@ -120,7 +62,7 @@ class Person(SQLModel, table=True):
     risk: int = 2  # 1 low, 2 medium, 3 high
     voice_style: str = "normal"  # how prompts are spoken to them: normal, slow or loud (roster column 음성)
     call_window: str | None = None  # preferred call time, 'HH:MM-HH:MM' local, inside the campaign's window (schema 7)
-    status: str = "active"  # active, paused, closed
+    status: PersonStatus = Field(default=PersonStatus.ACTIVE, sa_type=AutoString)
     paused_until: date | None = None
     closed_reason: str | None = None
     created_at: datetime = utc_field()
@@ -133,7 +75,7 @@ class CampaignRun(SQLModel, table=True):
     campaign: str = Field(index=True)
     week_start: date
     label: str = "weekly"  # weekly, or e.g. signals-2026-11-25 for an ad-hoc check of flagged people
-    status: str = "open"  # open, closed
+    status: RunState = Field(default=RunState.OPEN, sa_type=AutoString)
     launched_at: datetime = utc_field()
     first_call_at: datetime = utc_field()
     closed_at: datetime | None = utc_field(default=None)
@@ -149,7 +91,7 @@ class RunMember(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="campaignrun.id")
     person_id: int = Field(foreign_key="person.id", index=True)
-    state: str = MemberState.PENDING
+    state: MemberState = Field(default=MemberState.PENDING, sa_type=AutoString)
     attempts_made: int = 0
     next_attempt_at: datetime | None = utc_field(default=None)
     final_at: datetime | None = utc_field(default=None)
@@ -166,13 +108,13 @@ class Attempt(SQLModel, table=True):
     phone: str
     token: str = Field(unique=True)  # unguessable: only the call placed for it may report
     trunk_call_id: str | None = None  # e.g. Twilio's CallSid; read from its attempt, never looked up
-    status: str = "placing"  # placing (written before the call), done
+    status: AttemptStatus = Field(default=AttemptStatus.PLACING, sa_type=AutoString)  # written before the call
     worker: str | None = None  # the dialer worker (trunk) that placed it; it alone recovers it
     placed_at: datetime = utc_field()
     answered_at: datetime | None = utc_field(default=None)
     keyed_at: datetime | None = utc_field(default=None)
     ended_at: datetime | None = utc_field(default=None)
-    disposition: str | None = None
+    disposition: Disposition | None = Field(default=None, sa_type=AutoString)
     digit: str | None = None  # the key pressed, or "speech" for a spoken answer (speech_text says what)
     # The IVR session (FastAGI or Twilio voice) that began for this call: one per attempt, never a second (schema 4).
     ivr_started_at: datetime | None = utc_field(default=None)
@@ -192,11 +134,11 @@ class VisitTask(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)
     run_id: int = Field(foreign_key="campaignrun.id")
-    kind: str  # visit (home visit) or callback (same-day call from the welfare officer)
+    kind: TaskKind = Field(sa_type=AutoString)
     team: str = Field(index=True)
     created_at: datetime = utc_field()
     created_on: date  # local date the task appeared
-    status: str = "open"  # open, closed
+    status: TaskStatus = Field(default=TaskStatus.OPEN, sa_type=AutoString)
     weeks_without_ack: int = 1
     answered_without_key: bool = False
     overdue: bool = False  # no outcome recorded in time: top of the list, officer told
@@ -224,7 +166,7 @@ class WebUser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(index=True, unique=True)
     password_hash: str  # argon2
-    role: str  # team, officer, admin
+    role: WebRole = Field(sa_type=AutoString)
     team: str | None = None  # the one team a team member sees
     disabled: bool = False
     session_version: int = 1  # raised by disable and reset: every cookie issued before stops working
@@ -238,8 +180,8 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     day: date
     team: str
-    kind: str  # visit or callback
-    status: str = "pending"  # pending, sent, failed (gave up; `visits deliver` re-sends)
+    kind: TaskKind = Field(sa_type=AutoString)
+    status: SendStatus = Field(default=SendStatus.PENDING, sa_type=AutoString)  # failed: gave up; `visits deliver` re-sends
     attempts: int = 0
     last_error: str | None = None
     next_try_at: datetime | None = utc_field(default=None)
@@ -256,7 +198,7 @@ class Notification(SQLModel, table=True):
     recipient: str
     body: str
     # pending; sent (handed over; an SMS waits for its delivery report); delivered; failed (still retried)
-    status: str = "pending"
+    status: SendStatus = Field(default=SendStatus.PENDING, sa_type=AutoString)
     attempts: int = 0
     last_error: str | None = None
     next_try_at: datetime | None = utc_field(default=None)
