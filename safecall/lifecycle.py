@@ -1,4 +1,6 @@
-"""The call lifecycle: what follows a call (a pure decision), and the one module that writes members, attempts and tasks.
+"""The call lifecycle: what follows a call (a pure decision), and the module that writes attempts, tasks and members' states.
+
+(history.py writes one thing more: each member's first-call time, once, when a run is launched.)
 
 `next_step` decides, from what an attempt came to, whether the person is retried and when, or is final and
 owes a visit or a callback; it is tested as a decision table. `CallLifecycle` carries the decisions out: it

@@ -21,7 +21,7 @@ from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
-from safecall.telephony.fakes import RecordingSink
+from recording_sink import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
 from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, IvrSessions, SocketAGI, caller_e164

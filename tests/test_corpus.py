@@ -25,7 +25,7 @@ from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
 from safecall.store import Person, Signal
-from safecall.telephony.fakes import RecordingSink
+from recording_sink import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
 from safecall.telephony.asterisk.fastagi import FastAgiServer, IvrSessions

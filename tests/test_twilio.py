@@ -19,7 +19,7 @@ from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.store import Attempt, Person
 from safecall.telephony.base import LineResult
-from safecall.telephony.fakes import RecordingSink
+from recording_sink import RecordingSink
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
 from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 

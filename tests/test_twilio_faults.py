@@ -28,7 +28,7 @@ from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest, LineResult
-from safecall.telephony.fakes import RecordingSink
+from recording_sink import RecordingSink
 from safecall.ivr import load_flow
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 from test_twilio import ENV, EXPECTED, PUBLIC, cloud, twilio_trunks  # noqa: F401 (cloud is a fixture)

@@ -19,7 +19,7 @@ from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest
-from safecall.telephony.fakes import RecordingSink
+from recording_sink import RecordingSink
 from safecall.telephony.twilio.trunk import TwilioTrunk
 from safecall.telephony.twilio.webhooks import Speaking
 from test_twilio import ENV, cloud  # noqa: F401 (cloud is a fixture)

@@ -1,4 +1,4 @@
-"""asterisk-ami behind one small adapter that contains its verified defects (GUIDE §3):
+"""asterisk-ami behind one small adapter that contains its defects (each one shown by a test in tests/test_asterisk.py):
 
 - its 3 s socket timeout also kills the reader when the line is idle: reads block here;
 - an exception in a listener kills the reader thread: listeners are isolated;
