@@ -220,13 +220,16 @@ def test_ami_adapter_survives_idle_links_and_failing_listeners():
         raise RuntimeError("a bug in a listener")
 
     try:
-        ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=listener, ping_interval=30)
+        # A 0.5 s socket timeout: the library's reader would die after 0.5 s of quiet; the adapter's must not.
+        ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=listener, ping_interval=30,
+                            timeout=0.5)
         ami.connect()
         deadline = time.monotonic() + 3
         while len(seen) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert seen == ["FullyBooted", "SuccessfulAuth"]  # the listener raised on the first, and events still flowed
-        time.sleep(3.5)  # longer than asterisk-ami's 3 s socket timeout
+        time.sleep(1.0)  # an idle line, twice the socket timeout
+        ami.timeout = 10  # from here on, answers on a busy machine may be slow: only the link's survival was timed
         assert ami.ping()
         results = []
         threads = [threading.Thread(target=lambda: results.append(ami.ping())) for _ in range(20)]

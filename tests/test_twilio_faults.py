@@ -118,10 +118,9 @@ def test_the_voice_webhook_waits_a_little_for_the_callsid_and_starts_one_session
         assert status == 200 and ET.fromstring(body).find("Gather") is not None and sink.started == {"early"}
         # A second session for the same attempt: hung up.
         assert "Gather" not in hooks.post("voice", "early", "CA" + "1" * 32, {"CallStatus": "in-progress"})[1]
-        # A CallSid that is never noted: refused once the bounded wait is over.
-        began = time.monotonic()
+        # A CallSid that is never noted: refused once the bounded wait is over (it asked again meanwhile).
         status, body = hooks.post("voice", "never", "CA" + "2" * 32, {"CallStatus": "in-progress"})
-        assert "<Hangup />" in body and "Gather" not in body and 1.4 < time.monotonic() - began < 5
+        assert "<Hangup />" in body and "Gather" not in body and sink.asked.count("never") > 1
         assert sink.started == {"early"}
     finally:
         hooks.stop()
@@ -202,33 +201,30 @@ def test_serve_records_status_callbacks(cli, people):
 
 def test_a_database_lock_during_a_keypress_stalls_no_other_request(cli, people):
     services, [(pressing, pressing_sid), (other, other_sid), _] = open_calls(cli, 3)
-    hooks = Webhooks(services.lifecycle, sink_timeout=2.0)
+    hooks = Webhooks(services.lifecycle, sink_timeout=8.0)
     lock = sqlite3.connect(cli.root / "data" / "safecall.db", timeout=1, isolation_level=None)
     answers = {}
     try:
         lock.execute("BEGIN IMMEDIATE")
         lock.execute("UPDATE person SET address = address")  # the write lock, held for several seconds
-        began = time.monotonic()
 
         def press() -> None:
             answers["key"] = hooks.post("gather", pressing, pressing_sid, {"Digits": "1"}, "?asked=1")
-            answers["key_seconds"] = time.monotonic() - began
 
         keypress = threading.Thread(target=press)
         keypress.start()
-        time.sleep(0.5)  # the keypress is now waiting for the lock
-        unrelated = time.monotonic()
+        time.sleep(0.5)  # the keypress is (most likely) waiting for the lock by now; nothing below depends on it
         status, body = hooks.post("gather", other, other_sid, {}, "?asked=1")  # another call's timeout: asked again
         assert status == 200 and ET.fromstring(body).find("Gather") is not None
-        assert time.monotonic() - unrelated < 1.5, "an unrelated request waited for the lock"
         status, _ = hooks.post("status", other, other_sid, {"CallStatus": "ringing"})
-        assert status == 204 and time.monotonic() - unrelated < 3
-        keypress.join(timeout=10)
-        # The keypress could not be stored in time: an apology (not Twilio's error), well before the lock is gone.
+        assert status == 204
+        # Both were answered while the keypress still waited (it gets its answer only after sink_timeout, 8 s).
+        assert "key" not in answers, "an unrelated request waited behind the keypress"
+        keypress.join(timeout=60)
+        # The keypress could not be stored in time: an apology (not Twilio's error), while the lock is still held
+        # (it is released only below), so the person did not wait for the database.
         assert answers["key"][0] == 200 and "죄송합니다" in answers["key"][1] and "확인되었습니다" not in answers["key"][1]
-        assert 1.9 < answers["key_seconds"] < 4.5
         assert lock.in_transaction
-        time.sleep(max(0.0, 5 - (time.monotonic() - began)))  # the lock is held 5 s in all
     finally:
         lock.rollback()
         lock.close()
