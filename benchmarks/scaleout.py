@@ -30,7 +30,7 @@ from benchmarks.common import machine, report  # noqa: E402
 
 from safecall.settings import scaffold_instance  # noqa: E402
 from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
-from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, simulated_pbxs_toml, write_roster  # noqa: E402
+from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, allow_fast_retries, simulated_pbxs_toml, write_roster  # noqa: E402
 
 CLOCKED_CLI = str(ROOT / "tests" / "clocked_cli.py")  # the safecall command on a clock set from outside
 NOW = "2026-11-23T10:00+09:00"
@@ -44,6 +44,7 @@ def instance(directory: Path, workers: int, channels: int) -> Path:
     for old, new in ALWAYS_OPEN_CAMPAIGN.items():
         text = text.replace(old, new)
     campaign.write_text(text, encoding="utf-8")
+    allow_fast_retries(directory / "config" / "safecall.toml")
     return directory
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,8 @@ from safecall.settings import Instance, Strict, read_toml, validation_problems
 from safecall.domain import Disposition
 
 MIN_RETRIES = 3
+# Retries closer than this are not spaced: four calls within minutes miss a person who is out for an hour.
+MIN_RETRY_SPACING = timedelta(minutes=30)
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 RETRYABLE = (
     Disposition.ANSWERED_NO_KEY, Disposition.NO_ANSWER, Disposition.BUSY, Disposition.FAILED,
@@ -144,6 +147,20 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
     return problems
 
 
+def spacing_problems(path: Path, retry: RetryPolicy, instance: Instance) -> list[str]:
+    """Each retry spacing under MIN_RETRY_SPACING (a test instance's [testing] fast_retries allows it)."""
+    if instance.settings.testing.fast_retries:
+        return []
+    problems = []
+    for index, value in enumerate(retry.spacing):
+        gap = parse_spacing(value)
+        if gap is not None and gap < MIN_RETRY_SPACING:
+            problems.append(Message(N_("{path}: key 'retry.spacing': {value!r} (entry {number}) is under {least} minutes; "
+                                       "retries closer than that are not spaced (use e.g. 30m, 1h or next_day)"),
+                                    path=path, value=value, number=index + 1, least=int(MIN_RETRY_SPACING.total_seconds() // 60)))
+    return problems
+
+
 class CampaignDef(Strict):
     name: str
     description: str = ""
@@ -199,6 +216,7 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
         if team not in known_teams:
             problems.append(Message(N_("{path}: key 'targets.teams': no team {team!r} in config/safecall.toml"), path=path, team=team))
     problems += guardian_text_problems(path, definition.notify, instance)
+    problems += spacing_problems(path, definition.retry, instance)
     window = definition.window
     if definition.schedule.weekday not in window.weekdays:
         problems.append(Message(N_("{path}: key 'schedule.weekday': {weekday} is not a calling weekday ({weekdays})"), path=path, weekday=definition.schedule.weekday, weekdays=', '.join(window.weekdays)))
@@ -215,4 +233,4 @@ def load_campaign(instance: Instance, name: str) -> CampaignDef:
     return definition
 
 
-__all__ = ["CampaignDef", "MIN_RETRIES", "RETRYABLE", "WEEKDAYS", "check_campaign", "list_campaigns", "load_campaign"]
+__all__ = ["CampaignDef", "MIN_RETRIES", "MIN_RETRY_SPACING", "RETRYABLE", "WEEKDAYS", "check_campaign", "list_campaigns", "load_campaign"]

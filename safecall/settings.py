@@ -81,6 +81,12 @@ class WebSettings(Strict):
         return value.rstrip("/")
 
 
+class TestingSettings(Strict):
+    """Only for test instances that dial stand-ins on loopback in real time: never on one that calls people."""
+
+    fast_retries: bool = False  # campaigns may retry sooner than campaign.MIN_RETRY_SPACING (e.g. "0m")
+
+
 class VisitSettings(Strict):
     overdue_after_hours: int = Field(default=48, ge=1)
 
@@ -171,6 +177,7 @@ class Settings(Strict):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @field_validator("timezone")
     @classmethod

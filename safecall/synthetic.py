@@ -25,6 +25,17 @@ ALWAYS_OPEN_CAMPAIGN = {
 }
 
 
+# ... whose "0m" spacing the campaign refuses unless the instance is a test one (config/safecall.toml).
+FAST_RETRIES_SETTINGS = "\n[testing]\nfast_retries = true\n"
+
+
+def allow_fast_retries(settings_file: Path) -> None:
+    """Mark a test instance's settings so its campaigns may retry at once (see FAST_RETRIES_SETTINGS)."""
+    text = settings_file.read_text(encoding="utf-8")
+    if "[testing]" not in text:
+        settings_file.write_text(text + FAST_RETRIES_SETTINGS, encoding="utf-8")
+
+
 def simulated_pbxs_toml(count: int, channels: int, calls_per_second: float, *extra: str) -> str:
     """trunks.toml for `count` simulated PBXs named pbx1..pbxN (one dialer worker each); `extra` lines go in each."""
     lines = ['default = "pbx1"']

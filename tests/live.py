@@ -12,7 +12,7 @@ from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, Person, RunMember
-from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN
+from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, allow_fast_retries
 
 
 def free_port() -> int:
@@ -25,6 +25,7 @@ def always_open(cli) -> None:
     """A calling window that is always open, and retries at once, for real-time runs."""
     for old, new in ALWAYS_OPEN_CAMPAIGN.items():
         cli.edit_campaign(old, new)
+    allow_fast_retries(cli.root / "config" / "safecall.toml")
 
 
 def run_live_campaign(cli, environ: dict, faults=None, services: Services | None = None):

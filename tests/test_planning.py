@@ -49,9 +49,9 @@ def test_history_order_plans_the_known_non_responders_first():
 
 
 def short_week(cli, tmp_path, people=600):
-    """Two short calling days (Mon and Tue 09:00-11:00), retries 10 min apart, one channel: 600 people do not fit."""
+    """Two short calling days (Mon and Tue 09:00-11:00), retries 30 min apart, one channel: 600 people do not fit."""
     cli.set_trunks(scripted_trunks({}, channels=1, cps=1))
-    cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["10m"]')
+    cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["30m"]')
     cli.edit_campaign('end = "18:00"', 'end = "11:00"')
     cli.edit_campaign('weekdays = ["mon", "tue", "wed", "thu", "fri"]', 'weekdays = ["mon", "tue"]')
     cli("recipients", "import", str(write_csv(tmp_path / "people.csv", [
