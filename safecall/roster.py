@@ -22,7 +22,7 @@ from safecall.i18n import N_
 from safecall.policy import parse_personal_window
 from safecall.tables import LIMITS, Limits, Table, TableRow
 from safecall.settings import Settings
-from safecall.store import Database, Person, audit
+from safecall.store import Database, Person, VisitTask, audit
 
 FIELD_ALIASES = {
     "name": ["성명", "이름", "name"],
@@ -74,6 +74,7 @@ class ImportReport:
     without_consent: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     dry_run: bool = False
+    moved_tasks: int = 0  # open tasks that followed their person to another team
 
 
 def is_roster_header(cells: list[str]) -> bool:
@@ -313,6 +314,26 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
     return people, problems
 
 
+def _move_open_tasks(session, team_of: dict[int, str], now: datetime) -> int:
+    """Open tasks follow a person whose new dong is another team's: off the old team's list, on the new one's, saying
+    where they came from; each move audited. The caller's transaction writes them with the import."""
+    task_table = VisitTask.__table__
+    connection = session.connection()
+    moves = []
+    ids = list(team_of)
+    for start in range(0, len(ids), 900):  # IN lists below SQLite's bound-parameter limit
+        for task_id, person_id, old_team in connection.execute(sa.select(task_table.c.id, task_table.c.person_id, task_table.c.team).where(
+                task_table.c.person_id.in_(ids[start:start + 900]), task_table.c.status == "open")):
+            new_team = team_of[person_id]
+            if new_team and new_team != old_team:
+                moves.append({"task_id": task_id, "team": new_team, "moved_from": old_team})
+                audit(session, at=now, action="task.move", subject=f"task {task_id}",
+                      detail=f"person={person_id} from={old_team} to={new_team}")
+    if moves:
+        connection.execute(sa.update(task_table).where(task_table.c.id == sa.bindparam("task_id")), moves)
+    return len(moves)
+
+
 WRITE_BATCH = 5000
 PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style", "call_window")
 
@@ -347,9 +368,11 @@ def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime
             connection.execute(sa.insert(person_table), added[start:start + WRITE_BATCH])
         if updated:
             connection.execute(sa.update(person_table).where(person_table.c.id == sa.bindparam("person_id")), updated)
+            report.moved_tasks = _move_open_tasks(session, {row["person_id"]: row["team"] for row in updated}, now)
         if dry_run:
             session.rollback()
             return report
         audit(session, at=now, action="roster.import", subject=path.name,
-              detail=f"added={report.added} updated={report.updated} unchanged={report.unchanged}")
+              detail=f"added={report.added} updated={report.updated} unchanged={report.unchanged}"
+              + (f" moved_tasks={report.moved_tasks}" if report.moved_tasks else ""))
     return report

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import func, select
 
 from safecall import phones, sheets
-from safecall.errors import InputError, NotFoundError
+from safecall.errors import InputError, Message, NotFoundError
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
 from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor
@@ -27,6 +27,18 @@ OUTCOME_KOREAN = {
     "acknowledged_late": "늦게 1번 응답(자동 종료)",  # the engine closes a task whose person answered after all
 }
 STAYS_OPEN = ("not_home", "called_no_answer")
+# What happens next, shown to whoever saved the outcome ("김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다").
+NEXT_STEP = {
+    "safe": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다", "not_home": "내일 명단에 다시 올라갑니다",
+    "hospitalised": "{until}까지 안심콜을 쉽니다", "emergency_services": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다",
+    "moved": "안심콜 대상에서 빠집니다", "deceased": "안심콜 대상에서 빠집니다",
+    "called_safe": "회신 명단에서 내려갑니다", "called_referred": "회신 명단에서 내려갑니다",
+    "called_no_answer": "회신 명단에 남습니다. 다시 걸어 주세요",
+}
+# Bounds of a field record, the same on the web and in the CLI (check_record).
+NOTE_MAX_CHARS = 2000
+HOSPITAL_MAX_DAYS = 180  # a longer stay is the welfare officer's to record: it stops the weekly calls for that long
+HOSPITAL_DEFAULT_DAYS = 28
 KINDS = ("visit", "callback")
 RISK_LABEL = {1: "하", 2: "중", 3: "상"}
 COLUMNS = [
@@ -34,6 +46,7 @@ COLUMNS = [
     ("phone2", "보조전화"), ("address", "주소"), ("dong", "행정동"), ("guardian", "보호자"),
     ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
     ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
+    ("moved_from", "이관"),
 ]
 
 
@@ -58,6 +71,7 @@ class VisitRow:
     rank: int = 0
     note: str = ""  # what earlier visits to this task found (e.g. not home yesterday)
     person_id: int = 0
+    moved_from: str = ""  # "3팀에서 이관": the person moved here from another team's dong with the task open
 
     def cells(self) -> list:
         return [getattr(self, key) for key, _ in COLUMNS]
@@ -124,8 +138,13 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
             attempts=" / ".join(_describe_attempt(a, tz, national) for a in attempts[task.id]),
             last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
             since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
+            moved_from=moved_from_text(task.moved_from),
         ))
     return total, rows
+
+
+def moved_from_text(team: str | None) -> str:
+    return f"{team}에서 이관" if team else ""
 
 
 def _chunks(ids: list[int], size: int = 900):
@@ -207,13 +226,49 @@ def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, 
     return written
 
 
+def check_record(*, outcome: str, note: str | None, until: date | None, today: date, officer: bool,
+                 officer_hint: str = N_("ask a welfare officer to record it")) -> None:
+    """The bounds of a visit or call-back record, for the web and the CLI alike; an InputError naming each field at fault.
+
+    No outcome is no record (a form saved untouched); a note holds at most NOTE_MAX_CHARS; a hospital stay pauses
+    the calls from today up to HOSPITAL_MAX_DAYS ahead, longer only for an officer (`officer_hint` says how).
+    """
+    problems = []
+    if not outcome:
+        problems.append(Message(N_("outcome: none chosen; choose what the visit or call found")))
+    if note and len(note) > NOTE_MAX_CHARS:
+        problems.append(Message(N_("note: {count:,} characters, at most {most:,}"), count=len(note), most=NOTE_MAX_CHARS))
+    if until is not None:
+        latest = today + timedelta(days=HOSPITAL_MAX_DAYS)
+        if outcome and outcome != "hospitalised":
+            problems.append(Message(N_("hospitalised until: given, but the outcome is not hospitalised")))
+        elif until < today:
+            problems.append(Message(N_("hospitalised until: {until} is in the past"), until=until))
+        elif until > latest and not officer:
+            problems.append(Message(N_("hospitalised until: {until} is {days} days ahead, at most {most} ({latest}); "
+                                       "a longer stay is for a welfare officer: {hint}"), until=until,
+                                    days=(until - today).days, most=HOSPITAL_MAX_DAYS, latest=latest, hint=Message(officer_hint)))
+    if problems:
+        raise InputError(N_("nothing was saved"), problems)
+
+
+def confirmation(name: str, outcome: str, paused_until: date | None = None) -> str:
+    """'김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다': what was saved and what happens next (Korean, for the web)."""
+    step = NEXT_STEP.get(outcome, "").format(until=paused_until or "")
+    return f"{name}: {OUTCOME_KOREAN.get(outcome, outcome)} 저장됨" + (f" — {step}" if step else "")
+
+
 def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, tz: ZoneInfo, note: str | None = None,
-                   until: date | None = None, actor: str | None = None, team: str | None = None) -> VisitTask:
+                   until: date | None = None, actor: str | None = None, team: str | None = None, officer: bool = False,
+                   officer_hint: str = N_("ask a welfare officer to record it")) -> VisitTask:
     """Write what the visit (or call-back) found. not_home keeps the task open for tomorrow's list; most others close it.
 
     `now` is the time the outcome is for (a drill's --now); the real time is stored beside it. `team`, when given,
-    is the only team whose task may be recorded (a team member on the web).
+    is the only team whose task may be recorded (a team member on the web). `officer`: the record is a welfare
+    officer's, who may pause a hospital stay beyond HOSPITAL_MAX_DAYS (check_record).
     """
+    local = now.astimezone(tz)
+    check_record(outcome=outcome, note=note, until=until, today=local.date(), officer=officer, officer_hint=officer_hint)
     with db.transaction() as session:
         task = session.get(VisitTask, task_id)
         if task is None or (team is not None and task.team != team):
@@ -225,17 +280,17 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
         if task.status == "closed":
             raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id, outcome=task.outcome)
         person = session.get(Person, task.person_id)
-        local = now.astimezone(tz)
         record_task_outcome(task, outcome=outcome, now=now, actor=actor or current_actor(), close=outcome not in STAYS_OPEN,
                             line=f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else ""),
                             # not home: off today's open list at once, first on tomorrow's
                             revisit_on=local.date() + timedelta(days=1) if outcome == "not_home" else None)
         if outcome == "hospitalised":
             person.status = "paused"
-            person.paused_until = until or (local.date() + timedelta(days=28))
+            person.paused_until = until or (local.date() + timedelta(days=HOSPITAL_DEFAULT_DAYS))
         elif outcome in ("deceased", "moved"):
             person.status, person.closed_reason = "closed", outcome
         person.updated_at = now
         session.add_all([task, person])
-        audit(session, at=now, action="visit.record", subject=f"task {task_id}", detail=f"outcome={outcome}", actor=actor)
+        audit(session, at=now, action="visit.record", subject=f"task {task_id}",
+              detail=f"outcome={outcome}" + (f" until={person.paused_until}" if outcome == "hospitalised" else ""), actor=actor)
     return task

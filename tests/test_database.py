@@ -32,10 +32,10 @@ def test_a_new_database_is_created_at_the_newest_revision_matching_the_models(cl
     cli("recipients", "list")  # first use creates the schema
     db = cli.db()
     state = db.schema_state()
-    assert state.current == state.head == "0008"
+    assert state.current == state.head == "0010"
     assert schema_differences(db) == []
     result = cli("db", "status")
-    assert "schema revision: 0008; this SafeCall: 0008" in result.output
+    assert "schema revision: 0010; this SafeCall: 0010" in result.output
 
 
 @pytest.mark.both_databases
@@ -58,6 +58,9 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert {"ivr_started_at", "inbound", "speech_text", "speech_confidence"} <= attempt_columns()
     assert "call_window" in {column["name"] for column in sa.inspect(db.engine).get_columns("person")}
     assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
+    assert "moved_from" in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
+    downgrade("0008")
+    assert "moved_from" not in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
     downgrade("0007")
     assert "delivery_status" not in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
     downgrade("0006")
@@ -80,10 +83,10 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert "worker" not in {column["name"] for column in sa.inspect(db.engine).get_columns("attempt")}
     failed = cli("campaign", "list", ok=False)
     assert failed.exit_code == 1 and "run `safecall db upgrade`" in failed.output
-    assert "0002, 0003, 0004, 0005, 0006, 0007, 0008" in cli("db", "upgrade").output
+    assert "0002, 0003, 0004, 0005, 0006, 0007, 0008, 0010" in cli("db", "upgrade").output
     assert schema_differences(db) == []
     with db.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version FROM schemainfo")).scalar() == 8
+        assert connection.execute(sa.text("SELECT version FROM schemainfo")).scalar() == 10
 
 
 def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
@@ -101,8 +104,8 @@ def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
     assert "FAIL schema revision" in cli("doctor", ok=False).output
 
     upgraded = cli("db", "upgrade")
-    assert "applied 0002, 0003, 0004, 0005, 0006, 0007, 0008" in upgraded.output
-    backup = target.with_name("safecall.db.before-0008.bak")
+    assert "applied 0002, 0003, 0004, 0005, 0006, 0007, 0008, 0010" in upgraded.output
+    backup = target.with_name("safecall.db.before-0010.bak")
     assert backup.exists() and backup.stat().st_mode & 0o077 == 0
     assert sqlite3.connect(backup).execute("SELECT count(*) FROM attempt").fetchone()[0] == 264
 

@@ -20,7 +20,8 @@ from sqlmodel import select
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from safecall.store import AuditEvent, Person, VisitTask
-from web_fixtures import PASSWORD, make_app, office_with_a_week, served, web_settings
+from web_fixtures import (OFFICERS_NOTE, PASSWORD, make_app, move_to_another_teams_dong, office_with_a_week, officers_call_back_note,
+                          served, web_settings)
 
 CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))  # the real command, with its clock set from outside
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -161,3 +162,56 @@ def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, b
         counts = [int(text) for text in seen]
         assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 12, seen  # it counted up while calls were placed
         WebDriverWait(browser, 10).until(lambda b: not b.find_elements(By.CSS_SELECTOR, "section.run"))  # closed: no open run
+
+
+def test_an_untouched_visit_form_cannot_be_saved_and_saving_says_what_happens_next(cli, tmp_path, browser):
+    office_with_a_week(cli, tmp_path)
+    cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
+    with served(make_app(cli)) as base:
+        log_in(browser, base, "team1")
+        task = task_names(browser)["<b>김순자</b>"]
+        browser.find_element(By.ID, f"task-{task}").find_element(By.CSS_SELECTOR, "a.record").click()
+        outcome = Select(browser.find_element(By.ID, "outcome"))
+        assert outcome.first_selected_option.text == "결과를 선택하세요"  # no outcome until one is chosen
+        browser.find_element(By.ID, "save").click()  # untouched: the browser keeps the form
+        assert browser.execute_script("return document.getElementById('outcome').validity.valueMissing")
+        assert browser.current_url.endswith(f"/task/{task}")
+        with cli.db().session() as session:
+            assert session.get(VisitTask, task).outcome is None
+        # Past the browser (its `required` removed): the server refuses too, in Korean, and nothing is saved.
+        browser.execute_script("document.getElementById('outcome').removeAttribute('required');"
+                               "document.getElementById('outcome-form').submit();")
+        WebDriverWait(browser, 10).until(lambda b: "/outcome" in b.current_url)
+        assert "결과: 선택하지 않았습니다" in browser.find_element(By.ID, "error").text
+        with cli.db().session() as session:
+            assert session.get(VisitTask, task).outcome is None
+
+        outcome = Select(browser.find_element(By.ID, "outcome"))
+        outcome.select_by_visible_text("부재(재방문)")
+        browser.find_element(By.ID, "save").click()
+        WebDriverWait(browser, 10).until(lambda b: "/team/" in b.current_url)
+        # The name is data: shown as text, never as markup.
+        assert browser.find_element(By.ID, "message").text == "<b>김순자</b>: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다"
+        assert "<b>김순자</b>" not in task_names(browser)
+    assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def test_a_team_sees_no_officers_note_and_a_moved_persons_task_is_on_the_new_teams_list(cli, tmp_path, browser):
+    office_with_a_week(cli, tmp_path)
+    cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
+    officers_call_back_note(cli, "<b>김순자</b>")
+    move_to_another_teams_dong(cli, tmp_path)  # 이영희 now lives in 부암동, 2팀's
+    with served(make_app(cli)) as base:
+        log_in(browser, base, "team1")
+        tasks = task_names(browser)
+        assert list(tasks) == ["<b>김순자</b>"]  # 이영희 has left 1팀's list
+        assert OFFICERS_NOTE not in browser.page_source
+        browser.get(f"{base}/task/{tasks['<b>김순자</b>']}")
+        assert "김순자" in browser.find_element(By.TAG_NAME, "h1").text and OFFICERS_NOTE not in browser.page_source
+        browser.find_element(By.ID, "logout").click()
+        WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/login"))
+
+        log_in(browser, base, "team2")
+        tasks = task_names(browser)
+        assert set(tasks) == {"박부암", "이영희"}
+        assert browser.find_element(By.ID, f"task-{tasks['이영희']}").find_element(By.CLASS_NAME, "moved").text == "1팀에서 이관"

@@ -130,8 +130,9 @@ def test_the_officer_calls_back_and_sees_a_persons_history(office):
     with office.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
     done = officer.post(f"/task/{task.id}/outcome", data={"outcome": "called_safe", "note": "허리가 아파 눌렀다고 함", "csrf": csrf_of(page)})
-    assert done.headers["location"] == "/callbacks"
-    page = officer.get("/callbacks")
+    assert done.headers["location"] == f"/callbacks?saved={task.id}"
+    page = officer.get(done.headers["location"])
+    assert "최도움: 통화함: 안전 확인 저장됨 — 회신 명단에서 내려갑니다" in page.text
     assert "회신할 분이 없습니다" in page.text and "통화함: 안전 확인" in page.text and "web:officer" in page.text
     office("recipients", "pause", str(task.person_id), "--until", "2026-12-31")
     history = officer.get(f"/person/{task.person_id}").text

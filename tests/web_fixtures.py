@@ -8,14 +8,19 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from conftest import person_row, scripted_trunks, write_csv
+from sqlmodel import select
+
+from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from live import free_port
 from safecall.services import Services
 from safecall.settings import load_instance
+from safecall.store import Person, VisitTask
+from safecall.visits import record_outcome
 from safecall.web import create_web_app
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
+OFFICERS_NOTE = "자살 생각을 말씀하심, 정신건강복지센터 연계"
 
 
 def web_settings(cli, extra: str = "") -> None:
@@ -41,6 +46,30 @@ def office_with_a_week(cli, tmp_path) -> None:
                  ("officer", "--role", "officer"), ("admin", "--role", "admin")):
         cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", args[0], *args[1:], "--password-stdin"],
                           input=PASSWORD + "\n")
+
+
+def officers_call_back_note(cli, name: str) -> VisitTask:
+    """The person pressed 2 as well: the officer called back and wrote what was said (for officers only)."""
+    with cli.db().transaction() as session:
+        visit = session.exec(select(VisitTask).join(Person, Person.id == VisitTask.person_id).where(
+            Person.name == name, VisitTask.kind == "visit")).one()
+        callback = VisitTask(person_id=visit.person_id, run_id=visit.run_id, kind="callback", team=visit.team,
+                             created_at=cli.clock.now(), created_on=cli.clock.now().astimezone(SEOUL).date())
+        session.add(callback)
+        session.flush()
+        callback_id = callback.id
+    db = cli.db()
+    return record_outcome(db, callback_id, "called_referred", now=cli.clock.now(), tz=SEOUL, note=OFFICERS_NOTE,
+                          actor="web:officer", officer=True)
+
+
+def move_to_another_teams_dong(cli, tmp_path):
+    """The office's next roster: 이영희 now lives in 부암동, 2팀's dong; everyone else as before."""
+    rows = [person_row("<b>김순자</b>", "010-0123-0001", guardian="김보호", guardian_phone="010-0999-0001", risk="상"),
+            person_row("이영희", "010-0123-0002", dong="부암동"),
+            person_row("박부암", "010-0123-0003", dong="부암동"),
+            person_row("최도움", "010-0123-0004")]
+    return cli("recipients", "import", str(write_csv(tmp_path / "moved.csv", rows)))
 
 
 def web_services(cli) -> Services:

@@ -9,7 +9,7 @@ import typer
 
 from safecall.audit import log_access
 from safecall.commands import parse_day
-from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, OUTCOME
+from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, N_, OUTCOME
 from safecall.terminal import json_text, markup_safe
 from safecall.visits import export_lists, open_task_rows, record_outcome
 
@@ -49,10 +49,11 @@ def visits_list(ctx: typer.Context,
             if not rows:  # said in a line: an empty table reads like a list that failed to load
                 app.say(_("{team}: no open {kind} tasks for {day}.").format(team=team_name, kind=kind_word, day=day))
                 continue
+            moved = any(r.moved_from for r in rows)  # "3팀에서 이관": a column only on a list that has such a task
             emit(app, fmt, [_("#"), _("task"), _("name"), _("phone"), _("address"), _("dong"), _("guardian"), _("weeks"),
-                            _("no key"), _("risk"), _("last ack")],
+                            _("no key"), _("risk"), _("last ack")] + [_("moved")] * moved,
                  [[r.rank, r.task, r.name, r.phone, r.address, r.dong, f"{r.guardian} {r.guardian_phone}".strip(),
-                   r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack] for r in rows], [],
+                   r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack] + [r.moved_from] * moved for r in rows], [],
                  title=_("{team}: {count} {kind}(s) for {day}").format(team=team_name, count=len(rows), kind=kind_word, day=day),
                  whole=(0, 1, 3, 10))
         if not lists:
@@ -106,13 +107,15 @@ def print_deliveries(app: AppContext, rows, day, fmt: str = "table") -> None:
 def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
                   outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전, 부재, 입원, 긴급출동, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화안전, 서비스연계, 통화안됨)."),
                   note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
-                  until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day.")):
+                  until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day (at most 180 days ahead)."),
+                  long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days.")):
     """Record what a visit (or an officer's call-back) found; not_home and called_no_answer keep the task open."""
     app = state(ctx)
     chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME, "--outcome")
     pause_until = parse_day(until, "--until") if until else None
     services = app.services()
-    recorded = record_outcome(services.db, task, chosen, now=services.now(), tz=services.instance.tz, note=note, until=pause_until)
+    recorded = record_outcome(services.db, task, chosen, now=services.now(), tz=services.instance.tz, note=note, until=pause_until,
+                              officer=long_stay, officer_hint=N_("if the welfare officer decided it, add --long-stay"))
     still = app._("still open (not home)") if recorded.status == "open" else app._("closed")
     app.say(app._("Task {task}: {outcome}; {state}.").format(task=task, outcome=app.texts.word("outcome", chosen), state=still))
 

@@ -148,6 +148,7 @@ class VisitTask(SQLModel, table=True):
     recorded_by: str | None = None
     recorded_real_at: datetime | None = utc_field(default=None)  # when it was written, from the system clock (schema 5)
     revisit_on: date | None = None  # not home: back on the list from this day, not today's (schema 5)
+    moved_from: str | None = None  # the team whose list it was on before a re-import moved the person (schema 10)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -20,12 +20,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecall import phones, users
-from safecall.errors import InputError, NotFoundError
+from safecall.errors import InputError, NotFoundError, translated
+from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.audit import log_access
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
-from safecall.visits import CALLBACK_OUTCOMES, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, record_outcome, task_rows
+from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
 
@@ -182,15 +183,33 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         except ValueError:
             raise HTTPException(400, f"날짜 {text!r}가 올바르지 않습니다 (YYYY-MM-DD).") from None
 
+    def note_kinds(user: WebUser) -> tuple[str, ...]:
+        """A team sees visit notes only: an officer's call-back notes (what the person said on the phone) stay officers'."""
+        return ("visit", "callback") if user.role == "officer" else ("visit",)
+
+    def saved_message(user: WebUser, saved: int | None, kind: str) -> str | None:
+        """The confirmation after a save (the list's ?saved=TASK): what was saved for whom, and what happens next."""
+        if not saved:
+            return None
+        found = data.task_and_person(db, saved)
+        if found is None or found[0].kind != kind or found[0].outcome is None:
+            return None
+        task, person = found
+        if user.role == "team" and task.team != user.team:
+            return None
+        return confirmation(person.name, task.outcome, person.paused_until)
+
     @app.get("/team/{team}")
-    def team_list(request: Request, team: str, day: str | None = None, page: int = 1, user: WebUser = Depends(current_user)):
+    def team_list(request: Request, team: str, day: str | None = None, page: int = 1, saved: int | None = None,
+                  user: WebUser = Depends(current_user)):
         may_see_team(user, team)
         on, page = day_param(day), max(1, page)
         total, rows = task_rows(db, tz, on=on, kind="visit", team=team, offset=(page - 1) * PAGE, limit=PAGE)
-        notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows})
+        notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows}, kinds=("visit",))
         logged(user, "web.view", f"team {team} visit list", f"day={on} page={page} tasks={len(rows)}")
         return render(request, "team.html", team=team, day=on, rows=rows, notes=notes, total=total, page=page,
-                      pages=max(1, -(-total // PAGE)), prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1))
+                      pages=max(1, -(-total // PAGE)), prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1),
+                      message=saved_message(user, saved, "visit"))
 
     def task_for(user: WebUser, task_id: int) -> VisitTask:
         with db.session() as session:
@@ -203,35 +222,50 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return task
 
     @app.get("/task/{task_id}")
-    def task_page(request: Request, task_id: int, user: WebUser = Depends(current_user), error: str | None = None):
+    def task_page(request: Request, task_id: int, user: WebUser = Depends(current_user)):
+        return show_task(request, task_id, user)
+
+    def show_task(request: Request, task_id: int, user: WebUser, error: list[str] | None = None, status_code: int = 200):
+        """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
         task = task_for(user, task_id)
         history = data.person_history(db, task.person_id)
-        notes = data.earlier_notes(db, [task.person_id], except_tasks={task.id})[task.person_id]
+        notes = data.earlier_notes(db, [task.person_id], except_tasks={task.id}, kinds=note_kinds(user))[task.person_id]
         logged(user, "web.view", f"task {task_id}", f"person={task.person_id}")
-        return render(request, "task.html", task=task, person=history.person, attempts=[a for a in history.attempts if a.run_id == task.run_id],
-                      notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error)
+        return render(request, "task.html", status_code, task=task, person=history.person,
+                      attempts=[a for a in history.attempts if a.run_id == task.run_id],
+                      notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
+                      today=services.today(),  # the browser's bounds of the hospital date; the server checks them again
+                      latest_until=None if user.role == "officer" else services.today() + timedelta(days=HOSPITAL_MAX_DAYS))
 
     @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
-    def task_record(request: Request, task_id: int, outcome: str = Form(...), note: str = Form(""), until: str = Form(""),
+    def task_record(request: Request, task_id: int, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),
                     user: WebUser = Depends(current_user)):
+        # No default: an untouched form sends no outcome, which record_outcome refuses (the browser's `required` aside).
         task = task_for(user, task_id)
         try:
             until_day = date.fromisoformat(until) if until else None
-            record_outcome(db, task_id, outcome, now=services.now(), tz=tz, note=note.strip() or None, until=until_day,
-                           actor=f"web:{user.username}", team=user.team if user.role == "team" else None)
         except ValueError:
-            return task_page(request, task_id, user, error=f"날짜 {until!r}가 올바르지 않습니다.")
+            return show_task(request, task_id, user, error=[f"입원 종료일: 날짜 {until!r}가 올바르지 않습니다. 저장하지 않았습니다."],
+                             status_code=400)
+        try:
+            record_outcome(db, task_id, outcome, now=services.now(), tz=tz, note=note.strip() or None, until=until_day,
+                           actor=f"web:{user.username}", team=user.team if user.role == "team" else None,
+                           officer=user.role == "officer")
         except (InputError, NotFoundError) as exc:
-            return task_page(request, task_id, user, error=str(exc))
-        return RedirectResponse("/callbacks" if task.kind == "callback" else f"/team/{task.team}", status_code=303)
+            gettext = korean().gettext
+            return show_task(request, task_id, user, status_code=400,
+                             error=[exc.translated(gettext)] + [translated(p, gettext) for p in getattr(exc, "problems", [])])
+        return RedirectResponse(f"/callbacks?saved={task_id}" if task.kind == "callback" else f"/team/{task.team}?saved={task_id}",
+                                status_code=303)
 
     # ---- officers ----------------------------------------------------------------------------
     @app.get("/callbacks")
-    def callback_list(request: Request, user: WebUser = Depends(officer)):
+    def callback_list(request: Request, saved: int | None = None, user: WebUser = Depends(officer)):
         today = services.today()
         open_items, closed_items = data.callbacks(db, since=today - timedelta(days=7))
         logged(user, "web.view", "callback list", f"open={len(open_items)}")
-        return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES)
+        return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES,
+                      message=saved_message(user, saved, "callback"))
 
     @app.get("/teams")
     def team_index(request: Request, user: WebUser = Depends(officer)):

@@ -11,18 +11,28 @@ from safecall.runs import RunStatus, run_status
 from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, person_attempts
 
 
-def earlier_notes(db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset()) -> dict[int, list[str]]:
-    """person id -> notes of their other (earlier) tasks, newest first."""
-    notes: dict[int, list[str]] = {pid: [] for pid in person_ids}
+def earlier_notes(db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset(),
+                  kinds: tuple[str, ...] = ("visit",)) -> dict[int, list[tuple[str, str]]]:
+    """person id -> (kind, note) of their other (earlier) tasks of `kinds`, newest first.
+
+    Visit notes by default: an officer's call-back notes hold what the person said on the phone, for officers only.
+    """
+    notes: dict[int, list[tuple[str, str]]] = {pid: [] for pid in person_ids}
     if not person_ids:
         return notes
     with db.session() as session:
-        query = select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
-            VisitTask.person_id.in_(person_ids), VisitTask.note.is_not(None)).order_by(VisitTask.id.desc())
-        for task_id, person_id, note in session.exec(query):
+        query = select(VisitTask.id, VisitTask.person_id, VisitTask.kind, VisitTask.note).where(
+            VisitTask.person_id.in_(person_ids), VisitTask.note.is_not(None), VisitTask.kind.in_(kinds)).order_by(VisitTask.id.desc())
+        for task_id, person_id, kind, note in session.exec(query):
             if task_id not in except_tasks:
-                notes[person_id].append(note)
+                notes[person_id].append((kind, note))
     return notes
+
+
+def task_and_person(db: Database, task_id: int) -> tuple[VisitTask, Person] | None:
+    with db.session() as session:
+        task = session.get(VisitTask, task_id)
+        return (task, session.get(Person, task.person_id)) if task is not None else None
 
 
 @dataclass
