@@ -183,7 +183,7 @@ def test_a_re_import_moves_the_open_task_to_the_new_dongs_team(office, tmp_path)
     assert "task(s) moved" not in move_to_another_teams_dong(office, tmp_path).output
     rows_back = tmp_path / "back.csv"
     write_csv(rows_back, [person_row("이영희", "010-0123-0002", dong="삼청동")])
-    assert "1 open task(s) moved" in office("recipients", "import", str(rows_back), "--dry-run").output
+    assert "1 open task(s) would move" in office("recipients", "import", str(rows_back), "--dry-run").output
     assert the_task(office, task.id).team == "2팀"
 
 

@@ -31,7 +31,9 @@ def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help=
                else app._("Imported {rows} rows from {file}: {added} added, {updated} updated, {unchanged} unchanged."))
     app.say(message.format(rows=report.rows, file=file, added=report.added, updated=report.updated, unchanged=report.unchanged))
     if report.moved_tasks:
-        app.say(app._("{count} open task(s) moved with their person to the new dong's team.").format(count=report.moved_tasks))
+        moved = (app._("{count} open task(s) would move with their person to the new dong's team.") if dry_run
+                 else app._("{count} open task(s) moved with their person to the new dong's team."))
+        app.say(moved.format(count=report.moved_tasks))
     if report.ignored_columns:
         app.say(app._("Ignored columns: {columns}").format(columns=", ".join(report.ignored_columns)))
     if report.without_consent:
