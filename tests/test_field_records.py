@@ -217,4 +217,5 @@ def test_only_a_test_instance_may_retry_at_once(cli):
     cli("campaign", "validate", "weekly-safe-call", ok=False)
     allow_fast_retries(cli.root / "config" / "safecall.toml")
     allow_fast_retries(cli.root / "config" / "safecall.toml")  # once is enough; twice is not a broken file
-    cli("campaign", "validate", "weekly-safe-call")
+    allowed = cli("campaign", "validate", "weekly-safe-call")
+    assert "warning: [testing] fast_retries is on" in allowed.output

@@ -96,6 +96,9 @@ def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="
     if problems:
         raise InputError(app._("campaign {name!r} has {count} problem(s)").format(name=name, count=len(problems)), problems)
     app.say(app._("campaign {name!r} is valid").format(name=name))
+    if instance.settings.testing.fast_retries:  # a test instance's switch: say so wherever it might have been left on
+        app.err.print(plain(app._("warning: ") + app._("[testing] fast_retries is on in config/safecall.toml: retries are not "
+                                                       "held to 30 minutes apart; never on an instance that calls people")), markup=False)
     if not commands.has_database(instance):  # no roster yet: nothing to estimate, and validating creates no database
         return
     services = app.services()
