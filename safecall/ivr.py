@@ -6,13 +6,13 @@ server and the TwiML renderer all walk the same flow with it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from safecall import speech
 from safecall.errors import ConfigError
 from safecall.configfiles import Strict, parse_model, read_toml
 
@@ -24,46 +24,36 @@ class DigitMeaning(Strict):
     closing: str
 
 
-_NOT_WORD = re.compile(r"[^\w]+")
-
-
-def _words(text: str) -> list[str]:
-    return [w for w in _NOT_WORD.split(text) if w]
-
-
 class SpeechAnswers(Strict):
-    """Spoken answers where the trunk can hear them (Twilio): phrases per outcome and a confidence floor.
+    """Spoken answers where the trunk can hear them (Twilio): the words of each kind and a confidence floor.
 
-    A phrase counts when it is whole words of the answer (spacing aside): "네" is not the end of "힘드네요".
-    Help wins over everything; a word from `unclear` (a negation, as in "안 괜찮아요") makes the answer
-    unclear, and the question is asked again, like a key that means nothing.
+    The lists are data, so an office can add its dialect's words; what they mean together is judged by
+    safecall.speech.judge (its rules are code). Each phrase matches by its morphemes, so "괜찮아요" also
+    matches "괜찮습니다" and "괜찮지 않아요" (a negated one).
     """
 
     min_confidence: float = Field(default=0.5, ge=0, le=1)
+    # An affirmative or a statement of being well ("네", "괜찮아요"); negated, it is a statement of not being well.
     acknowledged: list[str] = Field(min_length=1)
+    # Distress or a need ("아파요", "쓰러졌어요"); negated ("안 아파요"), it counts as being well.
     help_requested: list[str] = []
+    # Words of suicide or of an emergency: help, marked 위험 발언 for the officer, negated or not.
+    risk: list[str] = []
+    # Answering the phone, someone else speaking, not an answer ("여보세요", "딸인데요"): asked again.
     unclear: list[str] = []
+    # Trouble that, with 없다, means well ("별일 없어요") and, with 있다, means help ("아픈 데가 있어요").
+    no_trouble: list[str] = []
+    # Necessities whose lack is a need ("약이 없어요", "쌀이 떨어졌어요").
+    lacking: list[str] = []
+    # Everyday activities that, negated, are a need ("밥을 못 먹었어요", "못 일어나요").
+    activities: list[str] = []
+    # Words that neither help nor hurt ("저", "요즘", "덕분에"); any word in no list makes the answer unclear.
+    neutral: list[str] = []
     # Said after each question on a trunk that listens (not part of recorded prompts).
     prompt_hint: str = ""
 
     def hints(self) -> str:
         return ", ".join(self.acknowledged + self.help_requested)
-
-    def outcome(self, text: str, confidence: float) -> str | None:
-        """The outcome `text` means, or None (too unsure, empty, unclear or not one of the phrases)."""
-        words = _words(text)
-        if confidence < self.min_confidence or not words:
-            return None
-        runs = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
-
-        def said(phrases: list[str]) -> bool:
-            return any("".join(_words(p)) in runs for p in phrases)
-
-        if said(self.help_requested):
-            return "help_requested"
-        if said(self.unclear):
-            return None
-        return "acknowledged" if said(self.acknowledged) else None
 
 
 class IvrFlow(Strict):
@@ -96,8 +86,8 @@ class IvrFlow(Strict):
         for digit, meaning in self.digits.items():
             if meaning.closing not in self.closings:
                 raise ValueError(f"digits.{digit}.closing: no closing message named {meaning.closing!r}")
-        if self.speech and self.speech.help_requested and not self.meaning_of("help_requested"):
-            raise ValueError("speech.help_requested: no digit means 'help_requested', so there is no closing for it")
+        if self.speech and not self.meaning_of("help_requested"):
+            raise ValueError("speech: no digit means 'help_requested', so there is no closing for a spoken call for help")
         return self
 
     def meaning_of(self, outcome: str) -> DigitMeaning | None:
@@ -174,8 +164,10 @@ def step(flow: IvrFlow, state: IvrState, event: Start | Pressed | Said | NoInput
     if isinstance(event, Pressed) and event.digit in flow.digits:
         meaning = flow.digits[event.digit]
         return state, Finish(meaning.outcome, event.digit, f"closing-{meaning.closing}", flow.closings[meaning.closing])
-    outcome = flow.speech.outcome(event.text, event.confidence) if isinstance(event, Said) and flow.speech else None
-    if outcome:
+    outcome = None
+    if isinstance(event, Said) and flow.speech:
+        outcome = speech.judge(flow.speech, event.text, event.confidence).outcome
+    if outcome in OUTCOMES:
         meaning = flow.meaning_of(outcome)
         return state, Finish(outcome, None, f"closing-{meaning.closing}", flow.closings[meaning.closing])
     if isinstance(event, Start):

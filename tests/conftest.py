@@ -161,3 +161,15 @@ def scripted_trunks(scripts: dict[str, list[str]], channels: int = 4, cps: float
 def wide_terminal(monkeypatch):
     # Rich wraps table cells at 80 columns; tests read whole cells.
     monkeypatch.setenv("COLUMNS", "250")
+
+
+# The spoken-answer corpus's figures (tests/test_speech.py), shown in every run's summary, -q or not.
+SPEECH_FIGURES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    figures = config.stash.get(SPEECH_FIGURES, None)
+    if figures:
+        terminalreporter.write_sep("-", "spoken-answer judge on tests/fixtures/speech/answers.tsv")
+        for line in figures:
+            terminalreporter.write_line(line)

@@ -30,6 +30,7 @@ from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest, LineResult
 from recording_sink import RecordingSink
 from safecall.ivr import load_flow
+from safecall.speech import analyser
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
 from test_twilio import ENV, EXPECTED, PUBLIC, cloud, twilio_trunks  # noqa: F401 (cloud is a fixture)
 from twilio_fake import TOKEN, FakeCall, FakeTwilio
@@ -68,6 +69,7 @@ class Webhooks:
         app = create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=SystemClock().now,
                                  on_event=lambda e: None, **options)
         self.server = WebhookServer(app, "127.0.0.1", port).start()
+        analyser()  # the server began loading it: the fake's 10 s wait is for one answer, not for the model
         self.twilio = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
 
     def post(self, kind: str, token: str, sid: str, params: dict, query: str = "") -> tuple[int, str]:

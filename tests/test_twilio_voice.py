@@ -81,8 +81,9 @@ SPOKEN = [
     ("네. 괜찮아요", "0.9", "acknowledged"),
     ("도와주세요", "0.88", "help_requested"), ("아파요", "0.7", "help_requested"), ("와 주세요", "0.85", "help_requested"),
     ("네 도와주세요", "0.9", "help_requested"),  # help wins
+    ("안 괜찮아요", "0.95", "help_requested"), ("힘드네요", "0.9", "help_requested"),  # not well, said so
 ]
-UNHEARD = [("네", "0.3"), ("", "0"), ("안 괜찮아요", "0.95"), ("힘드네요", "0.9"), ("몰라요", "0.9")]
+UNHEARD = [("네", "0.3"), ("", "0"), ("네 여보세요", "0.95"), ("네? 뭐라고요?", "0.9"), ("몰라요", "0.9"), ("네", "nan")]
 
 
 def test_signed_speech_webhooks_map_phrases_and_ask_again_when_unsure(cli):
@@ -114,9 +115,9 @@ def test_a_spoken_answer_is_stored_with_the_attempt_and_shown_in_the_history(cli
     services, [(token, sid)] = open_calls(cli, 1)
     hooks = Webhooks(services.lifecycle)
     try:
-        hooks.post("gather", token, sid, {"SpeechResult": "안 괜찮아요", "Confidence": "0.9"}, "?asked=1")  # unclear: asked again
+        hooks.post("gather", token, sid, {"SpeechResult": "네 여보세요", "Confidence": "0.9"}, "?asked=1")  # unclear: asked again
         unclear = attempts_by_token(services)[token]
-        assert (unclear.disposition, unclear.speech_text, unclear.speech_confidence) == (None, "안 괜찮아요", 0.9)
+        assert (unclear.disposition, unclear.speech_text, unclear.speech_confidence) == (None, "네 여보세요", 0.9)
         status, body = hooks.post("gather", token, sid, {"SpeechResult": "네 잘 지내요", "Confidence": "0.83"}, "?asked=2")
         assert "확인되었습니다" in body
     finally:

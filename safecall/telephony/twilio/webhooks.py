@@ -32,6 +32,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from safecall.errors import TrunkError
+from safecall import speech
 from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Said, Start, step
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
@@ -313,6 +314,7 @@ class WebhookServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise TrunkError(f"the webhook server could not listen on {self.host}:{self.port}")
             time.sleep(0.02)
+        speech.warm_up()  # spoken answers are judged with a model that takes seconds to load: not at the first one
         return self
 
     def stop(self) -> None:
