@@ -131,7 +131,9 @@ def csv_text(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
     return buffer.getvalue()
 
 
-def json_text(records: Any) -> str:
-    """JSON whose strings carry no raw control or direction characters (json escapes only those below U+0020)."""
-    encoded = json.dumps(records, ensure_ascii=False, indent=2, default=str)
+def json_text(records: Any, indent: int | None = 2) -> str:
+    """JSON whose strings carry no raw control or direction characters (json escapes only those below U+0020).
+
+    indent=None: all on one line (JSON lines)."""
+    encoded = json.dumps(records, ensure_ascii=False, indent=indent, default=str)
     return "".join(f"\\u{ord(c):04x}" if _is_control(c) and c != "\n" else c for c in encoded) + "\n"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -119,3 +122,69 @@ def test_the_labelled_corpus_meets_its_targets(answers, request):
     assert wrongly_well == [], "distress or non-answers recorded as well"
     assert help_rate >= 0.95
     assert well_rate >= 0.90
+
+
+# ---- safecall ivr try ----
+
+def test_ivr_try_says_what_the_shipped_flow_records_and_why_in_korean(cli):
+    cli.use_locale("ko_KR.UTF-8")
+    out = cli("ivr", "try", "safe-call", "--said", "네 괜찮은데 허리가 아파요").output
+    assert '"네 괜찮은데 허리가 아파요" (90%): 도움 요청으로 기록, 이어서 closing-thanks_help' in out
+    assert "  도움 요청: '아파'" in out
+    out = cli("ivr", "try", "safe-call", "--said", "네 여보세요", "--confidence", "0.95").output
+    assert "불분명: 아무것도 기록하지 않고 다시 묻습니다" in out and "prompt-repeat" in out
+    out = cli("ivr", "try", "safe-call", "--said", "살려주세요").output
+    assert "위험 발언" in out and "당직 공무원에게 바로 알립니다" in out
+
+
+def test_ivr_try_json_lines_from_a_file(cli, tmp_path):
+    answers = tmp_path / "answers.txt"
+    answers.write_text("네 잘 지내요\t0.83\n\n네\tnan\n예 쓰러졌어요\n네\t0.2\n", encoding="utf-8")
+    lines = cli("ivr", "try", "safe-call", "--from", str(answers), "--format", "json").output.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["said"], r["confidence"], r["outcome"], r["records"], r["risk"]) for r in records] == [
+        ("네 잘 지내요", 0.83, "acknowledged", "acknowledged", False),
+        ("네", "nan", "unclear", None, False),
+        ("예 쓰러졌어요", 0.9, "help_requested", "help_requested", True),
+        ("네", 0.2, "unclear", None, False)]
+    assert all(r["reason"] for r in records)
+    assert records[0]["then"] == "closing-thanks_well" and records[1]["then"] == "prompt-repeat"
+
+
+def test_ivr_try_on_an_offices_edited_flow_a_dialect_word_changes_the_result(cli):
+    said = ["ivr", "try", "safe-call", "--said", "예 괜찮십니더예", "--format", "json"]
+    before = json.loads(cli(*said).output)
+    assert before["outcome"] == "unclear" and "모르는 말" in before["reason"]
+    flow = cli.root / "ivr" / "safe-call.toml"
+    text = flow.read_text(encoding="utf-8")
+    assert 'acknowledged = [\n' in text
+    flow.write_text(text.replace('acknowledged = [\n', 'acknowledged = [\n    "괜찮십니더예",\n'), encoding="utf-8")
+    after = json.loads(cli(*said).output)
+    assert (after["outcome"], after["reason"].startswith("안부 확인")) == ("acknowledged", True)
+    # and a word an office marks as a call for help turns an unknown answer into help
+    said = ["ivr", "try", "safe-call", "--said", "속이 디비진다", "--format", "json"]
+    assert json.loads(cli(*said).output)["outcome"] == "unclear"
+    flow.write_text(flow.read_text(encoding="utf-8").replace('help_requested = [\n', 'help_requested = [\n    "속이 디비진다",\n'),
+                    encoding="utf-8")
+    assert json.loads(cli(*said).output)["outcome"] == "help_requested"
+
+
+def test_the_analyser_is_not_loaded_for_help():
+    """`safecall --help` must not pay for the model: it is loaded on the first answer judged."""
+    code = ("import sys; from safecall.cli import create_app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(create_app(), ['ivr', '--help']); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in sys.modules if m.startswith('kiwipiepy')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_ivr_try_refuses_bad_input_clearly(cli, tmp_path):
+    result = cli("ivr", "try", "safe-call", ok=False)
+    assert result.exit_code != 0 and "--said" in result.output and "--from" in result.output
+    result = cli("ivr", "try", "no-such-flow", "--said", "네", ok=False)
+    assert result.exit_code != 0 and "no-such-flow" in result.output
+    answers = tmp_path / "answers.txt"
+    answers.write_text("네\t0.9\n괜찮아요\t높음\n", encoding="utf-8")
+    result = cli("ivr", "try", "safe-call", "--from", str(answers), ok=False)
+    assert result.exit_code != 0 and f"{answers}:2" in result.output and "높음" in result.output

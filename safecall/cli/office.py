@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -9,7 +10,9 @@ import typer
 
 from safecall import commands
 from safecall.commands import parse_day
-from safecall.terminal import plain
+from safecall.errors import InputError
+from safecall.i18n import N_
+from safecall.terminal import json_text, plain
 
 
 from safecall.cli.context import state, emit, check_format, group
@@ -105,3 +108,59 @@ def ivr_prompts(ctx: typer.Context, flow: str = typer.Option("safe-call", "--flo
     app.say(app._("Copy {folder} to Asterisk's sounds folder (e.g. /var/lib/asterisk/sounds/safecall).").format(folder=out_dir))
 
 
+
+
+@ivr_app.command("try")
+def ivr_try(ctx: typer.Context, flow: str = typer.Argument(..., help="IVR flow name: a file in the instance's ivr/ folder."),
+            said: Optional[str] = typer.Option(None, "--said", help="An answer as the recogniser heard it."),
+            confidence: float = typer.Option(0.9, "--confidence", help="The recogniser's confidence for --said, 0 to 1."),
+            from_file: Optional[Path] = typer.Option(None, "--from", help="A UTF-8 text file: one answer a line, optionally a tab and its confidence."),
+            fmt: str = typer.Option("table", "--format", help="table or json (one object a line).")):
+    """What the flow would record for a spoken answer, and why: for tuning a flow's words."""
+    from safecall.ivr import Finish, IvrState, Said, load_flow, step
+    from safecall.speech import judge
+
+    app = state(ctx)
+    check_format(fmt, ("table", "json"))
+    if (said is None) == (from_file is None):
+        raise InputError(N_("give one of --said TEXT or --from FILE"))
+    loaded = load_flow(app.instance().ivr_dir, flow)
+    if loaded.speech is None:
+        raise InputError(N_("flow {flow!r} has no [speech] table: its calls take keys only"), flow=flow)
+    answers = [(said, confidence)] if said is not None else _answers_in(from_file)
+    for text, heard_with in answers:
+        verdict = judge(loaded.speech, text, heard_with)
+        _, action = step(loaded, IvrState(asked=1), Said(text, heard_with))
+        then = action.closing if isinstance(action, Finish) else action.prompt
+        if fmt == "json":
+            typer.echo(json_text({"said": text, "confidence": heard_with if math.isfinite(heard_with) else str(heard_with),
+                                  "outcome": verdict.outcome, "reason": verdict.reason, "risk": verdict.risk,
+                                  "records": verdict.outcome if verdict.outcome != "unclear" else None, "then": then},
+                                 indent=None), nl=False)
+            continue
+        shown = f"{heard_with:.0%}" if math.isfinite(heard_with) else str(heard_with)
+        outcome = {"acknowledged": app._("records acknowledged (well)"), "help_requested": app._("records help requested"),
+                   "unclear": app._("unclear: records nothing and asks again")}[verdict.outcome]
+        app.say(app._('"{said}" ({confidence}): {outcome}, then {then}').format(
+            said=text, confidence=shown, outcome=outcome, then=then))
+        app.say("  " + verdict.reason + (app._(" [risk: the duty officer is told at once]") if verdict.risk else ""))
+
+
+def _answers_in(path: Path) -> list[tuple[str, float]]:
+    """The answers of an `ivr try --from` file, all or nothing."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(N_("{file}: cannot read it as UTF-8 text ({error})"), file=path, error=error) from None
+    answers, problems = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        text, tab, confidence = line.partition("\t")
+        try:
+            answers.append((text.strip(), float(confidence) if tab else 0.9))
+        except ValueError:
+            problems.append(f"{path}:{number}: confidence {confidence!r} is not a number (0 to 1)")
+    if problems:
+        raise InputError(N_("{file}: {count} line(s) could not be read"), problems, file=path, count=len(problems))
+    return answers
