@@ -93,8 +93,15 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                        template=template, variables=json.dumps(variables, ensure_ascii=False))
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
+            if task.kind == "callback" and task.risk_speech and settings.sms.duty_officer:
+                # No name or number in the text: the task number and the page behind the login.
+                _queue(session, f"duty-officer-risk:task:{task.id}", "sms", settings.sms.duty_officer,
+                       f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). 안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
+                       f"바로 연락해 주세요. {settings.web.base_url}/callbacks", now)
             if task.kind == "callback" and officer:
                 _queue(session, f"officer-callback:task:{task.id}", "email", officer,
+                       f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
+                       f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks" if task.risk_speech else
                        f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 2번을 누른 분이 도움을 요청하셨습니다. "
                        f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks", now)
 

@@ -141,7 +141,8 @@ class CampaignBook:
 
 # ---- statements ----
 
-_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition)
+_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition,
+                    ATTEMPT.c.risk_speech)
 _ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
 _LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign, PERSON.c.voice_style).join(
     RUN, RUN.c.id == ATTEMPT.c.run_id).join(PERSON, PERSON.c.id == ATTEMPT.c.person_id).where(
@@ -154,7 +155,7 @@ _RECORD_KEY = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
     .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
 )
-_RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence"))
+_RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence", "risk_speech"))
 _NOTE_SPEECH = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.digit.is_(None),
 ).values(new_values("speech_text", "speech_confidence"))
@@ -188,7 +189,11 @@ _EARLIER_STATES = (
     .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
 )
 _ADD_TASK = sa.insert(TASK).values(status=TaskStatus.OPEN, overdue=False, **new_values(
-    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key"))
+    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key", "risk_speech"))
+# Words of risk from someone whose call-back task is there already (an earlier answer this run): it goes to the top too.
+_MARK_CALLBACK_RISK = sa.update(TASK).where(
+    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.kind == TaskKind.CALLBACK,
+    TASK.c.status == TaskStatus.OPEN).values(risk_speech=True)
 _CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
     TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == TaskStatus.OPEN,
 ).values(status=TaskStatus.CLOSED, outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at", "recorded_real_at"))
@@ -207,7 +212,8 @@ _POSTPONE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_i
 _CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
     state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
 _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
-    status=AttemptStatus.PLACING, **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
+    status=AttemptStatus.PLACING, risk_speech=False,
+    **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
 ).returning(ATTEMPT.c.id)
 # A call-back: the person's member in an open run that is waiting for a call (not one in a call right now).
 _PENDING_MEMBER_OF_CALLER = (
@@ -273,13 +279,17 @@ class CallLifecycle:
             self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None) -> bool:
+                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
+        """Record the answer of call `token`; `risk`: the spoken answer had words of suicide or an emergency
+        (safecall.speech): kept with the attempt, it puts the call-back task made when the call ends at the top
+        of the officer's list as 위험 발언."""
         if outcome not in ANSWERED:
             return False
         with self.db.statements() as connection:
             key = {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome}
             if speech:
-                statement, key = _RECORD_SPOKEN, {**key, "new_speech_text": speech[0], "new_speech_confidence": speech[1]}
+                statement, key = _RECORD_SPOKEN, {**key, "new_speech_text": speech[0], "new_speech_confidence": speech[1],
+                                                  "new_risk_speech": risk}
             else:
                 statement = _RECORD_KEY
             attempt = self.db.prepared(statement).first(connection, key)
@@ -334,6 +344,10 @@ class CallLifecycle:
             self.db.prepared(_NOTE_ANSWER).execute(connection, {"call_token": token, "new_answered_at": at})
         return closed
 
+    def _settle_risk(self, connection: DriverConnection, attempt) -> None:
+        """Words of risk on a recorded answer: its call-back task is marked (made now, or there from earlier)."""
+        self.db.prepared(_MARK_CALLBACK_RISK).execute(connection, {"run_id": attempt.run_id, "person_id": attempt.person_id})
+
     def _settle(self, connection: DriverConnection, attempt, at: datetime) -> None:
         """Carry out next_step for `attempt` (already written)."""
         campaign = self.rules_of_run(attempt.run_id, connection)
@@ -345,6 +359,8 @@ class CallLifecycle:
             settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": step.state})
             if settled and step.task:
                 self._add_task(connection, attempt, step.task, at)
+            elif attempt.risk_speech:
+                self._settle_risk(connection, attempt)
             return
         member = self.db.prepared(_MEMBER).first(connection, {"member_id": attempt.member_id})
         person = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id})
@@ -370,7 +386,8 @@ class CallLifecycle:
         self.db.prepared(_ADD_TASK).execute(connection, {
             "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,
             "new_created_at": at, "new_created_on": at.astimezone(tz).date(), "new_weeks_without_ack": weeks,
-            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts)})
+            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
+            "new_risk_speech": bool(attempt.risk_speech) and kind == TaskKind.CALLBACK})
 
     def _unreached_weeks_before(self, connection: DriverConnection, attempt) -> int:
         """How many weeks straight before this one the person ended unreachable."""

@@ -109,6 +109,8 @@ class SmsSettings(Strict):
     provider: Literal["none", "solapi", "twilio"] = "none"
     # The office's number written into guardian texts ({callback}), so a worried guardian can call back.
     callback_number: str | None = None
+    # The duty officer's mobile: texted at once when a spoken answer has words of suicide or an emergency (위험 발언).
+    duty_officer: str | None = None
     api_key: SecretRef | None = None
     api_secret: SecretRef | None = None
     sender: str | None = None  # 발신번호 registered with SOLAPI (발신번호 사전등록), e.g. 02-2148-1234
@@ -123,7 +125,7 @@ class SmsSettings(Strict):
             raise ValueError(Message(N_('email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)')))
         return value
 
-    @field_validator("callback_number", "sender")
+    @field_validator("callback_number", "sender", "duty_officer")
     @classmethod
     def _korean_number(cls, value: str | None) -> str | None:
         if value is not None:

@@ -47,6 +47,7 @@ COLUMNS = [
     ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
     ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
     ("moved_from", "이관"),
+    ("risk_speech", "위험 발언"),
 ]
 
 
@@ -72,6 +73,7 @@ class VisitRow:
     note: str = ""  # what earlier visits to this task found (e.g. not home yesterday)
     person_id: int = 0
     moved_from: str = ""  # "3팀에서 이관": the person moved here from another team's dong with the task open
+    risk_speech: str = ""  # "위험 발언": the spoken answer had words of suicide or an emergency
 
     def cells(self) -> list:
         return [getattr(self, key) for key, _ in COLUMNS]
@@ -101,10 +103,10 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
              sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
     with db.session() as session:
         total = session.exec(select(func.count()).select_from(VisitTask).where(*where)).one()
-        # Most urgent first: overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
+        # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
         task_ids = list(session.exec(select(VisitTask.id).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
-            VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
+            VisitTask.risk_speech.desc(), VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
             Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)))
         by_id = {}
         for chunk in _chunks(task_ids):
@@ -139,6 +141,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
             last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
             since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
             moved_from=moved_from_text(task.moved_from),
+            risk_speech="위험 발언" if task.risk_speech else "",
         ))
     return total, rows
 

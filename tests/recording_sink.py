@@ -40,8 +40,8 @@ class RecordingSink:
         self.call_ids.setdefault(token, call_id)
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None) -> bool:
-        self.keys.append((token, digit, outcome) + ((speech,) if speech else ()))
+                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
+        self.keys.append((token, digit, outcome) + ((speech,) if speech else ()) + (("risk",) if risk else ()))
         return self.live
 
     def note_speech(self, token: str, text: str, confidence: float) -> None:

@@ -215,3 +215,20 @@ def test_a_team_sees_no_officers_note_and_a_moved_persons_task_is_on_the_new_tea
         tasks = task_names(browser)
         assert set(tasks) == {"박부암", "이영희"}
         assert browser.find_element(By.ID, f"task-{tasks['이영희']}").find_element(By.CLASS_NAME, "moved").text == "1팀에서 이관"
+def test_the_officers_call_back_page_puts_words_of_risk_first_and_marks_them(cli, tmp_path, browser):
+    office_with_a_week(cli, tmp_path)
+    cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
+    with cli.db().transaction() as session:  # a later call-back task whose spoken answer had words of risk
+        plain = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
+        other = session.exec(select(Person).where(Person.name == "이영희")).one()
+        session.add(VisitTask(person_id=other.id, run_id=plain.run_id, kind="callback", team=other.team,
+                              created_at=plain.created_at + timedelta(hours=1), created_on=plain.created_on, risk_speech=True))
+    with served(make_app(cli)) as base:
+        log_in(browser, base, "officer")
+        browser.get(f"{base}/callbacks")
+        cards = browser.find_elements(By.CSS_SELECTOR, "div.card.callback")
+        assert [card.find_element(By.TAG_NAME, "h2").text.split(" (")[0] for card in cards] == ["이영희", "최도움"]
+        mark = cards[0].find_element(By.CLASS_NAME, "risk-speech-mark")
+        assert mark.text.startswith("위험 발언") and mark.is_displayed()
+        assert browser.execute_script("return getComputedStyle(arguments[0]).fontWeight", mark) in ("700", "bold")
+        assert not cards[1].find_elements(By.CLASS_NAME, "risk-speech-mark")

@@ -52,8 +52,9 @@ def visits_list(ctx: typer.Context,
             moved = any(r.moved_from for r in rows)  # "3팀에서 이관": a column only on a list that has such a task
             emit(app, fmt, [_("#"), _("task"), _("name"), _("phone"), _("address"), _("dong"), _("guardian"), _("weeks"),
                             _("no key"), _("risk"), _("last ack")] + [_("moved")] * moved,
-                 [[r.rank, r.task, r.name, r.phone, r.address, r.dong, f"{r.guardian} {r.guardian_phone}".strip(),
-                   r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack] + [r.moved_from] * moved for r in rows], [],
+                 [[r.rank, r.task, f"{r.name} ({r.risk_speech})" if r.risk_speech else r.name, r.phone, r.address, r.dong,
+                   f"{r.guardian} {r.guardian_phone}".strip(), r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack]
+                  + [r.moved_from] * moved for r in rows], [],
                  title=_("{team}: {count} {kind}(s) for {day}").format(team=team_name, count=len(rows), kind=kind_word, day=day),
                  whole=(0, 1, 3, 10))
         if not lists:

@@ -121,6 +121,7 @@ class Attempt(SQLModel, table=True):
     inbound: bool = False  # a call-back from the person, not a call placed by the dialer
     speech_text: str | None = None  # a spoken answer as recognised, with its confidence (0..1)
     speech_confidence: float | None = None
+    risk_speech: bool = False  # the spoken answer had words of suicide or an emergency (schema 9)
 
 
 def person_attempts(person_id: int, *columns):
@@ -149,6 +150,9 @@ class VisitTask(SQLModel, table=True):
     recorded_real_at: datetime | None = utc_field(default=None)  # when it was written, from the system clock (schema 5)
     revisit_on: date | None = None  # not home: back on the list from this day, not today's (schema 5)
     moved_from: str | None = None  # the team whose list it was on before a re-import moved the person (schema 10)
+    # A spoken answer had words of suicide or an emergency: top of the call-back list, 위험 발언, the duty officer
+    # texted at once (schema 9).
+    risk_speech: bool = False
 
 
 class AuditEvent(SQLModel, table=True):

@@ -93,10 +93,11 @@ class CallSink(Protocol):
         """Remember the trunk's own id for the call (e.g. Twilio's CallSid)."""
 
     def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None) -> bool:
+                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
         """Store the IVR outcome for the attempt; False if the token is unknown or closed.
 
-        A spoken answer comes as digit "speech" with `speech` = (the text heard, its confidence 0..1).
+        A spoken answer comes as digit "speech" with `speech` = (the text heard, its confidence 0..1), and
+        `risk` when the judge heard words of suicide or an emergency (safecall.speech.Verdict.risk).
         """
 
     def note_speech(self, token: str, text: str, confidence: float) -> None:

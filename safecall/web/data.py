@@ -42,10 +42,10 @@ class CallbackItem:
 
 
 def callbacks(db: Database, *, since: date) -> tuple[list[CallbackItem], list[CallbackItem]]:
-    """(open callbacks, callbacks closed since `since`), oldest first."""
+    """(open callbacks, callbacks closed since `since`): words of risk (위험 발언) first, then oldest first."""
     with db.session() as session:
         rows = session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.kind == "callback").order_by(VisitTask.created_at, VisitTask.id))
+            VisitTask.kind == "callback").order_by(VisitTask.risk_speech.desc(), VisitTask.created_at, VisitTask.id))
         items = [CallbackItem(task, person) for task, person in rows]
     return ([i for i in items if i.task.status == "open"],
             [i for i in items if i.task.status == "closed" and i.task.created_on >= since])

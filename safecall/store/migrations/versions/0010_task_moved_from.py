@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -22,4 +22,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("visittask", schema=None) as batch_op:
         batch_op.drop_column("moved_from")
-    op.execute("UPDATE schemainfo SET version = 8 WHERE id = 1")
+    op.execute("UPDATE schemainfo SET version = 9 WHERE id = 1")
