@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from safecall.ivr import SpeechAnswers
 
 Outcome = Literal["acknowledged", "help_requested", "unclear"]
+MAX_ANSWER = 300  # characters judged; longer is unclear
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
         return Verdict("unclear", f"인식 신뢰도 {confidence:.0%}: 기준 {answers.min_confidence:.0%} 미만")
     if not text or not text.strip():
         return Verdict("unclear", "들린 말 없음")
+    if len(text) > MAX_ANSWER:  # an answer to a yes-or-no question is short; this is something else (a radio?)
+        return Verdict("unclear", f"답변이 너무 김 ({len(text)}자)")
     words, tokens = _morphemes(analyser().space(text))  # recognisers split words: "쓰러 졌어요"
     if not words:
         return Verdict("unclear", "알아들을 수 있는 말 없음")

@@ -65,6 +65,13 @@ def test_an_unsure_or_impossible_confidence_is_unclear(answers, confidence):
     assert verdict.outcome == "unclear" and "신뢰도" in verdict.reason
 
 
+def test_a_long_or_strange_text_is_unclear_not_an_error(answers):
+    assert judge(answers, "네 괜찮아요 " * 60, 0.9).outcome == "unclear"
+    for text in ("ㅋㅋㅋ", "OK", "1", "!!!", "\x00\u202e", "   "):
+        assert judge(answers, text, 0.9).outcome == "unclear", text
+    assert judge(answers, "네" * 50, 0.9).outcome in ("unclear", "acknowledged")  # judged, not an error
+
+
 def test_words_of_suicide_or_an_emergency_are_risk_and_help(answers):
     for text in ("죽고 싶어요", "네 119 불러주세요", "불이 났어요", "가스 냄새가 나요", "살려주세요", "괜찮은데 죽고 싶어요"):
         verdict = judge(answers, text, 0.9)
