@@ -195,3 +195,15 @@ def test_ivr_try_refuses_bad_input_clearly(cli, tmp_path):
     answers.write_text("네\t0.9\n괜찮아요\t높음\n", encoding="utf-8")
     result = cli("ivr", "try", "safe-call", "--from", str(answers), ok=False)
     assert result.exit_code != 0 and f"{answers}:2" in result.output and "높음" in result.output
+
+
+def test_a_flow_that_listens_needs_a_digit_for_help(tmp_path):
+    """The judge can hear a call for help in any answer ("괜찮지 않아요"), so a listening flow needs its closing."""
+    from safecall.errors import ConfigError
+
+    text = (DEFAULTS / "safe-call.toml").read_text(encoding="utf-8")
+    without_help_key = text.replace('2 = { outcome = "help_requested", closing = "thanks_help" }\n', "")
+    assert without_help_key != text
+    (tmp_path / "safe-call.toml").write_text(without_help_key, encoding="utf-8")
+    with pytest.raises(ConfigError, match="no digit means 'help_requested'"):
+        load_flow(tmp_path, "safe-call")
