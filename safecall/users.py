@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import unicodedata
 from datetime import datetime
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
+from zxcvbn import zxcvbn
+
 from safecall.errors import InputError, NotFoundError
-from safecall.store import Database, WebUser, audit
+from safecall.i18n import N_
+from safecall.store import Database, WebSession, WebUser, audit
 
 ROLES = ("team", "officer", "admin")
 ROLE_KOREAN = {"team": "방문팀", "officer": "복지 담당", "admin": "관리자"}
 MIN_PASSWORD = 10
+MIN_STRENGTH = 3  # zxcvbn's score (0-4): 3 is "safely unguessable" against an offline attack on a slow hash
+MAX_USERNAME = 32
+# After NFKC: ASCII letters (lower case) and digits, Hangul syllables, and '-', '_', '.' between them. Nothing else,
+# so no name can look like another: Cyrillic 'а' is refused, fullwidth 'ａｄｍｉｎ' becomes 'admin', 'officer²' 'officer2'.
+USERNAME = re.compile(r"[a-z0-9\uac00-\ud7a3]+(?:[-_.][a-z0-9\uac00-\ud7a3]+)*")
 HASHER = PasswordHasher()
 # Verifying against this when the user does not exist costs the same time as a real check: no user enumeration by timing.
 _DUMMY_HASH = HASHER.hash("not a password of anyone")
@@ -25,9 +36,31 @@ def new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _check_password(password: str) -> None:
+def normalise_username(typed: str) -> str:
+    """The one spelling of a user name: NFKC (fullwidth and superscript forms become plain ones), Latin in lower case."""
+    return unicodedata.normalize("NFKC", typed).strip().lower()
+
+
+def _spellings(typed: str) -> set[str]:
+    """The names a typed one may be stored as: normalised, or as typed (accounts made before names were normalised)."""
+    return {normalise_username(typed), typed}
+
+
+def check_username(typed: str) -> str:
+    """The normalised name, or InputError when it holds anything but Latin or Hangul letters, digits and - _ ."""
+    name = normalise_username(typed)
+    if not name or len(name) > MAX_USERNAME or not USERNAME.fullmatch(name):
+        raise InputError(N_("user name {name!r}: use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"),
+                         name=typed[:MAX_USERNAME * 2], most=MAX_USERNAME)
+    return name
+
+
+def _check_password(password: str, username: str = "") -> None:
     if len(password) < MIN_PASSWORD:
-        raise InputError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise InputError(N_("the password must have at least {count} characters"), count=MIN_PASSWORD)
+    # zxcvbn cost grows with length; 200 characters is far beyond any password a person types.
+    if zxcvbn(password[:200], user_inputs=[username, "safecall", "안심콜"])["score"] < MIN_STRENGTH:
+        raise InputError(N_("the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"))
 
 
 def add_user(db: Database, username: str, password: str, *, role: str, team: str | None, teams: list[str], now: datetime,
@@ -39,11 +72,10 @@ def add_user(db: Database, username: str, password: str, *, role: str, team: str
                          f"no team {team!r} in config/safecall.toml (teams: {', '.join(teams)})")
     if role != "team" and team:
         raise InputError("only a team member (--role team) belongs to one team")
-    if not username or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise InputError(f"user name {username!r}: use letters, digits, '-', '_' or '.'")
-    _check_password(password)
+    username = check_username(username)
+    _check_password(password, username)
     with db.transaction() as session:
-        if session.exec(select(WebUser).where(WebUser.username == username)).first():
+        if session.exec(select(WebUser).where(sa.func.lower(WebUser.username) == username)).first():
             raise InputError(f"user {username!r} already exists")
         user = WebUser(username=username, password_hash=HASHER.hash(password), role=role, team=team, created_at=now)
         session.add(user)
@@ -58,10 +90,15 @@ def list_users(db: Database) -> list[WebUser]:
 
 
 def _get(session: Session, username: str) -> WebUser:
-    user = session.exec(select(WebUser).where(WebUser.username == username)).first()
+    user = session.exec(select(WebUser).where(WebUser.username.in_(_spellings(username)))).first()
     if user is None:
         raise NotFoundError(f"no user {username!r}")
     return user
+
+
+def end_sessions_of(session: Session, user_id: int) -> None:
+    """Every web session of this account ends (disable, reset); part of the caller's transaction."""
+    session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def disable_user(db: Database, username: str, *, now: datetime, actor: str | None = None) -> WebUser:
@@ -70,28 +107,30 @@ def disable_user(db: Database, username: str, *, now: datetime, actor: str | Non
         user = _get(session, username)
         user.disabled, user.session_version = True, user.session_version + 1
         session.add(user)
+        end_sessions_of(session, user.id)
         audit(session, at=now, action="user.disable", subject=f"user {username}", actor=actor)
     return user
 
 
 def reset_password(db: Database, username: str, password: str, *, now: datetime, actor: str | None = None) -> WebUser:
     """A new password; the account is enabled again and its old sessions end."""
-    _check_password(password)
+    _check_password(password, normalise_username(username))
     with db.transaction() as session:
         user = _get(session, username)
         user.password_hash, user.disabled = HASHER.hash(password), False
         user.session_version += 1
         session.add(user)
+        end_sessions_of(session, user.id)
         audit(session, at=now, action="user.reset", subject=f"user {username}", actor=actor)
     return user
 
 
-def authenticate(db: Database, username: str, password: str) -> WebUser | None:
+def authenticate(db: Database, username: str, password: str, *, hasher: PasswordHasher = HASHER) -> WebUser | None:
     """The enabled user with this password, or None; as slow for an unknown name as for a wrong password."""
     with db.session() as session:
-        user = session.exec(select(WebUser).where(WebUser.username == username)).first()
+        user = session.exec(select(WebUser).where(WebUser.username.in_(_spellings(username)))).first()
     try:
-        HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
+        hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or user.disabled:

@@ -71,8 +71,11 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert {"ivr_started_at", "inbound", "speech_text", "speech_confidence"} <= attempt_columns()
     assert "call_window" in {column["name"] for column in sa.inspect(db.engine).get_columns("person")}
     assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
+    assert {"websession", "logincount", "auditchain"} <= set(sa.inspect(db.engine).get_table_names())
     assert "moved_from" in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
     downgrade("0008")
+    assert not {"websession", "logincount", "auditchain"} & set(sa.inspect(db.engine).get_table_names())
+    assert not {"seq", "hash"} & {column["name"] for column in sa.inspect(db.engine).get_columns("auditevent")}
     assert "moved_from" not in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
     downgrade("0007")
     assert "delivery_status" not in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}

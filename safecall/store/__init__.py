@@ -4,9 +4,11 @@ from safecall.store.models import (
     FINAL_STATES,
     Attempt,
     AttemptStatus,
+    AuditChain,
     AuditEvent,
     CampaignRun,
     Delivery,
+    LoginCount,
     Disposition,
     MemberState,
     Notification,
@@ -17,12 +19,13 @@ from safecall.store.models import (
     TaskKind,
     TaskStatus,
     VisitTask,
+    WebSession,
     WebUser,
     person_attempts,
 )
 
 __all__ = [
     "DISPOSITION_KOREAN", "FINAL_STATES", "AttemptStatus", "RunState", "TaskKind", "TaskStatus",
-    "Attempt", "AuditEvent", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
+    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
     "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
 ]

@@ -7,6 +7,8 @@ migrations in safecall/store/migrations, for both.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pwd
 import threading
@@ -284,6 +286,22 @@ def real_now() -> datetime:
 
 
 def audit(session: Session, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None) -> None:
-    """Record who did what; part of the caller's transaction. `at` may be a drill's time; real_at never is."""
-    session.add(AuditEvent(at=at, actor=actor or current_actor(), action=action, subject=subject, detail=detail,
-                           real_at=real_now()))
+    """Record who did what; part of the caller's transaction. `at` may be a drill's time; real_at never is.
+
+    The row joins the tamper-evident chain: the UPDATE of the chain's head locks it (a write lock on SQLite, a row
+    lock on PostgreSQL) until this transaction ends, so rows chain one after another even from several processes."""
+    seq, previous = session.execute(sa.text("UPDATE auditchain SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")).one()
+    event = AuditEvent(at=at, actor=actor or current_actor(), action=action, subject=subject, detail=detail, real_at=real_now(),
+                       seq=seq)
+    event.hash = chain_hash(previous, event)
+    session.execute(sa.text("UPDATE auditchain SET hash = :hash WHERE id = 1"), {"hash": event.hash})
+    session.add(event)
+
+
+def chain_hash(previous: str, event) -> str:
+    """SHA-256 of the previous row's hash and this row's fields. Never change it: old rows are verified with it."""
+    def utc(value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+    fields = [previous, event.seq, utc(event.at), utc(event.real_at), event.actor, event.action, event.subject, event.detail]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()

@@ -163,6 +163,44 @@ class AuditEvent(SQLModel, table=True):
     subject: str
     detail: str = ""
     real_at: datetime | None = utc_field(default=None, index=True)  # when it was written, from the system clock (schema 5)
+    # The tamper-evident chain (schema 12): row `seq` hashes its own fields with row seq-1's hash (safecall/audit.py).
+    seq: int | None = Field(default=None, index=True, unique=True)
+    hash: str | None = None
+
+
+class AuditChain(SQLModel, table=True):
+    """The chain's head: one row, locked by every transaction that writes an audit row, so rows chain in one order."""
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = ""
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in web session (schema 12). The cookie holds a random token; only its SHA-256 is stored, and logout,
+    disable and reset delete the row, which ends the session on the server whatever copy of the cookie exists."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    user_id: int = Field(foreign_key="webuser.id", index=True)
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field()
+
+
+class LoginCount(SQLModel, table=True):
+    """Login attempts in one fixed window, per user name (scope user) or client address (scope addr) (schema 12).
+
+    `checked` counts passwords checked (reserved before the check, so parallel requests cannot pass the limit);
+    `refused` counts requests turned away unchecked. Rows of past windows are summed into the audit and deleted."""
+
+    __table_args__ = (sa.UniqueConstraint("scope", "key", "window_start"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str  # user or addr
+    key: str  # the typed user name (at most 64 characters) or the address
+    window_start: datetime = utc_field(index=True)
+    checked: int = 0
+    failed: int = 0
+    refused: int = 0
 
 
 class WebUser(SQLModel, table=True):

@@ -9,11 +9,16 @@ secret and the login limiter. Rules that every page follows:
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import date, timedelta
-from pathlib import Path
+from pathlib import Path as FilePath
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from argon2 import PasswordHasher
+from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,10 +33,16 @@ from safecall.audit import log_access
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
-from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec
+from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
 
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
 PAGE = 50  # tasks on one page of a team's list: enough for a day in the street, light on a phone
+# Bounds of what a URL may ask for: beyond them a request is a 400, never an overflow in the database or a date.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+MAX_PAGE = 100_000
+MAX_ID = 2**53  # ids are far below; a 20-digit id would overflow SQLite's and PostgreSQL's integers
+ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and 64 MiB; the rest of the pages keep the threads
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -46,12 +57,15 @@ class LoginRequired(Exception):
     pass
 
 
-def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | None = None) -> FastAPI:
+def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | None = None,
+                   hasher: PasswordHasher = users.HASHER) -> FastAPI:
     settings = services.instance.settings
     tz = services.instance.tz
     web = settings.web
     codec = SessionCodec(secret, timedelta(minutes=web.session_minutes), services.clock)
-    limiter = limiter or LoginLimiter(web.login_attempts, timedelta(minutes=web.login_window_minutes), services.clock)
+    sessions = SessionStore(services.db, timedelta(minutes=web.session_minutes), services.clock)
+    limiter = limiter or LoginLimiter(services.db, web.login_attempts, timedelta(minutes=web.login_window_minutes), services.clock)
+    argon2_slots = asyncio.Semaphore(ARGON2_SLOTS)
     teams = [t.name for t in settings.teams]
     db = services.db
 
@@ -102,9 +116,8 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             raise HTTPException(403, "보안 토큰이 맞지 않습니다. 페이지를 새로 열고 다시 시도하세요.")
 
     def current_user(request: Request) -> WebUser:
-        session = session_of(request)
-        user = users.get_user(db, session.user_id) if session.user_id else None
-        if user is None or user.disabled or user.session_version != session.version:
+        user = sessions.user(session_of(request).token)
+        if user is None:  # no session, logged out, expired, or the account was disabled or reset
             raise LoginRequired()
         request.state.user = user
         return user
@@ -137,31 +150,41 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         message = {404: "그런 페이지가 없습니다.", 405: "허용되지 않는 요청입니다."}.get(exc.status_code, exc.detail)
         return render(request, "error.html", status_code=exc.status_code, status=exc.status_code, message=message)
 
+    @app.exception_handler(RequestValidationError)  # a parameter that is not a number, or out of bounds: never FastAPI's English 422
+    async def bad_parameter(request: Request, exc: RequestValidationError):
+        names = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
+        return render(request, "error.html", status_code=400, status=400,
+                      message=f"요청 값이 올바르지 않습니다: {', '.join(names)}" if names else "요청 값이 올바르지 않습니다.")
+
     # ---- login -------------------------------------------------------------------------------
     @app.get("/login")
     def login_page(request: Request):
         return render(request, "login.html")
 
     @app.post("/login", dependencies=[Depends(check_csrf)])
-    def login(request: Request, username: str = Form(""), password: str = Form("")):
+    async def login(request: Request, username: str = Form(""), password: str = Form("")):
+        # Async, so a login waiting for an argon2 slot holds no worker thread: other pages go on being served.
         address = request.client.host if request.client else "?"
-        if limiter.blocked(username, address):
-            log_access(db, at=services.now(), action="web.login_refused", subject=f"user {username}", detail=f"from={address}",
-                       actor="web:-")
+        username = users.normalise_username(username)
+        if not await run_in_threadpool(limiter.reserve, username, address):
             return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
-        user = users.authenticate(db, username, password)
+        async with argon2_slots:
+            user = await run_in_threadpool(users.authenticate, db, username, password, hasher=hasher)
         if user is None:
-            limiter.failed(username, address)
+            await run_in_threadpool(limiter.failed, username, address)
             return render(request, "login.html", status_code=401, error="아이디 또는 비밀번호가 맞지 않습니다.")
-        limiter.succeeded(username)
-        request.state.session = codec.new(user.id, user.session_version)  # a new session (and CSRF token) at login
+        await run_in_threadpool(limiter.succeeded, username, address)
+        token = await run_in_threadpool(sessions.create, user)
+        request.state.session = codec.new(token)  # a new session (and CSRF token) at login
         request.state.new_cookie = True
-        logged(user, "web.login", f"user {user.username}", f"from={address}")
+        await run_in_threadpool(logged, user, "web.login", f"user {user.username}", f"from={address}")
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout", dependencies=[Depends(check_csrf)])
     def logout(request: Request):
-        user = users.get_user(db, session_of(request).user_id) if session_of(request).user_id else None
+        token = session_of(request).token
+        user = sessions.user(token)
+        sessions.end(token)  # on the server: a copy of the cookie is no session any more
         if user:
             logged(user, "web.logout", f"user {user.username}")
         response = RedirectResponse("/login", status_code=303)
@@ -179,9 +202,12 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         if not text:
             return services.today()
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
-            raise HTTPException(400, f"날짜 {text!r}가 올바르지 않습니다 (YYYY-MM-DD).") from None
+            day = None
+        if day is None or not FIRST_DAY <= day <= LAST_DAY:
+            raise HTTPException(400, f"날짜 {text[:20]!r}가 올바르지 않습니다 ({FIRST_DAY:%Y}~{LAST_DAY:%Y}년, YYYY-MM-DD).")
+        return day
 
     def note_kinds(user: WebUser) -> tuple[str, ...]:
         """A team sees visit notes only: an officer's call-back notes (what the person said on the phone) stay officers'."""
@@ -200,7 +226,8 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return confirmation(person.name, task.outcome, person.paused_until)
 
     @app.get("/team/{team}")
-    def team_list(request: Request, team: str, day: str | None = None, page: int = 1, saved: int | None = None,
+    def team_list(request: Request, team: str, day: str | None = None, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+                  saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
                   user: WebUser = Depends(current_user)):
         may_see_team(user, team)
         on, page = day_param(day), max(1, page)
@@ -222,7 +249,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return task
 
     @app.get("/task/{task_id}")
-    def task_page(request: Request, task_id: int, user: WebUser = Depends(current_user)):
+    def task_page(request: Request, task_id: RowId, user: WebUser = Depends(current_user)):
         return show_task(request, task_id, user)
 
     def show_task(request: Request, task_id: int, user: WebUser, error: list[str] | None = None, status_code: int = 200):
@@ -238,7 +265,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
                       latest_until=None if user.role == "officer" else services.today() + timedelta(days=HOSPITAL_MAX_DAYS))
 
     @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
-    def task_record(request: Request, task_id: int, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),
+    def task_record(request: Request, task_id: RowId, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),
                     user: WebUser = Depends(current_user)):
         # No default: an untouched form sends no outcome, which record_outcome refuses (the browser's `required` aside).
         task = task_for(user, task_id)
@@ -260,7 +287,8 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
 
     # ---- officers ----------------------------------------------------------------------------
     @app.get("/callbacks")
-    def callback_list(request: Request, saved: int | None = None, user: WebUser = Depends(officer)):
+    def callback_list(request: Request, saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+                      user: WebUser = Depends(officer)):
         today = services.today()
         open_items, closed_items = data.callbacks(db, since=today - timedelta(days=7))
         logged(user, "web.view", "callback list", f"open={len(open_items)}")
@@ -290,7 +318,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return Response(image.getvalue(), media_type="image/png")
 
     @app.get("/person/{person_id}")
-    def person_page(request: Request, person_id: int, user: WebUser = Depends(officer)):
+    def person_page(request: Request, person_id: RowId, user: WebUser = Depends(officer)):
         history = data.person_history(db, person_id)
         if history is None:
             raise HTTPException(404, "그런 사람이 없습니다.")

@@ -1,37 +1,49 @@
-"""Sessions in signed cookies, CSRF tokens and the failed-login limit.
+"""Sessions, CSRF tokens and the login limit, all kept in the database so that they hold across restarts.
 
-A session cookie is signed (itsdangerous) and carries the user id, the account's session version (raised by
-disable and reset, which ends older sessions), a CSRF token and its expiry, read against the app's clock.
+A session cookie is signed (itsdangerous) and carries a random session token (none before login), a CSRF token
+and its expiry. A logged-in session is a row in `websession` holding the token's SHA-256: logout deletes it, and
+so do disabling the account and resetting its password (users.py), so a copy of the cookie stops working at once.
 Anonymous visitors get a cookie too, so the login form has a CSRF token.
+
+The login limit counts attempts per user name and per client address in fixed windows (`logincount`). A password
+is checked only after both counts were raised in one statement each (`... WHERE checked < limit`), so parallel
+requests cannot pass the limit; a window boundary can let up to twice the limit through, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
-import threading
-from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import select
 
 from safecall.clock import Clock
+from safecall.store import Database, LoginCount, WebSession, WebUser, audit
 
 COOKIE = "safecall_session"
 MIN_SECRET = 32
-PRUNE_AT = 10_000  # keys (user names and addresses) before failures outside the window are forgotten
+KEY_LENGTH = 64  # characters of a typed user name that the limiter and the audit keep: no name is longer
+MAX_KEYS = 2_000  # user names and addresses counted in one window; past it, logins under new keys are refused
 
 
 @dataclass(frozen=True)
 class Session:
-    user_id: int | None
-    version: int
+    token: str | None  # the server-side session's token; None before login
     csrf: str
     expires: datetime
 
     def matches(self, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf, token)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 class SessionCodec:
@@ -41,53 +53,136 @@ class SessionCodec:
         self.serializer = URLSafeSerializer(secret, salt="safecall-session")
         self.lifetime, self.clock = lifetime, clock
 
-    def new(self, user_id: int | None = None, version: int = 0) -> Session:
-        return Session(user_id, version, secrets.token_urlsafe(24), self.clock.now() + self.lifetime)
+    def new(self, token: str | None = None) -> Session:
+        return Session(token, secrets.token_urlsafe(24), self.clock.now() + self.lifetime)
 
     def dumps(self, session: Session) -> str:
-        return self.serializer.dumps([session.user_id, session.version, session.csrf, session.expires.timestamp()])
+        return self.serializer.dumps([session.token, session.csrf, session.expires.timestamp()])
 
     def loads(self, cookie: str | None) -> Session | None:
-        """The session in a cookie, or None when it is missing, forged or expired."""
+        """The session in a cookie, or None when it is missing, forged, of an older form or expired."""
         if not cookie:
             return None
         try:
-            user_id, version, csrf, expires = self.serializer.loads(cookie)
-        except (BadSignature, ValueError, TypeError):
+            token, csrf, expires = self.serializer.loads(cookie)
+            session = Session(token, csrf, datetime.fromtimestamp(expires, self.clock.now().tzinfo))
+        except (BadSignature, ValueError, TypeError, OverflowError, OSError):
             return None
-        session = Session(user_id, version, csrf, datetime.fromtimestamp(expires, self.clock.now().tzinfo))
         return session if session.expires > self.clock.now() else None
 
 
+class SessionStore:
+    """Logged-in sessions in the database."""
+
+    def __init__(self, db: Database, lifetime: timedelta, clock: Clock):
+        self.db, self.lifetime, self.clock = db, lifetime, clock
+
+    def create(self, user: WebUser) -> str:
+        token, now = secrets.token_urlsafe(32), self.clock.now()
+        with self.db.transaction() as session:
+            session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))  # the ended ones
+            session.add(WebSession(token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.lifetime))
+        return token
+
+    def user(self, token: str | None) -> WebUser | None:
+        """The enabled user of a live session, or None."""
+        if not token or not isinstance(token, str):
+            return None
+        with self.db.session() as session:
+            row = session.exec(select(WebUser).join(WebSession, WebSession.user_id == WebUser.id).where(
+                WebSession.token_hash == token_hash(token), WebSession.expires_at > self.clock.now())).first()
+        return row if row is not None and not row.disabled else None
+
+    def end(self, token: str | None) -> None:
+        if token and isinstance(token, str):
+            with self.db.transaction() as session:
+                session.execute(sa.delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+
+
 class LoginLimiter:
-    """At most `attempts` failed logins per user name and per client address within `window`; then refused until
-    the oldest failure leaves the window. In memory: a restart forgets, which costs an attacker a restart each time."""
+    """At most `attempts` password checks that did not succeed, per user name and per client address, in each
+    window of `window`. Refused requests are counted, not written one by one: the audit gets one row when a key
+    is first refused in a window and one row with the window's total when the window is cleared away."""
 
-    def __init__(self, attempts: int, window: timedelta, clock: Clock):
-        self.attempts, self.window, self.clock = attempts, window, clock
-        self._failures: dict[str, deque] = defaultdict(deque)
-        self._prune_at = PRUNE_AT
-        self._lock = threading.Lock()
+    def __init__(self, db: Database, attempts: int, window: timedelta, clock: Clock, *, max_keys: int = MAX_KEYS):
+        self.db, self.attempts, self.window, self.clock, self.max_keys = db, attempts, window, clock, max_keys
 
-    def _recent(self, key: str) -> deque:
-        failures, cutoff = self._failures[key], self.clock.now() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        return failures
+    def _window(self) -> datetime:
+        now = self.clock.now().astimezone(timezone.utc)
+        seconds = int(self.window.total_seconds())
+        return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, timezone.utc)
 
-    def blocked(self, username: str, address: str) -> bool:
-        with self._lock:
-            return any(len(self._recent(key)) >= self.attempts for key in (f"user:{username}", f"addr:{address}"))
+    @staticmethod
+    def _keys(username: str, address: str) -> list[tuple[str, str]]:
+        return [("addr", address[:KEY_LENGTH]), ("user", username[:KEY_LENGTH])]
+
+    def reserve(self, username: str, address: str) -> bool:
+        """True: the caller may check one password (and must then call `failed` or `succeeded`). False: refused."""
+        window, now = self._window(), self.clock.now()
+        with self.db.transaction() as session:
+            self._clear_past_windows(session, window, now)
+            keys = self._keys(username, address)
+            taken = []
+            for scope, key in keys:
+                if not self._take(session, scope, key, window):
+                    for done in taken:  # give back what was taken for the other key
+                        self._add(session, *done, window, checked=-1)
+                    self._refused(session, scope, key, window, now, username, address)
+                    return False
+                taken.append((scope, key))
+            return True
+
+    def _take(self, session, scope: str, key: str, window: datetime) -> bool:
+        exists = session.execute(sa.select(LoginCount.id).where(LoginCount.scope == scope, LoginCount.key == key,
+                                                                LoginCount.window_start == window)).first()
+        if exists is None:
+            keys_now = session.execute(sa.select(sa.func.count()).select_from(LoginCount).where(LoginCount.window_start == window)).scalar()
+            if keys_now >= self.max_keys:
+                return False
+            insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(LoginCount)
+            session.execute(insert.values(scope=scope, key=key, window_start=window, checked=0, failed=0, refused=0)
+                            .on_conflict_do_nothing())  # another request may have made it just now
+        # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the count and the raise atomic.
+        result = session.execute(sa.update(LoginCount).where(LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window,
+                                                             LoginCount.checked < self.attempts).values(checked=LoginCount.checked + 1))
+        return result.rowcount == 1
+
+    @staticmethod
+    def _add(session, scope: str, key: str, window: datetime, **amounts: int) -> int:
+        values = {name: getattr(LoginCount, name) + amount for name, amount in amounts.items()}
+        return session.execute(sa.update(LoginCount).where(LoginCount.scope == scope, LoginCount.key == key,
+                                                           LoginCount.window_start == window).values(**values)).rowcount
+
+    def _refused(self, session, scope: str, key: str, window: datetime, now: datetime, username: str, address: str) -> None:
+        self._add(session, scope, key, window, refused=1)
+        refused = session.execute(sa.select(LoginCount.refused).where(LoginCount.scope == scope, LoginCount.key == key,
+                                                                      LoginCount.window_start == window)).scalar()
+        if refused == 1:  # the first refusal of this key in this window; the rest are summed when the window is cleared
+            audit(session, at=now, action="web.login_refused", subject=f"user {username[:KEY_LENGTH]}",
+                  detail=f"from={address[:KEY_LENGTH]} limit={scope} window={window:%Y-%m-%dT%H:%MZ}", actor="web:-")
+
+    def _clear_past_windows(self, session, window: datetime, now: datetime) -> None:
+        past = list(session.exec(select(LoginCount).where(LoginCount.window_start < window)))
+        for row in past:
+            if row.refused > 1:
+                audit(session, at=now, action="web.login_refusals", subject=f"{row.scope} {row.key}",
+                      detail=f"refused={row.refused} failed={row.failed} window={row.window_start:%Y-%m-%dT%H:%MZ}", actor="web:-")
+        if past:
+            session.execute(sa.delete(LoginCount).where(LoginCount.window_start < window))
 
     def failed(self, username: str, address: str) -> None:
-        with self._lock:
-            for key in (f"user:{username}", f"addr:{address}"):
-                self._recent(key).append(self.clock.now())
-            if len(self._failures) > self._prune_at:  # made-up names must not fill the memory: forget those outside the window
-                for key in [key for key in self._failures if not self._recent(key)]:
-                    del self._failures[key]
-                self._prune_at = max(PRUNE_AT, 2 * len(self._failures))  # amortised: not a scan per failure
+        window, now = self._window(), self.clock.now()
+        with self.db.transaction() as session:
+            for scope, key in self._keys(username, address):
+                self._add(session, scope, key, window, failed=1)
+            audit(session, at=now, action="web.login_failed", subject=f"user {username[:KEY_LENGTH]}", detail=f"from={address[:KEY_LENGTH]}",
+                  actor="web:-")
 
-    def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(f"user:{username}", None)
+    def succeeded(self, username: str, address: str) -> None:
+        """A right password: the name's count starts again, and the address gets its attempt back."""
+        window = self._window()
+        with self.db.transaction() as session:
+            (addr_scope, addr), (user_scope, user) = self._keys(username, address)
+            self._add(session, addr_scope, addr, window, checked=-1)
+            session.execute(sa.update(LoginCount).where(LoginCount.scope == user_scope, LoginCount.key == user,
+                                                        LoginCount.window_start == window).values(checked=0, failed=0))
