@@ -16,7 +16,8 @@ from safecall.i18n import N_
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "no" or 0 is no bool and "8080" no int; a TOML file has types, and a wrong one is a mistake to name.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SecretRef(Strict):

@@ -13,7 +13,7 @@ from safecall import phones
 from safecall.campaign import CampaignDef
 from safecall.delivery import retry_delay
 from safecall.events import log_event
-from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender
+from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender, fit_in_one_sms
 from safecall.settings import Settings
 from safecall.lifecycle import flag_task_overdue
 from safecall.store import CampaignRun, Database, Notification, Person, VisitTask, audit
@@ -87,9 +87,11 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
             if (campaign and campaign.notify.guardian_sms and person.guardian_phone
                     and not _queued(session, f"guardian:task:{task.id}")):
                 template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
-                variables = {"name": person.name, "callback": callback}
-                _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone,
-                       getattr(campaign.notify, template).format(**variables), now,
+                text, name = getattr(campaign.notify, template).format(name=person.name, callback=callback), person.name
+                if not campaign.notify.allow_lms:  # one SMS, even for a long name (the rule is in fit_in_one_sms)
+                    text, name = fit_in_one_sms(getattr(campaign.notify, template), person.name, callback=callback)
+                variables = {"name": name, "callback": callback}
+                _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone, text, now,
                        template=template, variables=json.dumps(variables, ensure_ascii=False))
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)

@@ -78,6 +78,24 @@ def _cp949_length(char: str) -> int:
         return 2
 
 
+def fit_in_one_sms(template: str, name: str, **fields: str) -> tuple[str, str]:
+    """(text, name as written) of `template` for `name`, shortened to fit one SMS when the whole name does not.
+
+    The stated rule: a name that would make the text longer than one SMS (90 EUC-KR bytes) keeps its leading
+    characters, as many as fit, followed by '…'; never fewer than 2 characters. A campaign's texts are checked
+    with a 3-syllable name (campaign.py), so 2 syllables and '…' always fit. Used when allow_lms is false."""
+    text = template.format(name=name, **fields)
+    if euc_kr_bytes(text) <= SMS_LIMIT_BYTES:
+        return text, name
+    for keep in range(len(name) - 1, 1, -1):
+        short = name[:keep].rstrip() + "…"
+        text = template.format(name=short, **fields)
+        if euc_kr_bytes(text) <= SMS_LIMIT_BYTES:
+            return text, short
+    short = name[:2] + "…"
+    return template.format(name=short, **fields), short
+
+
 def sms_type(text: str) -> str:
     return "SMS" if euc_kr_bytes(text) <= SMS_LIMIT_BYTES else "LMS"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 
 from sqlmodel import Session, select
@@ -10,13 +11,15 @@ from safecall.errors import InputError, NotFoundError
 from safecall.i18n import N_, Texts
 from safecall.store import Attempt, Database, Person, audit, person_attempts
 
+MAX_ID_DIGITS = 15  # a longer id overflows the database's integers; no person has one
 CLOSE_REASONS = ("hospitalised", "moved", "deceased", "declined", "other")
 
 
 def find_person(session: Session, ref: str) -> Person:
-    """By id, or by exact name when that name is unique."""
+    """By id, or by exact name when that name is unique; the name as typed is NFC-normalised, as the roster's are."""
+    ref = unicodedata.normalize("NFC", ref.strip())
     if ref.isdigit():
-        person = session.get(Person, int(ref))
+        person = session.get(Person, int(ref)) if len(ref) <= MAX_ID_DIGITS else None
         if person is None:
             raise NotFoundError(N_("no person with id {ref}"), ref=ref)
         return person

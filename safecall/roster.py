@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -52,6 +53,9 @@ WHITESPACE = re.compile(r"\s+")
 # C0 and C1 controls (tab and line breaks are whitespace, as Excel's Alt+Enter makes them), DEL, and the bidi
 # overrides: in a name they colour, clear or retitle the officer's terminal, or reorder what is shown.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Characters that show nothing: format characters (zero-width space and joiners, BOM, soft hyphen; Unicode
+# category Cf) and the blank Hangul fillers. A name holding one looks like another and is found by no look-up.
+INVISIBLE_EXTRA = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u034f", "\u2800"}
 OLDEST_BIRTH = date(1900, 1, 1)
 MAX_AGE, MIN_AGE = 120, 14
 DATE_PATTERN = re.compile(r"^(\d{4})\s*[-./년]\s*(\d{1,2})\s*[-./월]\s*(\d{1,2})\s*일?\.?$|^(\d{4})(\d{2})(\d{2})$")
@@ -129,11 +133,16 @@ def parse_date(value: Any) -> date:
 
 
 def _cell_text(value: Any) -> str:
+    """The cell as text, NFC-normalised: a name saved decomposed (NFD, as macOS writes files) is the same name."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    return unicodedata.normalize("NFC", str(value).strip())
+
+
+def invisible_character(text: str) -> str | None:
+    return next((c for c in text if c in INVISIBLE_EXTRA or unicodedata.category(c) == "Cf"), None)
 
 
 def _phone_text(value: Any) -> str:
@@ -248,6 +257,8 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
             control = CONTROL.search(_cell_text(cell(name)))
             if control:
                 problem(name, Message(N_("contains the control character U+{code}; retype the cell"), code=f"{ord(control.group()):04X}"))
+            elif invisible := invisible_character(_cell_text(cell(name))):
+                problem(name, Message(N_("contains the invisible character U+{code}; retype the cell"), code=f"{ord(invisible):04X}"))
         for name in ("name", "address", "dong", "guardian_name", "team"):
             person[name] = WHITESPACE.sub(" ", _cell_text(cell(name))) or None
         for name in ("name", "address", "dong"):

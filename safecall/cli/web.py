@@ -47,9 +47,9 @@ def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Logi
     app = state(ctx)
     services = app.services()
     password = password_for(password_stdin)
-    users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
-                   now=services.now())
-    app.say(app._("Created {user} ({role}{team}).").format(user=username, role=role, team=", " + team if team else ""))
+    user = users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
+                          now=services.now())
+    app.say(app._("Created {user} ({role}{team}).").format(user=user.username, role=role, team=", " + team if team else ""))
     if not password_stdin:
         say_password(app, password)
 
