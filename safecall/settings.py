@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,13 +44,13 @@ class SmtpSettings(Strict):
     username: str | None = None
     password: SecretRef | None = None
     sender: str
-    timeout_seconds: float = Field(default=15, gt=0)
+    timeout_seconds: float = Field(default=15, gt=0, le=300)
 
 
 class DeliverySettings(Strict):
     publish_at: str = "08:00"  # local time the daily lists go out
-    retry_minutes: int = Field(default=10, ge=1)
-    max_attempts: int = Field(default=6, ge=1)  # then it is reported as failed (and still retried, hourly)
+    retry_minutes: int = Field(default=10, ge=1, le=1440)
+    max_attempts: int = Field(default=6, ge=1, le=100)  # then it is reported as failed (and still retried, hourly)
     # Lists hold personal data: e-mails carry counts and a link to the web page. An office may attach the list as an
     # XLSX encrypted with this password, which it hands to the teams another way (it is never in an e-mail).
     attachments: bool = False
@@ -70,10 +70,10 @@ class WebSettings(Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     base_url: str = "http://127.0.0.1:8080"  # the address people open; links in e-mails point here
     secret_key: SecretRef = Field(default_factory=lambda: SecretRef(env="SAFECALL_WEB_SECRET"))  # signs session cookies
-    session_minutes: int = Field(default=480, ge=1)  # a session ends this long after login
+    session_minutes: int = Field(default=480, ge=5, le=1440)  # a session ends this long after login
     secure_cookies: bool = True  # cookies only over HTTPS; false only for a trial on 127.0.0.1 without the proxy
-    login_attempts: int = Field(default=5, ge=1)  # failed logins per user name (and per address) ...
-    login_window_minutes: int = Field(default=15, ge=1)  # ... within this long before logins are refused
+    login_attempts: int = Field(default=5, ge=1, le=100)  # failed logins per user name (and per address) ...
+    login_window_minutes: int = Field(default=15, ge=1, le=1440)  # ... within this long before logins are refused
 
     @field_validator("base_url")
     @classmethod
@@ -87,8 +87,19 @@ class TestingSettings(Strict):
     fast_retries: bool = False  # campaigns may retry sooner than campaign.MIN_RETRY_SPACING (e.g. "0m")
 
 
+def web_exposure_problems(web: WebSettings) -> list[Message]:
+    """What in [web] exposes the app: listening on every address, or cookies sent without TLS (for doctor)."""
+    problems = []
+    if web.host in ("0.0.0.0", "::", ""):
+        problems.append(Message(N_("[web] host = {host!r} listens on every address; use 127.0.0.1 behind the TLS proxy (docs/web.md)"),
+                                host=web.host))
+    if not web.secure_cookies:
+        problems.append(Message(N_("[web] secure_cookies = false sends the session cookie without TLS; only for a trial on 127.0.0.1")))
+    return problems
+
+
 class VisitSettings(Strict):
-    overdue_after_hours: int = Field(default=48, ge=1)
+    overdue_after_hours: int = Field(default=48, ge=1, le=24 * 31)
 
 
 class AlimtalkSettings(Strict):
@@ -160,7 +171,7 @@ class SmsSettings(Strict):
 
 class SignalSettings(Strict):
     # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
-    thresholds: dict[str, float] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
 
 
 class Settings(Strict):
@@ -168,7 +179,7 @@ class Settings(Strict):
     language: Literal["ko", "en"] = "ko"
     database_url: str | SecretRef = "sqlite:///data/safecall.db"
     # How long to wait for another process's lock on SQLite before giving up with a clear error.
-    sqlite_busy_timeout_seconds: float = Field(default=30, gt=0)
+    sqlite_busy_timeout_seconds: float = Field(default=30, gt=0, le=600)
     timezone: str = "Asia/Seoul"
     holiday_country: str = "KR"
     outbox: str = "outbox"

@@ -16,7 +16,7 @@ import os
 from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -44,10 +44,10 @@ BEHAVIOURS = {
 class SimulatedTrunkConfig(Strict):
     type: Literal["simulated"]
     channels: int = Field(default=30, ge=1, le=10_000)
-    calls_per_second: float = Field(default=5.0, gt=0, allow_inf_nan=False)
-    seed: int = 2026
+    calls_per_second: float = Field(default=5.0, gt=0, le=1000)
+    seed: int = Field(default=2026, ge=0, le=2**32)
     # Per-call behaviour weights for people without a script.
-    mix: dict[str, float] = Field(
+    mix: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] = Field(
         default_factory=lambda: {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
     )
     # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.

@@ -20,7 +20,7 @@ class AsteriskTrunkConfig(Strict):
     number_format: Literal["e164", "national"] = "national"
     caller_id: str = ""
     channels: int = Field(default=30, ge=1, le=10_000)
-    calls_per_second: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    calls_per_second: float = Field(default=5.0, gt=0, le=1000)
     ring_timeout_seconds: int | None = Field(default=None, ge=5, le=120)  # caps the campaign's
     context: str = "safecall-agi"
     fastagi_listen: str = "127.0.0.1:4573"
@@ -33,7 +33,7 @@ class AsteriskTrunkConfig(Strict):
     # short message, e.g. "PJSIP/0221480000@carrier"; empty: the message only.
     office_dial: str = ""
     prompt_dir: str = "safecall"
-    ping_interval_seconds: float = Field(default=2.0, gt=0)
+    ping_interval_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("channel")
     @classmethod

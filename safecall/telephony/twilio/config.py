@@ -22,7 +22,7 @@ class TwilioTrunkConfig(Strict):
     listen: str = "127.0.0.1:8088"
     ring_timeout_seconds: int = Field(default=30, ge=5, le=600)
     channels: int = Field(default=10, ge=1, le=10_000)  # concurrent calls
-    calls_per_second: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    calls_per_second: float = Field(default=1.0, gt=0, le=1000)
     machine_detection: bool = False
     # Optional: recorded prompts served over https as {prompt_base_url}/{name}.wav, played instead of <Say>.
     prompt_base_url: str | None = None
