@@ -114,8 +114,23 @@ def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
     return checks
 
 
+def _audit_chain(db: Database) -> Check:
+    """The audit's hash chain: an edited or deleted row is named (safecall/audit.py)."""
+    from safecall.audit import verify_chain
+
+    try:
+        report = verify_chain(db)
+    except (SafeCallError, sa.exc.DBAPIError) as exc:  # an old schema: the schema check says what to do
+        return Check(Message(N_("audit chain")), False, exc.message() if isinstance(exc, SafeCallError) else db.error_text(exc))
+    if report.ok:
+        return Check(Message(N_("audit chain")), True, Message(N_("{rows} rows, none changed or deleted"), rows=report.rows))
+    return Check(Message(N_("audit chain")), False, Lines(report.problems[:10], sep="; "))
+
+
 def run_doctor(services: Services, wait_seconds: float = 10, disk_usage: Callable = shutil.disk_usage) -> list[Check]:
     checks = _database_checks(services.db, disk_usage)
+    if any(check.name == "schema revision" and check.ok for check in checks):  # the chain's columns are there
+        checks.append(_audit_chain(services.db))
     checks.append(_private(services.instance.outbox, 0o700))
     for name in list_campaigns(services.instance):
         _, problems = check_campaign(services.instance, name)

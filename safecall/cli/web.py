@@ -11,6 +11,7 @@ from safecall.commands import parse_day
 
 
 from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
+from safecall.errors import translated
 
 
 
@@ -96,20 +97,34 @@ def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Lo
         say_password(app, password)
 
 
+audit_app = typer.Typer(help="Show the audit trail, check its chain (--verify), or print a month's access review.",
+                        invoke_without_command=True)
+
+
+@audit_app.callback()
 def audit(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor", help="e.g. web:kim or os:root(uid 0)."),
           action: Optional[str] = typer.Option(None, "--action", help="e.g. visit.record, or web.* for every web action."),
           subject: Optional[str] = typer.Option(None, "--subject", help="e.g. 'task 12' or 'person 3'."),
           since: Optional[str] = typer.Option(None, "--since", help="Written on or after this day, YYYY-MM-DD (real time)."),
           until: Optional[str] = typer.Option(None, "--until", help="Written before this day, YYYY-MM-DD (real time)."),
           limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first."),
-          fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+          fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+          verify: bool = typer.Option(False, "--verify", help="Check the hash chain: every edited or deleted row is named.")):
     """Show the audit trail: who did what, the time it was for, and the real time it was written."""
-    from safecall.audit import audit_events
+    from safecall.audit import audit_events, verify_chain
 
+    if ctx.invoked_subcommand is not None:
+        return
     check_format(fmt)
     app = state(ctx)
     _ = app._
     services = app.services()
+    if verify:
+        report = verify_chain(services.db)
+        say_chain(app, report)
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     tz = services.instance.tz
     start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
     events = audit_events(services.db, actor=actor, action=action, subject=subject, limit=limit,
@@ -124,3 +139,44 @@ def audit(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor
         app.say(_("{count} records").format(count=len(events)))
 
 
+
+
+def say_chain(app: AppContext, report) -> None:
+    if report.ok:
+        app.say(app._("Audit chain: {rows} rows, none changed or deleted; last hash {head}").format(rows=report.rows, head=report.head or "-"))
+        return
+    app.say(app._("Audit chain: {count} problems in {rows} rows").format(count=len(report.problems), rows=report.rows))
+    for problem in report.problems:
+        app.say("  - " + translated(problem, app._))
+
+
+@audit_app.command("review")
+def audit_review(ctx: typer.Context, month: str = typer.Option(..., "--month", help="The month to review, YYYY-MM (local time).")):
+    """The monthly access review: who read or exported personal data, logins, failed logins, account changes."""
+    from safecall.audit import access_review
+
+    app = state(ctx)
+    _ = app._
+    services = app.services()
+    review = access_review(services.db, month, services.instance.tz)
+    app.say(_("Access review for {month} ({zone}), from the audit trail").format(month=review.month, zone=services.instance.settings.timezone))
+    app.say("")
+    app.say(_("Personal data read or exported"))
+    shown = lambda subjects: ", ".join(sorted(subjects)[:8]) + (f" … (+{len(subjects) - 8})" if len(subjects) > 8 else "")
+    emit(app, "table", [_("actor"), _("views"), _("exports"), _("what")],
+         [[a.actor, a.views, a.exports, shown(a.subjects)] for a in review.access], [])
+    app.say("")
+    app.say(_("Logins"))
+    emit(app, "table", [_("actor"), _("logins")], [[actor, count] for actor, count in sorted(review.logins.items())], [])
+    app.say("")
+    app.say(_("Failed logins (passwords checked)"))
+    emit(app, "table", [_("user name typed"), _("from"), _("failures")],
+         [[name, address, count] for (name, address), count in sorted(review.failures.items(), key=lambda item: -item[1])], [])
+    app.say(_("Logins refused over the limit: {count}").format(count=review.refused))
+    app.say("")
+    app.say(_("Account changes"))
+    tz = services.instance.tz
+    emit(app, "table", [_("written (real time)"), _("actor"), _("action"), _("subject")],
+         [[(e.real_at or e.at).astimezone(tz).strftime("%Y-%m-%d %H:%M"), e.actor, e.action, e.subject] for e in review.account_changes], [])
+    app.say("")
+    say_chain(app, review.chain)
