@@ -232,3 +232,20 @@ def test_the_officers_call_back_page_puts_words_of_risk_first_and_marks_them(cli
         assert mark.text.startswith("위험 발언") and mark.is_displayed()
         assert browser.execute_script("return getComputedStyle(arguments[0]).fontWeight", mark) in ("700", "bold")
         assert not cards[1].find_elements(By.CLASS_NAME, "risk-speech-mark")
+
+
+def test_logout_in_the_browser_ends_the_session_on_the_server(cli, tmp_path, browser):
+    import httpx
+
+    office_with_a_week(cli, tmp_path)
+    cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
+    with served(make_app(cli)) as base:
+        log_in(browser, base, "team1")
+        kept = browser.get_cookie("safecall_session")["value"]  # a copy, as malware or a shared PC would keep it
+        assert httpx.get(f"{base}/team/1팀", cookies={"safecall_session": kept}).status_code == 200
+        browser.find_element(By.ID, "logout").click()
+        WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/login"))
+        browser.get(f"{base}/team/1팀")
+        assert browser.current_url.endswith("/login")
+        copied = httpx.get(f"{base}/team/1팀", cookies={"safecall_session": kept})
+        assert copied.status_code == 303 and copied.headers["location"] == "/login"

@@ -55,6 +55,7 @@ def audit_rows(cli, action: str) -> list[AuditEvent]:
         return list(session.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
+@pytest.mark.both_databases
 def test_logout_ends_the_session_for_every_copy_of_the_cookie(office):
     http = client(office)
     log_in(http, "team1")
@@ -86,6 +87,7 @@ def test_reset_and_disable_end_the_sessions_on_the_server(office):
     assert kept_second.get("/callbacks").headers["location"] == "/login"
 
 
+@pytest.mark.both_databases
 def test_the_login_limit_survives_a_restart(office):
     http = client(office)
     for _ in range(5):
@@ -125,6 +127,7 @@ def login_form(base: str) -> tuple[dict, str]:
     return dict(page.cookies), csrf_of(page)
 
 
+@pytest.mark.both_databases
 def test_thirty_parallel_wrong_passwords_check_at_most_five(office):
     hasher = CountingHasher()
     with served(make_app(office, hasher=hasher)) as base:
@@ -165,6 +168,7 @@ def test_waiting_password_checks_do_not_stall_other_pages(office):
     assert codes == [401] * 45 and hasher.checks == 45 and hasher.most_at_once == 2
 
 
+@pytest.mark.both_databases
 def test_refused_logins_with_huge_made_up_names_add_a_bounded_number_of_rows(office):
     http = client(office)
     csrf = csrf_of(http.get("/login"))
