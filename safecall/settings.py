@@ -87,17 +87,6 @@ class TestingSettings(Strict):
     fast_retries: bool = False  # campaigns may retry sooner than campaign.MIN_RETRY_SPACING (e.g. "0m")
 
 
-def web_exposure_problems(web: WebSettings) -> list[Message]:
-    """What in [web] exposes the app: listening on every address, or cookies sent without TLS (for doctor)."""
-    problems = []
-    if web.host in ("0.0.0.0", "::", ""):
-        problems.append(Message(N_("[web] host = {host!r} listens on every address; use 127.0.0.1 behind the TLS proxy (docs/web.md)"),
-                                host=web.host))
-    if not web.secure_cookies:
-        problems.append(Message(N_("[web] secure_cookies = false sends the session cookie without TLS; only for a trial on 127.0.0.1")))
-    return problems
-
-
 class VisitSettings(Strict):
     overdue_after_hours: int = Field(default=48, ge=1, le=24 * 31)
 

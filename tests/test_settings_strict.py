@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from safecall.campaign import CampaignDef
 from safecall.configfiles import Strict
 from safecall.ivr import IvrFlow
-from safecall.settings import Settings, TrunksFile, WebSettings, web_exposure_problems
+from safecall.settings import Settings, TrunksFile
 from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.simulated import SimulatedTrunkConfig
 from safecall.telephony.twilio.config import TwilioTrunkConfig
@@ -94,9 +94,3 @@ def test_every_number_in_every_file_has_an_upper_bound():
                 elif arg in NUMBERS and typing.get_origin(annotation) in (dict, list):
                     unbounded.append(f"{model.__name__}.{name}[]")
     assert len(seen) > 15 and unbounded == []
-
-
-def test_doctors_web_check_can_name_an_open_host_and_insecure_cookies():
-    assert web_exposure_problems(WebSettings()) == []
-    problems = web_exposure_problems(WebSettings(host="0.0.0.0", secure_cookies=False))
-    assert len(problems) == 2 and "'0.0.0.0'" in problems[0] and "secure_cookies = false" in problems[1]
