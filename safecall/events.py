@@ -19,16 +19,43 @@ def _plain(value):
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Wraps plain messages as JSON too, so every line of the daemon's log parses."""
+    """Wraps plain messages as JSON too, so every line of the daemon's log parses: one line a record, its message
+    whole (newlines escaped in the JSON string), a traceback in the line's `traceback` field."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        try:
-            payload = json.loads(message)
-            if not isinstance(payload, dict):
-                raise ValueError
-        except ValueError:
-            payload = {"event": "log", "message": message}
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args  # uvicorn's access-log fields
+            payload = {"event": "http_request", "client": client, "method": method, "path": path, "http": version,
+                       "status": status}
+        else:
+            message = record.getMessage()
+            try:
+                payload = json.loads(message)
+                if not isinstance(payload, dict):
+                    raise ValueError
+            except ValueError:
+                payload = {"event": "log", "message": message}
         payload = {"ts": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds"),
                    "level": record.levelname.lower(), "logger": record.name, **payload}
-        return json.dumps(payload, ensure_ascii=False)
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False, default=_plain)
+
+
+def json_line(level: str, logger: str, event: str, **fields) -> str:
+    """One log line as the formatter writes it, for what is printed outside logging (a command's fatal error)."""
+    return json.dumps({"ts": datetime.now().astimezone().isoformat(timespec="seconds"), "level": level, "logger": logger,
+                       "event": event, **fields}, ensure_ascii=False, default=_plain)
+
+
+def uvicorn_log_config() -> dict:
+    """uvicorn's logging (its error and access logs) as JSON lines on stderr, as the other services write."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "safecall.events.JsonLineFormatter"}},
+        "handlers": {"json": handler},
+        "loggers": {name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")},
+    }

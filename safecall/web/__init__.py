@@ -11,6 +11,8 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
     """Run the app under uvicorn until interrupted; 127.0.0.1 unless the settings or `host` say otherwise."""
     import uvicorn
 
+    from safecall.events import uvicorn_log_config
+
     web = services.instance.settings.web
     try:
         app = create_web_app(services, web.secret_key.resolve(services.instance.environ))
@@ -18,7 +20,7 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
         raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
     # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
     uvicorn.run(app, host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
-                server_header=False, log_level="info")
+                server_header=False, log_level="info", log_config=uvicorn_log_config())
 
 
 __all__ = ["create_web_app", "serve"]
