@@ -13,6 +13,7 @@ from safecall.i18n import N_
 from safecall.ivr import load_flow
 from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
+from safecall.configfiles import coercion_problems
 from safecall.settings import Instance, Strict, read_toml, validation_problems
 from safecall.domain import Disposition
 
@@ -200,7 +201,7 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
         definition = CampaignDef.model_validate(data)
     except ValidationError as exc:
         return None, validation_problems(path, exc)
-    problems = []
+    problems = coercion_problems(CampaignDef, data, path)
     if definition.name != name:
         problems.append(Message(N_("{path}: key 'name': is {given!r} but the file is {name}.toml"), path=path, given=definition.name, name=name))
     try:

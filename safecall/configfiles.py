@@ -104,6 +104,32 @@ def _pydantic_message(error) -> str:
     return error["msg"].removeprefix("Value error, ")
 
 
+COERCED = {"bool_type": "boolean", "int_type": "integer", "float_type": "number"}
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1", "y", "t"), ("false", "no", "off", "0", "n", "f")
+
+
+def coercion_problems(model: type[BaseModel], data: dict[str, Any], path: Path) -> list[str]:
+    """The values of a file that validate only by coercion (`port = "8080"`, `secure_cookies = "no"`): this release
+    refuses them (CHANGELOG.md), so each is named with what to write instead. Call it on data that validates."""
+    try:
+        model.model_validate(data, strict=True)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            if error["type"] not in COERCED or not isinstance(error["input"], str):
+                continue
+            key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+            text = error["input"].strip().lower()
+            if error["type"] == "bool_type":
+                fixed = "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"
+            else:
+                fixed = error["input"].strip()
+            problems.append(Message(N_("{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"),
+                                    path=path, key=key, value=f'"{error["input"]}"', fixed=fixed))
+        return problems
+    return []
+
+
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):
     try:
         return model.model_validate(data)

@@ -3,9 +3,17 @@ campaigns, trunks."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import shutil
+import smtplib
 import sqlite3
+import ssl
 import stat
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -13,12 +21,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from safecall.campaign import check_campaign, list_campaigns
-from safecall.errors import Lines, Message, SafeCallError
+from safecall.configfiles import SecretRef
+from safecall.errors import ConfigError, Lines, Message, SafeCallError
 from safecall.i18n import N_
 from safecall.services import Services
+from safecall.settings import DATABASE_URL_ENV, Instance, SmtpSettings
 from safecall.store import Database
 from safecall.store.db import current_actor
 from safecall.telephony.base import Check
+from safecall.web.auth import MIN_SECRET
 
 PROBE_WAIT_SECONDS = 2.0  # how long the write test waits for another process's lock
 MIN_FREE_BYTES = 64 * 1024 * 1024  # a week's calls of a district take a few MiB; less than this is a disk about to fill
@@ -142,4 +153,138 @@ def run_doctor(services: Services, wait_seconds: float = 10, disk_usage: Callabl
                 checks.append(Check(Message(N_("trunk {name}: {check}"), name=name, check=check.name), check.ok, check.detail))
         except SafeCallError as exc:
             checks.append(Check(Message(N_("trunk {name}"), name=name), False, exc.message()))
+    return checks + service_checks(services.instance, services.now())
+
+
+REACH_TIMEOUT_SECONDS = 3.0  # SMTP and the SMS provider: a service that cannot reach them in this long is down
+BACKUP_MAX_AGE = timedelta(hours=26)  # a daily backup, with room for a late one
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def needed_secrets(instance: Instance) -> list[tuple[str, SecretRef]]:
+    """Every secret reference an enabled part of the instance needs, with the key it sits under."""
+    settings = instance.settings
+    needed: list[tuple[str, SecretRef]] = []
+    if isinstance(settings.database_url, SecretRef) and not instance.environ.get(DATABASE_URL_ENV):
+        needed.append(("database_url", settings.database_url))
+    if settings.smtp and settings.smtp.password:
+        needed.append(("smtp.password", settings.smtp.password))
+    if settings.delivery.attachments and settings.delivery.attachment_password:
+        needed.append(("delivery.attachment_password", settings.delivery.attachment_password))
+    if settings.sms.provider == "solapi":
+        needed += [("sms.api_key", settings.sms.api_key), ("sms.api_secret", settings.sms.api_secret)]
+    if web_enabled(instance):
+        needed.append(("web.secret_key", settings.web.secret_key))
+    return needed
+
+
+def web_enabled(instance: Instance) -> bool:
+    """The web app is part of this instance when its settings have a [web] table (docs/web.md)."""
+    return "web" in instance.settings.model_fields_set
+
+
+def secret_checks(instance: Instance) -> list[Check]:
+    checks = []
+    for key, ref in needed_secrets(instance):
+        name = Message(N_("secret {key}"), key=key)
+        try:
+            value = ref.resolve(instance.environ)
+        except ConfigError as exc:
+            checks.append(Check(name, False, Message(N_("{problem}; set it in the service's secrets (docs/operations.md)"), problem=exc.message())))
+            continue
+        if key == "web.secret_key" and len(value) < MIN_SECRET:
+            checks.append(Check(name, False, Message(N_("{source} has {length} characters, at least {least} are needed (openssl rand -hex 32)"),
+                                                     source=ref.describe(), length=len(value), least=MIN_SECRET)))
+            continue
+        checks.append(Check(name, True, Message(N_("set ({source})"), source=ref.describe())))
     return checks
+
+
+def smtp_check(smtp: SmtpSettings, timeout: float = REACH_TIMEOUT_SECONDS) -> Check:
+    """The mail server answers a greeting and EHLO within `timeout`; nothing is sent, no login is made."""
+    name = Message(N_("SMTP {host}:{port}"), host=smtp.host, port=smtp.port)
+    try:
+        if smtp.security == "tls":
+            client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+        with client:
+            code, _ = client.ehlo()
+            if smtp.security == "starttls" and not client.has_extn("starttls"):
+                return Check(name, False, Message(N_("the server does not offer STARTTLS; set [smtp] security to what it offers")))
+    except (smtplib.SMTPException, OSError) as exc:
+        return Check(name, False, Message(N_("cannot reach it within {seconds} s: {reason}"), seconds=f"{timeout:g}", reason=_reason(exc)))
+    return Check(name, True, Message(N_("answered (EHLO {code})"), code=code))
+
+
+def sms_check(instance: Instance, timeout: float = REACH_TIMEOUT_SECONDS) -> Check | None:
+    """SOLAPI answers a signed read of one message within `timeout`: reached, and the key and secret are accepted."""
+    sms = instance.settings.sms
+    if sms.provider != "solapi":
+        return None
+    name = Message(N_("SMS provider {provider}"), provider=sms.provider)
+    try:
+        key, secret = sms.api_key.resolve(instance.environ), sms.api_secret.resolve(instance.environ)
+    except ConfigError as exc:
+        return Check(name, False, exc.message())
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    salt = secrets.token_hex(16)
+    signature = hmac.new(secret.encode(), (date + salt).encode(), hashlib.sha256).hexdigest()
+    request = urllib.request.Request(f"{sms.base_url}/messages/v4/list?limit=1", headers={
+        "Authorization": f"HMAC-SHA256 apiKey={key}, date={date}, salt={salt}, signature={signature}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return Check(name, False, Message(N_("{url} refused the API key and secret (HTTP {status})"), url=sms.base_url, status=exc.code))
+        return Check(name, False, Message(N_("{url} answered HTTP {status}"), url=sms.base_url, status=exc.code))
+    except (urllib.error.URLError, OSError) as exc:
+        return Check(name, False, Message(N_("cannot reach {url} within {seconds} s: {reason}"), url=sms.base_url,
+                                          seconds=f"{timeout:g}", reason=_reason(getattr(exc, "reason", exc))))
+    return Check(name, True, Message(N_("{url} accepted the API key"), url=sms.base_url))
+
+
+def web_checks(instance: Instance) -> list[Check]:
+    web = instance.settings.web
+    checks = []
+    if web.host in ("0.0.0.0", "::", ""):
+        checks.append(Check(Message(N_("web host")), False, Message(N_("[web] host = {host!r} listens on every network; use 127.0.0.1 behind the TLS proxy (docs/web.md)"), host=web.host)))
+    else:
+        checks.append(Check(Message(N_("web host")), True, Message(N_("listens on {host}"), host=web.host)))
+    if not web.secure_cookies:
+        checks.append(Check(Message(N_("web cookies")), False, Message(N_("[web] secure_cookies = false sends the session cookie without HTTPS; set it to true (false only for a trial on 127.0.0.1)"))))
+    else:
+        checks.append(Check(Message(N_("web cookies")), True, Message(N_("session cookies only over HTTPS"))))
+    return checks
+
+
+def backup_check(instance: Instance, now: datetime) -> Check | None:
+    from safecall.backup import list_backups
+
+    if not instance.settings.backup.daily:
+        return None
+    backups = list_backups(instance.backup_dir)
+    if not backups:
+        return Check(Message(N_("backups")), False, Message(N_("no backup in {folder} yet; the scheduler takes one daily at {at} (or run `safecall backup`)"),
+                                                            folder=instance.backup_dir, at=instance.settings.backup.at))
+    age = now - backups[-1].taken_at
+    hours = int(age.total_seconds() // 3600)
+    if age > BACKUP_MAX_AGE:
+        return Check(Message(N_("backups")), False, Message(N_("the newest backup, {path}, is {hours} hours old: is the scheduler running?"), path=backups[-1].path, hours=hours))
+    return Check(Message(N_("backups")), True, Message(N_("the newest backup, {path}, is {hours} hours old"), path=backups[-1].path, hours=hours))
+
+
+def service_checks(instance: Instance, now: datetime, timeout: float = REACH_TIMEOUT_SECONDS) -> list[Check]:
+    """What the services need beyond the database: secrets, SMTP, the SMS provider, the web's settings, backups."""
+    checks = secret_checks(instance)
+    if instance.settings.smtp:
+        checks.append(smtp_check(instance.settings.smtp, timeout))
+    checks += [c for c in (sms_check(instance, timeout), backup_check(instance, now)) if c is not None]
+    if web_enabled(instance):
+        checks += web_checks(instance)
+    return checks
+
+
+def _reason(exc) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -35,15 +35,19 @@ def guardian_key(person_id: int, week_start: date) -> str:
     return f"guardian:person:{person_id}:week:{week_start.isoformat()}"
 
 
-def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime) -> list[str]:
+def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime,
+                    text: str | None = None) -> list[str]:
     """One e-mail under `key` to the officers of `teams` (every team when empty), queued once whatever the
-    number of calls; returns the addresses it was queued for."""
+    number of calls, and `text` to their mobiles ([teams] officer_phone) when given; returns where it was queued for."""
     chosen = [t for t in settings.teams if not teams or t.name in teams]
     officers = sorted({t.officer_email or t.email for t in chosen if t.officer_email or t.email})
+    mobiles = sorted({phones.normalise(t.officer_phone) for t in chosen if t.officer_phone}) if text else []
     with db.transaction() as session:
         for officer in officers:
             _queue(session, f"{key}:{officer}", "email", officer, body, now)
-    return officers
+        for mobile in mobiles:
+            _queue(session, f"{key}:{mobile}", "sms", mobile, text, now)
+    return officers + [phones.mask(m) for m in mobiles]
 
 
 def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int]:

@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import schedule
 from sqlmodel import select
 
-from safecall.campaign import CampaignDef
+from safecall.backup import daily_backup
+from safecall.campaign import CampaignDef, campaign_path
+from safecall.configfiles import read_toml
 from safecall.delivery import publish_day, send_due_deliveries
 from safecall.errors import NoCallingDayError, SafeCallError
 from safecall.escalation import mark_overdue, notify_officers, queue_escalations, send_notifications
@@ -23,7 +25,10 @@ from safecall.policy import FIRST_CALL_HORIZON, parse_clock_time, week_start, we
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.store import CampaignRun, Database
-from safecall.workers import TrunkDialing, valid_campaigns
+from safecall.errors import translated
+from safecall.i18n import korean
+from safecall.store import Notification
+from safecall.workers import TrunkDialing, checked_campaigns
 
 log = logging.getLogger("safecall.scheduler")
 
@@ -40,14 +45,22 @@ class Scheduler:
         self._dialing: dict[str, TrunkDialing] = {}  # one per trunk, over every open run on it
         self._threads: dict[str, threading.Thread] = {}
         self._no_calling_day: set[tuple[str, date]] = set()  # (campaign, week) already reported
+        self._invalid_logged: dict[str, list[str]] = {}  # campaign -> the problems last logged
 
     def campaigns(self) -> dict[str, CampaignDef]:
-        return valid_campaigns(self.services)
+        valid, invalid = checked_campaigns(self.services)
+        for name, problems in invalid.items():  # logged when they change, not on every tick
+            if self._invalid_logged.get(name) != problems:
+                log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
+        self._invalid_logged = invalid
+        return valid
 
     def tick(self) -> None:
         """Everything that is due now. Safe to call at any moment, any number of times."""
         now = self.services.now()
         campaigns = self._campaigns = self.campaigns()
+        for name, problems in self._invalid_logged.items():
+            self.alert_if_cannot_run(name, problems, now)
         for definition in campaigns.values():
             self.launch_if_due(definition, now, campaigns)
         if self.dial:
@@ -58,6 +71,54 @@ class Scheduler:
         queue_escalations(db, settings, campaigns, now=now)
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
+        self.backup_if_due(now)
+
+    def backup_if_due(self, now: datetime) -> None:
+        """The daily backup ([backup] daily), once a day after its time; the newest `keep` stay."""
+        instance = self.services.instance
+        backup = instance.settings.backup
+        if not backup.daily:
+            return
+        due = now.astimezone(instance.tz).time() >= parse_clock_time(backup.at)
+        taken = daily_backup(self.services.db, instance.backup_dir, keep=backup.keep, now=now, due=due)
+        if taken:
+            log_event(log, "backup_taken", path=str(taken))
+
+    def alert_if_cannot_run(self, name: str, problems: list[str], now: datetime) -> None:
+        """An invalid campaign whose slot has come this week (or whose open run it leaves undialled): the officers get
+        one e-mail and one text for the week, saying why, and the log one `campaign_cannot_run` line."""
+        tz = self.services.instance.tz
+        week = week_start(now, tz)
+        raw = self._raw_campaign(name)
+        schedule = raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {}
+        try:
+            slot_come = now >= weekly_slot(week, schedule["weekday"], schedule["start"], tz)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            slot_come = True  # no readable slot: it cannot run at any
+        with self.services.db.session() as session:
+            open_run = session.exec(select(CampaignRun.id).where(CampaignRun.campaign == name, CampaignRun.status == "open")).first()
+            key = f"officer-campaign-cannot-run:{name}:{week}"
+            told = session.exec(select(Notification.id).where(Notification.key.startswith(key + ":"))).first()
+        if told or not (slot_come or open_run):
+            return
+        targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}
+        teams = [t for t in targets.get("teams", []) if isinstance(t, str)] if isinstance(targets.get("teams"), list) else []
+        gettext = korean().gettext
+        why = "\n".join(f"- {translated(problem, gettext)}" for problem in problems)
+        officers = notify_officers(
+            self.services.db, self.services.instance.settings, teams, key=key, now=now,
+            body=f"[안심콜] 캠페인 {name}의 {week} 주간 통화를 시작하지 못했습니다. 캠페인 설정이 이번 판에서 유효하지 않습니다"
+                 f"{' (진행 중인 회차도 전화를 걸지 않고 있습니다)' if open_run else ''}.\n\n이유:\n{why}\n\n"
+                 f"campaigns/{name}.toml을 고친 뒤 `safecall upgrade check`로 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
+            text=f"[안심콜] 캠페인 {name} 설정 오류로 이번 주 안심콜이 시작되지 않았습니다. 전자우편의 이유를 확인해 주세요.")
+        log_event(log, "campaign_cannot_run", level=logging.ERROR, campaign=name, week=week, open_run=open_run,
+                  problems=problems, officers_told=officers)
+
+    def _raw_campaign(self, name: str) -> dict:
+        try:
+            return read_toml(campaign_path(self.services.instance, name))
+        except SafeCallError:
+            return {}
 
     def launch_if_due(self, definition: CampaignDef, now: datetime, campaigns: dict[str, CampaignDef] | None = None) -> None:
         calendar = definition.calendar(self.services.instance)

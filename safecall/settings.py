@@ -35,6 +35,15 @@ class Team(Strict):
     dongs: list[str] = Field(default_factory=list)
     email: str | None = None
     officer_email: str | None = None
+    # The officer's mobile: a campaign that cannot run at its slot is also texted here ([sms] provider).
+    officer_phone: str | None = None
+
+    @field_validator("officer_phone")
+    @classmethod
+    def _korean_number(cls, value: str | None) -> str | None:
+        if value is not None:
+            phones.normalise(value)  # ValueError says why
+        return value
 
 
 class SmtpSettings(Strict):
@@ -158,6 +167,23 @@ class SmsSettings(Strict):
         return phones.national(phones.normalise(self.callback_number)) if self.callback_number else ""
 
 
+class BackupSettings(Strict):
+    """The scheduler's daily backup of the database (`safecall backup` takes one by hand)."""
+
+    daily: bool = False
+    at: str = "02:30"  # local time of day
+    keep: int = Field(default=14, ge=1, le=3650)  # the newest this many stay; older ones are deleted
+    folder: str = "backups"  # inside the instance unless absolute; owner-only
+
+    @field_validator("at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        from safecall.policy import parse_clock_time
+
+        parse_clock_time(value)
+        return value
+
+
 class SignalSettings(Strict):
     # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
     thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
@@ -180,6 +206,7 @@ class Settings(Strict):
     signals: SignalSettings = Field(default_factory=SignalSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -258,6 +285,10 @@ class Instance:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
+
+    @property
+    def backup_dir(self) -> Path:
+        return (self.root / self.settings.backup.folder).absolute()
 
     @property
     def outbox(self) -> Path:
@@ -362,6 +393,7 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "smtp": _masked(instance.settings.smtp),
         "delivery": _masked(instance.settings.delivery),
         "web": _masked(instance.settings.web),
+        "backup": instance.settings.backup.model_dump(),
         "visits": instance.settings.visits.model_dump(),
         "sms": _masked(instance.settings.sms),
         "signals": instance.settings.signals.model_dump(),

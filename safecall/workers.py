@@ -26,14 +26,22 @@ log = logging.getLogger("safecall.worker")
 
 def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
     """Campaigns that pass validation; an invalid one is logged and left alone, never half-run."""
-    valid = {}
+    valid, invalid = checked_campaigns(services)
+    for name, problems in invalid.items():
+        log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
+    return valid
+
+
+def checked_campaigns(services: Services) -> tuple[dict[str, CampaignDef], dict[str, list[str]]]:
+    """The valid campaigns, and every invalid one with its problems."""
+    valid, invalid = {}, {}
     for name in list_campaigns(services.instance):
         definition, problems = check_campaign(services.instance, name)
         if problems:
-            log_event(log, "campaign_invalid", level=logging.ERROR, campaign=name, problems=problems)
+            invalid[name] = problems
         else:
             valid[name] = definition
-    return valid
+    return valid, invalid
 
 
 class ValidCampaigns:

@@ -17,7 +17,8 @@ from safecall.clock import Clock, SystemClock
 GROUPS = {"worker": processes.worker_app, "db": instance.db_app, "recipients": recipients.recipients_app,
           "campaign": campaign.campaign_app, "visits": visits.visits_app, "config": instance.config_app,
           "trunk": instance.trunk_app, "ivr": office.ivr_app, "scheduler": processes.scheduler_app,
-          "signals": office.signals_app, "report": office.report_app, "users": web.users_app, "audit": web.audit_app}
+          "signals": office.signals_app, "report": office.report_app, "users": web.users_app, "audit": web.audit_app,
+          "upgrade": instance.upgrade_app}
 
 
 def root_options(
@@ -35,7 +36,8 @@ def create_app(make_clock: Callable[[], Clock] = SystemClock, environ: dict | No
                        no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                        context_settings={"obj": Injected(make_clock, environ)})
     root.callback()(root_options)
-    for command in (instance.init, instance.demo, instance.doctor, instance.serve, campaign.drill, web.web):
+    for command in (instance.init, instance.demo, instance.doctor, instance.serve, campaign.drill, web.web,
+                    instance.backup, instance.restore):
         root.command()(command)
     for name, sub in GROUPS.items():
         root.add_typer(sub, name=name)

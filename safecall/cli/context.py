@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from safecall import commands
 from safecall.clock import Clock, SystemClock
 from safecall.errors import InputError, SafeCallError, translated
+from safecall.events import json_line
 from safecall.i18n import N_, Texts, language
 from safecall.services import Services
 from safecall.settings import Instance, configured_language, load_instance, locate_instance
@@ -132,11 +133,23 @@ def config_argument(args: list[str]) -> Optional[str]:
     return None
 
 
+# The services systemd runs (deploy/systemd/): their log is JSON lines, and so is the error they stop on.
+FOREGROUND_COMMANDS = ("scheduler", "worker", "serve", "web")
+
+
 def fail(ctx, message: str, problems: list[str] = ()) -> None:
     app = invocation(ctx)
-    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(message), markup=True, sep="")  # names from files
+    problems = [translated(problem, app._) for problem in problems]
+    if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
+        typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=message, problems=problems), err=True)
+        raise typer.Exit(1)
+    # Each line of a message on its own line: plain() would show a newline as U+FFFD and join two problems.
+    first, *more = message.split("\n")
+    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(first), markup=True, sep="")  # names from files
+    for line in more:
+        app.err.print(f"  {plain(line)}", markup=False)
     for problem in problems:
-        app.err.print(f"  - {plain(translated(problem, app._))}", markup=False)
+        app.err.print(f"  - {plain(problem)}", markup=False)
     raise typer.Exit(1)
 
 
@@ -146,6 +159,10 @@ def unexpected(ctx, exc: Exception) -> None:
     if app.environ.get("SAFECALL_DEBUG"):
         raise exc
     where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
+    if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
+        typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=f"{type(exc).__name__}: {exc}",
+                             details=str(where) if where else None), err=True)
+        raise typer.Exit(1)
     app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(app._(
         "SafeCall stopped on an unexpected problem ({kind}: {detail}).").format(kind=type(exc).__name__, detail=exc)),
         markup=True, sep="")

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from safecall import commands
 from safecall.errors import translated
 from safecall.settings import scaffold_instance, show_settings
-from safecall.terminal import json_text, markup_safe
+from safecall.terminal import json_text, markup_safe, plain
 
 
 from safecall.cli.context import AppContext, state, group
@@ -22,6 +22,7 @@ from safecall.cli.campaign import progress, print_status
 config_app = group("Settings of this instance.")
 trunk_app = group("Telephony trunks (config/trunks.toml).")
 db_app = group("The database: schema revision and upgrades.")
+upgrade_app = group("Moving this instance to a new SafeCall release (CHANGELOG.md).")
 
 
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Folder for the new instance.")):
@@ -107,17 +108,80 @@ def db_status(ctx: typer.Context):
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context):
-    """Bring the database to this SafeCall's schema, in place (a SQLite file is backed up first)."""
+def db_upgrade(ctx: typer.Context,
+               no_backup: bool = typer.Option(False, "--no-backup", help="PostgreSQL: upgrade without pg_dump's backup, when you took one yourself.")):
+    """Bring the database to this SafeCall's schema, in place, after `upgrade check` passes and a backup is taken."""
+    from safecall.upgrade import upgrade_report
+
     app = state(ctx)
-    db = app.services(check_schema=False).db
-    upgrade = db.upgrade()
+    report = upgrade_report(app.root(), app.environ)
+    if report.problems:
+        print_findings(app, report)
+    if any(finding.blocking for finding in report.problems):
+        app.err.print(plain(app._("Nothing was upgraded: fix the problems above first (they are all of them), then run `safecall db upgrade` again.")), markup=False)
+        raise typer.Exit(1)
+    services = app.services(check_schema=False)
+    db = services.db
+    upgrade = db.upgrade(services.instance.backup_dir, take_backup=not no_backup)
     if not upgrade.applied:
         app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
         return
     app.say(app._("Upgraded {url}: applied {revisions}.").format(url=db.safe_url(), revisions=", ".join(upgrade.applied)))
     if upgrade.backup:
         app.say(app._("The database as it was is kept in {path}").format(path=upgrade.backup))
+
+
+def print_findings(app: AppContext, report) -> None:
+    """`upgrade check`'s problems, each with its fix, then what the database upgrade will do."""
+    if report.problems:
+        app.say(app._("{count} problems to fix before this release can run:").format(count=len(report.problems)))
+    for number, finding in enumerate(report.problems, 1):
+        app.say(f"{number}. {translated(finding.problem, app._)}")
+        app.say("   " + app._("fix: {fix}").format(fix=translated(finding.fix, app._)))
+    if report.database:
+        app.say(translated(report.database, app._))
+
+
+@upgrade_app.command("check")
+def upgrade_check(ctx: typer.Context):
+    """Check this instance's settings, secrets and campaigns against this release: every problem at once, with its fix."""
+    from safecall.upgrade import upgrade_report
+
+    app = state(ctx)
+    report = upgrade_report(app.root(), app.environ)
+    print_findings(app, report)
+    if report.problems:
+        raise typer.Exit(1)
+    app.say(app._("Ready: this release can run this instance."))
+
+
+def backup(ctx: typer.Context, to: Optional[Path] = typer.Option(None, "--to", help="The backup file (default: a new file in [backup] folder).")):
+    """Back up the database while the scheduler runs (SQLite's online backup; pg_dump for PostgreSQL)."""
+    from safecall.backup import backup_name, take_backup
+
+    app = state(ctx)
+    services = app.services(check_schema=False)
+    target = to or services.instance.backup_dir / backup_name(services.db, services.now())
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    take_backup(services.db, target)
+    app.say(app._("Backed up {url} to {path}").format(url=services.db.safe_url(), path=target))
+
+
+def restore(ctx: typer.Context, file: Path = typer.Argument(..., help="A file `safecall backup` wrote."),
+            yes: bool = typer.Option(False, "--yes", help="Replace the database without asking.")):
+    """Replace this instance's database with a backup. Stop the scheduler, web and workers first."""
+    from safecall.backup import restore_backup
+
+    app = state(ctx)
+    services = app.services(check_schema=False)
+    if not yes and not typer.confirm(app._("Replace every row of {url} with {path}?").format(url=services.db.safe_url(), path=file)):
+        raise typer.Exit(1)
+    restore_backup(services.db, file)
+    state_after = services.db.schema_state()
+    app.say(app._("Restored {path} into {url} (schema revision {revision}).").format(path=file, url=services.db.safe_url(),
+                                                                                  revision=state_after.describe()))
+    if state_after.current != state_after.head:
+        app.say(app._("needs: safecall db upgrade"))
 
 
 @trunk_app.command("check")

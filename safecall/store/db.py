@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class SchemaState:
     head: str
     known: set[str]
     has_tables: bool
+    release: str | None = None  # the SafeCall release that last made or upgraded it, from its audit (0.2.0 on)
+
+    @property
+    def newer(self) -> bool:
+        """Made or upgraded by a newer SafeCall than this one: a revision this one does not know."""
+        return self.current is not None and self.current not in self.known
 
     def describe(self) -> str:
         return self.current or ("0001 (made before migrations)" if self.has_tables else "empty (created on first use)")
@@ -85,8 +92,8 @@ class Database:
         if state.current is None and not state.has_tables:
             self.upgrade()
             return
-        if state.current is not None and state.current not in state.known:
-            raise StoreError(N_("the database {url} is at schema revision {current}, which this SafeCall does not know (newest: {head}); use a newer SafeCall"), url=self.safe_url(), current=state.current, head=state.head)
+        if state.newer:
+            raise self.newer_error(state)
         raise StoreError(N_("the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"), url=self.safe_url(), current=state.current or FIRST_REVISION, head=state.head)
 
     def schema_state(self) -> "SchemaState":
@@ -94,21 +101,52 @@ class Database:
             with self.engine.connect() as connection:
                 tables = set(sa.inspect(connection).get_table_names())
                 current = MigrationContext.configure(connection).get_current_revision()
+                release = None
+                audit_table = AuditEvent.__table__
+                if audit_table.name in tables:  # the newest upgrade's row says which release made it (see `upgrade`)
+                    detail = connection.execute(sa.select(audit_table.c.detail).where(audit_table.c.action == "db.upgrade")
+                                                .order_by(audit_table.c.id.desc()).limit(1)).scalar()
+                    found = re.match(r"SafeCall (\d[\w.+-]*):", detail or "")
+                    release = found.group(1) if found else None
         except sa.exc.OperationalError as exc:
             raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
         scripts = ScriptDirectory.from_config(self._alembic_config())
         known = {script.revision for script in scripts.walk_revisions()}
         # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
-        return SchemaState(current=current, head=scripts.get_current_head(), known=known, has_tables="person" in tables)
+        return SchemaState(current=current, head=scripts.get_current_head(), known=known, has_tables="person" in tables,
+                           release=release)
 
-    def upgrade(self) -> "Upgrade":
-        """Bring the schema to the newest revision in place. A SQLite file with data is backed up first."""
+    def newer_error(self, state: "SchemaState") -> StoreError:
+        """What an older SafeCall says of a database a newer one upgraded: which release to use, and how to go back."""
+        if state.release:
+            return StoreError(N_("the database {url} was upgraded by SafeCall {release} (schema revision {current}), newer than this SafeCall {version}, "
+                                 "which knows revisions up to {head}: install SafeCall {release} again, or go back to this release with the backup "
+                                 "taken before that upgrade (docs/operations.md, \"Rolling back\"); nothing was changed"),
+                              url=self.safe_url(), release=state.release, current=state.current, version=safecall_version(), head=state.head)
+        return StoreError(N_("the database {url} is at schema revision {current}, made by a SafeCall newer than this one ({version}, which knows "
+                             "revisions up to {head}): install the newer release again, or go back with the backup taken before that upgrade "
+                             "(docs/operations.md, \"Rolling back\"); nothing was changed"),
+                          url=self.safe_url(), current=state.current, version=safecall_version(), head=state.head)
+
+    def upgrade(self, backup_dir: Path | None = None, *, take_backup: bool = True) -> "Upgrade":
+        """Bring the schema to the newest revision in place. A database with data is backed up first: a SQLite file
+        beside itself, a PostgreSQL one with pg_dump into `backup_dir` (refused when it cannot be, unless the
+        operator took one and says so with take_backup=False)."""
         state = self.schema_state()
+        if state.newer:
+            raise self.newer_error(state)  # before any backup: its name would say it comes before an older revision
         if state.current == state.head:
             return Upgrade([], None, state.head)
         backup = None
         if self.is_sqlite and state.has_tables:
             backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
+        elif state.has_tables and take_backup:
+            from safecall.backup import backup_name, take_backup as dump
+
+            if backup_dir is None:
+                raise StoreError(N_("no folder to keep the backup before upgrading {url} in"), url=self.safe_url())
+            backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            backup = dump(self, backup_dir / backup_name(self, real_now()).replace("safecall-", f"safecall-before-{state.head}-", 1))
         config = self._alembic_config()
         try:
             with self.engine.begin() as connection:
@@ -120,6 +158,11 @@ class Database:
                 if state.current is None and state.has_tables:
                     command.stamp(config, FIRST_REVISION)
                 command.upgrade(config, "head")
+                if state.has_tables:  # which release this is, for an older one that meets this database later (`newer_error`)
+                    with Session(bind=connection) as session:
+                        audit(session, at=real_now(), action="db.upgrade", subject="database",
+                              detail=f"SafeCall {safecall_version()}: schema {state.current or FIRST_REVISION} -> {state.head}")
+                        session.flush()
         except sa.exc.OperationalError as exc:
             raise StoreError(N_("the upgrade of {url} failed and was rolled back: {reason}"), url=self.safe_url(), reason=self.error_text(exc)) from exc
         scripts = ScriptDirectory.from_config(config)
@@ -269,6 +312,16 @@ def _sqlite_pragmas(dbapi_connection, busy_timeout: float) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def safecall_version() -> str:
+    """This release, as installed (pyproject.toml's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("safecall")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def current_actor() -> str:
