@@ -52,11 +52,21 @@ def take_backup(db: Database, target: Path, *, pg_dump: str = "pg_dump") -> Path
         except Exception as exc:
             target.unlink(missing_ok=True)
             raise BackupError(N_("cannot back up {url} to {path}: {reason}"), url=db.safe_url(), path=target, reason=str(exc)) from exc
-    _create_private_file(target)
+    _create_private_file(target)  # owner-only before pg_dump writes into it
     args, env = _libpq(db)
-    _run([pg_dump, "--format=custom", "--no-owner", f"--file={target}", *args], env, db, target,
-         N_("`pg_dump` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"))
+    try:
+        _run([pg_dump, "--format=custom", "--no-owner", f"--file={target}", *args], env, db, target,
+             N_("`pg_dump` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"))
+    except BackupError:
+        target.unlink(missing_ok=True)  # no empty or half-written file that looks like a backup
+        raise
     return target
+
+
+def backup_before_upgrade(db: Database, folder: Path, head: str, now: datetime) -> Path:
+    """The backup `db upgrade` takes of a PostgreSQL database before changing its schema to `head`."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return take_backup(db, folder / backup_name(db, now).replace(PREFIX, f"{PREFIX}before-{head}-", 1))
 
 
 def restore_backup(db: Database, source: Path, *, pg_restore: str = "pg_restore") -> None:

@@ -33,7 +33,6 @@ from solapi_fake import API_KEY, API_SECRET
 from test_scheduler import SmtpServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "upgrade-from-previous"
-CLI = str(Path(__file__).parents[1] / "cli.py")
 WEB_SECRET = "a-web-secret-of-the-office-0123456789abcdef"
 # Monday 30 November 2026, 10:05 in Seoul: the fixture's campaign slot (Monday 10:00) of the week after its run.
 SLOT = datetime(2026, 11, 30, 10, 5, tzinfo=SEOUL)
@@ -304,7 +303,7 @@ def test_fatal_errors_of_services_are_json_lines_and_two_config_errors_stay_two_
 def test_the_web_logs_its_access_and_errors_as_json_lines(cli, tmp_path):
     port = free_port()
     environ = {**cli.environ, "SAFECALL_WEB_SECRET": WEB_SECRET, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, CLI, "--config", str(cli.root), "web", "--port", str(port)], env=environ,
+    process = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)], env=environ,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(200):  # until it listens
@@ -341,3 +340,42 @@ def test_each_systemd_unit_scores_2_or_less_and_shares_one_instance_and_read_onl
     assert settings["ReadWritePaths"] == "/var/lib/safecall" and settings["ProtectSystem"] == "strict"
     assert settings["ExecStart"].startswith("/opt/safecall/.venv/bin/safecall ")  # code under /opt: read-only
     assert settings["EnvironmentFile"] == "/etc/safecall/secrets.env"  # a path alone, no comment on the line
+
+
+@pytest.mark.both_databases
+def test_db_upgrade_backs_up_first_and_backup_restore_round_trips_on_either_database(cli, database_url, tmp_path):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-{i:04d}") for i in range(1, 6)])))
+    db = cli.db()
+    config = db._alembic_config()
+    head = db.schema_state().head
+    previous = next(ScriptDirectory.from_config(config).walk_revisions()).down_revision
+    with db.engine.begin() as connection:  # the schema of the release before this one's newest revision
+        config.attributes["connection"] = connection
+        command.downgrade(config, previous)
+    db.dispose()
+
+    upgraded = cli("db", "upgrade").output.replace("\n", "")
+    if database_url:  # PostgreSQL: pg_dump into [backup] folder first
+        [dump] = (cli.root / "backups").glob(f"safecall-before-{head}-*.dump")
+        assert str(dump) in upgraded and dump.stat().st_mode & 0o077 == 0
+        listed = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True)
+        assert listed.returncode == 0 and "TABLE DATA public person" in listed.stdout
+        from safecall.backup import BackupError, take_backup
+
+        with pytest.raises(BackupError, match="pg_dump` was not found: install the PostgreSQL client"):
+            take_backup(cli.db(), tmp_path / "x.dump", pg_dump=str(tmp_path / "no-such-pg_dump"))
+        assert not (tmp_path / "x.dump").exists()
+    else:
+        assert (cli.root / "data" / f"safecall.db.before-{head}.bak").exists()
+    assert cli("db", "status").exit_code == 0
+
+    backup = tmp_path / "kept" / ("people.dump" if database_url else "people.db")
+    cli("backup", "--to", str(backup))
+    cli("recipients", "close", "사람1", "--reason", "moved")
+    assert "closed" in cli("recipients", "show", "사람1").output.lower()
+    cli("restore", str(backup), "--yes")
+    assert "closed" not in cli("recipients", "show", "사람1").output.lower()  # as it was at the backup
+    assert "already exists" in cli("backup", "--to", str(backup), ok=False).output

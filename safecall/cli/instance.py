@@ -111,6 +111,7 @@ def db_status(ctx: typer.Context):
 def db_upgrade(ctx: typer.Context,
                no_backup: bool = typer.Option(False, "--no-backup", help="PostgreSQL: upgrade without pg_dump's backup, when you took one yourself.")):
     """Bring the database to this SafeCall's schema, in place, after `upgrade check` passes and a backup is taken."""
+    from safecall.backup import backup_before_upgrade
     from safecall.upgrade import upgrade_report
 
     app = state(ctx)
@@ -122,7 +123,8 @@ def db_upgrade(ctx: typer.Context,
         raise typer.Exit(1)
     services = app.services(check_schema=False)
     db = services.db
-    upgrade = db.upgrade(services.instance.backup_dir, take_backup=not no_backup)
+    upgrade = db.upgrade(lambda head: backup_before_upgrade(db, services.instance.backup_dir, head, services.now()),
+                         take_backup=not no_backup)
     if not upgrade.applied:
         app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
         return

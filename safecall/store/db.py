@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -128,10 +128,10 @@ class Database:
                              "(docs/operations.md, \"Rolling back\"); nothing was changed"),
                           url=self.safe_url(), current=state.current, version=safecall_version(), head=state.head)
 
-    def upgrade(self, backup_dir: Path | None = None, *, take_backup: bool = True) -> "Upgrade":
+    def upgrade(self, pg_backup: Callable[[str], Path] | None = None, *, take_backup: bool = True) -> "Upgrade":
         """Bring the schema to the newest revision in place. A database with data is backed up first: a SQLite file
-        beside itself, a PostgreSQL one with pg_dump into `backup_dir` (refused when it cannot be, unless the
-        operator took one and says so with take_backup=False)."""
+        beside itself, a PostgreSQL one by `pg_backup(head)` (the caller's pg_dump, safecall/backup.py); refused
+        when it cannot be, unless the operator took one and says so with take_backup=False."""
         state = self.schema_state()
         if state.newer:
             raise self.newer_error(state)  # before any backup: its name would say it comes before an older revision
@@ -141,12 +141,9 @@ class Database:
         if self.is_sqlite and state.has_tables:
             backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
         elif state.has_tables and take_backup:
-            from safecall.backup import backup_name, take_backup as dump
-
-            if backup_dir is None:
-                raise StoreError(N_("no folder to keep the backup before upgrading {url} in"), url=self.safe_url())
-            backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            backup = dump(self, backup_dir / backup_name(self, real_now()).replace("safecall-", f"safecall-before-{state.head}-", 1))
+            if pg_backup is None:
+                raise StoreError(N_("no way to back up {url} before upgrading it: run `safecall db upgrade`, which uses pg_dump"), url=self.safe_url())
+            backup = pg_backup(state.head)
         config = self._alembic_config()
         try:
             with self.engine.begin() as connection:
