@@ -5,6 +5,8 @@ The CLI parses arguments and prints; everything here takes plain values and retu
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -150,8 +152,23 @@ def write_report(services: Services, rows: list, fmt: str, output: Optional[Path
 
 def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) -> None:
     """A long-running command: JSON log lines on stderr; SIGTERM, SIGINT or `seconds` set `stop` (an Event)."""
-    import logging
     import threading
+
+    timer = threading.Timer(seconds, stop.set) if seconds else None
+    if timer:
+        timer.start()
+    try:
+        with json_log_lines(), stop_on_signals(stop):
+            body()
+    finally:
+        if timer:
+            timer.cancel()
+
+
+@contextmanager
+def json_log_lines():
+    """While a service runs: SafeCall's log as JSON lines on stderr, what journald keeps and alerts read."""
+    import logging
 
     from safecall.events import JsonLineFormatter
 
@@ -160,25 +177,20 @@ def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) 
     root_logger = logging.getLogger("safecall")
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.INFO)
-    timer = threading.Timer(seconds, stop.set) if seconds else None
-    if timer:
-        timer.start()
     try:
-        with stop_on_signals(stop):
-            body()
+        yield
     finally:
-        if timer:
-            timer.cancel()
         root_logger.removeHandler(handler)
 
 
 def serve_ivr(services: Services, campaign_name: str, seconds: Optional[float], on_started: Callable[[], None]) -> None:
     """Host a campaign's IVR side (webhooks or FastAGI) until SIGTERM, Ctrl-C or `seconds`."""
-    services.trunk(services.campaign(campaign_name).trunk)  # started: its FastAGI or webhook server listens
-    on_started()
-    with stop_on_signals() as stop:
-        stop.wait(seconds)
-    services.close_trunks()
+    with json_log_lines():
+        services.trunk(services.campaign(campaign_name).trunk)  # started: its FastAGI or webhook server listens
+        on_started()
+        with stop_on_signals() as stop:
+            stop.wait(seconds)
+        services.close_trunks()
 
 
 def draw_report_chart(rows: list, path: Path) -> Optional[str]:

@@ -48,8 +48,9 @@ def json_line(level: str, logger: str, event: str, **fields) -> str:
                        "event": event, **fields}, ensure_ascii=False, default=_plain)
 
 
-def uvicorn_log_config() -> dict:
-    """uvicorn's logging (its error and access logs) as JSON lines on stderr, as the other services write."""
+def uvicorn_log_config(loggers: tuple[str, ...] = ("uvicorn", "uvicorn.error", "uvicorn.access")) -> dict:
+    """uvicorn's logging (its error and access logs) as JSON lines on stderr, as the other services write; `safecall
+    web` adds the "safecall" logger, which nothing else configures in that process."""
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -57,5 +58,5 @@ def uvicorn_log_config() -> dict:
         "formatters": {"json": {"()": "safecall.events.JsonLineFormatter"}},
         "handlers": {"json": handler},
         "loggers": {name: {"handlers": ["json"], "level": "INFO", "propagate": False}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")},
+                    for name in loggers},
     }

@@ -20,7 +20,7 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
         raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
     # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
     uvicorn.run(app, host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
-                server_header=False, log_level="info", log_config=uvicorn_log_config())
+                server_header=False, log_level="info", log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")))
 
 
 __all__ = ["create_web_app", "serve"]

@@ -33,6 +33,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from safecall.errors import TrunkError
 from safecall import speech
+from safecall.events import uvicorn_log_config
 from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Said, Start, step
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
@@ -304,7 +305,8 @@ class WebhookServer:
 
     def __init__(self, app, host: str, port: int):
         self.host, self.port = host, port
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"))
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                                                    log_config=uvicorn_log_config()))
         self._thread = threading.Thread(target=self._server.run, name="twilio-webhooks", daemon=True)
 
     def start(self, timeout: float = 10) -> "WebhookServer":
