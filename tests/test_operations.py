@@ -98,6 +98,7 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
 
     # db upgrade runs the check first and changes nothing while settings or secrets are wrong.
     before = table_rows(database)
+    named = {table: columns(database, table) for table in before}
     refused = cli("db", "upgrade", ok=False).output
     assert "Nothing was upgraded" in refused and "web.port" in refused
     assert table_rows(database) == before and not list(database.parent.glob("*.bak"))
@@ -116,10 +117,8 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
 
     upgraded = cli("db", "upgrade").output  # a campaign's problem is listed but does not block the database
     assert "retry.max_retries" in upgraded
-    after = table_rows(database)
-    for table, rows in before.items():  # every row kept, on the columns it had
-        assert rows <= rows_on(database, table, columns(database, table)[:len(next(iter(rows), ()))]) if rows else True, table
-        assert len(after[table]) >= len(rows), table
+    for table, rows in before.items():  # every row kept, on the columns it had (a newer schema may add some)
+        assert rows <= rows_on(database, table, named[table]), table
     assert len(before["person"]) == 5 and len(before["attempt"]) == 10
 
     # The slot comes with the campaign still invalid: the officers are told once, by e-mail and text, with why.
