@@ -73,6 +73,12 @@ def check_instance(root: Path, environ: Mapping[str, str]) -> tuple[list[Finding
         if raw_trunks is not None:
             trunks = _parsed(TrunksFile, trunks_path, findings, raw_trunks)
     if settings is None or trunks is None:
+        # The campaigns' own files still, so that they are not found one upgrade check later.
+        from safecall.campaign import CampaignDef
+
+        for path in sorted((root / "campaigns").glob("*.toml")):
+            findings += [Finding(f.problem, Message(FIX_CAMPAIGN, name=path.stem), blocking=False)
+                         for f in _found(CampaignDef, path)]
         return findings, None
     instance = Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=dict(environ))
     for check in secret_checks(instance):
@@ -132,6 +138,12 @@ def _parsed(model, path: Path, findings: list[Finding], data: dict | None = None
     quoted = coercion_problems(model, data, path)
     findings += [Finding(problem, Message(FIX_QUOTES)) for problem in quoted]
     return parsed
+
+
+def _found(model, path: Path) -> list[Finding]:
+    found: list[Finding] = []
+    _parsed(model, path, found)
+    return found
 
 
 def _lines(exc: ConfigError) -> list[str]:

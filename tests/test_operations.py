@@ -378,3 +378,16 @@ def test_db_upgrade_backs_up_first_and_backup_restore_round_trips_on_either_data
     cli("restore", str(backup), "--yes")
     assert "closed" not in cli("recipients", "show", "사람1").output.lower()  # as it was at the backup
     assert "already exists" in cli("backup", "--to", str(backup), ok=False).output
+
+
+def test_upgrade_check_reads_each_file_on_its_own_so_one_broken_file_hides_no_other(cli):
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + '\n[web]\nport = 0\nsession_minutes = 0\n', encoding="utf-8")
+    trunks = cli.root / "config" / "trunks.toml"
+    trunks.write_text(trunks.read_text(encoding="utf-8").replace("channels = 30", "channels = 0"), encoding="utf-8")
+    cli.edit_campaign('weekday = "mon"', 'weekday = "someday"')
+    output = cli("upgrade", "check", ok=False).output
+    assert "4 problems to fix" in output
+    for expected in ("key 'web.port'", "key 'web.session_minutes'", "trunks.toml", "channels", "schedule.weekday"):
+        assert expected in output, (expected, output)
+    assert "Nothing was upgraded" in cli("db", "upgrade", ok=False).output
