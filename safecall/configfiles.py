@@ -65,6 +65,9 @@ def validation_problems(path: Path, exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+        if error["type"] in COERCED and isinstance(error["input"], str):
+            problems.append(_quoted_problem(error, key, path))  # `port = "8080"`: say what to write instead
+            continue
         message = _pydantic_message(error)
         problems.append(Message(N_("{path}: key '{key}': {problem}"), path=path, key=key, problem=message) if key
                         else Message(N_("{path}: {problem}"), path=path, problem=message))
@@ -119,15 +122,19 @@ def coercion_problems(model: type[BaseModel], data: dict[str, Any], path: Path) 
             if error["type"] not in COERCED or not isinstance(error["input"], str):
                 continue
             key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-            text = error["input"].strip().lower()
-            if error["type"] == "bool_type":
-                fixed = "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"
-            else:
-                fixed = error["input"].strip()
-            problems.append(Message(N_("{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"),
-                                    path=path, key=key, value=f'"{error["input"]}"', fixed=fixed))
+            problems.append(_quoted_problem(error, key, path))
         return problems
     return []
+
+
+def _quoted_problem(error: dict, key: str, path: Path) -> Message:
+    text = error["input"].strip().lower()
+    if error["type"] == "bool_type":
+        fixed = "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"
+    else:
+        fixed = error["input"].strip()
+    return Message(N_("{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"),
+                   path=path, key=key, value=f'"{error["input"]}"', fixed=fixed)
 
 
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):

@@ -133,8 +133,11 @@ def _parsed(model, path: Path, findings: list[Finding], data: dict | None = None
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        findings += [Finding(problem, Message(FIX_EDIT)) for problem in validation_problems(path, exc)]
-        return None
+        try:  # only quoted numbers or true/false: name them, and read the rest as the last release did to check it too
+            parsed = model.model_validate(data, strict=False)
+        except ValidationError:
+            findings += [Finding(problem, Message(FIX_EDIT)) for problem in validation_problems(path, exc)]
+            return None
     quoted = coercion_problems(model, data, path)
     findings += [Finding(problem, Message(FIX_QUOTES)) for problem in quoted]
     return parsed
