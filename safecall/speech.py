@@ -10,9 +10,9 @@ The rules, in order:
 - words of suicide or an emergency (`risk`): help, with risk=True;
 - distress or a need (`help_requested`; a negated wellness word; a lacking necessity, "약이 없어요"; a negated
   everyday activity, "밥을 못 먹었어요"; trouble that is there, "아픈 데가 있어요"): help, whatever else was said;
-- acknowledged only when an affirmative or a statement of being well was heard and every other word is
-  neutral: no question, no phone-answering or someone else's words, no negation left over, no word the flow
-  does not know;
+- acknowledged only when an affirmative or a plain statement of being well was heard (of oneself, now: not
+  past, guessed, wished, contrasted, reported or hedged, see _HEDGE_*) and every other word is neutral: no
+  question, no phone-answering or someone else's words, no negation left over, no word the flow does not know;
 - unclear otherwise. Unclear is never a guess: the question is asked again.
 """
 
@@ -93,6 +93,19 @@ _NO_WORDS = {("아니요", "I"), ("아뇨", "I"), ("아니", "I"), ("아니오",
 _QUESTION_WORDS = {("누구", "N"), ("뭐", "N"), ("무엇", "N"), ("어디", "N"), ("무슨", "M"), ("어느", "M"),
                    ("왜", "M"), ("언제", "N"), ("어떻게", "M"), ("웬", "M")}
 _QUESTION_ENDINGS = ("까", "나요", "니", "냐", "는가", "ᆫ가", "은가", "ᆫ가요", "을까")
+# What turns a statement of being well into less than one: the past ("괜찮았어요", "맞았어요" is also "I was
+# hit"), a guess or a wish ("괜찮겠죠", "괜찮을 거예요", "괜찮았으면"), a duty or a promise ("잘 지내야죠",
+# "잘 지낼게요"), a contrast ("아프지는 않아요", "괜찮긴 해요"), someone's words ("괜찮다고 했어요",
+# "괜찮대요", "괜찮으시대요"), or a bound
+# noun that hedges ("괜찮은 척해요", "괜찮은 편이에요").
+_HEDGE_EP = ("었", "았", "였", "겠", "ᆻ")
+_HONORIFIC = ("시", "으시", "세요", "으세요", "셔", "으셔", "십", "으십")  # not of oneself: "괜찮으세요", "괜찮으시대요"
+_HEDGE_ETM = ("을", "ᆯ", "ㄹ")
+_HEDGE_EC = ("면", "으면", "어야", "아야", "야", "다고", "라고", "자고", "냐고", "다는", "라는")
+_HEDGE_EF = ("어야", "아야", "야죠", "ᆯ게", "을게", "ᆯ걸", "을걸", "ᆯ래", "을래", "다더", "대", "ᆫ대", "는대", "래",
+             "답니", "ᆫ답", "는답", "단다", "ᆫ단다", "더라")
+_HEDGE_JX = ("는", "ᆫ", "은")
+_HEDGE_NNB = ("척", "체", "편", "듯", "줄", "뻔", "리", "수", "셈", "모양", "터", "양")
 
 
 def _kind(tag: str) -> str | None:
@@ -184,6 +197,26 @@ def _claims(answers: "SpeechAnswers", words: list[Morpheme], skippable: set) -> 
     return sorted(claims, key=lambda c: c.start)
 
 
+def _hedge(word: Morpheme, tokens: list) -> str | None:
+    """What, in the endings after `word`, keeps it from being a plain statement (see _HEDGE_*), or None."""
+    for token in tokens[word.at + 1:]:
+        tag, form = token.tag.split("-")[0], token.form
+        if tag == "NNB":
+            if form in _HEDGE_NNB:
+                return f"'{word} {form}'"
+        elif tag in ("EP", "EF") and form.startswith(_HONORIFIC):
+            if word.form in ("마", "말"):
+                continue  # 걱정 마세요, 마시고요: said to the caller, by the person
+            return f"'{word}' 뒤의 '{form}'"  # 괜찮으세요, 잘 지내세요: asked or wished, or someone else
+        elif tag == "EP" and form.startswith(_HEDGE_EP) or tag == "ETM" and form in _HEDGE_ETM \
+                or tag == "EC" and form.startswith(_HEDGE_EC) or tag == "EF" and form.startswith(_HEDGE_EF) \
+                or tag == "JX" and form in _HEDGE_JX:
+            return f"'{word}' 뒤의 '{form}'"
+        elif not tag.startswith(("E", "J", "XS", "VCP", "VX")):
+            return None  # the next word: its endings are its own
+    return None
+
+
 def _quote(words: Iterable[Morpheme]) -> str:
     return " ".join(str(w) for w in words)
 
@@ -256,9 +289,17 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             used[j] = True
             unclear.append(f"'{said} {words[j]}'")  # 필요 없어요: not a call for help, and not a statement of being well
         elif claim.list == "help_requested":
-            (well if negated else help_).append(f"'{said}'" + (" 부정" if negated else ""))
+            hedge = negated and next(filter(None, (_hedge(words[k], tokens) for k in (claim.end - 1, *negators))), None)
+            if hedge:
+                unclear.append(f"단정이 아님: {hedge}")  # 아프지는 않아요, 안 아팠어요
+            else:
+                (well if negated else help_).append(f"'{said}'" + (" 부정" if negated else ""))
         elif claim.list == "acknowledged":
-            (help_ if negated else well).append(f"'{said}'" + (" 부정" if negated else ""))
+            hedge = not negated and _hedge(words[claim.end - 1], tokens)
+            if hedge:
+                unclear.append(f"단정이 아님: {hedge}")  # 괜찮았어요, 괜찮을 거예요, 잘 지내야죠
+            else:
+                (help_ if negated else well).append(f"'{said}'" + (" 부정" if negated else ""))
         elif claim.list == "activities":
             if negated:
                 help_.append(f"'{words[negators[0]]} {said}'")
@@ -267,7 +308,10 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             after = (words[j].form, words[j].kind) if j is not None else None
             if after in _ABSENT and claim.list == "no_trouble" and not negated:
                 used[j] = True
-                well.append(f"'{said} {words[j]}'")
+                if hedge := _hedge(words[j], tokens):
+                    unclear.append(f"단정이 아님: {hedge}")  # 별일 없었어요, 아무 일 없을 거예요
+                else:
+                    well.append(f"'{said} {words[j]}'")
             elif claim.list == "no_trouble" and after in _PRESENT:
                 used[j] = True
                 help_.append(f"'{said} {words[j]}'")

@@ -16,7 +16,9 @@ from safecall.ivr import IvrState, Said, load_flow, step
 from safecall.speech import Verdict, judge
 
 DEFAULTS = Path(__file__).parent.parent / "safecall" / "defaults" / "ivr"
-CORPUS = Path(__file__).parent / "fixtures" / "speech" / "answers.tsv"
+CORPUS = Path(__file__).parent / "fixtures" / "speech" / "answers.tsv"  # the flow's lists were tuned on most of it
+# Written and labelled by a second reviewer before the judge was run on it; see its header and docs/twilio.md.
+HELDOUT = Path(__file__).parent / "fixtures" / "speech" / "heldout.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +26,13 @@ def answers():
     return load_flow(DEFAULTS, "safe-call").speech
 
 
-def read_corpus() -> list[tuple[str, float, str, str]]:
+def read_corpus(corpus: Path = CORPUS) -> list[tuple[str, float, str, str]]:
     rows = []
-    for number, line in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(corpus.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         text, confidence, expected, category = line.split("\t")
-        assert expected in ("acknowledged", "help_requested", "unclear"), f"{CORPUS}:{number}: {expected!r}"
+        assert expected in ("acknowledged", "help_requested", "unclear"), f"{corpus}:{number}: {expected!r}"
         rows.append((text, float(confidence), expected, category))
     return rows
 
@@ -57,6 +59,28 @@ def test_a_yes_inside_a_word_is_not_a_yes(answers):
 def test_plain_wellness_is_acknowledged(answers, text):
     verdict = judge(answers, text, 0.9)
     assert verdict == Verdict("acknowledged", verdict.reason) and verdict.reason and not verdict.risk
+
+
+@pytest.mark.parametrize("text", [
+    "네 괜찮을 거예요", "괜찮겠죠", "괜찮았으면 좋겠어요", "잘 지내야죠", "네 잘 지낼게요",  # a guess, a wish, a duty
+    "좋았어요", "맞았어요", "어제 맞았어요", "아무 일 없었어요", "안 아팠어요",  # the past (맞았어요: also "I was hit")
+    "아프지는 않아요", "네 다치지는 않았어요",  # a contrast: not that, but ...
+    "괜찮은 척해요", "괜찮은 편이에요",  # a bound noun that hedges
+    "네 괜찮대요", "괜찮으시대요", "괜찮다고 했어요", "괜찮으세요", "잘 지내세요"])  # someone else's, or the caller's
+def test_a_statement_of_being_well_that_is_not_plain_is_not_acknowledged(answers, text):
+    verdict = judge(answers, text, 0.9)
+    assert verdict.outcome == "unclear" and "단정이 아님" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("text", ["걱정 마세요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"])
+def test_a_plain_statement_said_to_the_caller_is_still_acknowledged(answers, text):
+    assert judge(answers, text, 0.9).outcome == "acknowledged"
+
+
+@pytest.mark.parametrize("text", ["살고 싶지 않아요", "그만 살고 싶어요", "사는 게 의미가 없어요", "숨이 막혀요", "응급실이에요"])
+def test_indirect_words_of_suicide_and_emergencies_are_risk(answers, text):
+    verdict = judge(answers, text, 0.9)
+    assert (verdict.outcome, verdict.risk) == ("help_requested", True), verdict
 
 
 @pytest.mark.parametrize("confidence", [math.nan, -0.1, 1.01, math.inf, 0.49, 0.0])
@@ -97,9 +121,13 @@ def test_step_records_the_judges_outcome_and_asks_again_when_unclear():
     assert action.prompt == "prompt-repeat"
 
 
-def test_the_labelled_corpus_meets_its_targets(answers, request):
-    rows = read_corpus()
-    assert len(rows) >= 300
+@pytest.mark.parametrize(("corpus", "least"), [(CORPUS, 300), (HELDOUT, 150)], ids=["corpus", "heldout"])
+def test_the_labelled_corpus_meets_its_targets(answers, request, corpus, least):
+    rows = read_corpus(corpus)
+    assert len(rows) >= least
+    if corpus == HELDOUT:  # held out: each answer once, and none that the lists were tuned on
+        assert len({text for text, *_ in rows}) == len(rows)
+        assert not {text for text, *_ in rows} & {text for text, *_ in read_corpus(CORPUS)}
     wrongly_well, judged, categories = [], Counter(), Counter()
     for text, confidence, expected, category in rows:
         outcome = judge(answers, text, confidence).outcome
@@ -113,7 +141,7 @@ def test_the_labelled_corpus_meets_its_targets(answers, request):
     help_rate = judged[("help_requested", "help_requested")] / help_rows
     well_rate = judged[("acknowledged", "acknowledged")] / well_rows
     figures = [
-        f"{len(rows)} answers: {help_rows} distress or need, {well_rows} plain wellness, {unclear_rows} non-answers or unclear",
+        f"{corpus.name}: {len(rows)} answers: {help_rows} distress or need, {well_rows} plain wellness, {unclear_rows} non-answers or unclear",
         f"distress or need -> help: {judged[('help_requested', 'help_requested')]}/{help_rows} ({help_rate:.1%}); "
         f"-> unclear {judged[('help_requested', 'unclear')]}; -> acknowledged {judged[('help_requested', 'acknowledged')]}",
         f"plain wellness -> acknowledged: {judged[('acknowledged', 'acknowledged')]}/{well_rows} ({well_rate:.1%}); "
@@ -124,7 +152,7 @@ def test_the_labelled_corpus_meets_its_targets(answers, request):
             f"{c} {categories[(c, True)]}/{categories[(c, True)] + categories[(c, False)]}"
             for c in sorted({c for c, _ in categories})),
     ]
-    request.config.stash[SPEECH_FIGURES] = figures
+    request.config.stash[SPEECH_FIGURES] = request.config.stash.get(SPEECH_FIGURES, []) + figures
     print("\n".join(figures))
     assert wrongly_well == [], "distress or non-answers recorded as well"
     assert help_rate >= 0.95
