@@ -103,7 +103,7 @@ _HONORIFIC = ("시", "으시", "세요", "으세요", "셔", "으셔", "십", "�
 _HEDGE_ETM = ("을", "ᆯ", "ㄹ")
 _HEDGE_EC = ("면", "으면", "어야", "아야", "야", "다고", "라고", "자고", "냐고", "다는", "라는")
 _HEDGE_EF = ("어야", "아야", "야죠", "ᆯ게", "을게", "ᆯ걸", "을걸", "ᆯ래", "을래", "다더", "대", "ᆫ대", "는대", "래",
-             "답니", "ᆫ답", "는답", "단다", "ᆫ단다", "더라")
+             "답니", "ᆫ답", "는답", "단다", "ᆫ단다", "더라", "ᆫ데", "는데", "은데", "던데")  # 괜찮은데요: "..., but"
 _HEDGE_JX = ("는", "ᆫ", "은")
 _HEDGE_NNB = ("척", "체", "편", "듯", "줄", "뻔", "리", "수", "셈", "모양", "터", "양")
 
@@ -266,10 +266,12 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             return j
         return j if (words[j].form, words[j].kind) in _POST_NEGATORS else None
 
+    claimed_by: list[str | None] = [None] * len(words)
     for claim in _claims(answers, words, skippable):
         if any(used[claim.start:claim.end]):
             continue
         used[claim.start:claim.end] = [True] * (claim.end - claim.start)
+        claimed_by[claim.start:claim.end] = [claim.list] * (claim.end - claim.start)
         said = _quote(words[claim.start:claim.end])
         if claim.list == "risk":
             risk.append(said)
@@ -343,6 +345,12 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
     last = next((t for t in reversed(tokens) if not t.tag.startswith(("S", "J"))), None)
     if last is not None and (last.tag == "MAJ" or last.tag == "EC" and last.form.endswith(("데", "지만"))):
         unclear.append("말이 끝나지 않음")  # "네 근데요…": what follows may be the answer
+    # An answer that ends on a noun, an adverb or a sigh the flow only calls neutral ("네 허리가", "네 너무",
+    # "네 아이고") was cut off, or points to trouble: neutral words are neutral beside a statement, not in place of one.
+    end = words[-1]
+    if claimed_by[-1] in (None, "neutral") and end.kind in ("N", "M", "I") and not any(
+            t.tag.startswith(("E", "XSV", "XSA", "VCP")) for t in tokens[end.at + 1:]):
+        unclear.append(f"말이 끝나지 않음: '{end}'")
     if question:
         unclear.insert(0, "질문")
     if unclear:

@@ -65,11 +65,18 @@ def test_plain_wellness_is_acknowledged(answers, text):
     "네 괜찮을 거예요", "괜찮겠죠", "괜찮았으면 좋겠어요", "잘 지내야죠", "네 잘 지낼게요",  # a guess, a wish, a duty
     "좋았어요", "맞았어요", "어제 맞았어요", "아무 일 없었어요", "안 아팠어요",  # the past (맞았어요: also "I was hit")
     "아프지는 않아요", "네 다치지는 않았어요",  # a contrast: not that, but ...
-    "괜찮은 척해요", "괜찮은 편이에요",  # a bound noun that hedges
+    "괜찮은 척해요", "괜찮은 편이에요", "안 아픈데요",  # a bound noun that hedges, "..., but"
     "네 괜찮대요", "괜찮으시대요", "괜찮다고 했어요", "괜찮으세요", "잘 지내세요"])  # someone else's, or the caller's
 def test_a_statement_of_being_well_that_is_not_plain_is_not_acknowledged(answers, text):
     verdict = judge(answers, text, 0.9)
     assert verdict.outcome == "unclear" and "단정이 아님" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("text", [
+    "네 허리가", "예 가슴이", "네 너무", "네 그냥", "네 며칠째", "네 아이고", "네 허리가 좀", "네 그럭저럭 지내요"])
+def test_a_yes_that_trails_off_into_a_neutral_word_is_not_acknowledged(answers, text):
+    """Neutral words are neutral beside a statement, not in its place: "네 허리가" was cut off, or points to pain."""
+    assert judge(answers, text, 0.9).outcome == "unclear"
 
 
 @pytest.mark.parametrize("text", ["걱정 마세요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"])
