@@ -208,6 +208,8 @@ def _hedge(word: Morpheme, tokens: list) -> str | None:
             if word.form in ("마", "말"):
                 continue  # 걱정 마세요, 마시고요: said to the caller, by the person
             return f"'{word}' 뒤의 '{form}'"  # 괜찮으세요, 잘 지내세요: asked or wished, or someone else
+        elif tag in ("EC", "EF") and form.endswith(("지만", "만", "는데", "ᆫ데", "은데")) or tag == "JX" and form == "만":
+            return f"'{word}' 뒤의 '{form}'"  # 괜찮습니다만: "..., but"
         elif tag == "EP" and form.startswith(_HEDGE_EP) or tag == "ETM" and form in _HEDGE_ETM \
                 or tag == "EC" and form.startswith(_HEDGE_EC) or tag == "EF" and form.startswith(_HEDGE_EF) \
                 or tag == "JX" and form in _HEDGE_JX:
@@ -342,6 +344,12 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             unclear.append(f"부정어 '{w}'")
         elif key not in neutral and w.tag != "NNB":  # bound nouns (거, 것, 데) say nothing alone
             unclear.append(f"모르는 말 '{w}'")
+    # A contrastive topic on a neutral noun says "this, but not that": "지금은 괜찮아요", "몸은 괜찮아요".
+    # (저는, 나는: a pronoun takes 는 as a plain topic.)
+    for i, w in enumerate(words):
+        if claimed_by[i] in (None, "neutral") and w.kind == "N" and w.tag != "NP" \
+                and (w.at + 1 < len(tokens) and tokens[w.at + 1].tag == "JX" and tokens[w.at + 1].form in _HEDGE_JX):
+            unclear.append(f"대조: '{w}{tokens[w.at + 1].form}'")
     last = next((t for t in reversed(tokens) if not t.tag.startswith(("S", "J"))), None)
     if last is not None and (last.tag == "MAJ" or last.tag == "EC" and last.form.endswith(("데", "지만"))):
         unclear.append("말이 끝나지 않음")  # "네 근데요…": what follows may be the answer

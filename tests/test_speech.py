@@ -65,7 +65,7 @@ def test_plain_wellness_is_acknowledged(answers, text):
     "네 괜찮을 거예요", "괜찮겠죠", "괜찮았으면 좋겠어요", "잘 지내야죠", "네 잘 지낼게요",  # a guess, a wish, a duty
     "좋았어요", "맞았어요", "어제 맞았어요", "아무 일 없었어요", "안 아팠어요",  # the past (맞았어요: also "I was hit")
     "아프지는 않아요", "네 다치지는 않았어요",  # a contrast: not that, but ...
-    "괜찮은 척해요", "괜찮은 편이에요", "안 아픈데요",  # a bound noun that hedges, "..., but"
+    "괜찮은 척해요", "괜찮은 편이에요", "안 아픈데요", "괜찮습니다만",  # a bound noun that hedges, "..., but"
     "네 괜찮대요", "괜찮으시대요", "괜찮다고 했어요", "괜찮으세요", "잘 지내세요"])  # someone else's, or the caller's
 def test_a_statement_of_being_well_that_is_not_plain_is_not_acknowledged(answers, text):
     verdict = judge(answers, text, 0.9)
@@ -79,7 +79,13 @@ def test_a_yes_that_trails_off_into_a_neutral_word_is_not_acknowledged(answers, 
     assert judge(answers, text, 0.9).outcome == "unclear"
 
 
-@pytest.mark.parametrize("text", ["걱정 마세요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"])
+@pytest.mark.parametrize("text", ["지금은 괜찮아요", "몸은 괜찮아요", "오늘은 잘 지내요"])
+def test_a_contrast_on_a_neutral_word_is_not_acknowledged(answers, text):
+    verdict = judge(answers, text, 0.9)
+    assert verdict.outcome == "unclear" and "대조" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("text", ["걱정 마세요", "저는 괜찮아요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"])
 def test_a_plain_statement_said_to_the_caller_is_still_acknowledged(answers, text):
     assert judge(answers, text, 0.9).outcome == "acknowledged"
 
