@@ -170,6 +170,6 @@ SPEECH_FIGURES = pytest.StashKey[list[str]]()
 def pytest_terminal_summary(terminalreporter, config):
     figures = config.stash.get(SPEECH_FIGURES, None)
     if figures:
-        terminalreporter.write_sep("-", "spoken-answer judge on tests/fixtures/speech/answers.tsv")
+        terminalreporter.write_sep("-", "spoken-answer judge on tests/fixtures/speech/")
         for line in figures:
             terminalreporter.write_line(line)
