@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from datetime import date, datetime, timedelta
@@ -11,6 +12,7 @@ from urllib.parse import quote
 from sqlmodel import select
 
 from safecall.events import log_event
+from safecall.glossary import COLUMN
 from safecall.notify import DeliveryError, Mailer
 from safecall.settings import Instance
 from safecall.store import Database, Delivery, audit
@@ -18,17 +20,21 @@ from safecall.visits import KINDS, _write_private, export_lists, open_task_rows
 
 log = logging.getLogger("safecall.delivery")
 # Counts and a link only: a name or a phone number never goes into an e-mail, its subject included.
-SUBJECT = {"visit": "[안심콜] {day} 방문 대상 명단 ({team})", "callback": "[안심콜] {day} 도움 요청 회신 명단 ({team})"}
+SUBJECT = {"visit": "[안심콜] {day} 방문 대상 명단 ({team})", "callback": "[안심콜] {day} 도움 요청 회신 명단 ({team})",
+           "number": "[안심콜] {day} 번호 확인 필요 명단 ({team})"}
 BODY = {
     "visit": "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n명단을 보고 방문 결과를 기록하려면 로그인하세요:\n{link}\n",
     "callback": "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요:\n{link}\n",
+    "number": "{team} 담당 {day} 안심콜에서 없는 번호로 나온 분이 {count}명입니다.\n번호를 확인해 고쳐 주세요:\n{link}\n",
 }
+# The counts behind the list, by why people are on it: a team plans its day from the e-mail alone.
+COUNTS = "\n명단 사유: {reasons}\n이전 방문 메모가 있는 분: {with_notes}명\n"
 ATTACHED = "\n첨부한 XLSX 파일은 암호로 잠겨 있습니다. 암호는 이 메일에 없습니다: 사무실에서 따로 받은 암호로 여세요.\n"
 NO_PERSONAL_DATA = "\n개인정보 보호를 위해 이 메일에는 이름과 전화번호를 넣지 않습니다.\n"
 
 
 def team_link(base_url: str, kind: str, team: str) -> str:
-    return f"{base_url}/callbacks" if kind == "callback" else f"{base_url}/team/{quote(team)}"
+    return f"{base_url}/team/{quote(team)}" if kind == "visit" else f"{base_url}/callbacks"
 
 
 def encrypted_copy(xlsx: Path, password: str) -> Path:
@@ -51,7 +57,7 @@ def write_day_files(db: Database, instance: Instance, day: date) -> dict[tuple[s
         lists = open_task_rows(db, instance.tz, on=day, kind=kind, teams=teams)
         for team in teams:
             rows = lists.get(team, [])
-            if kind == "callback" and not rows:
+            if kind != "visit" and not rows:  # the officer's lists only when someone is on them
                 continue
             files = []
             for fmt in ("xlsx", "csv"):
@@ -89,10 +95,10 @@ def send_due_deliveries(db: Database, instance: Instance, mailer: Mailer | None,
         team = teams.get(delivery.team)
         address = None
         if team:
-            address = (team.officer_email or team.email) if delivery.kind == "callback" else team.email
+            address = team.email if delivery.kind == "visit" else (team.officer_email or team.email)
         to = [address] if address else []
         files = [Path(f) for f in delivery.files.split("\n") if f]
-        count = _count_rows(files)
+        count, reasons, with_notes = list_counts(files)
         try:
             if not to:
                 raise DeliveryError(f"team {delivery.team!r} has no e-mail address in config/safecall.toml")
@@ -100,7 +106,8 @@ def send_due_deliveries(db: Database, instance: Instance, mailer: Mailer | None,
                 raise DeliveryError("no [smtp] section in config/safecall.toml: the list is only in the outbox")
             fields = dict(day=delivery.day.isoformat(), team=delivery.team, count=count,
                           link=team_link(settings.web.base_url, delivery.kind, delivery.team))
-            body = BODY[delivery.kind].format(**fields) + NO_PERSONAL_DATA
+            body = BODY[delivery.kind].format(**fields) + COUNTS.format(
+                reasons=", ".join(f"{reason} {n}명" for reason, n in reasons.items()) or "없음", with_notes=with_notes) + NO_PERSONAL_DATA
             attachments = []
             if settings.delivery.attachments:
                 password = settings.delivery.attachment_password.resolve(instance.environ)
@@ -130,11 +137,18 @@ def retry_delay(settings, attempts: int) -> timedelta:
     return timedelta(minutes=min(60, settings.retry_minutes * 2 ** (attempts - 1)))
 
 
-def _count_rows(files: list[Path]) -> int:
+def list_counts(files: list[Path]) -> tuple[int, dict[str, int], int]:
+    """(people, people by each reason they are on the list, people with earlier visit notes), read from the CSV
+    that was written (a note may span lines: the CSV reader, not a line count)."""
     csv_file = next((f for f in files if f.suffix == ".csv" and f.exists()), None)
     if csv_file is None:
-        return 0
-    return max(0, len(csv_file.read_text(encoding="utf-8-sig").splitlines()) - 1)
+        return 0, {}, 0
+    records = list(csv.DictReader(io.StringIO(csv_file.read_text(encoding="utf-8-sig"))))
+    reasons: dict[str, int] = {}
+    for record in records:
+        for reason in filter(None, (part.strip() for part in record.get(COLUMN["reason"], "").split(","))):
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return len(records), reasons, sum(1 for record in records if record.get(COLUMN["notes"]))
 
 
 def deliveries_for(db: Database, day: date) -> list[Delivery]:

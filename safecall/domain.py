@@ -62,6 +62,7 @@ class RunState(StrEnum):
 class TaskKind(StrEnum):
     VISIT = "visit"  # a home visit by the person's team
     CALLBACK = "callback"  # a same-day call from the welfare officer
+    NUMBER = "number"  # the officer fixes a number that proved not to exist
 
 
 class TaskStatus(StrEnum):

@@ -1,5 +1,7 @@
 """One error tree. Outside libraries' errors are translated at the edge."""
 
+from safecall.particles import format_message
+
 
 class Message(str):
     """English text that keeps its template (an N_ msgid) and fields, so the CLI can show it translated.
@@ -21,7 +23,7 @@ class Message(str):
 
     def translated(self, gettext) -> str:
         fields = {k: translated(v, gettext) for k, v in self.fields.items()}
-        return gettext(self.template).format(**fields) if fields else gettext(self.template)
+        return format_message(gettext(self.template), **fields) if fields else gettext(self.template)
 
 
 class Lines(Message):
@@ -74,7 +76,7 @@ class SafeCallError(Exception):
         if isinstance(self.template, Message):
             return self.template.translated(gettext)
         fields = {k: translated(v, gettext) for k, v in self.fields.items()}
-        return gettext(self.template).format(**fields) if fields else gettext(self.template)
+        return format_message(gettext(self.template), **fields) if fields else gettext(self.template)
 
 
 class ConfigError(SafeCallError):

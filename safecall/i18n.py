@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from safecall.errors import ConfigError, InputError
+from safecall.particles import Text
 
 DOMAIN = "safecall"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -78,13 +79,15 @@ OUTCOME = (NC_("outcome", "safe"), NC_("outcome", "not_home"), NC_("outcome", "h
            NC_("outcome", "emergency_services"), NC_("outcome", "deceased"), NC_("outcome", "moved"))
 # What an officer's call-back came to (a callback task); the library says which fit which task.
 CALLBACK_OUTCOME = (NC_("outcome", "called_safe"), NC_("outcome", "called_referred"), NC_("outcome", "called_no_answer"))
+# What the officer did about a number that does not exist (a number task).
+NUMBER_OUTCOME = (NC_("outcome", "number_fixed"),)
 # Also in reports: a task still waiting, and one the engine closed because the person answered after all.
-REPORTED_OUTCOME = OUTCOME + CALLBACK_OUTCOME + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"))
+REPORTED_OUTCOME = OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"))
 CLOSE_REASON = (NC_("reason", "hospitalised"), NC_("reason", "moved"), NC_("reason", "deceased"),
                 NC_("reason", "declined"), NC_("reason", "other"))
 PERSON_STATUS = (NC_("status", "active"), NC_("status", "paused"), NC_("status", "closed"))
 RUN_STATUS = (NC_("run", "open"), NC_("run", "closed"))
-LIST_KIND = (NC_("kind", "visit"), NC_("kind", "callback"))
+LIST_KIND = (NC_("kind", "visit"), NC_("kind", "callback"), NC_("kind", "number"))
 DELIVERY_STATUS = (NC_("delivery", "pending"), NC_("delivery", "sent"), NC_("delivery", "failed"))
 DISPOSITION = (NC_("disposition", "acknowledged"), NC_("disposition", "help_requested"),
                NC_("disposition", "answered_no_key"), NC_("disposition", "no_answer"), NC_("disposition", "busy"),
@@ -109,8 +112,9 @@ class Texts:
         self.lang = lang
         self.catalogue = translations(lang)
 
-    def _(self, message: str) -> str:
-        return self.catalogue.gettext(message)
+    def _(self, message: str) -> Text:
+        """The message in this language; its .format() chooses Korean particles ({run:을})."""
+        return Text(self.catalogue.gettext(message))
 
     def word(self, context: str, keyword: str | None) -> str:
         """The word for a stored keyword (e.g. 'moved' -> '이사'); unknown keywords are shown as they are."""

@@ -369,6 +369,10 @@ class CallLifecycle:
         step = next_step(disposition=attempt.disposition, member_state=member.state, retries_used=member.attempts_made - 1,
                          max_retries=retry.max_retries, retry_on=retry.retry_on, numbers_left=bool(usable_numbers(person, attempts)),
                          spacing=retry.spacing, ended_at=at, calendar=campaign.calendar)
+        if attempt.disposition == Disposition.INVALID_NUMBER and sum(
+                a.disposition == Disposition.INVALID_NUMBER for a in attempts) == 1:
+            # A number that does not exist is the officer's to fix (once a run), whatever the person's calls come to.
+            self._add_task(connection, attempt, TaskKind.NUMBER, at, attempts, team=person.team)
         if isinstance(step, Unchanged):
             return
         if isinstance(step, Retry):

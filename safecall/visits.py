@@ -13,6 +13,8 @@ from sqlmodel import func, select
 
 from safecall import phones, sheets
 from safecall.errors import InputError, Message, NotFoundError
+from safecall.glossary import COLUMN, REASON
+from safecall.glossary import OUTCOME as OUTCOME_WORDS
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
 from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor
@@ -20,12 +22,7 @@ from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, P
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 # What the officer's call-back came to; called_no_answer keeps the callback open.
 CALLBACK_OUTCOMES = ("called_safe", "called_referred", "called_no_answer")
-OUTCOME_KOREAN = {
-    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
-    "moved": "이사", "deceased": "사망",
-    "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계", "called_no_answer": "통화 안 됨(다시 걸기)",
-    "acknowledged_late": "늦게 1번 응답(자동 종료)",  # the engine closes a task whose person answered after all
-}
+OUTCOME_KOREAN = OUTCOME_WORDS
 STAYS_OPEN = ("not_home", "called_no_answer")
 # What happens next, shown to whoever saved the outcome ("김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다").
 NEXT_STEP = {
@@ -39,15 +36,15 @@ NEXT_STEP = {
 NOTE_MAX_CHARS = 2000
 HOSPITAL_MAX_DAYS = 180  # a longer stay is the welfare officer's to record: it stops the weekly calls for that long
 HOSPITAL_DEFAULT_DAYS = 28
-KINDS = ("visit", "callback")
+# number: an officer's task to fix a number that proved not to exist (delivered like a callback list, to the officer)
+KINDS = ("visit", "callback", "number")
+NUMBER_OUTCOMES = ("number_fixed",)
 RISK_LABEL = {1: "하", 2: "중", 3: "상"}
 COLUMNS = [
-    ("rank", "순위"), ("task", "과제번호"), ("team", "담당팀"), ("overdue", "기한 초과"), ("name", "성명"), ("phone", "전화번호"),
-    ("phone2", "보조전화"), ("address", "주소"), ("dong", "행정동"), ("guardian", "보호자"),
-    ("guardian_phone", "보호자 연락처"), ("weeks_without_ack", "연속 미응답 주수"), ("answered_without_key", "받았으나 무응답"),
-    ("risk", "위험도"), ("attempts", "통화 시도 내역"), ("last_ack", "마지막 응답일"), ("since", "등록일"),
-    ("moved_from", "이관"),
-    ("risk_speech", "위험 발언"),
+    (key, COLUMN[key]) for key in (
+        "rank", "task", "team", "overdue", "name", "phone", "phone2", "address", "dong", "guardian", "guardian_phone",
+        "reason", "notes", "weeks_without_ack", "answered_without_key", "risk", "attempts", "last_ack", "since",
+        "moved_from", "risk_speech")
 ]
 
 
@@ -74,6 +71,8 @@ class VisitRow:
     person_id: int = 0
     moved_from: str = ""  # "3팀에서 이관": the person moved here from another team's dong with the task open
     risk_speech: str = ""  # "위험 발언": the spoken answer had words of suicide or an emergency
+    reason: str = ""  # why the person is on the list, in the glossary's words
+    notes: str = ""  # every earlier visit note of the person, newest first: this task's, then earlier visit tasks'
 
     def cells(self) -> list:
         return [getattr(self, key) for key, _ in COLUMNS]
@@ -122,6 +121,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
                     .join(Attempt, Attempt.member_id == RunMember.id)
                     .where(VisitTask.id.in_(chunk)).order_by(VisitTask.id, Attempt.number)):
                 attempts[task_id].append(attempt)
+        earlier = visit_notes(session, sorted({person.id for _, person in found}))
         for chunk in _chunks(sorted({person.id for _, person in found})):
             last_ack.update(session.exec(
                 select(RunMember.person_id, func.max(Attempt.keyed_at)).join(Attempt, Attempt.member_id == RunMember.id)
@@ -142,12 +142,46 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
             since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
             moved_from=moved_from_text(task.moved_from),
             risk_speech="위험 발언" if task.risk_speech else "",
+
+
+            reason=list_reason(task, attempts[task.id]),
+            notes="\n".join(_newest_first(task.note) + [n for tid, n in earlier.get(person.id, []) if tid != task.id]),
         ))
     return total, rows
 
 
 def moved_from_text(team: str | None) -> str:
     return f"{team}에서 이관" if team else ""
+def list_reason(task: VisitTask, attempts: list[Attempt]) -> str:
+    """Why the person is on the list. A number that does not exist is said first: it is not a non-answer."""
+    if task.kind == "number":
+        return REASON["number_check"]
+    if task.kind == "callback":
+        return REASON["help_requested"]
+    parts = []
+    if any(a.disposition == Disposition.INVALID_NUMBER for a in attempts):
+        parts.append(REASON["number_check"])
+    if any(a.disposition not in (Disposition.INVALID_NUMBER, None) for a in attempts) or not attempts:
+        parts.append(REASON["weeks_unanswered"].format(weeks=task.weeks_without_ack))
+    if task.answered_without_key:
+        parts.append(REASON["answered_no_key"])
+    return ", ".join(parts)
+
+
+def _newest_first(note: str | None) -> list[str]:
+    return list(reversed(note.splitlines())) if note else []
+
+
+def visit_notes(session, person_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """person id -> (task id, note line) of their visit tasks, newest first. Officers' call-back notes are not here."""
+    notes: dict[int, list[tuple[int, str]]] = {}
+    for chunk in _chunks(person_ids):
+        for task_id, person_id, note in session.exec(
+                select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
+                    VisitTask.person_id.in_(chunk), VisitTask.kind == "visit", VisitTask.note.is_not(None))
+                .order_by(VisitTask.id.desc())):
+            notes.setdefault(person_id, []).extend((task_id, line) for line in _newest_first(note))
+    return notes
 
 
 def _chunks(ids: list[int], size: int = 900):
@@ -276,7 +310,7 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
         task = session.get(VisitTask, task_id)
         if task is None or (team is not None and task.team != team):
             raise NotFoundError(N_("no visit task {task}"), task=task_id)
-        allowed = CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES
+        allowed = {"callback": CALLBACK_OUTCOMES, "number": NUMBER_OUTCOMES}.get(task.kind, OUTCOMES)
         if outcome not in allowed:
             raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=task.kind,
                              choices=", ".join(allowed))

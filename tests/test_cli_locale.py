@@ -59,7 +59,7 @@ def test_messages_are_korean_under_a_korean_c_or_no_locale(cli, tmp_path, lang):
     assert "성명" in listing and "전화번호" in listing and "위험도" in listing and "2명" in listing
     assert "일시중지 (2026-12-31까지)" in listing and "활성" in listing
     error = cli("recipients", "pause", "1", "--until", "tomorrow", ok=False).output
-    assert error == "오류: --until: 'tomorrow'은(는) 날짜가 아닙니다 (YYYY-MM-DD로 쓰세요)\n"
+    assert error == "오류: --until: 'tomorrow'는 날짜가 아닙니다 (YYYY-MM-DD로 쓰세요)\n"
     assert "오류: 이름이 '없음'인 대상자가 없습니다" in cli("recipients", "show", "없음", ok=False).output
     assert "캠페인 'weekly-safe-call'에 문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
 
@@ -209,7 +209,7 @@ def test_without_a_korean_font_the_chart_says_so_and_is_still_drawn(cli, tmp_pat
 
 def test_a_chart_in_a_missing_folder_is_refused_before_anything_is_done(cli, tmp_path):
     for lang, words in (("en_US.UTF-8", "error: --chart /missing/dir/x.png: the folder /missing/dir does not exist"),
-                        ("ko_KR.UTF-8", "오류: --chart /missing/dir/x.png: 폴더 /missing/dir이(가) 없습니다")):
+                        ("ko_KR.UTF-8", "오류: --chart /missing/dir/x.png: /missing/dir 폴더가 없습니다")):
         cli.use_locale(lang)
         result = cli("report", "weekly", "--chart", "/missing/dir/x.png", ok=False)
         assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output
@@ -247,7 +247,7 @@ def test_planned_weekdays_follow_the_language(cli):
     output = cli(*plan).output
     assert "2026-11-23 월 10:00" in output and "앞으로 1주" in output
     refused = cli("campaign", "plan", "weekly-safe-call", "--now", "tomorrow", ok=False).output
-    assert "--now: 'tomorrow'은(는) ISO 시각이 아닙니다" in refused
+    assert "--now: 'tomorrow'는 ISO 시각이 아닙니다" in refused
 
 
 def test_an_instance_set_to_english_speaks_english_under_c_utf8_and_refuses_an_unknown_language(cli):
@@ -275,13 +275,13 @@ def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     refused = cli("recipients", "import", str(bad), ok=False)
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     assert "bad.csv: 문제 5건. 아무것도 가져오지 않았습니다" in refused.output, refused.output
-    assert "2행, 열 '생년월일': 생년월일 1800-01-01이(가) 1900년보다 앞섭니다" in refused.output
+    assert "2행, 열 '생년월일': 생년월일 1800-01-01이 1900년보다 앞섭니다" in refused.output
     assert "2행, 열 '위험도': 알 수 없는 위험도 '최고' (상/중/하 또는 high/medium/low로 쓰세요)" in refused.output
     assert "3행, 열 '성명': 비어 있습니다" in refused.output
-    assert "3행, 열 '전화번호': 번호 010-0123-4567은(는) 이미 2행에 있습니다" in refused.output
+    assert "3행, 열 '전화번호': 번호 010-0123-4567은 이미 2행에 있습니다" in refused.output
     missing = write_csv(tmp_path / "missing.csv", [["김영희", "010-0123-4567", "주소", "사직동"]], header=["성명", "전화번호", "주소", "행정동"])
     refused = cli("recipients", "import", str(missing), ok=False).output
-    assert "missing.csv: 머리글 행을 쓸 수 없습니다" in refused and "꼭 있어야 하는 열 생년월일(birth_date)이(가) 없습니다" in refused
+    assert "missing.csv: 머리글 행을 쓸 수 없습니다" in refused and "꼭 있어야 하는 열 생년월일이 없습니다 (birth_date)" in refused
     nothing = write_csv(tmp_path / "nothing.csv", [["가"]], header=["2026년 안심콜 명단"])
     assert "nothing.csv: 처음 20행에 머리글 행이 없습니다" in cli("recipients", "import", str(nothing), ok=False).output
     assert "오류: /etc: 파일이 아니라 폴더입니다" in cli("recipients", "import", "/etc", ok=False).output
@@ -296,9 +296,9 @@ def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     assert "키 'schedule.colour': 알 수 없는 키입니다" in refused
     cli.edit_campaign("[schedule]\ncolour = 1", "[schedule]")
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False).output
-    assert "키 'schedule.weekday': sun은(는) 전화하는 요일이 아닙니다" in refused
+    assert "키 'schedule.weekday': sun은 전화하는 요일이 아닙니다" in refused
     launch = cli("campaign", "launch", "weekly-safe-call", ok=False).output
-    assert "캠페인 'weekly-safe-call'이(가) 올바르지 않습니다" in launch and "전화하는 요일이 아닙니다" in launch
+    assert "캠페인 'weekly-safe-call'이 올바르지 않습니다" in launch and "전화하는 요일이 아닙니다" in launch
     cli.use_locale("en_US.UTF-8")
     assert "is not a calling weekday" in cli("campaign", "validate", "weekly-safe-call", ok=False).output
 

@@ -1,0 +1,77 @@
+"""One Korean word for each concept shown to people (docs/glossary.md is the same list, for people).
+
+The lists, the web pages, the reports, the e-mails and the CLI read their words from here or from the catalogue
+entries that tests/test_glossary.py checks against here. Words are those a 주민센터 uses in its own papers.
+AVOID maps a word people must not see to the glossary word to use instead: the test fails on it and says which.
+"""
+
+from __future__ import annotations
+
+# Why a person is on a list.
+REASON = {
+    "number_check": "번호 확인 필요",  # a number that does not exist: not a non-answer
+    "weeks_unanswered": "{weeks}주 연속 미응답",
+    "answered_no_key": "받았으나 버튼 안 누름",
+    "help_requested": "도움 요청(2번)",
+}
+
+# Columns of the visit, call-back and number lists (CSV, XLSX, JSON keys are the English keys).
+COLUMN = {
+    "rank": "순위", "task": "과제번호", "team": "담당팀", "overdue": "기한 초과", "name": "성명", "phone": "전화번호",
+    "phone2": "보조 전화번호", "address": "주소", "dong": "행정동", "guardian": "보호자", "guardian_phone": "보호자 연락처",
+    "reason": "명단 사유", "notes": "이전 방문 메모", "weeks_without_ack": "연속 미응답 주수",
+    "answered_without_key": "받았으나 버튼 안 누름", "risk": "위험도", "attempts": "통화 시도 내역",
+    "last_ack": "마지막 응답일", "since": "등록일", "moved_from": "이관", "risk_speech": "위험 발언",
+}
+
+# What a visit or a call-back found.
+OUTCOME = {
+    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
+    "moved": "이사", "deceased": "사망", "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계",
+    "called_no_answer": "통화 안 됨(다시 걸기)", "number_fixed": "번호 수정함", "pending": "결과 대기",
+    "acknowledged_late": "늦게 1번 응답(자동 종료)",
+}
+
+# Roles of web accounts.
+ROLE = {"team": "방문팀원", "officer": "담당 공무원", "admin": "관리자"}
+
+# Lists, and the labels of the weekly report.
+LIST_KIND = {"visit": "방문", "callback": "회신", "number": "번호 확인"}
+REPORT = {
+    "called": "통화 대상", "acknowledged": "응답", "help": "도움 요청", "final_no_answer": "최종 무응답",
+    "visits": "방문", "outcome": "결과",
+}
+
+# Actions on buttons and in messages.
+ACTION = {
+    "disable": "사용 중지", "reset": "비밀번호 재설정", "save_callback": "회신 결과 저장", "record_visit": "방문 결과 기록",
+    "scheduled_at": "예정 시각", "change_reason": "변경 사유", "visit_note": "방문 메모", "campaign": "안심콜",
+}
+
+# word people must not see -> the glossary word to use instead (why, when it is not obvious).
+AVOID = {
+    "정한 시각": "예정 시각",
+    "옮긴 까닭": "변경 사유",
+    "팀이 본 것": "방문 메모",
+    "보낼 편지함": "발송 대기함",
+    "막기": "사용 중지",
+    "회신함": "회신 결과 저장 (회신함 reads as an inbox)",
+    "긴급출동": "119 인계",
+    "미기록": "결과 대기",
+    "암호 재설정": "비밀번호 재설정",
+    "비밀번호 초기화": "비밀번호 재설정",
+    "받았으나 무응답": "받았으나 버튼 안 누름",
+    "보조전화": "보조 전화번호",
+    "통화안전": "통화함: 안전 확인",
+}
+
+# "안전" alone names the outcome 안전 확인 only in these forms (안전 확인, 안심콜's 안전 여부 stays a plain word).
+SAFE_WORD = "안전 확인"
+
+# Latin words allowed in Korean text: product and protocol names, units, file kinds, keywords typed at the prompt.
+LATIN_ALLOWED = frozenset({
+    "SafeCall", "safecall", "Asterisk", "AMI", "FastAGI", "AGI", "Twilio", "SOLAPI", "SMS", "SMTP", "TLS", "HTTP",
+    "HTTPS", "URL", "IVR", "PBX", "SIP", "PostgreSQL", "SQLite", "Excel", "CSV", "XLSX", "XLS", "JSON", "PNG", "TOML",
+    "UTF", "CP949", "EUC", "KR", "ID", "PIN", "OK", "MiB", "KB", "MB", "GB", "ms", "Ctrl", "SIGTERM", "systemd",
+    "csv", "xlsx", "json", "png", "toml", "B", "Q",
+})
