@@ -22,13 +22,14 @@ class Disposition(StrEnum):
     UNKNOWN = "unknown"  # the outcome was lost (crash, lost callback); never an acknowledgement
 
 
+# The words people see for each result (docs/glossary.md; safecall/glossary.py reads them from here).
 DISPOSITION_KOREAN = {
     Disposition.ACKNOWLEDGED: "응답(1번)",
-    Disposition.HELP_REQUESTED: "도움요청(2번)",
-    Disposition.ANSWERED_NO_KEY: "받았으나 무응답",
+    Disposition.HELP_REQUESTED: "도움 요청(2번)",
+    Disposition.ANSWERED_NO_KEY: "받았으나 버튼 안 누름",
     Disposition.NO_ANSWER: "받지 않음",
-    Disposition.BUSY: "통화중",
-    Disposition.FAILED: "연결실패",
+    Disposition.BUSY: "상대 통화 중",
+    Disposition.FAILED: "연결 실패",
     Disposition.INVALID_NUMBER: "없는 번호",
     Disposition.MACHINE: "자동응답기",
     Disposition.UNKNOWN: "결과 불명",

@@ -69,7 +69,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             if officer:
                 # No name or number in an e-mail: the task number and a link to it (behind the login).
                 _queue(session, f"officer-overdue:task:{task.id}", "email", officer,
-                       f"[안심콜] 방문 결과 미기록: 과제 {task.id} ({task.team}). "
+                       f"[안심콜] 방문 결과 기록 기한 초과: 과제 {task.id} ({task.team}). "
                        f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
                        f"{settings.web.base_url}/task/{task.id}", now)
             log_event(log, "visit_overdue", task=task.id, team=task.team)

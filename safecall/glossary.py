@@ -7,6 +7,8 @@ AVOID maps a word people must not see to the glossary word to use instead: the t
 
 from __future__ import annotations
 
+from safecall.domain import DISPOSITION_KOREAN  # the floor holds the call results' words; they are listed here too
+
 # Why a person is on a list.
 REASON = {
     "number_check": "번호 확인 필요",  # a number that does not exist: not a non-answer
@@ -26,11 +28,30 @@ COLUMN = {
 
 # What a visit or a call-back found.
 OUTCOME = {
-    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
+    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원", "emergency_services": "119 인계",
     "moved": "이사", "deceased": "사망", "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계",
     "called_no_answer": "통화 안 됨(다시 걸기)", "number_fixed": "번호 수정함", "pending": "결과 대기",
     "acknowledged_late": "늦게 1번 응답(자동 종료)",
 }
+
+# Typed words accepted for a keyword besides the glossary word and the English keyword (short forms people type).
+KEYWORD_ALIASES = {
+    "outcome": {"안전": "safe", "부재": "not_home", "긴급출동": "emergency_services", "통화안전": "called_safe",
+                "서비스연계": "called_referred", "통화안됨": "called_no_answer", "번호수정": "number_fixed"},
+    "role": {"팀원": "team", "방문팀": "team", "공무원": "officer", "담당자": "officer"},
+}
+
+# What one call came to.
+DISPOSITION = {str(key): word for key, word in DISPOSITION_KOREAN.items()} | {"in progress": "진행 중"}
+
+# Where a person stands: on the roster, and in one week's run (in_call only while a call is really going on).
+STATUS = {"active": "안심콜 이용 중", "paused": "일시 중지", "closed": "종료"}
+CLOSE_REASON = {"hospitalised": "입원", "moved": "이사", "deceased": "사망", "declined": "거부", "other": "기타"}
+MEMBER_STATE = {
+    "pending": "전화 대기", "in_call": "통화 중", "acknowledged": "응답(1번)", "help_requested": "도움 요청(2번)",
+    "unreachable": "최종 무응답", "withdrawn": "제외(중지·종료)",
+}
+RUN_LABEL = {"weekly": "정기", "signals": "신호 확인"}
 
 # Roles of web accounts.
 ROLE = {"team": "방문팀원", "officer": "담당 공무원", "admin": "관리자"}
@@ -53,16 +74,18 @@ AVOID = {
     "정한 시각": "예정 시각",
     "옮긴 까닭": "변경 사유",
     "팀이 본 것": "방문 메모",
-    "보낼 편지함": "발송 대기함",
+    "보낼 편지함": "발송 폴더",
     "막기": "사용 중지",
     "회신함": "회신 결과 저장 (회신함 reads as an inbox)",
     "긴급출동": "119 인계",
-    "미기록": "결과 대기",
+    "미기록": "결과 대기 (또는 '기록 기한 초과')",
     "암호 재설정": "비밀번호 재설정",
     "비밀번호 초기화": "비밀번호 재설정",
     "받았으나 무응답": "받았으나 버튼 안 누름",
-    "보조전화": "보조 전화번호",
     "통화안전": "통화함: 안전 확인",
+    "도움요청": "도움 요청",
+    "연결실패": "연결 실패",
+    "늦은응답": "늦게 1번 응답(자동 종료)",
 }
 
 # "안전" alone names the outcome 안전 확인 only in these forms (안전 확인, 안심콜's 안전 여부 stays a plain word).
@@ -73,5 +96,13 @@ LATIN_ALLOWED = frozenset({
     "SafeCall", "safecall", "Asterisk", "AMI", "FastAGI", "AGI", "Twilio", "SOLAPI", "SMS", "SMTP", "TLS", "HTTP",
     "HTTPS", "URL", "IVR", "PBX", "SIP", "PostgreSQL", "SQLite", "Excel", "CSV", "XLSX", "XLS", "JSON", "PNG", "TOML",
     "UTF", "CP949", "EUC", "KR", "ID", "PIN", "OK", "MiB", "KB", "MB", "GB", "ms", "Ctrl", "SIGTERM", "systemd",
-    "csv", "xlsx", "json", "png", "toml", "B", "Q",
+    "csv", "xlsx", "json", "png", "toml", "xls", "conf", "wav", "WAV", "MP3", "sln16", "LMS", "SID", "ISO", "YYYY-MM-DD",
+    "https", "Ping", "U", "A1", "T08", "T10", "UTF-8", "UTF-16", "EUC-KR", "Ctrl-C",
+})
+# Latin words people type as they are: settings keys and sections, tools' commands, the examples' forms
+# (web:kim, os:root(uid 0), 'task 12'), and placeholders such as DIR.
+LATIN_TYPED = frozenset({
+    "provider", "solapi", "twilio", "sms", "notify", "trunks", "host", "port", "name", "attachments", "env", "file",
+    "web", "email", "gateway", "holidays", "sox", "espeak-ng", "chmod", "export", "include", "extensions", "fonts-nanum",
+    "DIR", "kim", "os", "root", "uid", "task", "person",
 })

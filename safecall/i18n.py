@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from safecall.errors import ConfigError, InputError
+from safecall.glossary import KEYWORD_ALIASES
 from safecall.particles import Text
 
 DOMAIN = "safecall"
@@ -87,6 +88,7 @@ CLOSE_REASON = (NC_("reason", "hospitalised"), NC_("reason", "moved"), NC_("reas
                 NC_("reason", "declined"), NC_("reason", "other"))
 PERSON_STATUS = (NC_("status", "active"), NC_("status", "paused"), NC_("status", "closed"))
 RUN_STATUS = (NC_("run", "open"), NC_("run", "closed"))
+ROLE = (NC_("role", "team"), NC_("role", "officer"), NC_("role", "admin"))
 LIST_KIND = (NC_("kind", "visit"), NC_("kind", "callback"), NC_("kind", "number"))
 DELIVERY_STATUS = (NC_("delivery", "pending"), NC_("delivery", "sent"), NC_("delivery", "failed"))
 DISPOSITION = (NC_("disposition", "acknowledged"), NC_("disposition", "help_requested"),
@@ -102,6 +104,7 @@ UNKNOWN_KEYWORD = {
     "reason": N_("{option}: unknown reason {value!r} (use {choices})"),
     "status": N_("{option}: unknown status {value!r} (use {choices})"),
     "kind": N_("{option}: unknown list kind {value!r} (use {choices})"),
+    "role": N_("{option}: unknown role {value!r} (use {choices})"),
 }
 
 
@@ -132,10 +135,13 @@ class Texts:
     def keyword(self, value: str, context: str, choices: Iterable[str], option: str) -> str:
         """The stored keyword for `value` given in Korean or English; a clear error naming the choices otherwise."""
         choices = tuple(choices)
-        wanted = value.strip().lower()
+        wanted = "".join(value.split()).lower()  # 안전확인 is 안전 확인
         ko = translations("ko")
         for choice in choices:
-            if wanted in (choice, ko.pgettext(context, choice).lower()):
+            if wanted in (choice, "".join(ko.pgettext(context, choice).split()).lower()):
                 return choice
+        alias = KEYWORD_ALIASES.get(context, {}).get(wanted)
+        if alias in choices:
+            return alias
         shown = ", ".join(f"{self.word(context, c)} ({c})" if self.lang != "en" else c for c in choices)
         raise InputError(UNKNOWN_KEYWORD[context], option=option, value=value, choices=shown)

@@ -3,7 +3,7 @@
 A Korean message names the particle as the format spec of its field: {run:을}, {name!r:이}, {user:으로},
 {a:과}. tossi picks the form from how the word is read (numbers too: 1 일, 2 이, 10 십); for a word tossi
 cannot read (Latin letters, a path) the English letter's Korean name decides (m 엠, l 엘: a final consonant),
-so a message never shows "을(를)".
+so a message never leaves the choice open to the reader.
 """
 
 from __future__ import annotations

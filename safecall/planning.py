@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, member_histories
+from safecall.i18n import N_
 from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.lifecycle import dialable_clause
@@ -150,7 +151,12 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
         if first_calls_end is None and first_calls_done >= total - HALF_A_PERSON:
             first_calls_end = now + STEP
         now += STEP
-    return first_calls_end, _complete(finals), sum(mass for _, mass in finals)
+    complete = _complete(finals)
+    if complete is not None and first_calls_end is not None and complete < first_calls_end:
+        # Less than half a person is still expected after `complete`, but the list is not complete while first calls
+        # are still being placed: it never reads as complete before the first calls end.
+        complete = first_calls_end
+    return first_calls_end, complete, sum(mass for _, mass in finals)
 
 
 def _minute(moment: datetime) -> datetime:
@@ -294,6 +300,10 @@ def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar
     return Plan(estimate, first_call, by_day, needed)
 
 
+# How a week's first calls are ordered (the campaign's schedule.first_calls), in words.
+FIRST_CALL_ORDER = {"history": N_("history (last week's non-responders first)"), "due": N_("due time")}
+
+
 def _untranslated(message: str) -> str:
     return message
 
@@ -308,7 +318,7 @@ def plan_lines(campaign: CampaignDef, plan: Plan, when: Callable[[datetime | Non
     return [
         _("Estimate of the run from {first} (from {source}):").format(first=when(plan.first_call), source=source),
         _("  people: {people:,}, channels: {channels:g}, first calls in {order} order").format(
-            people=estimate.people, channels=estimate.channels, order=campaign.schedule.first_calls),
+            people=estimate.people, channels=estimate.channels, order=_(FIRST_CALL_ORDER[campaign.schedule.first_calls])),
         _("  first calls end: {when}").format(when=when(estimate.first_calls_end)),
         _("  visit list complete: {when} (about {visits:,.0f} visits)").format(
             when=when(estimate.list_complete), visits=estimate.visits_expected),

@@ -35,7 +35,7 @@ class ReportRow:
 
     @property
     def outcomes(self) -> str:
-        """In Korean, as the office reads it: '부재 1, 안전 2'."""
+        """In Korean, as the office reads it: '부재(재방문) 1, 안전 확인 2'."""
         words = korean()
         return ", ".join(f"{words.pgettext('outcome', k)} {v}" for k, v in sorted(self.outcome_counts.items()))
 

@@ -365,7 +365,7 @@ def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime
         added, updated = [], []
         for person in people:
             if not person["consent_date"] or person["consent_date"] > today:
-                report.without_consent.append(f"row {person['row']}: {person['name']}")
+                report.without_consent.append(Message(N_("row {row}: {name}"), row=person["row"], name=person["name"]))
             current = existing.get(person["person_key"])
             values = {name: person[name] for name in PERSON_FIELDS}
             if current is None:

@@ -15,11 +15,12 @@ from sqlmodel import Session, select
 from zxcvbn import zxcvbn
 
 from safecall.errors import InputError, NotFoundError
+from safecall.glossary import ROLE as ROLE_WORDS
 from safecall.i18n import N_
 from safecall.store import Database, WebSession, WebUser, audit
 
 ROLES = ("team", "officer", "admin")
-ROLE_KOREAN = {"team": "방문팀", "officer": "복지 담당", "admin": "관리자"}
+ROLE_KOREAN = ROLE_WORDS
 MIN_PASSWORD = 10
 MIN_STRENGTH = 3  # zxcvbn's score (0-4): 3 is "safely unguessable" against an offline attack on a slow hash
 MAX_USERNAME = 32
@@ -57,7 +58,7 @@ def check_username(typed: str) -> str:
 
 def _check_password(password: str, username: str = "") -> None:
     if len(password) < MIN_PASSWORD:
-        raise InputError(N_("the password must have at least {count} characters"), count=MIN_PASSWORD)
+        raise InputError(N_("the password must have at least {most} characters"), most=MIN_PASSWORD)
     # zxcvbn cost grows with length; 200 characters is far beyond any password a person types.
     if zxcvbn(password[:200], user_inputs=[username, "safecall", "안심콜"])["score"] < MIN_STRENGTH:
         raise InputError(N_("the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"))
@@ -66,17 +67,18 @@ def _check_password(password: str, username: str = "") -> None:
 def add_user(db: Database, username: str, password: str, *, role: str, team: str | None, teams: list[str], now: datetime,
              actor: str | None = None) -> WebUser:
     if role not in ROLES:
-        raise InputError(f"unknown role {role!r} (use {', '.join(ROLES)})")
+        raise InputError(N_("unknown role {role!r} (use {choices})"), role=role, choices=", ".join(ROLES))
     if role == "team" and team not in teams:
-        raise InputError(f"a team member needs --team, one of: {', '.join(teams)}" if not team else
-                         f"no team {team!r} in config/safecall.toml (teams: {', '.join(teams)})")
+        if not team:
+            raise InputError(N_("a team member needs --team, one of: {teams}"), teams=", ".join(teams))
+        raise InputError(N_("no team {team!r} in config/safecall.toml (teams: {teams})"), team=team, teams=", ".join(teams))
     if role != "team" and team:
-        raise InputError("only a team member (--role team) belongs to one team")
+        raise InputError(N_("only a team member (--role team) belongs to one team"))
     username = check_username(username)
     _check_password(password, username)
     with db.transaction() as session:
         if session.exec(select(WebUser).where(sa.func.lower(WebUser.username) == username)).first():
-            raise InputError(f"user {username!r} already exists")
+            raise InputError(N_("user {user!r} already exists"), user=username)
         user = WebUser(username=username, password_hash=HASHER.hash(password), role=role, team=team, created_at=now)
         session.add(user)
         audit(session, at=now, action="user.add", subject=f"user {username}", detail=f"role={role}" + (f" team={team}" if team else ""),

@@ -124,8 +124,8 @@ def test_visit_outcomes_and_list_kinds_are_accepted_in_korean(cli, tmp_path):
     assert "1팀: 2026-11-24 방문 1건" in listing and "방문대상" in listing
     callbacks = cli("visits", "list", "--date", "2026-11-24", "--kind", "회신").output
     assert "도움분" in callbacks and "방문대상" not in callbacks
-    assert f"과제 {task}: 부재; 과제 유지 (부재)." in cli("visits", "record", str(task), "--outcome", "부재").output
-    assert f"과제 {task}: 안전; 종결." in cli("visits", "record", str(task), "--outcome", "안전").output
+    assert f"과제 {task}: 부재(재방문); 과제 유지 (부재)." in cli("visits", "record", str(task), "--outcome", "부재").output
+    assert f"과제 {task}: 안전 확인; 종결." in cli("visits", "record", str(task), "--outcome", "안전").output
     db = cli.db()
     with db.session() as session:
         assert session.get(VisitTask, task).outcome == "safe"

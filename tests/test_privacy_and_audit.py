@@ -64,7 +64,7 @@ def test_every_e_mail_carries_counts_and_a_link_never_a_name_or_number(cli, tmp_
     messages = [m for _, m in smtp.inbox.messages]
     subjects = {m["Subject"] for m in messages}
     assert "[안심콜] 2026-11-26 방문 대상 명단 (1팀)" in subjects and "[안심콜] 2026-11-26 도움 요청 회신 명단 (1팀)" in subjects
-    assert any(s.startswith("[안심콜] 방문 결과 미기록: 과제") for s in subjects)
+    assert any(s.startswith("[안심콜] 방문 결과 기록 기한 초과: 과제") for s in subjects)
     assert any(s.startswith("[안심콜] 도움 요청 회신 필요") for s in subjects)
     team1 = next(m for rcpts, m in smtp.inbox.messages if "team1@example.org" in rcpts and "방문 대상" in m["Subject"])
     assert "2명" in team1.get_content() and "https://safecall.example.org/team/1%ED%8C%80" in team1.get_content()

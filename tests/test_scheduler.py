@@ -370,7 +370,7 @@ def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_pat
     with cli.db().session() as session:
         [task] = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).all()
     assert task.overdue
-    assert any("방문 결과 미기록" in m.get_content() for m in smtp.to("officer1@example.org") if not m.is_multipart())
+    assert any("방문 결과 기록 기한 초과" in m.get_content() for m in smtp.to("officer1@example.org") if not m.is_multipart())
     cli("visits", "list", "--date", "2026-11-27", "--format", "csv", "--output", str(tmp_path / "l.csv"))
     assert "예" in (tmp_path / "l.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[3]
 

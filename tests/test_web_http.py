@@ -136,7 +136,7 @@ def test_the_officer_calls_back_and_sees_a_persons_history(office):
     assert "회신할 분이 없습니다" in page.text and "통화함: 안전 확인" in page.text and "web:officer" in page.text
     office("recipients", "pause", str(task.person_id), "--until", "2026-12-31")
     history = officer.get(f"/person/{task.person_id}").text
-    assert "도움요청(2번)" in history and "허리가 아파 눌렀다고 함" in history and "person.pause until=2026-12-31" in history
+    assert "도움 요청(2번)" in history and "허리가 아파 눌렀다고 함" in history and "person.pause until=2026-12-31" in history
     with office.db().session() as session:
         viewed = session.exec(select(AuditEvent).where(AuditEvent.action == "web.view", AuditEvent.subject == f"person {task.person_id}")).one()
     assert viewed.actor == "web:officer"

@@ -31,6 +31,7 @@ from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.audit import log_access
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
+from safecall import glossary
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
@@ -73,7 +74,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
-                                 RISK_LABEL=RISK_LABEL, national=phones.national)
+                                 RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
     templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
 
     def session_of(request: Request) -> Session:

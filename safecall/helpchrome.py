@@ -1,0 +1,39 @@
+"""The words around `--help` (Usage, Arguments, Options, Commands, [required], [default: …]) in the user's language.
+
+Typer draws help with rich and reads these words from its settings in typer.rich_utils; Click writes "Usage: "
+through the context's formatter class. Both are set here from the catalogue before help is drawn, never by
+rewriting the printed text. Typer vendors its Click (typer.core._click): the formatter comes from there.
+"""
+
+from __future__ import annotations
+
+import typer.rich_utils as rich_utils
+from typer.core import _click
+
+from safecall.i18n import N_, Texts
+
+USAGE = N_("Usage: ")
+CHROME = {
+    "ARGUMENTS_PANEL_TITLE": N_("Arguments"), "OPTIONS_PANEL_TITLE": N_("Options"), "COMMANDS_PANEL_TITLE": N_("Commands"),
+    "REQUIRED_LONG_STRING": N_("[required]"), "DEFAULT_STRING": N_("[default: {}]"), "ENVVAR_STRING": N_("[env var: {}]"),
+    "ERRORS_PANEL_TITLE": N_("Error"), "ABORTED_TEXT": N_("Aborted."),
+}
+# A Korean word keeps its cells together: the help column folds it rather than cutting it with "…".
+HIGHLIGHT_USAGE = r"(?P<usage>{prefix})"
+
+
+def context_class(texts: Texts) -> type:
+    """A Click context whose help formatter writes "Usage: " in `texts`' language."""
+    prefix = texts._(USAGE)
+
+    class Formatter(_click.formatting.HelpFormatter):
+        def write_usage(self, prog: str, args: str = "", prefix_: str | None = None) -> None:
+            super().write_usage(prog, args, prefix if prefix_ is None else prefix_)
+
+    return type("LocalContext", (_click.Context,), {"formatter_class": Formatter})
+
+
+def set_chrome(texts: Texts) -> None:
+    """Typer's help words in `texts`' language (its settings are module-wide: set before each invocation's help)."""
+    for setting, message in CHROME.items():
+        setattr(rich_utils, setting, str(texts._(message)))
