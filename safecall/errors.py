@@ -104,8 +104,8 @@ class NotFoundError(SafeCallError):
 class TrunkError(SafeCallError):
     """The telephony trunk refused or failed an operation. `result` says what it means for the call (a LineResult)."""
 
-    def __init__(self, message: str, result: str = "failed"):
-        super().__init__(message)
+    def __init__(self, message: str, result: str = "failed", **fields):
+        super().__init__(message, **fields)
         self.result = result
 
 

@@ -104,5 +104,5 @@ LATIN_ALLOWED = frozenset({
 LATIN_TYPED = frozenset({
     "provider", "solapi", "twilio", "sms", "notify", "trunks", "host", "port", "name", "attachments", "env", "file",
     "web", "email", "gateway", "holidays", "sox", "espeak-ng", "chmod", "export", "include", "extensions", "fonts-nanum",
-    "DIR", "kim", "os", "root", "uid", "task", "person",
+    "DIR", "kim", "os", "root", "uid", "task", "person", "manager",
 })

@@ -18,8 +18,6 @@ CHROME = {
     "REQUIRED_LONG_STRING": N_("[required]"), "DEFAULT_STRING": N_("[default: {}]"), "ENVVAR_STRING": N_("[env var: {}]"),
     "ERRORS_PANEL_TITLE": N_("Error"), "ABORTED_TEXT": N_("Aborted."),
 }
-# A Korean word keeps its cells together: the help column folds it rather than cutting it with "…".
-HIGHLIGHT_USAGE = r"(?P<usage>{prefix})"
 
 
 def context_class(texts: Texts) -> type:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from datetime import date, datetime
 from typing import Callable, Protocol
 
+from safecall.i18n import N_
 from safecall.ivr import IvrFlow
 
 
@@ -30,6 +31,26 @@ class LineResult(StrEnum):
     INVALID_NUMBER = "invalid_number"
     MACHINE = "machine"
     UNKNOWN = "unknown"  # the trunk lost track of the call
+
+
+# What to do when a check of `safecall trunk check` fails, by the check's name, and where the docs say more.
+NEXT_STEP = {
+    "AMI secret": N_("set the secret that ami_secret names in config/trunks.toml (docs/asterisk.md, section 3)"),
+    "AMI login": N_("check ami_host and ami_port in config/trunks.toml, that Asterisk is running, the AMI user in "
+                    "manager.conf and the firewall (docs/asterisk.md, sections 1, 3 and 7)"),
+    "AMI ping": N_("reload the manager module in Asterisk and check the AMI user's permissions (docs/asterisk.md, section 1)"),
+    "dialplan context": N_("include the dialplan file and reload the dialplan (docs/asterisk.md, section 2)"),
+    "FastAGI": N_("check the AGI() address in the dialplan, pbx_address in config/trunks.toml and the firewall "
+                  "(docs/asterisk.md, sections 2, 3 and 7)"),
+    "webhook URL": N_("give the trunk a public https address in public_base_url (docs/twilio.md, section 3)"),
+    "credentials": N_("check the account SID and auth token the trunk reads (docs/twilio.md, section 1)"),
+    "from number": N_("use a number the Twilio account owns as from_number (docs/twilio.md, section 1)"),
+}
+
+
+def next_step(check: "Check") -> str | None:
+    """The next step for a failed check (an N_ message), or None."""
+    return None if check.ok else NEXT_STEP.get(getattr(check.name, "template", check.name))
 
 
 @dataclass(frozen=True)

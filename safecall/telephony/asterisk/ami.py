@@ -20,6 +20,7 @@ from asterisk.ami import AMIClient, SimpleAction
 from asterisk.ami.action import Action
 
 from safecall.errors import TrunkError
+from safecall.i18n import N_
 
 log = logging.getLogger("safecall.ami")
 
@@ -39,7 +40,8 @@ class _PatchedClient(AMIClient):
         try:
             self._socket = socket.create_connection((self._address, self._port), timeout=self._timeout)
         except OSError as exc:
-            raise TrunkError(f"cannot reach AMI at {self._address}:{self._port}: {exc.strerror or exc}") from exc
+            raise TrunkError(N_("cannot reach AMI at {host}:{port}: {error}"), host=self._address, port=self._port,
+                             error=exc.strerror or exc) from exc
         self._socket.settimeout(None)  # blocking reads: an idle line must not kill the reader
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self.listen, name="ami-reader", daemon=True)
@@ -81,7 +83,8 @@ class _PatchedClient(AMIClient):
         try:
             super().listen()
         except Exception as exc:  # banner mismatch or a socket error before the loop
-            log.warning("AMI reader stopped: %s", exc)
+            if not self.finished.is_set():  # not our own disconnect(), which wakes the reader with an error on purpose
+                log.warning("AMI reader stopped: %s", exc or type(exc).__name__)
         finally:
             self.finished.set()
 

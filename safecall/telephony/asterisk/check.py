@@ -38,13 +38,13 @@ def check_asterisk(config: AsteriskTrunkConfig, environ: Mapping[str, str], flow
     try:
         secret = config.ami_secret.resolve(environ)
     except ConfigError as exc:
-        return [Check(M(N_("AMI secret")), False, str(exc))]
+        return [Check(M(N_("AMI secret")), False, exc.message())]
     ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, secret, on_event=lambda e: None,
                         ping_interval=3600)
     try:
         ami.connect()
     except TrunkError as exc:
-        return [Check(M(N_("AMI login")), False, str(exc))]
+        return [Check(M(N_("AMI login")), False, exc.message())]
     try:
         checks.append(Check(M(N_("AMI login")), True, M(N_("logged in to {host}:{port} as {user}"), host=config.ami_host, port=config.ami_port, user=config.ami_username)))
         checks.append(Check(M(N_("AMI ping")), ami.ping(), M(N_("Ping answered")) if ami.ping() else M(N_("Ping not answered"))))
