@@ -47,7 +47,7 @@ def korean_texts() -> list[tuple[str, str]]:
     for path in TEMPLATES:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             found.append((f"{path.relative_to(ROOT)}:{number}", line))
-    for path in sorted((ROOT / "safecall").rglob("*.py")) + [ROOT / "cli.py"]:
+    for path in sorted((ROOT / "safecall").rglob("*.py")):
         if path.name == "glossary.py" or "migrations" in path.parts or not path.exists():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -101,7 +101,7 @@ def test_keyword_words_in_the_catalogue_are_the_glossarys():
 def allowed_latin() -> set[str]:
     from typer.main import get_command
 
-    from cli import create_app
+    from safecall.cli import create_app
 
     allowed = set(glossary.LATIN_ALLOWED) | glossary.LATIN_TYPED | set(glossary.ROLE)
     for kind in (OUTCOME, CALLBACK_OUTCOME, NUMBER_OUTCOME, CLOSE_REASON, PERSON_STATUS, LIST_KIND, DISPOSITION):

@@ -172,8 +172,15 @@ def unexpected(ctx, exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def translate_help(command: click.Command, texts: Texts) -> None:
+def translate_help(command: click.Command, texts: Texts, local_context: type | None = None) -> None:
     """Help of every command and option in the user's language (msgids are the English help in the code)."""
+    from safecall.helpchrome import context_class, set_chrome
+
+    if local_context is None:
+        set_chrome(texts)
+        local_context = context_class(texts)
+    command.context_class = local_context  # Click's own hook: its formatter writes "Usage: " in the language
+    command.options_metavar = texts._(OPTIONS_METAVAR)
     for param in command.params:
         if getattr(param, "help", None):
             param.help = texts._(param.help)
@@ -187,10 +194,11 @@ def translate_help(command: click.Command, texts: Texts) -> None:
         if option is not None:
             option.help = texts._(HELP_OPTION)
     for sub in getattr(command, "commands", {}).values():
-        translate_help(sub, texts)
+        translate_help(sub, texts, local_context)
 
 
 HELP_OPTION = N_("Show this message and exit.")
+OPTIONS_METAVAR = N_("[OPTIONS]")
 
 
 def emit(app: AppContext, fmt: str, headers: list[str], rows: list[list], records: list[dict], title: str | None = None,
@@ -200,6 +208,8 @@ def emit(app: AppContext, fmt: str, headers: list[str], rows: list[list], record
         typer.echo(json_text(records), nl=False)
     elif fmt == "csv":
         typer.echo(csv_text(headers, rows), nl=False)
+    elif not rows:  # said in a line: an empty table reads like a listing that failed to load
+        app.say(app._("{title}: none.").format(title=title) if title else app._("Nothing to show."))
     else:
         print_listing(app.out, headers, rows, title=title, whole=whole)
 

@@ -13,6 +13,7 @@ from rich.cells import cell_len
 from safecall import commands
 from safecall.errors import translated
 from safecall.settings import scaffold_instance, show_settings
+from safecall.telephony.base import next_step
 from safecall.terminal import json_text, markup_safe, plain
 
 
@@ -90,6 +91,9 @@ def print_checks(app: AppContext, checks) -> None:
                 else f"[red]{failed}[/red]" + " " * (width - cell_len(failed)))
         app.out.print(f"{mark} {markup_safe(translated(check.name, app._))}: ", end="")
         app.say(translated(check.detail, app._))
+        step = next_step(check)
+        if step:
+            app.say("  " + app._("next step: {step}").format(step=app._(step)))
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ import typer
 from safecall import people, phones
 from safecall.audit import log_access
 from safecall.commands import parse_day
+from safecall.errors import translated
 from safecall.i18n import CLOSE_REASON, PERSON_STATUS
 from safecall.roster import import_roster
 from safecall.terminal import add_row, table
@@ -39,7 +40,7 @@ def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help=
     if report.without_consent:
         app.say(app._("{count} without consent (stored, never called):").format(count=len(report.without_consent)))
         for line in report.without_consent:
-            app.say(f"  {line}")
+            app.say(f"  {translated(line, app._)}")
 
 
 def person_state(app: AppContext, p) -> str:

@@ -9,7 +9,7 @@ import typer
 
 from safecall.audit import log_access
 from safecall.commands import parse_day
-from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, N_, OUTCOME
+from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, N_, NUMBER_OUTCOME, OUTCOME
 from safecall.terminal import json_text, markup_safe
 from safecall.visits import export_lists, open_task_rows, record_outcome
 
@@ -23,7 +23,7 @@ visits_app = group("Home-visit and callback lists for the teams.")
 def visits_list(ctx: typer.Context,
                 on: Optional[str] = typer.Option(None, "--date", help="The day of the list, YYYY-MM-DD (default: today)."),
                 team: Optional[str] = typer.Option(None, "--team", help="Only this team."),
-                kind: str = typer.Option("visit", "--kind", help="visit (home visits) or callback (pressed 2); 방문 or 회신."),
+                kind: str = typer.Option("visit", "--kind", help="visit (home visits), callback (pressed 2) or number (a number to fix); 방문, 회신 or 번호 확인."),
                 fmt: str = typer.Option("table", "--format", help="table, json, or a file: csv or xlsx."),
                 output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
     """The open home-visit (or callback) list, one per team, most urgent first."""
@@ -50,10 +50,10 @@ def visits_list(ctx: typer.Context,
                 app.say(_("{team}: no open {kind} tasks for {day}.").format(team=team_name, kind=kind_word, day=day))
                 continue
             moved = any(r.moved_from for r in rows)  # "3팀에서 이관": a column only on a list that has such a task
-            emit(app, fmt, [_("#"), _("task"), _("name"), _("phone"), _("address"), _("dong"), _("guardian"), _("weeks"),
-                            _("no key"), _("risk"), _("last ack")] + [_("moved")] * moved,
+            emit(app, fmt, [_("#"), _("task"), _("name"), _("phone"), _("address"), _("dong"), _("guardian"), _("reason"),
+                            _("earlier visit notes"), _("risk"), _("last ack")] + [_("moved")] * moved,
                  [[r.rank, r.task, f"{r.name} ({r.risk_speech})" if r.risk_speech else r.name, r.phone, r.address, r.dong,
-                   f"{r.guardian} {r.guardian_phone}".strip(), r.weeks_without_ack, r.answered_without_key, r.risk, r.last_ack]
+                   f"{r.guardian} {r.guardian_phone}".strip(), r.reason, r.notes, r.risk, r.last_ack]
                   + [r.moved_from] * moved for r in rows], [],
                  title=_("{team}: {count} {kind}(s) for {day}").format(team=team_name, count=len(rows), kind=kind_word, day=day),
                  whole=(0, 1, 3, 10))
@@ -106,13 +106,13 @@ def print_deliveries(app: AppContext, rows, day, fmt: str = "table") -> None:
 
 @visits_app.command("record")
 def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
-                  outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전, 부재, 입원, 긴급출동, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화안전, 서비스연계, 통화안됨)."),
+                  outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전 확인, 부재, 입원, 119 인계, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화함: 안전 확인, 서비스 연계, 통화 안 됨)."),
                   note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
                   until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day (at most 180 days ahead)."),
                   long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days.")):
     """Record what a visit (or an officer's call-back) found; not_home and called_no_answer keep the task open."""
     app = state(ctx)
-    chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME, "--outcome")
+    chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME, "--outcome")
     pause_until = parse_day(until, "--until") if until else None
     services = app.services()
     recorded = record_outcome(services.db, task, chosen, now=services.now(), tz=services.instance.tz, note=note, until=pause_until,

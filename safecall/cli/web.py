@@ -12,6 +12,7 @@ from safecall.commands import parse_day
 
 from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
 from safecall.errors import translated
+from safecall.i18n import ROLE
 
 
 
@@ -39,18 +40,19 @@ def say_password(app: AppContext, password: str) -> None:
 
 @users_app.command("add")
 def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
-              role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin."),
+              role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin; 방문팀원, 담당 공무원 or 관리자."),
               team: Optional[str] = typer.Option(None, "--team", help="The team of a team member."),
               password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (default: make one and print it once).")):
     """Create a web account."""
     from safecall import users
 
     app = state(ctx)
+    role = app.texts.keyword(role, "role", ROLE, "--role")
     services = app.services()
     password = password_for(password_stdin)
     user = users.add_user(services.db, username, password, role=role, team=team, teams=[t.name for t in services.instance.settings.teams],
                           now=services.now())
-    app.say(app._("Created {user} ({role}{team}).").format(user=user.username, role=role, team=", " + team if team else ""))
+    app.say(app._("Created {user} ({role}{team}).").format(user=user.username, role=app.texts.word("role", role), team=", " + team if team else ""))
     if not password_stdin:
         say_password(app, password)
 
@@ -63,10 +65,11 @@ def users_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format", 
     check_format(fmt)
     app = state(ctx)
     _ = app._
-    accounts = users.list_users(app.services().db)
+    services = app.services()
+    accounts = users.list_users(services.db)
     emit(app, fmt, [_("user"), _("role"), _("team"), _("status"), _("created")],
-         [[u.username, u.role, u.team or "", _("disabled") if u.disabled else app.texts.word("status", "active"), u.created_at.date()]
-          for u in accounts],
+         [[u.username, app.texts.word("role", u.role), u.team or "", _("disabled") if u.disabled else app.texts.word("status", "active"),
+           u.created_at.astimezone(services.instance.tz).date()] for u in accounts],
          [{"user": u.username, "role": u.role, "team": u.team, "disabled": bool(u.disabled), "created": u.created_at.isoformat()}
           for u in accounts])
 
