@@ -53,6 +53,10 @@ MEMBER_STATE = {
 }
 RUN_LABEL = {"weekly": "정기", "signals": "신호 확인"}
 
+# What an audit record is about ("task 12", "visit list 1팀"): stored in English, shown in these words.
+AUDIT_SUBJECT = {"task": "과제", "person": "대상자", "run": "회차", "user": "사용자", "roster": "명단 파일"}
+ALL_TEAMS = "모든 팀"
+
 # Roles of web accounts.
 ROLE = {"team": "방문팀원", "officer": "담당 공무원", "admin": "관리자"}
 

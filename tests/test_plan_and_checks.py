@@ -70,3 +70,19 @@ def test_users_speak_korean_and_take_roles_in_either_language(cli, clock):
     assert clock.now().astimezone(SEOUL).date().isoformat() == "2026-11-23"
     listing = cli("users", "list").output
     assert "방문팀원" in listing and "2026-11-23" in listing and "2026-11-22" not in listing
+
+
+def test_the_audit_trail_reads_in_korean(cli, tmp_path):
+    from conftest import person_row, scripted_trunks, write_csv
+
+    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("부재분", "010-0123-0001")])))
+    cli("campaign", "launch", "weekly-safe-call")
+    cli("visits", "list", "--date", "2026-11-24")
+    task = cli("visits", "list", "--date", "2026-11-24", "--format", "json").output.split('"task": ')[1].split(",")[0]
+    cli("visits", "record", task, "--outcome", "not_home")
+    cli.use_locale("C.UTF-8")
+    trail = cli("audit", "--format", "table").output
+    assert f"과제 {task}" in trail and "결과=부재(재방문)" in trail and "방문 명단 모든 팀" in trail
+    assert "outcome=" not in trail and "visit list" not in trail
+    assert f'"subject": "task {task}"' in cli("audit", "--format", "json").output  # programs read the stored English

@@ -100,6 +100,20 @@ def users_reset(ctx: typer.Context, username: str = typer.Argument(..., help="Lo
         say_password(app, password)
 
 
+def audit_words(text: str, texts) -> str:
+    """An audit record's subject or detail as people read it ('task 12' is 과제 12); stored and searched in English."""
+    import re
+
+    from safecall import glossary
+
+    if texts.lang == "en":
+        return text
+    text = re.sub(r"^(task|person|run|user|roster) ", lambda m: glossary.AUDIT_SUBJECT[m.group(1)] + " ", text)
+    text = re.sub(r"^(visit|callback|number) list ", lambda m: f"{glossary.LIST_KIND[m.group(1)]} 명단 ", text)
+    text = text.replace("all teams", glossary.ALL_TEAMS)
+    return re.sub(r"\boutcome=(\w+)", lambda m: "결과=" + glossary.OUTCOME.get(m.group(1), m.group(1)), text)
+
+
 audit_app = typer.Typer(help="Show the audit trail, check its chain (--verify), or print a month's access review.",
                         invoke_without_command=True)
 
@@ -134,8 +148,8 @@ def audit(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor
                           since=start(since, "--since") if since else None, until=start(until, "--until") if until else None)
     seconds = lambda moment: moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
     emit(app, fmt, [_("id"), _("written (real time)"), _("for (the clock's time)"), _("actor"), _("action"), _("subject"), _("detail")],
-         [[e.id, seconds(e.real_at) if e.real_at else _("(before schema 5)"), seconds(e.at), e.actor, e.action, e.subject, e.detail]
-          for e in events],
+         [[e.id, seconds(e.real_at) if e.real_at else _("(before schema 5)"), seconds(e.at), e.actor, e.action,
+           audit_words(e.subject, app.texts), audit_words(e.detail, app.texts)] for e in events],
          [{"id": e.id, "real_at": e.real_at.isoformat() if e.real_at else None, "at": e.at.isoformat(), "actor": e.actor,
            "action": e.action, "subject": e.subject, "detail": e.detail} for e in events], whole=(0, 1, 2))
     if fmt == "table":
