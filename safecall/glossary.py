@@ -64,7 +64,7 @@ ROLE = {"team": "방문팀원", "officer": "담당 공무원", "admin": "관리�
 LIST_KIND = {"visit": "방문", "callback": "회신", "number": "번호 확인"}
 REPORT = {
     "called": "통화 대상", "acknowledged": "응답", "help": "도움 요청", "final_no_answer": "최종 무응답",
-    "visits": "방문", "outcome": "결과",
+    "visits": "방문", "outcome": "결과", "sheet": "주간 보고",
 }
 
 # Actions on buttons and in messages.

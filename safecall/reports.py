@@ -10,10 +10,12 @@ from pathlib import Path
 from sqlmodel import select
 
 from safecall import sheets
+from safecall.glossary import REPORT
 from safecall.i18n import N_, korean
 
 from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
 
+REPORT_SHEET = REPORT["sheet"]  # the sheet's name in the office's words
 COLUMNS = [("campaign", "캠페인"), ("week", "주"), ("dong", "행정동"), ("called", "대상"), ("ack_first", "1차 응답"),
            ("ack_retry", "재시도 후 응답"), ("ack_callback", "그중 회신 전화 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
            ("outcomes", "방문 결과")]
@@ -94,7 +96,7 @@ def report_xlsx(rows: list[ReportRow], path: Path) -> None:
 
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "weekly"
+    sheet.title = REPORT_SHEET
     sheets.append_rows(sheet, [title for _, title in COLUMNS], (row.cells() for row in rows))
     workbook.save(path)
 

@@ -86,3 +86,12 @@ def test_the_audit_trail_reads_in_korean(cli, tmp_path):
     assert f"과제 {task}" in trail and "결과=부재(재방문)" in trail and "방문 명단 모든 팀" in trail
     assert "outcome=" not in trail and "visit list" not in trail
     assert f'"subject": "task {task}"' in cli("audit", "--format", "json").output  # programs read the stored English
+
+
+def test_the_report_sheet_has_a_korean_name(tmp_path):
+    from openpyxl import load_workbook
+
+    from safecall.reports import report_xlsx
+
+    report_xlsx([], tmp_path / "r.xlsx")
+    assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["주간 보고"]
