@@ -52,6 +52,7 @@ MEMBER_STATE = {
     "unreachable": "최종 무응답", "withdrawn": "제외(중지·종료)",
 }
 RUN_LABEL = {"weekly": "정기", "signals": "신호 확인"}
+RUN_STATUS = {"open": "진행 중", "closed": "종료"}
 
 # What an audit record is about ("task 12", "visit list 1팀"): stored in English, shown in these words.
 AUDIT_SUBJECT = {"task": "과제", "person": "대상자", "run": "회차", "user": "사용자", "roster": "명단 파일"}

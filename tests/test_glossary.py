@@ -92,6 +92,7 @@ def test_keyword_words_in_the_catalogue_are_the_glossarys():
     expected = {("outcome", k): glossary.OUTCOME[k] for k in REPORTED_OUTCOME}
     expected.update({("disposition", k): glossary.DISPOSITION[k] for k in DISPOSITION})
     expected.update({("kind", k): glossary.LIST_KIND[k] for k in LIST_KIND})
+    expected.update({("run", k): glossary.RUN_STATUS[k] for k in RUN_STATUS})
     bad = [f"msgctxt {c!r} msgid {k!r}: {words.get((c, k))!r} -> use {w!r}" for (c, k), w in expected.items() if words.get((c, k)) != w]
     assert not bad, "\n".join(bad)
     assert set(CALLBACK_OUTCOME + NUMBER_OUTCOME + OUTCOME) <= set(glossary.OUTCOME)

@@ -219,6 +219,9 @@ def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None
     for _key, label, value in counts:
         add_row(grid, [label, value])
     app.out.print(grid)
+    if not results:  # said in a line: an empty table reads like one that failed to load
+        app.say(_("{title}: none.").format(title=_("Attempts by result")))
+        return
     attempts = table(_("attempt result"), _("count"), title=_("Attempts by result"))
     attempts.columns[1].justify = "right"
     for disposition, count in results:
