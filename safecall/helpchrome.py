@@ -8,7 +8,7 @@ rewriting the printed text. Typer vendors its Click (typer.core._click): the for
 from __future__ import annotations
 
 import typer.rich_utils as rich_utils
-from typer.core import _click
+from typer.core import TyperOption, _click
 
 from safecall.i18n import N_, Texts
 
@@ -18,6 +18,23 @@ CHROME = {
     "REQUIRED_LONG_STRING": N_("[required]"), "DEFAULT_STRING": N_("[default: {}]"), "ENVVAR_STRING": N_("[env var: {}]"),
     "ERRORS_PANEL_TITLE": N_("Error"), "ABORTED_TEXT": N_("Aborted."),
 }
+
+
+# The type column of an option, through the option's own metavar (Typer shows it in place of <str>, <int>, ...).
+TYPE_LABEL = {"str": N_("<text>"), "int": N_("<integer>"), "float": N_("<number>"), "Path": N_("<path>")}
+
+
+def label_option_type(param, texts: Texts) -> None:
+    """A Korean type label for an option that has no metavar of its own; a flag shows none (it takes no value).
+    English keeps Typer's own labels. Set on every invocation: one app may be asked in either language."""
+    if not isinstance(param, TyperOption) or (param.metavar is not None and not getattr(param, "_labelled", False)):
+        return
+    if texts.lang == "en":
+        param.metavar, param._labelled = None, False
+        return
+    label = "" if param.is_flag else TYPE_LABEL.get(param.bare_type() if hasattr(param, "bare_type") else "")
+    if label is not None:
+        param.metavar, param._labelled = (texts._(label) if label else ""), True
 
 
 def context_class(texts: Texts) -> type:

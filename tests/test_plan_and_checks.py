@@ -46,6 +46,7 @@ def test_help_chrome_is_korean_under_a_korean_instance(cli):
     cli.use_locale("C.UTF-8")
     out = cli("visits", "list", "--help").output
     assert "사용법: " in out and "[옵션]" in out and "옵션" in out and "[기본값: " in out
+    assert "<글자>" in out and "<경로>" in out and "<str>" not in out and "<bool>" not in out  # options' type labels
     assert not {"Usage", "Options", "OPTIONS", "default:"} & set(out.replace("[", " ").replace("]", " ").split()), out
     required = cli("users", "add", "--help").output
     assert "인수" in required and "[필수]" in required and "Arguments" not in required and "[required]" not in required

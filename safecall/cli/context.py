@@ -174,7 +174,7 @@ def unexpected(ctx, exc: Exception) -> None:
 
 def translate_help(command: click.Command, texts: Texts, local_context: type | None = None) -> None:
     """Help of every command and option in the user's language (msgids are the English help in the code)."""
-    from safecall.helpchrome import context_class, set_chrome
+    from safecall.helpchrome import context_class, label_option_type, set_chrome
 
     if local_context is None:
         set_chrome(texts)
@@ -184,6 +184,7 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
     for param in command.params:
         if getattr(param, "help", None):
             param.help = texts._(param.help)
+        label_option_type(param, texts)
     if command.help:
         command.help = texts._(command.help)
     if command.short_help:
@@ -193,6 +194,7 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
         option = command.get_help_option(names)
         if option is not None:
             option.help = texts._(HELP_OPTION)
+            label_option_type(option, texts)
     for sub in getattr(command, "commands", {}).values():
         translate_help(sub, texts, local_context)
 
