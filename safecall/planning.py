@@ -301,7 +301,7 @@ def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar
 
 
 # How a week's first calls are ordered (the campaign's schedule.first_calls), in words.
-FIRST_CALL_ORDER = {"history": N_("history (last week's non-responders first)"), "due": N_("due time")}
+FIRST_CALL_ORDER = {"history": N_("history"), "due": N_("due")}
 
 
 def _untranslated(message: str) -> str:
