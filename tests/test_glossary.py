@@ -119,6 +119,8 @@ def allowed_latin() -> set[str]:
 
 def latin_words(text: str) -> list[str]:
     text = re.sub(r"\{[^{}]*\}|`[^`]*`|<[^>]*>|\S*[/\\]\S*|(?<![\w-])--?[a-z][a-z0-9-]*|https?:\S+", " ", text)
+    text = re.sub(r"\[[a-z_.]+\]", " ", text)  # settings sections: [testing], [sms.alimtalk]
+    text = re.sub(r"(?<![A-Za-z0-9])\d+(?:ms|s|m|h|d)(?![A-Za-z])", " ", text)  # durations as typed: 30m, 1h
     # settings keys (ami_host, notify.allow_lms), file names (manager.conf), environment names; Hangul may follow them
     text = re.sub(r"(?<![A-Za-z0-9_])[A-Za-z][A-Za-z0-9]*(?:[_.][A-Za-z0-9]+)+(?![A-Za-z0-9_])", " ", text)
     return re.findall(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*", text)
