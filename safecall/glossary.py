@@ -28,7 +28,7 @@ COLUMN = {
 
 # What a visit or a call-back found.
 OUTCOME = {
-    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원", "emergency_services": "119 인계",
+    "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
     "moved": "이사", "deceased": "사망", "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계",
     "called_no_answer": "통화 안 됨(다시 걸기)", "number_fixed": "번호 수정함", "pending": "결과 대기",
     "acknowledged_late": "늦게 1번 응답(자동 종료)",
@@ -36,7 +36,7 @@ OUTCOME = {
 
 # Typed words accepted for a keyword besides the glossary word and the English keyword (short forms people type).
 KEYWORD_ALIASES = {
-    "outcome": {"안전": "safe", "부재": "not_home", "긴급출동": "emergency_services", "통화안전": "called_safe",
+    "outcome": {"안전": "safe", "부재": "not_home", "입원": "hospitalised", "긴급출동": "emergency_services", "통화안전": "called_safe",
                 "서비스연계": "called_referred", "통화안됨": "called_no_answer", "번호수정": "number_fixed"},
     "role": {"팀원": "team", "방문팀": "team", "공무원": "officer", "담당자": "officer"},
 }
