@@ -61,7 +61,7 @@ def launch_week(services: Services, campaign_name: str) -> tuple[CampaignRun, bo
     """This week's run of a campaign: (run, created); an existing run is returned to be resumed."""
     definition = services.campaign(campaign_name)
     return launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                      order=services.first_call_order(definition))
+                      order=services.first_call_order(definition), rules=services.rules_snapshot(campaign_name))
 
 
 def has_database(instance) -> bool:
@@ -88,7 +88,7 @@ def launch_signal_check(services: Services, campaign_name: str, day: date) -> Op
     if not people_ids:
         return None
     run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                              label=f"signals-{day}", only_people=people_ids)
+                              label=f"signals-{day}", only_people=people_ids, rules=services.rules_snapshot(campaign_name))
     return SignalCheck(run, created, len(people_ids))
 
 

@@ -37,7 +37,8 @@ def run_demo(target: Path, clock: Clock, on_progress: Callable[[int, int], None]
         roster = import_roster(services.db, defaults_root() / "demo" / "roster.csv", instance.settings,
                                now=virtual.now(), today=services.today())
         campaign = services.campaign(DEMO_CAMPAIGN)
-        run, _ = launch_run(services.db, campaign, campaign.calendar(instance), now=virtual.now())
+        run, _ = launch_run(services.db, campaign, campaign.calendar(instance), now=virtual.now(),
+                            rules=services.rules_snapshot(DEMO_CAMPAIGN))
         services.dialer(campaign).run(run.id, on_progress=on_progress)
         status = run_status(services.db, run.id)
         files = []

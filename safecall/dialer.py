@@ -57,7 +57,8 @@ class _Run:
 
     id: int
     week: object
-    rules: CampaignRules
+    rules: CampaignRules  # the run's own (its snapshot), at rules_version
+    rules_version: int
     next_due: object = _UNKNOWN  # datetime, None (nobody pending) or _UNKNOWN
     in_flight: int = 0
     leased: bool = False
@@ -174,6 +175,7 @@ class Dialer:
             self._renew_leases()
             if not stopping and self.clock.now() >= next_runs_check:
                 self._take_runs(open_runs(), strict)
+                self._follow_rules()
                 next_runs_check = self.clock.now() + MAX_WAIT
             if self.worker is not None and self.clock.now() >= next_abandoned_check:
                 self._write_off_abandoned()
@@ -190,10 +192,8 @@ class Dialer:
                 run = get_run(session, run_id)
             if run.status == RunState.CLOSED:
                 continue
-            rules = self.lifecycle.book.rules(run.campaign)
-            if rules.definition.retry.max_retries < MIN_RETRIES:
-                raise SafeCallError(f"campaign {run.campaign!r}: refusing to run with fewer than {MIN_RETRIES} retries")
-            entry = _Run(run_id, run.week_start, rules)
+            rules = self._checked(self.lifecycle.rules_of_run(run_id, version=run.rules_version))
+            entry = _Run(run_id, run.week_start, rules, run.rules_version)
             if self.worker is None:
                 try:
                     acquire_run_lock(self.db, run_id, self.owner, now=self.clock.now(), ttl=LOCK_TTL)
@@ -206,6 +206,23 @@ class Dialer:
             self.runs[run_id] = entry
             self._last_runs.append(run_id)
             self._recover(entry)
+
+    @staticmethod
+    def _checked(rules: CampaignRules) -> CampaignRules:
+        if rules.definition.retry.max_retries < MIN_RETRIES:
+            raise SafeCallError(f"campaign {rules.definition.name!r}: refusing to run with fewer than {MIN_RETRIES} retries")
+        return rules
+
+    def _follow_rules(self) -> None:
+        """Runs moved to new rules (`safecall campaign apply`) since they were read: their next calls follow those."""
+        if not self.runs:
+            return
+        for run_id, version in self.lifecycle.rules_versions(list(self.runs)).items():
+            entry = self.runs.get(run_id)
+            if entry is not None and version != entry.rules_version:
+                entry.rules = self._checked(self.lifecycle.rules_of_run(run_id, version=version))
+                entry.rules_version, entry.next_due = version, _UNKNOWN
+                log_event(log, "run_rules_followed", run=run_id, campaign=entry.rules.definition.name, version=version)
 
     def _release_runs(self) -> None:
         for entry in self.runs.values():

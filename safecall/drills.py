@@ -88,7 +88,8 @@ def run_drill(instance: Instance, campaign_name: str, *, start: datetime, folder
         services = Services.open(drill, VirtualClock(start))
         try:
             campaign = services.campaign(campaign_name)
-            run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now())
+            run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now(),
+                                rules=services.rules_snapshot(campaign_name))
             services.dialer(campaign, trunk_name=trunk_name).run(run.id, on_progress=on_progress)  # closed with the services
             return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept)
         finally:

@@ -120,23 +120,29 @@ class CampaignRules:
     flow: IvrFlow
 
 
-class CampaignBook:
-    """Campaigns by name, each loaded once: what a run's calls follow. `load(name)` builds one."""
+class RunRulesBook:
+    """Each run's rules, made from the run's own snapshot (safecall/runrules.py) once per run and snapshot version.
 
-    def __init__(self, load: Callable[[str], CampaignRules]):
-        self._load = load
-        self._rules: dict[str, CampaignRules] = {}
-        self._campaign_of_run: dict[int, str] = {}
+    `parse(text)` makes the rules of a snapshot; `current(campaign)` is the snapshot of a campaign's files as they
+    are now, kept by a run that has none yet (launched before runs kept their rules).
+    """
 
-    def rules(self, campaign: str) -> CampaignRules:
-        if campaign not in self._rules:
-            self._rules[campaign] = self._load(campaign)
-        return self._rules[campaign]
+    def __init__(self, parse: Callable[[str], CampaignRules], current: Callable[[str], str]):
+        self.parse, self.current = parse, current
+        self._of_run: dict[int, tuple[int, CampaignRules]] = {}
+        self._parsed: dict[str, CampaignRules] = {}  # runs of one campaign launched with the same files share them
 
-    def campaign_of_run(self, run_id: int, read: Callable[[int], str]) -> str:
-        if run_id not in self._campaign_of_run:  # a run's campaign never changes
-            self._campaign_of_run[run_id] = read(run_id)
-        return self._campaign_of_run[run_id]
+    def known(self, run_id: int, version: int | None = None) -> CampaignRules | None:
+        """The run's rules if read before (at `version`, if given)."""
+        kept = self._of_run.get(run_id)
+        return kept[1] if kept is not None and (version is None or kept[0] == version) else None
+
+    def keep(self, run_id: int, version: int, text: str) -> CampaignRules:
+        rules = self._parsed.get(text)
+        if rules is None:
+            rules = self._parsed[text] = self.parse(text)
+        self._of_run[run_id] = (version, rules)
+        return rules
 
 
 # ---- statements ----
@@ -144,13 +150,15 @@ class CampaignBook:
 _ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition,
                     ATTEMPT.c.risk_speech)
 _ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
-_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, RUN.c.campaign, PERSON.c.voice_style).join(
+_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, ATTEMPT.c.run_id, RUN.c.rules_version,
+                       PERSON.c.voice_style).join(
     RUN, RUN.c.id == ATTEMPT.c.run_id).join(PERSON, PERSON.c.id == ATTEMPT.c.person_id).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
 _START_IVR = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.ivr_started_at.is_(None),
 ).values(new_values("ivr_started_at"))
-_RUN_CAMPAIGN = sa.select(RUN.c.campaign).where(RUN.c.id == sa.bindparam("run_id"))
+_RUN_RULES = sa.select(RUN.c.campaign, RUN.c.rules, RUN.c.rules_version).where(RUN.c.id == sa.bindparam("run_id"))
+_KEEP_RULES = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.rules.is_(None)).values(new_values("rules"))
 _RECORD_KEY = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
     .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
@@ -217,7 +225,7 @@ _INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
 ).returning(ATTEMPT.c.id)
 # A call-back: the person's member in an open run that is waiting for a call (not one in a call right now).
 _PENDING_MEMBER_OF_CALLER = (
-    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, PERSON.c.id)
+    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, PERSON.c.id, RUN.c.rules_version)
     .join(PERSON, PERSON.c.id == MEMBER.c.person_id).join(RUN, RUN.c.id == MEMBER.c.run_id)
     .where(sa.or_(PERSON.c.phone == sa.bindparam("caller"), PERSON.c.phone2 == sa.bindparam("caller")),
            RUN.c.status == RunState.OPEN, MEMBER.c.state == MemberState.PENDING)
@@ -247,27 +255,45 @@ class Claimed:
 class CallLifecycle:
     """Every write to run members, attempts and tasks; also the CallSink of every trunk."""
 
-    def __init__(self, db: Database, book: CampaignBook):
+    def __init__(self, db: Database, book: RunRulesBook):
         self.db = db
         self.book = book
 
-    def rules_of_run(self, run_id: int, connection: DriverConnection | None = None) -> CampaignRules:
-        def read(run: int) -> str:
-            if connection is not None:
-                return self.db.prepared(_RUN_CAMPAIGN).scalar(connection, {"run_id": run})
-            with self.db.statements() as own:
-                return self.db.prepared(_RUN_CAMPAIGN).scalar(own, {"run_id": run})
+    def rules_of_run(self, run_id: int, connection: DriverConnection | None = None, version: int | None = None) -> CampaignRules:
+        """The rules the run keeps: read from the database only the first time, or when `version` is not the one read.
 
-        return self.book.rules(self.book.campaign_of_run(run_id, read))
+        Without `version`, the rules read last: a dialer asks for each of its runs' versions every few seconds
+        (Dialer._follow_rules), so a `campaign apply` reaches its calls without a query per call.
+        """
+        rules = self.book.known(run_id, version)
+        if rules is not None:
+            return rules
+        if connection is None:
+            with self.db.statements() as own:
+                return self._read_rules(own, run_id)
+        return self._read_rules(connection, run_id)
+
+    def rules_versions(self, run_ids: list[int]) -> dict[int, int]:
+        """The version of each run's rules, in one query: a dialer asks every few seconds, not at every call."""
+        with self.db.session() as session:
+            return dict(session.execute(sa.select(RUN.c.id, RUN.c.rules_version).where(RUN.c.id.in_(run_ids))).all())
+
+    def _read_rules(self, connection: DriverConnection, run_id: int) -> CampaignRules:
+        run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})
+        if run.rules is None:  # launched before runs kept their rules: the files as they are now, kept from here on
+            self.db.prepared(_KEEP_RULES).execute(connection, {"run_id": run_id, "new_rules": self.book.current(run.campaign)})
+            run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})
+        return self.book.keep(run_id, run.rules_version, run.rules)
 
     # ---- CallSink ----
 
     def live_call(self, token: str) -> LiveCall | None:
         with self.db.statements() as connection:
             row = self.db.prepared(_LIVE_CALL).first(connection, {"call_token": token})
-        if row is None:
-            return None
-        return LiveCall(token=token, attempt_id=row.id, flow=self.book.rules(row.campaign).flow, call_id=row.trunk_call_id,
+            if row is None:
+                return None
+            flow = self.rules_of_run(row.run_id, connection, row.rules_version).flow
+        return LiveCall(token=token, attempt_id=row.id, flow=flow, call_id=row.trunk_call_id,
                         ivr_started=row.ivr_started_at is not None, voice_style=row.voice_style)
 
     def start_ivr(self, token: str, at: datetime) -> bool:
@@ -459,7 +485,7 @@ class CallLifecycle:
                                              number=member.attempts_made + 1, phone=caller, token=token, at=at, worker=None,
                                              inbound=True)
             self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at})
-            campaign = self.rules_of_run(member.run_id, connection)
+            campaign = self.rules_of_run(member.run_id, connection, member.rules_version)
         return LiveCall(token=token, attempt_id=attempt_id, flow=campaign.flow, call_id=None, ivr_started=True)
 
     def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:

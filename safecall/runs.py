@@ -37,7 +37,7 @@ def _target_filter(campaign: CampaignDef):
 
 def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
                label: str = "weekly", only_people: list[int] | None = None, week: date | None = None,
-               order: FirstCallOrder | None = None) -> tuple[CampaignRun, bool]:
+               order: FirstCallOrder | None = None, rules: str | None = None) -> tuple[CampaignRun, bool]:
     """This week's run of the campaign (or week `week`'s, or an ad-hoc one under `label` for `only_people`),
     created with its members if new.
 
@@ -45,6 +45,8 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
     move to the next calling day, even one in the next week (the run keeps its own week_start, and may be open
     beside next week's run). Raises NoCallingDayError when no calling day comes within FIRST_CALL_HORIZON.
     `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call time.
+    `rules`: the campaign's rules as the run keeps them (Services.rules_snapshot); None: taken from the files when
+    the run is first dialled.
     """
     week = week or week_start(now, calendar.tz)
     with db.transaction() as session:
@@ -57,7 +59,8 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
             raise NoCallingDayError(
                 f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days after the slot of the week of "
                 f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml")
-        run = CampaignRun(campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call)
+        run = CampaignRun(campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call,
+                          rules=rules)
         session.add(run)
         session.flush()
         today = now.astimezone(calendar.tz).date()

@@ -125,7 +125,8 @@ class Scheduler:
         for week in weeks_due(self.services.db, definition, calendar.tz, now):
             try:
                 run, created = launch_run(self.services.db, definition, calendar, now=now, week=week,
-                                          order=self.services.first_call_order(definition, not self.dial, campaigns.values() if campaigns else None))
+                                          order=self.services.first_call_order(definition, not self.dial, campaigns.values() if campaigns else None),
+                                          rules=self.services.rules_snapshot(definition.name))
             except NoCallingDayError as exc:
                 self._report_no_calling_day(definition, week, exc, now)
                 continue

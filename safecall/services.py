@@ -15,9 +15,11 @@ from typing import Iterable
 from safecall.campaign import CampaignDef, check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock
 from safecall.dialer import Dialer
+from safecall.errors import SafeCallError
 from safecall.history import FirstCallOrder
 from safecall.ivr import load_flow
-from safecall.lifecycle import CallLifecycle, CampaignBook, CampaignRules
+from safecall.lifecycle import CallLifecycle, CampaignRules, RunRulesBook
+from safecall.runrules import parse_snapshot, snapshot_text
 from safecall.settings import Instance
 from safecall.store import Database
 from safecall.telephony.base import Check, Trunk
@@ -51,14 +53,30 @@ class Services:
         return load_campaign(self.instance, name)
 
     def campaign_rules(self, name: str) -> CampaignRules:
+        """The campaign's rules as its files say now; a run dials and settles by its own (`lifecycle.rules_of_run`)."""
         definition = self.campaign(name)
         return CampaignRules(definition, definition.calendar(self.instance), load_flow(self.instance.ivr_dir, definition.ivr_flow))
+
+    def rules_snapshot(self, name: str) -> str:
+        """The campaign's rules as a run launched now keeps them (validated: an invalid campaign is an InputError)."""
+        definition = self.campaign(name)
+        return snapshot_text(definition, load_flow(self.instance.ivr_dir, definition.ivr_flow))
+
+    def rules_snapshot_if_valid(self, name: str) -> str | None:
+        try:
+            return self.rules_snapshot(name)
+        except SafeCallError:  # no such campaign, or not valid: the run takes its rules when first dialled
+            return None
+
+    def rules_of_snapshot(self, text: str) -> CampaignRules:
+        definition, flow = parse_snapshot(text)
+        return CampaignRules(definition, definition.calendar(self.instance), flow)
 
     @property
     def lifecycle(self) -> CallLifecycle:
         """The sink every trunk reports to and the writer of every call's consequences."""
         if self._lifecycle is None:
-            self._lifecycle = CallLifecycle(self.db, CampaignBook(self.campaign_rules))
+            self._lifecycle = CallLifecycle(self.db, RunRulesBook(self.rules_of_snapshot, self.rules_snapshot))
         return self._lifecycle
 
     def build_trunk(self, name: str | None = None, clock: Clock | None = None) -> Trunk:

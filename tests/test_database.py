@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from sqlmodel import SQLModel
 
 from safecall.audit import verify_chain
-from safecall.lifecycle import CallLifecycle, CampaignBook
+from safecall.lifecycle import CallLifecycle, RunRulesBook
 from safecall.store import Database, StoreError
 from safecall.store.models import UTCDateTime
 
@@ -72,6 +72,8 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert {"ivr_started_at", "inbound", "speech_text", "speech_confidence"} <= attempt_columns()
     assert "call_window" in {column["name"] for column in sa.inspect(db.engine).get_columns("person")}
     assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
+    downgrade("0011")
+    assert not {"rules", "rules_version"} & {column["name"] for column in sa.inspect(db.engine).get_columns("campaignrun")}
     assert {"websession", "logincount", "auditchain"} <= set(sa.inspect(db.engine).get_table_names())
     assert "moved_from" in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
     downgrade("0008")
@@ -145,7 +147,7 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
     # A PostgreSQL restart or failover ends every session; the engine's hot path runs on the driver's cursor.
     cli("recipients", "list")
     db = cli.db()
-    outcomes = CallLifecycle(db, CampaignBook(load=None))  # only asks whether a call is live
+    outcomes = CallLifecycle(db, RunRulesBook(parse=None, current=None))  # only asks whether a call is live
     assert outcomes.live_call("no-such-token") is None
     other = sa.create_engine(database_url)  # another client, as the server's restart would be
     with other.connect() as connection:

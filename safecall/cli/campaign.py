@@ -14,6 +14,7 @@ from safecall.commands import parse_day
 from safecall.errors import InputError
 from safecall.planning import plan_campaign, plan_lines, spill_warning
 from safecall.runs import RunStatus, list_runs
+from safecall.services import Services
 from safecall.store import Disposition
 from safecall.terminal import add_row, csv_text, json_text, plain, progress_bar, table
 
@@ -178,16 +179,50 @@ def campaign_run(ctx: typer.Context, run: Optional[int] = typer.Argument(None, h
         dial(app, r.campaign, r.id)
 
 
+@campaign_app.command("apply")
+def campaign_apply(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
+    """Move the campaign's open runs to its edited definition and IVR flow, checked first; logged and audited."""
+    from safecall.runrules import apply_rules
+
+    app = state(ctx)
+    services = app.services()
+    applied = apply_rules(services.db, name, services.rules_snapshot(name), now=services.now())  # an invalid campaign stops here
+    if not applied:
+        app.say(app._("No open run of campaign {campaign} differs from its files; nothing to do.").format(campaign=name))
+    for each in applied:
+        app.say(app._("Run {run} of campaign {campaign} now follows the edited rules (version {version}; changed: {changed}); "
+                      "calls already under way finish under the old ones.").format(
+            run=each.run_id, campaign=name, version=each.version, changed=", ".join(each.changed)))
+
+
 @campaign_app.command("status")
 def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run)."),
                     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """Show the progress of a run."""
     app = state(ctx)
     check_format(fmt)
-    print_status(app, commands.run_to_show(app.services(), run), fmt)
+    services = app.services()
+    status = commands.run_to_show(services, run)
+    print_status(app, status, fmt, rules_note(app, services, status.run))
 
 
-def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None:
+def rules_note(app: AppContext, services: Services, run) -> Optional[str]:
+    """What to say when an open run's rules are not those of the campaign's files now; None when they are."""
+    from safecall.runrules import rules_differences
+
+    current = services.rules_snapshot_if_valid(run.campaign)
+    changed = rules_differences(services.db, run.id, current)
+    if changed is None and current is None and run.status == "open":
+        return app._("The files of campaign {campaign} are not valid now (see 'safecall campaign validate {campaign}'); "
+                     "run {run} keeps the rules it was launched with.").format(campaign=run.campaign, run=run.id)
+    if not changed:
+        return None
+    return app._("The files of campaign {campaign} changed after run {run} was launched ({changed}); the run keeps the rules "
+                 "it was launched with. The edit applies from the next run, or now with 'safecall campaign apply {campaign}'."
+                 ).format(campaign=run.campaign, run=run.id, changed=", ".join(changed))
+
+
+def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: Optional[str] = None) -> None:
     _ = app._
     run = status.run
     counts = [
@@ -206,7 +241,7 @@ def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None
     if fmt == "json":
         typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
                               **{key: value for key, _label, value in counts},
-                              "attempts_by_result": dict(results)}), nl=False)
+                              "attempts_by_result": dict(results), "rules_note": note}), nl=False)
         return
     if fmt == "csv":
         typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
@@ -227,5 +262,7 @@ def print_status(app: AppContext, status: RunStatus, fmt: str = "table") -> None
     for disposition, count in results:
         add_row(attempts, [app.texts.word("disposition", disposition), count])
     app.out.print(attempts)
+    if note:
+        app.say(note)
 
 

@@ -128,7 +128,8 @@ def db_upgrade(ctx: typer.Context,
     services = app.services(check_schema=False)
     db = services.db
     upgrade = db.upgrade(lambda head: backup_before_upgrade(db, services.instance.backup_dir, head, services.now()),
-                         take_backup=not no_backup)
+                         take_backup=not no_backup,
+                         rules_of_campaign=services.rules_snapshot_if_valid)  # open runs keep the rules of today's files
     if not upgrade.applied:
         app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
         return

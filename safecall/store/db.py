@@ -141,10 +141,14 @@ class Database:
                              "(docs/operations.md, \"Rolling back\"); nothing was changed"),
                           url=self.safe_url(), current=state.current, version=safecall_version(), head=state.head)
 
-    def upgrade(self, pg_backup: Callable[[str], Path] | None = None, *, take_backup: bool = True) -> "Upgrade":
+    def upgrade(self, pg_backup: Callable[[str], Path] | None = None, *, take_backup: bool = True,
+                rules_of_campaign: Callable[[str], str | None] | None = None) -> "Upgrade":
         """Bring the schema to the newest revision in place. A database with data is backed up first: a SQLite file
         beside itself, a PostgreSQL one by `pg_backup(head)` (the caller's pg_dump, safecall/backup.py); refused
-        when it cannot be, unless the operator took one and says so with take_backup=False."""
+        when it cannot be, unless the operator took one and says so with take_backup=False.
+
+        `rules_of_campaign`: a campaign's rules as a run keeps them, from the files (a revision gives them to open runs).
+        """
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
@@ -169,6 +173,7 @@ class Database:
                     if MigrationContext.configure(connection).get_current_revision() == state.head:
                         return Upgrade([], None, state.head)  # another process upgraded while this one waited
                 config.attributes["connection"] = connection
+                config.attributes["rules_of_campaign"] = rules_of_campaign
                 if state.current is None and state.has_tables:
                     command.stamp(config, FIRST_REVISION)
                 command.upgrade(config, "head")

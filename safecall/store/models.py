@@ -81,6 +81,10 @@ class CampaignRun(SQLModel, table=True):
     closed_at: datetime | None = utc_field(default=None)
     lock_owner: str | None = None
     lock_until: datetime | None = utc_field(default=None)
+    # The rules the run dials and settles by (campaign and IVR flow, as JSON): taken at launch, changed only by
+    # `safecall campaign apply`, which counts up the version, so an edit of the files applies from the next run.
+    rules: str | None = Field(default=None, sa_type=sa.Text)
+    rules_version: int = 1
 
 
 class RunMember(SQLModel, table=True):

@@ -1,7 +1,7 @@
 """Web sessions on the server, the login limiter's counts and the audit's hash chain (schema 12).
 
-Revision ID: 0012
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa

@@ -1,0 +1,96 @@
+"""The rules a run dials and settles by: its campaign and IVR flow as they were when it was launched.
+
+A run keeps them as JSON text (CampaignRun.rules), so an edit of campaigns/*.toml or ivr/*.toml applies
+from the next run; `safecall campaign apply` moves open runs to the edited files on purpose, counting up
+CampaignRun.rules_version, which tells every process holding the old rules to read them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from safecall.campaign import CampaignDef
+from safecall.events import log_event
+from safecall.i18n import N_
+from safecall.ivr import IvrFlow
+from safecall.store import CampaignRun, Database, RunState, StoreError, audit
+
+log = logging.getLogger("safecall.runrules")
+RUN = CampaignRun.__table__
+
+
+def snapshot_text(definition: CampaignDef, flow: IvrFlow) -> str:
+    """The rules as a run keeps them: the same files always give the same text."""
+    return json.dumps({"campaign": definition.model_dump(mode="json"), "flow": flow.model_dump(mode="json")},
+                      ensure_ascii=False, sort_keys=True)
+
+
+def parse_snapshot(text: str) -> tuple[CampaignDef, IvrFlow]:
+    data = json.loads(text)
+    return CampaignDef.model_validate(data["campaign"]), IvrFlow.model_validate(data["flow"])
+
+
+def differences(kept: str, current: str) -> list[str]:
+    """The keys whose values differ between two snapshots, e.g. 'campaign.retry.spacing', 'flow.prompts.greeting'."""
+    found: list[str] = []
+    _compare(json.loads(kept), json.loads(current), "", found)
+    return found
+
+
+def _compare(old: Any, new: Any, path: str, found: list[str]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys(), key=str):
+            _compare(old.get(key), new.get(key), f"{path}.{key}" if path else str(key), found)
+    elif old != new:
+        found.append(path)
+
+
+@dataclass(frozen=True)
+class Applied:
+    run_id: int
+    version: int
+    changed: list[str]  # the keys that changed, as `differences` names them
+
+
+def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> list[Applied]:
+    """Move the campaign's open runs to the rules `text` (validated by the caller), each audited; the runs moved.
+
+    A run whose rules are `text` already is left alone. Its version counts up, so every process that dials or
+    settles it reads the new rules (a dialer within a few seconds); calls in flight finish under the old ones.
+    """
+    applied = []
+    with db.transaction() as session:
+        runs = session.exec(select(CampaignRun).where(CampaignRun.campaign == campaign, CampaignRun.status == RunState.OPEN)
+                            .order_by(CampaignRun.id)).all()
+        for run in runs:
+            if run.rules == text:
+                continue
+            changed = differences(run.rules, text) if run.rules else ["*"]
+            run_id, version = run.id, run.rules_version + 1
+            moved = session.execute(sa.update(RUN).where(RUN.c.id == run_id, RUN.c.rules_version == version - 1)
+                                    .values(rules=text, rules_version=version)).rowcount
+            if moved != 1:
+                raise StoreError(N_("run {run} was changed by another process meanwhile; try again"), run=run_id)
+            audit(session, at=now, action="campaign.apply", subject=f"run {run_id}",
+                  detail=f"campaign={campaign} version={version} changed={','.join(changed)}")
+            applied.append(Applied(run_id, version, changed))
+    for each in applied:
+        log_event(log, "run_rules_applied", campaign=campaign, run=each.run_id, version=each.version, changed=each.changed)
+    return applied
+
+
+def rules_differences(db: Database, run_id: int, current: str | None) -> list[str] | None:
+    """How an open run's rules differ from the files' (`current`; None: the files are not valid now): the keys, [] if
+    none; None when there is nothing to compare (a closed run, or one that takes its rules when first dialled)."""
+    with db.session() as session:
+        run = session.get(CampaignRun, run_id)
+    if run is None or run.status != RunState.OPEN or run.rules is None or current is None:
+        return None
+    return differences(run.rules, current)
