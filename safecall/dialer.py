@@ -192,6 +192,8 @@ class Dialer:
                 run = get_run(session, run_id)
             if run.status == RunState.CLOSED:
                 continue
+            if run.rules is None:
+                self.lifecycle.keep_rules(run_id, run.campaign)
             rules = self._checked(self.lifecycle.rules_of_run(run_id, version=run.rules_version))
             entry = _Run(run_id, run.week_start, rules, run.rules_version)
             if self.worker is None:

@@ -280,10 +280,15 @@ class CallLifecycle:
 
     def _read_rules(self, connection: DriverConnection, run_id: int) -> CampaignRules:
         run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})
-        if run.rules is None:  # launched before runs kept their rules: the files as they are now, kept from here on
-            self.db.prepared(_KEEP_RULES).execute(connection, {"run_id": run_id, "new_rules": self.book.current(run.campaign)})
-            run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})
+        if run.rules is None:  # launched without them and not taken by a dialer yet (keep_rules): the files' for now
+            return self.book.parse(self.book.current(run.campaign))
         return self.book.keep(run_id, run.rules_version, run.rules)
+
+    def keep_rules(self, run_id: int, campaign: str) -> None:
+        """A run launched without its rules (before schema 11) keeps the files' from now on: a dialer taking it
+        writes them, so no report on a call ever waits for a write to learn its rules."""
+        with self.db.statements() as connection:
+            self.db.prepared(_KEEP_RULES).execute(connection, {"run_id": run_id, "new_rules": self.book.current(campaign)})
 
     # ---- CallSink ----
 
