@@ -72,3 +72,8 @@ class ScaledClock:
         delay = (when - self.now()).total_seconds() / self.speed
         if delay > 0:
             time.sleep(delay)
+
+
+def real_seconds_until(clock: Clock, when: datetime) -> float:
+    """How long in real time until `clock` reads `when`, for a wait on real sockets (a scaled clock runs faster)."""
+    return max(0.0, (when - clock.now()).total_seconds() / getattr(clock, "speed", 1.0))

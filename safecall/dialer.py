@@ -11,6 +11,7 @@ someone due, starting one further each time, so a district's retries never wait 
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
 import time
@@ -31,13 +32,17 @@ from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, CampaignRules, Claimed
 from safecall.runs import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, RunState, Database, RunMember
-from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk
+from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk, TrunkBusy
 
 log = logging.getLogger("safecall.dialer")
 LOCK_TTL = timedelta(minutes=2)
 MAX_WAIT = timedelta(seconds=5)  # wake at least this often to renew leases, look for new runs and notice a stop
 GRACE = timedelta(seconds=60)  # beyond ring + max call length before an unreported call is written off
 NOT_READY_WAIT = timedelta(seconds=1)  # how soon a trunk that is down is looked at again
+# A trunk that cannot take a call now (TrunkBusy) gets the same attempt again later; the dialer never waits for it.
+DEFER_FIRST = timedelta(seconds=0.5)  # when the trunk did not say how long: then twice as long each time
+MAX_DEFER = timedelta(seconds=60)  # the longest one placement waits (a longer Retry-After is cut to this)
+MAX_DEFERRALS = 6  # then the attempt ends as failed, and the person is retried as the campaign's rules say
 PROGRESS_EVERY = 0.2  # seconds of real time between progress reports: counting a big run is not free
 _UNKNOWN = object()  # a run's next due moment must be read again
 
@@ -60,7 +65,8 @@ class _Run:
     rules: CampaignRules  # the run's own (its snapshot), at rules_version
     rules_version: int
     next_due: object = _UNKNOWN  # datetime, None (nobody pending) or _UNKNOWN
-    in_flight: int = 0
+    in_flight: int = 0  # its calls placed and not ended, and those waiting for the trunk (deferred)
+    busy_until: datetime | None = None  # the trunk refused its last call: no new claims before this
     leased: bool = False
     lease_renew_at: datetime | None = None
 
@@ -110,6 +116,9 @@ class Dialer:
         self.in_flight: dict[str, _InFlight] = {}
         self._deadlines: list[tuple[datetime, str]] = []  # a heap over in_flight; entries of ended calls are skipped
         self.runs: dict[int, _Run] = {}
+        # Claimed attempts the trunk could not take yet: (when to try again, order, run id, attempt, deferrals so far).
+        self._deferred: list[tuple[datetime, int, int, Claimed, int]] = []
+        self._deferral_order = itertools.count()
         self._last_runs: list[int] = []
         self._polling = True  # look for new runs while idle (see dial)
         self.pending = _Pending()
@@ -145,6 +154,7 @@ class Dialer:
                 with self.db.holding_a_connection():
                     self._loop(open_runs, stop_requested, return_when_idle, on_progress, strict)
             finally:
+                self._end_deferred("not placed: dialling stopped while the trunk was busy")
                 self._record_outcomes()  # what the trunk reported before a failure is still written
                 self._release_runs()
         if on_progress:
@@ -158,17 +168,19 @@ class Dialer:
         next_runs_check = self.clock.now() + MAX_WAIT  # new runs are rare (a launch a week): not looked for at every call end
         while True:
             stopping = stop_requested()
-            if not stopping:
+            if stopping:
+                self._end_deferred("not placed: dialling stopped while the trunk was busy")
+            else:
                 self._place_due()
             self._record_outcomes()  # call ends no claim took along
             if on_progress and progress.due():
                 for run_id in self.runs:
                     on_progress(*self._progress(run_id))
             self._close_finished()
-            if not self.in_flight and (stopping or not self.runs):
+            if not self.in_flight and not self._deferred and (stopping or not self.runs):
                 return
             wake = self._wake_time(stopping)
-            if return_when_idle and not self.in_flight and wake > self.clock.now():
+            if return_when_idle and not self.in_flight and not self._deferred and wake > self.clock.now():
                 return
             self._handle(self.trunk.wait_events(wake))
             self._write_off_overdue()
@@ -326,7 +338,8 @@ class Dialer:
         for entry in self.runs.values():
             # A run whose next due moment is not known is tried: its claim finds out at the same cost as asking.
             maybe_due = entry.next_due is _UNKNOWN or (entry.next_due is not None and entry.next_due <= now)
-            if maybe_due and entry.rules.calendar.is_open(now):
+            busy = entry.busy_until is not None and entry.busy_until > now
+            if maybe_due and not busy and entry.rules.calendar.is_open(now):
                 due.append(entry)
         if len(due) > 1:
             turn = self._turn % len(due)
@@ -339,20 +352,39 @@ class Dialer:
         if free <= 0 or not self.runs:
             return
         now = self.clock.now()
+        spacing = timedelta(seconds=1 / self.trunk.capacity.calls_per_second)
+        if self._deferred and self._deferred[0][0] <= now and self.trunk.ready():
+            # Claimed before anyone due now: placed first, at the trunk's pace.
+            while free > 0 and self._deferred and self._deferred[0][0] <= now:
+                _at, _order, run_id, attempt, deferrals = heapq.heappop(self._deferred)
+                entry = self.runs[run_id]
+                entry.in_flight -= 1  # counted again as a call in flight (or again as deferred) by _place
+                self._place(entry, attempt, spacing, deferrals)
+                free -= 1
+            free = self.trunk.capacity.channels - len(self.in_flight)
+            if free <= 0:
+                return
+            now = self.clock.now()
         due = self._due_runs(now)
         if not due or not self.trunk.ready():
             return
         # A batch is what the trunk may place within about a second: claimed together, placed at the trunk's pace.
-        spacing = timedelta(seconds=1 / self.trunk.capacity.calls_per_second)
         start = max(now, self.next_placement)
         batch = max(1, min(free, math.ceil(self.trunk.capacity.calls_per_second)))
         for entry, attempt in self._claim(due, batch, now, start, spacing):
-            # Not before the moment planned, nor within `spacing` of the last call really placed: events that come
-            # meanwhile are taken in, never a reason to go early.
-            moment = max(attempt.placed_at, self.next_placement)
-            while self.clock.now() < moment:
-                self._handle(self.trunk.wait_events(moment))
-            self.next_placement = self._originate(entry, attempt) + spacing
+            if entry.busy_until is not None and entry.busy_until > self.clock.now():
+                entry.in_flight += 1  # counted while it waits, as a deferred call is
+                self._push_deferred(entry.busy_until, entry, attempt, 0)  # the trunk just refused this run's call: no use asking now
+            else:
+                self._place(entry, attempt, spacing)
+
+    def _place(self, entry: _Run, attempt: Claimed, spacing: timedelta, deferrals: int = 0) -> None:
+        # Not before the moment planned, nor within `spacing` of the last call really placed: events that come
+        # meanwhile are taken in, never a reason to go early.
+        moment = max(attempt.placed_at, self.next_placement)
+        while self.clock.now() < moment:
+            self._handle(self.trunk.wait_events(moment))
+        self.next_placement = self._originate(entry, attempt, deferrals) + spacing
 
     def _claim(self, due: list[_Run], batch: int, now: datetime, start: datetime,
                spacing: timedelta) -> list[tuple[_Run, Claimed]]:
@@ -381,8 +413,11 @@ class Dialer:
         self._recorded(ended, settled)
         return claimed
 
-    def _originate(self, entry: _Run, attempt: Claimed) -> datetime:
-        """Place the call; returns the moment it was placed (written over the planned one where they differ)."""
+    def _originate(self, entry: _Run, attempt: Claimed, deferrals: int = 0) -> datetime:
+        """Place the call; returns the moment it was placed (written over the planned one where they differ).
+
+        A trunk that cannot take it now (TrunkBusy) gets it again later: `deferrals` times so far.
+        """
         log_event(log, "attempt_placing", attempt=attempt.id, number=attempt.number, phone=phones.mask(attempt.phone))
         placed_at = self.clock.now()
         if placed_at != attempt.placed_at:
@@ -391,12 +426,49 @@ class Dialer:
         self._fly(entry, attempt.token, attempt.id, placed_at)
         try:
             self.trunk.originate(self._request(entry, attempt))
+        except TrunkBusy as exc:
+            if deferrals < MAX_DEFERRALS:
+                self._defer(entry, attempt, deferrals + 1, exc)
+            else:
+                self._not_placed(attempt, exc)
         except TrunkError as exc:
-            log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
-            self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, phones.mask_text(str(exc)))])
+            self._not_placed(attempt, exc)
             if isinstance(exc, TrunkFatalError):
                 raise
         return placed_at
+
+    def _not_placed(self, attempt: Claimed, exc: TrunkError) -> None:
+        log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
+        self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, phones.mask_text(str(exc)))])
+
+    def _defer(self, entry: _Run, attempt: Claimed, deferrals: int, exc: TrunkBusy) -> None:
+        """The trunk made no call: the attempt (written, never placed) is placed again after the trunk's wait.
+
+        It holds no channel and has no deadline meanwhile, but its run counts it (entry.in_flight), so the run does
+        not close; the run's next claims wait too, while other runs' calls, deadlines and leases go on.
+        """
+        self.in_flight.pop(attempt.token)
+        said = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else timedelta(0)
+        wait = min(MAX_DEFER, max(said, DEFER_FIRST * 2 ** (deferrals - 1)))
+        at = self.clock.now() + wait
+        entry.busy_until = at
+        self._push_deferred(at, entry, attempt, deferrals)
+        log_event(log, "attempt_deferred", attempt=attempt.id, seconds=wait.total_seconds(), deferrals=deferrals,
+                  reason=phones.mask_text(str(exc)))
+
+    def _push_deferred(self, at: datetime, entry: _Run, attempt: Claimed, deferrals: int) -> None:
+        heapq.heappush(self._deferred, (at, next(self._deferral_order), entry.id, attempt, deferrals))
+
+    def _end_deferred(self, why: str) -> None:
+        """Stopping: attempts still waiting for the trunk end as not placed, and are retried as the rules say."""
+        while self._deferred:
+            _at, _order, run_id, attempt, _deferrals = heapq.heappop(self._deferred)
+            entry = self.runs.get(run_id)
+            if entry is not None:
+                entry.in_flight -= 1
+            self.pending.runs.add(run_id)
+            log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=why)
+            self.pending.events.append(CallEvent(attempt.token, "ended", self.clock.now(), LineResult.FAILED, why))
 
     def _handle(self, events: list[CallEvent]) -> None:
         """Take in what the trunk reported; the ends are written with the next claim (one transaction) or soon after."""
@@ -446,9 +518,13 @@ class Dialer:
                 self._handle([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
 
     def _first_deadline(self) -> datetime | None:
-        while self._deadlines and self._deadlines[0][1] not in self.in_flight:
-            heapq.heappop(self._deadlines)  # that call ended
-        return self._deadlines[0][0] if self._deadlines else None
+        while self._deadlines:
+            deadline, token = self._deadlines[0]
+            flight = self.in_flight.get(token)
+            if flight is not None and flight.deadline == deadline:
+                return deadline
+            heapq.heappop(self._deadlines)  # that call ended, or was deferred and placed again (a later deadline)
+        return None
 
     def _overdue(self, now: datetime) -> list[tuple[str, _InFlight]]:
         """Calls in flight past their deadline, earliest first; the heap stops at the first that is not due."""
@@ -491,12 +567,14 @@ class Dialer:
         # While calls are up, at least every MAX_WAIT (leases, a stop). Idle, a dialer over a changing set of runs
         # looks for new ones as often; one dialling a single run sleeps until its next due person.
         candidates = [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT] if self._polling else []
+        if self._deferred and not stopping:
+            candidates += [now + MAX_WAIT, self._deferred[0][0]]
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
             for entry in self.runs.values():
                 if entry.next_due is _UNKNOWN:
                     self._read_next_due(entry)
                 if entry.next_due is not None:
-                    due = entry.rules.calendar.next_open(max(entry.next_due, self.next_placement, now))
+                    due = entry.rules.calendar.next_open(max(entry.next_due, self.next_placement, now, entry.busy_until or now))
                     # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
                     candidates.append(due if self.trunk.ready() else max(due, now + NOT_READY_WAIT))
         return max(now, min(candidates)) if candidates else now

@@ -18,7 +18,7 @@ from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
-from safecall.telephony.base import CallRequest
+from safecall.telephony.base import CallRequest, TrunkBusy
 from recording_sink import RecordingSink
 from safecall.telephony.twilio.trunk import TwilioTrunk
 from safecall.telephony.twilio.webhooks import Speaking
@@ -259,20 +259,33 @@ def test_the_fallback_url_apologises_in_korean_and_the_attempt_is_retried(cli, t
         hooks.stop()
 
 
-def test_retry_after_is_honoured_on_429(cli, cloud):
+def test_429_and_5xx_return_at_once_as_trunk_busy_and_nobody_is_called_twice(cli, cloud):
     services = Services.open(load_instance(cli.root, ENV), SystemClock())
-    slept = []
-    trunk = TwilioTrunk(services.instance.trunk(), SystemClock(), RecordingSink(services.campaign_rules("weekly-safe-call").flow),
-                        ENV, sleep=slept.append)
+    flow = services.campaign_rules("weekly-safe-call").flow
+    trunk = TwilioTrunk(services.instance.trunk(), SystemClock(), RecordingSink(flow), ENV)
+    number = next(n for n, b in cloud.scripts.items() if b == "busy")
+
+    def originate(token: str) -> None:
+        trunk.originate(CallRequest(token=token, number=number, attempt_number=1, week=None, placed_at=SystemClock().now(),
+                                    ring_timeout=30, max_call_seconds=180, flow=flow))
+
     try:
-        cloud.create_failures, cloud.retry_after = [429, 429], "3"
-        number = next(n for n, b in cloud.scripts.items() if b == "busy")
-        trunk.originate(CallRequest(token="r", number=number, attempt_number=1, week=None, placed_at=SystemClock().now(),
-                                    ring_timeout=30, max_call_seconds=180, flow=services.campaign_rules("weekly-safe-call").flow))
-        assert slept == [3.0, 3.0] and len(cloud.calls) == 1
-        cloud.create_failures, cloud.retry_after = [429], "7200"  # never sleeps longer than a minute
-        trunk.originate(CallRequest(token="s", number=number, attempt_number=1, week=None, placed_at=SystemClock().now(),
-                                    ring_timeout=30, max_call_seconds=180, flow=services.campaign_rules("weekly-safe-call").flow))
-        assert slept[-1] == 60.0
+        cloud.create_failures, cloud.retry_after = [429], "3"
+        with pytest.raises(TrunkBusy) as busy:  # one request, no waiting: the dialer places it again later
+            originate("r")
+        assert busy.value.retry_after == 3.0 and len(cloud.creates) == 1 and not cloud.calls
+        originate("r")
+        assert len(cloud.calls) == 1
+        cloud.create_failures, cloud.retry_after = [429], "7200"  # said as is: the dialer decides how long it waits
+        with pytest.raises(TrunkBusy) as busy:
+            originate("s")
+        assert busy.value.retry_after == 7200.0
+        cloud.create_failures = [503]  # no call was made: busy, with no wait said
+        with pytest.raises(TrunkBusy) as busy:
+            originate("t")
+        assert busy.value.retry_after is None and len(cloud.calls) == 1
+        cloud.create_failures, cloud.create_anyway_on_500 = [500], True  # the call was made before the 500
+        originate("u")
+        assert len(cloud.calls) == 2 and len(cloud.creates) == 5  # found, not created again
     finally:
         trunk.close()

@@ -55,6 +55,7 @@ class FakeTwilio:
         self.fetch_failures: dict[str, int] = {}  # CallSid -> HTTP status a GET of that call answers with
         self.ring_seconds: dict[str, float] = {}  # behaviour -> how long its calls ring before they are answered or end
         self.retry_after: str | None = None  # the Retry-After header sent with a 429
+        self.refusals: dict[str, int] = {}  # To -> how many more creates of calls to it are answered 429
         self.creates: list[tuple[float, str]] = []  # (time.time(), To) of every create request, made or refused
         self.errors: list[str] = []
         self.messages: list[dict] = []  # SMS sent through Messages.json
@@ -152,6 +153,9 @@ class FakeTwilio:
         to = params["To"]
         self.creates.append((time.time(), to))
         behaviour = self.scripts.get(to, "no_answer")
+        if self.refusals.get(to):
+            self.refusals[to] -= 1
+            return 429, {"code": 20429, "message": "Too Many Requests", "status": 429}
         if self.create_failures:
             status = self.create_failures.pop(0)
             if status == 500 and self.create_anyway_on_500:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Callable, Protocol
 
 from safecall.i18n import N_
+from safecall.errors import TrunkError
 from safecall.ivr import IvrFlow
 
 
@@ -131,6 +132,18 @@ class CallSink(Protocol):
         """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""
 
 
+class TrunkBusy(TrunkError):
+    """The trunk cannot take the call now and made none (e.g. Twilio's 429, or a 5xx after which no call exists).
+
+    The dialer places the same attempt again after `retry_after` seconds (None: the trunk did not say), and meanwhile
+    goes on with other runs' calls, deadlines and leases: a trunk never waits inside `originate`.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Trunk(Protocol):
     capacity: Capacity
 
@@ -138,7 +151,7 @@ class Trunk(Protocol):
         """Whether calls can be placed now (e.g. the AMI link is up); the dialer waits instead of burning attempts."""
 
     def originate(self, request: CallRequest) -> None:
-        """Start the call; raises TrunkError if it could not be started."""
+        """Start the call, returning at once; raises TrunkBusy to be asked again later, TrunkError if it cannot be started."""
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
         """Events that happened by `until`; blocks until the first of them, or `until`."""

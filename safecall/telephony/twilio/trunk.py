@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 from datetime import datetime, timedelta
-from typing import Callable, Mapping
+from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -14,10 +13,10 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from safecall import phones
-from safecall.clock import Clock
+from safecall.clock import Clock, real_seconds_until
 from safecall.errors import TrunkError, TrunkFatalError
 from safecall.telephony.twilio.config import TwilioTrunkConfig
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
+from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult, TrunkBusy
 from safecall.telephony.twilio.webhooks import Speaking, WebhookServer, create_webhook_app, final_result
 
 log = logging.getLogger("safecall.twilio")
@@ -27,7 +26,6 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 INVALID_NUMBER_CODES = {21211, 21214, 21217, 13223, 13224}  # not a valid, or not a reachable, number
 FATAL_CODES = {20003, 20005, 21210, 21212, 21215}  # credentials, caller ID or geo permission: no call can go
 PER_NUMBER_CODES = {21216}  # this one destination is blocked: that person's attempt fails, the campaign goes on
-MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this, the attempt is retried later instead
 
 
 class HttpClient(TwilioHttpClient):
@@ -74,15 +72,17 @@ def said(exc: TwilioRestException) -> str:
 
 class TwilioTrunk:
     def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: CallSink,
-                 environ: Mapping[str, str], *, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+                 environ: Mapping[str, str]):
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock, self.sink = clock, sink
-        self.backoff, self.sleep = backoff, sleep
         auth_token = config.auth_token.resolve(environ)
         self.client = make_client(config, auth_token)
         self._events: queue.Queue[CallEvent] = queue.Queue()
         self._known_sids: set[str] = set()
+        # Attempts whose create may have made a call nobody heard of (a 5xx, a broken connection): token -> when
+        # first tried. Before trying one again, Twilio is asked whether the call exists, so nobody is called twice.
+        self._uncertain: dict[str, datetime] = {}
         speaking = Speaking(config.voice, config.leading_pause_seconds, config.prompt_base_url)
         app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, sink=sink, now=clock.now,
                                  on_event=self._events.put, speaking=speaking, office_number=config.office_number)
@@ -106,54 +106,60 @@ class TwilioTrunk:
         )
         if self.config.machine_detection:
             params["machine_detection"] = "Enable"
-        call = None
-        for retry in range(6):
-            try:
-                call = self.client.calls.create(**params)
-                break
-            except TwilioRestException as exc:
-                if exc.code in INVALID_NUMBER_CODES:
-                    raise TrunkError(f"Twilio: {said(exc)}", result=LineResult.INVALID_NUMBER) from exc
-                if exc.code in PER_NUMBER_CODES:
-                    raise TrunkError(f"Twilio will not call this number: {said(exc)}", result=LineResult.FAILED) from exc
-                if exc.code in FATAL_CODES or exc.status in (401, 403):
-                    raise TrunkFatalError(f"Twilio refused every call: {said(exc)}; check the account, "
-                                          "from number and geo permissions") from exc
-                if exc.status != 429 and exc.status < 500:
-                    raise TrunkError(f"Twilio: {said(exc)}") from exc
-                # 429 was refused before anything was made; after a 5xx the call may exist: look before trying again.
-                if exc.status >= 500:
-                    call = self._find_created(request)
-                    if call:
-                        break
-                wait = retry_after_seconds(self.client.http_client.retry_after) if exc.status == 429 else None
-                if wait is not None:  # Twilio said how long: at least that, never more than MAX_RETRY_AFTER
-                    self.sleep(min(MAX_RETRY_AFTER, max(wait, self.backoff * 2 ** retry)))
-                    continue
-            except TwilioException as exc:  # the connection broke: the call may exist
-                call = self._find_created(request)
-                if call:
-                    break
-                log.warning("Twilio API unreachable: %s", phones.mask_text(str(exc)))
-            self.sleep(self.backoff * 2 ** retry)
-        if call is None:
-            raise TrunkError("Twilio kept answering 429/5xx; the attempt is retried later")
+        since = self._uncertain.get(request.token)
+        try:
+            call = (self._find_created(request, since) if since else None) or self._create(request, params)
+        except TrunkBusy:
+            raise  # the attempt comes back; what is uncertain about it is kept
+        except TrunkError:
+            self._uncertain.pop(request.token, None)
+            raise
+        self._uncertain.pop(request.token, None)
         self._known_sids.add(call.sid)
         self.sink.note_call_id(request.token, call.sid)
         log.info("created call %s to %s", call.sid, phones.mask(request.number))
 
-    def _find_created(self, request: CallRequest):
-        """A call to this number from our number since the attempt was placed that no other attempt owns."""
+    def _create(self, request: CallRequest, params: dict):
+        """One request to create the call: the call, or TrunkBusy (try again later), or TrunkError. Never waits."""
+        try:
+            return self.client.calls.create(**params)
+        except TwilioRestException as exc:
+            if exc.code in INVALID_NUMBER_CODES:
+                raise TrunkError(f"Twilio: {said(exc)}", result=LineResult.INVALID_NUMBER) from exc
+            if exc.code in PER_NUMBER_CODES:
+                raise TrunkError(f"Twilio will not call this number: {said(exc)}", result=LineResult.FAILED) from exc
+            if exc.code in FATAL_CODES or exc.status in (401, 403):
+                raise TrunkFatalError(f"Twilio refused every call: {said(exc)}; check the account, "
+                                      "from number and geo permissions") from exc
+            if exc.status != 429 and exc.status < 500:
+                raise TrunkError(f"Twilio: {said(exc)}") from exc
+            # 429 was refused before anything was made; after a 5xx the call may exist: look before trying again.
+            if exc.status >= 500:
+                call = self._find_created(request)
+                if call:
+                    return call
+                self._uncertain.setdefault(request.token, request.placed_at)
+            wait = retry_after_seconds(self.client.http_client.retry_after) if exc.status == 429 else None
+            raise TrunkBusy(f"Twilio answered {exc.status}: {said(exc)}", retry_after=wait) from exc
+        except TwilioException as exc:  # the connection broke: the call may exist
+            call = self._find_created(request)
+            if call:
+                return call
+            self._uncertain.setdefault(request.token, request.placed_at)
+            raise TrunkBusy(f"Twilio API unreachable: {phones.mask_text(str(exc))}") from exc
+
+    def _find_created(self, request: CallRequest, since: datetime | None = None):
+        """A call to this number from our number since the attempt was (first) placed that no other attempt owns."""
         try:
             calls = self.client.calls.list(to=request.number, from_=self.config.from_number,
-                                           start_time_after=request.placed_at - timedelta(minutes=1), limit=20)
+                                           start_time_after=(since or request.placed_at) - timedelta(minutes=1), limit=20)
         except TwilioException as exc:
             raise TrunkError(f"cannot tell whether Twilio created the call ({phones.mask_text(str(exc))}); "
                              "not dialling again") from exc
         return next((c for c in calls if c.sid not in self._known_sids), None)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
-        timeout = max(0.0, (until - self.clock.now()).total_seconds())
+        timeout = real_seconds_until(self.clock, until)
         events = []
         try:
             events.append(self._events.get(timeout=timeout))
