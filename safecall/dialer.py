@@ -359,8 +359,11 @@ class Dialer:
                 _at, _order, run_id, attempt, deferrals = heapq.heappop(self._deferred)
                 entry = self.runs[run_id]
                 entry.in_flight -= 1  # counted again as a call in flight (or again as deferred) by _place
-                self._place(entry, attempt, spacing, deferrals)
-                free -= 1
+                if entry.rules.calendar.is_open(self.clock.now()):
+                    self._place(entry, attempt, spacing, deferrals)
+                    free -= 1
+                else:  # the calling window closed meanwhile: no call now; the rules say when the person is retried
+                    self._not_placed(attempt, TrunkError("not placed: the calling window closed while the trunk was busy"))
             free = self.trunk.capacity.channels - len(self.in_flight)
             if free <= 0:
                 return
@@ -438,7 +441,10 @@ class Dialer:
         return placed_at
 
     def _not_placed(self, attempt: Claimed, exc: TrunkError) -> None:
+        """The attempt ends with no call (its result: exc.result, e.g. failed), settled as any call's end is."""
         log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
+        if attempt.token not in self.in_flight:  # deferred: it waited with no flight of its own
+            self._fly(self.runs[attempt.run_id], attempt.token, attempt.id, self.clock.now())
         self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, phones.mask_text(str(exc)))])
 
     def _defer(self, entry: _Run, attempt: Claimed, deferrals: int, exc: TrunkBusy) -> None:
@@ -463,12 +469,8 @@ class Dialer:
         """Stopping: attempts still waiting for the trunk end as not placed, and are retried as the rules say."""
         while self._deferred:
             _at, _order, run_id, attempt, _deferrals = heapq.heappop(self._deferred)
-            entry = self.runs.get(run_id)
-            if entry is not None:
-                entry.in_flight -= 1
-            self.pending.runs.add(run_id)
-            log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=why)
-            self.pending.events.append(CallEvent(attempt.token, "ended", self.clock.now(), LineResult.FAILED, why))
+            self.runs[run_id].in_flight -= 1
+            self._not_placed(attempt, TrunkError(why))
 
     def _handle(self, events: list[CallEvent]) -> None:
         """Take in what the trunk reported; the ends are written with the next claim (one transaction) or soon after."""

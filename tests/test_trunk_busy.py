@@ -12,13 +12,16 @@ from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from conftest import SEOUL, person_row, write_csv
+from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from live import always_open, free_port
 from safecall.clock import ScaledClock
+from safecall.dialer import Dialer
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import Attempt, CampaignRun, RunMember
+from safecall.store import Attempt, CampaignRun, Person, RunMember
+from safecall.telephony.base import TrunkBusy
+from safecall.telephony.simulated import SimulatedTrunk
 from safecall.workers import TrunkDialing
 from test_twilio import ENV, PUBLIC, twilio_trunks
 from twilio_fake import FakeTwilio
@@ -122,3 +125,59 @@ def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others
     # Meanwhile the other campaigns, on this trunk and on the other one, were called and answered.
     placed_late = min(a.placed_at for a in waited)
     assert len(others) == 10 and all(a.placed_at < placed_late for a in others)
+
+
+class RefusingTrunk(SimulatedTrunk):
+    """The simulated switch, refusing every call to `refused` numbers for now (TrunkBusy, as Twilio's 429)."""
+
+    def __init__(self, *args, refused: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused, self.refusals = refused, 0
+
+    def originate(self, request):
+        if request.number in self.refused:
+            self.refusals += 1
+            raise TrunkBusy("too many requests", retry_after=60)
+        super().originate(request)
+
+
+def refusing_dialer(cli, clock, tmp_path, start: datetime):
+    cli.set_trunks(scripted_trunks({"+821001310001": ["ack"], "+821001310002": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("거절", "010-0131-0001"), person_row("응답", "010-0131-0002")])))
+    clock.set(start)
+    services = Services.open(load_instance(cli.root, cli.environ), clock)
+    definition = services.campaign("weekly-safe-call")
+    run, _ = launch_run(services.db, definition, definition.calendar(services.instance), now=clock.now(),
+                        rules=services.rules_snapshot("weekly-safe-call"))
+    trunk = RefusingTrunk(services.instance.trunk(), clock, services.lifecycle, refused={"+821001310001"})
+    return services, run, trunk, Dialer(services.db, trunk, clock, services.lifecycle)
+
+
+def member_and_attempts(services, phone: str):
+    with services.db.session() as session:
+        person = session.exec(select(Person).where(Person.phone == phone)).one()
+        member = session.exec(select(RunMember).where(RunMember.person_id == person.id)).one()
+        return member, list(session.exec(select(Attempt).where(Attempt.person_id == person.id)))
+
+
+def test_a_call_waiting_for_the_trunk_when_the_window_closes_is_not_placed_and_the_person_is_retried(cli, clock, tmp_path):
+    # Friday 17:59:30: the refused call would go out after 18:00, when the window (09:00-18:00) is shut.
+    services, run, trunk, dialer = refusing_dialer(cli, clock, tmp_path, datetime(2026, 11, 27, 17, 59, 30, tzinfo=SEOUL))
+    dialer.run(run.id, return_when_idle=True)
+    member, attempts = member_and_attempts(services, "+821001310001")
+    assert trunk.refusals == 1 and [a.disposition for a in attempts] == ["failed"] and attempts[0].status == "done"
+    # Never dropped: called again on the next calling day, Monday, within the window.
+    assert member.state == "pending" and member.next_attempt_at.astimezone(SEOUL) >= datetime(2026, 11, 30, 9, 0, tzinfo=SEOUL)
+    services.close()
+
+
+def test_stopping_while_a_call_waits_for_the_trunk_ends_it_unplaced_and_keeps_the_person(cli, clock, tmp_path):
+    services, run, trunk, dialer = refusing_dialer(cli, clock, tmp_path, datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL))
+    dialer.run(run.id, stop_requested=lambda: trunk.refusals >= 2)  # a SIGTERM during the second wait
+    member, attempts = member_and_attempts(services, "+821001310001")
+    assert [(a.number, a.disposition) for a in attempts] == [(1, "failed")]  # one attempt, tried twice, never placed
+    assert member.state == "pending" and member.next_attempt_at is not None
+    assert not [r for r in trunk.placed if r.number == "+821001310001"]
+    with services.db.session() as session:
+        assert session.get(CampaignRun, run.id).lock_owner is None  # released: another process may resume it
+    services.close()
