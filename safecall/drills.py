@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from safecall.campaign import load_campaign
 from safecall.clock import VirtualClock
 from safecall.errors import ConfigError
+from safecall.runrules import apply_rules
 from safecall.runs import RunStatus, launch_run, run_status
 from safecall.services import Services
 from safecall.settings import DATABASE_URL_ENV, INSTANCE_FOLDERS, Instance, load_instance
@@ -88,8 +89,10 @@ def run_drill(instance: Instance, campaign_name: str, *, start: datetime, folder
         services = Services.open(drill, VirtualClock(start))
         try:
             campaign = services.campaign(campaign_name)
-            run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now(),
-                                rules=services.rules_snapshot(campaign_name))
+            rules = services.rules_snapshot(campaign_name)
+            run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now(), rules=rules)
+            # A drill rehearses the files as they are now, also on the copy of a run launched before an edit.
+            apply_rules(services.db, campaign_name, rules, now=services.now())
             services.dialer(campaign, trunk_name=trunk_name).run(run.id, on_progress=on_progress)  # closed with the services
             return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept)
         finally:
