@@ -38,6 +38,7 @@ log = logging.getLogger("safecall.dialer")
 LOCK_TTL = timedelta(minutes=2)
 MAX_WAIT = timedelta(seconds=5)  # wake at least this often to renew leases, look for new runs and notice a stop
 GRACE = timedelta(seconds=60)  # beyond ring + max call length before an unreported call is written off
+FOLLOW_RULES_EVERY = timedelta(seconds=30)  # how soon a `campaign apply` reaches the runs being dialled
 NOT_READY_WAIT = timedelta(seconds=1)  # how soon a trunk that is down is looked at again
 # A trunk that cannot take a call now (TrunkBusy) gets the same attempt again later; the dialer never waits for it.
 DEFER_FIRST = timedelta(seconds=0.5)  # when the trunk did not say how long: then twice as long each time
@@ -166,6 +167,7 @@ class Dialer:
         next_abandoned_check = self.clock.now()
         self._take_runs(open_runs(), strict)
         next_runs_check = self.clock.now() + MAX_WAIT  # new runs are rare (a launch a week): not looked for at every call end
+        next_rules_check = self.clock.now() + FOLLOW_RULES_EVERY
         while True:
             stopping = stop_requested()
             if stopping:
@@ -187,8 +189,10 @@ class Dialer:
             self._renew_leases()
             if not stopping and self.clock.now() >= next_runs_check:
                 self._take_runs(open_runs(), strict)
-                self._follow_rules()
                 next_runs_check = self.clock.now() + MAX_WAIT
+            if not stopping and self.clock.now() >= next_rules_check:
+                self._follow_rules()
+                next_rules_check = self.clock.now() + FOLLOW_RULES_EVERY
             if self.worker is not None and self.clock.now() >= next_abandoned_check:
                 self._write_off_abandoned()
                 next_abandoned_check = self.clock.now() + LOCK_TTL

@@ -158,6 +158,7 @@ _START_IVR = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.ivr_started_at.is_(None),
 ).values(new_values("ivr_started_at"))
 _RUN_RULES = sa.select(RUN.c.campaign, RUN.c.rules, RUN.c.rules_version).where(RUN.c.id == sa.bindparam("run_id"))
+_RULES_VERSION = sa.select(RUN.c.rules_version).where(RUN.c.id == sa.bindparam("run_id"))
 _KEEP_RULES = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.rules.is_(None)).values(new_values("rules"))
 _RECORD_KEY = (
     sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
@@ -262,7 +263,7 @@ class CallLifecycle:
     def rules_of_run(self, run_id: int, connection: DriverConnection | None = None, version: int | None = None) -> CampaignRules:
         """The rules the run keeps: read from the database only the first time, or when `version` is not the one read.
 
-        Without `version`, the rules read last: a dialer asks for each of its runs' versions every few seconds
+        Without `version`, the rules read last: a dialer asks for each of its runs' versions every half minute
         (Dialer._follow_rules), so a `campaign apply` reaches its calls without a query per call.
         """
         rules = self.book.known(run_id, version)
@@ -274,9 +275,9 @@ class CallLifecycle:
         return self._read_rules(connection, run_id)
 
     def rules_versions(self, run_ids: list[int]) -> dict[int, int]:
-        """The version of each run's rules, in one query: a dialer asks every few seconds, not at every call."""
-        with self.db.session() as session:
-            return dict(session.execute(sa.select(RUN.c.id, RUN.c.rules_version).where(RUN.c.id.in_(run_ids))).all())
+        """The version of each run's rules: a dialer asks every half minute, not at every call."""
+        with self.db.statements() as connection:
+            return {run_id: self.db.prepared(_RULES_VERSION).scalar(connection, {"run_id": run_id}) for run_id in run_ids}
 
     def _read_rules(self, connection: DriverConnection, run_id: int) -> CampaignRules:
         run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})

@@ -63,7 +63,7 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
     """Move the campaign's open runs to the rules `text` (validated by the caller), each audited; the runs moved.
 
     A run whose rules are `text` already is left alone. Its version counts up, so every process that dials or
-    settles it reads the new rules (a dialer within a few seconds); calls in flight finish under the old ones.
+    settles it reads the new rules (a dialer within half a minute); calls in flight finish under the old ones.
     """
     applied = []
     with db.transaction() as session:
