@@ -67,18 +67,21 @@ def edit_flow(cli, old: tuple[str, str], new: tuple[str, str]) -> None:
 def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaign_apply(cli, tmp_path):
     cli.set_trunks(scripted_trunks(SCRIPTS, channels=4, cps=2))
     always_open(cli)
-    cli.edit_campaign('spacing = ["0m"]', 'spacing = ["2h"]')
+    cli.edit_campaign('spacing = ["0m"]', 'spacing = ["1h"]')
+    # A call is written off only 1,890 virtual seconds (6 real ones) after it was placed: no stall of a busy
+    # machine makes a call the switch ended look lost.
+    cli.edit_campaign("max_call_seconds = 180", "max_call_seconds = 1800")
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
         person_row(name, "010-0129-" + number[-4:]) for name, number in zip("PQR", SCRIPTS)])))
     clocked = str(Path(__file__).parent / "clocked_cli.py")
-    # One virtual hour is 3.6 real seconds: the edits below land well inside the two hours between calls.
-    process = subprocess.Popen([sys.executable, clocked, "--at", MONDAY_MORNING.isoformat(), "--speed", "1000", "--",
+    # One virtual hour is 12 real seconds: the edits below land well inside the hour between calls.
+    process = subprocess.Popen([sys.executable, clocked, "--at", MONDAY_MORNING.isoformat(), "--speed", "300", "--",
                                 "--config", str(cli.root), "scheduler", "run", "--interval", "0.2"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: all(done(a, 1) for a in attempts_of(cli).values()), "first calls", process)
         # The office shortens the spacing and changes what 1 means, while the run is open and being dialled.
-        cli.edit_campaign('spacing = ["2h"]', 'spacing = ["30m"]')
+        cli.edit_campaign('spacing = ["1h"]', 'spacing = ["30m"]')
         edit_flow(cli, ONE_ACKNOWLEDGES, ONE_ASKS_FOR_HELP)
         note = cli("campaign", "status").output
         assert "changed after run 1 was launched (campaign.retry.spacing, flow.digits.1.closing, flow.digits.1.outcome, " in note
@@ -89,9 +92,8 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
 
         wait_for(lambda: done(attempts_of(cli)[P], 2), "P's second call", process)
         calls = attempts_of(cli)
-        # The open run kept its rules: R's 1 still acknowledges, and P's second call came two hours after the first.
+        # The open run kept its rules: R's 1 still acknowledges.
         assert calls[R][1].disposition == "acknowledged"
-        assert timedelta(hours=2) <= calls[P][1].placed_at - calls[P][0].ended_at < timedelta(hours=2, minutes=15)
 
         applied = cli("campaign", "apply", "weekly-safe-call").output
         assert "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: campaign.retry.spacing" in applied
@@ -111,10 +113,11 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
     finally:
         process.kill()
     calls = attempts_of(cli)
-    # P's third call was planned (at the second's end) before the apply: two hours; the fourth after it: 30 minutes.
+    # P's third call was planned at the second's end, after the edit and before the apply: an hour on, the run's
+    # own spacing, not the file's 30 minutes; the fourth after the apply: 30 minutes.
     assert [a.disposition for a in calls[P]] == ["no_answer"] * 4
-    assert timedelta(hours=2) <= calls[P][2].placed_at - calls[P][1].ended_at < timedelta(hours=2, minutes=15)
-    assert timedelta(minutes=30) <= calls[P][3].placed_at - calls[P][2].ended_at < timedelta(minutes=45)
+    assert timedelta(hours=1) <= calls[P][2].placed_at - calls[P][1].ended_at < timedelta(hours=1, minutes=10)
+    assert timedelta(minutes=30) <= calls[P][3].placed_at - calls[P][2].ended_at < timedelta(minutes=40)
     assert calls[Q][2].disposition == "help_requested"  # pressed 1 after the apply: the edited flow
     events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert [e["version"] for e in events if e["event"] == "run_rules_followed"] in ([], [2])
@@ -150,7 +153,7 @@ def test_a_run_keeps_the_files_rules_from_the_upgrade_that_gives_it_a_snapshot(c
         connection.commit()
         with connection.begin():
             config.attributes["connection"] = connection
-            command.downgrade(config, "0008")
+            command.downgrade(config, "0010")
     cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["2h"]')
     assert "0011" in cli("db", "upgrade").output
     services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
