@@ -1,18 +1,12 @@
-"""The IVR flow as data (ivr/*.toml) and one pure step function every trunk runs.
-
-step(flow, state, event) -> (state, action): the simulated trunk, the FastAGI
-server and the TwiML renderer all walk the same flow with it.
-"""
+"""The IVR flow as data (ivr/*.toml). safecall.conversation walks it, for every trunk alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from safecall import speech
 from safecall.errors import ConfigError
 from safecall.configfiles import Strict, parse_model, read_toml
 
@@ -109,76 +103,6 @@ def load_flow(ivr_dir: Path, name: str) -> IvrFlow:
     if flow.name != name:
         raise ConfigError(f"{path}: key 'name': is {flow.name!r} but the file is {name}.toml")
     return flow
-
-
-# Events the caller side produces, and the actions the flow answers with.
-@dataclass(frozen=True)
-class Start:
-    pass
-
-
-@dataclass(frozen=True)
-class Pressed:
-    digit: str
-
-
-@dataclass(frozen=True)
-class NoInput:
-    pass
-
-
-@dataclass(frozen=True)
-class Said:
-    """A spoken answer as the recogniser heard it."""
-
-    text: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class Ask:
-    """Play a prompt, then wait `timeout` seconds for one key."""
-
-    prompt: str  # audio name, e.g. prompt-greeting
-    text: str
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Finish:
-    """Record `outcome` (None: answered, no key) before playing the closing, then hang up."""
-
-    outcome: str | None
-    digit: str | None  # None for a spoken answer
-    closing: str
-    text: str
-
-
-@dataclass(frozen=True)
-class IvrState:
-    asked: int = 0  # how many times the question has been played
-
-
-def step(flow: IvrFlow, state: IvrState, event: Start | Pressed | Said | NoInput) -> tuple[IvrState, Ask | Finish]:
-    # Exactly one key of the flow: "12" or "1' OR 1=1--" is not "1".
-    if isinstance(event, Pressed) and event.digit in flow.digits:
-        meaning = flow.digits[event.digit]
-        return state, Finish(meaning.outcome, event.digit, f"closing-{meaning.closing}", flow.closings[meaning.closing])
-    outcome = None
-    if isinstance(event, Said) and flow.speech:
-        outcome = speech.judge(flow.speech, event.text, event.confidence).outcome
-    if outcome in OUTCOMES:
-        meaning = flow.meaning_of(outcome)
-        return state, Finish(outcome, None, f"closing-{meaning.closing}", flow.closings[meaning.closing])
-    if isinstance(event, Start):
-        return replace(state, asked=1), Ask("prompt-greeting", flow.prompts["greeting"], flow.input_timeout_seconds)
-    # No input, or a key that means nothing: ask again while repeats remain.
-    if state.asked <= flow.repeats_on_no_input:
-        key = "repeat"
-        if isinstance(event, Pressed) and flow.prompts.get("invalid"):
-            key = "invalid"
-        return replace(state, asked=state.asked + 1), Ask(f"prompt-{key}", flow.prompts[key], flow.input_timeout_seconds)
-    return state, Finish(None, None, "closing-no_input", flow.closings["no_input"])
 
 
 def speaking_seconds(text: str) -> float:

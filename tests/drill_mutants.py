@@ -23,7 +23,7 @@ def hold_keys() -> None:
     held: dict[str, tuple] = {}
     record_keypress, apply = CallLifecycle.record_keypress, CallLifecycle.apply
 
-    def holding(self, token, digit, outcome, at):
+    def holding(self, token, digit, outcome, at, **spoken):
         held[token] = (token, digit, outcome, at)
         return True  # the person is thanked; nothing is stored yet
 

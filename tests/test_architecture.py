@@ -32,6 +32,6 @@ def test_the_store_does_not_import_settings_or_anything_above_it():
 
 
 def test_pure_rules_do_not_import_the_database():
-    for name in ("ordering.py", "campaign.py", "policy.py", "domain.py", "dburl.py"):
+    for name in ("ordering.py", "campaign.py", "policy.py", "domain.py", "dburl.py", "conversation.py"):
         store = {m for m in imported_modules(PACKAGE / name) if m.startswith("safecall.store")}
         assert not store, f"safecall/{name} imports {sorted(store)}"

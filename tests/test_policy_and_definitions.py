@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from hypothesis import given, settings, strategies as st
 
 from conftest import SEOUL
-from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, load_flow, step
 from safecall.campaign import CampaignDef
 from safecall.policy import WEEKDAYS, CallingCalendar, first_call_of_week, retry_at, week_start, weekly_slot
 from safecall.runs import launch_run
@@ -147,27 +146,6 @@ def test_retrying_acknowledged_is_refused(cli):
     cli.edit_campaign('retry_on = ["answered_no_key"', 'retry_on = ["acknowledged", "answered_no_key"')
     output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
     assert "key 'retry.retry_on': 'acknowledged' cannot be retried" in output
-
-
-def test_ivr_flow_walks_greeting_repeats_and_closings():
-    flow = load_flow(defaults_root() / "ivr", "safe-call")
-    assert "1번" in flow.prompts["greeting"] and "2번" in flow.prompts["greeting"]
-    state, action = step(flow, IvrState(), Start())
-    assert isinstance(action, Ask) and action.prompt == "prompt-greeting" and action.timeout == 5
-    _, done = step(flow, state, Pressed("1"))
-    assert done == Finish("acknowledged", "1", "closing-thanks_well", flow.closings["thanks_well"])
-    _, help_ = step(flow, state, Pressed("2"))
-    assert help_.outcome == "help_requested"
-    # No input: the question is asked twice more (2 repeats), then the no-input closing, never an acknowledgement.
-    asked = [action.prompt]
-    for _ in range(3):
-        state, action = step(flow, state, NoInput())
-        asked.append(getattr(action, "prompt", None))
-    assert asked == ["prompt-greeting", "prompt-repeat", "prompt-repeat", None]
-    assert isinstance(action, Finish) and action.outcome is None and action.closing == "closing-no_input"
-    # A key that means nothing is answered with the 'invalid' prompt and counts as a repeat.
-    state, action = step(flow, IvrState(asked=1), Pressed("9"))
-    assert action.prompt == "prompt-invalid"
 
 
 def test_bad_ivr_flow_is_reported_with_file_and_key(cli):

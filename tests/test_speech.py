@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SPEECH_FIGURES
-from safecall.ivr import IvrState, Said, load_flow, step
+from safecall.conversation import STORED, WAIT_REPLY, Conversation, Said
+from safecall.ivr import load_flow
 from safecall.speech import Verdict, judge
 
 DEFAULTS = Path(__file__).parent.parent / "safecall" / "defaults" / "ivr"
@@ -125,13 +126,14 @@ def test_the_reason_says_why(answers):
     assert "모르는 말" in judge(answers, "네 텃밭에 있어요", 0.9).reason
 
 
-def test_step_records_the_judges_outcome_and_asks_again_when_unclear():
+def test_the_conversation_records_the_judges_outcome_and_asks_again_when_unclear():
     flow = load_flow(DEFAULTS, "safe-call")
-    _, action = step(flow, IvrState(asked=1), Said("네 괜찮은데 허리가 아파요", 0.9))
-    assert (action.outcome, action.digit, action.prompt if hasattr(action, "prompt") else action.closing) == (
-        "help_requested", None, "closing-thanks_help")
-    _, action = step(flow, IvrState(asked=1), Said("네 제가 딸인데요", 0.9))
-    assert action.prompt == "prompt-repeat"
+    conversation = Conversation(flow, listens=True, asked=1, waiting=WAIT_REPLY)
+    [store] = conversation.handle(Said("네 괜찮은데 허리가 아파요", 0.9))
+    assert (store.outcome, store.digit) == ("help_requested", "speech")
+    assert conversation.handle(STORED)[0].closing == "closing-thanks_help"
+    conversation = Conversation(flow, listens=True, asked=1, waiting=WAIT_REPLY)
+    assert conversation.handle(Said("네 제가 딸인데요", 0.9))[-1].prompt == "prompt-repeat"
 
 
 @pytest.mark.parametrize(("corpus", "least"), [(CORPUS, 300), (HELDOUT, 150)], ids=["corpus", "heldout"])

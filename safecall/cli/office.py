@@ -117,7 +117,8 @@ def ivr_try(ctx: typer.Context, flow: str = typer.Argument(..., help="IVR flow n
             from_file: Optional[Path] = typer.Option(None, "--from", help="A UTF-8 text file: one answer a line, optionally a tab and its confidence."),
             fmt: str = typer.Option("table", "--format", help="table or json (one object a line).")):
     """What the flow would record for a spoken answer, and why: for tuning a flow's words."""
-    from safecall.ivr import Finish, IvrState, Said, load_flow, step
+    from safecall.conversation import STORED, WAIT_REPLY, Ask, Closing, Conversation, Said, Store
+    from safecall.ivr import load_flow
     from safecall.speech import judge
 
     app = state(ctx)
@@ -130,8 +131,12 @@ def ivr_try(ctx: typer.Context, flow: str = typer.Argument(..., help="IVR flow n
     answers = [(said, confidence)] if said is not None else _answers_in(from_file)
     for text, heard_with in answers:
         verdict = judge(loaded.speech, text, heard_with)
-        _, action = step(loaded, IvrState(asked=1), Said(text, heard_with))
-        then = action.closing if isinstance(action, Finish) else action.prompt
+        # What the call does next, as the conversation of a real call would (the answer stored, if it is one).
+        conversation = Conversation(loaded, listens=True, asked=1, waiting=WAIT_REPLY)
+        actions = conversation.handle(Said(text, heard_with))
+        if actions and isinstance(actions[0], Store):
+            actions = conversation.handle(STORED)
+        then = next(a.prompt if isinstance(a, Ask) else a.closing for a in actions if isinstance(a, (Ask, Closing)))
         if fmt == "json":
             typer.echo(json_text({"said": text, "confidence": heard_with if math.isfinite(heard_with) else str(heard_with),
                                   "outcome": verdict.outcome, "reason": verdict.reason, "risk": verdict.risk,

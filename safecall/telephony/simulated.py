@@ -1,8 +1,10 @@
 """A simulated trunk: the fake for tests and the engine for the demo and drills.
 
 Each call's course is derived from (seed, number, week, attempt), so it is the
-same after a crash and restart. The IVR flow is walked with ivr.step, as the
-real trunks do, and keypresses reach the sink at their own moment.
+same after a crash and restart. Each answered call runs the same conversation
+(safecall.conversation) real calls run, rendered as scheduled events: its IVR
+session is claimed when it is answered, and an answer reaches the sink at its
+own moment, before the thank-you.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import logging
 import math
 import os
 from collections import deque
@@ -22,13 +25,17 @@ from pydantic import Field, model_validator
 
 from safecall.clock import Clock
 from safecall.configfiles import Strict
-from safecall.errors import Message, TrunkError
+from safecall.errors import Message, SafeCallError, TrunkError
 from safecall.i18n import N_
-from safecall.ivr import Ask, Finish, NoInput, Pressed, Start, IvrState, speaking_seconds, step
+from safecall.conversation import (ANSWERED, CLAIM_REFUSED, CLAIMED, NO_INPUT, STORE_FAILED, STORED, Ask, Closing,
+                                   Conversation, HangUp, NoteSpeech, Pressed, Said, Store, Stored)
+from safecall.ivr import speaking_seconds
 from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
 from safecall.telephony.simulated_people import PersistentPeople
 
-# What a person does when called.
+log = logging.getLogger("safecall.simulated")
+
+# What a person does when called ("say:TEXT:CONFIDENCE" in a script: answers aloud, where the trunk listens).
 BEHAVIOURS = {
     "ack": "answers and presses 1",
     "help": "answers and presses 2",
@@ -69,11 +76,58 @@ class SimulatedTrunkConfig(Strict):
         if sum(self.mix.values()) <= 0:
             raise ValueError("mix: the weights must add up to more than 0")
         for number, steps in self.scripts.items():
-            bad = [s for s in steps if s not in BEHAVIOURS and s != "invalid"]
+            bad = [s for s in steps if s not in BEHAVIOURS and s != "invalid" and not _spoken_ok(s)]
             if bad or not steps:
                 raise ValueError(f"scripts.{number}: unknown or empty behaviours {bad}")
         return self
 
+
+def spoken(behaviour: str) -> Said:
+    """The answer of a scripted "say:TEXT:CONFIDENCE", as the recogniser hears it."""
+    text, _, confidence = behaviour.removeprefix("say:").rpartition(":")
+    return Said(text, float(confidence))
+
+
+def _spoken_ok(behaviour: str) -> bool:
+    try:
+        return behaviour.startswith("say:") and ":" in behaviour[4:] and spoken(behaviour).confidence >= 0
+    except ValueError:
+        return False
+
+
+# The keys the simulated people press, made once.
+PRESSED = {"ack": Pressed("1"), "help": Pressed("2")}
+
+
+class _Call:
+    """An answered call while it goes on: the person's draws and the call's conversation."""
+
+    __slots__ = ("request", "behaviour", "draws", "conversation", "cutoff", "resumed", "thanked", "digit")
+
+    def __init__(self, request: CallRequest, behaviour: str, draws: "_Draws", flow, cutoff: datetime,
+                 resumed: bool, thanked: bool):
+        self.request, self.behaviour, self.draws, self.cutoff = request, behaviour, draws, cutoff
+        self.conversation = Conversation(flow, listens=True)
+        self.resumed = resumed  # carried on by the switch after a dialer's restart
+        self.thanked = thanked  # its answer was stored and thanked before that restart
+        self.digit: str | None = None
+
+
+class _Granting:
+    """The sink of a preview (SimulatedTrunk.plan): the session is granted and the answer stored; nothing is written."""
+
+    def __init__(self):
+        self.keys: list[dict] = []
+
+    def start_ivr(self, token, at) -> bool:
+        return True
+
+    def record_keypress(self, token, digit, outcome, at, speech=None, risk=False) -> bool:
+        self.keys.append({"digit": digit, "outcome": outcome})
+        return True
+
+    def note_speech(self, token, text, confidence) -> None:
+        pass
 
 
 class _Draws:
@@ -141,51 +195,129 @@ class SimulatedTrunk:
         return draws.weighted(self._mix)
 
     def plan(self, request: CallRequest) -> list[tuple]:
-        """The whole course of one call, in time order: (at, order, token, kind, extra) for the event heap."""
+        """The whole course of one call when its IVR session is granted and its answer stored, in time order:
+        (at, order, token, kind, extra) with kind answered, key or ended. For tests and drills: the sink is not asked."""
+        preview = SimulatedTrunk(self.config, self.clock, _Granting())
+        preview.people = self.people
+        preview._schedule(request)
+        course = []
+        while preview._queue:
+            at, order, token, kind, extra = heapq.heappop(preview._queue)
+            keys = len(preview.sink.keys)
+            preview._fire(at, token, kind, extra, [])
+            if kind == "answered":
+                course.append((at, order, token, kind, {}))
+            elif kind == "ended":
+                course.append((at, order, token, kind, {"result": extra}))
+            course += [(at, order, token, "key", key) for key in preview.sink.keys[keys:]]
+        return course
+
+    def _line(self, request: CallRequest, resumed: bool = False, thanked: bool = False) -> list[tuple]:
+        """What the line does first: the call ends unanswered, or it is answered (by a machine, or by the person,
+        whose call then goes on as its conversation says). (at, order, token, kind, extra) for the event heap."""
         draws = _Draws(self.config.seed, request.number, request.week, request.attempt_number)
         behaviour = self.behaviour(request, draws)
         start = request.placed_at
 
-        def at(seconds: float) -> datetime:
-            return start + timedelta(seconds=seconds)
-
-        def event(seconds: float, kind: str, **extra) -> tuple:
-            return (at(seconds), next(self._order), request.token, kind, extra)
-
-        def ended(seconds: float, result: str) -> list[tuple]:
-            return [event(seconds, "ended", result=result)]
+        def event(seconds: float, kind: str, extra=None) -> tuple:
+            return (start + timedelta(seconds=seconds), next(self._order), request.token, kind, extra)
 
         if behaviour == "invalid":
-            return ended(draws.uniform(0.5, 2), LineResult.INVALID_NUMBER)
+            return [event(draws.uniform(0.5, 2), "ended", LineResult.INVALID_NUMBER)]
         if behaviour == "busy":
-            return ended(draws.uniform(2, 5), LineResult.BUSY)
+            return [event(draws.uniform(2, 5), "ended", LineResult.BUSY)]
         if behaviour == "congestion":
-            return ended(draws.uniform(1, 4), LineResult.FAILED)
+            return [event(draws.uniform(1, 4), "ended", LineResult.FAILED)]
         ring = self.people.ring_seconds(request.number, request.week, draws) if self.people else draws.uniform(4, 20)
         if behaviour == "no_answer" or ring >= request.ring_timeout:
-            return ended(request.ring_timeout, LineResult.NO_ANSWER)
-        events = [event(ring, "answered")]
-        cutoff = ring + request.max_call_seconds
-        if behaviour == "machine":
-            return events + ended(min(cutoff, ring + draws.uniform(20, 40)), LineResult.MACHINE)
-        t = ring
-        state, action = step(request.flow, IvrState(), Start())
-        while isinstance(action, Ask):
-            talk = speaking_seconds(action.text)
-            if behaviour == "hangup":
-                return events + ended(min(cutoff, t + draws.uniform(1, talk)), LineResult.ANSWERED)
-            if behaviour in ("ack", "help"):
-                digit = "1" if behaviour == "ack" else "2"
-                t += talk + draws.uniform(0.5, 3)
-                state, action = step(request.flow, state, Pressed(digit))
-            else:
-                t += talk + action.timeout
-                state, action = step(request.flow, state, NoInput())
-        assert isinstance(action, Finish)
-        if action.outcome and t < cutoff:
-            events.append(event(t, "key", digit=action.digit, outcome=action.outcome))
-        t += speaking_seconds(action.text)
-        return events + ended(min(cutoff, t), LineResult.ANSWERED)
+            return [event(request.ring_timeout, "ended", LineResult.NO_ANSWER)]
+        if behaviour == "machine":  # answering-machine detection: no IVR is played to it
+            return [event(ring, "answered"), event(min(ring + request.max_call_seconds, ring + draws.uniform(20, 40)),
+                                                   "ended", LineResult.MACHINE)]
+        call = _Call(request, behaviour, draws, request.flow, start + timedelta(seconds=ring + request.max_call_seconds),
+                     resumed, thanked)
+        return [event(ring, "answered", call)]
+
+    def _fire(self, at: datetime, token: str, kind: str, extra, events: list[CallEvent]) -> bool:
+        """One scheduled event at its moment; True if it ended a call (a channel is free)."""
+        if kind == "reply":
+            call, reply = extra
+            self._carry_out(call, at, call.conversation.handle(reply))
+            return False
+        if kind == "answered":
+            events.append(CallEvent(token, kind, at))
+            if extra is not None:
+                call = extra
+                call.conversation.handle(ANSWERED)  # a placed call: claim its one IVR session
+                self._carry_out(call, at, call.conversation.handle(CLAIMED if self._claim(call, at) else CLAIM_REFUSED))
+            return False
+        if token not in self._active:
+            return False  # ended before (a conversation that hung up early)
+        self._active.discard(token)
+        events.append(CallEvent(token, kind, at, extra))
+        return True
+
+    def _claim(self, call: "_Call", at: datetime) -> bool:
+        token = call.request.token
+        if self.sink.start_ivr(token, at):
+            return True
+        # A call this switch carried on after a dialer's restart keeps the IVR session it had begun before.
+        live = self.sink.live_call(token) if call.resumed else None
+        return live is not None and live.ivr_started
+
+    def _carry_out(self, call: "_Call", at: datetime, actions: tuple) -> None:
+        """Render the conversation's actions at moment `at` as the switch would, scheduling what follows."""
+        token = call.request.token
+        for action in actions:
+            kind = type(action)
+            if kind is Ask:
+                self._reply(call, at, action)
+            elif kind is Store:
+                self._carry_out(call, at, call.conversation.handle(self._store(call, at, action)))
+            elif kind is Closing:
+                if action.outcome and not call.thanked:
+                    # Stored, then thanked: the switch's log keeps only keys the person heard thanks for.
+                    self._log(self.keys_log, {"token": token, "thanked": call.digit, "pid": os.getpid()})
+                at = at + timedelta(seconds=speaking_seconds(action.text))
+            elif kind is HangUp:
+                self._push(min(call.cutoff, at), token, "ended", LineResult.ANSWERED)
+            elif kind is NoteSpeech:
+                self.sink.note_speech(token, action.text, action.confidence)
+
+    def _store(self, call: "_Call", at: datetime, store: Store) -> Stored:
+        call.digit = store.digit
+        if call.thanked:  # stored and thanked before the dialer's restart: the switch does not press it again
+            return STORED
+        try:
+            stored = self.sink.record_keypress(call.request.token, store.digit, store.outcome, at,
+                                               speech=store.speech, risk=store.risk)
+        except SafeCallError as exc:  # e.g. a locked or full database (anything else is the process's end)
+            log.warning("could not store the answer (%s); hanging up without thanks so the attempt is retried", exc)
+            stored = False
+        return STORED if stored else STORE_FAILED
+
+    def _reply(self, call: "_Call", at: datetime, ask: Ask) -> None:
+        """The person's reply to `ask`, scheduled at its moment (or the line cut at the call's longest length)."""
+        talk = speaking_seconds(ask.text)
+        behaviour, token = call.behaviour, call.request.token
+        if behaviour == "hangup":
+            self._push(min(call.cutoff, at + timedelta(seconds=call.draws.uniform(1, talk))), token, "ended",
+                       LineResult.ANSWERED)
+            return
+        if behaviour in ("ack", "help"):
+            reply, seconds = PRESSED[behaviour], talk + call.draws.uniform(0.5, 3)
+        elif behaviour.startswith("say:"):
+            reply, seconds = spoken(behaviour) if ask.speech else NO_INPUT, talk + (2 if ask.speech else ask.timeout)
+        else:
+            reply, seconds = NO_INPUT, talk + ask.timeout
+        when = at + timedelta(seconds=seconds)
+        if when >= call.cutoff:
+            self._push(call.cutoff, token, "ended", LineResult.ANSWERED)
+        else:
+            self._push(when, token, "reply", (call, reply))
+
+    def _push(self, at: datetime, token: str, kind: str, extra) -> None:
+        heapq.heappush(self._queue, (at, next(self._order), token, kind, extra))
 
     def ready(self) -> bool:
         return True
@@ -208,32 +340,24 @@ class SimulatedTrunk:
         finally:
             os.close(descriptor)
 
-    def _schedule(self, request: CallRequest, skip_key: bool = False) -> None:
+    def _schedule(self, request: CallRequest, resumed: bool = False, thanked: bool = False) -> None:
         self._active.add(request.token)
-        for pending in self.plan(request):
-            if not (skip_key and pending[3] == "key"):
-                heapq.heappush(self._queue, pending)
+        for pending in self._line(request, resumed, thanked):
+            heapq.heappush(self._queue, pending)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
-        """Events up to the next call's end (it frees a channel) or `until`; keypresses reach the sink at their moment.
+        """Events up to the next call's end (it frees a channel) or `until`; answers reach the sink at their moment.
 
         An answer alone does not wake the dialer: it has nothing to do until the call ends.
         """
-        events = []
-        while self._queue and self._queue[0][0] <= until:
-            self.clock.sleep_until(self._queue[0][0])
+        events: list[CallEvent] = []
+        queue = self._queue
+        while queue and queue[0][0] <= until:
+            self.clock.sleep_until(queue[0][0])
             now, ended = self.clock.now(), False
-            while self._queue and self._queue[0][0] <= now:
-                at, _, token, kind, extra = heapq.heappop(self._queue)
-                if kind == "key":
-                    # Stored, then thanked: the switch's log keeps only keys the person heard thanks for.
-                    if self.sink.record_keypress(token, extra["digit"], extra["outcome"], at):
-                        self._log(self.keys_log, {"token": token, "thanked": extra["digit"], "pid": os.getpid()})
-                    continue
-                if kind == "ended":
-                    self._active.discard(token)
-                    ended = True
-                events.append(CallEvent(token, kind, at, extra.get("result")))
+            while queue and queue[0][0] <= now:
+                at, _, token, kind, extra = heapq.heappop(queue)
+                ended = self._fire(at, token, kind, extra, events) or ended
             if ended:
                 return events
         self.clock.sleep_until(until)
@@ -251,7 +375,7 @@ class SimulatedTrunk:
         placed, thanked = self._switch_record()
         if request.token not in placed:
             return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "never placed")]
-        self._schedule(request, skip_key=request.token in thanked)
+        self._schedule(request, resumed=True, thanked=request.token in thanked)
         return []
 
     def _switch_record(self) -> tuple[set[str], set[str]]:

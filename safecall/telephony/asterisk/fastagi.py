@@ -1,11 +1,10 @@
 """A threaded FastAGI server that runs the IVR flow with pyst2's AGI over the socket.
 
 Only the PBX may talk to it: a connection from any other address is closed unread. A session for a placed
-call counts only when it is bound to that call: it names the channel the attempt's Originate produced, AMI has
-said that channel was answered, and it is the attempt's one IVR session. A call-back session finds its person
-by caller id. The keypress is written to the database before the thank-you plays. An unknown attempt, or a
-database failure, gets a polite hang-up (the attempt is then retried); a caller who hangs up mid-prompt ends
-the session cleanly.
+call counts only when it is bound to that call: it names the channel the attempt's Originate produced, and AMI
+has said that channel was answered. A call-back session finds its person by caller id. Then the call's
+conversation (safecall.conversation) holds every rule; this module only renders its actions as AGI commands.
+An unknown attempt gets a polite hang-up; a caller who hangs up mid-prompt ends the session cleanly.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from typing import Callable, Collection
 from asterisk.agi import AGI, re_code, re_kv
 
 from safecall import phones
-from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Start, step
+from safecall.conversation import (ANSWERED, HUNG_UP, NO_INPUT, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
+                                   Pressed, Store, Stored)
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, plain_address
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -197,11 +197,10 @@ class IvrSessions:
             log.warning("AGI session refused (%s); hanging up", refusal or "the attempt closed meanwhile")
             agi.hangup()
             return
-        self._converse(agi, token, call)
-        agi.hangup()
+        self._converse(agi, call, Conversation(call.flow, listens=False))
 
     def _refusal(self, token: str, env: dict) -> str | None:
-        """Why this session may not speak for the attempt under `token`; None if it may (its one session is then taken)."""
+        """Why this session may not speak for the attempt under `token`: not its channel, or not answered; None if it may."""
         if not token:
             return "no attempt token"
         uid = env.get("agi_uniqueid", "")
@@ -209,8 +208,6 @@ class IvrSessions:
             return "not the channel placed for this attempt"
         if not self.channels.answered(uid, env.get("agi_channel", ""), self.answer_wait_seconds):
             return "the call was not answered, or is not this channel"
-        if not self.sink.start_ivr(token, self.now()):
-            return "the attempt is closed or its one IVR session began already"
         return None
 
     # ---- a call-back from a person ----
@@ -227,12 +224,7 @@ class IvrSessions:
             agi.execute("STREAM FILE", f"{self.prompt_dir}/{NOT_DUE_CLOSING}", '""')
             return
         log.info("call-back from %s: attempt %s", phones.mask(caller), call.attempt_id)
-        try:
-            self._converse(agi, call.token, call)
-            agi.hangup()
-        finally:
-            # Nothing else reports a call-back's end: the session's end is it (an acknowledgement was stored before).
-            self.sink.record_events([CallEvent(call.token, "ended", self.now(), LineResult.ANSWERED, "call-back")])
+        self._converse(agi, call, Conversation(call.flow, listens=False, inbound=True))
 
     # ---- the conversation ----
     def _audio(self, name: str, style: str) -> str:
@@ -242,25 +234,55 @@ class IvrSessions:
             name = f"{name}-{style}"
         return f"{self.prompt_dir}/{name}"
 
-    def _converse(self, agi: SocketAGI, token: str, call: LiveCall) -> None:
-        style = call.voice_style
-        agi.answer()
-        state, action = step(call.flow, IvrState(), Start())
-        while isinstance(action, Ask):
-            digits = agi.get_data(self._audio(action.prompt, style), int(action.timeout * 1000), 1)
-            # The whole reply is the key: "12" or "1'..." is no key of the flow, never its first character.
-            state, action = step(call.flow, state, Pressed(digits) if digits else NoInput())
-        assert isinstance(action, Finish)
-        if action.outcome:
-            try:
-                recorded = self.sink.record_keypress(token, action.digit, action.outcome, self.now())
-            except Exception:
-                log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
-                return
-            if not recorded:
-                return
-        agi.execute("STREAM FILE", self._audio(action.closing, style), '""')  # as Asterisk's own dialplan sends it
-        agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
+    def _converse(self, agi: SocketAGI, call: LiveCall, conversation: Conversation) -> None:
+        """The conversation's actions as AGI commands (keys only: this trunk has no speech), until it is over.
+
+        However the session ends (the caller hangs up, the connection breaks), the conversation hears of it: a
+        call-back's end is recorded then, as nothing else reports it.
+        """
+        token, style, answered = call.token, call.voice_style, False
+        actions = conversation.handle(ANSWERED)
+        try:
+            while actions:
+                reply = None
+                for action in actions:
+                    kind = type(action)
+                    if kind is Claim:
+                        reply = Claimed(self.sink.start_ivr(token, self.now()))
+                        if not reply.ok:
+                            log.warning("AGI session refused: the attempt is closed or its one IVR session began already")
+                    elif kind is Ask:
+                        if not answered:
+                            agi.answer()
+                            answered = True
+                        digits = agi.get_data(self._audio(action.prompt, style), int(action.timeout * 1000), 1)
+                        # The whole reply is the key: "12" or "1'..." is no key of the flow, never its first character.
+                        reply = Pressed(digits) if digits else NO_INPUT
+                    elif kind is Store:
+                        reply = Stored(self._store(token, action))
+                    elif kind is Closing:
+                        agi.execute("STREAM FILE", self._audio(action.closing, style), '""')  # as Asterisk's own dialplan sends it
+                        agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
+                    elif kind is End:
+                        self._end(token)
+                    elif kind is HangUp:
+                        agi.hangup()
+                actions = conversation.handle(reply) if reply is not None else ()
+        finally:
+            for action in conversation.handle(HUNG_UP):  # only if the conversation was not over
+                if type(action) is End:
+                    self._end(token)
+
+    def _store(self, token: str, store: Store) -> bool:
+        try:
+            return self.sink.record_keypress(token, store.digit, store.outcome, self.now(), speech=store.speech, risk=store.risk)
+        except Exception:
+            log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
+            return False
+
+    def _end(self, token: str) -> None:
+        """A call-back's end: nothing else reports it (its answer was stored before)."""
+        self.sink.record_events([CallEvent(token, "ended", self.now(), LineResult.ANSWERED, "call-back")])
 
 
 def caller_e164(raw: str) -> str | None:

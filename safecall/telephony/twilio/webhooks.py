@@ -8,7 +8,9 @@ keypress webhook counts only when its CallSid is the call placed for the attempt
 (or, for a call-back, the call that opened it). The database is reached in
 worker threads and waited for at most `sink_timeout` seconds, below Twilio's 15 s
 limit: a locked database stalls no other request, and a caller whose answer could
-not be stored hears an apology and is called again.
+not be stored hears an apology and is called again. The call's rules are its conversation's
+(safecall.conversation); this module renders its actions as TwiML, the conversation's state carried across
+webhooks in the signed <Gather> URL.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from safecall.errors import TrunkError
 from safecall import speech
 from safecall.events import uvicorn_log_config
-from safecall.ivr import Ask, Finish, IvrState, NoInput, Pressed, Said, Start, step
+from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_REPLY, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
+                                   NoteSpeech, Pressed, Said, Store, Stored)
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -131,10 +134,12 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
             response.pause(length=speaking.leading_pause)
         return response
 
-    def ask(call: LiveCall, action: Ask, asked: int, *, first: bool = False, inbound: bool = False) -> Response:
-        response = lead(VoiceResponse()) if first else VoiceResponse()
-        speech = call.flow.speech
-        action_url = f"{public_base_url}/twilio/gather/{call.token}?asked={asked}" + ("&inbound=1" if inbound else "")
+    def gather_into(response: VoiceResponse, call: LiveCall, action: Ask, conversation: Conversation) -> None:
+        """<Gather> for the question; its action URL carries the conversation's state (Twilio signs the URL)."""
+        speech = call.flow.speech if action.speech else None
+        action_url = (f"{public_base_url}/twilio/gather/{call.token}?asked={conversation.asked}"
+                      + (f"&unclear={conversation.unclear}" if conversation.unclear else "")
+                      + ("&keys=1" if conversation.keys_only else "") + ("&inbound=1" if conversation.inbound else ""))
         listening = dict(input="dtmf speech", language=call.flow.language, hints=speech.hints(),
                          speech_timeout="auto") if speech else dict(input="dtmf")
         gather = Gather(num_digits=1, timeout=int(action.timeout), method="POST", action=action_url,
@@ -142,7 +147,46 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         hint = f" {speech.prompt_hint}" if speech and speech.prompt_hint and not speaking.prompt_base_url else ""
         speak(gather, call, action.prompt, action.text + hint)
         response.append(gather)
+
+    async def converse(call: LiveCall, conversation: Conversation, event, sid: str, *, first: bool = False) -> Response:
+        """The conversation's actions as TwiML, the sink's answers fed back, until it waits for the caller or is over."""
+        response = VoiceResponse()
+        actions = conversation.handle(event)
+        while actions:
+            reply = None
+            for action in actions:
+                kind = type(action)
+                if kind is Claim:
+                    reply = Claimed(await in_thread(sink.start_ivr, call.token, now()))
+                elif kind is Ask:
+                    if first:
+                        lead(response)
+                    gather_into(response, call, action, conversation)
+                elif kind is NoteSpeech:  # heard, but no answer: kept for the officer ("안 괜찮아요" matters)
+                    await in_thread(sink.note_speech, call.token, action.text, action.confidence)
+                elif kind is Store:
+                    reply = Stored(await store(call, action))
+                elif kind is Closing:
+                    speak(response, call, action.closing, action.text)
+                elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
+                    await in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")])
+                    inbound_calls.pop(sid, None)
+                elif kind is HangUp:
+                    if action.unsaved:
+                        say(response, APOLOGY)
+                    response.hangup()
+            actions = conversation.handle(reply) if reply is not None else ()
         return twiml(response)
+
+    async def store(call: LiveCall, action: Store) -> bool:
+        try:
+            return await in_thread(sink.record_keypress, call.token, action.digit, action.outcome, now(),
+                                   speech=action.speech, risk=action.risk)
+        except asyncio.TimeoutError:
+            log.warning("the database did not store the answer within %s s; apologising so the attempt is retried", sink_timeout)
+        except Exception as exc:
+            log.error("could not store the answer; apologising so the attempt is retried: %s", mask_text(repr(exc)))
+        return False
 
     def hang_up() -> Response:
         response = VoiceResponse()
@@ -172,19 +216,6 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
             return None
         return call
 
-    async def finish(call: LiveCall, action: Finish, sid: str, *, speech: tuple[str, float] | None, inbound: bool) -> Response:
-        if action.outcome:
-            digit = action.digit or "speech"
-            if not await in_thread(sink.record_keypress, call.token, digit, action.outcome, now(), speech=speech):
-                return hang_up()
-        if inbound:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
-            await in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")])
-            inbound_calls.pop(sid, None)
-        response = VoiceResponse()
-        speak(response, call, action.closing, action.text)
-        response.hangup()
-        return twiml(response)
-
     @signed
     async def voice(request: Request, params: dict[str, str]) -> Response:
         token = request.path_params["token"]
@@ -193,31 +224,24 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
             return hang_up()
         if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
             return hang_up()  # never talk to a voicemail; the status callback says machine
-        if not await in_thread(sink.start_ivr, token, now()):
-            return hang_up()  # the attempt's one IVR session began before
-        state, action = step(call.flow, IvrState(), Start())
-        return ask(call, action, state.asked, first=True)
+        return await converse(call, Conversation(call.flow, listens=True), ANSWERED, params["CallSid"], first=True)
 
     @signed
     async def gather(request: Request, params: dict[str, str]) -> Response:
         call = await bound_call(request.path_params["token"], params)
         if call is None or not call.ivr_started:
             return hang_up()
+        query = request.query_params
         try:
-            asked = int(request.query_params.get("asked", "1"))
+            asked, unclear = int(query.get("asked", "1")), int(query.get("unclear", "0"))
             confidence = float(params.get("Confidence") or 0)
         except ValueError:
             return hang_up()
-        digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "").strip()
-        event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NoInput()
-        state, action = step(call.flow, IvrState(asked=asked), event)
-        inbound = request.query_params.get("inbound") == "1"
-        if isinstance(action, Ask):
-            if isinstance(event, Said):  # heard, but no answer: kept for the officer ("안 괜찮아요" matters)
-                await in_thread(sink.note_speech, call.token, spoken, confidence)
-            return ask(call, action, state.asked, inbound=inbound)
-        return await finish(call, action, params["CallSid"], speech=(spoken, confidence) if isinstance(event, Said) else None,
-                            inbound=inbound)
+        conversation = Conversation(call.flow, listens=True, inbound=query.get("inbound") == "1", asked=asked,
+                                    unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY)
+        digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "")
+        event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NO_INPUT
+        return await converse(call, conversation, event, params["CallSid"])
 
     def call_events(token: str, params: dict[str, str]) -> list[CallEvent]:
         call_status = params.get("CallStatus", "")
@@ -269,8 +293,7 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         await in_thread(sink.note_call_id, opened.token, sid)
         call = await in_thread(sink.live_call, opened.token) or opened
         inbound_calls[sid] = call.token
-        state, action = step(call.flow, IvrState(), Start())
-        return ask(call, action, state.asked, first=True, inbound=True)
+        return await converse(call, Conversation(call.flow, listens=True, inbound=True), ANSWERED, sid, first=True)
 
     @signed
     async def incoming_status(request: Request, params: dict[str, str]) -> Response:

@@ -1,0 +1,240 @@
+"""One IVR call as a sans-IO conversation: events in, actions out. Every trunk renders it; none keeps a rule of its own.
+
+Like panoramisk's protocol, which is fed bytes and never does I/O, a Conversation is fed what happened on the
+line (answered, a key, speech heard, no input, hang-up) and what became of its requests (the IVR session
+claimed, the answer stored), and answers with what to do next. Asterisk renders the actions as AGI commands,
+Twilio as TwiML, the simulated trunk as scheduled events.
+
+The rules of a call live here and nowhere else:
+- a placed call first claims the attempt's one IVR session (a call-back's session is its own, opened already);
+- only a whole key of the flow counts: "12" or "1' OR 1=1--" is not "1";
+- a spoken answer is judged by safecall.speech.judge; help said aloud is help, as key 2 is;
+- an unclear spoken answer is kept for the officer, and the question is asked again, then with keys only,
+  then the call counts as no answer (the person is retried, and goes on the list if it stays so);
+- the answer is stored before thanking, and if storing fails or is refused, the call ends without thanks;
+- a call-back ends with its IVR (no dialer waits for its end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from safecall.ivr import IvrFlow
+from safecall.speech import judge
+
+# ---- events: what happened ----
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The call is up and this session speaks for it (the trunk checked the line: the right channel or CallSid)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The attempt's one IVR session was claimed (True) or was not (False: closed, or begun before)."""
+
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pressed:
+    digit: str  # the whole reply as the trunk got it
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A spoken answer as the recogniser heard it."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoInput:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The answer was stored (True), or storing failed or was refused (False)."""
+
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    pass
+
+
+# ---- actions: what to do ----
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the attempt's one IVR session (CallSink.start_ivr), then feed Claimed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Play a prompt, then wait `timeout` seconds for one key, or also for speech when `speech`."""
+
+    prompt: str  # audio name, e.g. prompt-greeting
+    text: str
+    timeout: float
+    speech: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSpeech:
+    """Keep what was heard when it meant no answer (CallSink.note_speech), for the officer; nothing to feed back."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Store the answer (CallSink.record_keypress), then feed Stored: nobody is thanked for an answer not stored."""
+
+    outcome: str
+    digit: str  # the key, or "speech"
+    speech: tuple[str, float] | None = None  # (what was heard, its confidence) for a spoken answer
+    risk: bool = False  # the judge heard words of risk
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """Play the closing message: thanks for a stored answer (`outcome`), or the no-answer closing (outcome None)."""
+
+    outcome: str | None
+    closing: str  # audio name, e.g. closing-thanks_well
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """Record the call's end (a call-back: no dialer waits for it); its line result is 'answered'."""
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """Hang up; `unsaved`: the answer could not be stored, and the person will be called again."""
+
+    unsaved: bool = False
+
+
+Event = Answered | Claimed | Pressed | Said | NoInput | Stored | HungUp
+Action = Claim | Ask | NoteSpeech | Store | Closing | End | HangUp
+
+# Made once: the events and actions that carry nothing of their own.
+ANSWERED, NO_INPUT, HUNG_UP = Answered(), NoInput(), HungUp()
+CLAIMED, CLAIM_REFUSED, STORED, STORE_FAILED = Claimed(True), Claimed(False), Stored(True), Stored(False)
+CLAIM, END, HANG_UP, HANG_UP_UNSTORED = Claim(), End(), HangUp(), HangUp(unsaved=True)
+NONE: tuple = ()
+
+# What the conversation waits for.
+WAIT_ANSWER, WAIT_CLAIM, WAIT_REPLY, WAIT_STORED, OVER = range(5)
+UNCLEAR_BEFORE_KEYS_ONLY = 2  # unclear spoken answers after which only keys are offered, once, before no answer
+
+
+class Conversation:
+    """One call's IVR. `listens`: the trunk can hear speech (and the flow has spoken answers); `inbound`: a call-back.
+
+    `asked`, `unclear` and `keys_only` are all a trunk without memory between requests (Twilio) carries to resume the call:
+    Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY).
+    """
+
+    __slots__ = ("flow", "listens", "inbound", "asked", "unclear", "keys_only", "waiting", "_store")
+
+    def __init__(self, flow: IvrFlow, *, listens: bool, inbound: bool = False, asked: int = 0, unclear: int = 0,
+                 keys_only: bool = False, waiting: int = WAIT_ANSWER):
+        self.flow = flow
+        self.listens = listens and flow.speech is not None
+        self.inbound = inbound
+        self.asked = asked  # times the question was played
+        self.unclear = unclear  # unclear spoken answers so far
+        self.keys_only = keys_only  # the question was asked with keys only, after unclear answers: the last chance
+        self.waiting = waiting
+        self._store: Store | None = None
+
+    @property
+    def over(self) -> bool:
+        return self.waiting == OVER
+
+    def handle(self, event: Event) -> tuple[Action, ...]:
+        """The actions `event` calls for, in order; an event the conversation does not wait for changes nothing."""
+        waiting = self.waiting
+        if waiting == OVER:
+            return NONE
+        kind = type(event)
+        if kind is HungUp:
+            return self._over(NONE)
+        if waiting == WAIT_REPLY:
+            if kind is Pressed:
+                meaning = self.flow.digits.get(event.digit)  # the whole reply: "12" is no key of the flow
+                if meaning is not None:
+                    return self._storing(Store(meaning.outcome, event.digit))
+                return self._again("invalid")
+            if kind is Said:
+                return self._heard(event)
+            if kind is NoInput:
+                return self._again("repeat")
+            return NONE
+        if waiting == WAIT_ANSWER and kind is Answered:
+            if self.inbound:  # a call-back's session was opened with it
+                return self._ask()
+            self.waiting = WAIT_CLAIM
+            return (CLAIM,)
+        if waiting == WAIT_CLAIM and kind is Claimed:
+            return self._ask() if event.ok else self._over((HANG_UP,))
+        if waiting == WAIT_STORED and kind is Stored:
+            store = self._store
+            if not event.ok:
+                return self._over((HANG_UP_UNSTORED,))
+            meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(store.outcome)  # a key's own, or speech's
+            # A flow without a help key still has its no-answer closing; never the thanks for being well.
+            closing = meaning.closing if meaning is not None else "no_input"
+            return self._over((Closing(store.outcome, f"closing-{closing}", self.flow.closings[closing]), HANG_UP))
+        return NONE
+
+    # ---- the rules ----
+
+    def _ask(self, key: str = "greeting") -> tuple[Action, ...]:
+        self.asked += 1
+        self.waiting = WAIT_REPLY
+        flow = self.flow
+        speech = self.listens and self.unclear < UNCLEAR_BEFORE_KEYS_ONLY
+        if self.listens and not speech:
+            self.keys_only = True
+        return (Ask(f"prompt-{key}", flow.prompts[key], flow.input_timeout_seconds, speech),)
+
+    def _again(self, key: str) -> tuple[Action, ...]:
+        """No answer yet: ask again while repeats remain (and keys-only was not offered already), else no answer."""
+        if self.asked > self.flow.repeats_on_no_input or self.keys_only:
+            return self._no_answer()
+        if key == "invalid" and not self.flow.prompts.get("invalid"):
+            key = "repeat"
+        return self._ask(key)
+
+    def _heard(self, said: Said) -> tuple[Action, ...]:
+        text = said.text.strip()
+        if not text or not self.listens or self.keys_only:
+            return self._again("repeat")  # nothing heard, or speech no longer offered
+        verdict = judge(self.flow.speech, text, said.confidence)
+        if verdict.outcome != "unclear":
+            return self._storing(Store(verdict.outcome, "speech", (text, said.confidence), verdict.risk))
+        self.unclear += 1  # at UNCLEAR_BEFORE_KEYS_ONLY, the next ask offers keys only
+        return (NoteSpeech(text, said.confidence),) + self._again("repeat")
+
+    def _storing(self, store: Store) -> tuple[Action, ...]:
+        self._store = store
+        self.waiting = WAIT_STORED
+        return (store,)
+
+    def _no_answer(self) -> tuple[Action, ...]:
+        return self._over((Closing(None, "closing-no_input", self.flow.closings["no_input"]), HANG_UP))
+
+    def _over(self, actions: tuple[Action, ...]) -> tuple[Action, ...]:
+        self.waiting = OVER
+        return (END,) + actions if self.inbound else actions
