@@ -268,8 +268,3 @@ class Signal(SQLModel, table=True):
     kind: str
     score: float
     imported_at: datetime = utc_field()
-
-
-class SchemaInfo(SQLModel, table=True):
-    id: int = Field(default=1, primary_key=True)
-    version: int

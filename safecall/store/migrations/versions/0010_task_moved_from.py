@@ -1,7 +1,7 @@
 """A task remembers the team it was moved from when a re-import moves its person to another team's dong (schema 10).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
