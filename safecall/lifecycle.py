@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from safecall.campaign import CampaignDef
-from safecall.domain import ANSWERED
+from safecall.domain import ANSWERED, CHECKIN_DIGIT
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, narrowed, retry_at
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
@@ -233,6 +233,16 @@ _PENDING_MEMBER_OF_CALLER = (
     .order_by(RUN.c.week_start, MEMBER.c.id).limit(1)
     .with_for_update(of=MEMBER)
 )
+# A one-tap check-in: the member it was sent for, while no answer is recorded (waiting, in a call, or owed a visit).
+_TAPPABLE_MEMBER = (
+    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, MEMBER.c.state, MEMBER.c.person_id)
+    .where(MEMBER.c.id == sa.bindparam("member_id"),
+           sa.or_(*(MEMBER.c.state == state for state in (MemberState.PENDING, MemberState.IN_CALL, MemberState.UNREACHABLE))))
+    .with_for_update(of=MEMBER)
+)
+_CLOSE_TAP = sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token")).values(
+    status=AttemptStatus.DONE, digit=CHECKIN_DIGIT, **new_values("disposition", "keyed_at", "ended_at", "answered_at", "ivr_started_at"),
+).returning(*_ATTEMPT_SUMMARY)
 NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
@@ -493,6 +503,29 @@ class CallLifecycle:
             self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at})
             campaign = self.rules_of_run(member.run_id, connection, member.rules_version)
         return LiveCall(token=token, attempt_id=attempt_id, flow=campaign.flow, call_id=None, ivr_started=True)
+
+    def record_checkin(self, connection: DriverConnection, *, member_id: int, outcome: str, at: datetime) -> bool:
+        """A one-tap check-in (safecall/checkin.py), in the caller's transaction: an attempt with digit "tap" and no
+        phone, answered with `outcome`, settled like a keypress. A person owed a visit is answered late (their
+        open task closed, as for a late keypress). False, and nothing written, for a member already answered
+        or withdrawn. A call in progress for the member is left to end: its report changes nothing after this."""
+        if outcome not in ANSWERED:
+            return False
+        member = self.db.prepared(_TAPPABLE_MEMBER).first(connection, {"member_id": member_id})
+        if member is None:
+            return False
+        token = secrets.token_urlsafe(18)
+        self._write_attempt(connection, run_id=member.run_id, member_id=member_id, person_id=member.person_id,
+                            number=member.attempts_made + 1, phone="", token=token, at=at, worker=None, inbound=False)
+        attempt = self.db.prepared(_CLOSE_TAP).first(connection, {
+            "call_token": token, "new_disposition": outcome, "new_keyed_at": at, "new_ended_at": at, "new_answered_at": at,
+            "new_ivr_started_at": at})
+        if member.state == MemberState.UNREACHABLE:
+            self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
+                connection, {"run_id": member.run_id, "person_id": member.person_id, "new_recorded_at": at,
+                             "new_recorded_real_at": real_now()})
+        self._settle(connection, attempt, at)
+        return True
 
     def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:
         return self.db.prepared(NEXT_DUE).scalar(connection, {"run_id": run_id})

@@ -60,8 +60,9 @@ LMS_SUBJECT = "안심콜 알림"
 # any other code is a failure, said in its message.
 PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
 DELIVERED_CODE = "4000"
-ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}"}
+ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}", "time": "#{시각}", "caller": "#{발신번호}"}
 GUARDIAN_TEXTS = ("guardian_unreachable", "guardian_help")  # a campaign's texts, each with its own 알림톡 template
+ALIMTALK_TEXTS = GUARDIAN_TEXTS + ("precall_notice",)  # texts with an 알림톡 template in [sms.alimtalk]
 
 
 def euc_kr_bytes(text: str) -> int:
@@ -139,7 +140,7 @@ class SolapiSms:
 
         sender, to = _domestic(self.settings.sender), _domestic(message.to)
         alimtalk = self.settings.alimtalk
-        template_id = getattr(alimtalk, message.template) if alimtalk and message.template in GUARDIAN_TEXTS else None
+        template_id = getattr(alimtalk, message.template) if alimtalk and message.template in ALIMTALK_TEXTS else None
         if template_id:
             variables = {ALIMTALK_VARIABLES[k]: v for k, v in message.variables.items() if k in ALIMTALK_VARIABLES}
             # disable_sms False: a guardian without KakaoTalk gets the same text as SMS/LMS from the sender number.

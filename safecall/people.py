@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
+from safecall.domain import CHECKIN_DIGIT
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import N_, Texts
 from safecall.store import Attempt, Database, Person, audit, person_attempts
@@ -58,6 +59,8 @@ def attempt_result(attempt: Attempt, texts: Texts | None = None) -> str:
     text = texts.word("disposition", attempt.disposition or "in progress")
     if attempt.inbound:
         text += texts._(N_(" (call-back)"))
+    if attempt.digit == CHECKIN_DIGIT:
+        text += texts._(N_(" (one-tap link)"))
     if attempt.speech_text is not None:
         text += texts._(N_(' said "{words}" ({confidence})')).format(words=attempt.speech_text,
                                                                       confidence=f"{attempt.speech_confidence or 0:.0%}")

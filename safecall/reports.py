@@ -13,11 +13,13 @@ from safecall import sheets
 from safecall.glossary import REPORT
 from safecall.i18n import N_, korean
 
+from safecall.domain import CHECKIN_DIGIT
 from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
 
 REPORT_SHEET = REPORT["sheet"]  # the sheet's name in the office's words
 COLUMNS = [("campaign", "캠페인"), ("week", "주"), ("dong", "행정동"), ("called", "대상"), ("ack_first", "1차 응답"),
-           ("ack_retry", "재시도 후 응답"), ("ack_callback", "그중 회신 전화 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
+           ("ack_retry", "재시도 후 응답"), ("ack_callback", "그중 회신 전화 응답"),
+           ("ack_checkin", "그중 문자 링크 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
            ("outcomes", "방문 결과")]
 
 
@@ -30,6 +32,7 @@ class ReportRow:
     ack_first: int = 0
     ack_retry: int = 0
     ack_callback: int = 0  # of those acknowledged, by calling back: caller ID can be forged, so shown apart
+    ack_checkin: int = 0  # of those acknowledged, by a one-tap link (safecall/checkin.py): no call, so shown apart
     help: int = 0
     unreachable: int = 0
     visits: int = 0
@@ -61,6 +64,8 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
             query = query.where(CampaignRun.week_start <= end)
         by_callback = set(session.exec(select(Attempt.member_id).where(
             Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED)))  # noqa: E712
+        by_checkin = set(session.exec(select(Attempt.member_id).where(
+            Attempt.digit == CHECKIN_DIGIT, Attempt.disposition == Disposition.ACKNOWLEDGED)))
         for member, person, run in session.exec(query):
             row = rows.setdefault((run.campaign, run.week_start, person.dong), ReportRow(run.campaign, run.week_start, person.dong))
             if member.state == MemberState.WITHDRAWN or member.attempts_made == 0:
@@ -72,6 +77,7 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
                 else:
                     row.ack_retry += 1
                 row.ack_callback += member.id in by_callback
+                row.ack_checkin += member.id in by_checkin
             elif member.state == MemberState.HELP_REQUESTED:
                 row.help += 1
             elif member.state == MemberState.UNREACHABLE:

@@ -38,6 +38,7 @@ FIELD_ALIASES = {
     "consent_date": ["동의일자", "동의일", "consent date", "consent_date"],
     "risk": ["위험도", "risk"],
     "voice_style": ["음성", "voice"],
+    "contact": ["연락 방법", "연락방법", "contact"],
     "call_window": ["통화 희망 시간", "통화희망시간", "통화 시간", "call time", "call_time", "call window"],
 }
 REQUIRED = ("name", "phone", "address", "dong", "birth_date")
@@ -48,6 +49,8 @@ RISK_WORDS = {
     2: {"중", "보통", "medium", "2", ""},
     1: {"하", "저", "낮음", "low", "1"},
 }
+# 연락 방법: text for people who are deaf or hard of hearing, whom a one-tap link reaches first (safecall/checkin.py).
+CONTACT_WORDS = {"phone": {"전화", "phone", ""}, "text": {"문자", "청각", "청각장애", "난청", "text"}}
 VOICE_WORDS = {"normal": {"보통", "normal", ""}, "slow": {"천천히", "느리게", "slow"}, "loud": {"크게", "loud"}}
 WHITESPACE = re.compile(r"\s+")
 # C0 and C1 controls (tab and line breaks are whitespace, as Excel's Alt+Enter makes them), DEL, and the bidi
@@ -184,6 +187,14 @@ def parse_voice(value: Any) -> str:
     return style
 
 
+def parse_contact(value: Any) -> str:
+    text = _cell_text(value).lower()
+    contact = next((kind for kind, words in CONTACT_WORDS.items() if text in words), None)
+    if contact is None:
+        raise ValueError(Message(N_("unknown contact method {text!r} (use 전화 or 문자; 청각장애 and 난청 mean 문자)"), text=text))
+    return contact
+
+
 # A big roster's rows are checked in parallel: the per-row work (libphonenumber above all) is pure.
 PARALLEL_FROM_ROWS = 20_000
 CHUNKS = 8
@@ -300,6 +311,10 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
         except ValueError as exc:
             problem("voice_style", message_of(exc))
         try:
+            person["contact"] = parse_contact(cell("contact"))
+        except ValueError as exc:
+            problem("contact", message_of(exc))
+        try:
             person["call_window"] = parse_personal_window(_cell_text(cell("call_window")))
         except ValueError as exc:
             problem("call_window", message_of(exc))
@@ -346,7 +361,7 @@ def _move_open_tasks(session, team_of: dict[int, str], now: datetime) -> int:
 
 
 WRITE_BATCH = 5000
-PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style", "call_window")
+PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style", "call_window", "contact")
 
 
 def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:

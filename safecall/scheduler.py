@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import schedule
 from sqlmodel import select
 
+from safecall import checkin
 from safecall.backup import daily_backup
 from safecall.campaign import CampaignDef, campaign_path
 from safecall.configfiles import read_toml
@@ -69,6 +70,7 @@ class Scheduler:
         settings, db = self.services.instance.settings, self.services.db
         mark_overdue(db, settings, now=now)
         queue_escalations(db, settings, campaigns, now=now)
+        checkin.queue_due(db, self.services.instance, now=now)
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
         self.backup_if_due(now)

@@ -109,6 +109,7 @@ class AlimtalkSettings(Strict):
     pf_id: str = Field(min_length=1)  # the channel's SOLAPI id (KA01PF...)
     guardian_unreachable: str | None = None  # template ids (KA01TP...); a text with no template goes as SMS/LMS
     guardian_help: str | None = None
+    precall_notice: str | None = None  # the pre-call notice: #{이름}, #{시각} and #{발신번호}
 
 
 class SmsSettings(Strict):
@@ -184,6 +185,25 @@ class BackupSettings(Strict):
         return value
 
 
+class CheckinSettings(Strict):
+    """One-tap check-in links by text, and the pre-call notice (docs/operations.md); both off by default."""
+
+    # Links: first channel for people whose roster says 연락 방법 문자, and a follow-up after two unanswered calls.
+    links: bool = False
+    link_hours: int = Field(default=48, ge=1, le=24 * 7)  # a link works this long after it was made
+    # A 알림톡 (or text) on the morning of a person's first call of the week: when, and from which number.
+    precall_notice: bool = False
+    precall_hour: int = Field(default=8, ge=0, le=23)  # sent from this local hour of the day of the first call
+    caller_number: str | None = None  # the number people see when the district calls (default: sms.callback_number)
+
+    @field_validator("caller_number")
+    @classmethod
+    def _korean_number(cls, value: str | None) -> str | None:
+        if value is not None:
+            phones.normalise(value)  # ValueError says why
+        return value
+
+
 class SignalSettings(Strict):
     # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
     thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
@@ -204,6 +224,7 @@ class Settings(Strict):
     visits: VisitSettings = Field(default_factory=VisitSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
+    checkin: CheckinSettings = Field(default_factory=CheckinSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import typer
 
-from safecall.cli import campaign, instance, office, processes, recipients, visits, web
+from safecall.cli import campaign, checkin, instance, office, processes, recipients, visits, web
 from safecall.cli.context import AppContext, Injected, SafeCallGroup
 from safecall.clock import Clock, SystemClock
 
@@ -18,7 +18,8 @@ GROUPS = {"worker": processes.worker_app, "db": instance.db_app, "recipients": r
           "campaign": campaign.campaign_app, "visits": visits.visits_app, "config": instance.config_app,
           "trunk": instance.trunk_app, "ivr": office.ivr_app, "scheduler": processes.scheduler_app,
           "signals": office.signals_app, "report": office.report_app, "users": web.users_app, "audit": web.audit_app,
-          "upgrade": instance.upgrade_app}
+          "upgrade": instance.upgrade_app,
+          "checkin": checkin.checkin_app}
 
 
 def root_options(

@@ -7,6 +7,7 @@ from safecall.store.models import (
     AuditChain,
     AuditEvent,
     CampaignRun,
+    CheckinLink,
     Delivery,
     LoginCount,
     Disposition,
@@ -26,6 +27,6 @@ from safecall.store.models import (
 
 __all__ = [
     "DISPOSITION_KOREAN", "FINAL_STATES", "AttemptStatus", "RunState", "TaskKind", "TaskStatus",
-    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "Database", "Delivery", "Disposition", "MemberState",
+    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "CheckinLink", "Database", "Delivery", "Disposition", "MemberState",
     "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
 ]

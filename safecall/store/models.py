@@ -62,6 +62,7 @@ class Person(SQLModel, table=True):
     risk: int = 2  # 1 low, 2 medium, 3 high
     voice_style: str = "normal"  # how prompts are spoken to them: normal, slow or loud (roster column 음성)
     call_window: str | None = None  # preferred call time, 'HH:MM-HH:MM' local, inside the campaign's window (schema 7)
+    contact: str = "phone"  # phone, or text for people who are deaf or hard of hearing: a one-tap link first (roster 연락 방법)
     status: PersonStatus = Field(default=PersonStatus.ACTIVE, sa_type=AutoString)
     paused_until: date | None = None
     closed_reason: str | None = None
@@ -268,3 +269,18 @@ class Signal(SQLModel, table=True):
     kind: str
     score: float
     imported_at: datetime = utc_field()
+
+
+class CheckinLink(SQLModel, table=True):
+    """A one-tap check-in link for one person's run member: single use, until `expires_at` (schema 14).
+
+    The link carries `nonce`, signed with the web secret; `used_at` is set by the one tap that counts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(unique=True)
+    member_id: int = Field(foreign_key="runmember.id", index=True)
+    person_id: int = Field(foreign_key="person.id")
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(default=None)
+    choice: str | None = None  # well or help: what the tap said

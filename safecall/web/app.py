@@ -34,6 +34,7 @@ from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall import glossary
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
+from safecall.web.checkin import add_checkin_routes
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
 
 HERE = FilePath(__file__).parent
@@ -359,4 +360,5 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             return user_admin(request, user, error=str(exc))
         return user_admin(request, user, message=f"{username} 새 비밀번호: {password}")
 
+    add_checkin_routes(app, services, secret, render)  # the people's one-tap page: no login (web/checkin.py)
     return app
