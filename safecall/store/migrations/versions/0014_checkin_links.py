@@ -28,6 +28,7 @@ def upgrade() -> None:
     op.create_index("ix_checkinlink_member_id", "checkinlink", ["member_id"])
     with op.batch_alter_table("person", schema=None) as batch_op:
         batch_op.add_column(sa.Column("contact", sa.String(), nullable=False, server_default="phone"))
+    op.execute("UPDATE schemainfo SET version = 14 WHERE id = 1")
 
 
 def downgrade() -> None:
@@ -35,3 +36,4 @@ def downgrade() -> None:
         batch_op.drop_column("contact")
     op.drop_index("ix_checkinlink_member_id", table_name="checkinlink")
     op.drop_table("checkinlink")
+    op.execute("UPDATE schemainfo SET version = 11 WHERE id = 1")
