@@ -258,3 +258,29 @@ def test_the_pre_call_notice_is_off_by_default_and_skips_people_without_consent(
     queue_due(db, load_instance(cli.root, cli.environ), now=morning)
     with db.session() as session:
         assert [n.recipient for n in session.exec(select(Notification))] == ["+821001230001"]
+
+
+def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office, solapi):
+    from safecall.notify import build_sms
+    from safecall.scheduler import Scheduler
+    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
+
+    office.environ.update({"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET})
+    settings = office.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8") + sms_table(solapi.base_url)
+                        + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\nprecall_notice = "KA01TP00000000PRECALL"\n', encoding="utf-8")
+    services = web_services(office)
+    first_call = member_of(office, "김순자").next_attempt_at.astimezone(SEOUL)
+    assert first_call > office.clock.now() and office.clock.now().hour >= 8  # Monday 08:00, calls from later on
+    Scheduler(services, None, build_sms(services.instance), threaded=False, dial=False).tick()
+    sent = {m["to"]: m for request in solapi.requests for m in request["messages"]}
+    notice = sent["01001230001"]  # 김순자: the notice as 알림톡
+    assert notice["type"] == "ATA" and notice["kakaoOptions"]["templateId"] == "KA01TP00000000PRECALL"
+    assert notice["kakaoOptions"]["variables"] == {"#{이름}": "김순자", "#{시각}": f"{first_call:%H:%M}", "#{발신번호}": "02-2148-1234"}
+    # 이청각 (연락 방법 문자): the notice, and the link as a text first (no 알림톡 template for it: an LMS)
+    to_deaf = [m for request in solapi.requests for m in request["messages"] if m["to"] == "01001230002"]
+    [link_text] = [m for m in to_deaf if m["type"] != "ATA"]
+    assert link_text["type"] == "LMS" and "https://safecall.example.org/c/" in link_text["text"]
+    path = link_text["text"].split("https://safecall.example.org", 1)[1]
+    assert client(office).post(path, data={"choice": "well"}).status_code == 200
+    assert member_of(office, "이청각").state == MemberState.ACKNOWLEDGED
