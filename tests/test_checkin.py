@@ -16,7 +16,8 @@ from safecall.reports import weekly_report
 from safecall.settings import load_instance
 from safecall.store import Attempt, AuditEvent, CheckinLink, Notification, Person, RunMember, VisitTask
 from safecall.telephony.base import CallEvent, LineResult
-from web_fixtures import SECRET, make_app, web_services, web_settings
+from test_web_http import log_in
+from web_fixtures import PASSWORD, SECRET, make_app, web_services, web_settings
 
 ENV = {"SAFECALL_WEB_SECRET": SECRET}
 
@@ -92,6 +93,13 @@ def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
         [task] = session.exec(select(VisitTask))
         assert task.kind == "callback"
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "checkin.tap")).one().detail == "choice=help"
+    # The officer's call-back page says the answer came by the link, not by a call.
+    office.runner.invoke(office.app, ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+                         input=PASSWORD + "\n")
+    http = client(office)
+    assert log_in(http, "officer").status_code == 303
+    page = http.get(f"/task/{task.id}")
+    assert page.status_code == 200 and "도움요청(2번) (문자 링크)" in page.text
 
 
 def test_a_reused_link_records_nothing_more(office):
