@@ -292,3 +292,23 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     path = link_text["text"].split("https://safecall.example.org", 1)[1]
     assert client(office).post(path, data={"choice": "well"}).status_code == 200
     assert member_of(office, "이청각").state == MemberState.ACKNOWLEDGED
+
+
+def test_a_tap_during_a_call_counts_and_the_calls_unanswered_end_changes_nothing(office):
+    services = web_services(office)
+    path = link_of(office, "김순자")
+    member = member_of(office, "김순자")
+    office.clock.set(member.next_attempt_at)
+    with services.db.statements() as connection:  # the dialer places the first call: the member is in a call
+        claimed = services.lifecycle.claim(connection, run_id=member.run_id, limit=10, now=office.clock.now(),
+                                           today=office.clock.now().date(), planned=lambda i: office.clock.now(), worker=None)
+    [call] = [c for c in claimed if c.phone == "+821001230001"]
+    assert member_of(office, "김순자").state == MemberState.IN_CALL
+    assert client(office).post(path, data={"choice": "well"}).status_code == 200
+    services.lifecycle.apply([CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER)])
+    member = member_of(office, "김순자")
+    assert member.state == MemberState.ACKNOWLEDGED and member.next_attempt_at is None  # no retry, no visit
+    assert [(a.number, a.digit, a.disposition) for a in attempts_of(office, member.id)] == [
+        (1, None, Disposition.NO_ANSWER), (2, "tap", Disposition.ACKNOWLEDGED)]
+    with office.db().session() as session:
+        assert session.exec(select(VisitTask)).all() == []
