@@ -64,6 +64,7 @@ def test_the_roster_column_marks_who_is_reached_by_text_first_and_refuses_an_unk
     assert bad.exit_code != 0 and "row 2" in bad.output and "연락 방법" in bad.output and "팩스" in bad.output
 
 
+@pytest.mark.both_databases
 def test_a_tap_on_well_acknowledges_the_week_and_is_marked_apart_in_the_report(office):
     path = link_of(office, "김순자")
     http = client(office)
@@ -102,6 +103,7 @@ def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
     assert page.status_code == 200 and "도움요청(2번) (문자 링크)" in page.text
 
 
+@pytest.mark.both_databases
 def test_a_reused_link_records_nothing_more(office):
     path = link_of(office, "김순자")
     http = client(office)
@@ -161,6 +163,7 @@ def two_unanswered_calls(cli, name: str) -> None:
         lifecycle.apply([CallEvent(c.token, "ended", cli.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER) for c in claimed])
 
 
+@pytest.mark.both_databases
 def test_links_go_first_to_deaf_people_and_after_two_unanswered_calls_while_retries_go_on(office):
     instance = load_instance(office.root, office.environ)
     db = office.db()
@@ -294,6 +297,7 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     assert member_of(office, "이청각").state == MemberState.ACKNOWLEDGED
 
 
+@pytest.mark.both_databases
 def test_a_tap_during_a_call_counts_and_the_calls_unanswered_end_changes_nothing(office):
     services = web_services(office)
     path = link_of(office, "김순자")
