@@ -74,6 +74,16 @@ class LinkState:
     person_name: str | None = None
 
 
+def text_number(person: Person) -> str | None:
+    """The person's first mobile number (a text to a landline never arrives), or None."""
+    import phonenumbers
+
+    for number in (person.phone, person.phone2):
+        if number and phonenumbers.number_type(phonenumbers.parse(number)) == phonenumbers.PhoneNumberType.MOBILE:
+            return number
+    return None
+
+
 def new_link(session, signer: LinkSigner, base_url: str, *, member_id: int, person_id: int, now: datetime,
              lifetime: timedelta) -> str:
     """A new link for the member (in the caller's session): the address the person opens."""
@@ -156,11 +166,11 @@ def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now:
                            .where(CampaignRun.status == RunState.OPEN, RunMember.state == MemberState.PENDING)
                            .where((Person.contact == TEXT_CONTACT) | (RunMember.attempts_made >= FOLLOW_UP_AFTER)))
         for member, person in list(due):
-            key = checkin_key(member.id)
-            if session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
+            key, mobile = checkin_key(member.id), text_number(person)
+            if mobile is None or session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
                 continue
             url = new_link(session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime)
-            session.add(Notification(key=key, channel="sms", recipient=person.phone, next_try_at=now,
+            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now,
                                      body=LINK_BODY.format(name=person.name, url=url)))
             queued += 1
     return queued
@@ -191,11 +201,11 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
                                   RunMember.next_attempt_at < day_end, *dialable_clause(local.date()))
                            .order_by(RunMember.id))
         for member, person, run in list(due):
-            key = precall_key(person.id, run.week_start)
-            if session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
+            key, mobile = precall_key(person.id, run.week_start), text_number(person)
+            if mobile is None or session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
                 continue
             at = f"{member.next_attempt_at.astimezone(tz):%H:%M}"
-            session.add(Notification(key=key, channel="sms", recipient=person.phone, next_try_at=now, template="precall_notice",
+            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="precall_notice",
                                      body=PRECALL_BODY.format(name=person.name, time=at, caller=caller),
                                      variables=json.dumps({"name": person.name, "time": at, "caller": caller}, ensure_ascii=False)))
             queued += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -316,3 +316,18 @@ def test_a_tap_during_a_call_counts_and_the_calls_unanswered_end_changes_nothing
         (1, None, Disposition.NO_ANSWER), (2, "tap", Disposition.ACKNOWLEDGED)]
     with office.db().session() as session:
         assert session.exec(select(VisitTask)).all() == []
+
+
+def test_texts_go_to_a_mobile_number_only(cli, tmp_path):
+    """A text to a landline never arrives: the second number when it is the mobile, else no text (calls go on)."""
+    cli.environ.update(ENV)
+    web_settings(cli, "\n[checkin]\nlinks = true\nprecall_notice = true\ncaller_number = \"02-2148-1234\"\n")
+    rows = [person_row("김집전화", "02-2148-0001", phone2="010-0123-0005") + ["문자"],
+            person_row("박집전화", "02-2148-0002") + ["문자"]]
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=HEADER + ["연락 방법"])))
+    cli("campaign", "launch", "weekly-safe-call", "--no-dial")
+    db = cli.db()
+    queue_due(db, load_instance(cli.root, cli.environ), now=cli.clock.now())
+    with db.session() as session:
+        sent = sorted((n.key.split(":")[0], n.recipient) for n in session.exec(select(Notification)))
+    assert sent == [("checkin", "+821001230005"), ("precall", "+821001230005")]
