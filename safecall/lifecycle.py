@@ -189,6 +189,8 @@ SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")
     new_values("state", "next_attempt_at", "final_at"))
 # A person who answered is never downgraded by a later report: their row is final.
 _SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
+# ... but raised from acknowledged to help: a one-tap 잘 지내요 during a call where the person then pressed 2.
+_RAISE_TO_HELP = SETTLE_MEMBER.where(MEMBER.c.state == MemberState.ACKNOWLEDGED)
 _SET_CALL_ID = sa.update(ATTEMPT).where(
     ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
 _EARLIER_STATES = (
@@ -399,6 +401,8 @@ class CallLifecycle:
             step = next_step(disposition=attempt.disposition, member_state=MemberState.PENDING, retries_used=0,
                              max_retries=0, retry_on=[], numbers_left=False, spacing=[], ended_at=at, calendar=campaign.calendar)
             settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": step.state})
+            if not settled and step.state == MemberState.HELP_REQUESTED:
+                settled = self.db.prepared(_RAISE_TO_HELP).execute(connection, {**change, "new_state": step.state})
             if settled and step.task:
                 self._add_task(connection, attempt, step.task, at)
             elif attempt.risk_speech:

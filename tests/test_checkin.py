@@ -331,3 +331,20 @@ def test_texts_go_to_a_mobile_number_only(cli, tmp_path):
     with db.session() as session:
         sent = sorted((n.key.split(":")[0], n.recipient) for n in session.exec(select(Notification)))
     assert sent == [("checkin", "+821001230005"), ("precall", "+821001230005")]
+
+
+def test_help_pressed_on_a_call_after_a_tap_on_well_is_not_lost(office):
+    services = web_services(office)
+    path = link_of(office, "김순자")
+    member = member_of(office, "김순자")
+    office.clock.set(member.next_attempt_at)
+    with services.db.statements() as connection:
+        claimed = services.lifecycle.claim(connection, run_id=member.run_id, limit=10, now=office.clock.now(),
+                                           today=office.clock.now().date(), planned=lambda i: office.clock.now(), worker=None)
+    [call] = [c for c in claimed if c.phone == "+821001230001"]
+    assert client(office).post(path, data={"choice": "well"}).status_code == 200  # tapped while the phone rang
+    services.lifecycle.record_keypress(call.token, "2", Disposition.HELP_REQUESTED, office.clock.now())  # then answered: 2
+    services.lifecycle.apply([CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=30), LineResult.ANSWERED)])
+    assert member_of(office, "김순자").state == MemberState.HELP_REQUESTED  # when in doubt, not well
+    with office.db().session() as session:
+        assert [t.kind for t in session.exec(select(VisitTask))] == ["callback"]
