@@ -81,8 +81,13 @@ def test_a_tap_on_well_acknowledges_the_week_and_is_marked_apart_in_the_report(o
     assert (attempt.digit, attempt.disposition, attempt.status, attempt.inbound) == ("tap", Disposition.ACKNOWLEDGED, "done", False)
     [row] = [r for r in weekly_report(office.db()) if r.called]
     assert (row.ack_first + row.ack_retry, row.ack_checkin, row.ack_callback) == (1, 1, 0)
-    # The person's history says it was a tap, not a call.
+    # The person's history says it was a tap, not a call; so does the officer's weekly report page.
     assert "one-tap" in office("recipients", "show", "김순자").output
+    office.runner.invoke(office.app, ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+                         input=PASSWORD + "\n")
+    assert log_in(http, "officer").status_code == 303
+    report = http.get("/report").text
+    assert "그중 문자 링크 응답" in report and '<td class="checkin-acks" data-label="그중 문자 링크 응답">1</td>' in report
 
 
 def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
