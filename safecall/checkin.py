@@ -170,8 +170,9 @@ def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now:
             if mobile is None or session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
                 continue
             url = new_link(session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime)
-            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now,
-                                     body=LINK_BODY.format(name=person.name, url=url)))
+            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="checkin_link",
+                                     body=LINK_BODY.format(name=person.name, url=url),
+                                     variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False)))
             queued += 1
     return queued
 

@@ -60,9 +60,10 @@ LMS_SUBJECT = "안심콜 알림"
 # any other code is a failure, said in its message.
 PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
 DELIVERED_CODE = "4000"
-ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}", "time": "#{시각}", "caller": "#{발신번호}"}
+ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}", "time": "#{시각}", "caller": "#{발신번호}",
+                      "link": "#{링크}"}
 GUARDIAN_TEXTS = ("guardian_unreachable", "guardian_help")  # a campaign's texts, each with its own 알림톡 template
-ALIMTALK_TEXTS = GUARDIAN_TEXTS + ("precall_notice",)  # texts with an 알림톡 template in [sms.alimtalk]
+ALIMTALK_TEXTS = GUARDIAN_TEXTS + ("precall_notice", "checkin_link")  # texts with an 알림톡 template in [sms.alimtalk]
 
 
 def euc_kr_bytes(text: str) -> int:

@@ -110,6 +110,7 @@ class AlimtalkSettings(Strict):
     guardian_unreachable: str | None = None  # template ids (KA01TP...); a text with no template goes as SMS/LMS
     guardian_help: str | None = None
     precall_notice: str | None = None  # the pre-call notice: #{이름}, #{시각} and #{발신번호}
+    checkin_link: str | None = None  # the one-tap check-in link: #{이름} and #{링크}
 
 
 class SmsSettings(Strict):

@@ -293,7 +293,7 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     notice = sent["01001230001"]  # 김순자: the notice as 알림톡
     assert notice["type"] == "ATA" and notice["kakaoOptions"]["templateId"] == "KA01TP00000000PRECALL"
     assert notice["kakaoOptions"]["variables"] == {"#{이름}": "김순자", "#{시각}": f"{first_call:%H:%M}", "#{발신번호}": "02-2148-1234"}
-    # 이청각 (연락 방법 문자): the notice, and the link as a text first (no 알림톡 template for it: an LMS)
+    # 이청각 (연락 방법 문자): the notice, and the link first (no 알림톡 template for it here: an LMS)
     to_deaf = [m for request in solapi.requests for m in request["messages"] if m["to"] == "01001230002"]
     [link_text] = [m for m in to_deaf if m["type"] != "ATA"]
     assert link_text["type"] == "LMS" and "https://safecall.example.org/c/" in link_text["text"]
@@ -353,3 +353,25 @@ def test_help_pressed_on_a_call_after_a_tap_on_well_is_not_lost(office):
     assert member_of(office, "김순자").state == MemberState.HELP_REQUESTED  # when in doubt, not well
     with office.db().session() as session:
         assert [t.kind for t in session.exec(select(VisitTask))] == ["callback"]
+
+
+def test_the_link_goes_as_alimtalk_when_the_office_has_its_template(office, solapi):
+    from safecall.notify import build_sms
+    from safecall.scheduler import Scheduler
+    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
+
+    office.environ.update({"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET})
+    settings = office.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace("precall_notice = true", "precall_notice = false")
+                        + sms_table(solapi.base_url) + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\ncheckin_link = "KA01TP000000000CHECKIN"\n',
+                        encoding="utf-8")
+    services = web_services(office)
+    Scheduler(services, None, build_sms(services.instance), threaded=False, dial=False).tick()
+    [message] = [m for request in solapi.requests for m in request["messages"]]  # 이청각's link; no notice (turned off)
+    assert message["to"] == "01001230002" and message["type"] == "ATA"
+    assert message["kakaoOptions"]["templateId"] == "KA01TP000000000CHECKIN"
+    variables = message["kakaoOptions"]["variables"]
+    assert variables["#{이름}"] == "이청각" and variables["#{링크}"].startswith("https://safecall.example.org/c/")
+    path = variables["#{링크}"].removeprefix("https://safecall.example.org")
+    assert client(office).post(path, data={"choice": "help"}).status_code == 200
+    assert member_of(office, "이청각").state == MemberState.HELP_REQUESTED
