@@ -9,7 +9,8 @@ The pre-call notice (queue_precall_notices) tells a person on the morning of the
 and from which number the district will call: once a week at most, only to people whose consent is on file.
 
 Links go out as texts through the notification queue (escalation.py sends them):
-- first, when a run begins, to people the roster marks as deaf or hard of hearing (연락 방법 문자);
+- first, when a run begins, to people the roster marks as deaf or hard of hearing (연락 방법 문자), whose first
+  call then waits [checkin] text_first_hours for their tap (the calls stay their safety net);
 - after a person's second unanswered call, while retries go on: they stay on the retry path until they tap or the
   retries end, and a visit follows as before if neither happens.
 """
@@ -157,8 +158,11 @@ def checkin_key(member_id: int) -> str:
     return f"checkin:member:{member_id}"
 
 
-def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now: datetime, lifetime: timedelta) -> int:
-    """Texts with a link, once per run member, for those who owe one now (see the module's text); returns how many."""
+def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now: datetime, lifetime: timedelta,
+                        lifecycle: CallLifecycle | None = None, text_first: timedelta = timedelta(0)) -> int:
+    """Texts with a link, once per run member, for those who owe one now (see the module's text); returns how many.
+
+    `text_first`: how long the first call of a person reached by text first waits for their tap (through `lifecycle`)."""
     queued = 0
     with db.transaction() as session:
         due = session.exec(select(RunMember, Person).join(Person, Person.id == RunMember.person_id)
@@ -173,6 +177,9 @@ def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now:
             session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="checkin_link",
                                      body=LINK_BODY.format(name=person.name, url=url),
                                      variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False)))
+            if lifecycle is not None and text_first and person.contact == TEXT_CONTACT and member.attempts_made == 0:
+                lifecycle.hold_first_call(session.connection().connection, member_id=member.id, run_id=member.run_id,
+                                          until=now + text_first)
             queued += 1
     return queued
 
@@ -213,16 +220,19 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
     return queued
 
 
-def queue_due(db: Database, instance: Instance, *, now: datetime) -> None:
-    """What the scheduler's tick sends of this module, each part only when the office turned it on."""
+def queue_due(db: Database, instance: Instance, *, now: datetime, lifecycle: CallLifecycle | None = None) -> None:
+    """What the scheduler's tick sends of this module, each part only when the office turned it on. Links first:
+    a first call they hold is then the time the pre-call notice gives."""
     settings = instance.settings
-    if settings.checkin.precall_notice:
-        queue_precall_notices(db, settings, instance.tz, now=now)
     if settings.checkin.links:
         try:
             secret = settings.web.secret_key.resolve(instance.environ)
         except ConfigError as exc:  # said every tick until fixed; the calls and visits go on without links
             log_event(log, "checkin_links_no_secret", level=logging.ERROR, error=str(exc))
-            return
-        queue_checkin_links(db, LinkSigner(secret), settings.web.base_url, now=now,
-                            lifetime=timedelta(hours=settings.checkin.link_hours))
+            secret = None
+        if secret:
+            queue_checkin_links(db, LinkSigner(secret), settings.web.base_url, now=now,
+                                lifetime=timedelta(hours=settings.checkin.link_hours),
+                                lifecycle=lifecycle, text_first=timedelta(hours=settings.checkin.text_first_hours))
+    if settings.checkin.precall_notice:
+        queue_precall_notices(db, settings, instance.tz, now=now)

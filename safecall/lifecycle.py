@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -245,6 +245,11 @@ _TAPPABLE_MEMBER = (
 _CLOSE_TAP = sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token")).values(
     status=AttemptStatus.DONE, digit=CHECKIN_DIGIT, **new_values("disposition", "keyed_at", "ended_at", "answered_at", "ivr_started_at"),
 ).returning(*_ATTEMPT_SUMMARY)
+# Only a member not called yet, and never earlier than planned.
+_HOLD_FIRST_CALL = sa.update(MEMBER).where(
+    MEMBER.c.id == sa.bindparam("member_id"), MEMBER.c.state == MemberState.PENDING, MEMBER.c.attempts_made == 0,
+    MEMBER.c.next_attempt_at < sa.bindparam("hold_until", type_=MEMBER.c.next_attempt_at.type),
+).values(new_values("next_attempt_at"))
 NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
     MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
 _OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
@@ -530,6 +535,15 @@ class CallLifecycle:
                              "new_recorded_real_at": real_now()})
         self._settle(connection, attempt, at)
         return True
+
+    def hold_first_call(self, connection: DriverConnection, *, member_id: int, run_id: int, until: datetime) -> bool:
+        """Hold a person's first call until `until` (or the campaign's next open moment after it): a one-tap link
+        sent first gets time to be tapped. True if the call was held; a call made or planned later stays as it is."""
+        at = self.rules_of_run(run_id, connection).calendar.next_open_within(until, timedelta(days=3))
+        if at is None:
+            return False
+        return self.db.prepared(_HOLD_FIRST_CALL).execute(
+            connection, {"member_id": member_id, "hold_until": at, "new_next_attempt_at": at}) == 1
 
     def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:
         return self.db.prepared(NEXT_DUE).scalar(connection, {"run_id": run_id})

@@ -70,7 +70,7 @@ class Scheduler:
         settings, db = self.services.instance.settings, self.services.db
         mark_overdue(db, settings, now=now)
         queue_escalations(db, settings, campaigns, now=now)
-        checkin.queue_due(db, self.services.instance, now=now)
+        checkin.queue_due(db, self.services.instance, now=now, lifecycle=self.services.lifecycle)
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
         self.backup_if_due(now)

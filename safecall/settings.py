@@ -192,6 +192,7 @@ class CheckinSettings(Strict):
     # Links: first channel for people whose roster says 연락 방법 문자, and a follow-up after two unanswered calls.
     links: bool = False
     link_hours: int = Field(default=48, ge=1, le=24 * 7)  # a link works this long after it was made
+    text_first_hours: int = Field(default=2, ge=0, le=24)  # 연락 방법 문자: their first call waits this long for a tap
     # A 알림톡 (or text) on the morning of a person's first call of the week: when, and from which number.
     precall_notice: bool = False
     precall_hour: int = Field(default=8, ge=0, le=23)  # sent from this local hour of the day of the first call

@@ -26,7 +26,7 @@ ENV = {"SAFECALL_WEB_SECRET": SECRET}
 def office(cli, tmp_path):
     """This week's run launched, nobody called yet: 김순자 hears, 이청각 is deaf (연락 방법 문자)."""
     cli.environ.update(ENV)
-    web_settings(cli, "\n[checkin]\nlinks = true\nprecall_notice = true\ncaller_number = \"02-2148-1234\"\n")
+    web_settings(cli, "\n[checkin]\nlinks = true\ntext_first_hours = 4\nprecall_notice = true\ncaller_number = \"02-2148-1234\"\n")
     rows = [person_row("김순자", "010-0123-0001") + ["전화"], person_row("이청각", "010-0123-0002") + ["문자"]]
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=HEADER + ["연락 방법"])))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
@@ -172,19 +172,25 @@ def two_unanswered_calls(cli, name: str) -> None:
 def test_links_go_first_to_deaf_people_and_after_two_unanswered_calls_while_retries_go_on(office):
     instance = load_instance(office.root, office.environ)
     db = office.db()
-    queue_due(db, instance, now=office.clock.now())
+    lifecycle = web_services(office).lifecycle
+    planned = {name: member_of(office, name).next_attempt_at for name in ("김순자", "이청각")}
+    now = office.clock.now()
+    queue_due(db, instance, now=now, lifecycle=lifecycle)
     with db.session() as session:
         notes = {n.key: n for n in session.exec(select(Notification).where(Notification.key.like("checkin:%")))}
     deaf = member_of(office, "이청각")
     assert list(notes) == [f"checkin:member:{deaf.id}"]  # 김순자 has not missed any call yet
+    # The link is the deaf person's first channel: their first call waits [checkin] text_first_hours (4) for a tap.
+    assert planned["이청각"] < now + timedelta(hours=4) and deaf.next_attempt_at == now + timedelta(hours=4)
+    assert member_of(office, "김순자").next_attempt_at == planned["김순자"]
     assert notes[f"checkin:member:{deaf.id}"].recipient == "+821001230002"
     assert "https://safecall.example.org/c/" in notes[f"checkin:member:{deaf.id}"].body
 
     two_unanswered_calls(office, "김순자")
     member = member_of(office, "김순자")
     assert member.state == MemberState.PENDING and member.attempts_made == 2  # still on the retry path
-    queue_due(db, instance, now=office.clock.now())
-    queue_due(db, instance, now=office.clock.now())  # once per member, however many ticks
+    queue_due(db, instance, now=office.clock.now(), lifecycle=lifecycle)
+    queue_due(db, instance, now=office.clock.now(), lifecycle=lifecycle)  # once per member, however many ticks
     with db.session() as session:
         [note] = session.exec(select(Notification).where(Notification.key == f"checkin:member:{member.id}"))
     path = note.body.split("https://safecall.example.org", 1)[1]
@@ -297,6 +303,10 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     to_deaf = [m for request in solapi.requests for m in request["messages"] if m["to"] == "01001230002"]
     [link_text] = [m for m in to_deaf if m["type"] != "ATA"]
     assert link_text["type"] == "LMS" and "https://safecall.example.org/c/" in link_text["text"]
+    # Her first call waits 4 hours for the tap, and her notice gives that time, not the one planned before.
+    [deaf_notice] = [m for m in to_deaf if m["type"] == "ATA"]
+    held = member_of(office, "이청각").next_attempt_at.astimezone(SEOUL)
+    assert held == office.clock.now() + timedelta(hours=4) and deaf_notice["kakaoOptions"]["variables"]["#{시각}"] == f"{held:%H:%M}"
     path = link_text["text"].split("https://safecall.example.org", 1)[1]
     assert client(office).post(path, data={"choice": "well"}).status_code == 200
     assert member_of(office, "이청각").state == MemberState.ACKNOWLEDGED
