@@ -1,14 +1,14 @@
 """One-tap check-in links, single use and expiring, and how a person is reached first (schema 14).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -28,7 +28,6 @@ def upgrade() -> None:
     op.create_index("ix_checkinlink_member_id", "checkinlink", ["member_id"])
     with op.batch_alter_table("person", schema=None) as batch_op:
         batch_op.add_column(sa.Column("contact", sa.String(), nullable=False, server_default="phone"))
-    op.execute("UPDATE schemainfo SET version = 14 WHERE id = 1")
 
 
 def downgrade() -> None:
@@ -36,4 +35,3 @@ def downgrade() -> None:
         batch_op.drop_column("contact")
     op.drop_index("ix_checkinlink_member_id", table_name="checkinlink")
     op.drop_table("checkinlink")
-    op.execute("UPDATE schemainfo SET version = 11 WHERE id = 1")
