@@ -105,7 +105,7 @@ def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
     http = client(office)
     assert log_in(http, "officer").status_code == 303
     page = http.get(f"/task/{task.id}")
-    assert page.status_code == 200 and "도움요청(2번) (문자 링크)" in page.text
+    assert page.status_code == 200 and "도움 요청(2번) (문자 링크)" in page.text
 
 
 @pytest.mark.both_databases
