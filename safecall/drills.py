@@ -21,6 +21,7 @@ from safecall.campaign import load_campaign
 from safecall.clock import VirtualClock
 from safecall.errors import ConfigError
 from safecall.runrules import apply_rules
+from safecall.safety_clock import ClockSummary, clocks, summarise
 from safecall.runs import RunStatus, launch_run, run_status
 from safecall.services import Services
 from safecall.settings import DATABASE_URL_ENV, INSTANCE_FOLDERS, Instance, load_instance
@@ -35,6 +36,9 @@ class DrillResult:
     status: RunStatus
     folder: Path
     kept: bool  # False: the folder and its copy of the data were deleted
+    # The safety clock of the run's visit and call-back tasks at the drill's end: nobody records outcomes in a
+    # drill, so it is how long each person would have waited by then for a human.
+    clock: ClockSummary | None = None
 
 
 def check_drill(instance: Instance, campaign_name: str, trunk_name: str | None = None) -> Path:
@@ -94,7 +98,8 @@ def run_drill(instance: Instance, campaign_name: str, *, start: datetime, folder
             # A drill rehearses the files as they are now, also on the copy of a run launched before an edit.
             apply_rules(services.db, campaign_name, rules, now=services.now())
             services.dialer(campaign, trunk_name=trunk_name).run(run.id, on_progress=on_progress)  # closed with the services
-            return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept)
+            clock = summarise(clocks(services.db, drill.settings, now=services.now(), run_id=run.id))
+            return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept, clock=clock)
         finally:
             services.close()
     finally:

@@ -76,10 +76,32 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
     return flagged
 
 
+def queue_guardian_text(session, campaign: CampaignDef, person: Person, task: VisitTask, run: CampaignRun,
+                        settings: Settings, now: datetime) -> bool:
+    """The campaign's text to the person's guardian, once per person and week (when the campaign allows it and a
+    guardian is on file); True when it is queued, now or before."""
+    # Before schema 8 guardian texts were keyed per task: such a task's text went out already.
+    if not (campaign.notify.guardian_sms and person.guardian_phone):
+        return False
+    if _queued(session, f"guardian:task:{task.id}"):
+        return True
+    callback = settings.sms.callback()
+    template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
+    text, name = getattr(campaign.notify, template).format(name=person.name, callback=callback), person.name
+    if not campaign.notify.allow_lms:  # one SMS, even for a long name (the rule is in fit_in_one_sms)
+        text, name = fit_in_one_sms(getattr(campaign.notify, template), person.name, callback=callback)
+    variables = {"name": name, "callback": callback}
+    _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone, text, now,
+           template=template, variables=json.dumps(variables, ensure_ascii=False))
+    return True
+
+
+queue_once = _queue  # for the safety clock's ladder (safety_clock.py)
+
+
 def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> None:
     """Guardian SMS (when the campaign allows it) and the officer's same-day callback notice, for new tasks."""
     teams = {t.name: t for t in settings.teams}
-    callback = settings.sms.callback()
     with db.transaction() as session:
         rows = session.exec(select(VisitTask, Person, CampaignRun)
                             .join(Person, Person.id == VisitTask.person_id)
@@ -87,16 +109,8 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                             .where(VisitTask.status == "open").order_by(VisitTask.id))
         for task, person, run in rows:
             campaign = campaigns.get(run.campaign)
-            # Before schema 8 guardian texts were keyed per task: such a task's text went out already.
-            if (campaign and campaign.notify.guardian_sms and person.guardian_phone
-                    and not _queued(session, f"guardian:task:{task.id}")):
-                template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
-                text, name = getattr(campaign.notify, template).format(name=person.name, callback=callback), person.name
-                if not campaign.notify.allow_lms:  # one SMS, even for a long name (the rule is in fit_in_one_sms)
-                    text, name = fit_in_one_sms(getattr(campaign.notify, template), person.name, callback=callback)
-                variables = {"name": name, "callback": callback}
-                _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone, text, now,
-                       template=template, variables=json.dumps(variables, ensure_ascii=False))
+            if campaign:
+                queue_guardian_text(session, campaign, person, task, run, settings, now)
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
             if task.kind == "callback" and task.risk_speech and settings.sms.duty_officer:

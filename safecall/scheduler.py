@@ -13,6 +13,7 @@ import schedule
 from sqlmodel import select
 
 from safecall import checkin
+from safecall import safety_clock
 from safecall.backup import daily_backup
 from safecall.campaign import CampaignDef, campaign_path
 from safecall.configfiles import read_toml
@@ -71,6 +72,7 @@ class Scheduler:
         mark_overdue(db, settings, now=now)
         queue_escalations(db, settings, campaigns, now=now)
         checkin.queue_due(db, self.services.instance, now=now, lifecycle=self.services.lifecycle)
+        safety_clock.escalate(db, settings, campaigns, now=now)
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
         self.backup_if_due(now)

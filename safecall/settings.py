@@ -35,6 +35,7 @@ class Team(Strict):
     dongs: list[str] = Field(default_factory=list)
     email: str | None = None
     officer_email: str | None = None
+    lead_email: str | None = None  # the team lead: the safety clock's third rung (else the officer again)
     # The officer's mobile: a campaign that cannot run at its slot is also texted here ([sms] provider).
     officer_phone: str | None = None
 
@@ -98,6 +99,26 @@ class TestingSettings(Strict):
 
 class VisitSettings(Strict):
     overdue_after_hours: int = Field(default=48, ge=1, le=24 * 31)
+
+
+class SafetyClockSettings(Strict):
+    """The safety clock's ladder (safety_clock.py): hours from a person's last unanswered call, or their request for
+    help, with no outcome recorded by a human, before each rung. The last rung only recommends that a person ask
+    119 or 112 for a safety check; SafeCall never asks them itself."""
+
+    enabled: bool = True
+    guardian_after_hours: float = Field(default=4, ge=1, le=24 * 14)
+    officer_after_hours: float = Field(default=8, ge=1, le=24 * 14)
+    team_lead_after_hours: float = Field(default=24, ge=1, le=24 * 14)
+    safety_check_after_hours: float = Field(default=48, ge=1, le=24 * 14)
+
+    @model_validator(mode="after")
+    def _rising(self) -> "SafetyClockSettings":
+        hours = [self.guardian_after_hours, self.officer_after_hours, self.team_lead_after_hours, self.safety_check_after_hours]
+        if hours != sorted(hours):
+            raise ValueError(Message(N_("the rungs must come in order: guardian_after_hours <= officer_after_hours <= "
+                                        "team_lead_after_hours <= safety_check_after_hours")))
+        return self
 
 
 class AlimtalkSettings(Strict):
@@ -224,6 +245,7 @@ class Settings(Strict):
     smtp: SmtpSettings | None = None
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    safety_clock: SafetyClockSettings = Field(default_factory=SafetyClockSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
     checkin: CheckinSettings = Field(default_factory=CheckinSettings)
@@ -419,6 +441,7 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "web": _masked(instance.settings.web),
         "backup": instance.settings.backup.model_dump(),
         "visits": instance.settings.visits.model_dump(),
+        "safety_clock": instance.settings.safety_clock.model_dump(),
         "sms": _masked(instance.settings.sms),
         "signals": instance.settings.signals.model_dump(),
         "default_trunk": instance.trunks.default,

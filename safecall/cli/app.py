@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import typer
 
-from safecall.cli import campaign, checkin, instance, office, processes, recipients, visits, web
+from safecall.cli import campaign, checkin, instance, office, processes, recipients, visits, watch, web
 from safecall.cli.context import AppContext, Injected, SafeCallGroup
 from safecall.clock import Clock, SystemClock
 
@@ -19,7 +19,7 @@ GROUPS = {"worker": processes.worker_app, "db": instance.db_app, "recipients": r
           "trunk": instance.trunk_app, "ivr": office.ivr_app, "scheduler": processes.scheduler_app,
           "signals": office.signals_app, "report": office.report_app, "users": web.users_app, "audit": web.audit_app,
           "upgrade": instance.upgrade_app,
-          "checkin": checkin.checkin_app}
+          "checkin": checkin.checkin_app, "weather": watch.weather_app}
 
 
 def root_options(

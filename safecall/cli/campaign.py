@@ -131,6 +131,11 @@ def drill_and_print(app: AppContext, name: str, start: datetime, directory: Opti
     with progress(app) as update:
         result = run_drill(instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce)
     print_status(app, result.status)
+    if result.clock and result.clock.count:
+        from safecall.safety_clock import hours_text
+
+        app.say(app._("Safety clock at the drill's end, over {count} visit and call-back tasks: median {median}, p95 {p95}.").format(
+            count=result.clock.count, median=hours_text(result.clock.median), p95=hours_text(result.clock.p95)))
     app.say(app._("The drill's copy is kept in {folder}.").format(folder=result.folder) if result.kept
             else app._("The drill's copy was deleted."))
 

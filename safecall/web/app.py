@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safecall import phones, users
+from safecall import phones, safety_clock, users
 from safecall.errors import InputError, NotFoundError, translated
 from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
@@ -76,6 +76,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
                                  RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
+    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN)
     templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
 
     def session_of(request: Request) -> Session:
@@ -254,6 +255,10 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     def task_page(request: Request, task_id: RowId, user: WebUser = Depends(current_user)):
         return show_task(request, task_id, user)
 
+    def waiting(run_id: int | None = None) -> dict[int, safety_clock.Waiting]:
+        """The safety clocks of the tasks still waiting for a human (of one run, or all)."""
+        return {w.task_id: w for w in safety_clock.clocks(db, settings, now=services.now(), run_id=run_id) if w.stopped_at is None}
+
     def show_task(request: Request, task_id: int, user: WebUser, error: list[str] | None = None, status_code: int = 200):
         """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
         task = task_for(user, task_id)
@@ -263,6 +268,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return render(request, "task.html", status_code, task=task, person=history.person,
                       attempts=[a for a in history.attempts if a.run_id == task.run_id],
                       notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
+                      clock=waiting(task.run_id).get(task.id),
                       today=services.today(),  # the browser's bounds of the hospital date; the server checks them again
                       latest_until=None if user.role == "officer" else services.today() + timedelta(days=HOSPITAL_MAX_DAYS))
 
@@ -295,6 +301,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         open_items, closed_items = data.callbacks(db, since=today - timedelta(days=7))
         logged(user, "web.view", "callback list", f"open={len(open_items)}")
         return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES,
+                      clocks=waiting(),
                       message=saved_message(user, saved, "callback"))
 
     @app.get("/teams")
