@@ -79,16 +79,18 @@ class SignalCheck:
     people: int
 
 
-def launch_signal_check(services: Services, campaign_name: str, day: date) -> Optional[SignalCheck]:
-    """An ad-hoc run for the people flagged by `day`'s signals; None when nobody is flagged."""
+def launch_signal_check(services: Services, campaign_name: str, day: date, *, kinds: dict[str, float] | None = None,
+                        label: str | None = None) -> Optional[SignalCheck]:
+    """An ad-hoc run for the people flagged by `day`'s signals; None when nobody is flagged. `kinds` and `label`:
+    other signals (a weather advisory's) than the configured ones, and their own run."""
     from safecall.signals import flagged_people
 
     definition = services.campaign(campaign_name)
-    people_ids = flagged_people(services.db, services.instance.settings, day)
+    people_ids = flagged_people(services.db, services.instance.settings, day, kinds)
     if not people_ids:
         return None
     run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                              label=f"signals-{day}", only_people=people_ids, rules=services.rules_snapshot(campaign_name))
+                              label=label or f"signals-{day}", only_people=people_ids, rules=services.rules_snapshot(campaign_name))
     return SignalCheck(run, created, len(people_ids))
 
 

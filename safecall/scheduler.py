@@ -27,6 +27,7 @@ from safecall.policy import FIRST_CALL_HORIZON, parse_clock_time, week_start, we
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.store import CampaignRun, Database
+from safecall.weather import WeatherSource, build_weather, check_weather
 from safecall.errors import translated
 from safecall.i18n import korean
 from safecall.store import Notification
@@ -37,9 +38,12 @@ log = logging.getLogger("safecall.scheduler")
 
 class Scheduler:
     def __init__(self, services: Services, mailer: Mailer | None, sms: SmsSender | None, *, threaded: bool = True,
-                 dial: bool = True):
-        """`dial` False: launching, lists and escalation only, the dialling left to `safecall worker run` processes."""
+                 dial: bool = True, weather: WeatherSource | None = None):
+        """`dial` False: launching, lists and escalation only, the dialling left to `safecall worker run` processes.
+        `weather`: the advisories' source (default: the KMA client when [weather] is enabled)."""
         self.services, self.mailer, self.sms = services, mailer, sms
+        self.weather = weather
+        self._weather_polled_at: datetime | None = None
         self.threaded = threaded
         self.dial = dial
         self.stop = threading.Event()
@@ -73,6 +77,7 @@ class Scheduler:
         queue_escalations(db, settings, campaigns, now=now)
         checkin.queue_due(db, self.services.instance, now=now, lifecycle=self.services.lifecycle)
         safety_clock.escalate(db, settings, campaigns, now=now)
+        self.poll_weather(now)
         send_notifications(db, settings, self.mailer, self.sms, now=now)
         send_due_deliveries(db, self.services.instance, self.mailer, now=now)
         self.backup_if_due(now)
@@ -123,6 +128,18 @@ class Scheduler:
             return read_toml(campaign_path(self.services.instance, name))
         except SafeCallError:
             return {}
+
+    def poll_weather(self, now: datetime) -> None:
+        """Every [weather] poll_minutes: new advisories for the office's regions launch their checks (weather.py)."""
+        settings = self.services.instance.settings.weather
+        if not settings.enabled or (self._weather_polled_at and now - self._weather_polled_at < timedelta(minutes=settings.poll_minutes)):
+            return
+        self._weather_polled_at = now
+        try:
+            self.weather = self.weather or build_weather(self.services.instance)
+            check_weather(self.services, self.weather)
+        except SafeCallError as exc:  # the next poll tries again; the week's calls go on
+            log_event(log, "weather_poll_failed", level=logging.ERROR, error=str(exc))
 
     def launch_if_due(self, definition: CampaignDef, now: datetime, campaigns: dict[str, CampaignDef] | None = None) -> None:
         calendar = definition.calendar(self.services.instance)

@@ -232,6 +232,28 @@ class SignalSettings(Strict):
     thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
 
 
+class WeatherSettings(Strict):
+    """Weather-triggered checks (weather.py): the KMA API hub's 특보 현황, polled by the scheduler."""
+
+    enabled: bool = False
+    campaign: str | None = None  # whose IVR, trunk and retry rules the check calls use
+    regions: list[str] = Field(default_factory=list)  # KMA 특보구역 codes of the office's district, e.g. L1100200
+    kinds: list[Literal["heat", "cold"]] = Field(default_factory=lambda: ["heat", "cold"])
+    min_risk: int = Field(default=3, ge=1, le=3)  # people at this risk (roster 위험도: 1 하, 2 중, 3 상) or higher
+    api_key: SecretRef | None = None  # the API hub's authKey
+    base_url: str = "https://apihub.kma.go.kr/api/typ01/url/wrn_now_data.php"
+    poll_minutes: int = Field(default=30, ge=5, le=1440)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+    _https_or_loopback = field_validator("base_url")(SmsSettings._https_or_loopback.__func__)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "WeatherSettings":
+        if self.enabled and not (self.campaign and self.regions and self.api_key):
+            raise ValueError(Message(N_('enabled = true needs campaign, regions and api_key = { env = "..." }')))
+        return self
+
+
 class Settings(Strict):
     # Messages and help when the locale does not choose (C.UTF-8, the usual server default, does not).
     language: Literal["ko", "en"] = "ko"
@@ -249,6 +271,7 @@ class Settings(Strict):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     signals: SignalSettings = Field(default_factory=SignalSettings)
     checkin: CheckinSettings = Field(default_factory=CheckinSettings)
+    weather: WeatherSettings = Field(default_factory=WeatherSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
@@ -444,6 +467,7 @@ def show_settings(instance: Instance) -> dict[str, Any]:
         "safety_clock": instance.settings.safety_clock.model_dump(),
         "sms": _masked(instance.settings.sms),
         "signals": instance.settings.signals.model_dump(),
+        "weather": _masked(instance.settings.weather),
         "default_trunk": instance.trunks.default,
         "trunks": trunks,
     }

@@ -107,8 +107,9 @@ def import_signals(db: Database, path: Path, settings: Settings, *, now: datetim
     return report
 
 
-def flagged_people(db: Database, settings: Settings, day: date) -> list[int]:
-    """People with a signal on `day` at or above its kind's threshold."""
+def flagged_people(db: Database, settings: Settings, day: date, kinds: dict[str, float] | None = None) -> list[int]:
+    """People with a signal on `day` at or above its kind's threshold (`kinds`, default the configured ones)."""
+    thresholds = settings.signals.thresholds if kinds is None else kinds
     with db.session() as session:
         signals = session.exec(select(Signal).where(Signal.day == day))
-        return sorted({s.person_id for s in signals if s.score >= settings.signals.thresholds.get(s.kind, 2)})
+        return sorted({s.person_id for s in signals if s.score >= thresholds.get(s.kind, 2)})

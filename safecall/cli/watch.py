@@ -42,3 +42,38 @@ def report_safety_clock(ctx: typer.Context,
          [[w.task_id, w.name, w.team, _("call-back") if w.kind == "callback" else _("visit"),
            w.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), hours_text(w.elapsed), RUNG_KOREAN[w.rung]]
           for w in summary.longest], records, title=_("Waiting longest"))
+
+
+@weather_app.command("check")
+def weather_check(ctx: typer.Context,
+                  dry_run: bool = typer.Option(False, "--dry-run", help="Poll and show what would be launched; launch and tell nothing."),
+                  dial_now: bool = typer.Option(False, "--dial/--no-dial", help="Dial the checks launched now (default: the scheduler or workers dial them).")):
+    """Poll the Korea Meteorological Administration once; an advisory for the office's regions launches a check of the people at higher risk."""
+    from safecall.cli.campaign import dial
+    from safecall.errors import ConfigError
+    from safecall.i18n import N_
+    from safecall.weather import build_weather, check_weather
+
+    app = state(ctx)
+    services = app.services()
+    source = build_weather(services.instance)
+    if source is None:
+        raise ConfigError(N_("weather checks are off: set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"))
+    checks = check_weather(services, source, dry_run=dry_run)
+    if not checks:
+        app.say(app._("No heat or cold wave advisory for this office's regions."))
+    tz = services.instance.tz
+    for check in checks:
+        advisory = check.advisory
+        issued = advisory.issued_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        if dry_run:
+            line = app._("{advisory} (issued {issued}): would call {people} people at higher risk.")
+        elif check.new:
+            line = app._("{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; officers told.")
+        elif check.run_id:
+            line = app._("{advisory} (issued {issued}): its check was launched before (run {run}).")
+        else:
+            line = app._("{advisory} (issued {issued}): nobody at higher risk to call.")
+        app.say(line.format(advisory=advisory.korean(), issued=issued, people=check.people, run=check.run_id))
+        if check.new and dial_now:
+            dial(app, services.instance.settings.weather.campaign, check.run_id)
