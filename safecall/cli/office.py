@@ -76,6 +76,12 @@ def report_weekly(ctx: typer.Context,
     if fmt in ("table", "json"):
         emit(app, fmt, [title for _, title in COLUMNS], [row.cells() for row in rows],
              [row.record() for row in rows], title=app._("Weekly report"))
+        if fmt == "table":
+            from safecall.drift import drift_flags
+
+            flagged = drift_flags(services.db)
+            if flagged:
+                app.say(app._("Change detected (변화 감지): {count} people; see 'safecall report drift'.").format(count=len(flagged)))
     else:
         app.say(app._("wrote {path}").format(path=commands.write_report(services, rows, fmt, output)))
     if chart:

@@ -77,3 +77,24 @@ def weather_check(ctx: typer.Context,
         app.say(line.format(advisory=advisory.korean(), issued=issued, people=check.people, run=check.run_id))
         if check.new and dial_now:
             dial(app, services.instance.settings.weather.campaign, check.run_id)
+
+
+@report_app.command("drift")
+def report_drift(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+    """People whose answers changed over the last 8 weeks (변화 감지): rings before answering, seconds to the key, calls needed, unclear or help answers."""
+    from safecall.drift import MEASURE_KOREAN, drift_flags
+
+    app = state(ctx)
+    check_format(fmt)
+    flags = drift_flags(app.services().db)
+    records = [{"person": f.person_id, "team": f.team, "weeks": f.weeks,
+                "changes": [{"measure": c.measure, "baseline": c.baseline, "recent": c.recent} for c in f.changes]} for f in flags]
+    if fmt == "json":
+        emit(app, fmt, [], [], records)
+        return
+    _ = app._
+    if fmt == "table":
+        app.say(_("Change detected (변화 감지): {count} people.").format(count=len(flags)))
+    emit(app, fmt, [_("person"), _("team"), _("weeks"), _("what changed (before → last 3 weeks)")],
+         [[f.name, f.team, f.weeks, "; ".join(f"{MEASURE_KOREAN[c.measure]} {c.baseline:g} → {c.recent:g}" for c in f.changes)]
+          for f in flags], records, title=_("Drift watch"))

@@ -48,7 +48,7 @@ do not change: a number that is out of service stays so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 
@@ -161,3 +161,21 @@ class PersistentPeople:
         """How long the phone rings before this person picks up (the trunk's ring timeout may come first)."""
         profile = self.profile(number, week)
         return draws.uniform(profile.ring_low, profile.ring_high)
+
+
+class DecliningPeople(PersistentPeople):
+    """Persistent people, some of whom decline from `from_week` on (for the drift watch's tests and benchmarks):
+    over `weeks_to_worst` weeks their phone rings 12 s longer before they pick up, they press a key half as
+    often and pick up 0.3 less often. Everyone else is exactly as in PersistentPeople."""
+
+    def __init__(self, seed: int, draws, declining: set[str], from_week: date, weeks_to_worst: int = 3):
+        self.declining, self.from_week, self.weeks_to_worst = declining, from_week, weeks_to_worst
+        super().__init__(seed, draws)
+
+    def _profile(self, number: str, week: date) -> Profile:
+        profile = super()._profile(number, week)
+        if number not in self.declining or week < self.from_week or profile.kind == "out_of_service":
+            return profile
+        step = min(1.0, ((week - self.from_week).days // 7 + 1) / self.weeks_to_worst)
+        return replace(profile, ring_low=profile.ring_low + 12 * step, ring_high=profile.ring_high + 12 * step,
+                       presses_key=profile.presses_key * (1 - 0.5 * step), pick_up=max(0.0, profile.pick_up - 0.3 * step))

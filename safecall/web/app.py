@@ -30,6 +30,7 @@ from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.audit import log_access
+from safecall.drift import MEASURE_KOREAN, drift_flags
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall import glossary
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
@@ -76,7 +77,8 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     templates = Jinja2Templates(directory=HERE / "templates")  # autoescape is on for .html
     templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
                                  RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
-    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN)
+    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN,
+                                 MEASURE_KOREAN=MEASURE_KOREAN)
     templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
 
     def session_of(request: Request) -> Session:
@@ -332,7 +334,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         if history is None:
             raise HTTPException(404, "그런 사람이 없습니다.")
         logged(user, "web.view", f"person {person_id}", "history")
-        return render(request, "person.html", h=history)
+        return render(request, "person.html", h=history, drift=next(iter(drift_flags(db, [person_id])), None))
 
     # ---- admin -------------------------------------------------------------------------------
     @app.get("/admin/users")
