@@ -71,14 +71,17 @@ def reached_rung(elapsed: timedelta, settings: Settings) -> str | None:
 
 
 def clocks(db: Database, settings: Settings, *, now: datetime, since: datetime | None = None,
-           run_id: int | None = None) -> list[Waiting]:
+           run_id: int | None = None, open_only: bool = False) -> list[Waiting]:
     """Every open task's clock, and the closed ones' created since `since` (all of them when None); or a run's."""
     with db.session() as session:
         query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id)
         if run_id is not None:
             query = query.where(VisitTask.run_id == run_id)
-        tasks = [(t, p) for t, p in session.exec(query)
-                 if t.status == "open" or since is None or t.created_at >= since]
+        if open_only:
+            query = query.where(VisitTask.status == "open")
+        elif since is not None:
+            query = query.where((VisitTask.status == "open") | (VisitTask.created_at >= since))
+        tasks = list(session.exec(query))
         starts = _starts(session, tasks)
     result = []
     for task, person in tasks:
@@ -95,8 +98,12 @@ def _starts(session, tasks: list[tuple[VisitTask, Person]]) -> dict[int, datetim
     if not tasks:
         return {}
     by_member = {(t.run_id, t.person_id): t for t, _ in tasks}
-    rows = session.exec(select(Attempt, RunMember.person_id).join(RunMember, RunMember.id == Attempt.member_id)
-                        .where(Attempt.run_id.in_({t.run_id for t, _ in tasks})))
+    # Only the attempts of people with a task (a few hundred of a week's thousands), read in chunks of task ids.
+    ids = sorted(t.id for t, _ in tasks)
+    rows = [row for first in range(0, len(ids), 500) for row in session.exec(
+        select(Attempt, RunMember.person_id).join(RunMember, RunMember.id == Attempt.member_id)
+        .join(VisitTask, (VisitTask.run_id == Attempt.run_id) & (VisitTask.person_id == RunMember.person_id))
+        .where(VisitTask.id.in_(ids[first:first + 500])))]
     starts: dict[int, datetime] = {}
     for attempt, person_id in rows:
         task = by_member.get((attempt.run_id, person_id))
@@ -144,7 +151,7 @@ def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef]
     if not settings.safety_clock.enabled:
         return []
     teams = {t.name: t for t in settings.teams}
-    waits = [w for w in clocks(db, settings, now=now) if w.stopped_at is None and w.rung]
+    waits = [w for w in clocks(db, settings, now=now, open_only=True) if w.rung]
     done = []
     with db.transaction() as session:
         taken = set(session.exec(select(AuditEvent.action, AuditEvent.subject).where(

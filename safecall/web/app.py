@@ -259,7 +259,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
 
     def waiting(run_id: int | None = None) -> dict[int, safety_clock.Waiting]:
         """The safety clocks of the tasks still waiting for a human (of one run, or all)."""
-        return {w.task_id: w for w in safety_clock.clocks(db, settings, now=services.now(), run_id=run_id) if w.stopped_at is None}
+        return {w.task_id: w for w in safety_clock.clocks(db, settings, now=services.now(), run_id=run_id, open_only=True)}
 
     def show_task(request: Request, task_id: int, user: WebUser, error: list[str] | None = None, status_code: int = 200):
         """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
