@@ -143,6 +143,7 @@ def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> 
 
     settings = services.instance.settings
     weather, db, now = settings.weather, services.db, services.now()
+    services.campaign(weather.campaign)  # a campaign that cannot be loaded fails here, before anything is written
     ours = [a for a in source.advisories() if a.region_id in weather.regions and a.kind in weather.kinds]
     with db.session() as session:
         people = sorted(session.exec(select(Person.id).where(Person.status == "active", Person.risk >= weather.min_risk)).all())

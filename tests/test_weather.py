@@ -143,3 +143,15 @@ def test_weather_check_when_off_says_how_to_turn_it_on_and_config_show_hides_the
     configure_on = (cli.root / "config" / "safecall.toml")
     configure_on.write_text(configure_on.read_text(encoding="utf-8").replace("enabled = false", "enabled = true"), encoding="utf-8")
     assert "이 주민센터 특보구역에 폭염·한파 특보가 없습니다." in cli("weather", "check").output
+
+
+def test_a_missing_campaign_fails_before_anything_is_written(cli, tmp_path, kma):
+    configure(cli, tmp_path, kma)
+    settings = cli.root / "config" / "safecall.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace('campaign = "weekly-safe-call"', 'campaign = "no-such"'),
+                        encoding="utf-8")
+    kma.advise(REGION, "서울동북권", "202611230700", "폭염", "경보")
+    result = cli("weather", "check", ok=False)
+    assert result.exit_code != 0 and "no-such" in result.output
+    with cli.db().session() as session:
+        assert session.exec(select(Signal)).all() == [] and session.exec(select(Notification)).all() == []
