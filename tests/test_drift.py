@@ -123,3 +123,6 @@ def test_the_officers_person_page_shows_the_change(cli, tmp_path, browser):
         assert mark.text.startswith("변화 감지") and "받기까지 벨 울린 시간" in mark.text and mark.is_displayed()
         browser.get(f"{base}/person/{ids['박한결']}")
         assert browser.find_elements(By.ID, "drift") == []
+        browser.get(f"{base}/report")  # the weekly report names them too
+        listed = browser.find_element(By.ID, "drift-report")
+        assert listed.text.startswith("변화 감지: 1명") and "김서서히" in listed.text and "박한결" not in listed.text

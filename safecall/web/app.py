@@ -320,7 +320,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
 
     @app.get("/report")
     def report(request: Request, user: WebUser = Depends(officer)):
-        return render(request, "report.html", rows=weekly_report(db))
+        return render(request, "report.html", rows=weekly_report(db), drift=drift_flags(db))
 
     @app.get("/report/chart.png")
     def report_chart(user: WebUser = Depends(officer)):
