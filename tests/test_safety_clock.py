@@ -3,12 +3,11 @@ an outcome recorded by a human; its ladder over real SMTP and the SOLAPI fake; i
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
-from conftest import SEOUL
 from safecall.safety_clock import clocks, percentile, reached_rung, summarise
 from safecall.settings import SafetyClockSettings, Settings, load_instance
 from safecall.store import AuditEvent, VisitTask
@@ -53,6 +52,10 @@ def test_the_ladder_climbs_once_per_rung_and_stops_when_a_human_records(cli, tmp
 
     assert at(3.5) == []
     assert at(4.5) == ["guardian"]  # the guardian text (one per person and week, the campaign's own)
+    with cli.db().session() as session:
+        [rung] = session.exec(select(AuditEvent).where(AuditEvent.action == "safety_clock.guardian",
+                                                       AuditEvent.subject == f"task {visit.task_id}")).all()
+    assert "guardian text queued" in rung.detail and rung.actor == "safecall"
     assert at(8.5) == ["guardian", "officer"]
     officer_mails = [b for b in bodies(smtp, "officer1@example.org") if f"과제 {visit.task_id} " in b and "안전 시계" in b]
     assert len(officer_mails) == 1 and "무응답" not in officer_mails[0] and "010" not in officer_mails[0]
