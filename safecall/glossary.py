@@ -103,7 +103,7 @@ LATIN_ALLOWED = frozenset({
     "UTF", "CP949", "EUC", "KR", "ID", "PIN", "OK", "MiB", "KB", "MB", "GB", "ms", "Ctrl", "SIGTERM", "systemd",
     "csv", "xlsx", "json", "png", "toml", "xls", "conf", "wav", "WAV", "MP3", "sln16", "LMS", "SID", "ISO", "YYYY-MM-DD",
     "https", "Ping", "U", "A1", "T08", "T10", "UTF-8", "UTF-16", "EUC-KR", "Ctrl-C",
-    "YYYY-MM", "EHLO", "STARTTLS", "API", "Debian", "a-z",
+    "YYYY-MM", "EHLO", "STARTTLS", "API", "Debian", "a-z", "p95",
     # systemd's own directive names, and docs/operations.md's section titles that messages point to
     "EnvironmentFile", "LoadCredential", "Rolling", "back", "Secrets",
 })
@@ -113,5 +113,5 @@ LATIN_TYPED = frozenset({
     "provider", "solapi", "twilio", "sms", "notify", "trunks", "host", "port", "name", "attachments", "env", "file",
     "web", "email", "gateway", "holidays", "sox", "espeak-ng", "chmod", "export", "include", "extensions", "fonts-nanum",
     "DIR", "kim", "os", "root", "uid", "task", "person", "manager",
-    "folder", "security", "apt-get", "install", "postgresql-client", "openssl", "rand",
+    "folder", "security", "apt-get", "install", "postgresql-client", "openssl", "rand", "enabled", "regions",
 })

@@ -57,7 +57,7 @@ def test_the_ladder_climbs_once_per_rung_and_stops_when_a_human_records(cli, tmp
                                                        AuditEvent.subject == f"task {visit.task_id}")).all()
     assert "guardian text queued" in rung.detail and rung.actor == "safecall"
     assert at(8.5) == ["guardian", "officer"]
-    officer_mails = [b for b in bodies(smtp, "officer1@example.org") if f"과제 {visit.task_id} " in b and "안전 시계" in b]
+    officer_mails = [b for b in bodies(smtp, "officer1@example.org") if f"과제 {visit.task_id} " in b and "확인 대기 시간" in b]
     assert len(officer_mails) == 1 and "무응답" not in officer_mails[0] and "010" not in officer_mails[0]
     assert at(24.5) == ["guardian", "officer", "team_lead"]
     assert any(f"과제 {visit.task_id} " in b and "팀장" in b for b in bodies(smtp, "lead1@example.org"))
@@ -103,7 +103,7 @@ def test_report_safety_clock_prints_median_p95_and_the_longest_waits_in_korean(c
     summary = summarise(waits)
     cli.use_locale("ko_KR.UTF-8")
     output = cli("report", "safety-clock").output
-    assert f"안전 시계: 과제 {len(waits)}건" in output and "중앙값" in output and "p95" in output
+    assert f"확인 대기 시간: 과제 {len(waits)}건" in output and "중앙값" in output and "p95" in output
     assert "무응답" in output and "도움" in output  # both still waiting, listed by name for the officer
     import json
     data = json.loads(cli("report", "safety-clock", "--format", "json").output)
@@ -141,11 +141,11 @@ def test_the_officers_pages_show_the_clock_and_the_safety_check_recommendation(c
         log_in(browser, base, "officer")
         browser.get(f"{base}/callbacks")
         shown = browser.find_element(By.CSS_SELECTOR, f"#callback-{help_wait.task_id} .safety-clock")
-        assert "안전 시계: 2일 2시간 7분" in shown.text and "119/112 안전 확인 요청 검토" in shown.text
+        assert "확인 대기 시간: 2일 2시간 7분" in shown.text and "119/112 안전 확인 요청 검토" in shown.text
         mark = shown.find_element(By.CLASS_NAME, "safety-check-mark")
         assert mark.is_displayed() and "담당자가 판단해 주세요" in mark.text
         browser.get(f"{base}/task/{help_wait.task_id}")
-        assert "안전 시계: 2일 2시간 7분" in browser.find_element(By.CLASS_NAME, "safety-clock").text
+        assert "확인 대기 시간: 2일 2시간 7분" in browser.find_element(By.CLASS_NAME, "safety-clock").text
         # Recorded by a human: the clock is gone from the task's page.
         cli("visits", "record", str(help_wait.task_id), "--outcome", "called_safe")
         browser.get(f"{base}/task/{help_wait.task_id}")
