@@ -35,6 +35,7 @@ NEXT_STEP = {
 # Bounds of a field record, the same on the web and in the CLI (check_record).
 NOTE_MAX_CHARS = 2000
 HOSPITAL_MAX_DAYS = 180  # a longer stay is the welfare officer's to record: it stops the weekly calls for that long
+OFFICER_HOSPITAL_MAX_DAYS = 365  # no pause is unbounded: beyond a year the officer closes the person with a reason instead
 HOSPITAL_DEFAULT_DAYS = 28
 # number: an officer's task to fix a number that proved not to exist (delivered like a callback list, to the officer)
 KINDS = ("visit", "callback", "number")
@@ -281,6 +282,10 @@ def check_record(*, outcome: str, note: str | None, until: date | None, today: d
             problems.append(Message(N_("hospitalised until: given, but the outcome is not hospitalised")))
         elif until < today:
             problems.append(Message(N_("hospitalised until: {until} is in the past"), until=until))
+        elif officer and until > today + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS):
+            problems.append(Message(N_("hospitalised until: {until} is {days} days ahead, at most {most} even for a welfare officer; "
+                                       "a longer absence is `recipients close` with its reason"), until=until,
+                                    days=(until - today).days, most=OFFICER_HOSPITAL_MAX_DAYS))
         elif until > latest and not officer:
             problems.append(Message(N_("hospitalised until: {until} is {days} days ahead, at most {most} ({latest}); "
                                        "a longer stay is for a welfare officer: {hint}"), until=until,

@@ -108,13 +108,14 @@ def test_the_server_bounds_notes_and_hospital_stays_and_an_officer_may_go_longer
     assert post(team, "이영희", outcome="not_home", note="가" * 2000).status_code == 303  # at the bound: saved
     assert post(team, "<b>김순자</b>", outcome="hospitalised", until=(TODAY + timedelta(days=180)).isoformat()).status_code == 303
     # The officer may pause a long stay, on a visit task of any team.
-    assert f'min="{TODAY}">' in officer.get(f"/task/{tasks['박부암'].id}").text  # no upper bound in the officer's form
-    assert post(officer, "박부암", outcome="hospitalised", until="2027-12-31").status_code == 303
+    assert f'min="{TODAY}" max="{TODAY + timedelta(days=365)}">' in officer.get(f"/task/{tasks['박부암'].id}").text  # a year at most
+    assert post(officer, "박부암", outcome="hospitalised", until=(TODAY + timedelta(days=366)).isoformat()).status_code == 400
+    assert post(officer, "박부암", outcome="hospitalised", until="2027-10-31").status_code == 303
     with office.db().session() as session:
         until = {p.name: p.paused_until for p in session.exec(select(Person))}
         details = [e.detail for e in session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record"))]
-    assert until["박부암"] == date(2027, 12, 31) and until["<b>김순자</b>"] == TODAY + timedelta(days=180)
-    assert "outcome=hospitalised until=2027-12-31" in details
+    assert until["박부암"] == date(2027, 10, 31) and until["<b>김순자</b>"] == TODAY + timedelta(days=180)
+    assert "outcome=hospitalised until=2027-10-31" in details
 
 
 def test_visits_record_in_the_cli_has_the_same_bounds(office):
@@ -219,3 +220,20 @@ def test_only_a_test_instance_may_retry_at_once(cli):
     allow_fast_retries(cli.root / "config" / "safecall.toml")  # once is enough; twice is not a broken file
     allowed = cli("campaign", "validate", "weekly-safe-call")
     assert "warning: [testing] fast_retries is on" in allowed.output
+
+
+def test_no_hospital_stay_is_unbounded_even_for_an_officer():
+    from datetime import date
+
+    from safecall.errors import InputError
+    from safecall.visits import OFFICER_HOSPITAL_MAX_DAYS, check_record
+
+    today = date(2026, 11, 24)
+    check_record(outcome="hospitalised", note=None, until=date(2027, 11, 24), today=today, officer=True)  # a year: allowed
+    for until in (date(2027, 11, 25), date(9999, 12, 31)):
+        try:
+            check_record(outcome="hospitalised", note=None, until=until, today=today, officer=True)
+        except InputError as exc:
+            assert "hospitalised until" in str([str(p) for p in exc.problems])
+        else:
+            raise AssertionError(f"{until}: an officer paused someone beyond {OFFICER_HOSPITAL_MAX_DAYS} days")

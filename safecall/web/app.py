@@ -33,7 +33,7 @@ from safecall.audit import log_access
 from safecall.drift import MEASURE_KOREAN, drift_flags
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall import glossary
-from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
+from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OFFICER_HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.checkin import add_checkin_routes
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
@@ -272,7 +272,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
                       notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
                       clock=waiting(task.run_id).get(task.id),
                       today=services.today(),  # the browser's bounds of the hospital date; the server checks them again
-                      latest_until=None if user.role == "officer" else services.today() + timedelta(days=HOSPITAL_MAX_DAYS))
+                      latest_until=services.today() + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == "officer" else HOSPITAL_MAX_DAYS))
 
     @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
     def task_record(request: Request, task_id: RowId, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),
