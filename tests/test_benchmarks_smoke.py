@@ -94,7 +94,7 @@ def test_scaleout(tmp_path):
 @pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL server: start one with `eval \"$(.ci/postgres start)\"`")
 def test_national(tmp_path):
     result = run_script(["benchmarks/national.py", "--people", "200", "--districts", "2", "--workers", "1", "--channels", "4",
-                         "--speed", "400", "--days", "1"], tmp_path)
+                         "--speed", "2000", "--days", "1"], tmp_path)
     assert result
 
 
