@@ -16,7 +16,6 @@ import sys
 import termios
 import fcntl
 import time
-from pathlib import Path
 
 import pytest
 from sqlmodel import select as query

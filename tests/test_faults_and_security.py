@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pwd
 import logging
-import os
 import sqlite3
 import stat
 from contextlib import contextmanager

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from sqlmodel import select
 
 from conftest import MONDAY_MORNING, SEOUL, Cli, person_row, write_csv

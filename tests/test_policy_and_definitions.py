@@ -15,7 +15,6 @@ from safecall.campaign import CampaignDef
 from safecall.policy import WEEKDAYS, CallingCalendar, first_call_of_week, retry_at, week_start, weekly_slot
 from safecall.runs import launch_run
 from safecall.store import CampaignRun, Database, MemberState, Person, RunMember
-from safecall.settings import defaults_root
 
 CAL = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
 

@@ -3,7 +3,6 @@ with no open particle and no English word outside the glossary's allowlist."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 

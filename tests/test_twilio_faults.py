@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from sqlmodel import select

@@ -209,7 +209,6 @@ def test_safecall_web_serves_on_loopback_by_default(cli):
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     import httpx
     from live import free_port

@@ -21,7 +21,7 @@ from conftest import SEOUL
 from safecall.store import AuditEvent, LoginCount, VisitTask, WebSession
 from safecall.users import HASHER
 from safecall.web.auth import LoginLimiter
-from web_fixtures import PASSWORD, make_app, office_with_a_week, served, web_services
+from web_fixtures import PASSWORD, make_app, office_with_a_week, served
 
 
 @pytest.fixture
