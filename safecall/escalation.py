@@ -122,7 +122,7 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                 _queue(session, f"officer-callback:task:{task.id}", "email", officer,
                        f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
                        f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks" if task.risk_speech else
-                       f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 2번을 누른 분이 도움을 요청하셨습니다. "
+                       f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "
                        f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks", now)
 
 
