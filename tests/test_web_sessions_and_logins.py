@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -145,6 +146,24 @@ def test_thirty_parallel_wrong_passwords_check_at_most_five(office):
         counts = {row.scope: row for row in session.exec(select(LoginCount))}
     assert counts["user"].checked == counts["user"].failed == hasher.checks
     assert counts["addr"].refused + counts["user"].refused == 30 - hasher.checks  # counted, not written one by one
+
+
+def test_an_office_logging_in_at_once_from_one_address_is_not_refused(office):
+    """Eight right passwords at once from one address (an office behind one NAT), with a limit of 5 failures: every one
+    logs in. Only checks under way and failures count, and at most two checks are under way."""
+    gate = threading.Event()
+    hasher = CountingHasher(gate)
+    with served(make_app(office, hasher=hasher)) as base:
+        forms = [login_form(base) for _ in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            logins = [pool.submit(httpx.post, f"{base}/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf},
+                                  cookies=cookies, timeout=120) for cookies, csrf in forms]
+            for _ in range(2):
+                assert hasher.entered.acquire(timeout=60)  # two checks held; the other six wait for a slot
+            time.sleep(0.5)  # let the six reach the server (without the slot first, they would be refused now)
+            gate.set()
+            codes = [login.result().status_code for login in logins]
+    assert codes == [303] * 8 and hasher.most_at_once == 2
 
 
 def test_waiting_password_checks_do_not_stall_other_pages(office):

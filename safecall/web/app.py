@@ -171,9 +171,11 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         # Async, so a login waiting for an argon2 slot holds no worker thread: other pages go on being served.
         address = request.client.host if request.client else "?"
         username = users.normalise_username(username)
-        if not await run_in_threadpool(limiter.reserve, username, address):
-            return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
+        # The reservation is taken inside a slot: it counts checks in flight as well as failures, so people logging in
+        # at once from one office address (behind one NAT) must not add up to a limit meant for failures.
         async with argon2_slots:
+            if not await run_in_threadpool(limiter.reserve, username, address):
+                return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
             user = await run_in_threadpool(users.authenticate, db, username, password, hasher=hasher)
         if user is None:
             await run_in_threadpool(limiter.failed, username, address)
