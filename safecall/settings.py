@@ -30,6 +30,13 @@ DATABASE_URL_ENV = "SAFECALL_DATABASE_URL"
 INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
 
 
+def korean_number(value: str | None) -> str | None:
+    """A settings phone number: checked as a Korean number (the ValueError says why), kept as written; None stays None."""
+    if value is not None:
+        phones.normalise(value)
+    return value
+
+
 class Team(Strict):
     name: str = Field(min_length=1)
     dongs: list[str] = Field(default_factory=list)
@@ -39,12 +46,7 @@ class Team(Strict):
     # The officer's mobile: a campaign that cannot run at its slot is also texted here ([sms] provider).
     officer_phone: str | None = None
 
-    @field_validator("officer_phone")
-    @classmethod
-    def _korean_number(cls, value: str | None) -> str | None:
-        if value is not None:
-            phones.normalise(value)  # ValueError says why
-        return value
+    _korean_number = field_validator("officer_phone")(korean_number)
 
 
 class SmtpSettings(Strict):
@@ -157,12 +159,7 @@ class SmsSettings(Strict):
             raise ValueError(Message(N_('email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)')))
         return value
 
-    @field_validator("callback_number", "sender", "duty_officer")
-    @classmethod
-    def _korean_number(cls, value: str | None) -> str | None:
-        if value is not None:
-            phones.normalise(value)  # ValueError says why
-        return value
+    _korean_number = field_validator("callback_number", "sender", "duty_officer")(korean_number)
 
     @field_validator("base_url")
     @classmethod
@@ -219,12 +216,7 @@ class CheckinSettings(Strict):
     precall_hour: int = Field(default=8, ge=0, le=23)  # sent from this local hour of the day of the first call
     caller_number: str | None = None  # the number people see when the district calls (default: sms.callback_number)
 
-    @field_validator("caller_number")
-    @classmethod
-    def _korean_number(cls, value: str | None) -> str | None:
-        if value is not None:
-            phones.normalise(value)  # ValueError says why
-        return value
+    _korean_number = field_validator("caller_number")(korean_number)
 
 
 class SignalSettings(Strict):
