@@ -33,6 +33,7 @@ from safecall.domain import Disposition, MemberState, RunState
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, dialable_clause
 from safecall.errors import ConfigError
+from safecall.escalation import is_queued
 from safecall.settings import Instance, Settings
 from safecall.store import CampaignRun, CheckinLink, Database, Notification, Person, RunMember, audit
 
@@ -171,7 +172,7 @@ def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now:
                            .where((Person.contact == TEXT_CONTACT) | (RunMember.attempts_made >= FOLLOW_UP_AFTER)))
         for member, person in list(due):
             key, mobile = checkin_key(member.id), text_number(person)
-            if mobile is None or session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
+            if mobile is None or is_queued(session, key):
                 continue
             url = new_link(session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime)
             session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="checkin_link",
@@ -210,7 +211,7 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
                            .order_by(RunMember.id))
         for member, person, run in list(due):
             key, mobile = precall_key(person.id, run.week_start), text_number(person)
-            if mobile is None or session.exec(select(Notification.id).where(Notification.key == key)).first() is not None:
+            if mobile is None or is_queued(session, key):
                 continue
             at = f"{member.next_attempt_at.astimezone(tz):%H:%M}"
             session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="precall_notice",

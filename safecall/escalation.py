@@ -21,12 +21,12 @@ from safecall.store import CampaignRun, Database, Notification, Person, VisitTas
 log = logging.getLogger("safecall.escalation")
 
 
-def _queue(session, key: str, channel: str, recipient: str, body: str, now: datetime, **extra) -> None:
-    if not _queued(session, key):
+def queue_notification(session, key: str, channel: str, recipient: str, body: str, now: datetime, **extra) -> None:
+    if not is_queued(session, key):
         session.add(Notification(key=key, channel=channel, recipient=recipient, body=body, next_try_at=now, **extra))
 
 
-def _queued(session, key: str) -> bool:
+def is_queued(session, key: str) -> bool:
     return session.exec(select(Notification.id).where(Notification.key == key)).first() is not None
 
 
@@ -44,9 +44,9 @@ def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: 
     mobiles = sorted({phones.normalise(t.officer_phone) for t in chosen if t.officer_phone}) if text else []
     with db.transaction() as session:
         for officer in officers:
-            _queue(session, f"{key}:{officer}", "email", officer, body, now)
+            queue_notification(session, f"{key}:{officer}", "email", officer, body, now)
         for mobile in mobiles:
-            _queue(session, f"{key}:{mobile}", "sms", mobile, text, now)
+            queue_notification(session, f"{key}:{mobile}", "sms", mobile, text, now)
     return officers + [phones.mask(m) for m in mobiles]
 
 
@@ -68,7 +68,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             officer = team and (team.officer_email or team.email)
             if officer:
                 # No name or number in an e-mail: the task number and a link to it (behind the login).
-                _queue(session, f"officer-overdue:task:{task.id}", "email", officer,
+                queue_notification(session, f"officer-overdue:task:{task.id}", "email", officer,
                        f"[안심콜] 방문 결과 기록 기한 초과: 과제 {task.id} ({task.team}). "
                        f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
                        f"{settings.web.base_url}/task/{task.id}", now)
@@ -83,7 +83,7 @@ def queue_guardian_text(session, campaign: CampaignDef, person: Person, task: Vi
     # Before schema 8 guardian texts were keyed per task: such a task's text went out already.
     if not (campaign.notify.guardian_sms and person.guardian_phone):
         return False
-    if _queued(session, f"guardian:task:{task.id}"):
+    if is_queued(session, f"guardian:task:{task.id}"):
         return True
     callback = settings.sms.callback()
     template = "guardian_help" if task.kind == "callback" else "guardian_unreachable"
@@ -91,12 +91,9 @@ def queue_guardian_text(session, campaign: CampaignDef, person: Person, task: Vi
     if not campaign.notify.allow_lms:  # one SMS, even for a long name (the rule is in fit_in_one_sms)
         text, name = fit_in_one_sms(getattr(campaign.notify, template), person.name, callback=callback)
     variables = {"name": name, "callback": callback}
-    _queue(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone, text, now,
+    queue_notification(session, guardian_key(person.id, run.week_start), "sms", person.guardian_phone, text, now,
            template=template, variables=json.dumps(variables, ensure_ascii=False))
     return True
-
-
-queue_once = _queue  # for the safety clock's ladder (safety_clock.py)
 
 
 def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> None:
@@ -115,11 +112,11 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
             officer = team and (team.officer_email or team.email)
             if task.kind == "callback" and task.risk_speech and settings.sms.duty_officer:
                 # No name or number in the text: the task number and the page behind the login.
-                _queue(session, f"duty-officer-risk:task:{task.id}", "sms", settings.sms.duty_officer,
+                queue_notification(session, f"duty-officer-risk:task:{task.id}", "sms", settings.sms.duty_officer,
                        f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). 안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
                        f"바로 연락해 주세요. {settings.web.base_url}/callbacks", now)
             if task.kind == "callback" and officer:
-                _queue(session, f"officer-callback:task:{task.id}", "email", officer,
+                queue_notification(session, f"officer-callback:task:{task.id}", "email", officer,
                        f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
                        f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks" if task.risk_speech else
                        f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "

@@ -146,7 +146,7 @@ def hours_text(value: timedelta | None) -> str:
 def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> list[tuple[int, str]]:
     """The ladder: each rung a still-waiting task has reached is taken once. Its audit row (safety_clock.RUNG on
     "task N") is the record that it was, so a restart never repeats one. Returns the (task, rung) pairs taken now."""
-    from safecall.escalation import queue_guardian_text, queue_once
+    from safecall.escalation import queue_guardian_text, queue_notification
 
     if not settings.safety_clock.enabled:
         return []
@@ -177,14 +177,14 @@ def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef]
                 elif rung in ("officer", "team_lead"):
                     recipient = officer if rung == "officer" else lead
                     if recipient:
-                        queue_once(session, key, "email", recipient,
+                        queue_notification(session, key, "email", recipient,
                                    f"[안심콜] 확인 대기 시간 {waited}: 과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
                                    f"{'팀장님께 알립니다. ' if rung == 'team_lead' else ''}바로 확인해 주세요.\n{page}", now)
                     detail = f"e-mail to {recipient}" if recipient else "no e-mail address for the team"
                 else:
                     recipients = sorted({r for r in (officer, lead) if r})
                     for recipient in recipients:
-                        queue_once(session, f"{key}:{recipient}", "email", recipient,
+                        queue_notification(session, f"{key}:{recipient}", "email", recipient,
                                    f"[안심콜] 119/112 안전 확인 요청 검토: 과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
                                    f"아직 아무도 이분의 안전을 확인하지 못했습니다. 119 또는 112에 안전 확인을 요청할지 "
                                    f"담당자가 판단해 주세요. 안심콜은 직접 요청하지 않습니다.\n{page}", now)
