@@ -109,7 +109,7 @@ def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task
                   outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전 확인, 부재, 입원, 119 인계, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화함: 안전 확인, 서비스 연계, 통화 안 됨)."),
                   note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
                   until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day (at most 180 days ahead)."),
-                  long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days.")):
+                  long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days (a year at most).")):
     """Record what a visit (or an officer's call-back) found; not_home and called_no_answer keep the task open."""
     app = state(ctx)
     chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME, "--outcome")
