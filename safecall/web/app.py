@@ -19,14 +19,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safecall import users
+from safecall import glossary, phones, safety_clock, users
 from safecall.checkin import LinkSigner
+from safecall.drift import MEASURE_KOREAN
 from safecall.services import Services
-from safecall.web import admin, callbacks, checkin, login, officer, tasks
+from safecall.store import DISPOSITION_KOREAN
+from safecall.visits import OUTCOME_KOREAN, RISK_LABEL
+from safecall.web import admin, checkin, login, officer, tasks
 from safecall.web.auth import LoginLimiter, SessionCodec, SessionStore
-from safecall.web.deps import LoginRequired, make_templates, render, set_cookie
+from safecall.web.deps import LoginRequired, render, set_cookie
 
 HERE = FilePath(__file__).parent
 ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and 64 MiB; the rest of the pages keep the threads
@@ -38,8 +42,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",  # pages hold personal data: no copies in shared caches or the back button
 }
-ROUTERS = (login.router, tasks.router, callbacks.router, officer.router, admin.router,
-           checkin.router)  # the people's one-tap page: no login (web/checkin.py)
+ROUTERS = (login.router, tasks.router, officer.router, admin.router, checkin.router)  # the people's one-tap page: no login (web/checkin.py)
 
 
 def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | None = None,
@@ -65,6 +68,16 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def make_templates(directory, tz) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=directory)  # autoescape is on for .html
+    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
+                                 RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
+    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN,
+                                 MEASURE_KOREAN=MEASURE_KOREAN)
+    templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
+    return templates
 
 
 async def headers_and_cookie(request: Request, call_next):

@@ -11,15 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from safecall import glossary, phones, safety_clock, users
 from safecall.audit import log_access
-from safecall.drift import MEASURE_KOREAN
 from safecall.services import Services
-from safecall.store import DISPOSITION_KOREAN, WebUser
-from safecall.visits import OUTCOME_KOREAN, RISK_LABEL
+from safecall.store import WebUser
 from safecall.web.auth import COOKIE, Session, SessionCodec, SessionStore
 
 # Bounds of what a URL may ask for: beyond them a request is a 400, never an overflow in the database or a date.
@@ -31,16 +27,6 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 class LoginRequired(Exception):
     pass
-
-
-def make_templates(directory, tz) -> Jinja2Templates:
-    templates = Jinja2Templates(directory=directory)  # autoescape is on for .html
-    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
-                                 RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
-    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN,
-                                 MEASURE_KOREAN=MEASURE_KOREAN)
-    templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
-    return templates
 
 
 # ---- the app's state ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A visit team's list of the day and one task's page, where a team (or an officer, for a call-back) records the outcome."""
+"""The lists of tasks: a visit team's list of the day, the officers' call-backs (words of risk first), and one task's
+page, where a team (or an officer, for a call-back) records the outcome."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from safecall.services import Services
 from safecall.store import VisitTask, WebUser
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OFFICER_HOSPITAL_MAX_DAYS, OUTCOMES, confirmation, record_outcome, task_rows
 from safecall.web import data
-from safecall.web.deps import (CSRF, FIRST_DAY, LAST_DAY, MAX_ID, MAX_PAGE, RowId, Svc, Teams, User, logged, may_see_team,
-                               render)
+from safecall.web.deps import (CSRF, FIRST_DAY, LAST_DAY, MAX_ID, MAX_PAGE, Officer, RowId, Svc, Teams, User, logged,
+                               may_see_team, render)
 
 PAGE = 50  # tasks on one page of a team's list: enough for a day in the street, light on a phone
 
@@ -71,6 +72,15 @@ def team_list(request: Request, services: Svc, teams: Teams, user: User, team: s
     return render(request, "team.html", team=team, day=on, rows=rows, notes=notes, total=total, page=page,
                   pages=max(1, -(-total // PAGE)), prev_day=on - timedelta(days=1), next_day=on + timedelta(days=1),
                   message=saved_message(services, user, saved, "visit"))
+
+
+@router.get("/callbacks")
+def callback_list(request: Request, services: Svc, user: Officer, saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None):
+    today = services.today()
+    open_items, closed_items = data.callbacks(services.db, since=today - timedelta(days=7))
+    logged(services, user, "web.view", "callback list", f"open={len(open_items)}")
+    return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES,
+                  clocks=waiting(services), message=saved_message(services, user, saved, "callback"))
 
 
 def task_for(services: Services, teams: list[str], user: WebUser, task_id: int) -> VisitTask:

@@ -119,7 +119,9 @@ class Unsigned(Exception):
     """A request without Twilio's valid signature."""
 
 
-def state_of(request: Request) -> WebhookState:
+async def state_of(request: Request) -> WebhookState:
+    """Async, as every dependency here: a sync one runs in a worker thread, which can take seconds to get while the
+    speech model loads at start, and an unsigned request would wait for it."""
     return request.app.state.webhooks
 
 
@@ -153,10 +155,10 @@ class SignedRoute(APIRoute):
                 return Response("invalid signature", status_code=403)
             except asyncio.TimeoutError:
                 log.warning("the database did not answer within %s s; apologising so the attempt is retried",
-                            state_of(request).sink_timeout)
+                            request.app.state.webhooks.sink_timeout)
             except Exception as exc:
                 log.error("webhook failed; apologising so the attempt is retried: %s", mask_text(repr(exc)))
-            return apology(state_of(request).speaking)
+            return apology(request.app.state.webhooks.speaking)
 
         return route
 
