@@ -29,7 +29,7 @@ RECORDED = {
 router = APIRouter()
 
 
-def signer_of(request: Request) -> LinkSigner:
+async def signer_of(request: Request) -> LinkSigner:
     return request.app.state.link_signer
 
 

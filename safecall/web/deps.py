@@ -30,8 +30,13 @@ class LoginRequired(Exception):
 
 
 # ---- the app's state ---------------------------------------------------------------------------
-def services_of(request: Request) -> Services:
+# The routes' dependencies are async: a sync one would take a worker thread only to read an attribute.
+async def services_of(request: Request) -> Services:
     return request.app.state.services
+
+
+async def teams_of(request: Request) -> list[str]:
+    return request.app.state.teams
 
 
 def sessions_of(request: Request) -> SessionStore:
@@ -40,10 +45,6 @@ def sessions_of(request: Request) -> SessionStore:
 
 def codec_of(request: Request) -> SessionCodec:
     return request.app.state.codec
-
-
-def teams_of(request: Request) -> list[str]:
-    return request.app.state.teams
 
 
 Svc = Annotated[Services, Depends(services_of)]
@@ -69,7 +70,7 @@ def render(request: Request, name: str, status_code: int = 200, **context) -> HT
 
 def set_cookie(request: Request, response: Response, session: Session | None) -> None:
     """The session's cookie on the response, or its removal (None)."""
-    web = services_of(request).instance.settings.web
+    web = request.app.state.services.instance.settings.web
     if session is None:
         response.delete_cookie(COOKIE, path="/", secure=web.secure_cookies, httponly=True, samesite="strict")
         return
