@@ -8,7 +8,7 @@ rewriting the printed text. Typer vendors its Click (typer.core._click): the for
 from __future__ import annotations
 
 import typer.rich_utils as rich_utils
-from typer.core import TyperOption, _click
+from typer.core import TyperArgument, TyperOption, _click
 
 from safecall.i18n import N_, Texts
 
@@ -24,9 +24,35 @@ CHROME = {
 TYPE_LABEL = {"str": N_("<text>"), "int": N_("<integer>"), "float": N_("<number>"), "Path": N_("<path>")}
 
 
+# An argument's name as help shows it (usage line and the Arguments panel), by the parameter's name in the code.
+ARGUMENT_NAME = {"task": N_("TASK"), "name": N_("NAME"), "person": N_("PERSON"), "username": N_("USERNAME"),
+                 "file": N_("FILE"), "directory": N_("DIRECTORY"), "flow": N_("FLOW"), "run": N_("RUN")}
+SUBCOMMAND_METAVAR = N_("COMMAND [ARGS]...")
+
+
+def label_argument(param, texts: Texts) -> None:
+    """An argument's name and type label in the language. Typer shows an argument's metavar as its name, so the name
+    is set there; its type column reads display_type_rich() and has no setting, so the instance's own method gives
+    the label. English keeps Typer's own name and label."""
+    if not isinstance(param, TyperArgument):
+        return
+    if getattr(param, "_labelled", False):
+        del param.display_type_rich  # back to Typer's method
+        param.metavar, param._labelled = None, False
+    if texts.lang == "en" or param.metavar is not None:
+        return
+    name = ARGUMENT_NAME.get(param.name)
+    label = TYPE_LABEL.get(param.bare_type())
+    if name is None or label is None:
+        raise LookupError(f"argument {param.name!r} ({param.bare_type()}) has no Korean name or type label in helpchrome")
+    shown = texts._(label)
+    param.metavar, param.display_type_rich, param._labelled = texts._(name), (lambda ctx: shown), True
+
+
 def label_option_type(param, texts: Texts) -> None:
     """A Korean type label for an option that has no metavar of its own; a flag shows none (it takes no value).
     English keeps Typer's own labels. Set on every invocation: one app may be asked in either language."""
+    label_argument(param, texts)
     if not isinstance(param, TyperOption) or (param.metavar is not None and not getattr(param, "_labelled", False)):
         return
     if texts.lang == "en":
@@ -48,7 +74,21 @@ def context_class(texts: Texts) -> type:
     return type("LocalContext", (_click.Context,), {"formatter_class": Formatter})
 
 
+class WholeWords(rich_utils.OptionHighlighter):
+    """Typer's highlighter for help text, which also makes the text fold rather than end in "…".
+
+    Rich trims the space after a wrapped line by its length in characters, not cells: a Korean line that fills the
+    column exactly keeps its trailing space, is one cell too wide, and the column's default overflow ("ellipsis")
+    then replaces its last word with "…" ("또는 이 …"). With "fold" the extra cell, the space, is what is cut.
+    Typer passes every help text through this highlighter (typer.rich_utils.highlighter), so it is set there."""
+
+    def highlight(self, text) -> None:
+        super().highlight(text)
+        text.overflow = "fold"
+
+
 def set_chrome(texts: Texts) -> None:
     """Typer's help words in `texts`' language (its settings are module-wide: set before each invocation's help)."""
     for setting, message in CHROME.items():
         setattr(rich_utils, setting, str(texts._(message)))
+    rich_utils.highlighter = WholeWords()

@@ -189,21 +189,23 @@ def unexpected(ctx, exc: Exception) -> None:
 
 def translate_help(command: click.Command, texts: Texts, local_context: type | None = None) -> None:
     """Help of every command and option in the user's language (msgids are the English help in the code)."""
-    from safecall.helpchrome import context_class, label_option_type, set_chrome
+    from safecall.helpchrome import SUBCOMMAND_METAVAR, context_class, label_option_type, set_chrome
 
     if local_context is None:
         set_chrome(texts)
         local_context = context_class(texts)
     command.context_class = local_context  # Click's own hook: its formatter writes "Usage: " in the language
     command.options_metavar = texts._(OPTIONS_METAVAR)
+    if isinstance(command, click.Group) or hasattr(command, "subcommand_metavar"):
+        command.subcommand_metavar = texts._(SUBCOMMAND_METAVAR)
     for param in command.params:
         if getattr(param, "help", None):
-            param.help = texts._(param.help)
+            param.help = help_text(param.help, texts)
         label_option_type(param, texts)
     if command.help:
-        command.help = texts._(command.help)
+        command.help = help_text(command.help, texts)
     if command.short_help:
-        command.short_help = texts._(command.short_help)
+        command.short_help = help_text(command.short_help, texts)
     if getattr(command, "_help_option", False) is None:  # Click 8.2+ builds --help once per command and keeps it
         names = types.SimpleNamespace(help_option_names=command.context_settings.get("help_option_names", ["--help"]))
         option = command.get_help_option(names)
@@ -212,6 +214,13 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
             label_option_type(option, texts)
     for sub in getattr(command, "commands", {}).values():
         translate_help(sub, texts, local_context)
+
+
+def help_text(text: str, texts: Texts) -> str:
+    """A help text in the language, escaped: Typer reads help as Rich markup, which would drop "[web]" from "[web] host"."""
+    from rich.markup import escape
+
+    return escape(texts._(text))
 
 
 HELP_OPTION = N_("Show this message and exit.")

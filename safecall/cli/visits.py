@@ -21,7 +21,7 @@ visits_app = group("Home-visit and callback lists for the teams.")
 def visits_list(ctx: typer.Context,
                 on: Optional[str] = typer.Option(None, "--date", help="The day of the list, YYYY-MM-DD (default: today)."),
                 team: Optional[str] = typer.Option(None, "--team", help="Only this team."),
-                kind: str = typer.Option("visit", "--kind", help="visit (home visits), callback (pressed 2) or number (a number to fix); 방문, 회신 or 번호 확인."),
+                kind: str = typer.Option("visit", "--kind", help="visit (방문): home visits.\n\ncallback (회신): people who pressed 2.\n\nnumber (번호 확인): a number to fix."),
                 fmt: str = typer.Option("table", "--format", help="table, json, or a file: csv or xlsx."),
                 output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
     """The open home-visit (or callback) list, one per team, most urgent first."""
@@ -105,7 +105,9 @@ def print_deliveries(app: AppContext, rows, day, fmt: str = "table") -> None:
 
 @visits_app.command("record")
 def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task number from the list."),
-                  outcome: str = typer.Option(..., "--outcome", help="A visit: safe, not_home, hospitalised, emergency_services, deceased or moved (안전 확인, 부재, 입원, 119 인계, 사망, 이사). A callback: called_safe, called_referred or called_no_answer (통화함: 안전 확인, 서비스 연계, 통화 안 됨)."),
+                  outcome: str = typer.Option(..., "--outcome", help="A visit:\n\nsafe (안전 확인)\n\nnot_home (부재)\n\nhospitalised (입원)\n\nemergency_services (119 인계)\n\n"
+                                                           "deceased (사망)\n\nmoved (이사)\n\nA call-back:\n\ncalled_safe (통화함: 안전 확인)\n\n"
+                                                           "called_referred (통화함: 서비스 연계)\n\ncalled_no_answer (통화 안 됨)\n\nA number to fix:\n\nnumber_fixed (번호 수정함)"),
                   note: Optional[str] = typer.Option(None, "--note", help="What the team saw."),
                   until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day (at most 180 days ahead)."),
                   long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days (a year at most).")):

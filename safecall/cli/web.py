@@ -40,7 +40,7 @@ def say_password(app: AppContext, password: str) -> None:
 
 @users_app.command("add")
 def users_add(ctx: typer.Context, username: str = typer.Argument(..., help="Login name."),
-              role: str = typer.Option(..., "--role", help="team (a visit team member), officer or admin; 방문팀원, 담당 공무원 or 관리자."),
+              role: str = typer.Option(..., "--role", help="team (방문팀원): a visit team member.\n\nofficer (담당 공무원).\n\nadmin (관리자)."),
               team: Optional[str] = typer.Option(None, "--team", help="The team of a team member."),
               password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input (default: make one and print it once).")):
     """Create a web account."""
