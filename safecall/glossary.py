@@ -30,7 +30,7 @@ COLUMN = {
 OUTCOME = {
     "safe": "안전 확인", "not_home": "부재(재방문)", "hospitalised": "입원(날짜까지)", "emergency_services": "119 인계",
     "moved": "이사", "deceased": "사망", "called_safe": "통화함: 안전 확인", "called_referred": "통화함: 서비스 연계",
-    "called_no_answer": "통화 안 됨(다시 걸기)", "number_fixed": "번호 수정함", "pending": "결과 대기",
+    "called_no_answer": "통화 안 됨(다시 걸기)", "number_fixed": "번호 수정함", "no_contact": "연락처 없음", "pending": "결과 대기",
     "acknowledged_late": "늦게 1번 응답(자동 종료)",
 }
 

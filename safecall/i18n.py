@@ -83,7 +83,9 @@ CALLBACK_OUTCOME = (NC_("outcome", "called_safe"), NC_("outcome", "called_referr
 # What the officer did about a number that does not exist (a number task).
 NUMBER_OUTCOME = (NC_("outcome", "number_fixed"),)
 # Also in reports: a task still waiting, and one the engine closed because the person answered after all.
-REPORTED_OUTCOME = OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"))
+# no_contact: the officer found no number to call (the web's number page; the person is then visited).
+REPORTED_OUTCOME = OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"),
+                                                                NC_("outcome", "no_contact"))
 CLOSE_REASON = (NC_("reason", "hospitalised"), NC_("reason", "moved"), NC_("reason", "deceased"),
                 NC_("reason", "declined"), NC_("reason", "other"))
 PERSON_STATUS = (NC_("status", "active"), NC_("status", "paused"), NC_("status", "closed"))
