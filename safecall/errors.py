@@ -41,6 +41,23 @@ class Lines(Message):
         return self.sep.join(translated(line, gettext) for line in self.lines)
 
 
+class Keyword(Message):
+    """A stored keyword in a message (an outcome, a reason), shown as the catalogue's word in its context
+    (msgctxt "outcome", msgid "safe" is 안전 확인); English, or a keyword the catalogue lacks, shows it as stored."""
+
+    def __new__(cls, context: str, keyword: str):
+        text = str.__new__(cls, keyword)
+        text.template, text.fields, text.context = keyword, {}, context
+        return text
+
+    def __getnewargs_ex__(self):
+        return (self.context, self.template), {}
+
+    def translated(self, gettext) -> str:
+        found = gettext(f"{self.context}\x04{self.template}")  # how GNU catalogues key a message with a context
+        return self.template if "\x04" in found else found
+
+
 def translated(text, gettext):
     """`text` in the language of `gettext` when it is a Message; anything else as it is."""
     return text.translated(gettext) if isinstance(text, (Message, SafeCallError)) else text

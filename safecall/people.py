@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from safecall.domain import CHECKIN_DIGIT
-from safecall.errors import InputError, NotFoundError
+from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_, Texts
 from safecall.store import Attempt, Database, Person, audit, person_attempts
 
@@ -84,7 +84,7 @@ def pause(db: Database, ref: str, *, until: date, today: date, now: datetime) ->
     def apply(person: Person) -> None:
         if person.status == "closed":
             raise InputError(N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
-                             id=person.id, reason=person.closed_reason)
+                             id=person.id, reason=Keyword("reason", person.closed_reason))
         person.status, person.paused_until = "paused", until
 
     return _change(db, ref, now, "person.pause", f"until={until}", apply)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import func, select
 
 from safecall import phones, sheets
-from safecall.errors import InputError, Message, NotFoundError
+from safecall.errors import InputError, Keyword, Message, NotFoundError
 from safecall.glossary import COLUMN, REASON
 from safecall.glossary import OUTCOME as OUTCOME_WORDS
 from safecall.i18n import N_
@@ -320,7 +320,8 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
             raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=task.kind,
                              choices=", ".join(allowed))
         if task.status == "closed":
-            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id, outcome=task.outcome)
+            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id,
+                             outcome=Keyword("outcome", task.outcome))
         person = session.get(Person, task.person_id)
         record_task_outcome(task, outcome=outcome, now=now, actor=actor or current_actor(), close=outcome not in STAYS_OPEN,
                             line=f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else ""),

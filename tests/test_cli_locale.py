@@ -91,8 +91,8 @@ def test_risk_shows_as_entered(cli, tmp_path):
 def test_close_reasons_and_statuses_are_accepted_in_korean_and_english(cli, tmp_path):
     cli("recipients", "import", str(roster(cli, tmp_path)))
     cli.use_locale("ko_KR.UTF-8")
-    assert "김영희(번호 1) 님을 종결했습니다: 이사." in cli("recipients", "close", "1", "--reason", "이사").output
-    assert "이철수(번호 2) 님을 종결했습니다: 입원." in cli("recipients", "close", "2", "--reason", "hospitalised").output
+    assert "김영희(번호 1) 님의 안심콜을 종료했습니다: 이사." in cli("recipients", "close", "1", "--reason", "이사").output
+    assert "이철수(번호 2) 님의 안심콜을 종료했습니다: 입원." in cli("recipients", "close", "2", "--reason", "hospitalised").output
     db = cli.db()
     with db.session() as session:
         assert [(p.status, p.closed_reason) for p in session.exec(select(Person).order_by(Person.id))] == [
@@ -100,6 +100,8 @@ def test_close_reasons_and_statuses_are_accepted_in_korean_and_english(cli, tmp_
     db.dispose()
     assert "종료 (이사)" in cli("recipients", "list", "--status", "종료").output
     assert "2명" in cli("recipients", "list", "--status", "closed").output
+    resumed = cli("recipients", "pause", "1", "--until", "2026-12-31", ok=False).output
+    assert "종료되었습니다 (이사)" in resumed and "moved" not in resumed, resumed
     refused = cli("recipients", "close", "1", "--reason", "지루함", ok=False)
     assert refused.exit_code == 1
     assert "--reason: 알 수 없는 사유 '지루함' (사용 가능: 입원 (hospitalised), 이사 (moved)" in refused.output
@@ -125,7 +127,9 @@ def test_visit_outcomes_and_list_kinds_are_accepted_in_korean(cli, tmp_path):
     callbacks = cli("visits", "list", "--date", "2026-11-24", "--kind", "회신").output
     assert "도움분" in callbacks and "방문대상" not in callbacks
     assert f"과제 {task}: 부재(재방문); 과제 유지 (부재)." in cli("visits", "record", str(task), "--outcome", "부재").output
-    assert f"과제 {task}: 안전 확인; 종결." in cli("visits", "record", str(task), "--outcome", "안전").output
+    assert f"과제 {task}: 안전 확인; 종료." in cli("visits", "record", str(task), "--outcome", "안전").output
+    again = cli("visits", "record", str(task), "--outcome", "안전", ok=False).output  # the stored outcome in Korean words
+    assert "이미 결과 안전 확인으로 종료되었습니다" in again and "safe" not in again, again
     db = cli.db()
     with db.session() as session:
         assert session.get(VisitTask, task).outcome == "safe"

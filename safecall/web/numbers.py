@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import or_, select
 
 from safecall import phones
-from safecall.errors import InputError, NotFoundError
+from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
 from safecall.store import Attempt, Database, Disposition, Person, VisitTask, audit
@@ -66,7 +66,8 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
         if task is None or task.kind != "number":
             raise NotFoundError(N_("no number task {task}"), task=task_id)
         if task.status == "closed":
-            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id, outcome=task.outcome)
+            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id,
+                             outcome=Keyword("outcome", task.outcome))
         person = session.get(Person, task.person_id)
         dead = set(session.exec(select(Attempt.phone).where(Attempt.run_id == task.run_id, Attempt.person_id == person.id,
                                                            Attempt.disposition == Disposition.INVALID_NUMBER)))
