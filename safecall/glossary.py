@@ -38,6 +38,7 @@ OUTCOME = {
 KEYWORD_ALIASES = {
     "outcome": {"안전": "safe", "부재": "not_home", "입원": "hospitalised", "긴급출동": "emergency_services", "통화안전": "called_safe",
                 "서비스연계": "called_referred", "통화안됨": "called_no_answer", "번호수정": "number_fixed"},
+    "status": {"활성": "active", "이용중": "active", "중지": "paused"},
     "role": {"팀원": "team", "방문팀": "team", "공무원": "officer", "담당자": "officer"},
 }
 

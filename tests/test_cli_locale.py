@@ -57,7 +57,7 @@ def test_messages_are_korean_under_a_korean_c_or_no_locale(cli, tmp_path, lang):
     assert "김영희(번호 1) 님의 전화를 2026-12-31까지 멈췄습니다." in cli("recipients", "pause", "1", "--until", "2026-12-31").output
     listing = cli("recipients", "list").output
     assert "성명" in listing and "전화번호" in listing and "위험도" in listing and "2명" in listing
-    assert "일시중지 (2026-12-31까지)" in listing and "활성" in listing
+    assert "일시 중지 (2026-12-31까지)" in listing and "안심콜 이용 중" in listing
     error = cli("recipients", "pause", "1", "--until", "tomorrow", ok=False).output
     assert error == "오류: --until: 'tomorrow'는 날짜가 아닙니다 (YYYY-MM-DD로 쓰세요)\n"
     assert "오류: 이름이 '없음'인 대상자가 없습니다" in cli("recipients", "show", "없음", ok=False).output

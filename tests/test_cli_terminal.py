@@ -125,7 +125,7 @@ def test_csv_on_stdout_is_plain_and_safe_for_excel(cli, tmp_path):
     cli.use_locale("ko_KR.UTF-8")
     korean = list(csv.reader(io.StringIO(cli("recipients", "list", "--format", "csv").output)))
     assert korean[0][:3] == ["번호", "성명", "전화번호"]
-    assert {row[0]: row for row in korean[1:]}["2"][5:] == ["중", "2025-01-10", "일시중지 (2026-12-31까지)"]
+    assert {row[0]: row for row in korean[1:]}["2"][5:] == ["중", "2025-01-10", "일시 중지 (2026-12-31까지)"]
 
 
 def test_nothing_is_cut_at_80_columns(cli, tmp_path, monkeypatch):

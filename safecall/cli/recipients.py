@@ -52,7 +52,7 @@ def person_state(app: AppContext, p) -> str:
 
 
 @recipients_app.command("list")
-def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active, paused or closed (활성, 일시중지, 종료)."),
+def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(None, help="active (안심콜 이용 중).\n\npaused (일시 중지).\n\nclosed (종료)."),
                     team: Optional[str] = typer.Option(None, help="Only this team."),
                     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """List people on the roster."""
