@@ -48,6 +48,8 @@ def person_state(app: AppContext, p) -> str:
         words += app._(" until {day}").format(day=p.paused_until)
     if p.closed_reason:
         words += f" ({app.texts.word('reason', p.closed_reason)})"
+    elif p.status == "active" and (p.consent_date is None or p.consent_date > app.services().today()):
+        words += app._(" (no consent: not called)")  # on the roster, but no run calls them (as the import said)
     return words
 
 
