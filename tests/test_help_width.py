@@ -99,6 +99,19 @@ def test_the_outcome_keywords_are_whole_and_listed_in_both_languages(cli):
     assert any("called_no_answer" in line and "통화 안 됨" in line for line in english), "\n".join(english)
 
 
+def test_every_argument_and_option_type_has_a_korean_word(cli):
+    from typer.core import TyperArgument, TyperOption
+
+    from safecall.helpchrome import ARGUMENT_NAME, TYPE_LABEL
+
+    for path, command in commands(cli.app).items():
+        for param in command.params:
+            if isinstance(param, TyperArgument):
+                assert param.name in ARGUMENT_NAME and param.bare_type() in TYPE_LABEL, (path, param.name, param.bare_type())
+            elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
+                assert param.bare_type() in TYPE_LABEL, (path, param.name, param.bare_type())
+
+
 def test_type_labels_and_argument_names_are_korean_in_korean_and_typers_own_in_english(cli):
     korean = "\n".join(render(cli, ("visits", "record"), "C.UTF-8"))
     assert "{과제번호}" in korean and "과제번호 <정수>" in korean and "--outcome <글자>" in korean, korean
