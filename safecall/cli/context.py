@@ -196,7 +196,7 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
         local_context = context_class(texts)
     command.context_class = local_context  # Click's own hook: its formatter writes "Usage: " in the language
     command.options_metavar = texts._(OPTIONS_METAVAR)
-    if isinstance(command, click.Group) or hasattr(command, "subcommand_metavar"):
+    if isinstance(command, typer.core.TyperGroup) or hasattr(command, "subcommand_metavar"):
         command.subcommand_metavar = texts._(SUBCOMMAND_METAVAR)
     for param in command.params:
         if getattr(param, "help", None):
