@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
@@ -76,29 +75,6 @@ def has_database(instance) -> bool:
 
     url = make_url(instance.database_url())
     return url.get_backend_name() != "sqlite" or bool(url.database and Path(url.database).exists())
-
-
-@dataclass
-class SignalCheck:
-    run: CampaignRun
-    created: bool
-    people: int
-
-
-def launch_signal_check(services: Services, campaign_name: str, day: date, *, kinds: dict[str, float] | None = None,
-                        label: str | None = None) -> Optional[SignalCheck]:
-    """An ad-hoc run for the people flagged by `day`'s signals; None when nobody is flagged. `kinds` and `label`:
-    other signals (a weather advisory's) than the configured ones, and their own run."""
-    from safecall.runs import launch_run
-    from safecall.signals import flagged_people
-
-    definition = services.campaign(campaign_name)
-    people_ids = flagged_people(services.db, services.instance.settings, day, kinds)
-    if not people_ids:
-        return None
-    run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                              label=label or f"signals-{day}", only_people=people_ids, rules=services.rules_snapshot(campaign_name))
-    return SignalCheck(run, created, len(people_ids))
 
 
 def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]:

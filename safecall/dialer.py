@@ -30,7 +30,7 @@ from safecall.clock import Clock
 from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFatalError
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, CampaignRules, Claimed
-from safecall.runs import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
+from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, RunState, Database, RunMember
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk, TrunkBusy
 

@@ -4,23 +4,19 @@ What becomes of each call is lifecycle.py's."""
 
 from __future__ import annotations
 
-import os
-import socket
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from safecall.campaign import CampaignDef
 from safecall.corereads import RunStatus, count_status  # noqa: F401 (RunStatus re-exported)
-from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
+from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, order_first_calls
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
 from safecall.lifecycle import dialable_clause, enrol
-from safecall.store.prepared import new_values
+from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock  # noqa: F401 (re-exported)
 
-RUN = CampaignRun.__table__
 
 
 def _target_filter(campaign: CampaignDef):
@@ -77,65 +73,6 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
         audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
               detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
     return run, True
-
-
-def get_run(session: Session, run_id: int) -> CampaignRun:
-    run = session.get(CampaignRun, run_id)
-    if run is None:
-        raise NotFoundError(f"no run {run_id}")
-    return run
-
-
-def lock_owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
-    """Only one process dials a run; a lock whose process died, or whose lease ran out, is taken over."""
-    with db.transaction() as session:
-        run = get_run(session, run_id)
-        holder = run.lock_owner
-        if holder and holder != owner and run.lock_until and run.lock_until > now and not _owner_is_dead(holder):
-            raise RunLockedError(f"run {run_id} is being dialled by {holder} (lease until {run.lock_until:%Y-%m-%d %H:%M:%S} UTC)")
-        stolen = session.execute(
-            sa.update(CampaignRun)
-            .where(CampaignRun.id == run_id, CampaignRun.lock_owner.is_(None) if holder is None else CampaignRun.lock_owner == holder)
-            .values(lock_owner=owner, lock_until=now + ttl)
-        )
-        if stolen.rowcount != 1:
-            raise RunLockedError(f"run {run_id} was locked by another process just now")
-
-
-_RENEW_LEASE = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.lock_owner == sa.bindparam("owner")).values(
-    new_values("lock_until"))
-
-
-def renew_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
-    """Extend the lease `owner` holds; if another process took the run over meanwhile, this one must stop."""
-    with db.statements() as connection:
-        renewed = db.prepared(_RENEW_LEASE).execute(connection, {"run_id": run_id, "owner": owner, "new_lock_until": now + ttl})
-    if renewed != 1:
-        raise RunLockedError(f"run {run_id} was taken over by another process while this one was dialling; this one stops")
-
-
-def release_run_lock(db: Database, run_id: int, owner: str) -> None:
-    with db.transaction() as session:
-        session.execute(
-            sa.update(CampaignRun).where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner).values(lock_owner=None, lock_until=None)
-        )
 
 
 def run_status(db: Database, run_id: int) -> RunStatus:

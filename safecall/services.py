@@ -21,8 +21,7 @@ from safecall.lifecycle import CallLifecycle, CampaignRules, RunRulesBook
 from safecall.runrules import files_snapshot, files_snapshot_if_valid, parse_snapshot
 from safecall.settings import Instance
 from safecall.store import Database
-from safecall.telephony.base import Check, Trunk
-from safecall.telephony.kinds import trunk_kind
+from safecall.telephony.base import Check, Trunk, TrunkKind
 
 
 @dataclass
@@ -139,3 +138,14 @@ class Services:
     def close(self) -> None:
         self.close_trunks()
         self.db.dispose()
+
+
+def trunk_kind(type_name: str) -> TrunkKind:
+    """The kind of trunk a [trunks.NAME] table's type names; imported when first built (each pulls in its SDK)."""
+    if type_name == "asterisk":
+        from safecall.telephony import asterisk as kind
+    elif type_name == "twilio":
+        from safecall.telephony import twilio as kind
+    else:  # parse_trunk admits no other type
+        from safecall.telephony import simulated as kind
+    return kind.KIND

@@ -14,7 +14,7 @@ from safecall.i18n import N_
 from safecall.roster import _header_key, parse_date
 from safecall.tables import LIMITS, Limits, read_table
 from safecall.settings import Settings
-from safecall.store import Database, Person, Signal, audit
+from safecall.store import CampaignRun, Database, Person, Signal, audit
 
 COLUMNS = {
     "phone": ["전화번호", "연락처", "phone"],
@@ -113,3 +113,25 @@ def flagged_people(db: Database, settings: Settings, day: date, kinds: dict[str,
     with db.session() as session:
         signals = session.exec(select(Signal).where(Signal.day == day))
         return sorted({s.person_id for s in signals if s.score >= thresholds.get(s.kind, 2)})
+
+
+@dataclass
+class SignalCheck:
+    run: CampaignRun
+    created: bool
+    people: int
+
+
+def launch_signal_check(services, campaign_name: str, day: date, *, kinds: dict[str, float] | None = None,
+                        label: str | None = None) -> SignalCheck | None:
+    """An ad-hoc run for the people flagged by `day`'s signals; None when nobody is flagged. `kinds` and `label`:
+    other signals (a weather advisory's) than the configured ones, and their own run."""
+    from safecall.runs import launch_run  # only where a check is launched: signal imports need no engine
+
+    definition = services.campaign(campaign_name)
+    people_ids = flagged_people(services.db, services.instance.settings, day, kinds)
+    if not people_ids:
+        return None
+    run, created = launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
+                              label=label or f"signals-{day}", only_people=people_ids, rules=services.rules_snapshot(campaign_name))
+    return SignalCheck(run, created, len(people_ids))

@@ -138,7 +138,7 @@ class WeatherCheck:
 
 def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> list[WeatherCheck]:
     """One poll: each advisory for the office's regions launches its check once; the officers are told."""
-    from safecall.commands import launch_signal_check
+    from safecall.signals import launch_signal_check
     from safecall.escalation import notify_officers
 
     settings = services.instance.settings

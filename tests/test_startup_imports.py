@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from safecall.cli.app import GROUPS
+from safecall.cli import GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 # The store and its ORM, migrations, the web stack, telephony clients, charts, spreadsheets, the Korean analyser,
@@ -45,7 +45,7 @@ def test_every_command_help_imports_no_heavy_module(tmp_path):
     # One process shows every group's and every command's help; whatever one of them imported stays in sys.modules.
     script = (
         "import sys\n"
-        "from safecall.cli.app import create_app\n"
+        "from safecall.cli import create_app\n"
         "app = create_app(environ={'SAFECALL_LANG': 'en'})\n"
         "import typer.main\n"
         "root = typer.main.get_command(app)\n"

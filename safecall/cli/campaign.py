@@ -10,16 +10,15 @@ import typer
 
 from safecall import commands
 from safecall.commands import parse_day
-from safecall.domain import Disposition
 from safecall.errors import InputError
-from safecall.terminal import add_row, csv_text, json_text, plain, progress_bar, table
+from safecall.terminal import add_row, json_text, plain, table
 
 if TYPE_CHECKING:  # each command imports what it uses: --help must not load the store or the campaign models
-    from safecall.runs import RunStatus
     from safecall.settings import Instance
 
 
 from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
+from safecall.cli.context import dial, print_status, progress
 
 campaign_app = group("Campaign definitions and their weekly runs.")
 
@@ -116,17 +115,6 @@ def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="
     warning = spill_warning(definition, plan, local_time(app, calendar), app._)
     if warning:
         app.err.print(plain(app._("warning: ") + warning), markup=False)
-
-
-def progress(app: AppContext) -> progress_bar:
-    return progress_bar(app.out, app._("calling"), app._("people done"))
-
-
-def dial(app: AppContext, name: str, run_id: int) -> None:
-    services = app.services()
-    with progress(app) as update:
-        status = commands.dial_run(services, name, run_id, on_progress=update)
-    print_status(app, status)
 
 
 def drill_and_print(app: AppContext, name: str, start: datetime, directory: Optional[Path], trunk_name: Optional[str]) -> None:
@@ -237,49 +225,3 @@ def rules_note(app: AppContext, instance: Instance, run) -> Optional[str]:
     return app._("The files of campaign {campaign} changed after run {run} was launched ({changed}); the run keeps the rules "
                  "it was launched with. The edit applies from the next run, or now with 'safecall campaign apply {campaign}'."
                  ).format(campaign=run.campaign, run=run.id, changed=", ".join(changed))
-
-
-def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: Optional[str] = None) -> None:
-    _ = app._
-    run = status.run
-    counts = [
-        ("people", _("people"), status.people),
-        ("acknowledged_first_try", _("acknowledged on the first try"), status.acknowledged_first_try),
-        ("acknowledged_after_retries", _("acknowledged after retries"), status.acknowledged_after_retries),
-        ("help_requests", _("help requests (pressed 2)"), status.help_requests),
-        ("waiting_first_call", _("waiting for the first call"), status.waiting_first_call),
-        ("pending_retries", _("pending retries"), status.pending_retries),
-        ("in_call", _("in a call now"), status.in_call),
-        ("final_non_responders", _("final non-responders (home visit)"), status.final_non_responders),
-        ("withdrawn", _("withdrawn (paused or closed)"), status.withdrawn),
-    ]
-    results = [(d, status.attempts_by_disposition[d]) for d in list(Disposition) + ["in progress"]
-               if status.attempts_by_disposition.get(d)]
-    if fmt == "json":
-        typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
-                              **{key: value for key, _label, value in counts},
-                              "attempts_by_result": dict(results), "rules_note": note}), nl=False)
-        return
-    if fmt == "csv":
-        typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
-                            [[app.texts.word("disposition", d), n] for d, n in results]), nl=False)
-        return
-    title = _("Run {run}: {campaign}, week of {week} ({status})").format(
-        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status))
-    grid = table(_("what"), _("count"), title=title, show_header=False)
-    grid.columns[1].justify = "right"
-    for _key, label, value in counts:
-        add_row(grid, [label, value])
-    app.out.print(grid)
-    if not results:  # said in a line: an empty table reads like one that failed to load
-        app.say(_("{title}: none.").format(title=_("Attempts by result")))
-        return
-    attempts = table(_("attempt result"), _("count"), title=_("Attempts by result"))
-    attempts.columns[1].justify = "right"
-    for disposition, count in results:
-        add_row(attempts, [app.texts.word("disposition", disposition), count])
-    app.out.print(attempts)
-    if note:
-        app.say(note)
-
-

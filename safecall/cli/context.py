@@ -16,14 +16,17 @@ from rich.console import Console
 from typer.core import TyperGroup
 from typer.core import _click as click  # the Click Typer runs on (newer Typer vendors it): loading the other costs start-up
 
+from safecall import commands
 from safecall.clock import Clock, SystemClock
+from safecall.domain import Disposition
 from safecall.errors import InputError, SafeCallError, translated
 from safecall.events import json_line
 from safecall.i18n import N_, Texts, language
 from safecall.instancefiles import configured_language, locate_instance
-from safecall.terminal import console, csv_text, json_text, markup_safe, plain, print_listing
+from safecall.terminal import add_row, console, csv_text, json_text, markup_safe, plain, print_listing, progress_bar, table
 
 if TYPE_CHECKING:  # the settings' models and the store load only when a command opens the instance (issue 29: start-up)
+    from safecall.runs import RunStatus
     from safecall.services import Services
     from safecall.settings import Instance
 
@@ -171,8 +174,6 @@ def unexpected(ctx, exc: Exception) -> None:
     app = invocation(ctx)
     if app.environ.get("SAFECALL_DEBUG"):
         raise exc
-    from safecall import commands
-
     where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
     if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
         typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=f"{type(exc).__name__}: {exc}",
@@ -252,3 +253,58 @@ def group(help_text: str) -> typer.Typer:
     return typer.Typer(help=help_text, no_args_is_help=True)
 
 
+# ---- dialling a run with a progress bar, and a run's status: shared by the groups that launch runs ----
+
+def progress(app: AppContext) -> progress_bar:
+    return progress_bar(app.out, app._("calling"), app._("people done"))
+
+
+def dial(app: AppContext, name: str, run_id: int) -> None:
+    services = app.services()
+    with progress(app) as update:
+        status = commands.dial_run(services, name, run_id, on_progress=update)
+    print_status(app, status)
+
+
+def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: Optional[str] = None) -> None:
+    _ = app._
+    run = status.run
+    counts = [
+        ("people", _("people"), status.people),
+        ("acknowledged_first_try", _("acknowledged on the first try"), status.acknowledged_first_try),
+        ("acknowledged_after_retries", _("acknowledged after retries"), status.acknowledged_after_retries),
+        ("help_requests", _("help requests (pressed 2)"), status.help_requests),
+        ("waiting_first_call", _("waiting for the first call"), status.waiting_first_call),
+        ("pending_retries", _("pending retries"), status.pending_retries),
+        ("in_call", _("in a call now"), status.in_call),
+        ("final_non_responders", _("final non-responders (home visit)"), status.final_non_responders),
+        ("withdrawn", _("withdrawn (paused or closed)"), status.withdrawn),
+    ]
+    results = [(d, status.attempts_by_disposition[d]) for d in list(Disposition) + ["in progress"]
+               if status.attempts_by_disposition.get(d)]
+    if fmt == "json":
+        typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
+                              **{key: value for key, _label, value in counts},
+                              "attempts_by_result": dict(results), "rules_note": note}), nl=False)
+        return
+    if fmt == "csv":
+        typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
+                            [[app.texts.word("disposition", d), n] for d, n in results]), nl=False)
+        return
+    title = _("Run {run}: {campaign}, week of {week} ({status})").format(
+        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status))
+    grid = table(_("what"), _("count"), title=title, show_header=False)
+    grid.columns[1].justify = "right"
+    for _key, label, value in counts:
+        add_row(grid, [label, value])
+    app.out.print(grid)
+    if not results:  # said in a line: an empty table reads like one that failed to load
+        app.say(_("{title}: none.").format(title=_("Attempts by result")))
+        return
+    attempts = table(_("attempt result"), _("count"), title=_("Attempts by result"))
+    attempts.columns[1].justify = "right"
+    for disposition, count in results:
+        add_row(attempts, [app.texts.word("disposition", disposition), count])
+    app.out.print(attempts)
+    if note:
+        app.say(note)

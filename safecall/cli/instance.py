@@ -16,7 +16,7 @@ from safecall.terminal import json_text, markup_safe, plain
 
 
 from safecall.cli.context import AppContext, state, group
-from safecall.cli.campaign import progress, print_status
+from safecall.cli.context import progress, print_status
 
 config_app = group("Settings of this instance.")
 trunk_app = group("Telephony trunks (config/trunks.toml).")

@@ -16,7 +16,7 @@ from safecall.terminal import json_text, plain
 
 
 from safecall.cli.context import state, emit, check_format, group
-from safecall.cli.campaign import dial
+from safecall.cli.context import dial
 
 signals_app = group("Inactivity signals that trigger ad-hoc check calls.")
 report_app = group("Reports for the office.")
@@ -41,11 +41,13 @@ def signals_launch(ctx: typer.Context, name: str = typer.Argument(..., help="Cam
                    dial_now: bool = typer.Option(True, "--dial/--no-dial", help="Start dialling after launching."),
                    fast: bool = typer.Option(False, "--fast", hidden=True)):
     """Launch an ad-hoc check-call run for the people flagged by that day's signals only."""
+    from safecall.signals import launch_signal_check
+
     commands.refuse_fast(fast)
     app = state(ctx)
     services = app.services()
     day = parse_day(on, "--date") if on else services.today()
-    check = commands.launch_signal_check(services, name, day)
+    check = launch_signal_check(services, name, day)
     if check is None:
         app.say(app._("No one is flagged by the signals of {day}; nothing to call.").format(day=day))
         return

@@ -7,12 +7,10 @@ from datetime import timedelta
 import typer
 
 from safecall.cli.context import FORMAT_HELP, check_format, emit, group, state
-from safecall.cli.office import report_app
 
 weather_app = group("Weather-triggered checks: the Korea Meteorological Administration's heat and cold wave advisories.")
 
 
-@report_app.command("safety-clock")
 def report_safety_clock(ctx: typer.Context,
                         days: int = typer.Option(28, "--days", min=1, max=366, help="Tasks closed in the last this many days count too (open ones always do)."),
                         longest: int = typer.Option(10, "--longest", min=0, max=1000, help="How many of the longest waiting people to list."),
@@ -49,7 +47,7 @@ def weather_check(ctx: typer.Context,
                   dry_run: bool = typer.Option(False, "--dry-run", help="Poll and show what would be launched; launch and tell nothing."),
                   dial_now: bool = typer.Option(False, "--dial/--no-dial", help="Dial the checks launched now (default: the scheduler or workers dial them).")):
     """Poll the Korea Meteorological Administration once; an advisory for the office's regions launches a check of the people at higher risk."""
-    from safecall.cli.campaign import dial
+    from safecall.cli.context import dial
     from safecall.errors import ConfigError
     from safecall.i18n import N_
     from safecall.weather import build_weather, check_weather
@@ -79,7 +77,6 @@ def weather_check(ctx: typer.Context,
             dial(app, services.instance.settings.weather.campaign, check.run_id)
 
 
-@report_app.command("drift")
 def report_drift(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """People whose answers changed over the last 8 weeks (변화 감지): rings before answering, seconds to the key, calls needed, unclear or help answers."""
     from safecall.drift import MEASURE_KOREAN, drift_flags

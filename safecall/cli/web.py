@@ -22,7 +22,7 @@ users_app = group("Accounts of the web app (`safecall web`): visit team members,
 def web(ctx: typer.Context, host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: [web] host, 127.0.0.1)."),
         port: Optional[int] = typer.Option(None, "--port", help="Port (default: [web] port, 8080).")):
     """Serve the web pages for visit teams and officers; put a TLS reverse proxy in front (docs/web.md)."""
-    from safecall.web import serve
+    from safecall.web.app import serve
 
     serve(state(ctx).services(), host=host, port=port)
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecall import glossary, phones, safety_clock, users
 from safecall.checkin import LinkSigner
+from safecall.errors import ConfigError
 from safecall.drift import MEASURE_KOREAN
 from safecall.services import Services
 from safecall.store import DISPOSITION_KOREAN
@@ -106,3 +107,19 @@ async def bad_parameter(request: Request, exc: RequestValidationError):
     names = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
     return render(request, "error.html", status_code=400, status=400,
                   message=f"요청 값이 올바르지 않습니다: {', '.join(names)}" if names else "요청 값이 올바르지 않습니다.")
+
+
+def serve(services: Services, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the app under uvicorn until interrupted; 127.0.0.1 unless the settings or `host` say otherwise."""
+    import uvicorn
+
+    from safecall.events import uvicorn_log_config
+
+    web = services.instance.settings.web
+    try:
+        app = create_web_app(services, web.secret_key.resolve(services.instance.environ))
+    except ValueError as exc:  # a secret too short to sign sessions with
+        raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
+    # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
+    uvicorn.run(app, host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                server_header=False, log_level="info", log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")))
