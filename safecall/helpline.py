@@ -1,0 +1,97 @@
+"""A human on "help": the duty officer's office hours, and what came of a call for help (the transfer, the message).
+
+The call's steps are its conversation's (safecall.conversation); this module decides office hours with the
+injected clock and writes what the trunks report, one HelpCall row per attempt. The attempt's answer (help) is
+stored before any of this, so a crash here never loses the call for help: the call-back task is made either way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
+
+from safecall.conversation import TRANSFER_RESULTS
+from safecall.ivr import HelpLine
+from safecall.policy import CallingCalendar
+from safecall.store import Attempt, Database, HelpCall
+
+TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
+TRANSFER_KOREAN = {"connected": "당직자와 연결됨", "no_answer": "당직자가 받지 않음", "busy": "당직자 통화 중", "failed": "당직자 연결 실패"}
+
+
+def office_calendar(help_line: HelpLine) -> CallingCalendar:
+    start, _, end = help_line.office_hours.partition("-")
+    return CallingCalendar.build(ZoneInfo(help_line.timezone), start, end, list(help_line.office_days), help_line.holidays)
+
+
+def office_open(help_line: HelpLine | None, at: datetime) -> bool:
+    """Whether the duty officer can be put through at `at` (the injected clock's now): office hours on an office day."""
+    return help_line is not None and office_calendar(help_line).is_open(at)
+
+
+def twilio_ref(account_sid: str, recording_sid: str) -> str | None:
+    """The stored name of a Twilio recording; None for ids that are not Twilio's (webhook data is checked, never trusted)."""
+    ref = f"twilio:{account_sid}/{recording_sid}"
+    return ref if TWILIO_REF.fullmatch(ref) else None
+
+
+def _row(session, token: str) -> HelpCall | None:
+    attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+    if attempt is None:
+        return None
+    row = session.exec(select(HelpCall).where(HelpCall.attempt_id == attempt.id)).first()
+    if row is None:
+        row = HelpCall(attempt_id=attempt.id, run_id=attempt.run_id, person_id=attempt.person_id)
+    return row
+
+
+def record_transfer(db: Database, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+    """What came of the transfer of call `token`; False for an unknown token or result."""
+    if result not in TRANSFER_RESULTS:
+        return False
+    with db.transaction() as session:
+        row = _row(session, token)
+        if row is None:
+            return False
+        row.transfer, row.transfer_at, row.connected_seconds = result, at, connected_seconds
+        session.add(row)
+    return True
+
+
+def record_message(db: Database, token: str, ref: str, seconds: float, at: datetime) -> bool:
+    """The message call `token` left: `ref` names the recording (a file path on the PBX, or twilio_ref)."""
+    with db.transaction() as session:
+        row = _row(session, token)
+        if row is None:
+            return False
+        row.message_ref, row.message_seconds, row.message_at = ref, round(float(seconds), 1), at
+        session.add(row)
+    return True
+
+
+@dataclass(frozen=True)
+class HelpOutcome:
+    """What the officer's page shows of one call for help."""
+
+    id: int
+    transfer: str | None
+    transfer_at: datetime | None
+    message: bool
+    message_seconds: float | None
+    message_at: datetime | None
+
+    @property
+    def transfer_korean(self) -> str:
+        return TRANSFER_KOREAN.get(self.transfer or "", "")
+
+
+def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
+    """The calls for help of a person in a run (a call-back task's), oldest first."""
+    with db.session() as session:
+        rows = session.exec(select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
+                            .order_by(HelpCall.id)).all()
+    return [HelpOutcome(r.id, r.transfer, r.transfer_at, bool(r.message_ref), r.message_seconds, r.message_at) for r in rows]
