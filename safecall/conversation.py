@@ -207,7 +207,7 @@ class Conversation:
     Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY) (or waiting=WAIT_TRANSFER or
     WAIT_MESSAGE, for the transfer's or the message's result).
 
-    `office_open`: the duty officer's office hours hold now (safecall.helpline.office_open, with the injected
+    `office_open`: the duty officer's office hours hold now (IvrFlow.office_open, with the injected
     clock); `with_officer`: the call is with the officer already (nobody is put through to them again).
     """
 

@@ -1,7 +1,7 @@
-"""A human on "help": the duty officer's office hours, and what came of a call for help (the transfer, the message).
+"""A human on "help": what came of a call for help (the transfer, the message).
 
-The call's steps are its conversation's (safecall.conversation); this module decides office hours with the
-injected clock and writes what the trunks report, one HelpCall row per attempt. The attempt's answer (help) is
+The call's steps are its conversation's (safecall.conversation), office hours the flow's (IvrFlow.office_open);
+this module writes what the trunks report, one HelpCall row per attempt. The attempt's answer (help) is
 stored before any of this, so a crash here never loses the call for help: the call-back task is made either way.
 """
 
@@ -10,27 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
 from safecall.conversation import TRANSFER_RESULTS
-from safecall.ivr import HelpLine
-from safecall.policy import CallingCalendar
 from safecall.store import Attempt, Database, HelpCall
 
 TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
 TRANSFER_KOREAN = {"connected": "당직자와 연결됨", "no_answer": "당직자가 받지 않음", "busy": "당직자 통화 중", "failed": "당직자 연결 실패"}
-
-
-def office_calendar(help_line: HelpLine) -> CallingCalendar:
-    start, _, end = help_line.office_hours.partition("-")
-    return CallingCalendar.build(ZoneInfo(help_line.timezone), start, end, list(help_line.office_days), help_line.holidays)
-
-
-def office_open(help_line: HelpLine | None, at: datetime) -> bool:
-    """Whether the duty officer can be put through at `at` (the injected clock's now): office hours on an office day."""
-    return help_line is not None and office_calendar(help_line).is_open(at)
 
 
 def twilio_ref(account_sid: str, recording_sid: str) -> str | None:

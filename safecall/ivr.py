@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from safecall import phones
 from safecall.errors import ConfigError
-from safecall.policy import parse_clock_time
+from safecall.policy import CallingCalendar, parse_clock_time
 from safecall.configfiles import Strict, parse_model, read_toml
 
 OUTCOMES = ("acknowledged", "help_requested")
@@ -108,6 +109,11 @@ class HelpLine(Strict):
             raise ValueError(f"{value!r} is not a country the holidays package knows (e.g. KR)")
         return value or None
 
+    def is_open(self, at: datetime) -> bool:
+        """Whether the duty officer can be put through at `at` (the injected clock's now): office hours, an office day."""
+        start, _, end = self.office_hours.partition("-")
+        return CallingCalendar.build(ZoneInfo(self.timezone), start, end, list(self.office_days), self.holidays).is_open(at)
+
 
 HELP_PROMPTS = ("help_transfer", "help_no_officer", "help_message")  # [prompts] a flow with [help] must have
 HELP_CLOSING = "help_message_thanks"  # [closings]: after a message was left
@@ -160,6 +166,10 @@ class IvrFlow(Strict):
     def help_line(self) -> "HelpLine | None":
         """The [help] settings when turned on; None: help is only thanked (the call-back task is made either way)."""
         return self.help if self.help is not None and self.help.enabled else None
+
+    def office_open(self, at: datetime) -> bool:
+        """Whether a call for help at `at` (the injected clock's now) may be put through: help on, office hours hold."""
+        return self.help_line is not None and self.help_line.is_open(at)
 
     def meaning_of(self, outcome: str) -> DigitMeaning | None:
         return next((m for m in self.digits.values() if m.outcome == outcome), None)
