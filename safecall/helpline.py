@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from safecall.conversation import TRANSFER_RESULTS
+from safecall.conversation import TRANSFER_RESULTS, MessageRecorded, TransferResult
 from safecall.store import Attempt, Database, HelpCall
 
 TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
@@ -82,3 +82,22 @@ def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
         rows = session.exec(select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
                             .order_by(HelpCall.id)).all()
     return [HelpOutcome(r.id, r.transfer, r.transfer_at, bool(r.message_ref), r.message_seconds, r.message_at) for r in rows]
+
+
+# ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----
+DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "busy": "busy"}
+
+
+def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
+    """<Dial action>'s callback: DialCallStatus (failed, canceled or anything else: failed) and DialCallDuration."""
+    result = DIAL_CALL_STATUS.get(params.get("DialCallStatus", ""), "failed")
+    duration = params.get("DialCallDuration", "")
+    return TransferResult(result, float(duration) if result == "connected" and duration.isdigit() else None)
+
+
+def twilio_message(params: dict[str, str]) -> MessageRecorded:
+    """<Record action>'s callback: the recording by its ids (fetched later from the configured API only), its length."""
+    ref = twilio_ref(params.get("AccountSid", ""), params.get("RecordingSid", ""))
+    duration = params.get("RecordingDuration", "")
+    seconds = float(duration) if duration.isdigit() else 0.0
+    return MessageRecorded(ref if seconds > 0 else None, seconds)

@@ -36,8 +36,10 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from safecall.errors import TrunkError
 from safecall import speech
 from safecall.events import uvicorn_log_config
-from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_REPLY, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
-                                   NoteSpeech, Pressed, Said, Store, Stored)
+from safecall import helpline
+from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_MESSAGE, WAIT_REPLY, WAIT_TRANSFER, Ask, Claim, Claimed, Closing,
+                                   Conversation, End, HangUp, KeepMessage, NoteSpeech, NoteTransfer, Play, Pressed,
+                                   RecordMessage, Said, Store, Stored, Transfer)
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -148,6 +150,12 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         speak(gather, call, action.prompt, action.text + hint)
         response.append(gather)
 
+    def help_url(step: str, call: LiveCall, conversation: Conversation) -> str:
+        return f"{public_base_url}/twilio/help/{step}/{call.token}" + ("?inbound=1" if conversation.inbound else "")
+
+    def office_open(call: LiveCall) -> bool:
+        return call.flow.office_open(now())
+
     async def converse(call: LiveCall, conversation: Conversation, event, sid: str, *, first: bool = False) -> Response:
         """The conversation's actions as TwiML, the sink's answers fed back, until it waits for the caller or is over."""
         response = VoiceResponse()
@@ -168,6 +176,18 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
                     reply = Stored(await store(call, action))
                 elif kind is Closing:
                     speak(response, call, action.closing, action.text)
+                elif kind is Play:
+                    speak(response, call, action.prompt, action.text)
+                elif kind is Transfer:  # Twilio dials; <Dial action> reports what came of it (help_dial below)
+                    response.dial(action.number, timeout=action.ring_seconds, method="POST",
+                                  action=help_url("dial", call, conversation))
+                elif kind is RecordMessage:
+                    response.record(max_length=action.max_seconds, play_beep=True, finish_on_key="#", timeout=10,
+                                    method="POST", action=help_url("message", call, conversation))
+                elif kind is NoteTransfer:
+                    await in_thread(sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
+                elif kind is KeepMessage:
+                    await in_thread(sink.record_message, call.token, action.ref, action.seconds, now())
                 elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
                     await in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")])
                     inbound_calls.pop(sid, None)
@@ -224,7 +244,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
             return hang_up()
         if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
             return hang_up()  # never talk to a voicemail; the status callback says machine
-        return await converse(call, Conversation(call.flow, listens=True), ANSWERED, params["CallSid"], first=True)
+        return await converse(call, Conversation(call.flow, listens=True, office_open=office_open(call)), ANSWERED,
+                              params["CallSid"], first=True)
 
     @signed
     async def gather(request: Request, params: dict[str, str]) -> Response:
@@ -238,7 +259,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         except ValueError:
             return hang_up()
         conversation = Conversation(call.flow, listens=True, inbound=query.get("inbound") == "1", asked=asked,
-                                    unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY)
+                                    unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY,
+                                    office_open=office_open(call))
         digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "")
         event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NO_INPUT
         return await converse(call, conversation, event, params["CallSid"])
@@ -293,7 +315,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         await in_thread(sink.note_call_id, opened.token, sid)
         call = await in_thread(sink.live_call, opened.token) or opened
         inbound_calls[sid] = call.token
-        return await converse(call, Conversation(call.flow, listens=True, inbound=True), ANSWERED, sid, first=True)
+        return await converse(call, Conversation(call.flow, listens=True, inbound=True, office_open=office_open(call)), ANSWERED,
+                              sid, first=True)
 
     @signed
     async def incoming_status(request: Request, params: dict[str, str]) -> Response:
@@ -304,6 +327,29 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
             await in_thread(sink.record_events, events)
             inbound_calls.pop(params["CallSid"], None)
         return Response(status_code=204)
+
+    async def help_step(request: Request, params: dict[str, str], waiting: int, event) -> Response:
+        """A transfer's or a message's callback: the call's conversation goes on from there. Twilio calls a <Record>
+        action even after the caller hung up, when the call may be closed already: the message is kept all the same
+        (the signed URL names the attempt's token, which only Twilio was given)."""
+        token = request.path_params["token"]
+        call = await bound_call(token, params)
+        if call is None or not call.ivr_started:
+            if waiting == WAIT_MESSAGE and event.ref:
+                await in_thread(sink.record_message, token, event.ref, event.seconds, now())
+            elif waiting == WAIT_TRANSFER:
+                await in_thread(sink.record_transfer, token, event.result, now(), event.connected_seconds)
+            return hang_up()
+        conversation = Conversation(call.flow, listens=True, inbound=request.query_params.get("inbound") == "1", waiting=waiting)
+        return await converse(call, conversation, event, params["CallSid"])
+
+    @signed
+    async def help_dial(request: Request, params: dict[str, str]) -> Response:
+        return await help_step(request, params, WAIT_TRANSFER, helpline.twilio_transfer_result(params))
+
+    @signed
+    async def help_message(request: Request, params: dict[str, str]) -> Response:
+        return await help_step(request, params, WAIT_MESSAGE, helpline.twilio_message(params))
 
     @signed
     async def fallback(request: Request, params: dict[str, str]) -> Response:
@@ -317,6 +363,8 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         Route("/twilio/status/{token}", status, methods=["POST"]),
         Route("/twilio/incoming", incoming, methods=["POST"]),
         Route("/twilio/incoming/status", incoming_status, methods=["POST"]),
+        Route("/twilio/help/dial/{token}", help_dial, methods=["POST"]),
+        Route("/twilio/help/message/{token}", help_message, methods=["POST"]),
         Route("/twilio/fallback", fallback, methods=["POST"]),
         Route("/twilio/fallback/{token}", fallback, methods=["POST"]),
     ]
