@@ -34,7 +34,8 @@ from safecall.drift import MEASURE_KOREAN, drift_flags
 from safecall.store import DISPOSITION_KOREAN, VisitTask, WebUser
 from safecall import glossary
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OFFICER_HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
-from safecall.web import data
+from safecall.web import data, messages
+from safecall import helpline
 from safecall.web.checkin import add_checkin_routes
 from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
 
@@ -272,9 +273,22 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         return render(request, "task.html", status_code, task=task, person=history.person,
                       attempts=[a for a in history.attempts if a.run_id == task.run_id],
                       notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
+                      help_calls=helpline.help_calls(db, task.run_id, task.person_id) if task.kind == "callback" else [],
                       clock=waiting(task.run_id).get(task.id),
                       today=services.today(),  # the browser's bounds of the hospital date; the server checks them again
                       latest_until=services.today() + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == "officer" else HOSPITAL_MAX_DAYS))
+
+    @app.get("/task/{task_id}/message/{help_id}")
+    def task_message(task_id: RowId, help_id: RowId, user: WebUser = Depends(officer)):
+        """A message left on "help", for the officer's <audio>: every play is in the audit."""
+        task = task_for(user, task_id)
+        try:
+            audio = messages.message_audio(services.instance, db, task, help_id)
+        except messages.MessageMissing as exc:
+            logged(user, "web.play_message", f"task {task_id}", f"message={help_id} missing: {exc}")
+            raise HTTPException(404, "녹음된 말씀을 찾을 수 없습니다.") from None
+        logged(user, "web.play_message", f"task {task_id}", f"person={task.person_id} message={help_id}")
+        return Response(audio, media_type="audio/wav")
 
     @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
     def task_record(request: Request, task_id: RowId, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),
