@@ -13,11 +13,12 @@ from datetime import datetime
 
 from sqlmodel import select
 
+from safecall import glossary
 from safecall.conversation import TRANSFER_RESULTS, MessageRecorded, TransferResult
 from safecall.store import Attempt, Database, HelpCall
 
 TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
-TRANSFER_KOREAN = {"connected": "당직자와 연결됨", "no_answer": "당직자가 받지 않음", "busy": "당직자 통화 중", "failed": "당직자 연결 실패"}
+TRANSFER_KOREAN = glossary.TRANSFER
 
 
 def twilio_ref(account_sid: str, recording_sid: str) -> str | None:

@@ -62,7 +62,7 @@ def test_in_office_hours_help_is_dialled_and_a_missed_transfer_ends_in_a_recorde
     connected = calls[PEOPLE["연결"]]
     assert connected.dialled == ("+82221480001", "25")  # <Dial timeout> is the flow's ring time
     after_key = ET.fromstring(next(body for url, _, _, body in connected.webhooks if "/twilio/gather/" in url))
-    assert [child.tag for child in after_key] == ["Say", "Dial"] and "연결해 드리겠습니다" in after_key[0].text
+    assert [child.tag for child in after_key] == ["Say", "Dial"] and "담당자에게 연결해 드리겠습니다" in after_key[0].text
     assert after_key[1].get("action").startswith(f"{PUBLIC}/twilio/help/dial/")
     _, help_call, _ = rows["연결"]
     assert (help_call.transfer, help_call.connected_seconds, help_call.message_ref) == ("connected", 48.0, None)
@@ -70,7 +70,7 @@ def test_in_office_hours_help_is_dialled_and_a_missed_transfer_ends_in_a_recorde
 
     missed = calls[PEOPLE["부재"]]
     after_dial = ET.fromstring(next(body for url, _, _, body in missed.webhooks if "/twilio/help/dial/" in url))
-    assert [child.tag for child in after_dial] == ["Say", "Record"] and "받지 못하고" in after_dial[0].text
+    assert [child.tag for child in after_dial] == ["Say", "Record"] and "받을 수 없습니다" in after_dial[0].text
     record = after_dial[1]
     assert (record.get("maxLength"), record.get("playBeep"), record.get("finishOnKey")) == ("60", "true", "#")
     _, help_call, _ = rows["부재"]

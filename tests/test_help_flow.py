@@ -1,0 +1,73 @@
+"""The flow's [help] settings (issue 30, item 1): validated with errors naming the key; office hours by the clock and
+Korean public holidays."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from safecall.errors import ConfigError
+from safecall.ivr import load_flow
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def flow_with(cli, old: str, new: str):
+    path = cli.root / "ivr" / "safe-call.toml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return load_flow(cli.root / "ivr", "safe-call")
+
+
+@pytest.mark.parametrize("old, new, key, why", [
+    ('transfer_number = ""', 'transfer_number = "02-12"', "help.transfer_number", "is not a telephone number"),
+    ('office_hours = "09:00-18:00"', 'office_hours = "18:00-09:00"', "help.office_hours", "the start is not before the end"),
+    ('office_hours = "09:00-18:00"', 'office_hours = "9시부터"', "help.office_hours", "is not office hours"),
+    ('office_days = ["mon", "tue", "wed", "thu", "fri"]', 'office_days = ["월"]', "help.office_days.0", ""),
+    ('holidays = "KR"', 'holidays = "XX"', "help.holidays", "is not a country"),
+    ('timezone = "Asia/Seoul"', 'timezone = "Seoul"', "help.timezone", "is not a time zone"),
+    ("ring_seconds = 20", "ring_seconds = 600", "help.ring_seconds", ""),
+    ("message_seconds = 60", "message_seconds = 0", "help.message_seconds", ""),
+    ("message_seconds = 60", "message_seconds = 60\nmesage_seconds = 30", "help.mesage_seconds", ""),
+])
+def test_a_wrong_help_setting_is_refused_naming_its_key(cli, old, new, key, why):
+    with pytest.raises(ConfigError) as error:
+        flow_with(cli, old, new)
+    text = str(error.value)
+    assert "safe-call.toml" in text and f"key '{key}'" in text and why in text, text
+
+
+def test_turned_on_help_needs_its_prompts(cli):
+    path = cli.root / "ivr" / "safe-call.toml"
+    text = path.read_text(encoding="utf-8").replace("enabled = false", "enabled = true")
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("help_no_officer")), encoding="utf-8")
+    with pytest.raises(ConfigError, match="prompts.help_no_officer: missing or empty"):
+        load_flow(cli.root / "ivr", "safe-call")
+    # Turned off, the section is kept but asks for nothing: key 2 is thanked as before.
+    path.write_text(path.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"), encoding="utf-8")
+    assert load_flow(cli.root / "ivr", "safe-call").help_line is None
+
+
+def test_office_hours_follow_the_given_moment_weekdays_and_korean_holidays(cli):
+    flow = flow_with(cli, "enabled = false", "enabled = true")
+    assert flow.help.transfer_number == "" and flow.help_line is not None
+    open_at = [datetime(2026, 12, 8, 9, 0, tzinfo=SEOUL), datetime(2026, 12, 8, 17, 59, tzinfo=SEOUL)]
+    closed_at = [datetime(2026, 12, 8, 8, 59, tzinfo=SEOUL), datetime(2026, 12, 8, 18, 0, tzinfo=SEOUL),
+                 datetime(2026, 12, 12, 10, 0, tzinfo=SEOUL),  # a Saturday
+                 datetime(2026, 12, 25, 10, 0, tzinfo=SEOUL),  # 성탄절, a Friday
+                 datetime(2026, 9, 25, 10, 0, tzinfo=SEOUL)]  # 추석, a Friday
+    assert [flow.office_open(at) for at in open_at] == [True, True]
+    assert [flow.office_open(at) for at in closed_at] == [False] * 5
+    # Stored in UTC, read in Seoul: 01:00 UTC is 10:00 in Seoul.
+    assert flow.office_open(datetime(2026, 12, 8, 1, 0, tzinfo=ZoneInfo("UTC")))
+    flow = flow_with(cli, 'transfer_number = ""', 'transfer_number = "02-2148-0001"')
+    assert flow.help.transfer_number == "+82221480001"
+
+
+def test_ivr_try_shows_the_step_after_help(cli):
+    flow_with(cli, "enabled = false", "enabled = true")
+    output = cli("ivr", "try", "safe-call", "--said", "도와주세요").output
+    assert "then prompt-help_message" in output  # ivr try has no office hours: the message step
