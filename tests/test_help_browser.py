@@ -101,6 +101,13 @@ api_base_url = "{fake.base_url}"
                     "audio.addEventListener('error', () => done('error ' + (audio.error && audio.error.code)));"
                     "audio.play().catch(e => done('refused ' + e.name));", index)
                 assert outcome == f"ended {2 + index}", outcome  # the browser decoded and played the whole WAV
+            # A visit team member never hears an officer's call-back messages, and nothing is fetched for them.
+            player.delete_all_cookies()
+            log_in(player, base, "team1")
+            fetched = len(fake.recording_fetches)
+            player.get(f"{base}/task/{task_id}/message/{ids[1]}")
+            assert "복지 담당자만" in player.find_element(By.TAG_NAME, "body").text
+            assert len(fake.recording_fetches) == fetched
     finally:
         fake.stop()
     assert fake.recording_fetches and set(fake.recording_fetches) == {RECORDING}  # from the trunk's API address only

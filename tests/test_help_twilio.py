@@ -73,14 +73,17 @@ def test_in_office_hours_help_is_dialled_and_a_missed_transfer_ends_in_a_recorde
     assert [child.tag for child in after_dial] == ["Say", "Record"] and "받을 수 없습니다" in after_dial[0].text
     record = after_dial[1]
     assert (record.get("maxLength"), record.get("playBeep"), record.get("finishOnKey")) == ("60", "true", "#")
+    assert record.get("recordingStatusCallback").startswith(f"{PUBLIC}/twilio/help/recording/")
     _, help_call, _ = rows["부재"]
     assert help_call.transfer == "no_answer" and help_call.message_seconds == 4.0
     assert help_call.message_ref.startswith(f"twilio:{SID}/RE") and help_call.message_ref.split("/")[1] in fake.recordings
     assert "남겨 주신 말씀" in next(body for url, _, _, body in missed.webhooks if "/twilio/help/message/" in url)
 
-    # Busy, then a hang-up during the message: Twilio's action comes after the call's end, and the message is kept.
+    # Busy, then a hang-up during the message: the call ends, and the recording's status callback alone tells of the
+    # message, which is kept. The recording is named by its ids only, never by an address a webhook gave.
     _, help_call, _ = rows["끊음"]
     assert (help_call.transfer, help_call.message_seconds) == ("busy", 3.0)
+    assert "http" not in help_call.message_ref
     # A failed transfer, then silence: no message, the task all the same.
     _, help_call, _ = rows["실패"]
     assert (help_call.transfer, help_call.message_ref) == ("failed", None)

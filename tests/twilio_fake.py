@@ -293,13 +293,17 @@ class FakeTwilio:
                     self.recordings[sid] = wav_bytes(seconds)
                 message = {"RecordingSid": sid, "RecordingDuration": str(seconds),
                            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/{sid}"}
+                processed = {**message, "RecordingStatus": "completed"}
                 if call.to in self.hangup_in_record:
+                    # The call ends first; only the recording's status callback tells of the message (the one
+                    # callback SafeCall can count on after a hang-up).
                     call.status = "completed"
-                    self._status(call, "completed", CallDuration="30")  # the call ends first; the action follows
+                    self._status(call, "completed", CallDuration="30")
                     call.final_sent = True
-                    self.post(call, record.get("action"), {**params, **message, "CallStatus": "completed"})
+                    self.post(call, record.get("recordingStatusCallback"), processed)
                     return
                 status, body = self.post(call, record.get("action"), {**params, **message})
+                self.post(call, record.get("recordingStatusCallback"), processed)
                 continue
             gather = twiml.find("Gather")
             if gather is None:

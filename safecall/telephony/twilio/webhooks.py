@@ -182,8 +182,12 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
                     response.dial(action.number, timeout=action.ring_seconds, method="POST",
                                   action=help_url("dial", call, conversation))
                 elif kind is RecordMessage:
+                    # The recording's status callback keeps the message too, whether or not Twilio requests the
+                    # action of a caller who hung up mid-message.
                     response.record(max_length=action.max_seconds, play_beep=True, finish_on_key="#", timeout=10,
-                                    method="POST", action=help_url("message", call, conversation))
+                                    method="POST", action=help_url("message", call, conversation),
+                                    recording_status_callback=help_url("recording", call, conversation),
+                                    recording_status_callback_method="POST")
                 elif kind is NoteTransfer:
                     await in_thread(sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
                 elif kind is KeepMessage:
@@ -352,6 +356,14 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         return await help_step(request, params, WAIT_MESSAGE, helpline.twilio_message(params))
 
     @signed
+    async def help_recording(request: Request, params: dict[str, str]) -> Response:
+        """<Record>'s recordingStatusCallback: the message kept once Twilio has it (the call may be over by then)."""
+        message = helpline.twilio_message(params)
+        if params.get("RecordingStatus") == "completed" and message.ref:
+            await in_thread(sink.record_message, request.path_params["token"], message.ref, message.seconds, now())
+        return Response(status_code=204)
+
+    @signed
     async def fallback(request: Request, params: dict[str, str]) -> Response:
         """Twilio's fallback when a webhook failed: a Korean apology, no database; the call ends without a key and is retried."""
         log.warning("Twilio used the fallback URL (error %s)", params.get("ErrorCode", "?"))
@@ -365,6 +377,7 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         Route("/twilio/incoming/status", incoming_status, methods=["POST"]),
         Route("/twilio/help/dial/{token}", help_dial, methods=["POST"]),
         Route("/twilio/help/message/{token}", help_message, methods=["POST"]),
+        Route("/twilio/help/recording/{token}", help_recording, methods=["POST"]),
         Route("/twilio/fallback", fallback, methods=["POST"]),
         Route("/twilio/fallback/{token}", fallback, methods=["POST"]),
     ]
