@@ -71,3 +71,27 @@ def test_ivr_try_shows_the_step_after_help(cli):
     flow_with(cli, "enabled = false", "enabled = true")
     output = cli("ivr", "try", "safe-call", "--said", "도와주세요").output
     assert "then prompt-help_message" in output  # ivr try has no office hours: the message step
+
+
+def test_the_simulated_switch_puts_help_through_and_nobody_answers_there(cli, tmp_path):
+    """The simulated trunk renders the same steps: its switch has no duty officer (the phone rings out) and records
+    no voice; the help is stored and the call-back task made all the same."""
+    from sqlmodel import select
+
+    from conftest import person_row, scripted_trunks, write_csv
+    from safecall.store import Attempt, HelpCall, VisitTask
+
+    flow_with(cli, "enabled = false", "enabled = true")
+    flow_with(cli, 'transfer_number = ""', 'transfer_number = "02-2148-0001"')
+    cli.set_trunks(scripted_trunks({"+821001230004": ["help"], "+821001230001": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
+        person_row("최도움", "010-0123-0004"), person_row("김응답", "010-0123-0001")])))
+    assert cli.clock.now().astimezone(SEOUL).weekday() == 0  # a Monday: office hours when the calls are made
+    cli("campaign", "launch", "weekly-safe-call")
+    with cli.db().session() as session:
+        helped = session.exec(select(HelpCall)).all()
+        attempt = session.exec(select(Attempt).where(Attempt.digit == "2")).one()
+        task = session.exec(select(VisitTask).where(VisitTask.person_id == attempt.person_id)).one()
+    assert [(h.attempt_id, h.transfer, h.message_ref) for h in helped] == [(attempt.id, "no_answer", None)]
+    assert attempt.disposition == "help_requested" and task.kind == "callback"
+    assert helped[0].transfer_at > attempt.keyed_at  # stored first, then put through
