@@ -4,11 +4,7 @@ message, with their signed action callbacks, through the real webhook server and
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-from urllib.request import Request, urlopen
 
-import pytest
 from sqlmodel import select
 
 from conftest import person_row, write_csv
