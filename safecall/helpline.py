@@ -86,11 +86,13 @@ def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
 
 
 # ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----
-DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "busy": "busy"}
+# canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.
+DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
+                    "busy": "busy"}
 
 
 def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
-    """<Dial action>'s callback: DialCallStatus (failed, canceled or anything else: failed) and DialCallDuration."""
+    """<Dial action>'s callback: DialCallStatus (failed or anything unknown: failed) and DialCallDuration."""
     result = DIAL_CALL_STATUS.get(params.get("DialCallStatus", ""), "failed")
     duration = params.get("DialCallDuration", "")
     return TransferResult(result, float(duration) if result == "connected" and duration.isdigit() else None)

@@ -81,7 +81,7 @@ def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_
         "01001230002": HelpAnswer("ANSWER", answered_seconds=42),
         "01001230003": HelpAnswer("BUSY", message_seconds=2, hangup_in="record"),
         "01001230004": HelpAnswer("CHANUNAVAIL", message_seconds=0, hangup_in="record"),
-        "01001230005": HelpAnswer("NOANSWER", hangup_in="dial"),
+        "01001230005": HelpAnswer("CANCEL", hangup_in="dial"),
         "01001230006": HelpAnswer("NOANSWER", message_seconds=4, finish_with_hash=True),
     })
     rows = help_rows(services)

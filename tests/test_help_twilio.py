@@ -107,3 +107,34 @@ def test_help_callbacks_must_be_signed(cli):
         response = client.post(f"/twilio/help/{step}/some-token", data={"CallSid": "CA1", **params})
         assert response.status_code == 403
     assert sink.keys == [] and sink.events == []
+
+
+def test_a_failing_record_of_the_transfer_never_turns_into_an_apology(cli):
+    """The help is stored before the transfer: if keeping the transfer's result fails, the person still gets the message."""
+    from starlette.testclient import TestClient
+    from twilio.request_validator import RequestValidator
+
+    from recording_sink import RecordingSink
+    from safecall.ivr import load_flow
+    from safecall.telephony.twilio.webhooks import APOLOGY, create_webhook_app
+    from twilio_fake import TOKEN
+
+    flow = load_flow(cli.root / "ivr", "safe-call")
+    flow = flow.model_copy(update={"help": flow.help.model_copy(update={"enabled": True})})
+
+    class Broken(RecordingSink):
+        def record_transfer(self, *args, **kwargs):
+            raise RuntimeError("database is locked")
+
+    sink = Broken(flow)
+    sink.note_call_id("tok", "CA" + "1" * 32)
+    sink.started.add("tok")
+    app = create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=lambda: SATURDAY,
+                             on_event=lambda event: None)
+    params = {"CallSid": "CA" + "1" * 32, "DialCallStatus": "busy", "DialCallDuration": "0"}
+    url = f"{PUBLIC}/twilio/help/dial/tok"
+    response = TestClient(app).post("/twilio/help/dial/tok", data=params,
+                                    headers={"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, params)})
+    assert response.status_code == 200
+    twiml = ET.fromstring(response.text)
+    assert [child.tag for child in twiml] == ["Say", "Record"] and APOLOGY not in response.text

@@ -105,8 +105,9 @@ class SocketAGI(AGI):
         return match.group(1), match.group(2)
 
 
-# What Dial's DIALSTATUS says, as the conversation's transfer results (CHANUNAVAIL, CONGESTION, CANCEL... : failed).
-DIAL_STATUS = {"ANSWER": "connected", "NOANSWER": "no_answer", "BUSY": "busy"}
+# What Dial's DIALSTATUS says, as the conversation's transfer results (CHANUNAVAIL, CONGESTION...: failed). CANCEL: the
+# person hung up while the officer's phone rang, for the officer a call not answered in time.
+DIAL_STATUS = {"ANSWER": "connected", "NOANSWER": "no_answer", "CANCEL": "no_answer", "BUSY": "busy"}
 SAMPLES_PER_SECOND = 8000  # RECORD FILE's endpos counts samples of the 8 kHz channel
 
 

@@ -189,9 +189,9 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
                                     recording_status_callback=help_url("recording", call, conversation),
                                     recording_status_callback_method="POST")
                 elif kind is NoteTransfer:
-                    await in_thread(sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
+                    await keep(sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
                 elif kind is KeepMessage:
-                    await in_thread(sink.record_message, call.token, action.ref, action.seconds, now())
+                    await keep(sink.record_message, call.token, action.ref, action.seconds, now())
                 elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
                     await in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")])
                     inbound_calls.pop(sid, None)
@@ -211,6 +211,13 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         except Exception as exc:
             log.error("could not store the answer; apologising so the attempt is retried: %s", mask_text(repr(exc)))
         return False
+
+    async def keep(write: Callable, *args) -> None:
+        """A transfer's or a message's record: a failure is logged, never an apology (the help itself is stored)."""
+        try:
+            await in_thread(write, *args)
+        except Exception as exc:
+            log.error("could not keep what came of a call for help (its call-back task is there): %s", mask_text(repr(exc)))
 
     def hang_up() -> Response:
         response = VoiceResponse()
@@ -340,9 +347,9 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         call = await bound_call(token, params)
         if call is None or not call.ivr_started:
             if waiting == WAIT_MESSAGE and event.ref:
-                await in_thread(sink.record_message, token, event.ref, event.seconds, now())
+                await keep(sink.record_message, token, event.ref, event.seconds, now())
             elif waiting == WAIT_TRANSFER:
-                await in_thread(sink.record_transfer, token, event.result, now(), event.connected_seconds)
+                await keep(sink.record_transfer, token, event.result, now(), event.connected_seconds)
             return hang_up()
         conversation = Conversation(call.flow, listens=True, inbound=request.query_params.get("inbound") == "1", waiting=waiting)
         return await converse(call, conversation, event, params["CallSid"])
@@ -360,7 +367,7 @@ def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
         """<Record>'s recordingStatusCallback: the message kept once Twilio has it (the call may be over by then)."""
         message = helpline.twilio_message(params)
         if params.get("RecordingStatus") == "completed" and message.ref:
-            await in_thread(sink.record_message, request.path_params["token"], message.ref, message.seconds, now())
+            await keep(sink.record_message, request.path_params["token"], message.ref, message.seconds, now())
         return Response(status_code=204)
 
     @signed
