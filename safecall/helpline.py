@@ -77,12 +77,29 @@ class HelpOutcome:
         return TRANSFER_KOREAN.get(self.transfer or "", "")
 
 
+def _outcome(row: HelpCall) -> HelpOutcome:
+    return HelpOutcome(row.id, row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at)
+
+
 def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
     """The calls for help of a person in a run (a call-back task's), oldest first."""
     with db.session() as session:
         rows = session.exec(select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
                             .order_by(HelpCall.id)).all()
-    return [HelpOutcome(r.id, r.transfer, r.transfer_at, bool(r.message_ref), r.message_seconds, r.message_at) for r in rows]
+    return [_outcome(r) for r in rows]
+
+
+def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome]]:
+    """For the call-back list: each task's calls for help (by task id), in one query."""
+    if not tasks:
+        return {}
+    by_key: dict[tuple[int, int], list[HelpOutcome]] = {}
+    with db.session() as session:
+        rows = session.exec(select(HelpCall).where(HelpCall.person_id.in_({t.person_id for t in tasks}))
+                            .order_by(HelpCall.id)).all()
+    for row in rows:
+        by_key.setdefault((row.run_id, row.person_id), []).append(_outcome(row))
+    return {t.id: by_key[(t.run_id, t.person_id)] for t in tasks if (t.run_id, t.person_id) in by_key}
 
 
 # ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----

@@ -89,7 +89,14 @@ api_base_url = "{fake.base_url}"
     try:
         with served(make_app(cli)) as base:
             log_in(player, base, "officer")
-            player.get(f"{base}/task/{task_id}")
+            # The call-back list says what came of each call for help and leads to the message.
+            player.get(f"{base}/callbacks")
+            card = player.find_element(By.ID, f"callback-{task_id}")
+            assert "당직자가 받지 않음" in card.text and "당직자와 연결됨" in card.text
+            links = card.find_elements(By.CSS_SELECTOR, "a.message")
+            assert [link.text for link in links] == ["남기신 말씀 듣기 (2초)", "남기신 말씀 듣기 (3초)"]
+            links[0].click()
+            assert player.current_url == f"{base}/task/{task_id}#help-{ids[0]}"
             page = player.find_element(By.TAG_NAME, "main").text
             assert "당직자가 받지 않음" in page and "당직자와 연결됨" in page and "남기신 말씀 (2초" in page
             audios = player.find_elements(By.TAG_NAME, "audio")

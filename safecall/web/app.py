@@ -319,7 +319,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
         open_items, closed_items = data.callbacks(db, since=today - timedelta(days=7))
         logged(user, "web.view", "callback list", f"open={len(open_items)}")
         return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES,
-                      clocks=waiting(),
+                      clocks=waiting(), help_calls=helpline.help_calls_of_tasks(db, [i.task for i in open_items]),
                       message=saved_message(user, saved, "callback"))
 
     @app.get("/teams")
