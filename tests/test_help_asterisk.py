@@ -136,3 +136,12 @@ def test_outside_office_hours_and_on_a_holiday_help_goes_straight_to_the_message
     assert lines[2] == 'STREAM FILE safecall/prompt-help_message ""' and lines[3].startswith(f"RECORD FILE {messages}/help-")
     help_call, task, _ = help_rows(services)["01001230001"]
     assert help_call.transfer is None and help_call.message_seconds == 5.0 and task.kind == "callback"
+
+
+def test_a_message_folder_asterisk_cannot_take_as_one_word_is_refused_naming_the_key(cli):
+    from safecall.errors import ConfigError
+
+    cli.set_trunks(asterisk_trunks(5038, 4573, 'message_dir = "/var/spool/my messages"'))
+    with pytest.raises(ConfigError) as error:
+        load_instance(cli.root, AMI_ENV)
+    assert "trunks.toml" in str(error.value) and "message_dir" in str(error.value) and "without spaces" in str(error.value)
