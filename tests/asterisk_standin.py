@@ -71,8 +71,9 @@ class HelpAnswer:
     Replies as res_agi gives them (no recording of these covers them; the formats are Asterisk's documented ones):
     EXEC answers "200 result=0", or -1 when the caller hung up in the application; GET VARIABLE "200 result=1 (VALUE)"
     or "200 result=0" when unset, and it works on a dead channel; RECORD FILE "200 result=0 (timeout) endpos=N",
-    "200 result=35 (dtmf) endpos=N" (the # key), or "200 result=-1 (hangup) endpos=N", N in samples of 8 kHz.
-    A hang-up is told by a bare HANGUP line first; after it, other commands get 511.
+    "200 result=35 (dtmf) endpos=N" (the # key), or "200 result=-1 (hangup) endpos=N", N in samples of 8 kHz (as
+    res_agi.c's handle_recordfile sends them). A hang-up during a command: its result, then the bare HANGUP notice
+    run_agi sends once it sees the channel gone; after it, other commands get 511.
     """
 
     dial_status: str = "NOANSWER"  # DIALSTATUS after the Dial: ANSWER, NOANSWER, BUSY, CHANUNAVAIL, CONGESTION...
@@ -434,7 +435,7 @@ class AsteriskStandIn:
             if verb == "EXEC Dial":
                 if help_answer.hangup_in == "dial":
                     dead = True
-                    return ["HANGUP", "200 result=-1"]
+                    return ["200 result=-1", "HANGUP"]
                 return ["200 result=0"]
             if verb == "RECORD FILE":
                 words = command.split()
@@ -445,7 +446,7 @@ class AsteriskStandIn:
                 endpos = int(seconds * 8000)
                 if help_answer.hangup_in == "record":
                     dead = True
-                    return ["HANGUP", f"200 result=-1 (hangup) endpos={endpos}"]
+                    return [f"200 result=-1 (hangup) endpos={endpos}", "HANGUP"]
                 if help_answer.finish_with_hash:
                     return [f"200 result=35 (dtmf) endpos={endpos}"]
                 return [f"200 result=0 (timeout) endpos={endpos}"]

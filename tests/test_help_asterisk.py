@@ -145,3 +145,24 @@ def test_a_message_folder_asterisk_cannot_take_as_one_word_is_refused_naming_the
     with pytest.raises(ConfigError) as error:
         load_instance(cli.root, AMI_ENV)
     assert "trunks.toml" in str(error.value) and "message_dir" in str(error.value) and "without spaces" in str(error.value)
+
+
+def test_socket_agi_reads_dial_and_record_replies_a_hang_up_included():
+    import io
+
+    from asterisk_standin import agi_exchanges
+    from safecall.telephony.asterisk.fastagi import CallerHungUp, SocketAGI
+
+    env, _ = agi_exchanges("agi-ack.txt")
+    replies = ["200 result=-1 (hangup) endpos=16000", "HANGUP", "200 result=1 (CANCEL)", "200 result=0",
+               "511 Command Not Permitted on a dead channel or intercept routine"]
+    agi = SocketAGI(io.StringIO("\n".join(env) + "\n" + "\n".join(replies) + "\n"))
+    agi.stdout = io.StringIO()
+    assert agi.command('RECORD FILE /tmp/x wav "#" 60000 BEEP s=10') == ("-1", "(hangup) endpos=16000")
+    assert not agi.hung_up  # the notice comes after the result ...
+    assert agi.command("GET VARIABLE DIALSTATUS") == ("1", "(CANCEL)") and agi.hung_up  # ... and is read before the next
+    assert agi.command("GET VARIABLE ANSWEREDTIME") == ("0", "")  # unset
+    with pytest.raises(CallerHungUp, match="511"):
+        agi.command("STREAM FILE safecall/closing-help_message_thanks \"\"")
+    with pytest.raises(CallerHungUp):
+        agi.command("HANGUP")  # nothing left: the connection is closed

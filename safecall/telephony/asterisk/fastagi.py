@@ -325,7 +325,8 @@ class IvrSessions:
         """Dial the duty officer from this channel; `g`: the call comes back here when the officer hangs up, so what
         became of it is read (on a caller who hung up, too: GET VARIABLE works on a dead channel)."""
         dial = self.help_dial(transfer.number)
-        agi.command(f'EXEC Dial "{dial},{transfer.ring_seconds},g"')
+        dialled, _ = agi.command(f'EXEC Dial "{dial},{transfer.ring_seconds},g"')
+        caller_gone = dialled == "-1"  # Dial returns -1 when the caller hung up; the HANGUP notice may follow
         _, status = agi.command("GET VARIABLE DIALSTATUS")
         result = DIAL_STATUS.get(status.strip("() "), "failed")
         seconds = None
@@ -334,7 +335,7 @@ class IvrSessions:
             seconds = float(answered.strip("() ")) if answered.strip("() ").isdigit() else None
         log.info("help transfer: DIALSTATUS %s", status.strip("() ") or "unset")
         transferred = TransferResult(result, seconds)
-        if agi.hung_up:  # kept before the session ends: the conversation hears of the hang-up next
+        if caller_gone or agi.hung_up:  # kept before the session ends: the conversation hears of the hang-up next
             self._keep(self.sink.record_transfer, call.token, result, self.now(), seconds)
             raise CallerHungUp("the caller hung up during the transfer")
         return transferred
@@ -346,7 +347,7 @@ class IvrSessions:
         endpos = re.search(r"endpos=(\d+)", rest)
         seconds = int(endpos.group(1)) / SAMPLES_PER_SECOND if endpos else 0.0
         recorded = MessageRecorded(f"{path}.wav" if seconds > 0 and "writefile" not in rest else None, round(seconds, 1))
-        if agi.hung_up or (result == "-1" and "hangup" in rest):
+        if agi.hung_up or "(hangup)" in rest:  # result -1 (0 in old versions), then the HANGUP notice
             if recorded.ref:
                 self._keep(self.sink.record_message, call.token, recorded.ref, recorded.seconds, self.now())
             raise CallerHungUp("the caller hung up during the message")
