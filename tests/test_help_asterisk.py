@@ -98,6 +98,7 @@ def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_
     assert attempt.digit == "2" and attempt.disposition == "help_requested" and attempt.inbound
     assert task.kind == "callback" and task.status == "open"
     assert help_call.transfer == "no_answer" and help_call.message_seconds == 3.0
+    assert attempt.keyed_at <= help_call.transfer_at <= help_call.message_at  # help stored before any transfer
     assert help_call.message_ref == record.split()[2] + ".wav"
     with wave.open(help_call.message_ref) as recorded:  # the file the stand-in wrote where Asterisk would
         assert recorded.getnframes() == 3 * 8000
