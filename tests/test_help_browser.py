@@ -108,6 +108,9 @@ api_base_url = "{fake.base_url}"
                     "audio.addEventListener('error', () => done('error ' + (audio.error && audio.error.code)));"
                     "audio.play().catch(e => done('refused ' + e.name));", index)
                 assert outcome == f"ended {2 + index}", outcome  # the browser decoded and played the whole WAV
+            # A message that is not this task's is not found (and the attempt is in the audit too).
+            player.get(f"{base}/task/{task_id}/message/{ids[1] + 100}")
+            assert "(404)" in player.find_element(By.TAG_NAME, "body").text
             # A visit team member never hears an officer's call-back messages, and nothing is fetched for them.
             player.delete_all_cookies()
             log_in(player, base, "team1")
@@ -122,5 +125,7 @@ api_base_url = "{fake.base_url}"
         plays = session.exec(select(AuditEvent).where(AuditEvent.action == "web.play_message")).all()
         person = session.get(Person, task.person_id)
     assert {(p.actor, p.subject) for p in plays} == {("web:officer", f"task {task_id}")}
-    assert {f"message={i}" for i in ids} <= {p.detail.split(" ", 1)[1] for p in plays}
+    played = [p.detail for p in plays if "missing" not in p.detail]
+    assert {f"message={i}" for i in ids} == {d.split(" ", 1)[1] for d in played}
+    assert [p.detail for p in plays if "missing" in p.detail] == [f"message={ids[1] + 100} missing: no such message"]
     assert person.name == "최도움"

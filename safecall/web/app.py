@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -286,9 +286,9 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
             audio = messages.message_audio(services.instance, db, task, help_id)
         except messages.MessageMissing as exc:
             logged(user, "web.play_message", f"task {task_id}", f"message={help_id} missing: {exc}")
-            raise HTTPException(404, "녹음된 말씀을 찾을 수 없습니다.") from None
+            raise HTTPException(404) from None  # the error page says 그런 페이지가 없습니다
         logged(user, "web.play_message", f"task {task_id}", f"person={task.person_id} message={help_id}")
-        return Response(audio, media_type="audio/wav")
+        return StreamingResponse(audio, media_type="audio/wav")
 
     @app.post("/task/{task_id}/outcome", dependencies=[Depends(check_csrf)])
     def task_record(request: Request, task_id: RowId, outcome: str = Form(""), note: str = Form(""), until: str = Form(""),

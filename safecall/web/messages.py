@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import BinaryIO, Iterator
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
@@ -21,14 +22,17 @@ from safecall.store import Database, HelpCall, VisitTask
 
 TWILIO_API = "https://api.twilio.com"
 FETCH_TIMEOUT = 10.0
+CHUNK = 64 * 1024
 
 
 class MessageMissing(Exception):
     """No such message for the task, or its recording cannot be read."""
 
 
-def message_audio(instance: Instance, db: Database, task: VisitTask, help_id: int) -> bytes:
-    """The WAV of message `help_id` of `task` (a call-back task of the same run and person)."""
+def message_audio(instance: Instance, db: Database, task: VisitTask, help_id: int) -> Iterator[bytes]:
+    """The WAV of message `help_id` of `task` (a call-back task of the same run and person), in chunks to stream.
+
+    The recording is opened before this returns (MessageMissing if it cannot be), so a page gets a 404, not a cut stream."""
     with db.session() as session:
         row = session.exec(select(HelpCall).where(HelpCall.id == help_id, HelpCall.run_id == task.run_id,
                                                   HelpCall.person_id == task.person_id)).first()
@@ -42,7 +46,13 @@ def _trunks(instance: Instance, kind: str) -> list:
     return [config for config in instance.trunks.trunks.values() if getattr(config, "type", None) == kind]
 
 
-def _from_pbx(instance: Instance, ref: str) -> bytes:
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+def _from_pbx(instance: Instance, ref: str) -> Iterator[bytes]:
     path = Path(ref)
     for config in _trunks(instance, "asterisk"):
         there = Path(config.message_dir)
@@ -50,13 +60,13 @@ def _from_pbx(instance: Instance, ref: str) -> bytes:
             continue
         here = Path(config.message_dir_here or config.message_dir)
         try:
-            return (here / path.name).read_bytes()
+            return _chunks((here / path.name).open("rb"))
         except OSError as exc:
             raise MessageMissing(f"cannot read {path.name}: {exc.strerror}") from exc
     raise MessageMissing("the message is in no trunk's message_dir")
 
 
-def _from_twilio(instance: Instance, account_sid: str, recording_sid: str) -> bytes:
+def _from_twilio(instance: Instance, account_sid: str, recording_sid: str) -> Iterator[bytes]:
     for config in _trunks(instance, "twilio"):
         if config.account_sid != account_sid:
             continue
@@ -65,8 +75,7 @@ def _from_twilio(instance: Instance, account_sid: str, recording_sid: str) -> by
         request = Request(f"{base}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}.wav",
                           headers={"Authorization": f"Basic {credentials}"})
         try:
-            with urlopen(request, timeout=FETCH_TIMEOUT) as response:
-                return response.read()
+            return _chunks(urlopen(request, timeout=FETCH_TIMEOUT))
         except (URLError, OSError) as exc:
             raise MessageMissing(f"Twilio did not give the recording: {exc}") from exc
     raise MessageMissing("no trunk has the recording's account")
