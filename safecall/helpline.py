@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from safecall import glossary
@@ -37,28 +38,37 @@ def _row(session, token: str) -> HelpCall | None:
     return row
 
 
+def _write(db: Database, token: str, **values) -> bool:
+    """Set `values` on the attempt's HelpCall row, made if it is not there; False for an unknown token.
+
+    Two reports on one call may come at once (Twilio's <Record> action and its recording's status callback): the
+    one that loses the race to make the row writes again, onto the row the other made."""
+    for last_try in (False, True):
+        try:
+            with db.transaction() as session:
+                row = _row(session, token)
+                if row is None:
+                    return False
+                for key, value in values.items():
+                    setattr(row, key, value)
+                session.add(row)
+            return True
+        except sa.exc.IntegrityError:
+            if last_try:
+                raise
+    return False
+
+
 def record_transfer(db: Database, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
     """What came of the transfer of call `token`; False for an unknown token or result."""
     if result not in TRANSFER_RESULTS:
         return False
-    with db.transaction() as session:
-        row = _row(session, token)
-        if row is None:
-            return False
-        row.transfer, row.transfer_at, row.connected_seconds = result, at, connected_seconds
-        session.add(row)
-    return True
+    return _write(db, token, transfer=result, transfer_at=at, connected_seconds=connected_seconds)
 
 
 def record_message(db: Database, token: str, ref: str, seconds: float, at: datetime) -> bool:
     """The message call `token` left: `ref` names the recording (a file path on the PBX, or twilio_ref)."""
-    with db.transaction() as session:
-        row = _row(session, token)
-        if row is None:
-            return False
-        row.message_ref, row.message_seconds, row.message_at = ref, round(float(seconds), 1), at
-        session.add(row)
-    return True
+    return _write(db, token, message_ref=ref, message_seconds=round(float(seconds), 1), message_at=at)
 
 
 @dataclass(frozen=True)

@@ -95,3 +95,38 @@ def test_the_simulated_switch_puts_help_through_and_nobody_answers_there(cli, tm
     assert [(h.attempt_id, h.transfer, h.message_ref) for h in helped] == [(attempt.id, "no_answer", None)]
     assert attempt.disposition == "help_requested" and task.kind == "callback"
     assert helped[0].transfer_at > attempt.keyed_at  # stored first, then put through
+
+
+def test_reports_on_one_call_for_help_at_once_make_one_row_with_both(cli, tmp_path):
+    """Twilio's <Record> action and its recording's status callback may come together: one row, never an error."""
+    import threading
+
+    from sqlmodel import select
+
+    from conftest import person_row, scripted_trunks, write_csv
+    from safecall import helpline
+    from safecall.store import Attempt, HelpCall
+
+    cli.set_trunks(scripted_trunks({"+821001230004": ["help"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("최도움", "010-0123-0004")])))
+    cli("campaign", "launch", "weekly-safe-call")
+    db = cli.db()
+    with db.session() as session:
+        token = session.exec(select(Attempt.token).where(Attempt.digit == "2")).one()
+    at = cli.clock.now()
+    ref = "twilio:AC" + "0" * 32 + "/RE" + "1" * 32
+    start, results = threading.Barrier(4), []
+
+    def report(write):
+        start.wait()
+        results.append(write())
+
+    writers = [lambda: helpline.record_message(db, token, ref, 4, at), lambda: helpline.record_message(db, token, ref, 4, at),
+               lambda: helpline.record_transfer(db, token, "busy", at), lambda: helpline.record_transfer(db, token, "busy", at)]
+    threads = [threading.Thread(target=report, args=(w,)) for w in writers]
+    [t.start() for t in threads], [t.join(30) for t in threads]
+    assert results == [True] * 4
+    with db.session() as session:
+        rows = session.exec(select(HelpCall)).all()
+    assert [(r.transfer, r.message_ref, r.message_seconds) for r in rows] == [("busy", ref, 4.0)]
+    assert not helpline.record_transfer(db, "no-such-token", "busy", at) and not helpline.record_transfer(db, token, "odd", at)
