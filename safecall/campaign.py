@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from safecall.errors import ConfigError, InputError, Message
 from safecall.i18n import N_
 from safecall.ivr import load_flow
-from safecall.notify import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
+from safecall.sms_text import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
 from safecall.configfiles import coercion_problems
 from safecall.settings import Instance, Strict, read_toml, validation_problems

@@ -14,7 +14,8 @@ from pydantic import Field, field_validator, model_validator
 from safecall import phones
 from safecall.errors import ConfigError
 from safecall.policy import CallingCalendar, parse_clock_time
-from safecall.configfiles import Strict, parse_model, read_toml
+from safecall.configfiles import Strict, parse_model
+from safecall.instancefiles import read_toml
 
 OUTCOMES = ("acknowledged", "help_requested")
 

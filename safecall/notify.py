@@ -13,6 +13,7 @@ from typing import Mapping, Protocol
 from safecall import phones
 from safecall.errors import ConfigError, SafeCallError
 from safecall.settings import Instance, SmsSettings, SmtpSettings
+from safecall.sms_text import ALIMTALK_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes, fit_in_one_sms, sms_type  # noqa: F401 (re-exported)
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 
 
@@ -54,7 +55,6 @@ class SmtpMailer:
             raise DeliveryError(f"SMTP {s.host}:{s.port}: {phones.mask_text(str(exc))}") from exc
 
 
-SMS_LIMIT_BYTES = 90  # one SMS in Korea: 90 bytes of EUC-KR (2 a Hangul syllable); longer is an LMS
 LMS_SUBJECT = "안심콜 알림"
 # SOLAPI's message status codes (docs: message-status-codes): 2000 accepted, 3000 with the carrier, 4000 done;
 # any other code is a failure, said in its message.
@@ -62,46 +62,6 @@ PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
 DELIVERED_CODE = "4000"
 ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}", "time": "#{시각}", "caller": "#{발신번호}",
                       "link": "#{링크}"}
-GUARDIAN_TEXTS = ("guardian_unreachable", "guardian_help")  # a campaign's texts, each with its own 알림톡 template
-ALIMTALK_TEXTS = GUARDIAN_TEXTS + ("precall_notice", "checkin_link")  # texts with an 알림톡 template in [sms.alimtalk]
-
-
-def euc_kr_bytes(text: str) -> int:
-    """The length carriers count: EUC-KR bytes, 1 for ASCII and 2 for a Hangul syllable. Measured in CP949, which
-    is EUC-KR plus the syllables EUC-KR lacks (똠: Python's euc-kr writes it as an 8-byte jamo sequence); any
-    other character counts as 2."""
-    return sum(_cp949_length(c) for c in text)
-
-
-def _cp949_length(char: str) -> int:
-    try:
-        return len(char.encode("cp949"))
-    except UnicodeEncodeError:
-        return 2
-
-
-def fit_in_one_sms(template: str, name: str, **fields: str) -> tuple[str, str]:
-    """(text, name as written) of `template` for `name`, shortened to fit one SMS when the whole name does not.
-
-    The stated rule: a name that would make the text longer than one SMS (90 EUC-KR bytes) keeps its leading
-    characters, as many as fit, followed by '…'; never fewer than 2 characters. A campaign's texts are checked
-    with a 3-syllable name (campaign.py), so 2 syllables and '…' always fit. Used when allow_lms is false."""
-    text = template.format(name=name, **fields)
-    if euc_kr_bytes(text) <= SMS_LIMIT_BYTES:
-        return text, name
-    for keep in range(len(name) - 1, 1, -1):
-        short = name[:keep].rstrip() + "…"
-        text = template.format(name=short, **fields)
-        if euc_kr_bytes(text) <= SMS_LIMIT_BYTES:
-            return text, short
-    short = name[:2] + "…"
-    return template.format(name=short, **fields), short
-
-
-def sms_type(text: str) -> str:
-    return "SMS" if euc_kr_bytes(text) <= SMS_LIMIT_BYTES else "LMS"
-
-
 @dataclass(frozen=True)
 class SmsMessage:
     to: str  # E.164
@@ -207,7 +167,7 @@ def _last_log(log: list[dict]) -> str:
 
 class TwilioSms:
     def __init__(self, config: TwilioTrunkConfig, environ: Mapping[str, str]):
-        from safecall.telephony.twilio.trunk import make_client
+        from safecall.telephony.twilio.client import make_client
 
         self.config = config
         self.client = make_client(config, config.auth_token.resolve(environ))

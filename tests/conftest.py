@@ -163,12 +163,15 @@ def wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
 
 
-# The spoken-answer corpus's figures (tests/test_speech.py), shown in every run's summary, -q or not.
-SPEECH_FIGURES = pytest.StashKey[list[str]]()
+# The spoken-answer corpus's figures (tests/test_speech.py), shown in every run's summary, -q or not. They travel
+# in the test's report (user_properties), which reaches the summary from xdist's workers as well.
+SPEECH_FIGURES = "speech_figures"
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    figures = config.stash.get(SPEECH_FIGURES, None)
+    figures = [line for kind in ("passed", "failed") for report in terminalreporter.stats.get(kind, [])
+               if getattr(report, "when", None) == "call"
+               for name, lines in report.user_properties if name == SPEECH_FIGURES for line in lines]
     if figures:
         terminalreporter.write_sep("-", "spoken-answer judge on tests/fixtures/speech/")
         for line in figures:

@@ -93,9 +93,11 @@ def test_scaleout(tmp_path):
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL server: start one with `eval \"$(.ci/postgres start)\"`")
 def test_national(tmp_path):
-    result = run_script(["benchmarks/national.py", "--people", "200", "--districts", "2", "--workers", "1", "--channels", "4",
-                         "--speed", "2000", "--days", "1"], tmp_path)
-    assert result
+    # A short day: how many calls fit depends on how soon the worker is up on a busy machine, so only the
+    # figures' presence and "nobody dialled twice" are checked.
+    result = run_script(["benchmarks/national.py", "--people", "100", "--districts", "2", "--workers", "1", "--channels", "4",
+                         "--speed", "5000", "--days", "1"], tmp_path)
+    assert result["attempts"] >= 0 and result["attempts_dialled_twice"] == 0 and "worker_peak_memory_mb" in result
 
 
 def test_plan_vs_naive(tmp_path):
@@ -106,3 +108,10 @@ def test_plan_vs_naive(tmp_path):
 def test_startup(tmp_path):
     result = run_script(["benchmarks/startup.py", "--rounds", "1"], tmp_path)
     assert set(result["summary"]) == {"minimal typer --help", "this: safecall --help", "this: safecall campaign status"}
+
+
+def test_safety_clock(tmp_path):
+    result = run_script(["benchmarks/safety_clock.py", "--people", "120", "--channels", "2"], tmp_path)
+    without, with_ = result["without_follow_ups"], result["with_follow_ups"]
+    assert without["texts_sent"] == 0 and with_["texts_sent"] > 0 and without["clock_count"] > 0
+    assert with_["tap_attempts"] == with_["taps"].get("recorded", 0)

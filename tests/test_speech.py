@@ -167,7 +167,7 @@ def test_the_labelled_corpus_meets_its_targets(answers, request, corpus, least):
             f"{c} {categories[(c, True)]}/{categories[(c, True)] + categories[(c, False)]}"
             for c in sorted({c for c, _ in categories})),
     ]
-    request.config.stash[SPEECH_FIGURES] = request.config.stash.get(SPEECH_FIGURES, []) + figures
+    request.node.user_properties.append((SPEECH_FIGURES, figures))
     print("\n".join(figures))
     assert wrongly_well == [], "distress or non-answers recorded as well"
     assert help_rate >= 0.95

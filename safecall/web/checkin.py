@@ -6,13 +6,12 @@ records the tap. No CSRF token is asked: a forged POST would need the link's tok
 
 from __future__ import annotations
 
-from typing import Callable
-
-from fastapi import FastAPI, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 
 from safecall import checkin
 from safecall.checkin import LinkSigner, TapResult
 from safecall.services import Services
+from safecall.web.deps import Svc, render
 
 TOKEN = Path(min_length=10, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
 RESULT = {  # what the person reads, and the HTTP status
@@ -27,25 +26,34 @@ RECORDED = {
 }
 
 
-def add_checkin_routes(app: FastAPI, services: Services, secret: str, render: Callable) -> None:
-    signer = LinkSigner(secret)
-    callback = services.instance.settings.sms.callback()
+router = APIRouter()
 
-    def result_page(request: Request, result: TapResult):
-        status, heading, message = RESULT[result]
-        return render(request, "checkin.html", status_code=status, result=result, heading=heading, message=message, callback=callback)
 
-    @app.get("/c/{token}")
-    def checkin_page(request: Request, token: str = TOKEN):
-        state = checkin.link_state(services.db, signer, token, services.now())
-        if state.result is not None:
-            return result_page(request, state.result)
-        return render(request, "checkin.html", token=token, person_name=state.person_name, callback=callback)
+async def signer_of(request: Request) -> LinkSigner:
+    return request.app.state.link_signer
 
-    @app.post("/c/{token}")
-    def checkin_tap(request: Request, token: str = TOKEN, choice: str = Form("")):
-        result = checkin.tap(services.db, services.lifecycle, signer, token, choice, services.now())
-        if result != TapResult.RECORDED:
-            return result_page(request, result)
-        heading, message = RECORDED[choice]
-        return render(request, "checkin.html", result=result, heading=heading, message=message, callback=callback)
+
+def result_page(request: Request, services: Services, result: TapResult):
+    status, heading, message = RESULT[result]
+    return render(request, "checkin.html", status_code=status, result=result, heading=heading, message=message,
+                  callback=services.instance.settings.sms.callback())
+
+
+@router.get("/c/{token}")
+def checkin_page(request: Request, services: Svc, signer: LinkSigner = Depends(signer_of), token: str = TOKEN):
+    state = checkin.link_state(services.db, signer, token, services.now())
+    if state.result is not None:
+        return result_page(request, services, state.result)
+    return render(request, "checkin.html", token=token, person_name=state.person_name,
+                  callback=services.instance.settings.sms.callback())
+
+
+@router.post("/c/{token}")
+def checkin_tap(request: Request, services: Svc, signer: LinkSigner = Depends(signer_of), token: str = TOKEN,
+                choice: str = Form("")):
+    result = checkin.tap(services.db, services.lifecycle, signer, token, choice, services.now())
+    if result != TapResult.RECORDED:
+        return result_page(request, services, result)
+    heading, message = RECORDED[choice]
+    return render(request, "checkin.html", result=result, heading=heading, message=message,
+                  callback=services.instance.settings.sms.callback())

@@ -13,7 +13,7 @@ from safecall.telephony.twilio.config import TwilioTrunkConfig
 from safecall.errors import Message as M
 from safecall.i18n import N_
 from safecall.telephony.base import Check
-from safecall.telephony.twilio.trunk import make_client
+from safecall.telephony.twilio.client import make_client
 
 
 def check_twilio(config: TwilioTrunkConfig, environ: Mapping[str, str]) -> list[Check]:

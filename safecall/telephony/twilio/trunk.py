@@ -6,15 +6,13 @@ import logging
 import queue
 from datetime import datetime, timedelta
 from typing import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
 from safecall import phones
 from safecall.clock import Clock, real_seconds_until
 from safecall.errors import TrunkError, TrunkFatalError
+from safecall.telephony.twilio.client import make_client
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult, TrunkBusy
 from safecall.telephony.twilio.webhooks import Speaking, WebhookServer, create_webhook_app, final_result
@@ -26,35 +24,6 @@ STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 INVALID_NUMBER_CODES = {21211, 21214, 21217, 13223, 13224}  # not a valid, or not a reachable, number
 FATAL_CODES = {20003, 20005, 21210, 21212, 21215}  # credentials, caller ID or geo permission: no call can go
 PER_NUMBER_CODES = {21216}  # this one destination is blocked: that person's attempt fails, the campaign goes on
-
-
-class HttpClient(TwilioHttpClient):
-    """The SDK's client, remembering the last answer's Retry-After (TwilioRestException does not carry headers)."""
-
-    retry_after: str | None = None
-
-    def request(self, method, url, *args, **kwargs):
-        response = super().request(method, url, *args, **kwargs)
-        self.retry_after = (response.headers or {}).get("Retry-After")
-        return response
-
-
-class LocalTwilioHttpClient(HttpClient):
-    """Sends every API call to a local fake (drills and tests): rewrites the scheme and host."""
-
-    def __init__(self, base_url: str):
-        super().__init__()
-        self._base = urlsplit(base_url)
-
-    def request(self, method, url, *args, **kwargs):
-        parts = urlsplit(url)
-        url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
-        return super().request(method, url, *args, **kwargs)
-
-
-def make_client(config: TwilioTrunkConfig, auth_token: str) -> Client:
-    http_client = LocalTwilioHttpClient(config.api_base_url) if config.api_base_url else HttpClient()
-    return Client(config.account_sid, auth_token, http_client=http_client)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
