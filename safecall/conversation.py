@@ -12,14 +12,17 @@ The rules of a call live here and nowhere else:
 - an unclear spoken answer is kept for the officer, and the question is asked again, then with keys only,
   then the call counts as no answer (the person is retried, and goes on the list if it stays so);
 - the answer is stored before thanking, and if storing fails or is refused, the call ends without thanks;
-- a call-back ends with its IVR (no dialer waits for its end).
+- a call-back ends with its IVR (no dialer waits for its end);
+- help (a flow with [help]): only once the answer is stored, the person is put through to the duty officer in
+  office hours (never in a call that is with the officer already), else asked for a short message; a transfer
+  nobody answered, busy or failed also ends in the message; what came of either is kept for the officer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safecall.ivr import IvrFlow
+from safecall.ivr import HELP_CLOSING, IvrFlow
 from safecall.speech import judge
 
 # ---- events: what happened ----
@@ -65,6 +68,25 @@ class Stored:
 @dataclass(frozen=True, slots=True)
 class HungUp:
     pass
+
+
+TRANSFER_RESULTS = ("connected", "no_answer", "busy", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """What became of the transfer to the duty officer: one of TRANSFER_RESULTS."""
+
+    result: str
+    connected_seconds: float | None = None  # how long the officer spoke with the person, where the trunk says
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecorded:
+    """The message ended: `ref` names the recording on the trunk (None: nothing was recorded), `seconds` its length."""
+
+    ref: str | None
+    seconds: float
 
 
 # ---- actions: what to do ----
@@ -113,6 +135,46 @@ class Closing:
 
 
 @dataclass(frozen=True, slots=True)
+class Play:
+    """Play a prompt that waits for nothing (e.g. before the transfer or the message)."""
+
+    prompt: str  # audio name, e.g. prompt-help_transfer
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Put the person through to the duty officer (`number`, E.164; the trunk may dial its own dial string), ringing
+    at most `ring_seconds`; then feed TransferResult."""
+
+    number: str
+    ring_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoteTransfer:
+    """Keep what came of the transfer (CallSink.record_transfer); nothing to feed back."""
+
+    result: str
+    connected_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMessage:
+    """Record the person's message, at most `max_seconds` (after a beep); then feed MessageRecorded."""
+
+    max_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeepMessage:
+    """Keep the recorded message with the attempt, for its call-back task (CallSink.record_message); nothing to feed back."""
+
+    ref: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """Record the call's end (a call-back: no dialer waits for it); its line result is 'answered'."""
 
@@ -124,8 +186,8 @@ class HangUp:
     unsaved: bool = False
 
 
-Event = Answered | Claimed | Pressed | Said | NoInput | Stored | HungUp
-Action = Claim | Ask | NoteSpeech | Store | Closing | End | HangUp
+Event = Answered | Claimed | Pressed | Said | NoInput | Stored | HungUp | TransferResult | MessageRecorded
+Action = Claim | Ask | NoteSpeech | Store | Closing | End | HangUp | Play | Transfer | NoteTransfer | RecordMessage | KeepMessage
 
 # Made once: the events and actions that carry nothing of their own.
 ANSWERED, NO_INPUT, HUNG_UP = Answered(), NoInput(), HungUp()
@@ -134,7 +196,7 @@ CLAIM, END, HANG_UP, HANG_UP_UNSTORED = Claim(), End(), HangUp(), HangUp(unsaved
 NONE: tuple = ()
 
 # What the conversation waits for.
-WAIT_ANSWER, WAIT_CLAIM, WAIT_REPLY, WAIT_STORED, OVER = range(5)
+WAIT_ANSWER, WAIT_CLAIM, WAIT_REPLY, WAIT_STORED, OVER, WAIT_TRANSFER, WAIT_MESSAGE = range(7)
 UNCLEAR_BEFORE_KEYS_ONLY = 2  # unclear spoken answers after which only keys are offered, once, before no answer
 
 
@@ -142,16 +204,23 @@ class Conversation:
     """One call's IVR. `listens`: the trunk can hear speech (and the flow has spoken answers); `inbound`: a call-back.
 
     `asked`, `unclear` and `keys_only` are all a trunk without memory between requests (Twilio) carries to resume the call:
-    Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY).
+    Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY) (or waiting=WAIT_TRANSFER or
+    WAIT_MESSAGE, for the transfer's or the message's result).
+
+    `office_open`: the duty officer's office hours hold now (IvrFlow.office_open, with the injected
+    clock); `with_officer`: the call is with the officer already (nobody is put through to them again).
     """
 
-    __slots__ = ("flow", "listens", "inbound", "asked", "unclear", "keys_only", "waiting", "_store")
+    __slots__ = ("flow", "listens", "inbound", "asked", "unclear", "keys_only", "waiting", "office_open", "with_officer",
+                 "_store")
 
     def __init__(self, flow: IvrFlow, *, listens: bool, inbound: bool = False, asked: int = 0, unclear: int = 0,
-                 keys_only: bool = False, waiting: int = WAIT_ANSWER):
+                 keys_only: bool = False, waiting: int = WAIT_ANSWER, office_open: bool = False, with_officer: bool = False):
         self.flow = flow
         self.listens = listens and flow.speech is not None
         self.inbound = inbound
+        self.office_open = office_open
+        self.with_officer = with_officer
         self.asked = asked  # times the question was played
         self.unclear = unclear  # unclear spoken answers so far
         self.keys_only = keys_only  # the question was asked with keys only, after unclear answers: the last chance
@@ -188,10 +257,21 @@ class Conversation:
             return (CLAIM,)
         if waiting == WAIT_CLAIM and kind is Claimed:
             return self._ask() if event.ok else self._over((HANG_UP,))
+        if waiting == WAIT_TRANSFER and kind is TransferResult:
+            if event.result == "connected":
+                return self._over((NoteTransfer("connected", event.connected_seconds), HANG_UP))
+            result = event.result if event.result in TRANSFER_RESULTS else "failed"
+            return (NoteTransfer(result),) + self._message("help_no_officer")
+        if waiting == WAIT_MESSAGE and kind is MessageRecorded:
+            kept = (KeepMessage(event.ref, event.seconds),) if event.ref and event.seconds > 0 else NONE
+            closing = HELP_CLOSING if kept else self._help_closing()
+            return self._over(kept + (Closing("help_requested", f"closing-{closing}", self.flow.closings[closing]), HANG_UP))
         if waiting == WAIT_STORED and kind is Stored:
             store = self._store
             if not event.ok:
                 return self._over((HANG_UP_UNSTORED,))
+            if store.outcome == "help_requested" and self.flow.help_line is not None and not self.with_officer:
+                return self._help()
             meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(store.outcome)  # a key's own, or speech's
             # A flow without a help key still has its no-answer closing; never the thanks for being well.
             closing = meaning.closing if meaning is not None else "no_input"
@@ -231,6 +311,24 @@ class Conversation:
         self._store = store
         self.waiting = WAIT_STORED
         return (store,)
+
+    def _help(self) -> tuple[Action, ...]:
+        """Help is stored: the duty officer in office hours (if the flow names one), else a message."""
+        help_line = self.flow.help_line
+        if self.office_open and help_line.transfer_number:
+            self.waiting = WAIT_TRANSFER
+            return (Play("prompt-help_transfer", self.flow.prompts["help_transfer"]),
+                    Transfer(help_line.transfer_number, help_line.ring_seconds))
+        return self._message("help_message")
+
+    def _message(self, prompt: str) -> tuple[Action, ...]:
+        self.waiting = WAIT_MESSAGE
+        return (Play(f"prompt-{prompt}", self.flow.prompts[prompt]), RecordMessage(self.flow.help_line.message_seconds))
+
+    def _help_closing(self) -> str:
+        """The flow's closing for help (no message was left)."""
+        meaning = self.flow.meaning_of("help_requested")
+        return meaning.closing if meaning is not None else "no_input"
 
     def _no_answer(self) -> tuple[Action, ...]:
         return self._over((Closing(None, "closing-no_input", self.flow.closings["no_input"]), HANG_UP))

@@ -59,6 +59,9 @@ RUN_STATUS = {"open": "진행 중", "closed": "종료"}
 AUDIT_SUBJECT = {"task": "과제", "person": "대상자", "run": "회차", "user": "사용자", "roster": "명단 파일"}
 ALL_TEAMS = "모든 팀"
 
+# What came of putting a call for help through to the duty officer (issue 30), on the call-back page.
+TRANSFER = {"connected": "당직자와 연결됨", "no_answer": "당직자가 받지 않음", "busy": "당직자 통화 중", "failed": "당직자 연결 실패"}
+
 # Roles of web accounts.
 ROLE = {"team": "방문팀원", "officer": "담당 공무원", "admin": "관리자"}
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_lib
 
 from pydantic import Field, field_validator, model_validator
 
+from safecall import phones
 from safecall.errors import ConfigError
+from safecall.policy import CallingCalendar, parse_clock_time
 from safecall.configfiles import Strict, parse_model
 from safecall.instancefiles import read_toml
 
@@ -51,6 +57,69 @@ class SpeechAnswers(Strict):
         return ", ".join(self.acknowledged + self.help_requested)
 
 
+class HelpLine(Strict):
+    """A human on "help" ([help] in the flow): the duty officer put through in office hours, else a short message.
+
+    `transfer_number` (E.164) is whom a Twilio trunk dials; an Asterisk trunk dials its own `help_dial` dial string
+    if it has one, else this number through its `channel`. Without a transfer number the person always leaves a
+    message. Office hours are local time in `timezone`, public holidays of `holidays` closed.
+    """
+
+    enabled: bool = False  # off until an office turns it on (docs/operations.md)
+    transfer_number: str = ""
+    office_hours: str = "09:00-18:00"
+    office_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
+    holidays: str | None = "KR"  # a country code of the holidays package; none: holidays are office days
+    timezone: str = "Asia/Seoul"
+    ring_seconds: int = Field(default=20, ge=5, le=60)  # how long the officer's phone rings before the message
+    message_seconds: int = Field(default=60, ge=10, le=300)  # the longest message
+
+    @field_validator("transfer_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        try:
+            return phones.normalise(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a telephone number ({exc})") from None
+
+    @field_validator("office_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        start, dash, end = value.partition("-")
+        if not dash:
+            raise ValueError(f"{value!r} is not office hours (use HH:MM-HH:MM, e.g. 09:00-18:00)")
+        if parse_clock_time(start) >= parse_clock_time(end):
+            raise ValueError(f"{value!r}: the start is not before the end")
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone (e.g. Asia/Seoul)") from None
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value and value not in holidays_lib.list_supported_countries():
+            raise ValueError(f"{value!r} is not a country the holidays package knows (e.g. KR)")
+        return value or None
+
+    def is_open(self, at: datetime) -> bool:
+        """Whether the duty officer can be put through at `at` (the injected clock's now): office hours, an office day."""
+        start, _, end = self.office_hours.partition("-")
+        return CallingCalendar.build(ZoneInfo(self.timezone), start, end, list(self.office_days), self.holidays).is_open(at)
+
+
+HELP_PROMPTS = ("help_transfer", "help_no_officer", "help_message")  # [prompts] a flow with [help] must have
+HELP_CLOSING = "help_message_thanks"  # [closings]: after a message was left
+
+
 class IvrFlow(Strict):
     name: str
     language: str = "ko-KR"
@@ -60,6 +129,7 @@ class IvrFlow(Strict):
     digits: dict[str, DigitMeaning]
     closings: dict[str, str]
     speech: SpeechAnswers | None = None
+    help: HelpLine | None = None
 
     @field_validator("digits")
     @classmethod
@@ -81,9 +151,26 @@ class IvrFlow(Strict):
         for digit, meaning in self.digits.items():
             if meaning.closing not in self.closings:
                 raise ValueError(f"digits.{digit}.closing: no closing message named {meaning.closing!r}")
+        if self.help is not None and self.help.enabled:
+            if not self.meaning_of("help_requested"):
+                raise ValueError("help: no digit means 'help_requested', so nobody could ask for the officer")
+            for key in HELP_PROMPTS:
+                if not self.prompts.get(key, "").strip():
+                    raise ValueError(f"prompts.{key}: missing or empty (the [help] section needs it)")
+            if not self.closings.get(HELP_CLOSING, "").strip():
+                raise ValueError(f"closings.{HELP_CLOSING}: missing or empty (the [help] section needs it)")
         if self.speech and not self.meaning_of("help_requested"):
             raise ValueError("speech: no digit means 'help_requested', so there is no closing for a spoken call for help")
         return self
+
+    @property
+    def help_line(self) -> "HelpLine | None":
+        """The [help] settings when turned on; None: help is only thanked (the call-back task is made either way)."""
+        return self.help if self.help is not None and self.help.enabled else None
+
+    def office_open(self, at: datetime) -> bool:
+        """Whether a call for help at `at` (the injected clock's now) may be put through: help on, office hours hold."""
+        return self.help_line is not None and self.help_line.is_open(at)
 
     def meaning_of(self, outcome: str) -> DigitMeaning | None:
         return next((m for m in self.digits.values() if m.outcome == outcome), None)

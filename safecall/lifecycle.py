@@ -24,6 +24,7 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from safecall import helpline
 from safecall.campaign import CampaignDef
 from safecall.domain import ANSWERED, CHECKIN_DIGIT
 from safecall.ivr import IvrFlow
@@ -361,6 +362,12 @@ class CallLifecycle:
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.apply(events)
+
+    def record_transfer(self, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+        return helpline.record_transfer(self.db, token, result, at, connected_seconds)
+
+    def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
+        return helpline.record_message(self.db, token, ref, seconds, at)
 
     # ---- call ends ----
 

@@ -35,6 +35,7 @@ def main() -> None:
     table(lines, "List columns (명단 열)", g.COLUMN)
     table(lines, "Visit, call-back and number outcomes (결과)", g.OUTCOME)
     table(lines, "Call results (통화 결과)", g.DISPOSITION)
+    table(lines, "Calls for help put through (당직자 연결)", g.TRANSFER)
     table(lines, "A person's status, a week's state (상태)", {**g.STATUS, **g.MEMBER_STATE})
     table(lines, "Close reasons (종료 사유)", g.CLOSE_REASON)
     table(lines, "Runs (회차 종류, 회차 상태)", {**g.RUN_LABEL, **g.RUN_STATUS})

@@ -61,7 +61,39 @@ class Recording:
 
 def agi_verb(command: str) -> str:
     words = command.split()
-    return " ".join(words[:2]) if command.startswith(("GET ", "STREAM ", "SET ")) else (words[0] if words else "")
+    return " ".join(words[:2]) if command.startswith(("GET ", "STREAM ", "SET ", "RECORD ", "EXEC ")) else (words[0] if words else "")
+
+
+@dataclass
+class HelpAnswer:
+    """What the far side does when SafeCall puts a call for help through (EXEC Dial) or records a message (RECORD FILE).
+
+    Replies as res_agi gives them (no recording of these covers them; the formats are Asterisk's documented ones):
+    EXEC answers "200 result=0", or -1 when the caller hung up in the application; GET VARIABLE "200 result=1 (VALUE)"
+    or "200 result=0" when unset, and it works on a dead channel; RECORD FILE "200 result=0 (timeout) endpos=N",
+    "200 result=35 (dtmf) endpos=N" (the # key), or "200 result=-1 (hangup) endpos=N", N in samples of 8 kHz (as
+    res_agi.c's handle_recordfile sends them). A hang-up during a command: its result, then the bare HANGUP notice
+    run_agi sends once it sees the channel gone; after it, other commands get 511.
+    """
+
+    dial_status: str = "NOANSWER"  # DIALSTATUS after the Dial: ANSWER, NOANSWER, BUSY, CHANUNAVAIL, CONGESTION...
+    answered_seconds: int = 0  # ANSWEREDTIME, for ANSWER
+    message_seconds: float = 0.0  # what the caller says after the beep (0: nothing)
+    hangup_in: str | None = None  # "dial" or "record": the caller hangs up in it
+    finish_with_hash: bool = False  # the caller presses # to end the message
+    write_files: bool = True  # write the recording where RECORD FILE says, as Asterisk does
+
+
+def write_wav(path: Path, seconds: float) -> None:
+    """A recording as Asterisk's wav format writes it: 8 kHz, 16-bit mono (a quiet tone, so a player has sound)."""
+    import math
+    import wave
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"".join(int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
+                                 for i in range(int(seconds * 8000))))
 
 
 def agi_exchanges(name: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
@@ -131,6 +163,7 @@ class AsteriskStandIn:
         self.packet_gap = packet_gap
         self.agi_delay = 0.0
         self.holds: dict[str, Hold] = {}  # number -> the hold its next call stops at
+        self.help_answers: dict[str, HelpAnswer] = {}  # number (or caller) -> what happens on its transfer and message
         self._inbound = 0  # call-backs so far
         self.calls: list[CallRecord] = []
         self.active: dict[str, CallRecord] = {}
@@ -386,6 +419,39 @@ class AsteriskStandIn:
             stream.write(line + "\n")
             stream.flush()
 
+        help_answer, dead = self.help_answers.get(call.number), False
+
+        def help_reply(command: str) -> list[str] | None:
+            """The reply to a transfer's or a message's command, or None for any other command."""
+            nonlocal dead
+            verb = agi_verb(command)
+            if verb == "GET VARIABLE":  # works on a dead channel
+                name = command.split()[2].strip('"')
+                value = {"DIALSTATUS": help_answer.dial_status,
+                         "ANSWEREDTIME": str(help_answer.answered_seconds) if help_answer.dial_status == "ANSWER" else ""}.get(name, "")
+                return [f"200 result=1 ({value})" if value else "200 result=0"]
+            if dead:
+                return ["511 Command Not Permitted on a dead channel or intercept routine"]
+            if verb == "EXEC Dial":
+                if help_answer.hangup_in == "dial":
+                    dead = True
+                    return ["200 result=-1", "HANGUP"]
+                return ["200 result=0"]
+            if verb == "RECORD FILE":
+                words = command.split()
+                path, max_ms = Path(words[2] + ".wav"), int(words[5])
+                seconds = min(help_answer.message_seconds, max_ms / 1000)
+                if seconds and help_answer.write_files:
+                    write_wav(path, seconds)
+                endpos = int(seconds * 8000)
+                if help_answer.hangup_in == "record":
+                    dead = True
+                    return [f"200 result=-1 (hangup) endpos={endpos}", "HANGUP"]
+                if help_answer.finish_with_hash:
+                    return [f"200 result=35 (dtmf) endpos={endpos}"]
+                return [f"200 result=0 (timeout) endpos={endpos}"]
+            return None
+
         # The AGI recordings come from calls placed without a ChannelId; ami-fastagi-unreachable.txt shows the AGI
         # application running on the channel whose Uniqueid is the Originate's ChannelId (att-1002). So Asterisk
         # tells that id as agi_uniqueid, and that channel's name as agi_channel.
@@ -400,6 +466,11 @@ class AsteriskStandIn:
                     return True
                 command = command.rstrip("\n")
                 call.agi_transcript.append((">", command))
+                special = help_reply(command) if help_answer is not None else None
+                if special is not None:
+                    for line in special:
+                        say(line)
+                    continue
                 replies = by_verb.get(agi_verb(command))
                 if not replies:
                     say("510 Invalid or unknown command")

@@ -21,6 +21,8 @@ class RecordingSink:
         self.asked: list[str] = []
         self.callers: dict[str, str] = {}
         self.heard: list[tuple[str, str, float]] = []
+        self.transfers: list[tuple] = []  # (token, result, connected seconds) of calls for help put through
+        self.messages: list[tuple] = []  # (token, ref, seconds) of messages left
         self._ids = itertools.count(1)
 
     def live_call(self, token: str) -> LiveCall | None:
@@ -57,3 +59,11 @@ class RecordingSink:
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.events.extend(events)
+
+    def record_transfer(self, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+        self.transfers.append((token, result, connected_seconds))
+        return self.live
+
+    def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
+        self.messages.append((token, ref, seconds))
+        return self.live

@@ -152,3 +152,95 @@ def test_a_flow_without_spoken_answers_offers_keys_only():
     conversation = Conversation(flow, listens=True, inbound=True)
     [question] = conversation.handle(ANSWERED)
     assert question.speech is False and conversation.handle(Said("네", 0.99))[0].speech is False
+
+
+# ---- a human on "help" (issue 30, item 1) ----
+from safecall.conversation import (WAIT_MESSAGE, WAIT_TRANSFER, KeepMessage, MessageRecorded, NoteTransfer, Play,  # noqa: E402
+                                   RecordMessage, Transfer, TransferResult)
+
+HELP = FLOW.help.model_copy(update={"enabled": True, "transfer_number": "+82221480000", "ring_seconds": 25, "message_seconds": 45})
+HELP_FLOW = FLOW.model_copy(update={"help": HELP})
+PUT_THROUGH = (Play("prompt-help_transfer", FLOW.prompts["help_transfer"]), Transfer("+82221480000", 25))
+NO_OFFICER = (Play("prompt-help_no_officer", FLOW.prompts["help_no_officer"]), RecordMessage(45))
+AFTER_HOURS = (Play("prompt-help_message", FLOW.prompts["help_message"]), RecordMessage(45))
+MESSAGE_THANKS = thanks("help_requested", "help_message_thanks")
+HELP_THANKS = thanks("help_requested", "thanks_help")
+KEY_2 = [(ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (Pressed("2"), (Store("help_requested", "2"),))]
+
+# (case, office_open, with_officer, inbound, steps after key 2 was pressed and its Store asked for)
+HELP_TABLE = [
+    ("in office hours the stored help is put through; a connected transfer is kept and the call ends", True, False, False, [
+        (STORED, PUT_THROUGH), (TransferResult("connected", 42.0), (NoteTransfer("connected", 42.0), HANG_UP))]),
+    ("nobody answers within the ring time: kept, then the message, which is kept before the thanks", True, False, False, [
+        (STORED, PUT_THROUGH), (TransferResult("no_answer"), (NoteTransfer("no_answer"),) + NO_OFFICER),
+        (MessageRecorded("/var/spool/asterisk/safecall/help-1.wav", 12.5),
+         (KeepMessage("/var/spool/asterisk/safecall/help-1.wav", 12.5), MESSAGE_THANKS, HANG_UP))]),
+    ("a busy officer: the message", True, False, False, [
+        (STORED, PUT_THROUGH), (TransferResult("busy"), (NoteTransfer("busy"),) + NO_OFFICER),
+        (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP))]),
+    ("a failed transfer (or a result no trunk should give) goes to the message", True, False, False, [
+        (STORED, PUT_THROUGH), (TransferResult("exploded"), (NoteTransfer("failed"),) + NO_OFFICER),
+        (MessageRecorded("/tmp/m.wav", 4), (KeepMessage("/tmp/m.wav", 4), MESSAGE_THANKS, HANG_UP))]),
+    ("outside office hours: straight to the message", False, False, False, [
+        (STORED, AFTER_HOURS), (TransferResult("connected"), ()),
+        (MessageRecorded("twilio:AC1/RE1", 3), (KeepMessage("twilio:AC1/RE1", 3), MESSAGE_THANKS, HANG_UP))]),
+    ("nothing recorded: no message is kept, and help is thanked as ever", False, False, False, [
+        (STORED, AFTER_HOURS), (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP))]),
+    ("an empty recording is no message", False, False, False, [
+        (STORED, AFTER_HOURS), (MessageRecorded("/tmp/x.wav", 0), (HELP_THANKS, HANG_UP))]),
+    ("a hangup while ringing the officer ends the call (the help was stored before)", True, False, False, [
+        (STORED, PUT_THROUGH), (HUNG_UP, ()), (TransferResult("connected"), ())]),
+    ("a hangup during the message ends the call", False, False, False, [
+        (STORED, AFTER_HOURS), (HUNG_UP, ()), (MessageRecorded("/tmp/x.wav", 2), ())]),
+    ("a call with the officer already is never put through to them again", True, True, False, [
+        (STORED, (HELP_THANKS, HANG_UP))]),
+    ("help that could not be stored: neither transfer nor message", True, False, False, [
+        (FAILED, (HANG_UP_UNSTORED,))]),
+    ("a call-back's help: put through too, and its end recorded when it is over", True, False, True, [
+        (STORED, PUT_THROUGH), (TransferResult("connected"), (END, NoteTransfer("connected"), HANG_UP))]),
+]
+
+
+@pytest.mark.parametrize("case, office_open, with_officer, inbound, steps", HELP_TABLE, ids=[row[0] for row in HELP_TABLE])
+def test_help_is_put_through_to_the_officer_or_left_as_a_message(case, office_open, with_officer, inbound, steps):
+    conversation = Conversation(HELP_FLOW, listens=False, inbound=inbound, office_open=office_open, with_officer=with_officer)
+    opening = KEY_2[1:] if inbound else KEY_2
+    if inbound:
+        opening = [(ANSWERED, (ask("greeting", False),)), opening[-1]]
+    for event, expected in opening + steps:
+        assert conversation.handle(event) == expected, (case, event)
+    assert conversation.over
+
+
+def test_help_stays_thanked_only_while_the_flow_has_it_off_and_acknowledgements_never_transfer():
+    # The shipped flow has [help] with enabled = false: key 2 is thanked as before.
+    assert FLOW.help is not None and FLOW.help_line is None
+    conversation = Conversation(FLOW, listens=False, office_open=True)
+    for event, expected in KEY_2 + [(STORED, (HELP_THANKS, HANG_UP))]:
+        assert conversation.handle(event) == expected
+    # Turned on, a 1 is thanked, never put through.
+    conversation = Conversation(HELP_FLOW, listens=False, office_open=True)
+    conversation.handle(ANSWERED), conversation.handle(CLAIMED), conversation.handle(Pressed("1"))
+    assert conversation.handle(STORED) == (thanks("acknowledged", "thanks_well"), HANG_UP)
+
+
+def test_without_a_transfer_number_help_is_a_message_even_in_office_hours():
+    flow = FLOW.model_copy(update={"help": HELP.model_copy(update={"transfer_number": ""})})
+    conversation = Conversation(flow, listens=False, office_open=True)
+    for event, _ in KEY_2:
+        conversation.handle(event)
+    assert conversation.handle(STORED) == AFTER_HOURS and conversation.waiting == WAIT_MESSAGE
+
+
+def test_spoken_distress_is_put_through_as_key_2_is():
+    conversation = Conversation(HELP_FLOW, listens=True, office_open=True)
+    conversation.handle(ANSWERED), conversation.handle(CLAIMED)
+    assert conversation.handle(Said("도와주세요", 0.8)) == (Store("help_requested", "speech", ("도와주세요", 0.8)),)
+    assert conversation.handle(STORED) == PUT_THROUGH and conversation.waiting == WAIT_TRANSFER
+
+
+def test_a_twilio_style_conversation_resumes_at_the_transfer_and_at_the_message():
+    resumed = Conversation(HELP_FLOW, listens=True, waiting=WAIT_TRANSFER)
+    assert resumed.handle(TransferResult("no_answer")) == (NoteTransfer("no_answer"),) + NO_OFFICER
+    resumed = Conversation(HELP_FLOW, listens=True, inbound=True, waiting=WAIT_MESSAGE)
+    assert resumed.handle(MessageRecorded("twilio:AC1/RE1", 9)) == (END, KeepMessage("twilio:AC1/RE1", 9), MESSAGE_THANKS, HANG_UP)

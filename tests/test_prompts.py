@@ -25,8 +25,9 @@ def test_prompts_are_8khz_mono_wav_and_recorded_files_are_kept(cli):
     assert "kept" in output and "closing-thanks_well.wav" in output
     assert recorded.read_bytes() == b"RIFF-recorded-by-the-office"
     names = sorted(p.name for p in sounds.glob("*.wav"))
-    assert names == ["closing-no_input.wav", "closing-not_due.wav", "closing-thanks_help.wav", "closing-thanks_well.wav",
-                     "prompt-greeting.wav", "prompt-invalid.wav", "prompt-repeat.wav"]
+    assert names == ["closing-help_message_thanks.wav", "closing-no_input.wav", "closing-not_due.wav", "closing-thanks_help.wav",
+                     "closing-thanks_well.wav", "prompt-greeting.wav", "prompt-help_message.wav", "prompt-help_no_officer.wav",
+                     "prompt-help_transfer.wav", "prompt-invalid.wav", "prompt-repeat.wav"]
     with wave.open(str(sounds / "prompt-greeting.wav")) as audio:
         assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
         assert audio.getnframes() / 8000 > 3  # a whole Korean sentence, not silence

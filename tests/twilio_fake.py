@@ -38,7 +38,25 @@ class FakeCall:
     start_time: float = field(default_factory=time.time)
     ended_at: float | None = None  # when the fake sent the call's final status (the channel is free again)
     webhooks: list[tuple[str, dict, int, str]] = field(default_factory=list)  # (url, params, status, body)
+    dialled: tuple[str | None, str | None] | None = None  # the <Dial>ed number and its timeout
+    recorded_max: str | None = None  # the <Record>'s maxLength
+    final_sent: bool = False  # the call's 'completed' was sent already (a hang-up during a <Record>)
     done: threading.Event = field(default_factory=threading.Event)
+
+
+def wav_bytes(seconds: int) -> bytes:
+    """A recording as Twilio serves one: 8 kHz 16-bit mono WAV (a quiet tone)."""
+    import io
+    import math
+    import wave
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"".join(int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
+                                 for i in range(seconds * 8000)))
+    return out.getvalue()
 
 
 class FakeTwilio:
@@ -61,6 +79,13 @@ class FakeTwilio:
         self.messages: list[dict] = []  # SMS sent through Messages.json
         self.unverified: set[str] = set()  # numbers a trial account may not text (Twilio's error 21608)
         self.validator = RequestValidator(TOKEN)
+        # A human on "help": what the duty officer's phone does when <Dial>led (DialCallStatus, DialCallDuration), and
+        # the message the person leaves at a <Record> (seconds; 0: nothing), or hangs up during it (by To).
+        self.dial_status: dict[str, tuple[str, int]] = {}
+        self.message_seconds: dict[str, int] = {}
+        self.hangup_in_record: set[str] = set()
+        self.recordings: dict[str, bytes] = {}  # RecordingSid -> the WAV served at .../Recordings/RE....wav
+        self.recording_fetches: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -94,6 +119,16 @@ class FakeTwilio:
                 if parts.path == f"/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json":
                     numbers = [{"sid": "PN1", "phone_number": FROM}] if query.get("PhoneNumber") in (FROM, None) else []
                     return self._reply(200, {"incoming_phone_numbers": numbers, "next_page_uri": None, "page": 0, "page_size": 50})
+                recording = re.fullmatch(rf"/2010-04-01/Accounts/{SID}/Recordings/(RE[0-9a-f]{{32}})\.wav", parts.path)
+                if recording and recording.group(1) in fake.recordings:
+                    fake.recording_fetches.append(recording.group(1))
+                    data = fake.recordings[recording.group(1)]
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/x-wav")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 match = re.fullmatch(rf"/2010-04-01/Accounts/{SID}/Calls/(CA\w+)\.json", parts.path)
                 if match and match.group(1) in fake.fetch_failures:
                     status = fake.fetch_failures[match.group(1)]
@@ -221,7 +256,7 @@ class FakeTwilio:
             self._converse(call)
             call.status = "completed"
             call.ended_at = time.time()
-            if call.behaviour not in self.drop_final_callback:
+            if call.behaviour not in self.drop_final_callback and not call.final_sent:
                 self._status(call, "completed", CallDuration="25")
             if self.out_of_order:
                 answered()  # 'answered' arriving after 'completed'
@@ -242,7 +277,35 @@ class FakeTwilio:
         for _ in range(6):
             if status != 200 or call.behaviour in ("hangup",):
                 return
-            gather = ET.fromstring(body).find("Gather")
+            twiml = ET.fromstring(body)
+            dial, record = twiml.find("Dial"), twiml.find("Record")
+            if dial is not None:  # the officer's phone rings, and is answered or not
+                status, duration = self.dial_status.get(call.to, ("no-answer", 0))
+                call.dialled = (dial.text, dial.get("timeout"))
+                status, body = self.post(call, dial.get("action"), {**params, "DialCallStatus": status,
+                                                                    "DialCallDuration": str(duration)})
+                continue
+            if record is not None:  # as Twilio: the action is requested after the message, or after a hang-up in it
+                call.recorded_max = record.get("maxLength")
+                seconds = self.message_seconds.get(call.to, 0)
+                sid = "RE" + uuid.uuid4().hex
+                if seconds:
+                    self.recordings[sid] = wav_bytes(seconds)
+                message = {"RecordingSid": sid, "RecordingDuration": str(seconds),
+                           "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/{sid}"}
+                processed = {**message, "RecordingStatus": "completed"}
+                if call.to in self.hangup_in_record:
+                    # The call ends first; only the recording's status callback tells of the message (the one
+                    # callback SafeCall can count on after a hang-up).
+                    call.status = "completed"
+                    self._status(call, "completed", CallDuration="30")
+                    call.final_sent = True
+                    self.post(call, record.get("recordingStatusCallback"), processed)
+                    return
+                status, body = self.post(call, record.get("action"), {**params, **message})
+                self.post(call, record.get("recordingStatusCallback"), processed)
+                continue
+            gather = twiml.find("Gather")
             if gather is None:
                 return  # a closing message and <Hangup/>
             if call.behaviour.startswith("say:"):  # say:TEXT:CONFIDENCE, a spoken answer as the recogniser heard it

@@ -125,7 +125,7 @@ def ivr_try(ctx: typer.Context, flow: str = typer.Argument(..., help="IVR flow n
             from_file: Optional[Path] = typer.Option(None, "--from", help="A UTF-8 text file: one answer a line, optionally a tab and its confidence."),
             fmt: str = typer.Option("table", "--format", help="table or json (one object a line).")):
     """What the flow would record for a spoken answer, and why: for tuning a flow's words."""
-    from safecall.conversation import STORED, WAIT_REPLY, Ask, Closing, Conversation, Said, Store
+    from safecall.conversation import STORED, WAIT_REPLY, Ask, Closing, Conversation, Play, Said, Store
     from safecall.ivr import load_flow
     from safecall.speech import judge
 
@@ -144,7 +144,7 @@ def ivr_try(ctx: typer.Context, flow: str = typer.Argument(..., help="IVR flow n
         actions = conversation.handle(Said(text, heard_with))
         if actions and isinstance(actions[0], Store):
             actions = conversation.handle(STORED)
-        then = next(a.prompt if isinstance(a, Ask) else a.closing for a in actions if isinstance(a, (Ask, Closing)))
+        then = next(a.closing if isinstance(a, Closing) else a.prompt for a in actions if isinstance(a, (Ask, Closing, Play)))
         if fmt == "json":
             typer.echo(json_text({"said": text, "confidence": heard_with if math.isfinite(heard_with) else str(heard_with),
                                   "outcome": verdict.outcome, "reason": verdict.reason, "risk": verdict.risk,

@@ -9,6 +9,7 @@ from safecall.store.models import (
     CampaignRun,
     CheckinLink,
     Delivery,
+    HelpCall,
     LoginCount,
     Disposition,
     MemberState,
@@ -27,6 +28,6 @@ from safecall.store.models import (
 
 __all__ = [
     "DISPOSITION_KOREAN", "FINAL_STATES", "AttemptStatus", "RunState", "TaskKind", "TaskStatus",
-    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "CheckinLink", "Database", "Delivery", "Disposition", "MemberState",
+    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "CheckinLink", "Database", "Delivery", "HelpCall", "Disposition", "MemberState",
     "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
 ]

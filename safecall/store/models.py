@@ -284,3 +284,20 @@ class CheckinLink(SQLModel, table=True):
     expires_at: datetime = utc_field()
     used_at: datetime | None = utc_field(default=None)
     choice: str | None = None  # well or help: what the tap said
+
+
+class HelpCall(SQLModel, table=True):
+    """What came of a call for help (schema 15): the transfer to the duty officer and the message left, one row per
+    attempt. The call-back task made for the attempt finds it by run and person; the answer itself is the attempt's."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempt.id", unique=True)
+    run_id: int = Field(foreign_key="campaignrun.id")
+    person_id: int = Field(foreign_key="person.id", index=True)
+    transfer: str | None = None  # connected, no_answer, busy or failed (safecall.conversation.TRANSFER_RESULTS)
+    transfer_at: datetime | None = utc_field(default=None)  # when the transfer's result was known
+    connected_seconds: float | None = None  # how long the officer spoke with the person, where the trunk said
+    # The recording: the file Asterisk wrote (its path on the PBX), or "twilio:ACCOUNTSID/RECORDINGSID".
+    message_ref: str | None = None
+    message_seconds: float | None = None
+    message_at: datetime | None = utc_field(default=None)

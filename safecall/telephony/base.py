@@ -131,6 +131,12 @@ class CallSink(Protocol):
     def record_events(self, events: list[CallEvent]) -> None:
         """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""
 
+    def record_transfer(self, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+        """Keep what came of putting call `token` through to the duty officer (safecall.conversation.TRANSFER_RESULTS)."""
+
+    def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
+        """Keep the message call `token` left (`ref`: the recording's file on the PBX, or safecall.helpline.twilio_ref)."""
+
 
 class TrunkBusy(TrunkError):
     """The trunk cannot take the call now and made none (e.g. Twilio's 429, or a 5xx after which no call exists).

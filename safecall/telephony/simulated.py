@@ -25,7 +25,8 @@ from safecall.clock import Clock
 from safecall.errors import Message, SafeCallError, TrunkError
 from safecall.i18n import N_
 from safecall.conversation import (ANSWERED, CLAIM_REFUSED, CLAIMED, NO_INPUT, STORE_FAILED, STORED, Ask, Closing,
-                                   Conversation, HangUp, NoteSpeech, Pressed, Said, Store, Stored)
+                                   Conversation, HangUp, KeepMessage, MessageRecorded, NoteSpeech, NoteTransfer, Play,
+                                   Pressed, RecordMessage, Said, Store, Stored, Transfer, TransferResult)
 from safecall.ivr import speaking_seconds
 from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
 from safecall.telephony.simulated_config import BEHAVIOURS, SimulatedTrunkConfig, parse_spoken  # noqa: F401 (re-exported)
@@ -40,6 +41,7 @@ def spoken(behaviour: str) -> Said:
 
 # The keys the simulated people press, made once.
 PRESSED = {"ack": Pressed("1"), "help": Pressed("2")}
+SIMULATED_TRANSFER, NO_MESSAGE = TransferResult("no_answer"), MessageRecorded(None, 0)
 
 
 class _Call:
@@ -71,6 +73,12 @@ class _Granting:
 
     def note_speech(self, token, text, confidence) -> None:
         pass
+
+    def record_transfer(self, token, result, at, connected_seconds=None) -> bool:
+        return True
+
+    def record_message(self, token, ref, seconds, at) -> bool:
+        return True
 
 
 class _Draws:
@@ -191,6 +199,7 @@ class SimulatedTrunk:
             events.append(CallEvent(token, kind, at))
             if extra is not None:
                 call = extra
+                call.conversation.office_open = call.request.flow.office_open(at)
                 call.conversation.handle(ANSWERED)  # a placed call: claim its one IVR session
                 self._carry_out(call, at, call.conversation.handle(CLAIMED if self._claim(call, at) else CLAIM_REFUSED))
             return False
@@ -226,6 +235,18 @@ class SimulatedTrunk:
                 self._push(min(call.cutoff, at), token, "ended", LineResult.ANSWERED)
             elif kind is NoteSpeech:
                 self.sink.note_speech(token, action.text, action.confidence)
+            elif kind is Play:
+                at = at + timedelta(seconds=speaking_seconds(action.text))
+            elif kind is Transfer:  # the simulated switch has no duty officer: the phone rings out
+                self._push(min(call.cutoff, at + timedelta(seconds=action.ring_seconds)), token, "reply",
+                           (call, SIMULATED_TRANSFER))
+            elif kind is RecordMessage:  # nor a voice to record: the person hangs up after the beep, leaving none
+                self._push(min(call.cutoff, at + timedelta(seconds=call.draws.uniform(2, 8))), token, "reply",
+                           (call, NO_MESSAGE))
+            elif kind is NoteTransfer:
+                self.sink.record_transfer(token, action.result, at, action.connected_seconds)
+            elif kind is KeepMessage:
+                self.sink.record_message(token, action.ref, action.seconds, at)
 
     def _store(self, call: "_Call", at: datetime, store: Store) -> Stored:
         call.digit = store.digit

@@ -7,15 +7,15 @@ from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
-from safecall import safety_clock
+from safecall import helpline, safety_clock
 from safecall.errors import InputError, NotFoundError, translated
 from safecall.i18n import korean
 from safecall.services import Services
 from safecall.store import VisitTask, WebUser
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OFFICER_HOSPITAL_MAX_DAYS, OUTCOMES, confirmation, record_outcome, task_rows
-from safecall.web import data
+from safecall.web import data, messages
 from safecall.web.deps import (CSRF, FIRST_DAY, LAST_DAY, MAX_ID, MAX_PAGE, Officer, RowId, Svc, Teams, User, logged,
                                may_see_team, render)
 
@@ -80,7 +80,8 @@ def callback_list(request: Request, services: Svc, user: Officer, saved: Annotat
     open_items, closed_items = data.callbacks(services.db, since=today - timedelta(days=7))
     logged(services, user, "web.view", "callback list", f"open={len(open_items)}")
     return render(request, "callbacks.html", open_items=open_items, closed_items=closed_items, outcomes=CALLBACK_OUTCOMES,
-                  clocks=waiting(services), message=saved_message(services, user, saved, "callback"))
+                  clocks=waiting(services), message=saved_message(services, user, saved, "callback"),
+                  help_calls=helpline.help_calls_of_tasks(services.db, [i.task for i in open_items]))
 
 
 def task_for(services: Services, teams: list[str], user: WebUser, task_id: int) -> VisitTask:
@@ -99,6 +100,19 @@ def task_page(request: Request, services: Svc, teams: Teams, user: User, task_id
     return show_task(request, services, teams, user, task_id)
 
 
+@router.get("/task/{task_id}/message/{help_id}")
+def task_message(services: Svc, teams: Teams, user: Officer, task_id: RowId, help_id: RowId):
+    """A message left on "help", for the officer's <audio>: every play is in the audit."""
+    task = task_for(services, teams, user, task_id)
+    try:
+        audio = messages.message_audio(services.instance, services.db, task, help_id)
+    except messages.MessageMissing as exc:
+        logged(services, user, "web.play_message", f"task {task_id}", f"message={help_id} missing: {exc}")
+        raise HTTPException(404) from None  # the error page says 그런 페이지가 없습니다
+    logged(services, user, "web.play_message", f"task {task_id}", f"person={task.person_id} message={help_id}")
+    return StreamingResponse(audio, media_type="audio/wav")
+
+
 def show_task(request: Request, services: Services, teams: list[str], user: WebUser, task_id: int,
               error: list[str] | None = None, status_code: int = 200):
     """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
@@ -110,6 +124,7 @@ def show_task(request: Request, services: Services, teams: list[str], user: WebU
     return render(request, "task.html", status_code, task=task, person=history.person,
                   attempts=[a for a in history.attempts if a.run_id == task.run_id],
                   notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
+                  help_calls=helpline.help_calls(services.db, task.run_id, task.person_id) if task.kind == "callback" else [],
                   clock=waiting(services, task.run_id).get(task.id),
                   today=today,  # the browser's bounds of the hospital date; the server checks them again
                   latest_until=today + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == "officer" else HOSPITAL_MAX_DAYS))

@@ -32,6 +32,13 @@ class AsteriskTrunkConfig(Strict):
     # Call-backs from people who are not due (or unknown numbers) are put through to this dial string after a
     # short message, e.g. "PJSIP/0221480000@carrier"; empty: the message only.
     office_dial: str = ""
+    # A call for help (a flow with [help] turned on) is put through to the duty officer with this dial string, e.g.
+    # "PJSIP/0221480001@carrier"; empty: the flow's help.transfer_number through `channel`.
+    help_dial: str = ""
+    # Where Asterisk writes the messages people leave (RECORD FILE, its own path), and where SafeCall reads them for
+    # the officer's page (the same folder mounted here; default: the same path, SafeCall on the PBX's machine).
+    message_dir: str = "/var/spool/asterisk/safecall-messages"
+    message_dir_here: str | None = None
     prompt_dir: str = "safecall"
     ping_interval_seconds: float = Field(default=2.0, gt=0, le=60)
 
@@ -41,6 +48,14 @@ class AsteriskTrunkConfig(Strict):
         if "{number}" not in value:
             raise ValueError("must contain {number}, e.g. PJSIP/{number}@carrier")
         return value
+
+    @field_validator("message_dir")
+    @classmethod
+    def _plain_absolute_path(cls, value: str) -> str:
+        # RECORD FILE takes it as one word: an absolute path without spaces or quotes.
+        if not value.startswith("/") or any(c.isspace() or c in "\"'" for c in value):
+            raise ValueError("must be an absolute folder path without spaces or quotes, e.g. /var/spool/asterisk/safecall-messages")
+        return value.rstrip("/")
 
     @field_validator("fastagi_listen")
     @classmethod

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import secrets
 import socket
 import socketserver
 import threading
@@ -22,7 +24,8 @@ from asterisk.agi import AGI, re_code, re_kv
 
 from safecall import phones
 from safecall.conversation import (ANSWERED, HUNG_UP, NO_INPUT, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
-                                   Pressed, Store, Stored)
+                                   KeepMessage, MessageRecorded, NoteTransfer, Play, Pressed, RecordMessage, Store, Stored,
+                                   Transfer, TransferResult)
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, plain_address
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -79,6 +82,33 @@ class SocketAGI(AGI):
             self.hung_up = True
             raise CallerHungUp(response)
         raise RuntimeError(f"AGI error {code}: {response}")
+
+
+    def command(self, command: str) -> tuple[str, str]:
+        """Send `command` and return its result line's (result, rest) whatever it says, a hang-up too: Dial and Record
+        report on a caller who hung up in them (DIALSTATUS, the recorded length), and GET VARIABLE works on a dead
+        channel. (pyst2 raises on result -1 and drops the rest of the line.) Raises CallerHungUp only when nothing is left."""
+        self.send_command(command)
+        line = self.stdin.readline()
+        if line.strip() == "HANGUP":
+            self.hung_up = True
+            line = self.stdin.readline()
+        if not line:
+            self.hung_up = True
+            raise CallerHungUp("Asterisk closed the AGI connection")
+        match = re.match(r"^200 result=(-?\d*)\s*(.*)$", line.strip())
+        if match is None:
+            if line.startswith("511"):
+                self.hung_up = True
+                raise CallerHungUp(line.strip())
+            raise RuntimeError(f"AGI error: {line.strip()}")
+        return match.group(1), match.group(2)
+
+
+# What Dial's DIALSTATUS says, as the conversation's transfer results (CHANUNAVAIL, CONGESTION...: failed). CANCEL: the
+# person hung up while the officer's phone rang, for the officer a call not answered in time.
+DIAL_STATUS = {"ANSWER": "connected", "NOANSWER": "no_answer", "CANCEL": "no_answer", "BUSY": "busy"}
+SAMPLES_PER_SECOND = 8000  # RECORD FILE's endpos counts samples of the 8 kHz channel
 
 
 class _Discard(io.TextIOBase):
@@ -174,13 +204,17 @@ class IvrSessions:
 
     `channels`: what AMI said about SafeCall's channels. `sounds`: SafeCall's copy of the prompt folder, to know
     which recorded slow or loud variants exist. `office_dial`: where a caller who is not due is put through.
+    `help_dial(number)`: the dial string that puts a call for help through to the duty officer's number (the trunk's
+    help_dial, or its channel); `message_dir`: where Asterisk writes the messages people leave (its own path).
     """
 
     def __init__(self, sink: CallSink, now: Callable[[], datetime], channels: ChannelWatch, *,
                  prompt_dir: str = "safecall", answer_wait_seconds: float = 2.0, office_dial: str = "",
-                 sounds: Path | None = None):
+                 sounds: Path | None = None, help_dial: Callable[[str], str] | None = None,
+                 message_dir: str = "/var/spool/asterisk/safecall-messages"):
         self.sink, self.now, self.channels = sink, now, channels
         self.prompt_dir, self.answer_wait_seconds, self.office_dial, self.sounds = prompt_dir, answer_wait_seconds, office_dial, sounds
+        self.help_dial, self.message_dir = help_dial, message_dir.rstrip("/")
 
     def __call__(self, agi: SocketAGI) -> None:
         if agi.env.get("agi_network_script") == CALLBACK_SCRIPT:
@@ -197,7 +231,11 @@ class IvrSessions:
             log.warning("AGI session refused (%s); hanging up", refusal or "the attempt closed meanwhile")
             agi.hangup()
             return
-        self._converse(agi, call, Conversation(call.flow, listens=False))
+        self._converse(agi, call, Conversation(call.flow, listens=False, office_open=self._office_open(call)))
+
+    def _office_open(self, call: LiveCall) -> bool:
+        """Put through to the officer only in office hours, and only where this trunk can dial them."""
+        return self.help_dial is not None and call.flow.office_open(self.now())
 
     def _refusal(self, token: str, env: dict) -> str | None:
         """Why this session may not speak for the attempt under `token`: not its channel, or not answered; None if it may."""
@@ -224,7 +262,7 @@ class IvrSessions:
             agi.execute("STREAM FILE", f"{self.prompt_dir}/{NOT_DUE_CLOSING}", '""')
             return
         log.info("call-back from %s: attempt %s", phones.mask(caller), call.attempt_id)
-        self._converse(agi, call, Conversation(call.flow, listens=False, inbound=True))
+        self._converse(agi, call, Conversation(call.flow, listens=False, inbound=True, office_open=self._office_open(call)))
 
     # ---- the conversation ----
     def _audio(self, name: str, style: str) -> str:
@@ -263,6 +301,16 @@ class IvrSessions:
                     elif kind is Closing:
                         agi.execute("STREAM FILE", self._audio(action.closing, style), '""')  # as Asterisk's own dialplan sends it
                         agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
+                    elif kind is Play:
+                        agi.execute("STREAM FILE", self._audio(action.prompt, style), '""')
+                    elif kind is Transfer:
+                        reply = self._transfer(agi, call, action)
+                    elif kind is NoteTransfer:
+                        self._keep(self.sink.record_transfer, token, action.result, self.now(), action.connected_seconds)
+                    elif kind is RecordMessage:
+                        reply = self._record(agi, call, action)
+                    elif kind is KeepMessage:
+                        self._keep(self.sink.record_message, token, action.ref, action.seconds, self.now())
                     elif kind is End:
                         self._end(token)
                     elif kind is HangUp:
@@ -272,6 +320,45 @@ class IvrSessions:
             for action in conversation.handle(HUNG_UP):  # only if the conversation was not over
                 if type(action) is End:
                     self._end(token)
+
+    def _transfer(self, agi: SocketAGI, call: LiveCall, transfer: Transfer) -> TransferResult:
+        """Dial the duty officer from this channel; `g`: the call comes back here when the officer hangs up, so what
+        became of it is read (on a caller who hung up, too: GET VARIABLE works on a dead channel)."""
+        dial = self.help_dial(transfer.number)
+        dialled, _ = agi.command(f'EXEC Dial "{dial},{transfer.ring_seconds},g"')
+        caller_gone = dialled == "-1"  # Dial returns -1 when the caller hung up; the HANGUP notice may follow
+        _, status = agi.command("GET VARIABLE DIALSTATUS")
+        result = DIAL_STATUS.get(status.strip("() "), "failed")
+        seconds = None
+        if result == "connected":
+            _, answered = agi.command("GET VARIABLE ANSWEREDTIME")
+            seconds = float(answered.strip("() ")) if answered.strip("() ").isdigit() else None
+        log.info("help transfer: DIALSTATUS %s", status.strip("() ") or "unset")
+        transferred = TransferResult(result, seconds)
+        if caller_gone or agi.hung_up:  # kept before the session ends: the conversation hears of the hang-up next
+            self._keep(self.sink.record_transfer, call.token, result, self.now(), seconds)
+            raise CallerHungUp("the caller hung up during the transfer")
+        return transferred
+
+    def _record(self, agi: SocketAGI, call: LiveCall, record: RecordMessage) -> MessageRecorded:
+        """Record the message to a file of its own; a caller who hangs up leaves what was said before (kept here)."""
+        path = f"{self.message_dir}/help-{call.attempt_id}-{secrets.token_hex(4)}"
+        result, rest = agi.command(f'RECORD FILE {path} wav "#" {record.max_seconds * 1000} BEEP s=10')
+        endpos = re.search(r"endpos=(\d+)", rest)
+        seconds = int(endpos.group(1)) / SAMPLES_PER_SECOND if endpos else 0.0
+        recorded = MessageRecorded(f"{path}.wav" if seconds > 0 and "writefile" not in rest else None, round(seconds, 1))
+        if agi.hung_up or "(hangup)" in rest:  # result -1 (0 in old versions), then the HANGUP notice
+            if recorded.ref:
+                self._keep(self.sink.record_message, call.token, recorded.ref, recorded.seconds, self.now())
+            raise CallerHungUp("the caller hung up during the message")
+        return recorded
+
+    def _keep(self, write: Callable, *args) -> None:
+        """A transfer's or a message's record: a failure is logged, never the end of the call (help is stored)."""
+        try:
+            write(*args)
+        except Exception:
+            log.exception("could not keep what came of the call for help (the call-back task is there regardless)")
 
     def _store(self, token: str, store: Store) -> bool:
         try:

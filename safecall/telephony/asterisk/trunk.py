@@ -72,7 +72,10 @@ class AsteriskTrunk:
         self._second_pass: threading.Timer | None = None
         self.channels = ChannelWatch()
         self.sessions = IvrSessions(sink, clock.now, self.channels, prompt_dir=config.prompt_dir,
-                                    answer_wait_seconds=config.answer_wait_seconds, office_dial=config.office_dial, sounds=sounds)
+                                    answer_wait_seconds=config.answer_wait_seconds, office_dial=config.office_dial, sounds=sounds,
+                                    help_dial=lambda number: config.help_dial or config.channel.format(
+                                        number=dial_number(number, config.number_format)),
+                                    message_dir=config.message_dir)
         pbx = peer_addresses(config.pbx_host())
         host, port = config.fastagi_address()
         try:

@@ -39,8 +39,10 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from safecall.errors import TrunkError
 from safecall import speech
 from safecall.events import uvicorn_log_config
-from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_REPLY, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
-                                   NoteSpeech, Pressed, Said, Store, Stored)
+from safecall import helpline
+from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_MESSAGE, WAIT_REPLY, WAIT_TRANSFER, Ask, Claim, Claimed, Closing,
+                                   Conversation, End, HangUp, KeepMessage, NoteSpeech, NoteTransfer, Play, Pressed,
+                                   RecordMessage, Said, Store, Stored, Transfer)
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -238,6 +240,22 @@ async def converse(hooks: WebhookState, call: LiveCall, conversation: Conversati
                 reply = Stored(await store(hooks, call, action))
             elif kind is Closing:
                 speak(hooks.speaking, response, call, action.closing, action.text)
+            elif kind is Play:
+                speak(hooks.speaking, response, call, action.prompt, action.text)
+            elif kind is Transfer:  # Twilio dials; <Dial action> reports what came of it (help_dial below)
+                response.dial(action.number, timeout=action.ring_seconds, method="POST",
+                              action=help_url(hooks, "dial", call, conversation))
+            elif kind is RecordMessage:
+                # The recording's status callback keeps the message too, whether or not Twilio requests the action
+                # of a caller who hung up mid-message.
+                response.record(max_length=action.max_seconds, play_beep=True, finish_on_key="#", timeout=10,
+                                method="POST", action=help_url(hooks, "message", call, conversation),
+                                recording_status_callback=help_url(hooks, "recording", call, conversation),
+                                recording_status_callback_method="POST")
+            elif kind is NoteTransfer:
+                await keep(hooks, hooks.sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
+            elif kind is KeepMessage:
+                await keep(hooks, hooks.sink.record_message, call.token, action.ref, action.seconds, now())
             elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
                 await hooks.in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED,
                                                                      "call-back IVR done")])
@@ -248,6 +266,22 @@ async def converse(hooks: WebhookState, call: LiveCall, conversation: Conversati
                 response.hangup()
         actions = conversation.handle(reply) if reply is not None else ()
     return twiml(response)
+
+
+def help_url(hooks: WebhookState, step: str, call: LiveCall, conversation: Conversation) -> str:
+    return f"{hooks.public_base_url}/twilio/help/{step}/{call.token}" + ("?inbound=1" if conversation.inbound else "")
+
+
+def office_open(hooks: WebhookState, call: LiveCall) -> bool:
+    return call.flow.office_open(hooks.now())
+
+
+async def keep(hooks: WebhookState, write: Callable, *args) -> None:
+    """A transfer's or a message's record: a failure is logged, never an apology (the help itself is stored)."""
+    try:
+        await hooks.in_thread(write, *args)
+    except Exception as exc:
+        log.error("could not keep what came of a call for help (its call-back task is there): %s", mask_text(repr(exc)))
 
 
 async def store(hooks: WebhookState, call: LiveCall, action: Store) -> bool:
@@ -297,7 +331,8 @@ async def voice(token: str, params: Params, hooks: State) -> Response:
         return hang_up()
     if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
         return hang_up()  # never talk to a voicemail; the status callback says machine
-    return await converse(hooks, call, Conversation(call.flow, listens=True), ANSWERED, params["CallSid"], first=True)
+    return await converse(hooks, call, Conversation(call.flow, listens=True, office_open=office_open(hooks, call)), ANSWERED,
+                          params["CallSid"], first=True)
 
 
 @router.post("/twilio/gather/{token}")
@@ -312,7 +347,8 @@ async def gather(request: Request, token: str, params: Params, hooks: State) -> 
     except ValueError:
         return hang_up()
     conversation = Conversation(call.flow, listens=True, inbound=query.get("inbound") == "1", asked=asked,
-                                unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY)
+                                unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY,
+                                office_open=office_open(hooks, call))
     digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "")
     event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NO_INPUT
     return await converse(hooks, call, conversation, event, params["CallSid"])
@@ -359,7 +395,8 @@ async def incoming(params: Params, hooks: State) -> Response:
     await hooks.in_thread(hooks.sink.note_call_id, opened.token, sid)
     call = await hooks.in_thread(hooks.sink.live_call, opened.token) or opened
     hooks.inbound_calls[sid] = call.token
-    return await converse(hooks, call, Conversation(call.flow, listens=True, inbound=True), ANSWERED, sid, first=True)
+    return await converse(hooks, call, Conversation(call.flow, listens=True, inbound=True, office_open=office_open(hooks, call)),
+                          ANSWERED, sid, first=True)
 
 
 @router.post("/twilio/incoming/status")
@@ -370,6 +407,40 @@ async def incoming_status(params: Params, hooks: State) -> Response:
     if events:
         await hooks.in_thread(hooks.sink.record_events, events)
         hooks.inbound_calls.pop(params["CallSid"], None)
+    return Response(status_code=204)
+
+
+async def help_step(request: Request, token: str, params: dict[str, str], hooks: WebhookState, waiting: int, event) -> Response:
+    """A transfer's or a message's callback: the call's conversation goes on from there. Twilio may call a <Record>
+    action after the caller hung up, when the call may be closed already: the message is kept all the same (the
+    signed URL names the attempt's token, which only Twilio was given)."""
+    call = await bound_call(hooks, token, params)
+    if call is None or not call.ivr_started:
+        if waiting == WAIT_MESSAGE and event.ref:
+            await keep(hooks, hooks.sink.record_message, token, event.ref, event.seconds, hooks.now())
+        elif waiting == WAIT_TRANSFER:
+            await keep(hooks, hooks.sink.record_transfer, token, event.result, hooks.now(), event.connected_seconds)
+        return hang_up()
+    conversation = Conversation(call.flow, listens=True, inbound=request.query_params.get("inbound") == "1", waiting=waiting)
+    return await converse(hooks, call, conversation, event, params["CallSid"])
+
+
+@router.post("/twilio/help/dial/{token}")
+async def help_dial(request: Request, token: str, params: Params, hooks: State) -> Response:
+    return await help_step(request, token, params, hooks, WAIT_TRANSFER, helpline.twilio_transfer_result(params))
+
+
+@router.post("/twilio/help/message/{token}")
+async def help_message(request: Request, token: str, params: Params, hooks: State) -> Response:
+    return await help_step(request, token, params, hooks, WAIT_MESSAGE, helpline.twilio_message(params))
+
+
+@router.post("/twilio/help/recording/{token}")
+async def help_recording(token: str, params: Params, hooks: State) -> Response:
+    """<Record>'s recordingStatusCallback: the message kept once Twilio has it (the call may be over by then)."""
+    message = helpline.twilio_message(params)
+    if params.get("RecordingStatus") == "completed" and message.ref:
+        await keep(hooks, hooks.sink.record_message, token, message.ref, message.seconds, hooks.now())
     return Response(status_code=204)
 
 

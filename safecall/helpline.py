@@ -1,0 +1,133 @@
+"""A human on "help": what came of a call for help (the transfer, the message).
+
+The call's steps are its conversation's (safecall.conversation), office hours the flow's (IvrFlow.office_open);
+this module writes what the trunks report, one HelpCall row per attempt. The attempt's answer (help) is
+stored before any of this, so a crash here never loses the call for help: the call-back task is made either way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from safecall import glossary
+from safecall.conversation import TRANSFER_RESULTS, MessageRecorded, TransferResult
+from safecall.store import Attempt, Database, HelpCall
+
+TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
+TRANSFER_KOREAN = glossary.TRANSFER
+
+
+def twilio_ref(account_sid: str, recording_sid: str) -> str | None:
+    """The stored name of a Twilio recording; None for ids that are not Twilio's (webhook data is checked, never trusted)."""
+    ref = f"twilio:{account_sid}/{recording_sid}"
+    return ref if TWILIO_REF.fullmatch(ref) else None
+
+
+def _row(session, token: str) -> HelpCall | None:
+    attempt = session.exec(select(Attempt).where(Attempt.token == token)).first()
+    if attempt is None:
+        return None
+    row = session.exec(select(HelpCall).where(HelpCall.attempt_id == attempt.id)).first()
+    if row is None:
+        row = HelpCall(attempt_id=attempt.id, run_id=attempt.run_id, person_id=attempt.person_id)
+    return row
+
+
+def _write(db: Database, token: str, **values) -> bool:
+    """Set `values` on the attempt's HelpCall row, made if it is not there; False for an unknown token.
+
+    Two reports on one call may come at once (Twilio's <Record> action and its recording's status callback): the
+    one that loses the race to make the row writes again, onto the row the other made."""
+    for last_try in (False, True):
+        try:
+            with db.transaction() as session:
+                row = _row(session, token)
+                if row is None:
+                    return False
+                for key, value in values.items():
+                    setattr(row, key, value)
+                session.add(row)
+            return True
+        except sa.exc.IntegrityError:
+            if last_try:
+                raise
+    return False
+
+
+def record_transfer(db: Database, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+    """What came of the transfer of call `token`; False for an unknown token or result."""
+    if result not in TRANSFER_RESULTS:
+        return False
+    return _write(db, token, transfer=result, transfer_at=at, connected_seconds=connected_seconds)
+
+
+def record_message(db: Database, token: str, ref: str, seconds: float, at: datetime) -> bool:
+    """The message call `token` left: `ref` names the recording (a file path on the PBX, or twilio_ref)."""
+    return _write(db, token, message_ref=ref, message_seconds=round(float(seconds), 1), message_at=at)
+
+
+@dataclass(frozen=True)
+class HelpOutcome:
+    """What the officer's page shows of one call for help."""
+
+    id: int
+    transfer: str | None
+    transfer_at: datetime | None
+    message: bool
+    message_seconds: float | None
+    message_at: datetime | None
+
+    @property
+    def transfer_korean(self) -> str:
+        return TRANSFER_KOREAN.get(self.transfer or "", "")
+
+
+def _outcome(row: HelpCall) -> HelpOutcome:
+    return HelpOutcome(row.id, row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at)
+
+
+def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
+    """The calls for help of a person in a run (a call-back task's), oldest first."""
+    with db.session() as session:
+        rows = session.exec(select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
+                            .order_by(HelpCall.id)).all()
+    return [_outcome(r) for r in rows]
+
+
+def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome]]:
+    """For the call-back list: each task's calls for help (by task id), in one query."""
+    if not tasks:
+        return {}
+    by_key: dict[tuple[int, int], list[HelpOutcome]] = {}
+    with db.session() as session:
+        rows = session.exec(select(HelpCall).where(HelpCall.person_id.in_({t.person_id for t in tasks}))
+                            .order_by(HelpCall.id)).all()
+    for row in rows:
+        by_key.setdefault((row.run_id, row.person_id), []).append(_outcome(row))
+    return {t.id: by_key[(t.run_id, t.person_id)] for t in tasks if (t.run_id, t.person_id) in by_key}
+
+
+# ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----
+# canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.
+DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
+                    "busy": "busy"}
+
+
+def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
+    """<Dial action>'s callback: DialCallStatus (failed or anything unknown: failed) and DialCallDuration."""
+    result = DIAL_CALL_STATUS.get(params.get("DialCallStatus", ""), "failed")
+    duration = params.get("DialCallDuration", "")
+    return TransferResult(result, float(duration) if result == "connected" and duration.isdigit() else None)
+
+
+def twilio_message(params: dict[str, str]) -> MessageRecorded:
+    """<Record action>'s callback: the recording by its ids (fetched later from the configured API only), its length."""
+    ref = twilio_ref(params.get("AccountSid", ""), params.get("RecordingSid", ""))
+    duration = params.get("RecordingDuration", "")
+    seconds = float(duration) if duration.isdigit() else 0.0
+    return MessageRecorded(ref if seconds > 0 else None, seconds)
