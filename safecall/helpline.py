@@ -7,7 +7,6 @@ stored before any of this, so a crash here never loses the call for help: the ca
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,17 +14,10 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from safecall import glossary
-from safecall.conversation import TRANSFER_RESULTS, MessageRecorded, TransferResult
+from safecall.conversation import TRANSFER_RESULTS
 from safecall.store import Attempt, Database, HelpCall
 
-TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
 TRANSFER_KOREAN = glossary.TRANSFER
-
-
-def twilio_ref(account_sid: str, recording_sid: str) -> str | None:
-    """The stored name of a Twilio recording; None for ids that are not Twilio's (webhook data is checked, never trusted)."""
-    ref = f"twilio:{account_sid}/{recording_sid}"
-    return ref if TWILIO_REF.fullmatch(ref) else None
 
 
 def _row(session, token: str) -> HelpCall | None:
@@ -114,20 +106,3 @@ def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome
 
 # ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----
 # canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.
-DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
-                    "busy": "busy"}
-
-
-def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
-    """<Dial action>'s callback: DialCallStatus (failed or anything unknown: failed) and DialCallDuration."""
-    result = DIAL_CALL_STATUS.get(params.get("DialCallStatus", ""), "failed")
-    duration = params.get("DialCallDuration", "")
-    return TransferResult(result, float(duration) if result == "connected" and duration.isdigit() else None)
-
-
-def twilio_message(params: dict[str, str]) -> MessageRecorded:
-    """<Record action>'s callback: the recording by its ids (fetched later from the configured API only), its length."""
-    ref = twilio_ref(params.get("AccountSid", ""), params.get("RecordingSid", ""))
-    duration = params.get("RecordingDuration", "")
-    seconds = float(duration) if duration.isdigit() else 0.0
-    return MessageRecorded(ref if seconds > 0 else None, seconds)

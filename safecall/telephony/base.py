@@ -135,7 +135,7 @@ class CallSink(Protocol):
         """Keep what came of putting call `token` through to the duty officer (safecall.conversation.TRANSFER_RESULTS)."""
 
     def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
-        """Keep the message call `token` left (`ref`: the recording's file on the PBX, or safecall.helpline.twilio_ref)."""
+        """Keep the message call `token` left (`ref`: the recording's file on the PBX, or safecall.telephony.twilio.refs.twilio_ref)."""
 
 
 class TrunkBusy(TrunkError):

@@ -16,7 +16,7 @@ from urllib.request import Request, urlopen
 
 from sqlmodel import select
 
-from safecall.helpline import TWILIO_REF
+from safecall.telephony.twilio.refs import TWILIO_REF
 from safecall.settings import Instance
 from safecall.store import Database, HelpCall, VisitTask
 

@@ -39,10 +39,10 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from safecall.errors import TrunkError
 from safecall import speech
 from safecall.events import uvicorn_log_config
-from safecall import helpline
+from safecall.telephony.twilio.refs import twilio_ref
 from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_MESSAGE, WAIT_REPLY, WAIT_TRANSFER, Ask, Claim, Claimed, Closing,
                                    Conversation, End, HangUp, KeepMessage, NoteSpeech, NoteTransfer, Play, Pressed,
-                                   RecordMessage, Said, Store, Stored, Transfer)
+                                   MessageRecorded, RecordMessage, Said, Store, Stored, Transfer, TransferResult)
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -427,18 +427,18 @@ async def help_step(request: Request, token: str, params: dict[str, str], hooks:
 
 @router.post("/twilio/help/dial/{token}")
 async def help_dial(request: Request, token: str, params: Params, hooks: State) -> Response:
-    return await help_step(request, token, params, hooks, WAIT_TRANSFER, helpline.twilio_transfer_result(params))
+    return await help_step(request, token, params, hooks, WAIT_TRANSFER, twilio_transfer_result(params))
 
 
 @router.post("/twilio/help/message/{token}")
 async def help_message(request: Request, token: str, params: Params, hooks: State) -> Response:
-    return await help_step(request, token, params, hooks, WAIT_MESSAGE, helpline.twilio_message(params))
+    return await help_step(request, token, params, hooks, WAIT_MESSAGE, twilio_message(params))
 
 
 @router.post("/twilio/help/recording/{token}")
 async def help_recording(token: str, params: Params, hooks: State) -> Response:
     """<Record>'s recordingStatusCallback: the message kept once Twilio has it (the call may be over by then)."""
-    message = helpline.twilio_message(params)
+    message = twilio_message(params)
     if params.get("RecordingStatus") == "completed" and message.ref:
         await keep(hooks, hooks.sink.record_message, token, message.ref, message.seconds, hooks.now())
     return Response(status_code=204)
@@ -474,3 +474,24 @@ class WebhookServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+# ---- what Twilio says of a transfer (<Dial>) and of a message (<Record>) ----
+
+DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
+                    "busy": "busy"}
+
+
+def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
+    """<Dial action>'s callback: DialCallStatus (failed or anything unknown: failed) and DialCallDuration."""
+    result = DIAL_CALL_STATUS.get(params.get("DialCallStatus", ""), "failed")
+    duration = params.get("DialCallDuration", "")
+    return TransferResult(result, float(duration) if result == "connected" and duration.isdigit() else None)
+
+
+def twilio_message(params: dict[str, str]) -> MessageRecorded:
+    """<Record action>'s callback: the recording by its ids (fetched later from the configured API only), its length."""
+    ref = twilio_ref(params.get("AccountSid", ""), params.get("RecordingSid", ""))
+    duration = params.get("RecordingDuration", "")
+    seconds = float(duration) if duration.isdigit() else 0.0
+    return MessageRecorded(ref if seconds > 0 else None, seconds)
