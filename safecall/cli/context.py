@@ -113,9 +113,24 @@ class SafeCallGroup(TyperGroup):
         translate_help(self, Texts(language(environ, configured_language(root))))
         return super().main(args, *rest, **kwargs)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.UsageError as exc:  # in the root options, before the invocation's state exists
+            from safecall.usage_errors import in_language
+
+            injected = self.context_settings.get("obj")
+            environ = injected.env() if isinstance(injected, Injected) else dict(os.environ)
+            root = locate_instance(config_argument(list(args)), environ, Path.cwd())
+            raise in_language(exc, Texts(language(environ, configured_language(root)))) from exc
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.exceptions.UsageError as exc:  # a command's usage, said in the user's language; Typer shows it
+            from safecall.usage_errors import in_language
+
+            raise in_language(exc, invocation(ctx).texts) from exc
         except CLICK_FLOW:
             raise
         except InputError as exc:
