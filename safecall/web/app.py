@@ -10,7 +10,7 @@ dependencies in web/deps.py. Rules that every page follows:
 
 from __future__ import annotations
 
-import asyncio
+import anyio
 from datetime import timedelta
 from pathlib import Path as FilePath
 
@@ -34,7 +34,13 @@ from safecall.web.auth import LoginLimiter, SessionCodec, SessionStore
 from safecall.web.deps import LoginRequired, render, set_cookie
 
 HERE = FilePath(__file__).parent
-ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and 64 MiB; the rest of the pages keep the threads
+ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and its memory; the page threads are not theirs
+# Threads that serve pages (the routes that are not async). anyio's default is 40, but the database pool has 15
+# connections (SQLAlchemy's 5 + 10 overflow): under load the 16th thread waited for one and failed after 30 s. Pages
+# are Python under one GIL, so more threads only make each page wait longer; logins have ARGON2_SLOTS of their own.
+PAGE_THREADS = 8
+DATABASE_CONNECTIONS = 15
+assert PAGE_THREADS + ARGON2_SLOTS <= DATABASE_CONNECTIONS
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -57,7 +63,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     app.state.limiter = limiter or LoginLimiter(services.db, web.login_attempts, timedelta(minutes=web.login_window_minutes),
                                                 services.clock)
     app.state.hasher = hasher
-    app.state.argon2_slots = asyncio.Semaphore(ARGON2_SLOTS)
+    app.state.login_threads = anyio.CapacityLimiter(ARGON2_SLOTS)  # whole logins at once, on threads of their own
     app.state.teams = [t.name for t in services.instance.settings.teams]
     app.state.templates = make_templates(HERE / "templates", services.instance.tz)
     app.state.link_signer = LinkSigner(secret)
@@ -121,5 +127,16 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
     except ValueError as exc:  # a secret too short to sign sessions with
         raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
     # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
-    uvicorn.run(app, host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+    uvicorn.run(with_page_threads(app, PAGE_THREADS), host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
                 server_header=False, log_level="info", log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")))
+
+
+def with_page_threads(app, threads: int):
+    """The ASGI app, with the server's thread limit set once its event loop runs (a limit belongs to a loop)."""
+    async def app_with_threads(scope, receive, send):
+        if scope["type"] == "lifespan":
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        await app(scope, receive, send)
+    return app_with_threads

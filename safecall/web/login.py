@@ -2,42 +2,42 @@
 
 from __future__ import annotations
 
+import functools
+
+import anyio.to_thread
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from safecall import users
+from safecall.web.auth import log_in
 from safecall.web.deps import CSRF, Svc, User, codec_of, logged, render, session_of, sessions_of, set_cookie
 
 router = APIRouter()
 
 
 @router.get("/login")
-def login_page(request: Request):
+async def login_page(request: Request):  # async: no database, and the form must not queue behind pages for a thread
     return render(request, "login.html")
 
 
 @router.post("/login", dependencies=CSRF)
 async def login(request: Request, services: Svc, username: str = Form(""), password: str = Form("")):
-    # Async, so a login waiting for an argon2 slot holds no worker thread: other pages go on being served.
+    # Async, so a login waiting for a login thread holds no page thread: other pages go on being served.
     shared = request.app.state  # the app's: this request's own state is request.state
-    limiter, sessions = shared.limiter, sessions_of(request)
     address = request.client.host if request.client else "?"
     username = users.normalise_username(username)
-    # The reservation is taken inside a slot: it counts checks in flight as well as failures, so people logging in
-    # at once from one office address (behind one NAT) must not add up to a limit meant for failures.
-    async with shared.argon2_slots:
-        if not await run_in_threadpool(limiter.reserve, username, address):
-            return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
-        user = await run_in_threadpool(users.authenticate, services.db, username, password, hasher=shared.hasher)
-    if user is None:
-        await run_in_threadpool(limiter.failed, username, address)
+    # The whole login is one call on a login thread (auth.log_in): the reservation taken there counts checks in
+    # flight as well as failures, so people logging in at once from one office address (behind one NAT) must not
+    # add up to a limit meant for failures.
+    outcome = await anyio.to_thread.run_sync(functools.partial(
+        log_in, services.db, shared.limiter, sessions_of(request), username, password, address, hasher=shared.hasher,
+        now=services.now), limiter=shared.login_threads)
+    if outcome.refused:
+        return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
+    if outcome.user is None:
         return render(request, "login.html", status_code=401, error="아이디 또는 비밀번호가 맞지 않습니다.")
-    await run_in_threadpool(limiter.succeeded, username, address)
-    token = await run_in_threadpool(sessions.create, user)
-    request.state.session = codec_of(request).new(token)  # a new session (and CSRF token) at login
+    request.state.session = codec_of(request).new(outcome.token)  # a new session (and CSRF token) at login
     request.state.new_cookie = True
-    await run_in_threadpool(logged, services, user, "web.login", f"user {user.username}", f"from={address}")
     return RedirectResponse("/", status_code=303)
 
 
