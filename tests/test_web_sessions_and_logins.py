@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from conftest import SEOUL
 from safecall.store import AuditEvent, LoginCount, VisitTask, WebSession, WebUser
 from safecall.users import HASHER
-from safecall.web import PAGE_THREADS, with_page_threads
+from safecall.web.app import PAGE_THREADS, with_page_threads
 from safecall.web.auth import LoginLimiter
 from web_fixtures import PASSWORD, make_app, office_with_a_week, served
 
