@@ -29,13 +29,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import select
 
 from safecall import phones
-from safecall.domain import Disposition, MemberState, RunState
+from safecall.domain import Channel, Disposition, MemberState, OutboxKind, RunState
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, dialable_clause
 from safecall.errors import ConfigError
-from safecall.escalation import is_queued
+from safecall.outbox import is_queued, queue
 from safecall.settings import Instance, Settings
-from safecall.store import CampaignRun, CheckinLink, Database, Notification, Person, RunMember, audit
+from safecall.store import CampaignRun, CheckinLink, Database, Person, RunMember, audit
 
 CHOICES = {"well": Disposition.ACKNOWLEDGED, "help": Disposition.HELP_REQUESTED}
 TEXT_CONTACT = "text"  # Person.contact of people reached by text first (deaf or hard of hearing)
@@ -175,9 +175,9 @@ def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now:
             if mobile is None or is_queued(session, key):
                 continue
             url = new_link(session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime)
-            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="checkin_link",
-                                     body=LINK_BODY.format(name=person.name, url=url),
-                                     variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False)))
+            queue(session, key=key, kind=OutboxKind.CHECKIN_LINK, channel=Channel.SMS, recipient=mobile, now=now,
+                  template="checkin_link", body=LINK_BODY.format(name=person.name, url=url),
+                  variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False))
             if lifecycle is not None and text_first and person.contact == TEXT_CONTACT and member.attempts_made == 0:
                 lifecycle.hold_first_call(session.connection().connection, member_id=member.id, run_id=member.run_id,
                                           until=now + text_first)
@@ -214,9 +214,9 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
             if mobile is None or is_queued(session, key):
                 continue
             at = f"{member.next_attempt_at.astimezone(tz):%H:%M}"
-            session.add(Notification(key=key, channel="sms", recipient=mobile, next_try_at=now, template="precall_notice",
-                                     body=PRECALL_BODY.format(name=person.name, time=at, caller=caller),
-                                     variables=json.dumps({"name": person.name, "time": at, "caller": caller}, ensure_ascii=False)))
+            queue(session, key=key, kind=OutboxKind.PRECALL_NOTICE, channel=Channel.SMS, recipient=mobile, now=now,
+                  template="precall_notice", body=PRECALL_BODY.format(name=person.name, time=at, caller=caller),
+                  variables=json.dumps({"name": person.name, "time": at, "caller": caller}, ensure_ascii=False))
             queued += 1
     return queued
 

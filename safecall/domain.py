@@ -98,3 +98,20 @@ class SendStatus(StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"  # the SMS provider reported it reached the phone
     FAILED = "failed"  # still retried, and shown: never dropped
+
+
+class OutboxKind(StrEnum):
+    """What a message in the outbox is (one table, one retry loop: safecall/outbox.py)."""
+
+    GUARDIAN_TEXT = "guardian_text"  # the campaign's text to a person's guardian
+    OFFICER_ALERT = "officer_alert"  # an e-mail or text to a welfare officer, team lead or the duty officer
+    TEAM_LIST = "team_list"  # one team's list for one day, by e-mail (its text is written when it is sent)
+    CHECKIN_LINK = "checkin_link"  # a one-tap check-in link to the person
+    PRECALL_NOTICE = "precall_notice"  # the morning notice of a first call later today
+
+
+class Channel(StrEnum):
+    """How a message leaves."""
+
+    SMS = "sms"  # SMS, LMS or 알림톡
+    EMAIL = "email"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import datetime, timedelta
 
 from sqlmodel import select
 
 from safecall.campaign import CampaignDef
-from safecall.domain import ANSWERED
+from safecall.domain import ANSWERED, Channel, Disposition, TaskKind, TaskStatus
 from safecall.events import log_event
 from safecall.settings import Settings
 from safecall.store import AuditEvent, Attempt, CampaignRun, Database, Person, RunMember, VisitTask, audit
@@ -25,9 +26,18 @@ from safecall.store import AuditEvent, Attempt, CampaignRun, Database, Person, R
 log = logging.getLogger("safecall.safety_clock")
 
 # The rungs of the ladder, in order; each one's threshold is a setting (SafetyClockSettings).
-RUNGS = ("guardian", "officer", "team_lead", "safety_check")
-RUNG_KOREAN = {None: "", "guardian": "보호자 문자", "officer": "담당 공무원", "team_lead": "팀장",
-               "safety_check": "119/112 안전 확인 요청 검토"}
+class Rung(StrEnum):
+    """The ladder's rungs, in order; a rung taken is audited as safety_clock.RUNG."""
+
+    GUARDIAN = "guardian"
+    OFFICER = "officer"
+    TEAM_LEAD = "team_lead"
+    SAFETY_CHECK = "safety_check"
+
+
+RUNGS = tuple(Rung)
+RUNG_KOREAN = {None: "", Rung.GUARDIAN: "보호자 문자", Rung.OFFICER: "담당 공무원", Rung.TEAM_LEAD: "팀장",
+               Rung.SAFETY_CHECK: "119/112 안전 확인 요청 검토"}
 
 
 @dataclass(frozen=True)
@@ -78,15 +88,15 @@ def clocks(db: Database, settings: Settings, *, now: datetime, since: datetime |
         if run_id is not None:
             query = query.where(VisitTask.run_id == run_id)
         if open_only:
-            query = query.where(VisitTask.status == "open")
+            query = query.where(VisitTask.status == TaskStatus.OPEN)
         elif since is not None:
-            query = query.where((VisitTask.status == "open") | (VisitTask.created_at >= since))
+            query = query.where((VisitTask.status == TaskStatus.OPEN) | (VisitTask.created_at >= since))
         tasks = list(session.exec(query))
         starts = _starts(session, tasks)
     result = []
     for task, person in tasks:
         started = min(starts.get(task.id, task.created_at), task.created_at)
-        stopped = task.recorded_at if task.status == "closed" else None
+        stopped = task.recorded_at if task.status == TaskStatus.CLOSED else None
         elapsed = max(timedelta(0), (stopped or now) - started)
         result.append(Waiting(task.id, person.id, person.name, task.team, task.kind, started, stopped, elapsed,
                               reached_rung(elapsed, settings)))
@@ -109,8 +119,8 @@ def _starts(session, tasks: list[tuple[VisitTask, Person]]) -> dict[int, datetim
         task = by_member.get((attempt.run_id, person_id))
         if task is None:
             continue
-        if task.kind == "callback":
-            if attempt.disposition != "help_requested":
+        if task.kind == TaskKind.CALLBACK:
+            if attempt.disposition != Disposition.HELP_REQUESTED:
                 continue
             moment = attempt.keyed_at or attempt.ended_at or attempt.placed_at
         else:
@@ -146,7 +156,7 @@ def hours_text(value: timedelta | None) -> str:
 def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> list[tuple[int, str]]:
     """The ladder: each rung a still-waiting task has reached is taken once. Its audit row (safety_clock.RUNG on
     "task N") is the record that it was, so a restart never repeats one. Returns the (task, rung) pairs taken now."""
-    from safecall.escalation import queue_guardian_text, queue_notification
+    from safecall.escalation import queue_guardian_text, queue_officer_alert
 
     if not settings.safety_clock.enabled:
         return []
@@ -170,21 +180,21 @@ def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef]
                     continue
                 key = f"safety-clock:{rung}:task:{task.id}"
                 # No name or number in a message: the task number and its page behind the login.
-                if rung == "guardian":
+                if rung == Rung.GUARDIAN:
                     campaign = campaigns.get(run.campaign)
                     sent = campaign is not None and queue_guardian_text(session, campaign, person, task, run, settings, now)
                     detail = "guardian text queued" if sent else "no guardian text (none on file, or the campaign sends none)"
-                elif rung in ("officer", "team_lead"):
-                    recipient = officer if rung == "officer" else lead
+                elif rung in (Rung.OFFICER, Rung.TEAM_LEAD):
+                    recipient = officer if rung == Rung.OFFICER else lead
                     if recipient:
-                        queue_notification(session, key, "email", recipient,
+                        queue_officer_alert(session, key, Channel.EMAIL, recipient,
                                    f"[안심콜] 확인 대기 시간 {waited}: 과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
-                                   f"{'팀장님께 알립니다. ' if rung == 'team_lead' else ''}바로 확인해 주세요.\n{page}", now)
+                                   f"{'팀장님께 알립니다. ' if rung == Rung.TEAM_LEAD else ''}바로 확인해 주세요.\n{page}", now)
                     detail = f"e-mail to {recipient}" if recipient else "no e-mail address for the team"
                 else:
                     recipients = sorted({r for r in (officer, lead) if r})
                     for recipient in recipients:
-                        queue_notification(session, f"{key}:{recipient}", "email", recipient,
+                        queue_officer_alert(session, f"{key}:{recipient}", Channel.EMAIL, recipient,
                                    f"[안심콜] 119/112 안전 확인 요청 검토: 과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
                                    f"아직 아무도 이분의 안전을 확인하지 못했습니다. 119 또는 112에 안전 확인을 요청할지 "
                                    f"담당자가 판단해 주세요. 안심콜은 직접 요청하지 않습니다.\n{page}", now)

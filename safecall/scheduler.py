@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import schedule
 from sqlmodel import select
 
+from safecall.domain import RunState
 from safecall import checkin
 from safecall import safety_clock
 from safecall.backup import daily_backup
@@ -30,7 +31,7 @@ from safecall.store import CampaignRun, Database
 from safecall.weather import WeatherSource, build_weather, check_weather
 from safecall.errors import translated
 from safecall.i18n import korean
-from safecall.store import Notification
+from safecall.store import OutboxMessage
 from safecall.workers import TrunkDialing, checked_campaigns
 
 log = logging.getLogger("safecall.scheduler")
@@ -105,9 +106,9 @@ class Scheduler:
         except (KeyError, ValueError, TypeError, AttributeError):
             slot_come = True  # no readable slot: it cannot run at any
         with self.services.db.session() as session:
-            open_run = session.exec(select(CampaignRun.id).where(CampaignRun.campaign == name, CampaignRun.status == "open")).first()
+            open_run = session.exec(select(CampaignRun.id).where(CampaignRun.campaign == name, CampaignRun.status == RunState.OPEN)).first()
             key = f"officer-campaign-cannot-run:{name}:{week}"
-            told = session.exec(select(Notification.id).where(Notification.key.startswith(key + ":"))).first()
+            told = session.exec(select(OutboxMessage.id).where(OutboxMessage.key.startswith(key + ":"))).first()
         if told or not (slot_come or open_run):
             return
         targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}

@@ -14,7 +14,7 @@ from safecall.checkin import LinkSigner, TapResult, link_for_person, queue_due, 
 from safecall.domain import Disposition, MemberState
 from safecall.reports import weekly_report
 from safecall.settings import load_instance
-from safecall.store import Attempt, AuditEvent, CheckinLink, Notification, Person, RunMember, VisitTask
+from safecall.store import Attempt, AuditEvent, CheckinLink, OutboxMessage, Person, RunMember, VisitTask
 from safecall.telephony.base import CallEvent, LineResult
 from test_web_http import log_in
 from web_fixtures import PASSWORD, SECRET, make_app, web_services, web_settings
@@ -177,7 +177,7 @@ def test_links_go_first_to_deaf_people_and_after_two_unanswered_calls_while_retr
     now = office.clock.now()
     queue_due(db, instance, now=now, lifecycle=lifecycle)
     with db.session() as session:
-        notes = {n.key: n for n in session.exec(select(Notification).where(Notification.key.like("checkin:%")))}
+        notes = {n.key: n for n in session.exec(select(OutboxMessage).where(OutboxMessage.key.like("checkin:%")))}
     deaf = member_of(office, "이청각")
     assert list(notes) == [f"checkin:member:{deaf.id}"]  # 김순자 has not missed any call yet
     # The link is the deaf person's first channel: their first call waits [checkin] text_first_hours (4) for a tap.
@@ -192,7 +192,7 @@ def test_links_go_first_to_deaf_people_and_after_two_unanswered_calls_while_retr
     queue_due(db, instance, now=office.clock.now(), lifecycle=lifecycle)
     queue_due(db, instance, now=office.clock.now(), lifecycle=lifecycle)  # once per member, however many ticks
     with db.session() as session:
-        [note] = session.exec(select(Notification).where(Notification.key == f"checkin:member:{member.id}"))
+        [note] = session.exec(select(OutboxMessage).where(OutboxMessage.key == f"checkin:member:{member.id}"))
     path = note.body.split("https://safecall.example.org", 1)[1]
     assert client(office).post(path, data={"choice": "well"}).status_code == 200
     member = member_of(office, "김순자")
@@ -247,11 +247,11 @@ def test_the_pre_call_notice_goes_on_the_morning_of_the_first_call_once_a_week(o
     first_call = member_of(office, "김순자").next_attempt_at.astimezone(SEOUL)
     queue_due(db, instance, now=first_call.replace(hour=7, minute=0))  # before the morning hour: nothing yet
     with db.session() as session:
-        assert session.exec(select(Notification).where(Notification.key.like("precall:%"))).all() == []
+        assert session.exec(select(OutboxMessage).where(OutboxMessage.key.like("precall:%"))).all() == []
     for minutes in (0, 10):  # one each, however many ticks
         queue_due(db, instance, now=first_call.replace(hour=8, minute=minutes))
     with db.session() as session:
-        notes = list(session.exec(select(Notification).where(Notification.key.like("precall:%"))))
+        notes = list(session.exec(select(OutboxMessage).where(OutboxMessage.key.like("precall:%"))))
     assert len(notes) == 2
     note = next(n for n in notes if n.recipient == "+821001230001")
     assert note.template == "precall_notice"
@@ -270,7 +270,7 @@ def test_the_pre_call_notice_is_off_by_default_and_skips_people_without_consent(
     morning = first_call.replace(hour=8, minute=30)
     queue_due(db, load_instance(cli.root, cli.environ), now=morning)
     with db.session() as session:
-        assert session.exec(select(Notification)).all() == []  # off unless [checkin] precall_notice = true
+        assert session.exec(select(OutboxMessage)).all() == []  # off unless [checkin] precall_notice = true
     path = cli.root / "config" / "safecall.toml"
     path.write_text(path.read_text(encoding="utf-8") + '\n[checkin]\nprecall_notice = true\ncaller_number = "02-2148-1234"\n',
                     encoding="utf-8")
@@ -279,7 +279,7 @@ def test_the_pre_call_notice_is_off_by_default_and_skips_people_without_consent(
         person.consent_date = None
     queue_due(db, load_instance(cli.root, cli.environ), now=morning)
     with db.session() as session:
-        assert [n.recipient for n in session.exec(select(Notification))] == ["+821001230001"]
+        assert [n.recipient for n in session.exec(select(OutboxMessage))] == ["+821001230001"]
 
 
 def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office, solapi):
@@ -344,7 +344,7 @@ def test_texts_go_to_a_mobile_number_only(cli, tmp_path):
     db = cli.db()
     queue_due(db, load_instance(cli.root, cli.environ), now=cli.clock.now())
     with db.session() as session:
-        sent = sorted((n.key.split(":")[0], n.recipient) for n in session.exec(select(Notification)))
+        sent = sorted((n.key.split(":")[0], n.recipient) for n in session.exec(select(OutboxMessage)))
     assert sent == [("checkin", "+821001230005"), ("precall", "+821001230005")]
 
 

@@ -71,6 +71,10 @@ def test_migrations_go_down_and_up_again(cli, database_url):
 
     assert {"ivr_started_at", "inbound", "speech_text", "speech_confidence"} <= attempt_columns()
     assert "call_window" in {column["name"] for column in sa.inspect(db.engine).get_columns("person")}
+    assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("outbox")}
+    downgrade("0014")
+    assert {"notification", "delivery"} <= set(sa.inspect(db.engine).get_table_names())
+    assert "outbox" not in sa.inspect(db.engine).get_table_names()
     assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
     downgrade("0011")
     assert not {"rules", "rules_version"} & {column["name"] for column in sa.inspect(db.engine).get_columns("campaignrun")}
@@ -108,6 +112,92 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert chain.ok and chain.rows >= 1
     with db.engine.connect() as connection:
         assert "schemainfo" not in sa.inspect(connection).get_table_names()  # alembic_version is the one record
+
+
+@pytest.mark.both_databases
+def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_back(cli, database_url):
+    """Schema 16: a database at 0014 with guardian texts, officer alerts, a check-in link, a pre-call notice and team
+    lists moves every row into the outbox by the real alembic upgrade, sent on as before; a downgrade moves them back."""
+    cli("recipients", "list")
+    db = cli.db()
+    config = db._alembic_config()
+
+    def migrate(step, revision: str) -> None:
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    def rows(sql: str) -> list[tuple]:
+        with db.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(sql))]
+
+    migrate(command.downgrade, "0014")
+    at = "2026-11-25 00:30:00"
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error, next_try_at, sent_at,"
+            " template, variables, provider_id, delivery_status, delivered_at) VALUES"
+            " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL, :at, :at,"
+            "  'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1', '4000 발송 처리 완료 (SMS)', :at),"
+            " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8, 'SMTP down', :at, NULL,"
+            "  NULL, NULL, NULL, NULL, NULL),"
+            " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL, 'checkin_link', NULL, NULL, NULL, NULL),"
+            " (7, 'precall:person:2:week:2026-11-23', 'sms', '+821012340002', '안내', 'sent', 1, NULL, :at, :at,"
+            "  'precall_notice', NULL, NULL, NULL, NULL)"), {"at": at})
+        connection.execute(sa.text(
+            "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files) VALUES"
+            " (1, '2026-11-25', '1팀', 'visit', 'sent', 1, NULL, :at, :at, 'outbox/a.xlsx\noutbox/a.csv'),"
+            " (2, '2026-11-25', '1팀', 'callback', 'pending', 2, 'SMTP 421', :at, NULL, 'outbox/b.csv')"), {"at": at})
+
+    migrate(command.upgrade, "head")
+    assert not {"notification", "delivery"} & set(sa.inspect(db.engine).get_table_names())
+    assert schema_differences(db) == []
+    assert rows("SELECT id, key, kind, channel, recipient, body, status, attempts, last_error, template, provider_id,"
+                " delivery_status, list_kind, files FROM outbox WHERE kind <> 'team_list' ORDER BY id") == [
+        (3, "guardian:person:1:week:2026-11-23", "guardian_text", "sms", "+821012345678", "안부 문자", "delivered", 1, None,
+         "guardian_unreachable", "M-1", "4000 발송 처리 완료 (SMS)", None, ""),
+        (5, "officer-overdue:task:9", "officer_alert", "email", "officer@example.org", "기한 초과", "failed", 8, "SMTP down",
+         None, None, None, None, ""),
+        (6, "checkin:member:4", "checkin_link", "sms", "+821012340004", "링크", "pending", 0, None, "checkin_link", None, None,
+         None, ""),
+        (7, "precall:person:2:week:2026-11-23", "precall_notice", "sms", "+821012340002", "안내", "sent", 1, None,
+         "precall_notice", None, None, None, ""),
+    ]
+    assert rows("SELECT key, channel, recipient, status, attempts, last_error, team, list_kind, files FROM outbox"
+                " WHERE kind = 'team_list' ORDER BY list_kind DESC") == [
+        ("team-list:2026-11-25:1팀:visit", "email", "", "sent", 1, None, "1팀", "visit", "outbox/a.xlsx\noutbox/a.csv"),
+        ("team-list:2026-11-25:1팀:callback", "email", "", "pending", 2, "SMTP 421", "1팀", "callback", "outbox/b.csv"),
+    ]
+    # The moved rows are the code's: a list's day and times read back, and the next message queued gets a fresh id.
+    from safecall.delivery import deliveries_for
+    from safecall.outbox import queue
+    from safecall.domain import Channel, OutboxKind
+    from safecall.store import OutboxMessage
+
+    lists = deliveries_for(db, datetime(2026, 11, 25).date())
+    assert [(m.team, m.list_kind, m.status) for m in lists] == [("1팀", "callback", "pending"), ("1팀", "visit", "sent")]
+    assert lists[1].sent_at == datetime(2026, 11, 25, 0, 30, tzinfo=timezone.utc)
+    with db.transaction() as session:
+        assert queue(session, key="officer-overdue:task:10", kind=OutboxKind.OFFICER_ALERT, channel=Channel.EMAIL,
+                     recipient="officer@example.org", body="기한 초과", now=datetime(2026, 11, 26, tzinfo=timezone.utc))
+    with db.session() as session:
+        assert len(session.exec(sa.select(OutboxMessage.id)).all()) == 7
+
+    migrate(command.downgrade, "0014")
+    assert "outbox" not in sa.inspect(db.engine).get_table_names()
+    assert rows("SELECT id, key, channel, status, attempts, template, delivery_status FROM notification ORDER BY id")[:4] == [
+        (3, "guardian:person:1:week:2026-11-23", "sms", "delivered", 1, "guardian_unreachable", "4000 발송 처리 완료 (SMS)"),
+        (5, "officer-overdue:task:9", "email", "failed", 8, None, None),
+        (6, "checkin:member:4", "sms", "pending", 0, "checkin_link", None),
+        (7, "precall:person:2:week:2026-11-23", "sms", "sent", 1, "precall_notice", None),
+    ]
+    assert len(rows("SELECT id FROM notification")) == 5
+    assert rows("SELECT team, kind, status, attempts, last_error, files FROM delivery ORDER BY kind DESC") == [
+        ("1팀", "visit", "sent", 1, None, "outbox/a.xlsx\noutbox/a.csv"),
+        ("1팀", "callback", "pending", 2, "SMTP 421", "outbox/b.csv"),
+    ]
+    migrate(command.upgrade, "head")
+    assert len(rows("SELECT id FROM outbox")) == 7
 
 
 def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):

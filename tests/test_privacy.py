@@ -14,7 +14,7 @@ from safecall import phones
 from safecall.escalation import send_notifications
 from safecall.notify import DeliveryError, SmsMessage, TwilioSms, build_sms
 from safecall.settings import load_instance, mask_url
-from safecall.store import Database, Notification
+from safecall.store import Database, OutboxMessage
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 from solapi_fake import API_KEY, API_SECRET, sms_table
 from twilio_fake import FROM, SID, TOKEN, FakeTwilio
@@ -52,11 +52,11 @@ def test_a_refused_guardian_sms_is_stored_and_logged_without_the_number(cli, sol
 
     db = cli.db()
     with db.transaction() as session:
-        session.add(Notification(key="guardian:task:1", channel="sms", recipient=GUARDIAN, body="안부", next_try_at=cli.clock.now()))
+        session.add(OutboxMessage(key="guardian:task:1", kind="guardian_text", channel="sms", recipient=GUARDIAN, body="안부", next_try_at=cli.clock.now()))
     with caplog.at_level(logging.DEBUG):
         send_notifications(db, instance.settings, None, sms, now=cli.clock.now())
     with db.session() as session:
-        [note] = session.exec(select(Notification))
+        [note] = session.exec(select(OutboxMessage))
     assert note.status == "pending" and "수신 거부" in note.last_error
     assert shows_no_whole_number(note.last_error)
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("safecall"))

@@ -15,7 +15,7 @@ from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import build_sms
 from safecall.settings import load_instance
 from safecall.speech import judge
-from safecall.store import Notification, VisitTask
+from safecall.store import OutboxMessage, VisitTask
 from safecall.telephony.base import CallEvent, LineResult
 from solapi_fake import API_KEY, API_SECRET, sms_table
 from test_twilio import ENV as TWILIO_ENV
@@ -65,7 +65,7 @@ def test_a_risk_answer_tops_the_call_back_list_marked_and_texts_the_duty_officer
     assert sent["text"].startswith("[안심콜] 위험 발언: 과제 ") and f"과제 {tasks[1].id} " in sent["text"]
     assert "라마바" not in sent["text"] and "0123" not in sent["text"]  # no name or number in a text
     with services.db.session() as session:
-        keys = sorted(n.key for n in session.exec(select(Notification)))
+        keys = sorted(n.key for n in session.exec(select(OutboxMessage)))
     assert [k for k in keys if k.startswith("duty-officer")] == [f"duty-officer-risk:task:{tasks[1].id}"]
     queue_escalations(services.db, instance.settings, {}, now=later + timedelta(minutes=1))  # once, however many ticks
     send_notifications(services.db, instance.settings, None, build_sms(instance), now=later + timedelta(minutes=1))

@@ -12,7 +12,7 @@ from safecall.campaign import load_campaign
 from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import SMS_LIMIT_BYTES, build_sms, euc_kr_bytes, fit_in_one_sms
 from safecall.settings import load_instance
-from safecall.store import Notification, Person
+from safecall.store import OutboxMessage, Person
 from test_sms import ENV, configure
 
 NFC = "이영희"
@@ -83,4 +83,4 @@ def test_a_long_name_never_goes_out_as_lms_when_allow_lms_is_false(cli, solapi, 
     assert texts["01009990001"]["text"].startswith("[안심콜] 김수한무") and "…님이" in texts["01009990001"]["text"]
     assert "이영희님이" in texts["01009990002"]["text"]  # a usual name is written whole
     with cli.db().session() as session:
-        assert len(session.exec(select(Notification).where(Notification.channel == "sms")).all()) == 2
+        assert len(session.exec(select(OutboxMessage).where(OutboxMessage.channel == "sms")).all()) == 2

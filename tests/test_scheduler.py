@@ -26,7 +26,8 @@ from safecall.notify import build_mailer, build_sms
 from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.store import Attempt, CampaignRun, Delivery, Notification, Person, RunMember, VisitTask
+from safecall.domain import OutboxKind
+from safecall.store import Attempt, CampaignRun, OutboxMessage, Person, RunMember, VisitTask
 from safecall.workers import ValidCampaigns
 from solapi_fake import API_KEY, API_SECRET, sms_table
 
@@ -306,8 +307,9 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
     cli.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=SEOUL))
     scheduler.tick()
     with cli.db().session() as session:
-        deliveries = list(session.exec(select(Delivery).where(Delivery.day == datetime(2026, 11, 25).date())))
-    visit_lists = {d.team: d for d in deliveries if d.kind == "visit"}
+        deliveries = list(session.exec(select(OutboxMessage).where(OutboxMessage.kind == OutboxKind.TEAM_LIST,
+                                                                   OutboxMessage.day == datetime(2026, 11, 25).date())))
+    visit_lists = {d.team: d for d in deliveries if d.list_kind == "visit"}
     assert set(visit_lists) == {"1팀", "2팀", "3팀"}
     assert all(d.status == "pending" and d.attempts >= 1 and "SMTP" in d.last_error for d in visit_lists.values())
     outbox = cli.root / "outbox" / "2026-11-25"
@@ -340,7 +342,7 @@ def test_morning_delivery_survives_an_smtp_failure_then_succeeds(cli, tmp_path, 
     assert texts["01009990002"]["text"] == "[안심콜] 무응답님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 02-2148-1234"
     assert texts["01009990003"]["text"] == "[안심콜] 도움님이 안부 전화로 도움을 요청해 오늘 연락드립니다. 문의 02-2148-1234"
     with cli.db().session() as session:
-        assert {n.status for n in session.exec(select(Notification).where(Notification.channel == "sms"))} == {"delivered"}
+        assert {n.status for n in session.exec(select(OutboxMessage).where(OutboxMessage.channel == "sms"))} == {"delivered"}
     assert "sent" in cli("visits", "deliveries", "--date", "2026-11-25").output
     # A list can be sent again by hand.
     cli("visits", "deliver", "--date", "2026-11-25")
@@ -358,8 +360,9 @@ def test_deliveries_that_keep_failing_are_reported_not_dropped(cli, tmp_path, sm
     result = cli("visits", "deliveries", "--date", "2026-11-25")
     assert "failed" in result.output and "were not delivered" in result.output
     with cli.db().session() as session:
-        assert all(d.status == "failed" for d in session.exec(select(Delivery)))
-        assert all(n.status == "failed" for n in session.exec(select(Notification)))
+        lists = session.exec(select(OutboxMessage).where(OutboxMessage.kind == OutboxKind.TEAM_LIST)).all()
+        texts = session.exec(select(OutboxMessage).where(OutboxMessage.kind != OutboxKind.TEAM_LIST)).all()
+        assert lists and texts and all(m.status == "failed" for m in lists + texts)
 
 
 def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_path, smtp, solapi):

@@ -17,7 +17,7 @@ from safecall.campaign import load_campaign
 from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import DeliveryError, SmsMessage, SolapiSms, build_sms, euc_kr_bytes
 from safecall.settings import SmsSettings, load_instance
-from safecall.store import Notification, VisitTask
+from safecall.store import OutboxMessage, VisitTask
 from solapi_fake import API_KEY, API_SECRET, PF_ID, SENDER, FakeSolapi, sms_table
 
 GUARDIAN = "+821009990002"
@@ -106,16 +106,16 @@ def test_a_server_error_or_no_server_is_a_delivery_error(solapi):
 def queue_one(cli, *, template: str | None = None, body: str = "[안심콜] 홍길동님 안부") -> None:
     variables = json.dumps({"name": "홍길동", "callback": "02-2148-1234"}, ensure_ascii=False) if template else None
     with cli.db().transaction() as session:
-        session.add(Notification(key="guardian:person:1:week:2026-11-23", channel="sms", recipient=GUARDIAN, body=body,
+        session.add(OutboxMessage(key="guardian:person:1:week:2026-11-23", kind="guardian_text", channel="sms", recipient=GUARDIAN, body=body,
                                  next_try_at=cli.clock.now(), template=template, variables=variables))
 
 
-def note_of(cli) -> Notification:
+def note_of(cli) -> OutboxMessage:
     with cli.db().session() as session:
-        return session.exec(select(Notification)).one()
+        return session.exec(select(OutboxMessage)).one()
 
 
-def tick(cli, sms, minutes: float = 0) -> Notification:
+def tick(cli, sms, minutes: float = 0) -> OutboxMessage:
     cli.clock.set(cli.clock.now() + timedelta(minutes=minutes))
     send_notifications(cli.db(), load_instance(cli.root, ENV).settings, None, sms, now=cli.clock.now())
     return note_of(cli)
@@ -229,7 +229,7 @@ def test_one_text_per_person_per_week_across_two_runs(cli, solapi, tmp_path):
     assert texts[0]["text"] == "[안심콜] 무응답님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 02-2148-1234"
     assert euc_kr_bytes(texts[0]["text"]) <= 90
     with cli.db().session() as session:
-        [note] = session.exec(select(Notification).where(Notification.channel == "sms")).all()
+        [note] = session.exec(select(OutboxMessage).where(OutboxMessage.channel == "sms")).all()
     assert note.key == f"guardian:person:{tasks[0].person_id}:week:2026-11-23"
 
 

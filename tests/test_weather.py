@@ -14,7 +14,7 @@ from kma_fake import AUTH_KEY, FakeKma
 from safecall.scheduler import Scheduler
 from safecall.services import Services
 from safecall.settings import WeatherSettings, load_instance
-from safecall.store import CampaignRun, Notification, RunMember, Signal
+from safecall.store import CampaignRun, OutboxMessage, RunMember, Signal
 from safecall.weather import KmaWeather, WeatherError, parse_advisories
 
 REGION = "L1100100"  # the office's 특보구역 in these tests (서울동북권)
@@ -89,7 +89,7 @@ def test_an_advisory_launches_one_check_of_the_people_at_higher_risk_and_tells_t
     assert run.label == "weather-L1100100-cold-202611230700" and len(members) == 2
     with cli.db().session() as session:
         assert {s.kind for s in session.exec(select(Signal))} == {"weather"}
-        told = {n.recipient: n for n in session.exec(select(Notification).where(Notification.key.startswith("weather:")))}
+        told = {n.recipient: n for n in session.exec(select(OutboxMessage).where(OutboxMessage.key.startswith("weather:")))}
     assert {"officer1@example.org", "team2@example.org", "team3@example.org"} <= set(told)  # each team's officer
     assert "서울동북권 한파주의보" in told["officer1@example.org"].body and "2명" in told["officer1@example.org"].body
     # Polled again (by hand or by the scheduler): the same advisory launches nothing more.
@@ -130,7 +130,7 @@ def test_dry_run_launches_and_tells_nothing(cli, tmp_path, kma):
     assert "서울동북권 폭염경보 (issued 2026-11-23 07:00): would call 2 people at higher risk." in output
     assert weather_runs(cli) == []
     with cli.db().session() as session:
-        assert session.exec(select(Notification)).all() == [] and session.exec(select(Signal)).all() == []
+        assert session.exec(select(OutboxMessage)).all() == [] and session.exec(select(Signal)).all() == []
 
 
 def test_weather_check_when_off_says_how_to_turn_it_on_and_config_show_hides_the_key(cli, tmp_path, kma):
@@ -154,4 +154,4 @@ def test_a_missing_campaign_fails_before_anything_is_written(cli, tmp_path, kma)
     result = cli("weather", "check", ok=False)
     assert result.exit_code != 0 and "no-such" in result.output
     with cli.db().session() as session:
-        assert session.exec(select(Signal)).all() == [] and session.exec(select(Notification)).all() == []
+        assert session.exec(select(Signal)).all() == [] and session.exec(select(OutboxMessage)).all() == []

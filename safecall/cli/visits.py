@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from safecall.commands import parse_day
+from safecall.domain import SendStatus, TaskStatus
 from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, N_, NUMBER_OUTCOME, OUTCOME
 from safecall.terminal import json_text, markup_safe
 
@@ -95,10 +96,10 @@ def visits_deliveries(ctx: typer.Context, on: Optional[str] = typer.Option(None,
 def print_deliveries(app: AppContext, rows, day, fmt: str = "table") -> None:
     _ = app._
     emit(app, fmt, [_("team"), _("list"), _("status"), _("attempts"), _("last error")],
-         [[d.team, app.texts.word("kind", d.kind), app.texts.word("delivery", d.status), d.attempts, d.last_error or ""] for d in rows],
-         [{"team": d.team, "kind": d.kind, "status": d.status, "attempts": d.attempts, "last_error": d.last_error} for d in rows],
+         [[d.team, app.texts.word("kind", d.list_kind), app.texts.word("delivery", d.status), d.attempts, d.last_error or ""] for d in rows],
+         [{"team": d.team, "kind": d.list_kind, "status": d.status, "attempts": d.attempts, "last_error": d.last_error} for d in rows],
          title=_("Deliveries for {day}").format(day=day))
-    if any(d.status == "failed" for d in rows):
+    if any(d.status == SendStatus.FAILED for d in rows):
         warning = _("some lists were not delivered; fix the cause and run 'safecall visits deliver'")
         app.err.print("[red]" + markup_safe(warning) + "[/red]")
 
@@ -120,7 +121,7 @@ def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task
     services = app.services()
     recorded = record_outcome(services.db, task, chosen, now=services.now(), tz=services.instance.tz, note=note, until=pause_until,
                               officer=long_stay, officer_hint=N_("if the welfare officer decided it, add --long-stay"))
-    still = app._("still open (not home)") if recorded.status == "open" else app._("closed")
+    still = app._("still open (not home)") if recorded.status == TaskStatus.OPEN else app._("closed")
     app.say(app._("Task {task}: {outcome}; {state}.").format(task=task, outcome=app.texts.word("outcome", chosen), state=still))
 
 

@@ -8,12 +8,11 @@ from safecall.store.models import (
     AuditEvent,
     CampaignRun,
     CheckinLink,
-    Delivery,
     HelpCall,
     LoginCount,
     Disposition,
     MemberState,
-    Notification,
+    OutboxMessage,
     Person,
     RunMember,
     RunState,
@@ -28,6 +27,6 @@ from safecall.store.models import (
 
 __all__ = [
     "DISPOSITION_KOREAN", "FINAL_STATES", "AttemptStatus", "RunState", "TaskKind", "TaskStatus",
-    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "CheckinLink", "Database", "Delivery", "HelpCall", "Disposition", "MemberState",
-    "Notification", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
+    "Attempt", "AuditChain", "AuditEvent", "LoginCount", "WebSession", "CampaignRun", "CheckinLink", "Database", "HelpCall", "Disposition", "MemberState",
+    "OutboxMessage", "Person", "Signal", "RunMember", "StoreError", "VisitTask", "WebUser", "audit", "current_actor", "person_attempts", "real_now",
 ]

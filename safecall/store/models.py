@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import AutoString, Field, SQLModel, select
 
 from safecall.domain import (  # noqa: F401  (re-exported: the store's callers name them here too)
-    ANSWERED, DISPOSITION_KOREAN, FINAL_STATES, AttemptStatus, Disposition, MemberState, PersonStatus, RunState, SendStatus,
-    TaskKind, TaskStatus, WebRole)
+    ANSWERED, DISPOSITION_KOREAN, FINAL_STATES, AttemptStatus, Channel, Disposition, MemberState, OutboxKind, PersonStatus,
+    RunState, SendStatus, TaskKind, TaskStatus, WebRole)
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -221,42 +221,37 @@ class WebUser(SQLModel, table=True):
     created_at: datetime = utc_field()
 
 
-class Delivery(SQLModel, table=True):
-    """One team's list for one day by e-mail: retried until sent, never dropped silently."""
+class OutboxMessage(SQLModel, table=True):
+    """A message to someone outside (a guardian's text, an officer's alert, a team's daily list, a check-in link, a
+    pre-call notice), sent once under `key` and retried until sent, never dropped silently (schema 16: one outbox
+    for what were the notification and delivery tables)."""
 
-    __table_args__ = (sa.UniqueConstraint("day", "team", "kind"),)
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_try_at"),)
     id: int | None = Field(default=None, primary_key=True)
-    day: date
-    team: str
-    kind: TaskKind = Field(sa_type=AutoString)
-    status: SendStatus = Field(default=SendStatus.PENDING, sa_type=AutoString)  # failed: gave up; `visits deliver` re-sends
-    attempts: int = 0
-    last_error: str | None = None
-    next_try_at: datetime | None = utc_field(default=None)
-    sent_at: datetime | None = utc_field(default=None)
-    files: str = ""
-
-
-class Notification(SQLModel, table=True):
-    """A message to a guardian or officer, sent once: `key` names what it is about."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True)  # e.g. guardian:person:5:week:2026-11-23, officer-overdue:task:9
-    channel: str  # sms or email
-    recipient: str
-    body: str
-    # pending; sent (handed over; an SMS waits for its delivery report); delivered; failed (still retried)
+    # e.g. guardian:person:5:week:2026-11-23, officer-overdue:task:9, team-list:2026-11-25:1팀:visit
+    key: str = Field(unique=True)
+    kind: OutboxKind = Field(sa_type=AutoString)
+    channel: Channel = Field(sa_type=AutoString)
+    recipient: str = ""  # a team list's address is read from the settings when it is sent
+    body: str = ""  # a team list's text is written when it is sent, from its files
+    # pending; sent (handed over; an SMS waits for its delivery report); delivered; failed (gave up: shown, still retried)
     status: SendStatus = Field(default=SendStatus.PENDING, sa_type=AutoString)
     attempts: int = 0
     last_error: str | None = None
-    next_try_at: datetime | None = utc_field(default=None)
+    next_try_at: datetime | None = utc_field(default=None)  # also the claim of the one sender handing it over
     sent_at: datetime | None = utc_field(default=None)
-    # A guardian text may go as 알림톡: which of the campaign's texts it is and its variables (JSON: name, callback).
+    # A text may go as 알림톡: which of the campaign's texts it is and its variables (JSON: name, callback).
     template: str | None = None
     variables: str | None = None
     provider_id: str | None = None  # the SMS provider's message id, to read its delivery report
     delivery_status: str | None = None  # the provider's last report, e.g. "4000 발송 처리 완료 (SMS)"
     delivered_at: datetime | None = utc_field(default=None)
+    # A team list (kind team_list): the day, the team, which list, and the files written for it.
+    day: date | None = None
+    team: str | None = None
+    list_kind: TaskKind | None = Field(default=None, sa_type=AutoString)
+    files: str = ""
 
 
 class Signal(SQLModel, table=True):
