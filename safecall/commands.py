@@ -11,6 +11,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
+from safecall.domain import RunState
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import N_
 from safecall.stopping import stop_on_signals
@@ -81,7 +82,7 @@ def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]
     """The run asked for, or every open run."""
     from safecall.runs import list_runs
 
-    runs = [r for r in list_runs(services.db) if (r.id == run_id if run_id is not None else r.status == "open")]
+    runs = [r for r in list_runs(services.db) if (r.id == run_id if run_id is not None else r.status == RunState.OPEN)]
     if not runs:
         if run_id is not None:
             raise NotFoundError(N_("no run {run}"), run=run_id)

@@ -17,6 +17,7 @@ from datetime import date
 
 from sqlmodel import select
 
+from safecall.domain import Disposition, PersonStatus, RunState
 from safecall.store import Attempt, CampaignRun, Database, Person, RunMember
 
 WINDOW, RECENT, MIN_BASELINE = 8, 3, 4  # weeks: looked at, compared, needed before them
@@ -81,7 +82,7 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
     with db.session() as session:
         query = (select(Attempt, RunMember.person_id, CampaignRun.week_start)
                  .join(RunMember, RunMember.id == Attempt.member_id).join(CampaignRun, CampaignRun.id == Attempt.run_id)
-                 .where(CampaignRun.label == "weekly", CampaignRun.status == "closed", Attempt.inbound == False))  # noqa: E712
+                 .where(CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED, Attempt.inbound == False))  # noqa: E712
         if person_ids is not None:
             query = query.where(RunMember.person_id.in_(person_ids))
         rows = list(session.exec(query))
@@ -97,12 +98,12 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
 def measures_of(week: date, attempts: list[Attempt]) -> WeekMeasures:
     attempts = sorted(attempts, key=lambda a: a.number)
     answered = next((a for a in attempts if a.answered_at is not None and a.disposition in
-                     ("acknowledged", "help_requested", "answered_no_key")), None)
+                     (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY)), None)
     ring = (answered.answered_at - answered.placed_at).total_seconds() if answered else None
     key = (answered.keyed_at - answered.answered_at).total_seconds() if answered and answered.keyed_at else None
     # A week nobody answered is a visit's matter, not a drift: it counts for no measure.
     calls = float(answered.number) if answered else None
-    unclear = 1.0 if answered and answered.disposition in ("help_requested", "answered_no_key") else 0.0
+    unclear = 1.0 if answered and answered.disposition in (Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY) else 0.0
     return WeekMeasures(week, ring, key, calls, unclear)
 
 
@@ -114,6 +115,6 @@ def drift_flags(db: Database, person_ids: list[int] | None = None) -> list[Drift
         for person_id, weeks in series.items():
             found = changes(weeks)
             person = session.get(Person, person_id) if found else None
-            if person is not None and person.status == "active":
+            if person is not None and person.status == PersonStatus.ACTIVE:
                 flags.append(DriftFlag(person_id, person.name, person.team, min(len(weeks), WINDOW), found))
     return sorted(flags, key=lambda f: (f.team, f.name, f.person_id))

@@ -12,6 +12,7 @@ import holidays as holidays_lib
 from pydantic import Field, field_validator, model_validator
 
 from safecall import phones
+from safecall.domain import Disposition
 from safecall.errors import ConfigError
 from safecall.policy import CallingCalendar, parse_clock_time
 from safecall.configfiles import Strict, parse_model
@@ -137,7 +138,7 @@ class IvrFlow(Strict):
         for key in digits:
             if key not in "0123456789*#" or len(key) != 1:
                 raise ValueError(f"{key!r} is not one telephone key (0-9, * or #)")
-        if "acknowledged" not in {d.outcome for d in digits.values()}:
+        if Disposition.ACKNOWLEDGED not in {d.outcome for d in digits.values()}:
             raise ValueError("no digit means 'acknowledged'")
         return digits
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from safecall import helpline
 from safecall.campaign import CampaignDef
-from safecall.domain import ANSWERED, CHECKIN_DIGIT
+from safecall.domain import ANSWERED, CHECKIN_DIGIT, PersonStatus
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, narrowed, retry_at
 from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
@@ -96,9 +96,9 @@ def is_dialable(person: Person, today: date) -> bool:
     """Consented, active (or pause over) people only; everyone else is stored but never called."""
     if person.consent_date is None or person.consent_date > today:
         return False
-    if person.status == "closed":
+    if person.status == PersonStatus.CLOSED:
         return False
-    if person.status == "paused" and (person.paused_until is None or person.paused_until >= today):
+    if person.status == PersonStatus.PAUSED and (person.paused_until is None or person.paused_until >= today):
         return False
     return True
 
@@ -106,8 +106,8 @@ def is_dialable(person: Person, today: date) -> bool:
 def dialable_clause(today: date) -> list:
     """is_dialable as SQL, for enrolling a whole roster in one statement; the two must agree (tested)."""
     return [
-        Person.consent_date.is_not(None), Person.consent_date <= today, Person.status != "closed",
-        sa.not_(sa.and_(Person.status == "paused", sa.or_(Person.paused_until.is_(None), Person.paused_until >= today))),
+        Person.consent_date.is_not(None), Person.consent_date <= today, Person.status != PersonStatus.CLOSED,
+        sa.not_(sa.and_(Person.status == PersonStatus.PAUSED, sa.or_(Person.paused_until.is_(None), Person.paused_until >= today))),
     ]
 
 

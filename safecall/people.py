@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from safecall.domain import CHECKIN_DIGIT
+from safecall.domain import CHECKIN_DIGIT, PersonStatus
 from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_, Texts
 from safecall.store import Attempt, Database, Person, audit, person_attempts
@@ -82,17 +82,17 @@ def pause(db: Database, ref: str, *, until: date, today: date, now: datetime) ->
         raise InputError(N_("--until {until} is in the past"), until=until)
 
     def apply(person: Person) -> None:
-        if person.status == "closed":
+        if person.status == PersonStatus.CLOSED:
             raise InputError(N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
                              id=person.id, reason=Keyword("reason", person.closed_reason))
-        person.status, person.paused_until = "paused", until
+        person.status, person.paused_until = PersonStatus.PAUSED, until
 
     return _change(db, ref, now, "person.pause", f"until={until}", apply)
 
 
 def resume(db: Database, ref: str, *, now: datetime) -> Person:
     def apply(person: Person) -> None:
-        person.status, person.paused_until, person.closed_reason = "active", None, None
+        person.status, person.paused_until, person.closed_reason = PersonStatus.ACTIVE, None, None
 
     return _change(db, ref, now, "person.resume", "", apply)
 
@@ -102,6 +102,6 @@ def close(db: Database, ref: str, *, reason: str, now: datetime) -> Person:
         raise InputError(N_("unknown reason {reason!r} (use {choices})"), reason=reason, choices=", ".join(CLOSE_REASONS))
 
     def apply(person: Person) -> None:
-        person.status, person.closed_reason, person.paused_until = "closed", reason, None
+        person.status, person.closed_reason, person.paused_until = PersonStatus.CLOSED, reason, None
 
     return _change(db, ref, now, "person.close", f"reason={reason}", apply)

@@ -37,6 +37,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from safecall.domain import RunState
 from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, member_histories
@@ -286,7 +287,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     the classes say who is likely to be a visit in either order; the order only paces the first calls."""
     with db.engine.connect() as connection:
         last = connection.execute(sa.select(CampaignRun).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == "closed",
+            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED,
             CampaignRun.week_start < week).order_by(CampaignRun.week_start.desc())).first()
         if last is None:
             return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, seconds_by_call=DEFAULT_SECONDS_BY_CALL)

@@ -13,7 +13,7 @@ from safecall import sheets
 from safecall.glossary import REPORT
 from safecall.i18n import N_, korean
 
-from safecall.domain import CHECKIN_DIGIT
+from safecall.domain import CHECKIN_DIGIT, TaskKind
 from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
 
 REPORT_SHEET = REPORT["sheet"]  # the sheet's name in the office's words
@@ -83,7 +83,7 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
             elif member.state == MemberState.UNREACHABLE:
                 row.unreachable += 1
         tasks = select(VisitTask, Person, CampaignRun).join(Person, Person.id == VisitTask.person_id).join(
-            CampaignRun, CampaignRun.id == VisitTask.run_id).where(VisitTask.kind == "visit")
+            CampaignRun, CampaignRun.id == VisitTask.run_id).where(VisitTask.kind == TaskKind.VISIT)
         for task, person, run in session.exec(tasks):
             row = rows.get((run.campaign, run.week_start, person.dong))
             if row is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from safecall.domain import PersonStatus, TaskStatus
 from safecall import phones, tables
 from safecall.errors import InputError, Message, message_of
 from safecall.i18n import N_
@@ -220,7 +221,7 @@ def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str
     # give up theirs here; a closed person's number may have gone to someone else).
     keys_in_file = {person.get("person_key") for person in people}
     holder_of_phone = {row.phone: row for key, row in (stored or {}).items()
-                       if key not in keys_in_file and row.phone and row.status != "closed"}
+                       if key not in keys_in_file and row.phone and row.status != PersonStatus.CLOSED}
     for person in people:
         key = person.get("person_key")
         if key:
@@ -349,7 +350,7 @@ def _move_open_tasks(session, team_of: dict[int, str], now: datetime) -> int:
     ids = list(team_of)
     for start in range(0, len(ids), 900):  # IN lists below SQLite's bound-parameter limit
         for task_id, person_id, old_team in connection.execute(sa.select(task_table.c.id, task_table.c.person_id, task_table.c.team).where(
-                task_table.c.person_id.in_(ids[start:start + 900]), task_table.c.status == "open")):
+                task_table.c.person_id.in_(ids[start:start + 900]), task_table.c.status == TaskStatus.OPEN)):
             new_team = team_of[person_id]
             if new_team and new_team != old_team:
                 moves.append({"task_id": task_id, "team": new_team, "moved_from": old_team})

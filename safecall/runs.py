@@ -62,7 +62,7 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
         # People still being called by another open run of the campaign (last week's, whose first calls may have
         # moved past a holiday into this week) are left to it, so nobody is called by two runs at once.
         still_open = select(RunMember.person_id).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.status == "open",
+            CampaignRun.campaign == campaign.name, CampaignRun.status == RunState.OPEN,
             RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
         chosen = [*_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open)]
         if only_people is not None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, Literal
 
+from safecall.domain import Disposition
+
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
 
@@ -279,26 +281,26 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             risk.append(said)
             continue
         negators = []
-        if claim.list in ("help_requested", "acknowledged", "activities"):  # what negation turns around
+        if claim.list in (Disposition.HELP_REQUESTED, Disposition.ACKNOWLEDGED, "activities"):  # what negation turns around
             negators = [j for j in (negator_before(claim.start), *claim.negators, negator_after(claim.end)) if j is not None]
         for j in negators:
             used[j] = True
         negated = len(negators) % 2 == 1
         if len(negators) == 2:
             unclear.append(f"이중 부정 '{said}'")
-        elif claim.list == "acknowledged" and negated and all(w.kind == "I" or w.tag == "NP" for w in words[claim.start:claim.end]):
+        elif claim.list == Disposition.ACKNOWLEDGED and negated and all(w.kind == "I" or w.tag == "NP" for w in words[claim.start:claim.end]):
             unclear.append(f"긍정과 부정이 함께: '{said}'")  # 네 아니에요
-        elif claim.list == "help_requested" and not negated and (j := word_after(claim.end)) is not None \
+        elif claim.list == Disposition.HELP_REQUESTED and not negated and (j := word_after(claim.end)) is not None \
                 and (words[j].form, words[j].kind) in _ABSENT:
             used[j] = True
             unclear.append(f"'{said} {words[j]}'")  # 필요 없어요: not a call for help, and not a statement of being well
-        elif claim.list == "help_requested":
+        elif claim.list == Disposition.HELP_REQUESTED:
             hedge = negated and next(filter(None, (_hedge(words[k], tokens) for k in (claim.end - 1, *negators))), None)
             if hedge:
                 unclear.append(f"단정이 아님: {hedge}")  # 아프지는 않아요, 안 아팠어요
             else:
                 (well if negated else help_).append(f"'{said}'" + (" 부정" if negated else ""))
-        elif claim.list == "acknowledged":
+        elif claim.list == Disposition.ACKNOWLEDGED:
             hedge = not negated and _hedge(words[claim.end - 1], tokens)
             if hedge:
                 unclear.append(f"단정이 아님: {hedge}")  # 괜찮았어요, 괜찮을 거예요, 잘 지내야죠

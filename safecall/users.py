@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from zxcvbn import zxcvbn
 
+from safecall.domain import WebRole
 from safecall.errors import InputError, NotFoundError
 from safecall.glossary import ROLE as ROLE_WORDS
 from safecall.i18n import N_
@@ -72,11 +73,11 @@ def add_user(db: Database, username: str, password: str, *, role: str, team: str
              actor: str | None = None) -> WebUser:
     if role not in ROLES:
         raise InputError(N_("unknown role {role!r} (use {choices})"), role=role, choices=", ".join(ROLES))
-    if role == "team" and team not in teams:
+    if role == WebRole.TEAM and team not in teams:
         if not team:
             raise InputError(N_("a team member needs --team, one of: {teams}"), teams=", ".join(teams))
         raise InputError(N_("no team {team!r} in config/safecall.toml (teams: {teams})"), team=team, teams=", ".join(teams))
-    if role != "team" and team:
+    if role != WebRole.TEAM and team:
         raise InputError(N_("only a team member (--role team) belongs to one team"))
     username = check_username(username)
     _check_password(password, username)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import func, select
 
+from safecall.domain import PersonStatus, TaskKind, TaskStatus
 from safecall import phones, sheets
 from safecall.errors import InputError, Keyword, Message, NotFoundError
 from safecall.glossary import COLUMN, REASON
@@ -109,7 +110,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
     """
     if kind not in KINDS:
         raise InputError(N_("unknown list kind {kind!r} (use visit or callback)"), kind=kind)
-    where = [VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
+    where = [VisitTask.status == TaskStatus.OPEN, VisitTask.kind == kind, VisitTask.created_on <= on,
              sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
     # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
     with db.engine.connect() as connection:
@@ -167,9 +168,9 @@ def moved_from_text(team: str | None) -> str:
     return f"{team}에서 이관" if team else ""
 def list_reason(task: VisitTask, attempts: list[Attempt]) -> str:
     """Why the person is on the list. A number that does not exist is said first: it is not a non-answer."""
-    if task.kind == "number":
+    if task.kind == TaskKind.NUMBER:
         return REASON["number_check"]
-    if task.kind == "callback":
+    if task.kind == TaskKind.CALLBACK:
         return REASON["help_requested"]
     parts = []
     if any(a.disposition == Disposition.INVALID_NUMBER for a in attempts):
@@ -191,7 +192,7 @@ def visit_notes(connection, person_ids: list[int]) -> dict[int, list[tuple[int, 
     for chunk in _chunks(person_ids):
         for task_id, person_id, note in connection.execute(
                 sa.select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
-                    VisitTask.person_id.in_(chunk), VisitTask.kind == "visit", VisitTask.note.is_not(None))
+                    VisitTask.person_id.in_(chunk), VisitTask.kind == TaskKind.VISIT, VisitTask.note.is_not(None))
                 .order_by(VisitTask.id.desc())):
             notes.setdefault(person_id, []).extend((task_id, line) for line in _newest_first(note))
     return notes
@@ -337,7 +338,7 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
         if outcome not in allowed:
             raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=task.kind,
                              choices=", ".join(allowed))
-        if task.status == "closed":
+        if task.status == TaskStatus.CLOSED:
             raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id,
                              outcome=Keyword("outcome", task.outcome))
         person = session.get(Person, task.person_id)
@@ -346,10 +347,10 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
                             # not home: off today's open list at once, first on tomorrow's
                             revisit_on=local.date() + timedelta(days=1) if outcome == "not_home" else None)
         if outcome == "hospitalised":
-            person.status = "paused"
+            person.status = PersonStatus.PAUSED
             person.paused_until = until or (local.date() + timedelta(days=HOSPITAL_DEFAULT_DAYS))
         elif outcome in ("deceased", "moved"):
-            person.status, person.closed_reason = "closed", outcome
+            person.status, person.closed_reason = PersonStatus.CLOSED, outcome
         person.updated_at = now
         session.add_all([task, person])
         audit(session, at=now, action="visit.record", subject=f"task {task_id}",

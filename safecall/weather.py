@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlmodel import select
 
+from safecall.domain import PersonStatus
 from safecall.errors import SafeCallError
 from safecall.events import log_event
 from safecall.settings import WeatherSettings
@@ -146,7 +147,7 @@ def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> 
     services.campaign(weather.campaign)  # a campaign that cannot be loaded fails here, before anything is written
     ours = [a for a in source.advisories() if a.region_id in weather.regions and a.kind in weather.kinds]
     with db.session() as session:
-        people = sorted(session.exec(select(Person.id).where(Person.status == "active", Person.risk >= weather.min_risk)).all())
+        people = sorted(session.exec(select(Person.id).where(Person.status == PersonStatus.ACTIVE, Person.risk >= weather.min_risk)).all())
         launched = {r.label: r.id for r in session.exec(select(CampaignRun).where(CampaignRun.label.startswith("weather-")))}
     checks = []
     for advisory in ours:

@@ -10,6 +10,7 @@ import typer
 
 from safecall import commands
 from safecall.commands import parse_day
+from safecall.domain import RunState
 from safecall.errors import InputError
 from safecall.terminal import add_row, json_text, plain, table
 
@@ -217,7 +218,7 @@ def rules_note(app: AppContext, instance: Instance, run) -> Optional[str]:
 
     current = files_snapshot_if_valid(instance, run.campaign)
     changed = kept_differences(run, current)
-    if changed is None and current is None and run.status == "open":
+    if changed is None and current is None and run.status == RunState.OPEN:
         return app._("The files of campaign {campaign} are not valid now (see 'safecall campaign validate {campaign}'); "
                      "run {run} keeps the rules it was launched with.").format(campaign=run.campaign, run=run.id)
     if not changed:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import typer
 
+from safecall.domain import TaskKind
 from safecall.cli.context import FORMAT_HELP, check_format, emit, group, state
 
 weather_app = group("Weather-triggered checks: the Korea Meteorological Administration's heat and cold wave advisories.")
@@ -37,7 +38,7 @@ def report_safety_clock(ctx: typer.Context,
             count=summary.count, waiting=summary.waiting, median=hours_text(summary.median), p95=hours_text(summary.p95)))
     _ = app._
     emit(app, fmt, [_("task"), _("person"), _("team"), _("list"), _("waiting since"), _("waited"), _("escalated to")],
-         [[w.task_id, w.name, w.team, _("call-back") if w.kind == "callback" else _("visit"),
+         [[w.task_id, w.name, w.team, _("call-back") if w.kind == TaskKind.CALLBACK else _("visit"),
            w.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), hours_text(w.elapsed), RUNG_KOREAN[w.rung]]
           for w in summary.longest], records, title=_("Waiting longest"))
 

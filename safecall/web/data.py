@@ -8,6 +8,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import select
 
+from safecall.domain import RunState, TaskKind, TaskStatus
 from safecall.runs import RunStatus, run_status
 from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, person_attempts
 
@@ -46,10 +47,10 @@ def callbacks(db: Database, *, since: date) -> tuple[list[CallbackItem], list[Ca
     """(open callbacks, callbacks closed since `since`): words of risk (위험 발언) first, then oldest first."""
     with db.session() as session:
         rows = session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.kind == "callback").order_by(VisitTask.risk_speech.desc(), VisitTask.created_at, VisitTask.id))
+            VisitTask.kind == TaskKind.CALLBACK).order_by(VisitTask.risk_speech.desc(), VisitTask.created_at, VisitTask.id))
         items = [CallbackItem(task, person) for task, person in rows]
-    return ([i for i in items if i.task.status == "open"],
-            [i for i in items if i.task.status == "closed" and i.task.created_on >= since])
+    return ([i for i in items if i.task.status == TaskStatus.OPEN],
+            [i for i in items if i.task.status == TaskStatus.CLOSED and i.task.created_on >= since])
 
 
 @dataclass
@@ -77,5 +78,5 @@ def person_history(db: Database, person_id: int) -> PersonHistory | None:
 
 def open_runs(db: Database) -> list[RunStatus]:
     with db.session() as session:
-        ids = list(session.exec(select(CampaignRun.id).where(CampaignRun.status == "open").order_by(CampaignRun.id)))
+        ids = list(session.exec(select(CampaignRun.id).where(CampaignRun.status == RunState.OPEN).order_by(CampaignRun.id)))
     return [run_status(db, run_id) for run_id in ids]

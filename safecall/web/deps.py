@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
+from safecall.domain import WebRole
 from safecall.audit import log_access
 from safecall.services import Services
 from safecall.store import WebUser
@@ -100,13 +101,13 @@ def current_user(request: Request) -> WebUser:
 
 
 def officer(user: WebUser = Depends(current_user)) -> WebUser:
-    if user.role != "officer":
+    if user.role != WebRole.OFFICER:
         raise HTTPException(403, "복지 담당자만 볼 수 있습니다.")
     return user
 
 
 def admin(user: WebUser = Depends(current_user)) -> WebUser:
-    if user.role != "admin":
+    if user.role != WebRole.ADMIN:
         raise HTTPException(403, "관리자만 볼 수 있습니다.")
     return user
 
@@ -117,7 +118,7 @@ Admin = Annotated[WebUser, Depends(admin)]
 
 
 def may_see_team(teams: list[str], user: WebUser, team: str) -> None:
-    if user.role == "team" and user.team != team or user.role == "admin" or team not in teams:
+    if user.role == WebRole.TEAM and user.team != team or user.role == WebRole.ADMIN or team not in teams:
         raise HTTPException(403, "이 팀의 명단을 볼 권한이 없습니다.")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 
+from safecall.domain import TaskKind, WebRole
 from safecall import helpline, safety_clock
 from safecall.errors import InputError, NotFoundError, translated
 from safecall.i18n import korean
@@ -38,7 +39,7 @@ def day_param(services: Services, text: str | None) -> date:
 
 def note_kinds(user: WebUser) -> tuple[str, ...]:
     """A team sees visit notes only: an officer's call-back notes (what the person said on the phone) stay officers'."""
-    return ("visit", "callback") if user.role == "officer" else ("visit",)
+    return (TaskKind.VISIT, TaskKind.CALLBACK) if user.role == WebRole.OFFICER else (TaskKind.VISIT,)
 
 
 def saved_message(services: Services, user: WebUser, saved: int | None, kind: str) -> str | None:
@@ -49,7 +50,7 @@ def saved_message(services: Services, user: WebUser, saved: int | None, kind: st
     if found is None or found[0].kind != kind or found[0].outcome is None:
         return None
     task, person = found
-    if user.role == "team" and task.team != user.team:
+    if user.role == WebRole.TEAM and task.team != user.team:
         return None
     return confirmation(person.name, task.outcome, person.paused_until)
 
@@ -66,7 +67,7 @@ def team_list(request: Request, services: Svc, teams: Teams, user: User, team: s
     may_see_team(teams, user, team)
     db = services.db
     on, page = day_param(services, day), max(1, page)
-    total, rows = task_rows(db, services.instance.tz, on=on, kind="visit", team=team, offset=(page - 1) * PAGE, limit=PAGE)
+    total, rows = task_rows(db, services.instance.tz, on=on, kind=TaskKind.VISIT, team=team, offset=(page - 1) * PAGE, limit=PAGE)
     notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows}, kinds=("visit",))
     logged(services, user, "web.view", f"team {team} visit list", f"day={on} page={page} tasks={len(rows)}")
     return render(request, "team.html", team=team, day=on, rows=rows, notes=notes, total=total, page=page,
@@ -89,7 +90,7 @@ def task_for(services: Services, teams: list[str], user: WebUser, task_id: int) 
         task = session.get(VisitTask, task_id)
     if task is None:
         raise HTTPException(404, "그런 과제가 없습니다.")
-    if task.kind == "callback" and user.role != "officer":
+    if task.kind == TaskKind.CALLBACK and user.role != WebRole.OFFICER:
         raise HTTPException(403, "복지 담당자만 볼 수 있습니다.")
     may_see_team(teams, user, task.team)
     return task
@@ -123,11 +124,11 @@ def show_task(request: Request, services: Services, teams: list[str], user: WebU
     today = services.today()
     return render(request, "task.html", status_code, task=task, person=history.person,
                   attempts=[a for a in history.attempts if a.run_id == task.run_id],
-                  notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == "callback" else OUTCOMES, error=error,
-                  help_calls=helpline.help_calls(services.db, task.run_id, task.person_id) if task.kind == "callback" else [],
+                  notes=notes, outcomes=CALLBACK_OUTCOMES if task.kind == TaskKind.CALLBACK else OUTCOMES, error=error,
+                  help_calls=helpline.help_calls(services.db, task.run_id, task.person_id) if task.kind == TaskKind.CALLBACK else [],
                   clock=waiting(services, task.run_id).get(task.id),
                   today=today,  # the browser's bounds of the hospital date; the server checks them again
-                  latest_until=today + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == "officer" else HOSPITAL_MAX_DAYS))
+                  latest_until=today + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == WebRole.OFFICER else HOSPITAL_MAX_DAYS))
 
 
 @router.post("/task/{task_id}/outcome", dependencies=CSRF)
@@ -142,11 +143,11 @@ def task_record(request: Request, services: Svc, teams: Teams, user: User, task_
                          error=[f"입원 종료일: 날짜 {until!r}가 올바르지 않습니다. 저장하지 않았습니다."])
     try:
         record_outcome(services.db, task_id, outcome, now=services.now(), tz=services.instance.tz, note=note.strip() or None,
-                       until=until_day, actor=f"web:{user.username}", team=user.team if user.role == "team" else None,
-                       officer=user.role == "officer")
+                       until=until_day, actor=f"web:{user.username}", team=user.team if user.role == WebRole.TEAM else None,
+                       officer=user.role == WebRole.OFFICER)
     except (InputError, NotFoundError) as exc:
         gettext = korean().gettext
         return show_task(request, services, teams, user, task_id, status_code=400,
                          error=[exc.translated(gettext)] + [translated(p, gettext) for p in getattr(exc, "problems", [])])
-    return RedirectResponse(f"/callbacks?saved={task_id}" if task.kind == "callback" else f"/team/{task.team}?saved={task_id}",
+    return RedirectResponse(f"/callbacks?saved={task_id}" if task.kind == TaskKind.CALLBACK else f"/team/{task.team}?saved={task_id}",
                             status_code=303)
