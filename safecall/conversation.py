@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from safecall.domain import Disposition
 from safecall.ivr import HELP_CLOSING, IvrFlow
 from safecall.speech import judge
 
@@ -270,7 +271,7 @@ class Conversation:
             store = self._store
             if not event.ok:
                 return self._over((HANG_UP_UNSTORED,))
-            if store.outcome == "help_requested" and self.flow.help_line is not None and not self.with_officer:
+            if store.outcome == Disposition.HELP_REQUESTED and self.flow.help_line is not None and not self.with_officer:
                 return self._help()
             meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(store.outcome)  # a key's own, or speech's
             # A flow without a help key still has its no-answer closing; never the thanks for being well.

@@ -116,7 +116,7 @@ def test_migrations_go_down_and_up_again(cli, database_url):
 
 @pytest.mark.both_databases
 def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_back(cli, database_url):
-    """Schema 16: a database at 0014 with guardian texts, officer alerts, a check-in link, a pre-call notice and team
+    """Schema 16: a database at 0015 with guardian texts, officer alerts, a check-in link, a pre-call notice and team
     lists moves every row into the outbox by the real alembic upgrade, sent on as before; a downgrade moves them back."""
     cli("recipients", "list")
     db = cli.db()
@@ -131,7 +131,7 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
         with db.engine.connect() as connection:
             return [tuple(row) for row in connection.execute(sa.text(sql))]
 
-    migrate(command.downgrade, "0014")
+    migrate(command.downgrade, "0015")
     at = "2026-11-25 00:30:00"
     with db.engine.begin() as connection:
         connection.execute(sa.text(
@@ -183,7 +183,7 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
     with db.session() as session:
         assert len(session.exec(sa.select(OutboxMessage.id)).all()) == 7
 
-    migrate(command.downgrade, "0014")
+    migrate(command.downgrade, "0015")
     assert "outbox" not in sa.inspect(db.engine).get_table_names()
     assert rows("SELECT id, key, channel, status, attempts, template, delivery_status FROM notification ORDER BY id")[:4] == [
         (3, "guardian:person:1:week:2026-11-23", "sms", "delivered", 1, "guardian_unreachable", "4000 발송 처리 완료 (SMS)"),

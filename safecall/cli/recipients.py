@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from safecall.commands import parse_day
+from safecall.domain import PersonStatus
 from safecall.errors import translated
 from safecall.i18n import CLOSE_REASON, PERSON_STATUS
 from safecall.terminal import add_row, table
@@ -48,7 +49,7 @@ def person_state(app: AppContext, p) -> str:
         words += app._(" until {day}").format(day=p.paused_until)
     if p.closed_reason:
         words += f" ({app.texts.word('reason', p.closed_reason)})"
-    elif p.status == "active" and (p.consent_date is None or p.consent_date > app.services().today()):
+    elif p.status == PersonStatus.ACTIVE and (p.consent_date is None or p.consent_date > app.services().today()):
         words += app._(" (no consent: not called)")  # on the roster, but no run calls them (as the import said)
     return words
 

@@ -17,6 +17,7 @@ from urllib.request import Request, urlopen
 from sqlmodel import select
 
 from safecall.telephony.twilio.refs import TWILIO_REF
+from safecall.domain import TaskKind
 from safecall.settings import Instance
 from safecall.store import Database, HelpCall, VisitTask
 
@@ -36,7 +37,7 @@ def message_audio(instance: Instance, db: Database, task: VisitTask, help_id: in
     with db.session() as session:
         row = session.exec(select(HelpCall).where(HelpCall.id == help_id, HelpCall.run_id == task.run_id,
                                                   HelpCall.person_id == task.person_id)).first()
-    if task.kind != "callback" or row is None or not row.message_ref:
+    if task.kind != TaskKind.CALLBACK or row is None or not row.message_ref:
         raise MessageMissing("no such message")
     twilio = TWILIO_REF.fullmatch(row.message_ref)
     return _from_twilio(instance, *twilio.groups()) if twilio else _from_pbx(instance, row.message_ref)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import or_, select
 
 from safecall import phones
+from safecall.domain import PersonStatus, TaskKind, TaskStatus
 from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
@@ -38,7 +39,7 @@ def open_number_tasks(db: Database) -> list[NumberTask]:
     """Open number-fix tasks, oldest first, each with the numbers that failed and the last attempt of its run."""
     with db.session() as session:
         rows = list(session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.kind == "number", VisitTask.status == "open").order_by(VisitTask.created_at, VisitTask.id)))
+            VisitTask.kind == TaskKind.NUMBER, VisitTask.status == TaskStatus.OPEN).order_by(VisitTask.created_at, VisitTask.id)))
         items = []
         for task, person in rows:
             attempts = list(session.exec(select(Attempt).where(Attempt.run_id == task.run_id, Attempt.person_id == person.id)
@@ -52,7 +53,7 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
     """Record a number-fix task's outcome: FIXED with the corrected `phone`, or NO_CONTACT. Refused, with nothing
     written, when the number is not a valid Korean number, is the one that failed, or is another person's."""
     if outcome not in (FIXED, NO_CONTACT):
-        raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind="number",
+        raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=TaskKind.NUMBER,
                          choices=f"{FIXED}, {NO_CONTACT}")
     new = None
     if outcome == FIXED:
@@ -63,9 +64,9 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
     local = now.astimezone(tz)
     with db.transaction() as session:
         task = session.get(VisitTask, task_id)
-        if task is None or task.kind != "number":
+        if task is None or task.kind != TaskKind.NUMBER:
             raise NotFoundError(N_("no number task {task}"), task=task_id)
-        if task.status == "closed":
+        if task.status == TaskStatus.CLOSED:
             raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id,
                              outcome=Keyword("outcome", task.outcome))
         person = session.get(Person, task.person_id)
@@ -75,7 +76,7 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
         if new is not None:
             if new in dead:
                 raise InputError(N_("the corrected number: {number} is the number that does not exist"), number=phones.national(new))
-            holder = session.exec(select(Person).where(Person.id != person.id, Person.status != "closed",
+            holder = session.exec(select(Person).where(Person.id != person.id, Person.status != PersonStatus.CLOSED,
                                                        or_(Person.phone == new, Person.phone2 == new))).first()
             if holder is not None:
                 raise InputError(N_("the corrected number: {number} is already {name}'s (id {id}) on the roster"),
@@ -88,9 +89,9 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
                   detail=f"{field} {phones.mask(old)} -> {phones.mask(new)} (task {task_id})", actor=actor)
         else:
             seen = session.exec(select(VisitTask).where(VisitTask.run_id == task.run_id, VisitTask.person_id == person.id,
-                                                        VisitTask.kind == "visit")).first()
+                                                        VisitTask.kind == TaskKind.VISIT)).first()
             if seen is None:  # nobody can be rung: the team checks on the person at home
-                session.add(VisitTask(person_id=person.id, run_id=task.run_id, kind="visit", team=person.team, created_at=now,
+                session.add(VisitTask(person_id=person.id, run_id=task.run_id, kind=TaskKind.VISIT, team=person.team, created_at=now,
                                       created_on=local.date()))
         record_task_outcome(task, outcome=outcome, line=line, now=now, actor=actor, close=True)
         person.updated_at = now

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from safecall.drift import drift_flags
+from safecall.domain import TaskKind
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
@@ -76,5 +77,5 @@ def show_numbers(request: Request, services: Services, user: WebUser, saved: int
     items = numbers.open_number_tasks(services.db)
     logged(services, user, "web.view", "number list", f"open={len(items)}")
     found = data.task_and_person(services.db, saved) if saved else None
-    message = numbers.confirmation(found[1].name, found[0].outcome) if found and found[0].kind == "number" and found[0].outcome else None
+    message = numbers.confirmation(found[1].name, found[0].outcome) if found and found[0].kind == TaskKind.NUMBER and found[0].outcome else None
     return render(request, "numbers.html", status_code, items=items, message=message, refused=refused)
