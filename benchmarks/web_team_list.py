@@ -1,24 +1,31 @@
 """Latency of the visit team's list page: 10,000 open visit tasks, 50 users at once, on loopback.
 
-The real server (`safecall web` in its own process: uvicorn, one worker, SQLite) serves the shipped instance's
+The real server (`safecall web` in its own process: uvicorn, SQLite) serves the shipped instance's
 three teams with 10,000 open visit tasks between them (each with its four unanswered attempts). Fifty team members
 (17, 17 and 16 per team): 40 log in before the measured window and 10 inside it, at its start (`--logging-in`), so
 argon2's stall is measured; each asks for their team's list (page 1: the 50 most urgent, out of about
 3,333) again as soon as the last one came back (`--think 0`: the server is never idle), or after a pause drawn
 around `--think` seconds (people reading the page), for `--seconds`. Every page view also writes its audit row.
 
+Side by side (`--baseline DIR`, a checkout of other code, e.g. a worktree of main): each side builds its office
+with its own code once; then every round serves a fresh copy of it from each side in turn (the side that goes first
+alternates), and every round's figures are kept, with the spread.
+
     python benchmarks/web_team_list.py --tasks 10000 --users 50 --seconds 30
     python benchmarks/web_team_list.py --tasks 10000 --users 50 --seconds 60 --think 5
+    python benchmarks/web_team_list.py --baseline ../main-worktree --rounds 3 --json benchmarks/results/web-ab.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +35,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The code measured: this checkout, or the baseline's when this script builds the baseline's office (`--build-office`).
+CODE = Path(os.environ.get("WEB_TEAM_LIST_CODE", ROOT)).resolve()
+sys.path.insert(0, str(CODE))
 
 from benchmarks.common import machine, report  # noqa: E402
 
@@ -161,6 +170,63 @@ def latency_figures(latencies: list[float]) -> dict:
             "max_ms": round(1000 * max(latencies), 1)}
 
 
+def build_in(code: Path, directory: Path, tasks: int, accounts: int) -> tuple[list[tuple[str, str]], dict[str, int], float]:
+    """The office built by `code`'s own store (a baseline may have another schema): in a process of its own."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build-office", str(directory), "--tasks", str(tasks),
+                           "--users", str(accounts)], env={**os.environ, "WEB_TEAM_LIST_CODE": str(code)},
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"building the office with {code} failed:\n{done.stderr[-3000:]}")
+    built = json.loads(done.stdout.splitlines()[-1])
+    if not Path(built["safecall"]).resolve().is_relative_to(code):
+        raise SystemExit(f"the office for {code} was built by the code in {built['safecall']}")
+    return [tuple(account) for account in built["accounts"]], built["cards"], time.perf_counter() - started
+
+
+def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
+    """One measured window: `code`'s server (`python -m safecall web`, run from that checkout) on `office`."""
+    port = free_port()
+    env = {**os.environ, "SAFECALL_WEB_SECRET": secrets.token_hex(32), "PYTHONPATH": str(code)}
+    server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
+                              cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
+                time.sleep(0.2)
+        load_before = os.getloadavg()
+        measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in))
+        if measured["errors"] or not measured["pages"]:
+            raise SystemExit(f"{len(measured['errors'])} errors, e.g. {measured['errors'][:3]}")
+    finally:
+        server.terminate()
+        server.wait(10)
+    pages, logins, wall = measured["pages"], measured["logins"], measured["wall"]
+    logins_over = max((start + seconds for start, seconds in logins), default=measured["began"])
+    return {
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(wall, 1),
+        "pages_per_second": round(len(pages) / wall, 1),
+        "pages": latency_figures([seconds for _, seconds in pages]),
+        "pages_while_logins_ran": latency_figures([seconds for start, seconds in pages if start < logins_over]),
+        "logins": latency_figures([seconds for _, seconds in logins]),
+        "all_requests_logins_included": latency_figures([seconds for _, seconds in pages + logins]),
+        "errors": len(measured["errors"]),
+    }
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2),
+            "rounds": values}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
@@ -168,57 +234,72 @@ def main() -> None:
     parser.add_argument("--logging-in", type=int, default=10, help="users who log in inside the measured window")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--think", type=float, default=0, help="mean seconds each user waits between pages (0: none)")
+    parser.add_argument("--baseline", type=Path, default=None, help="a checkout of the code to compare with, round by round")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (each side once a round); 3 with --baseline, else 1")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--build-office", type=Path, default=None, help=argparse.SUPPRESS)  # the child that builds one side's office
     args = parser.parse_args()
+    if args.build_office:
+        import safecall
+
+        accounts, by_team = build_office(args.build_office, args.tasks, args.users)
+        print(json.dumps({"safecall": safecall.__file__, "accounts": accounts,
+                          "cards": {team: min(50, count) for team, count in by_team.items()}}))
+        return
     if not 0 <= args.logging_in <= args.users:
         parser.error("--logging-in must be between 0 and --users")
+    rounds = args.rounds or (3 if args.baseline else 1)
+    sides = {"this": ROOT}
+    if args.baseline:
+        if not (args.baseline / "safecall" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no safecall package there")
+        sides["baseline"] = args.baseline.resolve()
     with tempfile.TemporaryDirectory() as folder:
-        directory = Path(folder) / "office"
-        setup = time.perf_counter()
-        accounts, cards = build_office(directory, args.tasks, args.users)
-        cards = {team: min(50, count) for team, count in cards.items()}
-        setup = time.perf_counter() - setup
-        port = free_port()
-        env = {**os.environ, "SAFECALL_WEB_SECRET": secrets.token_hex(32)}
-        server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(directory), "web", "--port", str(port)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
-                    time.sleep(0.2)
-            measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in))
-            if measured["errors"] or not measured["pages"]:
-                raise SystemExit(f"{len(measured['errors'])} errors, e.g. {measured['errors'][:3]}")
-        finally:
-            server.terminate()
-            server.wait(10)
-    pages, logins, wall = measured["pages"], measured["logins"], measured["wall"]
-    logins_over = max((start + seconds for start, seconds in logins), default=measured["began"])
+        built = {name: build_in(code, Path(folder) / name / "office", args.tasks, args.users) for name, code in sides.items()}
+        results = []
+        for number in range(1, rounds + 1):
+            order = list(sides) if number % 2 or len(sides) == 1 else list(reversed(sides))  # who goes first alternates
+            for name in order:
+                accounts, cards, _ = built[name]
+                office = Path(folder) / f"round{number}-{name}"
+                shutil.copytree(Path(folder) / name / "office", office)
+                figures = serve_and_load(sides[name], office, accounts, cards, args)
+                shutil.rmtree(office)
+                results.append({"round": number, "code": name, **figures})
+                print(f"round {number} {name}: {figures['pages_per_second']} pages/s, p50 {figures['pages']['p50_ms']} ms, "
+                      f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
+                      f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
+                      file=sys.stderr, flush=True)
+    summary = {name: {"pages_per_second": spread([r["pages_per_second"] for r in results if r["code"] == name]),
+                      "p50_ms": spread([r["pages"]["p50_ms"] for r in results if r["code"] == name]),
+                      "p99_ms": spread([r["pages"]["p99_ms"] for r in results if r["code"] == name]),
+                      "p99_ms_logins_included": spread([r["all_requests_logins_included"]["p99_ms"] for r in results if r["code"] == name])}
+               for name in sides}
+    if args.baseline:
+        by_round = {(r["round"], r["code"]): r for r in results}
+        summary["pages_per_second_this_over_baseline"] = spread(
+            [round(by_round[n, "this"]["pages_per_second"] / by_round[n, "baseline"]["pages_per_second"], 2) for n in range(1, rounds + 1)])
     report({
         "benchmark": "web team list page",
         "command": " ".join(sys.argv),
+        "commit": commit_of(ROOT),
+        "baseline_commit": commit_of(args.baseline) if args.baseline else None,
         "machine": machine(),
-        "load_average_after": os.getloadavg(),
         "open_tasks": args.tasks,
         "concurrent_users": args.users,
         "logging_in_inside_the_window": args.logging_in,
         "tasks_per_page": 50,
         "think_seconds": args.think,
-        "seconds": round(wall, 1),
-        "setup_seconds": round(setup, 1),
-        "pages_per_second": round(len(pages) / wall, 1),
-        "pages": latency_figures([seconds for _, seconds in pages]),
-        "pages_while_logins_ran": latency_figures([seconds for start, seconds in pages if start < logins_over]),
-        "logins": latency_figures([seconds for _, seconds in logins]),
-        "all_requests_logins_included": latency_figures([seconds for _, seconds in pages + logins]),
-        "errors": len(measured["errors"]),
+        "setup_seconds": {name: round(b[2], 1) for name, b in built.items()},
+        "summary": summary,
+        "rounds": results,
     }, args.json)
+
+
+def commit_of(code: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return (done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")) if done.returncode == 0 else None
 
 
 if __name__ == "__main__":

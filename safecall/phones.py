@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -30,6 +31,7 @@ def normalise(raw: str, region: str = "KR") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=16_384)  # a list page formats the same people's numbers again and again; parsing is the cost
 def national(e164: str | None) -> str:
     """010-1234-5678, as visit teams read and dial it."""
     if not e164:

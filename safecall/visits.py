@@ -91,62 +91,74 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
     return dict(sorted(by_team.items()))
 
 
+# The columns a list row shows, read as plain rows: building ORM objects for the tasks, people and attempts of a page
+# cost more than the queries themselves (BENCHMARKS.md, "The team's list under load").
+TASK_COLUMNS = (VisitTask.id, VisitTask.kind, VisitTask.team, VisitTask.overdue, VisitTask.weeks_without_ack,
+                VisitTask.answered_without_key, VisitTask.created_on, VisitTask.note, VisitTask.moved_from, VisitTask.risk_speech)
+PERSON_COLUMNS = (Person.id.label("person_id"), Person.name, Person.phone, Person.phone2, Person.address, Person.dong,
+                  Person.guardian_name, Person.guardian_phone, Person.risk)
+ATTEMPT_COLUMNS = (Attempt.number, Attempt.placed_at, Attempt.disposition, Attempt.phone)
+
+
 def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, offset: int = 0,
               limit: int | None = None) -> tuple[int, list[VisitRow]]:
     """(how many are open, the open tasks from `offset`, at most `limit`), most urgent first, ranked from offset + 1.
 
-    A few queries whatever the length: the order, the tasks, their run's attempts, each person's last acknowledgement.
+    A few queries whatever the length: the count, the order, the tasks, their run's attempts, each person's last
+    acknowledgement, their earlier notes.
     """
     if kind not in KINDS:
         raise InputError(N_("unknown list kind {kind!r} (use visit or callback)"), kind=kind)
     where = [VisitTask.status == "open", VisitTask.kind == kind, VisitTask.created_on <= on,
              sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
-    with db.session() as session:
-        total = session.exec(select(func.count()).select_from(VisitTask).where(*where)).one()
+    # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
+    with db.engine.connect() as connection:
+        total = connection.execute(sa.select(func.count()).select_from(VisitTask).where(*where)).scalar_one()
         # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
-        task_ids = list(session.exec(select(VisitTask.id).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
+        task_ids = list(connection.execute(sa.select(VisitTask.id).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
             VisitTask.risk_speech.desc(), VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
-            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)))
+            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)).scalars())
         by_id = {}
         for chunk in _chunks(task_ids):
-            by_id.update((task.id, (task, person)) for task, person in session.exec(
-                select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(VisitTask.id.in_(chunk))))
+            by_id.update((row.id, row) for row in connection.execute(
+                sa.select(*TASK_COLUMNS, *PERSON_COLUMNS).join(Person, Person.id == VisitTask.person_id).where(VisitTask.id.in_(chunk))))
         found = [by_id[task_id] for task_id in task_ids]
-        attempts: dict[int, list[Attempt]] = {task_id: [] for task_id in task_ids}
+        attempts: dict[int, list] = {task_id: [] for task_id in task_ids}
         last_ack: dict[int, datetime] = {}
         for chunk in _chunks(task_ids):
-            for task_id, attempt in session.exec(
-                    select(VisitTask.id, Attempt)
+            for attempt in connection.execute(
+                    sa.select(VisitTask.id.label("task_id"), *ATTEMPT_COLUMNS)
                     .join(RunMember, sa.and_(RunMember.run_id == VisitTask.run_id, RunMember.person_id == VisitTask.person_id))
                     .join(Attempt, Attempt.member_id == RunMember.id)
                     .where(VisitTask.id.in_(chunk)).order_by(VisitTask.id, Attempt.number)):
-                attempts[task_id].append(attempt)
-        earlier = visit_notes(session, sorted({person.id for _, person in found}))
-        for chunk in _chunks(sorted({person.id for _, person in found})):
-            last_ack.update(session.exec(
+                attempts[attempt.task_id].append(attempt)
+        person_ids = sorted({row.person_id for row in found})
+        earlier = visit_notes(connection, person_ids)
+        for chunk in _chunks(person_ids):
+            last_ack.update(connection.execute(
                 select(RunMember.person_id, func.max(Attempt.keyed_at)).join(Attempt, Attempt.member_id == RunMember.id)
                 .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
                 .group_by(RunMember.person_id)).all())
     rows = []
-    national = functools.lru_cache(maxsize=None)(phones.national)  # a number recurs in every attempt: format it once
-    for rank, (task, person) in enumerate(found, start=offset + 1):
-        acked = last_ack.get(person.id)
+    national = phones.national
+    for rank, task in enumerate(found, start=offset + 1):
+        acked = last_ack.get(task.person_id)
         rows.append(VisitRow(
-            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=person.name, phone=national(person.phone),
-            phone2=national(person.phone2), address=person.address, dong=person.dong,
-            guardian=person.guardian_name or "", guardian_phone=national(person.guardian_phone),
+            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=task.name, phone=national(task.phone),
+            phone2=national(task.phone2), address=task.address, dong=task.dong,
+            guardian=task.guardian_name or "", guardian_phone=national(task.guardian_phone),
             weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
-            risk=RISK_LABEL.get(person.risk, str(person.risk)),
-            attempts=" / ".join(_describe_attempt(a, tz, national) for a in attempts[task.id]),
+            risk=RISK_LABEL.get(task.risk, str(task.risk)),
+            attempts=" / ".join(_describe_attempt(a, tz) for a in attempts[task.id]),
             last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
-            since=task.created_on.isoformat(), note=task.note or "", person_id=person.id, rank=rank,
+            since=task.created_on.isoformat(), note=task.note or "", person_id=task.person_id, rank=rank,
             moved_from=moved_from_text(task.moved_from),
             risk_speech="위험 발언" if task.risk_speech else "",
 
 
             reason=list_reason(task, attempts[task.id]),
-            notes="\n".join(_newest_first(task.note) + [n for tid, n in earlier.get(person.id, []) if tid != task.id]),
+            notes="\n".join(_newest_first(task.note) + [n for tid, n in earlier.get(task.person_id, []) if tid != task.id]),
         ))
     return total, rows
 
@@ -173,12 +185,12 @@ def _newest_first(note: str | None) -> list[str]:
     return list(reversed(note.splitlines())) if note else []
 
 
-def visit_notes(session, person_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+def visit_notes(connection, person_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     """person id -> (task id, note line) of their visit tasks, newest first. Officers' call-back notes are not here."""
     notes: dict[int, list[tuple[int, str]]] = {}
     for chunk in _chunks(person_ids):
-        for task_id, person_id, note in session.exec(
-                select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
+        for task_id, person_id, note in connection.execute(
+                sa.select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
                     VisitTask.person_id.in_(chunk), VisitTask.kind == "visit", VisitTask.note.is_not(None))
                 .order_by(VisitTask.id.desc())):
             notes.setdefault(person_id, []).extend((task_id, line) for line in _newest_first(note))
@@ -191,10 +203,14 @@ def _chunks(ids: list[int], size: int = 900):
         yield ids[start:start + size]
 
 
-def _describe_attempt(attempt: Attempt, tz: ZoneInfo, national=phones.national) -> str:
-    when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
-    result = DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
-    return f"{attempt.number}차 {when} {result} ({national(attempt.phone)})"
+def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
+    return _attempt_text(attempt.number, attempt.placed_at, attempt.disposition, attempt.phone, tz)
+
+
+@functools.lru_cache(maxsize=16_384)  # every page view of a team's list describes the same attempts again
+def _attempt_text(number: int, placed_at: datetime, disposition: str | None, phone: str, tz: ZoneInfo) -> str:
+    when = placed_at.astimezone(tz).strftime("%m/%d %H:%M")
+    return f"{number}차 {when} {DISPOSITION_KOREAN.get(disposition, '진행중')} ({phones.national(phone)})"
 
 
 def csv_bytes(rows: list[VisitRow]) -> bytes:

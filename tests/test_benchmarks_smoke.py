@@ -60,7 +60,17 @@ def test_retry_order():
 
 def test_web_team_list(tmp_path):
     result = run_script(["benchmarks/web_team_list.py", "--tasks", "30", "--users", "3", "--logging-in", "1", "--seconds", "1"], tmp_path)
-    assert result["errors"] == 0 and result["pages"]["count"] > 0 and result["logins"]["count"] == 1
+    [only] = result["rounds"]
+    assert only["errors"] == 0 and only["pages"]["count"] > 0 and only["logins"]["count"] == 1
+
+
+def test_web_team_list_side_by_side(tmp_path):
+    # This checkout against itself as the baseline: each side builds and serves its own office, the order alternates.
+    result = run_script(["benchmarks/web_team_list.py", "--tasks", "30", "--users", "3", "--logging-in", "1", "--seconds", "1",
+                         "--baseline", str(ROOT), "--rounds", "2"], tmp_path)
+    assert [(r["round"], r["code"]) for r in result["rounds"]] == [(1, "this"), (1, "baseline"), (2, "baseline"), (2, "this")]
+    assert all(r["errors"] == 0 and r["pages"]["count"] > 0 for r in result["rounds"])
+    assert len(result["summary"]["pages_per_second_this_over_baseline"]["rounds"]) == 2
 
 
 def test_webhook_latency(tmp_path):

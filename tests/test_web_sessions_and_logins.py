@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import anyio
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -19,8 +20,9 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from conftest import SEOUL
-from safecall.store import AuditEvent, LoginCount, VisitTask, WebSession
+from safecall.store import AuditEvent, LoginCount, VisitTask, WebSession, WebUser
 from safecall.users import HASHER
+from safecall.web import PAGE_THREADS, with_page_threads
 from safecall.web.auth import LoginLimiter
 from web_fixtures import PASSWORD, make_app, office_with_a_week, served
 
@@ -103,7 +105,7 @@ class CountingHasher(PasswordHasher):
     """argon2 as the app uses it, counting the checks and, given a gate, holding each check until it opens."""
 
     def __init__(self, gate: threading.Event | None = None):
-        super().__init__()
+        super().__init__(time_cost=HASHER.time_cost, memory_cost=HASHER.memory_cost, parallelism=HASHER.parallelism)
         self.gate, self.lock = gate, threading.Lock()
         self.checks = self.running = self.most_at_once = 0
         self.entered = threading.Semaphore(0)
@@ -185,6 +187,59 @@ def test_waiting_password_checks_do_not_stall_other_pages(office):
             gate.set()
             codes = [login.result().status_code for login in logins]
     assert codes == [401] * 45 and hasher.checks == 45 and hasher.most_at_once == 2
+
+
+def test_logins_in_progress_hold_no_thread_that_serves_pages(office):
+    """With one thread for pages, two password checks held in argon2 and two more logins waiting: a team member's list
+    is still served. (Logins ran their steps on the page threads before, so a page waited for argon2.)"""
+    gate = threading.Event()
+    gate.set()
+    hasher = CountingHasher(gate)
+    with served(with_page_threads(make_app(office, hasher=hasher), 1), lifespan="on") as base:
+        cookies, csrf = login_form(base)
+        member = httpx.post(f"{base}/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf}, cookies=cookies, timeout=60)
+        assert member.status_code == 303 and hasher.entered.acquire(timeout=1)
+        gate.clear()
+        forms = [login_form(base) for _ in range(4)]
+        with ThreadPoolExecutor(4) as pool:
+            logins = [pool.submit(httpx.post, f"{base}/login", data={"username": "team2", "password": PASSWORD, "csrf": csrf},
+                                  cookies=cookies, timeout=120) for cookies, csrf in forms]
+            for _ in range(2):
+                assert hasher.entered.acquire(timeout=60)  # two checks under way and held
+            page = httpx.get(f"{base}/team/1팀", cookies={**cookies, **dict(member.cookies)}, timeout=30)
+            assert page.status_code == 200 and "1팀 방문 명단" in page.text and hasher.running == 2
+            gate.set()
+            codes = [login.result().status_code for login in logins]
+    assert codes == [303] * 4 and hasher.most_at_once == 2
+
+
+def test_the_server_sets_its_page_threads_when_it_starts():
+    async def started() -> int:
+        async def app(scope, receive, send):
+            pass
+
+        await with_page_threads(app, PAGE_THREADS)({"type": "lifespan"}, None, None)
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert anyio.run(started) == PAGE_THREADS
+
+
+def stored_hash(cli, username: str) -> str:
+    with cli.db().session() as session:
+        return session.exec(select(WebUser.password_hash).where(WebUser.username == username)).one()
+
+
+def test_a_hash_made_with_older_parameters_is_made_again_at_login(office):
+    """Accounts hashed with argon2-cffi's default (64 MiB, 3 passes, 4 lanes) still log in, and get the parameters of
+    now at their next right password; a wrong one changes nothing."""
+    with office.db().transaction() as session:
+        session.execute(sa.update(WebUser).where(WebUser.username == "team1").values(password_hash=PasswordHasher().hash(PASSWORD)))
+    assert log_in(client(office), "team1", "wrong password!").status_code == 401
+    assert stored_hash(office, "team1").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert log_in(client(office), "team1").status_code == 303
+    made_again = stored_hash(office, "team1")
+    assert made_again.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and HASHER.verify(made_again, PASSWORD)
+    assert log_in(client(office), "team1").status_code == 303
 
 
 @pytest.mark.both_databases

@@ -77,10 +77,10 @@ def web_services(cli) -> Services:
 
 
 @contextmanager
-def served(app):
+def served(app, lifespan: str = "off"):
     """The app under uvicorn on a free loopback port, stopped afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -9,15 +9,15 @@ secret and the login limiter. Rules that every page follows:
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import io
 from datetime import date, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated
 
+import anyio
 from argon2 import PasswordHasher
 from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -36,7 +36,7 @@ from safecall import glossary
 from safecall.visits import CALLBACK_OUTCOMES, HOSPITAL_MAX_DAYS, OFFICER_HOSPITAL_MAX_DAYS, OUTCOME_KOREAN, OUTCOMES, RISK_LABEL, confirmation, record_outcome, task_rows
 from safecall.web import data
 from safecall.web.checkin import add_checkin_routes
-from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore
+from safecall.web.auth import COOKIE, LoginLimiter, Session, SessionCodec, SessionStore, log_in
 
 HERE = FilePath(__file__).parent
 PAGE = 50  # tasks on one page of a team's list: enough for a day in the street, light on a phone
@@ -44,7 +44,7 @@ PAGE = 50  # tasks on one page of a team's list: enough for a day in the street,
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 MAX_PAGE = 100_000
 MAX_ID = 2**53  # ids are far below; a 20-digit id would overflow SQLite's and PostgreSQL's integers
-ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and 64 MiB; the rest of the pages keep the threads
+ARGON2_SLOTS = 2  # password checks at once: each holds a CPU core and its memory; the page threads are not theirs
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -68,7 +68,7 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
     codec = SessionCodec(secret, timedelta(minutes=web.session_minutes), services.clock)
     sessions = SessionStore(services.db, timedelta(minutes=web.session_minutes), services.clock)
     limiter = limiter or LoginLimiter(services.db, web.login_attempts, timedelta(minutes=web.login_window_minutes), services.clock)
-    argon2_slots = asyncio.Semaphore(ARGON2_SLOTS)
+    login_threads = anyio.CapacityLimiter(ARGON2_SLOTS)  # whole logins at once, on threads of their own (auth.log_in)
     teams = [t.name for t in settings.teams]
     db = services.db
 
@@ -163,28 +163,24 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
 
     # ---- login -------------------------------------------------------------------------------
     @app.get("/login")
-    def login_page(request: Request):
+    async def login_page(request: Request):  # async: no DB, and a login must not queue behind pages for a thread
         return render(request, "login.html")
 
     @app.post("/login", dependencies=[Depends(check_csrf)])
     async def login(request: Request, username: str = Form(""), password: str = Form("")):
-        # Async, so a login waiting for an argon2 slot holds no worker thread: other pages go on being served.
+        # Async, so a login waiting for a login thread holds no page thread: other pages go on being served.
         address = request.client.host if request.client else "?"
         username = users.normalise_username(username)
-        # The reservation is taken inside a slot: it counts checks in flight as well as failures, so people logging in
-        # at once from one office address (behind one NAT) must not add up to a limit meant for failures.
-        async with argon2_slots:
-            if not await run_in_threadpool(limiter.reserve, username, address):
-                return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
-            user = await run_in_threadpool(users.authenticate, db, username, password, hasher=hasher)
-        if user is None:
-            await run_in_threadpool(limiter.failed, username, address)
+        # The reservation is taken on a login thread: it counts checks in flight as well as failures, so people logging
+        # in at once from one office address (behind one NAT) must not add up to a limit meant for failures.
+        outcome = await anyio.to_thread.run_sync(functools.partial(
+            log_in, db, limiter, sessions, username, password, address, hasher=hasher, now=services.now), limiter=login_threads)
+        if outcome.refused:
+            return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
+        if outcome.user is None:
             return render(request, "login.html", status_code=401, error="아이디 또는 비밀번호가 맞지 않습니다.")
-        await run_in_threadpool(limiter.succeeded, username, address)
-        token = await run_in_threadpool(sessions.create, user)
-        request.state.session = codec.new(token)  # a new session (and CSRF token) at login
+        request.state.session = codec.new(outcome.token)  # a new session (and CSRF token) at login
         request.state.new_cookie = True
-        await run_in_threadpool(logged, user, "web.login", f"user {user.username}", f"from={address}")
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout", dependencies=[Depends(check_csrf)])
