@@ -137,7 +137,10 @@ async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int]
     """Page latencies (start, seconds), login latencies and the window's length. The last `logging_in` users log in
     inside the measured window, at its start, while the others (logged in before it) page: argon2's stall counts."""
     pages, logins, errors = [], [], []
-    clients = [httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1)) for _ in accounts]
+    # A connection idle longer than the server's keep-alive (uvicorn: 5 s; a user logged in early waits for the others)
+    # is closed by the server; reusing it just then fails with "Server disconnected". Browsers retry that; here the
+    # client lets idle connections go first.
+    clients = [httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1, keepalive_expiry=2)) for _ in accounts]
     ready = len(accounts) - logging_in
     try:
         await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))

@@ -150,7 +150,7 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
             guardian=task.guardian_name or "", guardian_phone=national(task.guardian_phone),
             weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
             risk=RISK_LABEL.get(task.risk, str(task.risk)),
-            attempts=" / ".join(_describe_attempt(a, tz) for a in attempts[task.id]),
+            attempts=_attempts_text(tuple(attempts[task.id]), tz),
             last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
             since=task.created_on.isoformat(), note=task.note or "", person_id=task.person_id, rank=rank,
             moved_from=moved_from_text(task.moved_from),
@@ -203,14 +203,16 @@ def _chunks(ids: list[int], size: int = 900):
         yield ids[start:start + size]
 
 
+@functools.lru_cache(maxsize=16_384)  # every view of a team's list describes the same attempts again
+def _attempts_text(attempts: tuple, tz: ZoneInfo) -> str:
+    """A task's attempts, oldest first, as the list shows them; `attempts` are rows (hashable, so they key the cache)."""
+    return " / ".join(_describe_attempt(attempt, tz) for attempt in attempts)
+
+
 def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
-    return _attempt_text(attempt.number, attempt.placed_at, attempt.disposition, attempt.phone, tz)
-
-
-@functools.lru_cache(maxsize=16_384)  # every page view of a team's list describes the same attempts again
-def _attempt_text(number: int, placed_at: datetime, disposition: str | None, phone: str, tz: ZoneInfo) -> str:
-    when = placed_at.astimezone(tz).strftime("%m/%d %H:%M")
-    return f"{number}차 {when} {DISPOSITION_KOREAN.get(disposition, '진행중')} ({phones.national(phone)})"
+    when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
+    result = DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
+    return f"{attempt.number}차 {when} {result} ({phones.national(attempt.phone)})"
 
 
 def csv_bytes(rows: list[VisitRow]) -> bytes:
