@@ -284,7 +284,8 @@ def main() -> None:
             [round(by_round[n, "this"]["pages_per_second"] / by_round[n, "baseline"]["pages_per_second"], 2) for n in range(1, rounds + 1)])
     report({
         "benchmark": "web team list page",
-        "command": " ".join(sys.argv),
+        # The baseline's folder is this machine's: the file names its commit instead.
+        "command": " ".join("<baseline>" if args.baseline and arg == str(args.baseline) else arg for arg in sys.argv),
         "commit": commit_of(ROOT),
         "baseline_commit": commit_of(args.baseline) if args.baseline else None,
         "machine": machine(),
