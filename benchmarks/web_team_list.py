@@ -191,8 +191,12 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
     """One measured window: `code`'s server (`python -m safecall web`, run from that checkout) on `office`."""
     port = free_port()
     env = {**os.environ, "SAFECALL_WEB_SECRET": secrets.token_hex(32), "PYTHONPATH": str(code)}
-    server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
-                              cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server's log (a line a request) goes to a file: into a pipe nobody reads, it filled the pipe's 64 KB after
+    # a few hundred pages and the server stopped, blocked on writing its log.
+    log = office.parent / f"{office.name}-server.log"
+    with log.open("w") as log_file:
+        server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
+                                  cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -201,7 +205,7 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start: {server.stderr.read() if server.poll() is not None else ''}")
+                    raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.2)
         load_before = os.getloadavg()
         measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in))
@@ -209,7 +213,10 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
             raise SystemExit(f"{len(measured['errors'])} errors, e.g. {measured['errors'][:3]}")
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(60)
+    errors_logged = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
+    if errors_logged:
+        raise SystemExit(f"the server logged {len(errors_logged)} errors, e.g. {errors_logged[0][:3000]}")
     pages, logins, wall = measured["pages"], measured["logins"], measured["wall"]
     logins_over = max((start + seconds for start, seconds in logins), default=measured["began"])
     return {
