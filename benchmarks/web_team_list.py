@@ -133,7 +133,7 @@ async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until
 
 
 async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int], seconds: float, think: float,
-               logging_in: int) -> dict:
+               logging_in: int, cpu=lambda: 0.0) -> dict:
     """Page latencies (start, seconds), login latencies and the window's length. The last `logging_in` users log in
     inside the measured window, at its start, while the others (logged in before it) page: argon2's stall counts."""
     pages, logins, errors = [], [], []
@@ -144,7 +144,7 @@ async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int]
     ready = len(accounts) - logging_in
     try:
         await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))
-        until, began = time.monotonic() + seconds, time.perf_counter()
+        until, began, cpu_began = time.monotonic() + seconds, time.perf_counter(), cpu()
 
         async def arrive(client: httpx.AsyncClient, name: str, team: str) -> None:
             started = time.perf_counter()
@@ -155,7 +155,8 @@ async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int]
         await asyncio.gather(*(keep_asking(client, name, team, until, think, cards[team], pages, errors)
                                for client, (name, team) in zip(clients[:ready], accounts[:ready])),
                              *(arrive(client, name, team) for client, (name, team) in zip(clients[ready:], accounts[ready:])))
-        return {"pages": pages, "logins": logins, "errors": errors, "began": began, "wall": time.perf_counter() - began}
+        return {"pages": pages, "logins": logins, "errors": errors, "began": began, "wall": time.perf_counter() - began,
+                "server_cpu": cpu() - cpu_began}
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -208,7 +209,8 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                     raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.2)
         load_before = os.getloadavg()
-        measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in))
+        measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in,
+                                    cpu=lambda: cpu_seconds(server.pid)))
         if measured["errors"] or not measured["pages"]:
             raise SystemExit(f"{len(measured['errors'])} errors, e.g. {measured['errors'][:3]}")
     finally:
@@ -224,12 +226,25 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "seconds": round(wall, 1),
         "pages_per_second": round(len(pages) / wall, 1),
+        # The server's own CPU in the window (the 10 logins in it included), per page: what the code costs, whatever
+        # share of the two cores the other jobs on the machine left it.
+        "server_cpu_seconds": round(measured["server_cpu"], 2),
+        "server_cpu_ms_per_page": round(1000 * measured["server_cpu"] / len(pages), 1),
         "pages": latency_figures([seconds for _, seconds in pages]),
         "pages_while_logins_ran": latency_figures([seconds for start, seconds in pages if start < logins_over]),
         "logins": latency_figures([seconds for _, seconds in logins]),
         "all_requests_logins_included": latency_figures([seconds for _, seconds in pages + logins]),
         "errors": len(measured["errors"]),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def spread(values: list[float]) -> dict:
@@ -276,17 +291,20 @@ def main() -> None:
                 figures = serve_and_load(sides[name], office, accounts, cards, args)
                 shutil.rmtree(office)
                 results.append({"round": number, "code": name, **figures})
-                print(f"round {number} {name}: {figures['pages_per_second']} pages/s, p50 {figures['pages']['p50_ms']} ms, "
+                print(f"round {number} {name}: {figures['pages_per_second']} pages/s, {figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
                       f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
                       f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
                       file=sys.stderr, flush=True)
     summary = {name: {"pages_per_second": spread([r["pages_per_second"] for r in results if r["code"] == name]),
+                      "server_cpu_ms_per_page": spread([r["server_cpu_ms_per_page"] for r in results if r["code"] == name]),
                       "p50_ms": spread([r["pages"]["p50_ms"] for r in results if r["code"] == name]),
                       "p99_ms": spread([r["pages"]["p99_ms"] for r in results if r["code"] == name]),
                       "p99_ms_logins_included": spread([r["all_requests_logins_included"]["p99_ms"] for r in results if r["code"] == name])}
                for name in sides}
     if args.baseline:
         by_round = {(r["round"], r["code"]): r for r in results}
+        summary["server_cpu_per_page_this_over_baseline"] = spread(
+            [round(by_round[n, "this"]["server_cpu_ms_per_page"] / by_round[n, "baseline"]["server_cpu_ms_per_page"], 2) for n in range(1, rounds + 1)])
         summary["pages_per_second_this_over_baseline"] = spread(
             [round(by_round[n, "this"]["pages_per_second"] / by_round[n, "baseline"]["pages_per_second"], 2) for n in range(1, rounds + 1)])
     report({
