@@ -10,14 +10,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import N_
-from safecall.runs import RunStatus, launch_run, list_runs, run_status
-from safecall.services import Services
 from safecall.stopping import stop_on_signals
-from safecall.store import CampaignRun
+
+if TYPE_CHECKING:  # the store and sqlalchemy load in the functions that use them: every CLI module imports parse_day
+    from safecall.runs import RunStatus
+    from safecall.services import Services
+    from safecall.store import CampaignRun
 
 Progress = Callable[[int, int], None]
 
@@ -48,6 +50,8 @@ def refuse_fast(fast: bool) -> None:
 
 def dial_run(services: Services, campaign_name: str, run_id: int, on_progress: Optional[Progress] = None) -> RunStatus:
     """Dial one run until it closes. SIGTERM or Ctrl-C: no new calls; the calls in flight finish and are written."""
+    from safecall.runs import run_status
+
     dialer = services.dialer(services.campaign(campaign_name))
     try:
         with stop_on_signals() as stop:
@@ -59,6 +63,8 @@ def dial_run(services: Services, campaign_name: str, run_id: int, on_progress: O
 
 def launch_week(services: Services, campaign_name: str) -> tuple[CampaignRun, bool]:
     """This week's run of a campaign: (run, created); an existing run is returned to be resumed."""
+    from safecall.runs import launch_run
+
     definition = services.campaign(campaign_name)
     return launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
                       order=services.first_call_order(definition), rules=services.rules_snapshot(campaign_name))
@@ -83,6 +89,7 @@ def launch_signal_check(services: Services, campaign_name: str, day: date, *, ki
                         label: str | None = None) -> Optional[SignalCheck]:
     """An ad-hoc run for the people flagged by `day`'s signals; None when nobody is flagged. `kinds` and `label`:
     other signals (a weather advisory's) than the configured ones, and their own run."""
+    from safecall.runs import launch_run
     from safecall.signals import flagged_people
 
     definition = services.campaign(campaign_name)
@@ -96,6 +103,8 @@ def launch_signal_check(services: Services, campaign_name: str, day: date, *, ki
 
 def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]:
     """The run asked for, or every open run."""
+    from safecall.runs import list_runs
+
     runs = [r for r in list_runs(services.db) if (r.id == run_id if run_id is not None else r.status == "open")]
     if not runs:
         if run_id is not None:
@@ -106,6 +115,8 @@ def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]
 
 def run_to_show(services: Services, run_id: Optional[int]) -> RunStatus:
     """The status of the run asked for, or of the latest run."""
+    from safecall.runs import list_runs, run_status
+
     runs = list_runs(services.db)
     if not runs:
         raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))

@@ -5,7 +5,6 @@ Its own module so that the settings, the IVR flows and each trunk kind can use i
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from safecall.errors import ConfigError, Lines, Message, message_of
 from safecall.i18n import N_
+from safecall.instancefiles import read_toml  # noqa: F401 (re-exported: the settings, flows and campaigns read with it)
 
 
 class Strict(BaseModel):
@@ -46,18 +46,6 @@ class SecretRef(Strict):
 
     def describe(self) -> str:
         return f"env:{self.env}" if self.env else f"file:{self.file}"
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(N_("{path}: file not found"), path=path) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(N_("{path}: not valid TOML: {reason}"), path=path, reason=str(exc)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(N_("{path}: not UTF-8 text"), path=path) from exc
 
 
 def validation_problems(path: Path, exc: ValidationError) -> list[str]:

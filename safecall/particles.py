@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import string
 
-import tossi
-
 # The particles a message may name; their other forms are chosen for it.
 PARTICLES = frozenset({"을", "를", "이", "가", "은", "는", "과", "와", "으로", "로", "이나", "나", "이라", "라", "아", "야"})
 _PAIRS = {"을": ("을", "를"), "이": ("이", "가"), "은": ("은", "는"), "과": ("과", "와"), "으로": ("으로", "로"),
@@ -24,6 +22,8 @@ _LATIN_RIEUL = set("lr")
 
 def attach(word: str, particle: str) -> str:
     """`word` with `particle` in the form that fits it."""
+    import tossi  # with bidict and six: loaded when a message first needs a particle, not by every command's start
+
     chosen = tossi.postfix(word, particle)
     if "(" not in chosen[len(word):]:
         return chosen

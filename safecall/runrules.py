@@ -11,25 +11,39 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlmodel import select
-
-from safecall.campaign import CampaignDef
+from safecall.campaign import CampaignDef, load_campaign
+from safecall.domain import RunState
+from safecall.errors import SafeCallError
 from safecall.events import log_event
 from safecall.i18n import N_
-from safecall.ivr import IvrFlow
-from safecall.store import CampaignRun, Database, RunState, StoreError, audit
+from safecall.ivr import IvrFlow, load_flow
+
+if TYPE_CHECKING:  # the store loads in the functions that write: `campaign status` compares rules without the ORM
+    from safecall.settings import Instance
+    from safecall.store import Database
 
 log = logging.getLogger("safecall.runrules")
-RUN = CampaignRun.__table__
 
 
 def snapshot_text(definition: CampaignDef, flow: IvrFlow) -> str:
     """The rules as a run keeps them: the same files always give the same text."""
     return json.dumps({"campaign": definition.model_dump(mode="json"), "flow": flow.model_dump(mode="json")},
                       ensure_ascii=False, sort_keys=True)
+
+
+def files_snapshot(instance: Instance, name: str) -> str:
+    """The campaign's rules as its files say now, as a run launched now keeps them (an invalid campaign is an InputError)."""
+    definition = load_campaign(instance, name)
+    return snapshot_text(definition, load_flow(instance.ivr_dir, definition.ivr_flow))
+
+
+def files_snapshot_if_valid(instance: Instance, name: str) -> str | None:
+    try:
+        return files_snapshot(instance, name)
+    except SafeCallError:  # no such campaign, or not valid: the run takes its rules when first dialled
+        return None
 
 
 def parse_snapshot(text: str) -> tuple[CampaignDef, IvrFlow]:
@@ -65,6 +79,12 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
     A run whose rules are `text` already is left alone. Its version counts up, so every process that dials or
     settles it reads the new rules (a dialer within half a minute); calls in flight finish under the old ones.
     """
+    import sqlalchemy as sa
+    from sqlmodel import select
+
+    from safecall.store import CampaignRun, StoreError, audit
+
+    runs_table = CampaignRun.__table__
     applied = []
     with db.transaction() as session:
         runs = session.exec(select(CampaignRun).where(CampaignRun.campaign == campaign, CampaignRun.status == RunState.OPEN)
@@ -74,7 +94,7 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
                 continue
             changed = differences(run.rules, text) if run.rules else ["*"]
             run_id, version = run.id, run.rules_version + 1
-            moved = session.execute(sa.update(RUN).where(RUN.c.id == run_id, RUN.c.rules_version == version - 1)
+            moved = session.execute(sa.update(runs_table).where(runs_table.c.id == run_id, runs_table.c.rules_version == version - 1)
                                     .values(rules=text, rules_version=version)).rowcount
             if moved != 1:
                 raise StoreError(N_("run {run} was changed by another process meanwhile; try again"), run=run_id)
@@ -89,8 +109,15 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
 def rules_differences(db: Database, run_id: int, current: str | None) -> list[str] | None:
     """How an open run's rules differ from the files' (`current`; None: the files are not valid now): the keys, [] if
     none; None when there is nothing to compare (a closed run, or one that takes its rules when first dialled)."""
+    from safecall.store import CampaignRun
+
     with db.session() as session:
         run = session.get(CampaignRun, run_id)
-    if run is None or run.status != RunState.OPEN or run.rules is None or current is None:
+    return None if run is None else kept_differences(run, current)
+
+
+def kept_differences(run: Any, current: str | None) -> list[str] | None:
+    """`rules_differences` of a run already read (a CampaignRun, or a Core row with its status and rules)."""
+    if run.status != RunState.OPEN or run.rules is None or current is None:
         return None
     return differences(run.rules, current)

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import os
 import socket
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
 from safecall.campaign import CampaignDef
+from safecall.corereads import RunStatus, count_status  # noqa: F401 (RunStatus re-exported)
 from safecall.errors import NoCallingDayError, NotFoundError, RunLockedError
 from safecall.history import FirstCallOrder, order_first_calls
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
-from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
+from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
 from safecall.lifecycle import dialable_clause, enrol
 from safecall.store.prepared import new_values
 
@@ -139,58 +138,9 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
         )
 
 
-@dataclass
-class RunStatus:
-    run: CampaignRun
-    people: int = 0
-    acknowledged_first_try: int = 0
-    acknowledged_after_retries: int = 0
-    help_requests: int = 0
-    waiting_first_call: int = 0
-    pending_retries: int = 0
-    in_call: int = 0
-    final_non_responders: int = 0
-    withdrawn: int = 0
-    attempts_by_disposition: Counter = field(default_factory=Counter)
-
-    @property
-    def finished(self) -> int:
-        return self.acknowledged_first_try + self.acknowledged_after_retries + self.help_requests + self.final_non_responders + self.withdrawn
-
-
 def run_status(db: Database, run_id: int) -> RunStatus:
     with db.session() as session:
-        run = get_run(session, run_id)
-        status = RunStatus(run=run)
-        rows = session.exec(
-            select(RunMember.state, RunMember.attempts_made, func.count())
-            .where(RunMember.run_id == run_id).group_by(RunMember.state, RunMember.attempts_made)
-        )
-        for state, attempts_made, count in rows:
-            status.people += count
-            if state == MemberState.ACKNOWLEDGED:
-                if attempts_made == 1:
-                    status.acknowledged_first_try += count
-                else:
-                    status.acknowledged_after_retries += count
-            elif state == MemberState.HELP_REQUESTED:
-                status.help_requests += count
-            elif state == MemberState.PENDING:
-                if attempts_made == 0:
-                    status.waiting_first_call += count
-                else:
-                    status.pending_retries += count
-            elif state == MemberState.IN_CALL:
-                status.in_call += count
-            elif state == MemberState.UNREACHABLE:
-                status.final_non_responders += count
-            elif state == MemberState.WITHDRAWN:
-                status.withdrawn += count
-        for disposition, count in session.exec(
-            select(Attempt.disposition, func.count()).where(Attempt.run_id == run_id).group_by(Attempt.disposition)
-        ):
-            status.attempts_by_disposition[disposition or "in progress"] = count
-    return status
+        return count_status(get_run(session, run_id), session.connection())
 
 
 def open_run_campaigns(db: Database) -> list[tuple[int, str]]:

@@ -15,11 +15,10 @@ from typing import Iterable
 from safecall.campaign import CampaignDef, check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock
 from safecall.dialer import Dialer
-from safecall.errors import SafeCallError
 from safecall.history import FirstCallOrder
 from safecall.ivr import load_flow
 from safecall.lifecycle import CallLifecycle, CampaignRules, RunRulesBook
-from safecall.runrules import parse_snapshot, snapshot_text
+from safecall.runrules import files_snapshot, files_snapshot_if_valid, parse_snapshot
 from safecall.settings import Instance
 from safecall.store import Database
 from safecall.telephony.base import Check, Trunk
@@ -59,14 +58,10 @@ class Services:
 
     def rules_snapshot(self, name: str) -> str:
         """The campaign's rules as a run launched now keeps them (validated: an invalid campaign is an InputError)."""
-        definition = self.campaign(name)
-        return snapshot_text(definition, load_flow(self.instance.ivr_dir, definition.ivr_flow))
+        return files_snapshot(self.instance, name)
 
     def rules_snapshot_if_valid(self, name: str) -> str | None:
-        try:
-            return self.rules_snapshot(name)
-        except SafeCallError:  # no such campaign, or not valid: the run takes its rules when first dialled
-            return None
+        return files_snapshot_if_valid(self.instance, name)
 
     def rules_of_snapshot(self, text: str) -> CampaignRules:
         definition, flow = parse_snapshot(text)

@@ -23,9 +23,9 @@ from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, vali
 from safecall.dburl import mask_url, url_secrets  # noqa: F401  (settings shows and checks URLs)
 from safecall.errors import ConfigError, Message
 from safecall.i18n import N_
+from safecall.instancefiles import CONFIG_ENV, configured_language, locate_instance  # noqa: F401 (re-exported)
 from safecall.telephony.kinds import parse_trunk
 
-CONFIG_ENV = "SAFECALL_CONFIG"
 DATABASE_URL_ENV = "SAFECALL_DATABASE_URL"
 INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
 
@@ -388,28 +388,6 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
         raw_trunks["trunks"] = {name: parse_trunk(name, data, trunks_path) for name, data in raw_trunks["trunks"].items()}
     trunks = parse_model(TrunksFile, raw_trunks, trunks_path)
     return Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=environ)
-
-
-def configured_language(root: Path) -> str | None:
-    """The instance's `language` setting, read before the rest of its files are checked, so that the error
-    about a broken file is already in the office's language; None when there is no usable setting."""
-    try:
-        value = read_toml(root / "config" / "safecall.toml").get("language")
-    except (ConfigError, OSError):
-        return None
-    return value if value in ("ko", "en") else None
-
-
-def locate_instance(option: str | None, environ: Mapping[str, str], cwd: Path) -> Path:
-    """--config wins, then SAFECALL_CONFIG, then the current folder. A path may name the folder or its safecall.toml."""
-    chosen = option or environ.get(CONFIG_ENV)
-    if not chosen:
-        return cwd
-    path = Path(chosen).expanduser()
-    if path.is_file() or path.suffix == ".toml":
-        # .../INSTANCE/config/safecall.toml -> INSTANCE
-        return path.absolute().parent.parent
-    return path
 
 
 def defaults_root() -> Path:

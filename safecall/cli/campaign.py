@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from safecall import commands
-from safecall.campaign import check_campaign, list_campaigns, load_campaign
 from safecall.commands import parse_day
+from safecall.domain import Disposition
 from safecall.errors import InputError
-from safecall.planning import plan_campaign, plan_lines, spill_warning
-from safecall.runs import RunStatus, list_runs
-from safecall.services import Services
-from safecall.store import Disposition
 from safecall.terminal import add_row, csv_text, json_text, plain, progress_bar, table
+
+if TYPE_CHECKING:  # each command imports what it uses: --help must not load the store or the campaign models
+    from safecall.runs import RunStatus
+    from safecall.settings import Instance
 
 
 from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
@@ -27,6 +27,9 @@ campaign_app = group("Campaign definitions and their weekly runs.")
 @campaign_app.command("list")
 def campaign_list(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """List campaign definitions and their runs."""
+    from safecall.campaign import list_campaigns
+    from safecall.runs import list_runs
+
     app = state(ctx)
     check_format(fmt)
     _ = app._
@@ -54,6 +57,8 @@ def campaign_plan(ctx: typer.Context, name: str = typer.Argument(..., help="Camp
                   channels: Optional[float] = typer.Option(None, "--channels", help="Channels to estimate the week with (default: the campaign's share of its trunk)."),
                   by: Optional[str] = typer.Option(None, "--by", help="Day the visit list must be complete, YYYY-MM-DD (default: the week's last calling day).")):
     """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""
+    from safecall.campaign import load_campaign
+    from safecall.planning import plan_campaign, plan_lines, spill_warning
     from safecall.policy import plan_weeks, week_start
 
     app = state(ctx)
@@ -91,6 +96,9 @@ def local_time(app: AppContext, calendar):
 @campaign_app.command("validate")
 def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="Campaign name (campaigns/NAME.toml).")):
     """Check a campaign definition and report every error."""
+    from safecall.campaign import check_campaign
+    from safecall.planning import plan_campaign, spill_warning
+
     app = state(ctx)
     instance = app.instance()
     definition, problems = check_campaign(instance, name)
@@ -204,19 +212,23 @@ def campaign_apply(ctx: typer.Context, name: str = typer.Argument(..., help="Cam
 def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None, help="Run id (default: the latest run)."),
                     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """Show the progress of a run."""
+    from safecall.corereads import status_if_current  # SQLAlchemy Core: the ORM's import would double the command's time
+
     app = state(ctx)
     check_format(fmt)
-    services = app.services()
-    status = commands.run_to_show(services, run)
-    print_status(app, status, fmt, rules_note(app, services, status.run))
+    instance = app.instance()
+    status = status_if_current(instance, run)
+    if status is None:  # no database yet, or not at the newest revision: opened as every command opens it
+        status = commands.run_to_show(app.services(), run)
+    print_status(app, status, fmt, rules_note(app, instance, status.run))
 
 
-def rules_note(app: AppContext, services: Services, run) -> Optional[str]:
+def rules_note(app: AppContext, instance: Instance, run) -> Optional[str]:
     """What to say when an open run's rules are not those of the campaign's files now; None when they are."""
-    from safecall.runrules import rules_differences
+    from safecall.runrules import files_snapshot_if_valid, kept_differences
 
-    current = services.rules_snapshot_if_valid(run.campaign)
-    changed = rules_differences(services.db, run.id, current)
+    current = files_snapshot_if_valid(instance, run.campaign)
+    changed = kept_differences(run, current)
     if changed is None and current is None and run.status == "open":
         return app._("The files of campaign {campaign} are not valid now (see 'safecall campaign validate {campaign}'); "
                      "run {run} keeps the rules it was launched with.").format(campaign=run.campaign, run=run.id)

@@ -6,10 +6,8 @@ from datetime import timedelta
 
 import typer
 
-from safecall import checkin
 from safecall.errors import NotFoundError
 from safecall.i18n import N_
-from safecall.people import find_person
 from safecall.cli.context import group, state
 
 checkin_app = group("One-tap check-in links (잘 지내요 / 도움이 필요해요).")
@@ -18,6 +16,9 @@ checkin_app = group("One-tap check-in links (잘 지내요 / 도움이 필요해
 @checkin_app.command("link")
 def checkin_link(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
     """Print a new one-tap link for the person's open run: single use, valid for [checkin] link_hours."""
+    from safecall import checkin  # the store and the lifecycle: loaded by the command, not by --help
+    from safecall.people import find_person
+
     app = state(ctx)
     services = app.services()
     settings = services.instance.settings

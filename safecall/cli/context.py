@@ -9,23 +9,23 @@ import types
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import click
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
+from typer.core import _click as click  # the Click Typer runs on (newer Typer vendors it): loading the other costs start-up
 
-from safecall import commands
 from safecall.clock import Clock, SystemClock
 from safecall.errors import InputError, SafeCallError, translated
 from safecall.events import json_line
 from safecall.i18n import N_, Texts, language
-from safecall.services import Services
-from safecall.settings import Instance, configured_language, load_instance, locate_instance
-from safecall.store.db import explain
+from safecall.instancefiles import configured_language, locate_instance
 from safecall.terminal import console, csv_text, json_text, markup_safe, plain, print_listing
+
+if TYPE_CHECKING:  # the settings' models and the store load only when a command opens the instance (issue 29: start-up)
+    from safecall.services import Services
+    from safecall.settings import Instance
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class AppContext:
         return locate_instance(self.config_option, self.environ, Path.cwd())
 
     def instance(self) -> Instance:
+        from safecall.settings import load_instance  # pydantic and the settings' models: not for --help
+
         return load_instance(self.root(), self.environ)
 
     def close(self) -> None:
@@ -69,6 +71,8 @@ class AppContext:
 
     def services(self, check_schema: bool = True) -> Services:
         if self._services is None:
+            from safecall.services import Services  # the store, sqlalchemy and the lifecycle: only for a command that needs them
+
             self._services = Services.open(self.instance(), self.make_clock(), check_schema=check_schema)
         return self._services
 
@@ -90,9 +94,9 @@ def invocation(ctx: click.Context) -> AppContext:
     return AppContext(make_clock=injected.make_clock, environ=injected.env())
 
 
-# Click's exits, aborts and usage errors go on to Click, which reports them (newer Typer vendors its own Click).
-CLICK_FLOW = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
-              next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
+# Click's exits, aborts and usage errors go on to Click, which reports them (`click` is the Click Typer runs on; newer
+# Typer vendors it and has its own Exit and Abort).
+CLICK_FLOW = (typer.Exit, typer.Abort, click.ClickException)
 
 
 class SafeCallGroup(TyperGroup):
@@ -115,10 +119,19 @@ class SafeCallGroup(TyperGroup):
             fail(ctx, exc.translated(invocation(ctx)._), exc.problems)
         except SafeCallError as exc:
             fail(ctx, exc.translated(invocation(ctx)._))
-        except OperationalError as exc:  # a read outside a transaction met a locked or broken database
-            fail(ctx, explain(exc, "the instance"))
         except Exception as exc:
+            if database_error(exc):  # a read outside a transaction met a locked or broken database
+                from safecall.store.db import explain
+
+                fail(ctx, explain(exc, "the instance"))
             unexpected(ctx, exc)
+
+
+def database_error(exc: Exception) -> bool:
+    """Whether it is SQLAlchemy's OperationalError; sqlalchemy is not imported for it (a command that never opened the
+    database cannot raise one, and --help must not load it)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.OperationalError)
 
 
 def config_argument(args: list[str]) -> Optional[str]:
@@ -158,6 +171,8 @@ def unexpected(ctx, exc: Exception) -> None:
     app = invocation(ctx)
     if app.environ.get("SAFECALL_DEBUG"):
         raise exc
+    from safecall import commands
+
     where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
     if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
         typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=f"{type(exc).__name__}: {exc}",

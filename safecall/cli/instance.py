@@ -12,8 +12,6 @@ from rich.cells import cell_len
 
 from safecall import commands
 from safecall.errors import translated
-from safecall.settings import scaffold_instance, show_settings
-from safecall.telephony.base import next_step
 from safecall.terminal import json_text, markup_safe, plain
 
 
@@ -28,6 +26,8 @@ upgrade_app = group("Moving this instance to a new SafeCall release (CHANGELOG.m
 
 def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Folder for the new instance.")):
     """Create a new instance folder from the shipped defaults."""
+    from safecall.settings import scaffold_instance  # pydantic and the settings' models: not for --help
+
     app = state(ctx)
     created = scaffold_instance(directory)
     app.say(app._("Created instance in {folder}:").format(folder=directory.absolute()))
@@ -74,6 +74,8 @@ def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-cal
 @config_app.command("show")
 def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Print the effective settings; secrets are masked."""
+    from safecall.settings import show_settings  # pydantic and the settings' models: not for --help
+
     app = state(ctx)
     shown = show_settings(app.instance())
     if as_json:
@@ -84,6 +86,8 @@ def config_show(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
 
 
 def print_checks(app: AppContext, checks) -> None:
+    from safecall.telephony.base import next_step  # the trunks' interface loads the IVR flow models: not for --help
+
     passed, failed = app._("ok"), app._("FAIL")
     width = max(cell_len(passed), cell_len(failed))  # the marks line up in either language
     for check in checks:

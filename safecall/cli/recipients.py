@@ -7,12 +7,9 @@ from typing import Optional
 
 import typer
 
-from safecall import people, phones
-from safecall.audit import log_access
 from safecall.commands import parse_day
 from safecall.errors import translated
 from safecall.i18n import CLOSE_REASON, PERSON_STATUS
-from safecall.roster import import_roster
 from safecall.terminal import add_row, table
 
 
@@ -25,6 +22,8 @@ recipients_app = group("The roster of people who are called.")
 def recipients_import(ctx: typer.Context, file: Path = typer.Argument(..., help="CSV (UTF-8 or CP949) or XLSX roster."),
                       dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; change nothing.")):
     """Import or update the roster; all or nothing."""
+    from safecall.roster import import_roster  # the store and the table readers: not for --help
+
     app = state(ctx)
     services = app.services()
     report = import_roster(services.db, file, services.instance.settings, now=services.now(), today=services.today(), dry_run=dry_run)
@@ -57,6 +56,9 @@ def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(Non
                     team: Optional[str] = typer.Option(None, help="Only this team."),
                     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
     """List people on the roster."""
+    from safecall import people, phones  # the store: not for --help
+    from safecall.audit import log_access
+
     app = state(ctx)
     check_format(fmt)
     wanted = app.texts.keyword(status, "status", PERSON_STATUS, "--status") if status else None
@@ -78,6 +80,9 @@ def recipients_list(ctx: typer.Context, status: Optional[str] = typer.Option(Non
 @recipients_app.command("show")
 def recipients_show(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
     """Show one person and every call made to them."""
+    from safecall import people, phones  # the store: not for --help
+    from safecall.audit import log_access
+
     app = state(ctx)
     _ = app._
     services = app.services()
@@ -102,6 +107,8 @@ def recipients_show(ctx: typer.Context, person: str = typer.Argument(..., help="
 def recipients_pause(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
                      until: str = typer.Option(..., "--until", help="Last day of the pause, YYYY-MM-DD.")):
     """Stop calling someone until a date (e.g. a hospital stay)."""
+    from safecall import people  # the store: not for --help
+
     app = state(ctx)
     services = app.services()
     p = people.pause(services.db, person, until=parse_day(until, "--until"), today=services.today(), now=services.now())
@@ -111,6 +118,8 @@ def recipients_pause(ctx: typer.Context, person: str = typer.Argument(..., help=
 @recipients_app.command("resume")
 def recipients_resume(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name.")):
     """Call someone again."""
+    from safecall import people  # the store: not for --help
+
     app = state(ctx)
     services = app.services()
     p = people.resume(services.db, person, now=services.now())
@@ -121,6 +130,8 @@ def recipients_resume(ctx: typer.Context, person: str = typer.Argument(..., help
 def recipients_close(ctx: typer.Context, person: str = typer.Argument(..., help="Id or exact name."),
                      reason: str = typer.Option(..., "--reason", help="hospitalised, moved, deceased, declined or other (입원, 이사, 사망, 거부, 기타).")):
     """Take someone off the calls for good."""
+    from safecall import people  # the store: not for --help
+
     app = state(ctx)
     chosen = app.texts.keyword(reason, "reason", CLOSE_REASON, "--reason")
     services = app.services()

@@ -7,11 +7,9 @@ from typing import Optional
 
 import typer
 
-from safecall.audit import log_access
 from safecall.commands import parse_day
 from safecall.i18n import CALLBACK_OUTCOME, LIST_KIND, N_, NUMBER_OUTCOME, OUTCOME
 from safecall.terminal import json_text, markup_safe
-from safecall.visits import export_lists, open_task_rows, record_outcome
 
 
 from safecall.cli.context import AppContext, state, emit, check_format, FORMAT_HELP, group
@@ -27,7 +25,8 @@ def visits_list(ctx: typer.Context,
                 fmt: str = typer.Option("table", "--format", help="table, json, or a file: csv or xlsx."),
                 output: Optional[Path] = typer.Option(None, "--output", help="A .csv/.xlsx file, or a folder for one file per team (default: the outbox).")):
     """The open home-visit (or callback) list, one per team, most urgent first."""
-    from safecall.visits import COLUMNS
+    from safecall.audit import log_access  # the store: loaded by the command, not by --help
+    from safecall.visits import COLUMNS, export_lists, open_task_rows
 
     app = state(ctx)
     _ = app._
@@ -111,6 +110,8 @@ def visits_record(ctx: typer.Context, task: int = typer.Argument(..., help="Task
                   until: Optional[str] = typer.Option(None, "--until", help="hospitalised: pause calls until this day (at most 180 days ahead)."),
                   long_stay: bool = typer.Option(False, "--long-stay", help="hospitalised: the welfare officer's decision to pause calls beyond 180 days (a year at most).")):
     """Record what a visit (or an officer's call-back) found; not_home and called_no_answer keep the task open."""
+    from safecall.visits import record_outcome  # the store: loaded by the command, not by --help
+
     app = state(ctx)
     chosen = app.texts.keyword(outcome, "outcome", OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME, "--outcome")
     pause_until = parse_day(until, "--until") if until else None

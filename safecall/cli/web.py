@@ -128,10 +128,10 @@ def audit(ctx: typer.Context, actor: Optional[str] = typer.Option(None, "--actor
           fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
           verify: bool = typer.Option(False, "--verify", help="Check the hash chain: every edited or deleted row is named.")):
     """Show the audit trail: who did what, the time it was for, and the real time it was written."""
-    from safecall.audit import audit_events, verify_chain
-
     if ctx.invoked_subcommand is not None:
         return
+    from safecall.audit import audit_events, verify_chain  # the store: not for `audit review --help`, which runs this first
+
     check_format(fmt)
     app = state(ctx)
     _ = app._

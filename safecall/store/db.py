@@ -23,14 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+from safecall.corereads import MIGRATIONS, at_head, migration_head  # noqa: F401 (migration_head re-exported)
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
 from safecall.dburl import mask_url, url_secrets
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:['"]([^'"]+)['"]|None)""", re.M)
 FIRST_REVISION = "0001"  # what databases made before migrations existed are
 MIGRATION_LOCK = 5_104_2026  # PostgreSQL advisory lock: workers starting together migrate one at a time
 
@@ -97,12 +96,9 @@ class Database:
 
     def _at_head(self) -> bool:
         """Whether the database's one stored revision is the newest migration's, read without alembic."""
-        head = migration_head()
         try:
             with self.engine.connect() as connection:
-                if head is None or not sa.inspect(connection).has_table("alembic_version"):
-                    return False
-                return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+                return at_head(connection)
         except sa.exc.OperationalError as exc:
             raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
 
@@ -292,17 +288,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def migration_head() -> str | None:
-    """The newest revision of migrations/versions, read from the files' `revision` and `down_revision` lines (None when
-    they do not name exactly one head: alembic then decides)."""
-    revisions, parents = set(), set()
-    for script in (MIGRATIONS / "versions").glob("*.py"):
-        for name, value in REVISION_LINE.findall(script.read_text(encoding="utf-8")):
-            (revisions if name == "revision" else parents).add(value)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def explain(exc: Exception, where: str) -> str:
