@@ -4,7 +4,12 @@ Each command runs as a fresh process, the sides alternated round by round so a d
 all of them; CPU time (user + system, from the kernel's accounting of the child) is the steadier figure on a shared
 machine, wall time is what a person waits.
 
-    python benchmarks/startup.py --rounds 7 [--baseline DIR]     # DIR: a checkout of another commit
+    python benchmarks/startup.py --rounds 7 [--baseline DIR] [--from-source]     # DIR: a checkout of another commit
+
+Each checkout's `safecall` package is compiled to bytecode first, as an installed release is (pip compiles a wheel's
+modules): otherwise, with PYTHONDONTWRITEBYTECODE set (as here), every run compiles every module it imports from
+source, a cost that grows with the modules imported and that no installed SafeCall pays. `--from-source` measures
+that way instead (the checkouts' bytecode caches are removed first).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,16 +59,34 @@ def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+def commit(checkout: Path) -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=checkout, capture_output=True, text=True)
+    return done.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "") if done.returncode == 0 else "unknown"
+
+
+def prepare_bytecode(checkout: Path, from_source: bool) -> None:
+    """Compiled as an installed release is, or no bytecode at all (--from-source)."""
+    if from_source:
+        for cache in (checkout / "safecall").rglob("__pycache__"):
+            shutil.rmtree(cache)
+    else:  # compileall rewrites only what is missing or stale
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "safecall"], cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="another checkout to run beside this one")
+    parser.add_argument("--from-source", action="store_true", help="no bytecode: each run compiles the modules it imports")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="safecall-startup-"))
     (work / "minimal.py").write_text(MINIMAL_APP, encoding="utf-8")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     checkouts = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    for checkout in checkouts.values():
+        prepare_bytecode(checkout, args.from_source)
     instances = {}
     for side, checkout in checkouts.items():  # an initialised instance with its database at the newest revision
         instances[side] = work / f"office-{side}"
@@ -87,7 +111,9 @@ def main() -> None:
     minimal = summary["minimal typer --help"]["cpu_seconds"]["median"]
     for name in summary:
         summary[name]["cpu_over_minimal_help"] = round(summary[name]["cpu_seconds"]["median"] / minimal, 2)
-    report({"command": " ".join(sys.argv), "machine": machine(), "load_average_before": os.getloadavg(),
+    report({"command": " ".join(sys.argv), "commits": {side: commit(checkout) for side, checkout in checkouts.items()},
+            "bytecode": "none: compiled from source at each run" if args.from_source else "compiled before the runs",
+            "machine": machine(), "load_average_before": os.getloadavg(),
             "rounds": rounds, "summary": summary}, args.json)
 
 
