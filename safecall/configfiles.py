@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from safecall.errors import ConfigError, Lines, Message, message_of
 from safecall.i18n import N_
-from safecall.instancefiles import read_toml  # noqa: F401 (re-exported: the settings, flows and campaigns read with it)
 
 
 class Strict(BaseModel):

@@ -11,16 +11,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from safecall.domain import MemberState
-from safecall.errors import NotFoundError
-from safecall.i18n import N_
-
-if TYPE_CHECKING:
-    from safecall.settings import Instance
 
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:['"]([^'"]+)['"]|None)""", re.M)
@@ -106,26 +101,23 @@ def count_status(run: Any, connection: sa.Connection) -> RunStatus:
     return status
 
 
-def read_status(connection: sa.Connection, run_id: int | None) -> RunStatus:
-    """The status of the run asked for, or of the latest run."""
+def read_status(connection: sa.Connection, run_id: int | None) -> RunStatus | None:
+    """The status of the run asked for, or of the latest run; None when there is no such run."""
     query = sa.select(RUN)
     query = query.where(RUN.c.id == run_id) if run_id is not None else query.order_by(RUN.c.id.desc()).limit(1)
     run = connection.execute(query).first()
-    if run is None:
-        if run_id is not None:
-            raise NotFoundError(f"no run {run_id}")
-        raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))
-    return count_status(run, connection)
+    return None if run is None else count_status(run, connection)
 
 
-def status_if_current(instance: Instance, run_id: int | None) -> RunStatus | None:
-    """The run's status read directly; None when the database is not there yet or not at the newest revision (the
-    caller then opens it the usual way, which creates, refuses or asks to upgrade it)."""
-    url = sa.engine.make_url(instance.database_url())
+def status_if_current(database_url: str, busy_timeout: float, run_id: int | None) -> RunStatus | None:
+    """The run's status read directly; None when the database is not there yet, not at the newest revision, cannot be
+    read, or has no such run (the caller then opens it the usual way, which creates, refuses, asks to upgrade or says
+    what is wrong, in the words every command uses)."""
+    url = sa.engine.make_url(database_url)
     sqlite = url.get_backend_name() == "sqlite"
     if sqlite and not (url.database and url.database != ":memory:" and Path(url.database).exists()):
         return None
-    connect_args = {"timeout": instance.settings.sqlite_busy_timeout_seconds} if sqlite else {}
+    connect_args = {"timeout": busy_timeout} if sqlite else {}  # as Database opens it
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
     try:
         with engine.connect() as connection:

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from safecall.errors import ConfigError
-from safecall.configfiles import Strict, parse_model, read_toml
+from safecall.configfiles import Strict, parse_model
+from safecall.instancefiles import read_toml
 
 OUTCOMES = ("acknowledged", "help_requested")
 

@@ -16,7 +16,7 @@ from safecall import checkin
 from safecall import safety_clock
 from safecall.backup import daily_backup
 from safecall.campaign import CampaignDef, campaign_path
-from safecall.configfiles import read_toml
+from safecall.instancefiles import read_toml
 from safecall.delivery import publish_day, send_due_deliveries
 from safecall.errors import NoCallingDayError, SafeCallError
 from safecall.escalation import mark_overdue, notify_officers, queue_escalations, send_notifications

@@ -19,11 +19,11 @@ from holidays.registry import EntityLoader
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from safecall import phones
-from safecall.configfiles import SecretRef, Strict, parse_model, read_toml, validation_problems  # noqa: F401 (re-exported)
+from safecall.configfiles import SecretRef, Strict, parse_model, validation_problems  # noqa: F401 (re-exported)
 from safecall.dburl import mask_url, url_secrets  # noqa: F401  (settings shows and checks URLs)
 from safecall.errors import ConfigError, Message
 from safecall.i18n import N_
-from safecall.instancefiles import CONFIG_ENV, configured_language, locate_instance  # noqa: F401 (re-exported)
+from safecall.instancefiles import CONFIG_ENV, configured_language, locate_instance, read_toml  # noqa: F401 (re-exported)
 from safecall.telephony.kinds import parse_trunk
 
 DATABASE_URL_ENV = "SAFECALL_DATABASE_URL"

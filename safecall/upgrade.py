@@ -13,7 +13,8 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from safecall.configfiles import coercion_problems, read_toml, validation_problems
+from safecall.configfiles import coercion_problems, validation_problems
+from safecall.instancefiles import read_toml
 from safecall.errors import ConfigError, Message, SafeCallError
 from safecall.i18n import N_
 from safecall.settings import Instance, Settings, TrunksFile

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from conftest import person_row, scripted_trunks, write_csv
-from safecall.errors import NotFoundError
 from safecall.corereads import ATTEMPT, MEMBER, RUN, status_if_current
 from safecall.runs import run_status
 from safecall.settings import load_instance
@@ -46,7 +45,7 @@ def test_the_status_read_with_core_is_the_orms(cli, tmp_path):
         person_row("라", "010-0124-0004"), person_row("마", "010-0124-0005", phone2="070-0124-0005")])))
     cli("campaign", "launch", "weekly-safe-call")
     instance = load_instance(cli.root, cli.environ)
-    quick = status_if_current(instance, None)
+    quick = status_if_current(instance.database_url(), 30, None)
     db = cli.db()
     try:
         orm = run_status(db, 1)
@@ -64,16 +63,20 @@ def test_the_status_read_with_core_is_the_orms(cli, tmp_path):
     assert shown["week_start"] == "2026-11-23" and shown["people"] == 5 and shown["status"] == orm.run.status
 
 
-def test_a_database_not_at_the_newest_revision_is_opened_the_usual_way(cli):
+def test_a_database_not_at_the_newest_revision_is_opened_the_usual_way(cli, tmp_path):
+    url = load_instance(cli.root, cli.environ).database_url()
     database = cli.root / "data" / "safecall.db"
     assert not database.exists()
     nothing = cli("campaign", "status", ok=False)  # no database yet: created, as by every command, and it has no run
-    assert nothing.exit_code == 1 and "no runs yet" in nothing.output
-    assert database.exists()
-    with pytest.raises(NotFoundError, match="no runs yet"):  # now at the newest revision: read directly
-        status_if_current(load_instance(cli.root, cli.environ), None)
+    assert nothing.exit_code == 1 and "no runs yet; launch one with 'safecall campaign launch NAME'" in nothing.output
+    assert database.exists() and status_if_current(url, 30, None) is None
+    cli.set_trunks(scripted_trunks({"+821001240001": ["ack"]}))
+    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("가", "010-0124-0001")])))
+    cli("campaign", "launch", "weekly-safe-call")
+    assert status_if_current(url, 30, None).people == 1 and status_if_current(url, 30, 7) is None
+    assert "no run 7" in cli("campaign", "status", "7", ok=False).output  # the usual way's words for a run not there
     with sqlite3.connect(database) as connection:  # one revision behind: refused with the way to upgrade
         connection.execute("UPDATE alembic_version SET version_num = '0007'")
-    assert status_if_current(load_instance(cli.root, cli.environ), None) is None
+    assert status_if_current(url, 30, None) is None
     behind = cli("campaign", "status", ok=False)
     assert behind.exit_code == 1 and "safecall db upgrade" in behind.output

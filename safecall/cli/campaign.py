@@ -217,7 +217,7 @@ def campaign_status(ctx: typer.Context, run: Optional[int] = typer.Argument(None
     app = state(ctx)
     check_format(fmt)
     instance = app.instance()
-    status = status_if_current(instance, run)
+    status = status_if_current(instance.database_url(), instance.settings.sqlite_busy_timeout_seconds, run)
     if status is None:  # no database yet, or not at the newest revision: opened as every command opens it
         status = commands.run_to_show(app.services(), run)
     print_status(app, status, fmt, rules_note(app, instance, status.run))
