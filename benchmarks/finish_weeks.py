@@ -96,12 +96,12 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
             "engine_seconds": round(finished - started, 1)}
     week.update(measure_finish(services.db, run.id, channels, calendar, campaign))
     week["estimate"] = {
-        "source": str(estimate.source_week or "default mix"), "seconds": round(planned, 1),
+        "source": str(estimate.source_week or "default mix"), "seconds": round(planned, 1), "people": estimate.people,
         "first_calls_end": local_label(calendar, estimate.first_calls_end),
         "first_calls_end_open_hours": round(open_seconds(calendar, first_call, estimate.first_calls_end) / 3600, 2),
         "list_complete_at": local_label(calendar, estimate.list_complete),
         "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),
-        "visits_expected": round(estimate.visits_expected),
+        "visits_expected": round(estimate.visits_expected), "visits_unrounded": round(estimate.visits_expected, 2),
     }
     # The naive guess `campaign plan` must beat: the first calls end with the first calling day; the list is
     # complete at the close of the day a chain of calls placed at the first call (each retry on time) ends on.

@@ -10,13 +10,25 @@ call, how many answer it, how many end on the list after it. They come from
 the campaign's last closed weekly run (history), by class of history when the
 first calls are ordered by it (safecall/ordering.py), or from a default mix.
 
-The list is complete when fewer than half a person is still expected to join
-it. planning assumes the campaign gets `channels` to itself for the week.
+The list is complete at the median of when its last person joins it: people
+join independently, so the chance that nobody joins after a moment at which
+m people are still expected is about exp(-m), and the median is where m falls
+to ln 2. planning assumes the campaign gets `channels` to itself for the week.
+
+Who ends on the list depends on the person: someone unreached last week is
+far likelier to be unreached again than someone who answered the first call.
+People are put in classes by their last weeks (ordering.call_class, with the
+numbers out of service apart); each class's chain is what the campaign's runs
+measured for people of that class, shrunk towards a default for the class
+(measured on simulated weeks) as a small class's few weeks say little. A
+plain share of last week's list would carry all of last week's chance into
+this week.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -28,7 +40,8 @@ from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, member_histories
 from safecall.i18n import N_
-from safecall.ordering import NO_HISTORY, WeekOutcome, call_class
+from safecall.ordering import (ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, RETRIED, UNREACHED_BEFORE, UNREACHED_LAST_WEEK,
+                               WeekOutcome, call_class)
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.lifecycle import dialable_clause
 from safecall.runs import _target_filter
@@ -36,6 +49,9 @@ from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, 
 
 STEP = timedelta(minutes=1)
 HALF_A_PERSON = 0.5
+# The list is complete once fewer than this many people are still expected to join it: then the chance
+# that nobody joins after is exp(-ln 2) = one half (the median of the last person's joining).
+MEDIAN_REMAINING = math.log(2)
 MAX_DAYS = 21
 
 
@@ -60,6 +76,25 @@ class Chains:
 # 2,944 enrolled): 75.7 % answer the first call, 16.0 % the second, 3.6 % the third, 1.2 % the fourth;
 # 0.4 % are off the list after one call (a number out of service, no other), 3.1 % after four.
 DEFAULT_CHAINS = Chains(answered=(0.7568, 0.1596, 0.0360, 0.0119), unreachable=(0.0044, 0.0, 0.0, 0.0313))
+# A planning class of its own: unreachable after a single call last week (the number was out of service), which
+# stays so far more often than the rest of ordering's UNREACHED_LAST_WEEK; called with them, before everyone else.
+OUT_OF_SERVICE_LAST_WEEK = -1
+PRIOR_PEOPLE = 50.0  # a class's default chain counts as this many people measured in the class
+
+# By planning class (the weeks before), how people ended the next week: 12 simulated weeks (each after 1-3 others)
+# of 1,500 and 3,000 persistent simulated people on 4 training seeds apart from the benchmark's (benchmarks/plan_defaults.py,
+# benchmarks/results/plan-defaults.json). A number out of service last week is out of service again; a person
+# unreached last week is unreached again 42 % of the time; one who answered the first call, 1.1 %.
+DEFAULT_CLASS_CHAINS = {
+    OUT_OF_SERVICE_LAST_WEEK: Chains(answered=(0.0,), unreachable=(1.0,)),
+    UNREACHED_LAST_WEEK: Chains(answered=(0.3427, 0.1261, 0.0611, 0.0459), unreachable=(0.0, 0.0, 0.0, 0.4242)),
+    UNREACHED_BEFORE: Chains(answered=(0.4673, 0.2494, 0.0920, 0.0508), unreachable=(0.0, 0.0, 0.0, 0.1404)),
+    LATE_ANSWER: Chains(answered=(0.5891, 0.2375, 0.0933, 0.0339), unreachable=(0.0, 0.0, 0.0, 0.0462)),
+    RETRIED: Chains(answered=(0.7247, 0.2019, 0.0406, 0.0125), unreachable=(0.0, 0.0, 0.0, 0.0204)),
+    ANSWERS_FIRST_CALL: Chains(answered=(0.8232, 0.1329, 0.0257, 0.0069), unreachable=(0.0, 0.0, 0.0, 0.0113)),
+}
+# The mean length of the first, second, third and fourth call there, in seconds.
+DEFAULT_SECONDS_BY_CALL = (25.0, 27.2, 29.8, 31.3)
 
 
 @dataclass
@@ -70,6 +105,14 @@ class Mix:
     chains: dict[int, Chains]
     call_seconds: float = 26.0
     source_week: date | None = None  # the week whose run the chains come from; None: the default mix
+    # The mean length of the n-th call (n = 1..; the last figure for later calls): first calls are mostly answered
+    # and short, retries ring out. Empty: every call is `call_seconds` long.
+    seconds_by_call: tuple[float, ...] = ()
+
+    def seconds(self, attempt: int) -> float:
+        if not self.seconds_by_call:
+            return self.call_seconds
+        return self.seconds_by_call[min(attempt, len(self.seconds_by_call)) - 1]
 
 
 @dataclass
@@ -90,7 +133,7 @@ class Estimate:
 def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str],
              max_retries: int, by_history: bool, per_call_seconds: float | None = None) -> tuple[datetime | None, datetime | None, float]:
     """(first calls end, list complete, people expected on the list) for one week played as a flow."""
-    per_minute = channels * 60 / mix.call_seconds
+    per_minute = channels * 60.0  # channel-seconds each minute: calls of different lengths share them
     due: dict[datetime, dict[tuple[int, int], float]] = defaultdict(lambda: defaultdict(float))
     first_call_minute = _minute(first_call)
     total = sum(mix.people.values())
@@ -126,11 +169,11 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
         while times and times[0] <= now and capacity > 1e-9:
             moment = times[0]
             cohort = due[moment]
-            waiting = sum(cohort.values())
+            waiting = sum(mass * mix.seconds(attempt) for (_, attempt), mass in cohort.items())
             share = min(1.0, capacity / waiting) if waiting > 0 else 1.0
-            ended = now + timedelta(seconds=mix.call_seconds)
             for (klass, attempt), mass in list(cohort.items()):
                 placed = mass * share
+                ended = now + timedelta(seconds=mix.seconds(attempt))
                 cohort[(klass, attempt)] -= placed
                 if attempt == 1:
                     first_calls_done += placed
@@ -164,13 +207,14 @@ def _minute(moment: datetime) -> datetime:
 
 
 def _complete(finals: list[tuple[datetime, float]]) -> datetime | None:
-    """The moment after which fewer than half a person is still expected to join the list."""
+    """The median of when the last person joins the list: the moment after which fewer than ln 2 people are
+    still expected to join it (then nobody joins after it with a chance of one half)."""
     after = 0.0
     for moment, mass in sorted(finals, reverse=True):
         after += mass
-        if after >= HALF_A_PERSON:
+        if after >= MEDIAN_REMAINING:
             return moment
-    return finals[0][0] if finals else None
+    return min(finals)[0] if finals else None
 
 
 # ---- from the store ------------------------------------------------------------------------------------
@@ -181,15 +225,25 @@ def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
             *_target_filter(campaign), *dialable_clause(today))).scalar()
 
 
+def planning_class(history: list[WeekOutcome]) -> int:
+    """The class a person is planned in (newest week first): their calling class (ordering.call_class), with the
+    people whose number was out of service last week (unreachable after a single call) apart."""
+    klass = call_class(history)
+    if klass == UNREACHED_LAST_WEEK and next(week for week in history if week.state != MemberState.WITHDRAWN).attempts == 1:
+        return OUT_OF_SERVICE_LAST_WEEK
+    return klass
+
+
 def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_history: bool, week: date, tz: tzinfo) -> Mix:
-    """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it;
-    else the default."""
+    """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it,
+    shrunk towards the default chain of each class; else the default mix. `by_history` is kept for the callers:
+    the classes say who is likely to be a visit in either order; the order only paces the first calls."""
     with db.engine.connect() as connection:
         last = connection.execute(sa.select(CampaignRun).where(
             CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == "closed",
             CampaignRun.week_start < week).order_by(CampaignRun.week_start.desc())).first()
         if last is None:
-            return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS})
+            return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, seconds_by_call=DEFAULT_SECONDS_BY_CALL)
         # Each member of the last run: their class before it, how their week ended, and their class now.
         outcomes: dict[int, Counter] = defaultdict(Counter)
         classes_now: Counter = Counter()
@@ -199,17 +253,27 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
         for (member_id, state, attempts), (_, history) in zip(members, histories):
             if state == MemberState.WITHDRAWN or attempts == 0:
                 continue
-            klass = call_class(history) if by_history else NO_HISTORY
-            outcomes[klass][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
-            classes_now[call_class([WeekOutcome(state, attempts), *history]) if by_history else NO_HISTORY] += 1
-        seconds = connection.execute(sa.select(Attempt.placed_at, Attempt.ended_at).where(
-            Attempt.run_id == last.id, Attempt.ended_at.is_not(None))).all()
+            outcomes[planning_class(history)][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
+            classes_now[planning_class([WeekOutcome(state, attempts), *history])] += 1
+        seconds = _seconds_by_call(connection, last.id)
     overall = _chains(sum(outcomes.values(), Counter()))
-    chains = {klass: _chains(counts) if sum(counts.values()) >= 30 else overall for klass, counts in outcomes.items()}
+    chains = {klass: _shrunk(outcomes.get(klass, Counter()), DEFAULT_CLASS_CHAINS.get(klass, overall)) for klass in classes_now}
     scale = people / max(1, sum(classes_now.values()))
     shares = {klass: count * scale for klass, count in classes_now.items()}
-    mean = sum((end - start).total_seconds() for start, end in seconds) / len(seconds) if seconds else 26.0
-    return Mix(shares, {klass: chains.get(klass, overall) for klass in shares}, call_seconds=mean, source_week=last.week_start)
+    by_call = tuple(float(mean) for _, mean, _ in seconds)
+    calls = sum(count for _, _, count in seconds)
+    mean = sum(mean * count for _, mean, count in seconds) / calls if calls else 26.0
+    return Mix(shares, chains, call_seconds=mean, source_week=last.week_start, seconds_by_call=by_call or DEFAULT_SECONDS_BY_CALL)
+
+
+def _seconds_by_call(connection: sa.Connection, run_id: int) -> list[tuple[int, float, int]]:
+    """(call number, mean seconds, calls) of a run's ended calls."""
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    for number, start, end in connection.execute(sa.select(Attempt.number, Attempt.placed_at, Attempt.ended_at).where(
+            Attempt.run_id == run_id, Attempt.ended_at.is_not(None)).execution_options(yield_per=20_000)):
+        sums[number][0] += (end - start).total_seconds()
+        sums[number][1] += 1
+    return [(number, total / count, count) for number, (total, count) in sorted(sums.items())]
 
 
 def _chains(counts: Counter) -> Chains:
@@ -217,6 +281,20 @@ def _chains(counts: Counter) -> Chains:
     longest = max([attempts for _, attempts in counts] or [1])
     return Chains(tuple(counts[("answered", n)] / total for n in range(1, longest + 1)),
                   tuple(counts[("unreachable", n)] / total for n in range(1, longest + 1)))
+
+
+def _shrunk(counts: Counter, prior: Chains, weight: float = PRIOR_PEOPLE) -> Chains:
+    """The class's measured chain, with the prior counted as `weight` people of the class: a class of a few people
+    measured in one week says little about next week (the shrinkage of a beta-binomial estimate)."""
+    measured = sum(counts.values())
+    longest = max([attempts for _, attempts in counts] + [len(prior.answered), len(prior.unreachable)])
+
+    def at(values: tuple[float, ...], n: int) -> float:
+        return values[n - 1] if n <= len(values) else 0.0
+
+    total = measured + weight
+    return Chains(tuple((counts[("answered", n)] + weight * at(prior.answered, n)) / total for n in range(1, longest + 1)),
+                  tuple((counts[("unreachable", n)] + weight * at(prior.unreachable, n)) / total for n in range(1, longest + 1)))
 
 
 def estimate_week(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float,
