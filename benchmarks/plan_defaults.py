@@ -1,8 +1,9 @@
 """Measure the default chains of `campaign plan` (safecall/planning.py) on simulated weeks of training seeds.
 
 Plays `--weeks` weeks of persistent simulated people through the real engine (benchmarks/finish_weeks.py) for each
-training configuration, then pools, over every run after the first, how the people of each planning class
-(their class by the weeks before the run) ended it, and the mean length of the n-th call over every run. The
+training configuration, then pools how the people of each planning class (their class by the week before the run) ended each run after
+the first, how everyone ended the first (the default mix, nobody has history yet), and the mean length of the
+n-th call over every run. The
 seeds here are kept apart from those benchmarks/plan_vs_naive.py measures the plan on.
 
     python benchmarks/plan_defaults.py --jobs 2 --json benchmarks/results/plan-defaults.json
@@ -16,7 +17,6 @@ import sys
 import tempfile
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,7 @@ from safecall.settings import load_instance  # noqa: E402
 from safecall.store import CampaignRun, MemberState, RunMember  # noqa: E402
 
 # people, channels, order, seed: training only (plan_vs_naive.py measures seeds 1-4).
+FIRST_WEEK = "first week"
 TRAINING = [(3000, 2, "history", 101), (3000, 4, "due", 102), (1500, 1, "due", 103), (1500, 2, "history", 104)]
 
 
@@ -56,32 +57,33 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
             for call, mean, count in _seconds_by_call(connection, run.id):
                 seconds[call][0] += mean * count
                 seconds[call][1] += count
-            if number == 0:
-                continue
             members = connection.execute(sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
                                          .where(RunMember.run_id == run.id).order_by(RunMember.id)).all()
             for (_, state, attempts), (_, history) in zip(members, member_histories(
                     connection, run.id, run.campaign, run.week_start, 4, tz)):
                 if state == MemberState.WITHDRAWN or attempts == 0:
                     continue
-                outcomes[planning_class(history)][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
+                # The first week (nobody has history): the default mix; later weeks: by planning class.
+                klass = FIRST_WEEK if number == 0 else planning_class(history)
+                outcomes[klass][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
     services.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every configuration's people (a smoke run: 0.02)")
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with ThreadPoolExecutor(args.jobs) as pool:
-        kept = list(pool.map(lambda config: play(*config, args.weeks), TRAINING))
+        kept = list(pool.map(lambda config: play(max(20, round(config[0] * args.scale)), *config[1:], args.weeks), TRAINING))
     outcomes: dict[int, Counter] = defaultdict(Counter)
     seconds: dict[int, list] = defaultdict(lambda: [0.0, 0])
     for keep in kept:
         measure(keep, outcomes, seconds)
     classes = {}
-    for klass, counts in sorted(outcomes.items()):
+    for klass, counts in sorted(outcomes.items(), key=lambda item: str(item[0])):
         chains = _chains(counts)
         classes[klass] = {"people": sum(counts.values()), "answered": [round(x, 4) for x in chains.answered],
                           "unreachable": [round(x, 4) for x in chains.unreachable], "unreachable_share": round(sum(chains.unreachable), 4)}

@@ -226,10 +226,15 @@ def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
 
 
 def planning_class(history: list[WeekOutcome]) -> int:
-    """The class a person is planned in (newest week first): their calling class (ordering.call_class), with the
-    people whose number was out of service last week (unreachable after a single call) apart."""
-    klass = call_class(history)
-    if klass == UNREACHED_LAST_WEEK and next(week for week in history if week.state != MemberState.WITHDRAWN).attempts == 1:
+    """The class a person is planned in (newest week first): the calling class (ordering.call_class) of their last
+    week only, with the people whose number was out of service (unreachable after a single call) apart.
+
+    Only the last week: a class measured as it went on from one week to the next then means the same thing the next
+    week. Classes of all the weeks looked at grow purer as history grows (who answered the first call four weeks
+    running is steadier than who did once), so what a class did last week overstated what it does next."""
+    last = [week for week in history if week.state != MemberState.WITHDRAWN][:1]
+    klass = call_class(last)
+    if klass == UNREACHED_LAST_WEEK and last[0].attempts == 1:
         return OUT_OF_SERVICE_LAST_WEEK
     return klass
 
@@ -287,6 +292,8 @@ def _shrunk(counts: Counter, prior: Chains, weight: float = PRIOR_PEOPLE) -> Cha
     """The class's measured chain, with the prior counted as `weight` people of the class: a class of a few people
     measured in one week says little about next week (the shrinkage of a beta-binomial estimate)."""
     measured = sum(counts.values())
+    if not measured:
+        return prior
     longest = max([attempts for _, attempts in counts] + [len(prior.answered), len(prior.unreachable)])
 
     def at(values: tuple[float, ...], n: int) -> float:

@@ -99,8 +99,14 @@ def test_national(tmp_path):
 
 
 def test_plan_vs_naive(tmp_path):
-    result = run_script(["benchmarks/plan_vs_naive.py", "--scale", "0.05"], tmp_path)
+    result = run_script(["benchmarks/plan_vs_naive.py", "--scale", "0.05", "--weeks", "2", "--seeds", "issue"], tmp_path)
     assert result["weeks"] and all({"plan", "naive", "measured"} <= set(week) for week in result["weeks"])
+    assert len(result["scores"]) == 6 and all("error_visits" in score for score in result["scores"])
+
+
+def test_plan_defaults(tmp_path):
+    result = run_script(["benchmarks/plan_defaults.py", "--scale", "0.02", "--weeks", "2"], tmp_path)
+    assert result["classes"] and len(result["seconds_by_call"]) >= 1
 
 
 def test_startup(tmp_path):

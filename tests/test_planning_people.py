@@ -1,0 +1,104 @@
+"""`campaign plan` against a naive guess (issue 29): who is likely to be a visit, the call lengths by call, and
+when the list reads as complete."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from conftest import SEOUL, person_row, scripted_trunks, write_csv
+from safecall.ordering import ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, UNREACHED_LAST_WEEK
+from safecall.planning import (
+    DEFAULT_CLASS_CHAINS, OUT_OF_SERVICE_LAST_WEEK, Chains, Mix, _complete, _shrunk, estimate_week, mix_from_history,
+    simulate,
+)
+from safecall.policy import CallingCalendar
+from safecall.runs import launch_run
+from safecall.services import Services
+from safecall.settings import load_instance
+
+CALENDAR = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
+MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)
+SPACING = ["1h", "3h", "next_day"]
+NEVER = Chains(answered=(0, 0, 0, 0), unreachable=(0, 0, 0, 1.0))
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=SEOUL)
+
+
+def test_the_list_is_complete_at_the_median_of_its_last_person_joining():
+    # 60 people join on Wednesday morning; after them a sliver is still expected on Thursday. With 0.6 of a person
+    # left the chance that nobody joins on Thursday is exp(-0.6) = 0.55: the median is Wednesday. With 0.8 it is
+    # 0.45: Thursday. (A cut at half a person, as before, put both on Thursday.)
+    wednesday, thursday = at(25, 9, 10), at(26, 9, 0)
+    assert _complete([(wednesday, 60.0), (thursday, 0.6)]) == wednesday
+    assert _complete([(wednesday, 60.0), (thursday, 0.8)]) == thursday
+    # Small pieces add up: 0.25 on each of three later days is 0.75 expected from Thursday on (the median is
+    # Thursday, after which 0.5 are left); 0.2 on each is 0.6 in all (Wednesday).
+    assert _complete([(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.25) for day in range(3)]]) == thursday
+    assert _complete([(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.2) for day in range(3)]]) == wednesday
+
+
+def test_first_calls_take_their_own_length_not_the_mean_of_all_calls():
+    # 1,000 people who never answer, 2 channels. First calls of 20 s end Monday 12:47 (1,000 x 20 s / 2 channels =
+    # 2 h 47 min); at the mean of 26 s they would end after 13:36. The retries, 40 s each, come after.
+    by_call = Mix({NO_HISTORY: 1000}, {NO_HISTORY: NEVER}, call_seconds=26, seconds_by_call=(20.0, 40.0))
+    flat = Mix({NO_HISTORY: 1000}, {NO_HISTORY: NEVER}, call_seconds=26)
+    first_by_call, _, _ = simulate(by_call, 2, MONDAY_10, CALENDAR, SPACING, 3, by_history=False)
+    first_flat, _, _ = simulate(flat, 2, MONDAY_10, CALENDAR, SPACING, 3, by_history=False)
+    assert first_by_call.astimezone(SEOUL).strftime("%H:%M") == "12:47"
+    assert first_flat.astimezone(SEOUL).strftime("%H:%M") == "13:37"
+    assert by_call.seconds(1) == 20 and by_call.seconds(2) == by_call.seconds(4) == 40 and flat.seconds(3) == 26
+
+
+def test_a_small_class_measured_once_is_shrunk_towards_its_default():
+    prior = DEFAULT_CLASS_CHAINS[UNREACHED_LAST_WEEK]
+    # Nothing measured: the default itself.
+    assert _shrunk(Counter(), prior) == prior
+    # 50 people measured, all unreachable after 4 calls, weigh as much as the default's 50: halfway.
+    half = _shrunk(Counter({("unreachable", 4): 50}), prior)
+    assert abs(sum(half.unreachable) - (1 + sum(prior.unreachable)) / 2) < 1e-9
+    assert abs(sum(half.answered) + sum(half.unreachable) - 1) < 1e-9
+    # 5,000 measured: the measure, nearly.
+    many = _shrunk(Counter({("answered", 1): 4000, ("unreachable", 4): 1000}), prior)
+    assert abs(sum(many.unreachable) - 0.2) < 0.005 and abs(many.answered[0] - 0.8) < 0.01
+
+
+def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_path):
+    # Week 1 of 40 people: 2 numbers are out of service, 3 people never answer, 1 answers only the third call, the
+    # other 34 answer the first. Week 2's estimate is not last week's 5 people: the out-of-service numbers count
+    # whole, the 3 unreached at their chance of being unreached again, and everyone else at their own small chance.
+    numbers = [f"010-0129-{i:04d}" for i in range(40)]
+    scripts = {**{f"+82100129{i:04d}": ["invalid"] for i in range(2)},
+               **{f"+82100129{i:04d}": ["no_answer"] for i in range(2, 5)},
+               "+821001290005": ["no_answer", "no_answer", "ack"]}
+    cli.set_trunks(scripted_trunks(scripts, channels=2, cps=5))
+    cli("recipients", "import", str(write_csv(tmp_path / "forty.csv", [
+        person_row(f"사람{i}", number, born=f"19{40 + i}-05-01") for i, number in enumerate(numbers)])))
+    services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
+    campaign = services.campaign("weekly-safe-call")
+    calendar = campaign.calendar(services.instance)
+    week1, _ = launch_run(services.db, campaign, calendar, now=cli.clock.now())
+    services.dialer(campaign, clock=cli.clock).run(week1.id)
+    next_monday = datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL)
+    mix = mix_from_history(services.db, campaign, 40, False, next_monday.date(), SEOUL)
+    assert mix.source_week == week1.week_start
+    assert {klass: round(count) for klass, count in mix.people.items()} == {
+        OUT_OF_SERVICE_LAST_WEEK: 2, UNREACHED_LAST_WEEK: 3, LATE_ANSWER: 1, ANSWERS_FIRST_CALL: 34}
+    # One week measured says nothing of how classes go on: each class plans with its default chain.
+    assert all(mix.chains[klass] == DEFAULT_CLASS_CHAINS[klass] for klass in mix.people)
+    assert len(mix.seconds_by_call) == 4 and mix.seconds_by_call[0] < mix.seconds_by_call[3]  # a no-answer rings out
+    expected = sum(count * sum(DEFAULT_CLASS_CHAINS[klass].unreachable) for klass, count in mix.people.items())
+    estimate = estimate_week(services.db, campaign, calendar, now=next_monday, channels=2,
+                             first_call=next_monday.replace(hour=10), mix=mix)
+    assert abs(estimate.visits_expected - expected) < 1e-6 and 3 < estimate.visits_expected < 4.5
+    services.close()
+    cli.clock.set(next_monday)
+    plan = cli("campaign", "plan", "weekly-safe-call").output
+    assert "(from the run of the week of 2026-11-23)" in plan
+    assert f"(about {expected:,.0f} visits)" in plan and "(about 5 visits)" not in plan
+    # The list is never read as complete before the first calls end.
+    first_end = plan.split("first calls end: ")[1].split("\n")[0]
+    complete = plan.split("visit list complete: ")[1].split(" (about")[0]
+    assert complete >= first_end
