@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -40,7 +41,7 @@ from safecall.campaign import CampaignDef
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, member_histories
 from safecall.i18n import N_
-from safecall.ordering import (ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, RETRIED, UNREACHED_BEFORE, UNREACHED_LAST_WEEK,
+from safecall.ordering import (ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, RETRIED, UNREACHED_LAST_WEEK,
                                WeekOutcome, call_class)
 from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.lifecycle import dialable_clause
@@ -48,10 +49,11 @@ from safecall.runs import _target_filter
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
 STEP = timedelta(minutes=1)
+HALF_A_MINUTE = timedelta(seconds=30)
 HALF_A_PERSON = 0.5
-# The list is complete once fewer than this many people are still expected to join it: then the chance
-# that nobody joins after is exp(-ln 2) = one half (the median of the last person's joining).
-MEDIAN_REMAINING = math.log(2)
+# The flow's pace is known to a few percent (its first calls' end was off by up to 2-4 % of the hours to it in the
+# benchmarks): the week is also played with calls this much longer and shorter, equally likely.
+PACE_SPREAD = (0.97, 0.985, 1.0, 1.015, 1.03)
 MAX_DAYS = 21
 
 
@@ -81,17 +83,17 @@ DEFAULT_CHAINS = Chains(answered=(0.7568, 0.1596, 0.0360, 0.0119), unreachable=(
 OUT_OF_SERVICE_LAST_WEEK = -1
 PRIOR_PEOPLE = 50.0  # a class's default chain counts as this many people measured in the class
 
-# By planning class (the weeks before), how people ended the next week: 12 simulated weeks (each after 1-3 others)
-# of 1,500 and 3,000 persistent simulated people on 4 training seeds apart from the benchmark's (benchmarks/plan_defaults.py,
-# benchmarks/results/plan-defaults.json). A number out of service last week is out of service again; a person
-# unreached last week is unreached again 42 % of the time; one who answered the first call, 1.1 %.
+# By planning class (last week's outcome), how people ended the next week: 12 simulated weeks (each after 1-3
+# others) of 1,500 and 3,000 persistent simulated people on 4 training seeds apart from the benchmark's
+# (benchmarks/plan_defaults.py, benchmarks/results/plan-defaults.json; their first weeks gave 3.5 % unreachable, as
+# DEFAULT_CHAINS). A number out of service last week is out of service again; a person unreached last week is
+# unreached again 42 % of the time; one who answered the first call, 1.4 %.
 DEFAULT_CLASS_CHAINS = {
     OUT_OF_SERVICE_LAST_WEEK: Chains(answered=(0.0,), unreachable=(1.0,)),
     UNREACHED_LAST_WEEK: Chains(answered=(0.3427, 0.1261, 0.0611, 0.0459), unreachable=(0.0, 0.0, 0.0, 0.4242)),
-    UNREACHED_BEFORE: Chains(answered=(0.4673, 0.2494, 0.0920, 0.0508), unreachable=(0.0, 0.0, 0.0, 0.1404)),
-    LATE_ANSWER: Chains(answered=(0.5891, 0.2375, 0.0933, 0.0339), unreachable=(0.0, 0.0, 0.0, 0.0462)),
-    RETRIED: Chains(answered=(0.7247, 0.2019, 0.0406, 0.0125), unreachable=(0.0, 0.0, 0.0, 0.0204)),
-    ANSWERS_FIRST_CALL: Chains(answered=(0.8232, 0.1329, 0.0257, 0.0069), unreachable=(0.0, 0.0, 0.0, 0.0113)),
+    LATE_ANSWER: Chains(answered=(0.5358, 0.2404, 0.1086, 0.0521), unreachable=(0.0, 0.0, 0.0, 0.0630)),
+    RETRIED: Chains(answered=(0.6775, 0.2281, 0.0498, 0.0160), unreachable=(0.0, 0.0, 0.0, 0.0285)),
+    ANSWERS_FIRST_CALL: Chains(answered=(0.8070, 0.1424, 0.0291, 0.0077), unreachable=(0.0, 0.0, 0.0, 0.0138)),
 }
 # The mean length of the first, second, third and fourth call there, in seconds.
 DEFAULT_SECONDS_BY_CALL = (25.0, 27.2, 29.8, 31.3)
@@ -132,7 +134,26 @@ class Estimate:
 
 def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str],
              max_retries: int, by_history: bool, per_call_seconds: float | None = None) -> tuple[datetime | None, datetime | None, float]:
-    """(first calls end, list complete, people expected on the list) for one week played as a flow."""
+    """(first calls end, list complete, people expected on the list) for one week played as a flow.
+
+    The list's completion is the median over chance (who joins it, and when) and over the flow's own error in
+    pace: the week is played again with calls PACE_SPREAD longer and shorter. Near a closing hour a few minutes
+    decide whether the last retries fall today or tomorrow, and the flow cannot know its pace that closely."""
+    first_calls_end, finals = _flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds)
+    plays = [finals] + [_flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds, pace)[1]
+                        for pace in PACE_SPREAD if pace != 1.0]
+    complete = _complete(plays)
+    if complete is not None and first_calls_end is not None and complete < first_calls_end:
+        # Few people are still expected after `complete`, but the list is not complete while first calls are
+        # still being placed: it never reads as complete before the first calls end.
+        complete = first_calls_end
+    return first_calls_end, complete, sum(mass for _, mass in finals)
+
+
+def _flow(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str], max_retries: int,
+          by_history: bool, per_call_seconds: float | None = None, pace: float = 1.0) -> tuple[datetime | None, list[tuple[datetime, float]]]:
+    """(first calls end, [(moment, people joining the list then)]) for one week played as a flow, with every call
+    `pace` times its mean length."""
     per_minute = channels * 60.0  # channel-seconds each minute: calls of different lengths share them
     due: dict[datetime, dict[tuple[int, int], float]] = defaultdict(lambda: defaultdict(float))
     first_call_minute = _minute(first_call)
@@ -169,11 +190,12 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
         while times and times[0] <= now and capacity > 1e-9:
             moment = times[0]
             cohort = due[moment]
-            waiting = sum(mass * mix.seconds(attempt) for (_, attempt), mass in cohort.items())
+            waiting = sum(mass * mix.seconds(attempt) * pace for (_, attempt), mass in cohort.items())
             share = min(1.0, capacity / waiting) if waiting > 0 else 1.0
             for (klass, attempt), mass in list(cohort.items()):
                 placed = mass * share
-                ended = now + timedelta(seconds=mix.seconds(attempt))
+                # Placed through the minute: on average half a minute in.
+                ended = now + HALF_A_MINUTE + timedelta(seconds=mix.seconds(attempt) * pace)
                 cohort[(klass, attempt)] -= placed
                 if attempt == 1:
                     first_calls_done += placed
@@ -183,7 +205,9 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
                 if final * placed > 0:
                     finals.append((ended, final * placed))
                 if going_on * placed > 1e-9:
-                    again = _minute(retry_at(spacing, attempt, ended, calendar))
+                    # The minute the retry falls due in (not the next whole minute): one due at 17:59:30 is
+                    # placed before an 18:00 close, not the next day.
+                    again = retry_at(spacing, attempt, ended, calendar).replace(second=0, microsecond=0)
                     if again not in due:
                         heapq.heappush(times, again)
                     due[again][(klass, attempt + 1)] += going_on * placed
@@ -194,27 +218,44 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
         if first_calls_end is None and first_calls_done >= total - HALF_A_PERSON:
             first_calls_end = now + STEP
         now += STEP
-    complete = _complete(finals)
-    if complete is not None and first_calls_end is not None and complete < first_calls_end:
-        # Less than half a person is still expected after `complete`, but the list is not complete while first calls
-        # are still being placed: it never reads as complete before the first calls end.
-        complete = first_calls_end
-    return first_calls_end, complete, sum(mass for _, mass in finals)
+    return first_calls_end, finals
 
 
 def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0) + (STEP if moment.second or moment.microsecond else timedelta())
 
 
-def _complete(finals: list[tuple[datetime, float]]) -> datetime | None:
-    """The median of when the last person joins the list: the moment after which fewer than ln 2 people are
-    still expected to join it (then nobody joins after it with a chance of one half)."""
-    after = 0.0
-    for moment, mass in sorted(finals, reverse=True):
-        after += mass
-        if after >= MEDIAN_REMAINING:
-            return moment
-    return min(finals)[0] if finals else None
+def _complete(plays: list[list[tuple[datetime, float]]]) -> datetime | None:
+    """The median of when the last person joins the list, over equally likely plays of the week: the first moment
+    by which nobody is left to join with a chance of one half. In one play, with m people still expected after a
+    moment, that chance is about exp(-m) (people join independently): one half when m falls to ln 2."""
+    moments = sorted({moment for finals in plays for moment, _ in finals})
+    if not moments:
+        return None
+    suffixes = []
+    for finals in plays:  # per play: its moments, and the people expected after each
+        ordered = sorted(finals)
+        after, running = [0.0] * len(ordered), 0.0
+        for index in range(len(ordered) - 1, -1, -1):
+            after[index] = running
+            running += ordered[index][1]
+        suffixes.append(([moment for moment, _ in ordered], after, running))
+
+    def none_after(moment: datetime) -> float:
+        chance = 0.0
+        for times, after, total in suffixes:
+            index = bisect_right(times, moment) - 1
+            chance += math.exp(-(after[index] if index >= 0 else total))
+        return chance / len(suffixes)
+
+    low, high = 0, len(moments) - 1  # the chance only grows with the moment: the first at or over one half
+    while low < high:
+        middle = (low + high) // 2
+        if none_after(moments[middle]) >= 0.5:
+            high = middle
+        else:
+            low = middle + 1
+    return moments[low]
 
 
 # ---- from the store ------------------------------------------------------------------------------------
@@ -334,15 +375,25 @@ def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: Calling
         _, complete, _ = simulate(mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history)
         return complete is not None and complete <= deadline
 
+    def finishes_at_pace(channels: int) -> bool:  # one play, at the flow's own pace: cheap, for the bisection
+        first_end, finals = _flow(mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history)
+        complete = _complete([finals])
+        return complete is not None and max(complete, first_end or complete) <= deadline
+
     low, high = 1, 10_000
     if not finishes(high):
         return None
     while low < high:
         middle = (low + high) // 2
-        if finishes(middle):
+        if finishes_at_pace(middle):
             high = middle
         else:
             low = middle + 1
+    # The plays at other paces move the answer by a channel or two at most: step to where `finishes` changes.
+    while low < 10_000 and not finishes(low):
+        low += 1
+    while low > 1 and finishes(low - 1):
+        low -= 1
     return low
 
 

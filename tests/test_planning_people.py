@@ -32,12 +32,17 @@ def test_the_list_is_complete_at_the_median_of_its_last_person_joining():
     # left the chance that nobody joins on Thursday is exp(-0.6) = 0.55: the median is Wednesday. With 0.8 it is
     # 0.45: Thursday. (A cut at half a person, as before, put both on Thursday.)
     wednesday, thursday = at(25, 9, 10), at(26, 9, 0)
-    assert _complete([(wednesday, 60.0), (thursday, 0.6)]) == wednesday
-    assert _complete([(wednesday, 60.0), (thursday, 0.8)]) == thursday
+    assert _complete([[(wednesday, 60.0), (thursday, 0.6)]]) == wednesday
+    assert _complete([[(wednesday, 60.0), (thursday, 0.8)]]) == thursday
     # Small pieces add up: 0.25 on each of three later days is 0.75 expected from Thursday on (the median is
     # Thursday, after which 0.5 are left); 0.2 on each is 0.6 in all (Wednesday).
-    assert _complete([(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.25) for day in range(3)]]) == thursday
-    assert _complete([(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.2) for day in range(3)]]) == wednesday
+    assert _complete([[(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.25) for day in range(3)]]]) == thursday
+    assert _complete([[(wednesday, 60.0), *[(thursday + timedelta(days=day), 0.2) for day in range(3)]]]) == wednesday
+    # Plays of the week at other paces: one play expecting 1.5 people on Thursday and two expecting nobody then
+    # have nobody on Thursday with a chance of (0.22 + 1 + 1) / 3 = 0.74: Wednesday. All three at 1.5: Thursday.
+    fast = [(wednesday, 61.5)]
+    assert _complete([[(wednesday, 60.0), (thursday, 1.5)], fast, fast]) == wednesday
+    assert _complete([[(wednesday, 60.0), (thursday, 1.5)]] * 3) == thursday
 
 
 def test_first_calls_take_their_own_length_not_the_mean_of_all_calls():
@@ -92,7 +97,7 @@ def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_pa
     expected = sum(count * sum(DEFAULT_CLASS_CHAINS[klass].unreachable) for klass, count in mix.people.items())
     estimate = estimate_week(services.db, campaign, calendar, now=next_monday, channels=2,
                              first_call=next_monday.replace(hour=10), mix=mix)
-    assert abs(estimate.visits_expected - expected) < 1e-6 and 3 < estimate.visits_expected < 4.5
+    assert abs(estimate.visits_expected - expected) < 1e-3 and 3 < estimate.visits_expected < 4.5  # defaults to 4 places
     services.close()
     cli.clock.set(next_monday)
     plan = cli("campaign", "plan", "weekly-safe-call").output
