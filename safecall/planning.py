@@ -51,8 +51,8 @@ from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, 
 STEP = timedelta(minutes=1)
 HALF_A_MINUTE = timedelta(seconds=30)
 HALF_A_PERSON = 0.5
-# The flow's pace is known to a few percent (its first calls' end was off by up to 2-4 % of the hours to it in the
-# benchmarks): the week is also played with calls this much longer and shorter, equally likely.
+# The flow's pace is known to a few percent only (its first calls' end is 0-8 % off the engine's in BENCHMARKS.md):
+# the week is also played with calls this much longer and shorter, equally likely. Chosen, not fitted.
 PACE_SPREAD = (0.97, 0.985, 1.0, 1.015, 1.03)
 MAX_DAYS = 21
 
