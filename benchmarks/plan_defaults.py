@@ -12,6 +12,7 @@ seeds here are kept apart from those benchmarks/plan_vs_naive.py measures the pl
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,7 @@ def main() -> None:
     seconds: dict[int, list] = defaultdict(lambda: [0.0, 0])
     for keep in kept:
         measure(keep, outcomes, seconds)
+        shutil.rmtree(keep)  # the weeks' instance, only needed for this measure
     classes = {}
     for klass, counts in sorted(outcomes.items(), key=lambda item: str(item[0])):
         chains = _chains(counts)
