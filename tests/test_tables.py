@@ -131,15 +131,18 @@ def test_two_far_apart_cells_are_refused_for_the_range_between_them(tmp_path):
 
 
 def test_the_fast_cell_scan_finds_the_range_the_exact_scan_finds(tmp_path, monkeypatch):
-    # Cells written `<c r="..."` are measured by the regex engine in bulk; any other spelling, or a block reaching
-    # past a limit, is placed cell by cell. Both must see the same range, in small pieces and in large ones.
+    # Cells written `<c r="..."` are checked against a bound by one regex search, or measured by the regex engine in
+    # bulk; any other spelling, or a block reaching past a limit, is placed cell by cell. All three must see the same
+    # range, in small pieces and in large ones.
     path = workbook(tmp_path / "t.xlsx", [["a", "b"], *([i, "x" * (i % 7)] for i in range(300))])
     book = load_workbook(path)
     book.active["AB40"], book.active["C299"] = "far right", "low"
     book.save(path)
     spans = set()
-    for fast in (True, False):
-        if not fast:
+    for scan in ("quickest", "bulk", "exact"):
+        if scan != "quickest":
+            monkeypatch.setattr(tables, "_cells_within", lambda block, used: None)
+        if scan == "exact":
             monkeypatch.setattr(tables, "_farthest_cell_fast", lambda block, used: None)
         for chunk in (64, 1 << 20):
             monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
