@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import PatternFill
 
 from safecall import tables
 from safecall.errors import InputError
@@ -158,3 +161,66 @@ def test_a_long_text_is_found_wherever_a_piece_begins(tmp_path, monkeypatch):
         monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
         assert "a cell near cell B52 is longer than 29 characters" in refusal(path, Limits(cell_chars=29))
         assert read_table(path, any_header, Limits(cell_chars=300)).rows[-1].values["b"] == "z" * 300
+
+
+def with_sheet(path, edit) -> Path:
+    """The workbook at `path` with its first sheet's XML passed through `edit`."""
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = next(name for name in parts if name.startswith("xl/worksheets/"))
+    parts[sheet] = edit(parts[sheet])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return path
+
+
+def test_a_cell_below_its_blocks_last_row_is_found(tmp_path, monkeypatch):
+    # The quickest scan bounds a block by its last cell's row; a cell written out of order, far below the rows
+    # around it (its row tag says 3), must still be measured and named.
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], *([i, "x"] for i in range(200))])
+    with_sheet(path, lambda xml: xml.replace(b'<c r="B3"', b'<c r="B5000" t="inlineStr"><is><t>stray</t></is></c><c r="B3"', 1))
+    for chunk in (64, 1 << 20):
+        monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
+        assert f"{path}: a cell at B5000: the sheet reaches beyond what SafeCall reads (CV4000" in refusal(path, Limits(rows=4000))
+        assert f"{path}: the cells span A1:B5000, 10000 cells; SafeCall reads at most 9999" in refusal(path, Limits(cells=9999))
+
+
+def test_the_sheets_dimension_bounds_nothing(tmp_path):
+    # calamine allocates the range its cells reach, not the <dimension> the sheet claims: a claim of the whole grid
+    # over two rows is read, and a claim of A1:B2 over a cell at CV150000 is refused for the cell.
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"]])
+    with_sheet(path, lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', xml))
+    assert b"A1:XFD1048576" in zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    assert [row.values for row in read_table(path, any_header).rows] == [{"a": 1, "b": "x"}]
+    book = load_workbook(workbook(tmp_path / "lies.xlsx", [["a", "b"], [1, "x"]]))
+    book.active["CV150000"] = "stray"
+    book.save(tmp_path / "lies.xlsx")
+    lies = with_sheet(tmp_path / "lies.xlsx", lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:B2"', xml))
+    assert f"{lies}: the cells span A1:CV150000, 15000000 cells; SafeCall reads at most 4000000" in refusal(lies, Limits())
+
+
+def test_a_huge_shared_string_is_refused_naming_the_file(tmp_path, monkeypatch):
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"]])
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:  # 1 MiB of one string packs to a few KiB
+        archive.writestr("xl/sharedStrings.xml", b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                         b"<si><t>short</t></si><si><t>" + b"A" * (1 << 20) + b"</t></si></sst>")
+    for chunk in (4096, 1 << 20):
+        monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
+        assert f"{path}: a cell in its shared strings is longer than 2000 characters" in refusal(path, Limits())
+
+
+def test_other_tags_starting_like_a_cell_leave_the_cells_measured(tmp_path):
+    # <cols> (column widths) before the cells, <conditionalFormatting> after them: tags the quickest scan does not
+    # read, so their blocks go to the next scan; the cells are still found and the table read.
+    book = Workbook()
+    book.active.append(["a", "b"])
+    book.active.append([1, "x"])
+    book.active.column_dimensions["B"].width = 30
+    book.active.conditional_formatting.add("A1:A2", CellIsRule(operator="equal", formula=["1"], fill=PatternFill(bgColor="FFC7CE")))
+    path = tmp_path / "t.xlsx"
+    book.save(path)
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    assert b"<col " in xml and b"<conditionalFormatting" in xml
+    assert [row.values for row in read_table(path, any_header).rows] == [{"a": 1, "b": "x"}]
+    assert "a cell at B1: the sheet reaches beyond what SafeCall reads" in refusal(path, Limits(columns=1))
