@@ -131,3 +131,9 @@ def test_safety_clock(tmp_path):
     without, with_ = result["without_follow_ups"], result["with_follow_ups"]
     assert without["texts_sent"] == 0 and with_["texts_sent"] > 0 and without["clock_count"] > 0
     assert with_["tap_attempts"] == with_["taps"].get("recorded", 0)
+
+
+def test_import_steps(tmp_path):
+    result = run_script(["benchmarks/import_steps.py", "--rows", "100", "--repeat", "1"], tmp_path)
+    (repeat,) = result["repeats"]
+    assert repeat["csv"]["total"] >= 0 and "calamine: open and parse the sheet" in repeat["xlsx"]
