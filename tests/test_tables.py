@@ -113,3 +113,30 @@ def test_two_far_apart_cells_are_refused_for_the_range_between_them(tmp_path):
     book.active["CV150000"] = "stray"
     book.save(path)
     assert "the cells span A1:CV150000, 15000000 cells; SafeCall reads at most 4000000" in refusal(path, Limits())
+
+
+def test_the_fast_cell_scan_finds_the_range_the_exact_scan_finds(tmp_path, monkeypatch):
+    # Cells written `<c r="..."` are measured by the regex engine in bulk; any other spelling, or a block reaching
+    # past a limit, is placed cell by cell. Both must see the same range, in small pieces and in large ones.
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], *([i, "x" * (i % 7)] for i in range(300))])
+    book = load_workbook(path)
+    book.active["AB40"], book.active["C299"] = "far right", "low"
+    book.save(path)
+    spans = set()
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(tables, "_farthest_cell_fast", lambda block, used: None)
+        for chunk in (64, 1 << 20):
+            monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
+            spans.add(refusal(path, Limits(cells=301 * 28 - 1)))
+            assert "row 40 has more cells (28) than the header" in refusal(path, Limits(cells=301 * 28))  # past the scan
+    assert spans == {f"{path}: the cells span A1:AB301, 8428 cells; SafeCall reads at most 8427 (delete stray cells far from the table, or split the file)"}
+
+
+def test_a_long_text_is_found_wherever_a_piece_begins(tmp_path, monkeypatch):
+    # The scan allows 10 bytes of XML a character (&#x10FFFF;): 300 bytes of text is past 29 characters' worth.
+    path = workbook(tmp_path / "t.xlsx", [["a", "b"], *([i, "y"] for i in range(50)), [1, "z" * 300]])
+    for chunk in (7, 64, 1 << 20):
+        monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
+        assert "a cell near cell B52 is longer than 29 characters" in refusal(path, Limits(cell_chars=29))
+        assert read_table(path, any_header, Limits(cell_chars=300)).rows[-1].values["b"] == "z" * 300
