@@ -1,18 +1,23 @@
 """Benchmark 1c: importing a 100,000-row roster, as CSV and as XLSX, into a new SQLite instance.
 
-    python benchmarks/import_roster.py --rows 100000
+    python benchmarks/import_roster.py --rows 100000 --rounds 3 [--baseline DIR]
 
-Each import runs `safecall recipients import` in a fresh process, timed from
-start to exit, so the figure is what a welfare officer waits for.
+Each import runs `safecall recipients import` in a fresh process, timed from start to exit, so the figure is what a
+welfare officer waits for. CSV and XLSX alternate round by round (and with the checkout in DIR, e.g. a worktree of
+an older commit, when given), so a drift of the machine's speed falls on both. Memory is the whole process tree's
+peak (the importer checks rows in a process pool): the sum of proportional set sizes (PSS, shared pages divided
+among the processes sharing them), and of resident sizes (which count shared pages in each), sampled every 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,33 +43,90 @@ def write_xlsx(path: Path, rows: int) -> Path:
     return path
 
 
-def timed_import(roster: Path, workdir: Path) -> dict:
-    instance = workdir / f"office-{roster.suffix[1:]}"
-    subprocess.run([sys.executable, "-m", "safecall", "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
-    started = time.perf_counter()
+def process_tree(pid: int) -> list[int]:
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            for task in Path(f"/proc/{tree[index]}/task").iterdir():
+                tree += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        index += 1
+    return tree
+
+
+def tree_memory_kib(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) summed over `pid` and its descendants, in KiB."""
+    pss = rss = 0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            pass
+    return pss, rss
+
+
+def timed_import(checkout: Path, roster: Path, workdir: Path) -> dict:
+    instance = Path(tempfile.mkdtemp(prefix=f"office-{roster.suffix[1:]}-", dir=workdir))
+    # The checkout's own code: tests/clocked_cli.py puts its repository first on the path.
+    cli = [sys.executable, str(checkout / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(instance)]
+    subprocess.run([*cli, "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(instance),
-                           "recipients", "import", str(roster)], check=True, capture_output=True, text=True)
+    started = time.perf_counter()
+    process = subprocess.Popen([*cli, "recipients", "import", str(roster)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0, 0]
+
+    def sample() -> None:
+        while process.poll() is None:
+            pss, rss = tree_memory_kib(process.pid)
+            peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
     seconds = time.perf_counter() - started
+    sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"seconds": round(seconds, 1), "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
-            "peak_memory_mb": round(after.ru_maxrss / 1024), "output": done.stdout.strip().splitlines()[0]}
+    if process.returncode:
+        raise SystemExit(f"import of {roster} failed ({process.returncode}): {err[-2000:]}")
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+            "tree_peak_pss_mb": round(peak[0] / 1024), "tree_peak_rss_mb": round(peak[1] / 1024),
+            "largest_process_peak_rss_mb": round(after.ru_maxrss / 1024), "output": out.strip().splitlines()[0]}
+
+
+def spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": round(statistics.median(values), 3), "max": max(values)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", type=Path, help="another checkout (e.g. a worktree of an older commit) to alternate with")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="safecall-import-"))
     csv_file = write_roster(workdir / "roster.csv", args.rows, DONGS)
     xlsx_file = write_xlsx(workdir / "roster.xlsx", args.rows)
-    results = {
-        "rows": args.rows,
-        "machine": machine(),
-        "csv": timed_import(csv_file, workdir),
-        "xlsx": timed_import(xlsx_file, workdir),
-    }
+    sides = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        for side, checkout in sides.items():
+            csv_run = timed_import(checkout, csv_file, workdir)
+            xlsx_run = timed_import(checkout, xlsx_file, workdir)
+            rounds.append({"round": number, "code": side, "csv": csv_run, "xlsx": xlsx_run,
+                           "xlsx_over_csv_seconds": round(xlsx_run["seconds"] / csv_run["seconds"], 3),
+                           "xlsx_over_csv_cpu": round(xlsx_run["cpu_seconds"] / csv_run["cpu_seconds"], 3)})
+            print(f"round {number} {side}: csv {csv_run['seconds']} s / {csv_run['cpu_seconds']} s CPU, "
+                  f"xlsx {xlsx_run['seconds']} s / {xlsx_run['cpu_seconds']} s CPU", file=sys.stderr, flush=True)
+    results = {"rows": args.rows, "machine": machine(), "command": " ".join(sys.argv), "rounds": rounds,
+               "summary": {side: {key: spread([r[key] for r in rounds if r["code"] == side])
+                                  for key in ("xlsx_over_csv_seconds", "xlsx_over_csv_cpu")} for side in sides}}
     report(results, args.json)
 
 
