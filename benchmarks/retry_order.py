@@ -11,11 +11,12 @@ efficiency.py (time when someone is due or a call is in flight) over call-second
   calls, all due at the first slot, go before retries that came due later);
 - retries first (any due retry before any first call).
 
-    python benchmarks/retry_order.py
+    python benchmarks/retry_order.py [--people 100000]
 """
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import json
 import random
@@ -53,13 +54,13 @@ def call(rng: random.Random) -> tuple[float, bool]:
     return rng.uniform(2, 6), False
 
 
-def week(retries_first: bool) -> dict:
+def week(retries_first: bool, people: int = PEOPLE) -> dict:
     rng = random.Random(5)
 
     def key(due: float, person: int, number: int) -> tuple:
         return ((0 if number > 1 else 1), due, person) if retries_first else (due, person)
 
-    due_now = [(key(OPENS, p, 1), OPENS, p, 1) for p in range(PEOPLE)]
+    due_now = [(key(OPENS, p, 1), OPENS, p, 1) for p in range(people)]
     heapq.heapify(due_now)
     later: list[tuple[float, int, int]] = []
     ends: list[float] = []
@@ -107,4 +108,7 @@ def week(retries_first: bool) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"due_time_order": week(False), "retries_first": week(True)}, indent=2))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=PEOPLE)
+    people = parser.parse_args().people
+    print(json.dumps({"due_time_order": week(False, people), "retries_first": week(True, people)}, indent=2))
