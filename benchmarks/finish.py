@@ -105,6 +105,7 @@ def measure_finish(db, run_id: int, channels: int, calendar: CallingCalendar, ca
         "first_call_to_task_hours_median": round(statistics.median(waits), 1),
         "first_call_to_task_hours_p95": round(percentile(waits, 0.95), 1),
         "first_calls_done_at": local_label(calendar, max(first_placed.values())),
+        "first_calls_done_open_hours": round(open_seconds(calendar, first_call, max(first_placed.values())) / 3600, 2),
         # How much of the list a late few hold back: when 95 % and 99 % of its people were on it.
         "list_95_percent_at": local_label(calendar, percentile([created for _, created in tasks], 0.95)),
         "list_99_percent_at": local_label(calendar, percentile([created for _, created in tasks], 0.99)),

@@ -38,7 +38,7 @@ import sqlalchemy as sa  # noqa: E402
 from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.efficiency import measure_efficiency  # noqa: E402
 from benchmarks.engine_week import prepare  # noqa: E402
-from benchmarks.finish import local_label, measure_finish, open_seconds  # noqa: E402
+from benchmarks.finish import chain_end, local_label, measure_finish, open_seconds  # noqa: E402
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.history import CALLS_PER_PERSON, MEAN_CALL_SECONDS, FirstCallOrder  # noqa: E402
@@ -56,7 +56,7 @@ TRUNKS = """default = "simulated"
 type = "simulated"
 channels = {channels}
 calls_per_second = {cps}
-seed = 2026
+seed = {seed}
 people = "persistent"
 """
 FIRST_MONDAY = datetime.fromisoformat("2026-11-23T08:00+09:00")
@@ -66,6 +66,10 @@ BY_HOUR = {"none": frozenset(), "answered": EVERY_CLASS - {UNREACHED_LAST_WEEK},
 def replace_order(campaign, order: str):
     """The campaign as launched here: its first calls in `order`, so the estimate plans the same week."""
     return campaign.model_copy(update={"schedule": campaign.schedule.model_copy(update={"first_calls": order})})
+
+
+def day_close(calendar, moment: datetime) -> datetime:
+    return datetime.combine(calendar.local(moment).date(), calendar.end, tzinfo=calendar.tz)
 
 
 def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
@@ -94,12 +98,23 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     week["estimate"] = {
         "source": str(estimate.source_week or "default mix"), "seconds": round(planned, 1),
         "first_calls_end": local_label(calendar, estimate.first_calls_end),
+        "first_calls_end_open_hours": round(open_seconds(calendar, first_call, estimate.first_calls_end) / 3600, 2),
         "list_complete_at": local_label(calendar, estimate.list_complete),
         "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),
         "visits_expected": round(estimate.visits_expected),
     }
-    week["estimate"]["error_of_list_complete"] = round(
-        week["estimate"]["list_complete_open_hours"] / week["list_complete_open_hours"] - 1, 3)
+    # The naive guess `campaign plan` must beat: the first calls end with the first calling day; the list is
+    # complete at the close of the day a chain of calls placed at the first call (each retry on time) ends on.
+    chain_ends = chain_end(first_call, [timedelta(seconds=args.mean_call_seconds)] * (campaign.retry.max_retries + 1),
+                           campaign.retry.spacing, calendar)
+    week["naive"] = {
+        "first_calls_end_open_hours": round(open_seconds(calendar, first_call, day_close(calendar, first_call)) / 3600, 2),
+        "list_complete_at": local_label(calendar, day_close(calendar, chain_ends)),
+        "list_complete_open_hours": round(open_seconds(calendar, first_call, day_close(calendar, chain_ends)) / 3600, 2),
+    }
+    if week["visit_tasks"]:  # a tiny smoke week may end with nobody on the list
+        week["estimate"]["error_of_list_complete"] = round(
+            week["estimate"]["list_complete_open_hours"] / week["list_complete_open_hours"] - 1, 3)
     efficiency = measure_efficiency(services.db, run.id, channels, calendar, campaign)
     week.update({key: efficiency[key] for key in ("attempts", "utilisation_while_due", "makespan_over_lower_bound")})
     with services.db.engine.connect() as connection:
@@ -108,7 +123,7 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
         listed = connection.execute(sa.select(Attempt.phone).join(VisitTask, sa.and_(
             VisitTask.run_id == Attempt.run_id, VisitTask.person_id == Attempt.person_id, VisitTask.kind == "visit"))
             .where(Attempt.run_id == run.id, Attempt.number == 1)).scalars()
-        people = PersistentPeople(2026, _Draws)  # the trunk's seed
+        people = PersistentPeople(getattr(args, "seed", 2026), _Draws)  # the trunk's seed
         week["visits_by_kind"] = dict(Counter(people.profile(phone, run.week_start).kind for phone in listed).most_common())
     print(week, file=sys.stderr, flush=True)
     return week
@@ -131,13 +146,14 @@ def main() -> None:
                         help="--order history: whose first calls go at the hour they answered in last time")
     parser.add_argument("--pacer", choices=["engine", "fixed"], default="engine")
     parser.add_argument("--calls-per-minute", type=float, default=27)
+    parser.add_argument("--seed", type=int, default=2026, help="the simulated trunk's (who each person is, how they answer)")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--keep", type=Path, help="build the instance here and keep it")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="safecall-finish-"))
-    environ = prepare(directory, args.people, args.channels, args.cps, args.database_url, TRUNKS)["environ"]
+    environ = prepare(directory, args.people, args.channels, args.cps, args.database_url, TRUNKS.replace("{seed}", str(args.seed)))["environ"]
     instance = load_instance(directory, environ)
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]

@@ -96,3 +96,8 @@ def test_national(tmp_path):
     result = run_script(["benchmarks/national.py", "--people", "200", "--districts", "2", "--workers", "1", "--channels", "4",
                          "--speed", "400", "--days", "1"], tmp_path)
     assert result
+
+
+def test_plan_vs_naive(tmp_path):
+    result = run_script(["benchmarks/plan_vs_naive.py", "--scale", "0.05"], tmp_path)
+    assert result["weeks"] and all({"plan", "naive", "measured"} <= set(week) for week in result["weeks"])
