@@ -218,7 +218,8 @@ def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
 
 TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(row|c)\b([^>]*)>")
 REF = re.compile(rb"""\br\s*=\s*["']([A-Za-z]{0,3})([0-9]+)["']""")
-PLAIN_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]+)"')
+PLAIN_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+"')
+PLAIN_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"')
 NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 NS_PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -415,12 +416,14 @@ def _farthest_cell_fast(block: bytes, used: UsedRange) -> tuple[int, int] | None
     reference: its place is then counted from the cell before) or the block reaches past a limit: the exact scan
     then places each cell and names the first one out of bounds.
     """
-    refs = PLAIN_CELL_REF.findall(block)
-    if len(refs) != block.count(b"<c ") + block.count(b"<c>") + block.count(b"<c/>") or b":c" in block:
+    # Two passes of one group each: a million bytes objects are not tracked by the garbage collector, a million
+    # (letters, number) tuples are, and made the collector walk the importer's heap over and over.
+    letters = PLAIN_CELL_COLUMN.findall(block)
+    if len(letters) != block.count(b"<c ") + block.count(b"<c>") + block.count(b"<c/>") or b":c" in block:
         return None
-    if not refs:
+    if not letters:
         return 0, 0
-    letters, numbers = zip(*refs)
+    numbers = PLAIN_CELL_ROW.findall(block)
     rows, columns = max(map(int, set(numbers))), max(map(_column_number, set(letters)))
     limits = used.limits
     if rows > limits.rows or columns > limits.columns or max(rows, used.rows) * max(columns, used.columns) > limits.cells:
