@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
+from holidays.registry import EntityLoader
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from safecall import phones
@@ -193,7 +193,8 @@ class Settings(Strict):
     @field_validator("holiday_country")
     @classmethod
     def _known_country(cls, value: str) -> str:
-        if value not in holidays.list_supported_countries():
+        # The registry's codes (aliases included), not list_supported_countries(), which imports every country's module.
+        if value not in EntityLoader.get_country_codes(include_aliases=True):
             raise ValueError(Message(N_("the holidays package has no country {value!r}"), value=value))
         return value
 

@@ -249,3 +249,31 @@ def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
         assert connection.execute(sa.select(table.c.at)).scalar() == moment
         assert connection.execute(sa.select(table.c.at).where(table.c.at == moment)).scalar() == moment
     engine.dispose()
+
+
+def test_the_newest_revision_is_read_from_the_migration_files_as_alembic_reads_it():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from safecall.store.db import MIGRATIONS, migration_head
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert migration_head() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_database_at_the_newest_revision_is_opened_without_importing_alembic(tmp_path):
+    # Every command opens the store; alembic (a quarter of a second) is only for a database that needs work.
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'safecall.db'}"
+    Database(url).create_schema()
+    probe = ("import sys; from safecall.store import Database; db = Database(sys.argv[1]); db.create_schema(); "
+             "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic'}))")
+    opened = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert opened.stdout.strip() == "[]"
+    with sqlite3.connect(tmp_path / "safecall.db") as connection:  # one revision behind: alembic is asked, and refuses
+        connection.execute("UPDATE alembic_version SET version_num = '0007'")
+    with pytest.raises(StoreError, match="this SafeCall needs"):
+        Database(url).create_schema()

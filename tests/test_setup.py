@@ -70,6 +70,10 @@ def test_bad_settings_name_the_file_the_key_and_the_problem(cli):
     result = cli("config", "show", ok=False)
     assert result.exit_code == 1
     assert f"{settings}: key 'timezone': unknown time zone 'Asia/Busan'" in result.output
+    settings.write_text(text.replace('holiday_country = "KR"', 'holiday_country = "XX"'), encoding="utf-8")
+    assert "key 'holiday_country': the holidays package has no country 'XX'" in cli("config", "show", ok=False).output
+    settings.write_text(text.replace('holiday_country = "KR"', 'holiday_country = "KOR"'), encoding="utf-8")
+    assert cli("config", "show").exit_code == 0  # an alias the holidays package knows is accepted
     settings.write_text("colour = 'blue'\n" + text, encoding="utf-8")
     assert "key 'colour': Extra inputs are not permitted" in cli("config", "show", ok=False).output
     settings.write_text(text + "\n[[teams]\n", encoding="utf-8")

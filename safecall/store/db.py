@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,10 +21,6 @@ from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlmodel import Session, create_engine
 
 from safecall.errors import SafeCallError
@@ -33,6 +30,7 @@ from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:['"]([^'"]+)['"]|None)""", re.M)
 FIRST_REVISION = "0001"  # what databases made before migrations existed are
 MIGRATION_LOCK = 5_104_2026  # PostgreSQL advisory lock: workers starting together migrate one at a time
 
@@ -79,6 +77,8 @@ class Database:
 
     def create_schema(self) -> None:
         """Make a new database at the newest schema; an older one must be upgraded on purpose (`safecall db upgrade`)."""
+        if self._at_head():  # every command's start: alembic is imported only when there is work for it
+            return
         state = self.schema_state()
         if state.current == state.head:
             return
@@ -89,7 +89,21 @@ class Database:
             raise StoreError(N_("the database {url} is at schema revision {current}, which this SafeCall does not know (newest: {head}); use a newer SafeCall"), url=self.safe_url(), current=state.current, head=state.head)
         raise StoreError(N_("the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"), url=self.safe_url(), current=state.current or FIRST_REVISION, head=state.head)
 
+    def _at_head(self) -> bool:
+        """Whether the database's one stored revision is the newest migration's, read without alembic."""
+        head = migration_head()
+        try:
+            with self.engine.connect() as connection:
+                if head is None or not sa.inspect(connection).has_table("alembic_version"):
+                    return False
+                return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+        except sa.exc.OperationalError as exc:
+            raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
+
     def schema_state(self) -> "SchemaState":
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         try:
             with self.engine.connect() as connection:
                 tables = set(sa.inspect(connection).get_table_names())
@@ -103,6 +117,10 @@ class Database:
 
     def upgrade(self) -> "Upgrade":
         """Bring the schema to the newest revision in place. A SQLite file with data is backed up first."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         state = self.schema_state()
         if state.current == state.head:
             return Upgrade([], None, state.head)
@@ -131,7 +149,9 @@ class Database:
         return copy_sqlite(Path(make_url(self.url).database), target)
 
     @staticmethod
-    def _alembic_config() -> AlembicConfig:
+    def _alembic_config():
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         return config
@@ -228,6 +248,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def migration_head() -> str | None:
+    """The newest revision of migrations/versions, read from the files' `revision` and `down_revision` lines (None when
+    they do not name exactly one head: alembic then decides)."""
+    revisions, parents = set(), set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        for name, value in REVISION_LINE.findall(script.read_text(encoding="utf-8")):
+            (revisions if name == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def explain(exc: Exception, where: str) -> str:
