@@ -5,18 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def safecall_command() -> list[str]:
-    """The safecall command run from this checkout, before and after the CLI moved into the package."""
-    if (ROOT / "safecall" / "__main__.py").exists():
-        return [sys.executable, "-m", "safecall"]
-    return [sys.executable, str(ROOT / "cli.py")]
-
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
