@@ -7,6 +7,7 @@ import os
 import platform
 from pathlib import Path
 
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

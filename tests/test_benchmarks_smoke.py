@@ -101,3 +101,8 @@ def test_national(tmp_path):
 def test_plan_vs_naive(tmp_path):
     result = run_script(["benchmarks/plan_vs_naive.py", "--scale", "0.05"], tmp_path)
     assert result["weeks"] and all({"plan", "naive", "measured"} <= set(week) for week in result["weeks"])
+
+
+def test_startup(tmp_path):
+    result = run_script(["benchmarks/startup.py", "--rounds", "1"], tmp_path)
+    assert set(result["summary"]) == {"minimal typer --help", "this: safecall --help", "this: safecall campaign status"}
