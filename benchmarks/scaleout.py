@@ -6,13 +6,22 @@ always-open window with immediate retries; throughput is attempts settled per
 real second, from the first placement until the run closes.
 
     eval "$(.ci/postgres start)"
-    python benchmarks/scaleout.py --people 3000 --channels 10 --speed 50
+    python benchmarks/scaleout.py --people 3000 --channels 10 --speed 50             # channel-bound
+    python benchmarks/scaleout.py --people 3000 --channels 400 --speed 200            # CPU-bound
+
+What it measures depends on which runs out first. With 10 channels a worker at x50, a worker's channels can settle
+at most channels x speed / (mean call seconds) attempts a (real) second: throughput then grows with workers because
+each brings its channels, whatever the CPU does (channel-bound). With channels to spare (hundreds a worker, calls
+settling faster than the engine can place them), throughput is what the workers' CPU and the database give
+(CPU-bound): on two cores, more than two workers cannot add CPU. Each run reports the channels' capacity, the share
+of it used, and the CPU seconds the workers used (from the kernel's accounting of the children).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -67,6 +76,7 @@ def measure(admin_url: str, workers: int, people: int, channels: int, speed: flo
                                           "--trunk", f"pbx{index}", "--interval", "0.2"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for index in range(1, workers + 1)]
     started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         while True:
             with db.session() as session:
@@ -81,14 +91,24 @@ def measure(admin_url: str, workers: int, people: int, channels: int, speed: flo
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(60)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     with db.engine.connect() as connection:
         attempts = connection.execute(sa.select(sa.func.count()).select_from(Attempt)).scalar()
         doubled = connection.execute(sa.text("SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")).scalar()
+        call_seconds = connection.execute(sa.text(
+            "SELECT avg(EXTRACT(EPOCH FROM ended_at - placed_at)) FROM attempt WHERE ended_at IS NOT NULL")).scalar()
     db.dispose()
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    # What the channels alone allow: each channel settles one call of the mean length every call_seconds / speed.
+    capacity = workers * channels * speed / float(call_seconds) if call_seconds else None
     return {"workers": workers, "channels_total": workers * channels, "attempts": attempts, "seconds": round(seconds, 1),
-            "attempts_per_second": round(attempts / seconds, 1), "attempts_dialled_twice": doubled}
+            "attempts_per_second": round(attempts / seconds, 1), "attempts_dialled_twice": doubled,
+            "mean_call_seconds": round(float(call_seconds or 0), 1),
+            "channel_capacity_attempts_per_second": round(capacity, 1) if capacity else None,
+            "share_of_channel_capacity": round(attempts / seconds / capacity, 3) if capacity else None,
+            "workers_cpu_seconds": round(workers_cpu, 1), "workers_cpu_ms_per_attempt": round(1000 * workers_cpu / attempts, 2)}
 
 
 def main() -> None:
@@ -102,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url or start .ci/postgres")
-    results = {"people": args.people, "speed": args.speed,
+    results = {"command": " ".join(sys.argv), "people": args.people, "speed": args.speed, "channels_per_worker": args.channels,
                "machine": machine() + ", PostgreSQL on loopback",
                "runs": [measure(args.database_url, int(w), args.people, args.channels, args.speed) for w in args.workers.split(",")]}
     report(results, args.json)
