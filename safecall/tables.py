@@ -218,6 +218,7 @@ def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
 
 TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(row|c)\b([^>]*)>")
 REF = re.compile(rb"""\br\s*=\s*["']([A-Za-z]{0,3})([0-9]+)["']""")
+CELL_OPEN = re.compile(rb"<c[\s/>]")  # every unprefixed cell tag, however its attributes are spaced
 PLAIN_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[0-9]+"')
 PLAIN_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]+)"')
 NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -419,7 +420,7 @@ def _farthest_cell_fast(block: bytes, used: UsedRange) -> tuple[int, int] | None
     # Two passes of one group each: a million bytes objects are not tracked by the garbage collector, a million
     # (letters, number) tuples are, and made the collector walk the importer's heap over and over.
     letters = PLAIN_CELL_COLUMN.findall(block)
-    if len(letters) != block.count(b"<c ") + block.count(b"<c>") + block.count(b"<c/>") or b":c" in block:
+    if len(letters) != len(CELL_OPEN.findall(block)) or b":c" in block:
         return None
     if not letters:
         return 0, 0

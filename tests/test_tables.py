@@ -102,6 +102,21 @@ def test_stored_and_deflated_parts_are_read_and_a_cut_file_is_refused(tmp_path):
     assert "not a readable XLSX workbook" in refusal(cut, Limits())
 
 
+@pytest.mark.parametrize("cell", ['<c\tr="CW5"><v>1</v></c>', '<c  r="CW5"/>', '<c t="n" r="CW5"><v>1</v></c>', '<x:c r="CW5"/>'])
+def test_a_cell_written_otherwise_is_still_placed(tmp_path, cell):
+    # The bulk scan reads only `<c r="..."`; any other spelling of a cell sends the block to the exact scan.
+    path = tmp_path / "t.xlsx"
+    workbook(path, [["a", "b"]])
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = next(name for name in parts if name.startswith("xl/worksheets/"))
+    parts[sheet] = parts[sheet].replace(b"</sheetData>", f'<row r="5">{cell}</row></sheetData>'.encode())
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    assert "a cell at CW5: the sheet reaches beyond what SafeCall reads" in refusal(path, Limits(columns=100))
+
+
 def test_only_regular_files_are_read(tmp_path):
     assert "/dev/zero: not a regular file" in refusal(Path("/dev/zero"), Limits())
     assert f"{tmp_path}: is a folder, not a file" in refusal(tmp_path, Limits())
