@@ -60,7 +60,9 @@ def build_office(directory: Path, tasks: int, accounts: int) -> tuple[list[tuple
     """The instance with `tasks` open visit tasks; (username, team) of the team members made, and each team's tasks."""
     scaffold_instance(directory)
     settings = directory / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + "\n[web]\nsecure_cookies = false\nsession_minutes = 600\n", encoding="utf-8")
+    # login_attempts: the limit counts password checks in flight per address, and every user here comes from 127.0.0.1.
+    settings.write_text(settings.read_text(encoding="utf-8") + "\n[web]\nsecure_cookies = false\nsession_minutes = 600\nlogin_attempts = 100\n",
+                        encoding="utf-8")
     services = Services.open(load_instance(directory), SystemClock())
     instance = services.instance
     dongs = [dong for team in instance.settings.teams for dong in team.dongs]
