@@ -42,6 +42,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.engine_week import prepare  # noqa: E402
+from benchmarks.finish_weeks import FIRST_MONDAY, TRUNKS  # noqa: E402 (the same simulated office of persistent people)
 from safecall import checkin, escalation, safety_clock, visits  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.notify import SmsMessage  # noqa: E402
@@ -52,15 +53,7 @@ from safecall.store import Person, VisitTask  # noqa: E402
 from safecall.telephony.simulated import _Draws  # noqa: E402
 from safecall.telephony.simulated_people import PersistentPeople  # noqa: E402
 
-TRUNKS = """default = "simulated"
-[trunks.simulated]
-type = "simulated"
-channels = {channels}
-calls_per_second = {cps}
-seed = {seed}
-people = "persistent"
-"""
-MONDAY = datetime.fromisoformat("2026-11-23T08:00+09:00")
+MONDAY = FIRST_MONDAY
 SECRET = "benchmark-only-web-secret-not-a-real-one-0123456789"
 STEP = timedelta(minutes=5)
 # Who taps a link sent after two unanswered calls, by simulated kind: an assumption, stated in the docstring.
