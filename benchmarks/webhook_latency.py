@@ -51,7 +51,9 @@ def open_attempts(directory: Path, calls: int) -> tuple[Services, list[tuple[str
     import_roster(services.db, write_roster(directory / "roster.csv", calls, ["사직동"]), services.instance.settings,
                   now=clock.now(), today=services.today())
     # Open attempts as the dialer leaves them just before Twilio calls back: written, call placed.
-    run, _ = launch_run(services.db, campaign, calendar, now=datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+    # With its rules, as `campaign launch` and the scheduler launch a run (a run without them reads the files)
+    run, _ = launch_run(services.db, campaign, calendar, now=datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc),
+                        rules=services.rules_snapshot("weekly-safe-call"))
     tokens = []
     with services.db.transaction() as session:
         for member in session.exec(RunMember.__table__.select().where(RunMember.run_id == run.id)):
@@ -64,8 +66,14 @@ def open_attempts(directory: Path, calls: int) -> tuple[Services, list[tuple[str
 
 
 def warm_up(port: int, attempt: tuple[str, str]) -> None:
-    """One call's voice, gather and status before the clock starts, on an attempt the plan does not use."""
+    """The speech model loaded (the server loads it in the background when it starts: seconds of CPU a live server
+    has long spent before its calls come) and one call's voice, gather and status, on an attempt the plan does not
+    use, all before the clock starts."""
     from urllib.request import Request, urlopen
+
+    from safecall import speech
+
+    speech.analyser()
 
     for _kind, path, params in plan_requests([attempt], 3):
         with urlopen(Request(f"http://127.0.0.1:{port}{path}", data=urlencode(params).encode(),
