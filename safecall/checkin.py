@@ -78,12 +78,7 @@ class LinkState:
 
 def text_number(person: Person) -> str | None:
     """The person's first mobile number (a text to a landline never arrives), or None."""
-    import phonenumbers
-
-    for number in (person.phone, person.phone2):
-        if number and phonenumbers.number_type(phonenumbers.parse(number)) == phonenumbers.PhoneNumberType.MOBILE:
-            return number
-    return None
+    return next((number for number in (person.phone, person.phone2) if number and phones.is_mobile(number)), None)
 
 
 def new_link(session, signer: LinkSigner, base_url: str, *, member_id: int, person_id: int, now: datetime,

@@ -103,6 +103,3 @@ def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome
         by_key.setdefault((row.run_id, row.person_id), []).append(_outcome(row))
     return {t.id: by_key[(t.run_id, t.person_id)] for t in tasks if (t.run_id, t.person_id) in by_key}
 
-
-# ---- Twilio's callbacks, as the conversation's events (webhook data: checked, never trusted) ----
-# canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.

@@ -43,6 +43,11 @@ def national(e164: str | None) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
+def is_mobile(e164: str) -> bool:
+    """A mobile number (010 …): a text to a landline never arrives."""
+    return phonenumbers.number_type(phonenumbers.parse(e164, None)) == phonenumbers.PhoneNumberType.MOBILE
+
+
 def mask(number: str | None) -> str:
     """Keep the last 4 digits only: logs must not carry whole numbers."""
     if not number:

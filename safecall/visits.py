@@ -32,6 +32,7 @@ NEXT_STEP = {
     "moved": "안심콜 대상에서 빠집니다", "deceased": "안심콜 대상에서 빠집니다",
     "called_safe": "회신 명단에서 내려갑니다", "called_referred": "회신 명단에서 내려갑니다",
     "called_no_answer": "회신 명단에 남습니다. 다시 걸어 주세요",
+    "number_fixed": "다음 전화부터 새 번호로 겁니다", "no_contact": "전화로 확인할 수 없어 방문 명단에 올라갑니다",
 }
 # Bounds of a field record, the same on the web and in the CLI (check_record).
 NOTE_MAX_CHARS = 2000

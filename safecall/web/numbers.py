@@ -4,7 +4,7 @@ A task of kind "number" is made when a call met a number that does not exist. Th
 number, which is checked as a roster's is (safecall/phones.py, and no other person on the roster holds it) and takes
 the place of the number that failed, or records that there is no number to call (연락처 없음): the person then must be
 seen at home, so the run's visit task is made if the run did not already make one. Either closes the task, with audit.
-The routes in safecall/web/app.py only call these functions.
+The routes in safecall/web/officer.py only call these functions.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
 from safecall.store import Attempt, Database, Disposition, Person, VisitTask, audit
-from safecall.visits import OUTCOME_KOREAN
+from safecall.visits import NUMBER_OUTCOMES, OUTCOME_KOREAN
 
-FIXED, NO_CONTACT = "number_fixed", "no_contact"
-NEXT_STEP = {FIXED: "다음 전화부터 새 번호로 겁니다", NO_CONTACT: "전화로 확인할 수 없어 방문 명단에 올라갑니다"}
+FIXED, NO_CONTACT = NUMBER_OUTCOMES[0], "no_contact"  # 연락처 없음: the web's only (it sends a visit team)
 
 
 @dataclass
@@ -98,8 +97,3 @@ def fix_number(db: Database, task_id: int, *, outcome: str, phone: str = "", now
         session.add_all([task, person])
         audit(session, at=now, action="visit.record", subject=f"task {task_id}", detail=f"outcome={outcome}", actor=actor)
     return person
-
-
-def confirmation(name: str, outcome: str) -> str:
-    """'김영수: 번호 수정함 저장됨 — 다음 전화부터 새 번호로 겁니다'."""
-    return f"{name}: {OUTCOME_KOREAN[outcome]} 저장됨 — {NEXT_STEP[outcome]}"

@@ -15,6 +15,7 @@ from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
 from safecall.services import Services
 from safecall.store import WebUser
+from safecall.visits import confirmation
 from safecall.web import data, numbers
 from safecall.web.deps import CSRF, MAX_ID, Officer, RowId, Svc, Teams, logged, render
 
@@ -77,5 +78,5 @@ def show_numbers(request: Request, services: Services, user: WebUser, saved: int
     items = numbers.open_number_tasks(services.db)
     logged(services, user, "web.view", "number list", f"open={len(items)}")
     found = data.task_and_person(services.db, saved) if saved else None
-    message = numbers.confirmation(found[1].name, found[0].outcome) if found and found[0].kind == TaskKind.NUMBER and found[0].outcome else None
+    message = confirmation(found[1].name, found[0].outcome) if found and found[0].kind == TaskKind.NUMBER and found[0].outcome else None
     return render(request, "numbers.html", status_code, items=items, message=message, refused=refused)

@@ -476,8 +476,9 @@ class WebhookServer:
         self._thread.join(timeout=10)
 
 
-# ---- what Twilio says of a transfer (<Dial>) and of a message (<Record>) ----
+# ---- what Twilio says of a transfer (<Dial>) and of a message (<Record>): webhook data, checked, never trusted ----
 
+# canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.
 DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
                     "busy": "busy"}
 
