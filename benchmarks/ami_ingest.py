@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
-
 from safecall.telephony.asterisk.ami import _PatchedClient  # noqa: E402
 
 RECORDING = ROOT / "tests" / "fixtures" / "asterisk" / "ami-60-concurrent.txt"
@@ -119,12 +118,11 @@ def main() -> None:
     recording = RECORDING.read_bytes()
     banner, body = recording.split(b"\r\n", 1)
     # The recording ends with the reply to Logoff (Goodbye), which ends a session: replay what comes before it.
-    body = body[:body.index(b"Response: Goodbye")]
+    body = body[: body.index(b"Response: Goodbye")]
     per_copy = sum(1 for packet in body.split(b"\r\n\r\n") if packet.strip().startswith(b"Event:"))
     expected = per_copy * args.repeat
     payload = banner + b"\r\n" + body * args.repeat
-    results = {"events": expected, "megabytes": round(len(payload) / 1e6, 1),
-               "machine": machine()}
+    results = {"events": expected, "megabytes": round(len(payload) / 1e6, 1), "machine": machine()}
     for name, reader in (("safecall", safecall_reader), ("panoramisk", panoramisk_reader)):
         listener, port = replay_server(payload)
         seconds = reader(port, expected)

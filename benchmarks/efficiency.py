@@ -50,19 +50,28 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
         first_call = connection.execute(sa.select(CampaignRun.first_call_at).where(CampaignRun.id == run_id)).scalar()
         rows = connection.execution_options(yield_per=10_000).execute(
             sa.select(Attempt.member_id, Attempt.number, Attempt.placed_at, Attempt.ended_at)
-            .where(Attempt.run_id == run_id).order_by(Attempt.member_id, Attempt.number))
+            .where(Attempt.run_id == run_id)
+            .order_by(Attempt.member_id, Attempt.number)
+        )
         previous_member, previous_end = None, None
         for member_id, number, placed_at, ended_at in rows:
             due = first_call if member_id != previous_member else retry_at(spacing, number - 1, previous_end, calendar)
-            events += [(due.timestamp(), 0, +1), (placed_at.timestamp(), 0, -1),
-                       (placed_at.timestamp(), 1, +1), (ended_at.timestamp(), 1, -1)]
+            events += [
+                (due.timestamp(), 0, +1),
+                (placed_at.timestamp(), 0, -1),
+                (placed_at.timestamp(), 1, +1),
+                (ended_at.timestamp(), 1, -1),
+            ]
             total_call_seconds += (ended_at - placed_at).total_seconds()
             previous_member, previous_end = member_id, ended_at
     if not events:
         return {}
     start = datetime.fromtimestamp(min(e[0] for e in events)).astimezone(calendar.tz)
     end = datetime.fromtimestamp(max(e[0] for e in events)).astimezone(calendar.tz) + timedelta(days=1)
-    events += [(moment.timestamp(), 2, +1 if opens else -1) for moment, opens in calendar_edges(calendar, start - timedelta(days=1), end)]
+    events += [
+        (moment.timestamp(), 2, +1 if opens else -1)
+        for moment, opens in calendar_edges(calendar, start - timedelta(days=1), end)
+    ]
     events.sort()
     waiting = busy = open_window = 0
     due_seconds = busy_due = active_seconds = idle_due = idle_starved = 0.0
@@ -77,7 +86,9 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
                 idle_due += max(0, channels - busy) * span
             elif busy > 0:
                 idle_starved += max(0, channels - busy) * span
-                starved_by_hour[datetime.fromtimestamp(last).astimezone(calendar.tz).strftime("%a %H:00")] += max(0, channels - busy) * span
+                starved_by_hour[datetime.fromtimestamp(last).astimezone(calendar.tz).strftime("%a %H:00")] += (
+                    max(0, channels - busy) * span
+                )
             if busy > 0 or (waiting > 0 and open_window > 0):
                 active_seconds += span
             last = moment
@@ -98,6 +109,6 @@ def measure_efficiency(db, run_id: int, channels: int, calendar, campaign) -> di
         "excess_from_idle_while_due": round(idle_due / total_call_seconds, 4),
         "excess_from_idle_while_nobody_due": round(idle_starved / total_call_seconds, 4),
         "idle_channel_hours_while_nobody_due_by_hour": {
-            hour: round(seconds / 3600, 1) for hour, seconds in starved_by_hour.most_common(5)},
+            hour: round(seconds / 3600, 1) for hour, seconds in starved_by_hour.most_common(5)
+        },
     }
-

@@ -35,10 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, report  # noqa: E402
-
 import sqlalchemy as sa  # noqa: E402
 
+from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.efficiency import measure_efficiency  # noqa: E402
 from benchmarks.fixed_rate import FixedRateDialer  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
@@ -68,15 +67,36 @@ congestion = 1
 """
 
 
-def prepare(directory: Path, people: int, channels: int, cps: float, database_url: str | None, trunks: str = TRUNKS) -> dict:
+def prepare(
+    directory: Path, people: int, channels: int, cps: float, database_url: str | None, trunks: str = TRUNKS
+) -> dict:
     scaffold_instance(directory)
     (directory / "config" / "trunks.toml").write_text(trunks.format(channels=channels, cps=cps), encoding="utf-8")
     environ = {"SAFECALL_DATABASE_URL": database_url} if database_url else {}
     instance = load_instance(directory, environ)
-    roster = write_roster(directory / "roster.csv", people, [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"])
+    roster = write_roster(
+        directory / "roster.csv",
+        people,
+        [dong for team in instance.settings.teams for dong in team.dongs] or ["사직동"],
+    )
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(directory),
-                    "recipients", "import", str(roster)], check=True, env={**os.environ, **environ}, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "clocked_cli.py"),
+            "--at",
+            "2026-11-23T08:00+09:00",
+            "--",
+            "--config",
+            str(directory),
+            "recipients",
+            "import",
+            str(roster),
+        ],
+        check=True,
+        env={**os.environ, **environ},
+        stdout=subprocess.DEVNULL,
+    )
     return {"import_seconds": round(time.perf_counter() - started, 1), "environ": environ}
 
 
@@ -127,7 +147,11 @@ class SqliteTimes:
         return TimedConnection
 
     def attach(self, engine: sa.Engine) -> None:
-        sa.event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: cparams.update(factory=self.connection_factory()))
+        sa.event.listen(
+            engine,
+            "do_connect",
+            lambda dialect, record, cargs, cparams: cparams.update(factory=self.connection_factory()),
+        )
         engine.dispose()  # connections opened before this point are not timed: replace them
 
     def summary(self, attempts: int, engine_seconds: float) -> dict:
@@ -138,9 +162,15 @@ class SqliteTimes:
             "sqlite_share_of_engine": round(total / engine_seconds, 3),
             "sqlite_us_per_attempt": round(total / attempts * 1e6),
             "sqlite_by_statement": [
-                {"statement": sql, "count": count, "per_attempt": round(count / attempts, 2),
-                 "us_each": round(seconds / count * 1e6, 1), "seconds": round(seconds, 2)}
-                for sql, (count, seconds) in rows if seconds >= 0.005 * total
+                {
+                    "statement": sql,
+                    "count": count,
+                    "per_attempt": round(count / attempts, 2),
+                    "us_each": round(seconds / count * 1e6, 1),
+                    "seconds": round(seconds, 2),
+                }
+                for sql, (count, seconds) in rows
+                if seconds >= 0.005 * total
             ],
         }
 
@@ -186,7 +216,9 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     results = {
-        "people": args.people, "channels": args.channels, "pacer": args.pacer,
+        "people": args.people,
+        "channels": args.channels,
+        "pacer": args.pacer,
         "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
         "database": services.db.engine.dialect.name,
         "import_seconds": prepared["import_seconds"],
@@ -201,8 +233,11 @@ def main() -> None:
     if sqlite_times:
         results.update(sqlite_times.summary(results["attempts"], finished - started))
     with services.db.engine.connect() as connection:
-        results["members_by_state"] = dict(connection.execute(
-            sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
+        results["members_by_state"] = dict(
+            connection.execute(
+                sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}
+            ).all()
+        )
     services.close()
     report(results, args.json)
 

@@ -47,7 +47,9 @@ def after_open_seconds(calendar: CallingCalendar, start: datetime, seconds: floa
         moment = calendar.next_day_opening(moment)
 
 
-def chain_end(first_call: datetime, lengths: list[timedelta], spacing: list[str], calendar: CallingCalendar) -> datetime:
+def chain_end(
+    first_call: datetime, lengths: list[timedelta], spacing: list[str], calendar: CallingCalendar
+) -> datetime:
     """When a chain of calls of these lengths ends if its first call is placed at `first_call` and every retry on time."""
     placed = first_call
     for number, length in enumerate(lengths, start=1):
@@ -69,28 +71,45 @@ def local_label(calendar: CallingCalendar, moment: datetime) -> str:
 def measure_finish(db, run_id: int, channels: int, calendar: CallingCalendar, campaign) -> dict:
     with db.engine.connect() as connection:
         first_call = connection.execute(sa.select(CampaignRun.first_call_at).where(CampaignRun.id == run_id)).scalar()
-        tasks = connection.execute(sa.select(VisitTask.person_id, VisitTask.created_at).where(
-            VisitTask.run_id == run_id, VisitTask.kind == "visit")).all()
-        first_placed = dict(connection.execute(sa.select(Attempt.person_id, sa.func.min(Attempt.placed_at)).where(
-            Attempt.run_id == run_id).group_by(Attempt.person_id)).all())
+        tasks = connection.execute(
+            sa.select(VisitTask.person_id, VisitTask.created_at).where(
+                VisitTask.run_id == run_id, VisitTask.kind == "visit"
+            )
+        ).all()
+        first_placed = dict(
+            connection.execute(
+                sa.select(Attempt.person_id, sa.func.min(Attempt.placed_at))
+                .where(Attempt.run_id == run_id)
+                .group_by(Attempt.person_id)
+            ).all()
+        )
         call_seconds = 0.0
         for placed_at, ended_at in connection.execute(
-                sa.select(Attempt.placed_at, Attempt.ended_at).where(Attempt.run_id == run_id).execution_options(yield_per=20_000)):
+            sa.select(Attempt.placed_at, Attempt.ended_at)
+            .where(Attempt.run_id == run_id)
+            .execution_options(yield_per=20_000)
+        ):
             call_seconds += (ended_at - placed_at).total_seconds()
         chains: dict[int, list[timedelta]] = {}
         for member_id, placed_at, ended_at in connection.execute(
-                sa.select(Attempt.member_id, Attempt.placed_at, Attempt.ended_at)
-                .join(RunMember, RunMember.id == Attempt.member_id)
-                .where(Attempt.run_id == run_id, RunMember.state == MemberState.UNREACHABLE)
-                .order_by(Attempt.member_id, Attempt.number)):
+            sa.select(Attempt.member_id, Attempt.placed_at, Attempt.ended_at)
+            .join(RunMember, RunMember.id == Attempt.member_id)
+            .where(Attempt.run_id == run_id, RunMember.state == MemberState.UNREACHABLE)
+            .order_by(Attempt.member_id, Attempt.number)
+        ):
             chains.setdefault(member_id, []).append(ended_at - placed_at)
     if not tasks:
         return {"visit_tasks": 0}
     complete = max(created for _, created in tasks)
     complete_hours = open_seconds(calendar, first_call, complete) / 3600
     capacity_hours = call_seconds / channels / 3600
-    chain_hours = max(open_seconds(calendar, first_call, chain_end(first_call, lengths, campaign.retry.spacing, calendar))
-                      for lengths in chains.values()) / 3600
+    chain_hours = (
+        max(
+            open_seconds(calendar, first_call, chain_end(first_call, lengths, campaign.retry.spacing, calendar))
+            for lengths in chains.values()
+        )
+        / 3600
+    )
     bound_hours = max(capacity_hours, chain_hours)
     waits = [(created - first_placed[person]).total_seconds() / 3600 for person, created in tasks]
     return {

@@ -76,12 +76,23 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     clock = VirtualClock(monday)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
-    order = FirstCallOrder.for_channels(channels, args.mean_call_seconds, args.pace_days, BY_HOUR[args.hours],
-                                        args.calls_per_person) if args.order == "history" else None
+    order = (
+        FirstCallOrder.for_channels(
+            channels, args.mean_call_seconds, args.pace_days, BY_HOUR[args.hours], args.calls_per_person
+        )
+        if args.order == "history"
+        else None
+    )
     first_call = calendar.next_open(monday.replace(hour=10))
     planned = time.perf_counter()
-    estimate = estimate_week(services.db, replace_order(campaign, args.order), calendar, now=clock.now(), channels=channels,
-                             first_call=first_call)
+    estimate = estimate_week(
+        services.db,
+        replace_order(campaign, args.order),
+        calendar,
+        now=clock.now(),
+        channels=channels,
+        first_call=first_call,
+    )
     planned = time.perf_counter() - planned
     started = time.perf_counter()
     run, _ = launch_run(services.db, campaign, calendar, now=clock.now(), order=order)
@@ -92,39 +103,68 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
     dialer.run(run.id)
     dialer.trunk.close()
     finished = time.perf_counter()
-    week = {"week": str(run.week_start), "launch_seconds": round(launched - started, 1),
-            "engine_seconds": round(finished - started, 1)}
+    week = {
+        "week": str(run.week_start),
+        "launch_seconds": round(launched - started, 1),
+        "engine_seconds": round(finished - started, 1),
+    }
     week.update(measure_finish(services.db, run.id, channels, calendar, campaign))
     week["estimate"] = {
-        "source": str(estimate.source_week or "default mix"), "seconds": round(planned, 1), "people": estimate.people,
+        "source": str(estimate.source_week or "default mix"),
+        "seconds": round(planned, 1),
+        "people": estimate.people,
         "first_calls_end": local_label(calendar, estimate.first_calls_end),
         "first_calls_end_open_hours": round(open_seconds(calendar, first_call, estimate.first_calls_end) / 3600, 2),
         "list_complete_at": local_label(calendar, estimate.list_complete),
         "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),
-        "visits_expected": round(estimate.visits_expected), "visits_unrounded": round(estimate.visits_expected, 2),
+        "visits_expected": round(estimate.visits_expected),
+        "visits_unrounded": round(estimate.visits_expected, 2),
     }
     # The naive guess `campaign plan` must beat: the first calls end with the first calling day; the list is
     # complete at the close of the day a chain of calls placed at the first call (each retry on time) ends on.
-    chain_ends = chain_end(first_call, [timedelta(seconds=args.mean_call_seconds)] * (campaign.retry.max_retries + 1),
-                           campaign.retry.spacing, calendar)
+    chain_ends = chain_end(
+        first_call,
+        [timedelta(seconds=args.mean_call_seconds)] * (campaign.retry.max_retries + 1),
+        campaign.retry.spacing,
+        calendar,
+    )
     week["naive"] = {
-        "first_calls_end_open_hours": round(open_seconds(calendar, first_call, day_close(calendar, first_call)) / 3600, 2),
+        "first_calls_end_open_hours": round(
+            open_seconds(calendar, first_call, day_close(calendar, first_call)) / 3600, 2
+        ),
         "list_complete_at": local_label(calendar, day_close(calendar, chain_ends)),
-        "list_complete_open_hours": round(open_seconds(calendar, first_call, day_close(calendar, chain_ends)) / 3600, 2),
+        "list_complete_open_hours": round(
+            open_seconds(calendar, first_call, day_close(calendar, chain_ends)) / 3600, 2
+        ),
     }
     if week["visit_tasks"]:  # a tiny smoke week may end with nobody on the list
         week["estimate"]["error_of_list_complete"] = round(
-            week["estimate"]["list_complete_open_hours"] / week["list_complete_open_hours"] - 1, 3)
+            week["estimate"]["list_complete_open_hours"] / week["list_complete_open_hours"] - 1, 3
+        )
     efficiency = measure_efficiency(services.db, run.id, channels, calendar, campaign)
     week.update({key: efficiency[key] for key in ("attempts", "utilisation_while_due", "makespan_over_lower_bound")})
     with services.db.engine.connect() as connection:
-        week["members_by_state"] = dict(connection.execute(sa.text(
-            "SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
-        listed = connection.execute(sa.select(Attempt.phone).join(VisitTask, sa.and_(
-            VisitTask.run_id == Attempt.run_id, VisitTask.person_id == Attempt.person_id, VisitTask.kind == "visit"))
-            .where(Attempt.run_id == run.id, Attempt.number == 1)).scalars()
+        week["members_by_state"] = dict(
+            connection.execute(
+                sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}
+            ).all()
+        )
+        listed = connection.execute(
+            sa.select(Attempt.phone)
+            .join(
+                VisitTask,
+                sa.and_(
+                    VisitTask.run_id == Attempt.run_id,
+                    VisitTask.person_id == Attempt.person_id,
+                    VisitTask.kind == "visit",
+                ),
+            )
+            .where(Attempt.run_id == run.id, Attempt.number == 1)
+        ).scalars()
         people = PersistentPeople(getattr(args, "seed", 2026), _Draws)  # the trunk's seed
-        week["visits_by_kind"] = dict(Counter(people.profile(phone, run.week_start).kind for phone in listed).most_common())
+        week["visits_by_kind"] = dict(
+            Counter(people.profile(phone, run.week_start).kind for phone in listed).most_common()
+        )
     print(week, file=sys.stderr, flush=True)
     return week
 
@@ -136,33 +176,64 @@ def main() -> None:
     parser.add_argument("--cps", type=float, default=10)
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--order", choices=["due", "history"], default="history")
-    parser.add_argument("--mean-call-seconds", type=float, default=MEAN_CALL_SECONDS,
-                        help="--order history: the call length its pace assumes")
-    parser.add_argument("--calls-per-person", type=float, default=CALLS_PER_PERSON,
-                        help="--order history: calls a person its pace assumes (time per first call = call length x this / channels)")
-    parser.add_argument("--pace-days", type=int, default=1,
-                        help="--order history, what-if: calling days the first calls are paced through (the rule: 1)")
-    parser.add_argument("--hours", choices=sorted(BY_HOUR), default="all",
-                        help="--order history: whose first calls go at the hour they answered in last time")
+    parser.add_argument(
+        "--mean-call-seconds",
+        type=float,
+        default=MEAN_CALL_SECONDS,
+        help="--order history: the call length its pace assumes",
+    )
+    parser.add_argument(
+        "--calls-per-person",
+        type=float,
+        default=CALLS_PER_PERSON,
+        help="--order history: calls a person its pace assumes (time per first call = call length x this / channels)",
+    )
+    parser.add_argument(
+        "--pace-days",
+        type=int,
+        default=1,
+        help="--order history, what-if: calling days the first calls are paced through (the rule: 1)",
+    )
+    parser.add_argument(
+        "--hours",
+        choices=sorted(BY_HOUR),
+        default="all",
+        help="--order history: whose first calls go at the hour they answered in last time",
+    )
     parser.add_argument("--pacer", choices=["engine", "fixed"], default="engine")
     parser.add_argument("--calls-per-minute", type=float, default=27)
-    parser.add_argument("--seed", type=int, default=2026, help="the simulated trunk's (who each person is, how they answer)")
+    parser.add_argument(
+        "--seed", type=int, default=2026, help="the simulated trunk's (who each person is, how they answer)"
+    )
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--keep", type=Path, help="build the instance here and keep it")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="safecall-finish-"))
-    environ = prepare(directory, args.people, args.channels, args.cps, args.database_url, TRUNKS.replace("{seed}", str(args.seed)))["environ"]
+    environ = prepare(
+        directory, args.people, args.channels, args.cps, args.database_url, TRUNKS.replace("{seed}", str(args.seed))
+    )["environ"]
     instance = load_instance(directory, environ)
     services = Services.open(instance, VirtualClock(FIRST_MONDAY))
     weeks = [run_week(services, FIRST_MONDAY + timedelta(weeks=k), args.channels, args) for k in range(args.weeks)]
     services.close()
     history = args.order == "history"
-    report({"people": args.people, "channels": args.channels, "order": args.order, "hours": args.hours if history else None,
+    report(
+        {
+            "people": args.people,
+            "channels": args.channels,
+            "order": args.order,
+            "hours": args.hours if history else None,
             "pace_seconds": round(args.mean_call_seconds * args.calls_per_person, 1) if history else None,
-            "pace_days": args.pace_days, "pacer": args.pacer, "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
-            "machine": machine(), "weeks": weeks}, args.json)
+            "pace_days": args.pace_days,
+            "pacer": args.pacer,
+            "calls_per_minute": args.calls_per_minute if args.pacer == "fixed" else None,
+            "machine": machine(),
+            "weeks": weeks,
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

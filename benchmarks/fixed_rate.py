@@ -14,7 +14,7 @@ from safecall.dialer import Dialer
 
 class FixedRateDialer(Dialer):
     @classmethod
-    def like(cls, dialer: Dialer, calls_per_minute: float) -> "FixedRateDialer":
+    def like(cls, dialer: Dialer, calls_per_minute: float) -> FixedRateDialer:
         fixed = cls(dialer.db, dialer.trunk, dialer.clock, dialer.lifecycle)
         fixed.tick = timedelta(minutes=1 / calls_per_minute)
         return fixed

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
-
 from safecall.synthetic import HEADER, synthetic_people, write_roster  # noqa: E402
 
 DONGS = ["청운효자동", "사직동", "삼청동", "부암동", "평창동", "무악동", "교남동", "가회동", "이화동"]
@@ -73,11 +72,21 @@ def tree_memory_kib(pid: int) -> tuple[int, int]:
 def timed_import(checkout: Path, roster: Path, workdir: Path) -> dict:
     instance = Path(tempfile.mkdtemp(prefix=f"office-{roster.suffix[1:]}-", dir=workdir))
     # The checkout's own code: tests/clocked_cli.py puts its repository first on the path.
-    cli = [sys.executable, str(checkout / "tests" / "clocked_cli.py"), "--at", "2026-11-23T08:00+09:00", "--", "--config", str(instance)]
+    cli = [
+        sys.executable,
+        str(checkout / "tests" / "clocked_cli.py"),
+        "--at",
+        "2026-11-23T08:00+09:00",
+        "--",
+        "--config",
+        str(instance),
+    ]
     subprocess.run([*cli, "init", str(instance)], check=True, stdout=subprocess.DEVNULL)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen([*cli, "recipients", "import", str(roster)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*cli, "recipients", "import", str(roster)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = [0, 0]
 
     def sample() -> None:
@@ -94,9 +103,14 @@ def timed_import(checkout: Path, roster: Path, workdir: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode:
         raise SystemExit(f"import of {roster} failed ({process.returncode}): {err[-2000:]}")
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
-            "tree_peak_pss_mb": round(peak[0] / 1024), "tree_peak_rss_mb": round(peak[1] / 1024),
-            "largest_process_peak_rss_mb": round(after.ru_maxrss / 1024), "output": out.strip().splitlines()[0]}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "tree_peak_pss_mb": round(peak[0] / 1024),
+        "tree_peak_rss_mb": round(peak[1] / 1024),
+        "largest_process_peak_rss_mb": round(after.ru_maxrss / 1024),
+        "output": out.strip().splitlines()[0],
+    }
 
 
 def spread(values: list[float]) -> dict:
@@ -107,7 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--baseline", type=Path, help="another checkout (e.g. a worktree of an older commit) to alternate with")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout (e.g. a worktree of an older commit) to alternate with"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="safecall-import-"))
@@ -119,14 +135,35 @@ def main() -> None:
         for side, checkout in sides.items():
             csv_run = timed_import(checkout, csv_file, workdir)
             xlsx_run = timed_import(checkout, xlsx_file, workdir)
-            rounds.append({"round": number, "code": side, "csv": csv_run, "xlsx": xlsx_run,
-                           "xlsx_over_csv_seconds": round(xlsx_run["seconds"] / csv_run["seconds"], 3),
-                           "xlsx_over_csv_cpu": round(xlsx_run["cpu_seconds"] / csv_run["cpu_seconds"], 3)})
-            print(f"round {number} {side}: csv {csv_run['seconds']} s / {csv_run['cpu_seconds']} s CPU, "
-                  f"xlsx {xlsx_run['seconds']} s / {xlsx_run['cpu_seconds']} s CPU", file=sys.stderr, flush=True)
-    results = {"rows": args.rows, "machine": machine(), "command": " ".join(sys.argv), "rounds": rounds,
-               "summary": {side: {key: spread([r[key] for r in rounds if r["code"] == side])
-                                  for key in ("xlsx_over_csv_seconds", "xlsx_over_csv_cpu")} for side in sides}}
+            rounds.append(
+                {
+                    "round": number,
+                    "code": side,
+                    "csv": csv_run,
+                    "xlsx": xlsx_run,
+                    "xlsx_over_csv_seconds": round(xlsx_run["seconds"] / csv_run["seconds"], 3),
+                    "xlsx_over_csv_cpu": round(xlsx_run["cpu_seconds"] / csv_run["cpu_seconds"], 3),
+                }
+            )
+            print(
+                f"round {number} {side}: csv {csv_run['seconds']} s / {csv_run['cpu_seconds']} s CPU, "
+                f"xlsx {xlsx_run['seconds']} s / {xlsx_run['cpu_seconds']} s CPU",
+                file=sys.stderr,
+                flush=True,
+            )
+    results = {
+        "rows": args.rows,
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "rounds": rounds,
+        "summary": {
+            side: {
+                key: spread([r[key] for r in rounds if r["code"] == side])
+                for key in ("xlsx_over_csv_seconds", "xlsx_over_csv_cpu")
+            }
+            for side in sides
+        },
+    }
     report(results, args.json)
 
 

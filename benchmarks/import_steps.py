@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
 from benchmarks.import_roster import DONGS, write_xlsx  # noqa: E402
-
 from safecall.synthetic import write_roster  # noqa: E402
 
 tables = None  # safecall.tables of the checkout measured, imported in main()
@@ -49,9 +48,16 @@ def xlsx_steps(path: Path) -> dict:
 
     steps: dict = {}
     data = timed(steps, "read the file", lambda: tables._read_bytes(path, tables.LIMITS))
-    (name, _), = timed(steps, "bomb checks (zip directory, every part unpacked, cells and texts measured)",
-                       lambda: tables._xlsx_sheets(path, data, tables.LIMITS))
-    sheet = timed(steps, "calamine: open and parse the sheet", lambda: CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_name(name))
+    ((name, _),) = timed(
+        steps,
+        "bomb checks (zip directory, every part unpacked, cells and texts measured)",
+        lambda: tables._xlsx_sheets(path, data, tables.LIMITS),
+    )
+    sheet = timed(
+        steps,
+        "calamine: open and parse the sheet",
+        lambda: CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_name(name),
+    )
     records = timed(steps, "calamine: cells to Python lists", lambda: sheet.to_python(skip_empty_area=False))
     shared_steps(steps, records)
     return steps
@@ -60,7 +66,11 @@ def xlsx_steps(path: Path) -> dict:
 def shared_steps(steps: dict, records: list) -> None:
     timed(steps, "shared: cell limits", lambda: tables._check_cells("roster", records, tables.LIMITS))
     is_header = importlib.import_module("safecall.roster").is_roster_header
-    timed(steps, "shared: header and rows", lambda: tables._table("roster", records, tables._find_header(records, is_header, 20)))
+    timed(
+        steps,
+        "shared: header and rows",
+        lambda: tables._table("roster", records, tables._find_header(records, is_header, 20)),
+    )
     steps["total"] = round(sum(value for key, value in steps.items() if key != "total"), 3)
 
 
@@ -81,8 +91,16 @@ def main() -> None:
     csv_file = write_roster(workdir / "roster.csv", args.rows, DONGS)
     xlsx_file = write_xlsx(workdir / "roster.xlsx", args.rows)
     repeats = [{"csv": csv_steps(csv_file), "xlsx": xlsx_steps(xlsx_file)} for _ in range(args.repeat)]
-    report({"rows": args.rows, "machine": machine(), "command": " ".join(sys.argv), "code": str(Path(tables.__file__).parent.parent.name),
-            "repeats": repeats}, args.json)
+    report(
+        {
+            "rows": args.rows,
+            "machine": machine(),
+            "command": " ".join(sys.argv),
+            "code": str(Path(tables.__file__).parent.parent.name),
+            "repeats": repeats,
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -66,17 +66,22 @@ def instance(directory: Path, districts: int, workers: int, channels_each: int) 
     scaffold_instance(directory)
     settings = directory / "config" / "safecall.toml"
     text = settings.read_text(encoding="utf-8")
-    text = text[:text.index("[[teams]]")] + "".join(
-        f'[[teams]]\nname = "{district(i)}팀"\ndongs = ["{district(i)}"]\n\n' for i in range(districts))
+    text = text[: text.index("[[teams]]")] + "".join(
+        f'[[teams]]\nname = "{district(i)}팀"\ndongs = ["{district(i)}"]\n\n' for i in range(districts)
+    )
     settings.write_text(text, encoding="utf-8")
-    (directory / "config" / "trunks.toml").write_text(simulated_pbxs_toml(workers, channels_each, 20, 'people = "persistent"'),
-                                                      encoding="utf-8")
+    (directory / "config" / "trunks.toml").write_text(
+        simulated_pbxs_toml(workers, channels_each, 20, 'people = "persistent"'), encoding="utf-8"
+    )
     shipped = directory / "campaigns" / "weekly-safe-call.toml"
     template = shipped.read_text(encoding="utf-8")
     for i in range(districts):
         (directory / "campaigns" / f"d{i:03d}.toml").write_text(
-            template.replace('name = "weekly-safe-call"', f'name = "d{i:03d}"').replace("dongs = []", f'dongs = ["{district(i)}"]'),
-            encoding="utf-8")
+            template.replace('name = "weekly-safe-call"', f'name = "d{i:03d}"').replace(
+                "dongs = []", f'dongs = ["{district(i)}"]'
+            ),
+            encoding="utf-8",
+        )
     shipped.unlink()
     return directory
 
@@ -104,7 +109,9 @@ def peak_memory_mb(pid: int) -> float:
 
 
 def commits(connection) -> int:
-    return connection.execute(sa.text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")).scalar()
+    return connection.execute(
+        sa.text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    ).scalar()
 
 
 def main() -> None:
@@ -115,7 +122,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=300, help="in all, shared by the workers")
     parser.add_argument("--speed", type=float, default=20)
     parser.add_argument("--days", type=int, default=5, help="calling days to play at most")
-    parser.add_argument("--database-url", default=os.environ.get("SAFECALL_TEST_POSTGRES_URL"), help="a PostgreSQL server's admin URL")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("SAFECALL_TEST_POSTGRES_URL"), help="a PostgreSQL server's admin URL"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.database_url:
@@ -128,29 +137,44 @@ def main() -> None:
     url = sa.make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
     environ = {"SAFECALL_DATABASE_URL": url}
     env = {**os.environ, **environ}
-    root = instance(Path(tempfile.mkdtemp(prefix="safecall-national-")) / "office", args.districts, args.workers,
-                    args.channels // args.workers)
+    root = instance(
+        Path(tempfile.mkdtemp(prefix="safecall-national-")) / "office",
+        args.districts,
+        args.workers,
+        args.channels // args.workers,
+    )
     config = ["--", "--config", str(root)]
     rosters = write_rosters(root, args.people, [district(i) for i in range(args.districts)])
     started = time.perf_counter()
     for roster in rosters:
-        subprocess.run([sys.executable, CLOCKED_CLI, "--at", MONDAY.isoformat()] + config + ["recipients", "import", str(roster)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, CLOCKED_CLI, "--at", MONDAY.isoformat()] + config + ["recipients", "import", str(roster)],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     imported = time.perf_counter() - started
 
     services = Services.open(load_instance(root, environ), VirtualClock(MONDAY))
     started = time.perf_counter()
     campaigns = [services.campaign(f"d{i:03d}") for i in range(args.districts)]
     for campaign in campaigns:
-        launch_run(services.db, campaign, campaign.calendar(services.instance), now=MONDAY,
-                   order=services.first_call_order(campaign, every_trunk=True, campaigns=campaigns))
+        launch_run(
+            services.db,
+            campaign,
+            campaign.calendar(services.instance),
+            now=MONDAY,
+            order=services.first_call_order(campaign, every_trunk=True, campaigns=campaigns),
+        )
     launched = time.perf_counter() - started
     calendar = services.campaign("d000").calendar(services.instance)
     db = Database(url)
 
     def open_runs() -> int:
         with db.engine.connect() as connection:
-            return connection.execute(sa.select(sa.func.count()).select_from(CampaignRun).where(CampaignRun.status == "open")).scalar()
+            return connection.execute(
+                sa.select(sa.func.count()).select_from(CampaignRun).where(CampaignRun.status == "open")
+            ).scalar()
 
     with db.engine.connect() as connection:
         commits_before = commits(connection)
@@ -160,12 +184,29 @@ def main() -> None:
     for _ in range(args.days):
         if not open_runs():
             break
-        closing = datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz) + timedelta(minutes=5)
+        closing = datetime.combine(calendar.local(opening).date(), calendar.end, tzinfo=calendar.tz) + timedelta(
+            minutes=5
+        )
         anchor = time.time()
-        clock = [sys.executable, CLOCKED_CLI, "--at", opening.isoformat(), "--speed", str(args.speed), "--anchor", str(anchor)]
-        workers = [subprocess.Popen(clock + config + ["worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for index in range(1, args.workers + 1)]
+        clock = [
+            sys.executable,
+            CLOCKED_CLI,
+            "--at",
+            opening.isoformat(),
+            "--speed",
+            str(args.speed),
+            "--anchor",
+            str(anchor),
+        ]
+        workers = [
+            subprocess.Popen(
+                clock + config + ["worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for index in range(1, args.workers + 1)
+        ]
         day_started, peaks = time.perf_counter(), []
         try:
             while time.time() < anchor + (closing - opening).total_seconds() / args.speed and open_runs():
@@ -185,31 +226,48 @@ def main() -> None:
 
     districts = []
     with db.engine.connect() as connection:
-        runs = connection.execute(sa.select(CampaignRun.id, CampaignRun.campaign, CampaignRun.status).order_by(CampaignRun.id)).all()
+        runs = connection.execute(
+            sa.select(CampaignRun.id, CampaignRun.campaign, CampaignRun.status).order_by(CampaignRun.id)
+        ).all()
     for run_id, campaign_name, status in runs:
         campaign = services.campaign(campaign_name)
         finish = measure_finish(db, run_id, args.channels / args.districts, calendar, campaign)
         districts.append({"campaign": campaign_name, "status": status, **finish})
     with db.engine.connect() as connection:
         attempts = connection.execute(sa.text("SELECT count(*) FROM attempt")).scalar()
-        doubled = connection.execute(sa.text(
-            "SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")).scalar()
+        doubled = connection.execute(
+            sa.text("SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")
+        ).scalar()
     completes = [d["list_complete_open_hours"] for d in districts if "list_complete_open_hours" in d]
     ratios = [d["list_complete_over_bound"] for d in districts if "list_complete_over_bound" in d]
     results = {
-        "people": args.people, "districts": args.districts, "workers": args.workers, "channels": args.channels,
-        "speed": args.speed, "machine": machine() + ", PostgreSQL on loopback",
-        "import_seconds": round(imported, 1), "launch_seconds": round(launched, 1), "dialling_seconds": round(dialling, 1),
-        "attempts": attempts, "attempts_dialled_twice": doubled,
+        "people": args.people,
+        "districts": args.districts,
+        "workers": args.workers,
+        "channels": args.channels,
+        "speed": args.speed,
+        "machine": machine() + ", PostgreSQL on loopback",
+        "import_seconds": round(imported, 1),
+        "launch_seconds": round(launched, 1),
+        "dialling_seconds": round(dialling, 1),
+        "attempts": attempts,
+        "attempts_dialled_twice": doubled,
         "runs_still_open": sum(d["status"] == "open" for d in districts),
-        "worker_cpu_ms_per_attempt": round((children.ru_utime + children.ru_stime - before.ru_utime - before.ru_stime)
-                                           / max(1, attempts) * 1000, 2),
+        "worker_cpu_ms_per_attempt": round(
+            (children.ru_utime + children.ru_stime - before.ru_utime - before.ru_stime) / max(1, attempts) * 1000, 2
+        ),
         "database_commits_per_second": round(commits_during / max(dialling, 1e-9), 1),
         "worker_peak_memory_mb": round(max(peak_mb or [0]), 1),
         "list_complete_open_hours_by_district": {
-            "min": min(completes or [0]), "median": statistics.median(completes or [0]), "max": max(completes or [0])},
+            "min": min(completes or [0]),
+            "median": statistics.median(completes or [0]),
+            "max": max(completes or [0]),
+        },
         "list_complete_over_bound_by_district": {
-            "min": min(ratios or [0]), "median": statistics.median(ratios or [0]), "max": max(ratios or [0])},
+            "min": min(ratios or [0]),
+            "median": statistics.median(ratios or [0]),
+            "max": max(ratios or [0]),
+        },
         "district_runs": districts,
     }
     services.close()

@@ -41,8 +41,24 @@ TRAINING = [(3000, 2, "history", 101), (3000, 4, "due", 102), (1500, 1, "due", 1
 
 def play(people: int, channels: int, order: str, seed: int, weeks: int) -> Path:
     keep = Path(tempfile.mkdtemp(prefix="safecall-plan-defaults-"))
-    command = [sys.executable, str(ROOT / "benchmarks" / "finish_weeks.py"), "--people", str(people), "--channels", str(channels),
-               "--order", order, "--seed", str(seed), "--weeks", str(weeks), "--keep", str(keep), "--json", str(keep / "weeks.json")]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "finish_weeks.py"),
+        "--people",
+        str(people),
+        "--channels",
+        str(channels),
+        "--order",
+        order,
+        "--seed",
+        str(seed),
+        "--weeks",
+        str(weeks),
+        "--keep",
+        str(keep),
+        "--json",
+        str(keep / "weeks.json"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-3000:]}")
@@ -58,10 +74,14 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
             for call, mean, count in _seconds_by_call(connection, run.id):
                 seconds[call][0] += mean * count
                 seconds[call][1] += count
-            members = connection.execute(sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
-                                         .where(RunMember.run_id == run.id).order_by(RunMember.id)).all()
-            for (_, state, attempts), (_, history) in zip(members, member_histories(
-                    connection, run.id, run.campaign, run.week_start, 4, tz)):
+            members = connection.execute(
+                sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
+                .where(RunMember.run_id == run.id)
+                .order_by(RunMember.id)
+            ).all()
+            for (_, state, attempts), (_, history) in zip(
+                members, member_histories(connection, run.id, run.campaign, run.week_start, 4, tz)
+            ):
                 if state == MemberState.WITHDRAWN or attempts == 0:
                     continue
                 # The first week (nobody has history): the default mix; later weeks: by planning class.
@@ -72,13 +92,17 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every configuration's people (a smoke run: 0.02)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every configuration's people (a smoke run: 0.02)"
+    )
     parser.add_argument("--weeks", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with ThreadPoolExecutor(args.jobs) as pool:
-        kept = list(pool.map(lambda config: play(max(20, round(config[0] * args.scale)), *config[1:], args.weeks), TRAINING))
+        kept = list(
+            pool.map(lambda config: play(max(20, round(config[0] * args.scale)), *config[1:], args.weeks), TRAINING)
+        )
     outcomes: dict[int, Counter] = defaultdict(Counter)
     seconds: dict[int, list] = defaultdict(lambda: [0.0, 0])
     for keep in kept:
@@ -87,10 +111,23 @@ def main() -> None:
     classes = {}
     for klass, counts in sorted(outcomes.items(), key=lambda item: str(item[0])):
         chains = _chains(counts)
-        classes[klass] = {"people": sum(counts.values()), "answered": [round(x, 4) for x in chains.answered],
-                          "unreachable": [round(x, 4) for x in chains.unreachable], "unreachable_share": round(sum(chains.unreachable), 4)}
-    report({"command": " ".join(sys.argv), "machine": machine(), "training": TRAINING, "weeks": args.weeks,
-            "classes": classes, "seconds_by_call": [round(total / count, 1) for _, (total, count) in sorted(seconds.items())]}, args.json)
+        classes[klass] = {
+            "people": sum(counts.values()),
+            "answered": [round(x, 4) for x in chains.answered],
+            "unreachable": [round(x, 4) for x in chains.unreachable],
+            "unreachable_share": round(sum(chains.unreachable), 4),
+        }
+    report(
+        {
+            "command": " ".join(sys.argv),
+            "machine": machine(),
+            "training": TRAINING,
+            "weeks": args.weeks,
+            "classes": classes,
+            "seconds_by_call": [round(total / count, 1) for _, (total, count) in sorted(seconds.items())],
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

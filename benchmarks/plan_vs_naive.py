@@ -38,9 +38,12 @@ from safecall.planning import DEFAULT_CHAINS  # noqa: E402
 
 # people, channels, order, seed: 3 sizes x 2 seeds, due and history order, 2 channel counts (1 per 1,500 and 1 per 750).
 CONFIGURATIONS = [
-    (1500, 1, "due", 1), (1500, 2, "history", 2),
-    (3000, 2, "history", 1), (3000, 4, "due", 2),
-    (6000, 4, "due", 1), (6000, 8, "history", 2),
+    (1500, 1, "due", 1),
+    (1500, 2, "history", 2),
+    (3000, 2, "history", 1),
+    (3000, 4, "due", 2),
+    (6000, 4, "due", 1),
+    (6000, 8, "history", 2),
 ]
 # The same shapes on seeds nothing was tuned on.
 HELD_OUT = [(people, channels, order, seed + 2) for people, channels, order, seed in CONFIGURATIONS]
@@ -49,8 +52,22 @@ FIGURES = ("error_list_complete_hours", "error_first_calls_end_hours", "error_vi
 
 def play(people: int, channels: int, order: str, seed: int, weeks: int) -> dict:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    command = [sys.executable, str(ROOT / "benchmarks" / "finish_weeks.py"), "--people", str(people), "--channels", str(channels),
-               "--order", order, "--seed", str(seed), "--weeks", str(weeks), "--json", str(out)]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "finish_weeks.py"),
+        "--people",
+        str(people),
+        "--channels",
+        str(channels),
+        "--order",
+        order,
+        "--seed",
+        str(seed),
+        "--weeks",
+        str(weeks),
+        "--json",
+        str(out),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-3000:]}")
@@ -67,21 +84,50 @@ def compare(config: tuple, played: dict) -> list[dict]:
             continue
         enrolled = estimate["people"]
         naive_visits = last_visits if last_visits is not None else round(enrolled * sum(DEFAULT_CHAINS.unreachable))
-        row = {"people": people, "enrolled": enrolled, "channels": channels, "order": order, "seed": seed, "week": number, "plan_from": estimate["source"],
-               "measured": {"list_complete_at": week["list_complete_at"], "list_complete_open_hours": week["list_complete_open_hours"],
-                            "first_calls_done_at": week["first_calls_done_at"], "first_calls_done_open_hours": week["first_calls_done_open_hours"],
-                            "visits": week["visit_tasks"]},
-               "plan": {"list_complete_at": estimate["list_complete_at"], "first_calls_end": estimate["first_calls_end"],
-                        "visits": estimate["visits_expected"], "visits_unrounded": estimate["visits_unrounded"]},
-               "naive": {"list_complete_at": naive["list_complete_at"], "visits": naive_visits}}
-        for name, guess in (("plan", (estimate["list_complete_open_hours"], estimate["first_calls_end_open_hours"], estimate["visits_expected"])),
-                            ("naive", (naive["list_complete_open_hours"], naive["first_calls_end_open_hours"], naive_visits))):
+        row = {
+            "people": people,
+            "enrolled": enrolled,
+            "channels": channels,
+            "order": order,
+            "seed": seed,
+            "week": number,
+            "plan_from": estimate["source"],
+            "measured": {
+                "list_complete_at": week["list_complete_at"],
+                "list_complete_open_hours": week["list_complete_open_hours"],
+                "first_calls_done_at": week["first_calls_done_at"],
+                "first_calls_done_open_hours": week["first_calls_done_open_hours"],
+                "visits": week["visit_tasks"],
+            },
+            "plan": {
+                "list_complete_at": estimate["list_complete_at"],
+                "first_calls_end": estimate["first_calls_end"],
+                "visits": estimate["visits_expected"],
+                "visits_unrounded": estimate["visits_unrounded"],
+            },
+            "naive": {"list_complete_at": naive["list_complete_at"], "visits": naive_visits},
+        }
+        for name, guess in (
+            (
+                "plan",
+                (
+                    estimate["list_complete_open_hours"],
+                    estimate["first_calls_end_open_hours"],
+                    estimate["visits_expected"],
+                ),
+            ),
+            ("naive", (naive["list_complete_open_hours"], naive["first_calls_end_open_hours"], naive_visits)),
+        ):
             row[name]["error_list_complete_hours"] = round(guess[0] - week["list_complete_open_hours"], 2)
             row[name]["error_first_calls_end_hours"] = round(guess[1] - week["first_calls_done_open_hours"], 2)
             row[name]["error_visits"] = guess[2] - week["visit_tasks"]
             row[name]["error_visits_share"] = round(guess[2] / week["visit_tasks"] - 1, 3)
-        row["plan_closer"] = {key: abs(row["plan"][key]) < abs(row["naive"][key]) if abs(row["plan"][key]) != abs(row["naive"][key]) else "tie"
-                              for key in FIGURES}
+        row["plan_closer"] = {
+            key: abs(row["plan"][key]) < abs(row["naive"][key])
+            if abs(row["plan"][key]) != abs(row["naive"][key])
+            else "tie"
+            for key in FIGURES
+        }
         rows.append(row)
         last_visits = week["visit_tasks"]
     return rows
@@ -101,10 +147,16 @@ def score(config: tuple, rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every configuration's people (a smoke run: 0.02)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every configuration's people (a smoke run: 0.02)"
+    )
     parser.add_argument("--weeks", type=int, default=4)
-    parser.add_argument("--seeds", choices=["issue", "held-out", "all"], default="all",
-                        help="the issue's configurations (seeds 1, 2), the held-out ones (seeds 3, 4), or both")
+    parser.add_argument(
+        "--seeds",
+        choices=["issue", "held-out", "all"],
+        default="all",
+        help="the issue's configurations (seeds 1, 2), the held-out ones (seeds 3, 4), or both",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

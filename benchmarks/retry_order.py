@@ -103,8 +103,11 @@ def week(retries_first: bool, people: int = PEOPLE) -> dict:
             waiting += delta
         else:
             busy += delta
-    return {"makespan_hours": round(active / 3600, 2), "lower_bound_hours": round(call_seconds / CHANNELS / 3600, 2),
-            "makespan_over_lower_bound": round(active / (call_seconds / CHANNELS), 3)}
+    return {
+        "makespan_hours": round(active / 3600, 2),
+        "lower_bound_hours": round(call_seconds / CHANNELS / 3600, 2),
+        "makespan_over_lower_bound": round(active / (call_seconds / CHANNELS), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -57,8 +57,14 @@ MONDAY = FIRST_MONDAY
 SECRET = "benchmark-only-web-secret-not-a-real-one-0123456789"
 STEP = timedelta(minutes=5)
 # Who taps a link sent after two unanswered calls, by simulated kind: an assumption, stated in the docstring.
-TAP_SHARE = {"steady": 0.5, "out_mornings": 0.6, "slow": 0.6, "hard_to_reach": 0.4, "away_for_weeks": 0.3,
-             "out_of_service": 0.0}
+TAP_SHARE = {
+    "steady": 0.5,
+    "out_mornings": 0.6,
+    "slow": 0.6,
+    "hard_to_reach": 0.4,
+    "away_for_weeks": 0.3,
+    "out_of_service": 0.0,
+}
 VISIT_OUTCOME = {"visit": "safe", "callback": "called_safe", "number": "number_fixed"}
 
 
@@ -109,7 +115,11 @@ def human_reaches(calendar, task: VisitTask, rng: random.Random) -> datetime:
     created = task.created_at
     if task.kind == "callback":
         local = created.astimezone(calendar.tz)
-        start = created if working_day(calendar, local.date()) and 9 <= local.hour < 18 else next_working(calendar, created, 9)
+        start = (
+            created
+            if working_day(calendar, local.date()) and 9 <= local.hour < 18
+            else next_working(calendar, created, 9)
+        )
         return start + timedelta(minutes=rng.uniform(15, 120))
     if task.kind == "number":
         return next_working(calendar, created, 9) + timedelta(hours=rng.uniform(0, 3))
@@ -120,7 +130,9 @@ def run_variant(directory: Path, people: int, channels: int, seed: int, follow_u
     prepare(directory, people, channels, 50, None, trunks=TRUNKS.replace("{seed}", str(seed)))
     settings_file = directory / "config" / "safecall.toml"
     if follow_ups:
-        settings_file.write_text(settings_file.read_text(encoding="utf-8") + "\n[checkin]\nlinks = true\n", encoding="utf-8")
+        settings_file.write_text(
+            settings_file.read_text(encoding="utf-8") + "\n[checkin]\nlinks = true\n", encoding="utf-8"
+        )
     instance = load_instance(directory, {"SAFECALL_WEB_SECRET": SECRET})
     clock = VirtualClock(MONDAY)
     services = Services.open(instance, clock)
@@ -157,28 +169,47 @@ def run_variant(directory: Path, people: int, channels: int, seed: int, follow_u
         tasks = list(session.exec(sa.select(VisitTask).where(VisitTask.run_id == run.id)).scalars())
     end = max([human_reaches(calendar, task, rng) for task in tasks] + [clock.now()])
     for task in sorted(tasks, key=lambda t: t.id):
-        visits.record_outcome(services.db, task.id, VISIT_OUTCOME[task.kind], now=human_reaches(calendar, task, rng),
-                              tz=calendar.tz, actor="benchmark")
+        visits.record_outcome(
+            services.db,
+            task.id,
+            VISIT_OUTCOME[task.kind],
+            now=human_reaches(calendar, task, rng),
+            tz=calendar.tz,
+            actor="benchmark",
+        )
     waits = safety_clock.clocks(services.db, instance.settings, now=end, run_id=run.id)
     summary = safety_clock.summarise(waits)
     with services.db.engine.connect() as connection:
-        states = dict(connection.execute(sa.text(
-            "SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}).all())
-        tapped = connection.execute(sa.text("SELECT count(*) FROM attempt WHERE run_id = :run AND digit = 'tap'"),
-                                    {"run": run.id}).scalar()
+        states = dict(
+            connection.execute(
+                sa.text("SELECT state, count(*) FROM runmember WHERE run_id = :run GROUP BY state"), {"run": run.id}
+            ).all()
+        )
+        tapped = connection.execute(
+            sa.text("SELECT count(*) FROM attempt WHERE run_id = :run AND digit = 'tap'"), {"run": run.id}
+        ).scalar()
         people_count = connection.execute(sa.select(sa.func.count()).select_from(Person)).scalar()
     services.close()
     hours = [w.elapsed.total_seconds() / 3600 for w in waits]
     return {
-        "follow_ups": follow_ups, "people": people_count, "engine_seconds": round(engine_seconds, 1),
-        "tasks_by_kind": dict(Counter(t.kind for t in tasks)), "members_by_state": states,
-        "texts_sent": phones.texts, "taps": dict(taps), "tap_attempts": tapped,
+        "follow_ups": follow_ups,
+        "people": people_count,
+        "engine_seconds": round(engine_seconds, 1),
+        "tasks_by_kind": dict(Counter(t.kind for t in tasks)),
+        "members_by_state": states,
+        "texts_sent": phones.texts,
+        "taps": dict(taps),
+        "tap_attempts": tapped,
         "clock_count": summary.count,
         "clock_median_hours": round(summary.median.total_seconds() / 3600, 2) if summary.median else None,
         "clock_p95_hours": round(summary.p95.total_seconds() / 3600, 2) if summary.p95 else None,
         "clock_max_hours": round(max(hours), 2) if hours else None,
-        "clock_by_kind_median_hours": {kind: round(sorted(h)[len(h) // 2], 2) for kind, h in (
-            (k, [w.elapsed.total_seconds() / 3600 for w in waits if w.kind == k]) for k in {w.kind for w in waits})},
+        "clock_by_kind_median_hours": {
+            kind: round(sorted(h)[len(h) // 2], 2)
+            for kind, h in (
+                (k, [w.elapsed.total_seconds() / 3600 for w in waits if w.kind == k]) for k in {w.kind for w in waits}
+            )
+        },
     }
 
 
@@ -193,13 +224,22 @@ def main() -> None:
     variants = []
     for follow_ups in (False, True):
         with tempfile.TemporaryDirectory(prefix="safecall-clock-") as directory:
-            variants.append(run_variant(Path(directory) / "office", args.people, args.channels, args.seed, follow_ups,
-                                        args.tap_scale))
+            variants.append(
+                run_variant(
+                    Path(directory) / "office", args.people, args.channels, args.seed, follow_ups, args.tap_scale
+                )
+            )
             print(variants[-1], file=sys.stderr, flush=True)
     without, with_ = variants
     results = {
-        "people": args.people, "channels": args.channels, "seed": args.seed, "tap_scale": args.tap_scale,
-        "tap_share_by_kind": TAP_SHARE, "machine": machine(), "without_follow_ups": without, "with_follow_ups": with_,
+        "people": args.people,
+        "channels": args.channels,
+        "seed": args.seed,
+        "tap_scale": args.tap_scale,
+        "tap_share_by_kind": TAP_SHARE,
+        "machine": machine(),
+        "without_follow_ups": without,
+        "with_follow_ups": with_,
         "visits_saved": without["tasks_by_kind"].get("visit", 0) - with_["tasks_by_kind"].get("visit", 0),
     }
     report(results, args.json)

@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
-
 from safecall.settings import scaffold_instance  # noqa: E402
 from safecall.store import Attempt, CampaignRun, Database  # noqa: E402
 from safecall.synthetic import ALWAYS_OPEN_CAMPAIGN, allow_fast_retries, simulated_pbxs_toml, write_roster  # noqa: E402
@@ -69,12 +68,26 @@ def measure(admin_url: str, workers: int, people: int, channels: int, speed: flo
     config = ["--", "--config", str(root)]
     roster = write_roster(root / "roster.csv", people, ["사직동"])
     subprocess.run(at + config + ["recipients", "import", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(at + config + ["campaign", "launch", "weekly-safe-call", "--no-dial"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        at + config + ["campaign", "launch", "weekly-safe-call", "--no-dial"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     db = Database(url)
     anchor = time.time()
-    processes = [subprocess.Popen(at + ["--speed", str(speed), "--anchor", str(anchor)] + config + ["worker", "run",
-                                          "--trunk", f"pbx{index}", "--interval", "0.2"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for index in range(1, workers + 1)]
+    processes = [
+        subprocess.Popen(
+            at
+            + ["--speed", str(speed), "--anchor", str(anchor)]
+            + config
+            + ["worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for index in range(1, workers + 1)
+    ]
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
@@ -95,20 +108,30 @@ def measure(admin_url: str, workers: int, people: int, channels: int, speed: flo
     workers_cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     with db.engine.connect() as connection:
         attempts = connection.execute(sa.select(sa.func.count()).select_from(Attempt)).scalar()
-        doubled = connection.execute(sa.text("SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")).scalar()
-        call_seconds = connection.execute(sa.text(
-            "SELECT avg(EXTRACT(EPOCH FROM ended_at - placed_at)) FROM attempt WHERE ended_at IS NOT NULL")).scalar()
+        doubled = connection.execute(
+            sa.text("SELECT count(*) FROM (SELECT member_id, number FROM attempt GROUP BY 1, 2 HAVING count(*) > 1) d")
+        ).scalar()
+        call_seconds = connection.execute(
+            sa.text("SELECT avg(EXTRACT(EPOCH FROM ended_at - placed_at)) FROM attempt WHERE ended_at IS NOT NULL")
+        ).scalar()
     db.dispose()
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     # What the channels alone allow: each channel settles one call of the mean length every call_seconds / speed.
     capacity = workers * channels * speed / float(call_seconds) if call_seconds else None
-    return {"workers": workers, "channels_total": workers * channels, "attempts": attempts, "seconds": round(seconds, 1),
-            "attempts_per_second": round(attempts / seconds, 1), "attempts_dialled_twice": doubled,
-            "mean_call_seconds": round(float(call_seconds or 0), 1),
-            "channel_capacity_attempts_per_second": round(capacity, 1) if capacity else None,
-            "share_of_channel_capacity": round(attempts / seconds / capacity, 3) if capacity else None,
-            "workers_cpu_seconds": round(workers_cpu, 1), "workers_cpu_ms_per_attempt": round(1000 * workers_cpu / attempts, 2)}
+    return {
+        "workers": workers,
+        "channels_total": workers * channels,
+        "attempts": attempts,
+        "seconds": round(seconds, 1),
+        "attempts_per_second": round(attempts / seconds, 1),
+        "attempts_dialled_twice": doubled,
+        "mean_call_seconds": round(float(call_seconds or 0), 1),
+        "channel_capacity_attempts_per_second": round(capacity, 1) if capacity else None,
+        "share_of_channel_capacity": round(attempts / seconds / capacity, 3) if capacity else None,
+        "workers_cpu_seconds": round(workers_cpu, 1),
+        "workers_cpu_ms_per_attempt": round(1000 * workers_cpu / attempts, 2),
+    }
 
 
 def main() -> None:
@@ -117,14 +140,23 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=10, help="per worker")
     parser.add_argument("--speed", type=float, default=50)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--database-url", default=os.environ.get("SAFECALL_TEST_POSTGRES_URL"), help="a PostgreSQL server's admin URL")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("SAFECALL_TEST_POSTGRES_URL"), help="a PostgreSQL server's admin URL"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.database_url:
         parser.error("give --database-url or start .ci/postgres")
-    results = {"command": " ".join(sys.argv), "people": args.people, "speed": args.speed, "channels_per_worker": args.channels,
-               "machine": machine() + ", PostgreSQL on loopback",
-               "runs": [measure(args.database_url, int(w), args.people, args.channels, args.speed) for w in args.workers.split(",")]}
+    results = {
+        "command": " ".join(sys.argv),
+        "people": args.people,
+        "speed": args.speed,
+        "channels_per_worker": args.channels,
+        "machine": machine() + ", PostgreSQL on loopback",
+        "runs": [
+            measure(args.database_url, int(w), args.people, args.channels, args.speed) for w in args.workers.split(",")
+        ],
+    }
     report(results, args.json)
 
 

@@ -61,8 +61,14 @@ def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
 
 def commit(checkout: Path) -> str:
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=checkout, capture_output=True, text=True)
-    return done.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "") if done.returncode == 0 else "unknown"
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=checkout, capture_output=True, text=True
+    )
+    return (
+        done.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
+        if done.returncode == 0
+        else "unknown"
+    )
 
 
 def prepare_bytecode(checkout: Path, from_source: bool) -> None:
@@ -71,14 +77,18 @@ def prepare_bytecode(checkout: Path, from_source: bool) -> None:
         for cache in (checkout / "safecall").rglob("__pycache__"):
             shutil.rmtree(cache)
     else:  # compileall rewrites only what is missing or stale
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "safecall"], cwd=checkout, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "safecall"], cwd=checkout, check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="another checkout to run beside this one")
-    parser.add_argument("--from-source", action="store_true", help="no bytecode: each run compiles the modules it imports")
+    parser.add_argument(
+        "--from-source", action="store_true", help="no bytecode: each run compiles the modules it imports"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="safecall-startup-"))
@@ -90,31 +100,63 @@ def main() -> None:
     instances = {}
     for side, checkout in checkouts.items():  # an initialised instance with its database at the newest revision
         instances[side] = work / f"office-{side}"
-        subprocess.run([sys.executable, "-m", "safecall", "init", str(instances[side])], cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL)
-        roster = write_roster(work / "roster.csv", 200, ["사직동"])  # a run to show: 200 people, launched without dialling
+        subprocess.run(
+            [sys.executable, "-m", "safecall", "init", str(instances[side])],
+            cwd=checkout,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        roster = write_roster(
+            work / "roster.csv", 200, ["사직동"]
+        )  # a run to show: 200 people, launched without dialling
         for command in (["recipients", "import", str(roster)], ["campaign", "launch", "weekly-safe-call", "--no-dial"]):
-            subprocess.run([sys.executable, "-m", "safecall", "--config", str(instances[side]), *command], cwd=checkout, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "safecall", "--config", str(instances[side]), *command],
+                cwd=checkout,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         timed([sys.executable, "-m", "safecall", "--config", str(instances[side]), "campaign", "status"], checkout, env)
     cases = {"minimal typer --help": ([sys.executable, str(work / "minimal.py"), "--help"], work)}
     for side, checkout in checkouts.items():
         cases[f"{side}: safecall --help"] = ([sys.executable, "-m", "safecall", "--help"], checkout)
-        cases[f"{side}: safecall campaign status"] = ([sys.executable, "-m", "safecall", "--config", str(instances[side]), "campaign", "status"], checkout)
+        cases[f"{side}: safecall campaign status"] = (
+            [sys.executable, "-m", "safecall", "--config", str(instances[side]), "campaign", "status"],
+            checkout,
+        )
     rounds = {name: [] for name in cases}
     for number in range(args.rounds):
         for name, (command, cwd) in cases.items():
             wall, cpu = timed(command, cwd, env)
             rounds[name].append({"round": number + 1, "wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3)})
-    summary = {name: {key: {"min": min(r[key] for r in runs), "median": round(statistics.median(r[key] for r in runs), 3),
-                            "max": max(r[key] for r in runs)} for key in ("wall_seconds", "cpu_seconds")}
-               for name, runs in rounds.items()}
+    summary = {
+        name: {
+            key: {
+                "min": min(r[key] for r in runs),
+                "median": round(statistics.median(r[key] for r in runs), 3),
+                "max": max(r[key] for r in runs),
+            }
+            for key in ("wall_seconds", "cpu_seconds")
+        }
+        for name, runs in rounds.items()
+    }
     minimal = summary["minimal typer --help"]["cpu_seconds"]["median"]
     for name in summary:
         summary[name]["cpu_over_minimal_help"] = round(summary[name]["cpu_seconds"]["median"] / minimal, 2)
-    report({"command": " ".join(sys.argv), "commits": {side: commit(checkout) for side, checkout in checkouts.items()},
+    report(
+        {
+            "command": " ".join(sys.argv),
+            "commits": {side: commit(checkout) for side, checkout in checkouts.items()},
             "bytecode": "none: compiled from source at each run" if args.from_source else "compiled before the runs",
-            "machine": machine(), "load_average_before": os.getloadavg(),
-            "rounds": rounds, "summary": summary}, args.json)
+            "machine": machine(),
+            "load_average_before": os.getloadavg(),
+            "rounds": rounds,
+            "summary": summary,
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

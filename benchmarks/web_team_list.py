@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = Path(os.environ.get("WEB_TEAM_LIST_CODE", ROOT)).resolve()
 sys.path.insert(0, str(CODE))
 
-from benchmarks.common import machine, report  # noqa: E402
-
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from benchmarks.common import machine, report  # noqa: E402
 from safecall import users  # noqa: E402
 from safecall.clock import SystemClock  # noqa: E402
 from safecall.roster import import_roster  # noqa: E402
@@ -54,7 +53,7 @@ from safecall.store import Attempt, Disposition, MemberState, Person, RunMember,
 from safecall.synthetic import write_roster  # noqa: E402
 
 PASSWORD = "benchmark password"
-MONDAY = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # 10:00 in Seoul
+MONDAY = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 10:00 in Seoul
 
 
 def free_port() -> int:
@@ -70,13 +69,21 @@ def build_office(directory: Path, tasks: int, accounts: int) -> tuple[list[tuple
     scaffold_instance(directory)
     settings = directory / "config" / "safecall.toml"
     # login_attempts: the limit counts password checks in flight per address, and every user here comes from 127.0.0.1.
-    settings.write_text(settings.read_text(encoding="utf-8") + "\n[web]\nsecure_cookies = false\nsession_minutes = 600\nlogin_attempts = 100\n",
-                        encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        + "\n[web]\nsecure_cookies = false\nsession_minutes = 600\nlogin_attempts = 100\n",
+        encoding="utf-8",
+    )
     services = Services.open(load_instance(directory), SystemClock())
     instance = services.instance
     dongs = [dong for team in instance.settings.teams for dong in team.dongs]
-    import_roster(services.db, write_roster(directory / "roster.csv", tasks, dongs), instance.settings, now=MONDAY,
-                  today=MONDAY.date())
+    import_roster(
+        services.db,
+        write_roster(directory / "roster.csv", tasks, dongs),
+        instance.settings,
+        now=MONDAY,
+        today=MONDAY.date(),
+    )
     campaign = services.campaign("weekly-safe-call")
     run, _ = launch_run(services.db, campaign, campaign.calendar(instance), now=MONDAY)
     with services.db.transaction() as session:
@@ -87,13 +94,40 @@ def build_office(directory: Path, tasks: int, accounts: int) -> tuple[list[tuple
             person = people[member.person_id]
             for number, hours in enumerate((0, 1, 4, 23), start=1):
                 at = MONDAY + timedelta(hours=hours, seconds=member.id % 3600)
-                attempts.append(dict(run_id=run.id, member_id=member.id, person_id=person.id, number=number, phone=person.phone,
-                                     token=secrets.token_urlsafe(18), status="done", placed_at=at, ended_at=at + timedelta(seconds=45),
-                                     disposition=Disposition.NO_ANSWER, inbound=False))
-            visit_tasks.append(dict(person_id=person.id, run_id=run.id, kind="visit", team=person.team, created_at=MONDAY + timedelta(days=1),
-                                    created_on=(MONDAY + timedelta(days=1)).date(), status="open", weeks_without_ack=1 + member.id % 3,
-                                    answered_without_key=member.id % 5 == 0, overdue=False))
-        session.execute(sa.update(RunMember).where(RunMember.run_id == run.id).values(state=MemberState.UNREACHABLE, attempts_made=4))
+                attempts.append(
+                    dict(
+                        run_id=run.id,
+                        member_id=member.id,
+                        person_id=person.id,
+                        number=number,
+                        phone=person.phone,
+                        token=secrets.token_urlsafe(18),
+                        status="done",
+                        placed_at=at,
+                        ended_at=at + timedelta(seconds=45),
+                        disposition=Disposition.NO_ANSWER,
+                        inbound=False,
+                    )
+                )
+            visit_tasks.append(
+                dict(
+                    person_id=person.id,
+                    run_id=run.id,
+                    kind="visit",
+                    team=person.team,
+                    created_at=MONDAY + timedelta(days=1),
+                    created_on=(MONDAY + timedelta(days=1)).date(),
+                    status="open",
+                    weeks_without_ack=1 + member.id % 3,
+                    answered_without_key=member.id % 5 == 0,
+                    overdue=False,
+                )
+            )
+        session.execute(
+            sa.update(RunMember)
+            .where(RunMember.run_id == run.id)
+            .values(state=MemberState.UNREACHABLE, attempts_made=4)
+        )
         session.execute(sa.insert(Attempt), attempts)
         session.execute(sa.insert(VisitTask), visit_tasks)
     teams = [team.name for team in instance.settings.teams]
@@ -115,8 +149,16 @@ async def log_in(client: httpx.AsyncClient, username: str) -> None:
         raise SystemExit(f"login {username}: {response.status_code}")
 
 
-async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until: float, think: float, cards: int,
-                      latencies: list[tuple[float, float]], errors: list[str]) -> None:
+async def keep_asking(
+    client: httpx.AsyncClient,
+    username: str,
+    team: str,
+    until: float,
+    think: float,
+    cards: int,
+    latencies: list[tuple[float, float]],
+    errors: list[str],
+) -> None:
     draws = random.Random(username)
     while time.monotonic() < until:
         if think:
@@ -132,15 +174,25 @@ async def keep_asking(client: httpx.AsyncClient, username: str, team: str, until
         latencies.append((started, elapsed))
 
 
-async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int], seconds: float, think: float,
-               logging_in: int, cpu=lambda: 0.0) -> dict:
+async def load(
+    base: str,
+    accounts: list[tuple[str, str]],
+    cards: dict[str, int],
+    seconds: float,
+    think: float,
+    logging_in: int,
+    cpu=lambda: 0.0,
+) -> dict:
     """Page latencies (start, seconds), login latencies and the window's length. The last `logging_in` users log in
     inside the measured window, at its start, while the others (logged in before it) page: argon2's stall counts."""
     pages, logins, errors = [], [], []
     # A connection idle longer than the server's keep-alive (uvicorn: 5 s; a user logged in early waits for the others)
     # is closed by the server; reusing it just then fails with "Server disconnected". Browsers retry that; here the
     # client lets idle connections go first.
-    clients = [httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1, keepalive_expiry=2)) for _ in accounts]
+    clients = [
+        httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=1, keepalive_expiry=2))
+        for _ in accounts
+    ]
     ready = len(accounts) - logging_in
     try:
         await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))
@@ -152,11 +204,21 @@ async def load(base: str, accounts: list[tuple[str, str]], cards: dict[str, int]
             logins.append((started, time.perf_counter() - started))
             await keep_asking(client, name, team, until, think, cards[team], pages, errors)
 
-        await asyncio.gather(*(keep_asking(client, name, team, until, think, cards[team], pages, errors)
-                               for client, (name, team) in zip(clients[:ready], accounts[:ready])),
-                             *(arrive(client, name, team) for client, (name, team) in zip(clients[ready:], accounts[ready:])))
-        return {"pages": pages, "logins": logins, "errors": errors, "began": began, "wall": time.perf_counter() - began,
-                "server_cpu": cpu() - cpu_began}
+        await asyncio.gather(
+            *(
+                keep_asking(client, name, team, until, think, cards[team], pages, errors)
+                for client, (name, team) in zip(clients[:ready], accounts[:ready])
+            ),
+            *(arrive(client, name, team) for client, (name, team) in zip(clients[ready:], accounts[ready:])),
+        )
+        return {
+            "pages": pages,
+            "logins": logins,
+            "errors": errors,
+            "began": began,
+            "wall": time.perf_counter() - began,
+            "server_cpu": cpu() - cpu_began,
+        }
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -169,17 +231,35 @@ def percentile(values: list[float], share: float) -> float:
 def latency_figures(latencies: list[float]) -> dict:
     if not latencies:
         return {"count": 0}
-    return {"count": len(latencies), "p50_ms": round(1000 * statistics.median(latencies), 1),
-            "p90_ms": round(1000 * percentile(latencies, 0.90), 1), "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
-            "max_ms": round(1000 * max(latencies), 1)}
+    return {
+        "count": len(latencies),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p90_ms": round(1000 * percentile(latencies, 0.90), 1),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "max_ms": round(1000 * max(latencies), 1),
+    }
 
 
-def build_in(code: Path, directory: Path, tasks: int, accounts: int) -> tuple[list[tuple[str, str]], dict[str, int], float]:
+def build_in(
+    code: Path, directory: Path, tasks: int, accounts: int
+) -> tuple[list[tuple[str, str]], dict[str, int], float]:
     """The office built by `code`'s own store (a baseline may have another schema): in a process of its own."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build-office", str(directory), "--tasks", str(tasks),
-                           "--users", str(accounts)], env={**os.environ, "WEB_TEAM_LIST_CODE": str(code)},
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--build-office",
+            str(directory),
+            "--tasks",
+            str(tasks),
+            "--users",
+            str(accounts),
+        ],
+        env={**os.environ, "WEB_TEAM_LIST_CODE": str(code)},
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"building the office with {code} failed:\n{done.stderr[-3000:]}")
     built = json.loads(done.stdout.splitlines()[-1])
@@ -196,8 +276,13 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
     # a few hundred pages and the server stopped, blocked on writing its log.
     log = office.parent / f"{office.name}-server.log"
     with log.open("w") as log_file:
-        server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
-                                  cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
+            cwd=code,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -209,8 +294,17 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                     raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}")
                 time.sleep(0.2)
         load_before = os.getloadavg()
-        measured = asyncio.run(load(f"http://127.0.0.1:{port}", accounts, cards, args.seconds, args.think, args.logging_in,
-                                    cpu=lambda: cpu_seconds(server.pid)))
+        measured = asyncio.run(
+            load(
+                f"http://127.0.0.1:{port}",
+                accounts,
+                cards,
+                args.seconds,
+                args.think,
+                args.logging_in,
+                cpu=lambda: cpu_seconds(server.pid),
+            )
+        )
         if measured["errors"] or not measured["pages"]:
             raise SystemExit(f"{len(measured['errors'])} errors, e.g. {measured['errors'][:3]}")
     finally:
@@ -248,8 +342,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def spread(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2),
-            "rounds": values}
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "rounds": values,
+    }
 
 
 def main() -> None:
@@ -259,17 +357,30 @@ def main() -> None:
     parser.add_argument("--logging-in", type=int, default=10, help="users who log in inside the measured window")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--think", type=float, default=0, help="mean seconds each user waits between pages (0: none)")
-    parser.add_argument("--baseline", type=Path, default=None, help="a checkout of the code to compare with, round by round")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (each side once a round); 3 with --baseline, else 1")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="a checkout of the code to compare with, round by round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds (each side once a round); 3 with --baseline, else 1"
+    )
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--build-office", type=Path, default=None, help=argparse.SUPPRESS)  # the child that builds one side's office
+    parser.add_argument(
+        "--build-office", type=Path, default=None, help=argparse.SUPPRESS
+    )  # the child that builds one side's office
     args = parser.parse_args()
     if args.build_office:
         import safecall
 
         accounts, by_team = build_office(args.build_office, args.tasks, args.users)
-        print(json.dumps({"safecall": safecall.__file__, "accounts": accounts,
-                          "cards": {team: min(50, count) for team, count in by_team.items()}}))
+        print(
+            json.dumps(
+                {
+                    "safecall": safecall.__file__,
+                    "accounts": accounts,
+                    "cards": {team: min(50, count) for team, count in by_team.items()},
+                }
+            )
+        )
         return
     if not 0 <= args.logging_in <= args.users:
         parser.error("--logging-in must be between 0 and --users")
@@ -280,7 +391,9 @@ def main() -> None:
             parser.error(f"--baseline {args.baseline}: no safecall package there")
         sides["baseline"] = args.baseline.resolve()
     with tempfile.TemporaryDirectory() as folder:
-        built = {name: build_in(code, Path(folder) / name / "office", args.tasks, args.users) for name, code in sides.items()}
+        built = {
+            name: build_in(code, Path(folder) / name / "office", args.tasks, args.users) for name, code in sides.items()
+        }
         results = []
         for number in range(1, rounds + 1):
             order = list(sides) if number % 2 or len(sides) == 1 else list(reversed(sides))  # who goes first alternates
@@ -291,44 +404,74 @@ def main() -> None:
                 figures = serve_and_load(sides[name], office, accounts, cards, args)
                 shutil.rmtree(office)
                 results.append({"round": number, "code": name, **figures})
-                print(f"round {number} {name}: {figures['pages_per_second']} pages/s, {figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
-                      f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
-                      f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
-                      file=sys.stderr, flush=True)
-    summary = {name: {"pages_per_second": spread([r["pages_per_second"] for r in results if r["code"] == name]),
-                      "server_cpu_ms_per_page": spread([r["server_cpu_ms_per_page"] for r in results if r["code"] == name]),
-                      "p50_ms": spread([r["pages"]["p50_ms"] for r in results if r["code"] == name]),
-                      "p99_ms": spread([r["pages"]["p99_ms"] for r in results if r["code"] == name]),
-                      "p99_ms_logins_included": spread([r["all_requests_logins_included"]["p99_ms"] for r in results if r["code"] == name])}
-               for name in sides}
+                print(
+                    f"round {number} {name}: {figures['pages_per_second']} pages/s, {figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
+                    f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
+                    f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    summary = {
+        name: {
+            "pages_per_second": spread([r["pages_per_second"] for r in results if r["code"] == name]),
+            "server_cpu_ms_per_page": spread([r["server_cpu_ms_per_page"] for r in results if r["code"] == name]),
+            "p50_ms": spread([r["pages"]["p50_ms"] for r in results if r["code"] == name]),
+            "p99_ms": spread([r["pages"]["p99_ms"] for r in results if r["code"] == name]),
+            "p99_ms_logins_included": spread(
+                [r["all_requests_logins_included"]["p99_ms"] for r in results if r["code"] == name]
+            ),
+        }
+        for name in sides
+    }
     if args.baseline:
         by_round = {(r["round"], r["code"]): r for r in results}
         summary["server_cpu_per_page_this_over_baseline"] = spread(
-            [round(by_round[n, "this"]["server_cpu_ms_per_page"] / by_round[n, "baseline"]["server_cpu_ms_per_page"], 2) for n in range(1, rounds + 1)])
+            [
+                round(
+                    by_round[n, "this"]["server_cpu_ms_per_page"] / by_round[n, "baseline"]["server_cpu_ms_per_page"], 2
+                )
+                for n in range(1, rounds + 1)
+            ]
+        )
         summary["pages_per_second_this_over_baseline"] = spread(
-            [round(by_round[n, "this"]["pages_per_second"] / by_round[n, "baseline"]["pages_per_second"], 2) for n in range(1, rounds + 1)])
-    report({
-        "benchmark": "web team list page",
-        # The baseline's folder is this machine's: the file names its commit instead.
-        "command": " ".join("<baseline>" if args.baseline and arg == str(args.baseline) else arg for arg in sys.argv),
-        "commit": commit_of(ROOT),
-        "baseline_commit": commit_of(args.baseline) if args.baseline else None,
-        "machine": machine(),
-        "open_tasks": args.tasks,
-        "concurrent_users": args.users,
-        "logging_in_inside_the_window": args.logging_in,
-        "tasks_per_page": 50,
-        "think_seconds": args.think,
-        "setup_seconds": {name: round(b[2], 1) for name, b in built.items()},
-        "summary": summary,
-        "rounds": results,
-    }, args.json)
+            [
+                round(by_round[n, "this"]["pages_per_second"] / by_round[n, "baseline"]["pages_per_second"], 2)
+                for n in range(1, rounds + 1)
+            ]
+        )
+    report(
+        {
+            "benchmark": "web team list page",
+            # The baseline's folder is this machine's: the file names its commit instead.
+            "command": " ".join(
+                "<baseline>" if args.baseline and arg == str(args.baseline) else arg for arg in sys.argv
+            ),
+            "commit": commit_of(ROOT),
+            "baseline_commit": commit_of(args.baseline) if args.baseline else None,
+            "machine": machine(),
+            "open_tasks": args.tasks,
+            "concurrent_users": args.users,
+            "logging_in_inside_the_window": args.logging_in,
+            "tasks_per_page": 50,
+            "think_seconds": args.think,
+            "setup_seconds": {name: round(b[2], 1) for name, b in built.items()},
+            "summary": summary,
+            "rounds": results,
+        },
+        args.json,
+    )
 
 
 def commit_of(code: Path) -> str | None:
     done = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return (done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")) if done.returncode == 0 else None
+    dirty = subprocess.run(
+        ["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return (
+        (done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else ""))
+        if done.returncode == 0
+        else None
+    )
 
 
 if __name__ == "__main__":

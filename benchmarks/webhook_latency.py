@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -28,14 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
-
 from safecall.clock import SystemClock  # noqa: E402
+from safecall.roster import import_roster  # noqa: E402
 from safecall.runs import launch_run  # noqa: E402
 from safecall.services import Services  # noqa: E402
 from safecall.settings import load_instance, scaffold_instance  # noqa: E402
 from safecall.store import Attempt, RunMember  # noqa: E402
 from safecall.synthetic import write_roster  # noqa: E402
-from safecall.roster import import_roster  # noqa: E402
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app  # noqa: E402
 
 PUBLIC = "https://safecall.example.org"
@@ -48,19 +47,39 @@ def open_attempts(directory: Path, calls: int) -> tuple[Services, list[tuple[str
     services = Services.open(load_instance(directory), clock)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
-    import_roster(services.db, write_roster(directory / "roster.csv", calls, ["사직동"]), services.instance.settings,
-                  now=clock.now(), today=services.today())
+    import_roster(
+        services.db,
+        write_roster(directory / "roster.csv", calls, ["사직동"]),
+        services.instance.settings,
+        now=clock.now(),
+        today=services.today(),
+    )
     # Open attempts as the dialer leaves them just before Twilio calls back: written, call placed.
     # With its rules, as `campaign launch` and the scheduler launch a run (a run without them reads the files)
-    run, _ = launch_run(services.db, campaign, calendar, now=datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc),
-                        rules=services.rules_snapshot("weekly-safe-call"))
+    run, _ = launch_run(
+        services.db,
+        campaign,
+        calendar,
+        now=datetime(2026, 11, 23, 1, 0, tzinfo=UTC),
+        rules=services.rules_snapshot("weekly-safe-call"),
+    )
     tokens = []
     with services.db.transaction() as session:
         for member in session.exec(RunMember.__table__.select().where(RunMember.run_id == run.id)):
             # The CallSid the trunk noted when Twilio accepted the call: only requests about that call are served.
             token, call_sid = secrets.token_urlsafe(18), "CA" + secrets.token_hex(16)
-            session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1,
-                                phone="+821000000000", token=token, trunk_call_id=call_sid, placed_at=clock.now()))
+            session.add(
+                Attempt(
+                    run_id=run.id,
+                    member_id=member.id,
+                    person_id=member.person_id,
+                    number=1,
+                    phone="+821000000000",
+                    token=token,
+                    trunk_call_id=call_sid,
+                    placed_at=clock.now(),
+                )
+            )
             tokens.append((token, call_sid))
     return services, tokens, services.lifecycle
 
@@ -76,16 +95,22 @@ def warm_up(port: int, attempt: tuple[str, str]) -> None:
     speech.analyser()
 
     for _kind, path, params in plan_requests([attempt], 3):
-        with urlopen(Request(f"http://127.0.0.1:{port}{path}", data=urlencode(params).encode(),
-                             headers=signed(PUBLIC + path, params)), timeout=30) as response:
+        with urlopen(
+            Request(
+                f"http://127.0.0.1:{port}{path}", data=urlencode(params).encode(), headers=signed(PUBLIC + path, params)
+            ),
+            timeout=30,
+        ) as response:
             response.read()
 
 
 def signed(url: str, params: dict[str, str]) -> dict[str, str]:
     from twilio.request_validator import RequestValidator
 
-    return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params),
-            "Content-Type": "application/x-www-form-urlencoded"}
+    return {
+        "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
 
 
 def plan_requests(tokens: list[tuple[str, str]], total: int) -> list[tuple[str, str, dict[str, str]]]:
@@ -93,9 +118,11 @@ def plan_requests(tokens: list[tuple[str, str]], total: int) -> list[tuple[str, 
     requests = []
     for token, call_sid in tokens:
         common = {"CallSid": call_sid, "AccountSid": "AC" + "0" * 32}
-        requests += [("voice", f"/twilio/voice/{token}", {**common, "CallStatus": "in-progress"}),
-                     ("gather", f"/twilio/gather/{token}?asked=1", {**common, "Digits": "1"}),
-                     ("status", f"/twilio/status/{token}", {**common, "CallStatus": "completed"})]
+        requests += [
+            ("voice", f"/twilio/voice/{token}", {**common, "CallStatus": "in-progress"}),
+            ("gather", f"/twilio/gather/{token}?asked=1", {**common, "Digits": "1"}),
+            ("status", f"/twilio/status/{token}", {**common, "CallStatus": "completed"}),
+        ]
     # Interleave calls as they overlap in real life: the i-th request of every call, call after call.
     ordered = [requests[call * 3 + step] for step in range(3) for call in range(len(tokens))]
     return ordered[:total]
@@ -113,8 +140,9 @@ def load_generator(port: int, plan: list, rate: float, results) -> None:
             async def one(index: int, kind: str, path: str, params: dict[str, str]) -> None:
                 await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
                 sent = time.perf_counter()
-                async with session.post(f"http://127.0.0.1:{port}{path}", data=urlencode(params),
-                                        headers=signed(PUBLIC + path, params)) as response:
+                async with session.post(
+                    f"http://127.0.0.1:{port}{path}", data=urlencode(params), headers=signed(PUBLIC + path, params)
+                ) as response:
                     await response.read()
                     out.append((kind, time.perf_counter() - sent, response.status))
 
@@ -137,16 +165,22 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
-    services, tokens, outcomes = open_attempts(Path(tempfile.mkdtemp(prefix="safecall-webhooks-")), total // 3 * 21 // 20 + 10)  # 2 % lack consent
+    services, tokens, outcomes = open_attempts(
+        Path(tempfile.mkdtemp(prefix="safecall-webhooks-")), total // 3 * 21 // 20 + 10
+    )  # 2 % lack consent
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_webhook_app(public_base_url=PUBLIC, auth_token=AUTH_TOKEN, sink=outcomes, now=SystemClock().now, on_event=lambda event: None)
+    app = create_webhook_app(
+        public_base_url=PUBLIC, auth_token=AUTH_TOKEN, sink=outcomes, now=SystemClock().now, on_event=lambda event: None
+    )
     server = WebhookServer(app, "127.0.0.1", port).start()
     warm = tokens.pop()
     warm_up(port, warm)  # the first requests pay for lazy set-up (threads, statement caches): not the figure
     from_generator = multiprocessing.get_context("spawn").Queue()
-    generator = multiprocessing.get_context("spawn").Process(target=load_generator, args=(port, plan_requests(tokens, total), args.rate, from_generator))
+    generator = multiprocessing.get_context("spawn").Process(
+        target=load_generator, args=(port, plan_requests(tokens, total), args.rate, from_generator)
+    )
     generator.start()
     samples = from_generator.get(timeout=args.seconds * 10 + 60)
     generator.join()
@@ -155,13 +189,20 @@ def main() -> None:
         stored = session.exec(Attempt.__table__.select().where(Attempt.digit == "1", Attempt.token != warm[0])).all()
     latencies = [seconds * 1000 for _, seconds, _ in samples]
     results = {
-        "rate_per_second": args.rate, "requests": len(samples), "errors": sum(1 for *_, code in samples if code >= 400),
+        "rate_per_second": args.rate,
+        "requests": len(samples),
+        "errors": sum(1 for *_, code in samples if code >= 400),
         "acknowledgements_stored": len(stored),
-        "p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies), 2),
-        "by_kind": {kind: {"p50_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.5), 2),
-                           "p99_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.99), 2)}
-                    for kind in ("voice", "gather", "status")},
+        "by_kind": {
+            kind: {
+                "p50_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.5), 2),
+                "p99_ms": round(percentile([s * 1000 for k, s, _ in samples if k == kind], 0.99), 2),
+            }
+            for kind in ("voice", "gather", "status")
+        },
         "machine": machine(),
     }
     report(results, args.json)

@@ -14,15 +14,25 @@ from safecall.store import AuditChain, AuditEvent, Database, audit
 from safecall.store.db import chain_hash
 
 
-def audit_events(db: Database, *, actor: str | None = None, action: str | None = None, subject: str | None = None,
-                 since: datetime | None = None, until: datetime | None = None, limit: int = 200) -> list[AuditEvent]:
+def audit_events(
+    db: Database,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AuditEvent]:
     """The trail, newest first; `since`/`until` filter on the real time it was written; `action` may end in '*'."""
     with db.session() as session:
         query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
         if actor:
             query = query.where(AuditEvent.actor == actor)
         if action:
-            query = query.where(AuditEvent.action.like(action[:-1] + "%") if action.endswith("*") else AuditEvent.action == action)
+            query = query.where(
+                AuditEvent.action.like(action[:-1] + "%") if action.endswith("*") else AuditEvent.action == action
+            )
         if subject:
             query = query.where(AuditEvent.subject == subject)
         if since:
@@ -32,7 +42,9 @@ def audit_events(db: Database, *, actor: str | None = None, action: str | None =
         return list(session.exec(query))
 
 
-def log_access(db: Database, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None) -> None:
+def log_access(
+    db: Database, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None
+) -> None:
     """A read or an export of personal data (or a refused login), in its own transaction: the read itself changes nothing."""
     with db.transaction() as session:
         audit(session, at=at, action=action, subject=subject, detail=detail, actor=actor)
@@ -61,32 +73,59 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
     problems: list[Message] = []
     expected_seq, previous, rows = 1, "", 0
     with db.session() as session:
-        outside = list(session.exec(select(AuditEvent.id).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(20)))
+        outside = list(
+            session.exec(select(AuditEvent.id).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(20))
+        )
         for row_id in outside:
-            problems.append(Message(N_("audit row {id} is outside the chain (written around it, or its place erased)"), id=row_id))
+            problems.append(
+                Message(N_("audit row {id} is outside the chain (written around it, or its place erased)"), id=row_id)
+            )
         last = 0
         while True:
-            chunk = list(session.exec(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)))
+            chunk = list(
+                session.exec(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch))
+            )
             if not chunk:
                 break
             for event in chunk:
                 rows += 1
                 if event.seq != expected_seq:
-                    problems.append(Message(N_("audit rows {first} to {last} of the chain are missing (deleted)"),
-                                            first=expected_seq, last=event.seq - 1))
+                    problems.append(
+                        Message(
+                            N_("audit rows {first} to {last} of the chain are missing (deleted)"),
+                            first=expected_seq,
+                            last=event.seq - 1,
+                        )
+                    )
                 elif event.hash != chain_hash(previous, event):
-                    problems.append(Message(N_("audit row {id} (number {seq} in the chain) was changed after it was written"),
-                                            id=event.id, seq=event.seq))
+                    problems.append(
+                        Message(
+                            N_("audit row {id} (number {seq} in the chain) was changed after it was written"),
+                            id=event.id,
+                            seq=event.seq,
+                        )
+                    )
                 previous, expected_seq = event.hash or "", event.seq + 1
             last = chunk[-1].seq
         head = session.get(AuditChain, 1)
     if head is None:
         problems.append(Message(N_("the audit chain's head is missing")))
     elif head.seq != expected_seq - 1:
-        problems.append(Message(N_("the audit chain's head says {head} rows, the last row is number {last}: rows at its end were deleted"),
-                                head=head.seq, last=expected_seq - 1))
+        problems.append(
+            Message(
+                N_(
+                    "the audit chain's head says {head} rows, the last row is number {last}: rows at its end were deleted"
+                ),
+                head=head.seq,
+                last=expected_seq - 1,
+            )
+        )
     elif head.hash != previous:
-        problems.append(Message(N_("the audit chain's head does not match its last row (number {last}): it was changed"), last=head.seq))
+        problems.append(
+            Message(
+                N_("the audit chain's head does not match its last row (number {last}): it was changed"), last=head.seq
+            )
+        )
     return ChainReport(rows, previous, problems)
 
 
@@ -145,8 +184,19 @@ def access_review(db: Database, month: str, tz: ZoneInfo) -> AccessReview:
             elif event.action == "web.login_refused":
                 refused += 1
             elif event.action == "web.login_refusals":  # a window's refusals after its first, summed
-                refused += max(0, int(dict(part.split("=", 1) for part in event.detail.split() if "=" in part).get("refused", "1")) - 1)
+                refused += max(
+                    0,
+                    int(dict(part.split("=", 1) for part in event.detail.split() if "=" in part).get("refused", "1"))
+                    - 1,
+                )
             elif event.action in ACCOUNT_CHANGES:
                 changes.append(event)
-    return AccessReview(month, sorted(access.values(), key=lambda a: (-a.views - a.exports, a.actor)), logins, failures, refused,
-                        changes, verify_chain(db))
+    return AccessReview(
+        month,
+        sorted(access.values(), key=lambda a: (-a.views - a.exports, a.actor)),
+        logins,
+        failures,
+        refused,
+        changes,
+        verify_chain(db),
+    )

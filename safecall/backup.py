@@ -11,14 +11,14 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
-from safecall.store.db import Database, copy_sqlite, _create_private_file
+from safecall.store.db import Database, _create_private_file, copy_sqlite
 
 STAMP = "%Y%m%dT%H%M%SZ"
 PREFIX = "safecall-"
@@ -39,7 +39,7 @@ def backup_suffix(db: Database) -> str:
 
 
 def backup_name(db: Database, now: datetime) -> str:
-    return f"{PREFIX}{now.astimezone(timezone.utc).strftime(STAMP)}{backup_suffix(db)}"
+    return f"{PREFIX}{now.astimezone(UTC).strftime(STAMP)}{backup_suffix(db)}"
 
 
 def take_backup(db: Database, target: Path, *, pg_dump: str = "pg_dump") -> Path:
@@ -51,12 +51,21 @@ def take_backup(db: Database, target: Path, *, pg_dump: str = "pg_dump") -> Path
             return copy_sqlite(Path(make_url(db.url).database), target)
         except Exception as exc:
             target.unlink(missing_ok=True)
-            raise BackupError(N_("cannot back up {url} to {path}: {reason}"), url=db.safe_url(), path=target, reason=str(exc)) from exc
+            raise BackupError(
+                N_("cannot back up {url} to {path}: {reason}"), url=db.safe_url(), path=target, reason=str(exc)
+            ) from exc
     _create_private_file(target)  # owner-only before pg_dump writes into it
     args, env = _libpq(db)
     try:
-        _run([pg_dump, "--format=custom", "--no-owner", f"--file={target}", *args], env, db, target,
-             N_("`pg_dump` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"))
+        _run(
+            [pg_dump, "--format=custom", "--no-owner", f"--file={target}", *args],
+            env,
+            db,
+            target,
+            N_(
+                "`pg_dump` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"
+            ),
+        )
     except BackupError:
         target.unlink(missing_ok=True)  # no empty or half-written file that looks like a backup
         raise
@@ -75,7 +84,6 @@ def restore_backup(db: Database, source: Path, *, pg_restore: str = "pg_restore"
         raise BackupError(N_("{path}: no such backup file"), path=source)
     if db.is_sqlite:
         import sqlite3
-
         from urllib.parse import quote
 
         try:
@@ -88,12 +96,23 @@ def restore_backup(db: Database, source: Path, *, pg_restore: str = "pg_restore"
             finally:
                 original.close()
         except sqlite3.DatabaseError as exc:
-            raise BackupError(N_("{path} is not a SafeCall SQLite backup ({reason}); nothing was restored"), path=source, reason=str(exc)) from exc
+            raise BackupError(
+                N_("{path} is not a SafeCall SQLite backup ({reason}); nothing was restored"),
+                path=source,
+                reason=str(exc),
+            ) from exc
         db.engine.dispose()
         return
     args, env = _libpq(db)
-    _run([pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", *args, str(source)], env, db, source,
-         N_("`pg_restore` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"))
+    _run(
+        [pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", *args, str(source)],
+        env,
+        db,
+        source,
+        N_(
+            "`pg_restore` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"
+        ),
+    )
 
 
 def list_backups(folder: Path) -> list[Backup]:
@@ -102,7 +121,7 @@ def list_backups(folder: Path) -> list[Backup]:
     for path in folder.glob(f"{PREFIX}*") if folder.is_dir() else []:
         stamp = path.name.removeprefix(PREFIX).split(".", 1)[0]
         try:
-            found.append(Backup(path, datetime.strptime(stamp, STAMP).replace(tzinfo=timezone.utc)))
+            found.append(Backup(path, datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)))
         except ValueError:
             continue  # another file: left alone
     return sorted(found, key=lambda b: b.taken_at)
@@ -144,8 +163,13 @@ def _run(command: list[str], env: dict[str, str], db: Database, path: Path, miss
         raise BackupError(missing)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise BackupError(N_("{program} failed on {url} ({path}): {reason}"), program=Path(command[0]).name, url=db.safe_url(),
-                          path=path, reason=_without_secrets(db, result.stderr.strip()[-500:]))
+        raise BackupError(
+            N_("{program} failed on {url} ({path}): {reason}"),
+            program=Path(command[0]).name,
+            url=db.safe_url(),
+            path=path,
+            reason=_without_secrets(db, result.stderr.strip()[-500:]),
+        )
 
 
 def _without_secrets(db: Database, text: str) -> str:

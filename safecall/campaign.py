@@ -8,22 +8,27 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from safecall.configfiles import coercion_problems
+from safecall.domain import Disposition
 from safecall.errors import ConfigError, InputError, Message
 from safecall.i18n import N_
 from safecall.ivr import load_flow
-from safecall.sms_text import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 from safecall.policy import WEEKDAYS, CallingCalendar, parse_clock_time, parse_spacing
-from safecall.configfiles import coercion_problems
 from safecall.settings import Instance, Strict, read_toml, validation_problems
-from safecall.domain import Disposition
+from safecall.sms_text import GUARDIAN_TEXTS, SMS_LIMIT_BYTES, euc_kr_bytes
 
 MIN_RETRIES = 3
 # Retries closer than this are not spaced: four calls within minutes miss a person who is out for an hour.
 MIN_RETRY_SPACING = timedelta(minutes=30)
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 RETRYABLE = (
-    Disposition.ANSWERED_NO_KEY, Disposition.NO_ANSWER, Disposition.BUSY, Disposition.FAILED,
-    Disposition.MACHINE, Disposition.INVALID_NUMBER, Disposition.UNKNOWN,
+    Disposition.ANSWERED_NO_KEY,
+    Disposition.NO_ANSWER,
+    Disposition.BUSY,
+    Disposition.FAILED,
+    Disposition.MACHINE,
+    Disposition.INVALID_NUMBER,
+    Disposition.UNKNOWN,
 )
 
 
@@ -62,7 +67,7 @@ class Window(Strict):
     _times = field_validator("start", "end")(_check_time)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Window":
+    def _ordered(self) -> Window:
         if parse_clock_time(self.start) >= parse_clock_time(self.end):
             raise ValueError(Message(N_("start {start} is not before end {end}"), start=self.start, end=self.end))
         return self
@@ -82,7 +87,13 @@ class RetryPolicy(Strict):
     @classmethod
     def _at_least_three(cls, value: int) -> int:
         if value < MIN_RETRIES:
-            raise ValueError(Message(N_("{value} retries is fewer than the {least} every non-responder is owed"), value=value, least=MIN_RETRIES))
+            raise ValueError(
+                Message(
+                    N_("{value} retries is fewer than the {least} every non-responder is owed"),
+                    value=value,
+                    least=MIN_RETRIES,
+                )
+            )
         return value
 
     @field_validator("spacing")
@@ -97,7 +108,13 @@ class RetryPolicy(Strict):
     def _dispositions(cls, values: list[str]) -> list[str]:
         for value in values:
             if value not in RETRYABLE:
-                raise ValueError(Message(N_("{value!r} cannot be retried (retryable: {retryable})"), value=value, retryable=', '.join(RETRYABLE)))
+                raise ValueError(
+                    Message(
+                        N_("{value!r} cannot be retried (retryable: {retryable})"),
+                        value=value,
+                        retryable=", ".join(RETRYABLE),
+                    )
+                )
         return values
 
 
@@ -118,7 +135,9 @@ class Notify(Strict):
         try:
             value.format(name="홍길동", callback="02-123-4567")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(Message(N_("the template may use only {{name}} and {{callback}} ({exc})"), exc=exc)) from None
+            raise ValueError(
+                Message(N_("the template may use only {{name}} and {{callback}} ({exc})"), exc=exc)
+            ) from None
         return value
 
 
@@ -133,18 +152,50 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
     sms = instance.settings.sms
     settings_file = instance.config_dir / "safecall.toml"
     if sms.provider == "none":
-        return [Message(N_("{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"), path=path, settings_file=settings_file)]
+        return [
+            Message(
+                N_("{path}: key 'notify.guardian_sms': no SMS provider in {settings_file} ([sms] provider)"),
+                path=path,
+                settings_file=settings_file,
+            )
+        ]
     if not sms.callback_number:
-        return [Message(N_("{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"), path=path, settings_file=settings_file)]
+        return [
+            Message(
+                N_(
+                    "{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"
+                ),
+                path=path,
+                settings_file=settings_file,
+            )
+        ]
     callback = sms.callback()
     problems = []
     for key in GUARDIAN_TEXTS:
         template = getattr(notify, key)
         if "{callback}" not in template:
-            problems.append(Message(N_("{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back"), path=path, key=key))
+            problems.append(
+                Message(
+                    N_("{path}: key 'notify.{key}': must contain {{callback}}, the office's number to call back"),
+                    path=path,
+                    key=key,
+                )
+            )
         size = euc_kr_bytes(template.format(name=SAMPLE_NAME, callback=callback))
         if size > SMS_LIMIT_BYTES and not notify.allow_lms:
-            problems.append(Message(N_("{path}: key 'notify.{key}': {size} bytes in EUC-KR for {sample} and {callback}, over the {most} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS"), path=path, key=key, size=size, sample=SAMPLE_NAME, callback=callback, most=SMS_LIMIT_BYTES))
+            problems.append(
+                Message(
+                    N_(
+                        "{path}: key 'notify.{key}': {size} bytes in EUC-KR for {sample} and {callback}, over the {most} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS"
+                    ),
+                    path=path,
+                    key=key,
+                    size=size,
+                    sample=SAMPLE_NAME,
+                    callback=callback,
+                    most=SMS_LIMIT_BYTES,
+                )
+            )
     return problems
 
 
@@ -156,9 +207,18 @@ def spacing_problems(path: Path, retry: RetryPolicy, instance: Instance) -> list
     for index, value in enumerate(retry.spacing):
         gap = parse_spacing(value)
         if gap is not None and gap < MIN_RETRY_SPACING:
-            problems.append(Message(N_("{path}: key 'retry.spacing': {value!r} (entry {number}) is under {least} minutes; "
-                                       "retries closer than that are not spaced (use e.g. 30m, 1h or next_day)"),
-                                    path=path, value=value, number=index + 1, least=int(MIN_RETRY_SPACING.total_seconds() // 60)))
+            problems.append(
+                Message(
+                    N_(
+                        "{path}: key 'retry.spacing': {value!r} (entry {number}) is under {least} minutes; "
+                        "retries closer than that are not spaced (use e.g. 30m, 1h or next_day)"
+                    ),
+                    path=path,
+                    value=value,
+                    number=index + 1,
+                    least=int(MIN_RETRY_SPACING.total_seconds() // 60),
+                )
+            )
     return problems
 
 
@@ -176,7 +236,9 @@ class CampaignDef(Strict):
 
     def calendar(self, instance: Instance) -> CallingCalendar:
         country = instance.settings.holiday_country if self.window.skip_holidays else None
-        return CallingCalendar.build(instance.tz, self.window.start, self.window.end, list(self.window.weekdays), country)
+        return CallingCalendar.build(
+            instance.tz, self.window.start, self.window.end, list(self.window.weekdays), country
+        )
 
 
 def campaign_path(instance: Instance, name: str) -> Path:
@@ -191,8 +253,14 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
     """The definition and every problem found in it, each naming the file and key."""
     path = campaign_path(instance, name)
     if not path.exists():
-        return None, [Message(N_("{path}: no campaign named {name!r} (campaigns: {campaigns})"), path=path, name=name,
-                              campaigns=", ".join(list_campaigns(instance)) or "none")]
+        return None, [
+            Message(
+                N_("{path}: no campaign named {name!r} (campaigns: {campaigns})"),
+                path=path,
+                name=name,
+                campaigns=", ".join(list_campaigns(instance)) or "none",
+            )
+        ]
     try:
         data = read_toml(path)
     except ConfigError as exc:
@@ -203,7 +271,14 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
         return None, validation_problems(path, exc)
     problems = coercion_problems(CampaignDef, data, path)
     if definition.name != name:
-        problems.append(Message(N_("{path}: key 'name': is {given!r} but the file is {name}.toml"), path=path, given=definition.name, name=name))
+        problems.append(
+            Message(
+                N_("{path}: key 'name': is {given!r} but the file is {name}.toml"),
+                path=path,
+                given=definition.name,
+                name=name,
+            )
+        )
     try:
         instance.trunk(definition.trunk)
     except ConfigError as exc:
@@ -215,15 +290,34 @@ def check_campaign(instance: Instance, name: str) -> tuple[CampaignDef | None, l
     known_teams = {team.name for team in instance.settings.teams}
     for team in definition.targets.teams:
         if team not in known_teams:
-            problems.append(Message(N_("{path}: key 'targets.teams': no team {team!r} in config/safecall.toml"), path=path, team=team))
+            problems.append(
+                Message(
+                    N_("{path}: key 'targets.teams': no team {team!r} in config/safecall.toml"), path=path, team=team
+                )
+            )
     problems += guardian_text_problems(path, definition.notify, instance)
     problems += spacing_problems(path, definition.retry, instance)
     window = definition.window
     if definition.schedule.weekday not in window.weekdays:
-        problems.append(Message(N_("{path}: key 'schedule.weekday': {weekday} is not a calling weekday ({weekdays})"), path=path, weekday=definition.schedule.weekday, weekdays=', '.join(window.weekdays)))
+        problems.append(
+            Message(
+                N_("{path}: key 'schedule.weekday': {weekday} is not a calling weekday ({weekdays})"),
+                path=path,
+                weekday=definition.schedule.weekday,
+                weekdays=", ".join(window.weekdays),
+            )
+        )
     slot = parse_clock_time(definition.schedule.start)
     if not parse_clock_time(window.start) <= slot < parse_clock_time(window.end):
-        problems.append(Message(N_("{path}: key 'schedule.start': {start} is outside the window {window_start}-{window_end}"), path=path, start=definition.schedule.start, window_start=window.start, window_end=window.end))
+        problems.append(
+            Message(
+                N_("{path}: key 'schedule.start': {start} is outside the window {window_start}-{window_end}"),
+                path=path,
+                start=definition.schedule.start,
+                window_start=window.start,
+                window_end=window.end,
+            )
+        )
     return definition, problems
 
 
@@ -234,4 +328,13 @@ def load_campaign(instance: Instance, name: str) -> CampaignDef:
     return definition
 
 
-__all__ = ["CampaignDef", "MIN_RETRIES", "MIN_RETRY_SPACING", "RETRYABLE", "WEEKDAYS", "check_campaign", "list_campaigns", "load_campaign"]
+__all__ = [
+    "CampaignDef",
+    "MIN_RETRIES",
+    "MIN_RETRY_SPACING",
+    "RETRYABLE",
+    "WEEKDAYS",
+    "check_campaign",
+    "list_campaigns",
+    "load_campaign",
+]

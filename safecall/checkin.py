@@ -30,9 +30,9 @@ from sqlmodel import select
 
 from safecall import phones
 from safecall.domain import Channel, Disposition, MemberState, OutboxKind, RunState
+from safecall.errors import ConfigError
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, dialable_clause
-from safecall.errors import ConfigError
 from safecall.outbox import is_queued, queue
 from safecall.settings import Instance, Settings
 from safecall.store import CampaignRun, CheckinLink, Database, Person, RunMember, audit
@@ -41,7 +41,9 @@ CHOICES = {"well": Disposition.ACKNOWLEDGED, "help": Disposition.HELP_REQUESTED}
 TEXT_CONTACT = "text"  # Person.contact of people reached by text first (deaf or hard of hearing)
 FOLLOW_UP_AFTER = 2  # unanswered calls after which a link goes out
 PRECALL_BODY = "[안심콜] {name}님, 오늘 {time}쯤 {caller} 번호로 안부 전화를 드립니다. 받으시면 1번을 눌러 주세요."
-LINK_BODY = "[안심콜] {name}님, 안부를 여쭙니다. 아래 주소를 눌러 '잘 지내요' 또는 '도움이 필요해요'를 골라 주세요. {url}"
+LINK_BODY = (
+    "[안심콜] {name}님, 안부를 여쭙니다. 아래 주소를 눌러 '잘 지내요' 또는 '도움이 필요해요'를 골라 주세요. {url}"
+)
 
 
 log = logging.getLogger("safecall.checkin")
@@ -81,19 +83,25 @@ def text_number(person: Person) -> str | None:
     return next((number for number in (person.phone, person.phone2) if number and phones.is_mobile(number)), None)
 
 
-def new_link(session, signer: LinkSigner, base_url: str, *, member_id: int, person_id: int, now: datetime,
-             lifetime: timedelta) -> str:
+def new_link(
+    session, signer: LinkSigner, base_url: str, *, member_id: int, person_id: int, now: datetime, lifetime: timedelta
+) -> str:
     """A new link for the member (in the caller's session): the address the person opens."""
     nonce = secrets.token_urlsafe(18)
-    session.add(CheckinLink(nonce=nonce, member_id=member_id, person_id=person_id, created_at=now, expires_at=now + lifetime))
+    session.add(
+        CheckinLink(nonce=nonce, member_id=member_id, person_id=person_id, created_at=now, expires_at=now + lifetime)
+    )
     return f"{base_url}/c/{signer.token(nonce)}"
 
 
 def open_member(session, person_id: int) -> RunMember | None:
     """The person's member in their latest open run, if any."""
-    return session.exec(select(RunMember).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
-        RunMember.person_id == person_id, CampaignRun.status == RunState.OPEN)
-        .order_by(CampaignRun.week_start.desc(), RunMember.id.desc())).first()
+    return session.exec(
+        select(RunMember)
+        .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+        .where(RunMember.person_id == person_id, CampaignRun.status == RunState.OPEN)
+        .order_by(CampaignRun.week_start.desc(), RunMember.id.desc())
+    ).first()
 
 
 def _link(session, signer: LinkSigner, token: str) -> CheckinLink | None:
@@ -116,7 +124,9 @@ def link_state(db: Database, signer: LinkSigner, token: str, now: datetime) -> L
         return LinkState(None, session.get(Person, link.person_id).name)
 
 
-def tap(db: Database, lifecycle: CallLifecycle, signer: LinkSigner, token: str, choice: str, now: datetime) -> TapResult:
+def tap(
+    db: Database, lifecycle: CallLifecycle, signer: LinkSigner, token: str, choice: str, now: datetime
+) -> TapResult:
     """Record a tap: the link is marked used and the answer recorded in one transaction, or nothing is written."""
     outcome = CHOICES.get(choice)
     with db.transaction() as session:
@@ -124,9 +134,15 @@ def tap(db: Database, lifecycle: CallLifecycle, signer: LinkSigner, token: str, 
         if link is None or outcome is None:
             return TapResult.FORGED
         # The guarded update is the claim: of two taps at once, one changes the row and counts.
-        claimed = session.execute(CheckinLink.__table__.update().where(
-            CheckinLink.id == link.id, CheckinLink.used_at.is_(None), CheckinLink.expires_at > now,
-        ).values(used_at=now, choice=choice)).rowcount
+        claimed = session.execute(
+            CheckinLink.__table__.update()
+            .where(
+                CheckinLink.id == link.id,
+                CheckinLink.used_at.is_(None),
+                CheckinLink.expires_at > now,
+            )
+            .values(used_at=now, choice=choice)
+        ).rowcount
         if not claimed:
             return TapResult.USED if link.used_at is not None else TapResult.EXPIRED
         session.flush()
@@ -134,12 +150,20 @@ def tap(db: Database, lifecycle: CallLifecycle, signer: LinkSigner, token: str, 
         if not lifecycle.record_checkin(connection, member_id=link.member_id, outcome=outcome, at=now):
             session.rollback()
             return TapResult.ANSWERED
-        audit(session, at=now, action="checkin.tap", subject=f"person {link.person_id}", detail=f"choice={choice}", actor="safecall")
+        audit(
+            session,
+            at=now,
+            action="checkin.tap",
+            subject=f"person {link.person_id}",
+            detail=f"choice={choice}",
+            actor="safecall",
+        )
     return TapResult.RECORDED
 
 
-def link_for_person(db: Database, signer: LinkSigner, base_url: str, person_id: int, *, now: datetime,
-                    lifetime: timedelta) -> str | None:
+def link_for_person(
+    db: Database, signer: LinkSigner, base_url: str, person_id: int, *, now: datetime, lifetime: timedelta
+) -> str | None:
     """A new link for the person's open run (for an officer who sends it by hand); None when no run is open."""
     with db.transaction() as session:
         member = open_member(session, person_id)
@@ -154,28 +178,50 @@ def checkin_key(member_id: int) -> str:
     return f"checkin:member:{member_id}"
 
 
-def queue_checkin_links(db: Database, signer: LinkSigner, base_url: str, *, now: datetime, lifetime: timedelta,
-                        lifecycle: CallLifecycle | None = None, text_first: timedelta = timedelta(0)) -> int:
+def queue_checkin_links(
+    db: Database,
+    signer: LinkSigner,
+    base_url: str,
+    *,
+    now: datetime,
+    lifetime: timedelta,
+    lifecycle: CallLifecycle | None = None,
+    text_first: timedelta = timedelta(0),
+) -> int:
     """Texts with a link, once per run member, for those who owe one now (see the module's text); returns how many.
 
     `text_first`: how long the first call of a person reached by text first waits for their tap (through `lifecycle`)."""
     queued = 0
     with db.transaction() as session:
-        due = session.exec(select(RunMember, Person).join(Person, Person.id == RunMember.person_id)
-                           .join(CampaignRun, CampaignRun.id == RunMember.run_id)
-                           .where(CampaignRun.status == RunState.OPEN, RunMember.state == MemberState.PENDING)
-                           .where((Person.contact == TEXT_CONTACT) | (RunMember.attempts_made >= FOLLOW_UP_AFTER)))
+        due = session.exec(
+            select(RunMember, Person)
+            .join(Person, Person.id == RunMember.person_id)
+            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .where(CampaignRun.status == RunState.OPEN, RunMember.state == MemberState.PENDING)
+            .where((Person.contact == TEXT_CONTACT) | (RunMember.attempts_made >= FOLLOW_UP_AFTER))
+        )
         for member, person in list(due):
             key, mobile = checkin_key(member.id), text_number(person)
             if mobile is None or is_queued(session, key):
                 continue
-            url = new_link(session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime)
-            queue(session, key=key, kind=OutboxKind.CHECKIN_LINK, channel=Channel.SMS, recipient=mobile, now=now,
-                  template="checkin_link", body=LINK_BODY.format(name=person.name, url=url),
-                  variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False))
+            url = new_link(
+                session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime
+            )
+            queue(
+                session,
+                key=key,
+                kind=OutboxKind.CHECKIN_LINK,
+                channel=Channel.SMS,
+                recipient=mobile,
+                now=now,
+                template="checkin_link",
+                body=LINK_BODY.format(name=person.name, url=url),
+                variables=json.dumps({"name": person.name, "link": url}, ensure_ascii=False),
+            )
             if lifecycle is not None and text_first and person.contact == TEXT_CONTACT and member.attempts_made == 0:
-                lifecycle.hold_first_call(session.connection().connection, member_id=member.id, run_id=member.run_id,
-                                          until=now + text_first)
+                lifecycle.hold_first_call(
+                    session.connection().connection, member_id=member.id, run_id=member.run_id, until=now + text_first
+                )
             queued += 1
     return queued
 
@@ -198,20 +244,36 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
     day_end = datetime.combine(local.date() + timedelta(days=1), time(0), tz)
     queued = 0
     with db.transaction() as session:
-        due = session.exec(select(RunMember, Person, CampaignRun).join(Person, Person.id == RunMember.person_id)
-                           .join(CampaignRun, CampaignRun.id == RunMember.run_id)
-                           .where(CampaignRun.status == RunState.OPEN, RunMember.state == MemberState.PENDING,
-                                  RunMember.attempts_made == 0, RunMember.next_attempt_at > now,
-                                  RunMember.next_attempt_at < day_end, *dialable_clause(local.date()))
-                           .order_by(RunMember.id))
+        due = session.exec(
+            select(RunMember, Person, CampaignRun)
+            .join(Person, Person.id == RunMember.person_id)
+            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .where(
+                CampaignRun.status == RunState.OPEN,
+                RunMember.state == MemberState.PENDING,
+                RunMember.attempts_made == 0,
+                RunMember.next_attempt_at > now,
+                RunMember.next_attempt_at < day_end,
+                *dialable_clause(local.date()),
+            )
+            .order_by(RunMember.id)
+        )
         for member, person, run in list(due):
             key, mobile = precall_key(person.id, run.week_start), text_number(person)
             if mobile is None or is_queued(session, key):
                 continue
             at = f"{member.next_attempt_at.astimezone(tz):%H:%M}"
-            queue(session, key=key, kind=OutboxKind.PRECALL_NOTICE, channel=Channel.SMS, recipient=mobile, now=now,
-                  template="precall_notice", body=PRECALL_BODY.format(name=person.name, time=at, caller=caller),
-                  variables=json.dumps({"name": person.name, "time": at, "caller": caller}, ensure_ascii=False))
+            queue(
+                session,
+                key=key,
+                kind=OutboxKind.PRECALL_NOTICE,
+                channel=Channel.SMS,
+                recipient=mobile,
+                now=now,
+                template="precall_notice",
+                body=PRECALL_BODY.format(name=person.name, time=at, caller=caller),
+                variables=json.dumps({"name": person.name, "time": at, "caller": caller}, ensure_ascii=False),
+            )
             queued += 1
     return queued
 
@@ -227,8 +289,14 @@ def queue_due(db: Database, instance: Instance, *, now: datetime, lifecycle: Cal
             log_event(log, "checkin_links_no_secret", level=logging.ERROR, error=str(exc))
             secret = None
         if secret:
-            queue_checkin_links(db, LinkSigner(secret), settings.web.base_url, now=now,
-                                lifetime=timedelta(hours=settings.checkin.link_hours),
-                                lifecycle=lifecycle, text_first=timedelta(hours=settings.checkin.text_first_hours))
+            queue_checkin_links(
+                db,
+                LinkSigner(secret),
+                settings.web.base_url,
+                now=now,
+                lifetime=timedelta(hours=settings.checkin.link_hours),
+                lifecycle=lifecycle,
+                text_first=timedelta(hours=settings.checkin.text_first_hours),
+            )
     if settings.checkin.precall_notice:
         queue_precall_notices(db, settings, instance.tz, now=now)

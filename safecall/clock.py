@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -18,7 +18,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def sleep_until(self, when: datetime) -> None:
         delay = (when - self.now()).total_seconds()
@@ -32,7 +32,7 @@ class VirtualClock:
     def __init__(self, start: datetime):
         if start.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start time")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -41,7 +41,7 @@ class VirtualClock:
     def sleep_until(self, when: datetime) -> None:
         with self._lock:
             if when > self._now:
-                self._now = when.astimezone(timezone.utc)
+                self._now = when.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> None:
         self.sleep_until(self.now() + delta)
@@ -62,7 +62,7 @@ class ScaledClock:
             raise ValueError("ScaledClock needs a timezone-aware start time")
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.start, self.speed = start.astimezone(timezone.utc), speed
+        self.start, self.speed = start.astimezone(UTC), speed
         self.anchor = time.time() if anchor is None else anchor
 
     def now(self) -> datetime:

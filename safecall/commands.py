@@ -5,11 +5,11 @@ The CLI parses arguments and prints; everything here takes plain values and retu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Optional
+from typing import TYPE_CHECKING
 
 from safecall.domain import RunState
 from safecall.errors import InputError, NotFoundError
@@ -44,11 +44,15 @@ def parse_moment(text: str, option: str) -> datetime:
 
 def refuse_fast(fast: bool) -> None:
     if fast:
-        raise InputError(N_("--fast would play a real run in virtual time and use it up; rehearse on a copy of the data "
-                            "with 'safecall drill CAMPAIGN' instead"))
+        raise InputError(
+            N_(
+                "--fast would play a real run in virtual time and use it up; rehearse on a copy of the data "
+                "with 'safecall drill CAMPAIGN' instead"
+            )
+        )
 
 
-def dial_run(services: Services, campaign_name: str, run_id: int, on_progress: Optional[Progress] = None) -> RunStatus:
+def dial_run(services: Services, campaign_name: str, run_id: int, on_progress: Progress | None = None) -> RunStatus:
     """Dial one run until it closes. SIGTERM or Ctrl-C: no new calls; the calls in flight finish and are written."""
     from safecall.runs import run_status
 
@@ -66,8 +70,14 @@ def launch_week(services: Services, campaign_name: str) -> tuple[CampaignRun, bo
     from safecall.runs import launch_run
 
     definition = services.campaign(campaign_name)
-    return launch_run(services.db, definition, definition.calendar(services.instance), now=services.now(),
-                      order=services.first_call_order(definition), rules=services.rules_snapshot(campaign_name))
+    return launch_run(
+        services.db,
+        definition,
+        definition.calendar(services.instance),
+        now=services.now(),
+        order=services.first_call_order(definition),
+        rules=services.rules_snapshot(campaign_name),
+    )
 
 
 def has_database(instance) -> bool:
@@ -78,7 +88,7 @@ def has_database(instance) -> bool:
     return url.get_backend_name() != "sqlite" or bool(url.database and Path(url.database).exists())
 
 
-def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]:
+def runs_to_dial(services: Services, run_id: int | None) -> list[CampaignRun]:
     """The run asked for, or every open run."""
     from safecall.runs import list_runs
 
@@ -90,7 +100,7 @@ def runs_to_dial(services: Services, run_id: Optional[int]) -> list[CampaignRun]
     return runs
 
 
-def run_to_show(services: Services, run_id: Optional[int]) -> RunStatus:
+def run_to_show(services: Services, run_id: int | None) -> RunStatus:
     """The status of the run asked for, or of the latest run."""
     from safecall.runs import list_runs, run_status
 
@@ -104,19 +114,21 @@ def writable_file(path: Path, option: str) -> Path:
     """Refuse an output file whose folder does not exist, before anything is done."""
     folder = path.expanduser().absolute().parent
     if not folder.is_dir():
-        raise InputError(N_("{option} {path}: the folder {folder} does not exist"), option=option, path=path, folder=folder)
+        raise InputError(
+            N_("{option} {path}: the folder {folder} does not exist"), option=option, path=path, folder=folder
+        )
     if path.is_dir():
         raise InputError(N_("{option} {path}: this is a folder; give a file name"), option=option, path=path)
     return path
 
 
-def report_weeks(services: Services, start: Optional[str], end: Optional[str]) -> tuple[Optional[date], Optional[date]]:
+def report_weeks(services: Services, start: str | None, end: str | None) -> tuple[date | None, date | None]:
     """--from/--to days as the campaign weeks they fall in."""
     from safecall.policy import week_start
 
     tz = services.instance.tz
 
-    def as_week(text: Optional[str], option: str) -> Optional[date]:
+    def as_week(text: str | None, option: str) -> date | None:
         if not text:
             return None
         return week_start(datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz), tz)
@@ -124,7 +136,7 @@ def report_weeks(services: Services, start: Optional[str], end: Optional[str]) -
     return as_week(start, "--from"), as_week(end, "--to")
 
 
-def write_report(services: Services, rows: list, fmt: str, output: Optional[Path]) -> Path:
+def write_report(services: Services, rows: list, fmt: str, output: Path | None) -> Path:
     """The weekly report as a CSV or XLSX file (default: in the outbox)."""
     from safecall.reports import report_csv, report_xlsx
     from safecall.visits import private_dir
@@ -140,7 +152,7 @@ def write_report(services: Services, rows: list, fmt: str, output: Optional[Path
     return target
 
 
-def run_until_stopped(stop, body: Callable[[], None], seconds: Optional[float]) -> None:
+def run_until_stopped(stop, body: Callable[[], None], seconds: float | None) -> None:
     """A long-running command: JSON log lines on stderr; SIGTERM, SIGINT or `seconds` set `stop` (an Event)."""
     import threading
 
@@ -173,7 +185,7 @@ def json_log_lines():
         root_logger.removeHandler(handler)
 
 
-def serve_ivr(services: Services, campaign_name: str, seconds: Optional[float], on_started: Callable[[], None]) -> None:
+def serve_ivr(services: Services, campaign_name: str, seconds: float | None, on_started: Callable[[], None]) -> None:
     """Host a campaign's IVR side (webhooks or FastAGI) until SIGTERM, Ctrl-C or `seconds`."""
     with json_log_lines():
         services.trunk(services.campaign(campaign_name).trunk)  # started: its FastAGI or webhook server listens
@@ -183,27 +195,31 @@ def serve_ivr(services: Services, campaign_name: str, seconds: Optional[float], 
         services.close_trunks()
 
 
-def draw_report_chart(rows: list, path: Path) -> Optional[str]:
+def draw_report_chart(rows: list, path: Path) -> str | None:
     """The weekly rates as a PNG; returns a note for the user when the chart could not use a Korean font."""
     from safecall.reports import draw_chart
 
     try:
         return draw_chart(rows, path)
     except OSError as exc:
-        raise InputError(N_("--chart {path}: cannot write the chart ({reason})"), path=path, reason=exc.strerror or exc) from exc
+        raise InputError(
+            N_("--chart {path}: cannot write the chart ({reason})"), path=path, reason=exc.strerror or exc
+        ) from exc
 
 
-def log_failure(environ: Mapping[str, str], command: str, details: str) -> Optional[Path]:
+def log_failure(environ: Mapping[str, str], command: str, details: str) -> Path | None:
     """Append an unexpected failure's details to the user's SafeCall log (phone numbers masked); its path, or None."""
     from safecall.phones import mask_text
 
-    base = environ.get("XDG_STATE_HOME") or (Path(environ["HOME"]) / ".local" / "state" if environ.get("HOME") else None)
+    base = environ.get("XDG_STATE_HOME") or (
+        Path(environ["HOME"]) / ".local" / "state" if environ.get("HOME") else None
+    )
     if not base:
         return None
     path = Path(base) / "safecall" / "errors.log"
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with path.open("a", encoding="utf-8") as handle:
             handle.write(f"--- {stamp} {command}\n{mask_text(details)}\n")
     except OSError:

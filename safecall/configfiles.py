@@ -5,8 +5,9 @@ Its own module so that the settings, the IVR flows and each trunk kind can use i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -26,7 +27,7 @@ class SecretRef(Strict):
     file: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "SecretRef":
+    def _one_source(self) -> SecretRef:
         if bool(self.env) == bool(self.file):
             raise ValueError(Message(N_("give exactly one of 'env' or 'file'")))
         return self
@@ -41,7 +42,9 @@ class SecretRef(Strict):
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(N_("secret: cannot read secret file {path}: {reason}"), path=path, reason=exc.strerror) from exc
+            raise ConfigError(
+                N_("secret: cannot read secret file {path}: {reason}"), path=path, reason=exc.strerror
+            ) from exc
 
     def describe(self) -> str:
         return f"env:{self.env}" if self.env else f"file:{self.file}"
@@ -56,8 +59,11 @@ def validation_problems(path: Path, exc: ValidationError) -> list[str]:
             problems.append(_quoted_problem(error, key, path))  # `port = "8080"`: say what to write instead
             continue
         message = _pydantic_message(error)
-        problems.append(Message(N_("{path}: key '{key}': {problem}"), path=path, key=key, problem=message) if key
-                        else Message(N_("{path}: {problem}"), path=path, problem=message))
+        problems.append(
+            Message(N_("{path}: key '{key}': {problem}"), path=path, key=key, problem=message)
+            if key
+            else Message(N_("{path}: {problem}"), path=path, problem=message)
+        )
     return problems
 
 
@@ -120,8 +126,15 @@ def _quoted_problem(error: dict, key: str, path: Path) -> Message:
         fixed = "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"
     else:
         fixed = error["input"].strip()
-    return Message(N_("{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"),
-                   path=path, key=key, value=f'"{error["input"]}"', fixed=fixed)
+    return Message(
+        N_(
+            "{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"
+        ),
+        path=path,
+        key=key,
+        value=f'"{error["input"]}"',
+        fixed=fixed,
+    )
 
 
 def parse_model(model: type[BaseModel], data: dict[str, Any], path: Path):

@@ -188,7 +188,20 @@ class HangUp:
 
 
 Event = Answered | Claimed | Pressed | Said | NoInput | Stored | HungUp | TransferResult | MessageRecorded
-Action = Claim | Ask | NoteSpeech | Store | Closing | End | HangUp | Play | Transfer | NoteTransfer | RecordMessage | KeepMessage
+Action = (
+    Claim
+    | Ask
+    | NoteSpeech
+    | Store
+    | Closing
+    | End
+    | HangUp
+    | Play
+    | Transfer
+    | NoteTransfer
+    | RecordMessage
+    | KeepMessage
+)
 
 # Made once: the events and actions that carry nothing of their own.
 ANSWERED, NO_INPUT, HUNG_UP = Answered(), NoInput(), HungUp()
@@ -212,11 +225,32 @@ class Conversation:
     clock); `with_officer`: the call is with the officer already (nobody is put through to them again).
     """
 
-    __slots__ = ("flow", "listens", "inbound", "asked", "unclear", "keys_only", "waiting", "office_open", "with_officer",
-                 "_store")
+    __slots__ = (
+        "flow",
+        "listens",
+        "inbound",
+        "asked",
+        "unclear",
+        "keys_only",
+        "waiting",
+        "office_open",
+        "with_officer",
+        "_store",
+    )
 
-    def __init__(self, flow: IvrFlow, *, listens: bool, inbound: bool = False, asked: int = 0, unclear: int = 0,
-                 keys_only: bool = False, waiting: int = WAIT_ANSWER, office_open: bool = False, with_officer: bool = False):
+    def __init__(
+        self,
+        flow: IvrFlow,
+        *,
+        listens: bool,
+        inbound: bool = False,
+        asked: int = 0,
+        unclear: int = 0,
+        keys_only: bool = False,
+        waiting: int = WAIT_ANSWER,
+        office_open: bool = False,
+        with_officer: bool = False,
+    ):
         self.flow = flow
         self.listens = listens and flow.speech is not None
         self.inbound = inbound
@@ -266,14 +300,22 @@ class Conversation:
         if waiting == WAIT_MESSAGE and kind is MessageRecorded:
             kept = (KeepMessage(event.ref, event.seconds),) if event.ref and event.seconds > 0 else NONE
             closing = HELP_CLOSING if kept else self._help_closing()
-            return self._over(kept + (Closing("help_requested", f"closing-{closing}", self.flow.closings[closing]), HANG_UP))
+            return self._over(
+                kept + (Closing("help_requested", f"closing-{closing}", self.flow.closings[closing]), HANG_UP)
+            )
         if waiting == WAIT_STORED and kind is Stored:
             store = self._store
             if not event.ok:
                 return self._over((HANG_UP_UNSTORED,))
-            if store.outcome == Disposition.HELP_REQUESTED and self.flow.help_line is not None and not self.with_officer:
+            if (
+                store.outcome == Disposition.HELP_REQUESTED
+                and self.flow.help_line is not None
+                and not self.with_officer
+            ):
                 return self._help()
-            meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(store.outcome)  # a key's own, or speech's
+            meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(
+                store.outcome
+            )  # a key's own, or speech's
             # A flow without a help key still has its no-answer closing; never the thanks for being well.
             closing = meaning.closing if meaning is not None else "no_input"
             return self._over((Closing(store.outcome, f"closing-{closing}", self.flow.closings[closing]), HANG_UP))
@@ -318,8 +360,10 @@ class Conversation:
         help_line = self.flow.help_line
         if self.office_open and help_line.transfer_number:
             self.waiting = WAIT_TRANSFER
-            return (Play("prompt-help_transfer", self.flow.prompts["help_transfer"]),
-                    Transfer(help_line.transfer_number, help_line.ring_seconds))
+            return (
+                Play("prompt-help_transfer", self.flow.prompts["help_transfer"]),
+                Transfer(help_line.transfer_number, help_line.ring_seconds),
+            )
         return self._message("help_message")
 
     def _message(self, prompt: str) -> tuple[Action, ...]:

@@ -20,9 +20,17 @@ from safecall.domain import MemberState
 MIGRATIONS = Path(__file__).parent / "store" / "migrations"
 REVISION_LINE = re.compile(r"""^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(?:['"]([^'"]+)['"]|None)""", re.M)
 
-RUN = sa.table("campaignrun", sa.column("id", sa.Integer), sa.column("campaign", sa.String), sa.column("week_start", sa.Date),
-               sa.column("status", sa.String), sa.column("rules", sa.Text))
-MEMBER = sa.table("runmember", sa.column("run_id", sa.Integer), sa.column("state", sa.String), sa.column("attempts_made", sa.Integer))
+RUN = sa.table(
+    "campaignrun",
+    sa.column("id", sa.Integer),
+    sa.column("campaign", sa.String),
+    sa.column("week_start", sa.Date),
+    sa.column("status", sa.String),
+    sa.column("rules", sa.Text),
+)
+MEMBER = sa.table(
+    "runmember", sa.column("run_id", sa.Integer), sa.column("state", sa.String), sa.column("attempts_made", sa.Integer)
+)
 ATTEMPT = sa.table("attempt", sa.column("run_id", sa.Integer), sa.column("disposition", sa.String))
 
 
@@ -61,16 +69,29 @@ class RunStatus:
 
     @property
     def finished(self) -> int:
-        return self.acknowledged_first_try + self.acknowledged_after_retries + self.help_requests + self.final_non_responders + self.withdrawn
+        return (
+            self.acknowledged_first_try
+            + self.acknowledged_after_retries
+            + self.help_requests
+            + self.final_non_responders
+            + self.withdrawn
+        )
 
 
 def members_by_state(run_id: int) -> sa.Select:
-    return (sa.select(MEMBER.c.state, MEMBER.c.attempts_made, sa.func.count()).where(MEMBER.c.run_id == run_id)
-            .group_by(MEMBER.c.state, MEMBER.c.attempts_made))
+    return (
+        sa.select(MEMBER.c.state, MEMBER.c.attempts_made, sa.func.count())
+        .where(MEMBER.c.run_id == run_id)
+        .group_by(MEMBER.c.state, MEMBER.c.attempts_made)
+    )
 
 
 def attempts_by_disposition(run_id: int) -> sa.Select:
-    return sa.select(ATTEMPT.c.disposition, sa.func.count()).where(ATTEMPT.c.run_id == run_id).group_by(ATTEMPT.c.disposition)
+    return (
+        sa.select(ATTEMPT.c.disposition, sa.func.count())
+        .where(ATTEMPT.c.run_id == run_id)
+        .group_by(ATTEMPT.c.disposition)
+    )
 
 
 def count_status(run: Any, connection: sa.Connection) -> RunStatus:

@@ -22,14 +22,17 @@ from safecall.visits import KINDS, _write_private, export_lists, open_task_rows
 
 log = logging.getLogger("safecall.delivery")
 # Counts and a link only: a name or a phone number never goes into an e-mail, its subject included.
-SUBJECT = {TaskKind.VISIT: "[안심콜] {day} 방문 대상 명단 ({team})", TaskKind.CALLBACK: "[안심콜] {day} 도움 요청 회신 명단 ({team})",
-           TaskKind.NUMBER: "[안심콜] {day} 번호 확인 필요 명단 ({team})"}
+SUBJECT = {
+    TaskKind.VISIT: "[안심콜] {day} 방문 대상 명단 ({team})",
+    TaskKind.CALLBACK: "[안심콜] {day} 도움 요청 회신 명단 ({team})",
+    TaskKind.NUMBER: "[안심콜] {day} 번호 확인 필요 명단 ({team})",
+}
 BODY = {
     TaskKind.VISIT: "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n명단을 보고 방문 결과를 기록하려면 로그인하세요:\n{link}\n",
     TaskKind.CALLBACK: "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요:\n{link}\n",
     # Number tasks are not on a web page yet: the list is the outbox file, or the CLI.
     TaskKind.NUMBER: "{team} 담당 {day} 안심콜에서 없는 번호로 나온 분이 {count}명입니다.\n번호를 확인해 고쳐 주세요. 명단은 "
-                      "발송 폴더의 {day}-number-{team} 파일이나 'safecall visits list --kind number'로 볼 수 있습니다.\n",
+    "발송 폴더의 {day}-number-{team} 파일이나 'safecall visits list --kind number'로 볼 수 있습니다.\n",
 }
 # The counts behind the list, by why people are on it: a team plans its day from the e-mail alone.
 COUNTS = "\n명단 사유: {reasons}\n이전 방문 메모가 있는 분: {with_notes}명\n"
@@ -65,7 +68,9 @@ def write_day_files(db: Database, instance: Instance, day: date) -> dict[tuple[s
                 continue
             files = []
             for fmt in ("xlsx", "csv"):
-                files += export_lists({team: rows}, output=instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind)
+                files += export_lists(
+                    {team: rows}, output=instance.outbox / day.isoformat(), fmt=fmt, on=day, kind=kind
+                )
             written[(team, kind)] = (len(rows), files)
     return written
 
@@ -79,7 +84,9 @@ def _team_lists(day: date):
     return select(OutboxMessage).where(OutboxMessage.kind == OutboxKind.TEAM_LIST, OutboxMessage.day == day)
 
 
-def publish_day(db: Database, instance: Instance, mailer: Mailer | None, day: date, *, now: datetime, resend: bool = False) -> None:
+def publish_day(
+    db: Database, instance: Instance, mailer: Mailer | None, day: date, *, now: datetime, resend: bool = False
+) -> None:
     """Write the day's files and queue their e-mails; once per day unless `resend`."""
     with db.session() as session:
         already = session.exec(_team_lists(day)).first()
@@ -90,19 +97,30 @@ def publish_day(db: Database, instance: Instance, mailer: Mailer | None, day: da
         for (team, kind), (count, files) in written.items():
             key = team_list_key(day, team, kind)
             message = session.exec(select(OutboxMessage).where(OutboxMessage.key == key)).first()
-            message = message or OutboxMessage(key=key, kind=OutboxKind.TEAM_LIST, channel=Channel.EMAIL, day=day, team=team,
-                                               list_kind=kind)
+            message = message or OutboxMessage(
+                key=key, kind=OutboxKind.TEAM_LIST, channel=Channel.EMAIL, day=day, team=team, list_kind=kind
+            )
             message.status, message.attempts, message.next_try_at, message.last_error = SendStatus.PENDING, 0, now, None
             message.files = "\n".join(str(f) for f in files)
             session.add(message)
-            audit(session, at=now, action="visits.export", subject=f"{kind} list {team}", detail=f"day={day} people={count} (daily delivery)")
+            audit(
+                session,
+                at=now,
+                action="visits.export",
+                subject=f"{kind} list {team}",
+                detail=f"day={day} people={count} (daily delivery)",
+            )
             log_event(log, "list_written", day=day.isoformat(), team=team, kind=kind, people=count)
     send_due_deliveries(db, instance, mailer, now=now)
 
 
-def send_due_deliveries(db: Database, instance: Instance, mailer: Mailer | None, *, now: datetime) -> list[OutboxMessage]:
+def send_due_deliveries(
+    db: Database, instance: Instance, mailer: Mailer | None, *, now: datetime
+) -> list[OutboxMessage]:
     """Try every team list that is due; failures are retried, and reported as failed after max_attempts."""
-    return send_due(db, instance.settings.delivery, team_list_hand_over(instance, mailer), now=now, kinds=[OutboxKind.TEAM_LIST])
+    return send_due(
+        db, instance.settings.delivery, team_list_hand_over(instance, mailer), now=now, kinds=[OutboxKind.TEAM_LIST]
+    )
 
 
 def team_list_hand_over(instance: Instance, mailer: Mailer | None):
@@ -122,10 +140,19 @@ def team_list_hand_over(instance: Instance, mailer: Mailer | None):
             raise DeliveryError(f"team {delivery.team!r} has no e-mail address in config/safecall.toml")
         if mailer is None:
             raise DeliveryError("no [smtp] section in config/safecall.toml: the list is only in the outbox")
-        fields = dict(day=delivery.day.isoformat(), team=delivery.team, count=count,
-                      link=team_link(settings.web.base_url, delivery.list_kind, delivery.team))
-        body = BODY[delivery.list_kind].format(**fields) + COUNTS.format(
-            reasons=", ".join(f"{reason} {n}명" for reason, n in reasons.items()) or "없음", with_notes=with_notes) + NO_PERSONAL_DATA
+        fields = dict(
+            day=delivery.day.isoformat(),
+            team=delivery.team,
+            count=count,
+            link=team_link(settings.web.base_url, delivery.list_kind, delivery.team),
+        )
+        body = (
+            BODY[delivery.list_kind].format(**fields)
+            + COUNTS.format(
+                reasons=", ".join(f"{reason} {n}명" for reason, n in reasons.items()) or "없음", with_notes=with_notes
+            )
+            + NO_PERSONAL_DATA
+        )
         attachments = []
         if settings.delivery.attachments:
             password = settings.delivery.attachment_password.resolve(instance.environ)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from safecall.clock import Clock, VirtualClock
 from safecall.policy import week_start
@@ -34,11 +34,21 @@ def run_demo(target: Path, clock: Clock, on_progress: Callable[[int, int], None]
     virtual = VirtualClock(datetime.combine(monday, datetime.min.time(), tzinfo=instance.tz) + timedelta(hours=8))
     services = Services.open(instance, virtual)
     try:
-        roster = import_roster(services.db, defaults_root() / "demo" / "roster.csv", instance.settings,
-                               now=virtual.now(), today=services.today())
+        roster = import_roster(
+            services.db,
+            defaults_root() / "demo" / "roster.csv",
+            instance.settings,
+            now=virtual.now(),
+            today=services.today(),
+        )
         campaign = services.campaign(DEMO_CAMPAIGN)
-        run, _ = launch_run(services.db, campaign, campaign.calendar(instance), now=virtual.now(),
-                            rules=services.rules_snapshot(DEMO_CAMPAIGN))
+        run, _ = launch_run(
+            services.db,
+            campaign,
+            campaign.calendar(instance),
+            now=virtual.now(),
+            rules=services.rules_snapshot(DEMO_CAMPAIGN),
+        )
         services.dialer(campaign).run(run.id, on_progress=on_progress)
         status = run_status(services.db, run.id)
         files = []

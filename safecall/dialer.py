@@ -16,10 +16,10 @@ import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlmodel import func, select
@@ -31,7 +31,7 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, CampaignRules, Claimed
 from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
-from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, RunState, Database, RunMember
+from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, RunMember, RunState
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk, TrunkBusy
 
 log = logging.getLogger("safecall.dialer")
@@ -101,8 +101,15 @@ class _Pending:
 
 
 class Dialer:
-    def __init__(self, db: Database, trunk: Trunk, clock: Clock, lifecycle: CallLifecycle,
-                 owner: str | None = None, worker: str | None = None):
+    def __init__(
+        self,
+        db: Database,
+        trunk: Trunk,
+        clock: Clock,
+        lifecycle: CallLifecycle,
+        owner: str | None = None,
+        worker: str | None = None,
+    ):
         """`worker` names one of several dialers sharing a PostgreSQL database (one per trunk or PBX).
 
         Without it, one process dials a run at a time (a lease on each run). With it, workers dial the same
@@ -128,8 +135,13 @@ class Dialer:
 
     # ---- entry points ----
 
-    def run(self, run_id: int, on_progress: Callable[[int, int], None] | None = None,
-            stop_requested: Callable[[], bool] = lambda: False, return_when_idle: bool = False) -> CampaignRun:
+    def run(
+        self,
+        run_id: int,
+        on_progress: Callable[[int, int], None] | None = None,
+        stop_requested: Callable[[], bool] = lambda: False,
+        return_when_idle: bool = False,
+    ) -> CampaignRun:
         """Dial one run until every member is final (it closes) or a stop is asked for (calls in flight finish first).
 
         With `return_when_idle`, also return when no call is in flight and none is due yet.
@@ -141,9 +153,14 @@ class Dialer:
         with self.db.session() as session:
             return get_run(session, run_id)
 
-    def dial(self, open_runs: Callable[[], Iterable[int]], stop_requested: Callable[[], bool] = lambda: False,
-             return_when_idle: bool = False, on_progress: Callable[[int, int], None] | None = None,
-             strict: bool = False) -> None:
+    def dial(
+        self,
+        open_runs: Callable[[], Iterable[int]],
+        stop_requested: Callable[[], bool] = lambda: False,
+        return_when_idle: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+        strict: bool = False,
+    ) -> None:
         """Dial every run `open_runs()` names (asked again at each wake-up) until none is left open, or a stop.
 
         `strict`: a run another process holds is an error (one run asked for by name), not one to skip, and the
@@ -166,7 +183,9 @@ class Dialer:
         progress = _Throttle(PROGRESS_EVERY)
         next_abandoned_check = self.clock.now()
         self._take_runs(open_runs(), strict)
-        next_runs_check = self.clock.now() + MAX_WAIT  # new runs are rare (a launch a week): not looked for at every call end
+        next_runs_check = (
+            self.clock.now() + MAX_WAIT
+        )  # new runs are rare (a launch a week): not looked for at every call end
         next_rules_check = self.clock.now() + FOLLOW_RULES_EVERY
         while True:
             stopping = stop_requested()
@@ -228,7 +247,9 @@ class Dialer:
     @staticmethod
     def _checked(rules: CampaignRules) -> CampaignRules:
         if rules.definition.retry.max_retries < MIN_RETRIES:
-            raise SafeCallError(f"campaign {rules.definition.name!r}: refusing to run with fewer than {MIN_RETRIES} retries")
+            raise SafeCallError(
+                f"campaign {rules.definition.name!r}: refusing to run with fewer than {MIN_RETRIES} retries"
+            )
         return rules
 
     def _follow_rules(self) -> None:
@@ -298,9 +319,14 @@ class Dialer:
     def _request(self, entry: _Run, attempt: Attempt | Claimed) -> CallRequest:
         call = entry.rules.definition.call
         return CallRequest(
-            token=attempt.token, number=attempt.phone, attempt_number=attempt.number, week=entry.week,
-            placed_at=attempt.placed_at, ring_timeout=call.ring_timeout_seconds,
-            max_call_seconds=call.max_call_seconds, flow=entry.rules.flow,
+            token=attempt.token,
+            number=attempt.phone,
+            attempt_number=attempt.number,
+            week=entry.week,
+            placed_at=attempt.placed_at,
+            ring_timeout=call.ring_timeout_seconds,
+            max_call_seconds=call.max_call_seconds,
+            flow=entry.rules.flow,
         )
 
     @staticmethod
@@ -324,15 +350,22 @@ class Dialer:
             orphans = list(session.exec(query.order_by(Attempt.placed_at, Attempt.id)))  # in flight in placing order
         # A call-back is ended by the IVR side that took it; one left open past the longest call never will be.
         cutoff = self.clock.now() - self._longest_call(entry)
-        self.lifecycle.apply([CallEvent(a.token, "ended", self.clock.now(), LineResult.UNKNOWN, "call-back never ended")
-                              for a in orphans if a.inbound and a.placed_at < cutoff])
+        self.lifecycle.apply(
+            [
+                CallEvent(a.token, "ended", self.clock.now(), LineResult.UNKNOWN, "call-back never ended")
+                for a in orphans
+                if a.inbound and a.placed_at < cutoff
+            ]
+        )
         for attempt in (a for a in orphans if not a.inbound):
             log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
             self._fly(entry, attempt.token, attempt.id, attempt.placed_at)
             try:
                 events = self.trunk.recover(self._request(entry, attempt), attempt.trunk_call_id)
             except TrunkError as exc:  # left in flight: written off as unknown at its deadline, never freezing the run
-                log_event(log, "recover_failed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
+                log_event(
+                    log, "recover_failed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc))
+                )
                 events = []
             self._handle(events)
 
@@ -367,7 +400,9 @@ class Dialer:
                     self._place(entry, attempt, spacing, deferrals)
                     free -= 1
                 else:  # the calling window closed meanwhile: no call now; the rules say when the person is retried
-                    self._not_placed(attempt, TrunkError("not placed: the calling window closed while the trunk was busy"))
+                    self._not_placed(
+                        attempt, TrunkError("not placed: the calling window closed while the trunk was busy")
+                    )
             free = self.trunk.capacity.channels - len(self.in_flight)
             if free <= 0:
                 return
@@ -381,7 +416,9 @@ class Dialer:
         for entry, attempt in self._claim(due, batch, now, start, spacing):
             if entry.busy_until is not None and entry.busy_until > self.clock.now():
                 entry.in_flight += 1  # counted while it waits, as a deferred call is
-                self._push_deferred(entry.busy_until, entry, attempt, 0)  # the trunk just refused this run's call: no use asking now
+                self._push_deferred(
+                    entry.busy_until, entry, attempt, 0
+                )  # the trunk just refused this run's call: no use asking now
             else:
                 self._place(entry, attempt, spacing)
 
@@ -393,8 +430,9 @@ class Dialer:
             self._handle(self.trunk.wait_events(moment))
         self.next_placement = self._originate(entry, attempt, deferrals) + spacing
 
-    def _claim(self, due: list[_Run], batch: int, now: datetime, start: datetime,
-               spacing: timedelta) -> list[tuple[_Run, Claimed]]:
+    def _claim(
+        self, due: list[_Run], batch: int, now: datetime, start: datetime, spacing: timedelta
+    ) -> list[tuple[_Run, Claimed]]:
         """Up to `batch` due people, round the due runs, written (committed) with the reports taken in so far."""
         today = now.astimezone(due[0].rules.calendar.tz).date()
         claimed: list[tuple[_Run, Claimed]] = []
@@ -409,9 +447,15 @@ class Dialer:
                     limit = min(share, batch - len(claimed))
                     if limit <= 0:
                         break
-                    got = self.lifecycle.claim(connection, run_id=entry.id, limit=limit, now=now, today=today,
-                                               planned=lambda i, base=len(claimed): start + spacing * (base + i),
-                                               worker=self.worker)
+                    got = self.lifecycle.claim(
+                        connection,
+                        run_id=entry.id,
+                        limit=limit,
+                        now=now,
+                        today=today,
+                        planned=lambda i, base=len(claimed): start + spacing * (base + i),
+                        worker=self.worker,
+                    )
                     claimed.extend((entry, attempt) for attempt in got)
                     if len(got) < limit:
                         hungry.remove(entry)
@@ -446,7 +490,9 @@ class Dialer:
 
     def _not_placed(self, attempt: Claimed, exc: TrunkError) -> None:
         """The attempt ends with no call (its result: exc.result, e.g. failed), settled as any call's end is."""
-        log_event(log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
+        log_event(
+            log, "attempt_not_placed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc))
+        )
         if attempt.token not in self.in_flight:  # deferred: it waited with no flight of its own
             self._fly(self.runs[attempt.run_id], attempt.token, attempt.id, self.clock.now())
         self._handle([CallEvent(attempt.token, "ended", self.clock.now(), exc.result, phones.mask_text(str(exc)))])
@@ -463,8 +509,14 @@ class Dialer:
         at = self.clock.now() + wait
         entry.busy_until = at
         self._push_deferred(at, entry, attempt, deferrals)
-        log_event(log, "attempt_deferred", attempt=attempt.id, seconds=wait.total_seconds(), deferrals=deferrals,
-                  reason=phones.mask_text(str(exc)))
+        log_event(
+            log,
+            "attempt_deferred",
+            attempt=attempt.id,
+            seconds=wait.total_seconds(),
+            deferrals=deferrals,
+            reason=phones.mask_text(str(exc)),
+        )
 
     def _push_deferred(self, at: datetime, entry: _Run, attempt: Claimed, deferrals: int) -> None:
         heapq.heappush(self._deferred, (at, next(self._deferral_order), entry.id, attempt, deferrals))
@@ -517,10 +569,22 @@ class Dialer:
                 try:
                     events = self.trunk.reconcile(self._request(entry, attempt), attempt.trunk_call_id)
                 except TrunkError as exc:
-                    log_event(log, "reconcile_failed", level=logging.WARNING, attempt=attempt.id, error=phones.mask_text(str(exc)))
+                    log_event(
+                        log,
+                        "reconcile_failed",
+                        level=logging.WARNING,
+                        attempt=attempt.id,
+                        error=phones.mask_text(str(exc)),
+                    )
             self._handle(events)
             if token in self.in_flight:
-                log_event(log, "attempt_written_off", level=logging.WARNING, attempt=attempt.id, reason="no report past the longest call")
+                log_event(
+                    log,
+                    "attempt_written_off",
+                    level=logging.WARNING,
+                    attempt=attempt.id,
+                    reason="no report past the longest call",
+                )
                 self._handle([CallEvent(token, "ended", now, LineResult.UNKNOWN)])
 
     def _first_deadline(self) -> datetime | None:
@@ -550,8 +614,13 @@ class Dialer:
         now = self.clock.now()
         # One query for every run: only calls in flight are PLACING, a few hundred at most.
         with self.db.session() as session:
-            placing = session.exec(select(Attempt.token, Attempt.worker, Attempt.run_id, Attempt.placed_at).where(
-                Attempt.run_id.in_(list(self.runs)), Attempt.status == AttemptStatus.PLACING, Attempt.worker != self.worker))
+            placing = session.exec(
+                select(Attempt.token, Attempt.worker, Attempt.run_id, Attempt.placed_at).where(
+                    Attempt.run_id.in_(list(self.runs)),
+                    Attempt.status == AttemptStatus.PLACING,
+                    Attempt.worker != self.worker,
+                )
+            )
             for token, worker, run_id, placed_at in placing:
                 if placed_at < now - self._longest_call(self.runs[run_id]):
                     by_worker[worker].append(token)
@@ -559,8 +628,12 @@ class Dialer:
             with self._worker_lock(worker) as gone:
                 if not gone:
                     continue  # that worker is alive and will settle its own calls
-                log_event(log, "abandoned_calls_written_off", level=logging.WARNING, worker=worker, attempts=len(tokens))
-                self.lifecycle.apply([CallEvent(token, "ended", self.clock.now(), LineResult.UNKNOWN) for token in tokens])
+                log_event(
+                    log, "abandoned_calls_written_off", level=logging.WARNING, worker=worker, attempts=len(tokens)
+                )
+                self.lifecycle.apply(
+                    [CallEvent(token, "ended", self.clock.now(), LineResult.UNKNOWN) for token in tokens]
+                )
 
     # ---- when to wake ----
 
@@ -572,7 +645,9 @@ class Dialer:
         now = self.clock.now()
         # While calls are up, at least every MAX_WAIT (leases, a stop). Idle, a dialer over a changing set of runs
         # looks for new ones as often; one dialling a single run sleeps until its next due person.
-        candidates = [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT] if self._polling else []
+        candidates = (
+            [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT] if self._polling else []
+        )
         if self._deferred and not stopping:
             candidates += [now + MAX_WAIT, self._deferred[0][0]]
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
@@ -580,15 +655,19 @@ class Dialer:
                 if entry.next_due is _UNKNOWN:
                     self._read_next_due(entry)
                 if entry.next_due is not None:
-                    due = entry.rules.calendar.next_open(max(entry.next_due, self.next_placement, now, entry.busy_until or now))
+                    due = entry.rules.calendar.next_open(
+                        max(entry.next_due, self.next_placement, now, entry.busy_until or now)
+                    )
                     # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
                     candidates.append(due if self.trunk.ready() else max(due, now + NOT_READY_WAIT))
         return max(now, min(candidates)) if candidates else now
 
     def _progress(self, run_id: int) -> tuple[int, int]:
         with self.db.session() as session:
-            rows = dict(session.exec(
-                select(RunMember.state, func.count()).where(RunMember.run_id == run_id).group_by(RunMember.state)
-            ).all())
+            rows = dict(
+                session.exec(
+                    select(RunMember.state, func.count()).where(RunMember.run_id == run_id).group_by(RunMember.state)
+                ).all()
+            )
         done = sum(count for state, count in rows.items() if state in FINAL_STATES)
         return done, sum(rows.values())

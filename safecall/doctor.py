@@ -13,9 +13,9 @@ import ssl
 import stat
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -43,23 +43,48 @@ def _private(path: Path, mode: int) -> Check:
     ok = actual & 0o077 == 0
     if ok:
         return Check(name, ok, Message(N_("{path} is {mode}"), path=path, mode=f"{actual:o}"))
-    return Check(name, ok, Message(N_("{path} is {mode}; should be {wanted} (chmod {wanted} {path})"), path=path, mode=f"{actual:o}",
-                                   wanted=f"{mode:o}"))
+    return Check(
+        name,
+        ok,
+        Message(
+            N_("{path} is {mode}; should be {wanted} (chmod {wanted} {path})"),
+            path=path,
+            mode=f"{actual:o}",
+            wanted=f"{mode:o}",
+        ),
+    )
 
 
 def sqlite_fault(file: Path, exc: Exception) -> Message:
     """What a SQLite error on `file` means for the officer, and what to do."""
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return Message(N_("{file} is locked by another process ({text}): a SafeCall command or scheduler still running, or a stuck one "
-                          "(`fuser {file}` names it); nothing can be recorded until it ends"), file=file, text=text)
+        return Message(
+            N_(
+                "{file} is locked by another process ({text}): a SafeCall command or scheduler still running, or a stuck one "
+                "(`fuser {file}` names it); nothing can be recorded until it ends"
+            ),
+            file=file,
+            text=text,
+        )
     if "readonly" in text or "read-only" in text:
-        return Message(N_("{file} cannot be written ({text}): make the file and its folder writable by {user}, the user "
-                          "that runs SafeCall (chmod 600 {file}; chmod 700 {folder}), or remount its file system read-write"),
-                       file=file, text=text, user=current_actor(), folder=file.parent)
+        return Message(
+            N_(
+                "{file} cannot be written ({text}): make the file and its folder writable by {user}, the user "
+                "that runs SafeCall (chmod 600 {file}; chmod 700 {folder}), or remount its file system read-write"
+            ),
+            file=file,
+            text=text,
+            user=current_actor(),
+            folder=file.parent,
+        )
     if "full" in text:
-        return Message(N_("{file} is full ({text}): free space on its disk (`df -h {folder}`), then run doctor again"),
-                       file=file, text=text, folder=file.parent)
+        return Message(
+            N_("{file} is full ({text}): free space on its disk (`df -h {folder}`), then run doctor again"),
+            file=file,
+            text=text,
+            folder=file.parent,
+        )
     return Message(N_("{file}: {text}"), file=file, text=text)
 
 
@@ -80,7 +105,9 @@ def _sqlite_writable(db: Database, file: Path) -> Check:
             return Check(Message(N_("database writable")), False, sqlite_fault(file, exc))
         finally:
             raw.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout * 1000)}")
-    return Check(Message(N_("database writable")), True, Message(N_("{file}: a test write was made and rolled back"), file=file))
+    return Check(
+        Message(N_("database writable")), True, Message(N_("{file}: a test write was made and rolled back"), file=file)
+    )
 
 
 def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
@@ -88,13 +115,31 @@ def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
         pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
         limit = connection.exec_driver_sql("PRAGMA max_page_count").scalar()
     if pages >= limit:
-        return Check(Message(N_("database space")), False, sqlite_fault(file, sqlite3.OperationalError(
-            f"database or disk is full: {pages} pages, the most this database may have")))
+        return Check(
+            Message(N_("database space")),
+            False,
+            sqlite_fault(
+                file,
+                sqlite3.OperationalError(f"database or disk is full: {pages} pages, the most this database may have"),
+            ),
+        )
     free = disk_usage(file.parent).free
     if free < MIN_FREE_BYTES:
-        return Check(Message(N_("database space")), False, sqlite_fault(file, sqlite3.OperationalError(
-            f"database or disk is full: {free // (1024 * 1024)} MiB free on its disk, SafeCall needs {MIN_FREE_BYTES // (1024 * 1024)} MiB")))
-    return Check(Message(N_("database space")), True, Message(N_("{mib} MiB free on the disk of {file}"), mib=free // (1024 * 1024), file=file))
+        return Check(
+            Message(N_("database space")),
+            False,
+            sqlite_fault(
+                file,
+                sqlite3.OperationalError(
+                    f"database or disk is full: {free // (1024 * 1024)} MiB free on its disk, SafeCall needs {MIN_FREE_BYTES // (1024 * 1024)} MiB"
+                ),
+            ),
+        )
+    return Check(
+        Message(N_("database space")),
+        True,
+        Message(N_("{mib} MiB free on the disk of {file}"), mib=free // (1024 * 1024), file=file),
+    )
 
 
 def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
@@ -115,10 +160,21 @@ def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
             detail = sqlite_fault(file, getattr(exc, "orig", exc))
         else:
             detail = exc.message() if isinstance(exc, SafeCallError) else db.error_text(exc)
-        checks.append(Check(Message(N_("database")), False, Message(N_("cannot use {url}: {detail}"), url=db.safe_url(), detail=detail)))
+        checks.append(
+            Check(
+                Message(N_("database")),
+                False,
+                Message(N_("cannot use {url}: {detail}"), url=db.safe_url(), detail=detail),
+            )
+        )
         return checks
-    schema = (Message(N_("database {state}, SafeCall {head}"), state=state.describe(), head=state.head) if state.current == state.head
-              else Message(N_("database {state}, SafeCall {head}; run `safecall db upgrade`"), state=state.describe(), head=state.head))
+    schema = (
+        Message(N_("database {state}, SafeCall {head}"), state=state.describe(), head=state.head)
+        if state.current == state.head
+        else Message(
+            N_("database {state}, SafeCall {head}; run `safecall db upgrade`"), state=state.describe(), head=state.head
+        )
+    )
     checks.append(Check(Message(N_("schema revision")), state.current == state.head, schema))
     if file is not None:
         checks += [_private(file, 0o600), _private(file.parent, 0o700)]
@@ -132,9 +188,13 @@ def _audit_chain(db: Database) -> Check:
     try:
         report = verify_chain(db)
     except (SafeCallError, sa.exc.DBAPIError) as exc:  # an old schema: the schema check says what to do
-        return Check(Message(N_("audit chain")), False, exc.message() if isinstance(exc, SafeCallError) else db.error_text(exc))
+        return Check(
+            Message(N_("audit chain")), False, exc.message() if isinstance(exc, SafeCallError) else db.error_text(exc)
+        )
     if report.ok:
-        return Check(Message(N_("audit chain")), True, Message(N_("{rows} rows, none changed or deleted"), rows=report.rows))
+        return Check(
+            Message(N_("audit chain")), True, Message(N_("{rows} rows, none changed or deleted"), rows=report.rows)
+        )
     return Check(Message(N_("audit chain")), False, Lines(report.problems[:10], sep="; "))
 
 
@@ -145,12 +205,19 @@ def run_doctor(services: Services, wait_seconds: float = 10, disk_usage: Callabl
     checks.append(_private(services.instance.outbox, 0o700))
     for name in list_campaigns(services.instance):
         _, problems = check_campaign(services.instance, name)
-        checks.append(Check(Message(N_("campaign {name}"), name=name), not problems,
-                            Message(N_("valid")) if not problems else Lines(problems, sep="; ")))
+        checks.append(
+            Check(
+                Message(N_("campaign {name}"), name=name),
+                not problems,
+                Message(N_("valid")) if not problems else Lines(problems, sep="; "),
+            )
+        )
     for name in services.instance.trunks.trunks:
         try:
             for check in services.check_trunk(name, wait_seconds=wait_seconds):
-                checks.append(Check(Message(N_("trunk {name}: {check}"), name=name, check=check.name), check.ok, check.detail))
+                checks.append(
+                    Check(Message(N_("trunk {name}: {check}"), name=name, check=check.name), check.ok, check.detail)
+                )
         except SafeCallError as exc:
             checks.append(Check(Message(N_("trunk {name}"), name=name), False, exc.message()))
     return checks + service_checks(services.instance, services.now())
@@ -190,11 +257,29 @@ def secret_checks(instance: Instance) -> list[Check]:
         try:
             value = ref.resolve(instance.environ)
         except ConfigError as exc:
-            checks.append(Check(name, False, Message(N_("{problem}; set it in the service's secrets (docs/operations.md)"), problem=exc.message())))
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    Message(
+                        N_("{problem}; set it in the service's secrets (docs/operations.md)"), problem=exc.message()
+                    ),
+                )
+            )
             continue
         if key == "web.secret_key" and len(value) < MIN_SECRET:
-            checks.append(Check(name, False, Message(N_("{source} has {length} characters, at least {least} are needed (openssl rand -hex 32)"),
-                                                     source=ref.describe(), length=len(value), least=MIN_SECRET)))
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    Message(
+                        N_("{source} has {length} characters, at least {least} are needed (openssl rand -hex 32)"),
+                        source=ref.describe(),
+                        length=len(value),
+                        least=MIN_SECRET,
+                    ),
+                )
+            )
             continue
         checks.append(Check(name, True, Message(N_("set ({source})"), source=ref.describe())))
     return checks
@@ -211,9 +296,17 @@ def smtp_check(smtp: SmtpSettings, timeout: float = REACH_TIMEOUT_SECONDS) -> Ch
         with client:
             code, _ = client.ehlo()
             if smtp.security == "starttls" and not client.has_extn("starttls"):
-                return Check(name, False, Message(N_("the server does not offer STARTTLS; set [smtp] security to what it offers")))
+                return Check(
+                    name,
+                    False,
+                    Message(N_("the server does not offer STARTTLS; set [smtp] security to what it offers")),
+                )
     except (smtplib.SMTPException, OSError) as exc:
-        return Check(name, False, Message(N_("cannot reach it within {seconds} s: {reason}"), seconds=f"{timeout:g}", reason=_reason(exc)))
+        return Check(
+            name,
+            False,
+            Message(N_("cannot reach it within {seconds} s: {reason}"), seconds=f"{timeout:g}", reason=_reason(exc)),
+        )
     return Check(name, True, Message(N_("answered (EHLO {code})"), code=code))
 
 
@@ -227,21 +320,35 @@ def sms_check(instance: Instance, timeout: float = REACH_TIMEOUT_SECONDS) -> Che
         key, secret = sms.api_key.resolve(instance.environ), sms.api_secret.resolve(instance.environ)
     except ConfigError as exc:
         return Check(name, False, exc.message())
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    date = datetime.now(UTC).isoformat(timespec="seconds")
     salt = secrets.token_hex(16)
     signature = hmac.new(secret.encode(), (date + salt).encode(), hashlib.sha256).hexdigest()
-    request = urllib.request.Request(f"{sms.base_url}/messages/v4/list?limit=1", headers={
-        "Authorization": f"HMAC-SHA256 apiKey={key}, date={date}, salt={salt}, signature={signature}"})
+    request = urllib.request.Request(
+        f"{sms.base_url}/messages/v4/list?limit=1",
+        headers={"Authorization": f"HMAC-SHA256 apiKey={key}, date={date}, salt={salt}, signature={signature}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
-            return Check(name, False, Message(N_("{url} refused the API key and secret (HTTP {status})"), url=sms.base_url, status=exc.code))
+            return Check(
+                name,
+                False,
+                Message(N_("{url} refused the API key and secret (HTTP {status})"), url=sms.base_url, status=exc.code),
+            )
         return Check(name, False, Message(N_("{url} answered HTTP {status}"), url=sms.base_url, status=exc.code))
     except (urllib.error.URLError, OSError) as exc:
-        return Check(name, False, Message(N_("cannot reach {url} within {seconds} s: {reason}"), url=sms.base_url,
-                                          seconds=f"{timeout:g}", reason=_reason(getattr(exc, "reason", exc))))
+        return Check(
+            name,
+            False,
+            Message(
+                N_("cannot reach {url} within {seconds} s: {reason}"),
+                url=sms.base_url,
+                seconds=f"{timeout:g}",
+                reason=_reason(getattr(exc, "reason", exc)),
+            ),
+        )
     return Check(name, True, Message(N_("{url} accepted the API key"), url=sms.base_url))
 
 
@@ -249,11 +356,32 @@ def web_checks(instance: Instance) -> list[Check]:
     web = instance.settings.web
     checks = []
     if web.host in ("0.0.0.0", "::", ""):
-        checks.append(Check(Message(N_("web host")), False, Message(N_("[web] host = {host!r} listens on every network; use 127.0.0.1 behind the TLS proxy (docs/web.md)"), host=web.host)))
+        checks.append(
+            Check(
+                Message(N_("web host")),
+                False,
+                Message(
+                    N_(
+                        "[web] host = {host!r} listens on every network; use 127.0.0.1 behind the TLS proxy (docs/web.md)"
+                    ),
+                    host=web.host,
+                ),
+            )
+        )
     else:
         checks.append(Check(Message(N_("web host")), True, Message(N_("listens on {host}"), host=web.host)))
     if not web.secure_cookies:
-        checks.append(Check(Message(N_("web cookies")), False, Message(N_("[web] secure_cookies = false sends the session cookie without HTTPS; set it to true (false only for a trial on 127.0.0.1)"))))
+        checks.append(
+            Check(
+                Message(N_("web cookies")),
+                False,
+                Message(
+                    N_(
+                        "[web] secure_cookies = false sends the session cookie without HTTPS; set it to true (false only for a trial on 127.0.0.1)"
+                    )
+                ),
+            )
+        )
     else:
         checks.append(Check(Message(N_("web cookies")), True, Message(N_("session cookies only over HTTPS"))))
     return checks
@@ -266,13 +394,32 @@ def backup_check(instance: Instance, now: datetime) -> Check | None:
         return None
     backups = list_backups(instance.backup_dir)
     if not backups:
-        return Check(Message(N_("backups")), False, Message(N_("no backup in {folder} yet; the scheduler takes one daily at {at} (or run `safecall backup`)"),
-                                                            folder=instance.backup_dir, at=instance.settings.backup.at))
+        return Check(
+            Message(N_("backups")),
+            False,
+            Message(
+                N_("no backup in {folder} yet; the scheduler takes one daily at {at} (or run `safecall backup`)"),
+                folder=instance.backup_dir,
+                at=instance.settings.backup.at,
+            ),
+        )
     age = now - backups[-1].taken_at
     hours = int(age.total_seconds() // 3600)
     if age > BACKUP_MAX_AGE:
-        return Check(Message(N_("backups")), False, Message(N_("the newest backup, {path}, is {hours} hours old: is the scheduler running?"), path=backups[-1].path, hours=hours))
-    return Check(Message(N_("backups")), True, Message(N_("the newest backup, {path}, is {hours} hours old"), path=backups[-1].path, hours=hours))
+        return Check(
+            Message(N_("backups")),
+            False,
+            Message(
+                N_("the newest backup, {path}, is {hours} hours old: is the scheduler running?"),
+                path=backups[-1].path,
+                hours=hours,
+            ),
+        )
+    return Check(
+        Message(N_("backups")),
+        True,
+        Message(N_("the newest backup, {path}, is {hours} hours old"), path=backups[-1].path, hours=hours),
+    )
 
 
 def service_checks(instance: Instance, now: datetime, timeout: float = REACH_TIMEOUT_SECONDS) -> list[Check]:

@@ -70,6 +70,7 @@ class TaskStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
 
+
 # An attempt that reached the person: their answer stands for the week.
 ANSWERED = (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED)
 CHECKIN_DIGIT = "tap"  # an attempt's digit for a one-tap check-in (safecall/checkin.py): no call, so marked apart

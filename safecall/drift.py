@@ -25,8 +25,12 @@ SPREAD = 2.0
 # The smallest change worth a human's look, per measure (and the floor of its spread, so a perfectly regular
 # person is not flagged for a second's difference).
 FLOORS = {"ring_seconds": 6.0, "key_seconds": 4.0, "calls": 1.5, "unclear": 0.5}
-MEASURE_KOREAN = {"ring_seconds": "받기까지 벨 울린 시간", "key_seconds": "버튼 누르기까지 걸린 시간",
-                  "calls": "필요한 통화 수", "unclear": "불분명하거나 도움 요청한 답"}
+MEASURE_KOREAN = {
+    "ring_seconds": "받기까지 벨 울린 시간",
+    "key_seconds": "버튼 누르기까지 걸린 시간",
+    "calls": "필요한 통화 수",
+    "unclear": "불분명하거나 도움 요청한 답",
+}
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,12 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
     """Each person's measures per closed weekly run, oldest first (ad-hoc signal or weather runs are left out:
     they call at other hours)."""
     with db.session() as session:
-        query = (select(Attempt, RunMember.person_id, CampaignRun.week_start)
-                 .join(RunMember, RunMember.id == Attempt.member_id).join(CampaignRun, CampaignRun.id == Attempt.run_id)
-                 .where(CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED, Attempt.inbound == False))  # noqa: E712
+        query = (
+            select(Attempt, RunMember.person_id, CampaignRun.week_start)
+            .join(RunMember, RunMember.id == Attempt.member_id)
+            .join(CampaignRun, CampaignRun.id == Attempt.run_id)
+            .where(CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED, Attempt.inbound == False)
+        )  # noqa: E712
         if person_ids is not None:
             query = query.where(RunMember.person_id.in_(person_ids))
         rows = list(session.exec(query))
@@ -97,13 +104,22 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
 
 def measures_of(week: date, attempts: list[Attempt]) -> WeekMeasures:
     attempts = sorted(attempts, key=lambda a: a.number)
-    answered = next((a for a in attempts if a.answered_at is not None and a.disposition in
-                     (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY)), None)
+    answered = next(
+        (
+            a
+            for a in attempts
+            if a.answered_at is not None
+            and a.disposition in (Disposition.ACKNOWLEDGED, Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY)
+        ),
+        None,
+    )
     ring = (answered.answered_at - answered.placed_at).total_seconds() if answered else None
     key = (answered.keyed_at - answered.answered_at).total_seconds() if answered and answered.keyed_at else None
     # A week nobody answered is a visit's matter, not a drift: it counts for no measure.
     calls = float(answered.number) if answered else None
-    unclear = 1.0 if answered and answered.disposition in (Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY) else 0.0
+    unclear = (
+        1.0 if answered and answered.disposition in (Disposition.HELP_REQUESTED, Disposition.ANSWERED_NO_KEY) else 0.0
+    )
     return WeekMeasures(week, ring, key, calls, unclear)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.engine import make_url
 
@@ -21,8 +21,8 @@ from safecall.campaign import load_campaign
 from safecall.clock import VirtualClock
 from safecall.errors import ConfigError
 from safecall.runrules import apply_rules
-from safecall.safety_clock import ClockSummary, clocks, summarise
 from safecall.runs import RunStatus, launch_run, run_status
+from safecall.safety_clock import ClockSummary, clocks, summarise
 from safecall.services import Services
 from safecall.settings import DATABASE_URL_ENV, INSTANCE_FOLDERS, Instance, load_instance
 from safecall.store import Database
@@ -46,12 +46,16 @@ def check_drill(instance: Instance, campaign_name: str, trunk_name: str | None =
     campaign = load_campaign(instance, campaign_name)
     name = trunk_name or campaign.trunk or instance.trunks.default
     if instance.trunk(name).type != "simulated":
-        raise ConfigError(f"a drill dials through a simulated trunk only, and trunk {name!r} places real calls; "
-                          f"add a simulated trunk to config/trunks.toml and name it with --trunk")
+        raise ConfigError(
+            f"a drill dials through a simulated trunk only, and trunk {name!r} places real calls; "
+            f"add a simulated trunk to config/trunks.toml and name it with --trunk"
+        )
     url = make_url(instance.database_url())
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        raise ConfigError(f"a drill copies the instance's SQLite database, and this instance uses {url.render_as_string()}; "
-                          f"drill on a SQLite instance (e.g. one made with 'safecall init' and the same roster imported)")
+        raise ConfigError(
+            f"a drill copies the instance's SQLite database, and this instance uses {url.render_as_string()}; "
+            f"drill on a SQLite instance (e.g. one made with 'safecall init' and the same roster imported)"
+        )
     return Path(url.database)
 
 
@@ -65,12 +69,21 @@ def copy_instance(instance: Instance, source_db: Path, target: Path) -> None:
 
 def drill_instance(instance: Instance, folder: Path) -> Instance:
     """The instance as seen from a drill folder: its own files and database."""
-    return load_instance(folder, {**instance.environ, DATABASE_URL_ENV: f"sqlite:///{(folder / DRILL_DATABASE).absolute()}"})
+    return load_instance(
+        folder, {**instance.environ, DATABASE_URL_ENV: f"sqlite:///{(folder / DRILL_DATABASE).absolute()}"}
+    )
 
 
-def run_drill(instance: Instance, campaign_name: str, *, start: datetime, folder: Path | None = None,
-              trunk_name: str | None = None, on_progress: Callable[[int, int], None] | None = None,
-              on_ready: Callable[[Path], None] | None = None) -> DrillResult:
+def run_drill(
+    instance: Instance,
+    campaign_name: str,
+    *,
+    start: datetime,
+    folder: Path | None = None,
+    trunk_name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_ready: Callable[[Path], None] | None = None,
+) -> DrillResult:
     """Play the campaign's week from `start` in virtual time, on a copy of the data.
 
     `folder` None: a new temporary folder, deleted afterwards. A folder given is kept; one that already holds a
@@ -97,7 +110,9 @@ def run_drill(instance: Instance, campaign_name: str, *, start: datetime, folder
             run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now(), rules=rules)
             # A drill rehearses the files as they are now, also on the copy of a run launched before an edit.
             apply_rules(services.db, campaign_name, rules, now=services.now())
-            services.dialer(campaign, trunk_name=trunk_name).run(run.id, on_progress=on_progress)  # closed with the services
+            services.dialer(campaign, trunk_name=trunk_name).run(
+                run.id, on_progress=on_progress
+            )  # closed with the services
             clock = summarise(clocks(services.db, drill.settings, now=services.now(), run_id=run.id))
             return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept, clock=clock)
         finally:

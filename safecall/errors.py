@@ -84,7 +84,11 @@ class SafeCallError(Exception):
         """The error's text as a Message, to list as one problem among others."""
         if isinstance(self.template, Message):
             return self.template
-        return Message(self.template, **self.fields) if isinstance(self.template, str) and self.template else Message(str(self))
+        return (
+            Message(self.template, **self.fields)
+            if isinstance(self.template, str) and self.template
+            else Message(str(self))
+        )
 
     def translated(self, gettext) -> str:
         """The message in the language of `gettext` (one not in the catalogue stays English)."""

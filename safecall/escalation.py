@@ -13,10 +13,10 @@ from safecall import phones
 from safecall.campaign import CampaignDef
 from safecall.domain import Channel, OutboxKind, TaskKind, TaskStatus
 from safecall.events import log_event
+from safecall.lifecycle import flag_task_overdue
 from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender, fit_in_one_sms
 from safecall.outbox import HandedOver, follow_reports, is_queued, queue, send_due
 from safecall.settings import Settings
-from safecall.lifecycle import flag_task_overdue
 from safecall.store import CampaignRun, Database, OutboxMessage, Person, VisitTask, audit
 
 log = logging.getLogger("safecall.escalation")
@@ -33,8 +33,9 @@ def guardian_key(person_id: int, week_start: date) -> str:
     return f"guardian:person:{person_id}:week:{week_start.isoformat()}"
 
 
-def notify_officers(db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime,
-                    text: str | None = None) -> list[str]:
+def notify_officers(
+    db: Database, settings: Settings, teams: list[str], *, key: str, body: str, now: datetime, text: str | None = None
+) -> list[str]:
     """One e-mail under `key` to the officers of `teams` (every team when empty), queued once whatever the
     number of calls, and `text` to their mobiles ([teams] officer_phone) when given; returns where it was queued for."""
     chosen = [t for t in settings.teams if not teams or t.name in teams]
@@ -54,9 +55,16 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
     teams = {t.name: t for t in settings.teams}
     flagged = []
     with db.transaction() as session:
-        tasks = session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(
-            VisitTask.status == TaskStatus.OPEN, VisitTask.kind == TaskKind.VISIT, VisitTask.overdue == False,  # noqa: E712
-            VisitTask.created_at <= cutoff))
+        tasks = session.exec(
+            select(VisitTask, Person)
+            .join(Person, Person.id == VisitTask.person_id)
+            .where(
+                VisitTask.status == TaskStatus.OPEN,
+                VisitTask.kind == TaskKind.VISIT,
+                VisitTask.overdue == False,  # noqa: E712
+                VisitTask.created_at <= cutoff,
+            )
+        )
         for task, person in tasks:
             flag_task_overdue(task)
             session.add(task)
@@ -66,16 +74,23 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             officer = team and (team.officer_email or team.email)
             if officer:
                 # No name or number in an e-mail: the task number and a link to it (behind the login).
-                queue_officer_alert(session, f"officer-overdue:task:{task.id}", Channel.EMAIL, officer,
-                       f"[안심콜] 방문 결과 기록 기한 초과: 과제 {task.id} ({task.team}). "
-                       f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
-                       f"{settings.web.base_url}/task/{task.id}", now)
+                queue_officer_alert(
+                    session,
+                    f"officer-overdue:task:{task.id}",
+                    Channel.EMAIL,
+                    officer,
+                    f"[안심콜] 방문 결과 기록 기한 초과: 과제 {task.id} ({task.team}). "
+                    f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
+                    f"{settings.web.base_url}/task/{task.id}",
+                    now,
+                )
             log_event(log, "visit_overdue", task=task.id, team=task.team)
     return flagged
 
 
-def queue_guardian_text(session, campaign: CampaignDef, person: Person, task: VisitTask, run: CampaignRun,
-                        settings: Settings, now: datetime) -> bool:
+def queue_guardian_text(
+    session, campaign: CampaignDef, person: Person, task: VisitTask, run: CampaignRun, settings: Settings, now: datetime
+) -> bool:
     """The campaign's text to the person's guardian, once per person and week (when the campaign allows it and a
     guardian is on file); True when it is queued, now or before."""
     # Before schema 8 guardian texts were keyed per task: such a task's text went out already.
@@ -89,9 +104,17 @@ def queue_guardian_text(session, campaign: CampaignDef, person: Person, task: Vi
     if not campaign.notify.allow_lms:  # one SMS, even for a long name (the rule is in fit_in_one_sms)
         text, name = fit_in_one_sms(getattr(campaign.notify, template), person.name, callback=callback)
     variables = {"name": name, "callback": callback}
-    queue(session, key=guardian_key(person.id, run.week_start), kind=OutboxKind.GUARDIAN_TEXT, channel=Channel.SMS,
-          recipient=person.guardian_phone, body=text, now=now, template=template,
-          variables=json.dumps(variables, ensure_ascii=False))
+    queue(
+        session,
+        key=guardian_key(person.id, run.week_start),
+        kind=OutboxKind.GUARDIAN_TEXT,
+        channel=Channel.SMS,
+        recipient=person.guardian_phone,
+        body=text,
+        now=now,
+        template=template,
+        variables=json.dumps(variables, ensure_ascii=False),
+    )
     return True
 
 
@@ -99,10 +122,13 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
     """Guardian SMS (when the campaign allows it) and the officer's same-day callback notice, for new tasks."""
     teams = {t.name: t for t in settings.teams}
     with db.transaction() as session:
-        rows = session.exec(select(VisitTask, Person, CampaignRun)
-                            .join(Person, Person.id == VisitTask.person_id)
-                            .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
-                            .where(VisitTask.status == TaskStatus.OPEN).order_by(VisitTask.id))
+        rows = session.exec(
+            select(VisitTask, Person, CampaignRun)
+            .join(Person, Person.id == VisitTask.person_id)
+            .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
+            .where(VisitTask.status == TaskStatus.OPEN)
+            .order_by(VisitTask.id)
+        )
         for task, person, run in rows:
             campaign = campaigns.get(run.campaign)
             if campaign:
@@ -111,18 +137,33 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
             officer = team and (team.officer_email or team.email)
             if task.kind == TaskKind.CALLBACK and task.risk_speech and settings.sms.duty_officer:
                 # No name or number in the text: the task number and the page behind the login.
-                queue_officer_alert(session, f"duty-officer-risk:task:{task.id}", Channel.SMS, settings.sms.duty_officer,
-                       f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). 안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
-                       f"바로 연락해 주세요. {settings.web.base_url}/callbacks", now)
+                queue_officer_alert(
+                    session,
+                    f"duty-officer-risk:task:{task.id}",
+                    Channel.SMS,
+                    settings.sms.duty_officer,
+                    f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). 안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
+                    f"바로 연락해 주세요. {settings.web.base_url}/callbacks",
+                    now,
+                )
             if task.kind == TaskKind.CALLBACK and officer:
-                queue_officer_alert(session, f"officer-callback:task:{task.id}", Channel.EMAIL, officer,
-                       f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
-                       f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks" if task.risk_speech else
-                       f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "
-                       f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks", now)
+                queue_officer_alert(
+                    session,
+                    f"officer-callback:task:{task.id}",
+                    Channel.EMAIL,
+                    officer,
+                    f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
+                    f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks"
+                    if task.risk_speech
+                    else f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "
+                    f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks",
+                    now,
+                )
 
 
-def send_notifications(db: Database, settings: Settings, mailer: Mailer | None, sms: SmsSender | None, *, now: datetime) -> None:
+def send_notifications(
+    db: Database, settings: Settings, mailer: Mailer | None, sms: SmsSender | None, *, now: datetime
+) -> None:
     """Sends what is due, and reads back the delivery of texts sent: an undelivered text is sent again."""
     if sms is not None:
         follow_reports(db, settings.delivery, sms, now=now)
@@ -136,7 +177,9 @@ def notification_hand_over(mailer: Mailer | None, sms: SmsSender | None):
         if note.channel == Channel.SMS:
             if sms is None:
                 raise DeliveryError("no SMS provider configured ([sms] in config/safecall.toml)")
-            return HandedOver(sms.send(SmsMessage(note.recipient, note.body, note.template, json.loads(note.variables or "{}"))))
+            return HandedOver(
+                sms.send(SmsMessage(note.recipient, note.body, note.template, json.loads(note.variables or "{}")))
+            )
         if mailer is None:
             raise DeliveryError("no [smtp] section in config/safecall.toml")
         mailer.send([note.recipient], note.body.split(".")[0][:80], note.body)

@@ -25,8 +25,14 @@ class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
             client, method, path, version, status = record.args  # uvicorn's access-log fields
-            payload = {"event": "http_request", "client": client, "method": method, "path": path, "http": version,
-                       "status": status}
+            payload = {
+                "event": "http_request",
+                "client": client,
+                "method": method,
+                "path": path,
+                "http": version,
+                "status": status,
+            }
         else:
             message = record.getMessage()
             try:
@@ -35,8 +41,12 @@ class JsonLineFormatter(logging.Formatter):
                     raise ValueError
             except ValueError:
                 payload = {"event": "log", "message": message}
-        payload = {"ts": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds"),
-                   "level": record.levelname.lower(), "logger": record.name, **payload}
+        payload = {
+            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            **payload,
+        }
         if record.exc_info:
             payload["traceback"] = self.formatException(record.exc_info)
         return json.dumps(payload, ensure_ascii=False, default=_plain)
@@ -44,8 +54,17 @@ class JsonLineFormatter(logging.Formatter):
 
 def json_line(level: str, logger: str, event: str, **fields) -> str:
     """One log line as the formatter writes it, for what is printed outside logging (a command's fatal error)."""
-    return json.dumps({"ts": datetime.now().astimezone().isoformat(timespec="seconds"), "level": level, "logger": logger,
-                       "event": event, **fields}, ensure_ascii=False, default=_plain)
+    return json.dumps(
+        {
+            "ts": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "level": level,
+            "logger": logger,
+            "event": event,
+            **fields,
+        },
+        ensure_ascii=False,
+        default=_plain,
+    )
 
 
 def uvicorn_log_config(loggers: tuple[str, ...] = ("uvicorn", "uvicorn.error", "uvicorn.access")) -> dict:
@@ -57,6 +76,5 @@ def uvicorn_log_config(loggers: tuple[str, ...] = ("uvicorn", "uvicorn.error", "
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "safecall.events.JsonLineFormatter"}},
         "handlers": {"json": handler},
-        "loggers": {name: {"handlers": ["json"], "level": "INFO", "propagate": False}
-                    for name in loggers},
+        "loggers": {name: {"handlers": ["json"], "level": "INFO", "propagate": False} for name in loggers},
     }

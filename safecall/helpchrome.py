@@ -14,9 +14,14 @@ from safecall.i18n import N_, Texts
 
 USAGE = N_("Usage: ")
 CHROME = {
-    "ARGUMENTS_PANEL_TITLE": N_("Arguments"), "OPTIONS_PANEL_TITLE": N_("Options"), "COMMANDS_PANEL_TITLE": N_("Commands"),
-    "REQUIRED_LONG_STRING": N_("[required]"), "DEFAULT_STRING": N_("[default: {}]"), "ENVVAR_STRING": N_("[env var: {}]"),
-    "ERRORS_PANEL_TITLE": N_("Error"), "ABORTED_TEXT": N_("Aborted."),
+    "ARGUMENTS_PANEL_TITLE": N_("Arguments"),
+    "OPTIONS_PANEL_TITLE": N_("Options"),
+    "COMMANDS_PANEL_TITLE": N_("Commands"),
+    "REQUIRED_LONG_STRING": N_("[required]"),
+    "DEFAULT_STRING": N_("[default: {}]"),
+    "ENVVAR_STRING": N_("[env var: {}]"),
+    "ERRORS_PANEL_TITLE": N_("Error"),
+    "ABORTED_TEXT": N_("Aborted."),
     "RICH_HELP": N_("Try [blue]'{command_path} {help_option}'[/] for help."),  # under a usage error
 }
 
@@ -26,8 +31,16 @@ TYPE_LABEL = {"str": N_("<text>"), "int": N_("<integer>"), "float": N_("<number>
 
 
 # An argument's name as help shows it (usage line and the Arguments panel), by the parameter's name in the code.
-ARGUMENT_NAME = {"task": N_("TASK"), "name": N_("NAME"), "person": N_("PERSON"), "username": N_("USERNAME"),
-                 "file": N_("FILE"), "directory": N_("DIRECTORY"), "flow": N_("FLOW"), "run": N_("RUN")}
+ARGUMENT_NAME = {
+    "task": N_("TASK"),
+    "name": N_("NAME"),
+    "person": N_("PERSON"),
+    "username": N_("USERNAME"),
+    "file": N_("FILE"),
+    "directory": N_("DIRECTORY"),
+    "flow": N_("FLOW"),
+    "run": N_("RUN"),
+}
 SUBCOMMAND_METAVAR = N_("COMMAND [ARGS]...")
 
 

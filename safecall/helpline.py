@@ -51,7 +51,9 @@ def _write(db: Database, token: str, **values) -> bool:
     return False
 
 
-def record_transfer(db: Database, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
+def record_transfer(
+    db: Database, token: str, result: str, at: datetime, connected_seconds: float | None = None
+) -> bool:
     """What came of the transfer of call `token`; False for an unknown token or result."""
     if result not in TRANSFER_RESULTS:
         return False
@@ -80,14 +82,17 @@ class HelpOutcome:
 
 
 def _outcome(row: HelpCall) -> HelpOutcome:
-    return HelpOutcome(row.id, row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at)
+    return HelpOutcome(
+        row.id, row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at
+    )
 
 
 def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
     """The calls for help of a person in a run (a call-back task's), oldest first."""
     with db.session() as session:
-        rows = session.exec(select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
-                            .order_by(HelpCall.id)).all()
+        rows = session.exec(
+            select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id).order_by(HelpCall.id)
+        ).all()
     return [_outcome(r) for r in rows]
 
 
@@ -97,9 +102,9 @@ def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome
         return {}
     by_key: dict[tuple[int, int], list[HelpOutcome]] = {}
     with db.session() as session:
-        rows = session.exec(select(HelpCall).where(HelpCall.person_id.in_({t.person_id for t in tasks}))
-                            .order_by(HelpCall.id)).all()
+        rows = session.exec(
+            select(HelpCall).where(HelpCall.person_id.in_({t.person_id for t in tasks})).order_by(HelpCall.id)
+        ).all()
     for row in rows:
         by_key.setdefault((row.run_id, row.person_id), []).append(_outcome(row))
     return {t.id: by_key[(t.run_id, t.person_id)] for t in tasks if (t.run_id, t.person_id) in by_key}
-

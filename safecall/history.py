@@ -6,10 +6,10 @@ integers a member, never the people themselves.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from itertools import groupby
-from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -44,14 +44,21 @@ class FirstCallOrder:
     by_hour: frozenset[int] = EVERY_CLASS
 
     @classmethod
-    def for_channels(cls, channels: float, mean_call_seconds: float = MEAN_CALL_SECONDS, days: int = 1,
-                     by_hour: frozenset[int] = EVERY_CLASS, calls_per_person: float = CALLS_PER_PERSON) -> "FirstCallOrder":
+    def for_channels(
+        cls,
+        channels: float,
+        mean_call_seconds: float = MEAN_CALL_SECONDS,
+        days: int = 1,
+        by_hour: frozenset[int] = EVERY_CLASS,
+        calls_per_person: float = CALLS_PER_PERSON,
+    ) -> FirstCallOrder:
         seconds = mean_call_seconds * calls_per_person / max(channels, 1e-9)
         return cls(per_call=timedelta(seconds=seconds), days=days, by_hour=by_hour)
 
 
-def member_histories(connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int,
-                     tz: tzinfo) -> Iterator[tuple[int, list[WeekOutcome]]]:
+def member_histories(
+    connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int, tz: tzinfo
+) -> Iterator[tuple[int, list[WeekOutcome]]]:
     """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id.
 
     Each week's hour is the local hour (in `tz`) of the last call the person answered that week.
@@ -60,32 +67,57 @@ def member_histories(connection: sa.Connection, run_id: int, campaign: str, week
     earlier_run = sa.orm.aliased(CampaignRun)
     # One index lookup an earlier week, on attempt (member_id, number): a correlated subquery keeps this one
     # streamed statement, a row a member and week.
-    answered = sa.select(sa.func.max(Attempt.placed_at)).where(
-        Attempt.member_id == earlier.id, Attempt.disposition.in_(ANSWERED)).scalar_subquery()
+    answered = (
+        sa.select(sa.func.max(Attempt.placed_at))
+        .where(Attempt.member_id == earlier.id, Attempt.disposition.in_(ANSWERED))
+        .scalar_subquery()
+    )
     # Streamed (yield_per on the statement, not the connection: the connection goes on to write the times).
     rows = connection.execute(
         sa.select(member.id, earlier.state, earlier.attempts_made, answered)
         .select_from(member)
-        .outerjoin(earlier, sa.and_(earlier.person_id == member.person_id, earlier.run_id != member.run_id,
-                                    earlier.run_id.in_(sa.select(earlier_run.id).where(
-                                        earlier_run.campaign == campaign, earlier_run.label == "weekly",
-                                        earlier_run.week_start < week, earlier_run.week_start >= week - timedelta(weeks=weeks)))))
+        .outerjoin(
+            earlier,
+            sa.and_(
+                earlier.person_id == member.person_id,
+                earlier.run_id != member.run_id,
+                earlier.run_id.in_(
+                    sa.select(earlier_run.id).where(
+                        earlier_run.campaign == campaign,
+                        earlier_run.label == "weekly",
+                        earlier_run.week_start < week,
+                        earlier_run.week_start >= week - timedelta(weeks=weeks),
+                    )
+                ),
+            ),
+        )
         .outerjoin(earlier_run, earlier_run.id == earlier.run_id)
         .where(member.run_id == run_id)
         .order_by(member.id, earlier_run.week_start.desc())
-        .execution_options(yield_per=_CHUNK))
+        .execution_options(yield_per=_CHUNK)
+    )
     for member_id, group in groupby(rows, key=lambda row: row[0]):
-        yield member_id, [WeekOutcome(state, attempts, None if at is None else at.astimezone(tz).hour)
-                          for _, state, attempts, at in group if state in FINAL_STATES]
+        yield (
+            member_id,
+            [
+                WeekOutcome(state, attempts, None if at is None else at.astimezone(tz).hour)
+                for _, state, attempts, at in group
+                if state in FINAL_STATES
+            ],
+        )
 
 
-def order_first_calls(connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar,
-                      order: FirstCallOrder) -> None:
+def order_first_calls(
+    connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar, order: FirstCallOrder
+) -> None:
     """Give every member of the new `run` their first-call time by history (safecall/ordering.py)."""
     histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks, calendar.tz)
     plan = plan_first_calls(histories, first_call, calendar, order.per_call, order.days, order.by_hour)
-    update = sa.update(RunMember.__table__).where(RunMember.__table__.c.id == sa.bindparam("member")).values(
-        next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
+    update = (
+        sa.update(RunMember.__table__)
+        .where(RunMember.__table__.c.id == sa.bindparam("member"))
+        .values(next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
+    )
     chunk = []
     for member_id, at in plan:
         chunk.append({"member": member_id, "at": at})

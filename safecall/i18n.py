@@ -9,9 +9,9 @@ catalogue, under a context (msgctxt) that says what kind of keyword they are.
 from __future__ import annotations
 
 import gettext
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from safecall.errors import ConfigError, InputError
 from safecall.glossary import KEYWORD_ALIASES
@@ -59,7 +59,7 @@ def language(environ: Mapping[str, str], configured: str | None = None) -> str:
     return configured if configured in LANGUAGES else DEFAULT_LANGUAGE
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> gettext.NullTranslations:
     """The catalogue of `lang`; English is the msgids themselves."""
     if lang == "en":
@@ -67,7 +67,9 @@ def translations(lang: str) -> gettext.NullTranslations:
     try:
         return gettext.translation(DOMAIN, LOCALE_DIR, languages=[lang])
     except OSError as exc:
-        raise ConfigError(f"the {lang} message catalogue is missing from {LOCALE_DIR} ({exc}); reinstall SafeCall") from exc
+        raise ConfigError(
+            f"the {lang} message catalogue is missing from {LOCALE_DIR} ({exc}); reinstall SafeCall"
+        ) from exc
 
 
 def korean() -> gettext.NullTranslations:
@@ -76,31 +78,65 @@ def korean() -> gettext.NullTranslations:
 
 
 # Keywords, by kind. Stored values are the English words; the catalogue gives their Korean words.
-OUTCOME = (NC_("outcome", "safe"), NC_("outcome", "not_home"), NC_("outcome", "hospitalised"),
-           NC_("outcome", "emergency_services"), NC_("outcome", "deceased"), NC_("outcome", "moved"))
+OUTCOME = (
+    NC_("outcome", "safe"),
+    NC_("outcome", "not_home"),
+    NC_("outcome", "hospitalised"),
+    NC_("outcome", "emergency_services"),
+    NC_("outcome", "deceased"),
+    NC_("outcome", "moved"),
+)
 # What an officer's call-back came to (a callback task); the library says which fit which task.
-CALLBACK_OUTCOME = (NC_("outcome", "called_safe"), NC_("outcome", "called_referred"), NC_("outcome", "called_no_answer"))
+CALLBACK_OUTCOME = (
+    NC_("outcome", "called_safe"),
+    NC_("outcome", "called_referred"),
+    NC_("outcome", "called_no_answer"),
+)
 # What the officer did about a number that does not exist (a number task).
 NUMBER_OUTCOME = (NC_("outcome", "number_fixed"),)
 # Also in reports: a task still waiting, and one the engine closed because the person answered after all.
 # no_contact: the officer found no number to call (the web's number page; the person is then visited).
-REPORTED_OUTCOME = OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"),
-                                                                NC_("outcome", "no_contact"))
-CLOSE_REASON = (NC_("reason", "hospitalised"), NC_("reason", "moved"), NC_("reason", "deceased"),
-                NC_("reason", "declined"), NC_("reason", "other"))
+REPORTED_OUTCOME = (
+    OUTCOME
+    + CALLBACK_OUTCOME
+    + NUMBER_OUTCOME
+    + (NC_("outcome", "pending"), NC_("outcome", "acknowledged_late"), NC_("outcome", "no_contact"))
+)
+CLOSE_REASON = (
+    NC_("reason", "hospitalised"),
+    NC_("reason", "moved"),
+    NC_("reason", "deceased"),
+    NC_("reason", "declined"),
+    NC_("reason", "other"),
+)
 PERSON_STATUS = (NC_("status", "active"), NC_("status", "paused"), NC_("status", "closed"))
 RUN_STATUS = (NC_("run", "open"), NC_("run", "closed"))
 ROLE = (NC_("role", "team"), NC_("role", "officer"), NC_("role", "admin"))
 LIST_KIND = (NC_("kind", "visit"), NC_("kind", "callback"), NC_("kind", "number"))
 DELIVERY_STATUS = (NC_("delivery", "pending"), NC_("delivery", "sent"), NC_("delivery", "failed"))
-DISPOSITION = (NC_("disposition", "acknowledged"), NC_("disposition", "help_requested"),
-               NC_("disposition", "answered_no_key"), NC_("disposition", "no_answer"), NC_("disposition", "busy"),
-               NC_("disposition", "failed"), NC_("disposition", "invalid_number"), NC_("disposition", "machine"),
-               NC_("disposition", "unknown"), NC_("disposition", "in progress"))
+DISPOSITION = (
+    NC_("disposition", "acknowledged"),
+    NC_("disposition", "help_requested"),
+    NC_("disposition", "answered_no_key"),
+    NC_("disposition", "no_answer"),
+    NC_("disposition", "busy"),
+    NC_("disposition", "failed"),
+    NC_("disposition", "invalid_number"),
+    NC_("disposition", "machine"),
+    NC_("disposition", "unknown"),
+    NC_("disposition", "in progress"),
+)
 # Risk is stored as 1-3 and entered as 하/중/상.
 RISK = {3: NC_("risk", "high"), 2: NC_("risk", "medium"), 1: NC_("risk", "low")}
-WEEKDAY = (NC_("weekday", "Mon"), NC_("weekday", "Tue"), NC_("weekday", "Wed"), NC_("weekday", "Thu"),
-           NC_("weekday", "Fri"), NC_("weekday", "Sat"), NC_("weekday", "Sun"))
+WEEKDAY = (
+    NC_("weekday", "Mon"),
+    NC_("weekday", "Tue"),
+    NC_("weekday", "Wed"),
+    NC_("weekday", "Thu"),
+    NC_("weekday", "Fri"),
+    NC_("weekday", "Sat"),
+    NC_("weekday", "Sun"),
+)
 UNKNOWN_KEYWORD = {
     "outcome": N_("{option}: unknown outcome {value!r} (use {choices})"),
     "reason": N_("{option}: unknown reason {value!r} (use {choices})"),

@@ -7,8 +7,9 @@ without loading them (issue 29: start-up is imports).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from safecall.errors import ConfigError
 from safecall.i18n import N_

@@ -8,15 +8,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
-
 from pydantic import Field, field_validator, model_validator
 
 from safecall import phones
+from safecall.configfiles import Strict, parse_model
 from safecall.domain import Disposition
 from safecall.errors import ConfigError
-from safecall.policy import CallingCalendar, parse_clock_time
-from safecall.configfiles import Strict, parse_model
 from safecall.instancefiles import read_toml
+from safecall.policy import CallingCalendar, parse_clock_time
 
 OUTCOMES = ("acknowledged", "help_requested")
 
@@ -114,7 +113,9 @@ class HelpLine(Strict):
     def is_open(self, at: datetime) -> bool:
         """Whether the duty officer can be put through at `at` (the injected clock's now): office hours, an office day."""
         start, _, end = self.office_hours.partition("-")
-        return CallingCalendar.build(ZoneInfo(self.timezone), start, end, list(self.office_days), self.holidays).is_open(at)
+        return CallingCalendar.build(
+            ZoneInfo(self.timezone), start, end, list(self.office_days), self.holidays
+        ).is_open(at)
 
 
 HELP_PROMPTS = ("help_transfer", "help_no_officer", "help_message")  # [prompts] a flow with [help] must have
@@ -143,7 +144,7 @@ class IvrFlow(Strict):
         return digits
 
     @model_validator(mode="after")
-    def _texts_exist(self) -> "IvrFlow":
+    def _texts_exist(self) -> IvrFlow:
         for key in ("greeting", "repeat"):
             if not self.prompts.get(key, "").strip():
                 raise ValueError(f"prompts.{key}: missing or empty")
@@ -161,11 +162,13 @@ class IvrFlow(Strict):
             if not self.closings.get(HELP_CLOSING, "").strip():
                 raise ValueError(f"closings.{HELP_CLOSING}: missing or empty (the [help] section needs it)")
         if self.speech and not self.meaning_of("help_requested"):
-            raise ValueError("speech: no digit means 'help_requested', so there is no closing for a spoken call for help")
+            raise ValueError(
+                "speech: no digit means 'help_requested', so there is no closing for a spoken call for help"
+            )
         return self
 
     @property
-    def help_line(self) -> "HelpLine | None":
+    def help_line(self) -> HelpLine | None:
         """The [help] settings when turned on; None: help is only thanked (the call-back task is made either way)."""
         return self.help if self.help is not None and self.help.enabled else None
 

@@ -17,9 +17,9 @@ changed, so the common case is one statement, not a read and a write.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -29,7 +29,21 @@ from safecall.campaign import CampaignDef
 from safecall.domain import ANSWERED, CHECKIN_DIGIT, PersonStatus
 from safecall.ivr import IvrFlow
 from safecall.policy import CallingCalendar, narrowed, retry_at
-from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, Disposition, MemberState, Person, RunMember, RunState, TaskKind, TaskStatus, VisitTask
+from safecall.store import (
+    FINAL_STATES,
+    Attempt,
+    AttemptStatus,
+    CampaignRun,
+    Database,
+    Disposition,
+    MemberState,
+    Person,
+    RunMember,
+    RunState,
+    TaskKind,
+    TaskStatus,
+    VisitTask,
+)
 from safecall.store.db import real_now
 from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult, LiveCall
@@ -49,6 +63,7 @@ ANSWERED_STATES = (MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED)
 
 # ---- the decision ----
 
+
 @dataclass(frozen=True)
 class Retry:
     at: datetime
@@ -65,9 +80,18 @@ class Unchanged:
     """The person already answered: no later report changes that."""
 
 
-def next_step(*, disposition: str, member_state: str, retries_used: int, max_retries: int, retry_on: list[str],
-              numbers_left: bool, spacing: list[str], ended_at: datetime, calendar: CallingCalendar
-              ) -> Retry | Final | Unchanged:
+def next_step(
+    *,
+    disposition: str,
+    member_state: str,
+    retries_used: int,
+    max_retries: int,
+    retry_on: list[str],
+    numbers_left: bool,
+    spacing: list[str],
+    ended_at: datetime,
+    calendar: CallingCalendar,
+) -> Retry | Final | Unchanged:
     """What follows an attempt that came to `disposition`, for a person whose run member is in `member_state`."""
     if disposition == Disposition.ACKNOWLEDGED:
         return Unchanged() if member_state in ANSWERED_STATES else Final(MemberState.ACKNOWLEDGED, None)
@@ -106,13 +130,20 @@ def is_dialable(person: Person, today: date) -> bool:
 def dialable_clause(today: date) -> list:
     """is_dialable as SQL, for enrolling a whole roster in one statement; the two must agree (tested)."""
     return [
-        Person.consent_date.is_not(None), Person.consent_date <= today, Person.status != PersonStatus.CLOSED,
-        sa.not_(sa.and_(Person.status == PersonStatus.PAUSED, sa.or_(Person.paused_until.is_(None), Person.paused_until >= today))),
+        Person.consent_date.is_not(None),
+        Person.consent_date <= today,
+        Person.status != PersonStatus.CLOSED,
+        sa.not_(
+            sa.and_(
+                Person.status == PersonStatus.PAUSED,
+                sa.or_(Person.paused_until.is_(None), Person.paused_until >= today),
+            )
+        ),
     ]
 
 
-
 # ---- what a run's campaign brings ----
+
 
 @dataclass(frozen=True)
 class CampaignRules:
@@ -148,115 +179,262 @@ class RunRulesBook:
 
 # ---- statements ----
 
-_ATTEMPT_SUMMARY = (ATTEMPT.c.id, ATTEMPT.c.run_id, ATTEMPT.c.member_id, ATTEMPT.c.person_id, ATTEMPT.c.status, ATTEMPT.c.disposition,
-                    ATTEMPT.c.risk_speech)
+_ATTEMPT_SUMMARY = (
+    ATTEMPT.c.id,
+    ATTEMPT.c.run_id,
+    ATTEMPT.c.member_id,
+    ATTEMPT.c.person_id,
+    ATTEMPT.c.status,
+    ATTEMPT.c.disposition,
+    ATTEMPT.c.risk_speech,
+)
 _ATTEMPT_BY_TOKEN = sa.select(*_ATTEMPT_SUMMARY).where(ATTEMPT.c.token == sa.bindparam("call_token"))
-_LIVE_CALL = sa.select(ATTEMPT.c.id, ATTEMPT.c.trunk_call_id, ATTEMPT.c.ivr_started_at, ATTEMPT.c.run_id, RUN.c.rules_version,
-                       PERSON.c.voice_style).join(
-    RUN, RUN.c.id == ATTEMPT.c.run_id).join(PERSON, PERSON.c.id == ATTEMPT.c.person_id).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
-_START_IVR = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.ivr_started_at.is_(None),
-).values(new_values("ivr_started_at"))
+_LIVE_CALL = (
+    sa.select(
+        ATTEMPT.c.id,
+        ATTEMPT.c.trunk_call_id,
+        ATTEMPT.c.ivr_started_at,
+        ATTEMPT.c.run_id,
+        RUN.c.rules_version,
+        PERSON.c.voice_style,
+    )
+    .join(RUN, RUN.c.id == ATTEMPT.c.run_id)
+    .join(PERSON, PERSON.c.id == ATTEMPT.c.person_id)
+    .where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
+)
+_START_IVR = (
+    sa.update(ATTEMPT)
+    .where(
+        ATTEMPT.c.token == sa.bindparam("call_token"),
+        ATTEMPT.c.status == AttemptStatus.PLACING,
+        ATTEMPT.c.ivr_started_at.is_(None),
+    )
+    .values(new_values("ivr_started_at"))
+)
 _RUN_RULES = sa.select(RUN.c.campaign, RUN.c.rules, RUN.c.rules_version).where(RUN.c.id == sa.bindparam("run_id"))
 _RULES_VERSION = sa.select(RUN.c.rules_version).where(RUN.c.id == sa.bindparam("run_id"))
-_KEEP_RULES = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.rules.is_(None)).values(new_values("rules"))
-_RECORD_KEY = (
-    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
-    .values(new_values("digit", "keyed_at", "disposition")).returning(*_ATTEMPT_SUMMARY)
+_KEEP_RULES = (
+    sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.rules.is_(None)).values(new_values("rules"))
 )
-_RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence", "risk_speech"))
-_NOTE_SPEECH = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.digit.is_(None),
-).values(new_values("speech_text", "speech_confidence"))
-_END_CALL = (
-    sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
-    .values(status=AttemptStatus.DONE, ended_at=sa.bindparam("new_ended_at"),
-            answered_at=sa.func.coalesce(ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)),
-            # A keypress already recorded decides the disposition; otherwise the line's result does.
-            disposition=sa.case((sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
-                                else_=sa.bindparam("line_disposition")))
+_RECORD_KEY = (
+    sa.update(ATTEMPT)
+    .where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.digit.is_(None))
+    .values(new_values("digit", "keyed_at", "disposition"))
     .returning(*_ATTEMPT_SUMMARY)
 )
-_NOTE_ANSWER = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING, ATTEMPT.c.answered_at.is_(None),
-).values(new_values("answered_at"))
-_CORRECT_PLACED_AT = sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id")).values(new_values("placed_at"))
-MEMBER_ATTEMPTS = sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition).where(
-    ATTEMPT.c.member_id == sa.bindparam("member_id")).order_by(ATTEMPT.c.number)
+_RECORD_SPOKEN = _RECORD_KEY.values(new_values("speech_text", "speech_confidence", "risk_speech"))
+_NOTE_SPEECH = (
+    sa.update(ATTEMPT)
+    .where(
+        ATTEMPT.c.token == sa.bindparam("call_token"),
+        ATTEMPT.c.status == AttemptStatus.PLACING,
+        ATTEMPT.c.digit.is_(None),
+    )
+    .values(new_values("speech_text", "speech_confidence"))
+)
+_END_CALL = (
+    sa.update(ATTEMPT)
+    .where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.status == AttemptStatus.PLACING)
+    .values(
+        status=AttemptStatus.DONE,
+        ended_at=sa.bindparam("new_ended_at"),
+        answered_at=sa.func.coalesce(
+            ATTEMPT.c.answered_at, sa.bindparam("new_answered_at", type_=ATTEMPT.c.answered_at.type)
+        ),
+        # A keypress already recorded decides the disposition; otherwise the line's result does.
+        disposition=sa.case(
+            (sa.or_(*(ATTEMPT.c.disposition == answer for answer in ANSWERED)), ATTEMPT.c.disposition),
+            else_=sa.bindparam("line_disposition"),
+        ),
+    )
+    .returning(*_ATTEMPT_SUMMARY)
+)
+_NOTE_ANSWER = (
+    sa.update(ATTEMPT)
+    .where(
+        ATTEMPT.c.token == sa.bindparam("call_token"),
+        ATTEMPT.c.status == AttemptStatus.PLACING,
+        ATTEMPT.c.answered_at.is_(None),
+    )
+    .values(new_values("answered_at"))
+)
+_CORRECT_PLACED_AT = (
+    sa.update(ATTEMPT).where(ATTEMPT.c.id == sa.bindparam("attempt_id")).values(new_values("placed_at"))
+)
+MEMBER_ATTEMPTS = (
+    sa.select(ATTEMPT.c.phone, ATTEMPT.c.disposition)
+    .where(ATTEMPT.c.member_id == sa.bindparam("member_id"))
+    .order_by(ATTEMPT.c.number)
+)
 _MEMBER = sa.select(MEMBER.c.state, MEMBER.c.attempts_made).where(MEMBER.c.id == sa.bindparam("member_id"))
 _PERSON = sa.select(PERSON.c.phone, PERSON.c.phone2, PERSON.c.team).where(PERSON.c.id == sa.bindparam("person_id"))
-SETTLE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
-    new_values("state", "next_attempt_at", "final_at"))
+SETTLE_MEMBER = (
+    sa.update(MEMBER)
+    .where(MEMBER.c.id == sa.bindparam("member_id"))
+    .values(new_values("state", "next_attempt_at", "final_at"))
+)
 # A person who answered is never downgraded by a later report: their row is final.
 _SETTLE_UNANSWERED_MEMBER = SETTLE_MEMBER.where(*(MEMBER.c.state != state for state in ANSWERED_STATES))
 # ... but raised from acknowledged to help: a one-tap 잘 지내요 during a call where the person then pressed 2.
 _RAISE_TO_HELP = SETTLE_MEMBER.where(MEMBER.c.state == MemberState.ACKNOWLEDGED)
-_SET_CALL_ID = sa.update(ATTEMPT).where(
-    ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None)).values(new_values("trunk_call_id"))
+_SET_CALL_ID = (
+    sa.update(ATTEMPT)
+    .where(ATTEMPT.c.token == sa.bindparam("call_token"), ATTEMPT.c.trunk_call_id.is_(None))
+    .values(new_values("trunk_call_id"))
+)
 _EARLIER_STATES = (
-    sa.select(MEMBER.c.state).join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
-    .where(MEMBER.c.person_id == sa.bindparam("person_id"), MEMBER.c.id != sa.bindparam("member_id"),
-           sa.or_(*(MEMBER.c.state == state for state in FINAL_STATES)))
+    sa.select(MEMBER.c.state)
+    .join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
+    .where(
+        MEMBER.c.person_id == sa.bindparam("person_id"),
+        MEMBER.c.id != sa.bindparam("member_id"),
+        sa.or_(*(MEMBER.c.state == state for state in FINAL_STATES)),
+    )
     .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
 )
-_ADD_TASK = sa.insert(TASK).values(status=TaskStatus.OPEN, overdue=False, **new_values(
-    "person_id", "run_id", "kind", "team", "created_at", "created_on", "weeks_without_ack", "answered_without_key", "risk_speech"))
+_ADD_TASK = sa.insert(TASK).values(
+    status=TaskStatus.OPEN,
+    overdue=False,
+    **new_values(
+        "person_id",
+        "run_id",
+        "kind",
+        "team",
+        "created_at",
+        "created_on",
+        "weeks_without_ack",
+        "answered_without_key",
+        "risk_speech",
+    ),
+)
 # Words of risk from someone whose call-back task is there already (an earlier answer this run): it goes to the top too.
-_MARK_CALLBACK_RISK = sa.update(TASK).where(
-    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.kind == TaskKind.CALLBACK,
-    TASK.c.status == TaskStatus.OPEN).values(risk_speech=True)
-_CLOSE_TASK_ANSWERED_LATE = sa.update(TASK).where(
-    TASK.c.run_id == sa.bindparam("run_id"), TASK.c.person_id == sa.bindparam("person_id"), TASK.c.status == TaskStatus.OPEN,
-).values(status=TaskStatus.CLOSED, outcome="acknowledged_late", recorded_by="safecall", **new_values("recorded_at", "recorded_real_at"))
+_MARK_CALLBACK_RISK = (
+    sa.update(TASK)
+    .where(
+        TASK.c.run_id == sa.bindparam("run_id"),
+        TASK.c.person_id == sa.bindparam("person_id"),
+        TASK.c.kind == TaskKind.CALLBACK,
+        TASK.c.status == TaskStatus.OPEN,
+    )
+    .values(risk_speech=True)
+)
+_CLOSE_TASK_ANSWERED_LATE = (
+    sa.update(TASK)
+    .where(
+        TASK.c.run_id == sa.bindparam("run_id"),
+        TASK.c.person_id == sa.bindparam("person_id"),
+        TASK.c.status == TaskStatus.OPEN,
+    )
+    .values(
+        status=TaskStatus.CLOSED,
+        outcome="acknowledged_late",
+        recorded_by="safecall",
+        **new_values("recorded_at", "recorded_real_at"),
+    )
+)
 
 # The claim. FOR UPDATE names only the member table: person rows are read, not claimed.
 _DUE_MEMBERS = (
-    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.attempts_made, PERSON.c.id, PERSON.c.phone, PERSON.c.phone2,
-              PERSON.c.call_window, sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"))
+    sa.select(
+        MEMBER.c.id.label("member_id"),
+        MEMBER.c.attempts_made,
+        PERSON.c.id,
+        PERSON.c.phone,
+        PERSON.c.phone2,
+        PERSON.c.call_window,
+        sa.and_(*dialable_clause(sa.bindparam("today", type_=sa.Date))).label("dialable"),
+    )
     .join(PERSON, PERSON.c.id == MEMBER.c.person_id)
-    .where(MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING,
-           MEMBER.c.next_attempt_at <= sa.bindparam("now", type_=MEMBER.c.next_attempt_at.type))
-    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id).limit(sa.bindparam("limit"))
+    .where(
+        MEMBER.c.run_id == sa.bindparam("run_id"),
+        MEMBER.c.state == MemberState.PENDING,
+        MEMBER.c.next_attempt_at <= sa.bindparam("now", type_=MEMBER.c.next_attempt_at.type),
+    )
+    .order_by(MEMBER.c.next_attempt_at, MEMBER.c.id)
+    .limit(sa.bindparam("limit"))
     .with_for_update(skip_locked=True, of=MEMBER)
 )
-_POSTPONE_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(new_values("next_attempt_at"))
-_CALL_MEMBER = sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(
-    state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
-_INSERT_ATTEMPT = sa.insert(ATTEMPT).values(
-    status=AttemptStatus.PLACING, risk_speech=False,
-    **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
-).returning(ATTEMPT.c.id)
+_POSTPONE_MEMBER = (
+    sa.update(MEMBER).where(MEMBER.c.id == sa.bindparam("member_id")).values(new_values("next_attempt_at"))
+)
+_CALL_MEMBER = (
+    sa.update(MEMBER)
+    .where(MEMBER.c.id == sa.bindparam("member_id"))
+    .values(state=MemberState.IN_CALL, next_attempt_at=None, **new_values("attempts_made"))
+)
+_INSERT_ATTEMPT = (
+    sa.insert(ATTEMPT)
+    .values(
+        status=AttemptStatus.PLACING,
+        risk_speech=False,
+        **new_values("run_id", "member_id", "person_id", "number", "phone", "token", "placed_at", "worker", "inbound"),
+    )
+    .returning(ATTEMPT.c.id)
+)
 # A call-back: the person's member in an open run that is waiting for a call (not one in a call right now).
 _PENDING_MEMBER_OF_CALLER = (
     sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, PERSON.c.id, RUN.c.rules_version)
-    .join(PERSON, PERSON.c.id == MEMBER.c.person_id).join(RUN, RUN.c.id == MEMBER.c.run_id)
-    .where(sa.or_(PERSON.c.phone == sa.bindparam("caller"), PERSON.c.phone2 == sa.bindparam("caller")),
-           RUN.c.status == RunState.OPEN, MEMBER.c.state == MemberState.PENDING)
-    .order_by(RUN.c.week_start, MEMBER.c.id).limit(1)
+    .join(PERSON, PERSON.c.id == MEMBER.c.person_id)
+    .join(RUN, RUN.c.id == MEMBER.c.run_id)
+    .where(
+        sa.or_(PERSON.c.phone == sa.bindparam("caller"), PERSON.c.phone2 == sa.bindparam("caller")),
+        RUN.c.status == RunState.OPEN,
+        MEMBER.c.state == MemberState.PENDING,
+    )
+    .order_by(RUN.c.week_start, MEMBER.c.id)
+    .limit(1)
     .with_for_update(of=MEMBER)
 )
 # A one-tap check-in: the member it was sent for, while no answer is recorded (waiting, in a call, or owed a visit).
 _TAPPABLE_MEMBER = (
-    sa.select(MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, MEMBER.c.state, MEMBER.c.person_id)
-    .where(MEMBER.c.id == sa.bindparam("member_id"),
-           sa.or_(*(MEMBER.c.state == state for state in (MemberState.PENDING, MemberState.IN_CALL, MemberState.UNREACHABLE))))
+    sa.select(
+        MEMBER.c.id.label("member_id"), MEMBER.c.run_id, MEMBER.c.attempts_made, MEMBER.c.state, MEMBER.c.person_id
+    )
+    .where(
+        MEMBER.c.id == sa.bindparam("member_id"),
+        sa.or_(
+            *(MEMBER.c.state == state for state in (MemberState.PENDING, MemberState.IN_CALL, MemberState.UNREACHABLE))
+        ),
+    )
     .with_for_update(of=MEMBER)
 )
-_CLOSE_TAP = sa.update(ATTEMPT).where(ATTEMPT.c.token == sa.bindparam("call_token")).values(
-    status=AttemptStatus.DONE, digit=CHECKIN_DIGIT, **new_values("disposition", "keyed_at", "ended_at", "answered_at", "ivr_started_at"),
-).returning(*_ATTEMPT_SUMMARY)
+_CLOSE_TAP = (
+    sa.update(ATTEMPT)
+    .where(ATTEMPT.c.token == sa.bindparam("call_token"))
+    .values(
+        status=AttemptStatus.DONE,
+        digit=CHECKIN_DIGIT,
+        **new_values("disposition", "keyed_at", "ended_at", "answered_at", "ivr_started_at"),
+    )
+    .returning(*_ATTEMPT_SUMMARY)
+)
 # Only a member not called yet, and never earlier than planned.
-_HOLD_FIRST_CALL = sa.update(MEMBER).where(
-    MEMBER.c.id == sa.bindparam("member_id"), MEMBER.c.state == MemberState.PENDING, MEMBER.c.attempts_made == 0,
-    MEMBER.c.next_attempt_at < sa.bindparam("hold_until", type_=MEMBER.c.next_attempt_at.type),
-).values(new_values("next_attempt_at"))
+_HOLD_FIRST_CALL = (
+    sa.update(MEMBER)
+    .where(
+        MEMBER.c.id == sa.bindparam("member_id"),
+        MEMBER.c.state == MemberState.PENDING,
+        MEMBER.c.attempts_made == 0,
+        MEMBER.c.next_attempt_at < sa.bindparam("hold_until", type_=MEMBER.c.next_attempt_at.type),
+    )
+    .values(new_values("next_attempt_at"))
+)
 NEXT_DUE = sa.select(sa.func.min(MEMBER.c.next_attempt_at)).where(
-    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING)
-_OPEN_MEMBERS = sa.select(sa.func.count()).select_from(MEMBER).where(
-    MEMBER.c.run_id == sa.bindparam("run_id"), sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL))
-_CLOSE_RUN = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != RunState.CLOSED).values(
-    status=RunState.CLOSED, **new_values("closed_at"))
+    MEMBER.c.run_id == sa.bindparam("run_id"), MEMBER.c.state == MemberState.PENDING
+)
+_OPEN_MEMBERS = (
+    sa.select(sa.func.count())
+    .select_from(MEMBER)
+    .where(
+        MEMBER.c.run_id == sa.bindparam("run_id"),
+        sa.or_(MEMBER.c.state == MemberState.PENDING, MEMBER.c.state == MemberState.IN_CALL),
+    )
+)
+_CLOSE_RUN = (
+    sa.update(RUN)
+    .where(RUN.c.id == sa.bindparam("run_id"), RUN.c.status != RunState.CLOSED)
+    .values(status=RunState.CLOSED, **new_values("closed_at"))
+)
 
 
 @dataclass
@@ -278,7 +456,9 @@ class CallLifecycle:
         self.db = db
         self.book = book
 
-    def rules_of_run(self, run_id: int, connection: DriverConnection | None = None, version: int | None = None) -> CampaignRules:
+    def rules_of_run(
+        self, run_id: int, connection: DriverConnection | None = None, version: int | None = None
+    ) -> CampaignRules:
         """The rules the run keeps: read from the database only the first time, or when `version` is not the one read.
 
         Without `version`, the rules read last: a dialer asks for each of its runs' versions every half minute
@@ -295,7 +475,9 @@ class CallLifecycle:
     def rules_versions(self, run_ids: list[int]) -> dict[int, int]:
         """The version of each run's rules: a dialer asks every half minute, not at every call."""
         with self.db.statements() as connection:
-            return {run_id: self.db.prepared(_RULES_VERSION).scalar(connection, {"run_id": run_id}) for run_id in run_ids}
+            return {
+                run_id: self.db.prepared(_RULES_VERSION).scalar(connection, {"run_id": run_id}) for run_id in run_ids
+            }
 
     def _read_rules(self, connection: DriverConnection, run_id: int) -> CampaignRules:
         run = self.db.prepared(_RUN_RULES).first(connection, {"run_id": run_id})
@@ -307,7 +489,9 @@ class CallLifecycle:
         """A run launched without its rules (before schema 11) keeps the files' from now on: a dialer taking it
         writes them, so no report on a call ever waits for a write to learn its rules."""
         with self.db.statements() as connection:
-            self.db.prepared(_KEEP_RULES).execute(connection, {"run_id": run_id, "new_rules": self.book.current(campaign)})
+            self.db.prepared(_KEEP_RULES).execute(
+                connection, {"run_id": run_id, "new_rules": self.book.current(campaign)}
+            )
 
     # ---- CallSink ----
 
@@ -317,19 +501,34 @@ class CallLifecycle:
             if row is None:
                 return None
             flow = self.rules_of_run(row.run_id, connection, row.rules_version).flow
-        return LiveCall(token=token, attempt_id=row.id, flow=flow, call_id=row.trunk_call_id,
-                        ivr_started=row.ivr_started_at is not None, voice_style=row.voice_style)
+        return LiveCall(
+            token=token,
+            attempt_id=row.id,
+            flow=flow,
+            call_id=row.trunk_call_id,
+            ivr_started=row.ivr_started_at is not None,
+            voice_style=row.voice_style,
+        )
 
     def start_ivr(self, token: str, at: datetime) -> bool:
         with self.db.statements() as connection:
-            return self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at}) == 1
+            return (
+                self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at}) == 1
+            )
 
     def note_call_id(self, token: str, call_id: str) -> None:
         with self.db.statements() as connection:
             self.db.prepared(_SET_CALL_ID).execute(connection, {"call_token": token, "new_trunk_call_id": call_id})
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
+    def record_keypress(
+        self,
+        token: str,
+        digit: str,
+        outcome: str,
+        at: datetime,
+        speech: tuple[str, float] | None = None,
+        risk: bool = False,
+    ) -> bool:
         """Record the answer of call `token`; `risk`: the spoken answer had words of suicide or an emergency
         (safecall.speech): kept with the attempt, it puts the call-back task made when the call ends at the top
         of the officer's list as 위험 발언."""
@@ -338,8 +537,10 @@ class CallLifecycle:
         with self.db.statements() as connection:
             key = {"call_token": token, "new_digit": digit, "new_keyed_at": at, "new_disposition": outcome}
             if speech:
-                statement, key = _RECORD_SPOKEN, {**key, "new_speech_text": speech[0], "new_speech_confidence": speech[1],
-                                                  "new_risk_speech": risk}
+                statement, key = (
+                    _RECORD_SPOKEN,
+                    {**key, "new_speech_text": speech[0], "new_speech_confidence": speech[1], "new_risk_speech": risk},
+                )
             else:
                 statement = _RECORD_KEY
             attempt = self.db.prepared(statement).first(connection, key)
@@ -350,15 +551,22 @@ class CallLifecycle:
             if attempt.status == AttemptStatus.DONE:
                 # A keypress reported after the call was closed (late or out-of-order callback): it still counts.
                 self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
-                    connection, {"run_id": attempt.run_id, "person_id": attempt.person_id, "new_recorded_at": at,
-                                 "new_recorded_real_at": real_now()})  # `at` may be a drill's time; this never is
+                    connection,
+                    {
+                        "run_id": attempt.run_id,
+                        "person_id": attempt.person_id,
+                        "new_recorded_at": at,
+                        "new_recorded_real_at": real_now(),
+                    },
+                )  # `at` may be a drill's time; this never is
                 self._settle(connection, attempt, at)
         return True
 
     def note_speech(self, token: str, text: str, confidence: float) -> None:
         with self.db.statements() as connection:
             self.db.prepared(_NOTE_SPEECH).execute(
-                connection, {"call_token": token, "new_speech_text": text, "new_speech_confidence": confidence})
+                connection, {"call_token": token, "new_speech_text": text, "new_speech_confidence": confidence}
+            )
 
     def record_events(self, events: list[CallEvent]) -> None:
         self.apply(events)
@@ -371,8 +579,12 @@ class CallLifecycle:
 
     # ---- call ends ----
 
-    def apply(self, events: list[CallEvent], connection: DriverConnection | None = None,
-              placed: list[tuple[int, datetime]] = ()) -> list:
+    def apply(
+        self,
+        events: list[CallEvent],
+        connection: DriverConnection | None = None,
+        placed: list[tuple[int, datetime]] = (),
+    ) -> list:
         """Record what the trunk reported, in one transaction (the caller's, if given); returns the attempts that closed.
 
         `placed`: (attempt id, the moment its call was really placed) where that differs from the planned moment.
@@ -390,9 +602,15 @@ class CallLifecycle:
         for event in events:
             if event.kind != "ended":
                 continue
-            attempt = self.db.prepared(_END_CALL).first(connection, {
-                "call_token": event.token, "new_ended_at": event.at, "new_answered_at": answered_at.pop(event.token, None),
-                "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN)})
+            attempt = self.db.prepared(_END_CALL).first(
+                connection,
+                {
+                    "call_token": event.token,
+                    "new_ended_at": event.at,
+                    "new_answered_at": answered_at.pop(event.token, None),
+                    "line_disposition": LINE_TO_DISPOSITION.get(event.result, Disposition.UNKNOWN),
+                },
+            )
             if attempt is not None:
                 self._settle(connection, attempt, event.at)
                 closed.append(attempt)
@@ -402,7 +620,9 @@ class CallLifecycle:
 
     def _settle_risk(self, connection: DriverConnection, attempt) -> None:
         """Words of risk on a recorded answer: its call-back task is marked (made now, or there from earlier)."""
-        self.db.prepared(_MARK_CALLBACK_RISK).execute(connection, {"run_id": attempt.run_id, "person_id": attempt.person_id})
+        self.db.prepared(_MARK_CALLBACK_RISK).execute(
+            connection, {"run_id": attempt.run_id, "person_id": attempt.person_id}
+        )
 
     def _settle(self, connection: DriverConnection, attempt, at: datetime) -> None:
         """Carry out next_step for `attempt` (already written)."""
@@ -410,9 +630,20 @@ class CallLifecycle:
         change = {"member_id": attempt.member_id, "new_next_attempt_at": None, "new_final_at": at}
         if attempt.disposition in ANSWERED:
             # The common case is one statement: it holds only for a person not already answered.
-            step = next_step(disposition=attempt.disposition, member_state=MemberState.PENDING, retries_used=0,
-                             max_retries=0, retry_on=[], numbers_left=False, spacing=[], ended_at=at, calendar=campaign.calendar)
-            settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(connection, {**change, "new_state": step.state})
+            step = next_step(
+                disposition=attempt.disposition,
+                member_state=MemberState.PENDING,
+                retries_used=0,
+                max_retries=0,
+                retry_on=[],
+                numbers_left=False,
+                spacing=[],
+                ended_at=at,
+                calendar=campaign.calendar,
+            )
+            settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(
+                connection, {**change, "new_state": step.state}
+            )
             if not settled and step.state == MemberState.HELP_REQUESTED:
                 settled = self.db.prepared(_RAISE_TO_HELP).execute(connection, {**change, "new_state": step.state})
             if settled and step.task:
@@ -424,11 +655,21 @@ class CallLifecycle:
         person = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id})
         attempts = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": attempt.member_id})
         retry = campaign.definition.retry
-        step = next_step(disposition=attempt.disposition, member_state=member.state, retries_used=member.attempts_made - 1,
-                         max_retries=retry.max_retries, retry_on=retry.retry_on, numbers_left=bool(usable_numbers(person, attempts)),
-                         spacing=retry.spacing, ended_at=at, calendar=campaign.calendar)
-        if attempt.disposition == Disposition.INVALID_NUMBER and sum(
-                a.disposition == Disposition.INVALID_NUMBER for a in attempts) == 1:
+        step = next_step(
+            disposition=attempt.disposition,
+            member_state=member.state,
+            retries_used=member.attempts_made - 1,
+            max_retries=retry.max_retries,
+            retry_on=retry.retry_on,
+            numbers_left=bool(usable_numbers(person, attempts)),
+            spacing=retry.spacing,
+            ended_at=at,
+            calendar=campaign.calendar,
+        )
+        if (
+            attempt.disposition == Disposition.INVALID_NUMBER
+            and sum(a.disposition == Disposition.INVALID_NUMBER for a in attempts) == 1
+        ):
             # A number that does not exist is the officer's to fix (once a run), whatever the person's calls come to.
             self._add_task(connection, attempt, TaskKind.NUMBER, at, attempts, team=person.team)
         if isinstance(step, Unchanged):
@@ -440,21 +681,34 @@ class CallLifecycle:
             self._add_task(connection, attempt, step.task, at, attempts, team=person.team)
         self.db.prepared(SETTLE_MEMBER).execute(connection, change)
 
-    def _add_task(self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=(), team: str | None = None) -> None:
+    def _add_task(
+        self, connection: DriverConnection, attempt, kind: str, at: datetime, attempts=(), team: str | None = None
+    ) -> None:
         if team is None:
             team = self.db.prepared(_PERSON).first(connection, {"person_id": attempt.person_id}).team
         weeks = 1 + (self._unreached_weeks_before(connection, attempt) if kind == TaskKind.VISIT else 0)
         tz = self.rules_of_run(attempt.run_id, connection).calendar.tz
-        self.db.prepared(_ADD_TASK).execute(connection, {
-            "new_person_id": attempt.person_id, "new_run_id": attempt.run_id, "new_kind": kind, "new_team": team,
-            "new_created_at": at, "new_created_on": at.astimezone(tz).date(), "new_weeks_without_ack": weeks,
-            "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
-            "new_risk_speech": bool(attempt.risk_speech) and kind == TaskKind.CALLBACK})
+        self.db.prepared(_ADD_TASK).execute(
+            connection,
+            {
+                "new_person_id": attempt.person_id,
+                "new_run_id": attempt.run_id,
+                "new_kind": kind,
+                "new_team": team,
+                "new_created_at": at,
+                "new_created_on": at.astimezone(tz).date(),
+                "new_weeks_without_ack": weeks,
+                "new_answered_without_key": any(a.disposition == Disposition.ANSWERED_NO_KEY for a in attempts),
+                "new_risk_speech": bool(attempt.risk_speech) and kind == TaskKind.CALLBACK,
+            },
+        )
 
     def _unreached_weeks_before(self, connection: DriverConnection, attempt) -> int:
         """How many weeks straight before this one the person ended unreachable."""
         count = 0
-        for (state,) in self.db.prepared(_EARLIER_STATES).all(connection, {"person_id": attempt.person_id, "member_id": attempt.member_id}):
+        for (state,) in self.db.prepared(_EARLIER_STATES).all(
+            connection, {"person_id": attempt.person_id, "member_id": attempt.member_id}
+        ):
             if state != MemberState.UNREACHABLE:
                 break
             count += 1
@@ -462,8 +716,17 @@ class CallLifecycle:
 
     # ---- claiming ----
 
-    def claim(self, connection: DriverConnection, *, run_id: int, limit: int, now: datetime, today: date,
-              planned: Callable[[int], datetime], worker: str | None) -> list[Claimed]:
+    def claim(
+        self,
+        connection: DriverConnection,
+        *,
+        run_id: int,
+        limit: int,
+        now: datetime,
+        today: date,
+        planned: Callable[[int], datetime],
+        worker: str | None,
+    ) -> list[Claimed]:
         """Take up to `limit` due people of a run and write their attempts, in the caller's transaction.
 
         Once committed, these attempts exist and are never placed again. `planned(i)`: when the i-th claimed
@@ -471,34 +734,85 @@ class CallLifecycle:
         side; SQLite ignores it (one writer at a time).
         """
         claimed: list[Claimed] = []
-        rows = self.db.prepared(_DUE_MEMBERS).all(connection, {"run_id": run_id, "now": now, "today": today, "limit": limit})
+        rows = self.db.prepared(_DUE_MEMBERS).all(
+            connection, {"run_id": run_id, "now": now, "today": today, "limit": limit}
+        )
         for person in rows:
             if not person.dialable:  # consent withdrawn or paused since the run began
-                self.db.prepared(SETTLE_MEMBER).execute(connection, {
-                    "member_id": person.member_id, "new_state": MemberState.WITHDRAWN, "new_final_at": now, "new_next_attempt_at": None})
+                self.db.prepared(SETTLE_MEMBER).execute(
+                    connection,
+                    {
+                        "member_id": person.member_id,
+                        "new_state": MemberState.WITHDRAWN,
+                        "new_final_at": now,
+                        "new_next_attempt_at": None,
+                    },
+                )
                 continue
             if person.call_window:  # their own hours, inside the campaign's: outside them, the call waits for them
                 hours = narrowed(self.rules_of_run(run_id, connection).calendar, person.call_window)
                 if not hours.is_open(now):
-                    self.db.prepared(_POSTPONE_MEMBER).execute(connection, {
-                        "member_id": person.member_id, "new_next_attempt_at": hours.next_open(now)})
+                    self.db.prepared(_POSTPONE_MEMBER).execute(
+                        connection, {"member_id": person.member_id, "new_next_attempt_at": hours.next_open(now)}
+                    )
                     continue
-            earlier = self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": person.member_id}) if person.attempts_made else []
+            earlier = (
+                self.db.prepared(MEMBER_ATTEMPTS).all(connection, {"member_id": person.member_id})
+                if person.attempts_made
+                else []
+            )
             number = person.attempts_made + 1
             token = secrets.token_urlsafe(18)
             phone = number_for_attempt(person, earlier, number)
             placed_at = planned(len(claimed))
-            attempt_id = self._write_attempt(connection, run_id=run_id, member_id=person.member_id, person_id=person.id,
-                                             number=number, phone=phone, token=token, at=placed_at, worker=worker, inbound=False)
+            attempt_id = self._write_attempt(
+                connection,
+                run_id=run_id,
+                member_id=person.member_id,
+                person_id=person.id,
+                number=number,
+                phone=phone,
+                token=token,
+                at=placed_at,
+                worker=worker,
+                inbound=False,
+            )
             claimed.append(Claimed(attempt_id, run_id, token, phone, number, placed_at))
         return claimed
 
-    def _write_attempt(self, connection: DriverConnection, *, run_id: int, member_id: int, person_id: int, number: int,
-                       phone: str | None, token: str, at: datetime, worker: str | None, inbound: bool) -> int:
+    def _write_attempt(
+        self,
+        connection: DriverConnection,
+        *,
+        run_id: int,
+        member_id: int,
+        person_id: int,
+        number: int,
+        phone: str | None,
+        token: str,
+        at: datetime,
+        worker: str | None,
+        inbound: bool,
+    ) -> int:
         self.db.prepared(_CALL_MEMBER).execute(connection, {"member_id": member_id, "new_attempts_made": number})
-        return self.db.prepared(_INSERT_ATTEMPT).first(connection, {
-            "new_run_id": run_id, "new_member_id": member_id, "new_person_id": person_id, "new_number": number,
-            "new_phone": phone, "new_token": token, "new_placed_at": at, "new_worker": worker, "new_inbound": inbound}).id
+        return (
+            self.db.prepared(_INSERT_ATTEMPT)
+            .first(
+                connection,
+                {
+                    "new_run_id": run_id,
+                    "new_member_id": member_id,
+                    "new_person_id": person_id,
+                    "new_number": number,
+                    "new_phone": phone,
+                    "new_token": token,
+                    "new_placed_at": at,
+                    "new_worker": worker,
+                    "new_inbound": inbound,
+                },
+            )
+            .id
+        )
 
     def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
         """A call-back from `caller` (E.164): an inbound attempt for the person's member that waits for a call.
@@ -513,9 +827,18 @@ class CallLifecycle:
             member = self.db.prepared(_PENDING_MEMBER_OF_CALLER).first(connection, {"caller": caller})
             if member is None:
                 return None
-            attempt_id = self._write_attempt(connection, run_id=member.run_id, member_id=member.member_id, person_id=member.id,
-                                             number=member.attempts_made + 1, phone=caller, token=token, at=at, worker=None,
-                                             inbound=True)
+            attempt_id = self._write_attempt(
+                connection,
+                run_id=member.run_id,
+                member_id=member.member_id,
+                person_id=member.id,
+                number=member.attempts_made + 1,
+                phone=caller,
+                token=token,
+                at=at,
+                worker=None,
+                inbound=True,
+            )
             self.db.prepared(_START_IVR).execute(connection, {"call_token": token, "new_ivr_started_at": at})
             campaign = self.rules_of_run(member.run_id, connection, member.rules_version)
         return LiveCall(token=token, attempt_id=attempt_id, flow=campaign.flow, call_id=None, ivr_started=True)
@@ -531,15 +854,39 @@ class CallLifecycle:
         if member is None:
             return False
         token = secrets.token_urlsafe(18)
-        self._write_attempt(connection, run_id=member.run_id, member_id=member_id, person_id=member.person_id,
-                            number=member.attempts_made + 1, phone="", token=token, at=at, worker=None, inbound=False)
-        attempt = self.db.prepared(_CLOSE_TAP).first(connection, {
-            "call_token": token, "new_disposition": outcome, "new_keyed_at": at, "new_ended_at": at, "new_answered_at": at,
-            "new_ivr_started_at": at})
+        self._write_attempt(
+            connection,
+            run_id=member.run_id,
+            member_id=member_id,
+            person_id=member.person_id,
+            number=member.attempts_made + 1,
+            phone="",
+            token=token,
+            at=at,
+            worker=None,
+            inbound=False,
+        )
+        attempt = self.db.prepared(_CLOSE_TAP).first(
+            connection,
+            {
+                "call_token": token,
+                "new_disposition": outcome,
+                "new_keyed_at": at,
+                "new_ended_at": at,
+                "new_answered_at": at,
+                "new_ivr_started_at": at,
+            },
+        )
         if member.state == MemberState.UNREACHABLE:
             self.db.prepared(_CLOSE_TASK_ANSWERED_LATE).execute(
-                connection, {"run_id": member.run_id, "person_id": member.person_id, "new_recorded_at": at,
-                             "new_recorded_real_at": real_now()})
+                connection,
+                {
+                    "run_id": member.run_id,
+                    "person_id": member.person_id,
+                    "new_recorded_at": at,
+                    "new_recorded_real_at": real_now(),
+                },
+            )
         self._settle(connection, attempt, at)
         return True
 
@@ -549,8 +896,12 @@ class CallLifecycle:
         at = self.rules_of_run(run_id, connection).calendar.next_open_within(until, timedelta(days=3))
         if at is None:
             return False
-        return self.db.prepared(_HOLD_FIRST_CALL).execute(
-            connection, {"member_id": member_id, "hold_until": at, "new_next_attempt_at": at}) == 1
+        return (
+            self.db.prepared(_HOLD_FIRST_CALL).execute(
+                connection, {"member_id": member_id, "hold_until": at, "new_next_attempt_at": at}
+            )
+            == 1
+        )
 
     def next_due(self, connection: DriverConnection, run_id: int) -> datetime | None:
         return self.db.prepared(NEXT_DUE).scalar(connection, {"run_id": run_id})
@@ -566,18 +917,36 @@ class CallLifecycle:
 
 # ---- the visit side: enrolment, and what a visit or a day without one comes to ----
 
+
 def enrol(session: Session, *, run_id: int, first_call: datetime, where: list) -> int:
     """Put the people `where` selects into the run, all due at `first_call`, in person order, in one
     INSERT ... SELECT: the roster is never loaded into memory, whatever its size. Returns how many."""
-    candidates = sa.select(sa.literal(run_id), Person.id, sa.literal(MemberState.PENDING), sa.literal(0),
-                           sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type)).where(*where).order_by(Person.id)
-    return session.connection().execute(sa.insert(MEMBER).from_select(
-        [MEMBER.c.run_id, MEMBER.c.person_id, MEMBER.c.state, MEMBER.c.attempts_made, MEMBER.c.next_attempt_at],
-        candidates)).rowcount
+    candidates = (
+        sa.select(
+            sa.literal(run_id),
+            Person.id,
+            sa.literal(MemberState.PENDING),
+            sa.literal(0),
+            sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type),
+        )
+        .where(*where)
+        .order_by(Person.id)
+    )
+    return (
+        session.connection()
+        .execute(
+            sa.insert(MEMBER).from_select(
+                [MEMBER.c.run_id, MEMBER.c.person_id, MEMBER.c.state, MEMBER.c.attempts_made, MEMBER.c.next_attempt_at],
+                candidates,
+            )
+        )
+        .rowcount
+    )
 
 
-def record_task_outcome(task: VisitTask, *, outcome: str, line: str, now: datetime, actor: str, close: bool,
-                        revisit_on: date | None = None) -> None:
+def record_task_outcome(
+    task: VisitTask, *, outcome: str, line: str, now: datetime, actor: str, close: bool, revisit_on: date | None = None
+) -> None:
     """What a visit or an officer's call-back found, on its task (the caller's session writes it): the outcome,
     a dated line added to the task's notes, who and when (the real time beside `now`, which a drill moves), and
     whether the task stays open (`revisit_on`: back on that day's list)."""

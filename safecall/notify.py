@@ -5,10 +5,11 @@ from __future__ import annotations
 import mimetypes
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from safecall import phones
 from safecall.errors import ConfigError, SafeCallError
@@ -41,7 +42,9 @@ class SmtpMailer:
         s = self.settings
         try:
             if s.security == "tls":
-                client = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
             with client:
@@ -60,8 +63,15 @@ LMS_SUBJECT = "안심콜 알림"
 # any other code is a failure, said in its message.
 PENDING_CODES = {"2000": "정상 접수", "3000": "이통사로 접수"}
 DELIVERED_CODE = "4000"
-ALIMTALK_VARIABLES = {"name": "#{이름}", "callback": "#{회신번호}", "time": "#{시각}", "caller": "#{발신번호}",
-                      "link": "#{링크}"}
+ALIMTALK_VARIABLES = {
+    "name": "#{이름}",
+    "callback": "#{회신번호}",
+    "time": "#{시각}",
+    "caller": "#{발신번호}",
+    "link": "#{링크}",
+}
+
+
 @dataclass(frozen=True)
 class SmsMessage:
     to: str  # E.164
@@ -108,8 +118,14 @@ class SolapiSms:
             options = KakaoOption(pf_id=alimtalk.pf_id, template_id=template_id, variables=variables, disable_sms=False)
             return RequestMessage(from_=sender, to=to, type="ATA", kakao_options=options, auto_type_detect=False)
         kind = sms_type(message.text)
-        return RequestMessage(from_=sender, to=to, text=message.text, type=kind, auto_type_detect=False,
-                              subject=LMS_SUBJECT if kind == "LMS" else None)
+        return RequestMessage(
+            from_=sender,
+            to=to,
+            text=message.text,
+            type=kind,
+            auto_type_detect=False,
+            subject=LMS_SUBJECT if kind == "LMS" else None,
+        )
 
     def send(self, message: SmsMessage) -> str | None:
         from solapi.error.MessageNotReceiveError import MessageNotReceivedError
@@ -198,6 +214,8 @@ def build_sms(instance: Instance) -> SmsSender | None:
     if sms.provider == "twilio":
         trunk = instance.trunk(sms.twilio_trunk)
         if not isinstance(trunk, TwilioTrunkConfig):
-            raise ConfigError(f"config/safecall.toml: key 'sms.twilio_trunk': {sms.twilio_trunk!r} is not a twilio trunk")
+            raise ConfigError(
+                f"config/safecall.toml: key 'sms.twilio_trunk': {sms.twilio_trunk!r} is not a twilio trunk"
+            )
         return TwilioSms(trunk, instance.environ)
     return None

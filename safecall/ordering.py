@@ -33,18 +33,24 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from itertools import chain
-from typing import Iterable, Iterator, Sequence
 
-from safecall.policy import CallingCalendar
 from safecall.domain import MemberState
+from safecall.policy import CallingCalendar
 
 # Call classes, called in this order.
 UNREACHED_LAST_WEEK, UNREACHED_BEFORE, LATE_ANSWER, NO_HISTORY, RETRIED, ANSWERS_FIRST_CALL = range(6)
-CLASS_NAMES = ("unreached last week", "unreached in an earlier week", "answered only after 2+ retries",
-               "no history", "answered after one retry", "answers the first call")
+CLASS_NAMES = (
+    "unreached last week",
+    "unreached in an earlier week",
+    "answered only after 2+ retries",
+    "no history",
+    "answered after one retry",
+    "answers the first call",
+)
 EVERY_CLASS = frozenset(range(len(CLASS_NAMES)))
 LAST_MINUTE = timedelta(minutes=1)
 TICK = timedelta(microseconds=1)
@@ -87,8 +93,9 @@ def answer_hour(history: Sequence[WeekOutcome]) -> int | None:
     return next((week.hour for week in history if week.hour is not None), None)
 
 
-def hour_slots(first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int,
-               days: int = 1) -> tuple[list[datetime], list[int], datetime]:
+def hour_slots(
+    first_call: datetime, calendar: CallingCalendar, per_call: timedelta, count: int, days: int = 1
+) -> tuple[list[datetime], list[int], datetime]:
     """The paced slots for `count` first calls, as the start and the number of slots of each stretch: from
     `first_call` and from each whole hour after it to the close, over `days` calling days, one every `per_call`
     from each start; and the start of the last minute of the last day, for the calls past the pace.
@@ -109,9 +116,14 @@ def hour_slots(first_call: datetime, calendar: CallingCalendar, per_call: timede
     return starts, room, max(first_call, closing)
 
 
-def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first_call: datetime,
-                     calendar: CallingCalendar, per_call: timedelta, days: int = 1,
-                     by_hour: frozenset[int] = frozenset()) -> Iterator[tuple[int, datetime]]:
+def plan_first_calls(
+    members: Iterable[tuple[int, Sequence[WeekOutcome]]],
+    first_call: datetime,
+    calendar: CallingCalendar,
+    per_call: timedelta,
+    days: int = 1,
+    by_hour: frozenset[int] = frozenset(),
+) -> Iterator[tuple[int, datetime]]:
     """(member id, first-call time) for every member, in calling order, the times strictly increasing.
 
     People are placed by class, then by member id: each in the earliest free slot, or, in a class of `by_hour`
@@ -132,7 +144,9 @@ def plan_first_calls(members: Iterable[tuple[int, Sequence[WeekOutcome]]], first
         hours[klass].append(NO_HOUR if hour is None else hour)
     starts, room, last_minute = hour_slots(first_call, calendar, per_call, sum(map(len, ids)), days)
     first_day = calendar.local(first_call).date()
-    stretch_at = [bisect_left(starts, datetime.combine(first_day, time(hour), tzinfo=calendar.tz)) for hour in range(24)]
+    stretch_at = [
+        bisect_left(starts, datetime.combine(first_day, time(hour), tzinfo=calendar.tz)) for hour in range(24)
+    ]
     placed = [array("q") for _ in starts]
     past_the_pace = [array("q") for _ in range(25)]  # by hour, NO_HOUR first
     earliest = 0  # the earliest stretch with a free slot

@@ -11,9 +11,9 @@ result is written lets the lease run out, and the message is sent again then: ne
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -44,12 +44,15 @@ def is_queued(session, key: str) -> bool:
     return session.exec(select(OutboxMessage.id).where(OutboxMessage.key == key)).first() is not None
 
 
-def queue(session, *, key: str, kind: OutboxKind, channel: Channel, recipient: str, body: str, now: datetime,
-          **extra) -> bool:
+def queue(
+    session, *, key: str, kind: OutboxKind, channel: Channel, recipient: str, body: str, now: datetime, **extra
+) -> bool:
     """Queue a message under `key` unless one is queued under it already; True when it is queued now."""
     if is_queued(session, key):
         return False
-    session.add(OutboxMessage(key=key, kind=kind, channel=channel, recipient=recipient, body=body, next_try_at=now, **extra))
+    session.add(
+        OutboxMessage(key=key, kind=kind, channel=channel, recipient=recipient, body=body, next_try_at=now, **extra)
+    )
     return True
 
 
@@ -58,13 +61,23 @@ def retry_delay(policy, attempts: int) -> timedelta:
     return timedelta(minutes=min(60, policy.retry_minutes * 2 ** (attempts - 1)))
 
 
-def send_due(db: Database, policy, hand_over: HandOver, *, now: datetime, kinds: Iterable[OutboxKind]) -> list[OutboxMessage]:
+def send_due(
+    db: Database, policy, hand_over: HandOver, *, now: datetime, kinds: Iterable[OutboxKind]
+) -> list[OutboxMessage]:
     """Hand over every message of `kinds` that is due, each claimed first; returns those tried. `policy` is the
     [delivery] settings: retry_minutes and max_attempts."""
     with db.session() as session:
-        due = list(session.exec(select(OutboxMessage).where(
-            OutboxMessage.kind.in_(list(kinds)), OutboxMessage.status.in_(RETRIED), OutboxMessage.next_try_at <= now)
-            .order_by(OutboxMessage.id)))
+        due = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.kind.in_(list(kinds)),
+                    OutboxMessage.status.in_(RETRIED),
+                    OutboxMessage.next_try_at <= now,
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
     tried = []
     for message in due:
         if not _claim(db, message.id, now):
@@ -91,18 +104,28 @@ def send_due(db: Database, policy, hand_over: HandOver, *, now: datetime, kinds:
 
 def _claim(db: Database, message_id: int, now: datetime) -> bool:
     with db.transaction() as session:
-        claimed = session.execute(sa.update(OutboxMessage).where(
-            OutboxMessage.id == message_id, OutboxMessage.status.in_(RETRIED), OutboxMessage.next_try_at <= now)
-            .values(next_try_at=now + CLAIM_LEASE))
+        claimed = session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status.in_(RETRIED), OutboxMessage.next_try_at <= now)
+            .values(next_try_at=now + CLAIM_LEASE)
+        )
     return claimed.rowcount == 1
 
 
 def follow_reports(db: Database, policy, sms: SmsSender, *, now: datetime) -> None:
     """Read the provider's report on each text sent that is due for one: an undelivered text is sent again."""
     with db.session() as session:
-        awaiting = list(session.exec(select(OutboxMessage).where(
-            OutboxMessage.status == SendStatus.SENT, OutboxMessage.provider_id.is_not(None), OutboxMessage.next_try_at <= now)
-            .order_by(OutboxMessage.id)))
+        awaiting = list(
+            session.exec(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == SendStatus.SENT,
+                    OutboxMessage.provider_id.is_not(None),
+                    OutboxMessage.next_try_at <= now,
+                )
+                .order_by(OutboxMessage.id)
+            )
+        )
     for message in awaiting:
         _read_report(message, sms, policy, now)
         with db.transaction() as session:
@@ -117,14 +140,18 @@ def _read_report(message: OutboxMessage, sms: SmsSender, policy, now: datetime) 
         report = sms.report(message.provider_id)
     except DeliveryError as exc:
         message.next_try_at = ask_again  # the text itself may well have arrived: ask, do not resend
-        log_event(log, "notification_report_unread", level=logging.WARNING, key=message.key, error=phones.mask_text(str(exc)))
+        log_event(
+            log, "notification_report_unread", level=logging.WARNING, key=message.key, error=phones.mask_text(str(exc))
+        )
         return
     message.delivery_status = report.status
     if not report.done:
         message.next_try_at = ask_again
     elif report.delivered:
         message.status, message.delivered_at = SendStatus.DELIVERED, now
-        log_event(log, "notification_delivered", key=message.key, recipient=masked_recipient(message), status=report.status)
+        log_event(
+            log, "notification_delivered", key=message.key, recipient=masked_recipient(message), status=report.status
+        )
     else:
         retry_later(message, f"not delivered: {report.status}", policy, now)
 
@@ -135,8 +162,14 @@ def retry_later(message: OutboxMessage, error: str, policy, now: datetime) -> No
     failed = message.attempts >= policy.max_attempts
     message.status = SendStatus.FAILED if failed else SendStatus.PENDING
     message.next_try_at = now + retry_delay(policy, message.attempts)
-    log_event(log, f"{_event(message)}_{'failed' if failed else 'retry'}", level=logging.ERROR if failed else logging.WARNING,
-              **_said(message), attempts=message.attempts, error=message.last_error)
+    log_event(
+        log,
+        f"{_event(message)}_{'failed' if failed else 'retry'}",
+        level=logging.ERROR if failed else logging.WARNING,
+        **_said(message),
+        attempts=message.attempts,
+        error=message.last_error,
+    )
 
 
 def _event(message: OutboxMessage) -> str:

@@ -11,9 +11,19 @@ from __future__ import annotations
 import string
 
 # The particles a message may name; their other forms are chosen for it.
-PARTICLES = frozenset({"을", "를", "이", "가", "은", "는", "과", "와", "으로", "로", "이나", "나", "이라", "라", "아", "야"})
-_PAIRS = {"을": ("을", "를"), "이": ("이", "가"), "은": ("은", "는"), "과": ("과", "와"), "으로": ("으로", "로"),
-          "이나": ("이나", "나"), "이라": ("이라", "라"), "아": ("아", "야")}
+PARTICLES = frozenset(
+    {"을", "를", "이", "가", "은", "는", "과", "와", "으로", "로", "이나", "나", "이라", "라", "아", "야"}
+)
+_PAIRS = {
+    "을": ("을", "를"),
+    "이": ("이", "가"),
+    "은": ("은", "는"),
+    "과": ("과", "와"),
+    "으로": ("으로", "로"),
+    "이나": ("이나", "나"),
+    "이라": ("이라", "라"),
+    "아": ("아", "야"),
+}
 _PAIRS.update({second: pair for pair in list(_PAIRS.values()) for second in pair[1:]})
 # Latin letters whose Korean names end in a consonant (엘, 엠, 엔, 알); "으로" after ㄹ is "로" (엘로, 알로).
 _LATIN_CONSONANT = set("lmnr")
@@ -25,7 +35,7 @@ def attach(word: str, particle: str) -> str:
     import tossi  # with bidict and six: loaded when a message first needs a particle, not by every command's start
 
     chosen = tossi.postfix(word, particle)
-    if "(" not in chosen[len(word):]:
+    if "(" not in chosen[len(word) :]:
         return chosen
     return word + _latin_form(word, particle)
 

@@ -29,7 +29,9 @@ def find_person(session: Session, ref: str) -> Person:
         raise NotFoundError(N_("no person named {ref!r}"), ref=ref)
     if len(matches) > 1:
         ids = ", ".join(f"{p.id} (born {p.birth_date})" for p in matches)
-        raise InputError(N_("{count} people are named {ref!r}; give the id: {ids}"), count=len(matches), ref=ref, ids=ids)
+        raise InputError(
+            N_("{count} people are named {ref!r}; give the id: {ids}"), count=len(matches), ref=ref, ids=ids
+        )
     return matches[0]
 
 
@@ -62,8 +64,9 @@ def attempt_result(attempt: Attempt, texts: Texts | None = None) -> str:
     if attempt.digit == CHECKIN_DIGIT:
         text += texts._(N_(" (one-tap link)"))
     if attempt.speech_text is not None:
-        text += texts._(N_(' said "{words}" ({confidence})')).format(words=attempt.speech_text,
-                                                                      confidence=f"{attempt.speech_confidence or 0:.0%}")
+        text += texts._(N_(' said "{words}" ({confidence})')).format(
+            words=attempt.speech_text, confidence=f"{attempt.speech_confidence or 0:.0%}"
+        )
     return text
 
 
@@ -83,8 +86,11 @@ def pause(db: Database, ref: str, *, until: date, today: date, now: datetime) ->
 
     def apply(person: Person) -> None:
         if person.status == PersonStatus.CLOSED:
-            raise InputError(N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
-                             id=person.id, reason=Keyword("reason", person.closed_reason))
+            raise InputError(
+                N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
+                id=person.id,
+                reason=Keyword("reason", person.closed_reason),
+            )
         person.status, person.paused_until = PersonStatus.PAUSED, until
 
     return _change(db, ref, now, "person.pause", f"until={until}", apply)
@@ -99,7 +105,9 @@ def resume(db: Database, ref: str, *, now: datetime) -> Person:
 
 def close(db: Database, ref: str, *, reason: str, now: datetime) -> Person:
     if reason not in CLOSE_REASONS:
-        raise InputError(N_("unknown reason {reason!r} (use {choices})"), reason=reason, choices=", ".join(CLOSE_REASONS))
+        raise InputError(
+            N_("unknown reason {reason!r} (use {choices})"), reason=reason, choices=", ".join(CLOSE_REASONS)
+        )
 
     def apply(person: Person) -> None:
         person.status, person.closed_reason, person.paused_until = PersonStatus.CLOSED, reason, None

@@ -22,8 +22,11 @@ def normalise(raw: str, region: str = "KR") -> str:
         raise ValueError(Message(N_("empty phone number")))
     plain = PLAIN_KR_MOBILE.fullmatch(text) if region == "KR" else None
     try:
-        parsed = (phonenumbers.PhoneNumber(country_code=82, national_number=int("".join(plain.groups()))) if plain
-                  else phonenumbers.parse(text, region))
+        parsed = (
+            phonenumbers.PhoneNumber(country_code=82, national_number=int("".join(plain.groups())))
+            if plain
+            else phonenumbers.parse(text, region)
+        )
     except phonenumbers.NumberParseException as exc:
         raise ValueError(Message(N_("not a phone number: {text!r}"), text=text)) from exc
     if not phonenumbers.is_valid_number(parsed):
@@ -31,7 +34,9 @@ def normalise(raw: str, region: str = "KR") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-@functools.lru_cache(maxsize=16_384)  # a list page formats the same people's numbers again and again; parsing is the cost
+@functools.lru_cache(
+    maxsize=16_384
+)  # a list page formats the same people's numbers again and again; parsing is the cost
 def national(e164: str | None) -> str:
     """010-1234-5678, as visit teams read and dial it."""
     if not e164:

@@ -31,21 +31,28 @@ import heapq
 import math
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Callable
 
 import sqlalchemy as sa
 
-from safecall.domain import RunState
 from safecall.campaign import CampaignDef
+from safecall.domain import RunState
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, member_histories
 from safecall.i18n import N_
-from safecall.ordering import (ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, RETRIED, UNREACHED_LAST_WEEK,
-                               WeekOutcome, call_class)
-from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.lifecycle import dialable_clause
+from safecall.ordering import (
+    ANSWERS_FIRST_CALL,
+    LATE_ANSWER,
+    NO_HISTORY,
+    RETRIED,
+    UNREACHED_LAST_WEEK,
+    WeekOutcome,
+    call_class,
+)
+from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
 from safecall.runs import _target_filter
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
@@ -67,7 +74,7 @@ class Chains:
 
     def split(self, attempt: int) -> tuple[float, float]:
         """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
-        reaching = 1.0 - sum(self.answered[:attempt - 1]) - sum(self.unreachable[:attempt - 1])
+        reaching = 1.0 - sum(self.answered[: attempt - 1]) - sum(self.unreachable[: attempt - 1])
         if reaching <= 1e-12:
             return 0.0, 0.0
         final = self.unreachable[attempt - 1] if attempt <= len(self.unreachable) else 0.0
@@ -133,16 +140,29 @@ class Estimate:
         return self.list_complete is None or self.list_complete.date() > self.last_calling_day
 
 
-def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str],
-             max_retries: int, by_history: bool, per_call_seconds: float | None = None) -> tuple[datetime | None, datetime | None, float]:
+def simulate(
+    mix: Mix,
+    channels: float,
+    first_call: datetime,
+    calendar: CallingCalendar,
+    spacing: list[str],
+    max_retries: int,
+    by_history: bool,
+    per_call_seconds: float | None = None,
+) -> tuple[datetime | None, datetime | None, float]:
     """(first calls end, list complete, people expected on the list) for one week played as a flow.
 
     The list's completion is the median over chance (who joins it, and when) and over the flow's own error in
     pace: the week is played again with calls PACE_SPREAD longer and shorter. Near a closing hour a few minutes
     decide whether the last retries fall today or tomorrow, and the flow cannot know its pace that closely."""
-    first_calls_end, finals = _flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds)
-    plays = [finals] + [_flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds, pace)[1]
-                        for pace in PACE_SPREAD if pace != 1.0]
+    first_calls_end, finals = _flow(
+        mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds
+    )
+    plays = [finals] + [
+        _flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds, pace)[1]
+        for pace in PACE_SPREAD
+        if pace != 1.0
+    ]
     complete = _complete(plays)
     if complete is not None and first_calls_end is not None and complete < first_calls_end:
         # Few people are still expected after `complete`, but the list is not complete while first calls are
@@ -151,8 +171,17 @@ def simulate(mix: Mix, channels: float, first_call: datetime, calendar: CallingC
     return first_calls_end, complete, sum(mass for _, mass in finals)
 
 
-def _flow(mix: Mix, channels: float, first_call: datetime, calendar: CallingCalendar, spacing: list[str], max_retries: int,
-          by_history: bool, per_call_seconds: float | None = None, pace: float = 1.0) -> tuple[datetime | None, list[tuple[datetime, float]]]:
+def _flow(
+    mix: Mix,
+    channels: float,
+    first_call: datetime,
+    calendar: CallingCalendar,
+    spacing: list[str],
+    max_retries: int,
+    by_history: bool,
+    per_call_seconds: float | None = None,
+    pace: float = 1.0,
+) -> tuple[datetime | None, list[tuple[datetime, float]]]:
     """(first calls end, [(moment, people joining the list then)]) for one week played as a flow, with every call
     `pace` times its mean length."""
     per_minute = channels * 60.0  # channel-seconds each minute: calls of different lengths share them
@@ -261,10 +290,12 @@ def _complete(plays: list[list[tuple[datetime, float]]]) -> datetime | None:
 
 # ---- from the store ------------------------------------------------------------------------------------
 
+
 def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
     with db.engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(Person).where(
-            *_target_filter(campaign), *dialable_clause(today))).scalar()
+        return connection.execute(
+            sa.select(sa.func.count()).select_from(Person).where(*_target_filter(campaign), *dialable_clause(today))
+        ).scalar()
 
 
 def planning_class(history: list[WeekOutcome]) -> int:
@@ -286,38 +317,62 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     shrunk towards the default chain of each class; else the default mix. `by_history` is kept for the callers:
     the classes say who is likely to be a visit in either order; the order only paces the first calls."""
     with db.engine.connect() as connection:
-        last = connection.execute(sa.select(CampaignRun).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED,
-            CampaignRun.week_start < week).order_by(CampaignRun.week_start.desc())).first()
+        last = connection.execute(
+            sa.select(CampaignRun)
+            .where(
+                CampaignRun.campaign == campaign.name,
+                CampaignRun.label == "weekly",
+                CampaignRun.status == RunState.CLOSED,
+                CampaignRun.week_start < week,
+            )
+            .order_by(CampaignRun.week_start.desc())
+        ).first()
         if last is None:
             return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, seconds_by_call=DEFAULT_SECONDS_BY_CALL)
         # Each member of the last run: their class before it, how their week ended, and their class now.
         outcomes: dict[int, Counter] = defaultdict(Counter)
         classes_now: Counter = Counter()
-        members = connection.execute(sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
-                                     .where(RunMember.run_id == last.id).order_by(RunMember.id)).all()
+        members = connection.execute(
+            sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
+            .where(RunMember.run_id == last.id)
+            .order_by(RunMember.id)
+        ).all()
         histories = member_histories(connection, last.id, campaign.name, last.week_start, 4, tz)
         for (member_id, state, attempts), (_, history) in zip(members, histories):
             if state == MemberState.WITHDRAWN or attempts == 0:
                 continue
-            outcomes[planning_class(history)][("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)] += 1
+            outcomes[planning_class(history)][
+                ("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)
+            ] += 1
             classes_now[planning_class([WeekOutcome(state, attempts), *history])] += 1
         seconds = _seconds_by_call(connection, last.id)
     overall = _chains(sum(outcomes.values(), Counter()))
-    chains = {klass: _shrunk(outcomes.get(klass, Counter()), DEFAULT_CLASS_CHAINS.get(klass, overall)) for klass in classes_now}
+    chains = {
+        klass: _shrunk(outcomes.get(klass, Counter()), DEFAULT_CLASS_CHAINS.get(klass, overall))
+        for klass in classes_now
+    }
     scale = people / max(1, sum(classes_now.values()))
     shares = {klass: count * scale for klass, count in classes_now.items()}
     by_call = tuple(float(mean) for _, mean, _ in seconds)
     calls = sum(count for _, _, count in seconds)
     mean = sum(mean * count for _, mean, count in seconds) / calls if calls else 26.0
-    return Mix(shares, chains, call_seconds=mean, source_week=last.week_start, seconds_by_call=by_call or DEFAULT_SECONDS_BY_CALL)
+    return Mix(
+        shares,
+        chains,
+        call_seconds=mean,
+        source_week=last.week_start,
+        seconds_by_call=by_call or DEFAULT_SECONDS_BY_CALL,
+    )
 
 
 def _seconds_by_call(connection: sa.Connection, run_id: int) -> list[tuple[int, float, int]]:
     """(call number, mean seconds, calls) of a run's ended calls."""
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
-    for number, start, end in connection.execute(sa.select(Attempt.number, Attempt.placed_at, Attempt.ended_at).where(
-            Attempt.run_id == run_id, Attempt.ended_at.is_not(None)).execution_options(yield_per=20_000)):
+    for number, start, end in connection.execute(
+        sa.select(Attempt.number, Attempt.placed_at, Attempt.ended_at)
+        .where(Attempt.run_id == run_id, Attempt.ended_at.is_not(None))
+        .execution_options(yield_per=20_000)
+    ):
         sums[number][0] += (end - start).total_seconds()
         sums[number][1] += 1
     return [(number, total / count, count) for number, (total, count) in sorted(sums.items())]
@@ -326,8 +381,10 @@ def _seconds_by_call(connection: sa.Connection, run_id: int) -> list[tuple[int, 
 def _chains(counts: Counter) -> Chains:
     total = sum(counts.values()) or 1
     longest = max([attempts for _, attempts in counts] or [1])
-    return Chains(tuple(counts[("answered", n)] / total for n in range(1, longest + 1)),
-                  tuple(counts[("unreachable", n)] / total for n in range(1, longest + 1)))
+    return Chains(
+        tuple(counts[("answered", n)] / total for n in range(1, longest + 1)),
+        tuple(counts[("unreachable", n)] / total for n in range(1, longest + 1)),
+    )
 
 
 def _shrunk(counts: Counter, prior: Chains, weight: float = PRIOR_PEOPLE) -> Chains:
@@ -342,30 +399,57 @@ def _shrunk(counts: Counter, prior: Chains, weight: float = PRIOR_PEOPLE) -> Cha
         return values[n - 1] if n <= len(values) else 0.0
 
     total = measured + weight
-    return Chains(tuple((counts[("answered", n)] + weight * at(prior.answered, n)) / total for n in range(1, longest + 1)),
-                  tuple((counts[("unreachable", n)] + weight * at(prior.unreachable, n)) / total for n in range(1, longest + 1)))
+    return Chains(
+        tuple((counts[("answered", n)] + weight * at(prior.answered, n)) / total for n in range(1, longest + 1)),
+        tuple((counts[("unreachable", n)] + weight * at(prior.unreachable, n)) / total for n in range(1, longest + 1)),
+    )
 
 
-def estimate_week(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float,
-                  first_call: datetime, people: int | None = None, mix: Mix | None = None) -> Estimate:
+def estimate_week(
+    db: Database,
+    campaign: CampaignDef,
+    calendar: CallingCalendar,
+    *,
+    now: datetime,
+    channels: float,
+    first_call: datetime,
+    people: int | None = None,
+    mix: Mix | None = None,
+) -> Estimate:
     """When this week's first calls end and the visit list is complete, for `channels` channels."""
     by_history = campaign.schedule.first_calls == "history"
     today = calendar.local(now).date()
     people = roster_size(db, campaign, today) if people is None else people
     mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz), calendar.tz)
-    first_end, complete, visits = simulate(mix, channels, first_call, calendar, campaign.retry.spacing,
-                                           campaign.retry.max_retries, by_history)
-    return Estimate(people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week)
+    first_end, complete, visits = simulate(
+        mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history
+    )
+    return Estimate(
+        people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week
+    )
 
 
 def last_calling_day(calendar: CallingCalendar, first_call: datetime) -> date:
     monday = calendar.local(first_call).date() - timedelta(days=calendar.local(first_call).weekday())
-    days = [monday + timedelta(days=offset) for offset in range(7) if calendar.is_calling_day(monday + timedelta(days=offset))]
+    days = [
+        monday + timedelta(days=offset)
+        for offset in range(7)
+        if calendar.is_calling_day(monday + timedelta(days=offset))
+    ]
     return days[-1] if days else monday + timedelta(days=6)
 
 
-def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
-                          first_call: datetime, day: date, people: int | None = None, mix: Mix | None = None) -> int | None:
+def channels_to_finish_by(
+    db: Database,
+    campaign: CampaignDef,
+    calendar: CallingCalendar,
+    *,
+    now: datetime,
+    first_call: datetime,
+    day: date,
+    people: int | None = None,
+    mix: Mix | None = None,
+) -> int | None:
     """The fewest channels with which the list is expected complete by the close of `day` (None: not even 10,000)."""
     by_history = campaign.schedule.first_calls == "history"
     people = roster_size(db, campaign, calendar.local(now).date()) if people is None else people
@@ -373,11 +457,15 @@ def channels_to_finish_by(db: Database, campaign: CampaignDef, calendar: Calling
     deadline = datetime.combine(day, calendar.end, tzinfo=calendar.tz)
 
     def finishes(channels: int) -> bool:
-        _, complete, _ = simulate(mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history)
+        _, complete, _ = simulate(
+            mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history
+        )
         return complete is not None and complete <= deadline
 
     def finishes_at_pace(channels: int) -> bool:  # one play, at the flow's own pace: cheap, for the bisection
-        first_end, finals = _flow(mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history)
+        first_end, finals = _flow(
+            mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history
+        )
         complete = _complete([finals])
         return complete is not None and max(complete, first_end or complete) <= deadline
 
@@ -407,8 +495,11 @@ def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalend
     None: no calling day comes (policy.FIRST_CALL_HORIZON)."""
     week = week_start(now, calendar.tz)
     with db.engine.connect() as connection:
-        launched = connection.execute(sa.select(CampaignRun.id).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.week_start == week)).first()
+        launched = connection.execute(
+            sa.select(CampaignRun.id).where(
+                CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.week_start == week
+            )
+        ).first()
     if launched:
         week += timedelta(weeks=1)
     return first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
@@ -422,18 +513,38 @@ class Plan:
     channels_needed: int | None  # to complete the list by the close of by_day
 
 
-def plan_campaign(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float,
-                  by_day: date | None = None) -> Plan:
+def plan_campaign(
+    db: Database,
+    campaign: CampaignDef,
+    calendar: CallingCalendar,
+    *,
+    now: datetime,
+    channels: float,
+    by_day: date | None = None,
+) -> Plan:
     """The estimate for the campaign's next run, and the channels that would complete its list by `by_day`
     (default: the week's last calling day)."""
     first_call = next_first_call(db, campaign, calendar, now)
     if first_call is None:
-        raise NoCallingDayError(f"campaign {campaign.name!r}: no calling day comes; check its window in campaigns/{campaign.name}.toml")
+        raise NoCallingDayError(
+            f"campaign {campaign.name!r}: no calling day comes; check its window in campaigns/{campaign.name}.toml"
+        )
     people = roster_size(db, campaign, calendar.local(now).date())
-    mix = mix_from_history(db, campaign, people, campaign.schedule.first_calls == "history", week_start(first_call, calendar.tz), calendar.tz)
-    estimate = estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call, people=people, mix=mix)
+    mix = mix_from_history(
+        db,
+        campaign,
+        people,
+        campaign.schedule.first_calls == "history",
+        week_start(first_call, calendar.tz),
+        calendar.tz,
+    )
+    estimate = estimate_week(
+        db, campaign, calendar, now=now, channels=channels, first_call=first_call, people=people, mix=mix
+    )
     by_day = by_day or estimate.last_calling_day
-    needed = channels_to_finish_by(db, campaign, calendar, now=now, first_call=first_call, day=by_day, people=people, mix=mix)
+    needed = channels_to_finish_by(
+        db, campaign, calendar, now=now, first_call=first_call, day=by_day, people=people, mix=mix
+    )
     return Plan(estimate, first_call, by_day, needed)
 
 
@@ -445,46 +556,67 @@ def _untranslated(message: str) -> str:
     return message
 
 
-def plan_lines(campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str],
-               _: Callable[[str], str] = _untranslated) -> list[str]:
+def plan_lines(
+    campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str], _: Callable[[str], str] = _untranslated
+) -> list[str]:
     """The estimate, line by line, for `campaign plan`; `when` writes a local time, `_` translates."""
     estimate = plan.estimate
-    source = (_("the run of the week of {week}").format(week=estimate.source_week) if estimate.source_week
-              else _("the default mix: no closed run yet"))
+    source = (
+        _("the run of the week of {week}").format(week=estimate.source_week)
+        if estimate.source_week
+        else _("the default mix: no closed run yet")
+    )
     needed = str(plan.channels_needed) if plan.channels_needed else _("more than 10,000")
     return [
         _("Estimate of the run from {first} (from {source}):").format(first=when(plan.first_call), source=source),
         _("  people: {people:,}, channels: {channels:g}, first calls in {order} order").format(
-            people=estimate.people, channels=estimate.channels, order=_(FIRST_CALL_ORDER[campaign.schedule.first_calls])),
+            people=estimate.people, channels=estimate.channels, order=_(FIRST_CALL_ORDER[campaign.schedule.first_calls])
+        ),
         _("  first calls end: {when}").format(when=when(estimate.first_calls_end)),
         _("  visit list complete: {when} (about {visits:,.0f} visits)").format(
-            when=when(estimate.list_complete), visits=estimate.visits_expected),
+            when=when(estimate.list_complete), visits=estimate.visits_expected
+        ),
         _("  channels to complete it by {day}: {needed}").format(day=plan.by_day, needed=needed),
     ]
 
 
-def spill_warning(campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str],
-                  _: Callable[[str], str] = _untranslated) -> str | None:
+def spill_warning(
+    campaign: CampaignDef, plan: Plan, when: Callable[[datetime | None], str], _: Callable[[str], str] = _untranslated
+) -> str | None:
     """A warning when the list is expected complete after the week's last calling day, else None."""
     estimate = plan.estimate
     if not estimate.spills:
         return None
-    more = (_("about {channels} channels would complete it by {day}").format(channels=plan.channels_needed, day=plan.by_day)
-            if plan.channels_needed else _("no number of channels completes it that week (look at the window and spacing)"))
-    return _("campaign {name!r} cannot finish within its week: with {channels:g} channel(s), {people:,} people's visit "
-             "list is expected complete {when}, after the last calling day {day}; next week's run would leave out "
-             "the people still being called; {more}").format(
-        name=campaign.name, channels=estimate.channels, people=estimate.people, when=when(estimate.list_complete),
-        day=estimate.last_calling_day, more=more)
+    more = (
+        _("about {channels} channels would complete it by {day}").format(channels=plan.channels_needed, day=plan.by_day)
+        if plan.channels_needed
+        else _("no number of channels completes it that week (look at the window and spacing)")
+    )
+    return _(
+        "campaign {name!r} cannot finish within its week: with {channels:g} channel(s), {people:,} people's visit "
+        "list is expected complete {when}, after the last calling day {day}; next week's run would leave out "
+        "the people still being called; {more}"
+    ).format(
+        name=campaign.name,
+        channels=estimate.channels,
+        people=estimate.people,
+        when=when(estimate.list_complete),
+        day=estimate.last_calling_day,
+        more=more,
+    )
 
 
-def capacity_warning(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
-                     channels: float) -> str | None:
+def capacity_warning(
+    db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime, channels: float
+) -> str | None:
     """What `campaign validate` and `scheduler run` say on start-up when the campaign's next week would spill."""
     first_call = next_first_call(db, campaign, calendar, now)
     if first_call is None:  # the calendar has its own warning (no_calling_day)
         return None
     if not estimate_week(db, campaign, calendar, now=now, channels=channels, first_call=first_call).spills:
         return None
-    return spill_warning(campaign, plan_campaign(db, campaign, calendar, now=now, channels=channels),
-                         lambda moment: local_text(calendar, moment))
+    return spill_warning(
+        campaign,
+        plan_campaign(db, campaign, calendar, now=now, channels=channels),
+        lambda moment: local_text(calendar, moment),
+    )

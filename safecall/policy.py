@@ -46,7 +46,9 @@ class CallingCalendar:
     _calling_days: dict[date, bool] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
-    def build(cls, tz: ZoneInfo, start: str, end: str, weekdays: list[str], holiday_country: str | None) -> "CallingCalendar":
+    def build(
+        cls, tz: ZoneInfo, start: str, end: str, weekdays: list[str], holiday_country: str | None
+    ) -> CallingCalendar:
         return cls(
             tz=tz,
             start=parse_clock_time(start),
@@ -61,7 +63,9 @@ class CallingCalendar:
     def is_calling_day(self, day: date) -> bool:
         known = self._calling_days.get(day)
         if known is None:
-            known = self._calling_days[day] = day.weekday() in self.weekdays and (self.holidays is None or day not in self.holidays)
+            known = self._calling_days[day] = day.weekday() in self.weekdays and (
+                self.holidays is None or day not in self.holidays
+            )
         return known
 
     def opens_on(self, day: date) -> datetime:
@@ -99,8 +103,14 @@ class CallingCalendar:
         raise ValueError("the calling window has no calling day within a year")
 
 
-PERSONAL_WINDOW_WORDS = {"오전": "09:00-12:00", "morning": "09:00-12:00", "am": "09:00-12:00",
-                         "오후": "13:00-18:00", "afternoon": "13:00-18:00", "pm": "13:00-18:00"}
+PERSONAL_WINDOW_WORDS = {
+    "오전": "09:00-12:00",
+    "morning": "09:00-12:00",
+    "am": "09:00-12:00",
+    "오후": "13:00-18:00",
+    "afternoon": "13:00-18:00",
+    "pm": "13:00-18:00",
+}
 _WINDOW_PATTERN = re.compile(r"^(\d{1,2}:\d{2})\s*[-~–—]\s*(\d{1,2}:\d{2})$")
 
 
@@ -153,7 +163,9 @@ def weekly_slot(week: date, weekday: str, start: str, tz: ZoneInfo) -> datetime:
 FIRST_CALL_HORIZON = timedelta(weeks=4)
 
 
-def first_call_of_week(calendar: CallingCalendar, week: date, weekday: str, start: str, *, now: datetime) -> datetime | None:
+def first_call_of_week(
+    calendar: CallingCalendar, week: date, weekday: str, start: str, *, now: datetime
+) -> datetime | None:
     """When week `week`'s run places its first calls: the slot, or (slot on a holiday or a closed day, or launched
     after it) the next calling time, even when that falls in a later week; the run still belongs to `week`.
 
@@ -171,8 +183,9 @@ class PlannedWeek:
     why_moved: str | None  # e.g. the holiday on the slot's day; None when the calls start at the slot
 
 
-def plan_weeks(calendar: CallingCalendar, weekday: str, start: str, first_week: date, weeks: int,
-               now: datetime | None = None) -> list[PlannedWeek]:
+def plan_weeks(
+    calendar: CallingCalendar, weekday: str, start: str, first_week: date, weeks: int, now: datetime | None = None
+) -> list[PlannedWeek]:
     """When each of `weeks` weeks from `first_week` places its first calls, and why a week's calls move.
 
     A week launched at `now`, after its slot (this week's, when the plan is made late), starts no earlier than `now`."""
@@ -186,7 +199,15 @@ def plan_weeks(calendar: CallingCalendar, weekday: str, start: str, first_week: 
         if first_call != slot:
             day = launched.astimezone(calendar.tz).date()
             holiday = calendar.holidays.get(day) if calendar.holidays is not None else None
-            why = (holiday or (N_("not a calling weekday") if day.weekday() not in calendar.weekdays else N_("outside the calling hours"))
-                   if launched == slot else N_("launched after the slot"))
+            why = (
+                holiday
+                or (
+                    N_("not a calling weekday")
+                    if day.weekday() not in calendar.weekdays
+                    else N_("outside the calling hours")
+                )
+                if launched == slot
+                else N_("launched after the slot")
+            )
         planned.append(PlannedWeek(week, slot, first_call, why))
     return planned

@@ -10,17 +10,26 @@ from pathlib import Path
 from sqlmodel import select
 
 from safecall import sheets
+from safecall.domain import CHECKIN_DIGIT, TaskKind
 from safecall.glossary import REPORT
 from safecall.i18n import N_, korean
-
-from safecall.domain import CHECKIN_DIGIT, TaskKind
 from safecall.store import Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember, VisitTask
 
 REPORT_SHEET = REPORT["sheet"]  # the sheet's name in the office's words
-COLUMNS = [("campaign", "캠페인"), ("week", "주"), ("dong", "행정동"), ("called", "대상"), ("ack_first", "1차 응답"),
-           ("ack_retry", "재시도 후 응답"), ("ack_callback", "그중 회신 전화 응답"),
-           ("ack_checkin", "그중 문자 링크 응답"), ("help", "도움 요청"), ("unreachable", "최종 무응답"), ("visits", "방문 과제"),
-           ("outcomes", "방문 결과")]
+COLUMNS = [
+    ("campaign", "캠페인"),
+    ("week", "주"),
+    ("dong", "행정동"),
+    ("called", "대상"),
+    ("ack_first", "1차 응답"),
+    ("ack_retry", "재시도 후 응답"),
+    ("ack_callback", "그중 회신 전화 응답"),
+    ("ack_checkin", "그중 문자 링크 응답"),
+    ("help", "도움 요청"),
+    ("unreachable", "최종 무응답"),
+    ("visits", "방문 과제"),
+    ("outcomes", "방문 결과"),
+]
 
 
 @dataclass
@@ -49,25 +58,43 @@ class ReportRow:
 
     def record(self) -> dict:
         """For programs: English keys and the stored outcome keywords."""
-        return {**{key: getattr(self, key) for key, _ in COLUMNS if key not in ("week", "outcomes")},
-                "week": self.week.isoformat(), "outcomes": dict(sorted(self.outcome_counts.items()))}
+        return {
+            **{key: getattr(self, key) for key, _ in COLUMNS if key not in ("week", "outcomes")},
+            "week": self.week.isoformat(),
+            "outcomes": dict(sorted(self.outcome_counts.items())),
+        }
 
 
 def weekly_report(db: Database, *, start: date | None = None, end: date | None = None) -> list[ReportRow]:
     rows: dict[tuple, ReportRow] = {}
     with db.session() as session:
-        query = select(RunMember, Person, CampaignRun).join(Person, Person.id == RunMember.person_id).join(
-            CampaignRun, CampaignRun.id == RunMember.run_id)
+        query = (
+            select(RunMember, Person, CampaignRun)
+            .join(Person, Person.id == RunMember.person_id)
+            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+        )
         if start:
             query = query.where(CampaignRun.week_start >= start)
         if end:
             query = query.where(CampaignRun.week_start <= end)
-        by_callback = set(session.exec(select(Attempt.member_id).where(
-            Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED)))  # noqa: E712
-        by_checkin = set(session.exec(select(Attempt.member_id).where(
-            Attempt.digit == CHECKIN_DIGIT, Attempt.disposition == Disposition.ACKNOWLEDGED)))
+        by_callback = set(
+            session.exec(
+                select(Attempt.member_id).where(
+                    Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED
+                )
+            )
+        )  # noqa: E712
+        by_checkin = set(
+            session.exec(
+                select(Attempt.member_id).where(
+                    Attempt.digit == CHECKIN_DIGIT, Attempt.disposition == Disposition.ACKNOWLEDGED
+                )
+            )
+        )
         for member, person, run in session.exec(query):
-            row = rows.setdefault((run.campaign, run.week_start, person.dong), ReportRow(run.campaign, run.week_start, person.dong))
+            row = rows.setdefault(
+                (run.campaign, run.week_start, person.dong), ReportRow(run.campaign, run.week_start, person.dong)
+            )
             if member.state == MemberState.WITHDRAWN or member.attempts_made == 0:
                 continue
             row.called += 1
@@ -82,8 +109,12 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
                 row.help += 1
             elif member.state == MemberState.UNREACHABLE:
                 row.unreachable += 1
-        tasks = select(VisitTask, Person, CampaignRun).join(Person, Person.id == VisitTask.person_id).join(
-            CampaignRun, CampaignRun.id == VisitTask.run_id).where(VisitTask.kind == TaskKind.VISIT)
+        tasks = (
+            select(VisitTask, Person, CampaignRun)
+            .join(Person, Person.id == VisitTask.person_id)
+            .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
+            .where(VisitTask.kind == TaskKind.VISIT)
+        )
         for task, person, run in session.exec(tasks):
             row = rows.get((run.campaign, run.week_start, person.dong))
             if row is None:
@@ -115,7 +146,9 @@ def weekly_rates(rows: list[ReportRow]) -> list[tuple[date, float, float]]:
         total[0] += row.called
         total[1] += row.ack_first + row.ack_retry
         total[2] += row.unreachable
-    return [(week, ack / called, unreached / called) for week, (called, ack, unreached) in sorted(totals.items()) if called]
+    return [
+        (week, ack / called, unreached / called) for week, (called, ack, unreached) in sorted(totals.items()) if called
+    ]
 
 
 KOREAN_FONT_FILES = ("NanumGothic.ttf", "NanumBarunGothic.ttf", "NanumGothicCoding.ttf", "NanumSquareR.ttf")

@@ -17,14 +17,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from safecall.domain import PersonStatus, TaskStatus
 from safecall import phones, tables
+from safecall.domain import PersonStatus, TaskStatus
 from safecall.errors import InputError, Message, message_of
 from safecall.i18n import N_
 from safecall.policy import parse_personal_window
-from safecall.tables import LIMITS, Limits, Table, TableRow
 from safecall.settings import Settings
 from safecall.store import Database, Person, VisitTask, audit
+from safecall.tables import LIMITS, Limits, Table, TableRow
 
 FIELD_ALIASES = {
     "name": ["성명", "이름", "name"],
@@ -92,7 +92,9 @@ def is_roster_header(cells: list[str]) -> bool:
 
 def read_table(path: Path, limits: Limits = LIMITS) -> Table:
     """The roster's sheet and its header row (below any title rows); see safecall.tables for the limits."""
-    return tables.read_table(path, is_roster_header, limits, header_hint=", ".join(FIELD_ALIASES[name][0] for name in REQUIRED))
+    return tables.read_table(
+        path, is_roster_header, limits, header_hint=", ".join(FIELD_ALIASES[name][0] for name in REQUIRED)
+    )
 
 
 def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -106,15 +108,29 @@ def map_header(path: Path | str, header: list[str]) -> tuple[dict[str, str], lis
             continue
         name = ALIAS_TO_FIELD.get(key)
         if name is None:
-            problems.append(Message(N_("column {title!r}: unknown column (known: {known})"), title=title,
-                                    known=", ".join(a[0] for a in FIELD_ALIASES.values())))
+            problems.append(
+                Message(
+                    N_("column {title!r}: unknown column (known: {known})"),
+                    title=title,
+                    known=", ".join(a[0] for a in FIELD_ALIASES.values()),
+                )
+            )
         elif name in mapping:
-            problems.append(Message(N_("columns {first!r} and {second!r} both mean {name}"), first=mapping[name], second=title, name=name))
+            problems.append(
+                Message(
+                    N_("columns {first!r} and {second!r} both mean {name}"),
+                    first=mapping[name],
+                    second=title,
+                    name=name,
+                )
+            )
         else:
             mapping[name] = title
     for name in REQUIRED:
         if name not in mapping:
-            problems.append(Message(N_("missing required column {title} ({name})"), title=FIELD_ALIASES[name][0], name=name))
+            problems.append(
+                Message(N_("missing required column {title} ({name})"), title=FIELD_ALIASES[name][0], name=name)
+            )
     if problems:
         raise InputError(N_("{path}: the header is not usable"), problems, path=path)
     return mapping, ignored
@@ -165,10 +181,19 @@ def implausible_birth_date(born: date, today: date) -> Message | None:
         return Message(N_("birth date {born} is before {year}"), born=born, year=OLDEST_BIRTH.year)
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if age > MAX_AGE:
-        return Message(N_("birth date {born} would make the person {age} years old (at most {most})"), born=born, age=age, most=MAX_AGE)
+        return Message(
+            N_("birth date {born} would make the person {age} years old (at most {most})"),
+            born=born,
+            age=age,
+            most=MAX_AGE,
+        )
     if age < MIN_AGE:
-        return Message(N_("birth date {born} would make the person only {age} years old (at least {least}); a typing slip?"),
-                       born=born, age=age, least=MIN_AGE)
+        return Message(
+            N_("birth date {born} would make the person only {age} years old (at least {least}); a typing slip?"),
+            born=born,
+            age=age,
+            least=MIN_AGE,
+        )
     return None
 
 
@@ -192,7 +217,9 @@ def parse_contact(value: Any) -> str:
     text = _cell_text(value).lower()
     contact = next((kind for kind, words in CONTACT_WORDS.items() if text in words), None)
     if contact is None:
-        raise ValueError(Message(N_("unknown contact method {text!r} (use 전화 or 문자; 청각장애 and 난청 mean 문자)"), text=text))
+        raise ValueError(
+            Message(N_("unknown contact method {text!r} (use 전화 or 문자; 청각장애 and 난청 mean 문자)"), text=text)
+        )
     return contact
 
 
@@ -201,13 +228,19 @@ PARALLEL_FROM_ROWS = 20_000
 CHUNKS = 8
 
 
-def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str], settings: Settings, today: date,
-                  stored: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def validate_rows(
+    path: Path | str,
+    rows: list[TableRow],
+    mapping: dict[str, str],
+    settings: Settings,
+    today: date,
+    stored: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """The people of `rows`, or an InputError listing every problem. `stored`: person_key -> the stored row."""
     workers = min(os.cpu_count() or 1, 4)
     if len(rows) >= PARALLEL_FROM_ROWS and workers > 1:
         size = -(-len(rows) // CHUNKS)
-        chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+        chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             checked = list(pool.map(_check_rows, chunks, repeat(mapping), repeat(settings), repeat(today)))
     else:
@@ -220,36 +253,78 @@ def validate_rows(path: Path | str, rows: list[TableRow], mapping: dict[str, str
     # The rule within the file holds across files: a number is one open person's (people in this file keep or
     # give up theirs here; a closed person's number may have gone to someone else).
     keys_in_file = {person.get("person_key") for person in people}
-    holder_of_phone = {row.phone: row for key, row in (stored or {}).items()
-                       if key not in keys_in_file and row.phone and row.status != PersonStatus.CLOSED}
+    holder_of_phone = {
+        row.phone: row
+        for key, row in (stored or {}).items()
+        if key not in keys_in_file and row.phone and row.status != PersonStatus.CLOSED
+    }
     for person in people:
         key = person.get("person_key")
         if key:
             if key in first_row_of_key:
-                problems.append((person["row"], Message(N_("row {row}: the same person ({name}, {born}) is already on row {first}"), row=person["row"],
-                                                        name=person["name"], born=person["birth_date"], first=first_row_of_key[key])))
+                problems.append(
+                    (
+                        person["row"],
+                        Message(
+                            N_("row {row}: the same person ({name}, {born}) is already on row {first}"),
+                            row=person["row"],
+                            name=person["name"],
+                            born=person["birth_date"],
+                            first=first_row_of_key[key],
+                        ),
+                    )
+                )
             else:
                 first_row_of_key[key] = person["row"]
         if person["phone"]:
             if person["phone"] in first_row_of_phone:
-                problems.append((person["row"], Message(N_("row {row}, column {column!r}: number {number} is already given on row {first}"),
-                                                        row=person["row"], column=mapping["phone"], number=phones.national(person["phone"]),
-                                                        first=first_row_of_phone[person["phone"]])))
+                problems.append(
+                    (
+                        person["row"],
+                        Message(
+                            N_("row {row}, column {column!r}: number {number} is already given on row {first}"),
+                            row=person["row"],
+                            column=mapping["phone"],
+                            number=phones.national(person["phone"]),
+                            first=first_row_of_phone[person["phone"]],
+                        ),
+                    )
+                )
             else:
                 first_row_of_phone[person["phone"]] = person["row"]
             holder = holder_of_phone.get(person["phone"])
             if holder is not None:
-                problems.append((person["row"], Message(N_("row {row}, column {column!r}: number {number} is already that of {name!r} "
-                                                           "(id {id}, born {born}) on the roster"), row=person["row"], column=mapping["phone"],
-                                                        number=phones.national(person["phone"]), name=holder.name, id=holder.id,
-                                                        born=holder.birth_date)))
+                problems.append(
+                    (
+                        person["row"],
+                        Message(
+                            N_(
+                                "row {row}, column {column!r}: number {number} is already that of {name!r} "
+                                "(id {id}, born {born}) on the roster"
+                            ),
+                            row=person["row"],
+                            column=mapping["phone"],
+                            number=phones.national(person["phone"]),
+                            name=holder.name,
+                            id=holder.id,
+                            born=holder.birth_date,
+                        ),
+                    )
+                )
     if problems:
         problems.sort(key=lambda problem: problem[0])  # stable: each row's problems in column order
-        raise InputError(N_("{path}: {count} problem(s); nothing was imported"), [text for _, text in problems], path=path, count=len(problems))
+        raise InputError(
+            N_("{path}: {count} problem(s); nothing was imported"),
+            [text for _, text in problems],
+            path=path,
+            count=len(problems),
+        )
     return people
 
 
-def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Settings, today: date) -> tuple[list[dict], list[tuple[int, str]]]:
+def _check_rows(
+    rows: list[TableRow], mapping: dict[str, str], settings: Settings, today: date
+) -> tuple[list[dict], list[tuple[int, str]]]:
     """Each row on its own: the person's values, and (row, problem) pairs."""
     problems: list[tuple[int, str]] = []
     people: list[dict[str, Any]] = []
@@ -257,20 +332,41 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
     known_dongs = {dong for team in settings.teams for dong in team.dongs}
 
     for row in rows:
+
         def cell(name: str) -> Any:
             return row.values.get(mapping[name]) if name in mapping else None
 
         def problem(name: str, message: str) -> None:
-            problems.append((row.row, Message(N_("row {row}, column {column!r}: {problem}"), row=row.row, column=mapping.get(name, name),
-                                              problem=message)))
+            problems.append(
+                (
+                    row.row,
+                    Message(
+                        N_("row {row}, column {column!r}: {problem}"),
+                        row=row.row,
+                        column=mapping.get(name, name),
+                        problem=message,
+                    ),
+                )
+            )
 
         person: dict[str, Any] = {"row": row.row}
         for name in mapping:
             control = CONTROL.search(_cell_text(cell(name)))
             if control:
-                problem(name, Message(N_("contains the control character U+{code}; retype the cell"), code=f"{ord(control.group()):04X}"))
+                problem(
+                    name,
+                    Message(
+                        N_("contains the control character U+{code}; retype the cell"),
+                        code=f"{ord(control.group()):04X}",
+                    ),
+                )
             elif invisible := invisible_character(_cell_text(cell(name))):
-                problem(name, Message(N_("contains the invisible character U+{code}; retype the cell"), code=f"{ord(invisible):04X}"))
+                problem(
+                    name,
+                    Message(
+                        N_("contains the invisible character U+{code}; retype the cell"), code=f"{ord(invisible):04X}"
+                    ),
+                )
         for name in ("name", "address", "dong", "guardian_name", "team"):
             person[name] = WHITESPACE.sub(" ", _cell_text(cell(name))) or None
         for name in ("name", "address", "dong"):
@@ -322,19 +418,47 @@ def _check_rows(rows: list[TableRow], mapping: dict[str, str], settings: Setting
         dong_team = settings.team_for_dong(person["dong"]) if person["dong"] else None
         if person["team"]:
             if team_names and person["team"] not in team_names:
-                problem("team", Message(N_("team {team!r} is not in config/safecall.toml (teams: {teams})"), team=person["team"],
-                                         teams=", ".join(sorted(team_names))))
+                problem(
+                    "team",
+                    Message(
+                        N_("team {team!r} is not in config/safecall.toml (teams: {teams})"),
+                        team=person["team"],
+                        teams=", ".join(sorted(team_names)),
+                    ),
+                )
             elif dong_team and dong_team != person["team"]:
-                problem("team", Message(N_("team {team!r} contradicts 행정동 {dong!r}, which config/safecall.toml gives to {other!r}; "
-                                            "correct the team, or leave 담당팀 empty"), team=person["team"], dong=person["dong"], other=dong_team))
+                problem(
+                    "team",
+                    Message(
+                        N_(
+                            "team {team!r} contradicts 행정동 {dong!r}, which config/safecall.toml gives to {other!r}; "
+                            "correct the team, or leave 담당팀 empty"
+                        ),
+                        team=person["team"],
+                        dong=person["dong"],
+                        other=dong_team,
+                    ),
+                )
             elif person["dong"] and not dong_team and known_dongs:
-                problem("dong", Message(N_("dong {dong!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team"),
-                                         dong=person["dong"]))
+                problem(
+                    "dong",
+                    Message(
+                        N_(
+                            "dong {dong!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team"
+                        ),
+                        dong=person["dong"],
+                    ),
+                )
         elif person["dong"]:
             person["team"] = dong_team
             if not person["team"]:
-                problem("dong", Message(N_("dong {dong!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀"),
-                                         dong=person["dong"]))
+                problem(
+                    "dong",
+                    Message(
+                        N_("dong {dong!r} belongs to no team in config/safecall.toml; add it to a team or fill 담당팀"),
+                        dong=person["dong"],
+                    ),
+                )
         if person["name"] and person["birth_date"]:
             person["person_key"] = f"{person['name']}|{person['birth_date'].isoformat()}"
         people.append(person)
@@ -349,33 +473,71 @@ def _move_open_tasks(session, team_of: dict[int, str], now: datetime) -> int:
     moves = []
     ids = list(team_of)
     for start in range(0, len(ids), 900):  # IN lists below SQLite's bound-parameter limit
-        for task_id, person_id, old_team in connection.execute(sa.select(task_table.c.id, task_table.c.person_id, task_table.c.team).where(
-                task_table.c.person_id.in_(ids[start:start + 900]), task_table.c.status == TaskStatus.OPEN)):
+        for task_id, person_id, old_team in connection.execute(
+            sa.select(task_table.c.id, task_table.c.person_id, task_table.c.team).where(
+                task_table.c.person_id.in_(ids[start : start + 900]), task_table.c.status == TaskStatus.OPEN
+            )
+        ):
             new_team = team_of[person_id]
             if new_team and new_team != old_team:
                 moves.append({"task_id": task_id, "team": new_team, "moved_from": old_team})
-                audit(session, at=now, action="task.move", subject=f"task {task_id}",
-                      detail=f"person={person_id} from={old_team} to={new_team}")
+                audit(
+                    session,
+                    at=now,
+                    action="task.move",
+                    subject=f"task {task_id}",
+                    detail=f"person={person_id} from={old_team} to={new_team}",
+                )
     if moves:
         connection.execute(sa.update(task_table).where(task_table.c.id == sa.bindparam("task_id")), moves)
     return len(moves)
 
 
 WRITE_BATCH = 5000
-PERSON_FIELDS = ("name", "phone", "phone2", "address", "dong", "birth_date", "team", "guardian_name", "guardian_phone", "consent_date", "risk", "voice_style", "call_window", "contact")
+PERSON_FIELDS = (
+    "name",
+    "phone",
+    "phone2",
+    "address",
+    "dong",
+    "birth_date",
+    "team",
+    "guardian_name",
+    "guardian_phone",
+    "consent_date",
+    "risk",
+    "voice_style",
+    "call_window",
+    "contact",
+)
 
 
-def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False) -> ImportReport:
+def import_roster(
+    db: Database, path: Path, settings: Settings, *, now: datetime, today: date, dry_run: bool = False
+) -> ImportReport:
     table = read_table(path)
     mapping, ignored = map_header(table.source, table.header)
     if not table.rows:
-        raise InputError(N_("{source}: the header (row {row}) is there but no people follow it"), source=table.source, row=table.header_row)
+        raise InputError(
+            N_("{source}: the header (row {row}) is there but no people follow it"),
+            source=table.source,
+            row=table.header_row,
+        )
     with db.transaction() as session:
         # Plain rows and statements, not ORM objects: a district roster has 100,000 people.
         connection = session.connection()
         person_table = Person.__table__
-        existing = {row.person_key: row for row in connection.execute(sa.select(
-            person_table.c.id, person_table.c.person_key, person_table.c.status, *(person_table.c[n] for n in PERSON_FIELDS)))}
+        existing = {
+            row.person_key: row
+            for row in connection.execute(
+                sa.select(
+                    person_table.c.id,
+                    person_table.c.person_key,
+                    person_table.c.status,
+                    *(person_table.c[n] for n in PERSON_FIELDS),
+                )
+            )
+        }
         people = validate_rows(table.source, table.rows, mapping, settings, today, stored=existing)
         report = ImportReport(source=str(path), rows=len(people), ignored_columns=ignored, dry_run=dry_run)
         added, updated = [], []
@@ -385,21 +547,34 @@ def import_roster(db: Database, path: Path, settings: Settings, *, now: datetime
             current = existing.get(person["person_key"])
             values = {name: person[name] for name in PERSON_FIELDS}
             if current is None:
-                added.append({"person_key": person["person_key"], "status": "active", "created_at": now, "updated_at": now, **values})
+                added.append(
+                    {
+                        "person_key": person["person_key"],
+                        "status": "active",
+                        "created_at": now,
+                        "updated_at": now,
+                        **values,
+                    }
+                )
             elif any(getattr(current, name) != value for name, value in values.items()):
                 updated.append({"person_id": current.id, "updated_at": now, **values})
             else:
                 report.unchanged += 1
         report.added, report.updated = len(added), len(updated)
         for start in range(0, len(added), WRITE_BATCH):
-            connection.execute(sa.insert(person_table), added[start:start + WRITE_BATCH])
+            connection.execute(sa.insert(person_table), added[start : start + WRITE_BATCH])
         if updated:
             connection.execute(sa.update(person_table).where(person_table.c.id == sa.bindparam("person_id")), updated)
             report.moved_tasks = _move_open_tasks(session, {row["person_id"]: row["team"] for row in updated}, now)
         if dry_run:
             session.rollback()
             return report
-        audit(session, at=now, action="roster.import", subject=path.name,
-              detail=f"added={report.added} updated={report.updated} unchanged={report.unchanged}"
-              + (f" moved_tasks={report.moved_tasks}" if report.moved_tasks else ""))
+        audit(
+            session,
+            at=now,
+            action="roster.import",
+            subject=path.name,
+            detail=f"added={report.added} updated={report.updated} unchanged={report.unchanged}"
+            + (f" moved_tasks={report.moved_tasks}" if report.moved_tasks else ""),
+        )
     return report

@@ -49,30 +49,44 @@ def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, tt
         run = get_run(session, run_id)
         holder = run.lock_owner
         if holder and holder != owner and run.lock_until and run.lock_until > now and not _owner_is_dead(holder):
-            raise RunLockedError(f"run {run_id} is being dialled by {holder} (lease until {run.lock_until:%Y-%m-%d %H:%M:%S} UTC)")
+            raise RunLockedError(
+                f"run {run_id} is being dialled by {holder} (lease until {run.lock_until:%Y-%m-%d %H:%M:%S} UTC)"
+            )
         stolen = session.execute(
             sa.update(CampaignRun)
-            .where(CampaignRun.id == run_id, CampaignRun.lock_owner.is_(None) if holder is None else CampaignRun.lock_owner == holder)
+            .where(
+                CampaignRun.id == run_id,
+                CampaignRun.lock_owner.is_(None) if holder is None else CampaignRun.lock_owner == holder,
+            )
             .values(lock_owner=owner, lock_until=now + ttl)
         )
         if stolen.rowcount != 1:
             raise RunLockedError(f"run {run_id} was locked by another process just now")
 
 
-_RENEW_LEASE = sa.update(RUN).where(RUN.c.id == sa.bindparam("run_id"), RUN.c.lock_owner == sa.bindparam("owner")).values(
-    new_values("lock_until"))
+_RENEW_LEASE = (
+    sa.update(RUN)
+    .where(RUN.c.id == sa.bindparam("run_id"), RUN.c.lock_owner == sa.bindparam("owner"))
+    .values(new_values("lock_until"))
+)
 
 
 def renew_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, ttl: timedelta) -> None:
     """Extend the lease `owner` holds; if another process took the run over meanwhile, this one must stop."""
     with db.statements() as connection:
-        renewed = db.prepared(_RENEW_LEASE).execute(connection, {"run_id": run_id, "owner": owner, "new_lock_until": now + ttl})
+        renewed = db.prepared(_RENEW_LEASE).execute(
+            connection, {"run_id": run_id, "owner": owner, "new_lock_until": now + ttl}
+        )
     if renewed != 1:
-        raise RunLockedError(f"run {run_id} was taken over by another process while this one was dialling; this one stops")
+        raise RunLockedError(
+            f"run {run_id} was taken over by another process while this one was dialling; this one stops"
+        )
 
 
 def release_run_lock(db: Database, run_id: int, owner: str) -> None:
     with db.transaction() as session:
         session.execute(
-            sa.update(CampaignRun).where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner).values(lock_owner=None, lock_until=None)
+            sa.update(CampaignRun)
+            .where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner)
+            .values(lock_owner=None, lock_until=None)
         )

@@ -29,8 +29,11 @@ log = logging.getLogger("safecall.runrules")
 
 def snapshot_text(definition: CampaignDef, flow: IvrFlow) -> str:
     """The rules as a run keeps them: the same files always give the same text."""
-    return json.dumps({"campaign": definition.model_dump(mode="json"), "flow": flow.model_dump(mode="json")},
-                      ensure_ascii=False, sort_keys=True)
+    return json.dumps(
+        {"campaign": definition.model_dump(mode="json"), "flow": flow.model_dump(mode="json")},
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
 def files_snapshot(instance: Instance, name: str) -> str:
@@ -87,22 +90,35 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
     runs_table = CampaignRun.__table__
     applied = []
     with db.transaction() as session:
-        runs = session.exec(select(CampaignRun).where(CampaignRun.campaign == campaign, CampaignRun.status == RunState.OPEN)
-                            .order_by(CampaignRun.id)).all()
+        runs = session.exec(
+            select(CampaignRun)
+            .where(CampaignRun.campaign == campaign, CampaignRun.status == RunState.OPEN)
+            .order_by(CampaignRun.id)
+        ).all()
         for run in runs:
             if run.rules == text:
                 continue
             changed = differences(run.rules, text) if run.rules else ["*"]
             run_id, version = run.id, run.rules_version + 1
-            moved = session.execute(sa.update(runs_table).where(runs_table.c.id == run_id, runs_table.c.rules_version == version - 1)
-                                    .values(rules=text, rules_version=version)).rowcount
+            moved = session.execute(
+                sa.update(runs_table)
+                .where(runs_table.c.id == run_id, runs_table.c.rules_version == version - 1)
+                .values(rules=text, rules_version=version)
+            ).rowcount
             if moved != 1:
                 raise StoreError(N_("run {run} was changed by another process meanwhile; try again"), run=run_id)
-            audit(session, at=now, action="campaign.apply", subject=f"run {run_id}",
-                  detail=f"campaign={campaign} version={version} changed={','.join(changed)}")
+            audit(
+                session,
+                at=now,
+                action="campaign.apply",
+                subject=f"run {run_id}",
+                detail=f"campaign={campaign} version={version} changed={','.join(changed)}",
+            )
             applied.append(Applied(run_id, version, changed))
     for each in applied:
-        log_event(log, "run_rules_applied", campaign=campaign, run=each.run_id, version=each.version, changed=each.changed)
+        log_event(
+            log, "run_rules_applied", campaign=campaign, run=each.run_id, version=each.version, changed=each.changed
+        )
     return applied
 
 

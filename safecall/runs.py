@@ -12,11 +12,10 @@ from safecall.campaign import CampaignDef
 from safecall.corereads import RunStatus, count_status  # noqa: F401 (RunStatus re-exported)
 from safecall.errors import NoCallingDayError
 from safecall.history import FirstCallOrder, order_first_calls
-from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
-from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
 from safecall.lifecycle import dialable_clause, enrol
+from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock  # noqa: F401 (re-exported)
-
+from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
 
 
 def _target_filter(campaign: CampaignDef):
@@ -30,9 +29,18 @@ def _target_filter(campaign: CampaignDef):
     return conditions
 
 
-def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *, now: datetime,
-               label: str = "weekly", only_people: list[int] | None = None, week: date | None = None,
-               order: FirstCallOrder | None = None, rules: str | None = None) -> tuple[CampaignRun, bool]:
+def launch_run(
+    db: Database,
+    campaign: CampaignDef,
+    calendar: CallingCalendar,
+    *,
+    now: datetime,
+    label: str = "weekly",
+    only_people: list[int] | None = None,
+    week: date | None = None,
+    order: FirstCallOrder | None = None,
+    rules: str | None = None,
+) -> tuple[CampaignRun, bool]:
     """This week's run of the campaign (or week `week`'s, or an ad-hoc one under `label` for `only_people`),
     created with its members if new.
 
@@ -45,33 +53,49 @@ def launch_run(db: Database, campaign: CampaignDef, calendar: CallingCalendar, *
     """
     week = week or week_start(now, calendar.tz)
     with db.transaction() as session:
-        existing = session.exec(select(CampaignRun).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.week_start == week, CampaignRun.label == label)).first()
+        existing = session.exec(
+            select(CampaignRun).where(
+                CampaignRun.campaign == campaign.name, CampaignRun.week_start == week, CampaignRun.label == label
+            )
+        ).first()
         if existing:
             return existing, False
         first_call = first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
         if first_call is None:
             raise NoCallingDayError(
                 f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days after the slot of the week of "
-                f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml")
-        run = CampaignRun(campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call,
-                          rules=rules)
+                f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml"
+            )
+        run = CampaignRun(
+            campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call, rules=rules
+        )
         session.add(run)
         session.flush()
         today = now.astimezone(calendar.tz).date()
         # People still being called by another open run of the campaign (last week's, whose first calls may have
         # moved past a holiday into this week) are left to it, so nobody is called by two runs at once.
-        still_open = select(RunMember.person_id).join(CampaignRun, CampaignRun.id == RunMember.run_id).where(
-            CampaignRun.campaign == campaign.name, CampaignRun.status == RunState.OPEN,
-            RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]))
+        still_open = (
+            select(RunMember.person_id)
+            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .where(
+                CampaignRun.campaign == campaign.name,
+                CampaignRun.status == RunState.OPEN,
+                RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]),
+            )
+        )
         chosen = [*_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open)]
         if only_people is not None:
             chosen.append(Person.id.in_(only_people))
         enrolled = enrol(session, run_id=run.id, first_call=first_call, where=chosen)
         if order is not None:
             order_first_calls(session.connection(), run, first_call, calendar, order)
-        audit(session, at=now, action="campaign.launch", subject=f"run {run.id}",
-              detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}")
+        audit(
+            session,
+            at=now,
+            action="campaign.launch",
+            subject=f"run {run.id}",
+            detail=f"campaign={campaign.name} week={week} label={label} people={enrolled}",
+        )
     return run, True
 
 
@@ -83,8 +107,13 @@ def run_status(db: Database, run_id: int) -> RunStatus:
 def open_run_campaigns(db: Database) -> list[tuple[int, str]]:
     """(run id, campaign) of every open run: what a dialer asks for often, so plain rows."""
     with db.session() as session:
-        return list(session.exec(select(CampaignRun.id, CampaignRun.campaign)
-                                 .where(CampaignRun.status == RunState.OPEN).order_by(CampaignRun.id)))
+        return list(
+            session.exec(
+                select(CampaignRun.id, CampaignRun.campaign)
+                .where(CampaignRun.status == RunState.OPEN)
+                .order_by(CampaignRun.id)
+            )
+        )
 
 
 def list_runs(db: Database, campaign: str | None = None) -> list[CampaignRun]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlmodel import select
 
@@ -21,9 +21,10 @@ from safecall.campaign import CampaignDef
 from safecall.domain import ANSWERED, Channel, Disposition, TaskKind, TaskStatus
 from safecall.events import log_event
 from safecall.settings import Settings
-from safecall.store import AuditEvent, Attempt, CampaignRun, Database, Person, RunMember, VisitTask, audit
+from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, audit
 
 log = logging.getLogger("safecall.safety_clock")
+
 
 # The rungs of the ladder, in order; each one's threshold is a setting (SafetyClockSettings).
 class Rung(StrEnum):
@@ -36,8 +37,13 @@ class Rung(StrEnum):
 
 
 RUNGS = tuple(Rung)
-RUNG_KOREAN = {None: "", Rung.GUARDIAN: "보호자 문자", Rung.OFFICER: "담당 공무원", Rung.TEAM_LEAD: "팀장",
-               Rung.SAFETY_CHECK: "119/112 안전 확인 요청 검토"}
+RUNG_KOREAN = {
+    None: "",
+    Rung.GUARDIAN: "보호자 문자",
+    Rung.OFFICER: "담당 공무원",
+    Rung.TEAM_LEAD: "팀장",
+    Rung.SAFETY_CHECK: "119/112 안전 확인 요청 검토",
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,15 @@ def reached_rung(elapsed: timedelta, settings: Settings) -> str | None:
     return reached
 
 
-def clocks(db: Database, settings: Settings, *, now: datetime, since: datetime | None = None,
-           run_id: int | None = None, open_only: bool = False) -> list[Waiting]:
+def clocks(
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    run_id: int | None = None,
+    open_only: bool = False,
+) -> list[Waiting]:
     """Every open task's clock, and the closed ones' created since `since` (all of them when None); or a run's."""
     with db.session() as session:
         query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id)
@@ -98,8 +111,19 @@ def clocks(db: Database, settings: Settings, *, now: datetime, since: datetime |
         started = min(starts.get(task.id, task.created_at), task.created_at)
         stopped = task.recorded_at if task.status == TaskStatus.CLOSED else None
         elapsed = max(timedelta(0), (stopped or now) - started)
-        result.append(Waiting(task.id, person.id, person.name, task.team, task.kind, started, stopped, elapsed,
-                              reached_rung(elapsed, settings)))
+        result.append(
+            Waiting(
+                task.id,
+                person.id,
+                person.name,
+                task.team,
+                task.kind,
+                started,
+                stopped,
+                elapsed,
+                reached_rung(elapsed, settings),
+            )
+        )
     return result
 
 
@@ -110,10 +134,16 @@ def _starts(session, tasks: list[tuple[VisitTask, Person]]) -> dict[int, datetim
     by_member = {(t.run_id, t.person_id): t for t, _ in tasks}
     # Only the attempts of people with a task (a few hundred of a week's thousands), read in chunks of task ids.
     ids = sorted(t.id for t, _ in tasks)
-    rows = [row for first in range(0, len(ids), 500) for row in session.exec(
-        select(Attempt, RunMember.person_id).join(RunMember, RunMember.id == Attempt.member_id)
-        .join(VisitTask, (VisitTask.run_id == Attempt.run_id) & (VisitTask.person_id == RunMember.person_id))
-        .where(VisitTask.id.in_(ids[first:first + 500])))]
+    rows = [
+        row
+        for first in range(0, len(ids), 500)
+        for row in session.exec(
+            select(Attempt, RunMember.person_id)
+            .join(RunMember, RunMember.id == Attempt.member_id)
+            .join(VisitTask, (VisitTask.run_id == Attempt.run_id) & (VisitTask.person_id == RunMember.person_id))
+            .where(VisitTask.id.in_(ids[first : first + 500]))
+        )
+    ]
     starts: dict[int, datetime] = {}
     for attempt, person_id in rows:
         task = by_member.get((attempt.run_id, person_id))
@@ -136,10 +166,12 @@ def summarise(waits: list[Waiting], longest: int = 10) -> ClockSummary:
     seconds = [w.elapsed.total_seconds() for w in waits]
     still = sorted((w for w in waits if w.stopped_at is None), key=lambda w: w.elapsed, reverse=True)
     return ClockSummary(
-        count=len(waits), waiting=len(still),
+        count=len(waits),
+        waiting=len(still),
         median=timedelta(seconds=statistics.median(seconds)) if seconds else None,
         p95=timedelta(seconds=percentile(seconds, 0.95)) if seconds else None,
-        longest=still[:longest])
+        longest=still[:longest],
+    )
 
 
 def hours_text(value: timedelta | None) -> str:
@@ -149,11 +181,14 @@ def hours_text(value: timedelta | None) -> str:
     minutes = int(value.total_seconds() // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
-    return " ".join(part for part in (f"{days}일" if days else "", f"{hours}시간" if hours or days else "",
-                                      f"{minutes}분") if part)
+    return " ".join(
+        part for part in (f"{days}일" if days else "", f"{hours}시간" if hours or days else "", f"{minutes}분") if part
+    )
 
 
-def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime) -> list[tuple[int, str]]:
+def escalate(
+    db: Database, settings: Settings, campaigns: dict[str, CampaignDef], *, now: datetime
+) -> list[tuple[int, str]]:
     """The ladder: each rung a still-waiting task has reached is taken once. Its audit row (safety_clock.RUNG on
     "task N") is the record that it was, so a restart never repeats one. Returns the (task, rung) pairs taken now."""
     from safecall.escalation import queue_guardian_text, queue_officer_alert
@@ -164,9 +199,18 @@ def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef]
     waits = [w for w in clocks(db, settings, now=now, open_only=True) if w.rung]
     done = []
     with db.transaction() as session:
-        taken = set(session.exec(select(AuditEvent.action, AuditEvent.subject).where(
-            AuditEvent.action.in_([f"safety_clock.{r}" for r in RUNGS]),
-            AuditEvent.subject.in_([f"task {w.task_id}" for w in waits]))).all()) if waits else set()
+        taken = (
+            set(
+                session.exec(
+                    select(AuditEvent.action, AuditEvent.subject).where(
+                        AuditEvent.action.in_([f"safety_clock.{r}" for r in RUNGS]),
+                        AuditEvent.subject.in_([f"task {w.task_id}" for w in waits]),
+                    )
+                ).all()
+            )
+            if waits
+            else set()
+        )
         for wait in waits:
             task, person = session.get(VisitTask, wait.task_id), session.get(Person, wait.person_id)
             run = session.get(CampaignRun, task.run_id)
@@ -175,32 +219,58 @@ def escalate(db: Database, settings: Settings, campaigns: dict[str, CampaignDef]
             lead = (team and team.lead_email) or officer
             page = f"{settings.web.base_url}/task/{task.id}"
             waited = hours_text(wait.elapsed)
-            for rung in RUNGS[:RUNGS.index(wait.rung) + 1]:
+            for rung in RUNGS[: RUNGS.index(wait.rung) + 1]:
                 if (f"safety_clock.{rung}", f"task {task.id}") in taken:
                     continue
                 key = f"safety-clock:{rung}:task:{task.id}"
                 # No name or number in a message: the task number and its page behind the login.
                 if rung == Rung.GUARDIAN:
                     campaign = campaigns.get(run.campaign)
-                    sent = campaign is not None and queue_guardian_text(session, campaign, person, task, run, settings, now)
-                    detail = "guardian text queued" if sent else "no guardian text (none on file, or the campaign sends none)"
+                    sent = campaign is not None and queue_guardian_text(
+                        session, campaign, person, task, run, settings, now
+                    )
+                    detail = (
+                        "guardian text queued"
+                        if sent
+                        else "no guardian text (none on file, or the campaign sends none)"
+                    )
                 elif rung in (Rung.OFFICER, Rung.TEAM_LEAD):
                     recipient = officer if rung == Rung.OFFICER else lead
                     if recipient:
-                        queue_officer_alert(session, key, Channel.EMAIL, recipient,
-                                   f"[안심콜] 확인 대기 시간 {waited}: 과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
-                                   f"{'팀장님께 알립니다. ' if rung == Rung.TEAM_LEAD else ''}바로 확인해 주세요.\n{page}", now)
+                        queue_officer_alert(
+                            session,
+                            key,
+                            Channel.EMAIL,
+                            recipient,
+                            f"[안심콜] 확인 대기 시간 {waited}: 과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
+                            f"{'팀장님께 알립니다. ' if rung == Rung.TEAM_LEAD else ''}바로 확인해 주세요.\n{page}",
+                            now,
+                        )
                     detail = f"e-mail to {recipient}" if recipient else "no e-mail address for the team"
                 else:
                     recipients = sorted({r for r in (officer, lead) if r})
                     for recipient in recipients:
-                        queue_officer_alert(session, f"{key}:{recipient}", Channel.EMAIL, recipient,
-                                   f"[안심콜] 119/112 안전 확인 요청 검토: 과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
-                                   f"아직 아무도 이분의 안전을 확인하지 못했습니다. 119 또는 112에 안전 확인을 요청할지 "
-                                   f"담당자가 판단해 주세요. 안심콜은 직접 요청하지 않습니다.\n{page}", now)
+                        queue_officer_alert(
+                            session,
+                            f"{key}:{recipient}",
+                            Channel.EMAIL,
+                            recipient,
+                            f"[안심콜] 119/112 안전 확인 요청 검토: 과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
+                            f"아직 아무도 이분의 안전을 확인하지 못했습니다. 119 또는 112에 안전 확인을 요청할지 "
+                            f"담당자가 판단해 주세요. 안심콜은 직접 요청하지 않습니다.\n{page}",
+                            now,
+                        )
                     detail = "recommended to " + (", ".join(recipients) or "nobody: no e-mail address for the team")
-                audit(session, at=now, action=f"safety_clock.{rung}", subject=f"task {task.id}", actor="safecall",
-                      detail=f"waited={int(wait.elapsed.total_seconds())}s; {detail}")
-                log_event(log, "safety_clock_rung", task=task.id, rung=rung, waited_seconds=int(wait.elapsed.total_seconds()))
+                audit(
+                    session,
+                    at=now,
+                    action=f"safety_clock.{rung}",
+                    subject=f"task {task.id}",
+                    actor="safecall",
+                    detail=f"waited={int(wait.elapsed.total_seconds())}s; {detail}",
+                )
+                log_event(
+                    log, "safety_clock_rung", task=task.id, rung=rung, waited_seconds=int(wait.elapsed.total_seconds())
+                )
                 done.append((task.id, rung))
     return done

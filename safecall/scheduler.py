@@ -12,34 +12,39 @@ from zoneinfo import ZoneInfo
 import schedule
 from sqlmodel import select
 
-from safecall.domain import RunState
-from safecall import checkin
-from safecall import safety_clock
+from safecall import checkin, safety_clock
 from safecall.backup import daily_backup
 from safecall.campaign import CampaignDef, campaign_path
-from safecall.instancefiles import read_toml
 from safecall.delivery import publish_day, send_due_deliveries
-from safecall.errors import NoCallingDayError, SafeCallError
+from safecall.domain import RunState
+from safecall.errors import NoCallingDayError, SafeCallError, translated
 from safecall.escalation import mark_overdue, notify_officers, queue_escalations, send_notifications
 from safecall.events import log_event
+from safecall.i18n import korean
+from safecall.instancefiles import read_toml
 from safecall.notify import Mailer, SmsSender
 from safecall.planning import capacity_warning
 from safecall.policy import FIRST_CALL_HORIZON, parse_clock_time, week_start, weekly_slot
 from safecall.runs import launch_run
 from safecall.services import Services
-from safecall.store import CampaignRun, Database
+from safecall.store import CampaignRun, Database, OutboxMessage
 from safecall.weather import WeatherSource, build_weather, check_weather
-from safecall.errors import translated
-from safecall.i18n import korean
-from safecall.store import OutboxMessage
 from safecall.workers import TrunkDialing, checked_campaigns
 
 log = logging.getLogger("safecall.scheduler")
 
 
 class Scheduler:
-    def __init__(self, services: Services, mailer: Mailer | None, sms: SmsSender | None, *, threaded: bool = True,
-                 dial: bool = True, weather: WeatherSource | None = None):
+    def __init__(
+        self,
+        services: Services,
+        mailer: Mailer | None,
+        sms: SmsSender | None,
+        *,
+        threaded: bool = True,
+        dial: bool = True,
+        weather: WeatherSource | None = None,
+    ):
         """`dial` False: launching, lists and escalation only, the dialling left to `safecall worker run` processes.
         `weather`: the advisories' source (default: the KMA client when [weather] is enabled)."""
         self.services, self.mailer, self.sms = services, mailer, sms
@@ -106,23 +111,42 @@ class Scheduler:
         except (KeyError, ValueError, TypeError, AttributeError):
             slot_come = True  # no readable slot: it cannot run at any
         with self.services.db.session() as session:
-            open_run = session.exec(select(CampaignRun.id).where(CampaignRun.campaign == name, CampaignRun.status == RunState.OPEN)).first()
+            open_run = session.exec(
+                select(CampaignRun.id).where(CampaignRun.campaign == name, CampaignRun.status == RunState.OPEN)
+            ).first()
             key = f"officer-campaign-cannot-run:{name}:{week}"
             told = session.exec(select(OutboxMessage.id).where(OutboxMessage.key.startswith(key + ":"))).first()
         if told or not (slot_come or open_run):
             return
         targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}
-        teams = [t for t in targets.get("teams", []) if isinstance(t, str)] if isinstance(targets.get("teams"), list) else []
+        teams = (
+            [t for t in targets.get("teams", []) if isinstance(t, str)]
+            if isinstance(targets.get("teams"), list)
+            else []
+        )
         gettext = korean().gettext
         why = "\n".join(f"- {translated(problem, gettext)}" for problem in problems)
         officers = notify_officers(
-            self.services.db, self.services.instance.settings, teams, key=key, now=now,
+            self.services.db,
+            self.services.instance.settings,
+            teams,
+            key=key,
+            now=now,
             body=f"[안심콜] 캠페인 {name}의 {week} 주간 통화를 시작하지 못했습니다. 캠페인 설정이 이번 판에서 유효하지 않습니다"
-                 f"{' (진행 중인 회차도 전화를 걸지 않고 있습니다)' if open_run else ''}.\n\n이유:\n{why}\n\n"
-                 f"campaigns/{name}.toml을 고친 뒤 `safecall upgrade check`로 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
-            text=f"[안심콜] 캠페인 {name} 설정 오류로 이번 주 안심콜이 시작되지 않았습니다. 전자우편의 이유를 확인해 주세요.")
-        log_event(log, "campaign_cannot_run", level=logging.ERROR, campaign=name, week=week, open_run=open_run,
-                  problems=problems, officers_told=officers)
+            f"{' (진행 중인 회차도 전화를 걸지 않고 있습니다)' if open_run else ''}.\n\n이유:\n{why}\n\n"
+            f"campaigns/{name}.toml을 고친 뒤 `safecall upgrade check`로 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
+            text=f"[안심콜] 캠페인 {name} 설정 오류로 이번 주 안심콜이 시작되지 않았습니다. 전자우편의 이유를 확인해 주세요.",
+        )
+        log_event(
+            log,
+            "campaign_cannot_run",
+            level=logging.ERROR,
+            campaign=name,
+            week=week,
+            open_run=open_run,
+            problems=problems,
+            officers_told=officers,
+        )
 
     def _raw_campaign(self, name: str) -> dict:
         try:
@@ -133,7 +157,9 @@ class Scheduler:
     def poll_weather(self, now: datetime) -> None:
         """Every [weather] poll_minutes: new advisories for the office's regions launch their checks (weather.py)."""
         settings = self.services.instance.settings.weather
-        if not settings.enabled or (self._weather_polled_at and now - self._weather_polled_at < timedelta(minutes=settings.poll_minutes)):
+        if not settings.enabled or (
+            self._weather_polled_at and now - self._weather_polled_at < timedelta(minutes=settings.poll_minutes)
+        ):
             return
         self._weather_polled_at = now
         try:
@@ -142,40 +168,71 @@ class Scheduler:
         except SafeCallError as exc:  # the next poll tries again; the week's calls go on
             log_event(log, "weather_poll_failed", level=logging.ERROR, error=str(exc))
 
-    def launch_if_due(self, definition: CampaignDef, now: datetime, campaigns: dict[str, CampaignDef] | None = None) -> None:
+    def launch_if_due(
+        self, definition: CampaignDef, now: datetime, campaigns: dict[str, CampaignDef] | None = None
+    ) -> None:
         calendar = definition.calendar(self.services.instance)
         for week in weeks_due(self.services.db, definition, calendar.tz, now):
             try:
-                run, created = launch_run(self.services.db, definition, calendar, now=now, week=week,
-                                          order=self.services.first_call_order(definition, not self.dial, campaigns.values() if campaigns else None),
-                                          rules=self.services.rules_snapshot(definition.name))
+                run, created = launch_run(
+                    self.services.db,
+                    definition,
+                    calendar,
+                    now=now,
+                    week=week,
+                    order=self.services.first_call_order(
+                        definition, not self.dial, campaigns.values() if campaigns else None
+                    ),
+                    rules=self.services.rules_snapshot(definition.name),
+                )
             except NoCallingDayError as exc:
                 self._report_no_calling_day(definition, week, exc, now)
                 continue
             if created:
                 slot = weekly_slot(week, definition.schedule.weekday, definition.schedule.start, calendar.tz)
-                log_event(log, "run_launched", campaign=definition.name, run=run.id, week=run.week_start,
-                          first_call=run.first_call_at, late=(now - slot).total_seconds() > 120)
+                log_event(
+                    log,
+                    "run_launched",
+                    campaign=definition.name,
+                    run=run.id,
+                    week=run.week_start,
+                    first_call=run.first_call_at,
+                    late=(now - slot).total_seconds() > 120,
+                )
 
-    def _report_no_calling_day(self, definition: CampaignDef, week: date, exc: NoCallingDayError, now: datetime) -> None:
+    def _report_no_calling_day(
+        self, definition: CampaignDef, week: date, exc: NoCallingDayError, now: datetime
+    ) -> None:
         """The officers are told once (a notification keyed by campaign and week), and the log says it once per
         process, not on every tick."""
         if (definition.name, week) in self._no_calling_day:
             return
         self._no_calling_day.add((definition.name, week))
         officers = notify_officers(
-            self.services.db, self.services.instance.settings, definition.targets.teams,
-            key=f"officer-no-calling-day:{definition.name}:{week}", now=now,
+            self.services.db,
+            self.services.instance.settings,
+            definition.targets.teams,
+            key=f"officer-no-calling-day:{definition.name}:{week}",
+            now=now,
             body=f"[안심콜] 캠페인 {definition.name}의 {week} 주간 통화를 시작하지 못했습니다. 통화할 수 있는 날이 "
-                 f"{FIRST_CALL_HORIZON.days}일 안에 없습니다. campaigns/{definition.name}.toml의 통화 시간대(window: 요일, 시간)와 "
-                 f"공휴일 설정(skip_holidays)을 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.")
-        log_event(log, "no_calling_day", level=logging.ERROR, campaign=definition.name, week=week, reason=exc.summary,
-                  officers_told=officers)
-
+            f"{FIRST_CALL_HORIZON.days}일 안에 없습니다. campaigns/{definition.name}.toml의 통화 시간대(window: 요일, 시간)와 "
+            f"공휴일 설정(skip_holidays)을 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
+        )
+        log_event(
+            log,
+            "no_calling_day",
+            level=logging.ERROR,
+            campaign=definition.name,
+            week=week,
+            reason=exc.summary,
+            officers_told=officers,
+        )
 
     def dial_open_runs(self, campaigns: dict[str, CampaignDef]) -> None:
         """One dialer per trunk the valid campaigns use, each over every open run on it (in its own thread)."""
-        for trunk_name in sorted({definition.trunk or self.services.instance.trunks.default for definition in campaigns.values()}):
+        for trunk_name in sorted(
+            {definition.trunk or self.services.instance.trunks.default for definition in campaigns.values()}
+        ):
             thread = self._threads.get(trunk_name)
             if thread and thread.is_alive():
                 continue
@@ -183,7 +240,9 @@ class Scheduler:
                 self._dialing[trunk_name] = TrunkDialing(self.services, trunk_name, campaigns=lambda: self._campaigns)
             dialing = self._dialing[trunk_name]
             if self.threaded:
-                thread = threading.Thread(target=dialing.dial_until_idle, args=(self.stop,), name=f"dialer-{trunk_name}", daemon=True)
+                thread = threading.Thread(
+                    target=dialing.dial_until_idle, args=(self.stop,), name=f"dialer-{trunk_name}", daemon=True
+                )
                 self._threads[trunk_name] = thread
                 thread.start()
             else:
@@ -211,10 +270,21 @@ class Scheduler:
         campaigns = self.campaigns()
         for definition in campaigns.values():
             channels = self.services.campaign_channels(definition, not self.dial, campaigns.values())
-            warning = capacity_warning(self.services.db, definition, definition.calendar(self.services.instance),
-                                       now=self.services.now(), channels=channels)
+            warning = capacity_warning(
+                self.services.db,
+                definition,
+                definition.calendar(self.services.instance),
+                now=self.services.now(),
+                channels=channels,
+            )
             if warning:
-                log_event(log, "campaign_cannot_finish_in_week", level=logging.WARNING, campaign=definition.name, detail=warning)
+                log_event(
+                    log,
+                    "campaign_cannot_finish_in_week",
+                    level=logging.WARNING,
+                    campaign=definition.name,
+                    detail=warning,
+                )
 
     def _safe_tick(self) -> None:
         try:

@@ -8,9 +8,9 @@ use and stopped once, by `close`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterable
 
 from safecall.campaign import CampaignDef, check_campaign, list_campaigns, load_campaign
 from safecall.clock import Clock
@@ -34,7 +34,7 @@ class Services:
     _trunks_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, instance: Instance, clock: Clock, check_schema: bool = True) -> "Services":
+    def open(cls, instance: Instance, clock: Clock, check_schema: bool = True) -> Services:
         """`check_schema` False for the commands that look at or upgrade an older database (doctor, db)."""
         db = Database(instance.database_url(), busy_timeout=instance.settings.sqlite_busy_timeout_seconds)
         if check_schema:
@@ -53,7 +53,9 @@ class Services:
     def campaign_rules(self, name: str) -> CampaignRules:
         """The campaign's rules as its files say now; a run dials and settles by its own (`lifecycle.rules_of_run`)."""
         definition = self.campaign(name)
-        return CampaignRules(definition, definition.calendar(self.instance), load_flow(self.instance.ivr_dir, definition.ivr_flow))
+        return CampaignRules(
+            definition, definition.calendar(self.instance), load_flow(self.instance.ivr_dir, definition.ivr_flow)
+        )
 
     def rules_snapshot(self, name: str) -> str:
         """The campaign's rules as a run launched now keeps them (validated: an invalid campaign is an InputError)."""
@@ -76,8 +78,13 @@ class Services:
     def build_trunk(self, name: str | None = None, clock: Clock | None = None) -> Trunk:
         """A new, started trunk; the caller closes it. Most callers want `trunk`, the shared one."""
         config = self.instance.trunk(name)
-        return trunk_kind(config.type).build(config, clock=clock or self.clock, sink=self.lifecycle,
-                                             environ=self.instance.environ, root=self.instance.root)
+        return trunk_kind(config.type).build(
+            config,
+            clock=clock or self.clock,
+            sink=self.lifecycle,
+            environ=self.instance.environ,
+            root=self.instance.root,
+        )
 
     def trunk(self, name: str | None = None) -> Trunk:
         """This process's one started trunk of that name (default: the default trunk), shared by every run."""
@@ -87,8 +94,13 @@ class Services:
                 self.trunks[name] = self.build_trunk(name)
             return self.trunks[name]
 
-    def dialer(self, campaign: CampaignDef | None = None, clock: Clock | None = None, trunk_name: str | None = None,
-               worker: str | None = None) -> Dialer:
+    def dialer(
+        self,
+        campaign: CampaignDef | None = None,
+        clock: Clock | None = None,
+        trunk_name: str | None = None,
+        worker: str | None = None,
+    ) -> Dialer:
         """The dialer on a trunk: `trunk_name`, else the campaign's, else the default.
 
         With `clock` (virtual time for a drill on the simulated trunk) the dialer gets a trunk of its own on
@@ -98,15 +110,17 @@ class Services:
         trunk = self.build_trunk(name, clock) if clock is not None else self.trunk(name)
         return Dialer(self.db, trunk, clock or self.clock, self.lifecycle, worker=worker)
 
-    def first_call_order(self, campaign: CampaignDef, every_trunk: bool = False,
-                         campaigns: Iterable[CampaignDef] | None = None) -> FirstCallOrder | None:
+    def first_call_order(
+        self, campaign: CampaignDef, every_trunk: bool = False, campaigns: Iterable[CampaignDef] | None = None
+    ) -> FirstCallOrder | None:
         """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels."""
         if campaign.schedule.first_calls != "history":
             return None
         return FirstCallOrder.for_channels(self.campaign_channels(campaign, every_trunk, campaigns))
 
-    def campaign_channels(self, campaign: CampaignDef, every_trunk: bool = False,
-                          campaigns: Iterable[CampaignDef] | None = None) -> float:
+    def campaign_channels(
+        self, campaign: CampaignDef, every_trunk: bool = False, campaigns: Iterable[CampaignDef] | None = None
+    ) -> float:
         """The campaign's share of the channels: its trunk's, shared with the other campaigns on it.
 
         `every_trunk`: dialled by workers on every trunk (scheduler --no-dial), shared by every campaign.
@@ -121,13 +135,21 @@ class Services:
         return trunks.trunks[name].channels / max(1, sharing)
 
     def _definitions(self) -> list[CampaignDef]:
-        return [definition for name in list_campaigns(self.instance)
-                for definition, problems in [check_campaign(self.instance, name)] if definition and not problems]
+        return [
+            definition
+            for name in list_campaigns(self.instance)
+            for definition, problems in [check_campaign(self.instance, name)]
+            if definition and not problems
+        ]
 
     def check_trunk(self, name: str | None, flow_name: str = "safe-call", wait_seconds: float = 10) -> list[Check]:
         config = self.instance.trunk(name)
-        return trunk_kind(config.type).check(config, environ=self.instance.environ,
-                                             flow=load_flow(self.instance.ivr_dir, flow_name), wait_seconds=wait_seconds)
+        return trunk_kind(config.type).check(
+            config,
+            environ=self.instance.environ,
+            flow=load_flow(self.instance.ivr_dir, flow_name),
+            wait_seconds=wait_seconds,
+        )
 
     def close_trunks(self) -> None:
         with self._trunks_lock:

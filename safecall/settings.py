@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,9 +70,11 @@ class DeliverySettings(Strict):
     attachment_password: SecretRef | None = None
 
     @model_validator(mode="after")
-    def _password_for_attachments(self) -> "DeliverySettings":
+    def _password_for_attachments(self) -> DeliverySettings:
         if self.attachments and self.attachment_password is None:
-            raise ValueError(Message(N_('attachments = true needs attachment_password = { env = "..." } (or { file = "..." })')))
+            raise ValueError(
+                Message(N_('attachments = true needs attachment_password = { env = "..." } (or { file = "..." })'))
+            )
         return self
 
 
@@ -115,11 +118,22 @@ class SafetyClockSettings(Strict):
     safety_check_after_hours: float = Field(default=48, ge=1, le=24 * 14)
 
     @model_validator(mode="after")
-    def _rising(self) -> "SafetyClockSettings":
-        hours = [self.guardian_after_hours, self.officer_after_hours, self.team_lead_after_hours, self.safety_check_after_hours]
+    def _rising(self) -> SafetyClockSettings:
+        hours = [
+            self.guardian_after_hours,
+            self.officer_after_hours,
+            self.team_lead_after_hours,
+            self.safety_check_after_hours,
+        ]
         if hours != sorted(hours):
-            raise ValueError(Message(N_("the rungs must come in order: guardian_after_hours <= officer_after_hours <= "
-                                        "team_lead_after_hours <= safety_check_after_hours")))
+            raise ValueError(
+                Message(
+                    N_(
+                        "the rungs must come in order: guardian_after_hours <= officer_after_hours <= "
+                        "team_lead_after_hours <= safety_check_after_hours"
+                    )
+                )
+            )
         return self
 
 
@@ -156,7 +170,13 @@ class SmsSettings(Strict):
     @classmethod
     def _no_gateway(cls, value):
         if value == "email_gateway":
-            raise ValueError(Message(N_('email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)')))
+            raise ValueError(
+                Message(
+                    N_(
+                        'email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)'
+                    )
+                )
+            )
         return value
 
     _korean_number = field_validator("callback_number", "sender", "duty_officer")(korean_number)
@@ -166,16 +186,18 @@ class SmsSettings(Strict):
     def _https_or_loopback(cls, value: str) -> str:
         parts = urlsplit(value)
         # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
-        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+        ):
             raise ValueError(Message(N_("{value!r} must be an https:// URL"), value=value))
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _complete(self) -> "SmsSettings":
+    def _complete(self) -> SmsSettings:
         if self.provider == "solapi":
             missing = [k for k in ("api_key", "api_secret", "sender", "callback_number") if getattr(self, k) is None]
             if missing:
-                raise ValueError(Message(N_("provider solapi needs {missing}"), missing=', '.join(missing)))
+                raise ValueError(Message(N_("provider solapi needs {missing}"), missing=", ".join(missing)))
         if self.provider == "twilio" and not self.twilio_trunk:
             raise ValueError(Message(N_("twilio_trunk must name a twilio trunk for provider twilio")))
         if self.alimtalk and self.provider != "solapi":
@@ -221,7 +243,9 @@ class CheckinSettings(Strict):
 
 class SignalSettings(Strict):
     # A signal at or above its kind's threshold flags the person for an ad-hoc check call.
-    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8})
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: {"power": 0.8, "telecom": 0.8, "app": 0.8}
+    )
 
 
 class WeatherSettings(Strict):
@@ -240,7 +264,7 @@ class WeatherSettings(Strict):
     _https_or_loopback = field_validator("base_url")(SmsSettings._https_or_loopback.__func__)
 
     @model_validator(mode="after")
-    def _complete(self) -> "WeatherSettings":
+    def _complete(self) -> WeatherSettings:
         if self.enabled and not (self.campaign and self.regions and self.api_key):
             raise ValueError(Message(N_('enabled = true needs campaign, regions and api_key = { env = "..." }')))
         return self
@@ -293,7 +317,7 @@ class Settings(Strict):
         return value
 
     @model_validator(mode="after")
-    def _teams_distinct(self) -> "Settings":
+    def _teams_distinct(self) -> Settings:
         seen_names: set[str] = set()
         owner_of_dong: dict[str, str] = {}
         for team in self.teams:
@@ -302,7 +326,14 @@ class Settings(Strict):
             seen_names.add(team.name)
             for dong in team.dongs:
                 if dong in owner_of_dong:
-                    raise ValueError(Message(N_("dong {dong!r} belongs to both {owner!r} and {other!r}"), dong=dong, owner=owner_of_dong[dong], other=team.name))
+                    raise ValueError(
+                        Message(
+                            N_("dong {dong!r} belongs to both {owner!r} and {other!r}"),
+                            dong=dong,
+                            owner=owner_of_dong[dong],
+                            other=team.name,
+                        )
+                    )
                 owner_of_dong[dong] = team.name
         return self
 
@@ -316,9 +347,11 @@ class TrunksFile(Strict):
     trunks: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _default_exists(self) -> "TrunksFile":
+    def _default_exists(self) -> TrunksFile:
         if self.default not in self.trunks:
-            raise ValueError(Message(N_("default trunk {default!r} is not defined under [trunks]"), default=self.default))
+            raise ValueError(
+                Message(N_("default trunk {default!r} is not defined under [trunks]"), default=self.default)
+            )
         return self
 
 
@@ -362,7 +395,7 @@ class Instance:
             url = url.resolve(self.environ)
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            url = prefix + str((self.root / url[len(prefix):]).absolute())
+            url = prefix + str((self.root / url[len(prefix) :]).absolute())
         return url
 
     def trunk(self, name: str | None = None):
@@ -371,7 +404,12 @@ class Instance:
             return self.trunks.trunks[name]
         except KeyError:
             known = ", ".join(sorted(self.trunks.trunks)) or "none"
-            raise ConfigError(N_("{file}: no trunk named {name!r} (defined: {known})"), file=self.config_dir / 'trunks.toml', name=name, known=known) from None
+            raise ConfigError(
+                N_("{file}: no trunk named {name!r} (defined: {known})"),
+                file=self.config_dir / "trunks.toml",
+                name=name,
+                known=known,
+            ) from None
 
 
 def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Instance:
@@ -380,12 +418,18 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
     trunks_path = root / "config" / "trunks.toml"
     if not settings_path.exists():
         raise ConfigError(
-            N_("{path}: file not found. Create an instance with 'safecall init DIR' and select it with --config DIR or {variable}.")
-        , path=settings_path, variable=CONFIG_ENV)
+            N_(
+                "{path}: file not found. Create an instance with 'safecall init DIR' and select it with --config DIR or {variable}."
+            ),
+            path=settings_path,
+            variable=CONFIG_ENV,
+        )
     settings = parse_model(Settings, read_toml(settings_path), settings_path)
     raw_trunks = read_toml(trunks_path)
     if isinstance(raw_trunks.get("trunks"), dict):  # each table by its kind's own model, before the file as a whole
-        raw_trunks["trunks"] = {name: parse_trunk(name, data, trunks_path) for name, data in raw_trunks["trunks"].items()}
+        raw_trunks["trunks"] = {
+            name: parse_trunk(name, data, trunks_path) for name, data in raw_trunks["trunks"].items()
+        }
     trunks = parse_model(TrunksFile, raw_trunks, trunks_path)
     return Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=environ)
 
@@ -410,9 +454,16 @@ def scaffold_instance(target: Path) -> list[Path]:
 def _masked(model: BaseModel | None) -> dict[str, Any] | None:
     if model is None:
         return None
-    return {key: (f"<secret {value.describe()}>" if isinstance(value, SecretRef)
-                  else _masked(value) if isinstance(value, BaseModel) else value)
-            for key, value in ((k, getattr(model, k)) for k in type(model).model_fields)}
+    return {
+        key: (
+            f"<secret {value.describe()}>"
+            if isinstance(value, SecretRef)
+            else _masked(value)
+            if isinstance(value, BaseModel)
+            else value
+        )
+        for key, value in ((k, getattr(model, k)) for k in type(model).model_fields)
+    }
 
 
 def show_settings(instance: Instance) -> dict[str, Any]:

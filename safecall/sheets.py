@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 

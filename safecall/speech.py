@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import TYPE_CHECKING, Literal
 
 from safecall.domain import Disposition
 
@@ -46,14 +47,14 @@ class Verdict:
 _LOADING = threading.Lock()
 
 
-def analyser() -> "Kiwi":
+def analyser() -> Kiwi:
     """The Korean morphological analyser, loaded on first use (it takes seconds; `safecall --help` must not wait)."""
     with _LOADING:
         return _loaded_analyser()
 
 
 @lru_cache(maxsize=1)
-def _loaded_analyser() -> "Kiwi":
+def _loaded_analyser() -> Kiwi:
     from kiwipiepy import Kiwi
 
     kiwi = Kiwi()
@@ -92,8 +93,18 @@ _PRESENT = {("있", "V"), ("많", "V"), ("생기", "V")}
 _LACKING = {("없", "V"), ("떨어지", "V"), ("모자라", "V"), ("부족", "N"), ("부족하", "V")}
 _NO_WORDS = {("아니요", "I"), ("아뇨", "I"), ("아니", "I"), ("아니오", "I"), ("아니", "M")}
 # Question words: whoever asks one is not answering (누구세요, 뭐라고요, 어디세요).
-_QUESTION_WORDS = {("누구", "N"), ("뭐", "N"), ("무엇", "N"), ("어디", "N"), ("무슨", "M"), ("어느", "M"),
-                   ("왜", "M"), ("언제", "N"), ("어떻게", "M"), ("웬", "M")}
+_QUESTION_WORDS = {
+    ("누구", "N"),
+    ("뭐", "N"),
+    ("무엇", "N"),
+    ("어디", "N"),
+    ("무슨", "M"),
+    ("어느", "M"),
+    ("왜", "M"),
+    ("언제", "N"),
+    ("어떻게", "M"),
+    ("웬", "M"),
+}
 _QUESTION_ENDINGS = ("까", "나요", "니", "냐", "는가", "ᆫ가", "은가", "ᆫ가요", "을까")
 # What turns a statement of being well into less than one: the past ("괜찮았어요", "맞았어요" is also "I was
 # hit"), a guess or a wish ("괜찮겠죠", "괜찮을 거예요", "괜찮았으면"), a duty or a promise ("잘 지내야죠",
@@ -101,11 +112,44 @@ _QUESTION_ENDINGS = ("까", "나요", "니", "냐", "는가", "ᆫ가", "은가"
 # "괜찮대요", "괜찮으시대요"), or a bound
 # noun that hedges ("괜찮은 척해요", "괜찮은 편이에요").
 _HEDGE_EP = ("었", "았", "였", "겠", "ᆻ")
-_HONORIFIC = ("시", "으시", "세요", "으세요", "셔", "으셔", "십", "으십")  # not of oneself: "괜찮으세요", "괜찮으시대요"
+_HONORIFIC = (
+    "시",
+    "으시",
+    "세요",
+    "으세요",
+    "셔",
+    "으셔",
+    "십",
+    "으십",
+)  # not of oneself: "괜찮으세요", "괜찮으시대요"
 _HEDGE_ETM = ("을", "ᆯ", "ㄹ")
 _HEDGE_EC = ("면", "으면", "어야", "아야", "야", "다고", "라고", "자고", "냐고", "다는", "라는")
-_HEDGE_EF = ("어야", "아야", "야죠", "ᆯ게", "을게", "ᆯ걸", "을걸", "ᆯ래", "을래", "다더", "대", "ᆫ대", "는대", "래",
-             "답니", "ᆫ답", "는답", "단다", "ᆫ단다", "더라", "ᆫ데", "는데", "은데", "던데")  # 괜찮은데요: "..., but"
+_HEDGE_EF = (
+    "어야",
+    "아야",
+    "야죠",
+    "ᆯ게",
+    "을게",
+    "ᆯ걸",
+    "을걸",
+    "ᆯ래",
+    "을래",
+    "다더",
+    "대",
+    "ᆫ대",
+    "는대",
+    "래",
+    "답니",
+    "ᆫ답",
+    "는답",
+    "단다",
+    "ᆫ단다",
+    "더라",
+    "ᆫ데",
+    "는데",
+    "은데",
+    "던데",
+)  # 괜찮은데요: "..., but"
 _HEDGE_JX = ("는", "ᆫ", "은")
 _HEDGE_NNB = ("척", "체", "편", "듯", "줄", "뻔", "리", "수", "셈", "모양", "터", "양")
 
@@ -124,7 +168,7 @@ def _morphemes(text: str) -> tuple[list[Morpheme], list]:
         tag = token.tag.split("-")[0]  # VV-I (irregular) is a VV
         kind = _kind(tag)
         if kind:
-            content.append(Morpheme(token.form, kind, tag, text[token.start:token.end], at))
+            content.append(Morpheme(token.form, kind, tag, text[token.start : token.end], at))
     return content, tokens
 
 
@@ -171,7 +215,7 @@ def _match(pattern, words: list[Morpheme], i: int, skippable: set) -> tuple[int,
     return j, tuple(negators)
 
 
-def _claims(answers: "SpeechAnswers", words: list[Morpheme], skippable: set) -> list[_Claim]:
+def _claims(answers: SpeechAnswers, words: list[Morpheme], skippable: set) -> list[_Claim]:
     keys = [(w.form, w.kind) for w in words]
     found = []
     for rank, name in enumerate(_LISTS):
@@ -193,15 +237,15 @@ def _claims(answers: "SpeechAnswers", words: list[Morpheme], skippable: set) -> 
     taken = [False] * len(words)
     claims = []
     for _, _, _, claim in sorted(found, key=lambda f: f[:3]):
-        if not any(taken[claim.start:claim.end]):
-            taken[claim.start:claim.end] = [True] * (claim.end - claim.start)
+        if not any(taken[claim.start : claim.end]):
+            taken[claim.start : claim.end] = [True] * (claim.end - claim.start)
             claims.append(claim)
     return sorted(claims, key=lambda c: c.start)
 
 
 def _hedge(word: Morpheme, tokens: list) -> str | None:
     """What, in the endings after `word`, keeps it from being a plain statement (see _HEDGE_*), or None."""
-    for token in tokens[word.at + 1:]:
+    for token in tokens[word.at + 1 :]:
         tag, form = token.tag.split("-")[0], token.form
         if tag == "NNB":
             if form in _HEDGE_NNB:
@@ -210,11 +254,22 @@ def _hedge(word: Morpheme, tokens: list) -> str | None:
             if word.form in ("마", "말"):
                 continue  # 걱정 마세요, 마시고요: said to the caller, by the person
             return f"'{word}' 뒤의 '{form}'"  # 괜찮으세요, 잘 지내세요: asked or wished, or someone else
-        elif tag in ("EC", "EF") and form.endswith(("지만", "만", "는데", "ᆫ데", "은데")) or tag == "JX" and form == "만":
+        elif (
+            tag in ("EC", "EF") and form.endswith(("지만", "만", "는데", "ᆫ데", "은데")) or tag == "JX" and form == "만"
+        ):
             return f"'{word}' 뒤의 '{form}'"  # 괜찮습니다만: "..., but"
-        elif tag == "EP" and form.startswith(_HEDGE_EP) or tag == "ETM" and form in _HEDGE_ETM \
-                or tag == "EC" and form.startswith(_HEDGE_EC) or tag == "EF" and form.startswith(_HEDGE_EF) \
-                or tag == "JX" and form in _HEDGE_JX:
+        elif (
+            tag == "EP"
+            and form.startswith(_HEDGE_EP)
+            or tag == "ETM"
+            and form in _HEDGE_ETM
+            or tag == "EC"
+            and form.startswith(_HEDGE_EC)
+            or tag == "EF"
+            and form.startswith(_HEDGE_EF)
+            or tag == "JX"
+            and form in _HEDGE_JX
+        ):
             return f"'{word}' 뒤의 '{form}'"
         elif not tag.startswith(("E", "J", "XS", "VCP", "VX")):
             return None  # the next word: its endings are its own
@@ -225,7 +280,7 @@ def _quote(words: Iterable[Morpheme]) -> str:
     return " ".join(str(w) for w in words)
 
 
-def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
+def judge(answers: SpeechAnswers, text: str, confidence: float) -> Verdict:
     """What the answer `text`, heard with `confidence` (0..1), means under the flow's `answers`."""
     if not isinstance(confidence, (int, float)) or math.isnan(confidence) or not 0 <= confidence <= 1:
         return Verdict("unclear", f"인식 신뢰도 {confidence!r}: 0~1 사이의 값이 아님")
@@ -245,20 +300,26 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
 
     def negator_before(i: int) -> int | None:
         j = i - 1
-        if j >= 0 and not used[j] and (words[j].form, words[j].kind) in _PRE_NEGATORS \
-                and not any(t.tag in ("EF", "SF") for t in tokens[words[j].at + 1:words[i].at]):
+        if (
+            j >= 0
+            and not used[j]
+            and (words[j].form, words[j].kind) in _PRE_NEGATORS
+            and not any(t.tag in ("EF", "SF") for t in tokens[words[j].at + 1 : words[i].at])
+        ):
             return j
         return None
 
     def word_after(end: int) -> int | None:
         """The next content morpheme, past bound nouns and adverbs the flow calls neutral (거, 것, 다, 하나도)."""
         j = end
-        while j < len(words) and (words[j].tag == "NNB" or words[j].tag in ("MAG", "NR") and (words[j].form, words[j].kind) in neutral):
+        while j < len(words) and (
+            words[j].tag == "NNB" or words[j].tag in ("MAG", "NR") and (words[j].form, words[j].kind) in neutral
+        ):
             j += 1
         if j >= len(words) or used[j] or end == 0:
             return None
         # Only within the clause: "괜찮아요. 아닙니다" is two answers, not a negated 괜찮다.
-        between = tokens[words[end - 1].at + 1:words[j].at]
+        between = tokens[words[end - 1].at + 1 : words[j].at]
         return None if any(t.tag in ("EF", "SF") for t in between) else j
 
     def negator_after(end: int) -> int | None:
@@ -272,28 +333,44 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
 
     claimed_by: list[str | None] = [None] * len(words)
     for claim in _claims(answers, words, skippable):
-        if any(used[claim.start:claim.end]):
+        if any(used[claim.start : claim.end]):
             continue
-        used[claim.start:claim.end] = [True] * (claim.end - claim.start)
-        claimed_by[claim.start:claim.end] = [claim.list] * (claim.end - claim.start)
-        said = _quote(words[claim.start:claim.end])
+        used[claim.start : claim.end] = [True] * (claim.end - claim.start)
+        claimed_by[claim.start : claim.end] = [claim.list] * (claim.end - claim.start)
+        said = _quote(words[claim.start : claim.end])
         if claim.list == "risk":
             risk.append(said)
             continue
         negators = []
-        if claim.list in (Disposition.HELP_REQUESTED, Disposition.ACKNOWLEDGED, "activities"):  # what negation turns around
-            negators = [j for j in (negator_before(claim.start), *claim.negators, negator_after(claim.end)) if j is not None]
+        if claim.list in (
+            Disposition.HELP_REQUESTED,
+            Disposition.ACKNOWLEDGED,
+            "activities",
+        ):  # what negation turns around
+            negators = [
+                j for j in (negator_before(claim.start), *claim.negators, negator_after(claim.end)) if j is not None
+            ]
         for j in negators:
             used[j] = True
         negated = len(negators) % 2 == 1
         if len(negators) == 2:
             unclear.append(f"이중 부정 '{said}'")
-        elif claim.list == Disposition.ACKNOWLEDGED and negated and all(w.kind == "I" or w.tag == "NP" for w in words[claim.start:claim.end]):
+        elif (
+            claim.list == Disposition.ACKNOWLEDGED
+            and negated
+            and all(w.kind == "I" or w.tag == "NP" for w in words[claim.start : claim.end])
+        ):
             unclear.append(f"긍정과 부정이 함께: '{said}'")  # 네 아니에요
-        elif claim.list == Disposition.HELP_REQUESTED and not negated and (j := word_after(claim.end)) is not None \
-                and (words[j].form, words[j].kind) in _ABSENT:
+        elif (
+            claim.list == Disposition.HELP_REQUESTED
+            and not negated
+            and (j := word_after(claim.end)) is not None
+            and (words[j].form, words[j].kind) in _ABSENT
+        ):
             used[j] = True
-            unclear.append(f"'{said} {words[j]}'")  # 필요 없어요: not a call for help, and not a statement of being well
+            unclear.append(
+                f"'{said} {words[j]}'"
+            )  # 필요 없어요: not a call for help, and not a statement of being well
         elif claim.list == Disposition.HELP_REQUESTED:
             hedge = negated and next(filter(None, (_hedge(words[k], tokens) for k in (claim.end - 1, *negators))), None)
             if hedge:
@@ -330,12 +407,16 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
             unclear.append(f"'{said}'")
         # neutral: neither helps nor hurts
     if risk:
-        return Verdict("help_requested", f"위험 발언: {', '.join(repr(r) for r in risk)}"
-                       + (f"; 도움 요청: {', '.join(help_)}" if help_ else ""), risk=True)
+        return Verdict(
+            "help_requested",
+            f"위험 발언: {', '.join(repr(r) for r in risk)}" + (f"; 도움 요청: {', '.join(help_)}" if help_ else ""),
+            risk=True,
+        )
     if help_:
         return Verdict("help_requested", f"도움 요청: {', '.join(help_)}")
     question = any(t.tag == "SF" and t.form == "?" for t in tokens) or any(
-        t.tag == "EF" and t.form.endswith(_QUESTION_ENDINGS) for t in tokens)
+        t.tag == "EF" and t.form.endswith(_QUESTION_ENDINGS) for t in tokens
+    )
     for i, w in enumerate(words):
         if used[i]:
             continue
@@ -349,8 +430,12 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
     # A contrastive topic on a neutral noun says "this, but not that": "지금은 괜찮아요", "몸은 괜찮아요".
     # (저는, 나는: a pronoun takes 는 as a plain topic.)
     for i, w in enumerate(words):
-        if claimed_by[i] in (None, "neutral") and w.kind == "N" and w.tag != "NP" \
-                and (w.at + 1 < len(tokens) and tokens[w.at + 1].tag == "JX" and tokens[w.at + 1].form in _HEDGE_JX):
+        if (
+            claimed_by[i] in (None, "neutral")
+            and w.kind == "N"
+            and w.tag != "NP"
+            and (w.at + 1 < len(tokens) and tokens[w.at + 1].tag == "JX" and tokens[w.at + 1].form in _HEDGE_JX)
+        ):
             unclear.append(f"대조: '{w}{tokens[w.at + 1].form}'")
     last = next((t for t in reversed(tokens) if not t.tag.startswith(("S", "J"))), None)
     if last is not None and (last.tag == "MAJ" or last.tag == "EC" and last.form.endswith(("데", "지만"))):
@@ -358,8 +443,11 @@ def judge(answers: "SpeechAnswers", text: str, confidence: float) -> Verdict:
     # An answer that ends on a noun, an adverb or a sigh the flow only calls neutral ("네 허리가", "네 너무",
     # "네 아이고") was cut off, or points to trouble: neutral words are neutral beside a statement, not in place of one.
     end = words[-1]
-    if claimed_by[-1] in (None, "neutral") and end.kind in ("N", "M", "I") and not any(
-            t.tag.startswith(("E", "XSV", "XSA", "VCP")) for t in tokens[end.at + 1:]):
+    if (
+        claimed_by[-1] in (None, "neutral")
+        and end.kind in ("N", "M", "I")
+        and not any(t.tag.startswith(("E", "XSV", "XSA", "VCP")) for t in tokens[end.at + 1 :])
+    ):
         unclear.append(f"말이 끝나지 않음: '{end}'")
     if question:
         unclear.insert(0, "질문")

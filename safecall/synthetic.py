@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
 
 # Edits to the shipped campaign for drills in real (or accelerated) time: a calling window that is always
 # open, retries at once, and every first call due at the start.
@@ -40,14 +40,48 @@ def simulated_pbxs_toml(count: int, channels: int, calls_per_second: float, *ext
     """trunks.toml for `count` simulated PBXs named pbx1..pbxN (one dialer worker each); `extra` lines go in each."""
     lines = ['default = "pbx1"']
     for index in range(1, count + 1):
-        lines += [f"[trunks.pbx{index}]", 'type = "simulated"', f"channels = {channels}",
-                  f"calls_per_second = {calls_per_second}", "seed = 11", *extra]
+        lines += [
+            f"[trunks.pbx{index}]",
+            'type = "simulated"',
+            f"channels = {channels}",
+            f"calls_per_second = {calls_per_second}",
+            "seed = 11",
+            *extra,
+        ]
     return "\n".join(lines) + "\n"
 
 
 SURNAMES = "김이박최정강조윤장임한오서신권황안송류홍"
-GIVEN = ["영수", "순자", "정숙", "영희", "옥순", "광수", "말순", "영호", "정자", "춘자", "상철", "복순", "용수", "금자", "재호", "명숙"]
-HEADER = ["성명", "전화번호", "보조연락처", "주소", "행정동", "생년월일", "보호자 성명", "보호자 연락처", "동의일자", "위험도"]
+GIVEN = [
+    "영수",
+    "순자",
+    "정숙",
+    "영희",
+    "옥순",
+    "광수",
+    "말순",
+    "영호",
+    "정자",
+    "춘자",
+    "상철",
+    "복순",
+    "용수",
+    "금자",
+    "재호",
+    "명숙",
+]
+HEADER = [
+    "성명",
+    "전화번호",
+    "보조연락처",
+    "주소",
+    "행정동",
+    "생년월일",
+    "보호자 성명",
+    "보호자 연락처",
+    "동의일자",
+    "위험도",
+]
 
 
 def synthetic_people(count: int, dongs: list[str], seed: int = 7) -> Iterator[list[str]]:

@@ -15,9 +15,10 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import Any
 from xml.etree import ElementTree
 
 from safecall.errors import InputError
@@ -77,7 +78,9 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limits = LIMITS, header_hint: str = "") -> Table:
+def read_table(
+    path: Path, is_header: Callable[[list[str]], bool], limits: Limits = LIMITS, header_hint: str = ""
+) -> Table:
     """The first sheet whose header row `is_header` accepts (within the first rows). Blank rows are skipped.
 
     A file of one sheet without such a row takes its first row of two or more cells as the header, so that the
@@ -106,12 +109,29 @@ def read_table(path: Path, is_header: Callable[[list[str]], bool], limits: Limit
     if named:
         sheets_named = ", ".join(repr(name) for name, _ in sheets)
         if header_hint:
-            raise InputError(N_("{path}: no header row in the first {rows} rows in any sheet ({sheets}); "
-                                "the header names the columns, e.g. {hint}"), path=path, rows=rows, sheets=sheets_named, hint=header_hint)
-        raise InputError(N_("{path}: no header row in the first {rows} rows in any sheet ({sheets})"), path=path, rows=rows, sheets=sheets_named)
+            raise InputError(
+                N_(
+                    "{path}: no header row in the first {rows} rows in any sheet ({sheets}); "
+                    "the header names the columns, e.g. {hint}"
+                ),
+                path=path,
+                rows=rows,
+                sheets=sheets_named,
+                hint=header_hint,
+            )
+        raise InputError(
+            N_("{path}: no header row in the first {rows} rows in any sheet ({sheets})"),
+            path=path,
+            rows=rows,
+            sheets=sheets_named,
+        )
     if header_hint:
-        raise InputError(N_("{path}: no header row in the first {rows} rows; the header names the columns, e.g. {hint}"),
-                         path=path, rows=rows, hint=header_hint)
+        raise InputError(
+            N_("{path}: no header row in the first {rows} rows; the header names the columns, e.g. {hint}"),
+            path=path,
+            rows=rows,
+            hint=header_hint,
+        )
     raise InputError(N_("{path}: no header row in the first {rows} rows"), path=path, rows=rows)
 
 
@@ -125,13 +145,24 @@ def _read_bytes(path: Path, limits: Limits) -> bytes:
             raise InputError(N_("{path}: not a regular file; give the roster's .xlsx or .csv file"), path=path)
         size = path.stat().st_size
         if size > limits.file_bytes:
-            raise InputError(N_("{path}: the file is {mib:.0f} MiB; SafeCall reads at most {most_mib} MiB (split it into several files)"), path=path, mib=size / MiB, most_mib=limits.file_bytes // MiB)
+            raise InputError(
+                N_(
+                    "{path}: the file is {mib:.0f} MiB; SafeCall reads at most {most_mib} MiB (split it into several files)"
+                ),
+                path=path,
+                mib=size / MiB,
+                most_mib=limits.file_bytes // MiB,
+            )
         with path.open("rb") as handle:
             data = handle.read(limits.file_bytes + 1)  # a device or a growing file stops here too
     except OSError as exc:
         raise InputError(N_("{path}: cannot be read ({reason})"), path=path, reason=exc.strerror or exc) from None
     if len(data) > limits.file_bytes:
-        raise InputError(N_("{path}: the file is larger than {most_mib} MiB; split it into several files"), path=path, most_mib=limits.file_bytes // MiB)
+        raise InputError(
+            N_("{path}: the file is larger than {most_mib} MiB; split it into several files"),
+            path=path,
+            most_mib=limits.file_bytes // MiB,
+        )
     if not data.strip():
         raise InputError(N_("{path}: the file is empty"), path=path)
     return data
@@ -157,26 +188,51 @@ def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
         record, number = records[index], index + 1
         if not any(_text(cell) for cell in record):
             continue
-        if len(record) > len(header) and any(_text(c) for c in record[len(header):]):
+        if len(record) > len(header) and any(_text(c) for c in record[len(header) :]):
             width = max(i for i, c in enumerate(record) if _text(c)) + 1
-            raise InputError(N_("{source}: row {number} has more cells ({width}) than the header ({header_cells})"), source=source, number=number, width=width, header_cells=len(header))
-        cells = list(record[:len(header)]) + [None] * (len(header) - len(record))
+            raise InputError(
+                N_("{source}: row {number} has more cells ({width}) than the header ({header_cells})"),
+                source=source,
+                number=number,
+                width=width,
+                header_cells=len(header),
+            )
+        cells = list(record[: len(header)]) + [None] * (len(header) - len(record))
         rows.append(TableRow(row=number, values=dict(zip(header, cells))))
     return Table(source=source, header=header, header_row=header_index + 1, rows=rows)
 
 
 def _check_cells(source: str, records: list[list[Any]], limits: Limits) -> None:
     if len(records) > limits.rows:
-        raise InputError(N_("{source}: {count} rows; SafeCall reads at most {most_rows} (split the file)"), source=source, count=len(records), most_rows=limits.rows)
+        raise InputError(
+            N_("{source}: {count} rows; SafeCall reads at most {most_rows} (split the file)"),
+            source=source,
+            count=len(records),
+            most_rows=limits.rows,
+        )
     for index, record in enumerate(records):
-        if len(record) > limits.columns and any(_text(c) for c in record[limits.columns:]):
-            raise InputError(N_("{source}: row {row} has {columns} columns; SafeCall reads at most {most_columns}"), source=source, row=index + 1, columns=len(record), most_columns=limits.columns)
+        if len(record) > limits.columns and any(_text(c) for c in record[limits.columns :]):
+            raise InputError(
+                N_("{source}: row {row} has {columns} columns; SafeCall reads at most {most_columns}"),
+                source=source,
+                row=index + 1,
+                columns=len(record),
+                most_columns=limits.columns,
+            )
         for column, cell in enumerate(record):
             if isinstance(cell, str) and len(cell) > limits.cell_chars:
-                raise InputError(N_("{source}: row {row}, column {column}: a cell of {length} characters; at most {most_chars}"), source=source, row=index + 1, column=column_letters(column + 1), length=len(cell), most_chars=limits.cell_chars)
+                raise InputError(
+                    N_("{source}: row {row}, column {column}: a cell of {length} characters; at most {most_chars}"),
+                    source=source,
+                    row=index + 1,
+                    column=column_letters(column + 1),
+                    length=len(cell),
+                    most_chars=limits.cell_chars,
+                )
 
 
 # ---- CSV ------------------------------------------------------------------------------------------------
+
 
 def decode_korean_text(data: bytes, path: Path) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, or CP949 (a superset of EUC-KR), as Korean Excel saves."""
@@ -195,7 +251,9 @@ def decode_korean_text(data: bytes, path: Path) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InputError(N_("{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'"), path=path)
+    raise InputError(
+        N_("{path}: the text is neither UTF-8 nor CP949/EUC-KR; save it from Excel as 'CSV UTF-8'"), path=path
+    )
 
 
 def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
@@ -203,16 +261,28 @@ def _read_csv(path: Path, data: bytes, limits: Limits) -> list[list[str]]:
     # Lines are measured before the csv module sees them: its own field limit ends in a traceback.
     for number, line in enumerate(io.StringIO(text, newline=""), start=1):
         if len(line) > limits.csv_line_chars:
-            raise InputError(N_("{path}: line {number} is {length} characters long; a roster line has at most {most_chars}"), path=path, number=number, length=len(line), most_chars=limits.csv_line_chars)
+            raise InputError(
+                N_("{path}: line {number} is {length} characters long; a roster line has at most {most_chars}"),
+                path=path,
+                number=number,
+                length=len(line),
+                most_chars=limits.csv_line_chars,
+            )
         if number > limits.rows:
-            raise InputError(N_("{path}: more than {most_rows} lines; SafeCall reads at most {most_rows} (split the file)"), path=path, most_rows=limits.rows)
+            raise InputError(
+                N_("{path}: more than {most_rows} lines; SafeCall reads at most {most_rows} (split the file)"),
+                path=path,
+                most_rows=limits.rows,
+            )
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         return list(reader)
     except csv.Error as exc:  # e.g. a quote opened and never closed, running over many lines
-        raise InputError(N_("{path}: line {line}: not readable as CSV ({exc})"), path=path, line=reader.line_num, exc=exc) from None
+        raise InputError(
+            N_("{path}: line {line}: not readable as CSV ({exc})"), path=path, line=reader.line_num, exc=exc
+        ) from None
 
 
 # ---- XLSX -----------------------------------------------------------------------------------------------
@@ -243,10 +313,29 @@ class UsedRange:
             return
         limits = self.limits
         if row > limits.rows or column > limits.columns:
-            raise InputError(N_("{source}: a cell at {column}{row}: the sheet reaches beyond what SafeCall reads ({last_column}{most_rows}: {most_columns} columns, {most_rows} rows); delete the stray cells, or copy the table into a new sheet"), source=self.source, column=column_letters(column), row=row, last_column=column_letters(limits.columns), most_rows=limits.rows, most_columns=limits.columns)
+            raise InputError(
+                N_(
+                    "{source}: a cell at {column}{row}: the sheet reaches beyond what SafeCall reads ({last_column}{most_rows}: {most_columns} columns, {most_rows} rows); delete the stray cells, or copy the table into a new sheet"
+                ),
+                source=self.source,
+                column=column_letters(column),
+                row=row,
+                last_column=column_letters(limits.columns),
+                most_rows=limits.rows,
+                most_columns=limits.columns,
+            )
         self.rows, self.columns = max(self.rows, row), max(self.columns, column)
         if self.rows * self.columns > limits.cells:
-            raise InputError(N_("{source}: the cells span A1:{last_column}{rows}, {cells} cells; SafeCall reads at most {most_cells} (delete stray cells far from the table, or split the file)"), source=self.source, last_column=column_letters(self.columns), rows=self.rows, cells=self.rows * self.columns, most_cells=limits.cells)
+            raise InputError(
+                N_(
+                    "{source}: the cells span A1:{last_column}{rows}, {cells} cells; SafeCall reads at most {most_cells} (delete stray cells far from the table, or split the file)"
+                ),
+                source=self.source,
+                last_column=column_letters(self.columns),
+                rows=self.rows,
+                cells=self.rows * self.columns,
+                most_cells=limits.cells,
+            )
 
 
 def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
@@ -254,20 +343,46 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc) from None
+        raise InputError(
+            N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc
+        ) from None
     if len(members) > limits.zip_members:
-        raise InputError(N_("{path}: not a readable XLSX workbook ({parts} parts; at most {most_parts})"), path=path, parts=len(members), most_parts=limits.zip_members)
+        raise InputError(
+            N_("{path}: not a readable XLSX workbook ({parts} parts; at most {most_parts})"),
+            path=path,
+            parts=len(members),
+            most_parts=limits.zip_members,
+        )
     for member in members:
         if member.file_size > limits.zip_member_bytes:
-            raise InputError(N_("{path}: the part {part} unpacks to {mib:.0f} MiB (at most {most_mib} MiB): a cell or sheet far too large for a roster"), path=path, part=member.filename, mib=member.file_size / MiB, most_mib=limits.zip_member_bytes // MiB)
+            raise InputError(
+                N_(
+                    "{path}: the part {part} unpacks to {mib:.0f} MiB (at most {most_mib} MiB): a cell or sheet far too large for a roster"
+                ),
+                path=path,
+                part=member.filename,
+                mib=member.file_size / MiB,
+                most_mib=limits.zip_member_bytes // MiB,
+            )
     total = sum(member.file_size for member in members)
     if total > limits.zip_total_bytes:
-        raise InputError(N_("{path}: the workbook unpacks to {mib:.0f} MiB (at most {most_mib} MiB)"), path=path, mib=total / MiB, most_mib=limits.zip_total_bytes // MiB)
+        raise InputError(
+            N_("{path}: the workbook unpacks to {mib:.0f} MiB (at most {most_mib} MiB)"),
+            path=path,
+            mib=total / MiB,
+            most_mib=limits.zip_total_bytes // MiB,
+        )
     names = {member.filename for member in members}
     sheets = _xlsx_sheet_parts(path, archive, names)
     # Every part is unpacked once here, in bounded chunks: a part whose real size is not the one declared fails its CRC.
     for member in members:
-        kind = "sheet" if member.filename in sheets.values() else "strings" if member.filename.endswith("sharedStrings.xml") else "other"
+        kind = (
+            "sheet"
+            if member.filename in sheets.values()
+            else "strings"
+            if member.filename.endswith("sharedStrings.xml")
+            else "other"
+        )
         sheet = next((name for name, part in sheets.items() if part == member.filename), None)
         _scan_part(path, data, member, kind, f"{path}, sheet {sheet!r}" if len(sheets) > 1 else str(path), limits)
 
@@ -276,10 +391,16 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
 
 def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
     """Sheet name -> its part in the zip, in the workbook's order."""
+
     def small_xml(name: str):
         info = archive.getinfo(name)
         if info.file_size > SMALL_PART_BYTES:
-            raise InputError(N_("{path}: the part {name} is {mib:.0f} MiB, far too large"), path=path, name=name, mib=info.file_size / MiB)
+            raise InputError(
+                N_("{path}: the part {name} is {mib:.0f} MiB, far too large"),
+                path=path,
+                name=name,
+                mib=info.file_size / MiB,
+            )
         return ElementTree.fromstring(archive.read(name))
 
     try:
@@ -296,7 +417,9 @@ def _xlsx_sheet_parts(path: Path, archive: zipfile.ZipFile, names: set[str]) -> 
             if part in names:
                 sheets[sheet.get("name", "")] = part
     except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc) from None
+        raise InputError(
+            N_("{path}: not a readable XLSX workbook ({exc}); save it from Excel as .xlsx"), path=path, exc=exc
+        ) from None
     if not sheets:
         raise InputError(N_("{path}: the workbook has no worksheet"), path=path)
     return sheets
@@ -311,11 +434,11 @@ def _unpacked(data: bytes, member: zipfile.ZipInfo) -> Iterator[bytes]:
     if member.flag_bits & 0x1:
         raise ValueError("an encrypted part; save the workbook without a password")
     start = member.header_offset
-    if data[start:start + 4] != XLSX_MAGIC:
+    if data[start : start + 4] != XLSX_MAGIC:
         raise ValueError("no local header where the directory says")
-    name_length, extra_length = struct.unpack("<HH", data[start + 26:start + 30])
+    name_length, extra_length = struct.unpack("<HH", data[start + 26 : start + 30])
     begin = start + 30 + name_length + extra_length
-    packed = memoryview(data)[begin:begin + member.compress_size]
+    packed = memoryview(data)[begin : begin + member.compress_size]
     if len(packed) != member.compress_size:
         raise ValueError("the file is cut short")
     if member.compress_type == zipfile.ZIP_STORED:
@@ -340,7 +463,7 @@ def _unpacked(data: bytes, member: zipfile.ZipInfo) -> Iterator[bytes]:
 def _inflated(packed: memoryview, inflate) -> Iterator[bytes]:
     """The output of `packed` in pieces of at most CHUNK_BYTES (all of it, as it is, when `inflate` is None)."""
     for offset in range(0, len(packed), CHUNK_BYTES):
-        piece = bytes(packed[offset:offset + CHUNK_BYTES])
+        piece = bytes(packed[offset : offset + CHUNK_BYTES])
         if inflate is None:
             yield piece
             continue
@@ -370,8 +493,15 @@ def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, sour
             if long_at is not None:
                 if kind == "sheet":  # name the cell the text is in: place the cells before it
                     row, column = _place_cells(block[:long_at], row, column, None)
-                where = f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
-                raise InputError(N_("{source}: a cell {where} is longer than {most_chars} characters"), source=source, where=where, most_chars=limits.cell_chars)
+                where = (
+                    f"near cell {column_letters(column)}{row}" if kind == "sheet" and row else "in its shared strings"
+                )
+                raise InputError(
+                    N_("{source}: a cell {where} is longer than {most_chars} characters"),
+                    source=source,
+                    where=where,
+                    most_chars=limits.cell_chars,
+                )
             if kind != "sheet":
                 continue
             last = _cells_within(block, used)
@@ -381,8 +511,14 @@ def _scan_part(path: Path, data: bytes, member: zipfile.ZipInfo, kind: str, sour
                 column, row = last if last[1] else (column, row)
                 continue
             row, column = _place_cells(block, row, column, used)
-    except (ValueError, zlib.error, struct.error) as exc:  # a bad size or CRC, a broken deflate stream, a truncated file
-        raise InputError(N_("{path}: not a readable XLSX workbook ({part}: {exc})"), path=path, part=member.filename, exc=exc) from None
+    except (
+        ValueError,
+        zlib.error,
+        struct.error,
+    ) as exc:  # a bad size or CRC, a broken deflate stream, a truncated file
+        raise InputError(
+            N_("{path}: not a readable XLSX workbook ({part}: {exc})"), path=path, part=member.filename, exc=exc
+        ) from None
 
 
 def _long_run_at(block: bytes, most: int) -> int | None:
@@ -465,7 +601,9 @@ def _at_most(bound: str, first: str, low: str, high: str, end: str) -> str:
     for place, letter in enumerate(bound):
         lowest = first if place == 0 else low
         if letter > lowest:
-            same_length.append(f"{bound[:place]}[{lowest}-{chr(ord(letter) - 1)}][{low}-{high}]{{{len(bound) - place - 1}}}{end}")
+            same_length.append(
+                f"{bound[:place]}[{lowest}-{chr(ord(letter) - 1)}][{low}-{high}]{{{len(bound) - place - 1}}}{end}"
+            )
     shorter = [f"[{first}-{high}][{low}-{high}]{{0,{len(bound) - 2}}}+{end}"] if len(bound) > 1 else []
     return "(?:" + "|".join(same_length + [bound + end] + shorter) + ")"
 
@@ -489,7 +627,11 @@ def _farthest_cell_fast(block: bytes, used: UsedRange) -> tuple[int, int] | None
     numbers = PLAIN_CELL_ROW.findall(block)
     rows, columns = max(map(int, set(numbers))), max(map(_column_number, set(letters)))
     limits = used.limits
-    if rows > limits.rows or columns > limits.columns or max(rows, used.rows) * max(columns, used.columns) > limits.cells:
+    if (
+        rows > limits.rows
+        or columns > limits.columns
+        or max(rows, used.rows) * max(columns, used.columns) > limits.cells
+    ):
         return None
     used.add(rows, columns)
     return _column_number(letters[-1]), int(numbers[-1])
@@ -497,6 +639,7 @@ def _farthest_cell_fast(block: bytes, used: UsedRange) -> tuple[int, int] | None
 
 def _calamine_readers(path: Path, data: bytes, names: list[str]) -> list[tuple[str, Callable[[], list[list[Any]]]]]:
     """Each sheet's name and a function that reads it (only the sheets looked at are parsed)."""
+
     def reader(name: str) -> Callable[[], list[list[Any]]]:
         return lambda: _calamine_sheet(path, data, name)
 
@@ -528,7 +671,12 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     from python_calamine import CalamineWorkbook
 
     if not data.startswith(OLE_MAGIC):
-        raise InputError(N_("{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); open it in Excel and save it as .xlsx"), path=path)
+        raise InputError(
+            N_(
+                "{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); open it in Excel and save it as .xlsx"
+            ),
+            path=path,
+        )
     try:
         document = olefile.OleFileIO(data)
         stream = document.openstream("Workbook" if document.exists("Workbook") else "Book").read()
@@ -537,7 +685,11 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     except InputError:
         raise
     except Exception as exc:  # olefile and calamine each report a broken file with their own error types
-        raise InputError(N_("{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx"), path=path, exc=exc) from None
+        raise InputError(
+            N_("{path}: not a readable Excel 97-2003 workbook ({exc}); open it in Excel and save it as .xlsx"),
+            path=path,
+            exc=exc,
+        ) from None
     return _calamine_readers(path, data, names)
 
 
@@ -558,7 +710,7 @@ def _check_xls_cells(path: Path, stream: bytes, limits: Limits) -> None:
             used = UsedRange(f"{path}, sheet {sheet!r}", limits)
         elif kind == XLS_BOUNDSHEET and length >= 8:
             count, wide = stream[body + 6], stream[body + 7] & 1
-            raw = stream[body + 8:body + 8 + count * (2 if wide else 1)]
+            raw = stream[body + 8 : body + 8 + count * (2 if wide else 1)]
             sheet_names.append(raw.decode("utf-16-le" if wide else "latin-1", "replace"))
         elif (kind in XLS_CELL_RECORDS and length >= 4) or (kind in XLS_CELL_RUN_RECORDS and length >= 6):
             row, column = struct.unpack_from("<HH", stream, body)

@@ -11,7 +11,8 @@ import csv
 import io
 import json
 import unicodedata
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -69,8 +70,9 @@ def add_row(grid: Table, cells: Iterable[Any]) -> None:
 READABLE_COLUMN = 10
 
 
-def print_listing(out: Console, headers: list[str], rows: list[list[Any]], title: str | None = None,
-                  whole: tuple[int, ...] = ()) -> None:
+def print_listing(
+    out: Console, headers: list[str], rows: list[list[Any]], title: str | None = None, whole: tuple[int, ...] = ()
+) -> None:
     """Rows as a table when the terminal is wide enough to read one, else one block of `header: value` lines per row.
 
     Either way every value is printed whole (folded or wrapped, never cut).
@@ -102,8 +104,15 @@ class progress_bar:
     """A Rich progress bar over people finished; `update` is the callback the dialer calls."""
 
     def __init__(self, out: Console, label: str = "calling", done_label: str = "people done"):
-        self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(done_label),
-                                 TimeElapsedColumn(), console=out, transient=True)
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(done_label),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        )
         self.task = None
 
     def __enter__(self):

@@ -7,16 +7,16 @@ resolves every secret an enabled part needs, checks every campaign, and says wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from pydantic import ValidationError
 
 from safecall.configfiles import coercion_problems, validation_problems
-from safecall.instancefiles import read_toml
 from safecall.errors import ConfigError, Message, SafeCallError
 from safecall.i18n import N_
+from safecall.instancefiles import read_toml
 from safecall.settings import Instance, Settings, TrunksFile
 from safecall.telephony.kinds import parse_trunk
 
@@ -39,10 +39,14 @@ class Report:
 
 FIX_EDIT = N_("edit the file as the message says (CHANGELOG.md lists what this release changed)")
 FIX_QUOTES = N_("remove the quotes, as the message shows")
-FIX_SECRET = N_("give the service this secret: an environment variable in its EnvironmentFile, or a file under "
-                "LoadCredential= named by { file = \"...\" } (docs/operations.md, \"Secrets\")")
-FIX_CAMPAIGN = N_("fix campaigns/{name}.toml as the message says, then run `safecall campaign validate {name}`; until then "
-                  "its weekly run does not start and the officers are told once a week")
+FIX_SECRET = N_(
+    "give the service this secret: an environment variable in its EnvironmentFile, or a file under "
+    'LoadCredential= named by { file = "..." } (docs/operations.md, "Secrets")'
+)
+FIX_CAMPAIGN = N_(
+    "fix campaigns/{name}.toml as the message says, then run `safecall campaign validate {name}`; until then "
+    "its weekly run does not start and the officers are told once a week"
+)
 
 
 def check_instance(root: Path, environ: Mapping[str, str]) -> tuple[list[Finding], Instance | None]:
@@ -78,13 +82,17 @@ def check_instance(root: Path, environ: Mapping[str, str]) -> tuple[list[Finding
         from safecall.campaign import CampaignDef
 
         for path in sorted((root / "campaigns").glob("*.toml")):
-            findings += [Finding(f.problem, Message(FIX_CAMPAIGN, name=path.stem), blocking=False)
-                         for f in _found(CampaignDef, path)]
+            findings += [
+                Finding(f.problem, Message(FIX_CAMPAIGN, name=path.stem), blocking=False)
+                for f in _found(CampaignDef, path)
+            ]
         return findings, None
     instance = Instance(root=root.absolute(), settings=settings, trunks=trunks, environ=dict(environ))
     for check in secret_checks(instance):
         if not check.ok:
-            findings.append(Finding(Message(N_("{name}: {detail}"), name=check.name, detail=check.detail), Message(FIX_SECRET)))
+            findings.append(
+                Finding(Message(N_("{name}: {detail}"), name=check.name, detail=check.detail), Message(FIX_SECRET))
+            )
     for name in list_campaigns(instance):
         _, problems = check_campaign(instance, name)
         findings += [Finding(problem, Message(FIX_CAMPAIGN, name=name), blocking=False) for problem in problems]
@@ -111,16 +119,31 @@ def upgrade_report(root: Path, environ: Mapping[str, str]) -> Report:
     finally:
         db.dispose()
     if state.newer:
-        findings.append(Finding(db.newer_error(state).message(), Message(N_("do not upgrade with this release; see docs/operations.md, \"Rolling back\""))))
+        findings.append(
+            Finding(
+                db.newer_error(state).message(),
+                Message(N_('do not upgrade with this release; see docs/operations.md, "Rolling back"')),
+            )
+        )
         return Report(findings, None, True)
     if state.current == state.head:
-        database = Message(N_("the database is at schema revision {head}: `safecall db upgrade` has nothing to do"), head=state.head)
+        database = Message(
+            N_("the database is at schema revision {head}: `safecall db upgrade` has nothing to do"), head=state.head
+        )
     elif state.current is None and not state.has_tables:
-        database = Message(N_("the database is new: it is created at schema revision {head} on first use"), head=state.head)
+        database = Message(
+            N_("the database is new: it is created at schema revision {head} on first use"), head=state.head
+        )
     else:
-        where = (N_("beside the SQLite file") if db.is_sqlite else N_("with pg_dump in {folder}"))
-        database = Message(N_("`safecall db upgrade` will take the database from schema revision {current} to {head}, after a backup {where}"),
-                           current=state.describe(), head=state.head, where=Message(where, folder=instance.backup_dir))
+        where = N_("beside the SQLite file") if db.is_sqlite else N_("with pg_dump in {folder}")
+        database = Message(
+            N_(
+                "`safecall db upgrade` will take the database from schema revision {current} to {head}, after a backup {where}"
+            ),
+            current=state.describe(),
+            head=state.head,
+            where=Message(where, folder=instance.backup_dir),
+        )
     return Report(findings, database, False)
 
 

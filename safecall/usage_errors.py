@@ -87,8 +87,11 @@ def _message(error: _click.exceptions.UsageError, texts: Texts) -> str | None:
 
 def _hint(error: _click.exceptions.BadParameter) -> str:
     """How Click names the parameter ('--days', or an argument's shown name)."""
-    hint = error.param_hint if error.param_hint is not None else (
-        error.param.get_error_hint() if error.param is not None else "")
+    hint = (
+        error.param_hint
+        if error.param_hint is not None
+        else (error.param.get_error_hint() if error.param is not None else "")
+    )
     return hint if isinstance(hint, str) else " / ".join(repr(h) for h in hint)
 
 

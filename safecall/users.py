@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
-
 from zxcvbn import zxcvbn
 
 from safecall.domain import WebRole
@@ -56,8 +55,13 @@ def check_username(typed: str) -> str:
     """The normalised name, or InputError when it holds anything but Latin or Hangul letters, digits and - _ ."""
     name = normalise_username(typed)
     if not name or len(name) > MAX_USERNAME or not USERNAME.fullmatch(name):
-        raise InputError(N_("user name {name!r}: use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"),
-                         name=typed[:MAX_USERNAME * 2], most=MAX_USERNAME)
+        raise InputError(
+            N_(
+                "user name {name!r}: use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"
+            ),
+            name=typed[: MAX_USERNAME * 2],
+            most=MAX_USERNAME,
+        )
     return name
 
 
@@ -66,17 +70,32 @@ def _check_password(password: str, username: str = "") -> None:
         raise InputError(N_("the password must have at least {most} characters"), most=MIN_PASSWORD)
     # zxcvbn cost grows with length; 200 characters is far beyond any password a person types.
     if zxcvbn(password[:200], user_inputs=[username, "safecall", "안심콜"])["score"] < MIN_STRENGTH:
-        raise InputError(N_("the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"))
+        raise InputError(
+            N_(
+                "the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"
+            )
+        )
 
 
-def add_user(db: Database, username: str, password: str, *, role: str, team: str | None, teams: list[str], now: datetime,
-             actor: str | None = None) -> WebUser:
+def add_user(
+    db: Database,
+    username: str,
+    password: str,
+    *,
+    role: str,
+    team: str | None,
+    teams: list[str],
+    now: datetime,
+    actor: str | None = None,
+) -> WebUser:
     if role not in ROLES:
         raise InputError(N_("unknown role {role!r} (use {choices})"), role=role, choices=", ".join(ROLES))
     if role == WebRole.TEAM and team not in teams:
         if not team:
             raise InputError(N_("a team member needs --team, one of: {teams}"), teams=", ".join(teams))
-        raise InputError(N_("no team {team!r} in config/safecall.toml (teams: {teams})"), team=team, teams=", ".join(teams))
+        raise InputError(
+            N_("no team {team!r} in config/safecall.toml (teams: {teams})"), team=team, teams=", ".join(teams)
+        )
     if role != WebRole.TEAM and team:
         raise InputError(N_("only a team member (--role team) belongs to one team"))
     username = check_username(username)
@@ -86,8 +105,14 @@ def add_user(db: Database, username: str, password: str, *, role: str, team: str
             raise InputError(N_("user {user!r} already exists"), user=username)
         user = WebUser(username=username, password_hash=HASHER.hash(password), role=role, team=team, created_at=now)
         session.add(user)
-        audit(session, at=now, action="user.add", subject=f"user {username}", detail=f"role={role}" + (f" team={team}" if team else ""),
-              actor=actor)
+        audit(
+            session,
+            at=now,
+            action="user.add",
+            subject=f"user {username}",
+            detail=f"role={role}" + (f" team={team}" if team else ""),
+            actor=actor,
+        )
     return user
 
 
@@ -151,8 +176,11 @@ def _rehash(db: Database, user: WebUser, new_hash: str) -> None:
     """The same password under the hasher's parameters now. Only if the hash is still the one just checked: a reset
     meanwhile wins."""
     with db.transaction() as session:
-        session.execute(sa.update(WebUser).where(WebUser.id == user.id, WebUser.password_hash == user.password_hash)
-                        .values(password_hash=new_hash))
+        session.execute(
+            sa.update(WebUser)
+            .where(WebUser.id == user.id, WebUser.password_hash == user.password_hash)
+            .values(password_hash=new_hash)
+        )
 
 
 def get_user(db: Database, user_id: int) -> WebUser | None:

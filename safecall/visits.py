@@ -11,14 +11,24 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import func, select
 
-from safecall.domain import PersonStatus, TaskKind, TaskStatus
 from safecall import phones, sheets
+from safecall.domain import PersonStatus, TaskKind, TaskStatus
 from safecall.errors import InputError, Keyword, Message, NotFoundError
 from safecall.glossary import COLUMN, REASON
 from safecall.glossary import OUTCOME as OUTCOME_WORDS
 from safecall.i18n import N_
 from safecall.lifecycle import record_task_outcome
-from safecall.store import DISPOSITION_KOREAN, Attempt, Database, Disposition, Person, RunMember, VisitTask, audit, current_actor
+from safecall.store import (
+    DISPOSITION_KOREAN,
+    Attempt,
+    Database,
+    Disposition,
+    Person,
+    RunMember,
+    VisitTask,
+    audit,
+    current_actor,
+)
 
 OUTCOMES = ("safe", "not_home", "hospitalised", "emergency_services", "deceased", "moved")
 # What the officer's call-back came to; called_no_answer keeps the callback open.
@@ -27,27 +37,54 @@ OUTCOME_KOREAN = OUTCOME_WORDS
 STAYS_OPEN = ("not_home", "called_no_answer")
 # What happens next, shown to whoever saved the outcome ("김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다").
 NEXT_STEP = {
-    "safe": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다", "not_home": "내일 명단에 다시 올라갑니다",
-    "hospitalised": "{until}까지 안심콜을 쉽니다", "emergency_services": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다",
-    "moved": "안심콜 대상에서 빠집니다", "deceased": "안심콜 대상에서 빠집니다",
-    "called_safe": "회신 명단에서 내려갑니다", "called_referred": "회신 명단에서 내려갑니다",
+    "safe": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다",
+    "not_home": "내일 명단에 다시 올라갑니다",
+    "hospitalised": "{until}까지 안심콜을 쉽니다",
+    "emergency_services": "방문 명단에서 내려갑니다. 안심콜은 다음 주에도 갑니다",
+    "moved": "안심콜 대상에서 빠집니다",
+    "deceased": "안심콜 대상에서 빠집니다",
+    "called_safe": "회신 명단에서 내려갑니다",
+    "called_referred": "회신 명단에서 내려갑니다",
     "called_no_answer": "회신 명단에 남습니다. 다시 걸어 주세요",
-    "number_fixed": "다음 전화부터 새 번호로 겁니다", "no_contact": "전화로 확인할 수 없어 방문 명단에 올라갑니다",
+    "number_fixed": "다음 전화부터 새 번호로 겁니다",
+    "no_contact": "전화로 확인할 수 없어 방문 명단에 올라갑니다",
 }
 # Bounds of a field record, the same on the web and in the CLI (check_record).
 NOTE_MAX_CHARS = 2000
 HOSPITAL_MAX_DAYS = 180  # a longer stay is the welfare officer's to record: it stops the weekly calls for that long
-OFFICER_HOSPITAL_MAX_DAYS = 365  # no pause is unbounded: beyond a year the officer closes the person with a reason instead
+OFFICER_HOSPITAL_MAX_DAYS = (
+    365  # no pause is unbounded: beyond a year the officer closes the person with a reason instead
+)
 HOSPITAL_DEFAULT_DAYS = 28
 # number: an officer's task to fix a number that proved not to exist (delivered like a callback list, to the officer)
 KINDS = ("visit", "callback", "number")
 NUMBER_OUTCOMES = ("number_fixed",)
 RISK_LABEL = {1: "하", 2: "중", 3: "상"}
 COLUMNS = [
-    (key, COLUMN[key]) for key in (
-        "rank", "task", "team", "overdue", "name", "phone", "phone2", "address", "dong", "guardian", "guardian_phone",
-        "reason", "notes", "weeks_without_ack", "answered_without_key", "risk", "attempts", "last_ack", "since",
-        "moved_from", "risk_speech")
+    (key, COLUMN[key])
+    for key in (
+        "rank",
+        "task",
+        "team",
+        "overdue",
+        "name",
+        "phone",
+        "phone2",
+        "address",
+        "dong",
+        "guardian",
+        "guardian_phone",
+        "reason",
+        "notes",
+        "weeks_without_ack",
+        "answered_without_key",
+        "risk",
+        "attempts",
+        "last_ack",
+        "since",
+        "moved_from",
+        "risk_speech",
+    )
 ]
 
 
@@ -81,8 +118,9 @@ class VisitRow:
         return [getattr(self, key) for key, _ in COLUMNS]
 
 
-def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None,
-                   teams: list[str] = ()) -> dict[str, list[VisitRow]]:
+def open_task_rows(
+    db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, teams: list[str] = ()
+) -> dict[str, list[VisitRow]]:
     """Open tasks created by `on`, one list per team, most urgent first. Every team in `teams` gets a list, empty or not."""
     by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
     for row in task_rows(db, tz, on=on, kind=kind, team=team)[1]:
@@ -95,15 +133,42 @@ def open_task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit",
 
 # The columns a list row shows, read as plain rows: building ORM objects for the tasks, people and attempts of a page
 # cost more than the queries themselves (BENCHMARKS.md, "The team's list under load").
-TASK_COLUMNS = (VisitTask.id, VisitTask.kind, VisitTask.team, VisitTask.overdue, VisitTask.weeks_without_ack,
-                VisitTask.answered_without_key, VisitTask.created_on, VisitTask.note, VisitTask.moved_from, VisitTask.risk_speech)
-PERSON_COLUMNS = (Person.id.label("person_id"), Person.name, Person.phone, Person.phone2, Person.address, Person.dong,
-                  Person.guardian_name, Person.guardian_phone, Person.risk)
+TASK_COLUMNS = (
+    VisitTask.id,
+    VisitTask.kind,
+    VisitTask.team,
+    VisitTask.overdue,
+    VisitTask.weeks_without_ack,
+    VisitTask.answered_without_key,
+    VisitTask.created_on,
+    VisitTask.note,
+    VisitTask.moved_from,
+    VisitTask.risk_speech,
+)
+PERSON_COLUMNS = (
+    Person.id.label("person_id"),
+    Person.name,
+    Person.phone,
+    Person.phone2,
+    Person.address,
+    Person.dong,
+    Person.guardian_name,
+    Person.guardian_phone,
+    Person.risk,
+)
 ATTEMPT_COLUMNS = (Attempt.number, Attempt.placed_at, Attempt.disposition, Attempt.phone)
 
 
-def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, offset: int = 0,
-              limit: int | None = None) -> tuple[int, list[VisitRow]]:
+def task_rows(
+    db: Database,
+    tz: ZoneInfo,
+    *,
+    on: date,
+    kind: str = "visit",
+    team: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[int, list[VisitRow]]:
     """(how many are open, the open tasks from `offset`, at most `limit`), most urgent first, ranked from offset + 1.
 
     A few queries whatever the length: the count, the order, the tasks, their run's attempts, each person's last
@@ -111,62 +176,112 @@ def task_rows(db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team
     """
     if kind not in KINDS:
         raise InputError(N_("unknown list kind {kind!r} (use visit or callback)"), kind=kind)
-    where = [VisitTask.status == TaskStatus.OPEN, VisitTask.kind == kind, VisitTask.created_on <= on,
-             sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on)] + ([VisitTask.team == team] if team else [])
+    where = [
+        VisitTask.status == TaskStatus.OPEN,
+        VisitTask.kind == kind,
+        VisitTask.created_on <= on,
+        sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on),
+    ] + ([VisitTask.team == team] if team else [])
     # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
     with db.engine.connect() as connection:
         total = connection.execute(sa.select(func.count()).select_from(VisitTask).where(*where)).scalar_one()
         # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
-        task_ids = list(connection.execute(sa.select(VisitTask.id).join(Person, Person.id == VisitTask.person_id).where(*where).order_by(
-            VisitTask.risk_speech.desc(), VisitTask.team, VisitTask.overdue.desc(), VisitTask.weeks_without_ack.desc(), VisitTask.answered_without_key.desc(),
-            Person.risk.desc(), VisitTask.created_on, Person.name, VisitTask.id).offset(offset).limit(limit)).scalars())
+        task_ids = list(
+            connection.execute(
+                sa.select(VisitTask.id)
+                .join(Person, Person.id == VisitTask.person_id)
+                .where(*where)
+                .order_by(
+                    VisitTask.risk_speech.desc(),
+                    VisitTask.team,
+                    VisitTask.overdue.desc(),
+                    VisitTask.weeks_without_ack.desc(),
+                    VisitTask.answered_without_key.desc(),
+                    Person.risk.desc(),
+                    VisitTask.created_on,
+                    Person.name,
+                    VisitTask.id,
+                )
+                .offset(offset)
+                .limit(limit)
+            ).scalars()
+        )
         by_id = {}
         for chunk in _chunks(task_ids):
-            by_id.update((row.id, row) for row in connection.execute(
-                sa.select(*TASK_COLUMNS, *PERSON_COLUMNS).join(Person, Person.id == VisitTask.person_id).where(VisitTask.id.in_(chunk))))
+            by_id.update(
+                (row.id, row)
+                for row in connection.execute(
+                    sa.select(*TASK_COLUMNS, *PERSON_COLUMNS)
+                    .join(Person, Person.id == VisitTask.person_id)
+                    .where(VisitTask.id.in_(chunk))
+                )
+            )
         found = [by_id[task_id] for task_id in task_ids]
         attempts: dict[int, list] = {task_id: [] for task_id in task_ids}
         last_ack: dict[int, datetime] = {}
         for chunk in _chunks(task_ids):
             for attempt in connection.execute(
-                    sa.select(VisitTask.id.label("task_id"), *ATTEMPT_COLUMNS)
-                    .join(RunMember, sa.and_(RunMember.run_id == VisitTask.run_id, RunMember.person_id == VisitTask.person_id))
-                    .join(Attempt, Attempt.member_id == RunMember.id)
-                    .where(VisitTask.id.in_(chunk)).order_by(VisitTask.id, Attempt.number)):
+                sa.select(VisitTask.id.label("task_id"), *ATTEMPT_COLUMNS)
+                .join(
+                    RunMember, sa.and_(RunMember.run_id == VisitTask.run_id, RunMember.person_id == VisitTask.person_id)
+                )
+                .join(Attempt, Attempt.member_id == RunMember.id)
+                .where(VisitTask.id.in_(chunk))
+                .order_by(VisitTask.id, Attempt.number)
+            ):
                 attempts[attempt.task_id].append(attempt)
         person_ids = sorted({row.person_id for row in found})
         earlier = visit_notes(connection, person_ids)
         for chunk in _chunks(person_ids):
-            last_ack.update(connection.execute(
-                select(RunMember.person_id, func.max(Attempt.keyed_at)).join(Attempt, Attempt.member_id == RunMember.id)
-                .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
-                .group_by(RunMember.person_id)).all())
+            last_ack.update(
+                connection.execute(
+                    select(RunMember.person_id, func.max(Attempt.keyed_at))
+                    .join(Attempt, Attempt.member_id == RunMember.id)
+                    .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
+                    .group_by(RunMember.person_id)
+                ).all()
+            )
     rows = []
     national = phones.national
     for rank, task in enumerate(found, start=offset + 1):
         acked = last_ack.get(task.person_id)
-        rows.append(VisitRow(
-            task=task.id, team=task.team, overdue="예" if task.overdue else "", name=task.name, phone=national(task.phone),
-            phone2=national(task.phone2), address=task.address, dong=task.dong,
-            guardian=task.guardian_name or "", guardian_phone=national(task.guardian_phone),
-            weeks_without_ack=task.weeks_without_ack, answered_without_key="예" if task.answered_without_key else "",
-            risk=RISK_LABEL.get(task.risk, str(task.risk)),
-            attempts=_attempts_text(tuple(attempts[task.id]), tz),
-            last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
-            since=task.created_on.isoformat(), note=task.note or "", person_id=task.person_id, rank=rank,
-            moved_from=moved_from_text(task.moved_from),
-            risk_speech="위험 발언" if task.risk_speech else "",
-
-
-            reason=list_reason(task, attempts[task.id]),
-            notes="\n".join(_newest_first(task.note) + [n for tid, n in earlier.get(task.person_id, []) if tid != task.id]),
-        ))
+        rows.append(
+            VisitRow(
+                task=task.id,
+                team=task.team,
+                overdue="예" if task.overdue else "",
+                name=task.name,
+                phone=national(task.phone),
+                phone2=national(task.phone2),
+                address=task.address,
+                dong=task.dong,
+                guardian=task.guardian_name or "",
+                guardian_phone=national(task.guardian_phone),
+                weeks_without_ack=task.weeks_without_ack,
+                answered_without_key="예" if task.answered_without_key else "",
+                risk=RISK_LABEL.get(task.risk, str(task.risk)),
+                attempts=_attempts_text(tuple(attempts[task.id]), tz),
+                last_ack=acked.astimezone(tz).date().isoformat() if acked else "없음",
+                since=task.created_on.isoformat(),
+                note=task.note or "",
+                person_id=task.person_id,
+                rank=rank,
+                moved_from=moved_from_text(task.moved_from),
+                risk_speech="위험 발언" if task.risk_speech else "",
+                reason=list_reason(task, attempts[task.id]),
+                notes="\n".join(
+                    _newest_first(task.note) + [n for tid, n in earlier.get(task.person_id, []) if tid != task.id]
+                ),
+            )
+        )
     return total, rows
 
 
 def moved_from_text(team: str | None) -> str:
     return f"{team}에서 이관" if team else ""
+
+
 def list_reason(task: VisitTask, attempts: list[Attempt]) -> str:
     """Why the person is on the list. A number that does not exist is said first: it is not a non-answer."""
     if task.kind == TaskKind.NUMBER:
@@ -192,9 +307,10 @@ def visit_notes(connection, person_ids: list[int]) -> dict[int, list[tuple[int, 
     notes: dict[int, list[tuple[int, str]]] = {}
     for chunk in _chunks(person_ids):
         for task_id, person_id, note in connection.execute(
-                sa.select(VisitTask.id, VisitTask.person_id, VisitTask.note).where(
-                    VisitTask.person_id.in_(chunk), VisitTask.kind == TaskKind.VISIT, VisitTask.note.is_not(None))
-                .order_by(VisitTask.id.desc())):
+            sa.select(VisitTask.id, VisitTask.person_id, VisitTask.note)
+            .where(VisitTask.person_id.in_(chunk), VisitTask.kind == TaskKind.VISIT, VisitTask.note.is_not(None))
+            .order_by(VisitTask.id.desc())
+        ):
             notes.setdefault(person_id, []).extend((task_id, line) for line in _newest_first(note))
     return notes
 
@@ -202,7 +318,7 @@ def visit_notes(connection, person_ids: list[int]) -> dict[int, list[tuple[int, 
 def _chunks(ids: list[int], size: int = 900):
     """IN lists below SQLite's bound-parameter limit."""
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 @functools.lru_cache(maxsize=16_384)  # every view of a team's list describes the same attempts again
@@ -284,8 +400,15 @@ def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, 
     return written
 
 
-def check_record(*, outcome: str, note: str | None, until: date | None, today: date, officer: bool,
-                 officer_hint: str = N_("ask a welfare officer to record it")) -> None:
+def check_record(
+    *,
+    outcome: str,
+    note: str | None,
+    until: date | None,
+    today: date,
+    officer: bool,
+    officer_hint: str = N_("ask a welfare officer to record it"),
+) -> None:
     """The bounds of a visit or call-back record, for the web and the CLI alike; an InputError naming each field at fault.
 
     No outcome is no record (a form saved untouched); a note holds at most NOTE_MAX_CHARS; a hospital stay pauses
@@ -295,7 +418,9 @@ def check_record(*, outcome: str, note: str | None, until: date | None, today: d
     if not outcome:
         problems.append(Message(N_("outcome: none chosen; choose what the visit or call found")))
     if note and len(note) > NOTE_MAX_CHARS:
-        problems.append(Message(N_("note: {count:,} characters, at most {most:,}"), count=len(note), most=NOTE_MAX_CHARS))
+        problems.append(
+            Message(N_("note: {count:,} characters, at most {most:,}"), count=len(note), most=NOTE_MAX_CHARS)
+        )
     if until is not None:
         latest = today + timedelta(days=HOSPITAL_MAX_DAYS)
         if outcome and outcome != "hospitalised":
@@ -303,13 +428,31 @@ def check_record(*, outcome: str, note: str | None, until: date | None, today: d
         elif until < today:
             problems.append(Message(N_("hospitalised until: {until} is in the past"), until=until))
         elif officer and until > today + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS):
-            problems.append(Message(N_("hospitalised until: {until} is {days} days ahead, at most {most} even for a welfare officer; "
-                                       "a longer absence is `recipients close` with its reason"), until=until,
-                                    days=(until - today).days, most=OFFICER_HOSPITAL_MAX_DAYS))
+            problems.append(
+                Message(
+                    N_(
+                        "hospitalised until: {until} is {days} days ahead, at most {most} even for a welfare officer; "
+                        "a longer absence is `recipients close` with its reason"
+                    ),
+                    until=until,
+                    days=(until - today).days,
+                    most=OFFICER_HOSPITAL_MAX_DAYS,
+                )
+            )
         elif until > latest and not officer:
-            problems.append(Message(N_("hospitalised until: {until} is {days} days ahead, at most {most} ({latest}); "
-                                       "a longer stay is for a welfare officer: {hint}"), until=until,
-                                    days=(until - today).days, most=HOSPITAL_MAX_DAYS, latest=latest, hint=Message(officer_hint)))
+            problems.append(
+                Message(
+                    N_(
+                        "hospitalised until: {until} is {days} days ahead, at most {most} ({latest}); "
+                        "a longer stay is for a welfare officer: {hint}"
+                    ),
+                    until=until,
+                    days=(until - today).days,
+                    most=HOSPITAL_MAX_DAYS,
+                    latest=latest,
+                    hint=Message(officer_hint),
+                )
+            )
     if problems:
         raise InputError(N_("nothing was saved"), problems)
 
@@ -320,9 +463,20 @@ def confirmation(name: str, outcome: str, paused_until: date | None = None) -> s
     return f"{name}: {OUTCOME_KOREAN.get(outcome, outcome)} 저장됨" + (f" — {step}" if step else "")
 
 
-def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, tz: ZoneInfo, note: str | None = None,
-                   until: date | None = None, actor: str | None = None, team: str | None = None, officer: bool = False,
-                   officer_hint: str = N_("ask a welfare officer to record it")) -> VisitTask:
+def record_outcome(
+    db: Database,
+    task_id: int,
+    outcome: str,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    note: str | None = None,
+    until: date | None = None,
+    actor: str | None = None,
+    team: str | None = None,
+    officer: bool = False,
+    officer_hint: str = N_("ask a welfare officer to record it"),
+) -> VisitTask:
     """Write what the visit (or call-back) found. not_home keeps the task open for tomorrow's list; most others close it.
 
     `now` is the time the outcome is for (a drill's --now); the real time is stored beside it. `team`, when given,
@@ -330,23 +484,38 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
     officer's, who may pause a hospital stay beyond HOSPITAL_MAX_DAYS (check_record).
     """
     local = now.astimezone(tz)
-    check_record(outcome=outcome, note=note, until=until, today=local.date(), officer=officer, officer_hint=officer_hint)
+    check_record(
+        outcome=outcome, note=note, until=until, today=local.date(), officer=officer, officer_hint=officer_hint
+    )
     with db.transaction() as session:
         task = session.get(VisitTask, task_id)
         if task is None or (team is not None and task.team != team):
             raise NotFoundError(N_("no visit task {task}"), task=task_id)
         allowed = {"callback": CALLBACK_OUTCOMES, "number": NUMBER_OUTCOMES}.get(task.kind, OUTCOMES)
         if outcome not in allowed:
-            raise InputError(N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"), outcome=outcome, kind=task.kind,
-                             choices=", ".join(allowed))
+            raise InputError(
+                N_("unknown outcome {outcome!r} for a {kind} task (use {choices})"),
+                outcome=outcome,
+                kind=task.kind,
+                choices=", ".join(allowed),
+            )
         if task.status == TaskStatus.CLOSED:
-            raise InputError(N_("visit task {task} is already closed with outcome {outcome}"), task=task_id,
-                             outcome=Keyword("outcome", task.outcome))
+            raise InputError(
+                N_("visit task {task} is already closed with outcome {outcome}"),
+                task=task_id,
+                outcome=Keyword("outcome", task.outcome),
+            )
         person = session.get(Person, task.person_id)
-        record_task_outcome(task, outcome=outcome, now=now, actor=actor or current_actor(), close=outcome not in STAYS_OPEN,
-                            line=f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else ""),
-                            # not home: off today's open list at once, first on tomorrow's
-                            revisit_on=local.date() + timedelta(days=1) if outcome == "not_home" else None)
+        record_task_outcome(
+            task,
+            outcome=outcome,
+            now=now,
+            actor=actor or current_actor(),
+            close=outcome not in STAYS_OPEN,
+            line=f"{local:%Y-%m-%d %H:%M} {OUTCOME_KOREAN[outcome]}" + (f": {note}" if note else ""),
+            # not home: off today's open list at once, first on tomorrow's
+            revisit_on=local.date() + timedelta(days=1) if outcome == "not_home" else None,
+        )
         if outcome == "hospitalised":
             person.status = PersonStatus.PAUSED
             person.paused_until = until or (local.date() + timedelta(days=HOSPITAL_DEFAULT_DAYS))
@@ -354,6 +523,12 @@ def record_outcome(db: Database, task_id: int, outcome: str, *, now: datetime, t
             person.status, person.closed_reason = PersonStatus.CLOSED, outcome
         person.updated_at = now
         session.add_all([task, person])
-        audit(session, at=now, action="visit.record", subject=f"task {task_id}",
-              detail=f"outcome={outcome}" + (f" until={person.paused_until}" if outcome == "hospitalised" else ""), actor=actor)
+        audit(
+            session,
+            at=now,
+            action="visit.record",
+            subject=f"task {task_id}",
+            detail=f"outcome={outcome}" + (f" until={person.paused_until}" if outcome == "hospitalised" else ""),
+            actor=actor,
+        )
     return task

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -92,13 +93,17 @@ class KmaWeather:
 
     def advisories(self) -> list[Advisory]:
         try:
-            response = httpx.get(self.settings.base_url, params={"fe": "f", "tm": "", "disp": "1", "help": "1",
-                                                                  "authKey": self._key},
-                                 timeout=self.settings.timeout_seconds)
+            response = httpx.get(
+                self.settings.base_url,
+                params={"fe": "f", "tm": "", "disp": "1", "help": "1", "authKey": self._key},
+                timeout=self.settings.timeout_seconds,
+            )
         except httpx.HTTPError as exc:  # its text never holds the URL, so never the key
             raise WeatherError(f"KMA {self.settings.base_url}: {type(exc).__name__}: {exc}") from None
         if response.status_code != 200:
-            raise WeatherError(f"KMA {self.settings.base_url}: HTTP {response.status_code}: {response.text[:200].strip()}")
+            raise WeatherError(
+                f"KMA {self.settings.base_url}: HTTP {response.status_code}: {response.text[:200].strip()}"
+            )
         return parse_advisories(response.text, self.tz)
 
 
@@ -139,16 +144,22 @@ class WeatherCheck:
 
 def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> list[WeatherCheck]:
     """One poll: each advisory for the office's regions launches its check once; the officers are told."""
-    from safecall.signals import launch_signal_check
     from safecall.escalation import notify_officers
+    from safecall.signals import launch_signal_check
 
     settings = services.instance.settings
     weather, db, now = settings.weather, services.db, services.now()
     services.campaign(weather.campaign)  # a campaign that cannot be loaded fails here, before anything is written
     ours = [a for a in source.advisories() if a.region_id in weather.regions and a.kind in weather.kinds]
     with db.session() as session:
-        people = sorted(session.exec(select(Person.id).where(Person.status == PersonStatus.ACTIVE, Person.risk >= weather.min_risk)).all())
-        launched = {r.label: r.id for r in session.exec(select(CampaignRun).where(CampaignRun.label.startswith("weather-")))}
+        people = sorted(
+            session.exec(
+                select(Person.id).where(Person.status == PersonStatus.ACTIVE, Person.risk >= weather.min_risk)
+            ).all()
+        )
+        launched = {
+            r.label: r.id for r in session.exec(select(CampaignRun).where(CampaignRun.label.startswith("weather-")))
+        }
     checks = []
     for advisory in ours:
         label = f"weather-{advisory.key}"
@@ -158,16 +169,33 @@ def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> 
         day = now.astimezone(services.instance.tz).date()
         with db.transaction() as session:
             for person_id in people:
-                signal = session.exec(select(Signal).where(Signal.person_id == person_id, Signal.day == day,
-                                                           Signal.kind == WEATHER_SIGNAL)).first()
-                session.add(signal or Signal(person_id=person_id, day=day, kind=WEATHER_SIGNAL, score=1.0, imported_at=now))
-            audit(session, at=now, action="weather.advisory", subject=advisory.key, actor="safecall",
-                  detail=f"{advisory.kind} {advisory.level}; people={len(people)}")
+                signal = session.exec(
+                    select(Signal).where(
+                        Signal.person_id == person_id, Signal.day == day, Signal.kind == WEATHER_SIGNAL
+                    )
+                ).first()
+                session.add(
+                    signal or Signal(person_id=person_id, day=day, kind=WEATHER_SIGNAL, score=1.0, imported_at=now)
+                )
+            audit(
+                session,
+                at=now,
+                action="weather.advisory",
+                subject=advisory.key,
+                actor="safecall",
+                detail=f"{advisory.kind} {advisory.level}; people={len(people)}",
+            )
         check = launch_signal_check(services, weather.campaign, day, kinds={WEATHER_SIGNAL: 0.0}, label=label)
-        notify_officers(db, settings, [], key=f"weather:{advisory.key}", now=now,
-                        body=f"[안심콜] 기상특보 안부 확인: {advisory.korean()} "
-                             f"({advisory.issued_at.astimezone(services.instance.tz):%m/%d %H:%M} 발표). 고위험 대상자 "
-                             f"{check.people}명에게 확인 전화를 겁니다 (실행 {check.run.id}).\n{settings.web.base_url}/progress")
+        notify_officers(
+            db,
+            settings,
+            [],
+            key=f"weather:{advisory.key}",
+            now=now,
+            body=f"[안심콜] 기상특보 안부 확인: {advisory.korean()} "
+            f"({advisory.issued_at.astimezone(services.instance.tz):%m/%d %H:%M} 발표). 고위험 대상자 "
+            f"{check.people}명에게 확인 전화를 겁니다 (실행 {check.run.id}).\n{settings.web.base_url}/progress",
+        )
         log_event(log, "weather_check_launched", advisory=advisory.key, run=check.run.id, people=check.people)
         checks.append(WeatherCheck(advisory, check.people, check.run.id, True))
     return checks

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from safecall.campaign import CampaignDef, check_campaign, list_campaigns
 from safecall.dialer import Dialer
@@ -73,8 +73,13 @@ class ValidCampaigns:
 class TrunkDialing:
     """One trunk's dialer over the open runs it serves: the campaigns on that trunk, or (a worker) every run."""
 
-    def __init__(self, services: Services, trunk_name: str, worker: str | None = None,
-                 campaigns: Callable[[], dict[str, CampaignDef]] | None = None):
+    def __init__(
+        self,
+        services: Services,
+        trunk_name: str,
+        worker: str | None = None,
+        campaigns: Callable[[], dict[str, CampaignDef]] | None = None,
+    ):
         services.instance.trunk(trunk_name)  # an unknown trunk is a ConfigError now, not at the first run
         self.services, self.trunk_name, self.worker = services, trunk_name, worker
         self.campaigns = campaigns or ValidCampaigns(services)
@@ -82,8 +87,12 @@ class TrunkDialing:
 
     def open_runs(self) -> list[int]:
         campaigns, default = self.campaigns(), self.services.instance.trunks.default
-        return [run_id for run_id, campaign in open_run_campaigns(self.services.db) if campaign in campaigns
-                and (self.worker is not None or (campaigns[campaign].trunk or default) == self.trunk_name)]
+        return [
+            run_id
+            for run_id, campaign in open_run_campaigns(self.services.db)
+            if campaign in campaigns
+            and (self.worker is not None or (campaigns[campaign].trunk or default) == self.trunk_name)
+        ]
 
     def dial_until_idle(self, stop: threading.Event) -> None:
         """Dial what is due in every open run until nothing is in flight or due; errors are logged, never raised."""
@@ -92,8 +101,14 @@ class TrunkDialing:
                 self._dialer = self.services.dialer(trunk_name=self.trunk_name, worker=self.worker)
             self._dialer.dial(self.open_runs, stop_requested=stop.is_set, return_when_idle=True)
         except SafeCallError as exc:
-            log_event(log, "dialer_error", level=logging.ERROR, trunk=self.trunk_name, worker=self.worker,
-                      error=mask_text(str(exc)))
+            log_event(
+                log,
+                "dialer_error",
+                level=logging.ERROR,
+                trunk=self.trunk_name,
+                worker=self.worker,
+                error=mask_text(str(exc)),
+            )
 
 
 class DialerWorker:

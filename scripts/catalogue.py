@@ -39,7 +39,11 @@ def help_texts() -> list[str]:
     found: list[str] = []
 
     def walk(command) -> None:
-        found.extend(text for text in [command.help, command.short_help] + [getattr(p, "help", None) for p in command.params] if text)
+        found.extend(
+            text
+            for text in [command.help, command.short_help] + [getattr(p, "help", None) for p in command.params]
+            if text
+        )
         for sub in getattr(command, "commands", {}).values():
             walk(sub)
 
@@ -95,7 +99,9 @@ def update() -> int:
         new.add(message, string, context=context, locations=[(place.split(":")[0], 0) for place in places[:1]])
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as handle:
-        write_po(handle, new, width=120, omit_header=False, no_location=True, sort_output=True)  # sorted by message: stable under code moves, and merges cleanly
+        write_po(
+            handle, new, width=120, omit_header=False, no_location=True, sort_output=True
+        )  # sorted by message: stable under code moves, and merges cleanly
     MO.write_bytes(compiled(read_catalogue()))
     print(f"{PO.relative_to(ROOT)}: {len(new)} messages, {missing} without a translation")
     return 1 if missing else 0

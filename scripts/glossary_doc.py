@@ -44,15 +44,23 @@ def main() -> None:
     table(lines, "Roles (역할)", g.ROLE)
     table(lines, "Weekly report labels (주간 보고)", g.REPORT)
     table(lines, "Actions and fields (버튼, 항목)", g.ACTION)
-    table(lines, "Short forms accepted when typed (입력 줄임말)",
-          {f"{kind}: {typed}": keyword for kind, words in g.KEYWORD_ALIASES.items() for typed, keyword in words.items()},
-          ("typed", "keyword"))
+    table(
+        lines,
+        "Short forms accepted when typed (입력 줄임말)",
+        {f"{kind}: {typed}": keyword for kind, words in g.KEYWORD_ALIASES.items() for typed, keyword in words.items()},
+        ("typed", "keyword"),
+    )
     table(lines, "Words not to use (쓰지 않는 말)", g.AVOID, ("not this", "write this"))
-    lines += ["## English words allowed in Korean text", "",
-              "Product and protocol names, units and file kinds: " + ", ".join(sorted(g.LATIN_ALLOWED)) + ".", "",
-              "Typed as they are (settings keys, tools' commands, examples): " + ", ".join(sorted(g.LATIN_TYPED)) + ";",
-              "also the English keywords (safe, not_home, …), command names, options (`--team`), settings keys with",
-              "`_` or `.`, paths and placeholders.", ""]
+    lines += [
+        "## English words allowed in Korean text",
+        "",
+        "Product and protocol names, units and file kinds: " + ", ".join(sorted(g.LATIN_ALLOWED)) + ".",
+        "",
+        "Typed as they are (settings keys, tools' commands, examples): " + ", ".join(sorted(g.LATIN_TYPED)) + ";",
+        "also the English keywords (safe, not_home, …), command names, options (`--team`), settings keys with",
+        "`_` or `.`, paths and placeholders.",
+        "",
+    ]
     (ROOT / "docs" / "glossary.md").write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -1,13 +1,13 @@
 """The import graph of the safecall package: cycles, and the longest chain of imports (the house's floors).
 
-    python scripts/layers.py [PACKAGE_DIR]      # default: safecall/ beside this script's folder
+python scripts/layers.py [PACKAGE_DIR]      # default: safecall/ beside this script's folder
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 
@@ -18,7 +18,11 @@ def module_name(path: Path, root: Path) -> str:
 
 def import_graph(package: Path) -> dict[str, set[str]]:
     """Module -> the project modules it imports (top level or in functions; migrations and __main__ left out)."""
-    files = {module_name(p, package): p for p in package.rglob("*.py") if "migrations" not in p.parts and p.name != "__main__.py"}
+    files = {
+        module_name(p, package): p
+        for p in package.rglob("*.py")
+        if "migrations" not in p.parts and p.name != "__main__.py"
+    }
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
         found = set()
@@ -41,16 +45,22 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
 
     def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]; counter[0] += 1; stack.append(v); on.add(v)
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
         for w in graph[v]:
             if w not in index:
-                visit(w); low[v] = min(low[v], low[w])
+                visit(w)
+                low[v] = min(low[v], low[w])
             elif w in on:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
             group = []
             while True:
-                w = stack.pop(); on.discard(w); group.append(w)
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
                 if w == v:
                     break
             if len(group) > 1:
@@ -65,10 +75,12 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def floors(graph: dict[str, set[str]]) -> dict[str, int]:
     """Each module's floor: 1 + the highest floor it imports (0 for a module that imports none); cycles counted once."""
-    @lru_cache(maxsize=None)
+
+    @cache
     def floor(v: str, seen: frozenset = frozenset()) -> int:
         below = [floor(w, seen | {v}) for w in graph[v] if w not in seen and w != v]
         return 1 + max(below) if below else 0
+
     return {v: floor(v) for v in graph}
 
 
@@ -76,11 +88,16 @@ def main(argv: list[str]) -> None:
     package = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "safecall"
     graph = import_graph(package)
     levels = floors(graph)
-    print(f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): {max(levels.values()) + 1}")
+    print(
+        f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): {max(levels.values()) + 1}"
+    )
     for group in cycles(graph):
         print("cycle:", " -> ".join(group))
     for level in range(max(levels.values()) + 1):
-        print(f"{level:2d}: " + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, l in levels.items() if l == level)))
+        print(
+            f"{level:2d}: "
+            + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, l in levels.items() if l == level))
+        )
 
 
 if __name__ == "__main__":

@@ -18,14 +18,14 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from solapi_fake import API_KEY, API_SECRET, FakeSolapi  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from cli import create_app  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
-from solapi_fake import API_KEY, API_SECRET, FakeSolapi  # noqa: E402
 
 SEOUL = ZoneInfo("Asia/Seoul")
-SETTINGS_TAIL = '''
+SETTINGS_TAIL = """
 [web]
 port = "8080"
 secure_cookies = "no"
@@ -37,7 +37,7 @@ api_secret = {{ env = "SAFECALL_SOLAPI_API_SECRET" }}
 sender = "02-2148-1234"
 callback_number = "02-2148-1234"
 base_url = "{base_url}"
-'''
+"""
 PEOPLE = [  # name, phone, dong, guardian, guardian phone; the trunk's script decides each one's week
     ("김민수", "010-2000-0001", "사직동", "김하나", "010-3000-0001", ["ack"]),
     ("이영희", "010-2000-0002", "사직동", "이둘", "010-3000-0002", ["no_answer"] * 4),
@@ -45,7 +45,7 @@ PEOPLE = [  # name, phone, dong, guardian, guardian phone; the trunk's script de
     ("최순자", "010-2000-0004", "부암동", "최셋", "010-3000-0004", ["busy", "ack"]),
     ("정말순", "010-2000-0005", "교남동", "", "", ["no_key", "ack"]),
 ]
-TRUNKS = '''default = "simulated"
+TRUNKS = """default = "simulated"
 [trunks.simulated]
 type = "simulated"
 channels = 2
@@ -56,7 +56,7 @@ invalid_percent = 0
 [trunks.simulated.mix]
 ack = 1
 [trunks.simulated.scripts]
-'''
+"""
 
 
 def main(out: Path) -> None:
@@ -75,19 +75,51 @@ def main(out: Path) -> None:
     try:
         cli("init", str(out))
         settings = out / "config" / "safecall.toml"
-        settings.write_text(settings.read_text(encoding="utf-8") + SETTINGS_TAIL.format(base_url=solapi.base_url), encoding="utf-8")
-        (out / "config" / "trunks.toml").write_text(TRUNKS + "".join(
-            f'"+8210{p[1][4:8]}{p[1][9:]}" = {p[5]!r}\n'.replace("'", '"') for p in PEOPLE), encoding="utf-8")
+        settings.write_text(
+            settings.read_text(encoding="utf-8") + SETTINGS_TAIL.format(base_url=solapi.base_url), encoding="utf-8"
+        )
+        (out / "config" / "trunks.toml").write_text(
+            TRUNKS + "".join(f'"+8210{p[1][4:8]}{p[1][9:]}" = {p[5]!r}\n'.replace("'", '"') for p in PEOPLE),
+            encoding="utf-8",
+        )
         campaign = out / "campaigns" / "weekly-safe-call.toml"
         text = campaign.read_text(encoding="utf-8")
-        campaign.write_text(text.replace("guardian_sms = false", "guardian_sms = true")
-                            .replace("max_retries = 3", 'max_retries = "3"'), encoding="utf-8")
+        campaign.write_text(
+            text.replace("guardian_sms = false", "guardian_sms = true").replace("max_retries = 3", 'max_retries = "3"'),
+            encoding="utf-8",
+        )
         roster = out / "roster.csv"
         with roster.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["성명", "전화번호", "보조연락처", "주소", "행정동", "생년월일", "보호자 성명", "보호자 연락처", "동의일자", "위험도"])
+            writer.writerow(
+                [
+                    "성명",
+                    "전화번호",
+                    "보조연락처",
+                    "주소",
+                    "행정동",
+                    "생년월일",
+                    "보호자 성명",
+                    "보호자 연락처",
+                    "동의일자",
+                    "위험도",
+                ]
+            )
             for name, phone, dong, guardian, guardian_phone, _ in PEOPLE:
-                writer.writerow([name, phone, "", f"서울특별시 종로구 {dong} 1-1", dong, "1945-03-01", guardian, guardian_phone, "2025-01-10", "중"])
+                writer.writerow(
+                    [
+                        name,
+                        phone,
+                        "",
+                        f"서울특별시 종로구 {dong} 1-1",
+                        dong,
+                        "1945-03-01",
+                        guardian,
+                        guardian_phone,
+                        "2025-01-10",
+                        "중",
+                    ]
+                )
         cli("recipients", "import", str(roster))
         roster.unlink()
         clock.set(datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL))

@@ -52,7 +52,7 @@ class Recording:
     goodbye: bytes
 
     @classmethod
-    def load(cls, name: str) -> "Recording":
+    def load(cls, name: str) -> Recording:
         packets = split_packets((FIXTURES / name).read_bytes())
         goodbye = next(p for p in packets if p.startswith(b"Response: Goodbye"))
         body = [p for p in packets[4:] if p is not goodbye]
@@ -61,7 +61,11 @@ class Recording:
 
 def agi_verb(command: str) -> str:
     words = command.split()
-    return " ".join(words[:2]) if command.startswith(("GET ", "STREAM ", "SET ", "RECORD ", "EXEC ")) else (words[0] if words else "")
+    return (
+        " ".join(words[:2])
+        if command.startswith(("GET ", "STREAM ", "SET ", "RECORD ", "EXEC "))
+        else (words[0] if words else "")
+    )
 
 
 @dataclass
@@ -88,12 +92,17 @@ def write_wav(path: Path, seconds: float) -> None:
     """A recording as Asterisk's wav format writes it: 8 kHz, 16-bit mono (a quiet tone, so a player has sound)."""
     import math
     import wave
+
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(8000)
-        out.writeframes(b"".join(int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
-                                 for i in range(int(seconds * 8000))))
+        out.writeframes(
+            b"".join(
+                int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
+                for i in range(int(seconds * 8000))
+            )
+        )
 
 
 def agi_exchanges(name: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
@@ -154,8 +163,16 @@ class Hold:
 
 
 class AsteriskStandIn:
-    def __init__(self, scripts: dict[str, str], *, username: str = "safecall", secret: str = "safecall-test-secret",
-                 fastagi: tuple[str, int] | None = None, contexts=("safecall-agi",), packet_gap: float = 0.001):
+    def __init__(
+        self,
+        scripts: dict[str, str],
+        *,
+        username: str = "safecall",
+        secret: str = "safecall-test-secret",
+        fastagi: tuple[str, int] | None = None,
+        contexts=("safecall-agi",),
+        packet_gap: float = 0.001,
+    ):
         self.scripts = scripts  # dialled number (as in the Channel) -> scenario
         self.username, self.secret = username, secret
         self.fastagi = fastagi
@@ -180,7 +197,7 @@ class AsteriskStandIn:
     def port(self) -> int:
         return self._server.getsockname()[1]
 
-    def start(self) -> "AsteriskStandIn":
+    def start(self) -> AsteriskStandIn:
         self._thread.start()
         return self
 
@@ -212,7 +229,7 @@ class AsteriskStandIn:
         while not self._closing.is_set():
             try:
                 conn, _ = self._server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -276,13 +293,19 @@ class AsteriskStandIn:
         elif name == "CoreShowChannels":
             reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow")
             for call in list(self.active.values()):
-                reply(f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: {call.channel_name}\r\nUniqueid: {call.channel_id}\r\n"
-                      f"ChannelState: {6 if call.up else 5}\r\nChannelStateDesc: {'Up' if call.up else 'Ringing'}")
-            reply(f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\nEventList: Complete\r\nListItems: {len(self.active)}")
+                reply(
+                    f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: {call.channel_name}\r\nUniqueid: {call.channel_id}\r\n"
+                    f"ChannelState: {6 if call.up else 5}\r\nChannelStateDesc: {'Up' if call.up else 'Ringing'}"
+                )
+            reply(
+                f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\nEventList: Complete\r\nListItems: {len(self.active)}"
+            )
         elif name == "ShowDialPlan":
             if action.get("Context") in self.contexts:
                 reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: DialPlan list will follow")
-                reply(f"Event: ListDialplan\r\nActionID: {{id}}\r\nContext: {action['Context']}\r\nExtension: s\r\nPriority: 1\r\nApplication: Answer")
+                reply(
+                    f"Event: ListDialplan\r\nActionID: {{id}}\r\nContext: {action['Context']}\r\nExtension: s\r\nPriority: 1\r\nApplication: Answer"
+                )
                 reply("Event: ShowDialPlanComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 1")
             else:
                 reply(f"Response: Error\r\nActionID: {{id}}\r\nMessage: Did not find context {action.get('Context')}")
@@ -292,7 +315,9 @@ class AsteriskStandIn:
 
     def _originate(self, action: dict, send) -> None:
         if action.get("Channel", "").startswith("Local/s@"):  # a call straight into a dialplan context
-            send(f"Response: Success\r\nActionID: {action['ActionID']}\r\nMessage: Originate successfully queued".encode())
+            send(
+                f"Response: Success\r\nActionID: {action['ActionID']}\r\nMessage: Originate successfully queued".encode()
+            )
             context = action["Channel"].split("@", 1)[1]
             if context in self.contexts:
                 token = action.get("Variable", "=").split("=", 1)[1]
@@ -301,8 +326,13 @@ class AsteriskStandIn:
             return
         number = re.search(r"/(\+?\d+)", action.get("Channel", "")).group(1)
         token = action.get("Variable", "=").split("=", 1)[1]
-        call = CallRecord(number, action["ChannelId"], token, self.scripts.get(number, "no_answer"),
-                          channel_name=f"Local/{number}@callee-00000000;1")
+        call = CallRecord(
+            number,
+            action["ChannelId"],
+            token,
+            self.scripts.get(number, "no_answer"),
+            channel_name=f"Local/{number}@callee-00000000;1",
+        )
         self.calls.append(call)
         self.active[call.channel_id] = call
         threading.Thread(target=self._play, args=(call, action["ActionID"], send), daemon=True).start()
@@ -315,8 +345,10 @@ class AsteriskStandIn:
         containing the recorded number ("2001") would otherwise be mangled, and the call's events lost.
         """
         swaps = {
-            f"attempt-{recorded}": action_id, f"att-{recorded}": call.channel_id,
-            f"Value: {recorded}": f"Value: {call.token}", f"Attempt: {recorded}": f"Attempt: {call.token}",
+            f"attempt-{recorded}": action_id,
+            f"att-{recorded}": call.channel_id,
+            f"Value: {recorded}": f"Value: {call.token}",
+            f"Attempt: {recorded}": f"Attempt: {call.token}",
             recorded: call.number,
         }
         pattern = re.compile("|".join(re.escape(key) for key in swaps).encode())  # the longer keys come first
@@ -345,14 +377,18 @@ class AsteriskStandIn:
                 respond(packet)
                 return
             keys = dict(line.split(": ", 1) for line in packet.decode().split("\r\n") if ": " in line)
-            if keys.get("Uniqueid") == call.channel_id and "Event" in keys:  # the call's own channel, not the far half of the Local channel
+            if (
+                keys.get("Uniqueid") == call.channel_id and "Event" in keys
+            ):  # the call's own channel, not the far half of the Local channel
                 if keys["Event"] == "Newchannel":
                     call.channel_name = keys["Channel"]
                 elif keys["Event"] == "Newstate" and keys["ChannelState"] == "6":
                     call.up = True
                 elif keys["Event"] == "Hangup":
                     call.hung_up_at = time.time()
-                    self.active.pop(call.channel_id, None)  # as in Asterisk, the channel is gone when its Hangup is told
+                    self.active.pop(
+                        call.channel_id, None
+                    )  # as in Asterisk, the channel is gone when its Hangup is told
             self._broadcast(packet)
 
         try:
@@ -368,7 +404,9 @@ class AsteriskStandIn:
                     if not connected:
                         # No FastAGI server: Asterisk's AGI() fails and the channel hangs up.
                         unreachable = Recording.load(UNREACHABLE[0]).call
-                        start = next(i for i, p in enumerate(unreachable) if p.startswith(b"Event: OriginateResponse")) + 1
+                        start = (
+                            next(i for i, p in enumerate(unreachable) if p.startswith(b"Event: OriginateResponse")) + 1
+                        )
                         for rest in unreachable[start:]:
                             send(self._rewrite(rest, UNREACHABLE[1], call, action_id))
                         return
@@ -389,16 +427,31 @@ class AsteriskStandIn:
         connects from.
         """
         self._inbound += 1
-        call = CallRecord(caller, f"1795330000.{self._inbound}", caller, scenario, channel_name=f"PJSIP/carrier-{self._inbound:08x}")
+        call = CallRecord(
+            caller, f"1795330000.{self._inbound}", caller, scenario, channel_name=f"PJSIP/carrier-{self._inbound:08x}"
+        )
         script = "safecall-callback"
         host, port = self.fastagi
-        self._run_agi(call, SCENARIOS[scenario][1], source, {
-            "agi_network_script": script, "agi_request": f"agi://{host}:{port}/{script}", "agi_type": "PJSIP",
-            "agi_callerid": caller, "agi_context": "safecall-inbound", "agi_extension": "0221480000", "agi_priority": "3"})
+        self._run_agi(
+            call,
+            SCENARIOS[scenario][1],
+            source,
+            {
+                "agi_network_script": script,
+                "agi_request": f"agi://{host}:{port}/{script}",
+                "agi_type": "PJSIP",
+                "agi_callerid": caller,
+                "agi_context": "safecall-inbound",
+                "agi_extension": "0221480000",
+                "agi_priority": "3",
+            },
+        )
         call.done.set()
         return call
 
-    def _run_agi(self, call: CallRecord, agi_name: str, source: str = "127.0.0.1", env_changes: dict | None = None) -> bool:
+    def _run_agi(
+        self, call: CallRecord, agi_name: str, source: str = "127.0.0.1", env_changes: dict | None = None
+    ) -> bool:
         if self.fastagi is None:
             return False
         try:
@@ -427,8 +480,10 @@ class AsteriskStandIn:
             verb = agi_verb(command)
             if verb == "GET VARIABLE":  # works on a dead channel
                 name = command.split()[2].strip('"')
-                value = {"DIALSTATUS": help_answer.dial_status,
-                         "ANSWEREDTIME": str(help_answer.answered_seconds) if help_answer.dial_status == "ANSWER" else ""}.get(name, "")
+                value = {
+                    "DIALSTATUS": help_answer.dial_status,
+                    "ANSWEREDTIME": str(help_answer.answered_seconds) if help_answer.dial_status == "ANSWER" else "",
+                }.get(name, "")
                 return [f"200 result=1 ({value})" if value else "200 result=0"]
             if dead:
                 return ["511 Command Not Permitted on a dead channel or intercept routine"]
@@ -455,7 +510,12 @@ class AsteriskStandIn:
         # The AGI recordings come from calls placed without a ChannelId; ami-fastagi-unreachable.txt shows the AGI
         # application running on the channel whose Uniqueid is the Originate's ChannelId (att-1002). So Asterisk
         # tells that id as agi_uniqueid, and that channel's name as agi_channel.
-        mine = {"agi_arg_1": call.token, "agi_uniqueid": call.channel_id, "agi_channel": call.channel_name, **(env_changes or {})}
+        mine = {
+            "agi_arg_1": call.token,
+            "agi_uniqueid": call.channel_id,
+            "agi_channel": call.channel_name,
+            **(env_changes or {}),
+        }
         try:
             for line in env:
                 key = line.split(": ", 1)[0]

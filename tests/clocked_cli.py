@@ -21,8 +21,12 @@ from safecall.clock import ScaledClock, VirtualClock  # noqa: E402
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--at", required=True, type=datetime.fromisoformat, help="the time the clock starts at (with a zone)")
-    parser.add_argument("--speed", type=float, help="virtual seconds per real second (default: time moves only when slept)")
+    parser.add_argument(
+        "--at", required=True, type=datetime.fromisoformat, help="the time the clock starts at (with a zone)"
+    )
+    parser.add_argument(
+        "--speed", type=float, help="virtual seconds per real second (default: time moves only when slept)"
+    )
     parser.add_argument("--anchor", type=float, help="with --speed: the real Unix time at which the clock reads --at")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="-- then the safecall arguments")
     options = parser.parse_args(argv)

@@ -9,24 +9,44 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from solapi_fake import FakeSolapi
 from typer.testing import CliRunner
 
 from safecall.cli import create_app
 from safecall.clock import VirtualClock
 from safecall.settings import load_instance
 from safecall.store import Database
-from solapi_fake import FakeSolapi
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # Monday 23 November 2026, 08:00 in Seoul: before the weekly slot (Monday 10:00).
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=SEOUL)
 NEXT_MONDAY_MORNING = datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL)
 
-HEADER = ["성명", "전화번호", "보조연락처", "주소", "행정동", "생년월일", "보호자 성명", "보호자 연락처", "동의일자", "위험도"]
+HEADER = [
+    "성명",
+    "전화번호",
+    "보조연락처",
+    "주소",
+    "행정동",
+    "생년월일",
+    "보호자 성명",
+    "보호자 연락처",
+    "동의일자",
+    "위험도",
+]
 
 
-def person_row(name: str, phone: str, dong: str = "사직동", born: str = "1945-03-01", consent: str = "2025-01-10",
-               risk: str = "중", phone2: str = "", guardian: str = "", guardian_phone: str = "") -> list[str]:
+def person_row(
+    name: str,
+    phone: str,
+    dong: str = "사직동",
+    born: str = "1945-03-01",
+    consent: str = "2025-01-10",
+    risk: str = "중",
+    phone2: str = "",
+    guardian: str = "",
+    guardian_phone: str = "",
+) -> list[str]:
     return [name, phone, phone2, f"서울특별시 종로구 {dong} 1-1", dong, born, guardian, guardian_phone, consent, risk]
 
 
@@ -52,7 +72,9 @@ class Cli:
     def __call__(self, *args: str, ok: bool = True):
         result = self.runner.invoke(self.app, ["--config", str(self.root), *args])
         if ok and result.exit_code != 0:
-            raise AssertionError(f"safecall {' '.join(args)} failed ({result.exit_code}):\n{result.output}\n{result.exception!r}")
+            raise AssertionError(
+                f"safecall {' '.join(args)} failed ({result.exit_code}):\n{result.output}\n{result.exception!r}"
+            )
         return result
 
     def use_locale(self, lang: str) -> None:
@@ -126,7 +148,7 @@ def database_url(request, database_backend: str, tmp_path: Path) -> str | None:
         yield None
         return
     if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL server: start one with `eval \"$(.ci/postgres start)\"`")
+        pytest.skip('no PostgreSQL server: start one with `eval "$(.ci/postgres start)"`')
     template = request.getfixturevalue("postgres_template")
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     name = f"safecall_test_{uuid.uuid4().hex[:12]}"
@@ -149,9 +171,17 @@ def cli(tmp_path: Path, clock: VirtualClock, database_url: str | None) -> Cli:
 
 def scripted_trunks(scripts: dict[str, list[str]], channels: int = 4, cps: float = 2) -> str:
     lines = [
-        'default = "simulated"', "[trunks.simulated]", 'type = "simulated"', f"channels = {channels}",
-        f"calls_per_second = {cps}", "seed = 1", "away_percent = 0", "invalid_percent = 0",
-        "[trunks.simulated.mix]", "ack = 1", "[trunks.simulated.scripts]",
+        'default = "simulated"',
+        "[trunks.simulated]",
+        'type = "simulated"',
+        f"channels = {channels}",
+        f"calls_per_second = {cps}",
+        "seed = 1",
+        "away_percent = 0",
+        "invalid_percent = 0",
+        "[trunks.simulated.mix]",
+        "ack = 1",
+        "[trunks.simulated.scripts]",
     ]
     lines += [f'"{number}" = {steps!r}'.replace("'", '"') for number, steps in scripts.items()]
     return "\n".join(lines) + "\n"
@@ -169,9 +199,15 @@ SPEECH_FIGURES = "speech_figures"
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    figures = [line for kind in ("passed", "failed") for report in terminalreporter.stats.get(kind, [])
-               if getattr(report, "when", None) == "call"
-               for name, lines in report.user_properties if name == SPEECH_FIGURES for line in lines]
+    figures = [
+        line
+        for kind in ("passed", "failed")
+        for report in terminalreporter.stats.get(kind, [])
+        if getattr(report, "when", None) == "call"
+        for name, lines in report.user_properties
+        if name == SPEECH_FIGURES
+        for line in lines
+    ]
     if figures:
         terminalreporter.write_sep("-", "spoken-answer judge on tests/fixtures/speech/")
         for line in figures:

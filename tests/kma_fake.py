@@ -26,7 +26,7 @@ class FakeKma:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
 
-    def start(self) -> "FakeKma":
+    def start(self) -> FakeKma:
         self.thread.start()
         return self
 
@@ -34,13 +34,17 @@ class FakeKma:
         self.server.shutdown()
         self.server.server_close()
 
-    def advise(self, region_id: str, region: str, issued: str, wrn: str, lvl: str = "주의보", cmd: str = "발표") -> None:
+    def advise(
+        self, region_id: str, region: str, issued: str, wrn: str, lvl: str = "주의보", cmd: str = "발표"
+    ) -> None:
         self.rows.append((region_id, region, issued, wrn, lvl, cmd))
 
     def body(self) -> str:
         lines = ["#START7777", "#" + "-" * 60, "#  특보현황 조회", "#" + "-" * 60, HEADER]
         for region_id, region, issued, wrn, lvl, cmd in self.rows:
-            lines.append(f"{region_id[:3]}00000, 상위구역, {region_id}, {region}, {issued}, {issued}, {wrn}, {lvl}, {cmd}, ")
+            lines.append(
+                f"{region_id[:3]}00000, 상위구역, {region_id}, {region}, {issued}, {issued}, {wrn}, {lvl}, {cmd}, "
+            )
         lines.append("#7777END")
         return "\n".join(lines) + "\n"
 

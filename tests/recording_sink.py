@@ -29,8 +29,13 @@ class RecordingSink:
         self.asked.append(token)
         if not self.live:
             return None
-        return LiveCall(token=token, attempt_id=next(self._ids), flow=self.flow, call_id=self.call_ids.get(token),
-                        ivr_started=token in self.started)
+        return LiveCall(
+            token=token,
+            attempt_id=next(self._ids),
+            flow=self.flow,
+            call_id=self.call_ids.get(token),
+            ivr_started=token in self.started,
+        )
 
     def start_ivr(self, token: str, at: datetime) -> bool:
         if not self.live or token in self.started:
@@ -41,8 +46,15 @@ class RecordingSink:
     def note_call_id(self, token: str, call_id: str) -> None:
         self.call_ids.setdefault(token, call_id)
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
+    def record_keypress(
+        self,
+        token: str,
+        digit: str,
+        outcome: str,
+        at: datetime,
+        speech: tuple[str, float] | None = None,
+        risk: bool = False,
+    ) -> bool:
         self.keys.append((token, digit, outcome) + ((speech,) if speech else ()) + (("risk",) if risk else ()))
         return self.live
 

@@ -22,7 +22,7 @@ import json
 import re
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,13 +34,23 @@ TEMPLATES = {
     "KA01TP0000UNREACHABLE": "[안심콜] #{이름}님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 #{회신번호}",
     "KA01TP000000000000HELP": "[안심콜] #{이름}님이 안부 전화로 도움을 요청해 오늘 연락드립니다. 문의 #{회신번호}",
 }
-AUTHORIZATION = re.compile(r"HMAC-SHA256 apikey=(?P<key>[^,]+), date=(?P<date>[^,]+), salt=(?P<salt>[^,]+), "
-                           r"signature=(?P<signature>[0-9a-f]{64})", re.IGNORECASE)
-STATUS_TEXT = {"2000": "정상 접수(이통사로 접수 예정) ", "3000": "이통사로 접수(리포트를 기다리는 중)", "4000": "발송 처리 완료",
-               "3043": "단말기 Power off", "3104": "카카오톡 미사용자"}
+AUTHORIZATION = re.compile(
+    r"HMAC-SHA256 apikey=(?P<key>[^,]+), date=(?P<date>[^,]+), salt=(?P<salt>[^,]+), "
+    r"signature=(?P<signature>[0-9a-f]{64})",
+    re.IGNORECASE,
+)
+STATUS_TEXT = {
+    "2000": "정상 접수(이통사로 접수 예정) ",
+    "3000": "이통사로 접수(리포트를 기다리는 중)",
+    "4000": "발송 처리 완료",
+    "3043": "단말기 Power off",
+    "3104": "카카오톡 미사용자",
+}
 
 
-def sms_table(base_url: str, api_key: str = '{ env = "SOLAPI_KEY" }', api_secret: str = '{ env = "SOLAPI_SECRET" }') -> str:
+def sms_table(
+    base_url: str, api_key: str = '{ env = "SOLAPI_KEY" }', api_secret: str = '{ env = "SOLAPI_SECRET" }'
+) -> str:
     """The [sms] table of safecall.toml for SOLAPI at base_url; the key and secret as secret references."""
     return f'''
 [sms]
@@ -103,8 +113,10 @@ class FakeSolapi:
                 with fake.lock:
                     if fake.send_failures:
                         status, said = fake.send_failures.pop(0)
-                        return self._reply(status, {"errorCode": "ValidationError" if status < 500 else "InternalError",
-                                                    "errorMessage": said})
+                        return self._reply(
+                            status,
+                            {"errorCode": "ValidationError" if status < 500 else "InternalError", "errorMessage": said},
+                        )
                     request = json.loads(body)
                     fake.requests.append(request)
                     self._reply(200, fake.accept(request))
@@ -124,7 +136,7 @@ class FakeSolapi:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "FakeSolapi":
+    def start(self) -> FakeSolapi:
         self.thread.start()
         return self
 
@@ -142,7 +154,7 @@ class FakeSolapi:
             date = datetime.fromisoformat(match["date"].replace("Z", "+00:00"))
         except ValueError:
             return "SignatureDoesNotMatch"
-        if date.tzinfo is None or abs(datetime.now(timezone.utc) - date) > timedelta(minutes=15):
+        if date.tzinfo is None or abs(datetime.now(UTC) - date) > timedelta(minutes=15):
             return "RequestTimeTooSkewed"
         if not 12 <= len(match["salt"]) <= 64:
             return "SignatureDoesNotMatch"
@@ -192,9 +204,18 @@ class FakeSolapi:
         for message in request.get("messages", []):
             message_id = "M4V" + uuid.uuid4().hex[:29].upper()
             code = self.refusal(message)
-            record = {"messageId": message_id, "groupId": group_id, "to": message.get("to"), "from": message.get("from"),
-                      "type": message.get("type"), "country": "82", "accountId": "12925149", "statusCode": code or "2000",
-                      "statusMessage": STATUS_TEXT.get(code or "2000", f"오류 {code}"), "customFields": {}}
+            record = {
+                "messageId": message_id,
+                "groupId": group_id,
+                "to": message.get("to"),
+                "from": message.get("from"),
+                "type": message.get("type"),
+                "country": "82",
+                "accountId": "12925149",
+                "statusCode": code or "2000",
+                "statusMessage": STATUS_TEXT.get(code or "2000", f"오류 {code}"),
+                "customFields": {},
+            }
             if code:
                 failed.append(record)
                 continue
@@ -204,15 +225,37 @@ class FakeSolapi:
                 final = "3104"
             self.messages[message_id] = {**message, **record, "final": final, "log": [], "replacement": False}
             accepted.append({k: record[k] for k in ("messageId", "statusCode", "statusMessage", "customFields")})
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         cash = {"requested": 0, "replacement": 0, "refund": 0, "sum": 0}
-        count = {"total": len(accepted) + len(failed), "sentTotal": 0, "sentFailed": 0, "sentSuccess": 0, "sentPending": 0,
-                 "sentReplacement": 0, "refund": 0, "registeredFailed": len(failed), "registeredSuccess": len(accepted)}
-        group = {"count": count, "countForCharge": {"sms": {}, "lms": {}, "ata": {}}, "balance": cash, "point": cash,
-                 "app": {"profit": {}, "appId": None}, "log": [], "status": "SENDING", "allowDuplicates": False,
-                 "isRefunded": False, "accountId": "12925149", "masterAccountId": None, "apiVersion": "4",
-                 "groupId": group_id, "price": {"82": {"sms": 20, "lms": 50, "ata": 13}}, "dateCreated": now,
-                 "dateUpdated": now}
+        count = {
+            "total": len(accepted) + len(failed),
+            "sentTotal": 0,
+            "sentFailed": 0,
+            "sentSuccess": 0,
+            "sentPending": 0,
+            "sentReplacement": 0,
+            "refund": 0,
+            "registeredFailed": len(failed),
+            "registeredSuccess": len(accepted),
+        }
+        group = {
+            "count": count,
+            "countForCharge": {"sms": {}, "lms": {}, "ata": {}},
+            "balance": cash,
+            "point": cash,
+            "app": {"profit": {}, "appId": None},
+            "log": [],
+            "status": "SENDING",
+            "allowDuplicates": False,
+            "isRefunded": False,
+            "accountId": "12925149",
+            "masterAccountId": None,
+            "apiVersion": "4",
+            "groupId": group_id,
+            "price": {"82": {"sms": 20, "lms": 50, "ata": 13}},
+            "dateCreated": now,
+            "dateUpdated": now,
+        }
         listed = {"messageList": accepted} if request.get("showMessageList") else {}
         return {"groupInfo": group, "failedMessageList": failed, **listed}
 
@@ -227,7 +270,8 @@ class FakeSolapi:
                 self.replace_by_text(message)
             elif message["final"] == "4000":
                 self.handsets.setdefault(message["to"], []).append(
-                    {"type": message["type"], "text": self.text_of(message), "replacement": False})
+                    {"type": message["type"], "text": self.text_of(message), "replacement": False}
+                )
         message["statusMessage"] = STATUS_TEXT.get(message["statusCode"], message["statusCode"])
         return {k: v for k, v in message.items() if k != "final"}
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
 from web_fixtures import PASSWORD
 
 
 def add(cli, name: str, password: str = PASSWORD, role: str = "officer"):
-    return cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", name, "--role", role, "--password-stdin"],
-                             input=password + "\n")
+    return cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", name, "--role", role, "--password-stdin"],
+        input=password + "\n",
+    )
 
 
 @pytest.mark.parametrize("weak", [" " * 10, "a" * 10, "password123", "1234567890", "qwertyuiop", "kim-password"])
@@ -21,7 +23,9 @@ def test_a_weak_password_is_refused_however_long(cli, weak):
 
 def test_a_strong_password_is_taken_and_reset_checks_it_too(cli):
     assert add(cli, "kim", "maple river lantern 42").exit_code == 0
-    weak = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "reset", "kim", "--password-stdin"], input="aaaaaaaaaaaa\n")
+    weak = cli.runner.invoke(
+        cli.app, ["--config", str(cli.root), "users", "reset", "kim", "--password-stdin"], input="aaaaaaaaaaaa\n"
+    )
     assert weak.exit_code == 1 and "too easy to guess" in weak.output
 
 
@@ -42,7 +46,6 @@ def test_names_that_look_like_another_account_are_refused_or_become_what_they_lo
 
 def test_a_name_typed_in_another_form_logs_in_to_the_one_account(cli):
     from starlette.testclient import TestClient
-
     from test_web_sessions_and_logins import log_in
     from web_fixtures import make_app, web_settings
 

@@ -25,7 +25,14 @@ def test_the_domain_floor_imports_nothing_from_the_project():
 
 
 def test_the_store_does_not_import_settings_or_anything_above_it():
-    above = ("safecall.settings", "safecall.services", "safecall.lifecycle", "safecall.cli", "safecall.web", "safecall.telephony")
+    above = (
+        "safecall.settings",
+        "safecall.services",
+        "safecall.lifecycle",
+        "safecall.cli",
+        "safecall.web",
+        "safecall.telephony",
+    )
     for path in sorted((PACKAGE / "store").rglob("*.py")):
         offending = {name for name in imported_modules(path) if name.startswith(above)}
         assert not offending, f"{path.relative_to(PACKAGE.parent)} imports {sorted(offending)}"
@@ -49,7 +56,9 @@ def test_no_function_of_the_http_apps_is_longer_than_80_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 if node.end_lineno - first + 1 > LONGEST_FUNCTION:
-                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - first + 1} lines)")
+                    long.append(
+                        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - first + 1} lines)"
+                    )
     assert len(HTTP_MODULES) > 5 and not long, long
 
 
@@ -60,8 +69,11 @@ def an_office_with_one_officer(root, clock, officer: str):
     office = Cli(root, clock)
     assert office.runner.invoke(office.app, ["init", str(root)]).exit_code == 0
     web_settings(office)
-    added = office.runner.invoke(office.app, ["--config", str(root), "users", "add", officer, "--role", "officer", "--password-stdin"],
-                                 input=PASSWORD + "\n")
+    added = office.runner.invoke(
+        office.app,
+        ["--config", str(root), "users", "add", officer, "--role", "officer", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
     assert added.exit_code == 0, added.output
     return office
 
@@ -70,14 +82,16 @@ def test_two_web_apps_in_one_process_serve_each_their_own_office(tmp_path, clock
     """The routers are shared module objects; what they serve comes from each app's state."""
     import re
 
-    from starlette.testclient import TestClient
     from sqlmodel import select
-
-    from safecall.store import AuditEvent
+    from starlette.testclient import TestClient
     from web_fixtures import PASSWORD, make_app
 
-    offices = {"kim": an_office_with_one_officer(tmp_path / "a", clock, "kim"),
-               "lee": an_office_with_one_officer(tmp_path / "b", clock, "lee")}
+    from safecall.store import AuditEvent
+
+    offices = {
+        "kim": an_office_with_one_officer(tmp_path / "a", clock, "kim"),
+        "lee": an_office_with_one_officer(tmp_path / "b", clock, "lee"),
+    }
     apps = {name: make_app(office) for name, office in offices.items()}
 
     def log_in(app, username: str, password: str = PASSWORD) -> int:
@@ -86,7 +100,9 @@ def test_two_web_apps_in_one_process_serve_each_their_own_office(tmp_path, clock
         return http.post("/login", data={"username": username, "password": password, "csrf": csrf}).status_code
 
     assert log_in(apps["kim"], "kim") == 303 and log_in(apps["lee"], "lee") == 303
-    assert log_in(apps["kim"], "lee") == 401 and log_in(apps["lee"], "kim") == 401  # each app checks its own office's users
+    assert (
+        log_in(apps["kim"], "lee") == 401 and log_in(apps["lee"], "kim") == 401
+    )  # each app checks its own office's users
     for _ in range(5):
         log_in(apps["lee"], "kim", "wrong password!")
     assert log_in(apps["lee"], "lee") == 429  # the other office's limiter counted these: not this one's
@@ -104,12 +120,19 @@ def test_two_webhook_apps_in_one_process_check_each_their_own_signature():
     from safecall.telephony.twilio.webhooks import create_webhook_app
 
     def app(token: str):
-        return create_webhook_app(public_base_url="https://safecall.example.org", auth_token=token, sink=None,
-                                  now=lambda: None, on_event=lambda event: None)
+        return create_webhook_app(
+            public_base_url="https://safecall.example.org",
+            auth_token=token,
+            sink=None,
+            now=lambda: None,
+            on_event=lambda event: None,
+        )
 
     first, second = TestClient(app("first-auth-token")), TestClient(app("second-auth-token"))
     params = {"CallSid": "CA1", "ErrorCode": "11200"}
-    signature = RequestValidator("first-auth-token").compute_signature("https://safecall.example.org/twilio/fallback", params)
+    signature = RequestValidator("first-auth-token").compute_signature(
+        "https://safecall.example.org/twilio/fallback", params
+    )
     signed = dict(data=params, headers={"X-Twilio-Signature": signature})
     answered = first.post("/twilio/fallback", **signed)
     assert answered.status_code == 200 and "<Hangup" in answered.text and "죄송합니다" in answered.text

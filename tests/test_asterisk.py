@@ -10,18 +10,18 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
-
 from asterisk_standin import FIXTURES, SCENARIOS, AsteriskStandIn, CallRecord, Recording, agi_exchanges, split_packets
 from conftest import HEADER, person_row, write_csv
 from live import always_open, free_port, outcomes_by_name, run_live_campaign
+from recording_sink import RecordingSink
+from sqlmodel import select
+
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
-from recording_sink import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
 from safecall.telephony.asterisk.fastagi import CallerHungUp, FastAgiServer, IvrSessions, SocketAGI, caller_e164
@@ -29,17 +29,28 @@ from safecall.telephony.asterisk.trunk import failure_result
 
 # ---- the recordings, parsed directly ----
 
+
 def test_the_recordings_parse_into_the_expected_originate_outcomes():
     from asterisk.ami.event import Event
 
-    expected = {"ami-ack.txt": ["4"], "ami-answered-no-key.txt": ["4"], "ami-no-answer.txt": ["3"], "ami-busy.txt": ["5"],
-                "ami-congestion.txt": ["8"], "ami-fastagi-unreachable.txt": ["4"]}
+    expected = {
+        "ami-ack.txt": ["4"],
+        "ami-answered-no-key.txt": ["4"],
+        "ami-no-answer.txt": ["3"],
+        "ami-busy.txt": ["5"],
+        "ami-congestion.txt": ["8"],
+        "ami-fastagi-unreachable.txt": ["4"],
+    }
     for name, reasons in expected.items():
         packets = split_packets((FIXTURES / name).read_bytes())
         assert packets[0] == b"Asterisk Call Manager/13.0.0"
         events = [Event.read(p.decode()) for p in packets if p.startswith(b"Event: ")]
         assert [e.keys["Reason"] for e in events if e.name == "OriginateResponse"] == reasons, name
-    many = [Event.read(p.decode()) for p in split_packets((FIXTURES / "ami-60-concurrent.txt").read_bytes()) if p.startswith(b"Event: ")]
+    many = [
+        Event.read(p.decode())
+        for p in split_packets((FIXTURES / "ami-60-concurrent.txt").read_bytes())
+        if p.startswith(b"Event: ")
+    ]
     reasons = sorted(e.keys["Reason"] for e in many if e.name == "OriginateResponse")
     assert (reasons.count("4"), reasons.count("3"), reasons.count("5"), reasons.count("8")) == (49, 8, 1, 2)
     assert len(many) == 1965  # every Event packet of the recording parsed
@@ -60,17 +71,28 @@ def test_the_stand_in_replays_the_recorded_bytes(scenario):
     stand_in = AsteriskStandIn({number: scenario}).start()
     try:
         with socket.create_connection(("127.0.0.1", stand_in.port), timeout=5) as sock:
-            sock.sendall(b"Action: Login\r\nActionID: login-1\r\nUsername: safecall\r\nSecret: safecall-test-secret\r\n\r\n")
-            sock.sendall(f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\nContext: safecall-agi\r\n"
-                         f"Exten: s\r\nPriority: 1\r\nTimeout: 8000\r\nAsync: true\r\nChannelId: att-{number}\r\n"
-                         f"Variable: SAFECALL_ATTEMPT={number}\r\n\r\n".encode())
+            sock.sendall(
+                b"Action: Login\r\nActionID: login-1\r\nUsername: safecall\r\nSecret: safecall-test-secret\r\n\r\n"
+            )
+            sock.sendall(
+                f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\nContext: safecall-agi\r\n"
+                f"Exten: s\r\nPriority: 1\r\nTimeout: 8000\r\nAsync: true\r\nChannelId: att-{number}\r\n"
+                f"Variable: SAFECALL_ATTEMPT={number}\r\n\r\n".encode()
+            )
             raw = (FIXTURES / ami_name).read_bytes()
-            expected = raw[raw.index(b"\r\n\r\n", raw.index(b"Event: SuccessfulAuth")) + 4: raw.index(b"Response: Goodbye")]
+            expected = raw[
+                raw.index(b"\r\n\r\n", raw.index(b"Event: SuccessfulAuth")) + 4 : raw.index(b"Response: Goodbye")
+            ]
             if agi_name:  # no FastAGI server here: after the answer comes the recorded unreachable-AGI ending
                 cut = expected.index(b"\r\n\r\n", expected.index(b"Event: OriginateResponse")) + 4
                 unreachable = (FIXTURES / "ami-fastagi-unreachable.txt").read_bytes()
-                tail = unreachable[unreachable.index(b"\r\n\r\n", unreachable.index(b"Event: OriginateResponse")) + 4: unreachable.index(b"Response: Goodbye")]
-                expected = expected[:cut] + tail.replace(b"att-1002", f"att-{number}".encode()).replace(b"1002", number.encode())
+                tail = unreachable[
+                    unreachable.index(b"\r\n\r\n", unreachable.index(b"Event: OriginateResponse"))
+                    + 4 : unreachable.index(b"Response: Goodbye")
+                ]
+                expected = expected[:cut] + tail.replace(b"att-1002", f"att-{number}".encode()).replace(
+                    b"1002", number.encode()
+                )
             greeting = (FIXTURES / "ami-ack.txt").read_bytes()  # the stand-in greets as in this recording
             login = greeting[: greeting.index(b"\r\n\r\n", greeting.index(b"Event: SuccessfulAuth")) + 4]
             received = b""
@@ -100,12 +122,19 @@ def test_socket_agi_handles_the_bare_hangup_line_and_511():
 
 # ---- the trunk, end to end ----
 
-SCRIPTS = {"01001230001": "ack", "01001230002": "no_key", "01001230003": "no_answer", "01001230004": "busy",
-           "01001230005": "congestion", "01001230006": "help", "01001230007": "hangup"}
+SCRIPTS = {
+    "01001230001": "ack",
+    "01001230002": "no_key",
+    "01001230003": "no_answer",
+    "01001230004": "busy",
+    "01001230005": "congestion",
+    "01001230006": "help",
+    "01001230007": "hangup",
+}
 
 
 def asterisk_trunks(ami_port: int, agi_port: int, extra: str = "") -> str:
-    return f'''default = "pbx"
+    return f"""default = "pbx"
 [trunks.pbx]
 type = "asterisk"
 ami_host = "127.0.0.1"
@@ -119,7 +148,7 @@ calls_per_second = 20
 context = "safecall-agi"
 fastagi_listen = "127.0.0.1:{agi_port}"
 ping_interval_seconds = 0.2
-{extra}'''
+{extra}"""
 
 
 @pytest.fixture
@@ -128,8 +157,19 @@ def pbx(cli, tmp_path):
     stand_in = AsteriskStandIn(dict(SCRIPTS), fastagi=("127.0.0.1", agi_port)).start()
     cli.set_trunks(asterisk_trunks(stand_in.port, agi_port))
     always_open(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(name, "010-0123-000" + str(i)) for i, name in enumerate(["응답", "무입력", "무응답", "통화중", "혼잡", "도움", "끊음"], start=1)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row(name, "010-0123-000" + str(i))
+                    for i, name in enumerate(["응답", "무입력", "무응답", "통화중", "혼잡", "도움", "끊음"], start=1)
+                ],
+            )
+        ),
+    )
     yield stand_in, agi_port
     stand_in.stop()
 
@@ -146,20 +186,39 @@ def test_the_stand_in_keeps_ids_that_contain_the_recorded_number():
     # or that call's events go unmatched and it waits out its write-off (seen as a rare failing run that also took 270 s longer).
     ami_name, _, recorded = SCENARIOS["hangup"]
     call = CallRecord("01001230007", f"sc-65143cfea{recorded}5421bfcdbca", f"token{recorded}x", "hangup")
-    packets = [AsteriskStandIn._rewrite(packet, recorded, call, f"sc-{recorded}-7") for packet in Recording.load(ami_name).call]
-    uniqueids = {line.split(": ", 1)[1] for packet in packets for line in packet.decode().split("\r\n") if line.startswith("Uniqueid: ")}
+    packets = [
+        AsteriskStandIn._rewrite(packet, recorded, call, f"sc-{recorded}-7") for packet in Recording.load(ami_name).call
+    ]
+    uniqueids = {
+        line.split(": ", 1)[1]
+        for packet in packets
+        for line in packet.decode().split("\r\n")
+        if line.startswith("Uniqueid: ")
+    }
     assert uniqueids == {call.channel_id, call.channel_id + ";2"}
     assert any(f"ActionID: sc-{recorded}-7".encode() in packet for packet in packets)
-    assert all(recorded.encode() not in packet.replace(call.channel_id.encode(), b"").replace(f"sc-{recorded}-7".encode(), b"")
-               .replace(call.token.encode(), b"") for packet in packets)  # the number itself is this call's everywhere
+    assert all(
+        recorded.encode()
+        not in packet.replace(call.channel_id.encode(), b"")
+        .replace(f"sc-{recorded}-7".encode(), b"")
+        .replace(call.token.encode(), b"")
+        for packet in packets
+    )  # the number itself is this call's everywhere
 
 
 def test_a_weekly_campaign_through_the_asterisk_stand_in(cli, pbx):
     stand_in, _ = pbx
     services, dialer = run_campaign(cli, stand_in)
     members, attempts = outcomes_by_name(services)
-    assert members == {"응답": "acknowledged", "도움": "help_requested", "무입력": "unreachable", "무응답": "unreachable",
-                       "통화중": "unreachable", "혼잡": "unreachable", "끊음": "unreachable"}
+    assert members == {
+        "응답": "acknowledged",
+        "도움": "help_requested",
+        "무입력": "unreachable",
+        "무응답": "unreachable",
+        "통화중": "unreachable",
+        "혼잡": "unreachable",
+        "끊음": "unreachable",
+    }
     assert attempts["응답"] == ["acknowledged"]
     assert attempts["무입력"] == ["answered_no_key"] * 4
     assert attempts["끊음"] == ["answered_no_key"] * 4
@@ -168,12 +227,20 @@ def test_a_weekly_campaign_through_the_asterisk_stand_in(cli, pbx):
     assert attempts["혼잡"] == ["failed"] * 4
     # What went over the wire: an async Originate carrying the attempt token, never a guessable id.
     originate = next(a for a in stand_in.actions if a.get("Action") == "Originate")
-    assert originate["Async"] == "true" and originate["Channel"].startswith("Local/010") and originate["Context"] == "safecall-agi"
+    assert (
+        originate["Async"] == "true"
+        and originate["Channel"].startswith("Local/010")
+        and originate["Context"] == "safecall-agi"
+    )
     assert originate["Variable"].startswith("SAFECALL_ATTEMPT=") and len(originate["Variable"]) > 30
     ack_call = next(c for c in stand_in.calls if c.scenario == "ack")
     sent = [line for side, line in ack_call.agi_transcript if side == ">"]
     assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA safecall/prompt-greeting 5000 1")
-    assert sent[2:] == ["STREAM FILE safecall/closing-thanks_well \"\"", "SET VARIABLE SAFECALL_RESULT \"acknowledged\"", "HANGUP"]
+    assert sent[2:] == [
+        'STREAM FILE safecall/closing-thanks_well ""',
+        'SET VARIABLE SAFECALL_RESULT "acknowledged"',
+        "HANGUP",
+    ]
     ids = [a["ActionID"] for a in stand_in.actions]
     assert len(ids) == len(set(ids))
     visits = cli("visits", "list", "--date", str(services.today() + timedelta(days=1))).output
@@ -193,10 +260,12 @@ def test_an_unreachable_fastagi_server_never_counts_as_acknowledged(cli, pbx):
 
 def link_cutter(stand_in, times: int, every: float):
     """A fault for run_campaign: drop every AMI connection `times` times, `every` seconds apart."""
+
     def cut_links():
         for _ in range(times):
             time.sleep(every)
             stand_in.drop_connections()
+
     return cut_links
 
 
@@ -221,8 +290,15 @@ def test_ami_adapter_survives_idle_links_and_failing_listeners():
 
     try:
         # A 0.5 s socket timeout: the library's reader would die after 0.5 s of quiet; the adapter's must not.
-        ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=listener, ping_interval=30,
-                            timeout=0.5)
+        ami = AmiConnection(
+            "127.0.0.1",
+            stand_in.port,
+            "safecall",
+            "safecall-test-secret",
+            on_event=listener,
+            ping_interval=30,
+            timeout=0.5,
+        )
         ami.connect()
         deadline = time.monotonic() + 3
         while len(seen) < 2 and time.monotonic() < deadline:
@@ -249,8 +325,15 @@ def test_a_reconnect_whose_login_meets_a_dropped_socket_is_tried_again(monkeypat
     from safecall.telephony.asterisk.ami import _PatchedClient
 
     stand_in = AsteriskStandIn({}).start()
-    ami = AmiConnection("127.0.0.1", stand_in.port, "safecall", "safecall-test-secret", on_event=lambda e: None,
-                        ping_interval=0.1, max_backoff=0.2)
+    ami = AmiConnection(
+        "127.0.0.1",
+        stand_in.port,
+        "safecall",
+        "safecall-test-secret",
+        on_event=lambda e: None,
+        ping_interval=0.1,
+        max_backoff=0.2,
+    )
     sends = _PatchedClient.send
     failures = []
 
@@ -303,10 +386,19 @@ def answered(token: str = "1001", channel: str = RECORDED_CHANNEL) -> ChannelWat
     return watch
 
 
-def talk_to_fastagi(sink, replies: list[str], env: list[str] | None = None, watch: ChannelWatch | None = None,
-                    pbx: set[str] | None = None, source: str = "127.0.0.1", answer_wait: float = 0.2) -> list[str]:
+def talk_to_fastagi(
+    sink,
+    replies: list[str],
+    env: list[str] | None = None,
+    watch: ChannelWatch | None = None,
+    pbx: set[str] | None = None,
+    source: str = "127.0.0.1",
+    answer_wait: float = 0.2,
+) -> list[str]:
     """Connect from `source` as Asterisk does, send the environment, answer each command in turn; what the server sent."""
-    sessions = IvrSessions(sink, SystemClock().now, watch if watch is not None else answered(), answer_wait_seconds=answer_wait)
+    sessions = IvrSessions(
+        sink, SystemClock().now, watch if watch is not None else answered(), answer_wait_seconds=answer_wait
+    )
     server = FastAgiServer("127.0.0.1", 0, sessions, pbx_addresses=pbx).start()
     sent = []
     try:
@@ -322,7 +414,9 @@ def talk_to_fastagi(sink, replies: list[str], env: list[str] | None = None, watc
                 stream.write(reply + "\n")
                 stream.flush()
             else:
-                sent.extend(line.strip() for line in iter(stream.readline, ""))  # whatever the server says before it closes
+                sent.extend(
+                    line.strip() for line in iter(stream.readline, "")
+                )  # whatever the server says before it closes
     finally:
         server.stop()
     return sent
@@ -333,7 +427,9 @@ def test_fastagi_hangs_up_on_an_unknown_attempt(cli):
         def record_keypress(self, *args):
             raise AssertionError("no keypress may be stored for an unknown attempt")
 
-    assert talk_to_fastagi(NoAttempts(load_flow(cli.root / "ivr", "safe-call"), live=False), ["200 result=1"]) == ["HANGUP"]
+    assert talk_to_fastagi(NoAttempts(load_flow(cli.root / "ivr", "safe-call"), live=False), ["200 result=1"]) == [
+        "HANGUP"
+    ]
 
 
 def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
@@ -341,8 +437,9 @@ def configure_pbx(cli, stand_in_port: int, agi_port: int) -> None:
 
 
 def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
-    from safecall.cli import create_app
     from typer.testing import CliRunner
+
+    from safecall.cli import create_app
 
     agi_port = free_port()
     stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
@@ -365,11 +462,16 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
 
         stand_in.contexts = {"safecall-agi"}
         stand_in.fastagi = ("127.0.0.1", free_port())  # Asterisk's dialplan points elsewhere
-        unreachable = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "SAFECALL_LANG": "en"}),
-                                    ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        unreachable = runner.invoke(
+            create_app(environ={"TEST_AMI_SECRET": "safecall-test-secret", "SAFECALL_LANG": "en"}),
+            ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"],
+        )
         assert "FAIL FastAGI: Asterisk did not reach" in unreachable.output
 
-        wrong = runner.invoke(create_app(environ={"TEST_AMI_SECRET": "nope", "SAFECALL_LANG": "en"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        wrong = runner.invoke(
+            create_app(environ={"TEST_AMI_SECRET": "nope", "SAFECALL_LANG": "en"}),
+            ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"],
+        )
         assert wrong.exit_code == 1 and "AMI login refused for user 'safecall'" in wrong.output
         # Asterisk reaches FastAGI from 127.0.0.1, but the trunk would serve sessions only from another address.
         stand_in.fastagi = ("127.0.0.1", agi_port)
@@ -378,7 +480,10 @@ def test_trunk_check_passes_on_a_good_setup_and_names_each_problem(cli):
         assert elsewhere.exit_code == 1 and "FAIL FastAGI: Asterisk reached 127.0.0.1" in elsewhere.output
         assert 'set pbx_address = "127.0.0.1"' in elsewhere.output
         configure_pbx(cli, stand_in.port, agi_port)
-        unset = runner.invoke(create_app(environ={"SAFECALL_LANG": "en"}), ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"])
+        unset = runner.invoke(
+            create_app(environ={"SAFECALL_LANG": "en"}),
+            ["--config", str(cli.root), "trunk", "check", "pbx", "--wait", "2"],
+        )
         assert "environment variable TEST_AMI_SECRET is not set" in unset.output
         assert "safecall-test-secret" not in good.output + wrong.output
     finally:
@@ -399,7 +504,9 @@ def test_fastagi_hangs_up_without_thanks_when_the_database_fails(cli):
         def record_keypress(self, *args):
             raise OSError("disk I/O error")
 
-    sent = talk_to_fastagi(BrokenDatabase(load_flow(cli.root / "ivr", "safe-call")), ["200 result=0", "200 result=1", "200 result=1"])
+    sent = talk_to_fastagi(
+        BrokenDatabase(load_flow(cli.root / "ivr", "safe-call")), ["200 result=0", "200 result=1", "200 result=1"]
+    )
     assert sent[0] == "ANSWER" and sent[1].startswith("GET DATA") and sent[2] == "HANGUP"  # no thank-you
 
 
@@ -411,11 +518,22 @@ def test_after_a_restart_calls_asterisk_no_longer_has_are_retried_not_redialled(
     run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
     # A process wrote the first attempt for 응답 and died before Asterisk heard of it.
     with services.db.transaction() as session:
-        member = session.exec(select(RunMember).join(Person, Person.id == RunMember.person_id).where(Person.name == "응답")).one()
+        member = session.exec(
+            select(RunMember).join(Person, Person.id == RunMember.person_id).where(Person.name == "응답")
+        ).one()
         member.state, member.attempts_made, member.next_attempt_at = MemberState.IN_CALL, 1, None
         session.add(member)
-        session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1,
-                            phone="+821001230001", token="orphaned-token-000000000000", placed_at=clock.now()))
+        session.add(
+            Attempt(
+                run_id=run.id,
+                member_id=member.id,
+                person_id=member.person_id,
+                number=1,
+                phone="+821001230001",
+                token="orphaned-token-000000000000",
+                placed_at=clock.now(),
+            )
+        )
     run_campaign(cli, stand_in)
     _, attempts = outcomes_by_name(services)
     assert attempts["응답"] == ["unknown", "acknowledged"]
@@ -467,8 +585,12 @@ def test_the_campaign_survives_ten_ami_drops(cli, pbx):
     services, dialer = run_campaign(cli, stand_in, faults=link_cutter(stand_in, times=10, every=0.25))
     members, attempts = outcomes_by_name(services)
     # Every call whose keypress the IVR thanked (after storing it) is settled by it, whatever happened to the AMI link.
-    thanked = {c.token for c in stand_in.calls
-               if c.scenario in ("ack", "help") and any(d == ">" and line.startswith("STREAM FILE") for d, line in c.agi_transcript)}
+    thanked = {
+        c.token
+        for c in stand_in.calls
+        if c.scenario in ("ack", "help")
+        and any(d == ">" and line.startswith("STREAM FILE") for d, line in c.agi_transcript)
+    }
     with services.db.session() as session:
         for attempt in session.exec(select(Attempt).where(Attempt.token.in_(thanked))):
             assert attempt.disposition in ("acknowledged", "help_requested"), attempt
@@ -484,6 +606,7 @@ def test_the_campaign_survives_ten_ami_drops(cli, pbx):
 
 
 # ---- an attempt is bound to its call ----
+
 
 def replay(agi_port: int, env: dict[str, str], source: str = "127.0.0.1") -> list[str]:
     """A FastAGI session over a raw socket: the recorded environment with `env` in it, then "1" to every question."""
@@ -533,8 +656,15 @@ def test_a_copied_token_replayed_over_a_raw_socket_records_nothing_for_anyone(cl
     # Refused at once: a connection from elsewhere is closed unread, any other session is hung up and asked nothing.
     assert seen["sent"] == ([] if source != "127.0.0.1" else ["HANGUP"])
     members, attempts = outcomes_by_name(services)
-    assert members == {"응답": "acknowledged", "도움": "help_requested", "무입력": "unreachable", "무응답": "unreachable",
-                       "통화중": "unreachable", "혼잡": "unreachable", "끊음": "unreachable"}
+    assert members == {
+        "응답": "acknowledged",
+        "도움": "help_requested",
+        "무입력": "unreachable",
+        "무응답": "unreachable",
+        "통화중": "unreachable",
+        "혼잡": "unreachable",
+        "끊음": "unreachable",
+    }
     assert attempts["무입력"] == ["answered_no_key"] * 4 and attempts["무응답"] == ["no_answer"] * 4
     with services.db.session() as session:
         keyed = {(a.person_id, a.digit) for a in session.exec(select(Attempt).where(Attempt.digit.is_not(None)))}
@@ -548,9 +678,11 @@ def test_only_one_key_of_the_flow_counts(cli):
     flow = load_flow(cli.root / "ivr", "safe-call")
     for reply in ("200 result=12", "200 result=1'", "200 result=#"):
         sink = RecordingSink(flow)
-        sent = talk_to_fastagi(sink, ["200 result=0", reply, "200 result=", "200 result=", "200 result=0", "200 result=1", "200 result=1"])
+        sent = talk_to_fastagi(
+            sink, ["200 result=0", reply, "200 result=", "200 result=", "200 result=0", "200 result=1", "200 result=1"]
+        )
         assert sink.keys == [] and sent[2].startswith("GET DATA safecall/prompt-"), (reply, sent)
-        assert "SET VARIABLE SAFECALL_RESULT \"no_key\"" in sent
+        assert 'SET VARIABLE SAFECALL_RESULT "no_key"' in sent
     sink = RecordingSink(flow)
     talk_to_fastagi(sink, ["200 result=0", "200 result=2", "200 result=0", "200 result=1", "200 result=1"])
     assert [key[1:] for key in sink.keys] == [("2", "help_requested")]
@@ -566,24 +698,53 @@ def test_call_backs_over_the_stand_in(cli, tmp_path):
     stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
     cli.set_trunks(asterisk_trunks(stand_in.port, agi_port, f'office_dial = "{OFFICE}"'))
     always_open(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("재시도대기", "010-0123-0001"), person_row("응답완료", "010-0123-0002"), person_row("첫통화전", "010-0123-0003")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("재시도대기", "010-0123-0001"),
+                    person_row("응답완료", "010-0123-0002"),
+                    person_row("첫통화전", "010-0123-0003"),
+                ],
+            )
+        ),
+    )
     clock = SystemClock()
     services = Services.open(load_instance(cli.root, AMI_ENV), clock)
     campaign = services.campaign("weekly-safe-call")
     run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
     with services.db.transaction() as session:  # one was not reached and waits for a retry; one answered already
-        members = {name: member for member, name in session.exec(
-            select(RunMember, Person.name).join(Person, Person.id == RunMember.person_id))}
-        for name, state, disposition, phone in (("재시도대기", "pending", "no_answer", "+821001230001"),
-                                                ("응답완료", "acknowledged", "acknowledged", "+821001230002")):
+        members = {
+            name: member
+            for member, name in session.exec(
+                select(RunMember, Person.name).join(Person, Person.id == RunMember.person_id)
+            )
+        }
+        for name, state, disposition, phone in (
+            ("재시도대기", "pending", "no_answer", "+821001230001"),
+            ("응답완료", "acknowledged", "acknowledged", "+821001230002"),
+        ):
             member = members[name]
             member.state, member.attempts_made = state, 1
             member.next_attempt_at = clock.now() + timedelta(hours=1) if state == "pending" else None
             session.add(member)
-            session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone=phone,
-                                token=f"earlier-{member.id}-000000000000", placed_at=clock.now(), status="done",
-                                disposition=disposition, digit="1" if state != "pending" else None))
+            session.add(
+                Attempt(
+                    run_id=run.id,
+                    member_id=member.id,
+                    person_id=member.person_id,
+                    number=1,
+                    phone=phone,
+                    token=f"earlier-{member.id}-000000000000",
+                    placed_at=clock.now(),
+                    status="done",
+                    disposition=disposition,
+                    digit="1" if state != "pending" else None,
+                )
+            )
     services.trunk()  # the one trunk: its FastAGI server takes call-backs too
     try:
         retry = stand_in.call_in("01001230001", "ack")
@@ -600,20 +761,32 @@ def test_call_backs_over_the_stand_in(cli, tmp_path):
 
     # The person waiting for a retry hears the IVR; their 1 settles them, acknowledged by call-back.
     assert said(retry)[:2] == ["ANSWER", "GET DATA safecall/prompt-greeting 5000 1"]
-    assert said(retry)[2:] == ['STREAM FILE safecall/closing-thanks_well ""', 'SET VARIABLE SAFECALL_RESULT "acknowledged"', "HANGUP"]
+    assert said(retry)[2:] == [
+        'STREAM FILE safecall/closing-thanks_well ""',
+        'SET VARIABLE SAFECALL_RESULT "acknowledged"',
+        "HANGUP",
+    ]
     members, attempts = outcomes_by_name(services)
     assert members["재시도대기"] == "acknowledged" and attempts["재시도대기"] == ["no_answer", "acknowledged"]
     with services.db.session() as session:
         by_name = {}
-        for attempt, name in session.exec(select(Attempt, Person.name).join(Person, Person.id == Attempt.person_id).order_by(Attempt.number)):
+        for attempt, name in session.exec(
+            select(Attempt, Person.name).join(Person, Person.id == Attempt.person_id).order_by(Attempt.number)
+        ):
             by_name.setdefault(name, []).append(attempt)
     callback = by_name["재시도대기"][-1]
-    assert callback.inbound and callback.digit == "1" and callback.status == "done" and callback.phone == "+821001230001"
+    assert (
+        callback.inbound and callback.digit == "1" and callback.status == "done" and callback.phone == "+821001230001"
+    )
     assert callback.ended_at is not None and callback.ivr_started_at is not None
 
     # Someone who answered already, and a number nobody has: a short message, then the office; nothing is written.
     for call in (answered, unknown):
-        assert said(call) == ["ANSWER", f'SET VARIABLE SAFECALL_OFFICE "{OFFICE}"', 'STREAM FILE safecall/closing-not_due ""']
+        assert said(call) == [
+            "ANSWER",
+            f'SET VARIABLE SAFECALL_OFFICE "{OFFICE}"',
+            'STREAM FILE safecall/closing-not_due ""',
+        ]
     assert members["응답완료"] == "acknowledged" and len(by_name["응답완료"]) == 1
 
     # A session from another address is closed unread; the real one from the PBX opens the call-back, whose end
@@ -634,7 +807,9 @@ def test_a_caller_not_due_hears_only_the_message_when_no_office_is_set(cli):
     sink = NobodyDue(load_flow(cli.root / "ivr", "safe-call"))
     env = recorded_env("01012345678", agi_network_script="safecall-callback", agi_uniqueid="1795330000.7")
     assert talk_to_fastagi(sink, ["200 result=0", "200 result=0 endpos=7679"], env=env) == [
-        "ANSWER", 'STREAM FILE safecall/closing-not_due ""']
+        "ANSWER",
+        'STREAM FILE safecall/closing-not_due ""',
+    ]
     assert asked == ["+821012345678"] and sink.keys == [] and sink.events == []
 
 
@@ -688,9 +863,20 @@ def test_the_roster_voice_style_picks_the_recorded_slow_greeting_over_the_stand_
     stand_in = AsteriskStandIn({"01001230001": "ack", "01001230002": "ack"}, fastagi=("127.0.0.1", agi_port)).start()
     cli.set_trunks(asterisk_trunks(stand_in.port, agi_port))
     always_open(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("천천히씨", "010-0123-0001") + ["천천히"], person_row("보통씨", "010-0123-0002") + ["보통"]],
-        header=HEADER + ["음성"])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("천천히씨", "010-0123-0001") + ["천천히"],
+                    person_row("보통씨", "010-0123-0002") + ["보통"],
+                ],
+                header=HEADER + ["음성"],
+            )
+        ),
+    )
     sounds = cli.root / "ivr" / "asterisk" / "sounds" / "safecall"
     sounds.mkdir(parents=True)
     (sounds / "prompt-greeting-slow.wav").write_bytes(b"RIFF")  # as `ivr prompts --from` writes greeting.slow.wav
@@ -698,8 +884,12 @@ def test_the_roster_voice_style_picks_the_recorded_slow_greeting_over_the_stand_
         services, _ = run_campaign(cli, stand_in)
     finally:
         stand_in.stop()
-    asked = {call.number: [line for side, line in call.agi_transcript if side == ">" and line.startswith("GET DATA")]
-             for call in stand_in.calls}
-    assert asked == {"01001230001": ["GET DATA safecall/prompt-greeting-slow 5000 1"],
-                     "01001230002": ["GET DATA safecall/prompt-greeting 5000 1"]}
+    asked = {
+        call.number: [line for side, line in call.agi_transcript if side == ">" and line.startswith("GET DATA")]
+        for call in stand_in.calls
+    }
+    assert asked == {
+        "01001230001": ["GET DATA safecall/prompt-greeting-slow 5000 1"],
+        "01001230002": ["GET DATA safecall/prompt-greeting 5000 1"],
+    }
     assert outcomes_by_name(services)[0] == {"천천히씨": "acknowledged", "보통씨": "acknowledged"}

@@ -13,13 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-from sqlmodel import select
-
 from asterisk_standin import AsteriskStandIn
 from conftest import MONDAY_MORNING, person_row, write_csv
 from live import always_open, free_port
-from safecall.store import CampaignRun, Person, RunMember, VisitTask
+from sqlmodel import select
 from test_asterisk import AMI_ENV, asterisk_trunks
+
+from safecall.store import CampaignRun, Person, RunMember, VisitTask
 
 CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))  # safecall as a process, on the test's Monday
 CHANNELS = 2
@@ -27,12 +27,21 @@ CALLS_PER_SECOND = 2
 
 # Two districts, two campaigns on the one trunk: two runs open at once.
 PEOPLE = {  # name -> (number as dialled, district, what the stand-in plays)
-    "사직응답": ("01001230001", "사직동", "ack"), "사직무입력": ("01001230002", "사직동", "no_key"),
-    "사직통화중": ("01001230003", "사직동", "busy"), "삼청도움": ("01001230004", "삼청동", "help"),
-    "삼청무응답": ("01001230005", "삼청동", "no_answer"), "삼청응답": ("01001230006", "삼청동", "ack"),
+    "사직응답": ("01001230001", "사직동", "ack"),
+    "사직무입력": ("01001230002", "사직동", "no_key"),
+    "사직통화중": ("01001230003", "사직동", "busy"),
+    "삼청도움": ("01001230004", "삼청동", "help"),
+    "삼청무응답": ("01001230005", "삼청동", "no_answer"),
+    "삼청응답": ("01001230006", "삼청동", "ack"),
 }
-EXPECTED = {"사직응답": "acknowledged", "사직무입력": "unreachable", "사직통화중": "unreachable",
-            "삼청도움": "help_requested", "삼청무응답": "unreachable", "삼청응답": "acknowledged"}
+EXPECTED = {
+    "사직응답": "acknowledged",
+    "사직무입력": "unreachable",
+    "사직통화중": "unreachable",
+    "삼청도움": "help_requested",
+    "삼청무응답": "unreachable",
+    "삼청응답": "acknowledged",
+}
 
 
 def two_district_campaigns(cli) -> None:
@@ -41,7 +50,9 @@ def two_district_campaigns(cli) -> None:
     text = shipped.read_text(encoding="utf-8")
     for name, dong in (("district-sajik", "사직동"), ("district-samcheong", "삼청동")):
         (cli.root / "campaigns" / f"{name}.toml").write_text(
-            text.replace('name = "weekly-safe-call"', f'name = "{name}"').replace("dongs = []", f'dongs = ["{dong}"]'), encoding="utf-8")
+            text.replace('name = "weekly-safe-call"', f'name = "{name}"').replace("dongs = []", f'dongs = ["{dong}"]'),
+            encoding="utf-8",
+        )
     shipped.unlink()
 
 
@@ -51,9 +62,30 @@ class Scheduler:
     def __init__(self, cli, seconds: float = 150):
         start = MONDAY_MORNING.replace(hour=10)
         self.process = subprocess.Popen(
-            [sys.executable, CLOCKED_CLI, "--at", start.isoformat(), "--speed", "1", "--anchor", str(time.time()), "--",
-             "--config", str(cli.root), "scheduler", "run", "--interval", "0.5", "--seconds", str(seconds)],
-            env={**os.environ, **AMI_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                CLOCKED_CLI,
+                "--at",
+                start.isoformat(),
+                "--speed",
+                "1",
+                "--anchor",
+                str(time.time()),
+                "--",
+                "--config",
+                str(cli.root),
+                "scheduler",
+                "run",
+                "--interval",
+                "0.5",
+                "--seconds",
+                str(seconds),
+            ],
+            env={**os.environ, **AMI_ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.events: list[dict] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -92,6 +124,7 @@ def all_runs_closed(db, count: int):
         with db.session() as session:
             runs = list(session.exec(select(CampaignRun)))
         return len(runs) == count and all(run.status == "closed" for run in runs)
+
     return closed
 
 
@@ -122,13 +155,29 @@ def member_states(db) -> dict[str, str]:
 
 def test_two_runs_on_one_asterisk_trunk_share_its_fastagi_server_and_its_limits(cli, tmp_path):
     agi_port = free_port()
-    stand_in = AsteriskStandIn({number: scenario for number, _, scenario in PEOPLE.values()}, fastagi=("127.0.0.1", agi_port)).start()
+    stand_in = AsteriskStandIn(
+        {number: scenario for number, _, scenario in PEOPLE.values()}, fastagi=("127.0.0.1", agi_port)
+    ).start()
     stand_in.packet_gap = 0.03  # calls of a second or two: longer than the placing pace, so the channels fill up
-    cli.set_trunks(asterisk_trunks(stand_in.port, agi_port).replace("channels = 4", f"channels = {CHANNELS}")
-                   .replace("calls_per_second = 20", f"calls_per_second = {CALLS_PER_SECOND}"))
+    cli.set_trunks(
+        asterisk_trunks(stand_in.port, agi_port)
+        .replace("channels = 4", f"channels = {CHANNELS}")
+        .replace("calls_per_second = 20", f"calls_per_second = {CALLS_PER_SECOND}")
+    )
     two_district_campaigns(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(name, f"{number[:3]}-{number[3:7]}-{number[7:]}", dong=dong) for name, (number, dong, _) in PEOPLE.items()])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row(name, f"{number[:3]}-{number[3:7]}-{number[7:]}", dong=dong)
+                    for name, (number, dong, _) in PEOPLE.items()
+                ],
+            )
+        ),
+    )
     db = cli.db()
     scheduler = Scheduler(cli)
     try:
@@ -150,8 +199,12 @@ def test_two_runs_on_one_asterisk_trunk_share_its_fastagi_server_and_its_limits(
         names = {p.id: p.name for p in session.exec(select(Person))}
         campaigns = {run.id: run.campaign for run in session.exec(select(CampaignRun))}
         tasks = {(campaigns[t.run_id], names[t.person_id], t.kind) for t in session.exec(select(VisitTask))}
-    assert tasks == {("district-sajik", "사직무입력", "visit"), ("district-sajik", "사직통화중", "visit"),
-                     ("district-samcheong", "삼청무응답", "visit"), ("district-samcheong", "삼청도움", "callback")}
+    assert tasks == {
+        ("district-sajik", "사직무입력", "visit"),
+        ("district-sajik", "사직통화중", "visit"),
+        ("district-samcheong", "삼청무응답", "visit"),
+        ("district-samcheong", "삼청도움", "callback"),
+    }
 
     # The trunk's limits held across both runs, by the stand-in's own log of Originates.
     calls = sorted(stand_in.calls, key=lambda call: call.originated_at)
@@ -159,7 +212,9 @@ def test_two_runs_on_one_asterisk_trunk_share_its_fastagi_server_and_its_limits(
     times = [call.originated_at for call in calls]
     for first, after_next in zip(times, times[CALLS_PER_SECOND:]):
         assert after_next - first >= 0.9, f"{CALLS_PER_SECOND + 1} Originates within {after_next - first:.3f} s"
-    edges = sorted([(c.originated_at, 1) for c in calls] + [(c.hung_up_at, -1) for c in calls], key=lambda e: (e[0], e[1]))
+    edges = sorted(
+        [(c.originated_at, 1) for c in calls] + [(c.hung_up_at, -1) for c in calls], key=lambda e: (e[0], e[1])
+    )
     open_channels = peak = 0
     for _, change in edges:
         open_channels += change

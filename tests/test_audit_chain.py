@@ -8,13 +8,13 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from starlette.testclient import TestClient
-
 from conftest import SEOUL
-from safecall.audit import RETENTION_DAYS, verify_chain
-from safecall.store import audit
+from starlette.testclient import TestClient
 from test_web_sessions_and_logins import log_in
 from web_fixtures import make_app, office_with_a_week
+
+from safecall.audit import RETENTION_DAYS, verify_chain
+from safecall.store import audit
 
 
 @pytest.fixture
@@ -60,7 +60,10 @@ def test_a_deleted_row_in_the_middle_or_at_the_end_is_found(office):
 
 
 def test_a_row_written_around_the_chain_is_found(office):
-    execute(office, "INSERT INTO auditevent (at, actor, action, subject, detail) VALUES ('2026-11-24 00:00:00', 'x', 'y', 'z', '')")
+    execute(
+        office,
+        "INSERT INTO auditevent (at, actor, action, subject, detail) VALUES ('2026-11-24 00:00:00', 'x', 'y', 'z', '')",
+    )
     assert "outside the chain" in office("audit", "--verify", ok=False).output
 
 
@@ -97,8 +100,13 @@ def test_the_monthly_access_review(office):
     assert "visits.export" not in text and "1팀" in text  # the exported list is named
     assert "team1" in text and "testclient" in text  # the failed login, with its address
     assert "user.add" in text and "none changed or deleted" in text
-    assert "Access review for 2026-10" in (october := office("audit", "review", "--month", "2026-10").output) and "web:officer" not in october
+    assert (
+        "Access review for 2026-10" in (october := office("audit", "review", "--month", "2026-10").output)
+        and "web:officer" not in october
+    )
     assert "--month" in office("audit", "review", "--month", "2026-13", ok=False).output
     office.use_locale("C.UTF-8")  # no language from the locale: the instance's, Korean by default
     korean = office("audit", "review", "--month", "2026-11").output
-    assert "2026-11 개인정보 접근 기록 점검" in korean and "개인정보 열람·내보내기" in korean and "로그인 실패" in korean
+    assert (
+        "2026-11 개인정보 접근 기록 점검" in korean and "개인정보 열람·내보내기" in korean and "로그인 실패" in korean
+    )

@@ -6,18 +6,18 @@ import json
 from datetime import timedelta
 
 import pytest
+from conftest import HEADER, SEOUL, person_row, write_csv
 from sqlmodel import select
 from starlette.testclient import TestClient
+from test_web_http import log_in
+from web_fixtures import PASSWORD, SECRET, make_app, web_services, web_settings
 
-from conftest import HEADER, SEOUL, person_row, write_csv
 from safecall.checkin import LinkSigner, TapResult, link_for_person, queue_due, tap
 from safecall.domain import Disposition, MemberState
 from safecall.reports import weekly_report
 from safecall.settings import load_instance
 from safecall.store import Attempt, AuditEvent, CheckinLink, OutboxMessage, Person, RunMember, VisitTask
 from safecall.telephony.base import CallEvent, LineResult
-from test_web_http import log_in
-from web_fixtures import PASSWORD, SECRET, make_app, web_services, web_settings
 
 ENV = {"SAFECALL_WEB_SECRET": SECRET}
 
@@ -26,7 +26,9 @@ ENV = {"SAFECALL_WEB_SECRET": SECRET}
 def office(cli, tmp_path):
     """This week's run launched, nobody called yet: 김순자 hears, 이청각 is deaf (연락 방법 문자)."""
     cli.environ.update(ENV)
-    web_settings(cli, "\n[checkin]\nlinks = true\ntext_first_hours = 4\nprecall_notice = true\ncaller_number = \"02-2148-1234\"\n")
+    web_settings(
+        cli, '\n[checkin]\nlinks = true\ntext_first_hours = 4\nprecall_notice = true\ncaller_number = "02-2148-1234"\n'
+    )
     rows = [person_row("김순자", "010-0123-0001") + ["전화"], person_row("이청각", "010-0123-0002") + ["문자"]]
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=HEADER + ["연락 방법"])))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
@@ -35,7 +37,9 @@ def office(cli, tmp_path):
 
 def member_of(cli, name: str) -> RunMember:
     with cli.db().session() as session:
-        return session.exec(select(RunMember).join(Person, Person.id == RunMember.person_id).where(Person.name == name)).one()
+        return session.exec(
+            select(RunMember).join(Person, Person.id == RunMember.person_id).where(Person.name == name)
+        ).one()
 
 
 def link_of(cli, name: str) -> str:
@@ -59,8 +63,16 @@ def test_the_roster_column_marks_who_is_reached_by_text_first_and_refuses_an_unk
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=HEADER + ["연락 방법"])))
     with cli.db().session() as session:
         assert {p.name: p.contact for p in session.exec(select(Person))} == {"김순자": "text", "박보통": "phone"}
-    bad = cli("recipients", "import", str(write_csv(tmp_path / "bad.csv", [person_row("최", "010-0123-0004") + ["팩스"]],
-                                                    header=HEADER + ["연락 방법"])), ok=False)
+    bad = cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "bad.csv", [person_row("최", "010-0123-0004") + ["팩스"]], header=HEADER + ["연락 방법"]
+            )
+        ),
+        ok=False,
+    )
     assert bad.exit_code != 0 and "row 2" in bad.output and "연락 방법" in bad.output and "팩스" in bad.output
 
 
@@ -71,23 +83,35 @@ def test_a_tap_on_well_acknowledges_the_week_and_is_marked_apart_in_the_report(o
     page = http.get(path)
     assert page.status_code == 200 and "김순자님, 잘 지내세요?" in page.text and "잘 지내요" in page.text
     member = member_of(office, "김순자")
-    assert member.state == MemberState.PENDING and attempts_of(office, member.id) == []  # a GET (a preview) records nothing
+    assert (
+        member.state == MemberState.PENDING and attempts_of(office, member.id) == []
+    )  # a GET (a preview) records nothing
 
     done = http.post(path, data={"choice": "well"})
     assert done.status_code == 200 and "잘 지내신다고 전해 드렸습니다" in done.text
     member = member_of(office, "김순자")
     assert member.state == MemberState.ACKNOWLEDGED
     [attempt] = attempts_of(office, member.id)
-    assert (attempt.digit, attempt.disposition, attempt.status, attempt.inbound) == ("tap", Disposition.ACKNOWLEDGED, "done", False)
+    assert (attempt.digit, attempt.disposition, attempt.status, attempt.inbound) == (
+        "tap",
+        Disposition.ACKNOWLEDGED,
+        "done",
+        False,
+    )
     [row] = [r for r in weekly_report(office.db()) if r.called]
     assert (row.ack_first + row.ack_retry, row.ack_checkin, row.ack_callback) == (1, 1, 0)
     # The person's history says it was a tap, not a call; so does the officer's weekly report page.
     assert "one-tap" in office("recipients", "show", "김순자").output
-    office.runner.invoke(office.app, ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
-                         input=PASSWORD + "\n")
+    office.runner.invoke(
+        office.app,
+        ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
     assert log_in(http, "officer").status_code == 303
     report = http.get("/report").text
-    assert "그중 문자 링크 응답" in report and '<td class="checkin-acks" data-label="그중 문자 링크 응답">1</td>' in report
+    assert (
+        "그중 문자 링크 응답" in report and '<td class="checkin-acks" data-label="그중 문자 링크 응답">1</td>' in report
+    )
 
 
 def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
@@ -100,8 +124,11 @@ def test_a_tap_on_help_makes_a_call_back_task_like_key_2(office):
         assert task.kind == "callback"
         assert session.exec(select(AuditEvent).where(AuditEvent.action == "checkin.tap")).one().detail == "choice=help"
     # The officer's call-back page says the answer came by the link, not by a call.
-    office.runner.invoke(office.app, ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
-                         input=PASSWORD + "\n")
+    office.runner.invoke(
+        office.app,
+        ["--config", str(office.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
     http = client(office)
     assert log_in(http, "officer").status_code == 303
     page = http.get(f"/task/{task.id}")
@@ -162,10 +189,22 @@ def two_unanswered_calls(cli, name: str) -> None:
     for _ in range(2):
         cli.clock.set(max(cli.clock.now(), member_of(cli, name).next_attempt_at))
         with services.db.statements() as connection:
-            claimed = lifecycle.claim(connection, run_id=member.run_id, limit=10, now=cli.clock.now(), today=cli.clock.now().date(),
-                                      planned=lambda i: cli.clock.now(), worker=None)
+            claimed = lifecycle.claim(
+                connection,
+                run_id=member.run_id,
+                limit=10,
+                now=cli.clock.now(),
+                today=cli.clock.now().date(),
+                planned=lambda i: cli.clock.now(),
+                worker=None,
+            )
         [mine] = [c for c in claimed if c.phone == "+821001230001"]
-        lifecycle.apply([CallEvent(c.token, "ended", cli.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER) for c in claimed])
+        lifecycle.apply(
+            [
+                CallEvent(c.token, "ended", cli.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER)
+                for c in claimed
+            ]
+        )
 
 
 @pytest.mark.both_databases
@@ -207,10 +246,23 @@ def test_a_tap_after_the_retries_ended_answers_late_and_closes_the_visit(office)
     with db.transaction() as session:  # the week's calls ended unanswered: a visit is owed
         row = session.get(RunMember, member.id)
         row.state, row.final_at = MemberState.UNREACHABLE, office.clock.now()
-        session.add(VisitTask(person_id=member.person_id, run_id=member.run_id, kind="visit", team="1팀",
-                              created_at=office.clock.now(), created_on=office.clock.now().date()))
-    url = link_for_person(db, LinkSigner(SECRET), "", member.person_id, now=office.clock.now(), lifetime=timedelta(hours=1))
-    assert tap(db, services.lifecycle, LinkSigner(SECRET), url.removeprefix("/c/"), "well", office.clock.now()) == TapResult.RECORDED
+        session.add(
+            VisitTask(
+                person_id=member.person_id,
+                run_id=member.run_id,
+                kind="visit",
+                team="1팀",
+                created_at=office.clock.now(),
+                created_on=office.clock.now().date(),
+            )
+        )
+    url = link_for_person(
+        db, LinkSigner(SECRET), "", member.person_id, now=office.clock.now(), lifetime=timedelta(hours=1)
+    )
+    assert (
+        tap(db, services.lifecycle, LinkSigner(SECRET), url.removeprefix("/c/"), "well", office.clock.now())
+        == TapResult.RECORDED
+    )
     assert member_of(office, "김순자").state == MemberState.ACKNOWLEDGED
     with db.session() as session:
         [visit] = session.exec(select(VisitTask))
@@ -225,7 +277,10 @@ def test_a_person_who_answered_the_phone_already_gets_nothing_recorded_by_a_tap(
     with db.transaction() as session:
         row = session.get(RunMember, member.id)
         row.state = MemberState.ACKNOWLEDGED
-    assert tap(db, services.lifecycle, LinkSigner(SECRET), path.removeprefix("/c/"), "help", office.clock.now()) == TapResult.ANSWERED
+    assert (
+        tap(db, services.lifecycle, LinkSigner(SECRET), path.removeprefix("/c/"), "help", office.clock.now())
+        == TapResult.ANSWERED
+    )
     assert attempts_of(office, member.id) == []
     with db.session() as session:
         assert session.exec(select(VisitTask)).all() == []
@@ -272,8 +327,10 @@ def test_the_pre_call_notice_is_off_by_default_and_skips_people_without_consent(
     with db.session() as session:
         assert session.exec(select(OutboxMessage)).all() == []  # off unless [checkin] precall_notice = true
     path = cli.root / "config" / "safecall.toml"
-    path.write_text(path.read_text(encoding="utf-8") + '\n[checkin]\nprecall_notice = true\ncaller_number = "02-2148-1234"\n',
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8") + '\n[checkin]\nprecall_notice = true\ncaller_number = "02-2148-1234"\n',
+        encoding="utf-8",
+    )
     with db.transaction() as session:  # 박동의 withdrew consent after the run was launched
         person = session.exec(select(Person).where(Person.name == "박동의")).one()
         person.consent_date = None
@@ -283,14 +340,19 @@ def test_the_pre_call_notice_is_off_by_default_and_skips_people_without_consent(
 
 
 def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office, solapi):
+    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
+
     from safecall.notify import build_sms
     from safecall.scheduler import Scheduler
-    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
 
     office.environ.update({"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET})
     settings = office.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + sms_table(solapi.base_url)
-                        + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\nprecall_notice = "KA01TP00000000PRECALL"\n', encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        + sms_table(solapi.base_url)
+        + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\nprecall_notice = "KA01TP00000000PRECALL"\n',
+        encoding="utf-8",
+    )
     services = web_services(office)
     first_call = member_of(office, "김순자").next_attempt_at.astimezone(SEOUL)
     assert first_call > office.clock.now() and office.clock.now().hour >= 8  # Monday 08:00, calls from later on
@@ -298,7 +360,11 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     sent = {m["to"]: m for request in solapi.requests for m in request["messages"]}
     notice = sent["01001230001"]  # 김순자: the notice as 알림톡
     assert notice["type"] == "ATA" and notice["kakaoOptions"]["templateId"] == "KA01TP00000000PRECALL"
-    assert notice["kakaoOptions"]["variables"] == {"#{이름}": "김순자", "#{시각}": f"{first_call:%H:%M}", "#{발신번호}": "02-2148-1234"}
+    assert notice["kakaoOptions"]["variables"] == {
+        "#{이름}": "김순자",
+        "#{시각}": f"{first_call:%H:%M}",
+        "#{발신번호}": "02-2148-1234",
+    }
     # 이청각 (연락 방법 문자): the notice, and the link first (no 알림톡 template for it here: an LMS)
     to_deaf = [m for request in solapi.requests for m in request["messages"] if m["to"] == "01001230002"]
     [link_text] = [m for m in to_deaf if m["type"] != "ATA"]
@@ -306,7 +372,10 @@ def test_the_schedulers_tick_sends_the_link_and_the_notice_through_solapi(office
     # Her first call waits 4 hours for the tap, and her notice gives that time, not the one planned before.
     [deaf_notice] = [m for m in to_deaf if m["type"] == "ATA"]
     held = member_of(office, "이청각").next_attempt_at.astimezone(SEOUL)
-    assert held == office.clock.now() + timedelta(hours=4) and deaf_notice["kakaoOptions"]["variables"]["#{시각}"] == f"{held:%H:%M}"
+    assert (
+        held == office.clock.now() + timedelta(hours=4)
+        and deaf_notice["kakaoOptions"]["variables"]["#{시각}"] == f"{held:%H:%M}"
+    )
     path = link_text["text"].split("https://safecall.example.org", 1)[1]
     assert client(office).post(path, data={"choice": "well"}).status_code == 200
     assert member_of(office, "이청각").state == MemberState.ACKNOWLEDGED
@@ -319,16 +388,27 @@ def test_a_tap_during_a_call_counts_and_the_calls_unanswered_end_changes_nothing
     member = member_of(office, "김순자")
     office.clock.set(member.next_attempt_at)
     with services.db.statements() as connection:  # the dialer places the first call: the member is in a call
-        claimed = services.lifecycle.claim(connection, run_id=member.run_id, limit=10, now=office.clock.now(),
-                                           today=office.clock.now().date(), planned=lambda i: office.clock.now(), worker=None)
+        claimed = services.lifecycle.claim(
+            connection,
+            run_id=member.run_id,
+            limit=10,
+            now=office.clock.now(),
+            today=office.clock.now().date(),
+            planned=lambda i: office.clock.now(),
+            worker=None,
+        )
     [call] = [c for c in claimed if c.phone == "+821001230001"]
     assert member_of(office, "김순자").state == MemberState.IN_CALL
     assert client(office).post(path, data={"choice": "well"}).status_code == 200
-    services.lifecycle.apply([CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER)])
+    services.lifecycle.apply(
+        [CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=45), LineResult.NO_ANSWER)]
+    )
     member = member_of(office, "김순자")
     assert member.state == MemberState.ACKNOWLEDGED and member.next_attempt_at is None  # no retry, no visit
     assert [(a.number, a.digit, a.disposition) for a in attempts_of(office, member.id)] == [
-        (1, None, Disposition.NO_ANSWER), (2, "tap", Disposition.ACKNOWLEDGED)]
+        (1, None, Disposition.NO_ANSWER),
+        (2, "tap", Disposition.ACKNOWLEDGED),
+    ]
     with office.db().session() as session:
         assert session.exec(select(VisitTask)).all() == []
 
@@ -336,9 +416,11 @@ def test_a_tap_during_a_call_counts_and_the_calls_unanswered_end_changes_nothing
 def test_texts_go_to_a_mobile_number_only(cli, tmp_path):
     """A text to a landline never arrives: the second number when it is the mobile, else no text (calls go on)."""
     cli.environ.update(ENV)
-    web_settings(cli, "\n[checkin]\nlinks = true\nprecall_notice = true\ncaller_number = \"02-2148-1234\"\n")
-    rows = [person_row("김집전화", "02-2148-0001", phone2="010-0123-0005") + ["문자"],
-            person_row("박집전화", "02-2148-0002") + ["문자"]]
+    web_settings(cli, '\n[checkin]\nlinks = true\nprecall_notice = true\ncaller_number = "02-2148-1234"\n')
+    rows = [
+        person_row("김집전화", "02-2148-0001", phone2="010-0123-0005") + ["문자"],
+        person_row("박집전화", "02-2148-0002") + ["문자"],
+    ]
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows, header=HEADER + ["연락 방법"])))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     db = cli.db()
@@ -354,27 +436,42 @@ def test_help_pressed_on_a_call_after_a_tap_on_well_is_not_lost(office):
     member = member_of(office, "김순자")
     office.clock.set(member.next_attempt_at)
     with services.db.statements() as connection:
-        claimed = services.lifecycle.claim(connection, run_id=member.run_id, limit=10, now=office.clock.now(),
-                                           today=office.clock.now().date(), planned=lambda i: office.clock.now(), worker=None)
+        claimed = services.lifecycle.claim(
+            connection,
+            run_id=member.run_id,
+            limit=10,
+            now=office.clock.now(),
+            today=office.clock.now().date(),
+            planned=lambda i: office.clock.now(),
+            worker=None,
+        )
     [call] = [c for c in claimed if c.phone == "+821001230001"]
     assert client(office).post(path, data={"choice": "well"}).status_code == 200  # tapped while the phone rang
-    services.lifecycle.record_keypress(call.token, "2", Disposition.HELP_REQUESTED, office.clock.now())  # then answered: 2
-    services.lifecycle.apply([CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=30), LineResult.ANSWERED)])
+    services.lifecycle.record_keypress(
+        call.token, "2", Disposition.HELP_REQUESTED, office.clock.now()
+    )  # then answered: 2
+    services.lifecycle.apply(
+        [CallEvent(call.token, "ended", office.clock.now() + timedelta(seconds=30), LineResult.ANSWERED)]
+    )
     assert member_of(office, "김순자").state == MemberState.HELP_REQUESTED  # when in doubt, not well
     with office.db().session() as session:
         assert [t.kind for t in session.exec(select(VisitTask))] == ["callback"]
 
 
 def test_the_link_goes_as_alimtalk_when_the_office_has_its_template(office, solapi):
+    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
+
     from safecall.notify import build_sms
     from safecall.scheduler import Scheduler
-    from solapi_fake import API_KEY, API_SECRET, PF_ID, sms_table
 
     office.environ.update({"SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET})
     settings = office.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace("precall_notice = true", "precall_notice = false")
-                        + sms_table(solapi.base_url) + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\ncheckin_link = "KA01TP000000000CHECKIN"\n',
-                        encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("precall_notice = true", "precall_notice = false")
+        + sms_table(solapi.base_url)
+        + f'\n[sms.alimtalk]\npf_id = "{PF_ID}"\ncheckin_link = "KA01TP000000000CHECKIN"\n',
+        encoding="utf-8",
+    )
     services = web_services(office)
     Scheduler(services, None, build_sms(services.instance), threaded=False, dial=False).tick()
     [message] = [m for request in solapi.requests for m in request["messages"]]  # 이청각's link; no notice (turned off)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import select
-
-from safecall.domain import MemberState
-from safecall.store import Attempt, VisitTask
 from test_checkin import link_of, member_of, office  # noqa: F401  (fixtures)
 from test_web_browser import browser  # noqa: F401  (fixture)
 from web_fixtures import make_app, served
+
+from safecall.domain import MemberState
+from safecall.store import Attempt, VisitTask
 
 
 def test_a_person_taps_help_on_a_phone_and_the_link_then_records_nothing_more(office, browser):  # noqa: F811
@@ -21,7 +21,9 @@ def test_a_person_taps_help_on_a_phone_and_the_link_then_records_nothing_more(of
         assert browser.find_element(By.TAG_NAME, "h1").text == "김순자님, 잘 지내세요?"
         well, help_ = browser.find_element(By.ID, "well"), browser.find_element(By.ID, "help")
         assert (well.text, help_.text) == ("잘 지내요", "도움이 필요해요")
-        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # fits the phone
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )  # fits the phone
         for button in (well, help_):  # large: the whole width, and tall enough for an unsteady finger
             assert button.size["height"] >= 70 and button.size["width"] >= 300, button.size
         help_.click()

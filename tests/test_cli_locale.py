@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import person_row, scripted_trunks, write_csv
 from sqlmodel import select
 from typer.main import get_command
 
-from conftest import person_row, scripted_trunks, write_csv
 from safecall import reports
 from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, OUTCOME, Texts, language, translations
 from safecall.store import Person, VisitTask
@@ -46,15 +46,23 @@ def test_the_language_comes_from_safecall_lang_then_the_locale_then_the_instance
 
 
 def roster(cli, tmp_path) -> Path:
-    return write_csv(tmp_path / "r.csv", [person_row("김영희", "010-0123-4567", risk="상"),
-                                          person_row("이철수", "010-0123-4568", risk="하")])
+    return write_csv(
+        tmp_path / "r.csv",
+        [person_row("김영희", "010-0123-4567", risk="상"), person_row("이철수", "010-0123-4568", risk="하")],
+    )
 
 
 @pytest.mark.parametrize("lang", ["ko_KR.UTF-8", "C.UTF-8", ""])
 def test_messages_are_korean_under_a_korean_c_or_no_locale(cli, tmp_path, lang):
     cli.use_locale(lang)
-    assert "r.csv에서 2행을 가져왔습니다: 추가 2, 갱신 0, 변경 없음 0." in cli("recipients", "import", str(roster(cli, tmp_path))).output
-    assert "김영희(번호 1) 님의 전화를 2026-12-31까지 멈췄습니다." in cli("recipients", "pause", "1", "--until", "2026-12-31").output
+    assert (
+        "r.csv에서 2행을 가져왔습니다: 추가 2, 갱신 0, 변경 없음 0."
+        in cli("recipients", "import", str(roster(cli, tmp_path))).output
+    )
+    assert (
+        "김영희(번호 1) 님의 전화를 2026-12-31까지 멈췄습니다."
+        in cli("recipients", "pause", "1", "--until", "2026-12-31").output
+    )
     listing = cli("recipients", "list").output
     assert "성명" in listing and "전화번호" in listing and "위험도" in listing and "2명" in listing
     assert "일시 중지 (2026-12-31까지)" in listing and "안심콜 이용 중" in listing
@@ -91,12 +99,19 @@ def test_risk_shows_as_entered(cli, tmp_path):
 def test_close_reasons_and_statuses_are_accepted_in_korean_and_english(cli, tmp_path):
     cli("recipients", "import", str(roster(cli, tmp_path)))
     cli.use_locale("ko_KR.UTF-8")
-    assert "김영희(번호 1) 님의 안심콜을 종료했습니다: 이사." in cli("recipients", "close", "1", "--reason", "이사").output
-    assert "이철수(번호 2) 님의 안심콜을 종료했습니다: 입원." in cli("recipients", "close", "2", "--reason", "hospitalised").output
+    assert (
+        "김영희(번호 1) 님의 안심콜을 종료했습니다: 이사." in cli("recipients", "close", "1", "--reason", "이사").output
+    )
+    assert (
+        "이철수(번호 2) 님의 안심콜을 종료했습니다: 입원."
+        in cli("recipients", "close", "2", "--reason", "hospitalised").output
+    )
     db = cli.db()
     with db.session() as session:
         assert [(p.status, p.closed_reason) for p in session.exec(select(Person).order_by(Person.id))] == [
-            ("closed", "moved"), ("closed", "hospitalised")]
+            ("closed", "moved"),
+            ("closed", "hospitalised"),
+        ]
     db.dispose()
     assert "종료 (이사)" in cli("recipients", "list", "--status", "종료").output
     assert "2명" in cli("recipients", "list", "--status", "closed").output
@@ -109,8 +124,15 @@ def test_close_reasons_and_statuses_are_accepted_in_korean_and_english(cli, tmp_
 
 def visit_week(cli, tmp_path) -> int:
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["help"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("방문대상", "010-0123-0001"),
-                                                                    person_row("도움분", "010-0123-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv", [person_row("방문대상", "010-0123-0001"), person_row("도움분", "010-0123-0002")]
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
     db = cli.db()
     with db.session() as session:
@@ -126,9 +148,14 @@ def test_visit_outcomes_and_list_kinds_are_accepted_in_korean(cli, tmp_path):
     assert "1팀: 2026-11-24 방문 1건" in listing and "방문대상" in listing
     callbacks = cli("visits", "list", "--date", "2026-11-24", "--kind", "회신").output
     assert "도움분" in callbacks and "방문대상" not in callbacks
-    assert f"과제 {task}: 부재(재방문); 과제 유지 (부재)." in cli("visits", "record", str(task), "--outcome", "부재").output
+    assert (
+        f"과제 {task}: 부재(재방문); 과제 유지 (부재)."
+        in cli("visits", "record", str(task), "--outcome", "부재").output
+    )
     assert f"과제 {task}: 안전 확인; 종료." in cli("visits", "record", str(task), "--outcome", "안전").output
-    again = cli("visits", "record", str(task), "--outcome", "안전", ok=False).output  # the stored outcome in Korean words
+    again = cli(
+        "visits", "record", str(task), "--outcome", "안전", ok=False
+    ).output  # the stored outcome in Korean words
     assert "이미 결과 안전 확인으로 종료되었습니다" in again and "safe" not in again, again
     db = cli.db()
     with db.session() as session:
@@ -197,7 +224,11 @@ def test_the_report_values_are_korean_whatever_the_locale(cli, tmp_path):
 def test_the_chart_uses_a_korean_font_from_fonts_nanum(tmp_path):
     font = reports.korean_font()
     assert font is not None and font.name.startswith("Nanum"), "install Debian's fonts-nanum (.ci/run does)"
-    rows = [reports.ReportRow("weekly-safe-call", __import__("datetime").date(2026, 11, 23), "사직동", called=4, ack_first=3)]
+    rows = [
+        reports.ReportRow(
+            "weekly-safe-call", __import__("datetime").date(2026, 11, 23), "사직동", called=4, ack_first=3
+        )
+    ]
     assert reports.draw_chart(rows, tmp_path / "rates.png") is None
     assert (tmp_path / "rates.png").read_bytes()[:4] == b"\x89PNG"
     assert translations("ko").gettext("SafeCall weekly rates") == "안심콜 주간 응답률"
@@ -212,8 +243,10 @@ def test_without_a_korean_font_the_chart_says_so_and_is_still_drawn(cli, tmp_pat
 
 
 def test_a_chart_in_a_missing_folder_is_refused_before_anything_is_done(cli, tmp_path):
-    for lang, words in (("en_US.UTF-8", "error: --chart /missing/dir/x.png: the folder /missing/dir does not exist"),
-                        ("ko_KR.UTF-8", "오류: --chart /missing/dir/x.png: /missing/dir 폴더가 없습니다")):
+    for lang, words in (
+        ("en_US.UTF-8", "error: --chart /missing/dir/x.png: the folder /missing/dir does not exist"),
+        ("ko_KR.UTF-8", "오류: --chart /missing/dir/x.png: /missing/dir 폴더가 없습니다"),
+    ):
         cli.use_locale(lang)
         result = cli("report", "weekly", "--chart", "/missing/dir/x.png", ok=False)
         assert result.exit_code == 1 and words in result.output and "Traceback" not in result.output
@@ -259,23 +292,34 @@ def test_an_instance_set_to_english_speaks_english_under_c_utf8_and_refuses_an_u
     assert 'language = "ko"' in settings.read_text(encoding="utf-8")  # what `safecall init` ships
     cli.use_locale("C.UTF-8")
     assert "문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
-    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "ko"', 'language = "en"'), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace('language = "ko"', 'language = "en"'), encoding="utf-8"
+    )
     assert "is valid" in cli("campaign", "validate", "weekly-safe-call").output
     assert "Show this message and exit." in cli("--help").output  # help is read before --config: cwd or SAFECALL_CONFIG
     cli.use_locale("ko_KR.UTF-8")
     assert "문제가 없습니다" in cli("campaign", "validate", "weekly-safe-call").output
-    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "en"', 'language = "fr"'), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace('language = "en"', 'language = "fr"'), encoding="utf-8"
+    )
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert refused.exit_code == 1 and "safecall.toml" in refused.output and "language" in refused.output
-    settings.write_text(settings.read_text(encoding="utf-8").replace('language = "fr"', 'langage = "en"'), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace('language = "fr"', 'langage = "en"'), encoding="utf-8"
+    )
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert refused.exit_code == 1 and "langage" in refused.output
 
 
 def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     cli.use_locale("C.UTF-8")
-    bad = write_csv(tmp_path / "bad.csv", [person_row("김영희", "010-0123-4567", born="1800-01-01", risk="최고"),
-                                           person_row("", "010-0123-4567", dong="없는동")])
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [
+            person_row("김영희", "010-0123-4567", born="1800-01-01", risk="최고"),
+            person_row("", "010-0123-4567", dong="없는동"),
+        ],
+    )
     refused = cli("recipients", "import", str(bad), ok=False)
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     assert "bad.csv: 문제 5건. 아무것도 가져오지 않았습니다" in refused.output, refused.output
@@ -283,14 +327,24 @@ def test_import_and_campaign_errors_are_korean_under_c_utf8(cli, tmp_path):
     assert "2행, 열 '위험도': 알 수 없는 위험도 '최고' (상/중/하 또는 high/medium/low로 쓰세요)" in refused.output
     assert "3행, 열 '성명': 비어 있습니다" in refused.output
     assert "3행, 열 '전화번호': 번호 010-0123-4567은 이미 2행에 있습니다" in refused.output
-    missing = write_csv(tmp_path / "missing.csv", [["김영희", "010-0123-4567", "주소", "사직동"]], header=["성명", "전화번호", "주소", "행정동"])
+    missing = write_csv(
+        tmp_path / "missing.csv",
+        [["김영희", "010-0123-4567", "주소", "사직동"]],
+        header=["성명", "전화번호", "주소", "행정동"],
+    )
     refused = cli("recipients", "import", str(missing), ok=False).output
-    assert "missing.csv: 머리글 행을 쓸 수 없습니다" in refused and "꼭 있어야 하는 열 생년월일이 없습니다 (birth_date)" in refused
+    assert (
+        "missing.csv: 머리글 행을 쓸 수 없습니다" in refused
+        and "꼭 있어야 하는 열 생년월일이 없습니다 (birth_date)" in refused
+    )
     nothing = write_csv(tmp_path / "nothing.csv", [["가"]], header=["2026년 안심콜 명단"])
     assert "nothing.csv: 처음 20행에 머리글 행이 없습니다" in cli("recipients", "import", str(nothing), ok=False).output
     assert "오류: /etc: 파일이 아니라 폴더입니다" in cli("recipients", "import", "/etc", ok=False).output
     phone = write_csv(tmp_path / "phone.csv", [person_row("김영희", "전화 없음")])
-    assert "2행, 열 '전화번호': 전화번호가 아닙니다: '전화 없음'" in cli("recipients", "import", str(phone), ok=False).output
+    assert (
+        "2행, 열 '전화번호': 전화번호가 아닙니다: '전화 없음'"
+        in cli("recipients", "import", str(phone), ok=False).output
+    )
     assert "English" not in refused and "row" not in refused
 
     cli.edit_campaign('weekday = "mon"', 'weekday = "sun"')
@@ -311,8 +365,14 @@ def test_doctor_lines_are_korean_under_c_utf8(cli, tmp_path):
     cli.use_locale("C.UTF-8")
     cli("recipients", "import", str(roster(cli, tmp_path)))
     output = cli("doctor").output
-    for line in ("정상 데이터베이스 무결성: integrity_check: ok", "정상 데이터베이스 쓰기: ", "시험 쓰기를 하고 되돌렸습니다",
-                 "정상 스키마 버전: 데이터베이스 ", "정상 권한 safecall.db", "정상 캠페인 weekly-safe-call: 문제 없음"):
+    for line in (
+        "정상 데이터베이스 무결성: integrity_check: ok",
+        "정상 데이터베이스 쓰기: ",
+        "시험 쓰기를 하고 되돌렸습니다",
+        "정상 스키마 버전: 데이터베이스 ",
+        "정상 권한 safecall.db",
+        "정상 캠페인 weekly-safe-call: 문제 없음",
+    ):
         assert line in output, (line, output)
     (cli.root / "data" / "safecall.db").chmod(0o644)
     cli.edit_campaign("max_retries = 3", "max_retries = 1")
@@ -324,12 +384,19 @@ def test_doctor_lines_are_korean_under_c_utf8(cli, tmp_path):
 def test_settings_errors_are_korean_under_c_utf8(cli, tmp_path):
     cli.use_locale("C.UTF-8")
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace('timezone = "Asia/Seoul"', 'timezone = "Mars/Base"'),
-                        encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace('timezone = "Asia/Seoul"', 'timezone = "Mars/Base"'),
+        encoding="utf-8",
+    )
     refused = cli("recipients", "list", ok=False).output
     assert "safecall.toml: 키 'timezone': 알 수 없는 시간대 'Mars/Base'" in refused, refused
-    settings.write_text(settings.read_text(encoding="utf-8").replace('timezone = "Mars/Base"', 'timezone = "Asia/Seoul"\ncolour = 1'),
-                        encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace('timezone = "Mars/Base"', 'timezone = "Asia/Seoul"\ncolour = 1'),
+        encoding="utf-8",
+    )
     assert "키 'colour': 알 수 없는 키입니다" in cli("recipients", "list", ok=False).output
     settings.unlink()
-    assert "safecall.toml: 파일이 없습니다. 'safecall init DIR'로 인스턴스를 만들고" in cli("recipients", "list", ok=False).output
+    assert (
+        "safecall.toml: 파일이 없습니다. 'safecall init DIR'로 인스턴스를 만들고"
+        in cli("recipients", "list", ok=False).output
+    )

@@ -4,6 +4,7 @@ nothing is cut at 80 columns; --format csv|json; no traceback reaches a user."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -14,13 +15,12 @@ import struct
 import subprocess
 import sys
 import termios
-import fcntl
 import time
 
 import pytest
+from conftest import person_row, scripted_trunks, write_csv
 from sqlmodel import select as query
 
-from conftest import person_row, scripted_trunks, write_csv
 from safecall.store import Person
 from safecall.terminal import plain
 
@@ -40,8 +40,16 @@ TODAY = "2026-11-24"
 def hostile_week(cli, tmp_path) -> None:
     """A week whose five non-responders (visit tasks) carry hostile names and one a hostile address."""
     cli.set_trunks(scripted_trunks({number: ["no_answer"] for number in HOSTILE}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(f"대상{i}", "010-0123-000" + number[-1]) for i, number in enumerate(HOSTILE, start=1)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [person_row(f"대상{i}", "010-0123-000" + number[-1]) for i, number in enumerate(HOSTILE, start=1)],
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
     db = cli.db()
     with db.transaction() as session:
@@ -133,8 +141,16 @@ def test_nothing_is_cut_at_80_columns(cli, tmp_path, monkeypatch):
     long_name = "김" * 30
     long_address = "서울특별시 종로구 사직로 " + "아주긴주소" * 10
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(long_name, "010-0123-0001", guardian="보호자", guardian_phone="010-0999-0001")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [person_row(long_name, "010-0123-0001", guardian="보호자", guardian_phone="010-0999-0001")],
+            )
+        ),
+    )
     db = cli.db()
     with db.transaction() as session:
         person = session.exec(query(Person)).one()
@@ -172,7 +188,12 @@ def test_list_commands_take_csv_and_json(cli, tmp_path):
     status = json.loads(cli("campaign", "status", "--format", "json").output)
     assert (status["people"], status["final_non_responders"], status["attempts_by_result"]) == (5, 5, {"no_answer": 20})
     assert list(csv.reader(io.StringIO(cli("campaign", "list", "--format", "csv").output)))[0] == [
-        "run", "campaign", "week", "status", "first call"]
+        "run",
+        "campaign",
+        "week",
+        "status",
+        "first call",
+    ]
     report = json.loads(cli("report", "weekly", "--format", "json").output)
     assert report[0]["unreachable"] == 5 and report[0]["outcomes"] == {"pending": 5}
     deliveries = json.loads(cli("visits", "deliveries", "--date", TODAY, "--format", "json").output)
@@ -205,8 +226,14 @@ def run_on_terminal(commands: list[list[str]], env: dict, columns: int = 200, ti
     """The commands in a subprocess whose stdout and stderr are a pseudo-terminal; what each one wrote."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(commands)],
-                               stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, json.dumps(commands)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     chunks = []
     deadline = time.monotonic() + timeout
@@ -240,7 +267,9 @@ def test_hostile_names_on_a_real_pseudo_terminal(cli, tmp_path):
     outputs = run_on_terminal(commands, env)
     assert len(outputs) == len(commands)
     for command, output in zip(commands, outputs):
-        assert RICH_STYLE.search(output) or "json" in command or "csv" in command, f"Rich did not see a terminal: {command}"
+        assert RICH_STYLE.search(output) or "json" in command or "csv" in command, (
+            f"Rich did not see a terminal: {command}"
+        )
         data = RICH_STYLE.sub("", output)
         assert "\x1b" not in data and "\x07" not in data and "\x00" not in data, (command, output)
         assert "Traceback" not in data and "오류" not in data

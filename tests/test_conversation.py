@@ -5,8 +5,25 @@ from __future__ import annotations
 import pytest
 
 import safecall.conversation as conversation_module
-from safecall.conversation import (ANSWERED, END, HANG_UP, HUNG_UP, NO_INPUT, HANG_UP_UNSTORED, WAIT_REPLY, Ask, Claim,
-                                   Claimed, Closing, Conversation, NoteSpeech, Pressed, Said, Store, Stored)
+from safecall.conversation import (
+    ANSWERED,
+    END,
+    HANG_UP,
+    HANG_UP_UNSTORED,
+    HUNG_UP,
+    NO_INPUT,
+    WAIT_REPLY,
+    Ask,
+    Claim,
+    Claimed,
+    Closing,
+    Conversation,
+    NoteSpeech,
+    Pressed,
+    Said,
+    Store,
+    Stored,
+)
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
 from safecall.speech import Verdict
@@ -29,62 +46,197 @@ CLAIMED, STORED = Claimed(True), Stored(True)
 
 # (case, inbound, listens, [(event, the actions it calls for)]): a whole call, step by step.
 TABLE = [
-    ("a placed call claims its one IVR session first, then asks; a 1 is stored, then thanked", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Pressed("1"), (Store("acknowledged", "1"),)), (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP))]),
-    ("a session the attempt does not grant hangs up unheard", False, True, [
-        (ANSWERED, (Claim(),)), (REFUSED, (HANG_UP,)), (Pressed("1"), ())]),
-    ("an answer that could not be stored ends the call without thanks", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Pressed("1"), (Store("acknowledged", "1"),)), (FAILED, (HANG_UP_UNSTORED,)), (STORED, ())]),
-    ("key 2 is help", False, False, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)),
-        (Pressed("2"), (Store("help_requested", "2"),)), (STORED, (thanks("help_requested", "thanks_help"), HANG_UP))]),
-    ("only a whole key of the flow counts: '12', an injection, '#' are asked again", False, False, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)),
-        (Pressed("12"), (ask("invalid", False),)), (Pressed("1' OR 1=1--"), (ask("invalid", False),)),
-        (Pressed("#"), (NO_ANSWER, HANG_UP))]),
-    ("no key: the question twice more, then the no-answer closing, never an acknowledgement", False, False, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)),
-        (NO_INPUT, (ask("repeat", False),)), (NO_INPUT, (ask("repeat", False),)), (NO_INPUT, (NO_ANSWER, HANG_UP))]),
-    ("a call-back's session is its own: no claim; its end is recorded with its IVR, before the thanks", True, False, [
-        (ANSWERED, (ask("greeting", False),)), (Pressed("1"), (Store("acknowledged", "1"),)),
-        (STORED, (END, thanks("acknowledged", "thanks_well"), HANG_UP)), (HUNG_UP, ())]),
-    ("a call-back whose answer could not be stored ends, without thanks", True, False, [
-        (ANSWERED, (ask("greeting", False),)), (Pressed("2"), (Store("help_requested", "2"),)), (FAILED, (END, HANG_UP_UNSTORED))]),
-    ("a call-back without an answer ends with its IVR", True, False, [
-        (ANSWERED, (ask("greeting", False),)), (NO_INPUT, (ask("repeat", False),)),
-        (NO_INPUT, (ask("repeat", False),)), (NO_INPUT, (END, NO_ANSWER, HANG_UP))]),
-    ("a call-back hung up mid-question still ends", True, False, [
-        (ANSWERED, (ask("greeting", False),)), (HUNG_UP, (END,)), (Pressed("1"), ())]),
-    ("a placed call hung up mid-question: the line reports its end", False, False, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (HUNG_UP, ()), (Pressed("1"), ())]),
-    ("a spoken wellness answer is stored with what was heard", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Said("네 괜찮아요", 0.9), (Store("acknowledged", "speech", ("네 괜찮아요", 0.9)),)),
-        (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP))]),
-    ("distress said aloud is help, as key 2 is", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Said("도와주세요", 0.8), (Store("help_requested", "speech", ("도와주세요", 0.8)),)),
-        (STORED, (thanks("help_requested", "thanks_help"), HANG_UP))]),
-    ("unclear speech is kept for the officer: asked again, then keys only, then no answer", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Said("여보세요", 0.95), (NoteSpeech("여보세요", 0.95), ask("repeat"))),
-        (Said("몰라요", 0.9), (NoteSpeech("몰라요", 0.9), ask("repeat", False))),
-        (Said("네", 0.99), (NO_ANSWER, HANG_UP))]),  # speech is no longer offered, nor heard
-    ("after unclear speech, a key still counts on the keys-only question", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)),
-        (Said("네", 0.2), (NoteSpeech("네", 0.2), ask("repeat"))), (Said("누구세요?", 0.9), (NoteSpeech("누구세요?", 0.9), ask("repeat", False))),
-        (Pressed("2"), (Store("help_requested", "2"),)), (STORED, (thanks("help_requested", "thanks_help"), HANG_UP))]),
-    ("nothing heard is no input, and nothing is kept", False, True, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting"),)), (Said("  ", 0.0), (ask("repeat"),)),
-        (Said("", 0.0), (ask("repeat"),)), (NO_INPUT, (NO_ANSWER, HANG_UP))]),
-    ("a trunk that cannot hear never offers or judges speech", False, False, [
-        (ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (Said("네", 0.99), (ask("repeat", False),))]),
-    ("events out of turn change nothing", False, True, [
-        (Pressed("1"), ()), (STORED, ()), (ANSWERED, (Claim(),)), (Pressed("1"), ()), (ANSWERED, ()),
-        (CLAIMED, (ask("greeting"),)), (CLAIMED, ()), (STORED, ()), (Pressed("1"), (Store("acknowledged", "1"),)),
-        (Pressed("2"), ()), (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP))]),
+    (
+        "a placed call claims its one IVR session first, then asks; a 1 is stored, then thanked",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Pressed("1"), (Store("acknowledged", "1"),)),
+            (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP)),
+        ],
+    ),
+    (
+        "a session the attempt does not grant hangs up unheard",
+        False,
+        True,
+        [(ANSWERED, (Claim(),)), (REFUSED, (HANG_UP,)), (Pressed("1"), ())],
+    ),
+    (
+        "an answer that could not be stored ends the call without thanks",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Pressed("1"), (Store("acknowledged", "1"),)),
+            (FAILED, (HANG_UP_UNSTORED,)),
+            (STORED, ()),
+        ],
+    ),
+    (
+        "key 2 is help",
+        False,
+        False,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting", False),)),
+            (Pressed("2"), (Store("help_requested", "2"),)),
+            (STORED, (thanks("help_requested", "thanks_help"), HANG_UP)),
+        ],
+    ),
+    (
+        "only a whole key of the flow counts: '12', an injection, '#' are asked again",
+        False,
+        False,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting", False),)),
+            (Pressed("12"), (ask("invalid", False),)),
+            (Pressed("1' OR 1=1--"), (ask("invalid", False),)),
+            (Pressed("#"), (NO_ANSWER, HANG_UP)),
+        ],
+    ),
+    (
+        "no key: the question twice more, then the no-answer closing, never an acknowledgement",
+        False,
+        False,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting", False),)),
+            (NO_INPUT, (ask("repeat", False),)),
+            (NO_INPUT, (ask("repeat", False),)),
+            (NO_INPUT, (NO_ANSWER, HANG_UP)),
+        ],
+    ),
+    (
+        "a call-back's session is its own: no claim; its end is recorded with its IVR, before the thanks",
+        True,
+        False,
+        [
+            (ANSWERED, (ask("greeting", False),)),
+            (Pressed("1"), (Store("acknowledged", "1"),)),
+            (STORED, (END, thanks("acknowledged", "thanks_well"), HANG_UP)),
+            (HUNG_UP, ()),
+        ],
+    ),
+    (
+        "a call-back whose answer could not be stored ends, without thanks",
+        True,
+        False,
+        [
+            (ANSWERED, (ask("greeting", False),)),
+            (Pressed("2"), (Store("help_requested", "2"),)),
+            (FAILED, (END, HANG_UP_UNSTORED)),
+        ],
+    ),
+    (
+        "a call-back without an answer ends with its IVR",
+        True,
+        False,
+        [
+            (ANSWERED, (ask("greeting", False),)),
+            (NO_INPUT, (ask("repeat", False),)),
+            (NO_INPUT, (ask("repeat", False),)),
+            (NO_INPUT, (END, NO_ANSWER, HANG_UP)),
+        ],
+    ),
+    (
+        "a call-back hung up mid-question still ends",
+        True,
+        False,
+        [(ANSWERED, (ask("greeting", False),)), (HUNG_UP, (END,)), (Pressed("1"), ())],
+    ),
+    (
+        "a placed call hung up mid-question: the line reports its end",
+        False,
+        False,
+        [(ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (HUNG_UP, ()), (Pressed("1"), ())],
+    ),
+    (
+        "a spoken wellness answer is stored with what was heard",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Said("네 괜찮아요", 0.9), (Store("acknowledged", "speech", ("네 괜찮아요", 0.9)),)),
+            (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP)),
+        ],
+    ),
+    (
+        "distress said aloud is help, as key 2 is",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Said("도와주세요", 0.8), (Store("help_requested", "speech", ("도와주세요", 0.8)),)),
+            (STORED, (thanks("help_requested", "thanks_help"), HANG_UP)),
+        ],
+    ),
+    (
+        "unclear speech is kept for the officer: asked again, then keys only, then no answer",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Said("여보세요", 0.95), (NoteSpeech("여보세요", 0.95), ask("repeat"))),
+            (Said("몰라요", 0.9), (NoteSpeech("몰라요", 0.9), ask("repeat", False))),
+            (Said("네", 0.99), (NO_ANSWER, HANG_UP)),
+        ],
+    ),  # speech is no longer offered, nor heard
+    (
+        "after unclear speech, a key still counts on the keys-only question",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Said("네", 0.2), (NoteSpeech("네", 0.2), ask("repeat"))),
+            (Said("누구세요?", 0.9), (NoteSpeech("누구세요?", 0.9), ask("repeat", False))),
+            (Pressed("2"), (Store("help_requested", "2"),)),
+            (STORED, (thanks("help_requested", "thanks_help"), HANG_UP)),
+        ],
+    ),
+    (
+        "nothing heard is no input, and nothing is kept",
+        False,
+        True,
+        [
+            (ANSWERED, (Claim(),)),
+            (CLAIMED, (ask("greeting"),)),
+            (Said("  ", 0.0), (ask("repeat"),)),
+            (Said("", 0.0), (ask("repeat"),)),
+            (NO_INPUT, (NO_ANSWER, HANG_UP)),
+        ],
+    ),
+    (
+        "a trunk that cannot hear never offers or judges speech",
+        False,
+        False,
+        [(ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (Said("네", 0.99), (ask("repeat", False),))],
+    ),
+    (
+        "events out of turn change nothing",
+        False,
+        True,
+        [
+            (Pressed("1"), ()),
+            (STORED, ()),
+            (ANSWERED, (Claim(),)),
+            (Pressed("1"), ()),
+            (ANSWERED, ()),
+            (CLAIMED, (ask("greeting"),)),
+            (CLAIMED, ()),
+            (STORED, ()),
+            (Pressed("1"), (Store("acknowledged", "1"),)),
+            (Pressed("2"), ()),
+            (STORED, (thanks("acknowledged", "thanks_well"), HANG_UP)),
+        ],
+    ),
 ]
 
 
@@ -93,7 +245,10 @@ def test_the_conversation_decides_every_step_of_a_call(case, inbound, listens, s
     conversation = Conversation(FLOW, listens=listens, inbound=inbound)
     for i, (event, expected) in enumerate(steps):
         assert conversation.handle(event) == expected, (case, i, event)
-    ended = any(e == HUNG_UP or any(isinstance(a, Closing) or a in (HANG_UP, HANG_UP_UNSTORED, END) for a in actions) for e, actions in steps)
+    ended = any(
+        e == HUNG_UP or any(isinstance(a, Closing) or a in (HANG_UP, HANG_UP_UNSTORED, END) for a in actions)
+        for e, actions in steps
+    )
     assert conversation.over == ended
 
 
@@ -143,7 +298,9 @@ def test_spoken_answers_go_through_the_judge_and_its_risk_is_passed_on(monkeypat
 
     monkeypatch.setattr(conversation_module, "judge", judge)
     conversation = Conversation(FLOW, listens=True, asked=1, waiting=WAIT_REPLY)
-    assert conversation.handle(Said("네 괜찮아요", 0.9)) == (Store("help_requested", "speech", ("네 괜찮아요", 0.9), risk=True),)
+    assert conversation.handle(Said("네 괜찮아요", 0.9)) == (
+        Store("help_requested", "speech", ("네 괜찮아요", 0.9), risk=True),
+    )
     assert heard == [(FLOW.speech, "네 괜찮아요", 0.9)]
 
 
@@ -155,10 +312,21 @@ def test_a_flow_without_spoken_answers_offers_keys_only():
 
 
 # ---- a human on "help" (issue 30, item 1) ----
-from safecall.conversation import (WAIT_MESSAGE, WAIT_TRANSFER, KeepMessage, MessageRecorded, NoteTransfer, Play,  # noqa: E402
-                                   RecordMessage, Transfer, TransferResult)
+from safecall.conversation import (
+    WAIT_MESSAGE,
+    WAIT_TRANSFER,
+    KeepMessage,
+    MessageRecorded,
+    NoteTransfer,
+    Play,  # noqa: E402
+    RecordMessage,
+    Transfer,
+    TransferResult,
+)
 
-HELP = FLOW.help.model_copy(update={"enabled": True, "transfer_number": "+82221480000", "ring_seconds": 25, "message_seconds": 45})
+HELP = FLOW.help.model_copy(
+    update={"enabled": True, "transfer_number": "+82221480000", "ring_seconds": 25, "message_seconds": 45}
+)
 HELP_FLOW = FLOW.model_copy(update={"help": HELP})
 PUT_THROUGH = (Play("prompt-help_transfer", FLOW.prompts["help_transfer"]), Transfer("+82221480000", 25))
 NO_OFFICER = (Play("prompt-help_no_officer", FLOW.prompts["help_no_officer"]), RecordMessage(45))
@@ -169,41 +337,119 @@ KEY_2 = [(ANSWERED, (Claim(),)), (CLAIMED, (ask("greeting", False),)), (Pressed(
 
 # (case, office_open, with_officer, inbound, steps after key 2 was pressed and its Store asked for)
 HELP_TABLE = [
-    ("in office hours the stored help is put through; a connected transfer is kept and the call ends", True, False, False, [
-        (STORED, PUT_THROUGH), (TransferResult("connected", 42.0), (NoteTransfer("connected", 42.0), HANG_UP))]),
-    ("nobody answers within the ring time: kept, then the message, which is kept before the thanks", True, False, False, [
-        (STORED, PUT_THROUGH), (TransferResult("no_answer"), (NoteTransfer("no_answer"),) + NO_OFFICER),
-        (MessageRecorded("/var/spool/asterisk/safecall/help-1.wav", 12.5),
-         (KeepMessage("/var/spool/asterisk/safecall/help-1.wav", 12.5), MESSAGE_THANKS, HANG_UP))]),
-    ("a busy officer: the message", True, False, False, [
-        (STORED, PUT_THROUGH), (TransferResult("busy"), (NoteTransfer("busy"),) + NO_OFFICER),
-        (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP))]),
-    ("a failed transfer (or a result no trunk should give) goes to the message", True, False, False, [
-        (STORED, PUT_THROUGH), (TransferResult("exploded"), (NoteTransfer("failed"),) + NO_OFFICER),
-        (MessageRecorded("/tmp/m.wav", 4), (KeepMessage("/tmp/m.wav", 4), MESSAGE_THANKS, HANG_UP))]),
-    ("outside office hours: straight to the message", False, False, False, [
-        (STORED, AFTER_HOURS), (TransferResult("connected"), ()),
-        (MessageRecorded("twilio:AC1/RE1", 3), (KeepMessage("twilio:AC1/RE1", 3), MESSAGE_THANKS, HANG_UP))]),
-    ("nothing recorded: no message is kept, and help is thanked as ever", False, False, False, [
-        (STORED, AFTER_HOURS), (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP))]),
-    ("an empty recording is no message", False, False, False, [
-        (STORED, AFTER_HOURS), (MessageRecorded("/tmp/x.wav", 0), (HELP_THANKS, HANG_UP))]),
-    ("a hangup while ringing the officer ends the call (the help was stored before)", True, False, False, [
-        (STORED, PUT_THROUGH), (HUNG_UP, ()), (TransferResult("connected"), ())]),
-    ("a hangup during the message ends the call", False, False, False, [
-        (STORED, AFTER_HOURS), (HUNG_UP, ()), (MessageRecorded("/tmp/x.wav", 2), ())]),
-    ("a call with the officer already is never put through to them again", True, True, False, [
-        (STORED, (HELP_THANKS, HANG_UP))]),
-    ("help that could not be stored: neither transfer nor message", True, False, False, [
-        (FAILED, (HANG_UP_UNSTORED,))]),
-    ("a call-back's help: put through too, and its end recorded when it is over", True, False, True, [
-        (STORED, PUT_THROUGH), (TransferResult("connected"), (END, NoteTransfer("connected"), HANG_UP))]),
+    (
+        "in office hours the stored help is put through; a connected transfer is kept and the call ends",
+        True,
+        False,
+        False,
+        [(STORED, PUT_THROUGH), (TransferResult("connected", 42.0), (NoteTransfer("connected", 42.0), HANG_UP))],
+    ),
+    (
+        "nobody answers within the ring time: kept, then the message, which is kept before the thanks",
+        True,
+        False,
+        False,
+        [
+            (STORED, PUT_THROUGH),
+            (TransferResult("no_answer"), (NoteTransfer("no_answer"),) + NO_OFFICER),
+            (
+                MessageRecorded("/var/spool/asterisk/safecall/help-1.wav", 12.5),
+                (KeepMessage("/var/spool/asterisk/safecall/help-1.wav", 12.5), MESSAGE_THANKS, HANG_UP),
+            ),
+        ],
+    ),
+    (
+        "a busy officer: the message",
+        True,
+        False,
+        False,
+        [
+            (STORED, PUT_THROUGH),
+            (TransferResult("busy"), (NoteTransfer("busy"),) + NO_OFFICER),
+            (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP)),
+        ],
+    ),
+    (
+        "a failed transfer (or a result no trunk should give) goes to the message",
+        True,
+        False,
+        False,
+        [
+            (STORED, PUT_THROUGH),
+            (TransferResult("exploded"), (NoteTransfer("failed"),) + NO_OFFICER),
+            (MessageRecorded("/tmp/m.wav", 4), (KeepMessage("/tmp/m.wav", 4), MESSAGE_THANKS, HANG_UP)),
+        ],
+    ),
+    (
+        "outside office hours: straight to the message",
+        False,
+        False,
+        False,
+        [
+            (STORED, AFTER_HOURS),
+            (TransferResult("connected"), ()),
+            (MessageRecorded("twilio:AC1/RE1", 3), (KeepMessage("twilio:AC1/RE1", 3), MESSAGE_THANKS, HANG_UP)),
+        ],
+    ),
+    (
+        "nothing recorded: no message is kept, and help is thanked as ever",
+        False,
+        False,
+        False,
+        [(STORED, AFTER_HOURS), (MessageRecorded(None, 0), (HELP_THANKS, HANG_UP))],
+    ),
+    (
+        "an empty recording is no message",
+        False,
+        False,
+        False,
+        [(STORED, AFTER_HOURS), (MessageRecorded("/tmp/x.wav", 0), (HELP_THANKS, HANG_UP))],
+    ),
+    (
+        "a hangup while ringing the officer ends the call (the help was stored before)",
+        True,
+        False,
+        False,
+        [(STORED, PUT_THROUGH), (HUNG_UP, ()), (TransferResult("connected"), ())],
+    ),
+    (
+        "a hangup during the message ends the call",
+        False,
+        False,
+        False,
+        [(STORED, AFTER_HOURS), (HUNG_UP, ()), (MessageRecorded("/tmp/x.wav", 2), ())],
+    ),
+    (
+        "a call with the officer already is never put through to them again",
+        True,
+        True,
+        False,
+        [(STORED, (HELP_THANKS, HANG_UP))],
+    ),
+    (
+        "help that could not be stored: neither transfer nor message",
+        True,
+        False,
+        False,
+        [(FAILED, (HANG_UP_UNSTORED,))],
+    ),
+    (
+        "a call-back's help: put through too, and its end recorded when it is over",
+        True,
+        False,
+        True,
+        [(STORED, PUT_THROUGH), (TransferResult("connected"), (END, NoteTransfer("connected"), HANG_UP))],
+    ),
 ]
 
 
-@pytest.mark.parametrize("case, office_open, with_officer, inbound, steps", HELP_TABLE, ids=[row[0] for row in HELP_TABLE])
+@pytest.mark.parametrize(
+    "case, office_open, with_officer, inbound, steps", HELP_TABLE, ids=[row[0] for row in HELP_TABLE]
+)
 def test_help_is_put_through_to_the_officer_or_left_as_a_message(case, office_open, with_officer, inbound, steps):
-    conversation = Conversation(HELP_FLOW, listens=False, inbound=inbound, office_open=office_open, with_officer=with_officer)
+    conversation = Conversation(
+        HELP_FLOW, listens=False, inbound=inbound, office_open=office_open, with_officer=with_officer
+    )
     opening = KEY_2[1:] if inbound else KEY_2
     if inbound:
         opening = [(ANSWERED, (ask("greeting", False),)), opening[-1]]
@@ -243,4 +489,9 @@ def test_a_twilio_style_conversation_resumes_at_the_transfer_and_at_the_message(
     resumed = Conversation(HELP_FLOW, listens=True, waiting=WAIT_TRANSFER)
     assert resumed.handle(TransferResult("no_answer")) == (NoteTransfer("no_answer"),) + NO_OFFICER
     resumed = Conversation(HELP_FLOW, listens=True, inbound=True, waiting=WAIT_MESSAGE)
-    assert resumed.handle(MessageRecorded("twilio:AC1/RE1", 9)) == (END, KeepMessage("twilio:AC1/RE1", 9), MESSAGE_THANKS, HANG_UP)
+    assert resumed.handle(MessageRecorded("twilio:AC1/RE1", 9)) == (
+        END,
+        KeepMessage("twilio:AC1/RE1", 9),
+        MESSAGE_THANKS,
+        HANG_UP,
+    )

@@ -8,9 +8,9 @@ import json
 import sqlite3
 
 import pytest
+from conftest import person_row, scripted_trunks, write_csv
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from conftest import person_row, scripted_trunks, write_csv
 from safecall.corereads import ATTEMPT, MEMBER, RUN, status_if_current
 from safecall.runs import run_status
 from safecall.settings import load_instance
@@ -34,15 +34,30 @@ def test_the_core_tables_name_columns_the_models_have():
         for column in light.columns:
             assert column.name in table.c, f"{table.name}.{column.name}"
             # the same SQL type (sqlmodel's AutoString is a VARCHAR, as String is)
-            assert column.type.compile(SQLITE) == table.c[column.name].type.compile(SQLITE), f"{table.name}.{column.name}"
+            assert column.type.compile(SQLITE) == table.c[column.name].type.compile(SQLITE), (
+                f"{table.name}.{column.name}"
+            )
 
 
 @pytest.mark.both_databases
 def test_the_status_read_with_core_is_the_orms(cli, tmp_path):
     cli.set_trunks(scripted_trunks(SCRIPTS))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("가", "010-0124-0001"), person_row("나", "010-0124-0002"), person_row("다", "010-0124-0003"),
-        person_row("라", "010-0124-0004"), person_row("마", "010-0124-0005", phone2="070-0124-0005")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("가", "010-0124-0001"),
+                    person_row("나", "010-0124-0002"),
+                    person_row("다", "010-0124-0003"),
+                    person_row("라", "010-0124-0004"),
+                    person_row("마", "010-0124-0005", phone2="070-0124-0005"),
+                ],
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
     instance = load_instance(cli.root, cli.environ)
     quick = status_if_current(instance.database_url(), 30, None)
@@ -54,11 +69,20 @@ def test_the_status_read_with_core_is_the_orms(cli, tmp_path):
     assert quick is not None
     fields = [field.name for field in dataclasses.fields(quick) if field.name != "run"]
     assert {name: getattr(quick, name) for name in fields} == {name: getattr(orm, name) for name in fields}
-    assert (quick.people, quick.acknowledged_first_try, quick.acknowledged_after_retries, quick.help_requests,
-            quick.final_non_responders) == (5, 1, 2, 1, 1)  # 마 answered on the second number: after a retry
+    assert (
+        quick.people,
+        quick.acknowledged_first_try,
+        quick.acknowledged_after_retries,
+        quick.help_requests,
+        quick.final_non_responders,
+    ) == (5, 1, 2, 1, 1)  # 마 answered on the second number: after a retry
     assert quick.attempts_by_disposition["invalid_number"] == 1 and quick.attempts_by_disposition["no_answer"] >= 2
     assert (quick.run.id, quick.run.campaign, str(quick.run.week_start), quick.run.status) == (
-        orm.run.id, orm.run.campaign, str(orm.run.week_start), orm.run.status)
+        orm.run.id,
+        orm.run.campaign,
+        str(orm.run.week_start),
+        orm.run.status,
+    )
     shown = json.loads(cli("campaign", "status", "--format", "json").output)
     assert shown["week_start"] == "2026-11-23" and shown["people"] == 5 and shown["status"] == orm.run.status
 

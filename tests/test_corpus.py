@@ -15,17 +15,18 @@ from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import person_row, write_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from live import free_port
+from recording_sink import RecordingSink
 from sqlmodel import select
 from twilio.request_validator import RequestValidator
 
-from conftest import person_row, write_csv
-from live import free_port
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
 from safecall.store import Person, Signal
-from recording_sink import RecordingSink
 from safecall.telephony.asterisk.ami import AmiConnection, _PatchedClient
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for
 from safecall.telephony.asterisk.fastagi import FastAgiServer, IvrSessions
@@ -91,11 +92,18 @@ MiB = 1024 * 1024
 
 def one_gib_cell(path: Path, header: list[str]) -> Path:
     """A workbook of a few MiB whose one shared string unpacks to 1 GiB (written in chunks, never held whole)."""
-    cells = "".join(f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{title}</t></is></c>' for i, title in enumerate(header))
+    cells = "".join(
+        f'<c r="{chr(65 + i)}1" t="inlineStr"><is><t>{title}</t></is></c>' for i, title in enumerate(header)
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr("xl/workbook.xml", '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>')
-        archive.writestr("xl/worksheets/sheet1.xml", f'<worksheet><sheetData><row r="1">{cells}</row><row r="2">'
-                                                     f'<c r="A2" t="s"><v>0</v></c></row></sheetData></worksheet>')
+        archive.writestr(
+            "xl/workbook.xml", '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>'
+        )
+        archive.writestr(
+            "xl/worksheets/sheet1.xml",
+            f'<worksheet><sheetData><row r="1">{cells}</row><row r="2">'
+            f'<c r="A2" t="s"><v>0</v></c></row></sheetData></worksheet>',
+        )
         with archive.open("xl/sharedStrings.xml", "w", force_zip64=True) as part:
             part.write(b"<sst><si><t>")
             block = b"A" * MiB
@@ -122,8 +130,12 @@ GENERATED = {
     "rosters/missing.xlsx": lambda path: path,
     "rosters/fifty-mib-csv-line.csv": lambda path: fifty_mib_line(path, ROSTER_HEADER),
     "rosters/one-gib-cell.xlsx": lambda path: one_gib_cell(path, ROSTER_HEADER.split(",")),
-    "rosters/too-many-rows.csv": lambda path: written(path, ROSTER_HEADER + "\n" + "가,010-0123-0001,주소,사직동,1945-03-01\n" * 200_001),
-    "rosters/unclosed-quote.csv": lambda path: written(path, ROSTER_HEADER + '\n가,"010\n' + ("x" * 20_000 + "\n") * 10),
+    "rosters/too-many-rows.csv": lambda path: written(
+        path, ROSTER_HEADER + "\n" + "가,010-0123-0001,주소,사직동,1945-03-01\n" * 200_001
+    ),
+    "rosters/unclosed-quote.csv": lambda path: written(
+        path, ROSTER_HEADER + '\n가,"010\n' + ("x" * 20_000 + "\n") * 10
+    ),
     "signals/fifty-mib-csv-line.csv": lambda path: fifty_mib_line(path, "전화번호,일자,종류,점수"),
     "signals/one-gib-cell.xlsx": lambda path: one_gib_cell(path, ["전화번호", "일자", "종류", "점수"]),
 }
@@ -180,8 +192,13 @@ def Recorder() -> RecordingSink:
 @pytest.fixture(scope="module")
 def webhooks():
     recorder, port = Recorder(), free_port()
-    app = create_webhook_app(public_base_url="https://safecall.example.org", auth_token="corpus-token",
-                             sink=recorder, now=SystemClock().now, on_event=lambda e: recorder.keys.append(("event", e)))
+    app = create_webhook_app(
+        public_base_url="https://safecall.example.org",
+        auth_token="corpus-token",
+        sink=recorder,
+        now=SystemClock().now,
+        on_event=lambda e: recorder.keys.append(("event", e)),
+    )
     server = WebhookServer(app, "127.0.0.1", port).start()
     yield recorder, port
     server.stop()
@@ -194,11 +211,17 @@ def test_forged_and_malformed_webhooks(webhooks, name):
     public = "https://safecall.example.org" + spec["path"]
     params = spec.get("params", {})
     validator = RequestValidator("corpus-token")
-    signature = {"none": None, "forged": "bm90IGEgc2lnbmF0dXJl",
-                 "other-params": validator.compute_signature(public, {**params, "Digits": "2"}),
-                 "other-url": validator.compute_signature(public.replace("TOKEN", "OTHER"), params)}[spec["signature"]]
+    signature = {
+        "none": None,
+        "forged": "bm90IGEgc2lnbmF0dXJl",
+        "other-params": validator.compute_signature(public, {**params, "Digits": "2"}),
+        "other-url": validator.compute_signature(public.replace("TOKEN", "OTHER"), params),
+    }[spec["signature"]]
     body = spec["raw_body"].encode() if "raw_body" in spec else urlencode(params).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded", **({"X-Twilio-Signature": signature} if signature else {})}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        **({"X-Twilio-Signature": signature} if signature else {}),
+    }
     with pytest.raises(HTTPError) as refused:
         urlopen(Request(f"http://127.0.0.1:{port}{spec['path']}", data=body, headers=headers), timeout=5)
     assert refused.value.code == int(EXPECTED[name])
@@ -229,7 +252,9 @@ def test_malformed_ami_packets_are_skipped_and_the_link_lives_on(name, monkeypat
     monkeypatch.setattr(_PatchedClient, "next_action_id", lambda self: "X")
     server, port = serve_ami([(CORPUS / name).read_bytes()])
     seen = []
-    ami = AmiConnection("127.0.0.1", port, "u", "s", on_event=lambda e: seen.append(e.keys.get("UserEvent")), ping_interval=60)
+    ami = AmiConnection(
+        "127.0.0.1", port, "u", "s", on_event=lambda e: seen.append(e.keys.get("UserEvent")), ping_interval=60
+    )
     try:
         ami.connect()
         deadline = time.monotonic() + 3
@@ -245,7 +270,10 @@ def agi_session(data: str) -> list:
     """`data` as a FastAGI session for an answered call placed for the token TOKEN; the keypresses it recorded."""
     recorder = Recorder()
     watch = ChannelWatch()
-    watch.on_event("Newstate", {"Uniqueid": channel_id_for("TOKEN"), "Channel": "Local/1001@callee-00000009;1", "ChannelState": "6"})
+    watch.on_event(
+        "Newstate",
+        {"Uniqueid": channel_id_for("TOKEN"), "Channel": "Local/1001@callee-00000009;1", "ChannelState": "6"},
+    )
     server = FastAgiServer("127.0.0.1", 0, IvrSessions(recorder, SystemClock().now, watch, answer_wait_seconds=0.1))
     ours, theirs = socket.socketpair()
     theirs.sendall(data.encode("utf-8", "replace"))

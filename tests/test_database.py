@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,9 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     assert "outbox" not in sa.inspect(db.engine).get_table_names()
     assert "delivery_status" in {column["name"] for column in sa.inspect(db.engine).get_columns("notification")}
     downgrade("0011")
-    assert not {"rules", "rules_version"} & {column["name"] for column in sa.inspect(db.engine).get_columns("campaignrun")}
+    assert not {"rules", "rules_version"} & {
+        column["name"] for column in sa.inspect(db.engine).get_columns("campaignrun")
+    }
     assert {"websession", "logincount", "auditchain"} <= set(sa.inspect(db.engine).get_table_names())
     assert "moved_from" in {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
     downgrade("0008")
@@ -95,12 +97,22 @@ def test_migrations_go_down_and_up_again(cli, database_url):
     downgrade("0004")
     assert "webuser" not in sa.inspect(db.engine).get_table_names()
     assert not {"real_at"} & {column["name"] for column in sa.inspect(db.engine).get_columns("auditevent")}
-    assert not {"recorded_real_at", "revisit_on"} & {column["name"] for column in sa.inspect(db.engine).get_columns("visittask")}
+    assert not {"recorded_real_at", "revisit_on"} & {
+        column["name"] for column in sa.inspect(db.engine).get_columns("visittask")
+    }
     downgrade("0003")
     assert not {"ivr_started_at", "inbound", "speech_text", "speech_confidence"} & attempt_columns()
-    assert not {"ix_attempt_member_id", "ix_attempt_person_id"} & attempt_indexes() and "ix_attempt_run_id" in attempt_indexes()
+    assert (
+        not {"ix_attempt_member_id", "ix_attempt_person_id"} & attempt_indexes()
+        and "ix_attempt_run_id" in attempt_indexes()
+    )
     downgrade("0002")
-    assert {"ix_attempt_member_id", "ix_attempt_person_id", "ix_attempt_trunk_call_id", "ix_attempt_worker"} <= attempt_indexes()
+    assert {
+        "ix_attempt_member_id",
+        "ix_attempt_person_id",
+        "ix_attempt_trunk_call_id",
+        "ix_attempt_worker",
+    } <= attempt_indexes()
     downgrade("0001")
     assert db.schema_state().current == "0001"
     assert "worker" not in {column["name"] for column in sa.inspect(db.engine).get_columns("attempt")}
@@ -134,59 +146,147 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
     migrate(command.downgrade, "0015")
     at = "2026-11-25 00:30:00"
     with db.engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error, next_try_at, sent_at,"
-            " template, variables, provider_id, delivery_status, delivered_at) VALUES"
-            " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL, :at, :at,"
-            "  'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1', '4000 발송 처리 완료 (SMS)', :at),"
-            " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8, 'SMTP down', :at, NULL,"
-            "  NULL, NULL, NULL, NULL, NULL),"
-            " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL, 'checkin_link', NULL, NULL, NULL, NULL),"
-            " (7, 'precall:person:2:week:2026-11-23', 'sms', '+821012340002', '안내', 'sent', 1, NULL, :at, :at,"
-            "  'precall_notice', NULL, NULL, NULL, NULL)"), {"at": at})
-        connection.execute(sa.text(
-            "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files) VALUES"
-            " (1, '2026-11-25', '1팀', 'visit', 'sent', 1, NULL, :at, :at, 'outbox/a.xlsx\noutbox/a.csv'),"
-            " (2, '2026-11-25', '1팀', 'callback', 'pending', 2, 'SMTP 421', :at, NULL, 'outbox/b.csv')"), {"at": at})
+        connection.execute(
+            sa.text(
+                "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error, next_try_at, sent_at,"
+                " template, variables, provider_id, delivery_status, delivered_at) VALUES"
+                " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL, :at, :at,"
+                "  'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1', '4000 발송 처리 완료 (SMS)', :at),"
+                " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8, 'SMTP down', :at, NULL,"
+                "  NULL, NULL, NULL, NULL, NULL),"
+                " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL, 'checkin_link', NULL, NULL, NULL, NULL),"
+                " (7, 'precall:person:2:week:2026-11-23', 'sms', '+821012340002', '안내', 'sent', 1, NULL, :at, :at,"
+                "  'precall_notice', NULL, NULL, NULL, NULL)"
+            ),
+            {"at": at},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files) VALUES"
+                " (1, '2026-11-25', '1팀', 'visit', 'sent', 1, NULL, :at, :at, 'outbox/a.xlsx\noutbox/a.csv'),"
+                " (2, '2026-11-25', '1팀', 'callback', 'pending', 2, 'SMTP 421', :at, NULL, 'outbox/b.csv')"
+            ),
+            {"at": at},
+        )
 
     migrate(command.upgrade, "head")
     assert not {"notification", "delivery"} & set(sa.inspect(db.engine).get_table_names())
     assert schema_differences(db) == []
-    assert rows("SELECT id, key, kind, channel, recipient, body, status, attempts, last_error, template, provider_id,"
-                " delivery_status, list_kind, files FROM outbox WHERE kind <> 'team_list' ORDER BY id") == [
-        (3, "guardian:person:1:week:2026-11-23", "guardian_text", "sms", "+821012345678", "안부 문자", "delivered", 1, None,
-         "guardian_unreachable", "M-1", "4000 발송 처리 완료 (SMS)", None, ""),
-        (5, "officer-overdue:task:9", "officer_alert", "email", "officer@example.org", "기한 초과", "failed", 8, "SMTP down",
-         None, None, None, None, ""),
-        (6, "checkin:member:4", "checkin_link", "sms", "+821012340004", "링크", "pending", 0, None, "checkin_link", None, None,
-         None, ""),
-        (7, "precall:person:2:week:2026-11-23", "precall_notice", "sms", "+821012340002", "안내", "sent", 1, None,
-         "precall_notice", None, None, None, ""),
+    assert rows(
+        "SELECT id, key, kind, channel, recipient, body, status, attempts, last_error, template, provider_id,"
+        " delivery_status, list_kind, files FROM outbox WHERE kind <> 'team_list' ORDER BY id"
+    ) == [
+        (
+            3,
+            "guardian:person:1:week:2026-11-23",
+            "guardian_text",
+            "sms",
+            "+821012345678",
+            "안부 문자",
+            "delivered",
+            1,
+            None,
+            "guardian_unreachable",
+            "M-1",
+            "4000 발송 처리 완료 (SMS)",
+            None,
+            "",
+        ),
+        (
+            5,
+            "officer-overdue:task:9",
+            "officer_alert",
+            "email",
+            "officer@example.org",
+            "기한 초과",
+            "failed",
+            8,
+            "SMTP down",
+            None,
+            None,
+            None,
+            None,
+            "",
+        ),
+        (
+            6,
+            "checkin:member:4",
+            "checkin_link",
+            "sms",
+            "+821012340004",
+            "링크",
+            "pending",
+            0,
+            None,
+            "checkin_link",
+            None,
+            None,
+            None,
+            "",
+        ),
+        (
+            7,
+            "precall:person:2:week:2026-11-23",
+            "precall_notice",
+            "sms",
+            "+821012340002",
+            "안내",
+            "sent",
+            1,
+            None,
+            "precall_notice",
+            None,
+            None,
+            None,
+            "",
+        ),
     ]
-    assert rows("SELECT key, channel, recipient, status, attempts, last_error, team, list_kind, files FROM outbox"
-                " WHERE kind = 'team_list' ORDER BY list_kind DESC") == [
+    assert rows(
+        "SELECT key, channel, recipient, status, attempts, last_error, team, list_kind, files FROM outbox"
+        " WHERE kind = 'team_list' ORDER BY list_kind DESC"
+    ) == [
         ("team-list:2026-11-25:1팀:visit", "email", "", "sent", 1, None, "1팀", "visit", "outbox/a.xlsx\noutbox/a.csv"),
         ("team-list:2026-11-25:1팀:callback", "email", "", "pending", 2, "SMTP 421", "1팀", "callback", "outbox/b.csv"),
     ]
     # The moved rows are the code's: a list's day and times read back, and the next message queued gets a fresh id.
     from safecall.delivery import deliveries_for
-    from safecall.outbox import queue
     from safecall.domain import Channel, OutboxKind
+    from safecall.outbox import queue
     from safecall.store import OutboxMessage
 
     lists = deliveries_for(db, datetime(2026, 11, 25).date())
-    assert [(m.team, m.list_kind, m.status) for m in lists] == [("1팀", "callback", "pending"), ("1팀", "visit", "sent")]
-    assert lists[1].sent_at == datetime(2026, 11, 25, 0, 30, tzinfo=timezone.utc)
+    assert [(m.team, m.list_kind, m.status) for m in lists] == [
+        ("1팀", "callback", "pending"),
+        ("1팀", "visit", "sent"),
+    ]
+    assert lists[1].sent_at == datetime(2026, 11, 25, 0, 30, tzinfo=UTC)
     with db.transaction() as session:
-        assert queue(session, key="officer-overdue:task:10", kind=OutboxKind.OFFICER_ALERT, channel=Channel.EMAIL,
-                     recipient="officer@example.org", body="기한 초과", now=datetime(2026, 11, 26, tzinfo=timezone.utc))
+        assert queue(
+            session,
+            key="officer-overdue:task:10",
+            kind=OutboxKind.OFFICER_ALERT,
+            channel=Channel.EMAIL,
+            recipient="officer@example.org",
+            body="기한 초과",
+            now=datetime(2026, 11, 26, tzinfo=UTC),
+        )
     with db.session() as session:
         assert len(session.exec(sa.select(OutboxMessage.id)).all()) == 7
 
     migrate(command.downgrade, "0015")
     assert "outbox" not in sa.inspect(db.engine).get_table_names()
-    assert rows("SELECT id, key, channel, status, attempts, template, delivery_status FROM notification ORDER BY id")[:4] == [
-        (3, "guardian:person:1:week:2026-11-23", "sms", "delivered", 1, "guardian_unreachable", "4000 발송 처리 완료 (SMS)"),
+    assert rows("SELECT id, key, channel, status, attempts, template, delivery_status FROM notification ORDER BY id")[
+        :4
+    ] == [
+        (
+            3,
+            "guardian:person:1:week:2026-11-23",
+            "sms",
+            "delivered",
+            1,
+            "guardian_unreachable",
+            "4000 발송 처리 완료 (SMS)",
+        ),
         (5, "officer-overdue:task:9", "email", "failed", 8, None, None),
         (6, "checkin:member:4", "sms", "pending", 0, "checkin_link", None),
         (7, "precall:person:2:week:2026-11-23", "sms", "sent", 1, "precall_notice", None),
@@ -205,7 +305,9 @@ def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
     target = cli.root / "data" / "safecall.db"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(FIXTURES / "safecall-0.1.db", target)
-    before = sqlite3.connect(target).execute("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'").fetchone()[0]
+    before = (
+        sqlite3.connect(target).execute("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'").fetchone()[0]
+    )
     assert before == 192
 
     refused = cli("campaign", "status", ok=False)
@@ -226,7 +328,10 @@ def test_a_safecall_0_1_sqlite_file_upgrades_in_place_keeping_everything(cli):
     assert schema_differences(db) == []
     with db.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM person")).scalar() == 200
-        assert connection.execute(sa.text("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'")).scalar() == 192
+        assert (
+            connection.execute(sa.text("SELECT count(*) FROM attempt WHERE disposition = 'acknowledged'")).scalar()
+            == 192
+        )
     chain = verify_chain(db)  # the rows written before the chain existed join it in the order they were written
     assert chain.ok and chain.rows == 3  # the two rows written before the chain existed, and the upgrade's own
     assert "nothing to do" in cli("db", "upgrade").output
@@ -241,8 +346,12 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
     assert outcomes.live_call("no-such-token") is None
     other = sa.create_engine(database_url)  # another client, as the server's restart would be
     with other.connect() as connection:
-        ended = connection.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        ended = connection.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
     other.dispose()
     assert ended >= 1
     with pytest.raises(StoreError, match="database error"):
@@ -252,7 +361,7 @@ def test_a_connection_the_server_dropped_fails_once_clearly_and_is_replaced(cli,
 
 @pytest.mark.both_databases
 def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cli, database_url):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from safecall.lifecycle import TASK
     from safecall.store import AuditEvent
@@ -263,7 +372,7 @@ def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cl
     audit = AuditEvent.__table__
     add = sa.insert(audit).values(detail="", **new_values("at", "actor", "action", "subject"))
     times = sa.select(audit.c.at).where(audit.c.actor == sa.bindparam("who"))
-    at = datetime(2026, 11, 23, 10, 0, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 23, 10, 0, 1, tzinfo=UTC)
     row = {"new_at": at, "new_actor": "tester", "new_action": "a", "new_subject": "s"}
     with pytest.raises(RuntimeError):
         with db.statements() as connection:
@@ -278,8 +387,10 @@ def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cl
         with db.statements() as connection:
             db.prepared(add).execute(connection, {k: v for k, v in row.items() if k != "new_subject"})
     with pytest.raises(ValueError, match="does not run column defaults: give status, .*overdue"):
-        Prepared(sa.insert(TASK).values(new_values("person_id", "run_id", "kind", "team", "created_at", "created_on")),
-                 db.engine.dialect)
+        Prepared(
+            sa.insert(TASK).values(new_values("person_id", "run_id", "kind", "team", "created_at", "created_on")),
+            db.engine.dialect,
+        )
 
 
 @pytest.mark.both_databases
@@ -288,7 +399,9 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
 
     cli("recipients", "list")
     db = cli.db()
-    backend_id = sa.select(sa.literal_column("pg_backend_pid()" if db.engine.dialect.name == "postgresql" else "1").label("backend"))
+    backend_id = sa.select(
+        sa.literal_column("pg_backend_pid()" if db.engine.dialect.name == "postgresql" else "1").label("backend")
+    )
     bad = sa.select(sa.literal_column("x")).select_from(sa.table("no_such_table"))
     seen = []
     with db.holding_a_connection():
@@ -297,6 +410,7 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
                 assert nested is not first
         with db.statements() as again:
             assert again is first
+
         def unit_on_another_thread():
             with db.statements() as connection:
                 seen.append(connection)
@@ -310,7 +424,9 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
                 raise RuntimeError("not the database's fault")
         with db.statements() as connection:
             assert connection is first  # rolled back, still held
-        with pytest.raises((StoreError, db.engine.dialect.loaded_dbapi.Error)):  # SQLite: operational; PostgreSQL: programming
+        with pytest.raises(
+            (StoreError, db.engine.dialect.loaded_dbapi.Error)
+        ):  # SQLite: operational; PostgreSQL: programming
             with db.statements() as connection:
                 db.prepared(bad).all(connection, {})
         with db.statements() as connection:
@@ -324,9 +440,13 @@ def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     sqlalchemys = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
     seoul = timezone(timedelta(hours=9))
-    for moment in (datetime(2026, 11, 23, 9, 0, tzinfo=seoul), datetime(2026, 11, 23, 0, 30, 5, 7, tzinfo=seoul),
-                   datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), datetime(999, 1, 2, tzinfo=timezone.utc)):
-        assert ours(moment) == sqlalchemys(moment.astimezone(timezone.utc).replace(tzinfo=None))
+    for moment in (
+        datetime(2026, 11, 23, 9, 0, tzinfo=seoul),
+        datetime(2026, 11, 23, 0, 30, 5, 7, tzinfo=seoul),
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(999, 1, 2, tzinfo=UTC),
+    ):
+        assert ours(moment) == sqlalchemys(moment.astimezone(UTC).replace(tzinfo=None))
     assert ours(datetime(2026, 11, 23, 9, 0, tzinfo=seoul)) == "2026-11-23 00:00:00.000000"
     assert ours(None) is None
     with pytest.raises(ValueError, match="naive"):
@@ -361,8 +481,10 @@ def test_a_database_at_the_newest_revision_is_opened_without_importing_alembic(t
 
     url = f"sqlite:///{tmp_path / 'safecall.db'}"
     Database(url).create_schema()
-    probe = ("import sys; from safecall.store import Database; db = Database(sys.argv[1]); db.create_schema(); "
-             "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic'}))")
+    probe = (
+        "import sys; from safecall.store import Database; db = Database(sys.argv[1]); db.create_schema(); "
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'alembic'}))"
+    )
     opened = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
     assert opened.stdout.strip() == "[]"
     with sqlite3.connect(tmp_path / "safecall.db") as connection:  # one revision behind: alembic is asked, and refuses

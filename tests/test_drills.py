@@ -7,23 +7,38 @@ import sqlite3
 from pathlib import Path
 
 from conftest import Cli, person_row, scripted_trunks, write_csv
-from safecall.store import Attempt, CampaignRun
 from sqlmodel import select
+
+from safecall.store import Attempt, CampaignRun
 
 SCRIPTS = {"+821001230001": ["ack"], "+821001230002": ["no_answer"], "+821001230003": ["help"]}
 
 
 def set_up(cli: Cli, tmp_path: Path) -> None:
     cli.set_trunks(scripted_trunks(SCRIPTS).replace("seed = 1", 'seed = 1\nplaced_log = "placed.jsonl"'))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("응답", "010-0123-0001"), person_row("무응답", "010-0123-0002"), person_row("도움", "010-0123-0003")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("응답", "010-0123-0001"),
+                    person_row("무응답", "010-0123-0002"),
+                    person_row("도움", "010-0123-0003"),
+                ],
+            )
+        ),
+    )
 
 
 def snapshot(cli: Cli) -> dict[str, list[tuple]]:
     """Every row of every table of the real database, read without changing it."""
     connection = sqlite3.connect(f"file:{cli.root / 'data' / 'safecall.db'}?mode=ro", uri=True)
     try:
-        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
         return {table: sorted(connection.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr) for table in tables}
     finally:
         connection.close()
@@ -53,7 +68,9 @@ def test_a_drill_changes_nothing_real_and_the_real_launch_then_calls(cli, tmp_pa
     assert before["person"] and before["campaignrun"] == []
     output = cli("drill", "weekly-safe-call", "--now", "2026-11-23T08:00+09:00").output
     assert "on a copy of this instance's data" in output and "The real database is not touched." in output
-    assert shown(output, "acknowledged on the first try") == 1 and shown(output, "final non-responders (home visit)") == 1
+    assert (
+        shown(output, "acknowledged on the first try") == 1 and shown(output, "final non-responders (home visit)") == 1
+    )
     assert "The drill's copy was deleted." in output
     assert snapshot(cli) == before
     assert files_of(cli.root) == files_before  # no placed-call log, list or backup was written into the instance
@@ -70,7 +87,9 @@ def test_fast_is_a_drill_that_leaves_an_open_real_run_alone(cli, tmp_path):
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     before = snapshot(cli)
     result = cli("campaign", "launch", "weekly-safe-call", "--fast")
-    assert "--fast runs a drill on a throwaway copy" in result.output and "no real run is created or used" in result.output
+    assert (
+        "--fast runs a drill on a throwaway copy" in result.output and "no real run is created or used" in result.output
+    )
     assert shown(result.output, "final non-responders (home visit)") == 1
     assert snapshot(cli) == before
     [run], attempts = runs_and_attempts(cli)
@@ -96,9 +115,11 @@ def test_a_kept_drill_is_resumed_from_its_folder(cli, tmp_path):
 
 def test_fast_and_drills_on_a_real_trunk_are_refused_before_anything_is_created(cli, tmp_path):
     set_up(cli, tmp_path)
-    cli.set_trunks('default = "cloud"\n[trunks.cloud]\ntype = "twilio"\naccount_sid = "AC00000000000000000000000000000000"\n'
-                   'auth_token = { env = "TEST_TWILIO_TOKEN" }\nfrom_number = "+8227000000"\npublic_base_url = "https://safecall.example.org/"\n'
-                   'listen = "127.0.0.1:8088"\n')
+    cli.set_trunks(
+        'default = "cloud"\n[trunks.cloud]\ntype = "twilio"\naccount_sid = "AC00000000000000000000000000000000"\n'
+        'auth_token = { env = "TEST_TWILIO_TOKEN" }\nfrom_number = "+8227000000"\npublic_base_url = "https://safecall.example.org/"\n'
+        'listen = "127.0.0.1:8088"\n'
+    )
     before, files_before = snapshot(cli), files_of(cli.root)
     for command in (["campaign", "launch", "weekly-safe-call", "--fast"], ["drill", "weekly-safe-call"]):
         result = cli(*command, ok=False)
@@ -106,8 +127,10 @@ def test_fast_and_drills_on_a_real_trunk_are_refused_before_anything_is_created(
         assert "a drill dials through a simulated trunk only, and trunk 'cloud' places real calls" in result.output
     assert snapshot(cli) == before and files_of(cli.root) == files_before
     # A simulated trunk beside the real one can carry the drill.
-    cli.set_trunks((cli.root / "config" / "trunks.toml").read_text(encoding="utf-8")
-                   + scripted_trunks(SCRIPTS).replace('default = "simulated"\n', "").replace("trunks.simulated", "trunks.practice"))
+    cli.set_trunks(
+        (cli.root / "config" / "trunks.toml").read_text(encoding="utf-8")
+        + scripted_trunks(SCRIPTS).replace('default = "simulated"\n', "").replace("trunks.simulated", "trunks.practice")
+    )
     output = cli("drill", "weekly-safe-call", "--trunk", "practice").output
     assert shown(output, "acknowledged on the first try") == 1 and shown(output, "help requests (pressed 2)") == 1
     assert snapshot(cli) == before
@@ -119,12 +142,16 @@ def test_fast_on_a_real_run_is_refused(cli, tmp_path):
     before = snapshot(cli)
     for command in (["campaign", "run", "--fast"], ["signals", "launch", "weekly-safe-call", "--fast"]):
         result = cli(*command, ok=False)
-        assert result.exit_code == 1 and "rehearse on a copy of the data with 'safecall drill CAMPAIGN'" in result.output
+        assert (
+            result.exit_code == 1 and "rehearse on a copy of the data with 'safecall drill CAMPAIGN'" in result.output
+        )
     assert snapshot(cli) == before
 
 
 def test_a_drill_on_postgresql_is_refused_without_showing_the_password(cli, tmp_path):
-    other = Cli(cli.root, cli.clock, {"SAFECALL_DATABASE_URL": "postgresql+psycopg://safecall:s3cret@127.0.0.1:1/safecall"})
+    other = Cli(
+        cli.root, cli.clock, {"SAFECALL_DATABASE_URL": "postgresql+psycopg://safecall:s3cret@127.0.0.1:1/safecall"}
+    )
     result = other("drill", "weekly-safe-call", ok=False)
     assert result.exit_code == 1 and "a drill copies the instance's SQLite database" in result.output
     assert "s3cret" not in result.output

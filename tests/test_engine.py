@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import NEXT_MONDAY_MORNING, SEOUL, person_row, scripted_trunks, write_csv
 from sqlmodel import select
 
 import safecall
-from conftest import NEXT_MONDAY_MORNING, SEOUL, person_row, scripted_trunks, write_csv
 from safecall.clock import VirtualClock
 from safecall.errors import RunLockedError
 from safecall.ivr import load_flow
 from safecall.runs import acquire_run_lock, launch_run, renew_run_lock
 from safecall.services import Services
 from safecall.settings import load_instance
-from safecall.telephony.simulated import SimulatedTrunkConfig
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember, VisitTask
 from safecall.telephony.base import CallRequest
-from safecall.telephony.simulated import SimulatedTrunk
+from safecall.telephony.simulated import SimulatedTrunk, SimulatedTrunkConfig
 
 pytestmark = pytest.mark.both_databases
 
@@ -37,15 +36,18 @@ WEEK_SCRIPTS = {
 
 
 def week_roster(tmp_path):
-    return write_csv(tmp_path / "week.csv", [
-        person_row("가응답", "010-0123-0001"),
-        person_row("나재시도", "010-0123-0002"),
-        person_row("다무응답", "010-0123-0003", risk="상"),
-        person_row("라무입력", "010-0123-0004", risk="하"),
-        person_row("마도움", "010-0123-0005"),
-        person_row("바번호", "010-0123-0006", phone2="070-0123-0006"),
-        person_row("사통화중", "010-0123-0007", risk="하"),
-    ])
+    return write_csv(
+        tmp_path / "week.csv",
+        [
+            person_row("가응답", "010-0123-0001"),
+            person_row("나재시도", "010-0123-0002"),
+            person_row("다무응답", "010-0123-0003", risk="상"),
+            person_row("라무입력", "010-0123-0004", risk="하"),
+            person_row("마도움", "010-0123-0005"),
+            person_row("바번호", "010-0123-0006", phone2="070-0123-0006"),
+            person_row("사통화중", "010-0123-0007", risk="하"),
+        ],
+    )
 
 
 def attempts_of(cli, name):
@@ -60,9 +62,17 @@ def test_a_whole_week_through_the_cli(cli, tmp_path):
     output = cli("campaign", "launch", "weekly-safe-call").output
     assert "Launched run 1 of weekly-safe-call for the week of 2026-11-23; first calls 2026-11-23 10:00" in output
     status = cli("campaign", "status").output
-    for label, count in [("people", 7), ("acknowledged on the first try", 1), ("acknowledged after retries", 2),
-                         ("help requests (pressed 2)", 1), ("pending retries", 0), ("final non-responders (home visit)", 3)]:
-        assert f"│ {label}" in status and any(line.startswith(f"│ {label}") and line.rstrip("│ ").endswith(str(count)) for line in status.splitlines()), (label, status)
+    for label, count in [
+        ("people", 7),
+        ("acknowledged on the first try", 1),
+        ("acknowledged after retries", 2),
+        ("help requests (pressed 2)", 1),
+        ("pending retries", 0),
+        ("final non-responders (home visit)", 3),
+    ]:
+        assert f"│ {label}" in status and any(
+            line.startswith(f"│ {label}") and line.rstrip("│ ").endswith(str(count)) for line in status.splitlines()
+        ), (label, status)
     assert "(closed)" in status
     assert "no_answer" in status and "answered_no_key" in status and "invalid_number" in status and "busy" in status
 
@@ -76,7 +86,10 @@ def test_a_whole_week_through_the_cli(cli, tmp_path):
     # Answered without a key is never an acknowledgement, and is retried like no answer.
     assert [a.disposition for a in attempts_of(cli, "라무입력")] == ["answered_no_key"] * 4
     # The invalid first number is left for the second one.
-    assert [(a.phone, a.disposition) for a in attempts_of(cli, "바번호")] == [("+821001230006", "invalid_number"), ("+827001230006", "acknowledged")]
+    assert [(a.phone, a.disposition) for a in attempts_of(cli, "바번호")] == [
+        ("+821001230006", "invalid_number"),
+        ("+827001230006", "acknowledged"),
+    ]
     assert [a.disposition for a in attempts_of(cli, "가응답")] == ["acknowledged"]
 
     visits = cli("visits", "list", "--date", "2026-11-24").output
@@ -98,13 +111,24 @@ def test_a_whole_week_through_the_cli(cli, tmp_path):
 
 def test_consecutive_weeks_without_acknowledgement_raise_priority(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["no_key"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("일주", "010-0123-0002", risk="상"), person_row("이주", "010-0123-0001", risk="하")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [person_row("일주", "010-0123-0002", risk="상"), person_row("이주", "010-0123-0001", risk="하")],
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
     cli.clock.set(NEXT_MONDAY_MORNING)  # the week above was played on this clock; the next one starts afresh
     cli("campaign", "launch", "weekly-safe-call")
     with cli.db().session() as session:
-        weeks = {session.get(Person, t.person_id).name: t.weeks_without_ack for t in session.exec(select(VisitTask).where(VisitTask.run_id == 2))}
+        weeks = {
+            session.get(Person, t.person_id).name: t.weeks_without_ack
+            for t in session.exec(select(VisitTask).where(VisitTask.run_id == 2))
+        }
     assert weeks == {"일주": 2, "이주": 2}
     listing = cli("visits", "list", "--date", "2026-12-01").output
     # Both weeks' tasks are open; the second week's come first, and "answered without key" beats risk.
@@ -120,8 +144,19 @@ def services_for(cli, clock) -> tuple[Services, object]:
 def many_people(cli, tmp_path, count, scripts=None, channels=4, cps=2):
     numbers = [f"010-0124-{i:04d}" for i in range(count)]
     cli.set_trunks(scripted_trunks(scripts or {}, channels=channels, cps=cps))
-    cli("recipients", "import", str(write_csv(tmp_path / "many.csv", [
-        person_row(f"사람{i}", number, born=f"19{40 + i % 50}-01-{1 + i % 28:02d}") for i, number in enumerate(numbers)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "many.csv",
+                [
+                    person_row(f"사람{i}", number, born=f"19{40 + i % 50}-01-{1 + i % 28:02d}")
+                    for i, number in enumerate(numbers)
+                ],
+            )
+        ),
+    )
 
 
 def test_channel_and_rate_limits_hold(cli, tmp_path, clock):
@@ -238,11 +273,17 @@ def test_a_dialer_whose_run_was_taken_over_stops_at_its_next_renewal(cli, tmp_pa
 
 def test_people_paused_after_launch_are_withdrawn_not_called(cli, tmp_path):
     cli.set_trunks(scripted_trunks({}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("입원", "010-0123-0001"), person_row("집", "010-0123-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row("입원", "010-0123-0001"), person_row("집", "010-0123-0002")])),
+    )
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     cli("recipients", "pause", "입원", "--until", "2026-12-20")
     output = cli("campaign", "run").output
-    assert any(line.startswith("│ withdrawn") and line.rstrip("│ ").endswith("1") for line in output.splitlines()), output
+    assert any(line.startswith("│ withdrawn") and line.rstrip("│ ").endswith("1") for line in output.splitlines()), (
+        output
+    )
     assert attempts_of(cli, "입원") == []
     assert len(attempts_of(cli, "집")) == 1
 
@@ -267,7 +308,13 @@ def test_a_launch_after_the_weeks_window_calls_on_the_next_calling_day(cli, tmp_
 
 def test_retries_that_run_into_next_week_are_not_doubled_by_next_weeks_run(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("금요일", "010-0123-0001"), person_row("보통", "010-0123-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(tmp_path / "r.csv", [person_row("금요일", "010-0123-0001"), person_row("보통", "010-0123-0002")])
+        ),
+    )
     cli.clock.set(cli.clock.now() + timedelta(days=4, hours=8))  # Friday 16:00
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     db = cli.db()
@@ -278,7 +325,9 @@ def test_retries_that_run_into_next_week_are_not_doubled_by_next_weeks_run(cli, 
     cli.clock.set(datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     with db.session() as session:
-        second_week = {session.get(Person, m.person_id).name for m in session.exec(select(RunMember).where(RunMember.run_id == 2))}
+        second_week = {
+            session.get(Person, m.person_id).name for m in session.exec(select(RunMember).where(RunMember.run_id == 2))
+        }
     assert second_week == {"보통"}
     services.dialer(campaign).run(1)
     assert len(attempts_of(cli, "금요일")) == 4
@@ -295,10 +344,18 @@ def test_enrolment_in_sql_agrees_with_is_dialable(cli, tmp_path):
     db = cli.db()
     today = date(2026, 11, 23)
     variants = [
-        {}, {"consent_date": None}, {"consent_date": date(2026, 11, 24)}, {"consent_date": today},
-        {"status": "closed"}, {"status": "paused", "paused_until": None}, {"status": "paused", "paused_until": today},
-        {"status": "paused", "paused_until": date(2026, 11, 22)}, {"status": "paused", "paused_until": date(2027, 1, 1)},
-        {"status": "active", "paused_until": date(2027, 1, 1)}, {"consent_date": date(2020, 1, 1)}, {"status": "closed", "consent_date": None},
+        {},
+        {"consent_date": None},
+        {"consent_date": date(2026, 11, 24)},
+        {"consent_date": today},
+        {"status": "closed"},
+        {"status": "paused", "paused_until": None},
+        {"status": "paused", "paused_until": today},
+        {"status": "paused", "paused_until": date(2026, 11, 22)},
+        {"status": "paused", "paused_until": date(2027, 1, 1)},
+        {"status": "active", "paused_until": date(2027, 1, 1)},
+        {"consent_date": date(2020, 1, 1)},
+        {"status": "closed", "consent_date": None},
     ]
     with db.transaction() as session:
         people = list(session.exec(select(Person).order_by(Person.id)))
@@ -334,15 +391,16 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
         member = session.get(RunMember, last.member_id)
     assert (closed.status, closed.outcome, closed.recorded_by) == ("closed", "acknowledged_late", "safecall")
     assert closed.recorded_at == late  # the call's time (virtual here); the real time beside it
-    assert abs((closed.recorded_real_at - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert abs((closed.recorded_real_at - datetime.now(UTC)).total_seconds()) < 60
     assert member.state == MemberState.ACKNOWLEDGED
     assert other.status == "open"  # only the person who pressed
 
 
 def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
     # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
-    config = SimulatedTrunkConfig(type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0},
-                                  away_percent=5, invalid_percent=2)
+    config = SimulatedTrunkConfig(
+        type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0}, away_percent=5, invalid_percent=2
+    )
     flow = load_flow(Path(safecall.__file__).parent / "defaults" / "ivr", "safe-call")
     start = datetime(2026, 11, 23, tzinfo=SEOUL)
 
@@ -359,7 +417,9 @@ def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
         assert abs(shares[name] / 200 - percent) < 1.2, (name, shares[name] / 200)
 
     def courses(simulated, **change):
-        return [[(at, kind, extra) for at, _, _, kind, extra in simulated.plan(request(i, **change))] for i in range(300)]
+        return [
+            [(at, kind, extra) for at, _, _, kind, extra in simulated.plan(request(i, **change))] for i in range(300)
+        ]
 
     # Same (seed, number, week, attempt): the same course, to the microsecond, from a new trunk (a restart).
     assert courses(trunk()) == courses(trunk())

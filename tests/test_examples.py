@@ -28,10 +28,12 @@ def test_the_committed_example_is_what_its_script_writes(tmp_path):
 
 def test_the_readme_imports_the_example_roster_as_written(cli, monkeypatch):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    using = readme[readme.index("## Using it"):readme.index("## Databases")]
+    using = readme[readme.index("## Using it") : readme.index("## Databases")]
     commands = [line.split("#")[0].split() for line in using.splitlines() if "recipients import" in line]
-    assert [c[1:] for c in commands] == [["recipients", "import", "examples/roster.xlsx", "--dry-run"],
-                                        ["recipients", "import", "examples/roster.xlsx"]]
+    assert [c[1:] for c in commands] == [
+        ["recipients", "import", "examples/roster.xlsx", "--dry-run"],
+        ["recipients", "import", "examples/roster.xlsx"],
+    ]
     monkeypatch.chdir(REPO)  # as from a fresh clone
     dry = cli(*commands[0][1:])
     assert "Would import 9 rows from examples/roster.xlsx: 9 added" in dry.output

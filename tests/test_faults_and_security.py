@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
-import logging
 import sqlite3
 import stat
 from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from conftest import person_row, scripted_trunks, write_csv
 from sqlmodel import select
 
-from conftest import person_row, scripted_trunks, write_csv
 from safecall.errors import SafeCallError
 from safecall.roster import import_roster
 from safecall.settings import load_instance
@@ -22,7 +22,9 @@ from safecall.store import AuditEvent, Database, Person
 
 def set_busy_timeout(cli, seconds: float) -> None:
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(f"sqlite_busy_timeout_seconds = {seconds}\n" + settings.read_text(encoding="utf-8"), encoding="utf-8")
+    settings.write_text(
+        f"sqlite_busy_timeout_seconds = {seconds}\n" + settings.read_text(encoding="utf-8"), encoding="utf-8"
+    )
 
 
 @contextmanager
@@ -42,7 +44,9 @@ def locked_by_another_process(cli, tmp_path):
 
 def test_a_locked_database_gives_a_clear_error_and_changes_nothing(cli, tmp_path):
     with locked_by_another_process(cli, tmp_path):
-        result = cli("recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("나", "010-0123-0002")])), ok=False)
+        result = cli(
+            "recipients", "import", str(write_csv(tmp_path / "b.csv", [person_row("나", "010-0123-0002")])), ok=False
+        )
         assert result.exit_code == 1
         assert "is locked by another process" in result.output and "nothing was changed" in result.output
         assert "Traceback" not in result.output
@@ -62,8 +66,13 @@ def test_a_full_disk_gives_a_clear_error_and_loses_nothing(cli, tmp_path):
     instance = load_instance(cli.root, {})
     db = Database(instance.database_url())
     # SQLite's own "database or disk is full", by capping the file at its current size.
-    sa.event.listen(db.engine, "connect", lambda connection, _: connection.execute(
-        "PRAGMA max_page_count = " + str(connection.execute("PRAGMA page_count").fetchone()[0])))
+    sa.event.listen(
+        db.engine,
+        "connect",
+        lambda connection, _: connection.execute(
+            "PRAGMA max_page_count = " + str(connection.execute("PRAGMA page_count").fetchone()[0])
+        ),
+    )
     from safecall.synthetic import write_roster
 
     big = write_roster(tmp_path / "big.csv", 3000, ["사직동"], seed=5)
@@ -77,9 +86,16 @@ def test_doctor_checks_integrity_schema_permissions_campaigns_and_trunks(cli, tm
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     cli("visits", "list", "--format", "csv")  # creates the outbox
     output = cli("doctor").output
-    for line in ("ok   database integrity: integrity_check: ok", "ok   database journal: journal_mode=wal",
-                 "ok   schema revision", "ok   permissions safecall.db", "ok   permissions data", "ok   permissions outbox",
-                 "ok   campaign weekly-safe-call: valid", "ok   trunk simulated"):
+    for line in (
+        "ok   database integrity: integrity_check: ok",
+        "ok   database journal: journal_mode=wal",
+        "ok   schema revision",
+        "ok   permissions safecall.db",
+        "ok   permissions data",
+        "ok   permissions outbox",
+        "ok   campaign weekly-safe-call: valid",
+        "ok   trunk simulated",
+    ):
         assert line in output, line
     (cli.root / "data" / "safecall.db").chmod(0o644)
     cli.edit_campaign("max_retries = 3", "max_retries = 1")
@@ -103,7 +119,11 @@ def test_database_and_outbox_are_owner_only(cli, tmp_path):
 
 def test_logs_mask_phone_numbers_and_never_carry_secrets(cli, tmp_path, caplog):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["ack"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])),
+    )
     with caplog.at_level(logging.DEBUG):
         cli("campaign", "launch", "weekly-safe-call")
     text = "\n".join(record.getMessage() for record in caplog.records)
@@ -114,14 +134,24 @@ def test_logs_mask_phone_numbers_and_never_carry_secrets(cli, tmp_path, caplog):
 
 def test_the_audit_log_names_the_os_user_for_each_change(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001"), person_row("나", "010-0123-0002")])),
+    )
     cli("campaign", "launch", "weekly-safe-call")
     cli("recipients", "pause", "나", "--until", "2026-12-31")
     cli("recipients", "close", "나", "--reason", "moved")
     cli("visits", "record", "1", "--outcome", "safe")
     with cli.db().session() as session:
         events = list(session.exec(select(AuditEvent).order_by(AuditEvent.id)))
-    assert [e.action for e in events] == ["roster.import", "campaign.launch", "person.pause", "person.close", "visit.record"]
+    assert [e.action for e in events] == [
+        "roster.import",
+        "campaign.launch",
+        "person.pause",
+        "person.close",
+        "visit.record",
+    ]
     assert {e.actor for e in events} == {f"os:{pwd.getpwuid(os.getuid()).pw_name}(uid {os.getuid()})"}
     assert all(e.at is not None and e.subject for e in events)
 
@@ -195,9 +225,19 @@ def test_doctor_explains_a_disk_about_to_fill(cli):
     usage = namedtuple("usage", "total used free")
     services = Services.open(load_instance(cli.root, {}), cli.clock)
     try:
-        checks = {c.name: c for c in run_doctor(services, wait_seconds=1, disk_usage=lambda path: usage(10**9, 10**9 - 5 * 2**20, 5 * 2**20))}
-        roomy = {c.name: c for c in run_doctor(services, wait_seconds=1, disk_usage=lambda path: usage(10**10, 0, 10**10))}
+        checks = {
+            c.name: c
+            for c in run_doctor(
+                services, wait_seconds=1, disk_usage=lambda path: usage(10**9, 10**9 - 5 * 2**20, 5 * 2**20)
+            )
+        }
+        roomy = {
+            c.name: c for c in run_doctor(services, wait_seconds=1, disk_usage=lambda path: usage(10**10, 0, 10**10))
+        }
     finally:
         services.close()
-    assert not checks["database space"].ok and "5 MiB free on its disk, SafeCall needs 64 MiB" in checks["database space"].detail
+    assert (
+        not checks["database space"].ok
+        and "5 MiB free on its disk, SafeCall needs 64 MiB" in checks["database space"].detail
+    )
     assert roomy["database space"].ok and checks["database writable"].ok

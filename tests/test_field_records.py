@@ -11,13 +11,13 @@ import json
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlmodel import select
-
 from conftest import SEOUL, person_row, write_csv
+from sqlmodel import select
+from test_web_http import client, csrf_of, log_in
+from web_fixtures import OFFICERS_NOTE, move_to_another_teams_dong, office_with_a_week, officers_call_back_note
+
 from safecall.store import AuditEvent, Person, VisitTask
 from safecall.visits import record_outcome
-from web_fixtures import OFFICERS_NOTE, move_to_another_teams_dong, office_with_a_week, officers_call_back_note
-from test_web_http import client, csrf_of, log_in
 
 TUESDAY = datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL)
 TODAY = TUESDAY.date()
@@ -32,8 +32,14 @@ def office(cli, tmp_path):
 
 def tasks_by_name(cli) -> dict[str, VisitTask]:
     with cli.db().session() as session:
-        return {person.name: task for task, person in session.exec(
-            select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id).where(VisitTask.kind == "visit"))}
+        return {
+            person.name: task
+            for task, person in session.exec(
+                select(VisitTask, Person)
+                .join(Person, Person.id == VisitTask.person_id)
+                .where(VisitTask.kind == "visit")
+            )
+        }
 
 
 def the_task(cli, task_id: int) -> VisitTask:
@@ -52,7 +58,10 @@ def test_an_untouched_form_opens_without_an_outcome_and_the_server_refuses_it(of
     for form in ({"outcome": "", "note": "", "until": ""}, {"note": "문 앞에서 돌아감"}):
         refused = http.post(f"/task/{task.id}/outcome", data={**form, "csrf": csrf_of(page)})
         assert refused.status_code == 400
-        assert "저장하지 않았습니다" in refused.text and "결과: 선택하지 않았습니다. 방문이나 통화 결과를 선택하세요" in refused.text
+        assert (
+            "저장하지 않았습니다" in refused.text
+            and "결과: 선택하지 않았습니다. 방문이나 통화 결과를 선택하세요" in refused.text
+        )
     stored = the_task(office, task.id)
     assert stored.status == "open" and stored.outcome is None and stored.note is None
     officer = client(office)
@@ -72,9 +81,14 @@ def test_the_list_confirms_what_was_saved_and_what_happens_next(office):
     assert saved.headers["location"] == f"/team/1%ED%8C%80?saved={tasks['<b>김순자</b>'].id}"
     shown = http.get(saved.headers["location"]).text
     # The name is data: escaped in the message too.
-    assert '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>' in shown
-    saved = http.post(f"/task/{tasks['이영희'].id}/outcome",
-                      data={"outcome": "hospitalised", "until": "2026-12-20", "csrf": csrf_of(page)})
+    assert (
+        '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>'
+        in shown
+    )
+    saved = http.post(
+        f"/task/{tasks['이영희'].id}/outcome",
+        data={"outcome": "hospitalised", "until": "2026-12-20", "csrf": csrf_of(page)},
+    )
     assert "이영희: 입원(날짜까지) 저장됨 — 2026-12-20까지 안심콜을 쉽니다" in http.get(saved.headers["location"]).text
     # Another team's task number in the address shows nothing of it.
     other = tasks["박부암"]
@@ -88,7 +102,9 @@ def test_the_server_bounds_notes_and_hospital_stays_and_an_officer_may_go_longer
     log_in(team, "team1"), log_in(officer, "officer")
     tasks = tasks_by_name(office)
     page = team.get(f"/task/{tasks['이영희'].id}")
-    assert f'min="{TODAY}" max="{TODAY + timedelta(days=180)}"' in page.text  # the browser's bounds, checked again below
+    assert (
+        f'min="{TODAY}" max="{TODAY + timedelta(days=180)}"' in page.text
+    )  # the browser's bounds, checked again below
 
     def post(http, name, **form):
         return http.post(f"/task/{tasks[name].id}/outcome", data={**form, "csrf": csrf_of(http.get("/login"))})
@@ -98,18 +114,28 @@ def test_the_server_bounds_notes_and_hospital_stays_and_an_officer_may_go_longer
     far = TODAY + timedelta(days=181)
     refused = post(team, "이영희", outcome="hospitalised", until=far.isoformat())
     assert refused.status_code == 400
-    assert (f"입원 종료일: {far}은 181일 뒤입니다. 180일 뒤({TODAY + timedelta(days=180)})까지만 기록할 수 있습니다. "
-            "더 긴 입원은 복지 담당자가 기록합니다: 복지 담당자에게 기록을 부탁하세요") in refused.text
+    assert (
+        f"입원 종료일: {far}은 181일 뒤입니다. 180일 뒤({TODAY + timedelta(days=180)})까지만 기록할 수 있습니다. "
+        "더 긴 입원은 복지 담당자가 기록합니다: 복지 담당자에게 기록을 부탁하세요"
+    ) in refused.text
     past = post(team, "이영희", outcome="hospitalised", until="2026-11-23")
     assert past.status_code == 400 and "입원 종료일: 2026-11-23은 지난 날짜입니다" in past.text
     assert "입원 종료일: 결과가 입원이 아닌데" in post(team, "이영희", outcome="safe", until="2026-12-01").text
     assert the_task(office, tasks["이영희"].id).outcome is None  # nothing of it was saved
 
     assert post(team, "이영희", outcome="not_home", note="가" * 2000).status_code == 303  # at the bound: saved
-    assert post(team, "<b>김순자</b>", outcome="hospitalised", until=(TODAY + timedelta(days=180)).isoformat()).status_code == 303
+    assert (
+        post(team, "<b>김순자</b>", outcome="hospitalised", until=(TODAY + timedelta(days=180)).isoformat()).status_code
+        == 303
+    )
     # The officer may pause a long stay, on a visit task of any team.
-    assert f'min="{TODAY}" max="{TODAY + timedelta(days=365)}">' in officer.get(f"/task/{tasks['박부암'].id}").text  # a year at most
-    assert post(officer, "박부암", outcome="hospitalised", until=(TODAY + timedelta(days=366)).isoformat()).status_code == 400
+    assert (
+        f'min="{TODAY}" max="{TODAY + timedelta(days=365)}">' in officer.get(f"/task/{tasks['박부암'].id}").text
+    )  # a year at most
+    assert (
+        post(officer, "박부암", outcome="hospitalised", until=(TODAY + timedelta(days=366)).isoformat()).status_code
+        == 400
+    )
     assert post(officer, "박부암", outcome="hospitalised", until="2027-10-31").status_code == 303
     with office.db().session() as session:
         until = {p.name: p.paused_until for p in session.exec(select(Person))}
@@ -126,8 +152,10 @@ def test_visits_record_in_the_cli_has_the_same_bounds(office):
     assert "nothing was saved" in long_note.output and "note: 2,001 characters, at most 2,000" in long_note.output
     far = office("visits", "record", task, "--outcome", "hospitalised", "--until", "2027-06-01", ok=False)
     assert far.exit_code == 1
-    assert ("hospitalised until: 2027-06-01 is 189 days ahead, at most 180 (2027-05-23); a longer stay is for a welfare "
-            "officer: if the welfare officer decided it, add --long-stay") in " ".join(far.output.split())
+    assert (
+        "hospitalised until: 2027-06-01 is 189 days ahead, at most 180 (2027-05-23); a longer stay is for a welfare "
+        "officer: if the welfare officer decided it, add --long-stay"
+    ) in " ".join(far.output.split())
     past = office("visits", "record", task, "--outcome", "hospitalised", "--until", "2026-11-01", ok=False)
     assert "hospitalised until: 2026-11-01 is in the past" in past.output
     assert the_task(office, int(task)).outcome is None
@@ -178,7 +206,9 @@ def test_a_re_import_moves_the_open_task_to_the_new_dongs_team(office, tmp_path)
     export = tmp_path / "lists.csv"
     office("visits", "list", "--format", "csv", "--output", str(export))
     rows = list(csv.DictReader(io.StringIO(export.read_text(encoding="utf-8-sig"))))
-    assert {(row["성명"], row["담당팀"], row["이관"]) for row in rows if row["성명"] == "이영희"} == {("이영희", "2팀", "1팀에서 이관")}
+    assert {(row["성명"], row["담당팀"], row["이관"]) for row in rows if row["성명"] == "이영희"} == {
+        ("이영희", "2팀", "1팀에서 이관")
+    }
 
     # The same roster again: nothing more moves; a dry run that would move says so and changes nothing.
     assert "task(s) moved" not in move_to_another_teams_dong(office, tmp_path).output
@@ -200,11 +230,18 @@ def test_a_campaign_refuses_retry_spacing_under_30_minutes(cli):
     cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["1h", "0m", "next_day"]')
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert refused.exit_code == 1
-    assert ("weekly-safe-call.toml: key 'retry.spacing': '0m' (entry 2) is under 30 minutes; retries closer than that are "
-            "not spaced (use e.g. 30m, 1h or next_day)") in " ".join(refused.output.split())
-    assert "key 'retry.spacing'" in cli("campaign", "launch", "weekly-safe-call", ok=False).output  # nothing launches on it
+    assert (
+        "weekly-safe-call.toml: key 'retry.spacing': '0m' (entry 2) is under 30 minutes; retries closer than that are "
+        "not spaced (use e.g. 30m, 1h or next_day)"
+    ) in " ".join(refused.output.split())
+    assert (
+        "key 'retry.spacing'" in cli("campaign", "launch", "weekly-safe-call", ok=False).output
+    )  # nothing launches on it
     cli.use_locale("ko_KR.UTF-8")
-    assert "키 'retry.spacing': '0m'(2번째 값)은 30분보다 짧습니다" in cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    assert (
+        "키 'retry.spacing': '0m'(2번째 값)은 30분보다 짧습니다"
+        in cli("campaign", "validate", "weekly-safe-call", ok=False).output
+    )
     cli.edit_campaign('"0m"', '"29m"')
     assert "'29m'" in cli("campaign", "validate", "weekly-safe-call", ok=False).output
     cli.edit_campaign('"29m"', '"30m"')
@@ -229,7 +266,9 @@ def test_no_hospital_stay_is_unbounded_even_for_an_officer():
     from safecall.visits import OFFICER_HOSPITAL_MAX_DAYS, check_record
 
     today = date(2026, 11, 24)
-    check_record(outcome="hospitalised", note=None, until=date(2027, 11, 24), today=today, officer=True)  # a year: allowed
+    check_record(
+        outcome="hospitalised", note=None, until=date(2027, 11, 24), today=today, officer=True
+    )  # a year: allowed
     for until in (date(2027, 11, 25), date(9999, 12, 31)):
         try:
             check_record(outcome="hospitalised", note=None, until=until, today=today, officer=True)

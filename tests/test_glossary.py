@@ -19,8 +19,18 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 from safecall import glossary
-from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, DELIVERY_STATUS, DISPOSITION, LIST_KIND, NUMBER_OUTCOME, OUTCOME, \
-    PERSON_STATUS, REPORTED_OUTCOME, RUN_STATUS
+from safecall.i18n import (
+    CALLBACK_OUTCOME,
+    CLOSE_REASON,
+    DELIVERY_STATUS,
+    DISPOSITION,
+    LIST_KIND,
+    NUMBER_OUTCOME,
+    OUTCOME,
+    PERSON_STATUS,
+    REPORTED_OUTCOME,
+    RUN_STATUS,
+)
 from safecall.particles import attach, format_message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,18 +82,26 @@ def test_particles_are_chosen_for_the_word():
 
 def test_no_open_particle_anywhere_people_read():
     bad = [f"{where}: {text!r}" for where, text in korean_texts() if OPEN_PARTICLE.search(text)]
-    assert not bad, ("open particles; write the particle in the field instead, e.g. '{run:을}' "
-                     "(safecall/particles.py picks 을/를):\n" + "\n".join(bad))
+    assert not bad, (
+        "open particles; write the particle in the field instead, e.g. '{run:을}' "
+        "(safecall/particles.py picks 을/를):\n" + "\n".join(bad)
+    )
 
 
 def test_no_word_the_glossary_says_to_avoid():
-    bad = [f"{where}: {word!r} -> use {instead!r}" for where, text in korean_texts()
-           for word, instead in glossary.AVOID.items() if word in text]
+    bad = [
+        f"{where}: {word!r} -> use {instead!r}"
+        for where, text in korean_texts()
+        for word, instead in glossary.AVOID.items()
+        if word in text
+    ]
     assert not bad, "words outside the glossary (safecall/glossary.py, docs/glossary.md):\n" + "\n".join(bad)
 
 
 def test_safe_is_always_안전_확인():
-    bad = [f"{where}: {text!r} -> use '{glossary.SAFE_WORD}'" for where, text in korean_texts() if LONE_SAFE.search(text)]
+    bad = [
+        f"{where}: {text!r} -> use '{glossary.SAFE_WORD}'" for where, text in korean_texts() if LONE_SAFE.search(text)
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -93,7 +111,11 @@ def test_keyword_words_in_the_catalogue_are_the_glossarys():
     expected.update({("disposition", k): glossary.DISPOSITION[k] for k in DISPOSITION})
     expected.update({("kind", k): glossary.LIST_KIND[k] for k in LIST_KIND})
     expected.update({("run", k): glossary.RUN_STATUS[k] for k in RUN_STATUS})
-    bad = [f"msgctxt {c!r} msgid {k!r}: {words.get((c, k))!r} -> use {w!r}" for (c, k), w in expected.items() if words.get((c, k)) != w]
+    bad = [
+        f"msgctxt {c!r} msgid {k!r}: {words.get((c, k))!r} -> use {w!r}"
+        for (c, k), w in expected.items()
+        if words.get((c, k)) != w
+    ]
     assert not bad, "\n".join(bad)
     assert set(CALLBACK_OUTCOME + NUMBER_OUTCOME + OUTCOME) <= set(glossary.OUTCOME)
     assert CLOSE_REASON and PERSON_STATUS and RUN_STATUS and DELIVERY_STATUS  # keyword kinds the glossary doc lists
@@ -113,6 +135,7 @@ def allowed_latin() -> set[str]:
         allowed.add(command.name or "")
         for sub in getattr(command, "commands", {}).values():
             walk(sub)
+
     walk(get_command(create_app()))
     return allowed
 
@@ -135,15 +158,30 @@ def test_catalogue_has_no_english_outside_the_allowlist():
         text = message.string if isinstance(message.string, str) else message.string[0]
         words = [w for w in latin_words(text) if w not in allowed]
         if words:
-            bad.append(f"{message.id if isinstance(message.id, str) else message.id[0]!r}: {sorted(set(words))} in {text!r}")
-    assert not bad, ("English in Korean messages; translate it, or add a product name, unit or file kind to "
-                     "glossary.LATIN_ALLOWED:\n" + "\n".join(bad))
+            bad.append(
+                f"{message.id if isinstance(message.id, str) else message.id[0]!r}: {sorted(set(words))} in {text!r}"
+            )
+    assert not bad, (
+        "English in Korean messages; translate it, or add a product name, unit or file kind to "
+        "glossary.LATIN_ALLOWED:\n" + "\n".join(bad)
+    )
 
 
 def test_the_glossary_document_lists_every_word_of_the_module():
     document = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
-    for table in (glossary.OUTCOME, glossary.REASON, glossary.COLUMN, glossary.ROLE, glossary.LIST_KIND, glossary.DISPOSITION,
-                  glossary.REPORT, glossary.ACTION, glossary.STATUS, glossary.MEMBER_STATE, glossary.CLOSE_REASON):
+    for table in (
+        glossary.OUTCOME,
+        glossary.REASON,
+        glossary.COLUMN,
+        glossary.ROLE,
+        glossary.LIST_KIND,
+        glossary.DISPOSITION,
+        glossary.REPORT,
+        glossary.ACTION,
+        glossary.STATUS,
+        glossary.MEMBER_STATE,
+        glossary.CLOSE_REASON,
+    ):
         for word in table.values():
             assert word in document, f"docs/glossary.md lacks {word!r}: run scripts/glossary_doc.py"
     for word, instead in glossary.AVOID.items():

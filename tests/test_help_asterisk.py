@@ -8,17 +8,17 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import select
-
 from asterisk_standin import AsteriskStandIn, HelpAnswer
 from conftest import person_row, write_csv
 from live import always_open, free_port
+from sqlmodel import select
+from test_asterisk import AMI_ENV, asterisk_trunks
+
 from safecall.clock import ScaledClock
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, HelpCall, Person, VisitTask
-from test_asterisk import AMI_ENV, asterisk_trunks
 
 SEOUL = ZoneInfo("Asia/Seoul")
 TUESDAY_MORNING = datetime(2026, 12, 8, 10, 0, tzinfo=SEOUL)  # an office day, in office hours
@@ -31,7 +31,9 @@ def turn_help_on(root, transfer_number: str = "02-2148-0001") -> None:
     path = root / "ivr" / "safe-call.toml"
     text = path.read_text(encoding="utf-8")
     assert "enabled = false" in text and 'transfer_number = ""' in text
-    text = text.replace("enabled = false", "enabled = true").replace('transfer_number = ""', f'transfer_number = "{transfer_number}"')
+    text = text.replace("enabled = false", "enabled = true").replace(
+        'transfer_number = ""', f'transfer_number = "{transfer_number}"'
+    )
     path.write_text(text.replace("ring_seconds = 20", "ring_seconds = 25"), encoding="utf-8")
 
 
@@ -46,11 +48,18 @@ def call_backs(cli, tmp_path, start: datetime, answers: dict[str, HelpAnswer]):
     agi_port = free_port()
     stand_in = AsteriskStandIn({}, fastagi=("127.0.0.1", agi_port)).start()
     stand_in.help_answers.update(answers)
-    cli.set_trunks(asterisk_trunks(stand_in.port, agi_port, f'help_dial = "{OFFICER_DIAL}"\nmessage_dir = "{messages}"'))
+    cli.set_trunks(
+        asterisk_trunks(stand_in.port, agi_port, f'help_dial = "{OFFICER_DIAL}"\nmessage_dir = "{messages}"')
+    )
     always_open(cli)
     turn_help_on(cli.root)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(f"도움{i}", caller) for i, caller in enumerate(answers, start=1)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(tmp_path / "r.csv", [person_row(f"도움{i}", caller) for i, caller in enumerate(answers, start=1)])
+        ),
+    )
     clock = ScaledClock(start, 1.0)  # the office hours are read from this clock, never from the wall clock
     services = Services.open(load_instance(cli.root, AMI_ENV), clock)
     campaign = services.campaign("weekly-safe-call")
@@ -76,23 +85,37 @@ def help_rows(services) -> dict[str, tuple[HelpCall | None, VisitTask | None, At
 
 
 def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_a_message(cli, tmp_path):
-    services, calls, messages = call_backs(cli, tmp_path, TUESDAY_MORNING, {
-        "01001230001": HelpAnswer("NOANSWER", message_seconds=3),
-        "01001230002": HelpAnswer("ANSWER", answered_seconds=42),
-        "01001230003": HelpAnswer("BUSY", message_seconds=2, hangup_in="record"),
-        "01001230004": HelpAnswer("CHANUNAVAIL", message_seconds=0, hangup_in="record"),
-        "01001230005": HelpAnswer("CANCEL", hangup_in="dial"),
-        "01001230006": HelpAnswer("NOANSWER", message_seconds=4, finish_with_hash=True),
-    })
+    services, calls, messages = call_backs(
+        cli,
+        tmp_path,
+        TUESDAY_MORNING,
+        {
+            "01001230001": HelpAnswer("NOANSWER", message_seconds=3),
+            "01001230002": HelpAnswer("ANSWER", answered_seconds=42),
+            "01001230003": HelpAnswer("BUSY", message_seconds=2, hangup_in="record"),
+            "01001230004": HelpAnswer("CHANUNAVAIL", message_seconds=0, hangup_in="record"),
+            "01001230005": HelpAnswer("CANCEL", hangup_in="dial"),
+            "01001230006": HelpAnswer("NOANSWER", message_seconds=4, finish_with_hash=True),
+        },
+    )
     rows = help_rows(services)
     # The answer was stored first (the keypress), then the officer dialled through the trunk's help_dial.
     unanswered = said(calls["01001230001"])
     dial = unanswered.index(f'EXEC Dial "{OFFICER_DIAL},25,g"')
-    assert unanswered[:dial] == ["ANSWER", "GET DATA safecall/prompt-greeting 5000 1", 'STREAM FILE safecall/prompt-help_transfer ""']
+    assert unanswered[:dial] == [
+        "ANSWER",
+        "GET DATA safecall/prompt-greeting 5000 1",
+        'STREAM FILE safecall/prompt-help_transfer ""',
+    ]
     record = next(line for line in unanswered if line.startswith("RECORD FILE"))
-    assert unanswered[dial + 1:] == ["GET VARIABLE DIALSTATUS", 'STREAM FILE safecall/prompt-help_no_officer ""', record,
-                                     'STREAM FILE safecall/closing-help_message_thanks ""',
-                                     'SET VARIABLE SAFECALL_RESULT "help_requested"', "HANGUP"]
+    assert unanswered[dial + 1 :] == [
+        "GET VARIABLE DIALSTATUS",
+        'STREAM FILE safecall/prompt-help_no_officer ""',
+        record,
+        'STREAM FILE safecall/closing-help_message_thanks ""',
+        'SET VARIABLE SAFECALL_RESULT "help_requested"',
+        "HANGUP",
+    ]
     assert record.startswith(f"RECORD FILE {messages}/help-") and record.endswith(' wav "#" 60000 BEEP s=10')
     help_call, task, attempt = rows["01001230001"]
     assert attempt.digit == "2" and attempt.disposition == "help_requested" and attempt.inbound
@@ -105,7 +128,9 @@ def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_
 
     # The officer answered: the connection is kept on the task's record, with how long they spoke; no message.
     connected, task, _ = rows["01001230002"]
-    assert connected.transfer == "connected" and connected.connected_seconds == 42.0 and connected.transfer_at is not None
+    assert (
+        connected.transfer == "connected" and connected.connected_seconds == 42.0 and connected.transfer_at is not None
+    )
     assert connected.message_ref is None and task.kind == "callback"
     assert not any(line.startswith("RECORD FILE") for line in said(calls["01001230002"]))
     assert "GET VARIABLE ANSWEREDTIME" in said(calls["01001230002"])
@@ -121,7 +146,12 @@ def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_
 
     # A hang-up while the officer's phone rang: what the dial came to is read from the dead channel and kept.
     rang, task, attempt = rows["01001230005"]
-    assert (rang.transfer, rang.message_ref, task.kind, attempt.disposition) == ("no_answer", None, "callback", "help_requested")
+    assert (rang.transfer, rang.message_ref, task.kind, attempt.disposition) == (
+        "no_answer",
+        None,
+        "callback",
+        "help_requested",
+    )
     assert said(calls["01001230005"])[-1] == "GET VARIABLE DIALSTATUS"
 
     # Ended with the # key: the message is kept as any other.
@@ -131,10 +161,14 @@ def test_in_office_hours_help_is_put_through_and_an_unanswered_transfer_ends_in_
 
 @pytest.mark.parametrize("start", [SATURDAY, CHRISTMAS], ids=["saturday", "christmas"])
 def test_outside_office_hours_and_on_a_holiday_help_goes_straight_to_the_message(cli, tmp_path, start):
-    services, calls, messages = call_backs(cli, tmp_path, start, {"01001230001": HelpAnswer("ANSWER", message_seconds=5)})
+    services, calls, messages = call_backs(
+        cli, tmp_path, start, {"01001230001": HelpAnswer("ANSWER", message_seconds=5)}
+    )
     lines = said(calls["01001230001"])
     assert not any(line.startswith("EXEC") for line in lines)
-    assert lines[2] == 'STREAM FILE safecall/prompt-help_message ""' and lines[3].startswith(f"RECORD FILE {messages}/help-")
+    assert lines[2] == 'STREAM FILE safecall/prompt-help_message ""' and lines[3].startswith(
+        f"RECORD FILE {messages}/help-"
+    )
     help_call, task, _ = help_rows(services)["01001230001"]
     assert help_call.transfer is None and help_call.message_seconds == 5.0 and task.kind == "callback"
 
@@ -145,25 +179,35 @@ def test_a_message_folder_asterisk_cannot_take_as_one_word_is_refused_naming_the
     cli.set_trunks(asterisk_trunks(5038, 4573, 'message_dir = "/var/spool/my messages"'))
     with pytest.raises(ConfigError) as error:
         load_instance(cli.root, AMI_ENV)
-    assert "trunks.toml" in str(error.value) and "message_dir" in str(error.value) and "without spaces" in str(error.value)
+    assert (
+        "trunks.toml" in str(error.value) and "message_dir" in str(error.value) and "without spaces" in str(error.value)
+    )
 
 
 def test_socket_agi_reads_dial_and_record_replies_a_hang_up_included():
     import io
 
     from asterisk_standin import agi_exchanges
+
     from safecall.telephony.asterisk.fastagi import CallerHungUp, SocketAGI
 
     env, _ = agi_exchanges("agi-ack.txt")
-    replies = ["200 result=-1 (hangup) endpos=16000", "HANGUP", "200 result=1 (CANCEL)", "200 result=0",
-               "511 Command Not Permitted on a dead channel or intercept routine"]
+    replies = [
+        "200 result=-1 (hangup) endpos=16000",
+        "HANGUP",
+        "200 result=1 (CANCEL)",
+        "200 result=0",
+        "511 Command Not Permitted on a dead channel or intercept routine",
+    ]
     agi = SocketAGI(io.StringIO("\n".join(env) + "\n" + "\n".join(replies) + "\n"))
     agi.stdout = io.StringIO()
     assert agi.command('RECORD FILE /tmp/x wav "#" 60000 BEEP s=10') == ("-1", "(hangup) endpos=16000")
     assert not agi.hung_up  # the notice comes after the result ...
-    assert agi.command("GET VARIABLE DIALSTATUS") == ("1", "(CANCEL)") and agi.hung_up  # ... and is read before the next
+    assert (
+        agi.command("GET VARIABLE DIALSTATUS") == ("1", "(CANCEL)") and agi.hung_up
+    )  # ... and is read before the next
     assert agi.command("GET VARIABLE ANSWEREDTIME") == ("0", "")  # unset
     with pytest.raises(CallerHungUp, match="511"):
-        agi.command("STREAM FILE safecall/closing-help_message_thanks \"\"")
+        agi.command('STREAM FILE safecall/closing-help_message_thanks ""')
     with pytest.raises(CallerHungUp):
         agi.command("HANGUP")  # nothing left: the connection is closed

@@ -10,17 +10,17 @@ import tempfile
 from datetime import timedelta
 
 import pytest
+from asterisk_standin import write_wav
+from conftest import scripted_trunks
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from sqlmodel import select
-
-from asterisk_standin import write_wav
-from conftest import scripted_trunks
-from safecall.store import Attempt, AuditEvent, HelpCall, Person, VisitTask
 from test_web_browser import CHROMEDRIVER, CHROMIUM, log_in
 from twilio_fake import SID, TOKEN, FakeTwilio, wav_bytes
 from web_fixtures import make_app, office_with_a_week, served
+
+from safecall.store import Attempt, AuditEvent, HelpCall, Person, VisitTask
 
 RECORDING = "RE" + "ab" * 16
 
@@ -28,13 +28,23 @@ RECORDING = "RE" + "ab" * 16
 @pytest.fixture
 def player():
     """Chromium that may play audio a script starts (headless has no hand to press play)."""
-    assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), "apt-get install chromium chromium-driver (.ci/run does)"
+    assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), (
+        "apt-get install chromium chromium-driver (.ci/run does)"
+    )
     profile = tempfile.mkdtemp(prefix="safecall-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
-                 "--window-size=412,915"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=412,915",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
@@ -50,7 +60,9 @@ def test_the_officer_plays_the_message_on_the_call_back_page_and_each_play_is_au
     write_wav(messages / "help-4-00aa11bb.wav", 2)
     fake = FakeTwilio("https://safecall.example.org", "http://127.0.0.1:9", {}).start()
     fake.recordings[RECORDING] = wav_bytes(3)
-    cli.set_trunks(scripted_trunks({"+821001230004": ["help"]}) + f'''
+    cli.set_trunks(
+        scripted_trunks({"+821001230004": ["help"]})
+        + f'''
 [trunks.pbx]
 type = "asterisk"
 ami_username = "safecall"
@@ -64,25 +76,52 @@ auth_token = {{ env = "TEST_TWILIO_TOKEN" }}
 from_number = "+827000000001"
 public_base_url = "https://safecall.example.org"
 api_base_url = "{fake.base_url}"
-''')
+'''
+    )
     cli.environ.update({"TEST_AMI_SECRET": "x", "TEST_TWILIO_TOKEN": TOKEN})
     with cli.db().transaction() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
         attempt = session.exec(select(Attempt).where(Attempt.person_id == task.person_id, Attempt.digit == "2")).one()
         when = cli.clock.now()
-        asterisk = HelpCall(attempt_id=attempt.id, run_id=task.run_id, person_id=task.person_id, transfer="no_answer",
-                            transfer_at=when, message_ref="/var/spool/asterisk/safecall-messages/help-4-00aa11bb.wav",
-                            message_seconds=2.0, message_at=when)
+        asterisk = HelpCall(
+            attempt_id=attempt.id,
+            run_id=task.run_id,
+            person_id=task.person_id,
+            transfer="no_answer",
+            transfer_at=when,
+            message_ref="/var/spool/asterisk/safecall-messages/help-4-00aa11bb.wav",
+            message_seconds=2.0,
+            message_at=when,
+        )
         session.add(asterisk)
         # A second call for help from the same person this week (a call-back), its message on Twilio.
-        session.add(Attempt(run_id=task.run_id, member_id=attempt.member_id, person_id=task.person_id, number=9,
-                            phone=attempt.phone, token="help-browser-test-second-call", placed_at=when, status="done",
-                            digit="2", disposition="help_requested", inbound=True))
+        session.add(
+            Attempt(
+                run_id=task.run_id,
+                member_id=attempt.member_id,
+                person_id=task.person_id,
+                number=9,
+                phone=attempt.phone,
+                token="help-browser-test-second-call",
+                placed_at=when,
+                status="done",
+                digit="2",
+                disposition="help_requested",
+                inbound=True,
+            )
+        )
         session.flush()
         second = session.exec(select(Attempt).where(Attempt.token == "help-browser-test-second-call")).one()
-        twilio = HelpCall(attempt_id=second.id, run_id=task.run_id, person_id=task.person_id, transfer="connected",
-                          transfer_at=when + timedelta(minutes=5), message_ref=f"twilio:{SID}/{RECORDING}",
-                          message_seconds=3.0, message_at=when + timedelta(minutes=6))
+        twilio = HelpCall(
+            attempt_id=second.id,
+            run_id=task.run_id,
+            person_id=task.person_id,
+            transfer="connected",
+            transfer_at=when + timedelta(minutes=5),
+            message_ref=f"twilio:{SID}/{RECORDING}",
+            message_seconds=3.0,
+            message_at=when + timedelta(minutes=6),
+        )
         session.add(twilio)
         session.flush()
         task_id, ids = task.id, (asterisk.id, twilio.id)
@@ -106,7 +145,9 @@ api_base_url = "{fake.base_url}"
                     "const done = arguments[arguments.length - 1], audio = document.querySelectorAll('audio')[arguments[0]];"
                     "audio.addEventListener('ended', () => done('ended ' + audio.duration.toFixed(0)));"
                     "audio.addEventListener('error', () => done('error ' + (audio.error && audio.error.code)));"
-                    "audio.play().catch(e => done('refused ' + e.name));", index)
+                    "audio.play().catch(e => done('refused ' + e.name));",
+                    index,
+                )
                 assert outcome == f"ended {2 + index}", outcome  # the browser decoded and played the whole WAV
             # A message that is not this task's is not found (and the attempt is in the audit too).
             player.get(f"{base}/task/{task_id}/message/{ids[1] + 100}")

@@ -17,8 +17,13 @@ from typer.main import get_command
 from safecall.glossary import KEYWORD_ALIASES
 from safecall.i18n import CALLBACK_OUTCOME, CLOSE_REASON, LIST_KIND, NUMBER_OUTCOME, OUTCOME, PERSON_STATUS, ROLE, Texts
 
-KEYWORD_GROUPS = {"outcome": OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME, "kind": LIST_KIND, "role": ROLE,
-                  "reason": CLOSE_REASON, "status": PERSON_STATUS}
+KEYWORD_GROUPS = {
+    "outcome": OUTCOME + CALLBACK_OUTCOME + NUMBER_OUTCOME,
+    "kind": LIST_KIND,
+    "role": ROLE,
+    "reason": CLOSE_REASON,
+    "status": PERSON_STATUS,
+}
 BOX = re.compile(r"[│╭╮╰╯─]")
 
 
@@ -107,7 +112,11 @@ def test_every_argument_and_option_type_has_a_korean_word(cli):
     for path, command in commands(cli.app).items():
         for param in command.params:
             if isinstance(param, TyperArgument):
-                assert param.name in ARGUMENT_NAME and param.bare_type() in TYPE_LABEL, (path, param.name, param.bare_type())
+                assert param.name in ARGUMENT_NAME and param.bare_type() in TYPE_LABEL, (
+                    path,
+                    param.name,
+                    param.bare_type(),
+                )
             elif isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
                 assert param.bare_type() in TYPE_LABEL, (path, param.name, param.bare_type())
 
@@ -116,10 +125,37 @@ def test_type_labels_and_argument_names_are_korean_in_korean_and_typers_own_in_e
     korean = "\n".join(render(cli, ("visits", "record"), "C.UTF-8"))
     assert "{과제번호}" in korean and "과제번호 <정수>" in korean and "--outcome <글자>" in korean, korean
     korean_pages = "\n".join(line for path in commands(cli.app) for line in render(cli, path, "C.UTF-8"))
-    for english in ("<int>", "<str>", "<bool>", "<path>", "<float>", "COMMAND", "[ARGS]", "TEXT", "INTEGER", "PATH", "{task}",
-                    "{name}", "{person}", "{file}", "{username}"):
+    for english in (
+        "<int>",
+        "<str>",
+        "<bool>",
+        "<path>",
+        "<float>",
+        "COMMAND",
+        "[ARGS]",
+        "TEXT",
+        "INTEGER",
+        "PATH",
+        "{task}",
+        "{name}",
+        "{person}",
+        "{file}",
+        "{username}",
+    ):
         assert english not in korean_pages, english
-    for label in ("<정수>", "<글자>", "<경로>", "<숫자>", "{이름}", "{대상자}", "{파일}", "{아이디}", "{폴더}", "[실행번호]", "명령 [인수]..."):
+    for label in (
+        "<정수>",
+        "<글자>",
+        "<경로>",
+        "<숫자>",
+        "{이름}",
+        "{대상자}",
+        "{파일}",
+        "{아이디}",
+        "{폴더}",
+        "[실행번호]",
+        "명령 [인수]...",
+    ):
         assert label in korean_pages, label
     # The same app asked again in English: Typer's own words come back (the labels are set per invocation).
     english = "\n".join(render(cli, ("visits", "record"), "en_US.UTF-8"))

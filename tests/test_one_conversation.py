@@ -12,11 +12,16 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
 import pytest
-from sqlmodel import select
-
 from asterisk_standin import AsteriskStandIn
 from conftest import person_row, scripted_trunks, write_csv
 from live import always_open, free_port, run_live_campaign
+from recording_sink import RecordingSink
+from sqlmodel import select
+from test_asterisk import AMI_ENV, asterisk_trunks, recorded_env, talk_to_fastagi
+from test_twilio import ENV, PUBLIC, twilio_trunks
+from test_twilio_faults import Webhooks
+from twilio_fake import FakeTwilio
+
 from safecall.clock import VirtualClock
 from safecall.ivr import load_flow
 from safecall.runs import launch_run
@@ -24,12 +29,7 @@ from safecall.services import Services
 from safecall.settings import defaults_root, load_instance
 from safecall.store import Attempt, Person, RunMember, StoreError, VisitTask
 from safecall.telephony.base import CallRequest
-from recording_sink import RecordingSink
 from safecall.telephony.simulated import SimulatedTrunk, SimulatedTrunkConfig
-from test_asterisk import AMI_ENV, asterisk_trunks, recorded_env, talk_to_fastagi
-from test_twilio import ENV, PUBLIC, twilio_trunks
-from test_twilio_faults import Webhooks
-from twilio_fake import FakeTwilio
 
 FLOW = load_flow(defaults_root() / "ivr", "safe-call")
 KEYED, SPOKEN, WELL_SAID, UNCLEAR = "010-0125-0001", "010-0125-0002", "010-0125-0003", "010-0125-0004"
@@ -47,9 +47,13 @@ def outcome_of(services, name: str) -> dict:
     with services.db.session() as session:
         person = session.exec(select(Person).where(Person.name == name)).one()
         member = session.exec(select(RunMember).where(RunMember.person_id == person.id)).one()
-        tasks = sorted((t.kind, t.status) for t in session.exec(select(VisitTask).where(VisitTask.person_id == person.id)))
-        attempts = [(a.disposition, a.digit, a.speech_text) for a in
-                    session.exec(select(Attempt).where(Attempt.person_id == person.id).order_by(Attempt.number))]
+        tasks = sorted(
+            (t.kind, t.status) for t in session.exec(select(VisitTask).where(VisitTask.person_id == person.id))
+        )
+        attempts = [
+            (a.disposition, a.digit, a.speech_text)
+            for a in session.exec(select(Attempt).where(Attempt.person_id == person.id).order_by(Attempt.number))
+        ]
     return {"state": member.state, "tasks": tasks, "attempts": attempts}
 
 
@@ -59,14 +63,22 @@ def assert_help_reached_the_officer(services, keyed: str, spoken: str | None) ->
         if name is None:
             continue
         assert outcome_of(services, name) == {
-            "state": "help_requested", "tasks": [("callback", "open")], "attempts": [("help_requested", digit, heard)]}, name
+            "state": "help_requested",
+            "tasks": [("callback", "open")],
+            "attempts": [("help_requested", digit, heard)],
+        }, name
 
 
 # ---- the simulated trunk: the engine's own path, in virtual time ----
 
+
 def test_distress_keyed_or_spoken_reaches_the_officer_on_the_simulated_trunk(cli, tmp_path, clock):
-    scripts = {E164[KEYED]: ["help"], E164[SPOKEN]: ["say:도와주세요:0.9"], E164[WELL_SAID]: ["say:네 괜찮아요:0.9"],
-               E164[UNCLEAR]: ["say:여보세요:0.9"]}
+    scripts = {
+        E164[KEYED]: ["help"],
+        E164[SPOKEN]: ["say:도와주세요:0.9"],
+        E164[WELL_SAID]: ["say:네 괜찮아요:0.9"],
+        E164[UNCLEAR]: ["say:여보세요:0.9"],
+    }
     cli.set_trunks(scripted_trunks(scripts).replace("seed = 1", 'seed = 1\nplaced_log = "placed.jsonl"'))
     import_people(cli, tmp_path, [KEYED, SPOKEN, WELL_SAID, UNCLEAR])
     services = Services.open(load_instance(cli.root, cli.environ), clock)
@@ -75,7 +87,10 @@ def test_distress_keyed_or_spoken_reaches_the_officer_on_the_simulated_trunk(cli
     services.dialer(campaign).run(run.id)
     assert_help_reached_the_officer(services, NAMES[KEYED], NAMES[SPOKEN])
     assert outcome_of(services, NAMES[WELL_SAID]) == {
-        "state": "acknowledged", "tasks": [], "attempts": [("acknowledged", "speech", "네 괜찮아요")]}
+        "state": "acknowledged",
+        "tasks": [],
+        "attempts": [("acknowledged", "speech", "네 괜찮아요")],
+    }
     # Unclear every time: asked again, then keys only, then no answer; retried, kept for the officer, then visited.
     unclear = outcome_of(services, NAMES[UNCLEAR])
     assert unclear["state"] == "unreachable" and unclear["tasks"] == [("visit", "open")]
@@ -97,9 +112,16 @@ def test_words_of_risk_said_aloud_reach_the_officers_task_through_the_simulated_
     run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now())
     services.dialer(campaign).run(run.id)
     with services.db.session() as session:
-        risky = {name: (task.kind, task.risk_speech) for task, name in session.exec(
-            select(VisitTask, Person.name).join(Person, Person.id == VisitTask.person_id))}
-    assert risky == {NAMES[SPOKEN]: ("callback", True), NAMES[KEYED]: ("callback", False)}  # the judge's risk, passed on
+        risky = {
+            name: (task.kind, task.risk_speech)
+            for task, name in session.exec(
+                select(VisitTask, Person.name).join(Person, Person.id == VisitTask.person_id)
+            )
+        }
+    assert risky == {
+        NAMES[SPOKEN]: ("callback", True),
+        NAMES[KEYED]: ("callback", False),
+    }  # the judge's risk, passed on
     services.close()
 
 
@@ -138,7 +160,9 @@ def test_an_answer_not_stored_is_not_thanked_on_the_simulated_trunk(tmp_path, si
     assert len(sink.keys) == 1  # it was tried, at the moment of the answer
     assert not trunk.keys_log.exists()  # the switch's log of thanks: none
     ended = next(e for e in events if e.kind == "ended")
-    assert ended.result == "answered" and ended.at < next(e for e in thanked_events if e.kind == "ended").at  # no closing played
+    assert (
+        ended.result == "answered" and ended.at < next(e for e in thanked_events if e.kind == "ended").at
+    )  # no closing played
 
 
 def test_a_simulated_call_whose_ivr_session_is_taken_is_not_conversed(tmp_path):
@@ -150,6 +174,7 @@ def test_a_simulated_call_whose_ivr_session_is_taken_is_not_conversed(tmp_path):
 
 
 # ---- Asterisk: keys only ----
+
 
 def test_distress_keyed_reaches_the_officer_over_the_asterisk_stand_in_keys_only(cli, tmp_path):
     agi_port = free_port()
@@ -164,8 +189,13 @@ def test_distress_keyed_reaches_the_officer_over_the_asterisk_stand_in_keys_only
     [call] = stand_in.calls
     sent = [line for side, line in call.agi_transcript if side == ">"]
     # Keys only: the question is GET DATA (DTMF), no speech is ever listened for; then help's closing.
-    assert sent == ["ANSWER", "GET DATA safecall/prompt-greeting 5000 1", 'STREAM FILE safecall/closing-thanks_help ""',
-                    'SET VARIABLE SAFECALL_RESULT "help_requested"', "HANGUP"]
+    assert sent == [
+        "ANSWER",
+        "GET DATA safecall/prompt-greeting 5000 1",
+        'STREAM FILE safecall/closing-thanks_help ""',
+        'SET VARIABLE SAFECALL_RESULT "help_requested"',
+        "HANGUP",
+    ]
 
 
 def test_an_asterisk_call_back_with_distress_is_help_and_an_unstored_answer_is_not_thanked(cli):
@@ -173,24 +203,38 @@ def test_an_asterisk_call_back_with_distress_is_help_and_an_unstored_answer_is_n
     for sink_kind in (RecordingSink, Refusing, Failing):
         sink = sink_kind(FLOW)
         sink.callers["+821001250001"] = "back"
-        sent = talk_to_fastagi(sink, ["200 result=0", "200 result=2", "200 result=0", "200 result=0", "200 result=0"], env=callback_env)
+        sent = talk_to_fastagi(
+            sink, ["200 result=0", "200 result=2", "200 result=0", "200 result=0", "200 result=0"], env=callback_env
+        )
         assert sink.keys == [("back", "2", "help_requested")]
-        assert [(e.token, e.kind, e.result) for e in sink.events] == [("back", "ended", "answered")]  # ends with its IVR
+        assert [(e.token, e.kind, e.result) for e in sink.events] == [
+            ("back", "ended", "answered")
+        ]  # ends with its IVR
         if sink_kind is RecordingSink:
-            assert sent[2:] == ['STREAM FILE safecall/closing-thanks_help ""', 'SET VARIABLE SAFECALL_RESULT "help_requested"', "HANGUP"]
+            assert sent[2:] == [
+                'STREAM FILE safecall/closing-thanks_help ""',
+                'SET VARIABLE SAFECALL_RESULT "help_requested"',
+                "HANGUP",
+            ]
         else:
             assert sent[2:] == ["HANGUP"], sink_kind  # no thanks
     # A placed call whose answer is refused: no thanks either.
     sink = Refusing(FLOW)
-    assert talk_to_fastagi(sink, ["200 result=0", "200 result=1", "200 result=1"])[2:] == ["HANGUP"] and len(sink.keys) == 1
+    assert (
+        talk_to_fastagi(sink, ["200 result=0", "200 result=1", "200 result=1"])[2:] == ["HANGUP"]
+        and len(sink.keys) == 1
+    )
 
 
 # ---- Twilio ----
 
+
 @pytest.fixture
 def twilio_people(cli, tmp_path):
     port = free_port()
-    fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {E164[KEYED]: "help", E164[SPOKEN]: "say:도와주세요:0.9"}).start()
+    fake = FakeTwilio(
+        PUBLIC, f"http://127.0.0.1:{port}", {E164[KEYED]: "help", E164[SPOKEN]: "say:도와주세요:0.9"}
+    ).start()
     cli.set_trunks(twilio_trunks(fake.base_url, port))
     import_people(cli, tmp_path, [KEYED, SPOKEN])
     yield fake
@@ -201,7 +245,9 @@ def test_distress_keyed_or_spoken_reaches_the_officer_on_twilio(cli, twilio_peop
     services, _ = run_live_campaign(cli, ENV)
     assert_help_reached_the_officer(services, NAMES[KEYED], NAMES[SPOKEN])
     spoken_call = next(c for c in twilio_people.calls.values() if c.behaviour.startswith("say:"))
-    first_gather = next(ET.fromstring(body).find("Gather") for url, _, _, body in spoken_call.webhooks if "/twilio/voice/" in url)
+    first_gather = next(
+        ET.fromstring(body).find("Gather") for url, _, _, body in spoken_call.webhooks if "/twilio/voice/" in url
+    )
     assert first_gather.get("input") == "dtmf speech"  # Twilio listens for speech as well as keys
 
 
@@ -211,7 +257,9 @@ def test_an_answer_not_stored_is_not_thanked_on_twilio(cli, sink_kind):
     hooks = Webhooks(sink)
     sid = "CA" + "7" * 32
     try:
-        for i, answer in enumerate(({"Digits": "1"}, {"Digits": "2"}, {"SpeechResult": "도와주세요", "Confidence": "0.9"})):
+        for i, answer in enumerate(
+            ({"Digits": "1"}, {"Digits": "2"}, {"SpeechResult": "도와주세요", "Confidence": "0.9"})
+        ):
             token = f"t{i}"
             sink.call_ids[token], sink.started = sid, sink.started | {token}
             status, body = hooks.post("gather", token, sid, answer, "?asked=1")

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import select
-
 from conftest import MONDAY_MORNING, SEOUL, Cli, person_row, write_csv
 from live import free_port
+from solapi_fake import API_KEY, API_SECRET
+from sqlmodel import select
+from test_scheduler import SmtpServer
+
 from safecall.clock import VirtualClock
 from safecall.notify import build_mailer, build_sms
 from safecall.scheduler import Scheduler
@@ -28,8 +30,6 @@ from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import CampaignRun, OutboxMessage
 from safecall.telephony.simulated import SimulatedTrunk
-from solapi_fake import API_KEY, API_SECRET
-from test_scheduler import SmtpServer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "upgrade-from-previous"
 WEB_SECRET = "a-web-secret-of-the-office-0123456789abcdef"
@@ -40,8 +40,11 @@ SLOT = datetime(2026, 11, 30, 10, 5, tzinfo=SEOUL)
 def table_rows(database: Path) -> dict[str, set[tuple]]:
     """Every row of every table, but the schema's own bookkeeping (its revision, which an upgrade moves)."""
     with sqlite3.connect(database) as connection:
-        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                  if name not in ("alembic_version", "schemainfo") and not name.startswith("sqlite_")]
+        tables = [
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name not in ("alembic_version", "schemainfo") and not name.startswith("sqlite_")
+        ]
         return {table: set(connection.execute(f'SELECT * FROM "{table}"')) for table in tables}
 
 
@@ -69,13 +72,20 @@ def previous_release(tmp_path, solapi):
     root = tmp_path / "office"
     shutil.copytree(FIXTURE, root)
     settings = root / "config" / "safecall.toml"
-    settings.write_text(re.sub(r'base_url = "http://127.0.0.1:\d+"', f'base_url = "{solapi.base_url}"',
-                               settings.read_text(encoding="utf-8")), encoding="utf-8")
+    settings.write_text(
+        re.sub(
+            r'base_url = "http://127.0.0.1:\d+"',
+            f'base_url = "{solapi.base_url}"',
+            settings.read_text(encoding="utf-8"),
+        ),
+        encoding="utf-8",
+    )
     return root
 
 
 def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_row_and_never_silences_a_week(
-        previous_release, solapi, smtp_server, caplog):
+    previous_release, solapi, smtp_server, caplog
+):
     root, database = previous_release, previous_release / "data" / "safecall.db"
     clock = VirtualClock(SLOT)
     cli = Cli(root, clock)  # the service's environment on the new release: no secrets given yet
@@ -84,10 +94,19 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
     # secret, the web secret, and the campaign's quoted number.
     check = cli("upgrade", "check", ok=False).output
     assert "6 problems to fix" in check
-    for key in ("web.port", "web.secure_cookies", "sms.api_key", "sms.api_secret", "web.secret_key", "retry.max_retries"):
+    for key in (
+        "web.port",
+        "web.secure_cookies",
+        "sms.api_key",
+        "sms.api_secret",
+        "web.secret_key",
+        "retry.max_retries",
+    ):
         assert key in check, key
     assert check.count("fix: ") == 6
-    assert "write web.port = 8080, without quotes" in check and "write web.secure_cookies = false, without quotes" in check
+    assert (
+        "write web.port = 8080, without quotes" in check and "write web.secure_cookies = false, without quotes" in check
+    )
     assert "SAFECALL_SOLAPI_API_KEY is not set" in check
 
     korean = Cli(root, clock)
@@ -107,10 +126,15 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
     text = settings.read_text(encoding="utf-8")
     text = text.replace('port = "8080"', "port = 8080").replace('secure_cookies = "no"', "secure_cookies = true")
     text = text.replace('email = "team1@example.org"', 'email = "team1@example.org"\nofficer_phone = "010-9000-0001"')
-    text = text.replace('outbox = "outbox"', f'outbox = "outbox"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
-                                             f'security = "none"\nsender = "safecall@example.org"\n')
+    text = text.replace(
+        'outbox = "outbox"',
+        f'outbox = "outbox"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\n'
+        f'security = "none"\nsender = "safecall@example.org"\n',
+    )
     settings.write_text(text, encoding="utf-8")
-    cli.environ.update(SAFECALL_SOLAPI_API_KEY=API_KEY, SAFECALL_SOLAPI_API_SECRET=API_SECRET, SAFECALL_WEB_SECRET=WEB_SECRET)
+    cli.environ.update(
+        SAFECALL_SOLAPI_API_KEY=API_KEY, SAFECALL_SOLAPI_API_SECRET=API_SECRET, SAFECALL_WEB_SECRET=WEB_SECRET
+    )
     left = cli("upgrade", "check", ok=False).output
     assert "1 problems to fix" in left and "retry.max_retries" in left
 
@@ -123,7 +147,9 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
         if table in moved:
             kept = [i for i, name in enumerate(named[table]) if moved[table].get(name, name)]
             now_named = [moved[table].get(named[table][i], named[table][i]) for i in kept]
-            assert rows and {tuple(row[i] for i in kept) for row in rows} <= rows_on(database, "outbox", now_named), table
+            assert rows and {tuple(row[i] for i in kept) for row in rows} <= rows_on(database, "outbox", now_named), (
+                table
+            )
             continue
         assert rows <= rows_on(database, table, named[table]), table
     assert len(before["person"]) == 5 and len(before["attempt"]) == 10
@@ -138,17 +164,25 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
         scheduler.tick()
         clock.advance(timedelta(days=1))
         scheduler.tick()
-    alerts = [(to, message) for to, message in smtp_server.inbox.messages if "weekly-safe-call" in message.get_content()
-              and "시작하지 못했습니다" in message.get_content()]
+    alerts = [
+        (to, message)
+        for to, message in smtp_server.inbox.messages
+        if "weekly-safe-call" in message.get_content() and "시작하지 못했습니다" in message.get_content()
+    ]
     assert sorted(to for to, _ in alerts) == [["team1@example.org"], ["team2@example.org"], ["team3@example.org"]]
     assert all("retry.max_retries" in message.get_content() for _, message in alerts)  # it says why
     texts = solapi.handsets.get("01090000001", [])
     assert len(texts) == 1 and "weekly-safe-call" in texts[0]["text"]
     assert sum("campaign_cannot_run" in record.getMessage() for record in caplog.records) == 1
     with services.db.session() as session:
-        assert not session.exec(select(CampaignRun).where(CampaignRun.week_start == SLOT.date())).first()  # never half-run
-        sms_alerts = session.exec(select(OutboxMessage).where(OutboxMessage.key.startswith("officer-campaign-cannot-run"),
-                                                             OutboxMessage.channel == "sms")).all()
+        assert not session.exec(
+            select(CampaignRun).where(CampaignRun.week_start == SLOT.date())
+        ).first()  # never half-run
+        sms_alerts = session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.key.startswith("officer-campaign-cannot-run"), OutboxMessage.channel == "sms"
+            )
+        ).all()
         assert [n.status for n in sms_alerts] == ["delivered"]
     services.db.dispose()
 
@@ -159,20 +193,31 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
 
 def test_an_older_release_meeting_a_newer_database_says_which_release_to_use(previous_release):
     # The files as the newer release left them: its upgrade check had the quotes taken out.
-    for path, old, fixed in (("config/safecall.toml", 'port = "8080"', "port = 8080"),
-                             ("config/safecall.toml", 'secure_cookies = "no"', "secure_cookies = false"),
-                             ("campaigns/weekly-safe-call.toml", 'max_retries = "3"', "max_retries = 3")):
+    for path, old, fixed in (
+        ("config/safecall.toml", 'port = "8080"', "port = 8080"),
+        ("config/safecall.toml", 'secure_cookies = "no"', "secure_cookies = false"),
+        ("campaigns/weekly-safe-call.toml", 'max_retries = "3"', "max_retries = 3"),
+    ):
         file = previous_release / path
         file.write_text(file.read_text(encoding="utf-8").replace(old, fixed), encoding="utf-8")
     database = previous_release / "data" / "safecall.db"
     with sqlite3.connect(database) as connection:  # what a newer release's `db upgrade` leaves
         connection.execute("UPDATE alembic_version SET version_num = '0099'")
-        connection.execute("INSERT INTO auditevent (at, actor, action, subject, detail, real_at) VALUES "
-                           "('2027-03-02 01:00:00', 'os:safecall(uid 999)', 'db.upgrade', 'database', "
-                           "'SafeCall 0.9.0: schema 0008 -> 0099', '2027-03-02 01:00:00')")
+        connection.execute(
+            "INSERT INTO auditevent (at, actor, action, subject, detail, real_at) VALUES "
+            "('2027-03-02 01:00:00', 'os:safecall(uid 999)', 'db.upgrade', 'database', "
+            "'SafeCall 0.9.0: schema 0008 -> 0099', '2027-03-02 01:00:00')"
+        )
     before = table_rows(database)
-    cli = Cli(previous_release, VirtualClock(SLOT), {"SAFECALL_SOLAPI_API_KEY": API_KEY, "SAFECALL_SOLAPI_API_SECRET": API_SECRET,
-                                                     "SAFECALL_WEB_SECRET": WEB_SECRET})
+    cli = Cli(
+        previous_release,
+        VirtualClock(SLOT),
+        {
+            "SAFECALL_SOLAPI_API_KEY": API_KEY,
+            "SAFECALL_SOLAPI_API_SECRET": API_SECRET,
+            "SAFECALL_WEB_SECRET": WEB_SECRET,
+        },
+    )
     for command in (["db", "upgrade"], ["recipients", "list"]):
         output = cli(*command, ok=False).output
         assert "upgraded by SafeCall 0.9.0" in output and "install SafeCall 0.9.0 again" in output, output
@@ -182,7 +227,11 @@ def test_an_older_release_meeting_a_newer_database_says_which_release_to_use(pre
 
 
 def test_a_backup_taken_while_a_run_dials_restores_into_a_fresh_instance_that_doctor_passes(cli, tmp_path, monkeypatch):
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-{i:04d}") for i in range(1, 41)])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-{i:04d}") for i in range(1, 41)])),
+    )
     placed, paused, resume = [], threading.Event(), threading.Event()
     originate = SimulatedTrunk.originate
 
@@ -203,7 +252,9 @@ def test_a_backup_taken_while_a_run_dials_restores_into_a_fresh_instance_that_do
         assert paused.wait(30)
         database = cli.root / "data" / "safecall.db"
         live = table_rows(database)
-        assert len(live["attempt"]) >= 14 and Path(str(database) + "-wal").stat().st_size > 0  # written, still in the WAL
+        assert (
+            len(live["attempt"]) >= 14 and Path(str(database) + "-wal").stat().st_size > 0
+        )  # written, still in the WAL
         copied = tmp_path / "plain-copy.db"
         shutil.copy(database, copied)  # what `cp` gets: the file without its WAL
         backup = tmp_path / "backups" / "during-the-run.db"
@@ -227,7 +278,9 @@ def test_a_backup_taken_while_a_run_dials_restores_into_a_fresh_instance_that_do
 
 def test_the_scheduler_takes_a_daily_backup_and_keeps_the_newest(cli):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + '\n[backup]\ndaily = true\nat = "09:00"\nkeep = 3\n', encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8") + '\n[backup]\ndaily = true\nat = "09:00"\nkeep = 3\n', encoding="utf-8"
+    )
     assert "FAIL backups: no backup in" in cli("doctor", ok=False).output  # Monday 08:00
     instance = load_instance(cli.root, cli.environ)
     services = Services.open(instance, cli.clock)
@@ -244,7 +297,10 @@ def test_the_scheduler_takes_a_daily_backup_and_keeps_the_newest(cli):
     assert kept == ["safecall-20261125T000000Z.db", "safecall-20261126T000000Z.db", "safecall-20261127T000000Z.db"]
     assert "ok   backups: the newest backup" in cli("doctor").output
     cli.clock.advance(timedelta(days=2))
-    assert re.search(r"FAIL backups: the newest backup, .* is 60 hours old: is the scheduler running", cli("doctor", ok=False).output.replace("\n", ""))
+    assert re.search(
+        r"FAIL backups: the newest backup, .* is 60 hours old: is the scheduler running",
+        cli("doctor", ok=False).output.replace("\n", ""),
+    )
 
 
 def test_doctor_checks_secrets_smtp_sms_and_the_web_settings(cli, solapi, smtp_server):
@@ -254,7 +310,9 @@ def test_doctor_checks_secrets_smtp_sms_and_the_web_settings(cli, solapi, smtp_s
     base = settings.read_text(encoding="utf-8")
 
     def configure(smtp_port: int, solapi_url: str, web: str) -> str:
-        settings.write_text(base + f'''
+        settings.write_text(
+            base
+            + f'''
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
@@ -273,7 +331,9 @@ base_url = "{solapi_url}"
 
 [web]
 {web}
-''', encoding="utf-8")
+''',
+            encoding="utf-8",
+        )
         return cli("doctor", ok=False).output.replace("\n", " ")
 
     output = configure(smtp_server.port, solapi.base_url, 'host = "0.0.0.0"\nsecure_cookies = false')
@@ -294,13 +354,21 @@ base_url = "{solapi_url}"
     assert "refused the API key and secret (HTTP 403)" in cli("doctor", ok=False).output.replace("\n", " ")
     cli.environ["SOLAPI_SECRET"] = API_SECRET
     output = configure(closed, f"http://127.0.0.1:{closed}", "")  # nothing listens there
-    assert re.search(rf"FAIL SMTP 127.0.0.1:{closed}: cannot reach it within 3 s: .*refused", output, re.IGNORECASE), output
-    assert re.search(rf"FAIL SMS provider solapi: cannot reach http://127.0.0.1:{closed} within 3 s: .*refused", output, re.IGNORECASE)
+    assert re.search(rf"FAIL SMTP 127.0.0.1:{closed}: cannot reach it within 3 s: .*refused", output, re.IGNORECASE), (
+        output
+    )
+    assert re.search(
+        rf"FAIL SMS provider solapi: cannot reach http://127.0.0.1:{closed} within 3 s: .*refused",
+        output,
+        re.IGNORECASE,
+    )
 
 
 def test_fatal_errors_of_services_are_json_lines_and_two_config_errors_stay_two_lines(cli):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + '\n[web]\nport = 0\nsession_minutes = 0\n', encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8") + "\n[web]\nport = 0\nsession_minutes = 0\n", encoding="utf-8"
+    )
     shown = cli("config", "show", ok=False).output
     assert "\ufffd" not in shown
     assert re.search(r"key 'web.port'.*\n.*key 'web.session_minutes'", shown), shown
@@ -315,8 +383,13 @@ def test_fatal_errors_of_services_are_json_lines_and_two_config_errors_stay_two_
 def test_the_web_logs_its_access_and_errors_as_json_lines(cli, tmp_path):
     port = free_port()
     environ = {**cli.environ, "SAFECALL_WEB_SECRET": WEB_SECRET, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)], env=environ,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):  # until it listens
             try:
@@ -331,7 +404,9 @@ def test_the_web_logs_its_access_and_errors_as_json_lines(cli, tmp_path):
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # every line is JSON
-    assert any(line["logger"] == "uvicorn.error" and "Started server process" in line["message"] for line in lines), lines
+    assert any(line["logger"] == "uvicorn.error" and "Started server process" in line["message"] for line in lines), (
+        lines
+    )
     access = [line for line in lines if line["event"] == "http_request"]
     assert access and access[0]["path"] == "/login" and access[0]["status"] == 200 and access[0]["method"] == "GET"
 
@@ -339,10 +414,14 @@ def test_the_web_logs_its_access_and_errors_as_json_lines(cli, tmp_path):
 UNITS = Path(__file__).parents[1] / "deploy" / "systemd"
 
 
-@pytest.mark.parametrize("unit", ["safecall-scheduler.service", "safecall-web.service", "safecall-serve.service", "safecall-worker@.service"])
+@pytest.mark.parametrize(
+    "unit", ["safecall-scheduler.service", "safecall-web.service", "safecall-serve.service", "safecall-worker@.service"]
+)
 def test_each_systemd_unit_scores_2_or_less_and_shares_one_instance_and_read_only_code(unit):
     path = UNITS / unit
-    analysed = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(path)], capture_output=True, text=True)
+    analysed = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(path)], capture_output=True, text=True
+    )
     score = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", analysed.stdout)
     assert score, analysed.stdout + analysed.stderr
     assert float(score.group(1)) <= 2.0
@@ -359,7 +438,11 @@ def test_db_upgrade_backs_up_first_and_backup_restore_round_trips_on_either_data
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-{i:04d}") for i in range(1, 6)])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-{i:04d}") for i in range(1, 6)])),
+    )
     db = cli.db()
     config = db._alembic_config()
     head = db.schema_state().head
@@ -395,7 +478,9 @@ def test_db_upgrade_backs_up_first_and_backup_restore_round_trips_on_either_data
 
 def test_upgrade_check_reads_each_file_on_its_own_so_one_broken_file_hides_no_other(cli):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + '\n[web]\nport = 0\nsession_minutes = 0\n', encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8") + "\n[web]\nport = 0\nsession_minutes = 0\n", encoding="utf-8"
+    )
     trunks = cli.root / "config" / "trunks.toml"
     trunks.write_text(trunks.read_text(encoding="utf-8").replace("channels = 30", "channels = 0"), encoding="utf-8")
     cli.edit_campaign('weekday = "mon"', 'weekday = "someday"')

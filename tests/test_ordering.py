@@ -7,14 +7,23 @@ import tracemalloc
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import HEADER, SEOUL, Cli, person_row, scripted_trunks, write_csv
 from sqlmodel import select
 
-from conftest import HEADER, SEOUL, Cli, person_row, scripted_trunks, write_csv
 from safecall.clock import VirtualClock
 from safecall.history import FirstCallOrder, member_histories
 from safecall.ordering import (
-    ANSWERS_FIRST_CALL, EVERY_CLASS, LATE_ANSWER, NO_HISTORY, RETRIED, UNREACHED_BEFORE, UNREACHED_LAST_WEEK, WeekOutcome,
-    answer_hour, call_class, plan_first_calls,
+    ANSWERS_FIRST_CALL,
+    EVERY_CLASS,
+    LATE_ANSWER,
+    NO_HISTORY,
+    RETRIED,
+    UNREACHED_BEFORE,
+    UNREACHED_LAST_WEEK,
+    WeekOutcome,
+    answer_hour,
+    call_class,
+    plan_first_calls,
 )
 from safecall.policy import CallingCalendar
 from safecall.runs import launch_run
@@ -23,7 +32,12 @@ from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember, VisitTask
 
-ACK, HELP, UNREACHED, WITHDRAWN = MemberState.ACKNOWLEDGED, MemberState.HELP_REQUESTED, MemberState.UNREACHABLE, MemberState.WITHDRAWN
+ACK, HELP, UNREACHED, WITHDRAWN = (
+    MemberState.ACKNOWLEDGED,
+    MemberState.HELP_REQUESTED,
+    MemberState.UNREACHABLE,
+    MemberState.WITHDRAWN,
+)
 CALENDAR = CallingCalendar.build(SEOUL, "09:00", "18:00", ["mon", "tue", "wed", "thu", "fri"], "KR")
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)
 
@@ -42,20 +56,23 @@ def first_call_times(count, first_call=MONDAY_10, per_call=timedelta(seconds=10)
     return [time for _, time in plan_first_calls(((i, []) for i in range(count)), first_call, CALENDAR, per_call, days)]
 
 
-@pytest.mark.parametrize("history, expected", [
-    ([], NO_HISTORY),
-    (weeks((WITHDRAWN, 0)), NO_HISTORY),  # a withdrawn week says nothing about answering
-    (weeks((UNREACHED, 4)), UNREACHED_LAST_WEEK),
-    (weeks((WITHDRAWN, 0), (UNREACHED, 4)), UNREACHED_LAST_WEEK),  # the last week that says something
-    (weeks((ACK, 1), (UNREACHED, 4)), UNREACHED_BEFORE),
-    (weeks((ACK, 1), (ACK, 1), (ACK, 1), (UNREACHED, 2)), UNREACHED_BEFORE),  # an invalid number ends after 2
-    (weeks((ACK, 3)), LATE_ANSWER),
-    (weeks((ACK, 1), (HELP, 4)), LATE_ANSWER),
-    (weeks((ACK, 2)), RETRIED),
-    (weeks((ACK, 1), (ACK, 2)), RETRIED),
-    (weeks((ACK, 1)), ANSWERS_FIRST_CALL),
-    (weeks((HELP, 1), (ACK, 1), (ACK, 1)), ANSWERS_FIRST_CALL),
-])
+@pytest.mark.parametrize(
+    "history, expected",
+    [
+        ([], NO_HISTORY),
+        (weeks((WITHDRAWN, 0)), NO_HISTORY),  # a withdrawn week says nothing about answering
+        (weeks((UNREACHED, 4)), UNREACHED_LAST_WEEK),
+        (weeks((WITHDRAWN, 0), (UNREACHED, 4)), UNREACHED_LAST_WEEK),  # the last week that says something
+        (weeks((ACK, 1), (UNREACHED, 4)), UNREACHED_BEFORE),
+        (weeks((ACK, 1), (ACK, 1), (ACK, 1), (UNREACHED, 2)), UNREACHED_BEFORE),  # an invalid number ends after 2
+        (weeks((ACK, 3)), LATE_ANSWER),
+        (weeks((ACK, 1), (HELP, 4)), LATE_ANSWER),
+        (weeks((ACK, 2)), RETRIED),
+        (weeks((ACK, 1), (ACK, 2)), RETRIED),
+        (weeks((ACK, 1)), ANSWERS_FIRST_CALL),
+        (weeks((HELP, 1), (ACK, 1), (ACK, 1)), ANSWERS_FIRST_CALL),
+    ],
+)
 def test_call_class_decision_table(history, expected):
     assert call_class(history) == expected
 
@@ -84,7 +101,9 @@ def test_first_call_times_over_two_days_continue_at_the_next_opening():
     tuesday_9 = datetime(2026, 11, 24, 9, 0, tzinfo=SEOUL)
     assert times[2_879] == datetime(2026, 11, 23, 17, 59, 50, tzinfo=SEOUL) and times[2_880] == tuesday_9
     assert times[2_881] - times[2_880] == per_call and times == sorted(times)
-    assert max(times) < datetime(2026, 11, 24, 17, 59, tzinfo=SEOUL)  # 9 more hours hold 3,240; the rest share the last minute
+    assert max(times) < datetime(
+        2026, 11, 24, 17, 59, tzinfo=SEOUL
+    )  # 9 more hours hold 3,240; the rest share the last minute
 
 
 def test_the_hour_that_worked_is_the_newest_answered_week():
@@ -95,23 +114,33 @@ def test_the_hour_that_worked_is_the_newest_answered_week():
 
 
 # Six people: who they are, and the hour they answered in last time.
-SIX = [(1, weeks((ACK, 1, 14))),  # answers the first call, at 14
-       (2, weeks((UNREACHED, 4), (ACK, 1, 15))),  # unreached last week; answered at 15 the week before
-       (3, weeks((ACK, 2, 14))),  # needed one retry, answered at 14
-       (4, []),  # new
-       (5, weeks((ACK, 1, 9))),  # answered at 9, before this week's first slot
-       (6, weeks((ACK, 1)))]  # answered, hour not known
+SIX = [
+    (1, weeks((ACK, 1, 14))),  # answers the first call, at 14
+    (2, weeks((UNREACHED, 4), (ACK, 1, 15))),  # unreached last week; answered at 15 the week before
+    (3, weeks((ACK, 2, 14))),  # needed one retry, answered at 14
+    (4, []),  # new
+    (5, weeks((ACK, 1, 9))),  # answered at 9, before this week's first slot
+    (6, weeks((ACK, 1))),
+]  # answered, hour not known
 
 
-@pytest.mark.parametrize("by_hour, expected", [
-    # Hours aside: class order from the first slot, as before.
-    (frozenset(), [(2, at(10)), (4, at(10, 0, 30)), (3, at(10, 1)), (1, at(10, 1, 30)), (5, at(10, 2)), (6, at(10, 2, 30))]),
-    # The answerers at their hour (3 before 1 at 14:00: class order), the unreached last week still first.
-    (EVERY_CLASS - {UNREACHED_LAST_WEEK},
-     [(2, at(10)), (4, at(10, 0, 30)), (5, at(10, 1)), (6, at(10, 1, 30)), (3, at(14)), (1, at(14, 0, 30))]),
-    # Everyone: the unreached last week at the hour of the week before.
-    (EVERY_CLASS, [(4, at(10)), (5, at(10, 0, 30)), (6, at(10, 1)), (3, at(14)), (1, at(14, 0, 30)), (2, at(15))]),
-])
+@pytest.mark.parametrize(
+    "by_hour, expected",
+    [
+        # Hours aside: class order from the first slot, as before.
+        (
+            frozenset(),
+            [(2, at(10)), (4, at(10, 0, 30)), (3, at(10, 1)), (1, at(10, 1, 30)), (5, at(10, 2)), (6, at(10, 2, 30))],
+        ),
+        # The answerers at their hour (3 before 1 at 14:00: class order), the unreached last week still first.
+        (
+            EVERY_CLASS - {UNREACHED_LAST_WEEK},
+            [(2, at(10)), (4, at(10, 0, 30)), (5, at(10, 1)), (6, at(10, 1, 30)), (3, at(14)), (1, at(14, 0, 30))],
+        ),
+        # Everyone: the unreached last week at the hour of the week before.
+        (EVERY_CLASS, [(4, at(10)), (5, at(10, 0, 30)), (6, at(10, 1)), (3, at(14)), (1, at(14, 0, 30)), (2, at(15))]),
+    ],
+)
 def test_a_known_hour_gets_the_earliest_free_slot_at_or_after_it(by_hour, expected):
     assert list(plan_first_calls(iter(SIX), MONDAY_10, CALENDAR, timedelta(seconds=30), by_hour=by_hour)) == expected
 
@@ -119,15 +148,22 @@ def test_a_known_hour_gets_the_earliest_free_slot_at_or_after_it(by_hour, expect
 def test_a_taken_hour_spills_into_the_next_then_to_the_earliest_free_slot_and_nobody_past_the_first_day():
     # Three slots an hour (one every 20 min), 24 on the day. Ten want 17:00, one 16:00, nineteen have no hour;
     # then two more, wanting 17:00 and 12:00, when the day is full.
-    members = [(i, weeks((ACK, 1, 17))) for i in range(1, 11)] + [(11, weeks((ACK, 1, 16)))] + [
-        (i, weeks((ACK, 1))) for i in range(12, 31)] + [(31, weeks((ACK, 1, 17))), (32, weeks((ACK, 1, 12)))]
+    members = (
+        [(i, weeks((ACK, 1, 17))) for i in range(1, 11)]
+        + [(11, weeks((ACK, 1, 16)))]
+        + [(i, weeks((ACK, 1))) for i in range(12, 31)]
+        + [(31, weeks((ACK, 1, 17))), (32, weeks((ACK, 1, 12)))]
+    )
     plan = list(plan_first_calls(iter(members), MONDAY_10, CALENDAR, timedelta(minutes=20), by_hour=EVERY_CLASS))
     when = dict(plan)
     assert [when[i] for i in (1, 2, 3)] == [at(17), at(17, 20), at(17, 40)]
-    assert [when[i] for i in range(4, 11)] == [at(10 + k // 3, 20 * (k % 3)) for k in range(7)]  # 17 is full: the earliest
+    assert [when[i] for i in range(4, 11)] == [
+        at(10 + k // 3, 20 * (k % 3)) for k in range(7)
+    ]  # 17 is full: the earliest
     assert when[11] == at(16)
-    assert [when[i] for i in range(12, 25)] == [at(12, 20), at(12, 40)] + [at(h, m) for h in (13, 14, 15) for m in (0, 20, 40)] + [
-        at(16, 20), at(16, 40)]
+    assert [when[i] for i in range(12, 25)] == [at(12, 20), at(12, 40)] + [
+        at(h, m) for h in (13, 14, 15) for m in (0, 20, 40)
+    ] + [at(16, 20), at(16, 40)]
     # No slot left on the day: its last minute, those without an hour first, then by hour (the dialer reaches
     # them the next morning, the afternoon people last).
     assert [member for member, time in plan if time > at(17, 58, 59)] == [*range(25, 31), 32, 31]
@@ -140,8 +176,17 @@ def test_a_taken_hour_spills_into_the_next_then_to_the_earliest_free_slot_and_no
 def test_by_hour_the_rules_hold_for_a_crowd():
     # 5,000 people of every class and hour, more than the day holds (2,874 slots at 10 s).
     chance = random.Random(21)
-    histories = [[], weeks((UNREACHED, 4)), weeks((UNREACHED, 4), (ACK, 1, 13)), weeks((ACK, 1, 11), (UNREACHED, 4, 16)),
-                 weeks((ACK, 3, 17)), weeks((ACK, 2, 12)), weeks((ACK, 1, 9)), weeks((ACK, 1, 15)), weeks((HELP, 1, 16))]
+    histories = [
+        [],
+        weeks((UNREACHED, 4)),
+        weeks((UNREACHED, 4), (ACK, 1, 13)),
+        weeks((ACK, 1, 11), (UNREACHED, 4, 16)),
+        weeks((ACK, 3, 17)),
+        weeks((ACK, 2, 12)),
+        weeks((ACK, 1, 9)),
+        weeks((ACK, 1, 15)),
+        weeks((HELP, 1, 16)),
+    ]
     members = [(member_id, chance.choice(histories)) for member_id in range(1, 5_001)]
     plan = list(plan_first_calls(iter(members), MONDAY_10, CALENDAR, timedelta(seconds=10), by_hour=EVERY_CLASS))
     assert sorted(member for member, _ in plan) == list(range(1, 5_001))  # every member exactly one time
@@ -163,7 +208,9 @@ def test_the_plan_keeps_a_few_integers_a_member_not_objects():
     members = ((member_id, weeks((ACK, 1 + member_id % 3, 9 + member_id % 9))) for member_id in range(count))
     tracemalloc.start()
     try:
-        placed = sum(1 for _ in plan_first_calls(members, MONDAY_10, CALENDAR, timedelta(seconds=2), by_hour=EVERY_CLASS))
+        placed = sum(
+            1 for _ in plan_first_calls(members, MONDAY_10, CALENDAR, timedelta(seconds=2), by_hour=EVERY_CLASS)
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -171,8 +218,15 @@ def test_the_plan_keeps_a_few_integers_a_member_not_objects():
 
 
 def test_plan_orders_by_class_then_member_id_and_keeps_everyone():
-    members = [(1, weeks((ACK, 1))), (2, []), (3, weeks((UNREACHED, 4))), (4, weeks((ACK, 3))),
-               (5, weeks((ACK, 1), (UNREACHED, 4))), (6, weeks((UNREACHED, 2))), (7, weeks((ACK, 2)))]
+    members = [
+        (1, weeks((ACK, 1))),
+        (2, []),
+        (3, weeks((UNREACHED, 4))),
+        (4, weeks((ACK, 3))),
+        (5, weeks((ACK, 1), (UNREACHED, 4))),
+        (6, weeks((UNREACHED, 2))),
+        (7, weeks((ACK, 2))),
+    ]
     plan = list(plan_first_calls(iter(members), MONDAY_10, CALENDAR, timedelta(seconds=30)))
     assert [member for member, _ in plan] == [3, 6, 5, 4, 2, 7, 1]
     assert [at for _, at in plan] == [MONDAY_10 + timedelta(seconds=30 * rank) for rank in range(7)]
@@ -190,19 +244,38 @@ def two_weeks(root, order) -> list[Attempt]:
     numbers = [f"010-0125-{i:04d}" for i in range(PEOPLE)]
     silent = [f"+82100125{i:04d}" for i in range(PEOPLE - NEVER_ANSWER, PEOPLE)]  # enrolled last
     cli.set_trunks(scripted_trunks({number: ["no_answer"] for number in silent}, channels=1, cps=5))
-    cli("recipients", "import", str(write_csv(root.parent / f"{root.name}.csv", [
-        person_row(f"사람{i}", number, born=f"19{40 + i % 50}-02-{1 + i % 28:02d}") for i, number in enumerate(numbers)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                root.parent / f"{root.name}.csv",
+                [
+                    person_row(f"사람{i}", number, born=f"19{40 + i % 50}-02-{1 + i % 28:02d}")
+                    for i, number in enumerate(numbers)
+                ],
+            )
+        ),
+    )
     for week, week_order in enumerate([None, order]):
         clock = VirtualClock(datetime(2026, 11, 23, 8, 0, tzinfo=SEOUL) + timedelta(weeks=week))
         services = Services.open(load_instance(root, {}), clock)
         campaign = services.campaign("weekly-safe-call")
-        run, _ = launch_run(services.db, campaign, campaign.calendar(services.instance), now=clock.now(), order=week_order)
+        run, _ = launch_run(
+            services.db, campaign, campaign.calendar(services.instance), now=clock.now(), order=week_order
+        )
         services.dialer(campaign, clock=clock).run(run.id)
         with services.db.session() as session:
             tasks = list(session.exec(select(VisitTask).where(VisitTask.run_id == run.id, VisitTask.kind == "visit")))
-            attempts = list(session.exec(select(Attempt).where(Attempt.run_id == run.id).order_by(Attempt.member_id, Attempt.number)))
+            attempts = list(
+                session.exec(
+                    select(Attempt).where(Attempt.run_id == run.id).order_by(Attempt.member_id, Attempt.number)
+                )
+            )
         services.close()
-        assert {attempt.phone for attempt in attempts if attempt.number == 4} == set(silent) and len(tasks) == NEVER_ANSWER
+        assert {attempt.phone for attempt in attempts if attempt.number == 4} == set(silent) and len(
+            tasks
+        ) == NEVER_ANSWER
     return attempts
 
 
@@ -238,9 +311,20 @@ def test_launch_gives_first_calls_their_times_by_history_and_the_hour_that_worke
     # Week 2, launched with the order: those two first, then the rest paced behind, each at the hour that worked.
     silent = {"+821001270004": ["no_answer"], "+821001270001": ["no_answer"]}
     cli.set_trunks(scripted_trunks({**silent, "+821001270006": ["no_answer", "ack"]}, channels=2, cps=5))
-    cli("recipients", "import", str(write_csv(tmp_path / "eight.csv", [
-        person_row(f"여덟{i}", f"010-0127-{i:04d}", born=f"195{i}-04-01") + ["오후" if i == 7 else ""] for i in range(8)],
-        header=HEADER + ["통화 희망 시간"])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "eight.csv",
+                [
+                    person_row(f"여덟{i}", f"010-0127-{i:04d}", born=f"195{i}-04-01") + ["오후" if i == 7 else ""]
+                    for i in range(8)
+                ],
+                header=HEADER + ["통화 희망 시간"],
+            )
+        ),
+    )
     services = Services.open(load_instance(cli.root, cli.environ), clock)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
@@ -249,29 +333,53 @@ def test_launch_gives_first_calls_their_times_by_history_and_the_hour_that_worke
     next_monday = datetime(2026, 11, 30, 8, 0, tzinfo=SEOUL)
     week2, _ = launch_run(services.db, campaign, calendar, now=next_monday, order=FirstCallOrder.for_channels(2))
     with services.db.session() as session:
-        members = list(session.exec(select(RunMember).where(RunMember.run_id == week2.id).order_by(RunMember.next_attempt_at)))
+        members = list(
+            session.exec(select(RunMember).where(RunMember.run_id == week2.id).order_by(RunMember.next_attempt_at))
+        )
         phone = {m.id: session.get(Person, m.person_id).phone for m in members}
     with services.db.engine.connect() as connection:
-        hours = {phone[member]: [week.hour for week in history]
-                 for member, history in member_histories(connection, week2.id, campaign.name, week2.week_start, 4, SEOUL)}
+        hours = {
+            phone[member]: [week.hour for week in history]
+            for member, history in member_histories(connection, week2.id, campaign.name, week2.week_start, 4, SEOUL)
+        }
     services.close()
     # The local hour of the answered call; none for the two who never answered.
-    assert hours == {"+821001270000": [10], "+821001270001": [None], "+821001270002": [10], "+821001270003": [10],
-                     "+821001270004": [None], "+821001270005": [10], "+821001270006": [11], "+821001270007": [13]}
-    first, pace = datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL), timedelta(seconds=24 * 1.35 / 2)  # call length x calls a person / channels
+    assert hours == {
+        "+821001270000": [10],
+        "+821001270001": [None],
+        "+821001270002": [10],
+        "+821001270003": [10],
+        "+821001270004": [None],
+        "+821001270005": [10],
+        "+821001270006": [11],
+        "+821001270007": [13],
+    }
+    first, pace = (
+        datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL),
+        timedelta(seconds=24 * 1.35 / 2),
+    )  # call length x calls a person / channels
     assert [(phone[m.id], m.next_attempt_at) for m in members] == [
         *zip(sorted(silent), [first, first + pace]),  # unreached last week: first
         *[(f"+82100127000{i}", first + pace * rank) for rank, i in enumerate([0, 2, 3, 5], start=2)],
         ("+821001270006", datetime(2026, 11, 30, 11, 0, tzinfo=SEOUL)),
-        ("+821001270007", datetime(2026, 11, 30, 13, 0, tzinfo=SEOUL))]
+        ("+821001270007", datetime(2026, 11, 30, 13, 0, tzinfo=SEOUL)),
+    ]
 
 
 def test_the_scheduler_launches_weekly_runs_in_history_order(cli, tmp_path):
     # The shipped campaign says first_calls = "history": the scheduler's launch paces the first calls at the
     # campaign's share of its trunk (4 channels, one campaign: 24 s x 1.35 calls a person / 4 = 8.1 s apart).
     cli.set_trunks(scripted_trunks({}, channels=4, cps=5))
-    cli("recipients", "import", str(write_csv(tmp_path / "three.csv", [
-        person_row(f"셋{i}", f"010-0128-{i:04d}", born=f"196{i}-05-01") for i in range(3)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "three.csv",
+                [person_row(f"셋{i}", f"010-0128-{i:04d}", born=f"196{i}-05-01") for i in range(3)],
+            )
+        ),
+    )
     cli.clock.sleep_until(datetime(2026, 11, 23, 10, 0, 30, tzinfo=SEOUL))
     services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
     Scheduler(services, None, None, threaded=False, dial=False).tick()

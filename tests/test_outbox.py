@@ -3,7 +3,7 @@ while the first may still be at it, and a crash mid-send loses nothing: the clai
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +14,7 @@ from safecall.notify import DeliveryError
 from safecall.outbox import CLAIM_LEASE, HandedOver, queue, send_due
 from safecall.store import Database, OutboxMessage
 
-NOW = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 POLICY = SimpleNamespace(retry_minutes=5, max_attempts=2)
 ALL = list(OutboxKind)
 
@@ -28,10 +28,27 @@ def db(tmp_path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
     database.create_schema()
     with database.transaction() as session:
-        queue(session, key="guardian:person:1:week:2026-11-23", kind=OutboxKind.GUARDIAN_TEXT, channel=Channel.SMS,
-              recipient="+821012345678", body="안부", now=NOW)
-        queue(session, key="team-list:2026-11-25:1팀:visit", kind=OutboxKind.TEAM_LIST, channel=Channel.EMAIL, now=NOW,
-              recipient="", body="", team="1팀", list_kind="visit", day=NOW.date())
+        queue(
+            session,
+            key="guardian:person:1:week:2026-11-23",
+            kind=OutboxKind.GUARDIAN_TEXT,
+            channel=Channel.SMS,
+            recipient="+821012345678",
+            body="안부",
+            now=NOW,
+        )
+        queue(
+            session,
+            key="team-list:2026-11-25:1팀:visit",
+            kind=OutboxKind.TEAM_LIST,
+            channel=Channel.EMAIL,
+            now=NOW,
+            recipient="",
+            body="",
+            team="1팀",
+            list_kind="visit",
+            day=NOW.date(),
+        )
     yield database
     database.dispose()
 
@@ -43,8 +60,15 @@ def stored(db: Database) -> dict[str, OutboxMessage]:
 
 def test_a_message_queued_twice_under_one_key_is_one_message(db):
     with db.transaction() as session:
-        assert not queue(session, key="guardian:person:1:week:2026-11-23", kind=OutboxKind.GUARDIAN_TEXT,
-                         channel=Channel.SMS, recipient="+821012345678", body="again", now=NOW)
+        assert not queue(
+            session,
+            key="guardian:person:1:week:2026-11-23",
+            kind=OutboxKind.GUARDIAN_TEXT,
+            channel=Channel.SMS,
+            recipient="+821012345678",
+            body="again",
+            now=NOW,
+        )
     assert stored(db)["guardian:person:1:week:2026-11-23"].body == "안부"
 
 
@@ -75,7 +99,10 @@ def test_a_crash_mid_send_never_sends_twice_while_it_may_be_under_way_and_never_
         return HandedOver(provider_id="M-1")
 
     # The restarted process leaves it alone while the claim holds ...
-    assert send_due(db, POLICY, hand_over, now=NOW + CLAIM_LEASE - timedelta(seconds=1), kinds=[OutboxKind.GUARDIAN_TEXT]) == []
+    assert (
+        send_due(db, POLICY, hand_over, now=NOW + CLAIM_LEASE - timedelta(seconds=1), kinds=[OutboxKind.GUARDIAN_TEXT])
+        == []
+    )
     text = stored(db)["guardian:person:1:week:2026-11-23"]
     assert (text.status, text.attempts) == (SendStatus.PENDING, 0)
     # ... and sends it once the claim has run out.

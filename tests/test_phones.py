@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import phonenumbers
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from safecall import phones
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.sampled_from(["010", "011", "016", "017", "018", "019", "012", "013", "014", "015"]),
-       st.text(alphabet="0123456789", min_size=7, max_size=8), st.sampled_from(["-", "", " ", "."]))
+@given(
+    st.sampled_from(["010", "011", "016", "017", "018", "019", "012", "013", "014", "015"]),
+    st.text(alphabet="0123456789", min_size=7, max_size=8),
+    st.sampled_from(["-", "", " ", "."]),
+)
 def test_normalise_agrees_with_libphonenumber(prefix, digits, separator):
     # Not every 010 number is valid (e.g. 010-5970-0000): the plain-mobile path builds the number, but
     # libphonenumber's metadata still decides, and must agree with parsing the text in full.

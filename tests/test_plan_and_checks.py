@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from conftest import SEOUL
+
 from safecall.ordering import NO_HISTORY, UNREACHED_LAST_WEEK
 from safecall.planning import Chains, Mix, simulate
 from safecall.policy import CallingCalendar
@@ -17,8 +18,11 @@ MONDAY_09 = datetime(2026, 11, 23, 9, 0, tzinfo=SEOUL)
 def test_the_list_is_never_complete_before_the_first_calls_end():
     # Last week's 5 non-responders are called first and are final at once (no retries); the 1,000 others answer
     # but for 0.4 of a person in all: under ln 2 people (the median rule) join the list after 09:00, while first calls go on.
-    mix = Mix({UNREACHED_LAST_WEEK: 5, NO_HISTORY: 1000},
-              {UNREACHED_LAST_WEEK: Chains((0.0,), (1.0,)), NO_HISTORY: Chains((0.9996,), (0.0004,))}, call_seconds=26)
+    mix = Mix(
+        {UNREACHED_LAST_WEEK: 5, NO_HISTORY: 1000},
+        {UNREACHED_LAST_WEEK: Chains((0.0,), (1.0,)), NO_HISTORY: Chains((0.9996,), (0.0004,))},
+        call_seconds=26,
+    )
     first_end, complete, visits = simulate(mix, 10, MONDAY_09, CALENDAR, ["1h"], 0, by_history=True)
     assert first_end is not None and complete is not None and round(visits) == 5
     assert complete >= first_end, (complete, first_end)
@@ -56,14 +60,23 @@ def test_help_chrome_is_korean_under_a_korean_instance(cli):
 
 def test_users_speak_korean_and_take_roles_in_either_language(cli, clock):
     cli.use_locale("C.UTF-8")
-    added = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "kim", "--role", "방문팀원", "--team", "1팀",
-                                        "--password-stdin"], input="correct horse battery\n")
+    added = cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "kim", "--role", "방문팀원", "--team", "1팀", "--password-stdin"],
+        input="correct horse battery\n",
+    )
     assert added.exit_code == 0 and "방문팀원" in added.output, added.output
-    refused = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "lee", "--role", "방문팀원", "--team", "9팀",
-                                          "--password-stdin"], input="correct horse battery\n").output
+    refused = cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "lee", "--role", "방문팀원", "--team", "9팀", "--password-stdin"],
+        input="correct horse battery\n",
+    ).output
     assert "config/safecall.toml에 '9팀' 팀이 없습니다" in refused and "no team" not in refused
-    short = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "lee", "--role", "담당 공무원",
-                                        "--password-stdin"], input="short\n").output
+    short = cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "lee", "--role", "담당 공무원", "--password-stdin"],
+        input="short\n",
+    ).output
     assert "비밀번호는 10자 이상이어야 합니다" in short
     unknown = cli("users", "add", "park", "--role", "반장", ok=False).output
     assert "알 수 없는 역할 '반장'" in unknown and "방문팀원 (team)" in unknown

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
+
 from safecall.ordering import NO_HISTORY, UNREACHED_LAST_WEEK
 from safecall.planning import DEFAULT_CHAINS, Chains, Mix, simulate
 from safecall.policy import CallingCalendar
@@ -40,8 +41,16 @@ def test_history_order_plans_the_known_non_responders_first():
     # to join the list are numbers out of service, final after one call, at the end of the first pass).
     due = Mix({NO_HISTORY: 20_000}, {NO_HISTORY: DEFAULT_CHAINS})
     answer_at_last = DEFAULT_CHAINS.answered[3] + DEFAULT_CHAINS.unreachable[3]  # all others answer
-    history = Mix({UNREACHED_LAST_WEEK: 626, NO_HISTORY: 19_374}, {UNREACHED_LAST_WEEK: NEVER, NO_HISTORY: Chains(
-        answered=(*DEFAULT_CHAINS.answered[:3], answer_at_last), unreachable=(DEFAULT_CHAINS.unreachable[0], 0, 0, 0))})
+    history = Mix(
+        {UNREACHED_LAST_WEEK: 626, NO_HISTORY: 19_374},
+        {
+            UNREACHED_LAST_WEEK: NEVER,
+            NO_HISTORY: Chains(
+                answered=(*DEFAULT_CHAINS.answered[:3], answer_at_last),
+                unreachable=(DEFAULT_CHAINS.unreachable[0], 0, 0, 0),
+            ),
+        },
+    )
     _, due_complete, due_visits = simulate(due, 12, MONDAY_10, CALENDAR, SPACING, 3, by_history=False)
     _, history_complete, _ = simulate(history, 12, MONDAY_10, CALENDAR, SPACING, 3, by_history=True)
     assert local(due_complete).startswith("Thu") and local(history_complete).startswith("Tue")
@@ -54,8 +63,19 @@ def short_week(cli, tmp_path, people=600):
     cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["30m"]')
     cli.edit_campaign('end = "18:00"', 'end = "11:00"')
     cli.edit_campaign('weekdays = ["mon", "tue", "wed", "thu", "fri"]', 'weekdays = ["mon", "tue"]')
-    cli("recipients", "import", str(write_csv(tmp_path / "people.csv", [
-        person_row(f"사람{i}", f"010-0126-{i:04d}", born=f"19{40 + i % 50}-03-{1 + i % 28:02d}") for i in range(people)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "people.csv",
+                [
+                    person_row(f"사람{i}", f"010-0126-{i:04d}", born=f"19{40 + i % 50}-03-{1 + i % 28:02d}")
+                    for i in range(people)
+                ],
+            )
+        ),
+    )
 
 
 def test_campaign_plan_validate_and_the_scheduler_warn_when_the_week_spills(cli, tmp_path, caplog):
@@ -76,7 +96,9 @@ def test_campaign_plan_validate_and_the_scheduler_warn_when_the_week_spills(cli,
     assert "channels to complete it by 2026-11-30: " in later
     assert int(later.split("2026-11-30: ")[1].split()[0]) <= needed
     validate = cli("campaign", "validate", "weekly-safe-call")
-    assert "campaign 'weekly-safe-call' is valid" in validate.output and "cannot finish within its week" in validate.output
+    assert (
+        "campaign 'weekly-safe-call' is valid" in validate.output and "cannot finish within its week" in validate.output
+    )
     bad_day = cli("campaign", "plan", "weekly-safe-call", "--by", "next friday", ok=False)
     assert bad_day.exit_code != 0 and "--by" in bad_day.output
     services = Services.open(load_instance(cli.root, {}), cli.clock)

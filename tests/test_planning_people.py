@@ -7,9 +7,17 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
+
 from safecall.ordering import ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, UNREACHED_LAST_WEEK
 from safecall.planning import (
-    DEFAULT_CLASS_CHAINS, OUT_OF_SERVICE_LAST_WEEK, Chains, Mix, _complete, _shrunk, estimate_week, mix_from_history,
+    DEFAULT_CLASS_CHAINS,
+    OUT_OF_SERVICE_LAST_WEEK,
+    Chains,
+    Mix,
+    _complete,
+    _shrunk,
+    estimate_week,
+    mix_from_history,
     simulate,
 )
 from safecall.policy import CallingCalendar
@@ -75,12 +83,22 @@ def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_pa
     # other 34 answer the first. Week 2's estimate is not last week's 5 people: the out-of-service numbers count
     # whole, the 3 unreached at their chance of being unreached again, and everyone else at their own small chance.
     numbers = [f"010-0129-{i:04d}" for i in range(40)]
-    scripts = {**{f"+82100129{i:04d}": ["invalid"] for i in range(2)},
-               **{f"+82100129{i:04d}": ["no_answer"] for i in range(2, 5)},
-               "+821001290005": ["no_answer", "no_answer", "ack"]}
+    scripts = {
+        **{f"+82100129{i:04d}": ["invalid"] for i in range(2)},
+        **{f"+82100129{i:04d}": ["no_answer"] for i in range(2, 5)},
+        "+821001290005": ["no_answer", "no_answer", "ack"],
+    }
     cli.set_trunks(scripted_trunks(scripts, channels=2, cps=5))
-    cli("recipients", "import", str(write_csv(tmp_path / "forty.csv", [
-        person_row(f"사람{i}", number, born=f"19{40 + i}-05-01") for i, number in enumerate(numbers)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "forty.csv",
+                [person_row(f"사람{i}", number, born=f"19{40 + i}-05-01") for i, number in enumerate(numbers)],
+            )
+        ),
+    )
     services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
     campaign = services.campaign("weekly-safe-call")
     calendar = campaign.calendar(services.instance)
@@ -90,14 +108,21 @@ def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_pa
     mix = mix_from_history(services.db, campaign, 40, False, next_monday.date(), SEOUL)
     assert mix.source_week == week1.week_start
     assert {klass: round(count) for klass, count in mix.people.items()} == {
-        OUT_OF_SERVICE_LAST_WEEK: 2, UNREACHED_LAST_WEEK: 3, LATE_ANSWER: 1, ANSWERS_FIRST_CALL: 34}
+        OUT_OF_SERVICE_LAST_WEEK: 2,
+        UNREACHED_LAST_WEEK: 3,
+        LATE_ANSWER: 1,
+        ANSWERS_FIRST_CALL: 34,
+    }
     # One week measured says nothing of how classes go on: each class plans with its default chain.
     assert all(mix.chains[klass] == DEFAULT_CLASS_CHAINS[klass] for klass in mix.people)
     assert len(mix.seconds_by_call) == 4 and mix.seconds_by_call[0] < mix.seconds_by_call[3]  # a no-answer rings out
     expected = sum(count * sum(DEFAULT_CLASS_CHAINS[klass].unreachable) for klass, count in mix.people.items())
-    estimate = estimate_week(services.db, campaign, calendar, now=next_monday, channels=2,
-                             first_call=next_monday.replace(hour=10), mix=mix)
-    assert abs(estimate.visits_expected - expected) < 1e-3 and 3 < estimate.visits_expected < 4.5  # defaults to 4 places
+    estimate = estimate_week(
+        services.db, campaign, calendar, now=next_monday, channels=2, first_call=next_monday.replace(hour=10), mix=mix
+    )
+    assert (
+        abs(estimate.visits_expected - expected) < 1e-3 and 3 < estimate.visits_expected < 4.5
+    )  # defaults to 4 places
     services.close()
     cli.clock.set(next_monday)
     plan = cli("campaign", "plan", "weekly-safe-call").output

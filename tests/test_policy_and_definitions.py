@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta
 import holidays
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings, strategies as st
-
 from conftest import SEOUL
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from safecall.campaign import CampaignDef
 from safecall.policy import WEEKDAYS, CallingCalendar, first_call_of_week, retry_at, week_start, weekly_slot
 from safecall.runs import launch_run
@@ -56,13 +57,23 @@ def test_weekly_slot_and_week():
 
 def test_a_holiday_slot_moves_to_the_next_calling_day_even_into_next_week():
     # Christmas (Fri) then the weekend: Monday. New Year's Day the week after: Monday again. Chuseok (Thu-Sat): Monday.
-    assert first_call_of_week(CAL, date(2026, 12, 21), "fri", "10:00", now=at("2026-12-25 10:00")) == at("2026-12-28 09:00")
-    assert first_call_of_week(CAL, date(2026, 12, 28), "fri", "10:00", now=at("2027-01-01 10:00")) == at("2027-01-04 09:00")
-    assert first_call_of_week(CAL, date(2026, 9, 21), "thu", "10:00", now=at("2026-09-24 10:00")) == at("2026-09-28 09:00")
+    assert first_call_of_week(CAL, date(2026, 12, 21), "fri", "10:00", now=at("2026-12-25 10:00")) == at(
+        "2026-12-28 09:00"
+    )
+    assert first_call_of_week(CAL, date(2026, 12, 28), "fri", "10:00", now=at("2027-01-01 10:00")) == at(
+        "2027-01-04 09:00"
+    )
+    assert first_call_of_week(CAL, date(2026, 9, 21), "thu", "10:00", now=at("2026-09-24 10:00")) == at(
+        "2026-09-28 09:00"
+    )
     # Launched after the week's window is over (Friday evening): the next calling morning.
-    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-27 19:00")) == at("2026-11-30 09:00")
+    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-27 19:00")) == at(
+        "2026-11-30 09:00"
+    )
     # Before the slot, and on an ordinary day: the slot itself.
-    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-23 08:00")) == at("2026-11-23 10:00")
+    assert first_call_of_week(CAL, date(2026, 11, 23), "mon", "10:00", now=at("2026-11-23 08:00")) == at(
+        "2026-11-23 10:00"
+    )
     # A window shut for weeks: no first call, which the scheduler reports to the officer.
     shut = holidays.HolidayBase()
     shut.update({date(2026, 11, 23) + timedelta(days=n): "shut" for n in range(40)})
@@ -77,9 +88,19 @@ def roster_db(tmp_path_factory) -> Database:
     db.create_schema()
     with db.transaction() as session:
         for n in range(3):
-            session.add(Person(person_key=f"p{n}", name=f"사람{n}", phone=f"+82100000000{n}", dong="사직동", team="1팀",
-                               birth_date=date(1945, 1, 1), consent_date=date(2025, 1, 1), created_at=at("2025-01-01 09:00"),
-                               updated_at=at("2025-01-01 09:00")))
+            session.add(
+                Person(
+                    person_key=f"p{n}",
+                    name=f"사람{n}",
+                    phone=f"+82100000000{n}",
+                    dong="사직동",
+                    team="1팀",
+                    birth_date=date(1945, 1, 1),
+                    consent_date=date(2025, 1, 1),
+                    created_at=at("2025-01-01 09:00"),
+                    updated_at=at("2025-01-01 09:00"),
+                )
+            )
     yield db
     db.dispose()
 
@@ -94,7 +115,9 @@ def test_no_week_of_2026_and_2027_goes_without_first_calls(roster_db, weekday, h
     """Launched at its slot each week (as the scheduler does), every week's run gets first calls for everyone on the
     next calling day, before the next week's slot, whatever the weekday and time and the Korean holidays."""
     start = f"{hour:02d}:{minute:02d}"
-    campaign = CampaignDef.model_validate({"name": f"property-{next(CAMPAIGN_NAMES)}", "schedule": {"weekday": weekday, "start": start}})
+    campaign = CampaignDef.model_validate(
+        {"name": f"property-{next(CAMPAIGN_NAMES)}", "schedule": {"weekday": weekday, "start": start}}
+    )
     for week in WEEKS_2026_2027:
         slot = weekly_slot(week, weekday, start, SEOUL)
         run, created = launch_run(roster_db, campaign, CAL, now=slot, week=week)
@@ -111,7 +134,9 @@ def test_no_week_of_2026_and_2027_goes_without_first_calls(roster_db, weekday, h
             members = session.exec(sa.select(RunMember.next_attempt_at).where(RunMember.run_id == run.id)).all()
             assert [at_ for (at_,) in members] == [run.first_call_at] * 3
             # The week is done before the next one's slot (what the dialer would do).
-            session.execute(sa.update(RunMember).where(RunMember.run_id == run.id).values(state=MemberState.ACKNOWLEDGED))
+            session.execute(
+                sa.update(RunMember).where(RunMember.run_id == run.id).values(state=MemberState.ACKNOWLEDGED)
+            )
             session.execute(sa.update(CampaignRun).where(CampaignRun.id == run.id).values(status="closed"))
 
 
@@ -124,7 +149,7 @@ def test_campaign_validate_reports_every_error_plainly(cli):
     cli.edit_campaign('weekday = "mon"', 'weekday = "sun"')
     cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["1h", "soon"]')
     cli.edit_campaign('end = "18:00"', 'end = "08:00"')
-    cli.edit_campaign('teams = []', 'teams = ["9팀"]')
+    cli.edit_campaign("teams = []", 'teams = ["9팀"]')
     cli.edit_campaign('ivr_flow = "safe-call"', 'ivr_flow = "nope"\ntrunk = "pbx"')
     output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
     assert "key 'retry.max_retries': 2 retries is fewer than the 3 every non-responder is owed" in output
@@ -149,8 +174,13 @@ def test_retrying_acknowledged_is_refused(cli):
 
 def test_bad_ivr_flow_is_reported_with_file_and_key(cli):
     path = cli.root / "ivr" / "safe-call.toml"
-    path.write_text(path.read_text(encoding="utf-8").replace('1 = { outcome = "acknowledged", closing = "thanks_well" }',
-                                                             '1 = { outcome = "acknowledged", closing = "bye" }'), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            '1 = { outcome = "acknowledged", closing = "thanks_well" }',
+            '1 = { outcome = "acknowledged", closing = "bye" }',
+        ),
+        encoding="utf-8",
+    )
     output = cli("campaign", "validate", "weekly-safe-call", ok=False).output
     assert "safe-call.toml" in output and "no closing message named 'bye'" in output
 
@@ -176,4 +206,6 @@ def test_a_week_planned_after_its_slot_starts_when_launched_or_on_the_next_calli
     assert this_week.why_moved == "launched after the slot"
     assert next_week.first_call == next_week.slot and next_week.why_moved is None
     wednesday_noon = datetime(2026, 11, 25, 12, 0, tzinfo=SEOUL)
-    assert plan_weeks(calendar, "mon", "10:00", date(2026, 11, 23), 1, now=wednesday_noon)[0].first_call == wednesday_noon
+    assert (
+        plan_weeks(calendar, "mon", "10:00", date(2026, 11, 23), 1, now=wednesday_noon)[0].first_call == wednesday_noon
+    )

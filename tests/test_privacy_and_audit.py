@@ -7,22 +7,22 @@ import os
 import subprocess
 import sys
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msoffcrypto
 import pytest
+from conftest import SEOUL
 from msoffcrypto.exceptions import DecryptionError, InvalidKeyError
 from openpyxl import load_workbook
 from sqlmodel import select
+from test_scheduler import smtp  # noqa: F401  (the real SMTP server fixture)
+from web_fixtures import office_with_a_week, web_services
 
-from conftest import SEOUL
 from safecall.delivery import publish_day
 from safecall.escalation import mark_overdue, queue_escalations, send_notifications
 from safecall.notify import build_mailer
 from safecall.store import AuditEvent, Database, Person, VisitTask
-from test_scheduler import smtp  # noqa: F401  (the real SMTP server fixture)
-from web_fixtures import office_with_a_week, web_services
 
 CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))
@@ -31,9 +31,14 @@ ATTACHMENT_PASSWORD = "열쇠-2026-office-only"
 
 def with_smtp(cli, port: int, extra: str = "") -> None:
     path = cli.root / "config" / "safecall.toml"
-    text = path.read_text(encoding="utf-8").replace('email = "team1@example.org"', 'email = "team1@example.org"\nofficer_email = "officer1@example.org"')
-    text = text.replace('outbox = "outbox"', f'outbox = "outbox"\n\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-                                             f'sender = "safecall@example.org"\ntimeout_seconds = 5\n{extra}')
+    text = path.read_text(encoding="utf-8").replace(
+        'email = "team1@example.org"', 'email = "team1@example.org"\nofficer_email = "officer1@example.org"'
+    )
+    text = text.replace(
+        'outbox = "outbox"',
+        f'outbox = "outbox"\n\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        f'sender = "safecall@example.org"\ntimeout_seconds = 5\n{extra}',
+    )
     path.write_text(text, encoding="utf-8")
 
 
@@ -63,7 +68,10 @@ def test_every_e_mail_carries_counts_and_a_link_never_a_name_or_number(cli, tmp_
     send_notifications(services.db, services.instance.settings, mailer, None, now=now)
     messages = [m for _, m in smtp.inbox.messages]
     subjects = {m["Subject"] for m in messages}
-    assert "[안심콜] 2026-11-26 방문 대상 명단 (1팀)" in subjects and "[안심콜] 2026-11-26 도움 요청 회신 명단 (1팀)" in subjects
+    assert (
+        "[안심콜] 2026-11-26 방문 대상 명단 (1팀)" in subjects
+        and "[안심콜] 2026-11-26 도움 요청 회신 명단 (1팀)" in subjects
+    )
     assert any(s.startswith("[안심콜] 방문 결과 기록 기한 초과: 과제") for s in subjects)
     assert any(s.startswith("[안심콜] 도움 요청 회신 필요") for s in subjects)
     team1 = next(m for rcpts, m in smtp.inbox.messages if "team1@example.org" in rcpts and "방문 대상" in m["Subject"])
@@ -78,7 +86,9 @@ def test_every_e_mail_carries_counts_and_a_link_never_a_name_or_number(cli, tmp_
 
 def test_an_attached_list_is_encrypted_and_opens_only_with_its_password(cli, tmp_path, smtp):  # noqa: F811
     office_with_a_week(cli, tmp_path)
-    with_smtp(cli, smtp.port, '\n[delivery]\nattachments = true\nattachment_password = { env = "SAFECALL_LIST_PASSWORD" }\n')
+    with_smtp(
+        cli, smtp.port, '\n[delivery]\nattachments = true\nattachment_password = { env = "SAFECALL_LIST_PASSWORD" }\n'
+    )
     cli.environ["SAFECALL_LIST_PASSWORD"] = ATTACHMENT_PASSWORD
     smtp.start()
     cli.clock.set(datetime(2026, 11, 24, 9, 0, tzinfo=SEOUL))
@@ -115,18 +125,29 @@ def test_the_cli_actor_is_the_os_user_id_not_logname_or_user(cli, tmp_path):
     env = {**os.environ, "LOGNAME": "mallory", "USER": "mallory", "USERNAME": "mallory", "LNAME": "mallory"}
     with cli.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).first()
-    result = subprocess.run([*CLI, "--config", str(cli.root), "visits", "record", str(task.id), "--outcome", "safe"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*CLI, "--config", str(cli.root), "visits", "record", str(task.id), "--outcome", "safe"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     import pwd
+
     expected = f"os:{pwd.getpwuid(os.getuid()).pw_name}(uid {os.getuid()})"
     with cli.db().session() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record")).one()
         recorded = session.get(VisitTask, task.id)
     assert event.actor == expected and recorded.recorded_by == expected
     assert "mallory" not in event.actor
-    shown = subprocess.run([*CLI, "--config", str(cli.root), "audit", "--actor", expected], env=env,
-                           capture_output=True, text=True, timeout=60).stdout
+    shown = subprocess.run(
+        [*CLI, "--config", str(cli.root), "audit", "--actor", expected],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert "visit.record" in shown and "mallory" not in shown
 
 
@@ -134,31 +155,52 @@ def test_a_record_made_on_a_moved_clock_stores_the_real_time(cli, tmp_path):
     office_with_a_week(cli, tmp_path)
     with cli.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "visit")).first()
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     # The real command in a process of its own, its clock set to a day that has passed.
-    result = subprocess.run([sys.executable, CLOCKED_CLI, "--at", "2026-11-20T10:00+09:00", "--", "--config", str(cli.root),
-                             "visits", "record", str(task.id), "--outcome", "not_home", "--note", "훈련"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            CLOCKED_CLI,
+            "--at",
+            "2026-11-20T10:00+09:00",
+            "--",
+            "--config",
+            str(cli.root),
+            "visits",
+            "record",
+            str(task.id),
+            "--outcome",
+            "not_home",
+            "--note",
+            "훈련",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     with cli.db().session() as session:
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record")).one()
         recorded = session.get(VisitTask, task.id)
-    assert event.at == datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc) == recorded.recorded_at  # the clock's time, as given
-    assert before - timedelta(seconds=1) <= event.real_at <= after and before - timedelta(seconds=1) <= recorded.recorded_real_at <= after
+    assert event.at == datetime(2026, 11, 20, 1, 0, tzinfo=UTC) == recorded.recorded_at  # the clock's time, as given
+    assert (
+        before - timedelta(seconds=1) <= event.real_at <= after
+        and before - timedelta(seconds=1) <= recorded.recorded_real_at <= after
+    )
     shown = cli("audit", "--action", "visit.*").output
     assert before.astimezone(SEOUL).strftime("%Y-%m-%d") in shown and "2026-11-20 10:00:00" in shown
 
 
 def test_a_drill_under_now_stores_the_real_time_in_its_copy(cli, tmp_path):
     office_with_a_week(cli, tmp_path)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     cli("drill", "weekly-safe-call", "--now", "2026-11-30T08:00+09:00", "--dir", str(tmp_path / "drill"))
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     copy = next((tmp_path / "drill").rglob("*.db"))
     with Database(f"sqlite:///{copy}").session() as session:
         launched = session.exec(select(AuditEvent).where(AuditEvent.action == "campaign.launch")).all()
-    drilled = [e for e in launched if e.at >= datetime(2026, 11, 29, tzinfo=timezone.utc)]
+    drilled = [e for e in launched if e.at >= datetime(2026, 11, 29, tzinfo=UTC)]
     assert drilled, [(e.at, e.real_at) for e in launched]
     for event in drilled:  # --now sets the time the launch was for, never the time it was written
         assert before - timedelta(seconds=1) <= event.real_at <= after

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import shutil
+import subprocess
 import wave
 
 import pytest
@@ -25,9 +25,19 @@ def test_prompts_are_8khz_mono_wav_and_recorded_files_are_kept(cli):
     assert "kept" in output and "closing-thanks_well.wav" in output
     assert recorded.read_bytes() == b"RIFF-recorded-by-the-office"
     names = sorted(p.name for p in sounds.glob("*.wav"))
-    assert names == ["closing-help_message_thanks.wav", "closing-no_input.wav", "closing-not_due.wav", "closing-thanks_help.wav",
-                     "closing-thanks_well.wav", "prompt-greeting.wav", "prompt-help_message.wav", "prompt-help_no_officer.wav",
-                     "prompt-help_transfer.wav", "prompt-invalid.wav", "prompt-repeat.wav"]
+    assert names == [
+        "closing-help_message_thanks.wav",
+        "closing-no_input.wav",
+        "closing-not_due.wav",
+        "closing-thanks_help.wav",
+        "closing-thanks_well.wav",
+        "prompt-greeting.wav",
+        "prompt-help_message.wav",
+        "prompt-help_no_officer.wav",
+        "prompt-help_transfer.wav",
+        "prompt-invalid.wav",
+        "prompt-repeat.wav",
+    ]
     with wave.open(str(sounds / "prompt-greeting.wav")) as audio:
         assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
         assert audio.getnframes() / 8000 > 3  # a whole Korean sentence, not silence
@@ -46,7 +56,9 @@ GREETING = "안녕하세요. 구청 안심콜입니다. 잘 지내고 계시면 
 
 def speak(text: str, path, words_per_minute: int = 150) -> None:
     """A real recording, as espeak-ng makes it (22.05 kHz mono WAV)."""
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", str(words_per_minute), "-w", str(path), text], check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", "ko", "-s", str(words_per_minute), "-w", str(path), text], check=True, capture_output=True
+    )
 
 
 def sox(*args) -> None:
@@ -59,7 +71,12 @@ def seconds_of(path) -> float:
 
 def wav_format(path) -> tuple[int, int, int, float]:
     with wave.open(str(path)) as audio:
-        return audio.getframerate(), audio.getnchannels(), audio.getsampwidth(), audio.getnframes() / audio.getframerate()
+        return (
+            audio.getframerate(),
+            audio.getnchannels(),
+            audio.getsampwidth(),
+            audio.getnframes() / audio.getframerate(),
+        )
 
 
 @needs_tools
@@ -74,8 +91,12 @@ def test_recordings_are_converted_for_asterisk_and_espeak_ng_speaks_only_the_res
     output = cli("ivr", "prompts", "--from", str(recordings)).output
     sounds = cli.root / "ivr" / "asterisk" / "sounds" / "safecall"
 
-    for name, source in (("prompt-greeting", "greeting.wav"), ("prompt-greeting-slow", "greeting.slow.wav"),
-                         ("closing-thanks_well", "closing-thanks_well.mp3"), ("prompt-repeat-loud", "repeat.loud.wav")):
+    for name, source in (
+        ("prompt-greeting", "greeting.wav"),
+        ("prompt-greeting-slow", "greeting.slow.wav"),
+        ("closing-thanks_well", "closing-thanks_well.mp3"),
+        ("prompt-repeat-loud", "repeat.loud.wav"),
+    ):
         rate, channels, width, seconds = wav_format(sounds / f"{name}.wav")
         assert (rate, channels, width) == (8000, 1, 2), name
         assert abs(seconds - seconds_of(recordings / source)) < 0.1, (name, seconds)  # the recording, not espeak-ng's
@@ -112,8 +133,10 @@ def test_bad_recordings_are_each_named_and_nothing_is_written(cli, tmp_path):
     result = cli("ivr", "prompts", "--from", str(recordings), ok=False)
     assert result.exit_code == 1
     text = result.output.replace("\n  ", " ")
-    assert "greeting.wav: greeting.mp3 is a recording of the same prompt" in text or \
-           "greeting.mp3: greeting.wav is a recording of the same prompt" in text
+    assert (
+        "greeting.wav: greeting.mp3 is a recording of the same prompt" in text
+        or "greeting.mp3: greeting.wav is a recording of the same prompt" in text
+    )
     assert "invalid.wav: silence" in text
     assert "no_input.wav: too short (0.20 s" in text
     assert "thanks_help.wav: too long (61 s" in text

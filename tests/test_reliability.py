@@ -24,8 +24,8 @@ from safecall.clock import SystemClock
 from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import FINAL_STATES, Attempt, CampaignRun, Database, Disposition, MemberState, Person, RunMember
-from safecall.telephony.base import CallRequest
 from safecall.synthetic import write_roster
+from safecall.telephony.base import CallRequest
 
 CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 NOW = "2026-11-23T08:00+09:00"
@@ -37,16 +37,21 @@ MUTANT_CLI = str(Path(__file__).resolve().parent / "drill_mutants.py")
 
 def safecall(root: Path, *args: str, mutant: str | None = None) -> subprocess.Popen:
     command = [sys.executable, MUTANT_CLI, mutant, "--"] if mutant else CLI
-    return subprocess.Popen([*command, "--config", str(root), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*command, "--config", str(root), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def drill_instance(tmp_path: Path, people: int) -> Path:
     root = tmp_path / "office"
     assert subprocess.run([*CLI, "init", str(root)], capture_output=True).returncode == 0
     trunks = root / "config" / "trunks.toml"
-    trunks.write_text(trunks.read_text(encoding="utf-8").replace("calls_per_second = 5", 'calls_per_second = 50\nplaced_log = "placed.jsonl"'),
-                      encoding="utf-8")
+    trunks.write_text(
+        trunks.read_text(encoding="utf-8").replace(
+            "calls_per_second = 5", 'calls_per_second = 50\nplaced_log = "placed.jsonl"'
+        ),
+        encoding="utf-8",
+    )
     write_roster(root / "roster.csv", people, DONGS, seed=3)
     assert safecall(root, "recipients", "import", str(root / "roster.csv")).wait() == 0
     return root
@@ -55,7 +60,9 @@ def drill_instance(tmp_path: Path, people: int) -> Path:
 def final_states(root: Path) -> dict[str, str]:
     db = Database(load_instance(root, {}).database_url())
     with db.session() as session:
-        rows = session.exec(select(Person.person_key, RunMember.state).join(RunMember, RunMember.person_id == Person.id))
+        rows = session.exec(
+            select(Person.person_key, RunMember.state).join(RunMember, RunMember.person_id == Person.id)
+        )
         states = {}
         for key, state in rows:
             assert key not in states, f"{key} is in the run twice"
@@ -113,7 +120,10 @@ def check_against_the_switch(root: Path) -> dict:
     placed = [json.loads(line) for line in (root / "placed.jsonl").read_text().splitlines()]
     tokens = [p["token"] for p in placed]
     assert len(tokens) == len(set(tokens)), "an attempt was placed twice"
-    thanked = {entry["token"]: entry["thanked"] for entry in map(json.loads, (root / "placed.keys.jsonl").read_text().splitlines())}
+    thanked = {
+        entry["token"]: entry["thanked"]
+        for entry in map(json.loads, (root / "placed.keys.jsonl").read_text().splitlines())
+    }
     services = Services.open(instance, SystemClock())
     try:
         trunk = services.build_trunk("simulated")
@@ -133,9 +143,16 @@ def check_against_the_switch(root: Path) -> dict:
             if attempt.digit is not None or attempt.disposition != Disposition.UNKNOWN:
                 never_placed.append(attempt.id)
             continue
-        request = CallRequest(token=attempt.token, number=attempt.phone, attempt_number=attempt.number, week=week,
-                              placed_at=attempt.placed_at, ring_timeout=campaign.definition.call.ring_timeout_seconds,
-                              max_call_seconds=campaign.definition.call.max_call_seconds, flow=campaign.flow)
+        request = CallRequest(
+            token=attempt.token,
+            number=attempt.phone,
+            attempt_number=attempt.number,
+            week=week,
+            placed_at=attempt.placed_at,
+            ring_timeout=campaign.definition.call.ring_timeout_seconds,
+            max_call_seconds=campaign.definition.call.max_call_seconds,
+            flow=campaign.flow,
+        )
         keys = [extra["digit"] for *_, kind, extra in trunk.plan(request) if kind == "key"]
         if attempt.digit is not None and [attempt.digit] != keys:
             phantom.append(attempt.id)
@@ -146,8 +163,12 @@ def check_against_the_switch(root: Path) -> dict:
     for attempt in attempts:
         if attempt.digit == "1":
             assert members[attempt.member_id].state == MemberState.ACKNOWLEDGED
-    return {"attempts": len(attempts), "placed_calls": len(tokens), "thanked": len(thanked),
-            "processes": len({p["pid"] for p in placed})}
+    return {
+        "attempts": len(attempts),
+        "placed_calls": len(tokens),
+        "thanked": len(thanked),
+        "processes": len({p["pid"] for p in placed}),
+    }
 
 
 def test_crash_drill_quick(tmp_path):

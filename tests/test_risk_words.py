@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlmodel import select
-
 from conftest import person_row, write_csv
 from live import always_open
+from solapi_fake import API_KEY, API_SECRET, sms_table
+from sqlmodel import select
+from test_twilio import ENV as TWILIO_ENV
+from test_twilio_faults import open_calls
+
 from safecall.clock import SystemClock
 from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import build_sms
@@ -17,9 +20,6 @@ from safecall.settings import load_instance
 from safecall.speech import judge
 from safecall.store import OutboxMessage, VisitTask
 from safecall.telephony.base import CallEvent, LineResult
-from solapi_fake import API_KEY, API_SECRET, sms_table
-from test_twilio import ENV as TWILIO_ENV
-from test_twilio_faults import open_calls
 
 ENV = {**TWILIO_ENV, "SOLAPI_KEY": API_KEY, "SOLAPI_SECRET": API_SECRET}
 DUTY_OFFICER = "010-9999-0001"
@@ -28,17 +28,33 @@ DUTY_OFFICER = "010-9999-0001"
 def answer_and_hang_up(services, token: str, text: str, at) -> None:
     """What a trunk does with a spoken answer: judge it, record it with its risk, then the call ends."""
     verdict = judge(services.campaign_rules("weekly-safe-call").flow.speech, text, 0.9)
-    assert services.lifecycle.record_keypress(token, "speech", verdict.outcome, at, speech=(text, 0.9), risk=verdict.risk)
+    assert services.lifecycle.record_keypress(
+        token, "speech", verdict.outcome, at, speech=(text, 0.9), risk=verdict.risk
+    )
     services.lifecycle.apply([CallEvent(token, "ended", at + timedelta(seconds=20), LineResult.ANSWERED)])
 
 
 def test_a_risk_answer_tops_the_call_back_list_marked_and_texts_the_duty_officer(cli, tmp_path, solapi):
     always_open(cli)
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + sms_table(solapi.base_url)
-                        + f'duty_officer = "{DUTY_OFFICER}"\n', encoding="utf-8")
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("가나다", "010-0123-0001"), person_row("라마바", "010-0123-0002"), person_row("사아자", "010-0123-0003")])))
+    settings.write_text(
+        settings.read_text(encoding="utf-8") + sms_table(solapi.base_url) + f'duty_officer = "{DUTY_OFFICER}"\n',
+        encoding="utf-8",
+    )
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("가나다", "010-0123-0001"),
+                    person_row("라마바", "010-0123-0002"),
+                    person_row("사아자", "010-0123-0003"),
+                ],
+            )
+        ),
+    )
     services, calls = open_calls(cli, 3)
     now = SystemClock().now()
     # The first asks for help plainly, earlier; the second speaks of dying; the third is well.
@@ -84,9 +100,21 @@ def test_risk_words_after_an_earlier_call_for_help_mark_the_task_already_there(c
     # Later the same run, a call-back from the person where the words are said: the open task is marked.
     with services.db.transaction() as session:
         from safecall.store import Attempt
+
         first = session.exec(select(Attempt)).one()
-        session.add(Attempt(run_id=first.run_id, member_id=first.member_id, person_id=first.person_id, number=2,
-                            phone=first.phone, token="again-" + "x" * 20, placed_at=now, ivr_started_at=now, inbound=True))
+        session.add(
+            Attempt(
+                run_id=first.run_id,
+                member_id=first.member_id,
+                person_id=first.person_id,
+                number=2,
+                phone=first.phone,
+                token="again-" + "x" * 20,
+                placed_at=now,
+                ivr_started_at=now,
+                inbound=True,
+            )
+        )
     answer_and_hang_up(services, "again-" + "x" * 20, "살려주세요", now + timedelta(minutes=30))
     with services.db.session() as session:
         [task] = session.exec(select(VisitTask)).all()

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import unicodedata
 
-from sqlmodel import select
-
 from conftest import person_row, scripted_trunks, write_csv
+from sqlmodel import select
+from test_sms import ENV, configure
+
 from safecall.campaign import load_campaign
 from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import SMS_LIMIT_BYTES, build_sms, euc_kr_bytes, fit_in_one_sms
 from safecall.settings import load_instance
 from safecall.store import OutboxMessage, Person
-from test_sms import ENV, configure
 
 NFC = "이영희"
 NFD = unicodedata.normalize("NFD", NFC)
@@ -39,11 +39,32 @@ def test_a_name_saved_decomposed_is_the_same_person(cli, tmp_path):
 def test_a_name_with_an_invisible_character_is_a_row_error(cli, tmp_path):
     for hidden in ("\u200b", "\u200d", "\ufeff", "\u00ad", "\u3164", "\u2060"):
         name = "이영" + hidden + "희"
-        failed = cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("김순자", "010-0123-0002"),
-                                                                                person_row(name, "010-0123-0001")])), ok=False)
-        assert failed.exit_code == 1 and f"invisible character U+{ord(hidden):04X}" in failed.output and "row 3" in failed.output
-    guardian = cli("recipients", "import", str(write_csv(tmp_path / "g.csv", [
-        person_row("김순자", "010-0123-0002", guardian="보\u200b호자", guardian_phone="010-0999-0001")])), ok=False)
+        failed = cli(
+            "recipients",
+            "import",
+            str(
+                write_csv(
+                    tmp_path / "r.csv", [person_row("김순자", "010-0123-0002"), person_row(name, "010-0123-0001")]
+                )
+            ),
+            ok=False,
+        )
+        assert (
+            failed.exit_code == 1
+            and f"invisible character U+{ord(hidden):04X}" in failed.output
+            and "row 3" in failed.output
+        )
+    guardian = cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "g.csv",
+                [person_row("김순자", "010-0123-0002", guardian="보\u200b호자", guardian_phone="010-0999-0001")],
+            )
+        ),
+        ok=False,
+    )
     assert "U+200B" in guardian.output
     assert people(cli) == []  # all or nothing
 
@@ -60,8 +81,15 @@ def test_the_rule_that_shortens_a_long_name_keeps_one_sms():
     assert name == "홍길동" and euc_kr_bytes(text) <= SMS_LIMIT_BYTES
     long_name = "김수한무거북이와두루미삼천갑자동방삭"
     text, name = fit_in_one_sms(template, long_name, callback="02-2148-1234")
-    assert euc_kr_bytes(text) <= SMS_LIMIT_BYTES and name.endswith("…") and long_name.startswith(name[:-1]) and len(name) >= 3
-    assert euc_kr_bytes(template.format(name=name[:-1] + name[-2] + "…", callback="02-2148-1234")) > SMS_LIMIT_BYTES  # as long as fits
+    assert (
+        euc_kr_bytes(text) <= SMS_LIMIT_BYTES
+        and name.endswith("…")
+        and long_name.startswith(name[:-1])
+        and len(name) >= 3
+    )
+    assert (
+        euc_kr_bytes(template.format(name=name[:-1] + name[-2] + "…", callback="02-2148-1234")) > SMS_LIMIT_BYTES
+    )  # as long as fits
 
 
 def test_a_long_name_never_goes_out_as_lms_when_allow_lms_is_false(cli, solapi, tmp_path):
@@ -69,9 +97,19 @@ def test_a_long_name_never_goes_out_as_lms_when_allow_lms_is_false(cli, solapi, 
     cli.edit_campaign("guardian_sms = false", "guardian_sms = true")
     long_name = "김수한무거북이와두루미삼천갑자동방삭"
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["no_answer"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(long_name, "010-0123-0001", guardian="보호자", guardian_phone="010-0999-0001"),
-        person_row("이영희", "010-0123-0002", guardian="보호자", guardian_phone="010-0999-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row(long_name, "010-0123-0001", guardian="보호자", guardian_phone="010-0999-0001"),
+                    person_row("이영희", "010-0123-0002", guardian="보호자", guardian_phone="010-0999-0002"),
+                ],
+            )
+        ),
+    )
     instance = load_instance(cli.root, ENV)
     campaigns = {"weekly-safe-call": load_campaign(instance, "weekly-safe-call")}
     cli("campaign", "launch", "weekly-safe-call")

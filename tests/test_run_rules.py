@@ -12,11 +12,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from conftest import MONDAY_MORNING, NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
+from live import always_open
 from sqlalchemy import text as sql
 from sqlmodel import select
 
-from conftest import MONDAY_MORNING, NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
-from live import always_open
 from safecall.audit import audit_events
 from safecall.runrules import apply_rules
 from safecall.runs import launch_run
@@ -27,16 +27,24 @@ from safecall.store import Attempt, CampaignRun, RunMember
 # P never answers; R answers its 2nd call, Q its 3rd, pressing 1 (what 1 means is the IVR flow's).
 P, Q, R = "+821001290001", "+821001290002", "+821001290003"
 SCRIPTS = {P: ["no_answer"], Q: ["no_answer", "no_answer", "ack"], R: ["no_answer", "ack"]}
-ONE_ACKNOWLEDGES = ('1 = { outcome = "acknowledged", closing = "thanks_well" }', '2 = { outcome = "help_requested", closing = "thanks_help" }')
-ONE_ASKS_FOR_HELP = ('1 = { outcome = "help_requested", closing = "thanks_help" }', '2 = { outcome = "acknowledged", closing = "thanks_well" }')
+ONE_ACKNOWLEDGES = (
+    '1 = { outcome = "acknowledged", closing = "thanks_well" }',
+    '2 = { outcome = "help_requested", closing = "thanks_help" }',
+)
+ONE_ASKS_FOR_HELP = (
+    '1 = { outcome = "help_requested", closing = "thanks_help" }',
+    '2 = { outcome = "acknowledged", closing = "thanks_well" }',
+)
 
 
 def attempts_of(cli) -> dict[str, list[Attempt]]:
     db = cli.db()
     try:
         with db.session() as session:
-            numbers = {number: [a for a in session.exec(select(Attempt).order_by(Attempt.number)) if a.phone == number]
-                       for number in SCRIPTS}
+            numbers = {
+                number: [a for a in session.exec(select(Attempt).order_by(Attempt.number)) if a.phone == number]
+                for number in SCRIPTS
+            }
     finally:
         db.dispose()
     return numbers
@@ -71,23 +79,54 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
     # A call is written off only 1,890 virtual seconds (6 real ones) after it was placed: no stall of a busy
     # machine makes a call the switch ended look lost.
     cli.edit_campaign("max_call_seconds = 180", "max_call_seconds = 1800")
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(name, "010-0129-" + number[-4:]) for name, number in zip("PQR", SCRIPTS)])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [person_row(name, "010-0129-" + number[-4:]) for name, number in zip("PQR", SCRIPTS)],
+            )
+        ),
+    )
     clocked = str(Path(__file__).parent / "clocked_cli.py")
     # One virtual hour is 12 real seconds: the edits below land well inside the hour between calls.
-    process = subprocess.Popen([sys.executable, clocked, "--at", MONDAY_MORNING.isoformat(), "--speed", "300", "--",
-                                "--config", str(cli.root), "scheduler", "run", "--interval", "0.2"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            clocked,
+            "--at",
+            MONDAY_MORNING.isoformat(),
+            "--speed",
+            "300",
+            "--",
+            "--config",
+            str(cli.root),
+            "scheduler",
+            "run",
+            "--interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: all(done(a, 1) for a in attempts_of(cli).values()), "first calls", process)
         # The office shortens the spacing and changes what 1 means, while the run is open and being dialled.
         cli.edit_campaign('spacing = ["1h"]', 'spacing = ["30m"]')
         edit_flow(cli, ONE_ACKNOWLEDGES, ONE_ASKS_FOR_HELP)
         note = cli("campaign", "status").output
-        assert "changed after run 1 was launched (campaign.retry.spacing, flow.digits.1.closing, flow.digits.1.outcome, " in note
+        assert (
+            "changed after run 1 was launched (campaign.retry.spacing, flow.digits.1.closing, flow.digits.1.outcome, "
+            in note
+        )
         assert "'safecall campaign apply weekly-safe-call'" in note
         cli.use_locale("ko_KR.UTF-8")
-        assert "1번 실행을 시작한 뒤 weekly-safe-call 캠페인 파일이 바뀌었습니다(campaign.retry.spacing" in cli("campaign", "status").output
+        assert (
+            "1번 실행을 시작한 뒤 weekly-safe-call 캠페인 파일이 바뀌었습니다(campaign.retry.spacing"
+            in cli("campaign", "status").output
+        )
         cli.environ["SAFECALL_LANG"] = "en"
 
         wait_for(lambda: done(attempts_of(cli)[P], 2), "P's second call", process)
@@ -96,7 +135,10 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
         assert calls[R][1].disposition == "acknowledged"
 
         applied = cli("campaign", "apply", "weekly-safe-call").output
-        assert "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: campaign.retry.spacing" in applied
+        assert (
+            "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: campaign.retry.spacing"
+            in applied
+        )
         assert "rules_note" in cli("campaign", "status", "--format", "json").output
         assert json.loads(cli("campaign", "status", "--format", "json").output)["rules_note"] is None
 
@@ -122,7 +164,9 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
     events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert [e["version"] for e in events if e["event"] == "run_rules_followed"] in ([], [2])
     trail = audit_events(db, action="campaign.apply")
-    assert [(e.subject, e.detail.split(" changed=")[0]) for e in trail] == [("run 1", "campaign=weekly-safe-call version=2")]
+    assert [(e.subject, e.detail.split(" changed=")[0]) for e in trail] == [
+        ("run 1", "campaign=weekly-safe-call version=2")
+    ]
     assert "campaign.retry.spacing" in trail[0].detail and "flow.digits.1.outcome" in trail[0].detail
 
     # The next week's run is launched with the edited rules.
@@ -136,7 +180,11 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
     assert json.loads(week2.rules)["campaign"]["retry"]["spacing"] == ["30m"]
     second = {number: [a for a in attempts if a.run_id == week2.id] for number, attempts in attempts_of(cli).items()}
     assert timedelta(minutes=30) <= second[P][1].placed_at - second[P][0].ended_at < timedelta(minutes=31)
-    assert second[R][1].disposition == "help_requested" and sorted(states.values()) == ["help_requested", "help_requested", "unreachable"]
+    assert second[R][1].disposition == "help_requested" and sorted(states.values()) == [
+        "help_requested",
+        "help_requested",
+        "unreachable",
+    ]
     services.close()
     db.dispose()
 
@@ -173,14 +221,23 @@ def test_a_dialer_follows_an_apply_made_while_it_dials_the_run(cli, clock, tmp_p
     cli.edit_campaign('spacing = ["0m"]', 'spacing = ["2h"]')
     cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("P", "010-0129-0001")])))
     services = Services.open(load_instance(cli.root, cli.environ), clock)
-    run, _ = launch_run(services.db, services.campaign("weekly-safe-call"), services.campaign("weekly-safe-call").calendar(services.instance),
-                        now=clock.now(), rules=services.rules_snapshot("weekly-safe-call"))
+    run, _ = launch_run(
+        services.db,
+        services.campaign("weekly-safe-call"),
+        services.campaign("weekly-safe-call").calendar(services.instance),
+        now=clock.now(),
+        rules=services.rules_snapshot("weekly-safe-call"),
+    )
     applied_at = []
 
     def apply_once_between_calls() -> bool:  # the dialer asks at every wake-up: the moment is the clock's, not a race
         if not applied_at and clock.now() >= MONDAY_MORNING + timedelta(hours=1):
             cli.edit_campaign('spacing = ["2h"]', 'spacing = ["30m"]')
-            applied_at.append(apply_rules(services.db, "weekly-safe-call", services.rules_snapshot("weekly-safe-call"), now=clock.now()))
+            applied_at.append(
+                apply_rules(
+                    services.db, "weekly-safe-call", services.rules_snapshot("weekly-safe-call"), now=clock.now()
+                )
+            )
         return False
 
     caplog.set_level(logging.INFO, logger="safecall")

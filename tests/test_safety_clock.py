@@ -7,26 +7,38 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import select
+from test_drills import set_up as drill_set_up
+from test_scheduler import scheduler_for, smtp, week_then_morning  # noqa: F401  (smtp is a fixture)
+from test_web_browser import browser  # noqa: F401  (a fixture)
 
 from safecall.safety_clock import clocks, percentile, reached_rung, summarise
 from safecall.settings import SafetyClockSettings, Settings, load_instance
 from safecall.store import AuditEvent, VisitTask
-from test_drills import set_up as drill_set_up
-from test_scheduler import scheduler_for, smtp, week_then_morning  # noqa: F401  (smtp is a fixture)
-from test_web_browser import browser  # noqa: F401  (a fixture)
 
 
 def with_lead(cli) -> None:
     settings = cli.root / "config" / "safecall.toml"
     text = settings.read_text(encoding="utf-8")
-    settings.write_text(text.replace('officer_email = "officer1@example.org"',
-                                     'officer_email = "officer1@example.org"\nlead_email = "lead1@example.org"', 1), encoding="utf-8")
+    settings.write_text(
+        text.replace(
+            'officer_email = "officer1@example.org"',
+            'officer_email = "officer1@example.org"\nlead_email = "lead1@example.org"',
+            1,
+        ),
+        encoding="utf-8",
+    )
 
 
 def rungs_taken(cli, task_id: int) -> list[str]:
     with cli.db().session() as session:
-        return [e.action.removeprefix("safety_clock.") for e in session.exec(
-            select(AuditEvent).where(AuditEvent.subject == f"task {task_id}", AuditEvent.action.startswith("safety_clock.")))]
+        return [
+            e.action.removeprefix("safety_clock.")
+            for e in session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.subject == f"task {task_id}", AuditEvent.action.startswith("safety_clock.")
+                )
+            )
+        ]
 
 
 def bodies(smtp, address: str) -> list[str]:
@@ -53,17 +65,25 @@ def test_the_ladder_climbs_once_per_rung_and_stops_when_a_human_records(cli, tmp
     assert at(3.5) == []
     assert at(4.5) == ["guardian"]  # the guardian text (one per person and week, the campaign's own)
     with cli.db().session() as session:
-        [rung] = session.exec(select(AuditEvent).where(AuditEvent.action == "safety_clock.guardian",
-                                                       AuditEvent.subject == f"task {visit.task_id}")).all()
+        [rung] = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "safety_clock.guardian", AuditEvent.subject == f"task {visit.task_id}"
+            )
+        ).all()
     assert "guardian text queued" in rung.detail and rung.actor == "safecall"
     assert at(8.5) == ["guardian", "officer"]
-    officer_mails = [b for b in bodies(smtp, "officer1@example.org") if f"과제 {visit.task_id} " in b and "확인 대기 시간" in b]
+    officer_mails = [
+        b for b in bodies(smtp, "officer1@example.org") if f"과제 {visit.task_id} " in b and "확인 대기 시간" in b
+    ]
     assert len(officer_mails) == 1 and "무응답" not in officer_mails[0] and "010" not in officer_mails[0]
     assert at(24.5) == ["guardian", "officer", "team_lead"]
     assert any(f"과제 {visit.task_id} " in b and "팀장" in b for b in bodies(smtp, "lead1@example.org"))
     assert at(48.5) == ["guardian", "officer", "team_lead", "safety_check"]
-    recommended = [b for b in bodies(smtp, "lead1@example.org") + bodies(smtp, "officer1@example.org")
-                   if "119/112 안전 확인 요청 검토" in b and f"과제 {visit.task_id} (" in b]
+    recommended = [
+        b
+        for b in bodies(smtp, "lead1@example.org") + bodies(smtp, "officer1@example.org")
+        if "119/112 안전 확인 요청 검토" in b and f"과제 {visit.task_id} (" in b
+    ]
     assert len(recommended) == 2 and all("판단해 주세요" in b for b in recommended)  # a person decides
     # Later ticks and a restarted scheduler repeat nothing.
     mails = len(smtp.inbox.messages)
@@ -72,7 +92,9 @@ def test_the_ladder_climbs_once_per_rung_and_stops_when_a_human_records(cli, tmp
     assert at(61) == ["guardian", "officer", "team_lead", "safety_check"] and len(smtp.inbox.messages) == mails
     # A human records the outcome: the clock stops at that moment.
     cli("visits", "record", str(visit.task_id), "--outcome", "safe")
-    [done] = [w for w in clocks(cli.db(), settings, now=cli.clock.now() + timedelta(days=3)) if w.task_id == visit.task_id]
+    [done] = [
+        w for w in clocks(cli.db(), settings, now=cli.clock.now() + timedelta(days=3)) if w.task_id == visit.task_id
+    ]
     assert done.stopped_at == cli.clock.now() and done.elapsed == timedelta(hours=61)
 
 
@@ -91,6 +113,7 @@ def test_a_help_request_starts_the_clock_when_the_key_was_pressed(cli, tmp_path,
     settings = load_instance(cli.root, {}).settings
     [callback] = [w for w in clocks(cli.db(), settings, now=cli.clock.now()) if w.kind == "callback"]
     from safecall.store import Attempt
+
     with cli.db().session() as session:
         [pressed] = session.exec(select(Attempt).where(Attempt.disposition == "help_requested")).all()
     assert callback.started_at == pressed.keyed_at
@@ -106,6 +129,7 @@ def test_report_safety_clock_prints_median_p95_and_the_longest_waits_in_korean(c
     assert f"확인 대기 시간: 과제 {len(waits)}건" in output and "중앙값" in output and "p95" in output
     assert "무응답" in output and "도움" in output  # both still waiting, listed by name for the officer
     import json
+
     data = json.loads(cli("report", "safety-clock", "--format", "json").output)
     assert data["median_seconds"] == int(summary.median.total_seconds()) and data["waiting"] == 2
     assert [row["task"] for row in data["longest"]] == [w.task_id for w in summary.longest]

@@ -18,10 +18,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
-
 from conftest import MONDAY_MORNING
 from live import always_open
+from sqlmodel import select
+
 from safecall.store import FINAL_STATES, Attempt, CampaignRun, MemberState, RunMember, VisitTask
 from safecall.synthetic import simulated_pbxs_toml, write_roster
 
@@ -34,9 +34,32 @@ SPEED = 100  # virtual seconds per real second
 
 def start_worker(cli, database_url: str, index: int, anchor: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, CLOCKED_CLI, "--at", cli.clock.now().isoformat(), "--speed", str(SPEED), "--anchor", str(anchor), "--",
-         "--config", str(cli.root), "worker", "run", "--trunk", f"pbx{index}", "--interval", "0.2", "--seconds", "240"],
-        env={**os.environ, "SAFECALL_DATABASE_URL": database_url}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            CLOCKED_CLI,
+            "--at",
+            cli.clock.now().isoformat(),
+            "--speed",
+            str(SPEED),
+            "--anchor",
+            str(anchor),
+            "--",
+            "--config",
+            str(cli.root),
+            "worker",
+            "run",
+            "--trunk",
+            f"pbx{index}",
+            "--interval",
+            "0.2",
+            "--seconds",
+            "240",
+        ],
+        env={**os.environ, "SAFECALL_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_close(db, run_id: int, timeout: float, workers: list[subprocess.Popen]) -> bool:
@@ -58,7 +81,9 @@ def stop_workers(workers: list[subprocess.Popen]) -> list[str]:
 
 
 def max_concurrent(attempts: list[Attempt]) -> int:
-    edges = sorted([(a.placed_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts], key=lambda e: (e[0], e[1]))
+    edges = sorted(
+        [(a.placed_at, 1) for a in attempts] + [(a.ended_at, -1) for a in attempts], key=lambda e: (e[0], e[1])
+    )
     current = peak = 0
     for _, delta in edges:
         current += delta
@@ -139,7 +164,9 @@ def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limit
     text = (cli.root / "campaigns" / "weekly-safe-call.toml").read_text(encoding="utf-8")
     cli.edit_campaign("dongs = []", 'dongs = ["사직동"]')
     (cli.root / "campaigns" / "district-b.toml").write_text(
-        text.replace('name = "weekly-safe-call"', 'name = "district-b"').replace("dongs = []", 'dongs = ["삼청동"]'), encoding="utf-8")
+        text.replace('name = "weekly-safe-call"', 'name = "district-b"').replace("dongs = []", 'dongs = ["삼청동"]'),
+        encoding="utf-8",
+    )
     cli.clock.set(MONDAY_MORNING.replace(hour=10))
     cli("campaign", "launch", "weekly-safe-call", "--no-dial")
     cli("campaign", "launch", "district-b", "--no-dial")
@@ -147,7 +174,9 @@ def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limit
     anchor = time.time()
     workers = [start_worker(cli, database_url, index, anchor) for index in (1, 2)]
     try:
-        closed = wait_for_close(db, 1, timeout=150, workers=workers) and wait_for_close(db, 2, timeout=60, workers=workers)
+        closed = wait_for_close(db, 1, timeout=150, workers=workers) and wait_for_close(
+            db, 2, timeout=60, workers=workers
+        )
     finally:
         errors = stop_workers(workers)
     assert closed, f"the runs did not close: {errors}"

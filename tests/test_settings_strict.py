@@ -22,15 +22,18 @@ def with_web(cli, lines: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + f"\n[web]\n{lines}\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("line, key", [
-    ('secure_cookies = "no"', "web.secure_cookies"),
-    ("secure_cookies = 0", "web.secure_cookies"),
-    ('port = "8080"', "web.port"),
-    ('login_attempts = "3"', "web.login_attempts"),
-    ("session_minutes = 10000000000", "web.session_minutes"),
-    ("session_minutes = 480.0", "web.session_minutes"),
-    ("port = 70000", "web.port"),
-])
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('secure_cookies = "no"', "web.secure_cookies"),
+        ("secure_cookies = 0", "web.secure_cookies"),
+        ('port = "8080"', "web.port"),
+        ('login_attempts = "3"', "web.login_attempts"),
+        ("session_minutes = 10000000000", "web.session_minutes"),
+        ("session_minutes = 480.0", "web.session_minutes"),
+        ("port = 70000", "web.port"),
+    ],
+)
 def test_a_wrong_type_or_an_unbounded_number_is_refused_naming_the_key(cli, line, key):
     with_web(cli, line)
     failed = cli("doctor", ok=False)
@@ -62,8 +65,12 @@ def numeric(annotation) -> bool:
 
 def upper_bound(metadata) -> bool:
     """A le or lt among pydantic's constraints (a Field(...) inside Annotated keeps its own in .metadata)."""
-    return any(getattr(m, "le", None) is not None or getattr(m, "lt", None) is not None or upper_bound(getattr(m, "metadata", ()))
-               for m in metadata)
+    return any(
+        getattr(m, "le", None) is not None
+        or getattr(m, "lt", None) is not None
+        or upper_bound(getattr(m, "metadata", ()))
+        for m in metadata
+    )
 
 
 def models(root: type[BaseModel], seen: set) -> None:
@@ -79,7 +86,15 @@ def models(root: type[BaseModel], seen: set) -> None:
 
 def test_every_number_in_every_file_has_an_upper_bound():
     seen: set = set()
-    for root in (Settings, TrunksFile, CampaignDef, IvrFlow, SimulatedTrunkConfig, AsteriskTrunkConfig, TwilioTrunkConfig):
+    for root in (
+        Settings,
+        TrunksFile,
+        CampaignDef,
+        IvrFlow,
+        SimulatedTrunkConfig,
+        AsteriskTrunkConfig,
+        TwilioTrunkConfig,
+    ):
         models(root, seen)
     unbounded = []
     for model in seen:

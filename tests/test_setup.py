@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
-
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -33,7 +31,9 @@ def test_instance_is_chosen_by_option_or_environment(cli, tmp_path, monkeypatch)
     result = runner.invoke(by_env, ["config", "show", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["instance"] == str(cli.root)
-    by_file = runner.invoke(create_app(environ={}), ["--config", str(cli.root / "config" / "safecall.toml"), "config", "show", "--json"])
+    by_file = runner.invoke(
+        create_app(environ={}), ["--config", str(cli.root / "config" / "safecall.toml"), "config", "show", "--json"]
+    )
     assert json.loads(by_file.output)["instance"] == str(cli.root)
     monkeypatch.chdir(tmp_path)
     nowhere = runner.invoke(create_app(environ={}), ["config", "show"])
@@ -43,9 +43,16 @@ def test_instance_is_chosen_by_option_or_environment(cli, tmp_path, monkeypatch)
 
 def test_config_show_masks_secrets(cli):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace(
-        'database_url = "sqlite:///data/safecall.db"', 'database_url = { env = "OFFICE_DB_URL" }'), encoding="utf-8")
-    app = create_app(make_clock=lambda: cli.clock, environ={"OFFICE_DB_URL": "postgresql://safecall:hunter2secret@127.0.0.1/safecall"})
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace(
+            'database_url = "sqlite:///data/safecall.db"', 'database_url = { env = "OFFICE_DB_URL" }'
+        ),
+        encoding="utf-8",
+    )
+    app = create_app(
+        make_clock=lambda: cli.clock,
+        environ={"OFFICE_DB_URL": "postgresql://safecall:hunter2secret@127.0.0.1/safecall"},
+    )
     result = CliRunner().invoke(app, ["--config", str(cli.root), "config", "show"])
     assert result.exit_code == 0, result.output
     assert "hunter2secret" not in result.output
@@ -55,8 +62,12 @@ def test_config_show_masks_secrets(cli):
 
 def test_a_password_written_in_the_settings_file_is_refused(cli):
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace(
-        'sqlite:///data/safecall.db', 'postgresql://u:hunter2secret@127.0.0.1/db'), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace(
+            "sqlite:///data/safecall.db", "postgresql://u:hunter2secret@127.0.0.1/db"
+        ),
+        encoding="utf-8",
+    )
     result = cli("config", "show", ok=False)
     assert result.exit_code == 1
     assert "safecall.toml: key 'database_url'" in result.output
@@ -83,7 +94,10 @@ def test_bad_settings_name_the_file_the_key_and_the_problem(cli):
 def test_bad_trunk_file_names_the_key(cli):
     cli.set_trunks('default = "pbx"\n[trunks.simulated]\ntype = "simulated"\nchannels = 0\n')
     output = cli("config", "show", ok=False).output
-    assert "trunks.toml: key 'trunks.simulated.simulated.channels'" in output or "trunks.toml: key 'trunks.simulated.channels'" in output
+    assert (
+        "trunks.toml: key 'trunks.simulated.simulated.channels'" in output
+        or "trunks.toml: key 'trunks.simulated.channels'" in output
+    )
     assert "greater than or equal to 1" in output
 
 
@@ -97,18 +111,23 @@ def test_every_command_has_help_text(cli):
     walk(get_command(cli.app), [])
 
 
-@pytest.mark.parametrize("line, message", [
-    ("calls_per_second = inf", "key 'calls_per_second'"),
-    ("calls_per_second = nan", "key 'calls_per_second'"),
-    ("calls_per_second = 0", "key 'calls_per_second'"),
-    ("calls_per_second = -2.5", "key 'calls_per_second'"),
-    ("channels = 0", "key 'channels'"),
-    ("channels = -1", "key 'channels'"),
-])
-def test_a_trunk_rate_or_channel_count_that_makes_no_sense_is_refused_before_anything_happens(cli, tmp_path, line, message):
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("calls_per_second = inf", "key 'calls_per_second'"),
+        ("calls_per_second = nan", "key 'calls_per_second'"),
+        ("calls_per_second = 0", "key 'calls_per_second'"),
+        ("calls_per_second = -2.5", "key 'calls_per_second'"),
+        ("channels = 0", "key 'channels'"),
+        ("channels = -1", "key 'channels'"),
+    ],
+)
+def test_a_trunk_rate_or_channel_count_that_makes_no_sense_is_refused_before_anything_happens(
+    cli, tmp_path, line, message
+):
+    from conftest import person_row, write_csv
     from sqlmodel import select
 
-    from conftest import person_row, write_csv
     from safecall.store import CampaignRun
 
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
@@ -134,6 +153,11 @@ def test_the_package_installs_the_command_and_no_top_level_cli_module(tmp_path):
     # Outside the checkout nothing named `cli` can be imported, and `python -m safecall` is the command.
     outside = subprocess.run([sys.executable, "-c", "import cli"], cwd=tmp_path, capture_output=True, text=True)
     assert "No module named 'cli'" in outside.stderr
-    shown = subprocess.run([sys.executable, "-m", "safecall", "--help"], cwd=tmp_path, capture_output=True, text=True,
-                           env={"PATH": "/usr/bin:/bin", "SAFECALL_LANG": "en"})
+    shown = subprocess.run(
+        [sys.executable, "-m", "safecall", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SAFECALL_LANG": "en"},
+    )
     assert shown.returncode == 0 and "Usage: safecall" in shown.stdout

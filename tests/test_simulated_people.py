@@ -6,8 +6,9 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import safecall
 from conftest import SEOUL
+
+import safecall
 from safecall.clock import VirtualClock
 from safecall.ivr import load_flow
 from safecall.telephony.base import CallRequest
@@ -38,7 +39,14 @@ def week_outcome(simulated, i, week):
 def test_profiles_follow_the_documented_shares_and_the_published_response_rate():
     people = trunk().people
     kinds = Counter(people.profile(f"+8210{i:08d}", WEEK).kind for i in range(20_000))
-    expected = {"steady": 66, "out_mornings": 14, "slow": 9, "hard_to_reach": 8, "away_for_weeks": 2, "out_of_service": 1}
+    expected = {
+        "steady": 66,
+        "out_mornings": 14,
+        "slow": 9,
+        "hard_to_reach": 8,
+        "away_for_weeks": 2,
+        "out_of_service": 1,
+    }
     for kind, percent in expected.items():
         assert abs(kinds[kind] / 200 - percent) < 1.0, (kind, kinds[kind] / 200)
     simulated = trunk()
@@ -65,7 +73,9 @@ def test_habits_drift_slowly_and_depend_on_the_hour():
     people = trunk().people
     number = [f"+8210{i:08d}" for i in range(500)]
     steps = [abs(people.profile(n, WEEK + timedelta(days=7)).pick_up - people.profile(n, WEEK).pick_up) for n in number]
-    season = [abs(people.profile(n, WEEK + timedelta(days=7 * 8)).pick_up - people.profile(n, WEEK).pick_up) for n in number]
+    season = [
+        abs(people.profile(n, WEEK + timedelta(days=7 * 8)).pick_up - people.profile(n, WEEK).pick_up) for n in number
+    ]
     assert max(steps) <= 0.16 / 8 + 1e-9 and sum(season) > 3 * sum(steps)
     # People out in the morning answer in the afternoon.
     simulated = trunk()
@@ -82,5 +92,7 @@ def test_calls_repeat_exactly_and_the_default_mix_is_unchanged():
     assert courses(trunk()) == courses(trunk())  # a restart replays the same call
     assert courses(trunk(seed=1)) != courses(trunk())
     # Without `people`, the trunk draws from its mix as before: the same courses as an explicit "mix".
-    assert courses(trunk("mix")) == courses(SimulatedTrunk(SimulatedTrunkConfig(type="simulated", seed=2026), VirtualClock(MONDAY_10), None))
+    assert courses(trunk("mix")) == courses(
+        SimulatedTrunk(SimulatedTrunkConfig(type="simulated", seed=2026), VirtualClock(MONDAY_10), None)
+    )
     assert courses(trunk("mix")) != courses(trunk())

@@ -6,19 +6,19 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import person_row, scripted_trunks, write_csv
+from solapi_fake import API_KEY, API_SECRET, PF_ID, SENDER, FakeSolapi, sms_table
 from sqlmodel import select
 
-from conftest import person_row, scripted_trunks, write_csv
 from safecall.campaign import load_campaign
 from safecall.escalation import queue_escalations, send_notifications
 from safecall.notify import DeliveryError, SmsMessage, SolapiSms, build_sms, euc_kr_bytes
 from safecall.settings import SmsSettings, load_instance
 from safecall.store import OutboxMessage, VisitTask
-from solapi_fake import API_KEY, API_SECRET, PF_ID, SENDER, FakeSolapi, sms_table
 
 GUARDIAN = "+821009990002"
 GUARDIAN_DOMESTIC = "01009990002"
@@ -27,8 +27,15 @@ ALIMTALK = {"pf_id": PF_ID, "guardian_unreachable": "KA01TP0000UNREACHABLE", "gu
 
 
 def sms_settings(fake: FakeSolapi, **extra) -> SmsSettings:
-    return SmsSettings(provider="solapi", api_key={"env": "SOLAPI_KEY"}, api_secret={"env": "SOLAPI_SECRET"},
-                       sender="02-2148-1234", callback_number="02-2148-1234", base_url=fake.base_url, **extra)
+    return SmsSettings(
+        provider="solapi",
+        api_key={"env": "SOLAPI_KEY"},
+        api_secret={"env": "SOLAPI_SECRET"},
+        sender="02-2148-1234",
+        callback_number="02-2148-1234",
+        base_url=fake.base_url,
+        **extra,
+    )
 
 
 def configure(cli, fake: FakeSolapi, alimtalk: bool = False) -> None:
@@ -66,7 +73,9 @@ def test_the_fake_refuses_what_solapi_refuses(solapi):
         sender.service.send(RequestMessage(from_=SENDER, to=GUARDIAN_DOMESTIC, text=text_of_bytes(91), type="SMS"))
     assert [m.status_code for m in refused.value.failed_messages] == ["1031"]
     with pytest.raises(DeliveryError, match="1062"):
-        SolapiSms(sms_settings(solapi).model_copy(update={"sender": "02-2148-9999"}), ENV).send(SmsMessage(GUARDIAN, "안부"))
+        SolapiSms(sms_settings(solapi).model_copy(update={"sender": "02-2148-9999"}), ENV).send(
+            SmsMessage(GUARDIAN, "안부")
+        )
     with pytest.raises(DeliveryError, match="SignatureDoesNotMatch"):
         SolapiSms(sms_settings(solapi), {**ENV, "SOLAPI_SECRET": "not-the-secret"}).send(SmsMessage(GUARDIAN, "안부"))
     assert solapi.refusals == ["SignatureDoesNotMatch"]
@@ -80,14 +89,17 @@ def signed(date: str, salt: str, secret: str = API_SECRET) -> dict:
 
 def test_the_fake_checks_the_authorization_header_as_documented(solapi):
     url = f"{solapi.base_url}/messages/v4/list?messageId=M4V0"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     fresh = signed(now.strftime("%Y-%m-%dT%H:%M:%SZ"), "jqsba2jxjnrjor")
     assert httpx.get(url, headers=fresh).status_code == 200
     assert httpx.get(url, headers=fresh).json()["errorCode"] == "DuplicatedSignature"
     skewed = signed((now - timedelta(minutes=16)).isoformat(), "jqsba2jxjnrjor")
     assert httpx.get(url, headers=skewed).json()["errorCode"] == "RequestTimeTooSkewed"
     assert httpx.get(url, headers=signed(now.isoformat(), "short")).status_code == 403  # a salt of 12 to 64
-    assert httpx.get(url, headers=signed(now.isoformat(), "jqsba2jxjnrjor", "wrong")).json()["errorCode"] == "SignatureDoesNotMatch"
+    assert (
+        httpx.get(url, headers=signed(now.isoformat(), "jqsba2jxjnrjor", "wrong")).json()["errorCode"]
+        == "SignatureDoesNotMatch"
+    )
     assert httpx.get(url).status_code == 401
 
 
@@ -106,8 +118,18 @@ def test_a_server_error_or_no_server_is_a_delivery_error(solapi):
 def queue_one(cli, *, template: str | None = None, body: str = "[안심콜] 홍길동님 안부") -> None:
     variables = json.dumps({"name": "홍길동", "callback": "02-2148-1234"}, ensure_ascii=False) if template else None
     with cli.db().transaction() as session:
-        session.add(OutboxMessage(key="guardian:person:1:week:2026-11-23", kind="guardian_text", channel="sms", recipient=GUARDIAN, body=body,
-                                 next_try_at=cli.clock.now(), template=template, variables=variables))
+        session.add(
+            OutboxMessage(
+                key="guardian:person:1:week:2026-11-23",
+                kind="guardian_text",
+                channel="sms",
+                recipient=GUARDIAN,
+                body=body,
+                next_try_at=cli.clock.now(),
+                template=template,
+                variables=variables,
+            )
+        )
 
 
 def note_of(cli) -> OutboxMessage:
@@ -129,8 +151,12 @@ def test_alimtalk_with_its_sms_fallback_is_followed_to_delivery(cli, solapi):
     note = tick(cli, sms)
     [message] = solapi.requests[0]["messages"]
     assert message["type"] == "ATA" and message["from"] == SENDER and message["to"] == GUARDIAN_DOMESTIC
-    assert message["kakaoOptions"] == {"pfId": PF_ID, "templateId": "KA01TP0000UNREACHABLE", "disableSms": False,
-                                       "variables": {"#{이름}": "홍길동", "#{회신번호}": "02-2148-1234"}}
+    assert message["kakaoOptions"] == {
+        "pfId": PF_ID,
+        "templateId": "KA01TP0000UNREACHABLE",
+        "disableSms": False,
+        "variables": {"#{이름}": "홍길동", "#{회신번호}": "02-2148-1234"},
+    }
     assert note.status == "sent" and note.provider_id and note.delivery_status is None
     assert tick(cli, sms).status == "sent"  # the report is asked for a minute later, not at once
     note = tick(cli, sms, minutes=1)
@@ -139,8 +165,11 @@ def test_alimtalk_with_its_sms_fallback_is_followed_to_delivery(cli, solapi):
     assert note.status == "delivered" and note.delivered_at is not None
     assert note.delivery_status.startswith("4000 발송 처리 완료 (ATA)") and "SMS로 대체 발송" in note.delivery_status
     [received] = solapi.handsets[GUARDIAN_DOMESTIC]
-    assert received == {"type": "SMS", "replacement": True,
-                        "text": "[안심콜] 홍길동님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 02-2148-1234"}
+    assert received == {
+        "type": "SMS",
+        "replacement": True,
+        "text": "[안심콜] 홍길동님이 안부 전화에 응답하지 않아 담당자가 방문합니다. 문의 02-2148-1234",
+    }
     assert len(solapi.requests) == 1
 
 
@@ -195,9 +224,19 @@ def test_texts_that_keep_failing_are_shown_as_failed_and_still_retried(cli, sola
 
 def roster(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["ack"], "+821001230002": ["no_answer"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("응답", "010-0123-0001", guardian="보호자1", guardian_phone="010-0999-0001"),
-        person_row("무응답", "010-0123-0002", guardian="보호자", guardian_phone="010-0999-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("응답", "010-0123-0001", guardian="보호자1", guardian_phone="010-0999-0001"),
+                    person_row("무응답", "010-0123-0002", guardian="보호자", guardian_phone="010-0999-0002"),
+                ],
+            )
+        ),
+    )
 
 
 def test_one_text_per_person_per_week_across_two_runs(cli, solapi, tmp_path):
@@ -214,8 +253,11 @@ def test_one_text_per_person_per_week_across_two_runs(cli, solapi, tmp_path):
 
     cli("campaign", "launch", "weekly-safe-call")  # the weekly run: 무응답 does not answer
     escalate()
-    signals = write_csv(tmp_path / "s.csv", [["010-0123-0002", "2026-11-25", "power", "0.95"]],
-                        header=["전화번호", "일자", "종류", "점수"])
+    signals = write_csv(
+        tmp_path / "s.csv",
+        [["010-0123-0002", "2026-11-25", "power", "0.95"]],
+        header=["전화번호", "일자", "종류", "점수"],
+    )
     cli("signals", "import", str(signals))
     cli.clock.set(cli.clock.now() + timedelta(days=2, hours=2))  # Wednesday
     cli("signals", "launch", "weekly-safe-call", "--date", "2026-11-25")  # a second run, the same week
@@ -239,13 +281,12 @@ def test_campaign_validate_checks_the_guardian_text(cli, solapi):
     assert failed.exit_code == 1 and "key 'notify.guardian_sms': no SMS provider" in failed.output
     configure(cli, solapi)
     assert cli("campaign", "validate", "weekly-safe-call").exit_code == 0
-    cli.edit_campaign("담당자가 방문합니다. 문의 {callback}",
-                      "담당 공무원이 곧 방문할 예정입니다. 문의 {callback}")
+    cli.edit_campaign("담당자가 방문합니다. 문의 {callback}", "담당 공무원이 곧 방문할 예정입니다. 문의 {callback}")
     failed = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert "key 'notify.guardian_unreachable': 99 bytes in EUC-KR" in failed.output and "allow_lms" in failed.output
     cli.edit_campaign("allow_lms = false", "allow_lms = true")
     assert cli("campaign", "validate", "weekly-safe-call").exit_code == 0
-    cli.edit_campaign(". 문의 {callback}\"\nguardian_help", ".\"\nguardian_help")
+    cli.edit_campaign('. 문의 {callback}"\nguardian_help', '."\nguardian_help')
     failed = cli("campaign", "validate", "weekly-safe-call", ok=False)
     assert "key 'notify.guardian_unreachable': must contain {callback}" in failed.output
 
@@ -260,11 +301,16 @@ def test_settings_refuse_the_email_gateway_and_an_incomplete_solapi(cli):
     assert "provider solapi needs api_secret, sender, callback_number" in cli("config", "show", ok=False).output
     settings.write_text(base + '\n[sms]\nprovider = "solapi"\napi_key = "plain"\n', encoding="utf-8")
     assert "key 'sms.api_key'" in cli("config", "show", ok=False).output
-    settings.write_text(base + '\n[sms]\nprovider = "solapi"\napi_key = { env = "K" }\napi_secret = { file = "/run/s" }\n'
-                        'sender = "02-2148-1234"\ncallback_number = "02-2148-1234"\nbase_url = "http://sms.example.org"\n',
-                        encoding="utf-8")
+    settings.write_text(
+        base + '\n[sms]\nprovider = "solapi"\napi_key = { env = "K" }\napi_secret = { file = "/run/s" }\n'
+        'sender = "02-2148-1234"\ncallback_number = "02-2148-1234"\nbase_url = "http://sms.example.org"\n',
+        encoding="utf-8",
+    )
     assert "must be an https:// URL" in cli("config", "show", ok=False).output
-    settings.write_text(base + '\n[sms]\nprovider = "solapi"\napi_key = { env = "K" }\napi_secret = { file = "/run/s" }\n'
-                        'sender = "02-2148-1234"\ncallback_number = "02-2148-1234"\n', encoding="utf-8")
+    settings.write_text(
+        base + '\n[sms]\nprovider = "solapi"\napi_key = { env = "K" }\napi_secret = { file = "/run/s" }\n'
+        'sender = "02-2148-1234"\ncallback_number = "02-2148-1234"\n',
+        encoding="utf-8",
+    )
     shown = cli("config", "show").output
     assert "<secret env:K>" in shown and "<secret file:/run/s>" in shown

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import SPEECH_FIGURES
+
 from safecall.conversation import STORED, WAIT_REPLY, Conversation, Said
 from safecall.ivr import load_flow
 from safecall.speech import Verdict, judge
@@ -38,15 +38,36 @@ def read_corpus(corpus: Path = CORPUS) -> list[tuple[str, float, str, str]]:
     return rows
 
 
-@pytest.mark.parametrize("text", [
-    "네 살려주세요", "예 쓰러졌어요", "네 119 불러주세요", "예 숨이 차요", "네 괜찮지 않아요", "네 괜찮은데 허리가 아파요"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "네 살려주세요",
+        "예 쓰러졌어요",
+        "네 119 불러주세요",
+        "예 숨이 차요",
+        "네 괜찮지 않아요",
+        "네 괜찮은데 허리가 아파요",
+    ],
+)
 def test_the_issues_distress_and_negations_are_help(answers, text):
     assert judge(answers, text, 0.9).outcome == "help_requested"
 
 
-@pytest.mark.parametrize("text", [
-    "괜찮아요 아닙니다", "네 아니에요", "네 말씀하세요", "네 여보세요", "네? 뭐라고요?", "네 제가 딸인데요", "누구세요",
-    "어머니 안 계세요", "네 근데요", "몰라요"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "괜찮아요 아닙니다",
+        "네 아니에요",
+        "네 말씀하세요",
+        "네 여보세요",
+        "네? 뭐라고요?",
+        "네 제가 딸인데요",
+        "누구세요",
+        "어머니 안 계세요",
+        "네 근데요",
+        "몰라요",
+    ],
+)
 def test_the_issues_non_answers_are_unclear(answers, text):
     assert judge(answers, text, 0.9).outcome == "unclear"
 
@@ -56,25 +77,49 @@ def test_a_yes_inside_a_word_is_not_a_yes(answers):
     assert judge(answers, "비가 오네요", 0.9).outcome == "unclear"
 
 
-@pytest.mark.parametrize("text", ["네", "예", "괜찮아요", "네 잘 지내요", "아픈 데 없어요", "별일 없어요", "안 아파요 괜찮아요"])
+@pytest.mark.parametrize(
+    "text", ["네", "예", "괜찮아요", "네 잘 지내요", "아픈 데 없어요", "별일 없어요", "안 아파요 괜찮아요"]
+)
 def test_plain_wellness_is_acknowledged(answers, text):
     verdict = judge(answers, text, 0.9)
     assert verdict == Verdict("acknowledged", verdict.reason) and verdict.reason and not verdict.risk
 
 
-@pytest.mark.parametrize("text", [
-    "네 괜찮을 거예요", "괜찮겠죠", "괜찮았으면 좋겠어요", "잘 지내야죠", "네 잘 지낼게요",  # a guess, a wish, a duty
-    "좋았어요", "맞았어요", "어제 맞았어요", "아무 일 없었어요", "안 아팠어요",  # the past (맞았어요: also "I was hit")
-    "아프지는 않아요", "네 다치지는 않았어요",  # a contrast: not that, but ...
-    "괜찮은 척해요", "괜찮은 편이에요", "안 아픈데요", "괜찮습니다만",  # a bound noun that hedges, "..., but"
-    "네 괜찮대요", "괜찮으시대요", "괜찮다고 했어요", "괜찮으세요", "잘 지내세요"])  # someone else's, or the caller's
+@pytest.mark.parametrize(
+    "text",
+    [
+        "네 괜찮을 거예요",
+        "괜찮겠죠",
+        "괜찮았으면 좋겠어요",
+        "잘 지내야죠",
+        "네 잘 지낼게요",  # a guess, a wish, a duty
+        "좋았어요",
+        "맞았어요",
+        "어제 맞았어요",
+        "아무 일 없었어요",
+        "안 아팠어요",  # the past (맞았어요: also "I was hit")
+        "아프지는 않아요",
+        "네 다치지는 않았어요",  # a contrast: not that, but ...
+        "괜찮은 척해요",
+        "괜찮은 편이에요",
+        "안 아픈데요",
+        "괜찮습니다만",  # a bound noun that hedges, "..., but"
+        "네 괜찮대요",
+        "괜찮으시대요",
+        "괜찮다고 했어요",
+        "괜찮으세요",
+        "잘 지내세요",
+    ],
+)  # someone else's, or the caller's
 def test_a_statement_of_being_well_that_is_not_plain_is_not_acknowledged(answers, text):
     verdict = judge(answers, text, 0.9)
     assert verdict.outcome == "unclear" and "단정이 아님" in verdict.reason, verdict
 
 
-@pytest.mark.parametrize("text", [
-    "네 허리가", "예 가슴이", "네 너무", "네 그냥", "네 며칠째", "네 아이고", "네 허리가 좀", "네 그럭저럭 지내요"])
+@pytest.mark.parametrize(
+    "text",
+    ["네 허리가", "예 가슴이", "네 너무", "네 그냥", "네 며칠째", "네 아이고", "네 허리가 좀", "네 그럭저럭 지내요"],
+)
 def test_a_yes_that_trails_off_into_a_neutral_word_is_not_acknowledged(answers, text):
     """Neutral words are neutral beside a statement, not in its place: "네 허리가" was cut off, or points to pain."""
     assert judge(answers, text, 0.9).outcome == "unclear"
@@ -86,12 +131,16 @@ def test_a_contrast_on_a_neutral_word_is_not_acknowledged(answers, text):
     assert verdict.outcome == "unclear" and "대조" in verdict.reason, verdict
 
 
-@pytest.mark.parametrize("text", ["걱정 마세요", "저는 괜찮아요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"])
+@pytest.mark.parametrize(
+    "text", ["걱정 마세요", "저는 괜찮아요", "예 괜찮아요 걱정 마시고요", "걱정 안 하셔도 돼요", "네 괜찮습니다"]
+)
 def test_a_plain_statement_said_to_the_caller_is_still_acknowledged(answers, text):
     assert judge(answers, text, 0.9).outcome == "acknowledged"
 
 
-@pytest.mark.parametrize("text", ["살고 싶지 않아요", "그만 살고 싶어요", "사는 게 의미가 없어요", "숨이 막혀요", "응급실이에요"])
+@pytest.mark.parametrize(
+    "text", ["살고 싶지 않아요", "그만 살고 싶어요", "사는 게 의미가 없어요", "숨이 막혀요", "응급실이에요"]
+)
 def test_indirect_words_of_suicide_and_emergencies_are_risk(answers, text):
     verdict = judge(answers, text, 0.9)
     assert (verdict.outcome, verdict.risk) == ("help_requested", True), verdict
@@ -111,7 +160,14 @@ def test_a_long_or_strange_text_is_unclear_not_an_error(answers):
 
 
 def test_words_of_suicide_or_an_emergency_are_risk_and_help(answers):
-    for text in ("죽고 싶어요", "네 119 불러주세요", "불이 났어요", "가스 냄새가 나요", "살려주세요", "괜찮은데 죽고 싶어요"):
+    for text in (
+        "죽고 싶어요",
+        "네 119 불러주세요",
+        "불이 났어요",
+        "가스 냄새가 나요",
+        "살려주세요",
+        "괜찮은데 죽고 싶어요",
+    ):
         verdict = judge(answers, text, 0.9)
         assert (verdict.outcome, verdict.risk) == ("help_requested", True), text
         assert "위험 발언" in verdict.reason
@@ -163,9 +219,11 @@ def test_the_labelled_corpus_meets_its_targets(answers, request, corpus, least):
         f"-> unclear {judged[('acknowledged', 'unclear')]}; -> help {judged[('acknowledged', 'help_requested')]}",
         f"non-answers -> unclear: {judged[('unclear', 'unclear')]}/{unclear_rows}; -> help {judged[('unclear', 'help_requested')]}; "
         f"-> acknowledged {judged[('unclear', 'acknowledged')]}",
-        "by category (right/all): " + ", ".join(
+        "by category (right/all): "
+        + ", ".join(
             f"{c} {categories[(c, True)]}/{categories[(c, True)] + categories[(c, False)]}"
-            for c in sorted({c for c, _ in categories})),
+            for c in sorted({c for c, _ in categories})
+        ),
     ]
     request.node.user_properties.append((SPEECH_FIGURES, figures))
     print("\n".join(figures))
@@ -175,6 +233,7 @@ def test_the_labelled_corpus_meets_its_targets(answers, request, corpus, least):
 
 
 # ---- safecall ivr try ----
+
 
 def test_ivr_try_says_what_the_shipped_flow_records_and_why_in_korean(cli):
     cli.use_locale("ko_KR.UTF-8")
@@ -196,7 +255,8 @@ def test_ivr_try_json_lines_from_a_file(cli, tmp_path):
         ("네 잘 지내요", 0.83, "acknowledged", "acknowledged", False),
         ("네", "nan", "unclear", None, False),
         ("예 쓰러졌어요", 0.9, "help_requested", "help_requested", True),
-        ("네", 0.2, "unclear", None, False)]
+        ("네", 0.2, "unclear", None, False),
+    ]
     assert all(r["reason"] for r in records)
     assert records[0]["then"] == "closing-thanks_well" and records[1]["then"] == "prompt-repeat"
 
@@ -207,23 +267,27 @@ def test_ivr_try_on_an_offices_edited_flow_a_dialect_word_changes_the_result(cli
     assert before["outcome"] == "unclear" and "모르는 말" in before["reason"]
     flow = cli.root / "ivr" / "safe-call.toml"
     text = flow.read_text(encoding="utf-8")
-    assert 'acknowledged = [\n' in text
-    flow.write_text(text.replace('acknowledged = [\n', 'acknowledged = [\n    "괜찮십니더예",\n'), encoding="utf-8")
+    assert "acknowledged = [\n" in text
+    flow.write_text(text.replace("acknowledged = [\n", 'acknowledged = [\n    "괜찮십니더예",\n'), encoding="utf-8")
     after = json.loads(cli(*said).output)
     assert (after["outcome"], after["reason"].startswith("안부 확인")) == ("acknowledged", True)
     # and a word an office marks as a call for help turns an unknown answer into help
     said = ["ivr", "try", "safe-call", "--said", "속이 디비진다", "--format", "json"]
     assert json.loads(cli(*said).output)["outcome"] == "unclear"
-    flow.write_text(flow.read_text(encoding="utf-8").replace('help_requested = [\n', 'help_requested = [\n    "속이 디비진다",\n'),
-                    encoding="utf-8")
+    flow.write_text(
+        flow.read_text(encoding="utf-8").replace("help_requested = [\n", 'help_requested = [\n    "속이 디비진다",\n'),
+        encoding="utf-8",
+    )
     assert json.loads(cli(*said).output)["outcome"] == "help_requested"
 
 
 def test_the_analyser_is_not_loaded_for_help():
     """`safecall --help` must not pay for the model: it is loaded on the first answer judged."""
-    code = ("import sys; from safecall.cli import create_app; from typer.testing import CliRunner; "
-            "r = CliRunner().invoke(create_app(), ['ivr', '--help']); assert r.exit_code == 0, r.output; "
-            "print(sorted(m for m in sys.modules if m.startswith('kiwipiepy')))")
+    code = (
+        "import sys; from safecall.cli import create_app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(create_app(), ['ivr', '--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in sys.modules if m.startswith('kiwipiepy')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

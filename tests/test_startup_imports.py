@@ -13,17 +13,40 @@ ROOT = Path(__file__).resolve().parents[1]
 # The store and its ORM, migrations, the web stack, telephony clients, charts, spreadsheets, the Korean analyser,
 # password hashing, holidays and phone numbers: each is imported by the commands that use it. (Not pydantic: Typer
 # itself imports it to show a command's help.)
-HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "fastapi", "starlette", "uvicorn", "twilio", "matplotlib", "openpyxl",
-         "python_calamine", "kiwipiepy", "argon2", "holidays", "phonenumbers")
+HEAVY = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "twilio",
+    "matplotlib",
+    "openpyxl",
+    "python_calamine",
+    "kiwipiepy",
+    "argon2",
+    "holidays",
+    "phonenumbers",
+)
 
 
 def imported_by(args: list[str], cwd: Path) -> set[str]:
     """Every module `python -X importtime -m safecall ARGS` imported (importtime names each on stderr)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "safecall", *args], cwd=cwd, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "SAFECALL_LANG": "en", "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "safecall", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SAFECALL_LANG": "en", "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Usage:" in done.stdout  # the help itself was printed
-    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:") and "|" in line}
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
 
 
 def heavy(modules: set[str]) -> list[str]:
@@ -58,8 +81,13 @@ def test_every_command_help_imports_no_heavy_module(tmp_path):
         "        assert exc.code == 0, (path, exc.code)\n"
         "print('MODULES', len(paths), ' '.join(sorted(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "120"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES "))
     _, count, *modules = line.split()

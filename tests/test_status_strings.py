@@ -18,9 +18,12 @@ import safecall.domain
 
 PACKAGE = Path(__file__).resolve().parents[1] / "safecall"
 STATUS_ATTRIBUTES = {"status", "role", "state", "kind", "channel", "disposition", "list_kind"}
-DOMAIN_VALUES = frozenset(member.value for thing in vars(safecall.domain).values()
-                          if isinstance(thing, type) and issubclass(thing, Enum) and thing.__module__ == safecall.domain.__name__
-                          for member in thing)
+DOMAIN_VALUES = frozenset(
+    member.value
+    for thing in vars(safecall.domain).values()
+    if isinstance(thing, type) and issubclass(thing, Enum) and thing.__module__ == safecall.domain.__name__
+    for member in thing
+)
 # (file, value): words that are not the domain's, though spelled like one of its values.
 ALLOWED = {
     # A simulated person's scripted behaviour (the demo's telephone line), not a stored status.
@@ -46,8 +49,11 @@ def _is_status_target(target: ast.AST) -> bool:
 def _candidates(node: ast.AST) -> list[ast.Constant]:
     if isinstance(node, ast.Compare):
         found = [c for right in node.comparators for c in _literals(right)]
-        searches_text = (isinstance(node.left, ast.Constant) and all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)
-                         and not isinstance(node.comparators[0], COLLECTIONS))  # `"busy" in text`
+        searches_text = (
+            isinstance(node.left, ast.Constant)
+            and all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)
+            and not isinstance(node.comparators[0], COLLECTIONS)
+        )  # `"busy" in text`
         return found if searches_text else found + _literals(node.left)
     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -67,13 +73,17 @@ def _candidates(node: ast.AST) -> list[ast.Constant]:
 
 def bare_status_strings(source: str, values=DOMAIN_VALUES) -> list[tuple[int, str]]:
     """(line, value) of every bare status string in `source`, in order."""
-    found = {(c.lineno, c.col_offset, c.value) for node in ast.walk(ast.parse(source))
-             for c in _candidates(node) if c.value in values}
+    found = {
+        (c.lineno, c.col_offset, c.value)
+        for node in ast.walk(ast.parse(source))
+        for c in _candidates(node)
+        if c.value in values
+    }
     return [(line, value) for line, _, value in sorted(found)]
 
 
 def test_the_rule_finds_each_kind_of_bare_status_string_and_nothing_else():
-    planted = '''
+    planted = """
 if user.role == "officer": pass
 if "open" != run.status: pass
 if task.kind in ("visit", "callback", "elsewhere"): pass
@@ -85,10 +95,19 @@ if "busy" in text: pass
 label = "open"
 print("sent")
 if digits == {"acknowledged"}: pass
-'''
+"""
     assert bare_status_strings(planted) == [
-        (2, "officer"), (3, "open"), (4, "visit"), (4, "callback"), (5, "paused"), (6, "closed"), (7, "pending"),
-        (7, "failed"), (8, "number"), (12, "acknowledged")]
+        (2, "officer"),
+        (3, "open"),
+        (4, "visit"),
+        (4, "callback"),
+        (5, "paused"),
+        (6, "closed"),
+        (7, "pending"),
+        (7, "failed"),
+        (8, "number"),
+        (12, "acknowledged"),
+    ]
 
 
 def test_the_rule_reads_the_values_from_the_domain_enums():
@@ -102,6 +121,9 @@ def test_no_bare_status_strings_in_safecall():
         if "migrations" in path.relative_to(PACKAGE).parts:
             continue
         name = path.relative_to(PACKAGE.parent).as_posix()
-        offending += [f"{name}:{line}: {value!r}" for line, value in bare_status_strings(path.read_text(encoding="utf-8"))
-                      if (name, value) not in ALLOWED]
+        offending += [
+            f"{name}:{line}: {value!r}"
+            for line, value in bare_status_strings(path.read_text(encoding="utf-8"))
+            if (name, value) not in ALLOWED
+        ]
     assert not offending, "name these by their enum in safecall/domain.py:\n" + "\n".join(offending)

@@ -38,19 +38,24 @@ def refusal(path, limits: Limits) -> str:
 
 
 def test_a_sheet_within_the_limits_is_read(tmp_path):
-    table = read_table(workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"], [2, "y"]]), any_header, Limits(rows=3, columns=2))
+    table = read_table(
+        workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"], [2, "y"]]), any_header, Limits(rows=3, columns=2)
+    )
     assert table.header == ["a", "b"] and [r.values for r in table.rows] == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
 
 
-@pytest.mark.parametrize("limits, message", [
-    (Limits(rows=2), "a cell at A3: the sheet reaches beyond what SafeCall reads (CV2"),
-    (Limits(columns=1), "a cell at B1: the sheet reaches beyond what SafeCall reads (A200000"),
-    (Limits(cells=5), "the cells span A1:B3, 6 cells; SafeCall reads at most 5"),
-    (Limits(cell_chars=3), "a cell in its shared strings is longer than 3 characters"),
-    (Limits(zip_members=3), "parts; at most 3"),
-    (Limits(zip_member_bytes=500), "unpacks to 0 MiB (at most 0 MiB)"),
-    (Limits(file_bytes=1000), "SafeCall reads at most 0 MiB"),
-])
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        (Limits(rows=2), "a cell at A3: the sheet reaches beyond what SafeCall reads (CV2"),
+        (Limits(columns=1), "a cell at B1: the sheet reaches beyond what SafeCall reads (A200000"),
+        (Limits(cells=5), "the cells span A1:B3, 6 cells; SafeCall reads at most 5"),
+        (Limits(cell_chars=3), "a cell in its shared strings is longer than 3 characters"),
+        (Limits(zip_members=3), "parts; at most 3"),
+        (Limits(zip_member_bytes=500), "unpacks to 0 MiB (at most 0 MiB)"),
+        (Limits(file_bytes=1000), "SafeCall reads at most 0 MiB"),
+    ],
+)
 def test_each_workbook_limit_refuses_before_parsing(tmp_path, limits, message):
     path = workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "a long text"], [2, "y"]])
     assert message in refusal(path, limits)
@@ -105,7 +110,9 @@ def test_stored_and_deflated_parts_are_read_and_a_cut_file_is_refused(tmp_path):
     assert "not a readable XLSX workbook" in refusal(cut, Limits())
 
 
-@pytest.mark.parametrize("cell", ['<c\tr="CW5"><v>1</v></c>', '<c  r="CW5"/>', '<c t="n" r="CW5"><v>1</v></c>', '<x:c r="CW5"/>'])
+@pytest.mark.parametrize(
+    "cell", ['<c\tr="CW5"><v>1</v></c>', '<c  r="CW5"/>', '<c t="n" r="CW5"><v>1</v></c>', '<x:c r="CW5"/>']
+)
 def test_a_cell_written_otherwise_is_still_placed(tmp_path, cell):
     # The bulk scan reads only `<c r="..."`; any other spelling of a cell sends the block to the exact scan.
     path = tmp_path / "t.xlsx"
@@ -150,8 +157,12 @@ def test_the_fast_cell_scan_finds_the_range_the_exact_scan_finds(tmp_path, monke
         for chunk in (64, 1 << 20):
             monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
             spans.add(refusal(path, Limits(cells=301 * 28 - 1)))
-            assert "row 40 has more cells (28) than the header" in refusal(path, Limits(cells=301 * 28))  # past the scan
-    assert spans == {f"{path}: the cells span A1:AB301, 8428 cells; SafeCall reads at most 8427 (delete stray cells far from the table, or split the file)"}
+            assert "row 40 has more cells (28) than the header" in refusal(
+                path, Limits(cells=301 * 28)
+            )  # past the scan
+    assert spans == {
+        f"{path}: the cells span A1:AB301, 8428 cells; SafeCall reads at most 8427 (delete stray cells far from the table, or split the file)"
+    }
 
 
 def test_a_long_text_is_found_wherever_a_piece_begins(tmp_path, monkeypatch):
@@ -179,11 +190,17 @@ def test_a_cell_below_its_blocks_last_row_is_found(tmp_path, monkeypatch):
     # The quickest scan bounds a block by its last cell's row; a cell written out of order, far below the rows
     # around it (its row tag says 3), must still be measured and named.
     path = workbook(tmp_path / "t.xlsx", [["a", "b"], *([i, "x"] for i in range(200))])
-    with_sheet(path, lambda xml: xml.replace(b'<c r="B3"', b'<c r="B5000" t="inlineStr"><is><t>stray</t></is></c><c r="B3"', 1))
+    with_sheet(
+        path, lambda xml: xml.replace(b'<c r="B3"', b'<c r="B5000" t="inlineStr"><is><t>stray</t></is></c><c r="B3"', 1)
+    )
     for chunk in (64, 1 << 20):
         monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
-        assert f"{path}: a cell at B5000: the sheet reaches beyond what SafeCall reads (CV4000" in refusal(path, Limits(rows=4000))
-        assert f"{path}: the cells span A1:B5000, 10000 cells; SafeCall reads at most 9999" in refusal(path, Limits(cells=9999))
+        assert f"{path}: a cell at B5000: the sheet reaches beyond what SafeCall reads (CV4000" in refusal(
+            path, Limits(rows=4000)
+        )
+        assert f"{path}: the cells span A1:B5000, 10000 cells; SafeCall reads at most 9999" in refusal(
+            path, Limits(cells=9999)
+        )
 
 
 def test_the_sheets_dimension_bounds_nothing(tmp_path):
@@ -196,15 +213,22 @@ def test_the_sheets_dimension_bounds_nothing(tmp_path):
     book = load_workbook(workbook(tmp_path / "lies.xlsx", [["a", "b"], [1, "x"]]))
     book.active["CV150000"] = "stray"
     book.save(tmp_path / "lies.xlsx")
-    lies = with_sheet(tmp_path / "lies.xlsx", lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:B2"', xml))
-    assert f"{lies}: the cells span A1:CV150000, 15000000 cells; SafeCall reads at most 4000000" in refusal(lies, Limits())
+    lies = with_sheet(
+        tmp_path / "lies.xlsx", lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:B2"', xml)
+    )
+    assert f"{lies}: the cells span A1:CV150000, 15000000 cells; SafeCall reads at most 4000000" in refusal(
+        lies, Limits()
+    )
 
 
 def test_a_huge_shared_string_is_refused_naming_the_file(tmp_path, monkeypatch):
     path = workbook(tmp_path / "t.xlsx", [["a", "b"], [1, "x"]])
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:  # 1 MiB of one string packs to a few KiB
-        archive.writestr("xl/sharedStrings.xml", b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-                         b"<si><t>short</t></si><si><t>" + b"A" * (1 << 20) + b"</t></si></sst>")
+        archive.writestr(
+            "xl/sharedStrings.xml",
+            b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            b"<si><t>short</t></si><si><t>" + b"A" * (1 << 20) + b"</t></si></sst>",
+        )
     for chunk in (4096, 1 << 20):
         monkeypatch.setattr(tables, "CHUNK_BYTES", chunk)
         assert f"{path}: a cell in its shared strings is longer than 2000 characters" in refusal(path, Limits())
@@ -217,7 +241,9 @@ def test_other_tags_starting_like_a_cell_leave_the_cells_measured(tmp_path):
     book.active.append(["a", "b"])
     book.active.append([1, "x"])
     book.active.column_dimensions["B"].width = 30
-    book.active.conditional_formatting.add("A1:A2", CellIsRule(operator="equal", formula=["1"], fill=PatternFill(bgColor="FFC7CE")))
+    book.active.conditional_formatting.add(
+        "A1:A2", CellIsRule(operator="equal", formula=["1"], fill=PatternFill(bgColor="FFC7CE"))
+    )
     path = tmp_path / "t.xlsx"
     book.save(path)
     xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")

@@ -9,10 +9,12 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlmodel import select
-
 from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from live import always_open, free_port
+from sqlmodel import select
+from test_twilio import ENV, PUBLIC, twilio_trunks
+from twilio_fake import FakeTwilio
+
 from safecall import speech
 from safecall.clock import ScaledClock
 from safecall.dialer import Dialer
@@ -23,8 +25,6 @@ from safecall.store import Attempt, CampaignRun, Person, RunMember
 from safecall.telephony.base import TrunkBusy
 from safecall.telephony.simulated import SimulatedTrunk
 from safecall.workers import TrunkDialing
-from test_twilio import ENV, PUBLIC, twilio_trunks
-from twilio_fake import FakeTwilio
 
 SIMULATED = """
 [trunks.sim]
@@ -43,11 +43,17 @@ CAMPAIGNS = [("weekly-safe-call", "cloud", "사직동", 3), ("east", "cloud", "�
 
 def copy_campaign(cli, name: str, trunk: str, dong: str) -> None:
     text = (cli.root / "campaigns" / "weekly-safe-call.toml").read_text(encoding="utf-8")
-    text = text.replace('name = "weekly-safe-call"', f'name = "{name}"').replace('# trunk = "simulated"', f'trunk = "{trunk}"')
-    (cli.root / "campaigns" / f"{name}.toml").write_text(text.replace("dongs = []", f'dongs = ["{dong}"]'), encoding="utf-8")
+    text = text.replace('name = "weekly-safe-call"', f'name = "{name}"').replace(
+        '# trunk = "simulated"', f'trunk = "{trunk}"'
+    )
+    (cli.root / "campaigns" / f"{name}.toml").write_text(
+        text.replace("dongs = []", f'dongs = ["{dong}"]'), encoding="utf-8"
+    )
 
 
-def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others_dial_and_no_lease_is_lost(cli, tmp_path, caplog):
+def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others_dial_and_no_lease_is_lost(
+    cli, tmp_path, caplog
+):
     port = free_port()
     people, scripts, busy_numbers = [], {}, set()
     for c, (name, trunk, dong, count) in enumerate(CAMPAIGNS):
@@ -76,8 +82,13 @@ def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others
     runs = {}
     for name, *_ in CAMPAIGNS:
         definition = services.campaign(name)
-        runs[name] = launch_run(services.db, definition, definition.calendar(services.instance), now=clock.now(),
-                                rules=services.rules_snapshot(name))[0].id
+        runs[name] = launch_run(
+            services.db,
+            definition,
+            definition.calendar(services.instance),
+            now=clock.now(),
+            rules=services.rules_snapshot(name),
+        )[0].id
     stop, lapsed, leases = threading.Event(), [], {run_id: set() for run_id in runs.values()}
 
     def watch_leases() -> None:
@@ -85,13 +96,18 @@ def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others
         while not stop.is_set():
             with services.db.session() as session:
                 now = clock.now()
-                for run in session.exec(select(CampaignRun).where(CampaignRun.status == "open", CampaignRun.lock_owner.is_not(None))):
+                for run in session.exec(
+                    select(CampaignRun).where(CampaignRun.status == "open", CampaignRun.lock_owner.is_not(None))
+                ):
                     leases[run.id].add(run.lock_until)
                     if run.lock_until <= now:
                         lapsed.append((run.id, run.lock_until, now))
             stop.wait(0.02)
 
-    dialers = [threading.Thread(target=TrunkDialing(services, trunk).dial_until_idle, args=(stop,)) for trunk in ("cloud", "sim")]
+    dialers = [
+        threading.Thread(target=TrunkDialing(services, trunk).dial_until_idle, args=(stop,))
+        for trunk in ("cloud", "sim")
+    ]
     caplog.set_level(logging.INFO, logger="safecall")
     threads = [threading.Thread(target=watch_leases, daemon=True), *dialers]
     try:
@@ -146,12 +162,21 @@ class RefusingTrunk(SimulatedTrunk):
 
 def refusing_dialer(cli, clock, tmp_path, start: datetime):
     cli.set_trunks(scripted_trunks({"+821001310001": ["ack"], "+821001310002": ["ack"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row("거절", "010-0131-0001"), person_row("응답", "010-0131-0002")])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row("거절", "010-0131-0001"), person_row("응답", "010-0131-0002")])),
+    )
     clock.set(start)
     services = Services.open(load_instance(cli.root, cli.environ), clock)
     definition = services.campaign("weekly-safe-call")
-    run, _ = launch_run(services.db, definition, definition.calendar(services.instance), now=clock.now(),
-                        rules=services.rules_snapshot("weekly-safe-call"))
+    run, _ = launch_run(
+        services.db,
+        definition,
+        definition.calendar(services.instance),
+        now=clock.now(),
+        rules=services.rules_snapshot("weekly-safe-call"),
+    )
     trunk = RefusingTrunk(services.instance.trunk(), clock, services.lifecycle, refused={"+821001310001"})
     return services, run, trunk, Dialer(services.db, trunk, clock, services.lifecycle)
 
@@ -163,14 +188,20 @@ def member_and_attempts(services, phone: str):
         return member, list(session.exec(select(Attempt).where(Attempt.person_id == person.id)))
 
 
-def test_a_call_waiting_for_the_trunk_when_the_window_closes_is_not_placed_and_the_person_is_retried(cli, clock, tmp_path):
+def test_a_call_waiting_for_the_trunk_when_the_window_closes_is_not_placed_and_the_person_is_retried(
+    cli, clock, tmp_path
+):
     # Friday 17:59:30: the refused call would go out after 18:00, when the window (09:00-18:00) is shut.
-    services, run, trunk, dialer = refusing_dialer(cli, clock, tmp_path, datetime(2026, 11, 27, 17, 59, 30, tzinfo=SEOUL))
+    services, run, trunk, dialer = refusing_dialer(
+        cli, clock, tmp_path, datetime(2026, 11, 27, 17, 59, 30, tzinfo=SEOUL)
+    )
     dialer.run(run.id, return_when_idle=True)
     member, attempts = member_and_attempts(services, "+821001310001")
     assert trunk.refusals == 1 and [a.disposition for a in attempts] == ["failed"] and attempts[0].status == "done"
     # Never dropped: called again on the next calling day, Monday, within the window.
-    assert member.state == "pending" and member.next_attempt_at.astimezone(SEOUL) >= datetime(2026, 11, 30, 9, 0, tzinfo=SEOUL)
+    assert member.state == "pending" and member.next_attempt_at.astimezone(SEOUL) >= datetime(
+        2026, 11, 30, 9, 0, tzinfo=SEOUL
+    )
     services.close()
 
 

@@ -9,31 +9,47 @@ from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 import pytest
+from conftest import person_row, write_csv
+from live import always_open, free_port, outcomes_by_name, run_live_campaign
+from recording_sink import RecordingSink
 from sqlmodel import select
+from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 from typer.testing import CliRunner
 
 from safecall.cli import create_app
-from conftest import person_row, write_csv
-from live import always_open, free_port, outcomes_by_name, run_live_campaign
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.store import Attempt, Person
 from safecall.telephony.base import LineResult
-from recording_sink import RecordingSink
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app, final_result
-from twilio_fake import FROM, SID, TOKEN, FakeCall, FakeTwilio
 
 PUBLIC = "https://safecall.example.org"
 ENV = {"TEST_TWILIO_TOKEN": TOKEN, "SAFECALL_LANG": "en"}  # the checks are read in English
-PEOPLE = [("응답", "ack"), ("무입력", "no_key"), ("무응답", "no_answer"), ("통화중", "busy"), ("도움", "help"),
-          ("끊음", "hangup"), ("음성사서함", "voicemail"), ("없는번호", "invalid")]
+PEOPLE = [
+    ("응답", "ack"),
+    ("무입력", "no_key"),
+    ("무응답", "no_answer"),
+    ("통화중", "busy"),
+    ("도움", "help"),
+    ("끊음", "hangup"),
+    ("음성사서함", "voicemail"),
+    ("없는번호", "invalid"),
+]
 
 
 def twilio_trunks(api_base: str, port: int, **extra) -> str:
     lines = [
-        'default = "cloud"', "[trunks.cloud]", 'type = "twilio"', f'account_sid = "{SID}"',
-        'auth_token = { env = "TEST_TWILIO_TOKEN" }', f'from_number = "{FROM}"', f'public_base_url = "{PUBLIC}/"',
-        f'listen = "127.0.0.1:{port}"', "channels = 4", "calls_per_second = 50", f'api_base_url = "{api_base}"',
+        'default = "cloud"',
+        "[trunks.cloud]",
+        'type = "twilio"',
+        f'account_sid = "{SID}"',
+        'auth_token = { env = "TEST_TWILIO_TOKEN" }',
+        f'from_number = "{FROM}"',
+        f'public_base_url = "{PUBLIC}/"',
+        f'listen = "127.0.0.1:{port}"',
+        "channels = 4",
+        "calls_per_second = 50",
+        f'api_base_url = "{api_base}"',
     ] + [f"{key} = {value}" for key, value in extra.items()]
     return "\n".join(lines) + "\n"
 
@@ -42,17 +58,30 @@ def twilio_trunks(api_base: str, port: int, **extra) -> str:
 def cloud(cli, tmp_path):
     port = free_port()
     numbers = {name: f"+82100123{i:04d}" for i, (name, _) in enumerate(PEOPLE)}
-    fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {numbers[name]: behaviour for name, behaviour in PEOPLE}).start()
+    fake = FakeTwilio(
+        PUBLIC, f"http://127.0.0.1:{port}", {numbers[name]: behaviour for name, behaviour in PEOPLE}
+    ).start()
     cli.set_trunks(twilio_trunks(fake.base_url, port))
     always_open(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(name, "010-0123-" + numbers[name][-4:]) for name, _ in PEOPLE])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row(name, "010-0123-" + numbers[name][-4:]) for name, _ in PEOPLE])),
+    )
     yield fake
     fake.stop()
 
 
-EXPECTED = {"응답": "acknowledged", "도움": "help_requested", "무입력": "unreachable", "무응답": "unreachable",
-            "통화중": "unreachable", "끊음": "unreachable", "음성사서함": "unreachable", "없는번호": "unreachable"}
+EXPECTED = {
+    "응답": "acknowledged",
+    "도움": "help_requested",
+    "무입력": "unreachable",
+    "무응답": "unreachable",
+    "통화중": "unreachable",
+    "끊음": "unreachable",
+    "음성사서함": "unreachable",
+    "없는번호": "unreachable",
+}
 
 
 def test_a_weekly_campaign_on_twilio(cli, cloud):
@@ -60,7 +89,9 @@ def test_a_weekly_campaign_on_twilio(cli, cloud):
     members, attempts = outcomes_by_name(services)
     assert members == EXPECTED
     assert attempts["응답"] == ["acknowledged"]
-    assert attempts["음성사서함"] == ["answered_no_key"] * 4  # voicemail: completed without a digit is not an acknowledgement
+    assert (
+        attempts["음성사서함"] == ["answered_no_key"] * 4
+    )  # voicemail: completed without a digit is not an acknowledgement
     assert attempts["끊음"] == ["answered_no_key"] * 4
     assert attempts["무응답"] == ["no_answer"] * 4 and attempts["통화중"] == ["busy"] * 4
     assert attempts["없는번호"] == ["invalid_number"]  # 21211: no point ringing a number that does not exist
@@ -69,14 +100,24 @@ def test_a_weekly_campaign_on_twilio(cli, cloud):
     assert ack.params["Url"].startswith(f"{PUBLIC}/twilio/voice/") and ack.params["Timeout"] == "30"
     assert ack.params["FallbackUrl"].startswith(f"{PUBLIC}/twilio/fallback/") and ack.params["FallbackMethod"] == "POST"
     first = ET.fromstring(ack.webhooks[3][3])
-    assert [child.tag for child in first] == ["Pause", "Gather"] and first[0].get("length") == "1"  # a short leading pause
+    assert [child.tag for child in first] == ["Pause", "Gather"] and first[0].get(
+        "length"
+    ) == "1"  # a short leading pause
     gather = first[1]
     assert gather.get("action").startswith(f"{PUBLIC}/twilio/gather/") and gather.get("numDigits") == "1"
-    assert (gather.get("input"), gather.get("language"), gather.get("speechTimeout")) == ("dtmf speech", "ko-KR", "auto")
+    assert (gather.get("input"), gather.get("language"), gather.get("speechTimeout")) == (
+        "dtmf speech",
+        "ko-KR",
+        "auto",
+    )
     assert gather.get("hints").startswith("네, 예, 괜찮아요, 잘 지내요") and "도와주세요" in gather.get("hints")
     say = gather.find("Say")
     assert (say.get("voice"), say.get("language")) == ("Google.ko-KR-Neural2-A", "ko-KR")  # an explicit Korean voice
-    assert say.text.startswith("안녕하세요") and say.text.endswith("'도와주세요'라고 하셔도 됩니다.") and say.find("prosody") is None
+    assert (
+        say.text.startswith("안녕하세요")
+        and say.text.endswith("'도와주세요'라고 하셔도 됩니다.")
+        and say.find("prosody") is None
+    )
     assert "확인되었습니다" in ack.webhooks[4][3] and "<Hangup />" in ack.webhooks[4][3]
     with services.db.session() as session:
         sids = {a.trunk_call_id for a in session.exec(select(Attempt)) if a.trunk_call_id}
@@ -134,8 +175,9 @@ def test_a_geo_permission_error_stops_the_campaign_instead_of_burning_attempts(c
 
 
 def webhook_app(cli, sink):
-    return create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=SystemClock().now,
-                              on_event=lambda e: None)
+    return create_webhook_app(
+        public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=SystemClock().now, on_event=lambda e: None
+    )
 
 
 def Recorder(cli, live=True) -> RecordingSink:
@@ -154,18 +196,26 @@ def test_unsigned_forged_and_replayed_elsewhere_requests_are_refused(cli):
         url = f"{PUBLIC}/twilio/gather/secret-token?asked=1"
         assert fake.post(fake_call, url, {"Digits": "1"}, sign=False)[0] == 403
         headers_forged = fake.validator.compute_signature(url, {"Digits": "2"})  # signed for other parameters
-        request = Request(f"http://127.0.0.1:{port}/twilio/gather/secret-token?asked=1",
-                          data=urlencode({"Digits": "1"}).encode(), headers={"X-Twilio-Signature": headers_forged})
+        request = Request(
+            f"http://127.0.0.1:{port}/twilio/gather/secret-token?asked=1",
+            data=urlencode({"Digits": "1"}).encode(),
+            headers={"X-Twilio-Signature": headers_forged},
+        )
         with pytest.raises(HTTPError) as refused:
             urlopen(request, timeout=5)
         assert refused.value.code == 403
         # Signed for another token's URL: refused too.
         other = fake.validator.compute_signature(f"{PUBLIC}/twilio/gather/other-token?asked=1", {"Digits": "1"})
-        request = Request(f"http://127.0.0.1:{port}/twilio/gather/secret-token?asked=1",
-                          data=urlencode({"Digits": "1"}).encode(), headers={"X-Twilio-Signature": other})
+        request = Request(
+            f"http://127.0.0.1:{port}/twilio/gather/secret-token?asked=1",
+            data=urlencode({"Digits": "1"}).encode(),
+            headers={"X-Twilio-Signature": other},
+        )
         with pytest.raises(HTTPError):
             urlopen(request, timeout=5)
-        status_forged = fake.post(fake_call, f"{PUBLIC}/twilio/status/secret-token", {"CallStatus": "completed"}, sign=False)
+        status_forged = fake.post(
+            fake_call, f"{PUBLIC}/twilio/status/secret-token", {"CallStatus": "completed"}, sign=False
+        )
         assert status_forged[0] == 403
         assert recorder.keys == []
         # Properly signed: accepted, and the keypress is stored before the thank-you is returned.
@@ -180,7 +230,11 @@ def test_an_unknown_attempt_gets_a_polite_hang_up(cli):
     server = WebhookServer(webhook_app(cli, Recorder(cli, live=False)), "127.0.0.1", port).start()
     fake = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
     try:
-        status, body = fake.post(FakeCall("CA" + "2" * 32, "+821001230000", {}, "ack"), f"{PUBLIC}/twilio/voice/nobody", {"CallStatus": "in-progress"})
+        status, body = fake.post(
+            FakeCall("CA" + "2" * 32, "+821001230000", {}, "ack"),
+            f"{PUBLIC}/twilio/voice/nobody",
+            {"CallStatus": "in-progress"},
+        )
         assert status == 200 and "<Hangup />" in body and "Gather" not in body
     finally:
         server.stop()
@@ -195,7 +249,10 @@ def test_final_status_mapping():
     assert final_result("in-progress", None) is None and final_result("ringing", None) is None
     # The carrier's SIP answer: 404 (not found) and 484 (address incomplete) mean the number does not exist.
     assert final_result("failed", None, "404") == final_result("no-answer", None, "484") == LineResult.INVALID_NUMBER
-    assert final_result("failed", None, "503") == LineResult.FAILED and final_result("busy", None, "486") == LineResult.BUSY
+    assert (
+        final_result("failed", None, "503") == LineResult.FAILED
+        and final_result("busy", None, "486") == LineResult.BUSY
+    )
     assert final_result("completed", None, "404") == LineResult.ANSWERED
 
 
@@ -217,12 +274,17 @@ def test_trunk_check_for_twilio(cli, cloud):
     assert good.exit_code == 0, good.output
     assert "ok   webhook URL: https://safecall.example.org uses https" in good.output
     assert f"ok   from number: {FROM} belongs to the account" in good.output
-    wrong = runner.invoke(create_app(environ={**ENV, "TEST_TWILIO_TOKEN": "wrong"}), ["--config", str(cli.root), "trunk", "check"])
+    wrong = runner.invoke(
+        create_app(environ={**ENV, "TEST_TWILIO_TOKEN": "wrong"}), ["--config", str(cli.root), "trunk", "check"]
+    )
     assert wrong.exit_code == 1 and "the account SID or auth token is wrong" in wrong.output
     assert TOKEN not in good.output + wrong.output
     text = (cli.root / "config" / "trunks.toml").read_text()
-    (cli.root / "config" / "trunks.toml").write_text(text.replace(f'from_number = "{FROM}"', 'from_number = "+827000000999"')
-                                                     .replace("https://safecall", "http://safecall"))
+    (cli.root / "config" / "trunks.toml").write_text(
+        text.replace(f'from_number = "{FROM}"', 'from_number = "+827000000999"').replace(
+            "https://safecall", "http://safecall"
+        )
+    )
     bad = runner.invoke(create_app(environ=ENV), ["--config", str(cli.root), "trunk", "check"])
     assert "FAIL webhook URL: http://safecall.example.org must be an https:// address" in bad.output
     assert "FAIL from number: +827000000999 is not a number of this account" in bad.output
@@ -243,12 +305,27 @@ def test_serve_hosts_the_webhooks_and_records_keypresses_for_live_attempts(cli, 
         member = session.exec(select(RunMember)).first()
         member.state, member.attempts_made = MemberState.IN_CALL, 1
         session.add(member)
-        session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone="+821001230000",
-                            token="live-token-0000000000000000", placed_at=SystemClock().now(),
-                            trunk_call_id="CA" + "3" * 32, ivr_started_at=SystemClock().now()))
+        session.add(
+            Attempt(
+                run_id=run.id,
+                member_id=member.id,
+                person_id=member.person_id,
+                number=1,
+                phone="+821001230000",
+                token="live-token-0000000000000000",
+                placed_at=SystemClock().now(),
+                trunk_call_id="CA" + "3" * 32,
+                ivr_started_at=SystemClock().now(),
+            )
+        )
     result = {}
-    server = threading.Thread(target=lambda: result.update(
-        out=CliRunner().invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "3"]).output))
+    server = threading.Thread(
+        target=lambda: result.update(
+            out=CliRunner()
+            .invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "3"])
+            .output
+        )
+    )
     server.start()
     call = FakeCall("CA" + "3" * 32, "+821001230000", {}, "ack")
     url = f"{PUBLIC}/twilio/gather/live-token-0000000000000000?asked=1"
@@ -272,7 +349,11 @@ def test_guardian_sms_through_twilio_messaging(cli, cloud):
     from safecall.settings import load_instance
 
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8") + '\n[sms]\nprovider = "twilio"\ntwilio_trunk = "cloud"\ncallback_number = "02-2148-1234"\n', encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8")
+        + '\n[sms]\nprovider = "twilio"\ntwilio_trunk = "cloud"\ncallback_number = "02-2148-1234"\n',
+        encoding="utf-8",
+    )
     cli.edit_campaign("guardian_sms = false", "guardian_sms = true")
     services, _ = run_live_campaign(cli, ENV)
     instance = load_instance(cli.root, ENV)

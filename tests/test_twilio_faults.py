@@ -14,25 +14,25 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import person_row, write_csv
+from live import always_open, free_port, outcomes_by_name
+from recording_sink import RecordingSink
 from sqlmodel import select
+from test_twilio import ENV, EXPECTED, PUBLIC, cloud, twilio_trunks  # noqa: F401 (cloud is a fixture)
+from twilio_fake import TOKEN, FakeCall, FakeTwilio
 from typer.testing import CliRunner
 
 from safecall.cli import create_app
-from conftest import person_row, write_csv
-from live import always_open, free_port, outcomes_by_name
 from safecall.clock import SystemClock
 from safecall.errors import TrunkError
+from safecall.ivr import load_flow
 from safecall.runs import launch_run
 from safecall.services import Services
 from safecall.settings import load_instance
+from safecall.speech import analyser
 from safecall.store import Attempt, CampaignRun, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest, LineResult
-from recording_sink import RecordingSink
-from safecall.ivr import load_flow
-from safecall.speech import analyser
 from safecall.telephony.twilio.webhooks import WebhookServer, create_webhook_app
-from test_twilio import ENV, EXPECTED, PUBLIC, cloud, twilio_trunks  # noqa: F401 (cloud is a fixture)
-from twilio_fake import TOKEN, FakeCall, FakeTwilio
 
 CLI = [sys.executable, "-m", "safecall"]  # the installed command, as a process
 
@@ -49,8 +49,19 @@ def open_calls(cli, count: int) -> tuple[Services, list[tuple[str, str]]]:
             member.state, member.attempts_made = MemberState.IN_CALL, 1
             session.add(member)
             token, sid = f"token-{i}-" + "x" * 20, f"CA{i:032d}"
-            session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1, phone="+821001230000",
-                                token=token, placed_at=now, trunk_call_id=sid, ivr_started_at=now))
+            session.add(
+                Attempt(
+                    run_id=run.id,
+                    member_id=member.id,
+                    person_id=member.person_id,
+                    number=1,
+                    phone="+821001230000",
+                    token=token,
+                    placed_at=now,
+                    trunk_call_id=sid,
+                    ivr_started_at=now,
+                )
+            )
             calls.append((token, sid))
     return services, calls
 
@@ -65,14 +76,22 @@ class Webhooks:
 
     def __init__(self, sink, **options):
         port = free_port()
-        app = create_webhook_app(public_base_url=PUBLIC, auth_token=TOKEN, sink=sink, now=SystemClock().now,
-                                 on_event=lambda e: None, **options)
+        app = create_webhook_app(
+            public_base_url=PUBLIC,
+            auth_token=TOKEN,
+            sink=sink,
+            now=SystemClock().now,
+            on_event=lambda e: None,
+            **options,
+        )
         self.server = WebhookServer(app, "127.0.0.1", port).start()
         analyser()  # the server began loading it: the fake's 10 s wait is for one answer, not for the model
         self.twilio = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
 
     def post(self, kind: str, token: str, sid: str, params: dict, query: str = "") -> tuple[int, str]:
-        return self.twilio.post(FakeCall(sid, "+821001230000", {}, "-"), f"{PUBLIC}/twilio/{kind}/{token}{query}", params)
+        return self.twilio.post(
+            FakeCall(sid, "+821001230000", {}, "-"), f"{PUBLIC}/twilio/{kind}/{token}{query}", params
+        )
 
     def stop(self) -> None:
         self.server.stop()
@@ -81,7 +100,11 @@ class Webhooks:
 @pytest.fixture
 def people(cli, tmp_path):
     always_open(cli)
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-000{i}") for i in range(3)])))
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-000{i}") for i in range(3)])),
+    )
 
 
 def test_a_keypress_with_a_foreign_callsid_or_a_bad_key_records_nothing_for_anyone(cli, people):
@@ -140,8 +163,18 @@ def test_a_call_twilio_cannot_find_is_retried_and_the_run_goes_on(cli, cloud):
         member = session.exec(select(RunMember).where(RunMember.person_id == person.id)).one()
         member.state, member.attempts_made = MemberState.IN_CALL, 1
         session.add(member)
-        session.add(Attempt(run_id=run.id, member_id=member.id, person_id=person.id, number=1, phone=person.phone,
-                            token="lost-token-00000000000000", placed_at=now, trunk_call_id=lost))
+        session.add(
+            Attempt(
+                run_id=run.id,
+                member_id=member.id,
+                person_id=person.id,
+                number=1,
+                phone=person.phone,
+                token="lost-token-00000000000000",
+                placed_at=now,
+                trunk_call_id=lost,
+            )
+        )
     try:
         services.dialer(campaign).run(run.id)
     finally:
@@ -152,8 +185,16 @@ def test_a_call_twilio_cannot_find_is_retried_and_the_run_goes_on(cli, cloud):
     # The trunk itself: 404 is an 'ended unknown' report; any other refusal stays a TrunkError.
     trunk = services.build_trunk()
     try:
-        request = CallRequest(token="t", number="+821001230000", attempt_number=1, week=run.week_start, placed_at=now,
-                              ring_timeout=30, max_call_seconds=180, flow=services.campaign_rules("weekly-safe-call").flow)
+        request = CallRequest(
+            token="t",
+            number="+821001230000",
+            attempt_number=1,
+            week=run.week_start,
+            placed_at=now,
+            ring_timeout=30,
+            max_call_seconds=180,
+            flow=services.campaign_rules("weekly-safe-call").flow,
+        )
         [event] = trunk.reconcile(request, lost)
         assert (event.kind, event.result) == ("ended", LineResult.UNKNOWN)
         cloud.fetch_failures[lost] = 500
@@ -180,14 +221,21 @@ def test_serve_records_status_callbacks(cli, people):
     port = int(free_port())
     cli.set_trunks(twilio_trunks("http://127.0.0.1:9", port))
     result = {}
-    server = threading.Thread(target=lambda: result.update(
-        out=CliRunner().invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "4"]).output))
+    server = threading.Thread(
+        target=lambda: result.update(
+            out=CliRunner()
+            .invoke(create_app(environ=ENV), ["--config", str(cli.root), "serve", "--seconds", "4"])
+            .output
+        )
+    )
     server.start()
     twilio = FakeTwilio(PUBLIC, f"http://127.0.0.1:{port}", {})
     call = FakeCall(sid, "+821001230000", {}, "-")
     for _ in range(100):
         try:
-            status, _ = twilio.post(call, f"{PUBLIC}/twilio/status/{token}", {"CallStatus": "completed", "CallDuration": "20"})
+            status, _ = twilio.post(
+                call, f"{PUBLIC}/twilio/status/{token}", {"CallStatus": "completed", "CallDuration": "20"}
+            )
             break
         except OSError:
             time.sleep(0.05)
@@ -224,7 +272,9 @@ def test_a_database_lock_during_a_keypress_stalls_no_other_request(cli, people):
         keypress.join(timeout=60)
         # The keypress could not be stored in time: an apology (not Twilio's error), while the lock is still held
         # (it is released only below), so the person did not wait for the database.
-        assert answers["key"][0] == 200 and "죄송합니다" in answers["key"][1] and "확인되었습니다" not in answers["key"][1]
+        assert (
+            answers["key"][0] == 200 and "죄송합니다" in answers["key"][1] and "확인되었습니다" not in answers["key"][1]
+        )
         assert lock.in_transaction
     finally:
         lock.rollback()
@@ -241,8 +291,10 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
     """Two campaigns open at once on one trunk, dialled by `safecall scheduler run`: one webhook server, one
     budget of channels and calls per second across both (from the fake's own log), both lists right."""
     port = free_port()
-    people = {"사직동": [("가응답", "ack"), ("가도움", "help"), ("가무입력", "no_key"), ("가통화중", "busy")],
-              "청운효자동": [("나응답", "ack"), ("나통화중", "busy"), ("나말함", "say:네 괜찮아요:0.92")]}
+    people = {
+        "사직동": [("가응답", "ack"), ("가도움", "help"), ("가무입력", "no_key"), ("가통화중", "busy")],
+        "청운효자동": [("나응답", "ack"), ("나통화중", "busy"), ("나말함", "say:네 괜찮아요:0.92")],
+    }
     numbers, rows = {}, []
     for d, (dong, group) in enumerate(people.items()):
         for i, (name, behaviour) in enumerate(group):
@@ -253,17 +305,31 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
     # (the calls-per-second limit binds).
     cloud.ring_seconds = {"busy": 1.5, "no_key": 1.5}
     try:
-        cli.set_trunks(twilio_trunks(cloud.base_url, port).replace("channels = 4", "channels = 2")
-                       .replace("calls_per_second = 50", "calls_per_second = 2"))
+        cli.set_trunks(
+            twilio_trunks(cloud.base_url, port)
+            .replace("channels = 4", "channels = 2")
+            .replace("calls_per_second = 50", "calls_per_second = 2")
+        )
         always_open(cli)
         campaigns = cli.root / "campaigns"
         text = (campaigns / "weekly-safe-call.toml").read_text(encoding="utf-8")
-        (campaigns / "weekly-safe-call.toml").write_text(text.replace("dongs = []", 'dongs = ["사직동"]'), encoding="utf-8")
-        (campaigns / "district-check.toml").write_text(text.replace('name = "weekly-safe-call"', 'name = "district-check"')
-                                                       .replace("dongs = []", 'dongs = ["청운효자동"]'), encoding="utf-8")
+        (campaigns / "weekly-safe-call.toml").write_text(
+            text.replace("dongs = []", 'dongs = ["사직동"]'), encoding="utf-8"
+        )
+        (campaigns / "district-check.toml").write_text(
+            text.replace('name = "weekly-safe-call"', 'name = "district-check"').replace(
+                "dongs = []", 'dongs = ["청운효자동"]'
+            ),
+            encoding="utf-8",
+        )
         cli("recipients", "import", str(write_csv(tmp_path / "r.csv", rows)))
-        process = subprocess.Popen([*CLI, "--config", str(cli.root), "scheduler", "run", "--interval", "0.5"],
-                                   env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*CLI, "--config", str(cli.root), "scheduler", "run", "--interval", "0.5"],
+            env={**os.environ, **ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 150
             closed = False
@@ -281,15 +347,27 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
         assert process.returncode == 0, stderr
         events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
         assert not [e for e in events if e["event"] in ("dialer_error", "tick_failed")], stderr
-        assert sorted(e["campaign"] for e in events if e["event"] == "run_launched") == ["district-check", "weekly-safe-call"]
+        assert sorted(e["campaign"] for e in events if e["event"] == "run_launched") == [
+            "district-check",
+            "weekly-safe-call",
+        ]
     finally:
         cloud.stop()
     assert cloud.errors == []
     services = Services.open(load_instance(cli.root, ENV), SystemClock())
     members, attempts = outcomes_by_name(services)
-    assert members == {"가응답": "acknowledged", "가도움": "help_requested", "가무입력": "unreachable", "가통화중": "unreachable",
-                       "나응답": "acknowledged", "나통화중": "unreachable", "나말함": "acknowledged"}
-    assert attempts["가무입력"] == ["answered_no_key"] * 4 and attempts["가통화중"] == attempts["나통화중"] == ["busy"] * 4
+    assert members == {
+        "가응답": "acknowledged",
+        "가도움": "help_requested",
+        "가무입력": "unreachable",
+        "가통화중": "unreachable",
+        "나응답": "acknowledged",
+        "나통화중": "unreachable",
+        "나말함": "acknowledged",
+    }
+    assert (
+        attempts["가무입력"] == ["answered_no_key"] * 4 and attempts["가통화중"] == attempts["나통화중"] == ["busy"] * 4
+    )
     with services.db.session() as session:
         spoken = session.exec(select(Attempt).where(Attempt.digit == "speech")).one()
     assert (spoken.speech_text, spoken.speech_confidence) == ("네 괜찮아요", 0.92)
@@ -300,7 +378,9 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
     assert len(created) == 16
     assert all(later - first > 1.0 for first, later in zip(created, created[3:])), created
     # ... and channels (2, and reached): calls overlapping at any moment, from creation to their final status.
-    moments = sorted([(c.start_time, 1) for c in cloud.calls.values()] + [(c.ended_at, -1) for c in cloud.calls.values()])
+    moments = sorted(
+        [(c.start_time, 1) for c in cloud.calls.values()] + [(c.ended_at, -1) for c in cloud.calls.values()]
+    )
     busy = peak = 0
     for _, change in moments:
         busy += change

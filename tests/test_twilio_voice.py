@@ -4,14 +4,17 @@ the fallback apology, SIP codes and Retry-After."""
 from __future__ import annotations
 
 import json
-
 import xml.etree.ElementTree as ET
 
 import pytest
-from sqlmodel import select
-
 from conftest import HEADER, person_row, write_csv
 from live import always_open, outcomes_by_name, run_live_campaign
+from recording_sink import RecordingSink
+from sqlmodel import select
+from test_twilio import ENV, cloud  # noqa: F401 (cloud is a fixture)
+from test_twilio_faults import Webhooks, attempts_by_token, open_calls
+from twilio_fake import FROM, FakeCall
+
 from safecall.clock import SystemClock
 from safecall.ivr import load_flow
 from safecall.runs import launch_run
@@ -19,12 +22,8 @@ from safecall.services import Services
 from safecall.settings import load_instance
 from safecall.store import Attempt, MemberState, Person, RunMember
 from safecall.telephony.base import CallRequest, TrunkBusy
-from recording_sink import RecordingSink
 from safecall.telephony.twilio.trunk import TwilioTrunk
 from safecall.telephony.twilio.webhooks import Speaking
-from test_twilio import ENV, cloud  # noqa: F401 (cloud is a fixture)
-from test_twilio_faults import Webhooks, attempts_by_token, open_calls
-from twilio_fake import FROM, FakeCall
 
 SID = "CA" + "5" * 32
 
@@ -62,7 +61,12 @@ def test_the_voice_is_explicit_korean_with_a_leading_pause_and_prosody_per_perso
 
 def test_a_voice_the_roster_does_not_know_is_refused_naming_the_row(cli, tmp_path):
     result = roster_with_voices(cli, tmp_path, ["보통", "아주 크게"])
-    assert result.exit_code != 0 and "row 3" in result.output and "음성" in result.output and "보통/천천히/크게" in result.output
+    assert (
+        result.exit_code != 0
+        and "row 3" in result.output
+        and "음성" in result.output
+        and "보통/천천히/크게" in result.output
+    )
 
 
 def test_the_voice_and_the_pause_are_configurable(cli):
@@ -77,13 +81,25 @@ def test_the_voice_and_the_pause_are_configurable(cli):
 
 
 SPOKEN = [
-    ("네", "0.91", "acknowledged"), ("괜찮아요", "0.8", "acknowledged"), ("잘 지내요", "0.77", "acknowledged"),
+    ("네", "0.91", "acknowledged"),
+    ("괜찮아요", "0.8", "acknowledged"),
+    ("잘 지내요", "0.77", "acknowledged"),
     ("네. 괜찮아요", "0.9", "acknowledged"),
-    ("도와주세요", "0.88", "help_requested"), ("아파요", "0.7", "help_requested"), ("와 주세요", "0.85", "help_requested"),
+    ("도와주세요", "0.88", "help_requested"),
+    ("아파요", "0.7", "help_requested"),
+    ("와 주세요", "0.85", "help_requested"),
     ("네 도와주세요", "0.9", "help_requested"),  # help wins
-    ("안 괜찮아요", "0.95", "help_requested"), ("힘드네요", "0.9", "help_requested"),  # not well, said so
+    ("안 괜찮아요", "0.95", "help_requested"),
+    ("힘드네요", "0.9", "help_requested"),  # not well, said so
 ]
-UNHEARD = [("네", "0.3"), ("", "0"), ("네 여보세요", "0.95"), ("네? 뭐라고요?", "0.9"), ("몰라요", "0.9"), ("네", "nan")]
+UNHEARD = [
+    ("네", "0.3"),
+    ("", "0"),
+    ("네 여보세요", "0.95"),
+    ("네? 뭐라고요?", "0.9"),
+    ("몰라요", "0.9"),
+    ("네", "nan"),
+]
 
 
 def test_signed_speech_webhooks_map_phrases_and_ask_again_when_unsure(cli):
@@ -93,14 +109,22 @@ def test_signed_speech_webhooks_map_phrases_and_ask_again_when_unsure(cli):
         for i, (text, confidence, outcome) in enumerate(SPOKEN):
             token = f"said-{i}"
             sink.call_ids[token], sink.started = SID, sink.started | {token}
-            status, body = hooks.post("gather", token, SID, {"SpeechResult": text, "Confidence": confidence}, "?asked=1")
-            assert status == 200 and "<Hangup />" in body and ("확인되었습니다" if outcome == "acknowledged" else "담당 복지") in body
+            status, body = hooks.post(
+                "gather", token, SID, {"SpeechResult": text, "Confidence": confidence}, "?asked=1"
+            )
+            assert (
+                status == 200
+                and "<Hangup />" in body
+                and ("확인되었습니다" if outcome == "acknowledged" else "담당 복지") in body
+            )
             assert sink.keys[-1] == (token, "speech", outcome, (text, float(confidence))), text
         recorded = len(sink.keys)
         for i, (text, confidence) in enumerate(UNHEARD):
             token = f"unheard-{i}"
             sink.call_ids[token], sink.started = SID, sink.started | {token}
-            status, body = hooks.post("gather", token, SID, {"SpeechResult": text, "Confidence": confidence}, "?asked=1")
+            status, body = hooks.post(
+                "gather", token, SID, {"SpeechResult": text, "Confidence": confidence}, "?asked=1"
+            )
             gather = ET.fromstring(body).find("Gather")
             assert gather is not None and gather.get("input") == "dtmf speech", text  # the question again
             assert gather.find("Say").text.startswith("다시 안내해 드립니다"), text
@@ -115,16 +139,24 @@ def test_a_spoken_answer_is_stored_with_the_attempt_and_shown_in_the_history(cli
     services, [(token, sid)] = open_calls(cli, 1)
     hooks = Webhooks(services.lifecycle)
     try:
-        hooks.post("gather", token, sid, {"SpeechResult": "네 여보세요", "Confidence": "0.9"}, "?asked=1")  # unclear: asked again
+        hooks.post(
+            "gather", token, sid, {"SpeechResult": "네 여보세요", "Confidence": "0.9"}, "?asked=1"
+        )  # unclear: asked again
         unclear = attempts_by_token(services)[token]
         assert (unclear.disposition, unclear.speech_text, unclear.speech_confidence) == (None, "네 여보세요", 0.9)
-        status, body = hooks.post("gather", token, sid, {"SpeechResult": "네 잘 지내요", "Confidence": "0.83"}, "?asked=2")
+        status, body = hooks.post(
+            "gather", token, sid, {"SpeechResult": "네 잘 지내요", "Confidence": "0.83"}, "?asked=2"
+        )
         assert "확인되었습니다" in body
     finally:
         hooks.stop()
     attempt = attempts_by_token(services)[token]
     assert (attempt.digit, attempt.disposition, attempt.speech_text, attempt.speech_confidence) == (
-        "speech", "acknowledged", "네 잘 지내요", 0.83)
+        "speech",
+        "acknowledged",
+        "네 잘 지내요",
+        0.83,
+    )
     assert 'acknowledged said "네 잘 지내요" (83%)' in cli("recipients", "show", "사람0").output
 
 
@@ -144,6 +176,7 @@ def test_a_spoken_answer_over_a_whole_twilio_campaign(cli, cloud):
 
 # ---- call-backs ----
 
+
 def callback_setup(cli, tmp_path):
     """A run with 사람0 waiting for a retry, 사람1 already acknowledged; 사람2 is not in any run."""
     assert roster_with_voices(cli, tmp_path, ["보통", "보통", "천천히"]).exit_code == 0
@@ -157,9 +190,20 @@ def callback_setup(cli, tmp_path):
             name = next(n for n, p in people.items() if p.id == member.person_id)
             if name == "사람0":  # called once, no answer, a retry due later
                 member.attempts_made = 1
-                session.add(Attempt(run_id=run.id, member_id=member.id, person_id=member.person_id, number=1,
-                                    phone=people[name].phone, token="first-call-0000000000", placed_at=now, status="done",
-                                    disposition="no_answer", ended_at=now))
+                session.add(
+                    Attempt(
+                        run_id=run.id,
+                        member_id=member.id,
+                        person_id=member.person_id,
+                        number=1,
+                        phone=people[name].phone,
+                        token="first-call-0000000000",
+                        placed_at=now,
+                        status="done",
+                        disposition="no_answer",
+                        ended_at=now,
+                    )
+                )
             elif name == "사람1":
                 member.state = MemberState.ACKNOWLEDGED
             else:
@@ -179,8 +223,11 @@ def test_a_call_back_from_a_person_with_a_pending_retry_hears_the_ivr_and_counts
     services, phones = callback_setup(cli, tmp_path)
     hooks = Webhooks(services.lifecycle)
     try:
-        status, body = hooks.twilio.post(_caller(phones["사람0"], SID), "https://safecall.example.org/twilio/incoming",
-                                         {"From": phones["사람0"], "CallStatus": "ringing", "Direction": "inbound"})
+        status, body = hooks.twilio.post(
+            _caller(phones["사람0"], SID),
+            "https://safecall.example.org/twilio/incoming",
+            {"From": phones["사람0"], "CallStatus": "ringing", "Direction": "inbound"},
+        )
         gather = ET.fromstring(body).find("Gather")
         assert status == 200 and gather is not None and gather.get("action").endswith("&inbound=1")
         action = gather.get("action").removeprefix("https://safecall.example.org/twilio/gather/")
@@ -193,7 +240,12 @@ def test_a_call_back_from_a_person_with_a_pending_retry_hears_the_ivr_and_counts
     finally:
         hooks.stop()
     callback = attempts_by_token(services)[token]
-    assert (callback.inbound, callback.number, callback.disposition, callback.status) == (True, 2, "acknowledged", "done")
+    assert (callback.inbound, callback.number, callback.disposition, callback.status) == (
+        True,
+        2,
+        "acknowledged",
+        "done",
+    )
     assert member_state(services, "사람0") == MemberState.ACKNOWLEDGED
     assert "acknowledged (call-back)" in cli("recipients", "show", "사람0").output
     # The weekly report counts call-back acknowledgements apart (caller ID can be forged).
@@ -205,10 +257,15 @@ def test_a_call_back_that_hangs_up_is_ended_by_the_numbers_status_callback_and_r
     services, phones = callback_setup(cli, tmp_path)
     hooks = Webhooks(services.lifecycle)
     try:
-        hooks.twilio.post(_caller(phones["사람0"], SID), "https://safecall.example.org/twilio/incoming", {"From": phones["사람0"]})
+        hooks.twilio.post(
+            _caller(phones["사람0"], SID), "https://safecall.example.org/twilio/incoming", {"From": phones["사람0"]}
+        )
         assert member_state(services, "사람0") == MemberState.IN_CALL
-        status, _ = hooks.twilio.post(_caller(phones["사람0"], SID), "https://safecall.example.org/twilio/incoming/status",
-                                      {"From": phones["사람0"], "CallStatus": "completed"})
+        status, _ = hooks.twilio.post(
+            _caller(phones["사람0"], SID),
+            "https://safecall.example.org/twilio/incoming/status",
+            {"From": phones["사람0"], "CallStatus": "completed"},
+        )
         assert status == 204
     finally:
         hooks.stop()
@@ -223,7 +280,9 @@ def test_a_call_back_from_someone_acknowledged_or_unknown_hears_a_short_message(
     hooks = Webhooks(services.lifecycle, office_number=office)
     try:
         for caller in (phones["사람1"], phones["사람2"], "+821099998888", "anonymous"):
-            status, body = hooks.twilio.post(_caller(caller, SID), "https://safecall.example.org/twilio/incoming", {"From": caller})
+            status, body = hooks.twilio.post(
+                _caller(caller, SID), "https://safecall.example.org/twilio/incoming", {"From": caller}
+            )
             response = ET.fromstring(body)
             assert status == 200 and response.find("Gather") is None
             assert "확인해 드릴 안부 전화가 없습니다" in "".join(s.text for s in response.iter("Say"))
@@ -244,6 +303,7 @@ def _caller(number: str, sid: str) -> FakeCall:
 
 # ---- Twilio loose ends ----
 
+
 def test_the_fallback_url_apologises_in_korean_and_the_attempt_is_retried(cli, tmp_path):
     sink = RecordingSink(load_flow(cli.root / "ivr", "safe-call"))
     hooks = Webhooks(sink)
@@ -253,7 +313,9 @@ def test_the_fallback_url_apologises_in_korean_and_the_attempt_is_retried(cli, t
         assert status == 200 and "죄송합니다" in response.find("Say").text and response.find("Hangup") is not None
         assert response.find("Say").get("language") == "ko-KR" and sink.asked == [] and sink.keys == []  # no database
         assert hooks.post("fallback", "any-token", SID, {}, "")[0] == 200
-        unsigned = hooks.twilio.post(_caller("+8210", SID), "https://safecall.example.org/twilio/fallback", {}, sign=False)
+        unsigned = hooks.twilio.post(
+            _caller("+8210", SID), "https://safecall.example.org/twilio/fallback", {}, sign=False
+        )
         assert unsigned[0] == 403
     finally:
         hooks.stop()
@@ -266,8 +328,18 @@ def test_429_and_5xx_return_at_once_as_trunk_busy_and_nobody_is_called_twice(cli
     number = next(n for n, b in cloud.scripts.items() if b == "busy")
 
     def originate(token: str) -> None:
-        trunk.originate(CallRequest(token=token, number=number, attempt_number=1, week=None, placed_at=SystemClock().now(),
-                                    ring_timeout=30, max_call_seconds=180, flow=flow))
+        trunk.originate(
+            CallRequest(
+                token=token,
+                number=number,
+                attempt_number=1,
+                week=None,
+                placed_at=SystemClock().now(),
+                ring_timeout=30,
+                max_call_seconds=180,
+                flow=flow,
+            )
+        )
 
     try:
         cloud.create_failures, cloud.retry_after = [429], "3"

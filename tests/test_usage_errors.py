@@ -11,31 +11,55 @@ from typing import Literal
 
 import pytest
 import typer
+from test_glossary import allowed_latin, latin_words
 from typer.testing import CliRunner
 
 from safecall.cli.context import Injected, SafeCallGroup
 from safecall.clock import SystemClock
-from test_glossary import allowed_latin, latin_words
 
 # kind: (arguments, what the Korean error says, what Typer says in English)
 CASES = {
-    "mistyped command": (["campaing"], "'campaing' 명령은 없습니다. 비슷한 명령: 'campaign'",
-                         "No such command 'campaing'. Did you mean 'campaign'?"),
-    "unknown option": (["report", "safety-clock", "--dayz", "3"], "--dayz 옵션은 없습니다. 비슷한 옵션: --days",
-                       "No such option: --dayz (Possible options: --days)"),
+    "mistyped command": (
+        ["campaing"],
+        "'campaing' 명령은 없습니다. 비슷한 명령: 'campaign'",
+        "No such command 'campaing'. Did you mean 'campaign'?",
+    ),
+    "unknown option": (
+        ["report", "safety-clock", "--dayz", "3"],
+        "--dayz 옵션은 없습니다. 비슷한 옵션: --days",
+        "No such option: --dayz (Possible options: --days)",
+    ),
     "missing argument": (["visits", "record"], "'과제번호' 인수가 빠졌습니다.", "Missing argument 'task'."),
-    "bad integer": (["report", "safety-clock", "--days", "abc"], "'--days' 값이 잘못되었습니다. 'abc'는 정수가 아닙니다.",
-                    "Invalid value for '--days': Input should be a valid integer"),
-    "out of range": (["report", "safety-clock", "--days", "367"], "'--days' 값이 잘못되었습니다. 366 이하여야 합니다.",
-                     "Invalid value for '--days': Input should be less than or equal to 366"),
-    "below range": (["report", "safety-clock", "--days", "0"], "'--days' 값이 잘못되었습니다. 1 이상이어야 합니다.",
-                    "Invalid value for '--days': Input should be greater than or equal to 1"),
-    "missing option value": (["report", "safety-clock", "--days"], "--days 옵션 뒤에 값을 넣어 주세요.",
-                             "Option '--days' requires an argument."),
-    "extra argument": (["report", "safety-clock", "extra"], "필요 없는 인수가 더 있습니다: extra",
-                       "Got unexpected extra argument(s) (extra)"),
-    "value given to a flag": (["report", "safety-clock", "--help=yes"], "--help 옵션에는 값을 붙이지 않습니다.",
-                              "Option '--help' does not take a value."),
+    "bad integer": (
+        ["report", "safety-clock", "--days", "abc"],
+        "'--days' 값이 잘못되었습니다. 'abc'는 정수가 아닙니다.",
+        "Invalid value for '--days': Input should be a valid integer",
+    ),
+    "out of range": (
+        ["report", "safety-clock", "--days", "367"],
+        "'--days' 값이 잘못되었습니다. 366 이하여야 합니다.",
+        "Invalid value for '--days': Input should be less than or equal to 366",
+    ),
+    "below range": (
+        ["report", "safety-clock", "--days", "0"],
+        "'--days' 값이 잘못되었습니다. 1 이상이어야 합니다.",
+        "Invalid value for '--days': Input should be greater than or equal to 1",
+    ),
+    "missing option value": (
+        ["report", "safety-clock", "--days"],
+        "--days 옵션 뒤에 값을 넣어 주세요.",
+        "Option '--days' requires an argument.",
+    ),
+    "extra argument": (
+        ["report", "safety-clock", "extra"],
+        "필요 없는 인수가 더 있습니다: extra",
+        "Got unexpected extra argument(s) (extra)",
+    ),
+    "value given to a flag": (
+        ["report", "safety-clock", "--help=yes"],
+        "--help 옵션에는 값을 붙이지 않습니다.",
+        "Option '--help' does not take a value.",
+    ),
     "unknown root option": (["--verbose", "doctor"], "--verbose 옵션은 없습니다.", "No such option: --verbose"),
 }
 
@@ -102,7 +126,12 @@ def test_a_value_outside_the_choices_names_them_in_korean(tmp_path, monkeypatch)
     runner = CliRunner()
     result = runner.invoke(choice_app({"LANG": "ko_KR.UTF-8"}), ["pick", "--colour", "초록"], prog_name="safecall")
     assert result.exit_code == 2, result.output
-    assert "'--colour' 값이 잘못되었습니다. '초록'은 쓸 수 없습니다. '빨강', '파랑' 중 하나를 고르세요." in flat(result.output)
+    assert "'--colour' 값이 잘못되었습니다. '초록'은 쓸 수 없습니다. '빨강', '파랑' 중 하나를 고르세요." in flat(
+        result.output
+    )
     assert english_in(result.output, ["pick", "--colour"]) == []
     result = runner.invoke(choice_app({"LANG": "en_US.UTF-8"}), ["pick", "--colour", "초록"], prog_name="safecall")
-    assert result.exit_code == 2 and "Invalid value for '--colour': Value error, '초록' is not one of '빨강', '파랑'." in flat(result.output)
+    assert (
+        result.exit_code == 2
+        and "Invalid value for '--colour': Value error, '초록' is not one of '빨강', '파랑'." in flat(result.output)
+    )

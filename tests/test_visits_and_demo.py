@@ -6,25 +6,41 @@ import csv
 import io
 
 import pytest
-
+from conftest import NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
 from openpyxl import load_workbook
 from sqlmodel import select
 
-from conftest import NEXT_MONDAY_MORNING, person_row, scripted_trunks, write_csv
 from safecall.store import AuditEvent, Person, RunMember, VisitTask
 
 pytestmark = pytest.mark.both_databases
 
 
 def week_with_non_responders(cli, tmp_path):
-    cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"], "+821001230002": ["no_answer"],
-                                    "+821001230003": ["no_answer"], "+821001230004": ["help"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("=1+2", "010-0123-0001", guardian="@보호자", guardian_phone="010-0999-0001"),
-        person_row("부암분", "010-0123-0002", dong="부암동"),
-        person_row("입원예정", "010-0123-0003", dong="부암동"),
-        person_row("도움분", "010-0123-0004"),
-    ])))
+    cli.set_trunks(
+        scripted_trunks(
+            {
+                "+821001230001": ["no_answer"],
+                "+821001230002": ["no_answer"],
+                "+821001230003": ["no_answer"],
+                "+821001230004": ["help"],
+            }
+        )
+    )
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("=1+2", "010-0123-0001", guardian="@보호자", guardian_phone="010-0999-0001"),
+                    person_row("부암분", "010-0123-0002", dong="부암동"),
+                    person_row("입원예정", "010-0123-0003", dong="부암동"),
+                    person_row("도움분", "010-0123-0004"),
+                ],
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
 
 
@@ -32,7 +48,11 @@ def test_csv_lists_open_in_korean_excel_and_neutralise_formulas(cli, tmp_path):
     week_with_non_responders(cli, tmp_path)
     out = tmp_path / "lists"
     written = cli("visits", "list", "--date", "2026-11-24", "--format", "csv", "--output", str(out)).output
-    assert "2026-11-24-visit-1팀.csv" in written and "2026-11-24-visit-2팀.csv" in written and "2026-11-24-visit-3팀.csv" in written
+    assert (
+        "2026-11-24-visit-1팀.csv" in written
+        and "2026-11-24-visit-2팀.csv" in written
+        and "2026-11-24-visit-3팀.csv" in written
+    )
     raw = (out / "2026-11-24-visit-1팀.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -70,7 +90,18 @@ def test_callback_list_is_separate_and_same_day(cli, tmp_path):
 
 def test_recording_visits_closes_them_and_updates_the_person(cli, tmp_path):
     week_with_non_responders(cli, tmp_path)
-    cli("visits", "list", "--date", "2026-11-24", "--team", "2팀", "--format", "csv", "--output", str(tmp_path / "t.csv"))
+    cli(
+        "visits",
+        "list",
+        "--date",
+        "2026-11-24",
+        "--team",
+        "2팀",
+        "--format",
+        "csv",
+        "--output",
+        str(tmp_path / "t.csv"),
+    )
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text(encoding="utf-8-sig"))))
     tasks = {r["성명"]: r["과제번호"] for r in rows}
     assert "still open" in cli("visits", "record", tasks["부암분"], "--outcome", "not_home").output
@@ -78,18 +109,34 @@ def test_recording_visits_closes_them_and_updates_the_person(cli, tmp_path):
     assert "already closed" in cli("visits", "record", tasks["부암분"], "--outcome", "safe", ok=False).output
     cli("visits", "record", tasks["입원예정"], "--outcome", "hospitalised", "--until", "2026-12-31")
     assert "status: paused until 2026-12-31" in cli("recipients", "show", "입원예정").output
-    assert "2팀: no open visit tasks for 2026-11-24." in cli("visits", "list", "--date", "2026-11-24", "--team", "2팀").output
+    assert (
+        "2팀: no open visit tasks for 2026-11-24."
+        in cli("visits", "list", "--date", "2026-11-24", "--team", "2팀").output
+    )
     assert "unknown outcome" in cli("visits", "record", "1", "--outcome", "fine", ok=False).output
     assert "no visit task 999" in cli("visits", "record", "999", "--outcome", "safe", ok=False).output
     with cli.db().session() as session:
-        assert [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record"))] == ["visit.record"] * 3
+        assert [e.action for e in session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record"))] == [
+            "visit.record"
+        ] * 3
         note = session.get(VisitTask, int(tasks["부암분"])).note
     assert "부재(재방문)" in note and "안전 확인: 이웃집에 계셨음" in note
 
 
 def test_deceased_closes_the_person_and_they_are_not_called_again(cli, tmp_path):
     week_with_non_responders(cli, tmp_path)
-    cli("visits", "list", "--date", "2026-11-24", "--team", "1팀", "--format", "csv", "--output", str(tmp_path / "t.csv"))
+    cli(
+        "visits",
+        "list",
+        "--date",
+        "2026-11-24",
+        "--team",
+        "1팀",
+        "--format",
+        "csv",
+        "--output",
+        str(tmp_path / "t.csv"),
+    )
     [row] = csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text(encoding="utf-8-sig")))
     cli("visits", "record", row["과제번호"], "--outcome", "deceased")
     assert "status: closed (deceased)" in cli("recipients", "show", "=1+2").output
@@ -97,7 +144,10 @@ def test_deceased_closes_the_person_and_they_are_not_called_again(cli, tmp_path)
     cli("campaign", "launch", "weekly-safe-call")
     with cli.db().session() as session:
         person = session.exec(select(Person).where(Person.name == "=1+2")).one()
-        assert session.exec(select(RunMember).where(RunMember.run_id == 2, RunMember.person_id == person.id)).first() is None
+        assert (
+            session.exec(select(RunMember).where(RunMember.run_id == 2, RunMember.person_id == person.id)).first()
+            is None
+        )
 
 
 def test_demo_runs_a_whole_week_and_writes_the_lists(cli, tmp_path):
@@ -127,6 +177,10 @@ def test_a_visit_row_shows_this_weeks_attempts_and_the_last_acknowledgement_from
     record = dict(zip(rows[0], rows[1]))
     assert record["마지막 응답일"] == "2026-11-23"
     attempts = record["통화 시도 내역"]
-    assert attempts.count("받지 않음") == 4 and attempts.startswith("1차 11/30") and "응답" not in attempts.replace("받지 않음", "")
+    assert (
+        attempts.count("받지 않음") == 4
+        and attempts.startswith("1차 11/30")
+        and "응답" not in attempts.replace("받지 않음", "")
+    )
     history = cli("recipients", "show", "지난주응답").output
     assert history.count("no_answer") == 4 and history.count("acknowledged") == 1

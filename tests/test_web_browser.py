@@ -12,16 +12,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlmodel import select
+from web_fixtures import (
+    OFFICERS_NOTE,
+    PASSWORD,
+    make_app,
+    move_to_another_teams_dong,
+    office_with_a_week,
+    officers_call_back_note,
+    served,
+    web_settings,
+)
 
-from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from safecall.store import AuditEvent, Person, VisitTask
-from web_fixtures import (OFFICERS_NOTE, PASSWORD, make_app, move_to_another_teams_dong, office_with_a_week, officers_call_back_note,
-                          served, web_settings)
 
 CLOCKED_CLI = str(Path(__file__).with_name("clocked_cli.py"))  # the real command, with its clock set from outside
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -30,13 +38,25 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 @pytest.fixture
 def browser():
     # A missing browser fails the test: .ci/run installs chromium and chromium-driver.
-    assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), "apt-get install chromium chromium-driver (.ci/run does)"
+    assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), (
+        "apt-get install chromium chromium-driver (.ci/run does)"
+    )
     profile = tempfile.mkdtemp(prefix="safecall-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--window-size=412,915"):  # a phone's screen
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=412,915",
+    ):  # a phone's screen
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console: CSP violations show there
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
@@ -55,8 +75,10 @@ def log_in(browser, base: str, username: str) -> None:
 
 
 def task_names(browser) -> dict[str, int]:
-    return {card.find_element(By.TAG_NAME, "h2").text.split(". ", 1)[1].strip(): int(card.get_attribute("data-task"))
-            for card in browser.find_elements(By.CSS_SELECTOR, "li.task")}
+    return {
+        card.find_element(By.TAG_NAME, "h2").text.split(". ", 1)[1].strip(): int(card.get_attribute("data-task"))
+        for card in browser.find_elements(By.CSS_SELECTOR, "li.task")
+    }
 
 
 def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(cli, tmp_path, browser):
@@ -72,9 +94,16 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
         first = browser.find_element(By.ID, f"task-{tasks['<b>김순자</b>']}")
         assert "4차 11/24 09:00 받지 않음" in first.text  # why: the call history in Seoul time
         assert "보호자: 김보호" in first.text
-        assert [a.get_attribute("href") for a in first.find_elements(By.CSS_SELECTOR, "a.tel")] == ["tel:01001230001", "tel:01009990001"]
-        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")  # fits a phone
-        assert browser.execute_script("return getComputedStyle(document.getElementById('tasks')).listStyleType") == "none"  # CSS loaded
+        assert [a.get_attribute("href") for a in first.find_elements(By.CSS_SELECTOR, "a.tel")] == [
+            "tel:01001230001",
+            "tel:01009990001",
+        ]
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )  # fits a phone
+        assert (
+            browser.execute_script("return getComputedStyle(document.getElementById('tasks')).listStyleType") == "none"
+        )  # CSS loaded
 
         first.find_element(By.CSS_SELECTOR, "a.record").click()
         Select(browser.find_element(By.ID, "outcome")).select_by_visible_text("부재(재방문)")
@@ -90,12 +119,18 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
         assert "2026-11-25" in browser.find_element(By.TAG_NAME, "h1").text
         tasks = task_names(browser)
         assert "<b>김순자</b>" in tasks
-        note = browser.find_element(By.ID, f"task-{tasks['<b>김순자</b>']}").find_element(By.CLASS_NAME, "current-note").text
+        note = (
+            browser.find_element(By.ID, f"task-{tasks['<b>김순자</b>']}")
+            .find_element(By.CLASS_NAME, "current-note")
+            .text
+        )
         assert "부재(재방문): 문이 잠겨 있음, 이웃에게 연락처 남김" in note and "2026-11-24 09:30" in note
 
         # Another team's task: 403, by URL too.
         with cli.db().session() as session:
-            other = session.exec(select(VisitTask).join(Person, Person.id == VisitTask.person_id).where(Person.name == "박부암")).one()
+            other = session.exec(
+                select(VisitTask).join(Person, Person.id == VisitTask.person_id).where(Person.name == "박부암")
+            ).one()
         browser.get(f"{base}/task/{other.id}")
         assert "403" in browser.find_element(By.TAG_NAME, "h1").text and "박부암" not in browser.page_source
         browser.get(f"{base}/team/2팀")
@@ -103,9 +138,11 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
 
         # A form posted without its CSRF token: 403, and nothing recorded.
         browser.get(f"{base}/task/{tasks['이영희']}")
-        browser.execute_script("document.querySelector('#outcome-form input[name=csrf]').remove();"
-                               "document.getElementById('note').value = 'forged';"
-                               "document.getElementById('outcome-form').submit();")
+        browser.execute_script(
+            "document.querySelector('#outcome-form input[name=csrf]').remove();"
+            "document.getElementById('note').value = 'forged';"
+            "document.getElementById('outcome-form').submit();"
+        )
         WebDriverWait(browser, 10).until(lambda b: "/outcome" in b.current_url)
         assert "403" in browser.find_element(By.TAG_NAME, "h1").text
         with cli.db().session() as session:
@@ -122,17 +159,25 @@ def test_a_team_member_records_not_home_and_finds_the_person_on_tomorrows_list(c
         events = list(session.exec(select(AuditEvent).where(AuditEvent.actor == "web:team1").order_by(AuditEvent.id)))
     actions = [e.action for e in events]
     assert actions[0] == "web.login" and actions[-1] == "web.logout" and "visit.record" in actions
-    assert any(e.action == "web.view" and e.subject == "team 1팀 visit list" for e in events)  # the viewing of personal data
+    assert any(
+        e.action == "web.view" and e.subject == "team 1팀 visit list" for e in events
+    )  # the viewing of personal data
 
 
 def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, browser):
     web_settings(cli)
     numbers = [f"+8210012300{i:02d}" for i in range(1, 13)]
     cli.set_trunks(scripted_trunks({number: ["ack"] for number in numbers}, channels=2, cps=1))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row(f"사람{i}", f"010-0123-00{i:02d}") for i in range(1, 13)])))
-    result = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
-                               input=PASSWORD + "\n")
+    cli(
+        "recipients",
+        "import",
+        str(write_csv(tmp_path / "r.csv", [person_row(f"사람{i}", f"010-0123-00{i:02d}") for i in range(1, 13)])),
+    )
+    result = cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
     assert result.exit_code == 0, result.output
     with served(make_app(cli)) as base:
         log_in(browser, base, "officer")
@@ -141,15 +186,33 @@ def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, b
         browser.execute_script("window.notReloaded = true")
         # `safecall campaign launch` dials in a process of its own, on a clock 20 times faster than real time.
         slot = cli.clock.now().astimezone(SEOUL).replace(hour=10, minute=0)
-        dialer = subprocess.Popen([sys.executable, CLOCKED_CLI, "--at", slot.isoformat(), "--speed", "20", "--",
-                                   "--config", str(cli.root), "campaign", "launch", "weekly-safe-call"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        dialer = subprocess.Popen(
+            [
+                sys.executable,
+                CLOCKED_CLI,
+                "--at",
+                slot.isoformat(),
+                "--speed",
+                "20",
+                "--",
+                "--config",
+                str(cli.root),
+                "campaign",
+                "launch",
+                "weekly-safe-call",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         seen = []
         try:
             deadline = time.monotonic() + 90
             while dialer.poll() is None and time.monotonic() < deadline:
                 # Read in the page in one step: htmx may swap the element out between a find and a read.
-                text = browser.execute_script("const b = document.querySelector('section.run b.finished'); return b && b.textContent;")
+                text = browser.execute_script(
+                    "const b = document.querySelector('section.run b.finished'); return b && b.textContent;"
+                )
                 if text and (not seen or seen[-1] != text.strip()):
                     seen.append(text.strip())
                 time.sleep(0.2)
@@ -160,8 +223,12 @@ def test_the_officers_progress_page_counts_up_while_a_run_dials(cli, tmp_path, b
         assert browser.execute_script("return window.notReloaded === true")  # htmx swapped the counts in place
         assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
         counts = [int(text) for text in seen]
-        assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 12, seen  # it counted up while calls were placed
-        WebDriverWait(browser, 10).until(lambda b: not b.find_elements(By.CSS_SELECTOR, "section.run"))  # closed: no open run
+        assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 12, (
+            seen
+        )  # it counted up while calls were placed
+        WebDriverWait(browser, 10).until(
+            lambda b: not b.find_elements(By.CSS_SELECTOR, "section.run")
+        )  # closed: no open run
 
 
 def test_an_untouched_visit_form_cannot_be_saved_and_saving_says_what_happens_next(cli, tmp_path, browser):
@@ -179,8 +246,10 @@ def test_an_untouched_visit_form_cannot_be_saved_and_saving_says_what_happens_ne
         with cli.db().session() as session:
             assert session.get(VisitTask, task).outcome is None
         # Past the browser (its `required` removed): the server refuses too, in Korean, and nothing is saved.
-        browser.execute_script("document.getElementById('outcome').removeAttribute('required');"
-                               "document.getElementById('outcome-form').submit();")
+        browser.execute_script(
+            "document.getElementById('outcome').removeAttribute('required');"
+            "document.getElementById('outcome-form').submit();"
+        )
         WebDriverWait(browser, 10).until(lambda b: "/outcome" in b.current_url)
         assert "결과: 선택하지 않았습니다" in browser.find_element(By.ID, "error").text
         with cli.db().session() as session:
@@ -191,7 +260,10 @@ def test_an_untouched_visit_form_cannot_be_saved_and_saving_says_what_happens_ne
         browser.find_element(By.ID, "save").click()
         WebDriverWait(browser, 10).until(lambda b: "/team/" in b.current_url)
         # The name is data: shown as text, never as markup.
-        assert browser.find_element(By.ID, "message").text == "<b>김순자</b>: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다"
+        assert (
+            browser.find_element(By.ID, "message").text
+            == "<b>김순자</b>: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다"
+        )
         assert "<b>김순자</b>" not in task_names(browser)
     assert not [entry for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
 
@@ -214,15 +286,29 @@ def test_a_team_sees_no_officers_note_and_a_moved_persons_task_is_on_the_new_tea
         log_in(browser, base, "team2")
         tasks = task_names(browser)
         assert set(tasks) == {"박부암", "이영희"}
-        assert browser.find_element(By.ID, f"task-{tasks['이영희']}").find_element(By.CLASS_NAME, "moved").text == "1팀에서 이관"
+        assert (
+            browser.find_element(By.ID, f"task-{tasks['이영희']}").find_element(By.CLASS_NAME, "moved").text
+            == "1팀에서 이관"
+        )
+
+
 def test_the_officers_call_back_page_puts_words_of_risk_first_and_marks_them(cli, tmp_path, browser):
     office_with_a_week(cli, tmp_path)
     cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
     with cli.db().transaction() as session:  # a later call-back task whose spoken answer had words of risk
         plain = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
         other = session.exec(select(Person).where(Person.name == "이영희")).one()
-        session.add(VisitTask(person_id=other.id, run_id=plain.run_id, kind="callback", team=other.team,
-                              created_at=plain.created_at + timedelta(hours=1), created_on=plain.created_on, risk_speech=True))
+        session.add(
+            VisitTask(
+                person_id=other.id,
+                run_id=plain.run_id,
+                kind="callback",
+                team=other.team,
+                created_at=plain.created_at + timedelta(hours=1),
+                created_on=plain.created_on,
+                risk_speech=True,
+            )
+        )
     with served(make_app(cli)) as base:
         log_in(browser, base, "officer")
         browser.get(f"{base}/callbacks")

@@ -6,13 +6,12 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import SEOUL
 from sqlmodel import select
 from starlette.testclient import TestClient
-
-from conftest import SEOUL
-from safecall.store import Attempt, AuditEvent, Person, VisitTask
 from web_fixtures import PASSWORD, SECRET, make_app, office_with_a_week, web_services
 
+from safecall.store import Attempt, AuditEvent, Person, VisitTask
 from safecall.web import create_web_app
 
 
@@ -45,14 +44,21 @@ def test_login_lands_on_the_roles_page_and_a_login_without_csrf_is_refused(offic
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=28800" in cookie
     page = http.get("/team/1팀")
-    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert (
+        page.status_code == 200
+        and page.headers["Cache-Control"] == "no-store"
+        and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    )
     assert "&lt;b&gt;김순자&lt;/b&gt;" in page.text and "<b>김순자</b>" not in page.text  # roster text is data: escaped
 
 
 def test_cookies_are_secure_by_default(cli, tmp_path):
     office_with_a_week(cli, tmp_path)
     settings = cli.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace("secure_cookies = false", "secure_cookies = true"), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("secure_cookies = false", "secure_cookies = true"),
+        encoding="utf-8",
+    )
     http = TestClient(make_app(cli), base_url="https://safecall.example.org", follow_redirects=False)
     assert "Secure" in log_in(http, "team1").headers["set-cookie"]
 
@@ -85,8 +91,11 @@ def test_a_session_expires(office):
 def test_a_forged_or_foreign_cookie_is_no_session(office):
     http = client(office)
     log_in(http, "team1")
-    other = TestClient(create_web_app(web_services(office), "another-secret-that-is-long-enough-000000"), base_url="http://127.0.0.1",
-                       follow_redirects=False)
+    other = TestClient(
+        create_web_app(web_services(office), "another-secret-that-is-long-enough-000000"),
+        base_url="http://127.0.0.1",
+        follow_redirects=False,
+    )
     other.cookies.update(http.cookies)
     assert other.get("/team/1팀").headers["location"] == "/login"
 
@@ -109,11 +118,28 @@ def test_roles_team_member_officer_admin(office):
     team, officer, admin = client(office), client(office), client(office)
     log_in(team, "team1"), log_in(officer, "officer"), log_in(admin, "admin")
     with office.db().session() as session:
-        tasks = {p.name: t for t, p in session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id))}
-    for path in ("/callbacks", "/progress", "/report", f"/person/{tasks['박부암'].person_id}", "/admin/users", "/team/2팀",
-                 f"/task/{tasks['박부암'].id}", f"/task/{tasks['최도움'].id}"):
+        tasks = {
+            p.name: t for t, p in session.exec(select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id))
+        }
+    for path in (
+        "/callbacks",
+        "/progress",
+        "/report",
+        f"/person/{tasks['박부암'].person_id}",
+        "/admin/users",
+        "/team/2팀",
+        f"/task/{tasks['박부암'].id}",
+        f"/task/{tasks['최도움'].id}",
+    ):
         assert team.get(path).status_code == 403, path
-    for path in ("/team/1팀", "/team/2팀", "/callbacks", "/report", "/report/chart.png", f"/person/{tasks['이영희'].person_id}"):
+    for path in (
+        "/team/1팀",
+        "/team/2팀",
+        "/callbacks",
+        "/report",
+        "/report/chart.png",
+        f"/person/{tasks['이영희'].person_id}",
+    ):
         assert officer.get(path).status_code == 200, path
     assert officer.get("/admin/users").status_code == 403
     for path in ("/team/1팀", "/callbacks", f"/person/{tasks['이영희'].person_id}"):
@@ -129,16 +155,25 @@ def test_the_officer_calls_back_and_sees_a_persons_history(office):
     assert "최도움" in page.text and "tel:01001230004" in page.text
     with office.db().session() as session:
         task = session.exec(select(VisitTask).where(VisitTask.kind == "callback")).one()
-    done = officer.post(f"/task/{task.id}/outcome", data={"outcome": "called_safe", "note": "허리가 아파 눌렀다고 함", "csrf": csrf_of(page)})
+    done = officer.post(
+        f"/task/{task.id}/outcome",
+        data={"outcome": "called_safe", "note": "허리가 아파 눌렀다고 함", "csrf": csrf_of(page)},
+    )
     assert done.headers["location"] == f"/callbacks?saved={task.id}"
     page = officer.get(done.headers["location"])
     assert "최도움: 통화함: 안전 확인 저장됨 — 회신 명단에서 내려갑니다" in page.text
     assert "회신할 분이 없습니다" in page.text and "통화함: 안전 확인" in page.text and "web:officer" in page.text
     office("recipients", "pause", str(task.person_id), "--until", "2026-12-31")
     history = officer.get(f"/person/{task.person_id}").text
-    assert "도움 요청(2번)" in history and "허리가 아파 눌렀다고 함" in history and "person.pause until=2026-12-31" in history
+    assert (
+        "도움 요청(2번)" in history
+        and "허리가 아파 눌렀다고 함" in history
+        and "person.pause until=2026-12-31" in history
+    )
     with office.db().session() as session:
-        viewed = session.exec(select(AuditEvent).where(AuditEvent.action == "web.view", AuditEvent.subject == f"person {task.person_id}")).one()
+        viewed = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "web.view", AuditEvent.subject == f"person {task.person_id}")
+        ).one()
     assert viewed.actor == "web:officer"
 
 
@@ -162,7 +197,10 @@ def test_the_admin_makes_and_disables_accounts(office):
     newcomer = client(office)
     assert log_in(newcomer, "team3", password).status_code == 303
     assert newcomer.get("/team/3팀").status_code == 200
-    assert "팀" in admin.post("/admin/users", data={"username": "x", "role": "team", "team": "", "csrf": csrf_of(page)}).text
+    assert (
+        "팀"
+        in admin.post("/admin/users", data={"username": "x", "role": "team", "team": "", "csrf": csrf_of(page)}).text
+    )
     admin.post("/admin/users/team3/disable", data={"csrf": csrf_of(page)})
     assert newcomer.get("/team/3팀").headers["location"] == "/login"
     assert admin.post("/admin/users/team3/reset", data={}).status_code == 403  # no CSRF token
@@ -180,18 +218,39 @@ def test_a_long_list_comes_50_to_a_page_most_urgent_first(office):
     with office.db().transaction() as session:
         run_id = session.exec(select(VisitTask.run_id)).first()
         for index in range(60):
-            person = Person(person_key=f"extra-{index}", name=f"추가{index:02d}", phone=f"+8210555500{index:02d}", dong="사직동",
-                            birth_date=datetime(1940, 1, 1).date(), team="1팀", risk=1 + index % 3,
-                            created_at=office.clock.now(), updated_at=office.clock.now())
+            person = Person(
+                person_key=f"extra-{index}",
+                name=f"추가{index:02d}",
+                phone=f"+8210555500{index:02d}",
+                dong="사직동",
+                birth_date=datetime(1940, 1, 1).date(),
+                team="1팀",
+                risk=1 + index % 3,
+                created_at=office.clock.now(),
+                updated_at=office.clock.now(),
+            )
             session.add(person)
             session.flush()
             session.add(RunMember(run_id=run_id, person_id=person.id, state="unreachable"))
-            session.add(VisitTask(person_id=person.id, run_id=run_id, kind="visit", team="1팀", created_at=office.clock.now(),
-                                  created_on=datetime(2026, 11, 24).date(), weeks_without_ack=1 + (index == 7) * 2))
+            session.add(
+                VisitTask(
+                    person_id=person.id,
+                    run_id=run_id,
+                    kind="visit",
+                    team="1팀",
+                    created_at=office.clock.now(),
+                    created_on=datetime(2026, 11, 24).date(),
+                    weeks_without_ack=1 + (index == 7) * 2,
+                )
+            )
     http = client(office)
     log_in(http, "team1")
     first, second = http.get("/team/1팀").text, http.get("/team/1팀?page=2").text
-    assert "모두 62명 · 1/2쪽" in first and first.count('class="card task"') == 50 and second.count('class="card task"') == 12
+    assert (
+        "모두 62명 · 1/2쪽" in first
+        and first.count('class="card task"') == 50
+        and second.count('class="card task"') == 12
+    )
     assert re.search(r"<h2>1\. 추가07", first)  # three weeks without an answer: first
     assert 'id="next-page"' in first and 'id="next-page"' not in second
 
@@ -214,8 +273,13 @@ def test_safecall_web_serves_on_loopback_by_default(cli):
     from live import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)],
-                              env={**os.environ, "SAFECALL_WEB_SECRET": SECRET}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "safecall", "--config", str(cli.root), "web", "--port", str(port)],
+        env={**os.environ, "SAFECALL_WEB_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, page = time.monotonic() + 30, None
         while page is None and time.monotonic() < deadline and server.poll() is None:
@@ -223,7 +287,9 @@ def test_safecall_web_serves_on_loopback_by_default(cli):
                 page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert page is not None and page.status_code == 200 and "로그인" in page.text, server.stderr.read() if server.poll() is not None else ""
+        assert page is not None and page.status_code == 200 and "로그인" in page.text, (
+            server.stderr.read() if server.poll() is not None else ""
+        )
         assert "server" not in page.headers  # uvicorn's banner is off
     finally:
         server.terminate()
@@ -234,7 +300,11 @@ def test_users_add_checks_role_team_and_password(cli):
     assert "a team member needs --team" in cli("users", "add", "kim", "--role", "team", ok=False).output
     assert "no team '9팀'" in cli("users", "add", "kim", "--role", "team", "--team", "9팀", ok=False).output
     assert "unknown role" in cli("users", "add", "kim", "--role", "boss", ok=False).output
-    short = cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "kim", "--role", "officer", "--password-stdin"], input="short\n")
+    short = cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "kim", "--role", "officer", "--password-stdin"],
+        input="short\n",
+    )
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     made = cli("users", "add", "kim", "--role", "officer").output
     assert "Password (shown once" in made

@@ -7,34 +7,59 @@ import re
 from datetime import datetime
 
 import pytest
+from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import select
 from starlette.testclient import TestClient
-
-from conftest import SEOUL, person_row, scripted_trunks, write_csv
-from safecall.store import AuditEvent, Person, VisitTask
 from test_web_browser import browser, log_in  # noqa: F401 (the fixture)
 from test_web_phone import assert_fits, phone  # noqa: F401 (the fixture)
 from web_fixtures import PASSWORD, make_app, served, web_settings
+
+from safecall.store import AuditEvent, Person, VisitTask
 
 
 def office_with_dead_numbers(cli, tmp_path) -> dict[str, int]:
     """Monday's run: 없는번호분's and 두번째분's only numbers do not exist; 이웃분 answers. Their number tasks, by name."""
     web_settings(cli)
-    cli.set_trunks(scripted_trunks({"+821001230001": ["invalid"], "+821001230002": ["invalid"], "+821001230003": ["ack"]}))
-    cli("recipients", "import", str(write_csv(tmp_path / "r.csv", [
-        person_row("없는번호분", "010-0123-0001", guardian="김보호", guardian_phone="010-0999-0001"),
-        person_row("두번째분", "010-0123-0002"), person_row("이웃분", "010-0123-0003")])))
+    cli.set_trunks(
+        scripted_trunks({"+821001230001": ["invalid"], "+821001230002": ["invalid"], "+821001230003": ["ack"]})
+    )
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "r.csv",
+                [
+                    person_row("없는번호분", "010-0123-0001", guardian="김보호", guardian_phone="010-0999-0001"),
+                    person_row("두번째분", "010-0123-0002"),
+                    person_row("이웃분", "010-0123-0003"),
+                ],
+            )
+        ),
+    )
     cli("campaign", "launch", "weekly-safe-call")
-    cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
-                      input=PASSWORD + "\n")
-    cli.runner.invoke(cli.app, ["--config", str(cli.root), "users", "add", "team1", "--role", "team", "--team", "1팀",
-                                "--password-stdin"], input=PASSWORD + "\n")
+    cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "officer", "--role", "officer", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    cli.runner.invoke(
+        cli.app,
+        ["--config", str(cli.root), "users", "add", "team1", "--role", "team", "--team", "1팀", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
     cli.clock.set(datetime(2026, 11, 24, 9, 30, tzinfo=SEOUL))
     with cli.db().session() as session:
-        return {person.name: task.id for task, person in session.exec(select(VisitTask, Person).join(
-            Person, Person.id == VisitTask.person_id).where(VisitTask.kind == "number"))}
+        return {
+            person.name: task.id
+            for task, person in session.exec(
+                select(VisitTask, Person)
+                .join(Person, Person.id == VisitTask.person_id)
+                .where(VisitTask.kind == "number")
+            )
+        }
 
 
 def person(cli, name: str) -> Person:
@@ -53,9 +78,18 @@ def test_an_officer_fixes_a_number_on_a_phone_and_a_bad_number_is_refused(cli, t
         assert "명단 사유: 번호 확인 필요" in card.text
         assert "없는 번호: 010-0123-0001" in card.text
         assert re.search(r"마지막 통화: 1차 2026-11-23 \d\d:\d\d 없는 번호 \(010-0123-0001\)", card.text), card.text
-        assert_fits(phone, "numbers", [".card.number h2", ".card.number .reason", ".card.number .last",
-                                       ".card.number input[name=phone]", ".card.number button.save-number",
-                                       ".card.number button.save-no-contact"])
+        assert_fits(
+            phone,
+            "numbers",
+            [
+                ".card.number h2",
+                ".card.number .reason",
+                ".card.number .last",
+                ".card.number input[name=phone]",
+                ".card.number button.save-number",
+                ".card.number button.save-no-contact",
+            ],
+        )
 
         # A number that is not one: refused, said on the card, nothing changed; the typed text is shown back as text.
         card.find_element(By.NAME, "phone").send_keys("010-12<b>")
@@ -71,7 +105,10 @@ def test_an_officer_fixes_a_number_on_a_phone_and_a_bad_number_is_refused(cli, t
         field.send_keys("010-4567-8901")
         phone.find_element(By.CSS_SELECTOR, f"#number-{tasks['없는번호분']} button.save-number").click()
         WebDriverWait(phone, 10).until(lambda b: "saved=" in b.current_url)
-        assert phone.find_element(By.ID, "message").text == "없는번호분: 번호 수정함 저장됨 — 다음 전화부터 새 번호로 겁니다"
+        assert (
+            phone.find_element(By.ID, "message").text
+            == "없는번호분: 번호 수정함 저장됨 — 다음 전화부터 새 번호로 겁니다"
+        )
         assert not phone.find_elements(By.ID, f"number-{tasks['없는번호분']}")
         assert person(cli, "없는번호분").phone == "+821045678901"
 
@@ -82,12 +119,27 @@ def test_an_officer_fixes_a_number_on_a_phone_and_a_bad_number_is_refused(cli, t
         assert phone.find_element(By.ID, "empty").text == "번호를 확인할 분이 없습니다."
     with cli.db().session() as session:
         closed = {t.id: t for t in session.exec(select(VisitTask).where(VisitTask.id.in_(tasks.values())))}
-        assert {t.outcome for t in closed.values()} == {"number_fixed", "no_contact"} and {t.status for t in closed.values()} == {"closed"}
+        assert {t.outcome for t in closed.values()} == {"number_fixed", "no_contact"} and {
+            t.status for t in closed.values()
+        } == {"closed"}
         assert closed[tasks["없는번호분"]].recorded_by == "web:officer"
         rows = session.exec(select(AuditEvent).where(AuditEvent.action == "person.phone")).all()
-        assert len(rows) == 1 and "8901" in rows[0].detail and "4567" not in rows[0].detail and rows[0].actor == "web:officer"
-        assert session.exec(select(AuditEvent).where(AuditEvent.action == "visit.record",
-                                                     AuditEvent.subject == f"task {tasks['두번째분']}")).one().detail == "outcome=no_contact"
+        assert (
+            len(rows) == 1
+            and "8901" in rows[0].detail
+            and "4567" not in rows[0].detail
+            and rows[0].actor == "web:officer"
+        )
+        assert (
+            session.exec(
+                select(AuditEvent).where(
+                    AuditEvent.action == "visit.record", AuditEvent.subject == f"task {tasks['두번째분']}"
+                )
+            )
+            .one()
+            .detail
+            == "outcome=no_contact"
+        )
     visits = cli("visits", "list", "--date", "2026-11-24", "--format", "json").output
     assert "두번째분" in visits
 
@@ -104,7 +156,9 @@ def csrf_of(page) -> str:
 
 
 def http_log_in(client, username: str):
-    return client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf_of(client.get("/login"))})
+    return client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf": csrf_of(client.get("/login"))}
+    )
 
 
 def test_over_http_a_bad_or_taken_number_is_refused_and_only_officers_see_the_page(cli, http):
@@ -116,10 +170,17 @@ def test_over_http_a_bad_or_taken_number_is_refused_and_only_officers_see_the_pa
     page = client.get("/numbers")
     token = csrf_of(page)
     task = tasks["없는번호분"]
-    for typed, said in (("02-12", "고친 번호:"), ("010-0123-0001", "없는 번호로 나온 바로 그 번호입니다"),
-                        ("010-0123-0003", "이미 명단에 있는 이웃분"), ("", "고친 번호:")):
+    for typed, said in (
+        ("02-12", "고친 번호:"),
+        ("010-0123-0001", "없는 번호로 나온 바로 그 번호입니다"),
+        ("010-0123-0003", "이미 명단에 있는 이웃분"),
+        ("", "고친 번호:"),
+    ):
         refused = client.post(f"/numbers/{task}", data={"csrf": token, "outcome": "number_fixed", "phone": typed})
-        assert refused.status_code == 400 and said in refused.text and "저장하지 않았습니다" in refused.text, (typed, refused.text)
+        assert refused.status_code == 400 and said in refused.text and "저장하지 않았습니다" in refused.text, (
+            typed,
+            refused.text,
+        )
     assert client.post(f"/numbers/{task}", data={"csrf": token, "outcome": "moved"}).status_code == 400
     assert client.post(f"/numbers/{task}", data={"outcome": "no_contact"}).status_code == 403  # no CSRF token
     assert person(cli, "없는번호분").phone == "+821001230001"
@@ -140,9 +201,14 @@ def test_no_contact_puts_the_person_on_the_visit_list_when_the_run_had_not(cli, 
         for visit in session.exec(select(VisitTask).where(VisitTask.kind == "visit")):
             session.delete(visit)
     assert "두번째분" not in cli("visits", "list", "--date", "2026-11-24", "--format", "json").output
-    assert client.post(f"/numbers/{tasks['두번째분']}", data={"csrf": token, "outcome": "no_contact"}).status_code == 303
+    assert (
+        client.post(f"/numbers/{tasks['두번째분']}", data={"csrf": token, "outcome": "no_contact"}).status_code == 303
+    )
     with cli.db().session() as session:
-        visit = session.exec(select(VisitTask).join(Person, Person.id == VisitTask.person_id).where(
-            Person.name == "두번째분", VisitTask.kind == "visit")).one()
+        visit = session.exec(
+            select(VisitTask)
+            .join(Person, Person.id == VisitTask.person_id)
+            .where(Person.name == "두번째분", VisitTask.kind == "visit")
+        ).one()
         assert visit.status == "open" and visit.team == "1팀"
     assert "두번째분" in cli("visits", "list", "--date", "2026-11-24", "--format", "json").output

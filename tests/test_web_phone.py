@@ -6,26 +6,35 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from conftest import SEOUL
 from selenium.webdriver.common.by import By
 from sqlmodel import select
-
-from conftest import SEOUL
-from safecall.store import VisitTask
 from test_web_browser import browser, log_in  # noqa: F401 (the fixture)
 from web_fixtures import make_app, office_with_a_week, served
+
+from safecall.store import VisitTask
 
 PHONE = (390, 844)
 
 
 def on_screen(driver, element) -> bool:
     """Displayed, and inside the viewport's width (no sideways scrolling needed to read it)."""
-    box = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.right, r.width];", element)
-    return element.is_displayed() and box[2] > 0 and box[0] >= 0 and box[1] <= driver.execute_script("return window.innerWidth")
+    box = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.right, r.width];", element
+    )
+    return (
+        element.is_displayed()
+        and box[2] > 0
+        and box[0] >= 0
+        and box[1] <= driver.execute_script("return window.innerWidth")
+    )
 
 
 def assert_fits(driver, page: str, selectors: list[str]) -> None:
     assert driver.execute_script("return window.innerWidth") == PHONE[0]
-    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), f"{page} scrolls sideways"
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{page} scrolls sideways"
+    )
     for selector in selectors:
         found = driver.find_elements(By.CSS_SELECTOR, selector)
         assert found, f"{page}: nothing matches {selector}"
@@ -62,7 +71,10 @@ def test_every_table_keeps_its_key_columns_on_a_phone(cli, tmp_path, phone):
         log_in(phone, base, "admin")
         phone.get(f"{base}/admin/users")
         assert_fits(phone, "users", ["#accounts td.key", "#accounts td.actions button"])
-        assert [b.text for b in phone.find_elements(By.CSS_SELECTOR, "#accounts td.actions button")][:2] == ["비밀번호 재설정", "사용 중지"]
+        assert [b.text for b in phone.find_elements(By.CSS_SELECTOR, "#accounts td.actions button")][:2] == [
+            "비밀번호 재설정",
+            "사용 중지",
+        ]
         phone.find_element(By.ID, "logout").click()
         log_in(phone, base, "team1")
         assert_fits(phone, "team list", ["li.task h2", "li.task a.record", "li.task .why"])

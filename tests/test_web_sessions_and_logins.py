@@ -16,15 +16,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from conftest import SEOUL
 from sqlmodel import select
 from starlette.testclient import TestClient
+from web_fixtures import PASSWORD, make_app, office_with_a_week, served
 
-from conftest import SEOUL
 from safecall.store import AuditEvent, LoginCount, VisitTask, WebSession, WebUser
 from safecall.users import HASHER
 from safecall.web.app import PAGE_THREADS, with_page_threads
 from safecall.web.auth import LoginLimiter
-from web_fixtures import PASSWORD, make_app, office_with_a_week, served
 
 
 @pytest.fixture
@@ -137,8 +137,12 @@ def test_thirty_parallel_wrong_passwords_check_at_most_five(office):
         cookies, csrf = login_form(base)
 
         def attempt(_):
-            return httpx.post(f"{base}/login", data={"username": "team1", "password": "wrong password!", "csrf": csrf},
-                              cookies=cookies, timeout=60).status_code
+            return httpx.post(
+                f"{base}/login",
+                data={"username": "team1", "password": "wrong password!", "csrf": csrf},
+                cookies=cookies,
+                timeout=60,
+            ).status_code
 
         with ThreadPoolExecutor(30) as pool:
             codes = list(pool.map(attempt, range(30)))
@@ -158,8 +162,16 @@ def test_an_office_logging_in_at_once_from_one_address_is_not_refused(office):
     with served(make_app(office, hasher=hasher)) as base:
         forms = [login_form(base) for _ in range(8)]
         with ThreadPoolExecutor(8) as pool:
-            logins = [pool.submit(httpx.post, f"{base}/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf},
-                                  cookies=cookies, timeout=120) for cookies, csrf in forms]
+            logins = [
+                pool.submit(
+                    httpx.post,
+                    f"{base}/login",
+                    data={"username": "team1", "password": PASSWORD, "csrf": csrf},
+                    cookies=cookies,
+                    timeout=120,
+                )
+                for cookies, csrf in forms
+            ]
             for _ in range(2):
                 assert hasher.entered.acquire(timeout=60)  # two checks held; the other six wait for a slot
             time.sleep(0.5)  # let the six reach the server (without the slot first, they would be refused now)
@@ -171,15 +183,27 @@ def test_an_office_logging_in_at_once_from_one_address_is_not_refused(office):
 def test_waiting_password_checks_do_not_stall_other_pages(office):
     """45 logins (more than the server's 40 worker threads) wait on argon2; other pages are served meanwhile."""
     settings = office.root / "config" / "safecall.toml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace("secure_cookies = false", "secure_cookies = false\nlogin_attempts = 100"),
-                        encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace(
+            "secure_cookies = false", "secure_cookies = false\nlogin_attempts = 100"
+        ),
+        encoding="utf-8",
+    )
     gate = threading.Event()
     hasher = CountingHasher(gate)
     with served(make_app(office, hasher=hasher)) as base:
         cookies, csrf = login_form(base)
         with ThreadPoolExecutor(45) as pool:
-            logins = [pool.submit(httpx.post, f"{base}/login", data={"username": "team1", "password": "wrong password!", "csrf": csrf},
-                                  cookies=cookies, timeout=120) for _ in range(45)]
+            logins = [
+                pool.submit(
+                    httpx.post,
+                    f"{base}/login",
+                    data={"username": "team1", "password": "wrong password!", "csrf": csrf},
+                    cookies=cookies,
+                    timeout=120,
+                )
+                for _ in range(45)
+            ]
             for _ in range(2):
                 assert hasher.entered.acquire(timeout=60)  # two checks are under way and held
             other = httpx.get(f"{base}/login", timeout=60)  # the threads are free: another page is served at once
@@ -197,13 +221,23 @@ def test_logins_in_progress_hold_no_thread_that_serves_pages(office):
     hasher = CountingHasher(gate)
     with served(with_page_threads(make_app(office, hasher=hasher), 1), lifespan="on") as base:
         cookies, csrf = login_form(base)
-        member = httpx.post(f"{base}/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf}, cookies=cookies, timeout=60)
+        member = httpx.post(
+            f"{base}/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf}, cookies=cookies, timeout=60
+        )
         assert member.status_code == 303 and hasher.entered.acquire(timeout=1)
         gate.clear()
         forms = [login_form(base) for _ in range(4)]
         with ThreadPoolExecutor(4) as pool:
-            logins = [pool.submit(httpx.post, f"{base}/login", data={"username": "team2", "password": PASSWORD, "csrf": csrf},
-                                  cookies=cookies, timeout=120) for cookies, csrf in forms]
+            logins = [
+                pool.submit(
+                    httpx.post,
+                    f"{base}/login",
+                    data={"username": "team2", "password": PASSWORD, "csrf": csrf},
+                    cookies=cookies,
+                    timeout=120,
+                )
+                for cookies, csrf in forms
+            ]
             for _ in range(2):
                 assert hasher.entered.acquire(timeout=60)  # two checks under way and held
             page = httpx.get(f"{base}/team/1팀", cookies={**cookies, **dict(member.cookies)}, timeout=30)
@@ -233,7 +267,9 @@ def test_a_hash_made_with_older_parameters_is_made_again_at_login(office):
     """Accounts hashed with argon2-cffi's default (64 MiB, 3 passes, 4 lanes) still log in, and get the parameters of
     now at their next right password; a wrong one changes nothing."""
     with office.db().transaction() as session:
-        session.execute(sa.update(WebUser).where(WebUser.username == "team1").values(password_hash=PasswordHasher().hash(PASSWORD)))
+        session.execute(
+            sa.update(WebUser).where(WebUser.username == "team1").values(password_hash=PasswordHasher().hash(PASSWORD))
+        )
     assert log_in(client(office), "team1", "wrong password!").status_code == 401
     assert stored_hash(office, "team1").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert log_in(client(office), "team1").status_code == 303
@@ -249,14 +285,19 @@ def test_refused_logins_with_huge_made_up_names_add_a_bounded_number_of_rows(off
 
     def size() -> tuple[int, int]:
         with office.db().session() as session:
-            rows = session.execute(sa.text("SELECT count(*), coalesce(sum(length(subject) + length(detail)), 0) FROM auditevent")).one()
+            rows = session.execute(
+                sa.text("SELECT count(*), coalesce(sum(length(subject) + length(detail)), 0) FROM auditevent")
+            ).one()
             keys = session.execute(sa.text("SELECT count(*), coalesce(sum(length(key)), 0) FROM logincount")).one()
         return rows[0] + keys[0], rows[1] + keys[1]
 
     before = size()
     for _ in range(300):
         name = secrets.token_hex(5_000)  # 10 000 characters each
-        assert http.post("/login", data={"username": name, "password": "x" * 10_000, "csrf": csrf}).status_code in (401, 429)
+        assert http.post("/login", data={"username": name, "password": "x" * 10_000, "csrf": csrf}).status_code in (
+            401,
+            429,
+        )
     rows, chars = size()
     # 5 checked failures and the first refusal in the window; keys: the address and 5 names.
     assert rows - before[0] <= 5 + 1 + 6 and chars - before[1] <= 12 * 200
@@ -274,12 +315,25 @@ def test_keys_of_one_window_are_capped(office):
         assert session.execute(sa.text("SELECT count(*) FROM logincount")).scalar() == 40
 
 
-@pytest.mark.parametrize("path", ["/team/1팀?day=9999-12-31", "/team/1팀?day=0001-01-01", "/team/1팀?day=abc",
-                                  "/team/1팀?page=9223372036854775807", "/team/1팀?page=abc", "/team/1팀?page=-1",
-                                  "/task/12345678901234567890", "/task/abc", "/person/12345678901234567890"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/team/1팀?day=9999-12-31",
+        "/team/1팀?day=0001-01-01",
+        "/team/1팀?day=abc",
+        "/team/1팀?page=9223372036854775807",
+        "/team/1팀?page=abc",
+        "/team/1팀?page=-1",
+        "/task/12345678901234567890",
+        "/task/abc",
+        "/person/12345678901234567890",
+    ],
+)
 def test_a_bad_parameter_is_a_korean_400_page(office, path):
     http = client(office)
     log_in(http, "officer")
     page = http.get(path)
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
-    assert "요청을 처리할 수 없습니다 (400)" in page.text and "Input should" not in page.text and "detail" not in page.text
+    assert (
+        "요청을 처리할 수 없습니다 (400)" in page.text and "Input should" not in page.text and "detail" not in page.text
+    )

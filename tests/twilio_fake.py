@@ -16,9 +16,9 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.error import HTTPError
 from urllib.parse import parse_qs, urlencode, urlsplit
 from urllib.request import Request, urlopen
-from urllib.error import HTTPError
 
 from twilio.request_validator import RequestValidator
 
@@ -49,18 +49,25 @@ def wav_bytes(seconds: int) -> bytes:
     import io
     import math
     import wave
+
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(8000)
-        wav.writeframes(b"".join(int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
-                                 for i in range(seconds * 8000)))
+        wav.writeframes(
+            b"".join(
+                int(3000 * math.sin(2 * math.pi * 440 * i / 8000)).to_bytes(2, "little", signed=True)
+                for i in range(seconds * 8000)
+            )
+        )
     return out.getvalue()
 
 
 class FakeTwilio:
-    def __init__(self, public_base: str, local_base: str, scripts: dict[str, str], *, machine_answers: set[str] = frozenset()):
+    def __init__(
+        self, public_base: str, local_base: str, scripts: dict[str, str], *, machine_answers: set[str] = frozenset()
+    ):
         self.public_base, self.local_base = public_base, local_base
         self.scripts = scripts
         self.machine_answers = machine_answers
@@ -118,7 +125,9 @@ class FakeTwilio:
                     return self._reply(200, {"sid": SID, "status": "active", "friendly_name": "test"})
                 if parts.path == f"/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json":
                     numbers = [{"sid": "PN1", "phone_number": FROM}] if query.get("PhoneNumber") in (FROM, None) else []
-                    return self._reply(200, {"incoming_phone_numbers": numbers, "next_page_uri": None, "page": 0, "page_size": 50})
+                    return self._reply(
+                        200, {"incoming_phone_numbers": numbers, "next_page_uri": None, "page": 0, "page_size": 50}
+                    )
                 recording = re.fullmatch(rf"/2010-04-01/Accounts/{SID}/Recordings/(RE[0-9a-f]{{32}})\.wav", parts.path)
                 if recording and recording.group(1) in fake.recordings:
                     fake.recording_fetches.append(recording.group(1))
@@ -132,7 +141,9 @@ class FakeTwilio:
                 match = re.fullmatch(rf"/2010-04-01/Accounts/{SID}/Calls/(CA\w+)\.json", parts.path)
                 if match and match.group(1) in fake.fetch_failures:
                     status = fake.fetch_failures[match.group(1)]
-                    return self._reply(status, {"code": 20404 if status == 404 else 20500, "message": "no call", "status": status})
+                    return self._reply(
+                        status, {"code": 20404 if status == 404 else 20500, "message": "no call", "status": status}
+                    )
                 if match and match.group(1) in fake.calls:
                     return self._reply(200, fake.resource(fake.calls[match.group(1)]))
                 if parts.path == f"/2010-04-01/Accounts/{SID}/Calls.json":
@@ -148,12 +159,27 @@ class FakeTwilio:
                 if urlsplit(self.path).path == f"/2010-04-01/Accounts/{SID}/Messages.json":
                     params = {k: v[0] for k, v in form.items()}
                     if params["To"] in fake.unverified:
-                        return self._reply(400, {"code": 21608, "status": 400, "more_info": "https://www.twilio.com/docs/errors/21608",
-                                                 "message": f"The number {params['To']} is unverified. Trial accounts cannot send "
-                                                            f"messages to unverified numbers; verify {params['To']} at twilio.com"})
+                        return self._reply(
+                            400,
+                            {
+                                "code": 21608,
+                                "status": 400,
+                                "more_info": "https://www.twilio.com/docs/errors/21608",
+                                "message": f"The number {params['To']} is unverified. Trial accounts cannot send "
+                                f"messages to unverified numbers; verify {params['To']} at twilio.com",
+                            },
+                        )
                     fake.messages.append(params)
-                    return self._reply(201, {"sid": "SM" + uuid.uuid4().hex, "status": "queued", "to": params["To"],
-                                             "from": params["From"], "body": params["Body"]})
+                    return self._reply(
+                        201,
+                        {
+                            "sid": "SM" + uuid.uuid4().hex,
+                            "status": "queued",
+                            "to": params["To"],
+                            "from": params["From"],
+                            "body": params["Body"],
+                        },
+                    )
                 if urlsplit(self.path).path != f"/2010-04-01/Accounts/{SID}/Calls.json":
                     return self._reply(404, {"code": 20404, "message": "not found", "status": 404})
                 status, body = fake.create(form)
@@ -167,7 +193,7 @@ class FakeTwilio:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> "FakeTwilio":
+    def start(self) -> FakeTwilio:
         self._thread.start()
         return self
 
@@ -178,9 +204,16 @@ class FakeTwilio:
             call.done.wait(5)
 
     def resource(self, call: FakeCall) -> dict:
-        return {"sid": call.sid, "account_sid": SID, "to": call.to, "from": FROM, "status": call.status,
-                "answered_by": call.answered_by, "start_time": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(call.start_time)),
-                "direction": "outbound-api"}
+        return {
+            "sid": call.sid,
+            "account_sid": SID,
+            "to": call.to,
+            "from": FROM,
+            "status": call.status,
+            "answered_by": call.answered_by,
+            "start_time": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(call.start_time)),
+            "direction": "outbound-api",
+        }
 
     # ---- creating and playing calls ----
     def create(self, form: dict) -> tuple[int, dict]:
@@ -240,7 +273,9 @@ class FakeTwilio:
             self._status(call, "initiated")
             self._status(call, "ringing")
             time.sleep(self.ring_seconds.get(call.behaviour, 0))
-            final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed", "sip404": "failed"}.get(call.behaviour)
+            final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed", "sip404": "failed"}.get(
+                call.behaviour
+            )
             if final:
                 time.sleep(0.01)
                 call.ended_at = time.time()
@@ -282,8 +317,9 @@ class FakeTwilio:
             if dial is not None:  # the officer's phone rings, and is answered or not
                 status, duration = self.dial_status.get(call.to, ("no-answer", 0))
                 call.dialled = (dial.text, dial.get("timeout"))
-                status, body = self.post(call, dial.get("action"), {**params, "DialCallStatus": status,
-                                                                    "DialCallDuration": str(duration)})
+                status, body = self.post(
+                    call, dial.get("action"), {**params, "DialCallStatus": status, "DialCallDuration": str(duration)}
+                )
                 continue
             if record is not None:  # as Twilio: the action is requested after the message, or after a hang-up in it
                 call.recorded_max = record.get("maxLength")
@@ -291,8 +327,11 @@ class FakeTwilio:
                 sid = "RE" + uuid.uuid4().hex
                 if seconds:
                     self.recordings[sid] = wav_bytes(seconds)
-                message = {"RecordingSid": sid, "RecordingDuration": str(seconds),
-                           "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/{sid}"}
+                message = {
+                    "RecordingSid": sid,
+                    "RecordingDuration": str(seconds),
+                    "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/{sid}",
+                }
                 processed = {**message, "RecordingStatus": "completed"}
                 if call.to in self.hangup_in_record:
                     # The call ends first; only the recording's status callback tells of the message (the one
@@ -310,7 +349,9 @@ class FakeTwilio:
                 return  # a closing message and <Hangup/>
             if call.behaviour.startswith("say:"):  # say:TEXT:CONFIDENCE, a spoken answer as the recogniser heard it
                 _, text, confidence = call.behaviour.split(":")
-                status, body = self.post(call, gather.get("action"), {**params, "SpeechResult": text, "Confidence": confidence})
+                status, body = self.post(
+                    call, gather.get("action"), {**params, "SpeechResult": text, "Confidence": confidence}
+                )
                 continue
             digit = {"ack": "1", "help": "2"}.get(call.behaviour, "")
             if call.behaviour in ("ack_late",) and not pressed:

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import typer
 
+from safecall.cli.context import group, state
 from safecall.errors import NotFoundError
 from safecall.i18n import N_
-from safecall.cli.context import group, state
 
 checkin_app = group("One-tap check-in links (잘 지내요 / 도움이 필요해요).")
 
@@ -25,8 +25,16 @@ def checkin_link(ctx: typer.Context, person: str = typer.Argument(..., help="Id 
     secret = settings.web.secret_key.resolve(services.instance.environ)  # a missing secret is a ConfigError naming it
     with services.db.session() as session:
         person_id = find_person(session, person).id
-    url = checkin.link_for_person(services.db, checkin.LinkSigner(secret), settings.web.base_url, person_id, now=services.now(),
-                                  lifetime=timedelta(hours=settings.checkin.link_hours))
+    url = checkin.link_for_person(
+        services.db,
+        checkin.LinkSigner(secret),
+        settings.web.base_url,
+        person_id,
+        now=services.now(),
+        lifetime=timedelta(hours=settings.checkin.link_hours),
+    )
     if url is None:
-        raise NotFoundError(N_("person {id} is in no open run this week: there is nothing a link could answer"), id=person_id)
+        raise NotFoundError(
+            N_("person {id} is in no open run this week: there is nothing a link could answer"), id=person_id
+        )
     typer.echo(url)

@@ -6,15 +6,18 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
-from typer.core import _click as click  # the Click Typer runs on (newer Typer vendors it): loading the other costs start-up
+from typer.core import (
+    _click as click,
+)  # the Click Typer runs on (newer Typer vendors it): loading the other costs start-up
 
 from safecall import commands
 from safecall.clock import Clock, SystemClock
@@ -23,7 +26,17 @@ from safecall.errors import InputError, SafeCallError, translated
 from safecall.events import json_line
 from safecall.i18n import N_, Texts, language
 from safecall.instancefiles import configured_language, locate_instance
-from safecall.terminal import add_row, console, csv_text, json_text, markup_safe, plain, print_listing, progress_bar, table
+from safecall.terminal import (
+    add_row,
+    console,
+    csv_text,
+    json_text,
+    markup_safe,
+    plain,
+    print_listing,
+    progress_bar,
+    table,
+)
 
 if TYPE_CHECKING:  # the settings' models and the store load only when a command opens the instance (issue 29: start-up)
     from safecall.runs import RunStatus
@@ -34,8 +47,9 @@ if TYPE_CHECKING:  # the settings' models and the store load only when a command
 @dataclass(frozen=True)
 class Injected:
     """What `create_app` was given; the same for every invocation of one app."""
+
     make_clock: Callable[[], Clock]
-    environ: Optional[dict]
+    environ: dict | None
 
     def env(self) -> dict:
         return dict(os.environ if self.environ is None else self.environ)
@@ -44,12 +58,13 @@ class Injected:
 @dataclass
 class AppContext:
     """One invocation's state: options of the root command, language, consoles, and the services once opened."""
+
     make_clock: Callable[[], Clock]
     environ: dict
-    config_option: Optional[str] = None
+    config_option: str | None = None
     out: Console = field(default_factory=console)
     err: Console = field(default_factory=lambda: console(stderr=True))
-    _services: Optional[Services] = field(default=None, repr=False)
+    _services: Services | None = field(default=None, repr=False)
 
     @cached_property
     def texts(self) -> Texts:
@@ -74,7 +89,9 @@ class AppContext:
 
     def services(self, check_schema: bool = True) -> Services:
         if self._services is None:
-            from safecall.services import Services  # the store, sqlalchemy and the lifecycle: only for a command that needs them
+            from safecall.services import (
+                Services,
+            )  # the store, sqlalchemy and the lifecycle: only for a command that needs them
 
             self._services = Services.open(self.instance(), self.make_clock(), check_schema=check_schema)
         return self._services
@@ -152,7 +169,7 @@ def database_error(exc: Exception) -> bool:
     return errors is not None and isinstance(exc, errors.OperationalError)
 
 
-def config_argument(args: list[str]) -> Optional[str]:
+def config_argument(args: list[str]) -> str | None:
     """The value of a leading `--config X` or `--config=X`, the root option, if given."""
     for i, arg in enumerate(args):
         if arg == "--config" and i + 1 < len(args):
@@ -172,7 +189,12 @@ def fail(ctx, message: str, problems: list[str] = ()) -> None:
     app = invocation(ctx)
     problems = [translated(problem, app._) for problem in problems]
     if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
-        typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=message, problems=problems), err=True)
+        typer.echo(
+            json_line(
+                "error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=message, problems=problems
+            ),
+            err=True,
+        )
         raise typer.Exit(1)
     # Each line of a message on its own line: plain() would show a newline as U+FFFD and join two problems.
     first, *more = message.split("\n")
@@ -191,14 +213,32 @@ def unexpected(ctx, exc: Exception) -> None:
         raise exc
     where = commands.log_failure(app.environ, ctx.command_path, "".join(traceback.format_exception(exc)))
     if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
-        typer.echo(json_line("error", "safecall.cli", "fatal", command=ctx.invoked_subcommand, message=f"{type(exc).__name__}: {exc}",
-                             details=str(where) if where else None), err=True)
+        typer.echo(
+            json_line(
+                "error",
+                "safecall.cli",
+                "fatal",
+                command=ctx.invoked_subcommand,
+                message=f"{type(exc).__name__}: {exc}",
+                details=str(where) if where else None,
+            ),
+            err=True,
+        )
         raise typer.Exit(1)
-    app.err.print("[red]" + app._("error:") + "[/red] ", markup_safe(app._(
-        "SafeCall stopped on an unexpected problem ({kind}: {detail}).").format(kind=type(exc).__name__, detail=exc)),
-        markup=True, sep="")
-    hint = app._("Details are in {log}. Run `safecall doctor`; if the problem stays, "
-                 "send that file to whoever maintains SafeCall.")
+    app.err.print(
+        "[red]" + app._("error:") + "[/red] ",
+        markup_safe(
+            app._("SafeCall stopped on an unexpected problem ({kind}: {detail}).").format(
+                kind=type(exc).__name__, detail=exc
+            )
+        ),
+        markup=True,
+        sep="",
+    )
+    hint = app._(
+        "Details are in {log}. Run `safecall doctor`; if the problem stays, "
+        "send that file to whoever maintains SafeCall."
+    )
     app.err.print(plain(hint.format(log=where or app._("(no log file could be written)"))), markup=False)
     raise typer.Exit(1)
 
@@ -243,8 +283,15 @@ HELP_OPTION = N_("Show this message and exit.")
 OPTIONS_METAVAR = N_("[OPTIONS]")
 
 
-def emit(app: AppContext, fmt: str, headers: list[str], rows: list[list], records: list[dict], title: str | None = None,
-         whole: tuple[int, ...] = ()) -> None:
+def emit(
+    app: AppContext,
+    fmt: str,
+    headers: list[str],
+    rows: list[list],
+    records: list[dict],
+    title: str | None = None,
+    whole: tuple[int, ...] = (),
+) -> None:
     """One listing as a table (people read it), CSV (Excel or a pipe) or JSON (programs: English keys, stored values)."""
     if fmt == "json":
         typer.echo(json_text(records), nl=False)
@@ -270,6 +317,7 @@ def group(help_text: str) -> typer.Typer:
 
 # ---- dialling a run with a progress bar, and a run's status: shared by the groups that launch runs ----
 
+
 def progress(app: AppContext) -> progress_bar:
     return progress_bar(app.out, app._("calling"), app._("people done"))
 
@@ -281,7 +329,7 @@ def dial(app: AppContext, name: str, run_id: int) -> None:
     print_status(app, status)
 
 
-def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: Optional[str] = None) -> None:
+def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: str | None = None) -> None:
     _ = app._
     run = status.run
     counts = [
@@ -295,19 +343,40 @@ def print_status(app: AppContext, status: RunStatus, fmt: str = "table", note: O
         ("final_non_responders", _("final non-responders (home visit)"), status.final_non_responders),
         ("withdrawn", _("withdrawn (paused or closed)"), status.withdrawn),
     ]
-    results = [(d, status.attempts_by_disposition[d]) for d in list(Disposition) + ["in progress"]
-               if status.attempts_by_disposition.get(d)]
+    results = [
+        (d, status.attempts_by_disposition[d])
+        for d in list(Disposition) + ["in progress"]
+        if status.attempts_by_disposition.get(d)
+    ]
     if fmt == "json":
-        typer.echo(json_text({"run": run.id, "campaign": run.campaign, "week_start": run.week_start, "status": run.status,
-                              **{key: value for key, _label, value in counts},
-                              "attempts_by_result": dict(results), "rules_note": note}), nl=False)
+        typer.echo(
+            json_text(
+                {
+                    "run": run.id,
+                    "campaign": run.campaign,
+                    "week_start": run.week_start,
+                    "status": run.status,
+                    **{key: value for key, _label, value in counts},
+                    "attempts_by_result": dict(results),
+                    "rules_note": note,
+                }
+            ),
+            nl=False,
+        )
         return
     if fmt == "csv":
-        typer.echo(csv_text([_("what"), _("count")], [[label, value] for _key, label, value in counts] +
-                            [[app.texts.word("disposition", d), n] for d, n in results]), nl=False)
+        typer.echo(
+            csv_text(
+                [_("what"), _("count")],
+                [[label, value] for _key, label, value in counts]
+                + [[app.texts.word("disposition", d), n] for d, n in results],
+            ),
+            nl=False,
+        )
         return
     title = _("Run {run}: {campaign}, week of {week} ({status})").format(
-        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status))
+        run=run.id, campaign=run.campaign, week=run.week_start, status=app.texts.word("run", run.status)
+    )
     grid = table(_("what"), _("count"), title=title, show_header=False)
     grid.columns[1].justify = "right"
     for _key, label, value in counts:

@@ -5,18 +5,14 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.cells import cell_len
 
 from safecall import commands
+from safecall.cli.context import AppContext, group, print_status, progress, state
 from safecall.errors import translated
 from safecall.terminal import json_text, markup_safe, plain
-
-
-from safecall.cli.context import AppContext, state, group
-from safecall.cli.context import progress, print_status
 
 config_app = group("Settings of this instance.")
 trunk_app = group("Telephony trunks (config/trunks.toml).")
@@ -33,10 +29,19 @@ def init(ctx: typer.Context, directory: Path = typer.Argument(..., help="Folder 
     app.say(app._("Created instance in {folder}:").format(folder=directory.absolute()))
     for path in created:
         app.say(f"  {path}")
-    app.say(app._("Use it with: safecall --config {folder} ...  (or export SAFECALL_CONFIG={folder})").format(folder=directory))
+    app.say(
+        app._("Use it with: safecall --config {folder} ...  (or export SAFECALL_CONFIG={folder})").format(
+            folder=directory
+        )
+    )
 
 
-def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--dir", help="Keep the demo instance here (default: a new temporary folder).")):
+def demo(
+    ctx: typer.Context,
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Keep the demo instance here (default: a new temporary folder)."
+    ),
+):
     """Run a whole weekly campaign on a synthetic roster and a simulated trunk, in accelerated time."""
     from safecall.demo import run_demo
 
@@ -46,15 +51,20 @@ def demo(ctx: typer.Context, directory: Optional[Path] = typer.Option(None, "--d
     with progress(app) as update:
         result = run_demo(target, app.make_clock(), on_progress=update)
     roster = result.roster
-    app.say(app._("Roster: {added} people imported, {without} without consent (stored, never called).").format(
-        added=roster.added, without=len(roster.without_consent)))
+    app.say(
+        app._("Roster: {added} people imported, {without} without consent (stored, never called).").format(
+            added=roster.added, without=len(roster.without_consent)
+        )
+    )
     print_status(app, result.status)
     app.say(app._("Lists for the teams:"))
     for path in result.files:
         app.say(f"  {path}")
 
 
-def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")):
+def doctor(
+    ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Seconds to wait for each trunk's FastAGI check.")
+):
     """Check the instance: database integrity and schema, permissions, campaigns and every trunk."""
     from safecall.doctor import run_doctor
 
@@ -62,12 +72,23 @@ def doctor(ctx: typer.Context, wait: float = typer.Option(10, "--wait", help="Se
     print_checks(app, run_doctor(app.services(check_schema=False), wait_seconds=wait))
 
 
-def serve(ctx: typer.Context, campaign_name: str = typer.Option("weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."),
-          seconds: Optional[float] = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted).")):
+def serve(
+    ctx: typer.Context,
+    campaign_name: str = typer.Option(
+        "weekly-safe-call", "--campaign", help="Campaign whose trunk and IVR flow to serve."
+    ),
+    seconds: float | None = typer.Option(None, "--seconds", help="Stop after this long (default: until interrupted)."),
+):
     """Host the trunk's IVR side (Twilio webhooks or FastAGI) without dialling; `campaign run` hosts it too."""
     app = state(ctx)
-    commands.serve_ivr(app.services(), campaign_name, seconds,
-                       on_started=lambda: app.say(app._("Serving the IVR of {campaign!r}; Ctrl-C stops.").format(campaign=campaign_name)))
+    commands.serve_ivr(
+        app.services(),
+        campaign_name,
+        seconds,
+        on_started=lambda: app.say(
+            app._("Serving the IVR of {campaign!r}; Ctrl-C stops.").format(campaign=campaign_name)
+        ),
+    )
     app.say(app._("Stopped."))
 
 
@@ -91,8 +112,11 @@ def print_checks(app: AppContext, checks) -> None:
     passed, failed = app._("ok"), app._("FAIL")
     width = max(cell_len(passed), cell_len(failed))  # the marks line up in either language
     for check in checks:
-        mark = (f"[green]{passed}[/green]" + " " * (width - cell_len(passed)) if check.ok
-                else f"[red]{failed}[/red]" + " " * (width - cell_len(failed)))
+        mark = (
+            f"[green]{passed}[/green]" + " " * (width - cell_len(passed))
+            if check.ok
+            else f"[red]{failed}[/red]" + " " * (width - cell_len(failed))
+        )
         app.out.print(f"{mark} {markup_safe(translated(check.name, app._))}: ", end="")
         app.say(translated(check.detail, app._))
         step = next_step(check)
@@ -109,15 +133,21 @@ def db_status(ctx: typer.Context):
     db = app.services(check_schema=False).db
     schema = db.schema_state()
     app.say(app._("database: {url}").format(url=db.safe_url()))
-    app.say(app._("schema revision: {current}; this SafeCall: {head}").format(current=schema.describe(), head=schema.head))
+    app.say(
+        app._("schema revision: {current}; this SafeCall: {head}").format(current=schema.describe(), head=schema.head)
+    )
     if schema.has_tables and schema.current != schema.head:
         app.say(app._("needs: safecall db upgrade"))
         raise typer.Exit(1)
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context,
-               no_backup: bool = typer.Option(False, "--no-backup", help="PostgreSQL: upgrade without pg_dump's backup, when you took one yourself.")):
+def db_upgrade(
+    ctx: typer.Context,
+    no_backup: bool = typer.Option(
+        False, "--no-backup", help="PostgreSQL: upgrade without pg_dump's backup, when you took one yourself."
+    ),
+):
     """Bring the database to this SafeCall's schema, in place, after `upgrade check` passes and a backup is taken."""
     from safecall.backup import backup_before_upgrade
     from safecall.upgrade import upgrade_report
@@ -127,17 +157,28 @@ def db_upgrade(ctx: typer.Context,
     if report.problems:
         print_findings(app, report)
     if any(finding.blocking for finding in report.problems):
-        app.err.print(plain(app._("Nothing was upgraded: fix the problems above first (they are all of them), then run `safecall db upgrade` again.")), markup=False)
+        app.err.print(
+            plain(
+                app._(
+                    "Nothing was upgraded: fix the problems above first (they are all of them), then run `safecall db upgrade` again."
+                )
+            ),
+            markup=False,
+        )
         raise typer.Exit(1)
     services = app.services(check_schema=False)
     db = services.db
-    upgrade = db.upgrade(lambda head: backup_before_upgrade(db, services.instance.backup_dir, head, services.now()),
-                         take_backup=not no_backup,
-                         rules_of_campaign=services.rules_snapshot_if_valid)  # open runs keep the rules of today's files
+    upgrade = db.upgrade(
+        lambda head: backup_before_upgrade(db, services.instance.backup_dir, head, services.now()),
+        take_backup=not no_backup,
+        rules_of_campaign=services.rules_snapshot_if_valid,
+    )  # open runs keep the rules of today's files
     if not upgrade.applied:
         app.say(app._("The database is already at schema revision {head}; nothing to do.").format(head=upgrade.head))
         return
-    app.say(app._("Upgraded {url}: applied {revisions}.").format(url=db.safe_url(), revisions=", ".join(upgrade.applied)))
+    app.say(
+        app._("Upgraded {url}: applied {revisions}.").format(url=db.safe_url(), revisions=", ".join(upgrade.applied))
+    )
     if upgrade.backup:
         app.say(app._("The database as it was is kept in {path}").format(path=upgrade.backup))
 
@@ -166,7 +207,10 @@ def upgrade_check(ctx: typer.Context):
     app.say(app._("Ready: this release can run this instance."))
 
 
-def backup(ctx: typer.Context, to: Optional[Path] = typer.Option(None, "--to", help="The backup file (default: a new file in [backup] folder).")):
+def backup(
+    ctx: typer.Context,
+    to: Path | None = typer.Option(None, "--to", help="The backup file (default: a new file in [backup] folder)."),
+):
     """Back up the database while the scheduler runs (SQLite's online backup; pg_dump for PostgreSQL)."""
     from safecall.backup import backup_name, take_backup
 
@@ -178,28 +222,37 @@ def backup(ctx: typer.Context, to: Optional[Path] = typer.Option(None, "--to", h
     app.say(app._("Backed up {url} to {path}").format(url=services.db.safe_url(), path=target))
 
 
-def restore(ctx: typer.Context, file: Path = typer.Argument(..., help="A file `safecall backup` wrote."),
-            yes: bool = typer.Option(False, "--yes", help="Replace the database without asking.")):
+def restore(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A file `safecall backup` wrote."),
+    yes: bool = typer.Option(False, "--yes", help="Replace the database without asking."),
+):
     """Replace this instance's database with a backup. Stop the scheduler, web and workers first."""
     from safecall.backup import restore_backup
 
     app = state(ctx)
     services = app.services(check_schema=False)
-    if not yes and not typer.confirm(app._("Replace every row of {url} with {path}?").format(url=services.db.safe_url(), path=file)):
+    if not yes and not typer.confirm(
+        app._("Replace every row of {url} with {path}?").format(url=services.db.safe_url(), path=file)
+    ):
         raise typer.Exit(1)
     restore_backup(services.db, file)
     state_after = services.db.schema_state()
-    app.say(app._("Restored {path} into {url} (schema revision {revision}).").format(path=file, url=services.db.safe_url(),
-                                                                                  revision=state_after.describe()))
+    app.say(
+        app._("Restored {path} into {url} (schema revision {revision}).").format(
+            path=file, url=services.db.safe_url(), revision=state_after.describe()
+        )
+    )
     if state_after.current != state_after.head:
         app.say(app._("needs: safecall db upgrade"))
 
 
 @trunk_app.command("check")
-def trunk_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Trunk name (default: the default trunk)."),
-                wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI.")):
+def trunk_check(
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Trunk name (default: the default trunk)."),
+    wait: float = typer.Option(10, "--wait", help="Seconds to wait for Asterisk to reach FastAGI."),
+):
     """Check that a trunk is reachable and set up: login, dialplan, FastAGI."""
     app = state(ctx)
     print_checks(app, app.services().check_trunk(name, wait_seconds=wait))
-
-

@@ -6,16 +6,24 @@ from datetime import timedelta
 
 import typer
 
-from safecall.domain import TaskKind
 from safecall.cli.context import FORMAT_HELP, check_format, emit, group, state
+from safecall.domain import TaskKind
 
-weather_app = group("Weather-triggered checks: the Korea Meteorological Administration's heat and cold wave advisories.")
+weather_app = group(
+    "Weather-triggered checks: the Korea Meteorological Administration's heat and cold wave advisories."
+)
 
 
-def report_safety_clock(ctx: typer.Context,
-                        days: int = typer.Option(28, "--days", min=1, max=366, help="Tasks closed in the last this many days count too (open ones always do)."),
-                        longest: int = typer.Option(10, "--longest", min=0, max=1000, help="How many of the longest waiting people to list."),
-                        fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
+def report_safety_clock(
+    ctx: typer.Context,
+    days: int = typer.Option(
+        28, "--days", min=1, max=366, help="Tasks closed in the last this many days count too (open ones always do)."
+    ),
+    longest: int = typer.Option(
+        10, "--longest", min=0, max=1000, help="How many of the longest waiting people to list."
+    ),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+):
     """The safety clock: time from a person's last unanswered call (or request for help) to an outcome recorded by a human."""
     from safecall.safety_clock import RUNG_KOREAN, clocks, hours_text, summarise
 
@@ -23,30 +31,78 @@ def report_safety_clock(ctx: typer.Context,
     check_format(fmt)
     services = app.services()
     now = services.now()
-    summary = summarise(clocks(services.db, services.instance.settings, now=now, since=now - timedelta(days=days)), longest)
+    summary = summarise(
+        clocks(services.db, services.instance.settings, now=now, since=now - timedelta(days=days)), longest
+    )
     tz = services.instance.tz
-    records = [{"task": w.task_id, "person": w.person_id, "team": w.team, "kind": w.kind,
-                "started_at": w.started_at.astimezone(tz).isoformat(), "waited_seconds": int(w.elapsed.total_seconds()),
-                "rung": w.rung} for w in summary.longest]
+    records = [
+        {
+            "task": w.task_id,
+            "person": w.person_id,
+            "team": w.team,
+            "kind": w.kind,
+            "started_at": w.started_at.astimezone(tz).isoformat(),
+            "waited_seconds": int(w.elapsed.total_seconds()),
+            "rung": w.rung,
+        }
+        for w in summary.longest
+    ]
     if fmt == "json":
-        emit(app, fmt, [], [], {"tasks": summary.count, "waiting": summary.waiting,
-                                "median_seconds": summary.median and int(summary.median.total_seconds()),
-                                "p95_seconds": summary.p95 and int(summary.p95.total_seconds()), "longest": records})
+        emit(
+            app,
+            fmt,
+            [],
+            [],
+            {
+                "tasks": summary.count,
+                "waiting": summary.waiting,
+                "median_seconds": summary.median and int(summary.median.total_seconds()),
+                "p95_seconds": summary.p95 and int(summary.p95.total_seconds()),
+                "longest": records,
+            },
+        )
         return
     if fmt == "table":
-        app.say(app._("Safety clock over {count} tasks ({waiting} still waiting): median {median}, p95 {p95}.").format(
-            count=summary.count, waiting=summary.waiting, median=hours_text(summary.median), p95=hours_text(summary.p95)))
+        app.say(
+            app._("Safety clock over {count} tasks ({waiting} still waiting): median {median}, p95 {p95}.").format(
+                count=summary.count,
+                waiting=summary.waiting,
+                median=hours_text(summary.median),
+                p95=hours_text(summary.p95),
+            )
+        )
     _ = app._
-    emit(app, fmt, [_("task"), _("person"), _("team"), _("list"), _("waiting since"), _("waited"), _("escalated to")],
-         [[w.task_id, w.name, w.team, _("call-back") if w.kind == TaskKind.CALLBACK else _("visit"),
-           w.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), hours_text(w.elapsed), RUNG_KOREAN[w.rung]]
-          for w in summary.longest], records, title=_("Waiting longest"))
+    emit(
+        app,
+        fmt,
+        [_("task"), _("person"), _("team"), _("list"), _("waiting since"), _("waited"), _("escalated to")],
+        [
+            [
+                w.task_id,
+                w.name,
+                w.team,
+                _("call-back") if w.kind == TaskKind.CALLBACK else _("visit"),
+                w.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                hours_text(w.elapsed),
+                RUNG_KOREAN[w.rung],
+            ]
+            for w in summary.longest
+        ],
+        records,
+        title=_("Waiting longest"),
+    )
 
 
 @weather_app.command("check")
-def weather_check(ctx: typer.Context,
-                  dry_run: bool = typer.Option(False, "--dry-run", help="Poll and show what would be launched; launch and tell nothing."),
-                  dial_now: bool = typer.Option(False, "--dial/--no-dial", help="Dial the checks launched now (default: the scheduler or workers dial them).")):
+def weather_check(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Poll and show what would be launched; launch and tell nothing."
+    ),
+    dial_now: bool = typer.Option(
+        False, "--dial/--no-dial", help="Dial the checks launched now (default: the scheduler or workers dial them)."
+    ),
+):
     """Poll the Korea Meteorological Administration once; an advisory for the office's regions launches a check of the people at higher risk."""
     from safecall.cli.context import dial
     from safecall.errors import ConfigError
@@ -57,7 +113,11 @@ def weather_check(ctx: typer.Context,
     services = app.services()
     source = build_weather(services.instance)
     if source is None:
-        raise ConfigError(N_("weather checks are off: set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"))
+        raise ConfigError(
+            N_(
+                "weather checks are off: set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"
+            )
+        )
     checks = check_weather(services, source, dry_run=dry_run)
     if not checks:
         app.say(app._("No heat or cold wave advisory for this office's regions."))
@@ -68,7 +128,9 @@ def weather_check(ctx: typer.Context,
         if dry_run:
             line = app._("{advisory} (issued {issued}): would call {people} people at higher risk.")
         elif check.new:
-            line = app._("{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; officers told.")
+            line = app._(
+                "{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; officers told."
+            )
         elif check.run_id:
             line = app._("{advisory} (issued {issued}): its check was launched before (run {run}).")
         else:
@@ -85,14 +147,34 @@ def report_drift(ctx: typer.Context, fmt: str = typer.Option("table", "--format"
     app = state(ctx)
     check_format(fmt)
     flags = drift_flags(app.services().db)
-    records = [{"person": f.person_id, "team": f.team, "weeks": f.weeks,
-                "changes": [{"measure": c.measure, "baseline": c.baseline, "recent": c.recent} for c in f.changes]} for f in flags]
+    records = [
+        {
+            "person": f.person_id,
+            "team": f.team,
+            "weeks": f.weeks,
+            "changes": [{"measure": c.measure, "baseline": c.baseline, "recent": c.recent} for c in f.changes],
+        }
+        for f in flags
+    ]
     if fmt == "json":
         emit(app, fmt, [], [], records)
         return
     _ = app._
     if fmt == "table":
         app.say(_("Change detected (변화 감지): {count} people.").format(count=len(flags)))
-    emit(app, fmt, [_("person"), _("team"), _("weeks"), _("what changed (before → last 3 weeks)")],
-         [[f.name, f.team, f.weeks, "; ".join(f"{MEASURE_KOREAN[c.measure]} {c.baseline:g} → {c.recent:g}" for c in f.changes)]
-          for f in flags], records, title=_("Drift watch"))
+    emit(
+        app,
+        fmt,
+        [_("person"), _("team"), _("weeks"), _("what changed (before → last 3 weeks)")],
+        [
+            [
+                f.name,
+                f.team,
+                f.weeks,
+                "; ".join(f"{MEASURE_KOREAN[c.measure]} {c.baseline:g} → {c.recent:g}" for c in f.changes),
+            ]
+            for f in flags
+        ],
+        records,
+        title=_("Drift watch"),
+    )

@@ -13,20 +13,20 @@ import os
 import pwd
 import re
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 from safecall.corereads import MIGRATIONS, at_head, migration_head  # noqa: F401 (migration_head re-exported)
+from safecall.dburl import mask_url, url_secrets
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
-from safecall.dburl import mask_url, url_secrets
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
 
@@ -92,7 +92,14 @@ class Database:
             return
         if state.newer:
             raise self.newer_error(state)
-        raise StoreError(N_("the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"), url=self.safe_url(), current=state.current or FIRST_REVISION, head=state.head)
+        raise StoreError(
+            N_(
+                "the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"
+            ),
+            url=self.safe_url(),
+            current=state.current or FIRST_REVISION,
+            head=state.head,
+        )
 
     def _at_head(self) -> bool:
         """Whether the database's one stored revision is the newest migration's, read without alembic."""
@@ -102,7 +109,7 @@ class Database:
         except sa.exc.OperationalError as exc:
             raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
 
-    def schema_state(self) -> "SchemaState":
+    def schema_state(self) -> SchemaState:
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
@@ -113,8 +120,12 @@ class Database:
                 release = None
                 audit_table = AuditEvent.__table__
                 if audit_table.name in tables:  # the newest upgrade's row says which release made it (see `upgrade`)
-                    detail = connection.execute(sa.select(audit_table.c.detail).where(audit_table.c.action == "db.upgrade")
-                                                .order_by(audit_table.c.id.desc()).limit(1)).scalar()
+                    detail = connection.execute(
+                        sa.select(audit_table.c.detail)
+                        .where(audit_table.c.action == "db.upgrade")
+                        .order_by(audit_table.c.id.desc())
+                        .limit(1)
+                    ).scalar()
                     found = re.match(r"SafeCall (\d[\w.+-]*):", detail or "")
                     release = found.group(1) if found else None
         except sa.exc.OperationalError as exc:
@@ -122,23 +133,48 @@ class Database:
         scripts = ScriptDirectory.from_config(self._alembic_config())
         known = {script.revision for script in scripts.walk_revisions()}
         # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
-        return SchemaState(current=current, head=scripts.get_current_head(), known=known, has_tables="person" in tables,
-                           release=release)
+        return SchemaState(
+            current=current,
+            head=scripts.get_current_head(),
+            known=known,
+            has_tables="person" in tables,
+            release=release,
+        )
 
-    def newer_error(self, state: "SchemaState") -> StoreError:
+    def newer_error(self, state: SchemaState) -> StoreError:
         """What an older SafeCall says of a database a newer one upgraded: which release to use, and how to go back."""
         if state.release:
-            return StoreError(N_("the database {url} was upgraded by SafeCall {release} (schema revision {current}), newer than this SafeCall {version}, "
-                                 "which knows revisions up to {head}: install SafeCall {release} again, or go back to this release with the backup "
-                                 "taken before that upgrade (docs/operations.md, \"Rolling back\"); nothing was changed"),
-                              url=self.safe_url(), release=state.release, current=state.current, version=safecall_version(), head=state.head)
-        return StoreError(N_("the database {url} is at schema revision {current}, made by a SafeCall newer than this one ({version}, which knows "
-                             "revisions up to {head}): install the newer release again, or go back with the backup taken before that upgrade "
-                             "(docs/operations.md, \"Rolling back\"); nothing was changed"),
-                          url=self.safe_url(), current=state.current, version=safecall_version(), head=state.head)
+            return StoreError(
+                N_(
+                    "the database {url} was upgraded by SafeCall {release} (schema revision {current}), newer than this SafeCall {version}, "
+                    "which knows revisions up to {head}: install SafeCall {release} again, or go back to this release with the backup "
+                    'taken before that upgrade (docs/operations.md, "Rolling back"); nothing was changed'
+                ),
+                url=self.safe_url(),
+                release=state.release,
+                current=state.current,
+                version=safecall_version(),
+                head=state.head,
+            )
+        return StoreError(
+            N_(
+                "the database {url} is at schema revision {current}, made by a SafeCall newer than this one ({version}, which knows "
+                "revisions up to {head}): install the newer release again, or go back with the backup taken before that upgrade "
+                '(docs/operations.md, "Rolling back"); nothing was changed'
+            ),
+            url=self.safe_url(),
+            current=state.current,
+            version=safecall_version(),
+            head=state.head,
+        )
 
-    def upgrade(self, pg_backup: Callable[[str], Path] | None = None, *, take_backup: bool = True,
-                rules_of_campaign: Callable[[str], str | None] | None = None) -> "Upgrade":
+    def upgrade(
+        self,
+        pg_backup: Callable[[str], Path] | None = None,
+        *,
+        take_backup: bool = True,
+        rules_of_campaign: Callable[[str], str | None] | None = None,
+    ) -> Upgrade:
         """Bring the schema to the newest revision in place. A database with data is backed up first: a SQLite file
         beside itself, a PostgreSQL one by `pg_backup(head)` (the caller's pg_dump, safecall/backup.py); refused
         when it cannot be, unless the operator took one and says so with take_backup=False.
@@ -159,7 +195,10 @@ class Database:
             backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
         elif state.has_tables and take_backup:
             if pg_backup is None:
-                raise StoreError(N_("no way to back up {url} before upgrading it: run `safecall db upgrade`, which uses pg_dump"), url=self.safe_url())
+                raise StoreError(
+                    N_("no way to back up {url} before upgrading it: run `safecall db upgrade`, which uses pg_dump"),
+                    url=self.safe_url(),
+                )
             backup = pg_backup(state.head)
         config = self._alembic_config()
         try:
@@ -173,16 +212,29 @@ class Database:
                 if state.current is None and state.has_tables:
                     command.stamp(config, FIRST_REVISION)
                 command.upgrade(config, "head")
-                if state.has_tables:  # which release this is, for an older one that meets this database later (`newer_error`)
+                if (
+                    state.has_tables
+                ):  # which release this is, for an older one that meets this database later (`newer_error`)
                     with Session(bind=connection) as session:
-                        audit(session, at=real_now(), action="db.upgrade", subject="database",
-                              detail=f"SafeCall {safecall_version()}: schema {state.current or FIRST_REVISION} -> {state.head}")
+                        audit(
+                            session,
+                            at=real_now(),
+                            action="db.upgrade",
+                            subject="database",
+                            detail=f"SafeCall {safecall_version()}: schema {state.current or FIRST_REVISION} -> {state.head}",
+                        )
                         session.flush()
         except sa.exc.OperationalError as exc:
-            raise StoreError(N_("the upgrade of {url} failed and was rolled back: {reason}"), url=self.safe_url(), reason=self.error_text(exc)) from exc
+            raise StoreError(
+                N_("the upgrade of {url} failed and was rolled back: {reason}"),
+                url=self.safe_url(),
+                reason=self.error_text(exc),
+            ) from exc
         scripts = ScriptDirectory.from_config(config)
         start = state.current or (FIRST_REVISION if state.has_tables else None)
-        return Upgrade([script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head)
+        return Upgrade(
+            [script.revision for script in scripts.iterate_revisions(state.head, start)][::-1], backup, state.head
+        )
 
     def backup(self, target: Path) -> Path:
         """A consistent copy of the SQLite file, owner-only."""
@@ -352,17 +404,28 @@ def current_actor() -> str:
 
 def real_now() -> datetime:
     """The system's time: what audit rows store beside `at`, which a drill's --now moves."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def audit(session: Session, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None) -> None:
+def audit(
+    session: Session, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None
+) -> None:
     """Record who did what; part of the caller's transaction. `at` may be a drill's time; real_at never is.
 
     The row joins the tamper-evident chain: the UPDATE of the chain's head locks it (a write lock on SQLite, a row
     lock on PostgreSQL) until this transaction ends, so rows chain one after another even from several processes."""
-    seq, previous = session.execute(sa.text("UPDATE auditchain SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")).one()
-    event = AuditEvent(at=at, actor=actor or current_actor(), action=action, subject=subject, detail=detail, real_at=real_now(),
-                       seq=seq)
+    seq, previous = session.execute(
+        sa.text("UPDATE auditchain SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    ).one()
+    event = AuditEvent(
+        at=at,
+        actor=actor or current_actor(),
+        action=action,
+        subject=subject,
+        detail=detail,
+        real_at=real_now(),
+        seq=seq,
+    )
     event.hash = chain_hash(previous, event)
     session.execute(sa.text("UPDATE auditchain SET hash = :hash WHERE id = 1"), {"hash": event.hash})
     session.add(event)
@@ -370,8 +433,18 @@ def audit(session: Session, *, at: datetime, action: str, subject: str, detail: 
 
 def chain_hash(previous: str, event) -> str:
     """SHA-256 of the previous row's hash and this row's fields. Never change it: old rows are verified with it."""
-    def utc(value: datetime | None) -> str | None:
-        return None if value is None else value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
-    fields = [previous, event.seq, utc(event.at), utc(event.real_at), event.actor, event.action, event.subject, event.detail]
+    def utc(value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    fields = [
+        previous,
+        event.seq,
+        utc(event.at),
+        utc(event.real_at),
+        event.actor,
+        event.action,
+        event.subject,
+        event.detail,
+    ]
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import AutoString, Field, SQLModel, select
 
 from safecall.domain import (  # noqa: F401  (re-exported: the store's callers name them here too)
-    ANSWERED, DISPOSITION_KOREAN, FINAL_STATES, AttemptStatus, Channel, Disposition, MemberState, OutboxKind, PersonStatus,
-    RunState, SendStatus, TaskKind, TaskStatus, WebRole)
+    ANSWERED,
+    DISPOSITION_KOREAN,
+    FINAL_STATES,
+    AttemptStatus,
+    Channel,
+    Disposition,
+    MemberState,
+    OutboxKind,
+    PersonStatus,
+    RunState,
+    SendStatus,
+    TaskKind,
+    TaskStatus,
+    WebRole,
+)
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -33,13 +46,13 @@ class UTCDateTime(sa.types.TypeDecorator):
         return to_sqlite_text
 
     def process_result_value(self, value, dialect):
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store; pass an aware one")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def utc_field(**kwargs):
@@ -62,7 +75,9 @@ class Person(SQLModel, table=True):
     risk: int = 2  # 1 low, 2 medium, 3 high
     voice_style: str = "normal"  # how prompts are spoken to them: normal, slow or loud (roster column 음성)
     call_window: str | None = None  # preferred call time, 'HH:MM-HH:MM' local, inside the campaign's window (schema 7)
-    contact: str = "phone"  # phone, or text for people who are deaf or hard of hearing: a one-tap link first (roster 연락 방법)
+    contact: str = (
+        "phone"  # phone, or text for people who are deaf or hard of hearing: a one-tap link first (roster 연락 방법)
+    )
     status: PersonStatus = Field(default=PersonStatus.ACTIVE, sa_type=AutoString)
     paused_until: date | None = None
     closed_reason: str | None = None
@@ -131,8 +146,11 @@ class Attempt(SQLModel, table=True):
 
 def person_attempts(person_id: int, *columns):
     """SELECT `columns` (default: whole attempts) of a person's attempts, found through their run members."""
-    return select(*(columns or (Attempt,))).join(RunMember, RunMember.id == Attempt.member_id).where(
-        RunMember.person_id == person_id)
+    return (
+        select(*(columns or (Attempt,)))
+        .join(RunMember, RunMember.id == Attempt.member_id)
+        .where(RunMember.person_id == person_id)
+    )
 
 
 class VisitTask(SQLModel, table=True):
@@ -167,7 +185,9 @@ class AuditEvent(SQLModel, table=True):
     action: str
     subject: str
     detail: str = ""
-    real_at: datetime | None = utc_field(default=None, index=True)  # when it was written, from the system clock (schema 5)
+    real_at: datetime | None = utc_field(
+        default=None, index=True
+    )  # when it was written, from the system clock (schema 5)
     # The tamper-evident chain (schema 12): row `seq` hashes its own fields with row seq-1's hash (safecall/audit.py).
     seq: int | None = Field(default=None, index=True, unique=True)
     hash: str | None = None

@@ -33,20 +33,24 @@ class Prepared:
         self.compiled = statement.compile(dialect=dialect)
         if self.compiled.insert_prefetch or self.compiled.update_prefetch:
             missing = [column.name for column in self.compiled.insert_prefetch + self.compiled.update_prefetch]
-            raise ValueError(f"a prepared statement does not run column defaults: give {', '.join(missing)} a value in it")
+            raise ValueError(
+                f"a prepared statement does not run column defaults: give {', '.join(missing)} a value in it"
+            )
         self.sql = self.compiled.string
         self.order = self.compiled.positiontup if self.compiled.positional else None
         # The statement's own values (state='placing' and the like); the caller's parameters go over them.
         self.fixed = self.compiled.construct_params(_check=False)
         self.required = frozenset(bind.key for bind in self.compiled.binds.values() if bind.required)
         self.converters = [
-            (name, converter) for bind, name in self.compiled.bind_names.items()
+            (name, converter)
+            for bind, name in self.compiled.bind_names.items()
             if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
         # Values on the way back that need converting (a timestamp read from SQLite, a boolean).
         columns = statement.exported_columns if isinstance(statement, (sa.Select, sa.UpdateBase)) else []
         self.readers = [
-            (index, reader) for index, column in enumerate(columns)
+            (index, reader)
+            for index, column in enumerate(columns)
             if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
         ]
         self.row_type = None

@@ -12,13 +12,14 @@ exports KIND: its settings model, its factory and its `trunk check`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import date, datetime
-from typing import Callable, Protocol
+from enum import StrEnum
+from typing import Protocol
 
-from safecall.i18n import N_
 from safecall.errors import TrunkError
+from safecall.i18n import N_
 from safecall.ivr import IvrFlow
 
 
@@ -37,19 +38,25 @@ class LineResult(StrEnum):
 # What to do when a check of `safecall trunk check` fails, by the check's name, and where the docs say more.
 NEXT_STEP = {
     "AMI secret": N_("set the secret that ami_secret names in config/trunks.toml (docs/asterisk.md, section 3)"),
-    "AMI login": N_("check ami_host and ami_port in config/trunks.toml, that Asterisk is running, the AMI user in "
-                    "manager.conf and the firewall (docs/asterisk.md, sections 1, 3 and 7)"),
-    "AMI ping": N_("reload the manager module in Asterisk and check the AMI user's permissions (docs/asterisk.md, section 1)"),
+    "AMI login": N_(
+        "check ami_host and ami_port in config/trunks.toml, that Asterisk is running, the AMI user in "
+        "manager.conf and the firewall (docs/asterisk.md, sections 1, 3 and 7)"
+    ),
+    "AMI ping": N_(
+        "reload the manager module in Asterisk and check the AMI user's permissions (docs/asterisk.md, section 1)"
+    ),
     "dialplan context": N_("include the dialplan file and reload the dialplan (docs/asterisk.md, section 2)"),
-    "FastAGI": N_("check the AGI() address in the dialplan, pbx_address in config/trunks.toml and the firewall "
-                  "(docs/asterisk.md, sections 2, 3 and 7)"),
+    "FastAGI": N_(
+        "check the AGI() address in the dialplan, pbx_address in config/trunks.toml and the firewall "
+        "(docs/asterisk.md, sections 2, 3 and 7)"
+    ),
     "webhook URL": N_("give the trunk a public https address in public_base_url (docs/twilio.md, section 3)"),
     "credentials": N_("check the account SID and auth token the trunk reads (docs/twilio.md, section 1)"),
     "from number": N_("use a number the Twilio account owns as from_number (docs/twilio.md, section 1)"),
 }
 
 
-def next_step(check: "Check") -> str | None:
+def next_step(check: Check) -> str | None:
     """The next step for a failed check (an N_ message), or None."""
     return None if check.ok else NEXT_STEP.get(getattr(check.name, "template", check.name))
 
@@ -114,8 +121,15 @@ class CallSink(Protocol):
     def note_call_id(self, token: str, call_id: str) -> None:
         """Remember the trunk's own id for the call (e.g. Twilio's CallSid)."""
 
-    def record_keypress(self, token: str, digit: str, outcome: str, at: datetime,
-                        speech: tuple[str, float] | None = None, risk: bool = False) -> bool:
+    def record_keypress(
+        self,
+        token: str,
+        digit: str,
+        outcome: str,
+        at: datetime,
+        speech: tuple[str, float] | None = None,
+        risk: bool = False,
+    ) -> bool:
         """Store the IVR outcome for the attempt; False if the token is unknown or closed.
 
         A spoken answer comes as digit "speech" with `speech` = (the text heard, its confidence 0..1), and

@@ -21,11 +21,18 @@ def parse_trunk(name: str, data: Any, path: Path):
     """One [trunks.NAME] table as its kind's settings; problems name the file and the key."""
     type_name = data.get("type") if isinstance(data, dict) else None
     if type_name not in CONFIG_MODELS:
-        raise ConfigError(f"{path}: key 'trunks.{name}.type': {type_name!r} is not a trunk type "
-                          f"(known: {', '.join(CONFIG_MODELS)})")
+        raise ConfigError(
+            f"{path}: key 'trunks.{name}.type': {type_name!r} is not a trunk type (known: {', '.join(CONFIG_MODELS)})"
+        )
     try:
         return CONFIG_MODELS[type_name].model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(path, exc)
-        raise ConfigError("\n".join(p.replace(": key '", f": key 'trunks.{name}.", 1) if ": key '" in p
-                                    else p.replace(f"{path}: ", f"{path}: trunks.{name}: ", 1) for p in problems)) from exc
+        raise ConfigError(
+            "\n".join(
+                p.replace(": key '", f": key 'trunks.{name}.", 1)
+                if ": key '" in p
+                else p.replace(f"{path}: ", f"{path}: trunks.{name}: ", 1)
+                for p in problems
+            )
+        ) from exc

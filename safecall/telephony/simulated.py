@@ -20,19 +20,40 @@ from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
-
 from safecall.clock import Clock
+from safecall.conversation import (
+    ANSWERED,
+    CLAIM_REFUSED,
+    CLAIMED,
+    NO_INPUT,
+    STORE_FAILED,
+    STORED,
+    Ask,
+    Closing,
+    Conversation,
+    HangUp,
+    KeepMessage,
+    MessageRecorded,
+    NoteSpeech,
+    NoteTransfer,
+    Play,
+    Pressed,
+    RecordMessage,
+    Said,
+    Store,
+    Stored,
+    Transfer,
+    TransferResult,
+)
 from safecall.errors import Message, SafeCallError, TrunkError
 from safecall.i18n import N_
-from safecall.conversation import (ANSWERED, CLAIM_REFUSED, CLAIMED, NO_INPUT, STORE_FAILED, STORED, Ask, Closing,
-                                   Conversation, HangUp, KeepMessage, MessageRecorded, NoteSpeech, NoteTransfer, Play,
-                                   Pressed, RecordMessage, Said, Store, Stored, Transfer, TransferResult)
 from safecall.ivr import speaking_seconds
 from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
 from safecall.telephony.simulated_config import BEHAVIOURS, SimulatedTrunkConfig, parse_spoken  # noqa: F401 (re-exported)
 from safecall.telephony.simulated_people import PersistentPeople
 
 log = logging.getLogger("safecall.simulated")
+
 
 def spoken(behaviour: str) -> Said:
     """The answer of a scripted "say:TEXT:CONFIDENCE", as the recogniser hears it."""
@@ -49,8 +70,16 @@ class _Call:
 
     __slots__ = ("request", "behaviour", "draws", "conversation", "cutoff", "resumed", "thanked", "digit")
 
-    def __init__(self, request: CallRequest, behaviour: str, draws: "_Draws", flow, cutoff: datetime,
-                 resumed: bool, thanked: bool):
+    def __init__(
+        self,
+        request: CallRequest,
+        behaviour: str,
+        draws: _Draws,
+        flow,
+        cutoff: datetime,
+        resumed: bool,
+        thanked: bool,
+    ):
         self.request, self.behaviour, self.draws, self.cutoff = request, behaviour, draws, cutoff
         self.conversation = Conversation(flow, listens=True)
         self.resumed = resumed  # carried on by the switch after a dialer's restart
@@ -98,7 +127,7 @@ class _Draws:
         if offset == 0:
             self._digest = hashlib.sha256(b"%s|%d" % (self._key, self._drawn // 4)).digest()
         self._drawn += 1
-        return (int.from_bytes(self._digest[offset:offset + 8], "big") >> 11) / 2**53
+        return (int.from_bytes(self._digest[offset : offset + 8], "big") >> 11) / 2**53
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
@@ -183,10 +212,19 @@ class SimulatedTrunk:
         if behaviour == "no_answer" or ring >= request.ring_timeout:
             return [event(request.ring_timeout, "ended", LineResult.NO_ANSWER)]
         if behaviour == "machine":  # answering-machine detection: no IVR is played to it
-            return [event(ring, "answered"), event(min(ring + request.max_call_seconds, ring + draws.uniform(20, 40)),
-                                                   "ended", LineResult.MACHINE)]
-        call = _Call(request, behaviour, draws, request.flow, start + timedelta(seconds=ring + request.max_call_seconds),
-                     resumed, thanked)
+            return [
+                event(ring, "answered"),
+                event(min(ring + request.max_call_seconds, ring + draws.uniform(20, 40)), "ended", LineResult.MACHINE),
+            ]
+        call = _Call(
+            request,
+            behaviour,
+            draws,
+            request.flow,
+            start + timedelta(seconds=ring + request.max_call_seconds),
+            resumed,
+            thanked,
+        )
         return [event(ring, "answered", call)]
 
     def _fire(self, at: datetime, token: str, kind: str, extra, events: list[CallEvent]) -> bool:
@@ -209,7 +247,7 @@ class SimulatedTrunk:
         events.append(CallEvent(token, kind, at, extra))
         return True
 
-    def _claim(self, call: "_Call", at: datetime) -> bool:
+    def _claim(self, call: _Call, at: datetime) -> bool:
         token = call.request.token
         if self.sink.start_ivr(token, at):
             return True
@@ -217,7 +255,7 @@ class SimulatedTrunk:
         live = self.sink.live_call(token) if call.resumed else None
         return live is not None and live.ivr_started
 
-    def _carry_out(self, call: "_Call", at: datetime, actions: tuple) -> None:
+    def _carry_out(self, call: _Call, at: datetime, actions: tuple) -> None:
         """Render the conversation's actions at moment `at` as the switch would, scheduling what follows."""
         token = call.request.token
         for action in actions:
@@ -238,35 +276,48 @@ class SimulatedTrunk:
             elif kind is Play:
                 at = at + timedelta(seconds=speaking_seconds(action.text))
             elif kind is Transfer:  # the simulated switch has no duty officer: the phone rings out
-                self._push(min(call.cutoff, at + timedelta(seconds=action.ring_seconds)), token, "reply",
-                           (call, SIMULATED_TRANSFER))
+                self._push(
+                    min(call.cutoff, at + timedelta(seconds=action.ring_seconds)),
+                    token,
+                    "reply",
+                    (call, SIMULATED_TRANSFER),
+                )
             elif kind is RecordMessage:  # nor a voice to record: the person hangs up after the beep, leaving none
-                self._push(min(call.cutoff, at + timedelta(seconds=call.draws.uniform(2, 8))), token, "reply",
-                           (call, NO_MESSAGE))
+                self._push(
+                    min(call.cutoff, at + timedelta(seconds=call.draws.uniform(2, 8))),
+                    token,
+                    "reply",
+                    (call, NO_MESSAGE),
+                )
             elif kind is NoteTransfer:
                 self.sink.record_transfer(token, action.result, at, action.connected_seconds)
             elif kind is KeepMessage:
                 self.sink.record_message(token, action.ref, action.seconds, at)
 
-    def _store(self, call: "_Call", at: datetime, store: Store) -> Stored:
+    def _store(self, call: _Call, at: datetime, store: Store) -> Stored:
         call.digit = store.digit
         if call.thanked:  # stored and thanked before the dialer's restart: the switch does not press it again
             return STORED
         try:
-            stored = self.sink.record_keypress(call.request.token, store.digit, store.outcome, at,
-                                               speech=store.speech, risk=store.risk)
+            stored = self.sink.record_keypress(
+                call.request.token, store.digit, store.outcome, at, speech=store.speech, risk=store.risk
+            )
         except SafeCallError as exc:  # e.g. a locked or full database (anything else is the process's end)
             log.warning("could not store the answer (%s); hanging up without thanks so the attempt is retried", exc)
             stored = False
         return STORED if stored else STORE_FAILED
 
-    def _reply(self, call: "_Call", at: datetime, ask: Ask) -> None:
+    def _reply(self, call: _Call, at: datetime, ask: Ask) -> None:
         """The person's reply to `ask`, scheduled at its moment (or the line cut at the call's longest length)."""
         talk = speaking_seconds(ask.text)
         behaviour, token = call.behaviour, call.request.token
         if behaviour == "hangup":
-            self._push(min(call.cutoff, at + timedelta(seconds=call.draws.uniform(1, talk))), token, "ended",
-                       LineResult.ANSWERED)
+            self._push(
+                min(call.cutoff, at + timedelta(seconds=call.draws.uniform(1, talk))),
+                token,
+                "ended",
+                LineResult.ANSWERED,
+            )
             return
         if behaviour in ("ack", "help"):
             reply, seconds = PRESSED[behaviour], talk + call.draws.uniform(0.5, 3)
@@ -290,7 +341,10 @@ class SimulatedTrunk:
         if len(self._active) >= self.capacity.channels:
             raise TrunkError(f"all {self.capacity.channels} channels are in use")
         self.placed.append(request)
-        self._log(self.placed_log, {"token": request.token, "number": request.number, "attempt": request.attempt_number, "pid": os.getpid()})
+        self._log(
+            self.placed_log,
+            {"token": request.token, "number": request.number, "attempt": request.attempt_number, "pid": os.getpid()},
+        )
         self._schedule(request)
 
     @staticmethod
@@ -373,8 +427,17 @@ def _build(config: SimulatedTrunkConfig, *, clock: Clock, sink: CallSink, enviro
 
 
 def _check(config: SimulatedTrunkConfig, *, environ, flow, wait_seconds: float = 10) -> list[Check]:
-    return [Check(Message(N_("simulated trunk")), True, Message(N_("{channels} channels, {rate} calls/s; no outside system to reach"),
-                                                         channels=config.channels, rate=config.calls_per_second))]
+    return [
+        Check(
+            Message(N_("simulated trunk")),
+            True,
+            Message(
+                N_("{channels} channels, {rate} calls/s; no outside system to reach"),
+                channels=config.channels,
+                rate=config.calls_per_second,
+            ),
+        )
+    ]
 
 
 KIND = TrunkKind(SimulatedTrunkConfig, _build, _check)

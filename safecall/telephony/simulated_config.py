@@ -42,7 +42,15 @@ class SimulatedTrunkConfig(Strict):
     seed: int = Field(default=2026, ge=0, le=2**32)
     # Per-call behaviour weights for people without a script.
     mix: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] = Field(
-        default_factory=lambda: {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
+        default_factory=lambda: {
+            "ack": 80,
+            "help": 2,
+            "no_key": 5,
+            "no_answer": 9,
+            "busy": 2,
+            "machine": 1,
+            "hangup": 1,
+        }
     )
     # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
     away_percent: float = Field(default=3.0, ge=0, le=100)
@@ -56,7 +64,7 @@ class SimulatedTrunkConfig(Strict):
     placed_log: str | None = None
 
     @model_validator(mode="after")
-    def _behaviours_known(self) -> "SimulatedTrunkConfig":
+    def _behaviours_known(self) -> SimulatedTrunkConfig:
         for name in self.mix:
             if name not in BEHAVIOURS:
                 raise ValueError(f"mix: unknown behaviour {name!r} (known: {', '.join(sorted(BEHAVIOURS))})")

@@ -49,8 +49,8 @@ do not change: a number that is out of service stays so.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 KOREA = timezone(timedelta(hours=9))
 EPOCH = date(2026, 1, 5)  # a Monday: week numbers for the drift count from here
@@ -122,7 +122,9 @@ class PersistentPeople:
             pick_up=min(1.0, max(0.0, pick_up + drift)) if pick_up else 0.0,
             off_hours_pick_up=min(1.0, max(0.0, off_hours + drift)) if off_hours else 0.0,
             usual_start=start + self._drift(number, week_index, "hours"),
-            ring_low=ring_low, ring_high=ring_high, presses_key=key,
+            ring_low=ring_low,
+            ring_high=ring_high,
+            presses_key=key,
             away_days=frozenset(away_days),
             away_this_week=self._away(number, week, away_week),
         )
@@ -131,8 +133,11 @@ class PersistentPeople:
         """Away all week: a new absence with `chance`, or one from last week that goes on (half of them do)."""
         if self.draws(self.seed, number, week, "away").random() < chance:
             return True
-        return weeks_back > 0 and self.draws(self.seed, number, week, "stays").random() < STAYS_ON and \
-            self._away(number, week - timedelta(days=7), chance, weeks_back - 1)
+        return (
+            weeks_back > 0
+            and self.draws(self.seed, number, week, "stays").random() < STAYS_ON
+            and self._away(number, week - timedelta(days=7), chance, weeks_back - 1)
+        )
 
     def behaviour(self, number: str, week: date, placed_at: datetime, draws) -> str:
         """What the person does on a call placed at `placed_at`; `draws`: the call's own."""
@@ -177,5 +182,10 @@ class DecliningPeople(PersistentPeople):
         if number not in self.declining or week < self.from_week or profile.kind == "out_of_service":
             return profile
         step = min(1.0, ((week - self.from_week).days // 7 + 1) / self.weeks_to_worst)
-        return replace(profile, ring_low=profile.ring_low + 12 * step, ring_high=profile.ring_high + 12 * step,
-                       presses_key=profile.presses_key * (1 - 0.5 * step), pick_up=max(0.0, profile.pick_up - 0.3 * step))
+        return replace(
+            profile,
+            ring_low=profile.ring_low + 12 * step,
+            ring_high=profile.ring_high + 12 * step,
+            presses_key=profile.presses_key * (1 - 0.5 * step),
+            pick_up=max(0.0, profile.pick_up - 0.3 * step),
+        )

@@ -10,10 +10,10 @@ dependencies in web/deps.py. Rules that every page follows:
 
 from __future__ import annotations
 
-import anyio
 from datetime import timedelta
 from pathlib import Path as FilePath
 
+import anyio
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecall import glossary, phones, safety_clock, users
 from safecall.checkin import LinkSigner
-from safecall.errors import ConfigError
 from safecall.drift import MEASURE_KOREAN
+from safecall.errors import ConfigError
 from safecall.services import Services
 from safecall.store import DISPOSITION_KOREAN
 from safecall.visits import OUTCOME_KOREAN, RISK_LABEL
@@ -43,25 +43,33 @@ DATABASE_CONNECTIONS = 15
 assert PAGE_THREADS + ARGON2_SLOTS <= DATABASE_CONNECTIONS
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",  # pages hold personal data: no copies in shared caches or the back button
 }
-ROUTERS = (login.router, tasks.router, officer.router, admin.router, checkin.router)  # the people's one-tap page: no login (web/checkin.py)
+ROUTERS = (
+    login.router,
+    tasks.router,
+    officer.router,
+    admin.router,
+    checkin.router,
+)  # the people's one-tap page: no login (web/checkin.py)
 
 
-def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | None = None,
-                   hasher: PasswordHasher = users.HASHER) -> FastAPI:
+def create_web_app(
+    services: Services, secret: str, *, limiter: LoginLimiter | None = None, hasher: PasswordHasher = users.HASHER
+) -> FastAPI:
     web = services.instance.settings.web
     lifetime = timedelta(minutes=web.session_minutes)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.codec = SessionCodec(secret, lifetime, services.clock)
     app.state.sessions = SessionStore(services.db, lifetime, services.clock)
-    app.state.limiter = limiter or LoginLimiter(services.db, web.login_attempts, timedelta(minutes=web.login_window_minutes),
-                                                services.clock)
+    app.state.limiter = limiter or LoginLimiter(
+        services.db, web.login_attempts, timedelta(minutes=web.login_window_minutes), services.clock
+    )
     app.state.hasher = hasher
     app.state.login_threads = anyio.CapacityLimiter(ARGON2_SLOTS)  # whole logins at once, on threads of their own
     app.state.teams = [t.name for t in services.instance.settings.teams]
@@ -79,11 +87,20 @@ def create_web_app(services: Services, secret: str, *, limiter: LoginLimiter | N
 
 def make_templates(directory, tz) -> Jinja2Templates:
     templates = Jinja2Templates(directory=directory)  # autoescape is on for .html
-    templates.env.globals.update(OUTCOME_KOREAN=OUTCOME_KOREAN, ROLE_KOREAN=users.ROLE_KOREAN, DISPOSITION=DISPOSITION_KOREAN,
-                                 RISK_LABEL=RISK_LABEL, national=phones.national, WORDS=glossary)
-    templates.env.globals.update(WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN,
-                                 MEASURE_KOREAN=MEASURE_KOREAN)
-    templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": when.astimezone(tz).strftime(fmt) if when else ""
+    templates.env.globals.update(
+        OUTCOME_KOREAN=OUTCOME_KOREAN,
+        ROLE_KOREAN=users.ROLE_KOREAN,
+        DISPOSITION=DISPOSITION_KOREAN,
+        RISK_LABEL=RISK_LABEL,
+        national=phones.national,
+        WORDS=glossary,
+    )
+    templates.env.globals.update(
+        WAITED=safety_clock.hours_text, RUNG_KOREAN=safety_clock.RUNG_KOREAN, MEASURE_KOREAN=MEASURE_KOREAN
+    )
+    templates.env.filters["local"] = lambda when, fmt="%Y-%m-%d %H:%M": (
+        when.astimezone(tz).strftime(fmt) if when else ""
+    )
     return templates
 
 
@@ -111,8 +128,13 @@ async def error_page(request: Request, exc: StarletteHTTPException):
 async def bad_parameter(request: Request, exc: RequestValidationError):
     """A parameter that is not a number, or out of bounds: never FastAPI's English 422."""
     names = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
-    return render(request, "error.html", status_code=400, status=400,
-                  message=f"요청 값이 올바르지 않습니다: {', '.join(names)}" if names else "요청 값이 올바르지 않습니다.")
+    return render(
+        request,
+        "error.html",
+        status_code=400,
+        status=400,
+        message=f"요청 값이 올바르지 않습니다: {', '.join(names)}" if names else "요청 값이 올바르지 않습니다.",
+    )
 
 
 def serve(services: Services, *, host: str | None = None, port: int | None = None) -> None:
@@ -127,16 +149,26 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
     except ValueError as exc:  # a secret too short to sign sessions with
         raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
     # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
-    uvicorn.run(with_page_threads(app, PAGE_THREADS), host=host or web.host, port=port or web.port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
-                server_header=False, log_level="info", log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")))
+    uvicorn.run(
+        with_page_threads(app, PAGE_THREADS),
+        host=host or web.host,
+        port=port or web.port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        server_header=False,
+        log_level="info",
+        log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")),
+    )
 
 
 def with_page_threads(app, threads: int):
     """The ASGI app, with the server's thread limit set once its event loop runs (a limit belongs to a loop)."""
+
     async def app_with_threads(scope, receive, send):
         if scope["type"] == "lifespan":
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         await app(scope, receive, send)
+
     return app_with_threads

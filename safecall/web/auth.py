@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from safecall import users
@@ -52,7 +52,9 @@ def token_hash(token: str) -> str:
 class SessionCodec:
     def __init__(self, secret: str, lifetime: timedelta, clock: Clock):
         if len(secret) < MIN_SECRET:
-            raise ValueError(f"the web secret key must have at least {MIN_SECRET} characters (e.g. `openssl rand -hex 32`)")
+            raise ValueError(
+                f"the web secret key must have at least {MIN_SECRET} characters (e.g. `openssl rand -hex 32`)"
+            )
         self.serializer = URLSafeSerializer(secret, salt="safecall-session")
         self.lifetime, self.clock = lifetime, clock
 
@@ -84,7 +86,11 @@ class SessionStore:
         token, now = secrets.token_urlsafe(32), self.clock.now()
         with self.db.transaction() as session:
             session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))  # the ended ones
-            session.add(WebSession(token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.lifetime))
+            session.add(
+                WebSession(
+                    token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.lifetime
+                )
+            )
         return token
 
     def user(self, token: str | None) -> WebUser | None:
@@ -92,8 +98,11 @@ class SessionStore:
         if not token or not isinstance(token, str):
             return None
         with self.db.session() as session:
-            row = session.exec(select(WebUser).join(WebSession, WebSession.user_id == WebUser.id).where(
-                WebSession.token_hash == token_hash(token), WebSession.expires_at > self.clock.now())).first()
+            row = session.exec(
+                select(WebUser)
+                .join(WebSession, WebSession.user_id == WebUser.id)
+                .where(WebSession.token_hash == token_hash(token), WebSession.expires_at > self.clock.now())
+            ).first()
         return row if row is not None and not row.disabled else None
 
     def end(self, token: str | None) -> None:
@@ -111,9 +120,9 @@ class LoginLimiter:
         self.db, self.attempts, self.window, self.clock, self.max_keys = db, attempts, window, clock, max_keys
 
     def _window(self) -> datetime:
-        now = self.clock.now().astimezone(timezone.utc)
+        now = self.clock.now().astimezone(UTC)
         seconds = int(self.window.total_seconds())
-        return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, timezone.utc)
+        return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)
 
     @staticmethod
     def _keys(username: str, address: str) -> list[tuple[str, str]]:
@@ -136,40 +145,76 @@ class LoginLimiter:
             return True
 
     def _take(self, session, scope: str, key: str, window: datetime) -> bool:
-        exists = session.execute(sa.select(LoginCount.id).where(LoginCount.scope == scope, LoginCount.key == key,
-                                                                LoginCount.window_start == window)).first()
+        exists = session.execute(
+            sa.select(LoginCount.id).where(
+                LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window
+            )
+        ).first()
         if exists is None:
-            keys_now = session.execute(sa.select(sa.func.count()).select_from(LoginCount).where(LoginCount.window_start == window)).scalar()
+            keys_now = session.execute(
+                sa.select(sa.func.count()).select_from(LoginCount).where(LoginCount.window_start == window)
+            ).scalar()
             if keys_now >= self.max_keys:
                 return False
             insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(LoginCount)
-            session.execute(insert.values(scope=scope, key=key, window_start=window, checked=0, failed=0, refused=0)
-                            .on_conflict_do_nothing())  # another request may have made it just now
+            session.execute(
+                insert.values(
+                    scope=scope, key=key, window_start=window, checked=0, failed=0, refused=0
+                ).on_conflict_do_nothing()
+            )  # another request may have made it just now
         # One statement: the row lock (PostgreSQL) or the write lock (SQLite) makes the count and the raise atomic.
-        result = session.execute(sa.update(LoginCount).where(LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window,
-                                                             LoginCount.checked < self.attempts).values(checked=LoginCount.checked + 1))
+        result = session.execute(
+            sa.update(LoginCount)
+            .where(
+                LoginCount.scope == scope,
+                LoginCount.key == key,
+                LoginCount.window_start == window,
+                LoginCount.checked < self.attempts,
+            )
+            .values(checked=LoginCount.checked + 1)
+        )
         return result.rowcount == 1
 
     @staticmethod
     def _add(session, scope: str, key: str, window: datetime, **amounts: int) -> int:
         values = {name: getattr(LoginCount, name) + amount for name, amount in amounts.items()}
-        return session.execute(sa.update(LoginCount).where(LoginCount.scope == scope, LoginCount.key == key,
-                                                           LoginCount.window_start == window).values(**values)).rowcount
+        return session.execute(
+            sa.update(LoginCount)
+            .where(LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window)
+            .values(**values)
+        ).rowcount
 
-    def _refused(self, session, scope: str, key: str, window: datetime, now: datetime, username: str, address: str) -> None:
+    def _refused(
+        self, session, scope: str, key: str, window: datetime, now: datetime, username: str, address: str
+    ) -> None:
         self._add(session, scope, key, window, refused=1)
-        refused = session.execute(sa.select(LoginCount.refused).where(LoginCount.scope == scope, LoginCount.key == key,
-                                                                      LoginCount.window_start == window)).scalar()
+        refused = session.execute(
+            sa.select(LoginCount.refused).where(
+                LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window
+            )
+        ).scalar()
         if refused == 1:  # the first refusal of this key in this window; the rest are summed when the window is cleared
-            audit(session, at=now, action="web.login_refused", subject=f"user {username[:KEY_LENGTH]}",
-                  detail=f"from={address[:KEY_LENGTH]} limit={scope} window={window:%Y-%m-%dT%H:%MZ}", actor="web:-")
+            audit(
+                session,
+                at=now,
+                action="web.login_refused",
+                subject=f"user {username[:KEY_LENGTH]}",
+                detail=f"from={address[:KEY_LENGTH]} limit={scope} window={window:%Y-%m-%dT%H:%MZ}",
+                actor="web:-",
+            )
 
     def _clear_past_windows(self, session, window: datetime, now: datetime) -> None:
         past = list(session.exec(select(LoginCount).where(LoginCount.window_start < window)))
         for row in past:
             if row.refused > 1:
-                audit(session, at=now, action="web.login_refusals", subject=f"{row.scope} {row.key}",
-                      detail=f"refused={row.refused} failed={row.failed} window={row.window_start:%Y-%m-%dT%H:%MZ}", actor="web:-")
+                audit(
+                    session,
+                    at=now,
+                    action="web.login_refusals",
+                    subject=f"{row.scope} {row.key}",
+                    detail=f"refused={row.refused} failed={row.failed} window={row.window_start:%Y-%m-%dT%H:%MZ}",
+                    actor="web:-",
+                )
         if past:
             session.execute(sa.delete(LoginCount).where(LoginCount.window_start < window))
 
@@ -178,8 +223,14 @@ class LoginLimiter:
         with self.db.transaction() as session:
             for scope, key in self._keys(username, address):
                 self._add(session, scope, key, window, failed=1)
-            audit(session, at=now, action="web.login_failed", subject=f"user {username[:KEY_LENGTH]}", detail=f"from={address[:KEY_LENGTH]}",
-                  actor="web:-")
+            audit(
+                session,
+                at=now,
+                action="web.login_failed",
+                subject=f"user {username[:KEY_LENGTH]}",
+                detail=f"from={address[:KEY_LENGTH]}",
+                actor="web:-",
+            )
 
     def succeeded(self, username: str, address: str) -> None:
         """A right password: the name's count starts again, and the address gets its attempt back."""
@@ -187,8 +238,11 @@ class LoginLimiter:
         with self.db.transaction() as session:
             (addr_scope, addr), (user_scope, user) = self._keys(username, address)
             self._add(session, addr_scope, addr, window, checked=-1)
-            session.execute(sa.update(LoginCount).where(LoginCount.scope == user_scope, LoginCount.key == user,
-                                                        LoginCount.window_start == window).values(checked=0, failed=0))
+            session.execute(
+                sa.update(LoginCount)
+                .where(LoginCount.scope == user_scope, LoginCount.key == user, LoginCount.window_start == window)
+                .values(checked=0, failed=0)
+            )
 
 
 @dataclass(frozen=True)
@@ -198,8 +252,17 @@ class LoginOutcome:
     refused: bool = False  # the limiter said no before any password was checked
 
 
-def log_in(db: Database, limiter: LoginLimiter, sessions: SessionStore, username: str, password: str, address: str, *,
-           hasher, now: Callable[[], datetime]) -> LoginOutcome:
+def log_in(
+    db: Database,
+    limiter: LoginLimiter,
+    sessions: SessionStore,
+    username: str,
+    password: str,
+    address: str,
+    *,
+    hasher,
+    now: Callable[[], datetime],
+) -> LoginOutcome:
     """A whole login in one call: the limiter's reservation, the argon2 check, the session and the audit row.
 
     The web app runs it on its own few login threads: one hop there instead of five through the threads that serve
@@ -212,5 +275,12 @@ def log_in(db: Database, limiter: LoginLimiter, sessions: SessionStore, username
         return LoginOutcome(None)
     limiter.succeeded(username, address)
     token = sessions.create(user)
-    log_access(db, at=now(), action="web.login", subject=f"user {user.username}", detail=f"from={address}", actor=f"web:{user.username}")
+    log_access(
+        db,
+        at=now(),
+        action="web.login",
+        subject=f"user {user.username}",
+        detail=f"from={address}",
+        actor=f"web:{user.username}",
+    )
     return LoginOutcome(user, token)

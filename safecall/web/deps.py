@@ -13,8 +13,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from safecall.domain import WebRole
 from safecall.audit import log_access
+from safecall.domain import WebRole
 from safecall.services import Services
 from safecall.store import WebUser
 from safecall.web.auth import COOKIE, Session, SessionCodec, SessionStore
@@ -66,7 +66,11 @@ def session_of(request: Request) -> Session:
 def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     session = session_of(request)
     return request.app.state.templates.TemplateResponse(
-        request, name, {"csrf": session.csrf, "user": getattr(request.state, "user", None), **context}, status_code=status_code)
+        request,
+        name,
+        {"csrf": session.csrf, "user": getattr(request.state, "user", None), **context},
+        status_code=status_code,
+    )
 
 
 def set_cookie(request: Request, response: Response, session: Session | None) -> None:
@@ -75,8 +79,15 @@ def set_cookie(request: Request, response: Response, session: Session | None) ->
     if session is None:
         response.delete_cookie(COOKIE, path="/", secure=web.secure_cookies, httponly=True, samesite="strict")
         return
-    response.set_cookie(COOKIE, codec_of(request).dumps(session), max_age=int(web.session_minutes * 60), path="/",
-                        secure=web.secure_cookies, httponly=True, samesite="strict")
+    response.set_cookie(
+        COOKIE,
+        codec_of(request).dumps(session),
+        max_age=int(web.session_minutes * 60),
+        path="/",
+        secure=web.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 async def check_csrf(request: Request) -> None:
@@ -124,4 +135,6 @@ def may_see_team(teams: list[str], user: WebUser, team: str) -> None:
 
 def logged(services: Services, user: WebUser, action: str, subject: str, detail: str = "") -> None:
     """An audit row naming the web user: every page that shows personal data writes one."""
-    log_access(services.db, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}")
+    log_access(
+        services.db, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}"
+    )

@@ -29,11 +29,24 @@ async def login(request: Request, services: Svc, username: str = Form(""), passw
     # The whole login is one call on a login thread (auth.log_in): the reservation taken there counts checks in
     # flight as well as failures, so people logging in at once from one office address (behind one NAT) must not
     # add up to a limit meant for failures.
-    outcome = await anyio.to_thread.run_sync(functools.partial(
-        log_in, services.db, shared.limiter, sessions_of(request), username, password, address, hasher=shared.hasher,
-        now=services.now), limiter=shared.login_threads)
+    outcome = await anyio.to_thread.run_sync(
+        functools.partial(
+            log_in,
+            services.db,
+            shared.limiter,
+            sessions_of(request),
+            username,
+            password,
+            address,
+            hasher=shared.hasher,
+            now=services.now,
+        ),
+        limiter=shared.login_threads,
+    )
     if outcome.refused:
-        return render(request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요.")
+        return render(
+            request, "login.html", status_code=429, error="로그인 실패가 너무 많습니다. 잠시 후 다시 시도하세요."
+        )
     if outcome.user is None:
         return render(request, "login.html", status_code=401, error="아이디 또는 비밀번호가 맞지 않습니다.")
     request.state.session = codec_of(request).new(outcome.token)  # a new session (and CSRF token) at login

@@ -9,17 +9,18 @@ its api_base_url names) with the trunk's credentials, by the recording's ids alo
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 from sqlmodel import select
 
-from safecall.telephony.twilio.refs import TWILIO_REF
 from safecall.domain import TaskKind
 from safecall.settings import Instance
 from safecall.store import Database, HelpCall, VisitTask
+from safecall.telephony.twilio.refs import TWILIO_REF
 
 TWILIO_API = "https://api.twilio.com"
 FETCH_TIMEOUT = 10.0
@@ -35,8 +36,11 @@ def message_audio(instance: Instance, db: Database, task: VisitTask, help_id: in
 
     The recording is opened before this returns (MessageMissing if it cannot be), so a page gets a 404, not a cut stream."""
     with db.session() as session:
-        row = session.exec(select(HelpCall).where(HelpCall.id == help_id, HelpCall.run_id == task.run_id,
-                                                  HelpCall.person_id == task.person_id)).first()
+        row = session.exec(
+            select(HelpCall).where(
+                HelpCall.id == help_id, HelpCall.run_id == task.run_id, HelpCall.person_id == task.person_id
+            )
+        ).first()
     if task.kind != TaskKind.CALLBACK or row is None or not row.message_ref:
         raise MessageMissing("no such message")
     twilio = TWILIO_REF.fullmatch(row.message_ref)
@@ -73,8 +77,10 @@ def _from_twilio(instance: Instance, account_sid: str, recording_sid: str) -> It
             continue
         base = (config.api_base_url or TWILIO_API).rstrip("/")
         credentials = base64.b64encode(f"{account_sid}:{config.auth_token.resolve(instance.environ)}".encode()).decode()
-        request = Request(f"{base}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}.wav",
-                          headers={"Authorization": f"Basic {credentials}"})
+        request = Request(
+            f"{base}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}.wav",
+            headers={"Authorization": f"Basic {credentials}"},
+        )
         try:
             return _chunks(urlopen(request, timeout=FETCH_TIMEOUT))
         except (URLError, OSError) as exc:

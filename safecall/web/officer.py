@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from safecall.drift import drift_flags
 from safecall.domain import TaskKind
+from safecall.drift import drift_flags
 from safecall.errors import InputError, NotFoundError
 from safecall.i18n import korean
 from safecall.reports import draw_chart, weekly_report
@@ -59,24 +59,47 @@ def person_page(request: Request, services: Svc, user: Officer, person_id: RowId
 
 
 @router.get("/numbers")  # number-fix tasks (번호 확인 필요): the logic is in web/numbers.py
-def number_list(request: Request, services: Svc, user: Officer, saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None):
+def number_list(
+    request: Request, services: Svc, user: Officer, saved: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+):
     return show_numbers(request, services, user, saved=saved)
 
 
 @router.post("/numbers/{task_id}", dependencies=CSRF)
-def number_fix(request: Request, services: Svc, user: Officer, task_id: RowId, outcome: str = Form(""), phone: str = Form("")):
+def number_fix(
+    request: Request, services: Svc, user: Officer, task_id: RowId, outcome: str = Form(""), phone: str = Form("")
+):
     try:
-        numbers.fix_number(services.db, task_id, outcome=outcome, phone=phone, now=services.now(), tz=services.instance.tz,
-                           actor=f"web:{user.username}")
+        numbers.fix_number(
+            services.db,
+            task_id,
+            outcome=outcome,
+            phone=phone,
+            now=services.now(),
+            tz=services.instance.tz,
+            actor=f"web:{user.username}",
+        )
     except (InputError, NotFoundError) as exc:
-        return show_numbers(request, services, user, refused=(task_id, exc.translated(korean().gettext), phone), status_code=400)
+        return show_numbers(
+            request, services, user, refused=(task_id, exc.translated(korean().gettext), phone), status_code=400
+        )
     return RedirectResponse(f"/numbers?saved={task_id}", status_code=303)
 
 
-def show_numbers(request: Request, services: Services, user: WebUser, saved: int | None = None,
-                 refused: tuple[int, str, str] | None = None, status_code: int = 200):
+def show_numbers(
+    request: Request,
+    services: Services,
+    user: WebUser,
+    saved: int | None = None,
+    refused: tuple[int, str, str] | None = None,
+    status_code: int = 200,
+):
     items = numbers.open_number_tasks(services.db)
     logged(services, user, "web.view", "number list", f"open={len(items)}")
     found = data.task_and_person(services.db, saved) if saved else None
-    message = confirmation(found[1].name, found[0].outcome) if found and found[0].kind == TaskKind.NUMBER and found[0].outcome else None
+    message = (
+        confirmation(found[1].name, found[0].outcome)
+        if found and found[0].kind == TaskKind.NUMBER and found[0].outcome
+        else None
+    )
     return render(request, "numbers.html", status_code, items=items, message=message, refused=refused)

@@ -14,7 +14,7 @@ import logging
 import secrets
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from asterisk.ami import AMIClient, SimpleAction
 from asterisk.ami.action import Action
@@ -40,8 +40,12 @@ class _PatchedClient(AMIClient):
         try:
             self._socket = socket.create_connection((self._address, self._port), timeout=self._timeout)
         except OSError as exc:
-            raise TrunkError(N_("cannot reach AMI at {host}:{port}: {error}"), host=self._address, port=self._port,
-                             error=exc.strerror or exc) from exc
+            raise TrunkError(
+                N_("cannot reach AMI at {host}:{port}: {error}"),
+                host=self._address,
+                port=self._port,
+                error=exc.strerror or exc,
+            ) from exc
         self._socket.settimeout(None)  # blocking reads: an idle line must not kill the reader
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self.listen, name="ami-reader", daemon=True)
@@ -92,9 +96,19 @@ class _PatchedClient(AMIClient):
 class AmiConnection:
     """One logged-in AMI link that stays up: ping, reconnect with backoff, then `on_reconnect`."""
 
-    def __init__(self, host: str, port: int, username: str, secret: str, *,
-                 on_event: Callable[[object], None], on_reconnect: Callable[[], None] = lambda: None,
-                 ping_interval: float = 2.0, timeout: float = 5.0, max_backoff: float = 5.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        on_event: Callable[[object], None],
+        on_reconnect: Callable[[], None] = lambda: None,
+        ping_interval: float = 2.0,
+        timeout: float = 5.0,
+        max_backoff: float = 5.0,
+    ):
         self.host, self.port, self.username = host, port, username
         self._secret = secret
         self.on_event, self.on_reconnect = on_event, on_reconnect
@@ -124,7 +138,9 @@ class AmiConnection:
             raise TrunkError(f"AMI at {self.host}:{self.port} did not answer the login")
         if response.is_error():
             client.disconnect()
-            raise TrunkError(f"AMI login refused for user {self.username!r}: {response.keys.get('Message', 'check the username and secret')}")
+            raise TrunkError(
+                f"AMI login refused for user {self.username!r}: {response.keys.get('Message', 'check the username and secret')}"
+            )
         return client
 
     def _dispatch(self, event, source=None) -> None:

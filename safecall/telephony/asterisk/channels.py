@@ -67,7 +67,9 @@ class ChannelWatch:
                 channel.name = keys.get("Newname") or channel.name
             elif name != "OriginateResponse":  # its Channel is the dial string when the call failed
                 channel.name = keys.get("Channel") or channel.name
-            if keys.get("ChannelState") == UP or (name == "OriginateResponse" and keys.get("Reason") == ANSWERED_REASON):
+            if keys.get("ChannelState") == UP or (
+                name == "OriginateResponse" and keys.get("Reason") == ANSWERED_REASON
+            ):
                 channel.up = True
             self._changed.notify_all()
 

@@ -54,7 +54,9 @@ class AsteriskTrunkConfig(Strict):
     def _plain_absolute_path(cls, value: str) -> str:
         # RECORD FILE takes it as one word: an absolute path without spaces or quotes.
         if not value.startswith("/") or any(c.isspace() or c in "\"'" for c in value):
-            raise ValueError("must be an absolute folder path without spaces or quotes, e.g. /var/spool/asterisk/safecall-messages")
+            raise ValueError(
+                "must be an absolute folder path without spaces or quotes, e.g. /var/spool/asterisk/safecall-messages"
+            )
         return value.rstrip("/")
 
     @field_validator("fastagi_listen")

@@ -16,16 +16,35 @@ import secrets
 import socket
 import socketserver
 import threading
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Collection
 
 from asterisk.agi import AGI, re_code, re_kv
 
 from safecall import phones
-from safecall.conversation import (ANSWERED, HUNG_UP, NO_INPUT, Ask, Claim, Claimed, Closing, Conversation, End, HangUp,
-                                   KeepMessage, MessageRecorded, NoteTransfer, Play, Pressed, RecordMessage, Store, Stored,
-                                   Transfer, TransferResult)
+from safecall.conversation import (
+    ANSWERED,
+    HUNG_UP,
+    NO_INPUT,
+    Ask,
+    Claim,
+    Claimed,
+    Closing,
+    Conversation,
+    End,
+    HangUp,
+    KeepMessage,
+    MessageRecorded,
+    NoteTransfer,
+    Play,
+    Pressed,
+    RecordMessage,
+    Store,
+    Stored,
+    Transfer,
+    TransferResult,
+)
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, plain_address
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
 
@@ -83,7 +102,6 @@ class SocketAGI(AGI):
             raise CallerHungUp(response)
         raise RuntimeError(f"AGI error {code}: {response}")
 
-
     def command(self, command: str) -> tuple[str, str]:
         """Send `command` and return its result line's (result, rest) whatever it says, a hang-up too: Dial and Record
         report on a caller who hung up in them (DIALSTATUS, the recorded length), and GET VARIABLE works on a dead
@@ -122,8 +140,9 @@ class FastAgiServer:
     `pbx_addresses`: the only peers served (None: any, for tests over a socket pair and for `trunk check`).
     """
 
-    def __init__(self, host: str, port: int, session: Callable[[SocketAGI], None],
-                 pbx_addresses: Collection[str] | None = None):
+    def __init__(
+        self, host: str, port: int, session: Callable[[SocketAGI], None], pbx_addresses: Collection[str] | None = None
+    ):
         self.session = session
         self.pbx_addresses = pbx_addresses
         server = self
@@ -145,8 +164,10 @@ class FastAgiServer:
     def address(self) -> tuple[str, int]:
         return self._server.server_address[:2]
 
-    def start(self) -> "FastAgiServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fastagi", daemon=True)
+    def start(self) -> FastAgiServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fastagi", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -208,12 +229,26 @@ class IvrSessions:
     help_dial, or its channel); `message_dir`: where Asterisk writes the messages people leave (its own path).
     """
 
-    def __init__(self, sink: CallSink, now: Callable[[], datetime], channels: ChannelWatch, *,
-                 prompt_dir: str = "safecall", answer_wait_seconds: float = 2.0, office_dial: str = "",
-                 sounds: Path | None = None, help_dial: Callable[[str], str] | None = None,
-                 message_dir: str = "/var/spool/asterisk/safecall-messages"):
+    def __init__(
+        self,
+        sink: CallSink,
+        now: Callable[[], datetime],
+        channels: ChannelWatch,
+        *,
+        prompt_dir: str = "safecall",
+        answer_wait_seconds: float = 2.0,
+        office_dial: str = "",
+        sounds: Path | None = None,
+        help_dial: Callable[[str], str] | None = None,
+        message_dir: str = "/var/spool/asterisk/safecall-messages",
+    ):
         self.sink, self.now, self.channels = sink, now, channels
-        self.prompt_dir, self.answer_wait_seconds, self.office_dial, self.sounds = prompt_dir, answer_wait_seconds, office_dial, sounds
+        self.prompt_dir, self.answer_wait_seconds, self.office_dial, self.sounds = (
+            prompt_dir,
+            answer_wait_seconds,
+            office_dial,
+            sounds,
+        )
         self.help_dial, self.message_dir = help_dial, message_dir.rstrip("/")
 
     def __call__(self, agi: SocketAGI) -> None:
@@ -254,21 +289,29 @@ class IvrSessions:
         caller = caller_e164(agi.env.get("agi_arg_1") or agi.env.get("agi_callerid", ""))
         call = self.sink.open_inbound_call(caller, self.now()) if caller else None
         if call is None:
-            log.info("call-back from %s: nobody due; message%s", phones.mask(caller) or "an unknown number",
-                     " and the office" if self.office_dial else "")
+            log.info(
+                "call-back from %s: nobody due; message%s",
+                phones.mask(caller) or "an unknown number",
+                " and the office" if self.office_dial else "",
+            )
             agi.answer()
             if self.office_dial:  # the dialplan dials it once this session ends; set first, so a caller who hangs up
                 agi.execute("SET VARIABLE", "SAFECALL_OFFICE", f'"{self.office_dial}"')  # mid-message changes nothing
             agi.execute("STREAM FILE", f"{self.prompt_dir}/{NOT_DUE_CLOSING}", '""')
             return
         log.info("call-back from %s: attempt %s", phones.mask(caller), call.attempt_id)
-        self._converse(agi, call, Conversation(call.flow, listens=False, inbound=True, office_open=self._office_open(call)))
+        self._converse(
+            agi, call, Conversation(call.flow, listens=False, inbound=True, office_open=self._office_open(call))
+        )
 
     # ---- the conversation ----
     def _audio(self, name: str, style: str) -> str:
         """The prompt's recorded variant for the person's voice style where one exists, else the prompt."""
-        if style in VOICE_STYLES and self.sounds is not None and any(
-                (self.sounds / f"{name}-{style}{ext}").exists() for ext in (".wav", ".sln16")):
+        if (
+            style in VOICE_STYLES
+            and self.sounds is not None
+            and any((self.sounds / f"{name}-{style}{ext}").exists() for ext in (".wav", ".sln16"))
+        ):
             name = f"{name}-{style}"
         return f"{self.prompt_dir}/{name}"
 
@@ -288,7 +331,9 @@ class IvrSessions:
                     if kind is Claim:
                         reply = Claimed(self.sink.start_ivr(token, self.now()))
                         if not reply.ok:
-                            log.warning("AGI session refused: the attempt is closed or its one IVR session began already")
+                            log.warning(
+                                "AGI session refused: the attempt is closed or its one IVR session began already"
+                            )
                     elif kind is Ask:
                         if not answered:
                             agi.answer()
@@ -299,14 +344,18 @@ class IvrSessions:
                     elif kind is Store:
                         reply = Stored(self._store(token, action))
                     elif kind is Closing:
-                        agi.execute("STREAM FILE", self._audio(action.closing, style), '""')  # as Asterisk's own dialplan sends it
+                        agi.execute(
+                            "STREAM FILE", self._audio(action.closing, style), '""'
+                        )  # as Asterisk's own dialplan sends it
                         agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
                     elif kind is Play:
                         agi.execute("STREAM FILE", self._audio(action.prompt, style), '""')
                     elif kind is Transfer:
                         reply = self._transfer(agi, call, action)
                     elif kind is NoteTransfer:
-                        self._keep(self.sink.record_transfer, token, action.result, self.now(), action.connected_seconds)
+                        self._keep(
+                            self.sink.record_transfer, token, action.result, self.now(), action.connected_seconds
+                        )
                     elif kind is RecordMessage:
                         reply = self._record(agi, call, action)
                     elif kind is KeepMessage:
@@ -346,7 +395,9 @@ class IvrSessions:
         result, rest = agi.command(f'RECORD FILE {path} wav "#" {record.max_seconds * 1000} BEEP s=10')
         endpos = re.search(r"endpos=(\d+)", rest)
         seconds = int(endpos.group(1)) / SAMPLES_PER_SECOND if endpos else 0.0
-        recorded = MessageRecorded(f"{path}.wav" if seconds > 0 and "writefile" not in rest else None, round(seconds, 1))
+        recorded = MessageRecorded(
+            f"{path}.wav" if seconds > 0 and "writefile" not in rest else None, round(seconds, 1)
+        )
         if agi.hung_up or "(hangup)" in rest:  # result -1 (0 in old versions), then the HANGUP notice
             if recorded.ref:
                 self._keep(self.sink.record_message, call.token, recorded.ref, recorded.seconds, self.now())
@@ -362,7 +413,9 @@ class IvrSessions:
 
     def _store(self, token: str, store: Store) -> bool:
         try:
-            return self.sink.record_keypress(token, store.digit, store.outcome, self.now(), speech=store.speech, risk=store.risk)
+            return self.sink.record_keypress(
+                token, store.digit, store.outcome, self.now(), speech=store.speech, risk=store.risk
+            )
         except Exception:
             log.exception("could not store the keypress; hanging up without thanks so the attempt is retried")
             return False

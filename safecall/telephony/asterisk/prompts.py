@@ -13,9 +13,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from safecall.errors import ConfigError, InputError
 from safecall.ivr import IvrFlow
@@ -34,33 +34,52 @@ def sounds_dir(ivr_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class PromptsDone:
-    recorded: list["Recording"]  # converted from the office's recordings
+    recorded: list[Recording]  # converted from the office's recordings
     written: list[Path]  # spoken by espeak-ng
     kept: list[Path]  # already there
 
 
-def prepare_prompts(flow: IvrFlow, out_dir: Path, *, from_dir: Path | None = None, force: bool = False,
-                    which: Callable[[str], str | None] = shutil.which) -> PromptsDone:
+def prepare_prompts(
+    flow: IvrFlow,
+    out_dir: Path,
+    *,
+    from_dir: Path | None = None,
+    force: bool = False,
+    which: Callable[[str], str | None] = shutil.which,
+) -> PromptsDone:
     """`safecall ivr prompts`: the recordings in `from_dir` first, espeak-ng for the prompts nobody recorded."""
     recorded = import_recordings(flow, from_dir, out_dir, which=which) if from_dir is not None else []
-    written, kept = build_prompts(flow, out_dir, force=force, skip={r.name for r in recorded if r.variant is None}, which=which)
+    written, kept = build_prompts(
+        flow, out_dir, force=force, skip={r.name for r in recorded if r.variant is None}, which=which
+    )
     return PromptsDone(recorded, written, kept)
 
 
-def build_prompts(flow: IvrFlow, out_dir: Path, *, force: bool = False, skip: set[str] = frozenset(),
-                  which: Callable[[str], str | None] = shutil.which) -> tuple[list[Path], list[Path]]:
+def build_prompts(
+    flow: IvrFlow,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    skip: set[str] = frozenset(),
+    which: Callable[[str], str | None] = shutil.which,
+) -> tuple[list[Path], list[Path]]:
     """Speak the flow's texts with espeak-ng: (written, kept). Files already there are kept unless `force`;
     names in `skip` (just recorded) are left alone."""
-    todo = {name: text for name, text in flow.texts().items()
-            if name not in skip and (force or not (out_dir / f"{name}.wav").exists())}
+    todo = {
+        name: text
+        for name, text in flow.texts().items()
+        if name not in skip and (force or not (out_dir / f"{name}.wav").exists())
+    }
     kept = sorted(out_dir / f"{name}.wav" for name in flow.texts() if name not in skip and name not in todo)
     if not todo:
         return [], kept
     espeak, sox = which("espeak-ng"), which("sox")
     missing = [name for name, path in (("espeak-ng", espeak), ("sox", sox)) if not path]
     if missing:
-        raise ConfigError(f"{' and '.join(missing)} not installed (Debian: apt-get install espeak-ng sox); "
-                          f"or record {', '.join(sorted(todo))} and give them with --from DIR")
+        raise ConfigError(
+            f"{' and '.join(missing)} not installed (Debian: apt-get install espeak-ng sox); "
+            f"or record {', '.join(sorted(todo))} and give them with --from DIR"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     voice = flow.language.split("-")[0]
@@ -91,8 +110,9 @@ class Recording:
         return f"{self.name}-{self.variant}" if self.variant else self.name
 
 
-def import_recordings(flow: IvrFlow, from_dir: Path, out_dir: Path, *,
-                      which: Callable[[str], str | None] = shutil.which) -> list[Recording]:
+def import_recordings(
+    flow: IvrFlow, from_dir: Path, out_dir: Path, *, which: Callable[[str], str | None] = shutil.which
+) -> list[Recording]:
     """Convert every recording in `from_dir` for Asterisk into `out_dir`; all or nothing.
 
     Every file is checked first (a name of the flow, one file per name, a length of MIN..MAX seconds, not
@@ -120,8 +140,10 @@ def import_recordings(flow: IvrFlow, from_dir: Path, out_dir: Path, *,
             problems.append(f"{recording.source.name}: too long ({seconds:.0f} s; at most {MAX_SECONDS:.0f} s)")
         checked.append(Recording(recording.source, recording.name, recording.variant, seconds, rate))
     if not found and not problems:
-        problems.append(f"no recordings ({', '.join(RECORDING_SUFFIXES)}) named after the flow's prompts "
-                        f"({', '.join(sorted(flow.texts()))})")
+        problems.append(
+            f"no recordings ({', '.join(RECORDING_SUFFIXES)}) named after the flow's prompts "
+            f"({', '.join(sorted(flow.texts()))})"
+        )
     if problems:
         raise InputError(f"{from_dir}: the recordings were not imported", problems)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,11 +176,15 @@ def _name_recordings(flow: IvrFlow, from_dir: Path, problems: list[str]) -> list
         elif len(by_key.get(stem, [])) == 1:
             name = by_key[stem][0]
         elif stem in by_key:
-            problems.append(f"{path.name}: {stem!r} is both {' and '.join(by_key[stem])}: name the file after one of them")
+            problems.append(
+                f"{path.name}: {stem!r} is both {' and '.join(by_key[stem])}: name the file after one of them"
+            )
             continue
         else:
-            problems.append(f"{path.name}: the flow {flow.name!r} has no prompt or closing {stem!r} "
-                            f"(names: {', '.join(sorted(names))})")
+            problems.append(
+                f"{path.name}: the flow {flow.name!r} has no prompt or closing {stem!r} "
+                f"(names: {', '.join(sorted(names))})"
+            )
             continue
         if (name, variant) in found:
             problems.append(f"{path.name}: {found[name, variant].name} is a recording of the same prompt; keep one")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
 
 import phonenumbers
 from asterisk.ami import SimpleAction
@@ -15,21 +15,36 @@ from asterisk.ami import SimpleAction
 from safecall import phones
 from safecall.clock import Clock
 from safecall.errors import TrunkError
-from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.ami import AmiConnection
 from safecall.telephony.asterisk.channels import ChannelWatch, channel_id_for, peer_addresses
+from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.asterisk.fastagi import FastAgiServer, IvrSessions
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult
+from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, LineResult
 
 log = logging.getLogger("safecall.asterisk")
 
 # OriginateResponse Reason codes (README of the recordings): 0 failed, 1 hung up before answer,
 # 3 ring timeout, 4 answered, 5 busy, 8 congestion.
-REASON_RESULT = {0: LineResult.FAILED, 1: LineResult.NO_ANSWER, 3: LineResult.NO_ANSWER, 5: LineResult.BUSY, 8: LineResult.FAILED}
+REASON_RESULT = {
+    0: LineResult.FAILED,
+    1: LineResult.NO_ANSWER,
+    3: LineResult.NO_ANSWER,
+    5: LineResult.BUSY,
+    8: LineResult.FAILED,
+}
 # Q.850 hangup causes that say more than the Reason: 1 unallocated number, 28 invalid format, 17 busy...
-CAUSE_RESULT = {1: LineResult.INVALID_NUMBER, 28: LineResult.INVALID_NUMBER, 17: LineResult.BUSY,
-                18: LineResult.NO_ANSWER, 19: LineResult.NO_ANSWER, 21: LineResult.BUSY,
-                34: LineResult.FAILED, 38: LineResult.FAILED, 41: LineResult.FAILED, 42: LineResult.FAILED}
+CAUSE_RESULT = {
+    1: LineResult.INVALID_NUMBER,
+    28: LineResult.INVALID_NUMBER,
+    17: LineResult.BUSY,
+    18: LineResult.NO_ANSWER,
+    19: LineResult.NO_ANSWER,
+    21: LineResult.BUSY,
+    34: LineResult.FAILED,
+    38: LineResult.FAILED,
+    41: LineResult.FAILED,
+    42: LineResult.FAILED,
+}
 ANSWERED = 4
 ORIGINATE_SETTLE_SECONDS = 1.0  # an async Originate has its channel well within this
 
@@ -60,8 +75,15 @@ class _Call:
 
 
 class AsteriskTrunk:
-    def __init__(self, config: AsteriskTrunkConfig, clock: Clock, sink: CallSink, environ: Mapping[str, str],
-                 connect: bool = True, sounds: Path | None = None):
+    def __init__(
+        self,
+        config: AsteriskTrunkConfig,
+        clock: Clock,
+        sink: CallSink,
+        environ: Mapping[str, str],
+        connect: bool = True,
+        sounds: Path | None = None,
+    ):
         """`sounds`: SafeCall's copy of the prompt folder (`ivr prompts` writes it), for the recorded voice variants."""
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
@@ -71,20 +93,37 @@ class AsteriskTrunk:
         self._lock = threading.Lock()
         self._second_pass: threading.Timer | None = None
         self.channels = ChannelWatch()
-        self.sessions = IvrSessions(sink, clock.now, self.channels, prompt_dir=config.prompt_dir,
-                                    answer_wait_seconds=config.answer_wait_seconds, office_dial=config.office_dial, sounds=sounds,
-                                    help_dial=lambda number: config.help_dial or config.channel.format(
-                                        number=dial_number(number, config.number_format)),
-                                    message_dir=config.message_dir)
+        self.sessions = IvrSessions(
+            sink,
+            clock.now,
+            self.channels,
+            prompt_dir=config.prompt_dir,
+            answer_wait_seconds=config.answer_wait_seconds,
+            office_dial=config.office_dial,
+            sounds=sounds,
+            help_dial=lambda number: (
+                config.help_dial or config.channel.format(number=dial_number(number, config.number_format))
+            ),
+            message_dir=config.message_dir,
+        )
         pbx = peer_addresses(config.pbx_host())
         host, port = config.fastagi_address()
         try:
             self.fastagi = FastAgiServer(host, port, self.sessions, pbx_addresses=pbx).start()
         except OSError as exc:  # e.g. the port is taken: another SafeCall process serves this trunk already
-            raise TrunkError(f"the FastAGI server cannot listen on {host}:{port}: {exc.strerror}; "
-                             "is another SafeCall process (scheduler, worker or serve) running this trunk?") from exc
-        self.ami = AmiConnection(config.ami_host, config.ami_port, config.ami_username, config.ami_secret.resolve(environ),
-                                 on_event=self._on_event, on_reconnect=self.resync, ping_interval=config.ping_interval_seconds)
+            raise TrunkError(
+                f"the FastAGI server cannot listen on {host}:{port}: {exc.strerror}; "
+                "is another SafeCall process (scheduler, worker or serve) running this trunk?"
+            ) from exc
+        self.ami = AmiConnection(
+            config.ami_host,
+            config.ami_port,
+            config.ami_username,
+            config.ami_secret.resolve(environ),
+            on_event=self._on_event,
+            on_reconnect=self.resync,
+            ping_interval=config.ping_interval_seconds,
+        )
         if connect:
             try:
                 self.ami.connect()
@@ -98,12 +137,21 @@ class AsteriskTrunk:
 
     def originate(self, request: CallRequest) -> None:
         channel_id = channel_id_for(request.token)
-        ring = request.ring_timeout if self.config.ring_timeout_seconds is None else min(request.ring_timeout, self.config.ring_timeout_seconds)
+        ring = (
+            request.ring_timeout
+            if self.config.ring_timeout_seconds is None
+            else min(request.ring_timeout, self.config.ring_timeout_seconds)
+        )
         action = SimpleAction(
             "Originate",
             Channel=self.config.channel.format(number=dial_number(request.number, self.config.number_format)),
-            Context=self.config.context, Exten="s", Priority=1, Timeout=int(ring * 1000),
-            CallerID=self.config.caller_id, Async="true", ChannelId=channel_id,
+            Context=self.config.context,
+            Exten="s",
+            Priority=1,
+            Timeout=int(ring * 1000),
+            CallerID=self.config.caller_id,
+            Async="true",
+            ChannelId=channel_id,
         )
         action.variables = {"SAFECALL_ATTEMPT": request.token}
         with self._lock:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Mapping
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from safecall import phones
 from safecall.clock import Clock, real_seconds_until
 from safecall.errors import TrunkError, TrunkFatalError
+from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, LineResult, TrunkBusy
 from safecall.telephony.twilio.client import make_client
 from safecall.telephony.twilio.config import TwilioTrunkConfig
-from safecall.telephony.base import CallEvent, CallRequest, Capacity, CallSink, LineResult, TrunkBusy
 from safecall.telephony.twilio.webhooks import Speaking, WebhookServer, create_webhook_app, final_result
 
 log = logging.getLogger("safecall.twilio")
@@ -40,8 +40,7 @@ def said(exc: TwilioRestException) -> str:
 
 
 class TwilioTrunk:
-    def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: CallSink,
-                 environ: Mapping[str, str]):
+    def __init__(self, config: TwilioTrunkConfig, clock: Clock, sink: CallSink, environ: Mapping[str, str]):
         self.config = config
         self.capacity = Capacity(config.channels, config.calls_per_second)
         self.clock, self.sink = clock, sink
@@ -53,8 +52,15 @@ class TwilioTrunk:
         # first tried. Before trying one again, Twilio is asked whether the call exists, so nobody is called twice.
         self._uncertain: dict[str, datetime] = {}
         speaking = Speaking(config.voice, config.leading_pause_seconds, config.prompt_base_url)
-        app = create_webhook_app(public_base_url=config.public_base_url, auth_token=auth_token, sink=sink, now=clock.now,
-                                 on_event=self._events.put, speaking=speaking, office_number=config.office_number)
+        app = create_webhook_app(
+            public_base_url=config.public_base_url,
+            auth_token=auth_token,
+            sink=sink,
+            now=clock.now,
+            on_event=self._events.put,
+            speaking=speaking,
+            office_number=config.office_number,
+        )
         host, port = config.listen_address()
         self.webhooks = WebhookServer(app, host, port).start()
 
@@ -66,12 +72,18 @@ class TwilioTrunk:
 
     def originate(self, request: CallRequest) -> None:
         params = dict(
-            to=request.number, from_=self.config.from_number, url=self._url("voice", request.token), method="POST",
-            status_callback=self._url("status", request.token), status_callback_event=STATUS_EVENTS,
-            status_callback_method="POST", timeout=int(min(request.ring_timeout, self.config.ring_timeout_seconds)),
+            to=request.number,
+            from_=self.config.from_number,
+            url=self._url("voice", request.token),
+            method="POST",
+            status_callback=self._url("status", request.token),
+            status_callback_event=STATUS_EVENTS,
+            status_callback_method="POST",
+            timeout=int(min(request.ring_timeout, self.config.ring_timeout_seconds)),
             time_limit=int(request.max_call_seconds),
             # If a webhook fails: a Korean apology instead of Twilio's English error; the call is retried.
-            fallback_url=self.config.fallback_url or self._url("fallback", request.token), fallback_method="POST",
+            fallback_url=self.config.fallback_url or self._url("fallback", request.token),
+            fallback_method="POST",
         )
         if self.config.machine_detection:
             params["machine_detection"] = "Enable"
@@ -98,8 +110,9 @@ class TwilioTrunk:
             if exc.code in PER_NUMBER_CODES:
                 raise TrunkError(f"Twilio will not call this number: {said(exc)}", result=LineResult.FAILED) from exc
             if exc.code in FATAL_CODES or exc.status in (401, 403):
-                raise TrunkFatalError(f"Twilio refused every call: {said(exc)}; check the account, "
-                                      "from number and geo permissions") from exc
+                raise TrunkFatalError(
+                    f"Twilio refused every call: {said(exc)}; check the account, from number and geo permissions"
+                ) from exc
             if exc.status != 429 and exc.status < 500:
                 raise TrunkError(f"Twilio: {said(exc)}") from exc
             # 429 was refused before anything was made; after a 5xx the call may exist: look before trying again.
@@ -120,11 +133,16 @@ class TwilioTrunk:
     def _find_created(self, request: CallRequest, since: datetime | None = None):
         """A call to this number from our number since the attempt was (first) placed that no other attempt owns."""
         try:
-            calls = self.client.calls.list(to=request.number, from_=self.config.from_number,
-                                           start_time_after=(since or request.placed_at) - timedelta(minutes=1), limit=20)
+            calls = self.client.calls.list(
+                to=request.number,
+                from_=self.config.from_number,
+                start_time_after=(since or request.placed_at) - timedelta(minutes=1),
+                limit=20,
+            )
         except TwilioException as exc:
-            raise TrunkError(f"cannot tell whether Twilio created the call ({phones.mask_text(str(exc))}); "
-                             "not dialling again") from exc
+            raise TrunkError(
+                f"cannot tell whether Twilio created the call ({phones.mask_text(str(exc))}); not dialling again"
+            ) from exc
         return next((c for c in calls if c.sid not in self._known_sids), None)
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
@@ -142,7 +160,11 @@ class TwilioTrunk:
             call = self.client.calls(call_id).fetch() if call_id else self._find_created(request)
         except TwilioRestException as exc:
             if exc.status == 404:  # Twilio has no such call: settled as unknown, and the person is called again
-                return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, f"Twilio has no call {call_id}")]
+                return [
+                    CallEvent(
+                        request.token, "ended", self.clock.now(), LineResult.UNKNOWN, f"Twilio has no call {call_id}"
+                    )
+                ]
             raise TrunkError(f"cannot fetch call {call_id}: {said(exc)}") from exc
         except TwilioException as exc:
             raise TrunkError(f"cannot fetch call {call_id}: {phones.mask_text(str(exc))}") from exc
@@ -150,7 +172,11 @@ class TwilioTrunk:
             return [CallEvent(request.token, "ended", self.clock.now(), LineResult.UNKNOWN, "Twilio has no such call")]
         self._known_sids.add(call.sid)
         result = final_result(call.status, getattr(call, "answered_by", None))
-        return [CallEvent(request.token, "ended", self.clock.now(), result, f"fetched status {call.status}")] if result else []
+        return (
+            [CallEvent(request.token, "ended", self.clock.now(), result, f"fetched status {call.status}")]
+            if result
+            else []
+        )
 
     def recover(self, request: CallRequest, call_id: str | None) -> list[CallEvent]:
         return self._status_of(request, call_id)

@@ -23,9 +23,10 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Callable
+from typing import Annotated
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI
@@ -36,19 +37,47 @@ from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from safecall.errors import TrunkError
 from safecall import speech
+from safecall.conversation import (
+    ANSWERED,
+    NO_INPUT,
+    WAIT_MESSAGE,
+    WAIT_REPLY,
+    WAIT_TRANSFER,
+    Ask,
+    Claim,
+    Claimed,
+    Closing,
+    Conversation,
+    End,
+    HangUp,
+    KeepMessage,
+    MessageRecorded,
+    NoteSpeech,
+    NoteTransfer,
+    Play,
+    Pressed,
+    RecordMessage,
+    Said,
+    Store,
+    Stored,
+    Transfer,
+    TransferResult,
+)
+from safecall.errors import TrunkError
 from safecall.events import uvicorn_log_config
-from safecall.telephony.twilio.refs import twilio_ref
-from safecall.conversation import (ANSWERED, NO_INPUT, WAIT_MESSAGE, WAIT_REPLY, WAIT_TRANSFER, Ask, Claim, Claimed, Closing,
-                                   Conversation, End, HangUp, KeepMessage, NoteSpeech, NoteTransfer, Play, Pressed,
-                                   MessageRecorded, RecordMessage, Said, Store, Stored, Transfer, TransferResult)
 from safecall.phones import mask, mask_text
 from safecall.telephony.base import CallEvent, CallSink, LineResult, LiveCall
+from safecall.telephony.twilio.refs import twilio_ref
 
 log = logging.getLogger("safecall.twilio")
-FINAL_STATUS = {"completed": LineResult.ANSWERED, "busy": LineResult.BUSY, "no-answer": LineResult.NO_ANSWER,
-                "failed": LineResult.FAILED, "canceled": LineResult.FAILED}
+FINAL_STATUS = {
+    "completed": LineResult.ANSWERED,
+    "busy": LineResult.BUSY,
+    "no-answer": LineResult.NO_ANSWER,
+    "failed": LineResult.FAILED,
+    "canceled": LineResult.FAILED,
+}
 INVALID_NUMBER_SIP = {"404", "484"}  # not found, address incomplete: the number does not exist
 SINK_TIMEOUT = 10.0  # seconds a webhook waits for the database: well below Twilio's 15 s webhook limit
 CALL_ID_WAIT = 5.0  # how long a voice webhook waits for the trunk to note the CallSid it was given
@@ -97,21 +126,42 @@ class WebhookState:
     office_number: str | None = None
     sink_timeout: float = SINK_TIMEOUT
     call_id_wait: float = CALL_ID_WAIT
-    inbound_calls: dict[str, str] = field(default_factory=dict)  # CallSid -> token of the call-backs this process answered
+    inbound_calls: dict[str, str] = field(
+        default_factory=dict
+    )  # CallSid -> token of the call-backs this process answered
 
     async def in_thread(self, function: Callable, *args, **kwargs):
         """A sink call off the event loop, waited for at most `sink_timeout` (the thread itself finishes its work)."""
-        return await asyncio.wait_for(run_in_threadpool(functools.partial(function, *args, **kwargs)), self.sink_timeout)
+        return await asyncio.wait_for(
+            run_in_threadpool(functools.partial(function, *args, **kwargs)), self.sink_timeout
+        )
 
 
-def create_webhook_app(*, public_base_url: str, auth_token: str, sink: CallSink,
-                       now: Callable[[], datetime], on_event: Callable[[CallEvent], None],
-                       speaking: Speaking = Speaking(), office_number: str | None = None,
-                       sink_timeout: float = SINK_TIMEOUT, call_id_wait: float = CALL_ID_WAIT) -> FastAPI:
+def create_webhook_app(
+    *,
+    public_base_url: str,
+    auth_token: str,
+    sink: CallSink,
+    now: Callable[[], datetime],
+    on_event: Callable[[CallEvent], None],
+    speaking: Speaking = Speaking(),
+    office_number: str | None = None,
+    sink_timeout: float = SINK_TIMEOUT,
+    call_id_wait: float = CALL_ID_WAIT,
+) -> FastAPI:
     """`on_event` tells this process's dialer (if any) of a call report, after the report is recorded."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.webhooks = WebhookState(public_base_url, RequestValidator(auth_token), sink, now, on_event, speaking,
-                                      office_number, sink_timeout, call_id_wait)
+    app.state.webhooks = WebhookState(
+        public_base_url,
+        RequestValidator(auth_token),
+        sink,
+        now,
+        on_event,
+        speaking,
+        office_number,
+        sink_timeout,
+        call_id_wait,
+    )
     app.include_router(router)
     return app
 
@@ -155,9 +205,11 @@ class SignedRoute(APIRoute):
                 return await handler(request)
             except Unsigned:
                 return Response("invalid signature", status_code=403)
-            except asyncio.TimeoutError:
-                log.warning("the database did not answer within %s s; apologising so the attempt is retried",
-                            request.app.state.webhooks.sink_timeout)
+            except TimeoutError:
+                log.warning(
+                    "the database did not answer within %s s; apologising so the attempt is retried",
+                    request.app.state.webhooks.sink_timeout,
+                )
             except Exception as exc:
                 log.error("webhook failed; apologising so the attempt is retried: %s", mask_text(repr(exc)))
             return apology(request.app.state.webhooks.speaking)
@@ -190,16 +242,30 @@ def lead(speaking: Speaking, response: VoiceResponse) -> VoiceResponse:
     return response
 
 
-def gather_into(hooks: WebhookState, response: VoiceResponse, call: LiveCall, action: Ask, conversation: Conversation) -> None:
+def gather_into(
+    hooks: WebhookState, response: VoiceResponse, call: LiveCall, action: Ask, conversation: Conversation
+) -> None:
     """<Gather> for the question; its action URL carries the conversation's state (Twilio signs the URL)."""
     speech = call.flow.speech if action.speech else None
-    action_url = (f"{hooks.public_base_url}/twilio/gather/{call.token}?asked={conversation.asked}"
-                  + (f"&unclear={conversation.unclear}" if conversation.unclear else "")
-                  + ("&keys=1" if conversation.keys_only else "") + ("&inbound=1" if conversation.inbound else ""))
-    listening = dict(input="dtmf speech", language=call.flow.language, hints=speech.hints(),
-                     speech_timeout="auto") if speech else dict(input="dtmf")
-    gather = Gather(num_digits=1, timeout=int(action.timeout), method="POST", action=action_url,
-                    action_on_empty_result=True, **listening)
+    action_url = (
+        f"{hooks.public_base_url}/twilio/gather/{call.token}?asked={conversation.asked}"
+        + (f"&unclear={conversation.unclear}" if conversation.unclear else "")
+        + ("&keys=1" if conversation.keys_only else "")
+        + ("&inbound=1" if conversation.inbound else "")
+    )
+    listening = (
+        dict(input="dtmf speech", language=call.flow.language, hints=speech.hints(), speech_timeout="auto")
+        if speech
+        else dict(input="dtmf")
+    )
+    gather = Gather(
+        num_digits=1,
+        timeout=int(action.timeout),
+        method="POST",
+        action=action_url,
+        action_on_empty_result=True,
+        **listening,
+    )
     hint = f" {speech.prompt_hint}" if speech and speech.prompt_hint and not hooks.speaking.prompt_base_url else ""
     speak(hooks.speaking, gather, call, action.prompt, action.text + hint)
     response.append(gather)
@@ -219,8 +285,9 @@ def apology(speaking: Speaking) -> Response:
 
 
 # ---- the conversation --------------------------------------------------------------------------
-async def converse(hooks: WebhookState, call: LiveCall, conversation: Conversation, event, sid: str, *,
-                   first: bool = False) -> Response:
+async def converse(
+    hooks: WebhookState, call: LiveCall, conversation: Conversation, event, sid: str, *, first: bool = False
+) -> Response:
     """The conversation's actions as TwiML, the sink's answers fed back, until it waits for the caller or is over."""
     sink, now, response = hooks.sink, hooks.now, VoiceResponse()
     actions = conversation.handle(event)
@@ -243,22 +310,36 @@ async def converse(hooks: WebhookState, call: LiveCall, conversation: Conversati
             elif kind is Play:
                 speak(hooks.speaking, response, call, action.prompt, action.text)
             elif kind is Transfer:  # Twilio dials; <Dial action> reports what came of it (help_dial below)
-                response.dial(action.number, timeout=action.ring_seconds, method="POST",
-                              action=help_url(hooks, "dial", call, conversation))
+                response.dial(
+                    action.number,
+                    timeout=action.ring_seconds,
+                    method="POST",
+                    action=help_url(hooks, "dial", call, conversation),
+                )
             elif kind is RecordMessage:
                 # The recording's status callback keeps the message too, whether or not Twilio requests the action
                 # of a caller who hung up mid-message.
-                response.record(max_length=action.max_seconds, play_beep=True, finish_on_key="#", timeout=10,
-                                method="POST", action=help_url(hooks, "message", call, conversation),
-                                recording_status_callback=help_url(hooks, "recording", call, conversation),
-                                recording_status_callback_method="POST")
+                response.record(
+                    max_length=action.max_seconds,
+                    play_beep=True,
+                    finish_on_key="#",
+                    timeout=10,
+                    method="POST",
+                    action=help_url(hooks, "message", call, conversation),
+                    recording_status_callback=help_url(hooks, "recording", call, conversation),
+                    recording_status_callback_method="POST",
+                )
             elif kind is NoteTransfer:
-                await keep(hooks, hooks.sink.record_transfer, call.token, action.result, now(), action.connected_seconds)
+                await keep(
+                    hooks, hooks.sink.record_transfer, call.token, action.result, now(), action.connected_seconds
+                )
             elif kind is KeepMessage:
                 await keep(hooks, hooks.sink.record_message, call.token, action.ref, action.seconds, now())
             elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
-                await hooks.in_thread(sink.record_events, [CallEvent(call.token, "ended", now(), LineResult.ANSWERED,
-                                                                     "call-back IVR done")])
+                await hooks.in_thread(
+                    sink.record_events,
+                    [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")],
+                )
                 hooks.inbound_calls.pop(sid, None)
             elif kind is HangUp:
                 if action.unsaved:
@@ -286,16 +367,28 @@ async def keep(hooks: WebhookState, write: Callable, *args) -> None:
 
 async def store(hooks: WebhookState, call: LiveCall, action: Store) -> bool:
     try:
-        return await hooks.in_thread(hooks.sink.record_keypress, call.token, action.digit, action.outcome, hooks.now(),
-                                     speech=action.speech, risk=action.risk)
-    except asyncio.TimeoutError:
-        log.warning("the database did not store the answer within %s s; apologising so the attempt is retried", hooks.sink_timeout)
+        return await hooks.in_thread(
+            hooks.sink.record_keypress,
+            call.token,
+            action.digit,
+            action.outcome,
+            hooks.now(),
+            speech=action.speech,
+            risk=action.risk,
+        )
+    except TimeoutError:
+        log.warning(
+            "the database did not store the answer within %s s; apologising so the attempt is retried",
+            hooks.sink_timeout,
+        )
     except Exception as exc:
         log.error("could not store the answer; apologising so the attempt is retried: %s", mask_text(repr(exc)))
     return False
 
 
-async def bound_call(hooks: WebhookState, token: str, params: dict[str, str], *, wait_for_id: bool = False) -> LiveCall | None:
+async def bound_call(
+    hooks: WebhookState, token: str, params: dict[str, str], *, wait_for_id: bool = False
+) -> LiveCall | None:
     """The open attempt under `token` if this request is about its call (the CallSid matches); else None.
 
     The voice webhook may outrun the trunk noting the CallSid that calls.create returned: it waits a little.
@@ -318,7 +411,9 @@ def call_events(now: Callable[[], datetime], token: str, params: dict[str, str])
     events = [CallEvent(token, "answered", now())] if call_status == "in-progress" else []
     result = final_result(call_status, params.get("AnsweredBy"), params.get("SipResponseCode"))
     if result:
-        detail = f"CallStatus {call_status}" + (f", SIP {params['SipResponseCode']}" if params.get("SipResponseCode") else "")
+        detail = f"CallStatus {call_status}" + (
+            f", SIP {params['SipResponseCode']}" if params.get("SipResponseCode") else ""
+        )
         events.append(CallEvent(token, "ended", now(), result, detail))
     return events
 
@@ -331,8 +426,14 @@ async def voice(token: str, params: Params, hooks: State) -> Response:
         return hang_up()
     if (params.get("AnsweredBy") or "").startswith(("machine", "fax")):
         return hang_up()  # never talk to a voicemail; the status callback says machine
-    return await converse(hooks, call, Conversation(call.flow, listens=True, office_open=office_open(hooks, call)), ANSWERED,
-                          params["CallSid"], first=True)
+    return await converse(
+        hooks,
+        call,
+        Conversation(call.flow, listens=True, office_open=office_open(hooks, call)),
+        ANSWERED,
+        params["CallSid"],
+        first=True,
+    )
 
 
 @router.post("/twilio/gather/{token}")
@@ -346,9 +447,16 @@ async def gather(request: Request, token: str, params: Params, hooks: State) -> 
         confidence = float(params.get("Confidence") or 0)
     except ValueError:
         return hang_up()
-    conversation = Conversation(call.flow, listens=True, inbound=query.get("inbound") == "1", asked=asked,
-                                unclear=unclear, keys_only=query.get("keys") == "1", waiting=WAIT_REPLY,
-                                office_open=office_open(hooks, call))
+    conversation = Conversation(
+        call.flow,
+        listens=True,
+        inbound=query.get("inbound") == "1",
+        asked=asked,
+        unclear=unclear,
+        keys_only=query.get("keys") == "1",
+        waiting=WAIT_REPLY,
+        office_open=office_open(hooks, call),
+    )
     digits, spoken = params.get("Digits", ""), params.get("SpeechResult", "")
     event = Pressed(digits) if digits else Said(spoken, confidence) if spoken else NO_INPUT
     return await converse(hooks, call, conversation, event, params["CallSid"])
@@ -372,7 +480,7 @@ async def status(token: str, params: Params, hooks: State) -> Response:
 
     try:
         await hooks.in_thread(record)  # on a timeout the thread still records and tells the dialer
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Response("the database is busy", status_code=503)
     return Response(status_code=204)
 
@@ -381,7 +489,11 @@ async def status(token: str, params: Params, hooks: State) -> Response:
 async def incoming(params: Params, hooks: State) -> Response:
     """A call to our number: a call-back from a person waiting for our call hears the IVR (caller ID can be forged)."""
     caller, sid = params.get("From", ""), params.get("CallSid", "")
-    opened = await hooks.in_thread(hooks.sink.open_inbound_call, caller, hooks.now()) if caller.startswith("+") and sid else None
+    opened = (
+        await hooks.in_thread(hooks.sink.open_inbound_call, caller, hooks.now())
+        if caller.startswith("+") and sid
+        else None
+    )
     if opened is None:
         log.info("call-back from %s: nobody waiting for a call has this number", mask(caller))
         response = lead(hooks.speaking, VoiceResponse())
@@ -395,8 +507,14 @@ async def incoming(params: Params, hooks: State) -> Response:
     await hooks.in_thread(hooks.sink.note_call_id, opened.token, sid)
     call = await hooks.in_thread(hooks.sink.live_call, opened.token) or opened
     hooks.inbound_calls[sid] = call.token
-    return await converse(hooks, call, Conversation(call.flow, listens=True, inbound=True, office_open=office_open(hooks, call)),
-                          ANSWERED, sid, first=True)
+    return await converse(
+        hooks,
+        call,
+        Conversation(call.flow, listens=True, inbound=True, office_open=office_open(hooks, call)),
+        ANSWERED,
+        sid,
+        first=True,
+    )
 
 
 @router.post("/twilio/incoming/status")
@@ -410,7 +528,9 @@ async def incoming_status(params: Params, hooks: State) -> Response:
     return Response(status_code=204)
 
 
-async def help_step(request: Request, token: str, params: dict[str, str], hooks: WebhookState, waiting: int, event) -> Response:
+async def help_step(
+    request: Request, token: str, params: dict[str, str], hooks: WebhookState, waiting: int, event
+) -> Response:
     """A transfer's or a message's callback: the call's conversation goes on from there. Twilio may call a <Record>
     action after the caller hung up, when the call may be closed already: the message is kept all the same (the
     signed URL names the attempt's token, which only Twilio was given)."""
@@ -421,7 +541,9 @@ async def help_step(request: Request, token: str, params: dict[str, str], hooks:
         elif waiting == WAIT_TRANSFER:
             await keep(hooks, hooks.sink.record_transfer, token, event.result, hooks.now(), event.connected_seconds)
         return hang_up()
-    conversation = Conversation(call.flow, listens=True, inbound=request.query_params.get("inbound") == "1", waiting=waiting)
+    conversation = Conversation(
+        call.flow, listens=True, inbound=request.query_params.get("inbound") == "1", waiting=waiting
+    )
     return await converse(hooks, call, conversation, event, params["CallSid"])
 
 
@@ -457,11 +579,20 @@ class WebhookServer:
 
     def __init__(self, app, host: str, port: int):
         self.host, self.port = host, port
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                                                    log_config=uvicorn_log_config()))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                log_config=uvicorn_log_config(),
+            )
+        )
         self._thread = threading.Thread(target=self._server.run, name="twilio-webhooks", daemon=True)
 
-    def start(self, timeout: float = 10) -> "WebhookServer":
+    def start(self, timeout: float = 10) -> WebhookServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -479,8 +610,13 @@ class WebhookServer:
 # ---- what Twilio says of a transfer (<Dial>) and of a message (<Record>): webhook data, checked, never trusted ----
 
 # canceled: the person hung up while the officer's phone rang, which for the officer is a call not answered in time.
-DIAL_CALL_STATUS = {"completed": "connected", "answered": "connected", "no-answer": "no_answer", "canceled": "no_answer",
-                    "busy": "busy"}
+DIAL_CALL_STATUS = {
+    "completed": "connected",
+    "answered": "connected",
+    "no-answer": "no_answer",
+    "canceled": "no_answer",
+    "busy": "busy",
+}
 
 
 def twilio_transfer_result(params: dict[str, str]) -> TransferResult:
