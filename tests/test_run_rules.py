@@ -248,4 +248,4 @@ def test_a_dialer_follows_an_apply_made_while_it_dials_the_run(cli, clock, tmp_p
     assert calls[1].placed_at - calls[0].ended_at == timedelta(hours=2)  # planned before the apply
     assert calls[2].placed_at - calls[1].ended_at == timedelta(minutes=30)
     assert calls[3].placed_at - calls[2].ended_at == timedelta(minutes=30)
-    assert '"event": "run_rules_followed", "run": %d' % run.id in caplog.text
+    assert f'"event": "run_rules_followed", "run": {run.id}' in caplog.text
