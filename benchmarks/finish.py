@@ -21,18 +21,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from safecall.policy import CallingCalendar, retry_at
+from safecall.policy import CallingCalendar, open_seconds, retry_at
 from safecall.store import Attempt, CampaignRun, MemberState, RunMember, VisitTask
-
-
-def open_seconds(calendar: CallingCalendar, start: datetime, end: datetime) -> float:
-    """Seconds inside the calling window between `start` and `end`."""
-    total, moment = 0.0, calendar.next_open(start)
-    while moment < end:
-        closing = datetime.combine(calendar.local(moment).date(), calendar.end, tzinfo=calendar.tz)
-        total += (min(closing, end) - moment).total_seconds()
-        moment = calendar.next_day_opening(moment)
-    return total
 
 
 def after_open_seconds(calendar: CallingCalendar, start: datetime, seconds: float) -> datetime:

@@ -119,6 +119,15 @@ def run_week(services: Services, monday: datetime, channels: int, args) -> dict:
         "list_complete_open_hours": round(open_seconds(calendar, first_call, estimate.list_complete) / 3600, 2),
         "visits_expected": round(estimate.visits_expected),
         "visits_unrounded": round(estimate.visits_expected, 2),
+        # Where the estimate says 8 weeks in 10 fall (what `campaign plan` states as its error).
+        "visits_range": list(estimate.ranges.visits),
+        "list_complete_range": [local_label(calendar, moment) for moment in estimate.ranges.list_complete],
+        "list_complete_range_open_hours": [
+            round(open_seconds(calendar, first_call, moment) / 3600, 2) for moment in estimate.ranges.list_complete
+        ],
+        "first_calls_end_range_open_hours": [
+            round(open_seconds(calendar, first_call, moment) / 3600, 2) for moment in estimate.ranges.first_calls_end
+        ],
     }
     # The naive guess `campaign plan` must beat: the first calls end with the first calling day; the list is
     # complete at the close of the day a chain of calls placed at the first call (each retry on time) ends on.

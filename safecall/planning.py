@@ -52,7 +52,7 @@ from safecall.ordering import (
     WeekOutcome,
     call_class,
 )
-from safecall.policy import CallingCalendar, first_call_of_week, retry_at, week_start
+from safecall.policy import CallingCalendar, first_call_of_week, open_seconds, retry_at, week_start
 from safecall.runs import _target_filter
 from safecall.store import Attempt, CampaignRun, Database, MemberState, Person, RunMember
 
@@ -63,6 +63,9 @@ HALF_A_PERSON = 0.5
 # the week is also played with calls this much longer and shorter, equally likely. Chosen, not fitted.
 PACE_SPREAD = (0.97, 0.985, 1.0, 1.015, 1.03)
 MAX_DAYS = 21
+# The range `campaign plan` states: from the 10th to the 90th percentile (8 weeks in 10 fall inside it).
+RANGE_CHANCES = (0.1, 0.9)
+RANGE_Z = 1.2816  # the normal quantile of 0.9: the visits' range is the expected count +- this many spreads
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,17 @@ class Chains:
 
     answered: tuple[float, ...]
     unreachable: tuple[float, ...]
+
+    def unreachable_share(self, max_retries: int) -> float:
+        """The share of the class who end on the list, as the flow plays it (after the last call, all who go on)."""
+        share, reaching = 0.0, 1.0
+        for attempt in range(1, max_retries + 2):
+            final, going_on = self.split(attempt)
+            if attempt > max_retries:
+                final, going_on = final + going_on, 0.0
+            share += reaching * final
+            reaching *= going_on
+        return share
 
     def split(self, attempt: int) -> tuple[float, float]:
         """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
@@ -90,6 +104,7 @@ DEFAULT_CHAINS = Chains(answered=(0.7568, 0.1596, 0.0360, 0.0119), unreachable=(
 # stays so far more often than the rest of ordering's UNREACHED_LAST_WEEK; called with them, before everyone else.
 OUT_OF_SERVICE_LAST_WEEK = -1
 PRIOR_PEOPLE = 50.0  # a class's default chain counts as this many people measured in the class
+POOLED_RUNS = 4  # a class's chain is measured over the campaign's last this many closed weekly runs
 
 # By planning class (last week's outcome), how people ended the next week: 12 simulated weeks (each after 1-3
 # others) of 1,500 and 3,000 persistent simulated people on 4 training seeds apart from the benchmark's
@@ -103,6 +118,9 @@ DEFAULT_CLASS_CHAINS = {
     RETRIED: Chains(answered=(0.6775, 0.2281, 0.0498, 0.0160), unreachable=(0.0, 0.0, 0.0, 0.0285)),
     ANSWERS_FIRST_CALL: Chains(answered=(0.8070, 0.1424, 0.0291, 0.0077), unreachable=(0.0, 0.0, 0.0, 0.0138)),
 }
+# How far a district's share on the list may be from DEFAULT_CHAINS' before it has a week of its own (a standard
+# deviation, as a share of the people): the first weeks of the training seeds (plan_defaults.py).
+DEFAULT_SHARE_SPREAD = 0.005
 # The mean length of the first, second, third and fourth call there, in seconds.
 DEFAULT_SECONDS_BY_CALL = (25.0, 27.2, 29.8, 31.3)
 
@@ -125,6 +143,19 @@ class Mix:
         return self.seconds_by_call[min(attempt, len(self.seconds_by_call)) - 1]
 
 
+@dataclass(frozen=True)
+class Ranges:
+    """Where 8 weeks in 10 fall (RANGE_CHANCES): the first calls' end over the plays at each pace, the list's
+    completion over chance and pace, and the visits over chance (and, with no history, over districts)."""
+
+    first_calls_end: tuple[datetime | None, datetime | None]
+    list_complete: tuple[datetime | None, datetime | None]
+    visits: tuple[int, int]
+    # The same ranges as open-window hours (and people) from the estimate: (earliest, latest), e.g. (-0.2, +0.1).
+    first_calls_hours: tuple[float, float] = (0.0, 0.0)
+    list_complete_hours: tuple[float, float] = (0.0, 0.0)
+
+
 @dataclass
 class Estimate:
     people: int
@@ -134,6 +165,7 @@ class Estimate:
     visits_expected: float
     last_calling_day: date
     source_week: date | None
+    ranges: Ranges | None = None
 
     @property
     def spills(self) -> bool:
@@ -155,20 +187,80 @@ def simulate(
     The list's completion is the median over chance (who joins it, and when) and over the flow's own error in
     pace: the week is played again with calls PACE_SPREAD longer and shorter. Near a closing hour a few minutes
     decide whether the last retries fall today or tomorrow, and the flow cannot know its pace that closely."""
-    first_calls_end, finals = _flow(
+    first_calls_end, complete, visits, _ = simulate_with_ranges(
         mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds
     )
-    plays = [finals] + [
-        _flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds, pace)[1]
-        for pace in PACE_SPREAD
-        if pace != 1.0
-    ]
-    complete = _complete(plays)
-    if complete is not None and first_calls_end is not None and complete < first_calls_end:
-        # Few people are still expected after `complete`, but the list is not complete while first calls are
+    return first_calls_end, complete, visits
+
+
+def simulate_with_ranges(
+    mix: Mix,
+    channels: float,
+    first_call: datetime,
+    calendar: CallingCalendar,
+    spacing: list[str],
+    max_retries: int,
+    by_history: bool,
+    per_call_seconds: float | None = None,
+) -> tuple[datetime | None, datetime | None, float, Ranges]:
+    """simulate's figures, and the ranges 8 weeks in 10 fall in (Ranges)."""
+    played = {
+        pace: _flow(mix, channels, first_call, calendar, spacing, max_retries, by_history, per_call_seconds, pace)
+        for pace in sorted({1.0, *PACE_SPREAD})
+    }
+    first_calls_end, finals = played[1.0]
+    plays = [finals for _, finals in played.values()]
+
+    def not_before_first_calls(moment: datetime | None) -> datetime | None:
+        # Few people are still expected after `moment`, but the list is not complete while first calls are
         # still being placed: it never reads as complete before the first calls end.
-        complete = first_calls_end
-    return first_calls_end, complete, sum(mass for _, mass in finals)
+        if moment is not None and first_calls_end is not None and moment < first_calls_end:
+            return first_calls_end
+        return moment
+
+    complete = not_before_first_calls(_complete(plays))
+    visits = sum(mass for _, mass in finals)
+    ends = [end for end, _ in played.values() if end is not None]
+    low, high = RANGE_CHANCES
+    spread = RANGE_Z * math.sqrt(_visits_variance(mix, max_retries))
+    first_calls_range = (min(ends), max(ends)) if ends else (None, None)
+    complete_range = (not_before_first_calls(_complete(plays, low)), not_before_first_calls(_complete(plays, high)))
+    ranges = Ranges(
+        first_calls_end=first_calls_range,
+        list_complete=complete_range,
+        visits=(max(0, math.floor(visits - spread)), math.ceil(visits + spread)),
+        first_calls_hours=_open_hours_from(calendar, first_calls_end, first_calls_range),
+        list_complete_hours=_open_hours_from(calendar, complete, complete_range),
+    )
+    return first_calls_end, complete, visits, ranges
+
+
+def _open_hours_from(
+    calendar: CallingCalendar, estimate: datetime | None, moments: tuple[datetime | None, datetime | None]
+) -> tuple[float, float]:
+    """Each of `moments` as open-window hours from `estimate` (negative: earlier)."""
+
+    def hours(moment: datetime | None) -> float:
+        if estimate is None or moment is None:
+            return 0.0
+        if moment < estimate:
+            return -open_seconds(calendar, moment, estimate) / 3600
+        return open_seconds(calendar, estimate, moment) / 3600
+
+    return hours(moments[0]), hours(moments[1])
+
+
+def _visits_variance(mix: Mix, max_retries: int) -> float:
+    """The spread of the list's length, squared: each person joins it by chance (a sum of Bernoulli draws), and
+    with no history the share itself is a guess from other places (DEFAULT_SHARE_SPREAD)."""
+    variance, total = 0.0, 0.0
+    for klass, count in mix.people.items():
+        share = mix.chains[klass].unreachable_share(max_retries)
+        variance += count * share * (1.0 - share)
+        total += count
+    if mix.source_week is None:
+        variance += (DEFAULT_SHARE_SPREAD * total) ** 2
+    return variance
 
 
 def _flow(
@@ -255,10 +347,11 @@ def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0) + (STEP if moment.second or moment.microsecond else timedelta())
 
 
-def _complete(plays: list[list[tuple[datetime, float]]]) -> datetime | None:
+def _complete(plays: list[list[tuple[datetime, float]]], chance: float = 0.5) -> datetime | None:
     """The median of when the last person joins the list, over equally likely plays of the week: the first moment
     by which nobody is left to join with a chance of one half. In one play, with m people still expected after a
-    moment, that chance is about exp(-m) (people join independently): one half when m falls to ln 2."""
+    moment, that chance is about exp(-m) (people join independently): one half when m falls to ln 2. Another
+    `chance` gives another percentile (0.9: the moment by which the list is complete 9 weeks in 10)."""
     moments = sorted({moment for finals in plays for moment, _ in finals})
     if not moments:
         return None
@@ -281,7 +374,7 @@ def _complete(plays: list[list[tuple[datetime, float]]]) -> datetime | None:
     low, high = 0, len(moments) - 1  # the chance only grows with the moment: the first at or over one half
     while low < high:
         middle = (low + high) // 2
-        if none_after(moments[middle]) >= 0.5:
+        if none_after(moments[middle]) >= chance:
             high = middle
         else:
             low = middle + 1
@@ -317,7 +410,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     shrunk towards the default chain of each class; else the default mix. `by_history` is kept for the callers:
     the classes say who is likely to be a visit in either order; the order only paces the first calls."""
     with db.engine.connect() as connection:
-        last = connection.execute(
+        runs = connection.execute(
             sa.select(CampaignRun)
             .where(
                 CampaignRun.campaign == campaign.name,
@@ -326,25 +419,30 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
                 CampaignRun.week_start < week,
             )
             .order_by(CampaignRun.week_start.desc())
-        ).first()
-        if last is None:
+            .limit(POOLED_RUNS)
+        ).all()
+        if not runs:
             return Mix({NO_HISTORY: people}, {NO_HISTORY: DEFAULT_CHAINS}, seconds_by_call=DEFAULT_SECONDS_BY_CALL)
-        # Each member of the last run: their class before it, how their week ended, and their class now.
+        last = runs[0]
+        # Each member of each run: their class before it and how their week ended (pooled over the runs: one week's
+        # chance is most of a class's error); of the last run, also their class now.
         outcomes: dict[int, Counter] = defaultdict(Counter)
         classes_now: Counter = Counter()
-        members = connection.execute(
-            sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
-            .where(RunMember.run_id == last.id)
-            .order_by(RunMember.id)
-        ).all()
-        histories = member_histories(connection, last.id, campaign.name, last.week_start, 4, tz)
-        for (member_id, state, attempts), (_, history) in zip(members, histories):
-            if state == MemberState.WITHDRAWN or attempts == 0:
-                continue
-            outcomes[planning_class(history)][
-                ("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)
-            ] += 1
-            classes_now[planning_class([WeekOutcome(state, attempts), *history])] += 1
+        for run in runs:
+            members = connection.execute(
+                sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
+                .where(RunMember.run_id == run.id)
+                .order_by(RunMember.id)
+            ).all()
+            histories = member_histories(connection, run.id, campaign.name, run.week_start, 4, tz)
+            for (member_id, state, attempts), (_, history) in zip(members, histories):
+                if state == MemberState.WITHDRAWN or attempts == 0:
+                    continue
+                outcomes[planning_class(history)][
+                    ("unreachable" if state == MemberState.UNREACHABLE else "answered", attempts)
+                ] += 1
+                if run is last:
+                    classes_now[planning_class([WeekOutcome(state, attempts), *history])] += 1
         seconds = _seconds_by_call(connection, last.id)
     overall = _chains(sum(outcomes.values(), Counter()))
     chains = {
@@ -421,11 +519,11 @@ def estimate_week(
     today = calendar.local(now).date()
     people = roster_size(db, campaign, today) if people is None else people
     mix = mix or mix_from_history(db, campaign, people, by_history, week_start(first_call, calendar.tz), calendar.tz)
-    first_end, complete, visits = simulate(
+    first_end, complete, visits, ranges = simulate_with_ranges(
         mix, channels, first_call, calendar, campaign.retry.spacing, campaign.retry.max_retries, by_history
     )
     return Estimate(
-        people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week
+        people, channels, first_end, complete, visits, last_calling_day(calendar, first_call), mix.source_week, ranges
     )
 
 
@@ -573,10 +671,44 @@ def plan_lines(
             people=estimate.people, channels=estimate.channels, order=_(FIRST_CALL_ORDER[campaign.schedule.first_calls])
         ),
         _("  first calls end: {when}").format(when=when(estimate.first_calls_end)),
+        *_range_lines(
+            estimate.ranges and (estimate.ranges.first_calls_end, estimate.ranges.first_calls_hours), when, _
+        ),
         _("  visit list complete: {when} (about {visits:,.0f} visits)").format(
             when=when(estimate.list_complete), visits=estimate.visits_expected
         ),
+        *_range_lines(
+            estimate.ranges and (estimate.ranges.list_complete, estimate.ranges.list_complete_hours), when, _
+        ),
+        *(
+            [
+                _("    visits: 8 weeks in 10 between {low:,} and {high:,} ({minus:+,} to {plus:+,})").format(
+                    low=estimate.ranges.visits[0],
+                    high=estimate.ranges.visits[1],
+                    minus=estimate.ranges.visits[0] - round(estimate.visits_expected),
+                    plus=estimate.ranges.visits[1] - round(estimate.visits_expected),
+                )
+            ]
+            if estimate.ranges
+            else []
+        ),
         _("  channels to complete it by {day}: {needed}").format(day=plan.by_day, needed=needed),
+    ]
+
+
+def _range_lines(
+    moments_and_hours: tuple[tuple[datetime | None, datetime | None], tuple[float, float]] | None,
+    when: Callable[[datetime | None], str],
+    _: Callable[[str], str],
+) -> list[str]:
+    """'8 weeks in 10 between ... and ...', with the open-window hours from the estimate: the error it states."""
+    if not moments_and_hours:
+        return []
+    (low, high), (minus, plus) = moments_and_hours
+    return [
+        _("    8 weeks in 10 between {low} and {high} ({minus:+.1f} to {plus:+.1f} open hours)").format(
+            low=when(low), high=when(high), minus=minus, plus=plus
+        )
     ]
 
 

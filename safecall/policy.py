@@ -139,6 +139,16 @@ def narrowed(calendar: CallingCalendar, personal_window: str | None) -> CallingC
     return replace(calendar, start=start, end=end) if start < end else calendar
 
 
+def open_seconds(calendar: CallingCalendar, start: datetime, end: datetime) -> float:
+    """Seconds inside the calling window between `start` and `end`."""
+    total, moment = 0.0, calendar.next_open(start)
+    while moment < end:
+        closing = datetime.combine(calendar.local(moment).date(), calendar.end, tzinfo=calendar.tz)
+        total += (min(closing, end) - moment).total_seconds()
+        moment = calendar.next_day_opening(moment)
+    return total
+
+
 def retry_at(spacing: list[str], retry_number: int, ended_at: datetime, calendar: CallingCalendar) -> datetime:
     """When retry number `retry_number` (1 = first retry) may be placed after a call that ended at `ended_at`."""
     gap = parse_spacing(spacing[min(retry_number, len(spacing)) - 1])

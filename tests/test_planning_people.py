@@ -15,10 +15,12 @@ from safecall.planning import (
     Chains,
     Mix,
     _complete,
+    _open_hours_from,
     _shrunk,
     estimate_week,
     mix_from_history,
     simulate,
+    simulate_with_ranges,
 )
 from safecall.policy import CallingCalendar
 from safecall.runs import launch_run
@@ -132,3 +134,85 @@ def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_pa
     first_end = plan.split("first calls end: ")[1].split("\n")[0]
     complete = plan.split("visit list complete: ")[1].split(" (about")[0]
     assert complete >= first_end
+    # It states its error: where 8 weeks in 10 fall, as times with open-window hours, and as visits.
+    ranges = [line for line in plan.splitlines() if line.startswith("    8 weeks in 10 between ")]
+    assert len(ranges) == 2 and all(line.endswith(" open hours)") for line in ranges)
+    low, high = plan.split("    visits: 8 weeks in 10 between ")[1].split(" (")[0].split(" and ")
+    assert int(low) <= expected <= int(high) and int(high) - int(low) >= 2
+    # In Korean, in the words of a 주민센터.
+    cli.use_locale("C.UTF-8")
+    korean = cli("campaign", "plan", "weekly-safe-call").output
+    assert (
+        korean.count("10주 중 8주는 ") == 3
+        and "통화 시간대 기준 " in korean
+        and f"방문: 10주 중 8주는 {low}~{high}건 사이" in korean
+    )
+
+
+def test_the_plan_states_where_8_weeks_in_10_fall_in_hours_and_visits():
+    # 1,000 people of whom 1 in 10 is unreachable after four calls (the others answer the first): 100 visits, give
+    # or take chance. Each person joins by chance, so the list's length spreads by sqrt(1,000 x 0.1 x 0.9) = 9.5,
+    # and 8 weeks in 10 fall within 1.28 of that: 87 to 113.
+    chain = Chains(answered=(0.9, 0, 0, 0), unreachable=(0, 0, 0, 0.1))
+    measured = Mix(
+        {ANSWERS_FIRST_CALL: 1000}, {ANSWERS_FIRST_CALL: chain}, call_seconds=26, source_week=at(16, 0).date()
+    )
+    first_end, complete, visits, ranges = simulate_with_ranges(measured, 4, MONDAY_10, CALENDAR, SPACING, 3, False)
+    assert round(visits) == 100 and ranges.visits == (87, 113)
+    # With no week of its own yet the share itself is a guess from elsewhere (DEFAULT_SHARE_SPREAD of the people):
+    # sqrt(90 + 5 x 5) = 10.7, so 86 to 114.
+    guessed = Mix({ANSWERS_FIRST_CALL: 1000}, {ANSWERS_FIRST_CALL: chain}, call_seconds=26)
+    assert simulate_with_ranges(guessed, 4, MONDAY_10, CALENDAR, SPACING, 3, False)[3].visits == (86, 114)
+    # The times: the plays at each pace bound the first calls' end; the list's range holds its median.
+    early, late = ranges.first_calls_end
+    assert early < first_end < late and ranges.first_calls_hours[0] < 0 < ranges.first_calls_hours[1]
+    low, high = ranges.list_complete
+    assert low <= complete <= high and ranges.list_complete_hours[0] <= 0 <= ranges.list_complete_hours[1]
+    # In open hours: Tuesday 17:50 to Wednesday 09:10 is 20 minutes of open window, not 15 hours.
+    assert _open_hours_from(CALENDAR, at(24, 17, 50), (at(24, 17, 20), at(25, 9, 10))) == (-0.5, 1 / 3)
+
+
+def test_the_list_completion_range_is_its_10th_and_90th_percentile():
+    # 0.6 of a person expected on Thursday: nobody then with a chance of 0.55. The median and the 10th percentile
+    # are Wednesday; by the 90th Thursday's sliver has joined.
+    wednesday, thursday = at(25, 9, 10), at(26, 9, 0)
+    play = [(wednesday, 60.0), (thursday, 0.6)]
+    assert _complete([play], 0.1) == _complete([play]) == wednesday and _complete([play], 0.9) == thursday
+
+
+def test_a_class_is_measured_over_the_campaigns_last_weeks_not_one(cli, tmp_path):
+    # 30 people: 3 never answer, the rest answer the first call. After three weeks, "unreached last week" has been
+    # measured twice (weeks 2 and 3, each of the same 3 people): its chain counts 6 people unreachable again, not
+    # only last week's 3; one week's chance is most of a small class's error.
+    numbers = [f"010-0229-{i:04d}" for i in range(30)]
+    cli.set_trunks(scripted_trunks({f"+82100229{i:04d}": ["no_answer"] for i in range(3)}, channels=2, cps=5))
+    cli(
+        "recipients",
+        "import",
+        str(
+            write_csv(
+                tmp_path / "thirty.csv",
+                [person_row(f"사람{i}", number, born=f"19{40 + i}-05-01") for i, number in enumerate(numbers)],
+            )
+        ),
+    )
+    services = Services.open(load_instance(cli.root, cli.environ), cli.clock)
+    campaign = services.campaign("weekly-safe-call")
+    calendar = campaign.calendar(services.instance)
+    for week in range(3):
+        monday = datetime(2026, 11, 23, 8, 0, tzinfo=SEOUL) + timedelta(weeks=week)
+        cli.clock.set(monday)
+        run, _ = launch_run(services.db, campaign, calendar, now=monday)
+        services.dialer(campaign, clock=cli.clock).run(run.id)
+    fourth = datetime(2026, 12, 14, 8, 0, tzinfo=SEOUL)
+    mix = mix_from_history(services.db, campaign, 30, False, fourth.date(), SEOUL)
+    services.close()
+    assert {klass: round(count) for klass, count in mix.people.items()} == {
+        UNREACHED_LAST_WEEK: 3,
+        ANSWERS_FIRST_CALL: 27,
+    }
+    prior = DEFAULT_CLASS_CHAINS[UNREACHED_LAST_WEEK]
+    assert mix.chains[UNREACHED_LAST_WEEK] == _shrunk(Counter({("unreachable", 4): 6}), prior)
+    assert mix.chains[ANSWERS_FIRST_CALL] == _shrunk(
+        Counter({("answered", 1): 54}), DEFAULT_CLASS_CHAINS[ANSWERS_FIRST_CALL]
+    )
