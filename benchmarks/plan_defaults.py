@@ -6,7 +6,7 @@ the first, how everyone ended the first (the default mix, nobody has history yet
 n-th call over every run. The
 seeds here are kept apart from those benchmarks/plan_vs_naive.py measures the plan on.
 
-    python benchmarks/plan_defaults.py --jobs 2 --json benchmarks/results/plan-defaults.json
+    python benchmarks/plan_defaults.py --jobs 2 --json benchmarks/results/plan-defaults-by-order.json
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from benchmarks.common import machine, report  # noqa: E402
+from benchmarks.common import commit, machine, report  # noqa: E402
 from benchmarks.finish_weeks import FIRST_MONDAY  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.history import member_histories  # noqa: E402
@@ -36,7 +36,14 @@ from safecall.store import CampaignRun, MemberState, RunMember  # noqa: E402
 
 # people, channels, order, seed: training only (plan_vs_naive.py measures seeds 1-4).
 FIRST_WEEK = "first week"
-TRAINING = [(3000, 2, "history", 101), (3000, 4, "due", 102), (1500, 1, "due", 103), (1500, 2, "history", 104)]
+TRAINING = [
+    (3000, 2, "history", 101),
+    (3000, 4, "due", 102),
+    (1500, 1, "due", 103),
+    (1500, 2, "history", 104),
+    (3000, 2, "history", 105),
+    (6000, 8, "history", 106),
+]
 
 
 def play(people: int, channels: int, order: str, seed: int, weeks: int) -> Path:
@@ -90,6 +97,19 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
     services.close()
 
 
+def described(outcomes: dict) -> dict:
+    classes = {}
+    for klass, counts in sorted(outcomes.items(), key=lambda item: str(item[0])):
+        chains = _chains(counts)
+        classes[klass] = {
+            "people": sum(counts.values()),
+            "answered": [round(x, 4) for x in chains.answered],
+            "unreachable": [round(x, 4) for x in chains.unreachable],
+            "unreachable_share": round(sum(chains.unreachable), 4),
+        }
+    return classes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -104,26 +124,27 @@ def main() -> None:
             pool.map(lambda config: play(max(20, round(config[0] * args.scale)), *config[1:], args.weeks), TRAINING)
         )
     outcomes: dict[int, Counter] = defaultdict(Counter)
+    by_order: dict[str, dict[int, Counter]] = {"history": defaultdict(Counter), "due": defaultdict(Counter)}
     seconds: dict[int, list] = defaultdict(lambda: [0.0, 0])
-    for keep in kept:
-        measure(keep, outcomes, seconds)
+    for keep, config in zip(kept, TRAINING):
+        mine: dict[int, Counter] = defaultdict(Counter)
+        measure(keep, mine, seconds)
+        for klass, counts in mine.items():
+            outcomes[klass] += counts
+            by_order[config[2]][klass] += counts
         shutil.rmtree(keep)  # the weeks' instance, only needed for this measure
-    classes = {}
-    for klass, counts in sorted(outcomes.items(), key=lambda item: str(item[0])):
-        chains = _chains(counts)
-        classes[klass] = {
-            "people": sum(counts.values()),
-            "answered": [round(x, 4) for x in chains.answered],
-            "unreachable": [round(x, 4) for x in chains.unreachable],
-            "unreachable_share": round(sum(chains.unreachable), 4),
-        }
+    classes = described(outcomes)
+    classes_by_order = {order: described(counts) for order, counts in by_order.items()}
     report(
         {
             "command": " ".join(sys.argv),
+            "commit": commit(),
             "machine": machine(),
             "training": TRAINING,
             "weeks": args.weeks,
             "classes": classes,
+            # In history order the dialer calls people at the hour they answered last time: the chains differ.
+            "classes_by_order": classes_by_order,
             "seconds_by_call": [round(total / count, 1) for _, (total, count) in sorted(seconds.items())],
         },
         args.json,

@@ -106,18 +106,30 @@ OUT_OF_SERVICE_LAST_WEEK = -1
 PRIOR_PEOPLE = 50.0  # a class's default chain counts as this many people measured in the class
 POOLED_RUNS = 4  # a class's chain is measured over the campaign's last this many closed weekly runs
 
-# By planning class (last week's outcome), how people ended the next week: 12 simulated weeks (each after 1-3
-# others) of 1,500 and 3,000 persistent simulated people on 4 training seeds apart from the benchmark's
-# (benchmarks/plan_defaults.py, benchmarks/results/plan-defaults.json; their first weeks gave 3.5 % unreachable, as
-# DEFAULT_CHAINS). A number out of service last week is out of service again; a person unreached last week is
-# unreached again 42 % of the time; one who answered the first call, 1.4 %.
-DEFAULT_CLASS_CHAINS = {
-    OUT_OF_SERVICE_LAST_WEEK: Chains(answered=(0.0,), unreachable=(1.0,)),
-    UNREACHED_LAST_WEEK: Chains(answered=(0.3427, 0.1261, 0.0611, 0.0459), unreachable=(0.0, 0.0, 0.0, 0.4242)),
-    LATE_ANSWER: Chains(answered=(0.5358, 0.2404, 0.1086, 0.0521), unreachable=(0.0, 0.0, 0.0, 0.0630)),
-    RETRIED: Chains(answered=(0.6775, 0.2281, 0.0498, 0.0160), unreachable=(0.0, 0.0, 0.0, 0.0285)),
-    ANSWERS_FIRST_CALL: Chains(answered=(0.8070, 0.1424, 0.0291, 0.0077), unreachable=(0.0, 0.0, 0.0, 0.0138)),
+# By first-call order and planning class (last week's outcome), how people ended the next week: 18 simulated weeks
+# (each after 1-3 others) of 1,500-6,000 persistent simulated people on 6 training seeds apart from the benchmark's
+# (benchmarks/plan_defaults.py, benchmarks/results/plan-defaults-by-order.json; their first weeks gave 3.5 %
+# unreachable, as DEFAULT_CHAINS). A number out of service last week is out of service again; a person unreached
+# last week is unreached again 41 % of the time; one who answered the first call, 1.5 %. In history order the
+# dialer calls each person at the hour they answered last time, so more answer the first call (who answered late
+# last week: 62 % against 46 %): fewer retries, and first calls that end sooner.
+DEFAULT_CLASS_CHAINS_BY_ORDER = {
+    "history": {
+        OUT_OF_SERVICE_LAST_WEEK: Chains(answered=(0.0,), unreachable=(1.0,)),
+        UNREACHED_LAST_WEEK: Chains(answered=(0.364, 0.1181, 0.0577, 0.0525), unreachable=(0.0, 0.0, 0.0, 0.4077)),
+        LATE_ANSWER: Chains(answered=(0.615, 0.198, 0.0768, 0.0479), unreachable=(0.0, 0.0, 0.0, 0.0623)),
+        RETRIED: Chains(answered=(0.7243, 0.1856, 0.0482, 0.0158), unreachable=(0.0, 0.0, 0.0, 0.0261)),
+        ANSWERS_FIRST_CALL: Chains(answered=(0.8088, 0.1387, 0.0291, 0.0088), unreachable=(0.0, 0.0, 0.0, 0.0147)),
+    },
+    "due": {
+        OUT_OF_SERVICE_LAST_WEEK: Chains(answered=(0.0,), unreachable=(1.0,)),
+        UNREACHED_LAST_WEEK: Chains(answered=(0.3517, 0.1435, 0.0622, 0.0287), unreachable=(0.0, 0.0, 0.0, 0.4139)),
+        LATE_ANSWER: Chains(answered=(0.4643, 0.27, 0.1386, 0.0643), unreachable=(0.0, 0.0, 0.0, 0.0629)),
+        RETRIED: Chains(answered=(0.6267, 0.2726, 0.0483, 0.0193), unreachable=(0.0, 0.0, 0.0, 0.0331)),
+        ANSWERS_FIRST_CALL: Chains(answered=(0.8116, 0.1387, 0.0268, 0.008), unreachable=(0.0, 0.0, 0.0, 0.0149)),
+    },
 }
+DEFAULT_CLASS_CHAINS = DEFAULT_CLASS_CHAINS_BY_ORDER["due"]
 # How far a district's share on the list may be from DEFAULT_CHAINS' before it has a week of its own (a standard
 # deviation, as a share of the people): the first weeks of the training seeds (plan_defaults.py).
 DEFAULT_SHARE_SPREAD = 0.005
@@ -406,9 +418,9 @@ def planning_class(history: list[WeekOutcome]) -> int:
 
 
 def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_history: bool, week: date, tz: tzinfo) -> Mix:
-    """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it,
-    shrunk towards the default chain of each class; else the default mix. `by_history` is kept for the callers:
-    the classes say who is likely to be a visit in either order; the order only paces the first calls."""
+    """Chains measured in the campaign's last closed weekly runs before `week`, by class of the history before
+    them, shrunk towards the default chain of each class in the campaign's first-call order (`by_history`: in
+    history order more people answer the first call); else the default mix."""
     with db.engine.connect() as connection:
         runs = connection.execute(
             sa.select(CampaignRun)
@@ -445,10 +457,8 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
                     classes_now[planning_class([WeekOutcome(state, attempts), *history])] += 1
         seconds = _seconds_by_call(connection, last.id)
     overall = _chains(sum(outcomes.values(), Counter()))
-    chains = {
-        klass: _shrunk(outcomes.get(klass, Counter()), DEFAULT_CLASS_CHAINS.get(klass, overall))
-        for klass in classes_now
-    }
+    defaults = DEFAULT_CLASS_CHAINS_BY_ORDER["history" if by_history else "due"]
+    chains = {klass: _shrunk(outcomes.get(klass, Counter()), defaults.get(klass, overall)) for klass in classes_now}
     scale = people / max(1, sum(classes_now.values()))
     shares = {klass: count * scale for klass, count in classes_now.items()}
     by_call = tuple(float(mean) for _, mean, _ in seconds)

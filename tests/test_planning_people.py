@@ -11,6 +11,7 @@ from conftest import SEOUL, person_row, scripted_trunks, write_csv
 from safecall.ordering import ANSWERS_FIRST_CALL, LATE_ANSWER, NO_HISTORY, UNREACHED_LAST_WEEK
 from safecall.planning import (
     DEFAULT_CLASS_CHAINS,
+    DEFAULT_CLASS_CHAINS_BY_ORDER,
     OUT_OF_SERVICE_LAST_WEEK,
     Chains,
     Mix,
@@ -117,6 +118,12 @@ def test_next_weeks_visits_weigh_each_person_by_how_their_week_ended(cli, tmp_pa
     }
     # One week measured says nothing of how classes go on: each class plans with its default chain.
     assert all(mix.chains[klass] == DEFAULT_CLASS_CHAINS[klass] for klass in mix.people)
+    # In history order each person is called at the hour they answered last time: the defaults of that order, in
+    # which more of who answered late last week answer the first call (fewer retries, first calls end sooner).
+    by_history = mix_from_history(services.db, campaign, 40, True, next_monday.date(), SEOUL)
+    history_defaults = DEFAULT_CLASS_CHAINS_BY_ORDER["history"]
+    assert all(by_history.chains[klass] == history_defaults[klass] for klass in by_history.people)
+    assert history_defaults[LATE_ANSWER].answered[0] > DEFAULT_CLASS_CHAINS[LATE_ANSWER].answered[0] + 0.1
     assert len(mix.seconds_by_call) == 4 and mix.seconds_by_call[0] < mix.seconds_by_call[3]  # a no-answer rings out
     expected = sum(count * sum(DEFAULT_CLASS_CHAINS[klass].unreachable) for klass, count in mix.people.items())
     estimate = estimate_week(
