@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -29,6 +30,9 @@ from safecall.errors import SafeCallError
 from safecall.i18n import N_
 from safecall.store.models import AuditEvent
 from safecall.store.prepared import DriverConnection, Prepared
+
+if TYPE_CHECKING:
+    from safecall.store.unit import UnitOfWork
 
 FIRST_REVISION = "0001"  # what databases made before migrations existed are
 MIGRATION_LOCK = 5_104_2026  # PostgreSQL advisory lock: workers starting together migrate one at a time
@@ -65,6 +69,7 @@ class Upgrade:
 class Database:
     def __init__(self, url: str, busy_timeout: float = 30):
         self.url = url
+        self.root = self  # a UnitOfWork's is the database it was opened on
         self._secrets = url_secrets(url)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -264,7 +269,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed whole, or rolled back whole. A locked or full database is a StoreError."""
-        with self._store_errors(), self.session() as session:
+        with self.store_errors(), self.session() as session:
             try:
                 yield session
                 session.commit()
@@ -282,7 +287,7 @@ class Database:
         """
         held = getattr(self._held, "connection", None)
         reuse = held is not None and not self._held.busy
-        with self._store_errors():
+        with self.store_errors():
             connection = held if reuse else self.engine.raw_connection()
             if reuse:
                 self._held.busy = True
@@ -311,7 +316,7 @@ class Database:
         For the dialer's run, where units of work follow each other all week: taking a connection from the
         pool and giving it back costs ~16 us a time, about 5 % of the engine's week (BENCHMARKS.md).
         """
-        with self._store_errors():
+        with self.store_errors():
             self._held.connection, self._held.busy = self.engine.raw_connection(), False
         try:
             yield
@@ -320,8 +325,34 @@ class Database:
             if held is not None:
                 held.close()
 
+    @property
+    def for_writes(self) -> Database:
+        """Where a write of the caller goes: here, unless this is a read-only unit (then its root, on its own)."""
+        return self
+
     @contextmanager
-    def _store_errors(self) -> Iterator[None]:
+    def unit(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """One unit of work for the caller's block: committed whole at its end, rolled back whole if it raises
+        (unit.py). `read_only`: one consistent read, in which a write is an error."""
+        from safecall.store.unit import UnitOfWork
+
+        unit = UnitOfWork(self, read_only=read_only)
+        with self.store_errors():
+            try:
+                yield unit
+            except BaseException:
+                unit.finish(commit=False)
+                raise
+            unit.finish(commit=True)
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A Core connection for reads (columns, no ORM objects); inside a unit, the unit's."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def store_errors(self) -> Iterator[None]:
         """A locked or full database, through the ORM or the driver (prepared statements), is a StoreError."""
         try:
             yield
