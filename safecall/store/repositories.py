@@ -1,4 +1,4 @@
-"""A unit of work's reads by table (unit.py): the queries the pages, reports and loops share, in one place.
+"""A unit of work's reads by table (UnitOfWork in db.py): the queries the pages, reports and loops share, in one place.
 
 Each reads on its unit's connection, so all of one unit's reads see the same database. Rows come back as the
 models (expunged: they outlive the savepoint they were read in) or as plain column tuples where a list is long.
@@ -7,11 +7,12 @@ models (expunged: they outlive the savepoint they were read in) or as plain colu
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from safecall.domain import OutboxKind, RunState, SendStatus, TaskKind
 from safecall.store.models import (
@@ -25,12 +26,17 @@ from safecall.store.models import (
     person_attempts,
 )
 
-if TYPE_CHECKING:
-    from safecall.store.unit import UnitOfWork
+
+class Unit(Protocol):
+    """What a repository reads through: its unit of work (store/db.py)."""
+
+    def session(self) -> Session: ...
+
+    def reading(self) -> AbstractContextManager[sa.Connection]: ...
 
 
 class _Repository:
-    def __init__(self, unit: UnitOfWork):
+    def __init__(self, unit: Unit):
         self.unit = unit
 
     def _all(self, query) -> list:
@@ -106,7 +112,8 @@ class Tasks(_Repository):
             )
             .order_by(col(VisitTask.id).desc())
         )
-        return [(row[0], row[1], row[2], row[3]) for row in self.unit.connection().execute(query)]
+        with self.unit.reading() as connection:
+            return [(row[0], row[1], row[2], row[3]) for row in connection.execute(query)]
 
 
 class Outbox(_Repository):

@@ -22,7 +22,7 @@ def earlier_notes(
     notes: dict[int, list[tuple[str, str]]] = {pid: [] for pid in person_ids}
     if not person_ids:
         return notes
-    with db.unit(read_only=True) as unit:  # a page's own unit when it has one (store/unit.py)
+    with db.unit(read_only=True) as unit:  # a page's own unit when it has one (UnitOfWork, store/db.py)
         for task_id, person_id, kind, note in unit.tasks.notes_of(person_ids, kinds):
             if task_id not in except_tasks:
                 notes[person_id].append((kind, note))
