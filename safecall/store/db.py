@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
-from safecall.corereads import MIGRATIONS, at_head, migration_head  # noqa: F401 (migration_head re-exported)
+from safecall.corereads import MIGRATIONS, at_head, begin_one_read, migration_head  # noqa: F401 (migration_head re-exported)
 from safecall.dburl import mask_url, url_secrets
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
@@ -515,13 +515,14 @@ class UnitOfWork(Database):
                 raise RuntimeError("this unit of work has ended")
             connection = self.root.engine.connect()
             try:
-                connection.begin()
-                if self.root.is_sqlite:
-                    if self.read_only:  # a write here would be a bug: it fails instead of upgrading the snapshot
+                if self.read_only:
+                    if self.root.is_sqlite:  # a write here would be a bug: it fails instead of upgrading the snapshot
                         connection.exec_driver_sql("PRAGMA query_only=1")
-                    connection.exec_driver_sql("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
-                elif self.read_only:
-                    connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    begin_one_read(connection)
+                else:
+                    connection.begin()
+                    if self.root.is_sqlite:
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
                 _close(connection, reset=self.root.is_sqlite and self.read_only)
                 raise
