@@ -4,6 +4,7 @@ Each reads in a unit of work: the page's own when it has one (one consistent rea
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date
 
@@ -13,7 +14,11 @@ from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, R
 
 
 def earlier_notes(
-    db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset(), kinds: tuple[str, ...] = ("visit",)
+    db: Database,
+    person_ids: list[int],
+    *,
+    except_tasks: AbstractSet[int] = frozenset(),
+    kinds: tuple[str, ...] = ("visit",),
 ) -> dict[int, list[tuple[str, str]]]:
     """person id -> (kind, note) of their other (earlier) tasks of `kinds`, newest first.
 
