@@ -80,7 +80,7 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
                 .order_by(RunMember.id)
             ).all()
             for (_, state, attempts), (_, history) in zip(
-                members, member_histories(connection, run.id, run.campaign, run.week_start, 4, tz)
+                members, member_histories(connection, run.id, run.campaign, run.week_start, 4, tz), strict=True
             ):
                 if state == MemberState.WITHDRAWN or attempts == 0:
                     continue

@@ -195,7 +195,9 @@ async def load(
     ]
     ready = len(accounts) - logging_in
     try:
-        await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))
+        await asyncio.gather(
+            *(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready], strict=True))
+        )
         until, began, cpu_began = time.monotonic() + seconds, time.perf_counter(), cpu()
 
         async def arrive(client: httpx.AsyncClient, name: str, team: str) -> None:
@@ -207,9 +209,12 @@ async def load(
         await asyncio.gather(
             *(
                 keep_asking(client, name, team, until, think, cards[team], pages, errors)
-                for client, (name, team) in zip(clients[:ready], accounts[:ready])
+                for client, (name, team) in zip(clients[:ready], accounts[:ready], strict=True)
             ),
-            *(arrive(client, name, team) for client, (name, team) in zip(clients[ready:], accounts[ready:])),
+            *(
+                arrive(client, name, team)
+                for client, (name, team) in zip(clients[ready:], accounts[ready:], strict=True)
+            ),
         )
         return {
             "pages": pages,
@@ -291,7 +296,7 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}")
+                    raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}") from None
                 time.sleep(0.2)
         load_before = os.getloadavg()
         measured = asyncio.run(

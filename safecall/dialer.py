@@ -453,7 +453,7 @@ class Dialer:
                         limit=limit,
                         now=now,
                         today=today,
-                        planned=lambda i, base=len(claimed): start + spacing * (base + i),
+                        planned=lambda i, base=len(claimed): start + spacing * (base + i),  # noqa: B008 (fixed before claimed grows)
                         worker=self.worker,
                     )
                     claimed.extend((entry, attempt) for attempt in got)

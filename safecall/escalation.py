@@ -61,11 +61,11 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             .where(
                 VisitTask.status == TaskStatus.OPEN,
                 VisitTask.kind == TaskKind.VISIT,
-                VisitTask.overdue == False,  # noqa: E712
+                VisitTask.overdue == False,  # noqa: E712 (an SQL expression, not a Python truth test)
                 VisitTask.created_at <= cutoff,
             )
         )
-        for task, person in tasks:
+        for task, _person in tasks:
             flag_task_overdue(task)
             session.add(task)
             flagged.append(task.id)

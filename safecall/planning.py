@@ -338,7 +338,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
             .order_by(RunMember.id)
         ).all()
         histories = member_histories(connection, last.id, campaign.name, last.week_start, 4, tz)
-        for (member_id, state, attempts), (_, history) in zip(members, histories):
+        for (_member_id, state, attempts), (_, history) in zip(members, histories, strict=True):
             if state == MemberState.WITHDRAWN or attempts == 0:
                 continue
             outcomes[planning_class(history)][

@@ -198,7 +198,7 @@ def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
                 header_cells=len(header),
             )
         cells = list(record[: len(header)]) + [None] * (len(header) - len(record))
-        rows.append(TableRow(row=number, values=dict(zip(header, cells))))
+        rows.append(TableRow(row=number, values=dict(zip(header, cells, strict=True))))
     return Table(source=source, header=header, header_row=header_index + 1, rows=rows)
 
 

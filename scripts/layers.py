@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
     for level in range(max(levels.values()) + 1):
         print(
             f"{level:2d}: "
-            + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, l in levels.items() if l == level))
+            + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, at in levels.items() if at == level))
         )
 
 

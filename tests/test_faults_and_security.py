@@ -110,7 +110,10 @@ def test_database_and_outbox_are_owner_only(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
     cli("campaign", "launch", "weekly-safe-call")
     cli("visits", "list", "--date", "2026-11-24", "--format", "xlsx")
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
     assert mode(cli.root / "data" / "safecall.db") == 0o600 and mode(cli.root / "data") == 0o700
     outbox = cli.root / "outbox"
     assert mode(outbox) == 0o700 and mode(outbox / "2026-11-24") == 0o700

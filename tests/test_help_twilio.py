@@ -109,7 +109,7 @@ def test_in_office_hours_help_is_dialled_and_a_missed_transfer_ends_in_a_recorde
 
 def test_outside_office_hours_help_goes_straight_to_the_message(cli, tmp_path):
     _, _, rows, calls = help_campaign(cli, tmp_path, SATURDAY, dial_status={}, message_seconds={PEOPLE["부재"]: 2})
-    for number, call in calls.items():
+    for call in calls.values():
         assert call.dialled is None and call.recorded_max == "60"
     _, help_call, _ = rows["부재"]
     assert help_call.transfer is None and help_call.message_seconds == 2.0

@@ -194,7 +194,7 @@ def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limit
         own = sorted((a for a in attempts if a.worker == worker), key=lambda a: a.placed_at)
         assert {a.run_id for a in own} == {1, 2}, f"{worker} dialled both runs"
         assert max_concurrent(own) <= CHANNELS, f"{worker} went over its {CHANNELS} channels"
-        gaps = [b.placed_at - a.placed_at for a, b in zip(own, own[1:])]
+        gaps = [b.placed_at - a.placed_at for a, b in zip(own, own[1:], strict=False)]
         assert min(gaps).total_seconds() >= 0.2 - 1e-6, f"{worker} placed two calls within 1/5 s"
         assert all(a.placed_at <= a.ended_at for a in own)
     for run_id in (1, 2):

@@ -282,7 +282,10 @@ def test_a_week_missed_while_the_scheduler_was_down_is_caught_up(cli, tmp_path, 
     # Down from Wednesday to the Monday after next, before its slot: the missed week is called at the opening.
     cli.clock.set(datetime(2026, 12, 7, 8, 30, tzinfo=SEOUL))
     scheduler.tick()
-    week_run = lambda: [(run.week_start.isoformat(), run.first_call_at.astimezone(SEOUL)) for run in runs(cli)]
+
+    def week_run():
+        return [(run.week_start.isoformat(), run.first_call_at.astimezone(SEOUL)) for run in runs(cli)]
+
     assert week_run() == [
         ("2026-11-23", datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)),
         ("2026-11-30", datetime(2026, 12, 7, 9, 0, tzinfo=SEOUL)),

@@ -202,12 +202,15 @@ def drill_and_print(
 
     instance = app.instance()  # never app.services(): that would open (and create) the real database
     when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
-    announce = lambda folder: app.say(
-        app._(
-            "Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
-            "in {folder}. The real database is not touched."
-        ).format(campaign=name, when=when, folder=folder)
-    )
+
+    def announce(folder: Path) -> None:
+        app.say(
+            app._(
+                "Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
+                "in {folder}. The real database is not touched."
+            ).format(campaign=name, when=when, folder=folder)
+        )
+
     with progress(app) as update:
         result = run_drill(
             instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce

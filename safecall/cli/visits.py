@@ -60,7 +60,7 @@ def visits_list(
         typer.echo(
             json_text(
                 {
-                    team_name: [dict(zip([key for key, _title in COLUMNS], r.cells())) for r in rows]
+                    team_name: [dict(zip([key for key, _title in COLUMNS], r.cells(), strict=True)) for r in rows]
                     for team_name, rows in lists.items()
                 }
             ),
