@@ -45,7 +45,8 @@ def audit_events(
 def log_access(
     db: Database, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None
 ) -> None:
-    """A read or an export of personal data (or a refused login), in its own transaction: the read itself changes nothing."""
+    """A read or an export of personal data (or a refused login), in its own transaction:
+    the read itself changes nothing."""
     with db.transaction() as session:
         audit(session, at=at, action=action, subject=subject, detail=detail, actor=actor)
 

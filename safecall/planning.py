@@ -73,7 +73,8 @@ class Chains:
     unreachable: tuple[float, ...]
 
     def split(self, attempt: int) -> tuple[float, float]:
-        """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
+        """Of the people who reach call `attempt`:
+        the share who become final non-responders, and the share who go on."""
         reaching = 1.0 - sum(self.answered[: attempt - 1]) - sum(self.unreachable[: attempt - 1])
         if reaching <= 1e-12:
             return 0.0, 0.0

@@ -47,7 +47,8 @@ def launch_run(
     A week is never skipped: when its slot is a holiday or a closed day, or its window is over, the first calls
     move to the next calling day, even one in the next week (the run keeps its own week_start, and may be open
     beside next week's run). Raises NoCallingDayError when no calling day comes within FIRST_CALL_HORIZON.
-    `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call time.
+    `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call
+    time.
     `rules`: the campaign's rules as the run keeps them (Services.rules_snapshot); None: taken from the files when
     the run is first dialled.
     """

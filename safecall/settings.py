@@ -32,7 +32,8 @@ INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
 
 
 def korean_number(value: str | None) -> str | None:
-    """A settings phone number: checked as a Korean number (the ValueError says why), kept as written; None stays None."""
+    """A settings phone number: checked as a Korean number (the ValueError says why), kept as written;
+    None stays None."""
     if value is not None:
         phones.normalise(value)
     return value

@@ -57,7 +57,8 @@ def two_district_campaigns(cli) -> None:
 
 
 class Scheduler:
-    """`safecall scheduler run` as a process on the test's Monday, in real time (speed 1); its JSON log read as it comes."""
+    """`safecall scheduler run` as a process on the test's Monday, in real time (speed 1);
+    its JSON log read as it comes."""
 
     def __init__(self, cli, seconds: float = 150):
         start = MONDAY_MORNING.replace(hour=10)

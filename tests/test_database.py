@@ -129,7 +129,8 @@ def test_migrations_go_down_and_up_again(cli, database_url):
 @pytest.mark.both_databases
 def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_back(cli, database_url):
     """Schema 16: a database at 0015 with guardian texts, officer alerts, a check-in link, a pre-call notice and team
-    lists moves every row into the outbox by the real alembic upgrade, sent on as before; a downgrade moves them back."""
+    lists moves every row into the outbox by the real alembic upgrade, sent on as before;
+    a downgrade moves them back."""
     cli("recipients", "list")
     db = cli.db()
     config = db._alembic_config()
@@ -435,7 +436,8 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
 
 
 def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
-    # UTCDateTime writes SQLite's text itself (the hot path); it must be exactly what SQLAlchemy's DATETIME writes and reads.
+    # UTCDateTime writes SQLite's text itself (the hot path);
+    # it must be exactly what SQLAlchemy's DATETIME writes and reads.
     dialect = sqlite.dialect()
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     sqlalchemys = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)

@@ -397,7 +397,8 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
 
 
 def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
-    # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
+    # The benchmarks' answer mix comes from these draws:
+    # the shares must hold, and a call's course must not change on restart.
     config = SimulatedTrunkConfig(
         type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0}, away_percent=5, invalid_percent=2
     )

@@ -29,7 +29,8 @@ def set_busy_timeout(cli, seconds: float) -> None:
 
 @contextmanager
 def locked_by_another_process(cli, tmp_path):
-    """One person imported, then the database locked by another connection (as another process would) until the block ends."""
+    """One person imported, then the database locked by another connection
+    (as another process would) until the block ends."""
     set_busy_timeout(cli, 0.3)
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     database = cli.root / "data" / "safecall.db"

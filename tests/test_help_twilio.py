@@ -138,7 +138,8 @@ def test_help_callbacks_must_be_signed(cli):
 
 
 def test_a_failing_record_of_the_transfer_never_turns_into_an_apology(cli):
-    """The help is stored before the transfer: if keeping the transfer's result fails, the person still gets the message."""
+    """The help is stored before the transfer: if keeping the transfer's result fails,
+    the person still gets the message."""
     from recording_sink import RecordingSink
     from starlette.testclient import TestClient
     from twilio.request_validator import RequestValidator

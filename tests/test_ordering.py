@@ -1,4 +1,5 @@
-"""History-aware first-call order (issue 21): the pure decision, the times it gives, and the engine finishing earlier."""
+"""History-aware first-call order (issue 21):
+the pure decision, the times it gives, and the engine finishing earlier."""
 
 from __future__ import annotations
 

@@ -156,7 +156,8 @@ def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_ur
 
 
 def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limits(cli, database_url, tmp_path):
-    """Two campaigns (two districts) open at once, dialled by 2 worker processes: each worker's one dialer serves both runs."""
+    """Two campaigns (two districts) open at once, dialled by 2 worker processes:
+    each worker's one dialer serves both runs."""
     cli.set_trunks(simulated_pbxs_toml(2, CHANNELS, 5, 'placed_log = "placed.jsonl"'))
     always_open(cli)
     write_roster(tmp_path / "roster.csv", 120, ["사직동", "삼청동"], seed=5)

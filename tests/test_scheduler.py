@@ -176,7 +176,8 @@ def tick_through(scheduler, cli, start: datetime, end: datetime, step: timedelta
 
 
 def tick_days(scheduler, cli, first: date, last: date, hours=(9, 10, 11, 14)) -> None:
-    """A few ticks a day, where the slot and the retries (1h, 3h, next day) fall: enough, and far cheaper than every 30 s."""
+    """A few ticks a day, where the slot and the retries (1h, 3h, next day) fall:
+    enough, and far cheaper than every 30 s."""
     day = first
     while day <= last:
         for hour in hours:
@@ -299,7 +300,8 @@ def test_a_week_missed_while_the_scheduler_was_down_is_caught_up(cli, tmp_path, 
 
 
 class ShutCalendar(CampaignDef):
-    """A campaign whose calendar is shut for six weeks (nothing a valid file can say today, but the scheduler must cope)."""
+    """A campaign whose calendar is shut for six weeks
+    (nothing a valid file can say today, but the scheduler must cope)."""
 
     def calendar(self, instance):
         calendar = super().calendar(instance)

@@ -84,7 +84,8 @@ class Database:
             sa.event.listen(self.engine, "connect", lambda connection, _: _sqlite_pragmas(connection, busy_timeout))
 
     def create_schema(self) -> None:
-        """Make a new database at the newest schema; an older one must be upgraded on purpose (`safecall db upgrade`)."""
+        """Make a new database at the newest schema;
+        an older one must be upgraded on purpose (`safecall db upgrade`)."""
         if self._at_head():  # every command's start: alembic is imported only when there is work for it
             return
         state = self.schema_state()
@@ -182,7 +183,8 @@ class Database:
         beside itself, a PostgreSQL one by `pg_backup(head)` (the caller's pg_dump, safecall/backup.py); refused
         when it cannot be, unless the operator took one and says so with take_backup=False.
 
-        `rules_of_campaign`: a campaign's rules as a run keeps them, from the files (a revision gives them to open runs).
+        `rules_of_campaign`: a campaign's rules as a run keeps them, from the files (a revision gives them to open
+        runs).
         """
         from alembic import command
         from alembic.runtime.migration import MigrationContext

@@ -197,7 +197,8 @@ class SimulatedTrunk:
 
     def plan(self, request: CallRequest) -> list[tuple]:
         """The whole course of one call when its IVR session is granted and its answer stored, in time order:
-        (at, order, token, kind, extra) with kind answered, key or ended. For tests and drills: the sink is not asked."""
+        (at, order, token, kind, extra) with kind answered, key or ended.
+        For tests and drills: the sink is not asked."""
         granting = _Granting()
         preview = SimulatedTrunk(self.config, self.clock, granting)
         preview.people = self.people

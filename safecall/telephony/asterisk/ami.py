@@ -197,7 +197,8 @@ class AmiConnection:
             return False
 
     def _supervise(self) -> None:
-        """Ping, and reconnect a dead link, until closed. Nothing may end this thread: the link would never come back."""
+        """Ping, and reconnect a dead link, until closed. Nothing may end this thread:
+        the link would never come back."""
         backoff = 0.2
         while not self._closing.wait(self.ping_interval if backoff == 0.2 else backoff):
             try:
