@@ -410,8 +410,10 @@ def main() -> None:
                 shutil.rmtree(office)
                 results.append({"round": number, "code": name, **figures})
                 print(
-                    f"round {number} {name}: {figures['pages_per_second']} pages/s, {figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
-                    f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
+                    f"round {number} {name}: {figures['pages_per_second']} pages/s, "
+                    f"{figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
+                    f"p99 {figures['pages']['p99_ms']} ms, "
+                    f"with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
                     f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
                     file=sys.stderr,
                     flush=True,

@@ -115,7 +115,8 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
         problems.append(
             Message(
                 N_(
-                    "the audit chain's head says {head} rows, the last row is number {last}: rows at its end were deleted"
+                    "the audit chain's head says {head} rows, the last row is number {last}: "
+                    "rows at its end were deleted"
                 ),
                 head=head.seq,
                 last=expected_seq - 1,

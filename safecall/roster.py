@@ -444,7 +444,8 @@ def _check_rows(
                     "dong",
                     Message(
                         N_(
-                            "dong {dong!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team"
+                            "dong {dong!r} is in no team's dongs in config/safecall.toml; "
+                            "check the spelling or add it to a team"
                         ),
                         dong=person["dong"],
                     ),

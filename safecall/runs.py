@@ -64,8 +64,9 @@ def launch_run(
         first_call = first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
         if first_call is None:
             raise NoCallingDayError(
-                f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days after the slot of the week of "
-                f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml"
+                f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days "
+                f"after the slot of the week of {week}; "
+                f"check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml"
             )
         run = CampaignRun(
             campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call, rules=rules

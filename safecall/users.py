@@ -61,7 +61,8 @@ def check_username(typed: str) -> str:
     if not name or len(name) > MAX_USERNAME or not USERNAME.fullmatch(name):
         raise InputError(
             N_(
-                "user name {name!r}: use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"
+                "user name {name!r}: "
+                "use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"
             ),
             name=typed[: MAX_USERNAME * 2],
             most=MAX_USERNAME,
@@ -76,7 +77,8 @@ def _check_password(password: str, username: str = "") -> None:
     if zxcvbn(password[:200], user_inputs=[username, "safecall", "안심콜"])["score"] < MIN_STRENGTH:
         raise InputError(
             N_(
-                "the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"
+                "the password is too easy to guess (repeated, common or a pattern); "
+                "use a longer phrase of unrelated words"
             )
         )
 

@@ -89,7 +89,8 @@ def main(argv: list[str]) -> None:
     graph = import_graph(package)
     levels = floors(graph)
     print(
-        f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): {max(levels.values()) + 1}"
+        f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): "
+        f"{max(levels.values()) + 1}"
     )
     for group in cycles(graph):
         print("cycle:", " -> ".join(group))

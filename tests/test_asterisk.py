@@ -75,7 +75,8 @@ def test_the_stand_in_replays_the_recorded_bytes(scenario):
                 b"Action: Login\r\nActionID: login-1\r\nUsername: safecall\r\nSecret: safecall-test-secret\r\n\r\n"
             )
             sock.sendall(
-                f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\nContext: safecall-agi\r\n"
+                f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\n"
+                "Context: safecall-agi\r\n"
                 f"Exten: s\r\nPriority: 1\r\nTimeout: 8000\r\nAsync: true\r\nChannelId: att-{number}\r\n"
                 f"Variable: SAFECALL_ATTEMPT={number}\r\n\r\n".encode()
             )

@@ -149,13 +149,15 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
     with db.engine.begin() as connection:
         connection.execute(
             sa.text(
-                "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error, next_try_at, sent_at,"
-                " template, variables, provider_id, delivery_status, delivered_at) VALUES"
-                " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL, :at, :at,"
-                "  'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1', '4000 발송 처리 완료 (SMS)', :at),"
-                " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8, 'SMTP down', :at, NULL,"
-                "  NULL, NULL, NULL, NULL, NULL),"
-                " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL, 'checkin_link', NULL, NULL, NULL, NULL),"
+                "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error,"
+                " next_try_at, sent_at, template, variables, provider_id, delivery_status, delivered_at) VALUES"
+                " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL,"
+                "  :at, :at, 'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1',"
+                "  '4000 발송 처리 완료 (SMS)', :at),"
+                " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8,"
+                "  'SMTP down', :at, NULL, NULL, NULL, NULL, NULL, NULL),"
+                " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL,"
+                "  'checkin_link', NULL, NULL, NULL, NULL),"
                 " (7, 'precall:person:2:week:2026-11-23', 'sms', '+821012340002', '안내', 'sent', 1, NULL, :at, :at,"
                 "  'precall_notice', NULL, NULL, NULL, NULL)"
             ),
@@ -163,7 +165,8 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
         )
         connection.execute(
             sa.text(
-                "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files) VALUES"
+                "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files)"
+                " VALUES"
                 " (1, '2026-11-25', '1팀', 'visit', 'sent', 1, NULL, :at, :at, 'outbox/a.xlsx\noutbox/a.csv'),"
                 " (2, '2026-11-25', '1팀', 'callback', 'pending', 2, 'SMTP 421', :at, NULL, 'outbox/b.csv')"
             ),

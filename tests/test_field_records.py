@@ -82,8 +82,8 @@ def test_the_list_confirms_what_was_saved_and_what_happens_next(office):
     shown = http.get(saved.headers["location"]).text
     # The name is data: escaped in the message too.
     assert (
-        '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>'
-        in shown
+        '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: '
+        "부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>" in shown
     )
     saved = http.post(
         f"/task/{tasks['이영희'].id}/outcome",

@@ -136,8 +136,8 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
 
         applied = cli("campaign", "apply", "weekly-safe-call").output
         assert (
-            "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: campaign.retry.spacing"
-            in applied
+            "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: "
+            "campaign.retry.spacing" in applied
         )
         assert "rules_note" in cli("campaign", "status", "--format", "json").output
         assert json.loads(cli("campaign", "status", "--format", "json").output)["rules_note"] is None

@@ -240,7 +240,8 @@ def drill(
     directory: Path | None = typer.Option(
         None,
         "--dir",
-        help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards.",
+        help="Keep the drill's copy in this folder (a folder holding one is resumed); "
+        "default: a temporary folder, deleted afterwards.",
     ),
     trunk_name: str | None = typer.Option(
         None, "--trunk", help="A simulated trunk to dial through (default: the campaign's)."
@@ -334,7 +335,8 @@ def campaign_apply(ctx: typer.Context, name: str = typer.Argument(..., help="Cam
     for each in applied:
         app.say(
             app._(
-                "Run {run} of campaign {campaign} now follows the edited rules (version {version}; changed: {changed}); "
+                "Run {run} of campaign {campaign} now follows the edited rules "
+                "(version {version}; changed: {changed}); "
                 "calls already under way finish under the old ones."
             ).format(run=each.run_id, campaign=name, version=each.version, changed=", ".join(each.changed))
         )

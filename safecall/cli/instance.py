@@ -160,7 +160,8 @@ def db_upgrade(
         app.err.print(
             plain(
                 app._(
-                    "Nothing was upgraded: fix the problems above first (they are all of them), then run `safecall db upgrade` again."
+                    "Nothing was upgraded: fix the problems above first (they are all of them), "
+                    "then run `safecall db upgrade` again."
                 )
             ),
             markup=False,

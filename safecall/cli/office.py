@@ -120,7 +120,8 @@ def ivr_prompts(
     from_dir: Path | None = typer.Option(
         None,
         "--from",
-        help="Folder of the office's recordings (WAV or MP3), named after the prompts: greeting.wav, greeting.slow.wav, greeting.loud.wav.",
+        help="Folder of the office's recordings (WAV or MP3), named after the prompts: "
+        "greeting.wav, greeting.slow.wav, greeting.loud.wav.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too)."),
 ):

@@ -115,7 +115,8 @@ def weather_check(
     if source is None:
         raise ConfigError(
             N_(
-                "weather checks are off: set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"
+                "weather checks are off: "
+                "set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"
             )
         )
     checks = check_weather(services, source, dry_run=dry_run)
@@ -129,7 +130,8 @@ def weather_check(
             line = app._("{advisory} (issued {issued}): would call {people} people at higher risk.")
         elif check.new:
             line = app._(
-                "{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; officers told."
+                "{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; "
+                "officers told."
             )
         elif check.run_id:
             line = app._("{advisory} (issued {issued}): its check was launched before (run {run}).")

@@ -98,7 +98,8 @@ class Database:
             raise self.newer_error(state)
         raise StoreError(
             N_(
-                "the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"
+                "the database {url} is at schema revision {current}, this SafeCall needs {head}: "
+                "run `safecall db upgrade` (it keeps a backup of a SQLite file)"
             ),
             url=self.safe_url(),
             current=state.current or FIRST_REVISION,
@@ -150,8 +151,9 @@ class Database:
         if state.release:
             return StoreError(
                 N_(
-                    "the database {url} was upgraded by SafeCall {release} (schema revision {current}), newer than this SafeCall {version}, "
-                    "which knows revisions up to {head}: install SafeCall {release} again, or go back to this release with the backup "
+                    "the database {url} was upgraded by SafeCall {release} (schema revision {current}), "
+                    "newer than this SafeCall {version}, which knows revisions up to {head}: "
+                    "install SafeCall {release} again, or go back to this release with the backup "
                     'taken before that upgrade (docs/operations.md, "Rolling back"); nothing was changed'
                 ),
                 url=self.safe_url(),
@@ -162,8 +164,9 @@ class Database:
             )
         return StoreError(
             N_(
-                "the database {url} is at schema revision {current}, made by a SafeCall newer than this one ({version}, which knows "
-                "revisions up to {head}): install the newer release again, or go back with the backup taken before that upgrade "
+                "the database {url} is at schema revision {current}, "
+                "made by a SafeCall newer than this one ({version}, which knows revisions up to {head}): "
+                "install the newer release again, or go back with the backup taken before that upgrade "
                 '(docs/operations.md, "Rolling back"); nothing was changed'
             ),
             url=self.safe_url(),
@@ -226,7 +229,8 @@ class Database:
                             at=real_now(),
                             action="db.upgrade",
                             subject="database",
-                            detail=f"SafeCall {safecall_version()}: schema {state.current or FIRST_REVISION} -> {state.head}",
+                            detail=f"SafeCall {safecall_version()}: "
+                            f"schema {state.current or FIRST_REVISION} -> {state.head}",
                         )
                         session.flush()
         except sa.exc.OperationalError as exc:

@@ -139,7 +139,8 @@ class AmiConnection:
         if response.is_error():
             client.disconnect()
             raise TrunkError(
-                f"AMI login refused for user {self.username!r}: {response.keys.get('Message', 'check the username and secret')}"
+                f"AMI login refused for user {self.username!r}: "
+                f"{response.keys.get('Message', 'check the username and secret')}"
             )
         return client
 
