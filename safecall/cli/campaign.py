@@ -91,7 +91,7 @@ def campaign_plan(
         None, "--by", help="Day the visit list must be complete, YYYY-MM-DD (default: the week's last calling day)."
     ),
 ):
-    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""
+    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.campaign import load_campaign
     from safecall.planning import plan_campaign, plan_lines, spill_warning
     from safecall.policy import plan_weeks, week_start
@@ -247,7 +247,7 @@ def drill(
         None, "--trunk", help="A simulated trunk to dial through (default: the campaign's)."
     ),
 ):
-    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
+    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     app = state(ctx)
     drill_and_print(
         app, name, commands.parse_moment(now, "--now") if now else app.make_clock().now(), directory, trunk_name

@@ -125,7 +125,7 @@ def ivr_prompts(
     ),
     force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too)."),
 ):
-    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""
+    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.ivr import load_flow
     from safecall.telephony.asterisk.prompts import prepare_prompts, sounds_dir
 
