@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -476,6 +477,30 @@ def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float,
         process.kill()
 
 
+def terminate_after_event(process: subprocess.Popen, event: str, wait: float, finish: float) -> str:
+    """SIGTERM once the process has logged `event` (its signal handlers are in place by then: no race with start-up
+    on a busy machine); what it wrote to stderr."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append(line)
+            if f'"event": "{event}"' in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(wait), f"no {event} within {wait} s: {''.join(lines)}"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=finish)
+        reader.join(finish)
+        return "".join(lines)
+    finally:
+        process.kill()
+
+
 def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
     env = {**os.environ, "SAFECALL_CONFIG": str(cli.root)}
     process = subprocess.Popen(
@@ -485,7 +510,7 @@ def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    stderr = terminate_when(process, lambda: (cli.root / "data" / "safecall.db").exists(), 20, 20, settle=1)
+    stderr = terminate_after_event(process, "scheduler_started", wait=60, finish=20)
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[0] == "scheduler_started" and events[-1] == "scheduler_stopped"
