@@ -104,10 +104,11 @@ def run_to_show(services: Services, run_id: int | None) -> RunStatus:
     """The status of the run asked for, or of the latest run."""
     from safecall.runs import list_runs, run_status
 
-    runs = list_runs(services.db)
-    if not runs:
-        raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))
-    return run_status(services.db, runs[-1].id if run_id is None else run_id)
+    with services.db.unit(read_only=True) as unit:  # the command's one read
+        runs = list_runs(unit)
+        if not runs:
+            raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))
+        return run_status(unit, runs[-1].id if run_id is None else run_id)
 
 
 def writable_file(path: Path, option: str) -> Path:

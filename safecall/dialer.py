@@ -453,7 +453,7 @@ class Dialer:
                         limit=limit,
                         now=now,
                         today=today,
-                        planned=lambda i, base=len(claimed): start + spacing * (base + i),
+                        planned=lambda i, base=len(claimed): start + spacing * (base + i),  # noqa: B008 (fixed before claimed grows)
                         worker=self.worker,
                     )
                     claimed.extend((entry, attempt) for attempt in got)
@@ -658,7 +658,8 @@ class Dialer:
                     due = entry.rules.calendar.next_open(
                         max(entry.next_due, self.next_placement, now, entry.busy_until or now)
                     )
-                    # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
+                    # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly;
+                    # no attempt is spent on it.
                     candidates.append(due if self.trunk.ready() else max(due, now + NOT_READY_WAIT))
         return max(now, min(candidates)) if candidates else now
 

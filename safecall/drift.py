@@ -88,8 +88,12 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
             select(Attempt, RunMember.person_id, CampaignRun.week_start)
             .join(RunMember, RunMember.id == Attempt.member_id)
             .join(CampaignRun, CampaignRun.id == Attempt.run_id)
-            .where(CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED, Attempt.inbound == False)
-        )  # noqa: E712
+            .where(
+                CampaignRun.label == "weekly",
+                CampaignRun.status == RunState.CLOSED,
+                Attempt.inbound == False,  # noqa: E712 (an SQL expression, not a Python truth test)
+            )
+        )
         if person_ids is not None:
             query = query.where(RunMember.person_id.in_(person_ids))
         rows = list(session.exec(query))

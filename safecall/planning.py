@@ -87,7 +87,8 @@ class Chains:
         return share
 
     def split(self, attempt: int) -> tuple[float, float]:
-        """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
+        """Of the people who reach call `attempt`:
+        the share who become final non-responders, and the share who go on."""
         reaching = 1.0 - sum(self.answered[: attempt - 1]) - sum(self.unreachable[: attempt - 1])
         if reaching <= 1e-12:
             return 0.0, 0.0
@@ -398,7 +399,7 @@ def _complete(plays: list[list[tuple[datetime, float]]], chance: float = 0.5) ->
 
 
 def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         return connection.execute(
             sa.select(sa.func.count()).select_from(Person).where(*_target_filter(campaign), *dialable_clause(today))
         ).scalar()
@@ -422,7 +423,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     """Chains measured in the campaign's last closed weekly runs before `week`, by class of the history before
     them, shrunk towards the default chain of each class in the campaign's first-call order (`by_history`: in
     history order more people answer the first call); else the default mix."""
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         runs = connection.execute(
             sa.select(CampaignRun)
             .where(
@@ -448,7 +449,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
                 .order_by(RunMember.id)
             ).all()
             histories = member_histories(connection, run.id, campaign.name, run.week_start, 4, tz)
-            for (member_id, state, attempts), (_, history) in zip(members, histories):
+            for (_member_id, state, attempts), (_, history) in zip(members, histories, strict=True):
                 if state == MemberState.WITHDRAWN or attempts == 0:
                     continue
                 outcomes[planning_class(history)][
@@ -603,7 +604,7 @@ def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalend
     """The first call of the campaign's next weekly run: this week's, unless it was launched already; then next week's.
     None: no calling day comes (policy.FIRST_CALL_HORIZON)."""
     week = week_start(now, calendar.tz)
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         launched = connection.execute(
             sa.select(CampaignRun.id).where(
                 CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.week_start == week

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlmodel import select
 
@@ -80,10 +81,11 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
         by_callback = set(
             session.exec(
                 select(Attempt.member_id).where(
-                    Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED
+                    Attempt.inbound == True,  # noqa: E712 (an SQL expression, not a Python truth test)
+                    Attempt.disposition == Disposition.ACKNOWLEDGED,
                 )
             )
-        )  # noqa: E712
+        )
         by_checkin = set(
             session.exec(
                 select(Attempt.member_id).where(
@@ -166,7 +168,7 @@ def korean_font() -> Path | None:
     return None
 
 
-def draw_chart(rows: list[ReportRow], path: Path) -> str | None:
+def draw_chart(rows: list[ReportRow], path: Path | BinaryIO) -> str | None:
     """The weekly rates as a PNG, labelled in Korean. Without a Korean font the labels are English (never empty
     boxes), and the returned note says so."""
     import matplotlib

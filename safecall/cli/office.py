@@ -62,6 +62,7 @@ def signals_launch(
     )
     app.say(message.format(run=check.run.id, people=check.people, day=day))
     if dial_now:
+        assert check.run.id is not None, "a stored run has its id"
         dial(app, name, check.run.id)
 
 
@@ -119,11 +120,12 @@ def ivr_prompts(
     from_dir: Path | None = typer.Option(
         None,
         "--from",
-        help="Folder of the office's recordings (WAV or MP3), named after the prompts: greeting.wav, greeting.slow.wav, greeting.loud.wav.",
+        help="Folder of the office's recordings (WAV or MP3), named after the prompts: "
+        "greeting.wav, greeting.slow.wav, greeting.loud.wav.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too)."),
 ):
-    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""
+    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.ivr import load_flow
     from safecall.telephony.asterisk.prompts import prepare_prompts, sounds_dir
 
@@ -180,7 +182,11 @@ def ivr_try(
     loaded = load_flow(app.instance().ivr_dir, flow)
     if loaded.speech is None:
         raise InputError(N_("flow {flow!r} has no [speech] table: its calls take keys only"), flow=flow)
-    answers = [(said, confidence)] if said is not None else _answers_in(from_file)
+    if said is not None:
+        answers = [(said, confidence)]
+    else:
+        assert from_file is not None  # exactly one of them was given (checked above)
+        answers = _answers_in(from_file)
     for text, heard_with in answers:
         verdict = judge(loaded.speech, text, heard_with)
         # What the call does next, as the conversation of a real call would (the answer stored, if it is one).
