@@ -103,11 +103,12 @@ def runs_to_dial(services: Services, run_id: int | None) -> list[CampaignRun]:
 def run_to_show(services: Services, run_id: int | None) -> RunStatus:
     """The status of the run asked for, or of the latest run."""
     from safecall.runs import list_runs, run_status
+    from safecall.store import stored_id
 
     runs = list_runs(services.db)
     if not runs:
         raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))
-    return run_status(services.db, runs[-1].id if run_id is None else run_id)
+    return run_status(services.db, stored_id(runs[-1]) if run_id is None else run_id)
 
 
 def writable_file(path: Path, option: str) -> Path:
