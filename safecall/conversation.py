@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from safecall.domain import Disposition
-from safecall.ivr import HELP_CLOSING, IvrFlow
+from safecall.ivr import HELP_CLOSING, HelpLine, IvrFlow
 from safecall.speech import judge
 
 # ---- events: what happened ----
@@ -271,48 +271,47 @@ class Conversation:
         waiting = self.waiting
         if waiting == OVER:
             return NONE
-        kind = type(event)
-        if kind is HungUp:
+        if isinstance(event, HungUp):
             return self._over(NONE)
         if waiting == WAIT_REPLY:
-            if kind is Pressed:
+            if isinstance(event, Pressed):
                 meaning = self.flow.digits.get(event.digit)  # the whole reply: "12" is no key of the flow
                 if meaning is not None:
                     return self._storing(Store(meaning.outcome, event.digit))
                 return self._again("invalid")
-            if kind is Said:
+            if isinstance(event, Said):
                 return self._heard(event)
-            if kind is NoInput:
+            if isinstance(event, NoInput):
                 return self._again("repeat")
             return NONE
-        if waiting == WAIT_ANSWER and kind is Answered:
+        if waiting == WAIT_ANSWER and isinstance(event, Answered):
             if self.inbound:  # a call-back's session was opened with it
                 return self._ask()
             self.waiting = WAIT_CLAIM
             return (CLAIM,)
-        if waiting == WAIT_CLAIM and kind is Claimed:
+        if waiting == WAIT_CLAIM and isinstance(event, Claimed):
             return self._ask() if event.ok else self._over((HANG_UP,))
-        if waiting == WAIT_TRANSFER and kind is TransferResult:
+        if waiting == WAIT_TRANSFER and isinstance(event, TransferResult):
             if event.result == "connected":
                 return self._over((NoteTransfer("connected", event.connected_seconds), HANG_UP))
             result = event.result if event.result in TRANSFER_RESULTS else "failed"
-            return (NoteTransfer(result),) + self._message("help_no_officer")
-        if waiting == WAIT_MESSAGE and kind is MessageRecorded:
+            help_line = self.flow.help_line
+            assert help_line is not None, "WAIT_TRANSFER is only reached by _help, with the flow's help line"
+            return (NoteTransfer(result),) + self._message("help_no_officer", help_line)
+        if waiting == WAIT_MESSAGE and isinstance(event, MessageRecorded):
             kept = (KeepMessage(event.ref, event.seconds),) if event.ref and event.seconds > 0 else NONE
             closing = HELP_CLOSING if kept else self._help_closing()
             return self._over(
                 kept + (Closing("help_requested", f"closing-{closing}", self.flow.closings[closing]), HANG_UP)
             )
-        if waiting == WAIT_STORED and kind is Stored:
+        if waiting == WAIT_STORED and isinstance(event, Stored):
             store = self._store
             if not event.ok:
                 return self._over((HANG_UP_UNSTORED,))
-            if (
-                store.outcome == Disposition.HELP_REQUESTED
-                and self.flow.help_line is not None
-                and not self.with_officer
-            ):
-                return self._help()
+            assert store is not None, "WAIT_STORED is only reached by _storing, which keeps the Store"
+            help_line = self.flow.help_line
+            if store.outcome == Disposition.HELP_REQUESTED and help_line is not None and not self.with_officer:
+                return self._help(help_line)
             meaning = self.flow.digits.get(store.digit) or self.flow.meaning_of(
                 store.outcome
             )  # a key's own, or speech's
@@ -342,9 +341,10 @@ class Conversation:
 
     def _heard(self, said: Said) -> tuple[Action, ...]:
         text = said.text.strip()
-        if not text or not self.listens or self.keys_only:
+        answers = self.flow.speech  # never None when self.listens
+        if not text or not self.listens or self.keys_only or answers is None:
             return self._again("repeat")  # nothing heard, or speech no longer offered
-        verdict = judge(self.flow.speech, text, said.confidence)
+        verdict = judge(answers, text, said.confidence)
         if verdict.outcome != "unclear":
             return self._storing(Store(verdict.outcome, "speech", (text, said.confidence), verdict.risk))
         self.unclear += 1  # at UNCLEAR_BEFORE_KEYS_ONLY, the next ask offers keys only
@@ -355,20 +355,19 @@ class Conversation:
         self.waiting = WAIT_STORED
         return (store,)
 
-    def _help(self) -> tuple[Action, ...]:
+    def _help(self, help_line: HelpLine) -> tuple[Action, ...]:
         """Help is stored: the duty officer in office hours (if the flow names one), else a message."""
-        help_line = self.flow.help_line
         if self.office_open and help_line.transfer_number:
             self.waiting = WAIT_TRANSFER
             return (
                 Play("prompt-help_transfer", self.flow.prompts["help_transfer"]),
                 Transfer(help_line.transfer_number, help_line.ring_seconds),
             )
-        return self._message("help_message")
+        return self._message("help_message", help_line)
 
-    def _message(self, prompt: str) -> tuple[Action, ...]:
+    def _message(self, prompt: str, help_line: HelpLine) -> tuple[Action, ...]:
         self.waiting = WAIT_MESSAGE
-        return (Play(f"prompt-{prompt}", self.flow.prompts[prompt]), RecordMessage(self.flow.help_line.message_seconds))
+        return (Play(f"prompt-{prompt}", self.flow.prompts[prompt]), RecordMessage(help_line.message_seconds))
 
     def _help_closing(self) -> str:
         """The flow's closing for help (no message was left)."""

@@ -123,6 +123,18 @@ def count_status(run: Any, connection: sa.Connection) -> RunStatus:
     return status
 
 
+def begin_one_read(connection: sa.Connection) -> None:
+    """Begin the connection's transaction as one consistent read: every query in it sees the same database, whatever
+    others commit meanwhile (a run's counts add up). SQLite in WAL mode keeps the snapshot of a deferred transaction's
+    first read; the driver begins none for a SELECT by itself."""
+    if not connection.in_transaction():
+        connection.begin()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
 def read_status(connection: sa.Connection, run_id: int | None) -> RunStatus | None:
     """The status of the run asked for, or of the latest run; None when there is no such run."""
     query = sa.select(RUN)
@@ -143,6 +155,7 @@ def status_if_current(database_url: str, busy_timeout: float, run_id: int | None
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
     try:
         with engine.connect() as connection:
+            begin_one_read(connection)  # the command's one unit of work
             return read_status(connection, run_id) if at_head(connection) else None
     except sa.exc.DBAPIError:
         return None  # locked, broken or unreachable: the usual way says which, as every other command does

@@ -50,31 +50,32 @@ def label_argument(param, texts: Texts) -> None:
     the label. English keeps Typer's own name and label."""
     if not isinstance(param, TyperArgument):
         return
-    if getattr(param, "_labelled", False):
+    # What this module set on Typer's object is in the instance's own dict, so it can be undone.
+    if vars(param).get("_labelled", False):
         vars(param).pop("display_type_rich", None)  # back to Typer's method
-        param.metavar, param._labelled = None, False
+        param.metavar, vars(param)["_labelled"] = None, False
     if texts.lang == "en" or param.metavar is not None:
         return
     # An argument missing here keeps Typer's words (tests/test_help_width.py fails on it; help never does).
     name, label = ARGUMENT_NAME.get(param.name), TYPE_LABEL.get(param.bare_type())
-    param.metavar, param._labelled = (texts._(name) if name else None), True
+    param.metavar, vars(param)["_labelled"] = (texts._(name) if name else None), True
     if label:
         shown = texts._(label)
-        param.display_type_rich = lambda ctx: shown
+        vars(param)["display_type_rich"] = lambda ctx: shown
 
 
 def label_option_type(param, texts: Texts) -> None:
     """A Korean type label for an option that has no metavar of its own; a flag shows none (it takes no value).
     English keeps Typer's own labels. Set on every invocation: one app may be asked in either language."""
     label_argument(param, texts)
-    if not isinstance(param, TyperOption) or (param.metavar is not None and not getattr(param, "_labelled", False)):
+    if not isinstance(param, TyperOption) or (param.metavar is not None and not vars(param).get("_labelled", False)):
         return
     if texts.lang == "en":
-        param.metavar, param._labelled = None, False
+        param.metavar, vars(param)["_labelled"] = None, False
         return
     label = "" if param.is_flag else TYPE_LABEL.get(param.bare_type() if hasattr(param, "bare_type") else "")
     if label is not None:
-        param.metavar, param._labelled = (texts._(label) if label else ""), True
+        param.metavar, vars(param)["_labelled"] = (texts._(label) if label else ""), True
 
 
 def context_class(texts: Texts) -> type:

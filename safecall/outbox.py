@@ -66,18 +66,8 @@ def send_due(
 ) -> list[OutboxMessage]:
     """Hand over every message of `kinds` that is due, each claimed first; returns those tried. `policy` is the
     [delivery] settings: retry_minutes and max_attempts."""
-    with db.session() as session:
-        due = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(
-                    col(OutboxMessage.kind).in_(list(kinds)),
-                    col(OutboxMessage.status).in_(RETRIED),
-                    col(OutboxMessage.next_try_at) <= now,
-                )
-                .order_by(col(OutboxMessage.id))
-            )
-        )
+    with db.unit(read_only=True) as unit:
+        due = unit.outbox.due(kinds, RETRIED, now)
     tried = []
     for message in due:
         if not _claim(db, stored_id(message), now):
@@ -120,18 +110,8 @@ def _claim(db: Database, message_id: int, now: datetime) -> bool:
 
 def follow_reports(db: Database, policy, sms: SmsSender, *, now: datetime) -> None:
     """Read the provider's report on each text sent that is due for one: an undelivered text is sent again."""
-    with db.session() as session:
-        awaiting = list(
-            session.exec(
-                select(OutboxMessage)
-                .where(
-                    col(OutboxMessage.status) == SendStatus.SENT,
-                    col(OutboxMessage.provider_id).is_not(None),
-                    col(OutboxMessage.next_try_at) <= now,
-                )
-                .order_by(col(OutboxMessage.id))
-            )
-        )
+    with db.unit(read_only=True) as unit:
+        awaiting = unit.outbox.awaiting_reports(now)
     for message in awaiting:
         _read_report(message, sms, policy, now)
         with db.transaction() as session:

@@ -293,7 +293,7 @@ def _complete(plays: list[list[tuple[datetime, float]]]) -> datetime | None:
 
 
 def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         return connection.execute(
             sa.select(sa.func.count()).select_from(Person).where(*_target_filter(campaign), *dialable_clause(today))
         ).scalar_one()
@@ -317,7 +317,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
     """Chains measured in the campaign's last closed weekly run before `week`, by class of the history before it,
     shrunk towards the default chain of each class; else the default mix. `by_history` is kept for the callers:
     the classes say who is likely to be a visit in either order; the order only paces the first calls."""
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         last = connection.execute(
             sa.select(CampaignRun)
             .where(
@@ -496,7 +496,7 @@ def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalend
     """The first call of the campaign's next weekly run: this week's, unless it was launched already; then next week's.
     None: no calling day comes (policy.FIRST_CALL_HORIZON)."""
     week = week_start(now, calendar.tz)
-    with db.engine.connect() as connection:
+    with db.reading() as connection:
         launched = connection.execute(
             sa.select(col(CampaignRun.id)).where(
                 col(CampaignRun.campaign) == campaign.name,

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlmodel import col, select
 
@@ -166,7 +167,7 @@ def korean_font() -> Path | None:
     return None
 
 
-def draw_chart(rows: list[ReportRow], path: Path) -> str | None:
+def draw_chart(rows: list[ReportRow], path: Path | BinaryIO) -> str | None:
     """The weekly rates as a PNG, labelled in Korean. Without a Korean font the labels are English (never empty
     boxes), and the returned note says so."""
     import matplotlib

@@ -102,7 +102,8 @@ def launch_run(
 
 
 def run_status(db: Database, run_id: int) -> RunStatus:
-    with db.session() as session:
+    """The run's counts, read at one moment (a unit of its own, or the caller's)."""
+    with db.unit(read_only=True) as unit, unit.session() as session:
         return count_status(get_run(session, run_id), session.connection())
 
 

@@ -37,7 +37,7 @@ class Rung(StrEnum):
 
 
 RUNGS = tuple(Rung)
-RUNG_KOREAN = {
+RUNG_KOREAN: dict[str | None, str] = {  # Waiting.rung is a Rung's value
     None: "",
     Rung.GUARDIAN: "보호자 문자",
     Rung.OFFICER: "담당 공무원",

@@ -296,7 +296,10 @@ def judge(answers: SpeechAnswers, text: str, confidence: float) -> Verdict:
     neutral = {pattern[0] for pattern in map(_pattern, answers.neutral) if len(pattern) == 1}
     skippable = {key for key in neutral if key[1] == "M"}
     used = [False] * len(words)
-    help_, risk, well, unclear = [], [], [], []
+    help_: list[str] = []
+    risk: list[str] = []
+    well: list[str] = []
+    unclear: list[str] = []
 
     def negator_before(i: int) -> int | None:
         j = i - 1
@@ -350,8 +353,8 @@ def judge(answers: SpeechAnswers, text: str, confidence: float) -> Verdict:
             negators = [
                 j for j in (negator_before(claim.start), *claim.negators, negator_after(claim.end)) if j is not None
             ]
-        for j in negators:
-            used[j] = True
+        for k in negators:
+            used[k] = True
         negated = len(negators) % 2 == 1
         if len(negators) == 2:
             unclear.append(f"이중 부정 '{said}'")
@@ -389,16 +392,17 @@ def judge(answers: SpeechAnswers, text: str, confidence: float) -> Verdict:
         elif claim.list in ("no_trouble", "lacking"):
             j = word_after(claim.end)
             after = (words[j].form, words[j].kind) if j is not None else None
-            if after in _ABSENT and claim.list == "no_trouble" and not negated:
+            # j is None only when after is: the `j is not None` tests change no outcome, they only say so
+            if j is not None and after in _ABSENT and claim.list == "no_trouble" and not negated:
                 used[j] = True
                 if hedge := _hedge(words[j], tokens):
                     unclear.append(f"단정이 아님: {hedge}")  # 별일 없었어요, 아무 일 없을 거예요
                 else:
                     well.append(f"'{said} {words[j]}'")
-            elif claim.list == "no_trouble" and after in _PRESENT:
+            elif j is not None and claim.list == "no_trouble" and after in _PRESENT:
                 used[j] = True
                 help_.append(f"'{said} {words[j]}'")
-            elif claim.list == "lacking" and after in _LACKING:
+            elif j is not None and claim.list == "lacking" and after in _LACKING:
                 used[j] = True
                 help_.append(f"'{said} {words[j]}'")
             elif claim.list == "no_trouble":

@@ -98,7 +98,8 @@ def _hint(error: _click.exceptions.BadParameter) -> str:
 def _value_problem(error: _click.exceptions.BadParameter, texts: Texts) -> str:
     """What is wrong with the value, from pydantic's error when Typer's conversion raised one."""
     cause = error.__cause__
-    problems = cause.errors() if callable(getattr(cause, "errors", None)) else []
+    errors = getattr(cause, "errors", None)  # pydantic's ValidationError.errors
+    problems = errors() if callable(errors) else []
     if not problems:
         return error.message  # raised by a callback with its own words
     problem = problems[0]

@@ -185,7 +185,7 @@ def task_rows(
         sa.or_(col(VisitTask.revisit_on).is_(None), col(VisitTask.revisit_on) <= on),
     ] + ([col(VisitTask.team) == team] if team else [])
     # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
-    with db.engine.connect() as connection:
+    with db.reading() as connection:  # the page's unit when it has one
         total = connection.execute(sa.select(func.count()).select_from(VisitTask).where(*where)).scalar_one()
         # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.

@@ -310,3 +310,50 @@ def test_users_add_checks_role_team_and_password(cli):
     assert "Password (shown once" in made
     assert "already exists" in cli("users", "add", "kim", "--role", "officer", ok=False).output
     assert "no user 'nobody'" in cli("users", "disable", "nobody", ok=False).output
+
+
+def test_a_team_page_is_one_consistent_read_while_others_save(office, monkeypatch):
+    """A note another team saves while the list is being read is not half on the page: the page is one read."""
+    from safecall.store import CampaignRun
+    from safecall.web import data
+
+    db = office.db()
+    with db.session() as session:
+        task = session.exec(select(VisitTask).where(VisitTask.team == "1팀", VisitTask.kind == "visit")).first()
+    reading_the_page = data.earlier_notes
+
+    def a_note_saved_meanwhile(*args, **kwargs):
+        """Between the list's rows and its earlier notes: a visit of a week before is written down elsewhere."""
+        monkeypatch.setattr(data, "earlier_notes", reading_the_page)  # once
+        with db.transaction() as session:
+            now = office.clock.now()
+            week = CampaignRun(
+                campaign="weekly-safe-call",
+                week_start=datetime(2026, 11, 16).date(),
+                status="closed",
+                launched_at=now,
+                first_call_at=now,
+            )
+            session.add(week)
+            session.flush()
+            session.add(
+                VisitTask(
+                    person_id=task.person_id,
+                    run_id=week.id,
+                    kind="visit",
+                    team="1팀",
+                    created_at=now,
+                    created_on=datetime(2026, 11, 17).date(),
+                    status="closed",
+                    note="지난주 방문: 부재",
+                )
+            )
+        return reading_the_page(*args, **kwargs)
+
+    http = client(office)
+    log_in(http, "team1")
+    monkeypatch.setattr(data, "earlier_notes", a_note_saved_meanwhile)
+    during = http.get("/team/1팀")
+    assert during.status_code == 200 and data.earlier_notes is reading_the_page  # the note was saved mid-page
+    assert "지난주 방문: 부재" not in during.text  # not seen: the page reads the database as it was when it began
+    assert "지난주 방문: 부재" in http.get("/team/1팀").text  # the next page sees it

@@ -170,6 +170,7 @@ def campaign_validate(ctx: typer.Context, name: str = typer.Argument(..., help="
         raise InputError(
             app._("campaign {name!r} has {count} problem(s)").format(name=name, count=len(problems)), problems
         )
+    assert definition is not None, "check_campaign gives the definition when it finds no problem"
     app.say(app._("campaign {name!r} is valid").format(name=name))
     if instance.settings.testing.fast_retries:  # a test instance's switch: say so wherever it might have been left on
         app.err.print(
@@ -290,6 +291,7 @@ def campaign_launch(
             )
         )
     if dial_now:
+        assert run.id is not None, "a stored run has its id"
         dial(app, name, run.id)
 
 
@@ -308,6 +310,7 @@ def campaign_run(
                 run=r.id, campaign=r.campaign, week=r.week_start
             )
         )
+        assert r.id is not None, "a stored run has its id"
         dial(app, r.campaign, r.id)
 
 

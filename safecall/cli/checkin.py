@@ -25,6 +25,7 @@ def checkin_link(ctx: typer.Context, person: str = typer.Argument(..., help="Id 
     secret = settings.web.secret_key.resolve(services.instance.environ)  # a missing secret is a ConfigError naming it
     with services.db.session() as session:
         person_id = find_person(session, person).id
+    assert person_id is not None, "a stored person has their id"
     url = checkin.link_for_person(
         services.db,
         checkin.LinkSigner(secret),

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.core import (
     _click as click,
 )  # the Click Typer runs on (newer Typer vendors it): loading the other costs start-up
@@ -185,7 +184,7 @@ def config_argument(args: list[str]) -> str | None:
 FOREGROUND_COMMANDS = ("scheduler", "worker", "serve", "web")
 
 
-def fail(ctx, message: str, problems: list[str] = ()) -> None:
+def fail(ctx, message: str, problems: Sequence[str] = ()) -> None:
     app = invocation(ctx)
     problems = [translated(problem, app._) for problem in problems]
     if ctx.invoked_subcommand in FOREGROUND_COMMANDS:
@@ -255,7 +254,7 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
     if isinstance(command, typer.core.TyperGroup) or hasattr(command, "subcommand_metavar"):
         command.subcommand_metavar = texts._(SUBCOMMAND_METAVAR)
     for param in command.params:
-        if getattr(param, "help", None):
+        if isinstance(param, TyperArgument | TyperOption) and param.help:  # the parameters Typer makes have help
             param.help = help_text(param.help, texts)
         label_option_type(param, texts)
     if command.help:
@@ -263,7 +262,7 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
     if command.short_help:
         command.short_help = help_text(command.short_help, texts)
     if getattr(command, "_help_option", False) is None:  # Click 8.2+ builds --help once per command and keeps it
-        names = types.SimpleNamespace(help_option_names=command.context_settings.get("help_option_names", ["--help"]))
+        names = click.Context(command, help_option_names=command.context_settings.get("help_option_names", ["--help"]))
         option = command.get_help_option(names)
         if option is not None:
             option.help = texts._(HELP_OPTION)
@@ -288,7 +287,7 @@ def emit(
     fmt: str,
     headers: list[str],
     rows: list[list],
-    records: list[dict],
+    records: list[dict] | dict,  # JSON: the records, or one object
     title: str | None = None,
     whole: tuple[int, ...] = (),
 ) -> None:

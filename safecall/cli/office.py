@@ -62,6 +62,7 @@ def signals_launch(
     )
     app.say(message.format(run=check.run.id, people=check.people, day=day))
     if dial_now:
+        assert check.run.id is not None, "a stored run has its id"
         dial(app, name, check.run.id)
 
 
@@ -180,7 +181,11 @@ def ivr_try(
     loaded = load_flow(app.instance().ivr_dir, flow)
     if loaded.speech is None:
         raise InputError(N_("flow {flow!r} has no [speech] table: its calls take keys only"), flow=flow)
-    answers = [(said, confidence)] if said is not None else _answers_in(from_file)
+    if said is not None:
+        answers = [(said, confidence)]
+    else:
+        assert from_file is not None  # exactly one of them was given (checked above)
+        answers = _answers_in(from_file)
     for text, heard_with in answers:
         verdict = judge(loaded.speech, text, heard_with)
         # What the call does next, as the conversation of a real call would (the answer stored, if it is one).

@@ -136,8 +136,9 @@ def weather_check(
         else:
             line = app._("{advisory} (issued {issued}): nobody at higher risk to call.")
         app.say(line.format(advisory=advisory.korean(), issued=issued, people=check.people, run=check.run_id))
-        if check.new and dial_now:
-            dial(app, services.instance.settings.weather.campaign, check.run_id)
+        campaign = services.instance.settings.weather.campaign  # set: weather checks on need it (settings.py)
+        if check.new and dial_now and campaign and check.run_id is not None:  # a new check has its run
+            dial(app, campaign, check.run_id)
 
 
 def report_drift(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):

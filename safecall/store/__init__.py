@@ -1,4 +1,4 @@
-from safecall.store.db import Database, StoreError, audit, current_actor, real_now
+from safecall.store.db import Database, StoreError, UnitOfWork, audit, current_actor, real_now
 from safecall.store.models import (
     DISPOSITION_KOREAN,
     FINAL_STATES,
@@ -51,6 +51,7 @@ __all__ = [
     "Signal",
     "RunMember",
     "StoreError",
+    "UnitOfWork",
     "VisitTask",
     "WebUser",
     "audit",

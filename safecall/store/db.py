@@ -8,6 +8,7 @@ migrations in safecall/store/migrations, for both.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import pwd
@@ -23,12 +24,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
-from safecall.corereads import MIGRATIONS, at_head, migration_head  # noqa: F401 (migration_head re-exported)
+from safecall.corereads import MIGRATIONS, at_head, begin_one_read, migration_head  # noqa: F401 (migration_head re-exported)
 from safecall.dburl import mask_url, url_secrets
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
 from safecall.store.models import AuditEvent, table_of
 from safecall.store.prepared import DriverConnection, Prepared
+from safecall.store.repositories import Attempts, Members, Outbox, Runs, Tasks
 
 FIRST_REVISION = "0001"  # what databases made before migrations existed are
 MIGRATION_LOCK = 5_104_2026  # PostgreSQL advisory lock: workers starting together migrate one at a time
@@ -65,6 +67,7 @@ class Upgrade:
 class Database:
     def __init__(self, url: str, busy_timeout: float = 30):
         self.url = url
+        self.root = self  # a UnitOfWork's is the database it was opened on
         self._secrets = url_secrets(url)
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -271,7 +274,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed whole, or rolled back whole. A locked or full database is a StoreError."""
-        with self._store_errors(), self.session() as session:
+        with self.store_errors(), self.session() as session:
             try:
                 yield session
                 session.commit()
@@ -289,7 +292,7 @@ class Database:
         """
         held = getattr(self._held, "connection", None)
         reuse = held is not None and not self._held.busy
-        with self._store_errors():
+        with self.store_errors():
             connection = held if held is not None and reuse else self.engine.raw_connection()
             if reuse:
                 self._held.busy = True
@@ -318,7 +321,7 @@ class Database:
         For the dialer's run, where units of work follow each other all week: taking a connection from the
         pool and giving it back costs ~16 us a time, about 5 % of the engine's week (BENCHMARKS.md).
         """
-        with self._store_errors():
+        with self.store_errors():
             self._held.connection, self._held.busy = self.engine.raw_connection(), False
         try:
             yield
@@ -327,8 +330,32 @@ class Database:
             if held is not None:
                 held.close()
 
+    @property
+    def for_writes(self) -> Database:
+        """Where a write of the caller goes: here, unless this is a read-only unit (then its root, on its own)."""
+        return self
+
     @contextmanager
-    def _store_errors(self) -> Iterator[None]:
+    def unit(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """One unit of work for the caller's block: committed whole at its end, rolled back whole if it raises
+        (UnitOfWork). `read_only`: one consistent read, in which a write is an error."""
+        unit = UnitOfWork(self, read_only=read_only)
+        with self.store_errors():
+            try:
+                yield unit
+            except BaseException:
+                unit.finish(commit=False)
+                raise
+            unit.finish(commit=True)
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A Core connection for reads (columns, no ORM objects); inside a unit, the unit's."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def store_errors(self) -> Iterator[None]:
         """A locked or full database, through the ORM or the driver (prepared statements), is a StoreError."""
         try:
             yield
@@ -455,3 +482,134 @@ def chain_hash(previous: str, event) -> str:
         event.detail,
     ]
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+class UnitOfWork(Database):
+    """One unit of work, opened by its caller: a web request, a CLI command (a webhook and a dialer tick keep theirs
+    in the lifecycle's prepared statements, each committed before the trunk hears of it). Made by `Database.unit`,
+    which commits or rolls it back; the caller only uses it.
+
+    One connection in one transaction. It is a Database to the code it is handed to, sharing its root's engine and
+    compiled statements: their `session()`, `transaction()`, `statements()` and `reading()` all run on the unit's
+    connection, each as a savepoint (a block that fails is undone alone, as before), so the functions that take a
+    database need no change to take part. The repositories (`runs`, `members`, `attempts`, `tasks`, `outbox`) are
+    the unit's reads by table.
+
+    A read unit is one consistent read: every query sees the database as it was at the unit's first, whatever others
+    commit meanwhile (SQLite: one deferred transaction in WAL mode, `query_only`; PostgreSQL: REPEATABLE READ, READ
+    ONLY). A write unit on SQLite takes the write lock at its first statement (BEGIN IMMEDIATE): a deferred one that
+    read first could not write after another process's commit (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits
+    out)."""
+
+    def __init__(self, root: Database, *, read_only: bool):
+        self.__dict__.update(root.__dict__)  # url, engine, the prepared statements' cache, ...
+        self.root = root  # for what must not wait for the unit: the access log, a lease
+        self.read_only = read_only
+        self._connection: sa.Connection | None = None
+        self._finished = False
+        self._savepoints = itertools.count(1)
+        self.runs = Runs(self)
+        self.members = Members(self)
+        self.attempts = Attempts(self)
+        self.tasks = Tasks(self)
+        self.outbox = Outbox(self)
+
+    # ---- what the unit's code runs on --------------------------------------------------------------------------
+    def connection(self) -> sa.Connection:
+        """The unit's connection, opened and its transaction begun at first use (a unit nobody reads costs nothing)."""
+        if self._connection is None:
+            if self._finished:  # a reader that outlived its unit would open a transaction nobody ends
+                raise RuntimeError("this unit of work has ended")
+            connection = self.root.engine.connect()
+            try:
+                if self.read_only:
+                    if self.root.is_sqlite:  # a write here would be a bug: it fails instead of upgrading the snapshot
+                        connection.exec_driver_sql("PRAGMA query_only=1")
+                    begin_one_read(connection)
+                else:
+                    connection.begin()
+                    if self.root.is_sqlite:
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _close(connection, reset=self.root.is_sqlite and self.read_only)
+                raise
+            self._connection = connection
+        return self._connection
+
+    def session(self) -> Session:
+        """An ORM session on the unit's connection: its commit releases a savepoint, its close without one undoes it."""
+        return Session(bind=self.connection(), expire_on_commit=False, join_transaction_mode="create_savepoint")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.store_errors(), self.session() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def statements(self) -> Iterator[DriverConnection]:
+        """The unit's driver connection for prepared statements, the block a savepoint of the unit."""
+        with self.store_errors():
+            raw = self.connection().connection
+            name = f"unit_{next(self._savepoints)}"
+            cursor = raw.dbapi_connection.cursor()
+            try:
+                cursor.execute(f"SAVEPOINT {name}")
+                try:
+                    yield raw
+                except BaseException:
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    cursor.execute(f"RELEASE SAVEPOINT {name}")
+                    raise
+                cursor.execute(f"RELEASE SAVEPOINT {name}")
+            finally:
+                cursor.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        yield self.connection()
+
+    @property
+    def for_writes(self) -> Database:
+        return self.root if self.read_only else self
+
+    @contextmanager
+    def holding_a_connection(self) -> Iterator[None]:
+        yield  # a unit holds one already
+
+    @contextmanager
+    def unit(self, *, read_only: bool = False) -> Iterator[UnitOfWork]:
+        """Inside a unit, a unit asked for is this one: the caller that opened it owns the transaction."""
+        yield self
+
+    def dispose(self) -> None:
+        pass  # the engine is the root's
+
+    # ---- the end, by Database.unit -----------------------------------------------------------------------------
+    def finish(self, *, commit: bool) -> None:
+        connection, self._connection, self._finished = self._connection, None, True
+        if connection is None:
+            return
+        try:
+            if commit:
+                connection.commit()
+            else:
+                connection.rollback()
+        finally:
+            _close(connection, reset=self.root.is_sqlite and self.read_only)
+
+
+def _close(connection: sa.Connection, *, reset: bool) -> None:
+    """Back to the pool as it came: not query-only (the pool does not reset connections, db.py)."""
+    try:
+        if reset:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.exec_driver_sql("PRAGMA query_only=0")
+            connection.commit()
+    finally:
+        connection.close()

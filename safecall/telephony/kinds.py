@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from safecall.configfiles import validation_problems
 from safecall.errors import ConfigError
@@ -14,7 +14,11 @@ from safecall.telephony.asterisk.config import AsteriskTrunkConfig
 from safecall.telephony.simulated_config import SimulatedTrunkConfig
 from safecall.telephony.twilio.config import TwilioTrunkConfig
 
-CONFIG_MODELS = {"simulated": SimulatedTrunkConfig, "asterisk": AsteriskTrunkConfig, "twilio": TwilioTrunkConfig}
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "simulated": SimulatedTrunkConfig,
+    "asterisk": AsteriskTrunkConfig,
+    "twilio": TwilioTrunkConfig,
+}
 
 
 def parse_trunk(name: str, data: Any, path: Path):

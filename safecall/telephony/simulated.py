@@ -34,6 +34,7 @@ from safecall.conversation import (
     HangUp,
     KeepMessage,
     MessageRecorded,
+    NoInput,
     NoteSpeech,
     NoteTransfer,
     Play,
@@ -48,7 +49,7 @@ from safecall.conversation import (
 from safecall.errors import Message, SafeCallError, TrunkError
 from safecall.i18n import N_
 from safecall.ivr import speaking_seconds
-from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, TrunkKind
+from safecall.telephony.base import CallEvent, CallRequest, CallSink, Capacity, Check, LineResult, LiveCall, TrunkKind
 from safecall.telephony.simulated_config import BEHAVIOURS, SimulatedTrunkConfig, parse_spoken  # noqa: F401 (re-exported)
 from safecall.telephony.simulated_people import PersistentPeople
 
@@ -90,23 +91,43 @@ class _Call:
 class _Granting:
     """The sink of a preview (SimulatedTrunk.plan): the session is granted and the answer stored; nothing is written."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.keys: list[dict] = []
 
-    def start_ivr(self, token, at) -> bool:
+    def live_call(self, token: str) -> LiveCall | None:
+        return None  # a preview's call is never a resumed one
+
+    def start_ivr(self, token: str, at: datetime) -> bool:
         return True
 
-    def record_keypress(self, token, digit, outcome, at, speech=None, risk=False) -> bool:
+    def note_call_id(self, token: str, call_id: str) -> None:
+        pass
+
+    def record_keypress(
+        self,
+        token: str,
+        digit: str,
+        outcome: str,
+        at: datetime,
+        speech: tuple[str, float] | None = None,
+        risk: bool = False,
+    ) -> bool:
         self.keys.append({"digit": digit, "outcome": outcome})
         return True
 
-    def note_speech(self, token, text, confidence) -> None:
+    def note_speech(self, token: str, text: str, confidence: float) -> None:
         pass
 
-    def record_transfer(self, token, result, at, connected_seconds=None) -> bool:
+    def open_inbound_call(self, caller: str, at: datetime) -> LiveCall | None:
+        return None
+
+    def record_events(self, events: list[CallEvent]) -> None:
+        pass
+
+    def record_transfer(self, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
         return True
 
-    def record_message(self, token, ref, seconds, at) -> bool:
+    def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
         return True
 
 
@@ -177,19 +198,20 @@ class SimulatedTrunk:
     def plan(self, request: CallRequest) -> list[tuple]:
         """The whole course of one call when its IVR session is granted and its answer stored, in time order:
         (at, order, token, kind, extra) with kind answered, key or ended. For tests and drills: the sink is not asked."""
-        preview = SimulatedTrunk(self.config, self.clock, _Granting())
+        granting = _Granting()
+        preview = SimulatedTrunk(self.config, self.clock, granting)
         preview.people = self.people
         preview._schedule(request)
-        course = []
+        course: list[tuple] = []
         while preview._queue:
             at, order, token, kind, extra = heapq.heappop(preview._queue)
-            keys = len(preview.sink.keys)
+            keys = len(granting.keys)
             preview._fire(at, token, kind, extra, [])
             if kind == "answered":
                 course.append((at, order, token, kind, {}))
             elif kind == "ended":
                 course.append((at, order, token, kind, {"result": extra}))
-            course += [(at, order, token, "key", key) for key in preview.sink.keys[keys:]]
+            course += [(at, order, token, "key", key) for key in granting.keys[keys:]]
         return course
 
     def _line(self, request: CallRequest, resumed: bool = False, thanked: bool = False) -> list[tuple]:
@@ -319,6 +341,7 @@ class SimulatedTrunk:
                 LineResult.ANSWERED,
             )
             return
+        reply: Pressed | Said | NoInput
         if behaviour in ("ack", "help"):
             reply, seconds = PRESSED[behaviour], talk + call.draws.uniform(0.5, 3)
         elif behaviour.startswith("say:"):

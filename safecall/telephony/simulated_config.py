@@ -35,23 +35,17 @@ def spoken_ok(behaviour: str) -> bool:
         return False
 
 
+def default_mix() -> dict[str, float]:
+    return {"ack": 80, "help": 2, "no_key": 5, "no_answer": 9, "busy": 2, "machine": 1, "hangup": 1}
+
+
 class SimulatedTrunkConfig(Strict):
     type: Literal["simulated"]
     channels: int = Field(default=30, ge=1, le=10_000)
     calls_per_second: float = Field(default=5.0, gt=0, le=1000)
     seed: int = Field(default=2026, ge=0, le=2**32)
     # Per-call behaviour weights for people without a script.
-    mix: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] = Field(
-        default_factory=lambda: {
-            "ack": 80,
-            "help": 2,
-            "no_key": 5,
-            "no_answer": 9,
-            "busy": 2,
-            "machine": 1,
-            "hangup": 1,
-        }
-    )
+    mix: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]] = Field(default_factory=default_mix)
     # Share (percent) of people who answer no call at all that week, and of numbers that do not exist.
     away_percent: float = Field(default=3.0, ge=0, le=100)
     invalid_percent: float = Field(default=1.0, ge=0, le=100)

@@ -77,9 +77,10 @@ def create_web_app(
     app.state.link_signer = LinkSigner(secret)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.middleware("http")(headers_and_cookie)
-    app.add_exception_handler(LoginRequired, to_login)
-    app.add_exception_handler(StarletteHTTPException, error_page)  # the app's own and the router's (404, 405)
-    app.add_exception_handler(RequestValidationError, bad_parameter)
+    # As decorators: add_exception_handler's type takes only handlers of any Exception.
+    app.exception_handler(LoginRequired)(to_login)
+    app.exception_handler(StarletteHTTPException)(error_page)  # the app's own and the router's (404, 405)
+    app.exception_handler(RequestValidationError)(bad_parameter)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import users
 from safecall.audit import log_access
@@ -42,7 +42,7 @@ class Session:
     expires: datetime
 
     def matches(self, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf, token)
+        return token is not None and bool(token) and hmac.compare_digest(self.csrf, token)
 
 
 def token_hash(token: str) -> str:
@@ -84,8 +84,9 @@ class SessionStore:
 
     def create(self, user: WebUser) -> str:
         token, now = secrets.token_urlsafe(32), self.clock.now()
+        assert user.id is not None, "a session is made for a stored user"
         with self.db.transaction() as session:
-            session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))  # the ended ones
+            session.execute(sa.delete(WebSession).where(col(WebSession.expires_at) <= now))  # the ended ones
             session.add(
                 WebSession(
                     token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=now + self.lifetime
@@ -100,7 +101,7 @@ class SessionStore:
         with self.db.session() as session:
             row = session.exec(
                 select(WebUser)
-                .join(WebSession, WebSession.user_id == WebUser.id)
+                .join(WebSession, col(WebSession.user_id) == WebUser.id)
                 .where(WebSession.token_hash == token_hash(token), WebSession.expires_at > self.clock.now())
             ).first()
         return row if row is not None and not row.disabled else None
@@ -108,7 +109,7 @@ class SessionStore:
     def end(self, token: str | None) -> None:
         if token and isinstance(token, str):
             with self.db.transaction() as session:
-                session.execute(sa.delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+                session.execute(sa.delete(WebSession).where(col(WebSession.token_hash) == token_hash(token)))
 
 
 class LoginLimiter:
@@ -134,7 +135,7 @@ class LoginLimiter:
         with self.db.transaction() as session:
             self._clear_past_windows(session, window, now)
             keys = self._keys(username, address)
-            taken = []
+            taken: list[tuple[str, str]] = []
             for scope, key in keys:
                 if not self._take(session, scope, key, window):
                     for done in taken:  # give back what was taken for the other key
@@ -146,13 +147,13 @@ class LoginLimiter:
 
     def _take(self, session, scope: str, key: str, window: datetime) -> bool:
         exists = session.execute(
-            sa.select(LoginCount.id).where(
-                LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window
+            sa.select(col(LoginCount.id)).where(
+                col(LoginCount.scope) == scope, col(LoginCount.key) == key, col(LoginCount.window_start) == window
             )
         ).first()
         if exists is None:
             keys_now = session.execute(
-                sa.select(sa.func.count()).select_from(LoginCount).where(LoginCount.window_start == window)
+                sa.select(sa.func.count()).select_from(LoginCount).where(col(LoginCount.window_start) == window)
             ).scalar()
             if keys_now >= self.max_keys:
                 return False
@@ -166,10 +167,10 @@ class LoginLimiter:
         result = session.execute(
             sa.update(LoginCount)
             .where(
-                LoginCount.scope == scope,
-                LoginCount.key == key,
-                LoginCount.window_start == window,
-                LoginCount.checked < self.attempts,
+                col(LoginCount.scope) == scope,
+                col(LoginCount.key) == key,
+                col(LoginCount.window_start) == window,
+                col(LoginCount.checked) < self.attempts,
             )
             .values(checked=LoginCount.checked + 1)
         )
@@ -180,7 +181,7 @@ class LoginLimiter:
         values = {name: getattr(LoginCount, name) + amount for name, amount in amounts.items()}
         return session.execute(
             sa.update(LoginCount)
-            .where(LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window)
+            .where(col(LoginCount.scope) == scope, col(LoginCount.key) == key, col(LoginCount.window_start) == window)
             .values(**values)
         ).rowcount
 
@@ -189,8 +190,8 @@ class LoginLimiter:
     ) -> None:
         self._add(session, scope, key, window, refused=1)
         refused = session.execute(
-            sa.select(LoginCount.refused).where(
-                LoginCount.scope == scope, LoginCount.key == key, LoginCount.window_start == window
+            sa.select(col(LoginCount.refused)).where(
+                col(LoginCount.scope) == scope, col(LoginCount.key) == key, col(LoginCount.window_start) == window
             )
         ).scalar()
         if refused == 1:  # the first refusal of this key in this window; the rest are summed when the window is cleared
@@ -216,7 +217,7 @@ class LoginLimiter:
                     actor="web:-",
                 )
         if past:
-            session.execute(sa.delete(LoginCount).where(LoginCount.window_start < window))
+            session.execute(sa.delete(LoginCount).where(col(LoginCount.window_start) < window))
 
     def failed(self, username: str, address: str) -> None:
         window, now = self._window(), self.clock.now()
@@ -240,7 +241,11 @@ class LoginLimiter:
             self._add(session, addr_scope, addr, window, checked=-1)
             session.execute(
                 sa.update(LoginCount)
-                .where(LoginCount.scope == user_scope, LoginCount.key == user, LoginCount.window_start == window)
+                .where(
+                    col(LoginCount.scope) == user_scope,
+                    col(LoginCount.key) == user,
+                    col(LoginCount.window_start) == window,
+                )
                 .values(checked=0, failed=0)
             )
 

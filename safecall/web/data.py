@@ -1,20 +1,24 @@
-"""What the web pages show, read from the store: earlier notes, callbacks, a person's history, open runs."""
+"""What the web pages show, read from the store: earlier notes, callbacks, a person's history, open runs.
+
+Each reads in a unit of work: the page's own when it has one (one consistent read), else one of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date
 
-import sqlalchemy as sa
-from sqlmodel import select
-
-from safecall.domain import RunState, TaskKind, TaskStatus
+from safecall.domain import TaskStatus
 from safecall.runs import RunStatus, run_status
-from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, person_attempts
+from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask
 
 
 def earlier_notes(
-    db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset(), kinds: tuple[str, ...] = ("visit",)
+    db: Database,
+    person_ids: list[int],
+    *,
+    except_tasks: AbstractSet[int] = frozenset(),
+    kinds: tuple[str, ...] = ("visit",),
 ) -> dict[int, list[tuple[str, str]]]:
     """person id -> (kind, note) of their other (earlier) tasks of `kinds`, newest first.
 
@@ -23,24 +27,16 @@ def earlier_notes(
     notes: dict[int, list[tuple[str, str]]] = {pid: [] for pid in person_ids}
     if not person_ids:
         return notes
-    with (
-        db.engine.connect() as connection
-    ):  # columns only: a Connection costs less than an ORM Session (every list page reads this)
-        query = (
-            sa.select(VisitTask.id, VisitTask.person_id, VisitTask.kind, VisitTask.note)
-            .where(VisitTask.person_id.in_(person_ids), VisitTask.note.is_not(None), VisitTask.kind.in_(kinds))
-            .order_by(VisitTask.id.desc())
-        )
-        for task_id, person_id, kind, note in connection.execute(query):
+    with db.unit(read_only=True) as unit:  # a page's own unit when it has one (UnitOfWork, store/db.py)
+        for task_id, person_id, kind, note in unit.tasks.notes_of(person_ids, kinds):
             if task_id not in except_tasks:
                 notes[person_id].append((kind, note))
     return notes
 
 
 def task_and_person(db: Database, task_id: int) -> tuple[VisitTask, Person] | None:
-    with db.session() as session:
-        task = session.get(VisitTask, task_id)
-        return (task, session.get(Person, task.person_id)) if task is not None else None
+    with db.unit(read_only=True) as unit:
+        return unit.tasks.with_person(task_id)
 
 
 @dataclass
@@ -51,14 +47,8 @@ class CallbackItem:
 
 def callbacks(db: Database, *, since: date) -> tuple[list[CallbackItem], list[CallbackItem]]:
     """(open callbacks, callbacks closed since `since`): words of risk (위험 발언) first, then oldest first."""
-    with db.session() as session:
-        rows = session.exec(
-            select(VisitTask, Person)
-            .join(Person, Person.id == VisitTask.person_id)
-            .where(VisitTask.kind == TaskKind.CALLBACK)
-            .order_by(VisitTask.risk_speech.desc(), VisitTask.created_at, VisitTask.id)
-        )
-        items = [CallbackItem(task, person) for task, person in rows]
+    with db.unit(read_only=True) as unit:
+        items = [CallbackItem(task, person) for task, person in unit.tasks.callbacks()]
     return (
         [i for i in items if i.task.status == TaskStatus.OPEN],
         [i for i in items if i.task.status == TaskStatus.CLOSED and i.task.created_on >= since],
@@ -75,35 +65,19 @@ class PersonHistory:
 
 
 def person_history(db: Database, person_id: int) -> PersonHistory | None:
-    with db.session() as session:
+    with db.unit(read_only=True) as unit, unit.session() as session:
         person = session.get(Person, person_id)
         if person is None:
             return None
-        runs = list(
-            session.exec(
-                select(CampaignRun, RunMember)
-                .join(RunMember, RunMember.run_id == CampaignRun.id)
-                .where(RunMember.person_id == person_id)
-                .order_by(CampaignRun.week_start.desc(), CampaignRun.id.desc())
-            )
+        return PersonHistory(
+            person,
+            unit.members.of_person(person_id),
+            unit.attempts.of_person(person_id),
+            unit.tasks.of_person(person_id),
+            unit.members.changes_of(person_id),
         )
-        attempts = list(session.exec(person_attempts(person_id).order_by(Attempt.placed_at.desc())))
-        tasks = list(
-            session.exec(select(VisitTask).where(VisitTask.person_id == person_id).order_by(VisitTask.id.desc()))
-        )
-        changes = list(
-            session.exec(
-                select(AuditEvent)
-                .where(AuditEvent.subject == f"person {person_id}", AuditEvent.action.like("person.%"))
-                .order_by(AuditEvent.id.desc())
-            )
-        )
-    return PersonHistory(person, runs, attempts, tasks, changes)
 
 
 def open_runs(db: Database) -> list[RunStatus]:
-    with db.session() as session:
-        ids = list(
-            session.exec(select(CampaignRun.id).where(CampaignRun.status == RunState.OPEN).order_by(CampaignRun.id))
-        )
-    return [run_status(db, run_id) for run_id in ids]
+    with db.unit(read_only=True) as unit:
+        return [run_status(unit, run_id) for run_id in unit.runs.open_ids()]

@@ -6,6 +6,8 @@ The routers hold no state of their own: two apps built from two offices' service
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Annotated
 
@@ -31,9 +33,16 @@ class LoginRequired(Exception):
 
 
 # ---- the app's state ---------------------------------------------------------------------------
-# The routes' dependencies are async: a sync one would take a worker thread only to read an attribute.
-async def services_of(request: Request) -> Services:
-    return request.app.state.services
+def services_of(request: Request) -> Iterator[Services]:
+    """The office's services for this request, their database one unit of work the request opens (UnitOfWork, store/db.py):
+    a page's reads are one consistent read; a form's writes are committed together, before the answer is sent
+    (scope "function", below), or not at all if the request fails."""
+    services: Services = request.app.state.services
+    with services.db.unit(read_only=request.method in ("GET", "HEAD")) as unit:
+        yield replace(services, db=unit, _lifecycle=services.lifecycle)
+
+
+# The other dependencies are async: a sync one would take a worker thread only to read an attribute.
 
 
 async def teams_of(request: Request) -> list[str]:
@@ -48,7 +57,7 @@ def codec_of(request: Request) -> SessionCodec:
     return request.app.state.codec
 
 
-Svc = Annotated[Services, Depends(services_of)]
+Svc = Annotated[Services, Depends(services_of, scope="function")]
 Teams = Annotated[list[str], Depends(teams_of)]
 
 
@@ -135,6 +144,11 @@ def may_see_team(teams: list[str], user: WebUser, team: str) -> None:
 
 def logged(services: Services, user: WebUser, action: str, subject: str, detail: str = "") -> None:
     """An audit row naming the web user: every page that shows personal data writes one."""
-    log_access(
-        services.db, at=services.now(), action=action, subject=subject, detail=detail, actor=f"web:{user.username}"
+    log_access(  # a page's row on its own (its unit only reads); a form's with the form's writes
+        services.db.for_writes,
+        at=services.now(),
+        action=action,
+        subject=subject,
+        detail=detail,
+        actor=f"web:{user.username}",
     )

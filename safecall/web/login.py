@@ -32,7 +32,7 @@ async def login(request: Request, services: Svc, username: str = Form(""), passw
     outcome = await anyio.to_thread.run_sync(
         functools.partial(
             log_in,
-            services.db,
+            services.db.root,  # the session store's own short transactions: no lock held across the password hash
             shared.limiter,
             sessions_of(request),
             username,

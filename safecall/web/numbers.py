@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import or_, select
+from sqlmodel import col, or_, select
 
 from safecall import phones
 from safecall.domain import PersonStatus, TaskKind, TaskStatus
@@ -40,9 +40,9 @@ def open_number_tasks(db: Database) -> list[NumberTask]:
         rows = list(
             session.exec(
                 select(VisitTask, Person)
-                .join(Person, Person.id == VisitTask.person_id)
+                .join(Person, col(Person.id) == VisitTask.person_id)
                 .where(VisitTask.kind == TaskKind.NUMBER, VisitTask.status == TaskStatus.OPEN)
-                .order_by(VisitTask.created_at, VisitTask.id)
+                .order_by(col(VisitTask.created_at), col(VisitTask.id))
             )
         )
         items = []
@@ -51,7 +51,7 @@ def open_number_tasks(db: Database) -> list[NumberTask]:
                 session.exec(
                     select(Attempt)
                     .where(Attempt.run_id == task.run_id, Attempt.person_id == person.id)
-                    .order_by(Attempt.number)
+                    .order_by(col(Attempt.number))
                 )
             )
             dead = list(
@@ -88,9 +88,10 @@ def fix_number(
             raise InputError(
                 N_("visit task {task} is already closed with outcome {outcome}"),
                 task=task_id,
-                outcome=Keyword("outcome", task.outcome),
+                outcome=Keyword("outcome", task.outcome or ""),  # a closed task has its outcome
             )
         person = session.get(Person, task.person_id)
+        assert person is not None, "a task's person is kept (the task refers to it)"
         dead = set(
             session.exec(
                 select(Attempt.phone).where(
@@ -160,7 +161,7 @@ def _visit_when_unreachable(session, task: VisitTask, person: Person, *, now: da
     if seen is None:
         session.add(
             VisitTask(
-                person_id=person.id,
+                person_id=task.person_id,  # the person is the task's
                 run_id=task.run_id,
                 kind=TaskKind.VISIT,
                 team=person.team,

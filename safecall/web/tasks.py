@@ -70,9 +70,11 @@ def saved_message(services: Services, user: WebUser, saved: int | None, kind: st
     if not saved:
         return None
     found = data.task_and_person(services.db, saved)
-    if found is None or found[0].kind != kind or found[0].outcome is None:
+    if found is None:
         return None
     task, person = found
+    if task.kind != kind or task.outcome is None:
+        return None
     if user.role == WebRole.TEAM and task.team != user.team:
         return None
     return confirmation(person.name, task.outcome, person.paused_until)
@@ -181,7 +183,8 @@ def show_task(
     """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
     task = task_for(services, teams, user, task_id)
     history = data.person_history(services.db, task.person_id)
-    notes = data.earlier_notes(services.db, [task.person_id], except_tasks={task.id}, kinds=note_kinds(user))[
+    assert history is not None, "a task's person is kept (the task refers to it)"
+    notes = data.earlier_notes(services.db, [task.person_id], except_tasks={task_id}, kinds=note_kinds(user))[
         task.person_id
     ]
     logged(services, user, "web.view", f"task {task_id}", f"person={task.person_id}")
@@ -199,7 +202,7 @@ def show_task(
         help_calls=helpline.help_calls(services.db, task.run_id, task.person_id)
         if task.kind == TaskKind.CALLBACK
         else [],
-        clock=waiting(services, task.run_id).get(task.id),
+        clock=waiting(services, task.run_id).get(task_id),
         today=today,  # the browser's bounds of the hospital date; the server checks them again
         latest_until=today
         + timedelta(days=OFFICER_HOSPITAL_MAX_DAYS if user.role == WebRole.OFFICER else HOSPITAL_MAX_DAYS),

@@ -31,7 +31,7 @@ def peer_addresses(host: str) -> frozenset[str]:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ConfigError(f"the PBX address {host!r} does not resolve: {exc}") from exc
-    return frozenset(plain_address(info[4][0]) for info in infos)
+    return frozenset(plain_address(str(info[4][0])) for info in infos)  # an IP address: str for these families
 
 
 def plain_address(address: str) -> str:
@@ -48,7 +48,7 @@ class _Channel:
 class ChannelWatch:
     """Fed every AMI event; keeps the channels whose Uniqueid is one of SafeCall's until their Hangup."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._changed = threading.Condition()
         self._channels: dict[str, _Channel] = {}
 

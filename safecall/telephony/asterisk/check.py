@@ -23,7 +23,7 @@ from safecall.telephony.base import Check
 class _Probe:
     """A FastAGI session that only notes which token reached it and from where, then hangs up."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seen: dict[str, str] = {}  # token -> the address the session came from
         self.arrived = threading.Event()
 

@@ -33,6 +33,7 @@ from safecall.conversation import (
     Closing,
     Conversation,
     End,
+    Event,
     HangUp,
     KeepMessage,
     MessageRecorded,
@@ -66,10 +67,10 @@ class SocketAGI(AGI):
     def __init__(self, stream, peer: str = ""):
         self.peer = peer  # the address the connection came from
         self.stdin = self.stdout = stream
-        self.stderr = io.StringIO()  # pyst2 narrates every command to stderr; keep it off the logs
+        self.stderr: io.TextIOBase = io.StringIO()  # pyst2 narrates every command to stderr; keep it off the logs
         self._got_sighup = False
         self.hung_up = False
-        self.env = {}
+        self.env: dict[str, str] = {}
         self._get_agi_env()
         self.stderr = _Discard()
 
@@ -162,7 +163,8 @@ class FastAgiServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]  # the server's address, typed
+        return host, port
 
     def start(self) -> FastAgiServer:
         self._thread = threading.Thread(
@@ -325,54 +327,54 @@ class IvrSessions:
         actions = conversation.handle(ANSWERED)
         try:
             while actions:
-                reply = None
+                reply: Event | None = None
                 for action in actions:
-                    kind = type(action)
-                    if kind is Claim:
+                    if isinstance(action, Claim):
                         reply = Claimed(self.sink.start_ivr(token, self.now()))
                         if not reply.ok:
                             log.warning(
                                 "AGI session refused: the attempt is closed or its one IVR session began already"
                             )
-                    elif kind is Ask:
+                    elif isinstance(action, Ask):
                         if not answered:
                             agi.answer()
                             answered = True
                         digits = agi.get_data(self._audio(action.prompt, style), int(action.timeout * 1000), 1)
                         # The whole reply is the key: "12" or "1'..." is no key of the flow, never its first character.
                         reply = Pressed(digits) if digits else NO_INPUT
-                    elif kind is Store:
+                    elif isinstance(action, Store):
                         reply = Stored(self._store(token, action))
-                    elif kind is Closing:
+                    elif isinstance(action, Closing):
                         agi.execute(
                             "STREAM FILE", self._audio(action.closing, style), '""'
                         )  # as Asterisk's own dialplan sends it
                         agi.execute("SET VARIABLE", "SAFECALL_RESULT", f'"{action.outcome or "no_key"}"')
-                    elif kind is Play:
+                    elif isinstance(action, Play):
                         agi.execute("STREAM FILE", self._audio(action.prompt, style), '""')
-                    elif kind is Transfer:
+                    elif isinstance(action, Transfer):
                         reply = self._transfer(agi, call, action)
-                    elif kind is NoteTransfer:
+                    elif isinstance(action, NoteTransfer):
                         self._keep(
                             self.sink.record_transfer, token, action.result, self.now(), action.connected_seconds
                         )
-                    elif kind is RecordMessage:
+                    elif isinstance(action, RecordMessage):
                         reply = self._record(agi, call, action)
-                    elif kind is KeepMessage:
+                    elif isinstance(action, KeepMessage):
                         self._keep(self.sink.record_message, token, action.ref, action.seconds, self.now())
-                    elif kind is End:
+                    elif isinstance(action, End):
                         self._end(token)
-                    elif kind is HangUp:
+                    elif isinstance(action, HangUp):
                         agi.hangup()
                 actions = conversation.handle(reply) if reply is not None else ()
         finally:
             for action in conversation.handle(HUNG_UP):  # only if the conversation was not over
-                if type(action) is End:
+                if isinstance(action, End):
                     self._end(token)
 
     def _transfer(self, agi: SocketAGI, call: LiveCall, transfer: Transfer) -> TransferResult:
         """Dial the duty officer from this channel; `g`: the call comes back here when the officer hangs up, so what
         became of it is read (on a caller who hung up, too: GET VARIABLE works on a dead channel)."""
+        assert self.help_dial is not None, "a Transfer comes only with office hours, which need help_dial"
         dial = self.help_dial(transfer.number)
         dialled, _ = agi.command(f'EXEC Dial "{dial},{transfer.ring_seconds},g"')
         caller_gone = dialled == "-1"  # Dial returns -1 when the caller hung up; the HANGUP notice may follow

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def build_prompts(
     out_dir: Path,
     *,
     force: bool = False,
-    skip: set[str] = frozenset(),
+    skip: AbstractSet[str] = frozenset(),
     which: Callable[[str], str | None] = shutil.which,
 ) -> tuple[list[Path], list[Path]]:
     """Speak the flow's texts with espeak-ng: (written, kept). Files already there are kept unless `force`;
@@ -75,7 +76,7 @@ def build_prompts(
         return [], kept
     espeak, sox = which("espeak-ng"), which("sox")
     missing = [name for name, path in (("espeak-ng", espeak), ("sox", sox)) if not path]
-    if missing:
+    if missing or espeak is None or sox is None:
         raise ConfigError(
             f"{' and '.join(missing)} not installed (Debian: apt-get install espeak-ng sox); "
             f"or record {', '.join(sorted(todo))} and give them with --from DIR"

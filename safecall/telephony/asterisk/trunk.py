@@ -54,7 +54,7 @@ def failure_result(reason: int | None, cause: int | None) -> str:
         return CAUSE_RESULT[cause]
     if reason in REASON_RESULT:
         return REASON_RESULT[reason]
-    return CAUSE_RESULT.get(cause, LineResult.FAILED)
+    return CAUSE_RESULT.get(cause, LineResult.FAILED) if cause is not None else LineResult.FAILED
 
 
 def dial_number(e164: str, number_format: str) -> str:

@@ -50,6 +50,7 @@ from safecall.conversation import (
     Closing,
     Conversation,
     End,
+    Event,
     HangUp,
     KeepMessage,
     MessageRecorded,
@@ -183,7 +184,11 @@ State = Annotated[WebhookState, Depends(state_of)]
 async def signed_params(request: Request, hooks: State) -> dict[str, str]:
     """The request's form, if Twilio signed it for the public URL (behind the proxy); else Unsigned."""
     form = await request.form()
-    params = {key: value for key, value in form.multi_items()}
+    params: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):  # Twilio posts no files
+            raise Unsigned()
+        params[key] = value
     url = hooks.public_base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     signature = request.headers.get("X-Twilio-Signature", "")
     if not (signature and hooks.validator.validate(url, params, signature)):
@@ -286,37 +291,36 @@ def apology(speaking: Speaking) -> Response:
 
 # ---- the conversation --------------------------------------------------------------------------
 async def converse(
-    hooks: WebhookState, call: LiveCall, conversation: Conversation, event, sid: str, *, first: bool = False
+    hooks: WebhookState, call: LiveCall, conversation: Conversation, event: Event, sid: str, *, first: bool = False
 ) -> Response:
     """The conversation's actions as TwiML, the sink's answers fed back, until it waits for the caller or is over."""
     sink, now, response = hooks.sink, hooks.now, VoiceResponse()
     actions = conversation.handle(event)
     while actions:
-        reply = None
+        reply: Event | None = None
         for action in actions:
-            kind = type(action)
-            if kind is Claim:
+            if isinstance(action, Claim):
                 reply = Claimed(await hooks.in_thread(sink.start_ivr, call.token, now()))
-            elif kind is Ask:
+            elif isinstance(action, Ask):
                 if first:
                     lead(hooks.speaking, response)
                 gather_into(hooks, response, call, action, conversation)
-            elif kind is NoteSpeech:  # heard, but no answer: kept for the officer ("안 괜찮아요" matters)
+            elif isinstance(action, NoteSpeech):  # heard, but no answer: kept for the officer ("안 괜찮아요" matters)
                 await hooks.in_thread(sink.note_speech, call.token, action.text, action.confidence)
-            elif kind is Store:
+            elif isinstance(action, Store):
                 reply = Stored(await store(hooks, call, action))
-            elif kind is Closing:
+            elif isinstance(action, Closing):
                 speak(hooks.speaking, response, call, action.closing, action.text)
-            elif kind is Play:
+            elif isinstance(action, Play):
                 speak(hooks.speaking, response, call, action.prompt, action.text)
-            elif kind is Transfer:  # Twilio dials; <Dial action> reports what came of it (help_dial below)
+            elif isinstance(action, Transfer):  # Twilio dials; <Dial action> reports what came of it (help_dial below)
                 response.dial(
                     action.number,
                     timeout=action.ring_seconds,
                     method="POST",
                     action=help_url(hooks, "dial", call, conversation),
                 )
-            elif kind is RecordMessage:
+            elif isinstance(action, RecordMessage):
                 # The recording's status callback keeps the message too, whether or not Twilio requests the action
                 # of a caller who hung up mid-message.
                 response.record(
@@ -329,19 +333,21 @@ async def converse(
                     recording_status_callback=help_url(hooks, "recording", call, conversation),
                     recording_status_callback_method="POST",
                 )
-            elif kind is NoteTransfer:
+            elif isinstance(action, NoteTransfer):
                 await keep(
                     hooks, hooks.sink.record_transfer, call.token, action.result, now(), action.connected_seconds
                 )
-            elif kind is KeepMessage:
+            elif isinstance(action, KeepMessage):
                 await keep(hooks, hooks.sink.record_message, call.token, action.ref, action.seconds, now())
-            elif kind is End:  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
+            elif isinstance(
+                action, End
+            ):  # no dialer waits for a call-back: its end is recorded here (or by its status callback)
                 await hooks.in_thread(
                     sink.record_events,
                     [CallEvent(call.token, "ended", now(), LineResult.ANSWERED, "call-back IVR done")],
                 )
                 hooks.inbound_calls.pop(sid, None)
-            elif kind is HangUp:
+            elif isinstance(action, HangUp):
                 if action.unsaved:
                     say(hooks.speaking, response, APOLOGY)
                 response.hangup()
