@@ -556,7 +556,9 @@ class UnitOfWork(Database):
         with self.store_errors():
             raw = self.connection().connection
             name = f"unit_{next(self._savepoints)}"
-            cursor = raw.dbapi_connection.cursor()
+            driver = raw.dbapi_connection
+            assert driver is not None  # None only once the pooled connection is closed
+            cursor = driver.cursor()
             try:
                 cursor.execute(f"SAVEPOINT {name}")
                 try:
