@@ -50,7 +50,8 @@ def after_open_seconds(calendar: CallingCalendar, start: datetime, seconds: floa
 def chain_end(
     first_call: datetime, lengths: list[timedelta], spacing: list[str], calendar: CallingCalendar
 ) -> datetime:
-    """When a chain of calls of these lengths ends if its first call is placed at `first_call` and every retry on time."""
+    """When a chain of calls of these lengths ends if its first
+    call is placed at `first_call` and every retry on time."""
     placed = first_call
     for number, length in enumerate(lengths, start=1):
         ended = placed + length

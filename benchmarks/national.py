@@ -89,7 +89,7 @@ def instance(directory: Path, districts: int, workers: int, channels_each: int) 
 def write_rosters(directory: Path, people: int, dongs: list[str]) -> list[Path]:
     """The synthetic roster in files of ROSTER_FILE_PEOPLE people."""
     rows, paths = synthetic_people(people, dongs), []
-    for part in range(0, people, ROSTER_FILE_PEOPLE):
+    for _ in range(0, people, ROSTER_FILE_PEOPLE):
         path = directory / f"roster-{len(paths) + 1}.csv"
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)

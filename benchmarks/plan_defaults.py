@@ -1,10 +1,10 @@
 """Measure the default chains of `campaign plan` (safecall/planning.py) on simulated weeks of training seeds.
 
 Plays `--weeks` weeks of persistent simulated people through the real engine (benchmarks/finish_weeks.py) for each
-training configuration, then pools how the people of each planning class (their class by the week before the run) ended each run after
-the first, how everyone ended the first (the default mix, nobody has history yet), and the mean length of the
-n-th call over every run. The
-seeds here are kept apart from those benchmarks/plan_vs_naive.py measures the plan on.
+training configuration, then pools how the people of each planning class (their class by the week before the run)
+ended each run after the first, how everyone ended the first (the default mix, nobody has history yet), and the mean
+length of the n-th call over every run. The seeds here are kept apart from those benchmarks/plan_vs_naive.py
+measures the plan on.
 
     python benchmarks/plan_defaults.py --jobs 2 --json benchmarks/results/plan-defaults.json
 """
@@ -80,7 +80,7 @@ def measure(keep: Path, outcomes: dict, seconds: dict) -> None:
                 .order_by(RunMember.id)
             ).all()
             for (_, state, attempts), (_, history) in zip(
-                members, member_histories(connection, run.id, run.campaign, run.week_start, 4, tz)
+                members, member_histories(connection, run.id, run.campaign, run.week_start, 4, tz), strict=True
             ):
                 if state == MemberState.WITHDRAWN or attempts == 0:
                     continue

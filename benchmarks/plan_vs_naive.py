@@ -164,7 +164,7 @@ def main() -> None:
     configs = [(max(20, round(people * args.scale)), channels, order, seed) for people, channels, order, seed in chosen]
     with ThreadPoolExecutor(args.jobs) as pool:
         played = list(pool.map(lambda config: play(*config, args.weeks), configs))
-    rows = [row for config, week in zip(configs, played) for row in compare(config, week)]
+    rows = [row for config, week in zip(configs, played, strict=True) for row in compare(config, week)]
     scores = [score(config, rows) for config in configs]
     report({"command": " ".join(sys.argv), "machine": machine(), "scores": scores, "weeks": rows}, args.json)
 

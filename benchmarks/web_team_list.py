@@ -195,7 +195,9 @@ async def load(
     ]
     ready = len(accounts) - logging_in
     try:
-        await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))
+        await asyncio.gather(
+            *(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready], strict=True))
+        )
         until, began, cpu_began = time.monotonic() + seconds, time.perf_counter(), cpu()
 
         async def arrive(client: httpx.AsyncClient, name: str, team: str) -> None:
@@ -207,9 +209,12 @@ async def load(
         await asyncio.gather(
             *(
                 keep_asking(client, name, team, until, think, cards[team], pages, errors)
-                for client, (name, team) in zip(clients[:ready], accounts[:ready])
+                for client, (name, team) in zip(clients[:ready], accounts[:ready], strict=True)
             ),
-            *(arrive(client, name, team) for client, (name, team) in zip(clients[ready:], accounts[ready:])),
+            *(
+                arrive(client, name, team)
+                for client, (name, team) in zip(clients[ready:], accounts[ready:], strict=True)
+            ),
         )
         return {
             "pages": pages,
@@ -291,7 +296,7 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}")
+                    raise SystemExit(f"the server did not start: {log.read_text()[-3000:]}") from None
                 time.sleep(0.2)
         load_before = os.getloadavg()
         measured = asyncio.run(
@@ -405,8 +410,10 @@ def main() -> None:
                 shutil.rmtree(office)
                 results.append({"round": number, "code": name, **figures})
                 print(
-                    f"round {number} {name}: {figures['pages_per_second']} pages/s, {figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
-                    f"p99 {figures['pages']['p99_ms']} ms, with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
+                    f"round {number} {name}: {figures['pages_per_second']} pages/s, "
+                    f"{figures['server_cpu_ms_per_page']} ms CPU a page, p50 {figures['pages']['p50_ms']} ms, "
+                    f"p99 {figures['pages']['p99_ms']} ms, "
+                    f"with logins p99 {figures['all_requests_logins_included']['p99_ms']} ms, "
                     f"logins max {figures['logins'].get('max_ms')} ms, load {figures['load_average_after'][0]}",
                     file=sys.stderr,
                     flush=True,

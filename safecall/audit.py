@@ -47,7 +47,8 @@ def audit_events(
 def log_access(
     db: Database, *, at: datetime, action: str, subject: str, detail: str = "", actor: str | None = None
 ) -> None:
-    """A read or an export of personal data (or a refused login), in its own transaction: the read itself changes nothing."""
+    """A read or an export of personal data (or a refused login), in its own transaction:
+    the read itself changes nothing."""
     with db.transaction() as session:
         audit(session, at=at, action=action, subject=subject, detail=detail, actor=actor)
 
@@ -120,7 +121,8 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
         problems.append(
             Message(
                 N_(
-                    "the audit chain's head says {head} rows, the last row is number {last}: rows at its end were deleted"
+                    "the audit chain's head says {head} rows, the last row is number {last}: "
+                    "rows at its end were deleted"
                 ),
                 head=head.seq,
                 last=expected_seq - 1,

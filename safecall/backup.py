@@ -63,7 +63,8 @@ def take_backup(db: Database, target: Path, *, pg_dump: str = "pg_dump") -> Path
             db,
             target,
             N_(
-                "`pg_dump` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"
+                "`pg_dump` was not found: install the PostgreSQL client of the server's version "
+                "(Debian: apt-get install postgresql-client)"
             ),
         )
     except BackupError:
@@ -112,7 +113,8 @@ def restore_backup(db: Database, source: Path, *, pg_restore: str = "pg_restore"
         db,
         source,
         N_(
-            "`pg_restore` was not found: install the PostgreSQL client of the server's version (Debian: apt-get install postgresql-client)"
+            "`pg_restore` was not found: install the PostgreSQL client of the server's version "
+            "(Debian: apt-get install postgresql-client)"
         ),
     )
 

@@ -164,7 +164,8 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
         return [
             Message(
                 N_(
-                    "{path}: key 'notify.guardian_sms': guardian texts need the office's number, [sms] callback_number in {settings_file}"
+                    "{path}: key 'notify.guardian_sms': "
+                    "guardian texts need the office's number, [sms] callback_number in {settings_file}"
                 ),
                 path=path,
                 settings_file=settings_file,
@@ -187,7 +188,8 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
             problems.append(
                 Message(
                     N_(
-                        "{path}: key 'notify.{key}': {size} bytes in EUC-KR for {sample} and {callback}, over the {most} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS"
+                        "{path}: key 'notify.{key}': {size} bytes in EUC-KR for {sample} and {callback}, "
+                        "over the {most} of one SMS; shorten it, or set notify.allow_lms = true to send it as LMS"
                     ),
                     path=path,
                     key=key,

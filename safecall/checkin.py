@@ -205,7 +205,8 @@ def queue_checkin_links(
 ) -> int:
     """Texts with a link, once per run member, for those who owe one now (see the module's text); returns how many.
 
-    `text_first`: how long the first call of a person reached by text first waits for their tap (through `lifecycle`)."""
+    `text_first`: how long the first call of a person reached by text first waits for their tap
+    (through `lifecycle`)."""
     queued = 0
     with db.transaction() as session:
         due = session.exec(

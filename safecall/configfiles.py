@@ -130,7 +130,8 @@ def _quoted_problem(error: ErrorDetails, key: str, path: Path) -> Message:
         fixed = error["input"].strip()
     return Message(
         N_(
-            "{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: write {key} = {fixed}, without quotes"
+            "{path}: key '{key}': {value} is quoted text, and this release reads no number or true/false from text: "
+            "write {key} = {fixed}, without quotes"
         ),
         path=path,
         key=key,

@@ -169,7 +169,8 @@ class RecordMessage:
 
 @dataclass(frozen=True, slots=True)
 class KeepMessage:
-    """Keep the recorded message with the attempt, for its call-back task (CallSink.record_message); nothing to feed back."""
+    """Keep the recorded message with the attempt, for its call-back task (CallSink.record_message);
+    nothing to feed back."""
 
     ref: str
     seconds: float
@@ -217,8 +218,8 @@ UNCLEAR_BEFORE_KEYS_ONLY = 2  # unclear spoken answers after which only keys are
 class Conversation:
     """One call's IVR. `listens`: the trunk can hear speech (and the flow has spoken answers); `inbound`: a call-back.
 
-    `asked`, `unclear` and `keys_only` are all a trunk without memory between requests (Twilio) carries to resume the call:
-    Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY) (or waiting=WAIT_TRANSFER or
+    `asked`, `unclear` and `keys_only` are all a trunk without memory between requests (Twilio) carries to resume the
+    call: Conversation(flow, ..., asked=a, unclear=u, keys_only=k, waiting=WAIT_REPLY) (or waiting=WAIT_TRANSFER or
     WAIT_MESSAGE, for the transfer's or the message's result).
 
     `office_open`: the duty officer's office hours hold now (IvrFlow.office_open, with the injected

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-# Query parameters of a database URL that hold a secret: libpq takes ?password= and ?sslpassword= as well as user:PASSWORD@.
+# Query parameters of a database URL that hold a secret:
+# libpq takes ?password= and ?sslpassword= as well as user:PASSWORD@.
 SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
 
 

@@ -28,10 +28,13 @@ SUBJECT = {
     TaskKind.NUMBER: "[안심콜] {day} 번호 확인 필요 명단 ({team})",
 }
 BODY = {
-    TaskKind.VISIT: "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n명단을 보고 방문 결과를 기록하려면 로그인하세요:\n{link}\n",
-    TaskKind.CALLBACK: "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n오늘 중으로 연락해 주세요:\n{link}\n",
+    TaskKind.VISIT: "{team} 담당 {day} 가정방문 대상은 {count}명입니다.\n"
+    "명단을 보고 방문 결과를 기록하려면 로그인하세요:\n{link}\n",
+    TaskKind.CALLBACK: "{team} 담당 {day} 안심콜에서 2번(도움 요청)을 누른 분이 {count}명입니다.\n"
+    "오늘 중으로 연락해 주세요:\n{link}\n",
     # Number tasks are not on a web page yet: the list is the outbox file, or the CLI.
-    TaskKind.NUMBER: "{team} 담당 {day} 안심콜에서 없는 번호로 나온 분이 {count}명입니다.\n번호를 확인해 고쳐 주세요. 명단은 "
+    TaskKind.NUMBER: "{team} 담당 {day} 안심콜에서 없는 번호로 나온 분이 {count}명입니다.\n"
+    "번호를 확인해 고쳐 주세요. 명단은 "
     "발송 폴더의 {day}-number-{team} 파일이나 'safecall visits list --kind number'로 볼 수 있습니다.\n",
 }
 # The counts behind the list, by why people are on it: a team plans its day from the e-mail alone.

@@ -685,7 +685,8 @@ class Dialer:
                     due = entry.rules.calendar.next_open(
                         max(next_due, self.next_placement, now, entry.busy_until or now)
                     )
-                    # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly; no attempt is spent on it.
+                    # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly;
+                    # no attempt is spent on it.
                     candidates.append(due if self.trunk.ready() else max(due, now + NOT_READY_WAIT))
         return max(now, min(candidates)) if candidates else now
 

@@ -60,7 +60,8 @@ def sqlite_fault(file: Path, exc: Exception) -> Message:
     if "locked" in text or "busy" in text:
         return Message(
             N_(
-                "{file} is locked by another process ({text}): a SafeCall command or scheduler still running, or a stuck one "
+                "{file} is locked by another process ({text}): "
+                "a SafeCall command or scheduler still running, or a stuck one "
                 "(`fuser {file}` names it); nothing can be recorded until it ends"
             ),
             file=file,
@@ -131,7 +132,8 @@ def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
             sqlite_fault(
                 file,
                 sqlite3.OperationalError(
-                    f"database or disk is full: {free // (1024 * 1024)} MiB free on its disk, SafeCall needs {MIN_FREE_BYTES // (1024 * 1024)} MiB"
+                    f"database or disk is full: {free // (1024 * 1024)} MiB free on its disk, "
+                    f"SafeCall needs {MIN_FREE_BYTES // (1024 * 1024)} MiB"
                 ),
             ),
         )
@@ -370,7 +372,8 @@ def web_checks(instance: Instance) -> list[Check]:
                 False,
                 Message(
                     N_(
-                        "[web] host = {host!r} listens on every network; use 127.0.0.1 behind the TLS proxy (docs/web.md)"
+                        "[web] host = {host!r} listens on every network; "
+                        "use 127.0.0.1 behind the TLS proxy (docs/web.md)"
                     ),
                     host=web.host,
                 ),
@@ -385,7 +388,8 @@ def web_checks(instance: Instance) -> list[Check]:
                 False,
                 Message(
                     N_(
-                        "[web] secure_cookies = false sends the session cookie without HTTPS; set it to true (false only for a trial on 127.0.0.1)"
+                        "[web] secure_cookies = false sends the session cookie without HTTPS; "
+                        "set it to true (false only for a trial on 127.0.0.1)"
                     )
                 ),
             )

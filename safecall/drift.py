@@ -88,8 +88,12 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
             select(Attempt, col(RunMember.person_id), col(CampaignRun.week_start))
             .join(RunMember, col(RunMember.id) == Attempt.member_id)
             .join(CampaignRun, col(CampaignRun.id) == Attempt.run_id)
-            .where(CampaignRun.label == "weekly", CampaignRun.status == RunState.CLOSED, Attempt.inbound == False)
-        )  # noqa: E712
+            .where(
+                CampaignRun.label == "weekly",
+                CampaignRun.status == RunState.CLOSED,
+                Attempt.inbound == False,  # noqa: E712 (an SQL expression, not a Python truth test)
+            )
+        )
         if person_ids is not None:
             query = query.where(col(RunMember.person_id).in_(person_ids))
         rows = list(session.exec(query))

@@ -61,11 +61,11 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
             .where(
                 VisitTask.status == TaskStatus.OPEN,
                 VisitTask.kind == TaskKind.VISIT,
-                VisitTask.overdue == False,  # noqa: E712
+                VisitTask.overdue == False,  # noqa: E712 (an SQL expression, not a Python truth test)
                 VisitTask.created_at <= cutoff,
             )
         )
-        for task, person in tasks:
+        for task, _person in tasks:
             flag_task_overdue(task)
             session.add(task)
             flagged.append(stored_id(task))
@@ -80,7 +80,8 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
                     Channel.EMAIL,
                     officer,
                     f"[안심콜] 방문 결과 기록 기한 초과: 과제 {task.id} ({task.team}). "
-                    f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. 내일 명단 맨 위에 올립니다.\n"
+                    f"{task.created_on} 생성 후 {settings.visits.overdue_after_hours}시간이 지났습니다. "
+                    "내일 명단 맨 위에 올립니다.\n"
                     f"{settings.web.base_url}/task/{task.id}",
                     now,
                 )
@@ -142,7 +143,8 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                     f"duty-officer-risk:task:{task.id}",
                     Channel.SMS,
                     settings.sms.duty_officer,
-                    f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). 안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
+                    f"[안심콜] 위험 발언: 과제 {task.id} ({task.team}). "
+                    "안심콜 답변에 자살이나 응급 상황을 뜻하는 말이 있었습니다. "
                     f"바로 연락해 주세요. {settings.web.base_url}/callbacks",
                     now,
                 )
@@ -152,10 +154,12 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
                     f"officer-callback:task:{task.id}",
                     Channel.EMAIL,
                     officer,
-                    f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). 안심콜 답변에 자살이나 응급 상황을 "
+                    f"[안심콜] 위험 발언, 바로 회신 필요 (과제 {task.id}, {task.team}). "
+                    "안심콜 답변에 자살이나 응급 상황을 "
                     f"뜻하는 말이 있었습니다. 바로 연락해 주세요.\n{settings.web.base_url}/callbacks"
                     if task.risk_speech
-                    else f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). 안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "
+                    else f"[안심콜] 도움 요청 회신 필요 (과제 {task.id}, {task.team}). "
+                    "안심콜에서 도움을 요청하셨습니다 (2번, 말씀 또는 문자 링크). "
                     f"오늘 중으로 연락해 주세요.\n{settings.web.base_url}/callbacks",
                     now,
                 )

@@ -34,7 +34,8 @@ _CHUNK = 5_000
 
 @dataclass(frozen=True)
 class FirstCallOrder:
-    """Order a new run's first calls by history, paced at `per_call` (mean call length x calls per person / channels)."""
+    """Order a new run's first calls by history,
+    paced at `per_call` (mean call length x calls per person / channels)."""
 
     per_call: timedelta
     weeks: int = WEEKS_LOOKED_AT
@@ -60,7 +61,8 @@ class FirstCallOrder:
 def member_histories(
     connection: sa.Connection, run_id: int, campaign: str, week: date, weeks: int, tz: tzinfo
 ) -> Iterator[tuple[int, list[WeekOutcome]]]:
-    """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first), by member id.
+    """(member id, the person's outcomes in the campaign's `weeks` weekly runs before `week`, newest first),
+    by member id.
 
     Each week's hour is the local hour (in `tz`) of the last call the person answered that week.
     """

@@ -1,4 +1,5 @@
-"""Where the instance is, its TOML files read, and the language it speaks: what every command needs before anything else.
+"""Where the instance is, its TOML files read, and the language it speaks: what every command needs before anything
+else.
 
 Its own module, without pydantic or the settings' models, so that `safecall --help` can pick the language of its help
 without loading them (issue 29: start-up is imports).

@@ -111,7 +111,8 @@ class HelpLine(Strict):
         return value or None
 
     def is_open(self, at: datetime) -> bool:
-        """Whether the duty officer can be put through at `at` (the injected clock's now): office hours, an office day."""
+        """Whether the duty officer can be put through at `at` (the injected clock's now):
+        office hours, an office day."""
         start, _, end = self.office_hours.partition("-")
         return CallingCalendar.build(
             ZoneInfo(self.timezone), start, end, list(self.office_days), self.holidays

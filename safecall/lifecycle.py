@@ -1,4 +1,5 @@
-"""The call lifecycle: what follows a call (a pure decision), and the module that writes attempts, tasks and members' states.
+"""The call lifecycle: what follows a call (a pure decision), and the module that writes attempts, tasks and members'
+states.
 
 (history.py writes one thing more: each member's first-call time, once, when a run is launched.)
 
@@ -586,7 +587,8 @@ class CallLifecycle:
         connection: DriverConnection | None = None,
         placed: Sequence[tuple[int, datetime]] = (),
     ) -> list:
-        """Record what the trunk reported, in one transaction (the caller's, if given); returns the attempts that closed.
+        """Record what the trunk reported, in one transaction (the caller's, if given);
+        returns the attempts that closed.
 
         `placed`: (attempt id, the moment its call was really placed) where that differs from the planned moment.
         An unknown token, or a report on a call already closed, changes nothing.

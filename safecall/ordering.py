@@ -150,7 +150,7 @@ def plan_first_calls(
     placed = [array("q") for _ in starts]
     past_the_pace = [array("q") for _ in range(25)]  # by hour, NO_HOUR first
     earliest = 0  # the earliest stretch with a free slot
-    for member_id, hour in zip(chain.from_iterable(ids), chain.from_iterable(hours)):
+    for member_id, hour in zip(chain.from_iterable(ids), chain.from_iterable(hours), strict=True):
         stretch = earliest if hour == NO_HOUR else max(earliest, stretch_at[hour])
         while stretch < len(starts) and not room[stretch]:
             stretch += 1
@@ -163,7 +163,7 @@ def plan_first_calls(
         placed[stretch].append(member_id)
         while earliest < len(starts) and not room[earliest]:
             earliest += 1
-    for start, here in zip(starts, placed):
+    for start, here in zip(starts, placed, strict=True):
         for rank, member_id in enumerate(here):
             yield member_id, start + per_call * rank
     for rank, member_id in enumerate(chain.from_iterable(past_the_pace)):

@@ -74,7 +74,8 @@ class Chains:
     unreachable: tuple[float, ...]
 
     def split(self, attempt: int) -> tuple[float, float]:
-        """Of the people who reach call `attempt`: the share who become final non-responders, and the share who go on."""
+        """Of the people who reach call `attempt`:
+        the share who become final non-responders, and the share who go on."""
         reaching = 1.0 - sum(self.answered[: attempt - 1]) - sum(self.unreachable[: attempt - 1])
         if reaching <= 1e-12:
             return 0.0, 0.0
@@ -339,7 +340,7 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
             .order_by(col(RunMember.id))
         ).all()
         histories = member_histories(connection, last.id, campaign.name, last.week_start, 4, tz)
-        for (member_id, state, attempts), (_, history) in zip(members, histories):
+        for (_member_id, state, attempts), (_, history) in zip(members, histories, strict=True):
             if state == MemberState.WITHDRAWN or attempts == 0:
                 continue
             outcomes[planning_class(history)][

@@ -81,10 +81,11 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
         by_callback = set(
             session.exec(
                 select(Attempt.member_id).where(
-                    Attempt.inbound == True, Attempt.disposition == Disposition.ACKNOWLEDGED
+                    Attempt.inbound == True,  # noqa: E712 (an SQL expression, not a Python truth test)
+                    Attempt.disposition == Disposition.ACKNOWLEDGED,
                 )
             )
-        )  # noqa: E712
+        )
         by_checkin = set(
             session.exec(
                 select(Attempt.member_id).where(

@@ -333,10 +333,10 @@ def _check_rows(
 
     for row in rows:
 
-        def cell(name: str) -> Any:
+        def cell(name: str, row: TableRow = row) -> Any:
             return row.values.get(mapping[name]) if name in mapping else None
 
-        def problem(name: str, message: str) -> None:
+        def problem(name: str, message: str, row: TableRow = row) -> None:
             problems.append(
                 (
                     row.row,
@@ -444,7 +444,8 @@ def _check_rows(
                     "dong",
                     Message(
                         N_(
-                            "dong {dong!r} is in no team's dongs in config/safecall.toml; check the spelling or add it to a team"
+                            "dong {dong!r} is in no team's dongs in config/safecall.toml; "
+                            "check the spelling or add it to a team"
                         ),
                         dong=person["dong"],
                     ),

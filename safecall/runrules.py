@@ -37,7 +37,8 @@ def snapshot_text(definition: CampaignDef, flow: IvrFlow) -> str:
 
 
 def files_snapshot(instance: Instance, name: str) -> str:
-    """The campaign's rules as its files say now, as a run launched now keeps them (an invalid campaign is an InputError)."""
+    """The campaign's rules as its files say now,
+    as a run launched now keeps them (an invalid campaign is an InputError)."""
     definition = load_campaign(instance, name)
     return snapshot_text(definition, load_flow(instance.ivr_dir, definition.ivr_flow))
 

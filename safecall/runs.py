@@ -49,7 +49,8 @@ def launch_run(
     A week is never skipped: when its slot is a holiday or a closed day, or its window is over, the first calls
     move to the next calling day, even one in the next week (the run keeps its own week_start, and may be open
     beside next week's run). Raises NoCallingDayError when no calling day comes within FIRST_CALL_HORIZON.
-    `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call time.
+    `order`: give the first calls times by last weeks' outcomes (safecall/ordering.py); None: all at the first call
+    time.
     `rules`: the campaign's rules as the run keeps them (Services.rules_snapshot); None: taken from the files when
     the run is first dialled.
     """
@@ -65,8 +66,9 @@ def launch_run(
         first_call = first_call_of_week(calendar, week, campaign.schedule.weekday, campaign.schedule.start, now=now)
         if first_call is None:
             raise NoCallingDayError(
-                f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days after the slot of the week of "
-                f"{week}; check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml"
+                f"campaign {campaign.name!r}: no calling day within {FIRST_CALL_HORIZON.days} days "
+                f"after the slot of the week of {week}; "
+                f"check its window (weekdays, hours) and skip_holidays in campaigns/{campaign.name}.toml"
             )
         run = CampaignRun(
             campaign=campaign.name, week_start=week, label=label, launched_at=now, first_call_at=first_call, rules=rules

@@ -247,7 +247,8 @@ def escalate(
                             key,
                             Channel.EMAIL,
                             recipient,
-                            f"[안심콜] 확인 대기 시간 {waited}: 과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
+                            f"[안심콜] 확인 대기 시간 {waited}: "
+                            f"과제 {task.id} ({task.team}) 결과가 아직 기록되지 않았습니다. "
                             f"{'팀장님께 알립니다. ' if rung == Rung.TEAM_LEAD else ''}바로 확인해 주세요.\n{page}",
                             now,
                         )
@@ -260,7 +261,8 @@ def escalate(
                             f"{key}:{recipient}",
                             Channel.EMAIL,
                             recipient,
-                            f"[안심콜] 119/112 안전 확인 요청 검토: 과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
+                            "[안심콜] 119/112 안전 확인 요청 검토: "
+                            f"과제 {task.id} ({task.team}), 확인 대기 시간 {waited}. "
                             f"아직 아무도 이분의 안전을 확인하지 못했습니다. 119 또는 112에 안전 확인을 요청할지 "
                             f"담당자가 판단해 주세요. 안심콜은 직접 요청하지 않습니다.\n{page}",
                             now,

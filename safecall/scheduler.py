@@ -132,10 +132,13 @@ class Scheduler:
             teams,
             key=key,
             now=now,
-            body=f"[안심콜] 캠페인 {name}의 {week} 주간 통화를 시작하지 못했습니다. 캠페인 설정이 이번 판에서 유효하지 않습니다"
+            body=f"[안심콜] 캠페인 {name}의 {week} 주간 통화를 시작하지 못했습니다. "
+            "캠페인 설정이 이번 판에서 유효하지 않습니다"
             f"{' (진행 중인 회차도 전화를 걸지 않고 있습니다)' if open_run else ''}.\n\n이유:\n{why}\n\n"
-            f"campaigns/{name}.toml을 고친 뒤 `safecall upgrade check`로 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
-            text=f"[안심콜] 캠페인 {name} 설정 오류로 이번 주 안심콜이 시작되지 않았습니다. 전자우편의 이유를 확인해 주세요.",
+            f"campaigns/{name}.toml을 고친 뒤 `safecall upgrade check`로 확인해 주세요. "
+            "고치면 다음 확인 때 바로 시작합니다.",
+            text=f"[안심콜] 캠페인 {name} 설정 오류로 이번 주 안심콜이 시작되지 않았습니다. "
+            "전자우편의 이유를 확인해 주세요.",
         )
         log_event(
             log,
@@ -216,7 +219,8 @@ class Scheduler:
             key=f"officer-no-calling-day:{definition.name}:{week}",
             now=now,
             body=f"[안심콜] 캠페인 {definition.name}의 {week} 주간 통화를 시작하지 못했습니다. 통화할 수 있는 날이 "
-            f"{FIRST_CALL_HORIZON.days}일 안에 없습니다. campaigns/{definition.name}.toml의 통화 시간대(window: 요일, 시간)와 "
+            f"{FIRST_CALL_HORIZON.days}일 안에 없습니다. "
+            f"campaigns/{definition.name}.toml의 통화 시간대(window: 요일, 시간)와 "
             f"공휴일 설정(skip_holidays)을 확인해 주세요. 고치면 다음 확인 때 바로 시작합니다.",
         )
         log_event(

@@ -113,7 +113,8 @@ class Services:
     def first_call_order(
         self, campaign: CampaignDef, every_trunk: bool = False, campaigns: Iterable[CampaignDef] | None = None
     ) -> FirstCallOrder | None:
-        """How a new run of `campaign` orders its first calls (None: due-time order), paced at its share of the channels."""
+        """How a new run of `campaign` orders its first calls (None: due-time order),
+        paced at its share of the channels."""
         if campaign.schedule.first_calls != "history":
             return None
         return FirstCallOrder.for_channels(self.campaign_channels(campaign, every_trunk, campaigns))

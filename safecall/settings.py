@@ -32,7 +32,8 @@ INSTANCE_FOLDERS = ("config", "campaigns", "ivr")
 
 
 def korean_number(value: str | None) -> str | None:
-    """A settings phone number: checked as a Korean number (the ValueError says why), kept as written; None stays None."""
+    """A settings phone number: checked as a Korean number (the ValueError says why), kept as written;
+    None stays None."""
     if value is not None:
         phones.normalise(value)
     return value
@@ -181,7 +182,8 @@ class SmsSettings(Strict):
             raise ValueError(
                 Message(
                     N_(
-                        'email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) and was removed; use provider = "solapi" (see docs/operations.md)'
+                        "email_gateway is not for Korea (Korean carriers offer no e-mail-to-SMS gateway) "
+                        'and was removed; use provider = "solapi" (see docs/operations.md)'
                     )
                 )
             )
@@ -422,7 +424,8 @@ def load_instance(root: Path, environ: Mapping[str, str] | None = None) -> Insta
     if not settings_path.exists():
         raise ConfigError(
             N_(
-                "{path}: file not found. Create an instance with 'safecall init DIR' and select it with --config DIR or {variable}."
+                "{path}: file not found. "
+                "Create an instance with 'safecall init DIR' and select it with --config DIR or {variable}."
             ),
             path=settings_path,
             variable=CONFIG_ENV,

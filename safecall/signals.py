@@ -62,11 +62,11 @@ def import_signals(
     with db.session() as session:
         for row in rows:
 
-            def cell(name):
+            def cell(name, row=row):
                 value = row.values.get(mapping.get(name, ""), None)
                 return "" if value is None else str(value).strip()
 
-            def problem(name, message):
+            def problem(name, message, row=row):
                 problems.append(
                     Message(
                         N_("row {row}, column {column!r}: {problem}"),

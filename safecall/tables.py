@@ -148,7 +148,8 @@ def _read_bytes(path: Path, limits: Limits) -> bytes:
         if size > limits.file_bytes:
             raise InputError(
                 N_(
-                    "{path}: the file is {mib:.0f} MiB; SafeCall reads at most {most_mib} MiB (split it into several files)"
+                    "{path}: the file is {mib:.0f} MiB; "
+                    "SafeCall reads at most {most_mib} MiB (split it into several files)"
                 ),
                 path=path,
                 mib=size / MiB,
@@ -199,7 +200,7 @@ def _table(source: str, records: list[list[Any]], header_index: int) -> Table:
                 header_cells=len(header),
             )
         cells = list(record[: len(header)]) + [None] * (len(header) - len(record))
-        rows.append(TableRow(row=number, values=dict(zip(header, cells))))
+        rows.append(TableRow(row=number, values=dict(zip(header, cells, strict=True))))
     return Table(source=source, header=header, header_row=header_index + 1, rows=rows)
 
 
@@ -316,7 +317,9 @@ class UsedRange:
         if row > limits.rows or column > limits.columns:
             raise InputError(
                 N_(
-                    "{source}: a cell at {column}{row}: the sheet reaches beyond what SafeCall reads ({last_column}{most_rows}: {most_columns} columns, {most_rows} rows); delete the stray cells, or copy the table into a new sheet"
+                    "{source}: a cell at {column}{row}: the sheet reaches beyond what SafeCall reads "
+                    "({last_column}{most_rows}: {most_columns} columns, {most_rows} rows); "
+                    "delete the stray cells, or copy the table into a new sheet"
                 ),
                 source=self.source,
                 column=column_letters(column),
@@ -329,7 +332,8 @@ class UsedRange:
         if self.rows * self.columns > limits.cells:
             raise InputError(
                 N_(
-                    "{source}: the cells span A1:{last_column}{rows}, {cells} cells; SafeCall reads at most {most_cells} (delete stray cells far from the table, or split the file)"
+                    "{source}: the cells span A1:{last_column}{rows}, {cells} cells; "
+                    "SafeCall reads at most {most_cells} (delete stray cells far from the table, or split the file)"
                 ),
                 source=self.source,
                 last_column=column_letters(self.columns),
@@ -358,7 +362,8 @@ def _xlsx_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Cal
         if member.file_size > limits.zip_member_bytes:
             raise InputError(
                 N_(
-                    "{path}: the part {part} unpacks to {mib:.0f} MiB (at most {most_mib} MiB): a cell or sheet far too large for a roster"
+                    "{path}: the part {part} unpacks to {mib:.0f} MiB (at most {most_mib} MiB): "
+                    "a cell or sheet far too large for a roster"
                 ),
                 path=path,
                 part=member.filename,
@@ -674,7 +679,8 @@ def _xls_sheets(path: Path, data: bytes, limits: Limits) -> list[tuple[str, Call
     if not data.startswith(OLE_MAGIC):
         raise InputError(
             N_(
-                "{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); open it in Excel and save it as .xlsx"
+                "{path}: not an Excel workbook (an .xls file that is something else, e.g. a web page); "
+                "open it in Excel and save it as .xlsx"
             ),
             path=path,
         )

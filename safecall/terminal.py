@@ -90,7 +90,7 @@ def print_listing(
         out.print(Text(plain(title), style="bold"))
     for row in cells:
         out.print(Text(f"{headers[0]} {row[0]}", style="bold"))
-        for header, cell in zip(headers[1:], row[1:]):
+        for header, cell in zip(headers[1:], row[1:], strict=True):
             if cell:
                 out.print(Text(f"  {header}: {cell}"))
 

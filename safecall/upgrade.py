@@ -138,7 +138,8 @@ def upgrade_report(root: Path, environ: Mapping[str, str]) -> Report:
         where = N_("beside the SQLite file") if db.is_sqlite else N_("with pg_dump in {folder}")
         database = Message(
             N_(
-                "`safecall db upgrade` will take the database from schema revision {current} to {head}, after a backup {where}"
+                "`safecall db upgrade` will take the database from schema revision {current} to {head}, "
+                "after a backup {where}"
             ),
             current=state.describe(),
             head=state.head,

@@ -1,4 +1,5 @@
-"""Accounts of the web app: argon2 password hashes, roles, disable and reset. The CLI and the web's admin page use these."""
+"""Accounts of the web app: argon2 password hashes, roles, disable and reset.
+The CLI and the web's admin page use these."""
 
 from __future__ import annotations
 
@@ -25,14 +26,16 @@ MIN_PASSWORD = 10
 MIN_STRENGTH = 3  # zxcvbn's score (0-4): 3 is "safely unguessable" against an offline attack on a slow hash
 MAX_USERNAME = 32
 # After NFKC: ASCII letters (lower case) and digits, Hangul syllables, and '-', '_', '.' between them. Nothing else,
-# so no name can look like another: Cyrillic 'а' is refused, fullwidth 'ａｄｍｉｎ' becomes 'admin', 'officer²' 'officer2'.
+# so no name can look like another: Cyrillic 'а' is refused, fullwidth 'ａｄｍｉｎ' becomes 'admin',
+# 'officer²' 'officer2'.
 USERNAME = re.compile(r"[a-z0-9\uac00-\ud7a3]+(?:[-_.][a-z0-9\uac00-\ud7a3]+)*")
 # argon2id at OWASP's recommended minimum (Password Storage Cheat Sheet: 19 MiB, 2 passes, 1 lane), with zxcvbn's
 # strength 3 above. argon2-cffi's default (RFC 9106's low-memory choice: 64 MiB, 3 passes, 4 lanes) took 8x the CPU
 # of a login and, ten logins at once, stalled every page; hashes made with it still verify (the parameters are in
 # the hash) and are made again with these at the user's next login.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verifying against this when the user does not exist costs the same time as a real check: no user enumeration by timing.
+# Verifying against this when the user does not exist costs the same time as a real check:
+# no user enumeration by timing.
 _DUMMY_HASH = HASHER.hash("not a password of anyone")
 
 
@@ -42,7 +45,8 @@ def new_password() -> str:
 
 
 def normalise_username(typed: str) -> str:
-    """The one spelling of a user name: NFKC (fullwidth and superscript forms become plain ones), Latin in lower case."""
+    """The one spelling of a user name: NFKC (fullwidth and superscript forms become plain ones),
+    Latin in lower case."""
     return unicodedata.normalize("NFKC", typed).strip().lower()
 
 
@@ -57,7 +61,8 @@ def check_username(typed: str) -> str:
     if not name or len(name) > MAX_USERNAME or not USERNAME.fullmatch(name):
         raise InputError(
             N_(
-                "user name {name!r}: use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"
+                "user name {name!r}: "
+                "use at most {most} Latin letters (a-z), Hangul, digits, and '-', '_' or '.' between them"
             ),
             name=typed[: MAX_USERNAME * 2],
             most=MAX_USERNAME,
@@ -72,7 +77,8 @@ def _check_password(password: str, username: str = "") -> None:
     if zxcvbn(password[:200], user_inputs=[username, "safecall", "안심콜"])["score"] < MIN_STRENGTH:
         raise InputError(
             N_(
-                "the password is too easy to guess (repeated, common or a pattern); use a longer phrase of unrelated words"
+                "the password is too easy to guess (repeated, common or a pattern); "
+                "use a longer phrase of unrelated words"
             )
         )
 

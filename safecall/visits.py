@@ -123,7 +123,8 @@ class VisitRow:
 def open_task_rows(
     db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, teams: Sequence[str] = ()
 ) -> dict[str, list[VisitRow]]:
-    """Open tasks created by `on`, one list per team, most urgent first. Every team in `teams` gets a list, empty or not."""
+    """Open tasks created by `on`, one list per team, most urgent first.
+    Every team in `teams` gets a list, empty or not."""
     by_team: dict[str, list[VisitRow]] = {name: [] for name in teams if not team or name == team}
     for row in task_rows(db, tz, on=on, kind=kind, team=team)[1]:
         by_team.setdefault(row.team, []).append(row)
@@ -187,7 +188,8 @@ def task_rows(
     # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
     with db.reading() as connection:  # the page's unit when it has one
         total = connection.execute(sa.select(func.count()).select_from(VisitTask).where(*where)).scalar_one()
-        # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered, answered without a key, higher risk, older, then by name.
+        # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered,
+        # answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
         ordered = (
             sa.select(col(VisitTask.id))
@@ -341,7 +343,8 @@ def _chunks(ids: list[int], size: int = 900):
 
 @functools.lru_cache(maxsize=16_384)  # every view of a team's list describes the same attempts again
 def _attempts_text(attempts: tuple, tz: ZoneInfo) -> str:
-    """A task's attempts, oldest first, as the list shows them; `attempts` are rows (hashable, so they key the cache)."""
+    """A task's attempts, oldest first, as the list shows them;
+    `attempts` are rows (hashable, so they key the cache)."""
     return " / ".join(_describe_attempt(attempt, tz) for attempt in attempts)
 
 
@@ -396,7 +399,8 @@ def _write_private(path: Path, write) -> None:
 
 
 def export_lists(by_team: dict[str, list[VisitRow]], *, output: Path, fmt: str, on: date, kind: str) -> list[Path]:
-    """A .csv or .xlsx path gets one file (a sheet per team for XLSX); any other path is a folder with a file per team."""
+    """A .csv or .xlsx path gets one file (a sheet per team for XLSX);
+    any other path is a folder with a file per team."""
     if fmt not in ("csv", "xlsx"):
         raise InputError(N_("unknown format {fmt!r} (use table, csv or xlsx)"), fmt=fmt)
     if output.suffix.lower() in (".csv", ".xlsx"):
@@ -427,7 +431,8 @@ def check_record(
     officer: bool,
     officer_hint: str = N_("ask a welfare officer to record it"),
 ) -> None:
-    """The bounds of a visit or call-back record, for the web and the CLI alike; an InputError naming each field at fault.
+    """The bounds of a visit or call-back record, for the web and the CLI alike;
+    an InputError naming each field at fault.
 
     No outcome is no record (a form saved untouched); a note holds at most NOTE_MAX_CHARS; a hospital stay pauses
     the calls from today up to HOSPITAL_MAX_DAYS ahead, longer only for an officer (`officer_hint` says how).
@@ -476,7 +481,8 @@ def check_record(
 
 
 def confirmation(name: str, outcome: str, paused_until: date | None = None) -> str:
-    """'김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다': what was saved and what happens next (Korean, for the web)."""
+    """'김영수: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다':
+    what was saved and what happens next (Korean, for the web)."""
     step = NEXT_STEP.get(outcome, "").format(until=paused_until or "")
     return f"{name}: {OUTCOME_KOREAN.get(outcome, outcome)} 저장됨" + (f" — {step}" if step else "")
 
@@ -495,7 +501,8 @@ def record_outcome(
     officer: bool = False,
     officer_hint: str = N_("ask a welfare officer to record it"),
 ) -> VisitTask:
-    """Write what the visit (or call-back) found. not_home keeps the task open for tomorrow's list; most others close it.
+    """Write what the visit (or call-back) found.
+    not_home keeps the task open for tomorrow's list; most others close it.
 
     `now` is the time the outcome is for (a drill's --now); the real time is stored beside it. `team`, when given,
     is the only team whose task may be recorded (a team member on the web). `officer`: the record is a welfare

@@ -121,7 +121,8 @@ def parse_advisories(text: str, tz: ZoneInfo) -> list[Advisory]:
             continue
         if header is None:
             raise WeatherError(f"KMA answer line {number}: a row before the column names (# REG_UP, ..., REG_ID, ...)")
-        row = dict(zip(header, (cell.strip() for cell in stripped.split(","))))
+        # Not strict: a KMA row ends in a comma, one cell more than the names.
+        row = dict(zip(header, (cell.strip() for cell in stripped.split(",")), strict=False))
         kind = KINDS.get(row.get("WRN", ""))
         if kind is None or row.get("CMD", "") in LIFTED:
             continue

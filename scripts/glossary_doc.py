@@ -1,4 +1,5 @@
-"""Write docs/glossary.md from safecall/glossary.py (run after changing the glossary; tests/test_glossary.py checks it)."""
+"""Write docs/glossary.md from safecall/glossary.py
+(run after changing the glossary; tests/test_glossary.py checks it)."""
 
 from __future__ import annotations
 

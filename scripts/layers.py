@@ -89,14 +89,15 @@ def main(argv: list[str]) -> None:
     graph = import_graph(package)
     levels = floors(graph)
     print(
-        f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): {max(levels.values()) + 1}"
+        f"modules: {len(graph)}; import cycles: {len(cycles(graph))}; floors (longest chain of imports): "
+        f"{max(levels.values()) + 1}"
     )
     for group in cycles(graph):
         print("cycle:", " -> ".join(group))
     for level in range(max(levels.values()) + 1):
         print(
             f"{level:2d}: "
-            + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, l in levels.items() if l == level))
+            + ", ".join(sorted(v.removeprefix("safecall.") or "safecall" for v, at in levels.items() if at == level))
         )
 
 

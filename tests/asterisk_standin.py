@@ -294,17 +294,20 @@ class AsteriskStandIn:
             reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow")
             for call in list(self.active.values()):
                 reply(
-                    f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: {call.channel_name}\r\nUniqueid: {call.channel_id}\r\n"
+                    f"Event: CoreShowChannel\r\nActionID: {{id}}\r\nChannel: {call.channel_name}\r\n"
+                    f"Uniqueid: {call.channel_id}\r\n"
                     f"ChannelState: {6 if call.up else 5}\r\nChannelStateDesc: {'Up' if call.up else 'Ringing'}"
                 )
             reply(
-                f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\nEventList: Complete\r\nListItems: {len(self.active)}"
+                f"Event: CoreShowChannelsComplete\r\nActionID: {{id}}\r\n"
+                f"EventList: Complete\r\nListItems: {len(self.active)}"
             )
         elif name == "ShowDialPlan":
             if action.get("Context") in self.contexts:
                 reply("Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: DialPlan list will follow")
                 reply(
-                    f"Event: ListDialplan\r\nActionID: {{id}}\r\nContext: {action['Context']}\r\nExtension: s\r\nPriority: 1\r\nApplication: Answer"
+                    f"Event: ListDialplan\r\nActionID: {{id}}\r\nContext: {action['Context']}\r\nExtension: s\r\n"
+                    "Priority: 1\r\nApplication: Answer"
                 )
                 reply("Event: ShowDialPlanComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 1")
             else:
@@ -316,7 +319,8 @@ class AsteriskStandIn:
     def _originate(self, action: dict, send) -> None:
         if action.get("Channel", "").startswith("Local/s@"):  # a call straight into a dialplan context
             send(
-                f"Response: Success\r\nActionID: {action['ActionID']}\r\nMessage: Originate successfully queued".encode()
+                f"Response: Success\r\nActionID: {action['ActionID']}\r\n"
+                "Message: Originate successfully queued".encode()
             )
             context = action["Channel"].split("@", 1)[1]
             if context in self.contexts:

@@ -3,7 +3,8 @@
 The command has no fake time for real runs (a drill has its own --now). Tests in one process pass a clock to
 create_app; this does the same for a child process, e.g. scale-out workers sharing one accelerated timeline:
 
-    python tests/clocked_cli.py --at 2026-11-23T08:00+09:00 [--speed 100 --anchor UNIX_TIME] -- --config DIR worker run ...
+    python tests/clocked_cli.py --at 2026-11-23T08:00+09:00 [--speed 100 --anchor UNIX_TIME] \\
+        -- --config DIR worker run ...
 """
 
 from __future__ import annotations

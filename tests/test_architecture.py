@@ -57,7 +57,8 @@ def test_no_function_of_the_http_apps_is_longer_than_80_lines():
                 first = min([node.lineno] + [d.lineno for d in node.decorator_list])
                 if node.end_lineno - first + 1 > LONGEST_FUNCTION:
                     long.append(
-                        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({node.end_lineno - first + 1} lines)"
+                        f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                        f"({node.end_lineno - first + 1} lines)"
                     )
     assert len(HTTP_MODULES) > 5 and not long, long
 

@@ -75,7 +75,8 @@ def test_the_stand_in_replays_the_recorded_bytes(scenario):
                 b"Action: Login\r\nActionID: login-1\r\nUsername: safecall\r\nSecret: safecall-test-secret\r\n\r\n"
             )
             sock.sendall(
-                f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\nContext: safecall-agi\r\n"
+                f"Action: Originate\r\nActionID: attempt-{number}\r\nChannel: Local/{number}@callee\r\n"
+                "Context: safecall-agi\r\n"
                 f"Exten: s\r\nPriority: 1\r\nTimeout: 8000\r\nAsync: true\r\nChannelId: att-{number}\r\n"
                 f"Variable: SAFECALL_ATTEMPT={number}\r\n\r\n".encode()
             )
@@ -183,7 +184,8 @@ def run_campaign(cli, stand_in, faults=None):
 
 def test_the_stand_in_keeps_ids_that_contain_the_recorded_number():
     # Channel ids and tokens are random: one containing the recording's number ("2001") must reach the trunk whole,
-    # or that call's events go unmatched and it waits out its write-off (seen as a rare failing run that also took 270 s longer).
+    # or that call's events go unmatched and it waits out its write-off
+    # (seen as a rare failing run that also took 270 s longer).
     ami_name, _, recorded = SCENARIOS["hangup"]
     call = CallRecord("01001230007", f"sc-65143cfea{recorded}5421bfcdbca", f"token{recorded}x", "hangup")
     packets = [
@@ -395,7 +397,8 @@ def talk_to_fastagi(
     source: str = "127.0.0.1",
     answer_wait: float = 0.2,
 ) -> list[str]:
-    """Connect from `source` as Asterisk does, send the environment, answer each command in turn; what the server sent."""
+    """Connect from `source` as Asterisk does, send the environment, answer each command in turn;
+    what the server sent."""
     sessions = IvrSessions(
         sink, SystemClock().now, watch if watch is not None else answered(), answer_wait_seconds=answer_wait
     )

@@ -57,7 +57,8 @@ def two_district_campaigns(cli) -> None:
 
 
 class Scheduler:
-    """`safecall scheduler run` as a process on the test's Monday, in real time (speed 1); its JSON log read as it comes."""
+    """`safecall scheduler run` as a process on the test's Monday, in real time (speed 1);
+    its JSON log read as it comes."""
 
     def __init__(self, cli, seconds: float = 150):
         start = MONDAY_MORNING.replace(hour=10)
@@ -210,7 +211,7 @@ def test_two_runs_on_one_asterisk_trunk_share_its_fastagi_server_and_its_limits(
     calls = sorted(stand_in.calls, key=lambda call: call.originated_at)
     assert len(calls) == 1 + 4 + 4 + 1 + 4 + 1 and {c.number for c in calls} == {n for n, _, _ in PEOPLE.values()}
     times = [call.originated_at for call in calls]
-    for first, after_next in zip(times, times[CALLS_PER_SECOND:]):
+    for first, after_next in zip(times, times[CALLS_PER_SECOND:], strict=False):
         assert after_next - first >= 0.9, f"{CALLS_PER_SECOND + 1} Originates within {after_next - first:.3f} s"
     edges = sorted(
         [(c.originated_at, 1) for c in calls] + [(c.hung_up_at, -1) for c in calls], key=lambda e: (e[0], e[1])

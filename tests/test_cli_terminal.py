@@ -266,7 +266,7 @@ def test_hostile_names_on_a_real_pseudo_terminal(cli, tmp_path):
     commands = LIST_COMMANDS + [["recipients", "show", "1"]]
     outputs = run_on_terminal(commands, env)
     assert len(outputs) == len(commands)
-    for command, output in zip(commands, outputs):
+    for command, output in zip(commands, outputs, strict=True):
         assert RICH_STYLE.search(output) or "json" in command or "csv" in command, (
             f"Rich did not see a terminal: {command}"
         )

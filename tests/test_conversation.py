@@ -12,17 +12,26 @@ from safecall.conversation import (
     HANG_UP_UNSTORED,
     HUNG_UP,
     NO_INPUT,
+    WAIT_MESSAGE,
     WAIT_REPLY,
+    WAIT_TRANSFER,
     Ask,
     Claim,
     Claimed,
     Closing,
     Conversation,
+    KeepMessage,
+    MessageRecorded,
     NoteSpeech,
+    NoteTransfer,
+    Play,
     Pressed,
+    RecordMessage,
     Said,
     Store,
     Stored,
+    Transfer,
+    TransferResult,
 )
 from safecall.ivr import load_flow
 from safecall.settings import defaults_root
@@ -254,7 +263,7 @@ def test_the_conversation_decides_every_step_of_a_call(case, inbound, listens, s
 
 def test_thanks_come_only_after_a_stored_answer():
     # Over every path through the table: no Closing that thanks for an answer unless Stored(True) came just before.
-    for case, inbound, listens, steps in TABLE:
+    for case, _inbound, _listens, steps in TABLE:
         previous = None
         for event, actions in steps:
             if any(isinstance(a, Closing) and a.outcome for a in actions):
@@ -312,17 +321,6 @@ def test_a_flow_without_spoken_answers_offers_keys_only():
 
 
 # ---- a human on "help" (issue 30, item 1) ----
-from safecall.conversation import (
-    WAIT_MESSAGE,
-    WAIT_TRANSFER,
-    KeepMessage,
-    MessageRecorded,
-    NoteTransfer,
-    Play,  # noqa: E402
-    RecordMessage,
-    Transfer,
-    TransferResult,
-)
 
 HELP = FLOW.help.model_copy(
     update={"enabled": True, "transfer_number": "+82221480000", "ring_seconds": 25, "message_seconds": 45}

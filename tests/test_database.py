@@ -129,7 +129,8 @@ def test_migrations_go_down_and_up_again(cli, database_url):
 @pytest.mark.both_databases
 def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_back(cli, database_url):
     """Schema 16: a database at 0015 with guardian texts, officer alerts, a check-in link, a pre-call notice and team
-    lists moves every row into the outbox by the real alembic upgrade, sent on as before; a downgrade moves them back."""
+    lists moves every row into the outbox by the real alembic upgrade, sent on as before;
+    a downgrade moves them back."""
     cli("recipients", "list")
     db = cli.db()
     config = db._alembic_config()
@@ -148,13 +149,15 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
     with db.engine.begin() as connection:
         connection.execute(
             sa.text(
-                "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error, next_try_at, sent_at,"
-                " template, variables, provider_id, delivery_status, delivered_at) VALUES"
-                " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL, :at, :at,"
-                "  'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1', '4000 발송 처리 완료 (SMS)', :at),"
-                " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8, 'SMTP down', :at, NULL,"
-                "  NULL, NULL, NULL, NULL, NULL),"
-                " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL, 'checkin_link', NULL, NULL, NULL, NULL),"
+                "INSERT INTO notification (id, key, channel, recipient, body, status, attempts, last_error,"
+                " next_try_at, sent_at, template, variables, provider_id, delivery_status, delivered_at) VALUES"
+                " (3, 'guardian:person:1:week:2026-11-23', 'sms', '+821012345678', '안부 문자', 'delivered', 1, NULL,"
+                "  :at, :at, 'guardian_unreachable', '{\"name\": \"김영희\"}', 'M-1',"
+                "  '4000 발송 처리 완료 (SMS)', :at),"
+                " (5, 'officer-overdue:task:9', 'email', 'officer@example.org', '기한 초과', 'failed', 8,"
+                "  'SMTP down', :at, NULL, NULL, NULL, NULL, NULL, NULL),"
+                " (6, 'checkin:member:4', 'sms', '+821012340004', '링크', 'pending', 0, NULL, :at, NULL,"
+                "  'checkin_link', NULL, NULL, NULL, NULL),"
                 " (7, 'precall:person:2:week:2026-11-23', 'sms', '+821012340002', '안내', 'sent', 1, NULL, :at, :at,"
                 "  'precall_notice', NULL, NULL, NULL, NULL)"
             ),
@@ -162,7 +165,8 @@ def test_the_one_outbox_takes_every_notification_and_delivery_and_gives_them_bac
         )
         connection.execute(
             sa.text(
-                "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files) VALUES"
+                "INSERT INTO delivery (id, day, team, kind, status, attempts, last_error, next_try_at, sent_at, files)"
+                " VALUES"
                 " (1, '2026-11-25', '1팀', 'visit', 'sent', 1, NULL, :at, :at, 'outbox/a.xlsx\noutbox/a.csv'),"
                 " (2, '2026-11-25', '1팀', 'callback', 'pending', 2, 'SMTP 421', :at, NULL, 'outbox/b.csv')"
             ),
@@ -435,7 +439,8 @@ def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_w
 
 
 def test_timestamps_are_stored_as_utc_text_sqlalchemy_reads_back(tmp_path):
-    # UTCDateTime writes SQLite's text itself (the hot path); it must be exactly what SQLAlchemy's DATETIME writes and reads.
+    # UTCDateTime writes SQLite's text itself (the hot path);
+    # it must be exactly what SQLAlchemy's DATETIME writes and reads.
     dialect = sqlite.dialect()
     ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     sqlalchemys = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)

@@ -67,6 +67,7 @@ def test_a_change_must_be_worse_clear_and_beyond_its_floor():
                 [key] * 8 if isinstance(key, float) else key,
                 [calls] * 8 if isinstance(calls, float) else calls,
                 [unclear] * 8 if isinstance(unclear, float) else unclear,
+                strict=False,  # a shorter `ring` stands for fewer weeks
             )
         ]
 
@@ -85,7 +86,8 @@ def test_a_change_must_be_worse_clear_and_beyond_its_floor():
 
 
 def history(cli, tmp_path) -> dict[str, int]:
-    """Eight closed weekly runs: 김서서히 answers later and later from week 6, 박한결 answers the same way every week."""
+    """Eight closed weekly runs: 김서서히 answers later and later from week 6,
+    박한결 answers the same way every week."""
     cli(
         "recipients",
         "import",

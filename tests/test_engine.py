@@ -175,7 +175,7 @@ def test_channel_and_rate_limits_hold(cli, tmp_path, clock):
     dialer.run(run.id)
     assert max(busiest) == 4 and len(busiest) == 40
     placed = sorted(r.placed_at for r in dialer.trunk.placed)
-    assert min(b - a for a, b in zip(placed, placed[1:])) >= timedelta(seconds=0.5)
+    assert min(b - a for a, b in zip(placed, placed[1:], strict=False)) >= timedelta(seconds=0.5)
     with services.db.session() as session:
         assert {m.state for m in session.exec(select(RunMember))} == {MemberState.ACKNOWLEDGED}
 
@@ -359,7 +359,7 @@ def test_enrolment_in_sql_agrees_with_is_dialable(cli, tmp_path):
     ]
     with db.transaction() as session:
         people = list(session.exec(select(Person).order_by(Person.id)))
-        for person, changes in zip(people, variants):
+        for person, changes in zip(people, variants, strict=True):
             for name, value in changes.items():
                 setattr(person, name, value)
             session.add(person)
@@ -397,7 +397,8 @@ def test_a_keypress_reported_after_the_person_was_written_off_closes_their_visit
 
 
 def test_the_simulated_trunk_follows_its_mix_and_repeats_a_call_exactly():
-    # The benchmarks' answer mix comes from these draws: the shares must hold, and a call's course must not change on restart.
+    # The benchmarks' answer mix comes from these draws:
+    # the shares must hold, and a call's course must not change on restart.
     config = SimulatedTrunkConfig(
         type="simulated", mix={"ack": 70, "no_answer": 20, "busy": 10, "help": 0}, away_percent=5, invalid_percent=2
     )

@@ -29,7 +29,8 @@ def set_busy_timeout(cli, seconds: float) -> None:
 
 @contextmanager
 def locked_by_another_process(cli, tmp_path):
-    """One person imported, then the database locked by another connection (as another process would) until the block ends."""
+    """One person imported, then the database locked by another connection
+    (as another process would) until the block ends."""
     set_busy_timeout(cli, 0.3)
     cli("recipients", "import", str(write_csv(tmp_path / "a.csv", [person_row("가", "010-0123-0001")])))
     database = cli.root / "data" / "safecall.db"
@@ -110,7 +111,10 @@ def test_database_and_outbox_are_owner_only(cli, tmp_path):
     cli.set_trunks(scripted_trunks({"+821001230001": ["no_answer"]}))
     cli("campaign", "launch", "weekly-safe-call")
     cli("visits", "list", "--date", "2026-11-24", "--format", "xlsx")
-    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
     assert mode(cli.root / "data" / "safecall.db") == 0o600 and mode(cli.root / "data") == 0o700
     outbox = cli.root / "outbox"
     assert mode(outbox) == 0o700 and mode(outbox / "2026-11-24") == 0o700

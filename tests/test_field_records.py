@@ -82,8 +82,8 @@ def test_the_list_confirms_what_was_saved_and_what_happens_next(office):
     shown = http.get(saved.headers["location"]).text
     # The name is data: escaped in the message too.
     assert (
-        '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: 부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>'
-        in shown
+        '<p class="message" id="message" role="status">&lt;b&gt;김순자&lt;/b&gt;: '
+        "부재(재방문) 저장됨 — 내일 명단에 다시 올라갑니다</p>" in shown
     )
     saved = http.post(
         f"/task/{tasks['이영희'].id}/outcome",
@@ -167,7 +167,7 @@ def test_visits_record_in_the_cli_has_the_same_bounds(office):
         assert session.get(Person, tasks["이영희"].person_id).paused_until == date(2027, 6, 1)
 
 
-# ---- an officer's call-back notes stay officers' ----------------------------------------------------------------------
+# ---- an officer's call-back notes stay officers' ---------------------------------------------------------------------
 def test_a_team_sees_visit_notes_only_and_an_officer_sees_the_call_back_note(office):
     officers_call_back_note(office, "<b>김순자</b>")
     visit = tasks_by_name(office)["<b>김순자</b>"]
@@ -180,7 +180,7 @@ def test_a_team_sees_visit_notes_only_and_an_officer_sees_the_call_back_note(off
     assert "이전 회신: " in shown and OFFICERS_NOTE in shown
 
 
-# ---- moving follows the person ----------------------------------------------------------------------------------------
+# ---- moving follows the person ---------------------------------------------------------------------------------------
 def test_a_re_import_moves_the_open_task_to_the_new_dongs_team(office, tmp_path):
     task = tasks_by_name(office)["이영희"]
     assert task.team == "1팀"
@@ -225,7 +225,7 @@ def test_a_closed_task_stays_with_the_team_that_visited(office, tmp_path):
     assert the_task(office, task.id).team == "1팀"
 
 
-# ---- spacing means spacing --------------------------------------------------------------------------------------------
+# ---- spacing means spacing -------------------------------------------------------------------------------------------
 def test_a_campaign_refuses_retry_spacing_under_30_minutes(cli):
     cli.edit_campaign('spacing = ["1h", "3h", "next_day"]', 'spacing = ["1h", "0m", "next_day"]')
     refused = cli("campaign", "validate", "weekly-safe-call", ok=False)

@@ -42,7 +42,8 @@ def said(call) -> list[str]:
 
 
 def call_backs(cli, tmp_path, start: datetime, answers: dict[str, HelpAnswer]):
-    """People waiting for their call ring back and press 2; returns (services, stand-in calls by caller, messages dir)."""
+    """People waiting for their call ring back and press 2;
+    returns (services, stand-in calls by caller, messages dir)."""
     messages = tmp_path / "messages"
     messages.mkdir(exist_ok=True)
     agi_port = free_port()

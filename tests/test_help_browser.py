@@ -142,7 +142,8 @@ api_base_url = "{fake.base_url}"
             assert [a.get_attribute("src") for a in audios] == [f"{base}/task/{task_id}/message/{i}" for i in ids]
             for index in range(2):
                 outcome = player.execute_async_script(
-                    "const done = arguments[arguments.length - 1], audio = document.querySelectorAll('audio')[arguments[0]];"
+                    "const done = arguments[arguments.length - 1],"
+                    " audio = document.querySelectorAll('audio')[arguments[0]];"
                     "audio.addEventListener('ended', () => done('ended ' + audio.duration.toFixed(0)));"
                     "audio.addEventListener('error', () => done('error ' + (audio.error && audio.error.code)));"
                     "audio.play().catch(e => done('refused ' + e.name));",

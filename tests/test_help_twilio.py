@@ -109,7 +109,7 @@ def test_in_office_hours_help_is_dialled_and_a_missed_transfer_ends_in_a_recorde
 
 def test_outside_office_hours_help_goes_straight_to_the_message(cli, tmp_path):
     _, _, rows, calls = help_campaign(cli, tmp_path, SATURDAY, dial_status={}, message_seconds={PEOPLE["부재"]: 2})
-    for number, call in calls.items():
+    for call in calls.values():
         assert call.dialled is None and call.recorded_max == "60"
     _, help_call, _ = rows["부재"]
     assert help_call.transfer is None and help_call.message_seconds == 2.0
@@ -138,7 +138,8 @@ def test_help_callbacks_must_be_signed(cli):
 
 
 def test_a_failing_record_of_the_transfer_never_turns_into_an_apology(cli):
-    """The help is stored before the transfer: if keeping the transfer's result fails, the person still gets the message."""
+    """The help is stored before the transfer: if keeping the transfer's result fails,
+    the person still gets the message."""
     from recording_sink import RecordingSink
     from starlette.testclient import TestClient
     from twilio.request_validator import RequestValidator

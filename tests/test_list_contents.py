@@ -98,7 +98,9 @@ def test_xlsx_and_the_outbox_carry_them_too(cli, tmp_path):
     cli("visits", "list", "--date", "2026-11-25", "--format", "xlsx", "--output", str(path))
     sheet = load_workbook(path)["1팀"]
     header = [c.value for c in sheet[1]]
-    records = {r[header.index("성명")]: dict(zip(header, r)) for r in sheet.iter_rows(min_row=2, values_only=True)}
+    records = {
+        r[header.index("성명")]: dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=2, values_only=True)
+    }
     assert NOTE in records["메모분"]["이전 방문 메모"] and records["없는번호분"]["명단 사유"] == "번호 확인 필요"
     cli("visits", "deliver", "--date", "2026-11-25")  # no SMTP configured: the lists are still written to the outbox
     outbox = cli.root / "outbox" / "2026-11-25"

@@ -141,7 +141,8 @@ def test_an_upgrade_from_the_previous_release_lists_every_problem_keeps_every_ro
     upgraded = cli("db", "upgrade").output  # a campaign's problem is listed but does not block the database
     assert "retry.max_retries" in upgraded
     assert "0008" not in cli("db", "status").output.split("this SafeCall")[0]  # upgraded past the previous release's
-    # Schema 16 moved the notifications (ids kept) and the team lists (new ids; their kind is the list's) into one outbox.
+    # Schema 16 moved the notifications (ids kept) and the team lists
+    # (new ids; their kind is the list's) into one outbox.
     moved = {"notification": {}, "delivery": {"id": None, "kind": "list_kind"}}
     for table, rows in before.items():  # every row kept, on the columns it had (a newer schema may add some)
         if table in moved:

@@ -1,10 +1,12 @@
-"""History-aware first-call order (issue 21): the pure decision, the times it gives, and the engine finishing earlier."""
+"""History-aware first-call order (issue 21):
+the pure decision, the times it gives, and the engine finishing earlier."""
 
 from __future__ import annotations
 
 import random
 import tracemalloc
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from conftest import HEADER, SEOUL, Cli, person_row, scripted_trunks, write_csv
@@ -85,7 +87,7 @@ def test_first_call_times_pace_and_never_pass_the_first_calling_day():
     per_call = timedelta(seconds=10)
     times = first_call_times(10_000)
     assert times[0] == MONDAY_10 and times[1] - times[0] == per_call  # one per call time from the first slot
-    assert all(later > earlier for earlier, later in zip(times, times[1:]))  # strictly in order: the dialer keeps it
+    assert all(later > earlier for earlier, later in pairwise(times))  # strictly in order: the dialer keeps it
     closing = datetime(2026, 11, 23, 18, 0, tzinfo=SEOUL)
     assert max(times) < closing - timedelta(seconds=59)  # none beyond the first day (8 h hold 2,880 at this pace)
     assert sum(t > closing - timedelta(minutes=1, seconds=1) for t in times) == 10_000 - 2_874
@@ -170,7 +172,7 @@ def test_a_taken_hour_spills_into_the_next_then_to_the_earliest_free_slot_and_no
     assert all(at(17, 58, 59) < time < at(17, 59) for member, time in plan[24:])
     assert sorted(when) == list(range(1, 33)) and len(plan) == 32  # everyone, once
     times = [time for _, time in plan]
-    assert all(later > earlier for earlier, later in zip(times, times[1:]))
+    assert all(later > earlier for earlier, later in pairwise(times))
 
 
 def test_by_hour_the_rules_hold_for_a_crowd():
@@ -191,7 +193,7 @@ def test_by_hour_the_rules_hold_for_a_crowd():
     plan = list(plan_first_calls(iter(members), MONDAY_10, CALENDAR, timedelta(seconds=10), by_hour=EVERY_CLASS))
     assert sorted(member for member, _ in plan) == list(range(1, 5_001))  # every member exactly one time
     times = [time for _, time in plan]
-    assert all(later > earlier for earlier, later in zip(times, times[1:]))  # the dialer's order is the plan's
+    assert all(later > earlier for earlier, later in pairwise(times))  # the dialer's order is the plan's
     assert MONDAY_10 <= times[0] and times[-1] < at(17, 59)  # none past the first calling day
     # Light enough (100 people, 360 slots an hour): everyone with an hour in it, in class order inside the hour.
     light = list(plan_first_calls(iter(members[:100]), MONDAY_10, CALENDAR, timedelta(seconds=10), by_hour=EVERY_CLASS))
@@ -296,7 +298,9 @@ def test_history_order_completes_the_visit_list_earlier_than_due_time_order(tmp_
         for attempt in attempts:
             chains.setdefault(attempt.member_id, []).append(attempt)
         for chain in chains.values():  # the retry spacing holds: 1 h, 3 h, then the next calling day
-            for earlier, later, gap in zip(chain, chain[1:], [timedelta(hours=1), timedelta(hours=3), None]):
+            for earlier, later, gap in zip(
+                chain, chain[1:], [timedelta(hours=1), timedelta(hours=3), None], strict=False
+            ):
                 if gap is None:
                     assert later.placed_at.astimezone(SEOUL).date() > earlier.ended_at.astimezone(SEOUL).date()
                 else:
@@ -359,7 +363,7 @@ def test_launch_gives_first_calls_their_times_by_history_and_the_hour_that_worke
         timedelta(seconds=24 * 1.35 / 2),
     )  # call length x calls a person / channels
     assert [(phone[m.id], m.next_attempt_at) for m in members] == [
-        *zip(sorted(silent), [first, first + pace]),  # unreached last week: first
+        *zip(sorted(silent), [first, first + pace], strict=True),  # unreached last week: first
         *[(f"+82100127000{i}", first + pace * rank) for rank, i in enumerate([0, 2, 3, 5], start=2)],
         ("+821001270006", datetime(2026, 11, 30, 11, 0, tzinfo=SEOUL)),
         ("+821001270007", datetime(2026, 11, 30, 13, 0, tzinfo=SEOUL)),

@@ -17,7 +17,8 @@ MONDAY_09 = datetime(2026, 11, 23, 9, 0, tzinfo=SEOUL)
 
 def test_the_list_is_never_complete_before_the_first_calls_end():
     # Last week's 5 non-responders are called first and are final at once (no retries); the 1,000 others answer
-    # but for 0.4 of a person in all: under ln 2 people (the median rule) join the list after 09:00, while first calls go on.
+    # but for 0.4 of a person in all: under ln 2 people (the median rule) join the list after 09:00,
+    # while first calls go on.
     mix = Mix(
         {UNREACHED_LAST_WEEK: 5, NO_HISTORY: 1000},
         {UNREACHED_LAST_WEEK: Chains((0.0,), (1.0,)), NO_HISTORY: Chains((0.9996,), (0.0004,))},

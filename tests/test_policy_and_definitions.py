@@ -188,7 +188,10 @@ def test_bad_ivr_flow_is_reported_with_file_and_key(cli):
 def test_campaign_plan_shows_which_weeks_move_past_a_holiday(cli):
     cli.edit_campaign('weekday = "mon"', 'weekday = "fri"')
     output = cli("campaign", "plan", "weekly-safe-call", "--now", "2026-12-16T09:00+09:00", "--weeks", "4").output
-    row = lambda slot: next(line for line in output.splitlines() if slot in line)
+
+    def row(slot):
+        return next(line for line in output.splitlines() if slot in line)
+
     assert "2026-12-18 Fri 10:00" in row("2026-12-14 ") and row("2026-12-14 ").count("2026-12-18 Fri 10:00") == 2
     assert "2026-12-28 Mon 09:00" in row("2026-12-25 Fri") and "Christmas Day" in row("2026-12-25 Fri")
     assert "2027-01-04 Mon 09:00" in row("2027-01-01 Fri") and "New Year's Day" in row("2027-01-01 Fri")

@@ -112,7 +112,8 @@ def test_recordings_are_converted_for_asterisk_and_espeak_ng_speaks_only_the_res
         assert wav_format(sounds / f"{name}.wav")[:3] == (8000, 1, 2)
     assert not (sounds / "prompt-repeat.sln16").exists()
 
-    # A later run keeps what is there; --force speaks over espeak-ng's and the recordings alike, and drops their wideband take.
+    # A later run keeps what is there; --force speaks over espeak-ng's and the recordings alike,
+    # and drops their wideband take.
     again = cli("ivr", "prompts").output
     assert f"kept  {sounds / 'prompt-greeting'}.wav" in again and "wrote" not in again
     cli("ivr", "prompts", "--force")

@@ -66,7 +66,7 @@ def done(attempts: list[Attempt], count: int) -> bool:
 def edit_flow(cli, old: tuple[str, str], new: tuple[str, str]) -> None:
     path = cli.root / "ivr" / "safe-call.toml"
     text = path.read_text(encoding="utf-8")
-    for before, after in zip(old, new):
+    for before, after in zip(old, new, strict=True):
         assert before in text
         text = text.replace(before, after)
     path.write_text(text, encoding="utf-8")
@@ -85,7 +85,7 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
         str(
             write_csv(
                 tmp_path / "r.csv",
-                [person_row(name, "010-0129-" + number[-4:]) for name, number in zip("PQR", SCRIPTS)],
+                [person_row(name, "010-0129-" + number[-4:]) for name, number in zip("PQR", SCRIPTS, strict=True)],
             )
         ),
     )
@@ -136,8 +136,8 @@ def test_an_edit_while_the_scheduler_dials_waits_for_the_next_run_or_for_campaig
 
         applied = cli("campaign", "apply", "weekly-safe-call").output
         assert (
-            "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: campaign.retry.spacing"
-            in applied
+            "Run 1 of campaign weekly-safe-call now follows the edited rules (version 2; changed: "
+            "campaign.retry.spacing" in applied
         )
         assert "rules_note" in cli("campaign", "status", "--format", "json").output
         assert json.loads(cli("campaign", "status", "--format", "json").output)["rules_note"] is None

@@ -156,7 +156,8 @@ def test_four_workers_share_a_run_without_dialling_anyone_twice(cli, database_ur
 
 
 def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limits(cli, database_url, tmp_path):
-    """Two campaigns (two districts) open at once, dialled by 2 worker processes: each worker's one dialer serves both runs."""
+    """Two campaigns (two districts) open at once, dialled by 2 worker processes:
+    each worker's one dialer serves both runs."""
     cli.set_trunks(simulated_pbxs_toml(2, CHANNELS, 5, 'placed_log = "placed.jsonl"'))
     always_open(cli)
     write_roster(tmp_path / "roster.csv", 120, ["사직동", "삼청동"], seed=5)
@@ -194,7 +195,7 @@ def test_two_workers_dial_two_open_runs_on_their_trunks_within_each_trunks_limit
         own = sorted((a for a in attempts if a.worker == worker), key=lambda a: a.placed_at)
         assert {a.run_id for a in own} == {1, 2}, f"{worker} dialled both runs"
         assert max_concurrent(own) <= CHANNELS, f"{worker} went over its {CHANNELS} channels"
-        gaps = [b.placed_at - a.placed_at for a, b in zip(own, own[1:])]
+        gaps = [b.placed_at - a.placed_at for a, b in zip(own, own[1:], strict=False)]
         assert min(gaps).total_seconds() >= 0.2 - 1e-6, f"{worker} placed two calls within 1/5 s"
         assert all(a.placed_at <= a.ended_at for a in own)
     for run_id in (1, 2):

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -176,7 +177,8 @@ def tick_through(scheduler, cli, start: datetime, end: datetime, step: timedelta
 
 
 def tick_days(scheduler, cli, first: date, last: date, hours=(9, 10, 11, 14)) -> None:
-    """A few ticks a day, where the slot and the retries (1h, 3h, next day) fall: enough, and far cheaper than every 30 s."""
+    """A few ticks a day, where the slot and the retries (1h, 3h, next day) fall:
+    enough, and far cheaper than every 30 s."""
     day = first
     while day <= last:
         for hour in hours:
@@ -282,7 +284,10 @@ def test_a_week_missed_while_the_scheduler_was_down_is_caught_up(cli, tmp_path, 
     # Down from Wednesday to the Monday after next, before its slot: the missed week is called at the opening.
     cli.clock.set(datetime(2026, 12, 7, 8, 30, tzinfo=SEOUL))
     scheduler.tick()
-    week_run = lambda: [(run.week_start.isoformat(), run.first_call_at.astimezone(SEOUL)) for run in runs(cli)]
+
+    def week_run():
+        return [(run.week_start.isoformat(), run.first_call_at.astimezone(SEOUL)) for run in runs(cli)]
+
     assert week_run() == [
         ("2026-11-23", datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)),
         ("2026-11-30", datetime(2026, 12, 7, 9, 0, tzinfo=SEOUL)),
@@ -296,7 +301,8 @@ def test_a_week_missed_while_the_scheduler_was_down_is_caught_up(cli, tmp_path, 
 
 
 class ShutCalendar(CampaignDef):
-    """A campaign whose calendar is shut for six weeks (nothing a valid file can say today, but the scheduler must cope)."""
+    """A campaign whose calendar is shut for six weeks
+    (nothing a valid file can say today, but the scheduler must cope)."""
 
     def calendar(self, instance):
         calendar = super().calendar(instance)
@@ -471,6 +477,30 @@ def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float,
         process.kill()
 
 
+def terminate_after_event(process: subprocess.Popen, event: str, wait: float, finish: float) -> str:
+    """SIGTERM once the process has logged `event` (its signal handlers are in place by then: no race with start-up
+    on a busy machine); what it wrote to stderr."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append(line)
+            if f'"event": "{event}"' in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(wait), f"no {event} within {wait} s: {''.join(lines)}"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=finish)
+        reader.join(finish)
+        return "".join(lines)
+    finally:
+        process.kill()
+
+
 def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
     env = {**os.environ, "SAFECALL_CONFIG": str(cli.root)}
     process = subprocess.Popen(
@@ -480,7 +510,7 @@ def test_the_scheduler_process_stops_cleanly_on_sigterm(cli, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    stderr = terminate_when(process, lambda: (cli.root / "data" / "safecall.db").exists(), 20, 20, settle=1)
+    stderr = terminate_after_event(process, "scheduler_started", wait=60, finish=20)
     assert process.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert events[0] == "scheduler_started" and events[-1] == "scheduler_stopped"

@@ -29,7 +29,8 @@ def request(i, attempt=1, week=WEEK, at=MONDAY_10):
 
 
 def week_outcome(simulated, i, week):
-    """Whether the person is reached within four calls: Monday 10:00, +1 h, +4 h, Tuesday 10:00 (the shipped spacing)."""
+    """Whether the person is reached within four calls:
+    Monday 10:00, +1 h, +4 h, Tuesday 10:00 (the shipped spacing)."""
     for attempt, hours in enumerate((0, 1, 4, 24), start=1):
         if simulated.behaviour(request(i, attempt, week, MONDAY_10 + timedelta(hours=hours))) in ("ack", "help"):
             return True

@@ -64,7 +64,8 @@ def test_90_euc_kr_bytes_go_as_one_sms_and_91_as_an_lms(solapi):
 
 
 def test_the_fake_refuses_what_solapi_refuses(solapi):
-    """The fake is strict: an over-long SMS, an unregistered sender and a wrong secret are refused with SOLAPI's codes."""
+    """The fake is strict: an over-long SMS, an unregistered
+    sender and a wrong secret are refused with SOLAPI's codes."""
     from solapi.error.MessageNotReceiveError import MessageNotReceivedError
     from solapi.model import RequestMessage
 

@@ -212,12 +212,15 @@ def test_the_labelled_corpus_meets_its_targets(answers, request, corpus, least):
     help_rate = judged[("help_requested", "help_requested")] / help_rows
     well_rate = judged[("acknowledged", "acknowledged")] / well_rows
     figures = [
-        f"{corpus.name}: {len(rows)} answers: {help_rows} distress or need, {well_rows} plain wellness, {unclear_rows} non-answers or unclear",
+        f"{corpus.name}: {len(rows)} answers: {help_rows} distress or need, {well_rows} plain wellness, "
+        f"{unclear_rows} non-answers or unclear",
         f"distress or need -> help: {judged[('help_requested', 'help_requested')]}/{help_rows} ({help_rate:.1%}); "
-        f"-> unclear {judged[('help_requested', 'unclear')]}; -> acknowledged {judged[('help_requested', 'acknowledged')]}",
+        f"-> unclear {judged[('help_requested', 'unclear')]}; "
+        f"-> acknowledged {judged[('help_requested', 'acknowledged')]}",
         f"plain wellness -> acknowledged: {judged[('acknowledged', 'acknowledged')]}/{well_rows} ({well_rate:.1%}); "
         f"-> unclear {judged[('acknowledged', 'unclear')]}; -> help {judged[('acknowledged', 'help_requested')]}",
-        f"non-answers -> unclear: {judged[('unclear', 'unclear')]}/{unclear_rows}; -> help {judged[('unclear', 'help_requested')]}; "
+        f"non-answers -> unclear: {judged[('unclear', 'unclear')]}/{unclear_rows}; "
+        f"-> help {judged[('unclear', 'help_requested')]}; "
         f"-> acknowledged {judged[('unclear', 'acknowledged')]}",
         "by category (right/all): "
         + ", ".join(

@@ -62,7 +62,13 @@ def _candidates(node: ast.AST) -> list[ast.Constant]:
             if _is_status_target(target) and node.value is not None and not isinstance(node.value, ast.Tuple):
                 found += _literals(node.value)
             if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                found += [c for t, v in zip(target.elts, node.value.elts) if _is_status_target(t) for c in _literals(v)]
+                # Not strict: a starred target (a, *rest = ...) takes several values.
+                found += [
+                    c
+                    for t, v in zip(target.elts, node.value.elts, strict=False)
+                    if _is_status_target(t)
+                    for c in _literals(v)
+                ]
         return found
     if isinstance(node, ast.keyword) and node.arg in STATUS_ATTRIBUTES:
         return _literals(node.value)

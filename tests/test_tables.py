@@ -161,7 +161,8 @@ def test_the_fast_cell_scan_finds_the_range_the_exact_scan_finds(tmp_path, monke
                 path, Limits(cells=301 * 28)
             )  # past the scan
     assert spans == {
-        f"{path}: the cells span A1:AB301, 8428 cells; SafeCall reads at most 8427 (delete stray cells far from the table, or split the file)"
+        f"{path}: the cells span A1:AB301, 8428 cells; "
+        "SafeCall reads at most 8427 (delete stray cells far from the table, or split the file)"
     }
 
 

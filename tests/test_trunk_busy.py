@@ -56,7 +56,7 @@ def test_twilio_429_with_retry_after_defers_one_campaigns_calls_while_the_others
 ):
     port = free_port()
     people, scripts, busy_numbers = [], {}, set()
-    for c, (name, trunk, dong, count) in enumerate(CAMPAIGNS):
+    for c, (name, _trunk, dong, count) in enumerate(CAMPAIGNS):
         for i in range(count):
             phone = f"010-0{c + 3}00-{i:04d}"
             e164 = "+8210" + phone[4:8] + phone[-4:]

@@ -376,7 +376,7 @@ def test_two_runs_share_one_twilio_trunk_in_a_real_scheduler_process(cli, tmp_pa
     # Calls per second across both runs (2 a second: never 4 requests within one second) ...
     created = sorted(t for t, _ in cloud.creates)
     assert len(created) == 16
-    assert all(later - first > 1.0 for first, later in zip(created, created[3:])), created
+    assert all(later - first > 1.0 for first, later in zip(created, created[3:], strict=False)), created
     # ... and channels (2, and reached): calls overlapping at any moment, from creation to their final status.
     moments = sorted(
         [(c.start_time, 1) for c in cloud.calls.values()] + [(c.ended_at, -1) for c in cloud.calls.values()]

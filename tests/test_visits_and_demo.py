@@ -58,7 +58,7 @@ def test_csv_lists_open_in_korean_excel_and_neutralise_formulas(cli, tmp_path):
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows[0][:5] == ["순위", "과제번호", "담당팀", "기한 초과", "성명"]
     [row] = rows[1:]
-    record = dict(zip(rows[0], row))
+    record = dict(zip(rows[0], row, strict=True))
     assert record["성명"] == "'=1+2" and record["보호자"] == "'@보호자"
     assert record["전화번호"] == "010-0123-0001" and record["보호자 연락처"] == "010-0999-0001"
     assert record["통화 시도 내역"].count("받지 않음") == 4 and record["통화 시도 내역"].startswith("1차 11/23 10:00")
@@ -174,7 +174,7 @@ def test_a_visit_row_shows_this_weeks_attempts_and_the_last_acknowledgement_from
     out = tmp_path / "lists"
     cli("visits", "list", "--date", "2026-12-01", "--format", "csv", "--output", str(out))
     rows = list(csv.reader(io.StringIO((out / "2026-12-01-visit-1팀.csv").read_text(encoding="utf-8-sig"))))
-    record = dict(zip(rows[0], rows[1]))
+    record = dict(zip(rows[0], rows[1], strict=True))
     assert record["마지막 응답일"] == "2026-11-23"
     attempts = record["통화 시도 내역"]
     assert (

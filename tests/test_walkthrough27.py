@@ -1,5 +1,6 @@
 """What a new officer met walking through README "Using it" under LANG=C.UTF-8 (issue 27): a person imported without
-consent is stored but never called, and the roster listing and the web person page say so (they said only 안심콜 이용 중)."""
+consent is stored but never called, and the roster listing and the web person page say so
+(they said only 안심콜 이용 중)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The web app over HTTP: logins, their limit, sessions, CSRF and roles (issue 18). The browser tests are in test_web_browser.py."""
+"""The web app over HTTP: logins, their limit, sessions, CSRF and roles (issue 18).
+The browser tests are in test_web_browser.py."""
 
 from __future__ import annotations
 

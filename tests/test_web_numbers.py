@@ -20,7 +20,8 @@ from safecall.store import AuditEvent, Person, VisitTask
 
 
 def office_with_dead_numbers(cli, tmp_path) -> dict[str, int]:
-    """Monday's run: 없는번호분's and 두번째분's only numbers do not exist; 이웃분 answers. Their number tasks, by name."""
+    """Monday's run: 없는번호분's and 두번째분's only numbers do not exist; 이웃분 answers.
+    Their number tasks, by name."""
     web_settings(cli)
     cli.set_trunks(
         scripted_trunks({"+821001230001": ["invalid"], "+821001230002": ["invalid"], "+821001230003": ["ack"]})

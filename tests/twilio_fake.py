@@ -285,7 +285,10 @@ class FakeTwilio:
                 call.answered_by = "machine_end_beep"
             elif call.params.get("MachineDetection"):
                 call.answered_by = "human"
-            answered = lambda: self._status(call, "in-progress")
+
+            def answered() -> None:
+                self._status(call, "in-progress")
+
             if not self.out_of_order:
                 answered()
             self._converse(call)

@@ -91,7 +91,7 @@ def campaign_plan(
         None, "--by", help="Day the visit list must be complete, YYYY-MM-DD (default: the week's last calling day)."
     ),
 ):
-    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""
+    """When the coming weeks' first calls are placed, which move past a holiday, and when the next visit list is complete."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.campaign import load_campaign
     from safecall.planning import plan_campaign, plan_lines, spill_warning
     from safecall.policy import plan_weeks, week_start
@@ -202,12 +202,15 @@ def drill_and_print(
 
     instance = app.instance()  # never app.services(): that would open (and create) the real database
     when = start.astimezone(instance.tz).strftime("%Y-%m-%d %H:%M")
-    announce = lambda folder: app.say(
-        app._(
-            "Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
-            "in {folder}. The real database is not touched."
-        ).format(campaign=name, when=when, folder=folder)
-    )
+
+    def announce(folder: Path) -> None:
+        app.say(
+            app._(
+                "Drill of {campaign} from {when}, in virtual time, on a copy of this instance's data "
+                "in {folder}. The real database is not touched."
+            ).format(campaign=name, when=when, folder=folder)
+        )
+
     with progress(app) as update:
         result = run_drill(
             instance, name, start=start, folder=directory, trunk_name=trunk_name, on_progress=update, on_ready=announce
@@ -237,13 +240,14 @@ def drill(
     directory: Path | None = typer.Option(
         None,
         "--dir",
-        help="Keep the drill's copy in this folder (a folder holding one is resumed); default: a temporary folder, deleted afterwards.",
+        help="Keep the drill's copy in this folder (a folder holding one is resumed); "
+        "default: a temporary folder, deleted afterwards.",
     ),
     trunk_name: str | None = typer.Option(
         None, "--trunk", help="A simulated trunk to dial through (default: the campaign's)."
     ),
 ):
-    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""
+    """Rehearse a campaign's week in virtual time on a throwaway copy of this instance's data; real runs are never touched."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     app = state(ctx)
     drill_and_print(
         app, name, commands.parse_moment(now, "--now") if now else app.make_clock().now(), directory, trunk_name
@@ -331,7 +335,8 @@ def campaign_apply(ctx: typer.Context, name: str = typer.Argument(..., help="Cam
     for each in applied:
         app.say(
             app._(
-                "Run {run} of campaign {campaign} now follows the edited rules (version {version}; changed: {changed}); "
+                "Run {run} of campaign {campaign} now follows the edited rules "
+                "(version {version}; changed: {changed}); "
                 "calls already under way finish under the old ones."
             ).format(run=each.run_id, campaign=name, version=each.version, changed=", ".join(each.changed))
         )

@@ -119,7 +119,8 @@ CLICK_FLOW = (typer.Exit, typer.Abort, click.ClickException)
 
 
 class SafeCallGroup(TyperGroup):
-    """The root command: help in the user's language; errors become a short message and exit code 1, never a traceback."""
+    """The root command: help in the user's language;
+    errors become a short message and exit code 1, never a traceback."""
 
     def main(self, args=None, *rest, **kwargs):
         injected = self.context_settings.get("obj")
@@ -272,7 +273,8 @@ def translate_help(command: click.Command, texts: Texts, local_context: type | N
 
 
 def help_text(text: str, texts: Texts) -> str:
-    """A help text in the language, escaped: Typer reads help as Rich markup, which would drop "[web]" from "[web] host"."""
+    """A help text in the language, escaped: Typer reads help as Rich markup,
+    which would drop "[web]" from "[web] host"."""
     from rich.markup import escape
 
     return escape(texts._(text))
@@ -291,7 +293,8 @@ def emit(
     title: str | None = None,
     whole: tuple[int, ...] = (),
 ) -> None:
-    """One listing as a table (people read it), CSV (Excel or a pipe) or JSON (programs: English keys, stored values)."""
+    """One listing as a table (people read it),
+    CSV (Excel or a pipe) or JSON (programs: English keys, stored values)."""
     if fmt == "json":
         typer.echo(json_text(records), nl=False)
     elif fmt == "csv":

@@ -160,7 +160,8 @@ def db_upgrade(
         app.err.print(
             plain(
                 app._(
-                    "Nothing was upgraded: fix the problems above first (they are all of them), then run `safecall db upgrade` again."
+                    "Nothing was upgraded: fix the problems above first (they are all of them), "
+                    "then run `safecall db upgrade` again."
                 )
             ),
             markup=False,
@@ -196,7 +197,7 @@ def print_findings(app: AppContext, report) -> None:
 
 @upgrade_app.command("check")
 def upgrade_check(ctx: typer.Context):
-    """Check this instance's settings, secrets and campaigns against this release: every problem at once, with its fix."""
+    """Check this instance's settings, secrets and campaigns against this release: every problem at once, with its fix."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.upgrade import upgrade_report
 
     app = state(ctx)

@@ -120,11 +120,12 @@ def ivr_prompts(
     from_dir: Path | None = typer.Option(
         None,
         "--from",
-        help="Folder of the office's recordings (WAV or MP3), named after the prompts: greeting.wav, greeting.slow.wav, greeting.loud.wav.",
+        help="Folder of the office's recordings (WAV or MP3), named after the prompts: "
+        "greeting.wav, greeting.slow.wav, greeting.loud.wav.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace files that are already there (recorded ones too)."),
 ):
-    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""
+    """Prompt audio for Asterisk: the office's recordings converted with sox, espeak-ng for the prompts nobody recorded."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.ivr import load_flow
     from safecall.telephony.asterisk.prompts import prepare_prompts, sounds_dir
 

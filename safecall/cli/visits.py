@@ -23,7 +23,8 @@ def visits_list(
     kind: str = typer.Option(
         "visit",
         "--kind",
-        help="visit (방문): home visits.\n\ncallback (회신): people who pressed 2.\n\nnumber (번호 확인): a number to fix.",
+        help="visit (방문): home visits.\n\ncallback (회신): people who pressed 2.\n\n"
+        "number (번호 확인): a number to fix.",
     ),
     fmt: str = typer.Option("table", "--format", help="table, json, or a file: csv or xlsx."),
     output: Path | None = typer.Option(
@@ -60,7 +61,7 @@ def visits_list(
         typer.echo(
             json_text(
                 {
-                    team_name: [dict(zip([key for key, _title in COLUMNS], r.cells())) for r in rows]
+                    team_name: [dict(zip([key for key, _title in COLUMNS], r.cells(), strict=True)) for r in rows]
                     for team_name, rows in lists.items()
                 }
             ),
@@ -195,9 +196,11 @@ def visits_record(
     outcome: str = typer.Option(
         ...,
         "--outcome",
-        help="A visit:\n\nsafe (안전 확인)\n\nnot_home (부재)\n\nhospitalised (입원)\n\nemergency_services (119 인계)\n\n"
+        help="A visit:\n\nsafe (안전 확인)\n\nnot_home (부재)\n\nhospitalised (입원)\n\n"
+        "emergency_services (119 인계)\n\n"
         "deceased (사망)\n\nmoved (이사)\n\nA call-back:\n\ncalled_safe (통화함: 안전 확인)\n\n"
-        "called_referred (통화함: 서비스 연계)\n\ncalled_no_answer (통화 안 됨)\n\nA number to fix:\n\nnumber_fixed (번호 수정함)",
+        "called_referred (통화함: 서비스 연계)\n\ncalled_no_answer (통화 안 됨)\n\nA number to fix:\n\n"
+        "number_fixed (번호 수정함)",
     ),
     note: str | None = typer.Option(None, "--note", help="What the team saw."),
     until: str | None = typer.Option(

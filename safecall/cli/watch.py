@@ -24,7 +24,7 @@ def report_safety_clock(
     ),
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
 ):
-    """The safety clock: time from a person's last unanswered call (or request for help) to an outcome recorded by a human."""
+    """The safety clock: time from a person's last unanswered call (or request for help) to an outcome recorded by a human."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.safety_clock import RUNG_KOREAN, clocks, hours_text, summarise
 
     app = state(ctx)
@@ -103,7 +103,7 @@ def weather_check(
         False, "--dial/--no-dial", help="Dial the checks launched now (default: the scheduler or workers dial them)."
     ),
 ):
-    """Poll the Korea Meteorological Administration once; an advisory for the office's regions launches a check of the people at higher risk."""
+    """Poll the Korea Meteorological Administration once; an advisory for the office's regions launches a check of the people at higher risk."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.cli.context import dial
     from safecall.errors import ConfigError
     from safecall.i18n import N_
@@ -115,7 +115,8 @@ def weather_check(
     if source is None:
         raise ConfigError(
             N_(
-                "weather checks are off: set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"
+                "weather checks are off: "
+                "set [weather] enabled = true, campaign, regions and api_key in config/safecall.toml"
             )
         )
     checks = check_weather(services, source, dry_run=dry_run)
@@ -129,7 +130,8 @@ def weather_check(
             line = app._("{advisory} (issued {issued}): would call {people} people at higher risk.")
         elif check.new:
             line = app._(
-                "{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; officers told."
+                "{advisory} (issued {issued}): launched run {run}, a check call to {people} people at higher risk; "
+                "officers told."
             )
         elif check.run_id:
             line = app._("{advisory} (issued {issued}): its check was launched before (run {run}).")
@@ -142,7 +144,7 @@ def weather_check(
 
 
 def report_drift(ctx: typer.Context, fmt: str = typer.Option("table", "--format", help=FORMAT_HELP)):
-    """People whose answers changed over the last 8 weeks (변화 감지): rings before answering, seconds to the key, calls needed, unclear or help answers."""
+    """People whose answers changed over the last 8 weeks (변화 감지): rings before answering, seconds to the key, calls needed, unclear or help answers."""  # noqa: E501 (a command's help: one line in --help, and its id in the catalogue)
     from safecall.drift import MEASURE_KOREAN, drift_flags
 
     app = state(ctx)

@@ -194,7 +194,10 @@ def audit(
             raise typer.Exit(1)
         return
     tz = services.instance.tz
-    start = lambda text, option: datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
+
+    def start(text: str, option: str) -> datetime:
+        return datetime.combine(parse_day(text, option), datetime.min.time(), tzinfo=tz)
+
     events = audit_events(
         services.db,
         actor=actor,
@@ -204,7 +207,10 @@ def audit(
         since=start(since, "--since") if since else None,
         until=start(until, "--until") if until else None,
     )
-    seconds = lambda moment: moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def seconds(moment: datetime) -> str:
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
     emit(
         app,
         fmt,
@@ -278,9 +284,10 @@ def audit_review(
     )
     app.say("")
     app.say(_("Personal data read or exported"))
-    shown = lambda subjects: (
-        ", ".join(sorted(subjects)[:8]) + (f" … (+{len(subjects) - 8})" if len(subjects) > 8 else "")
-    )
+
+    def shown(subjects: set[str]) -> str:
+        return ", ".join(sorted(subjects)[:8]) + (f" … (+{len(subjects) - 8})" if len(subjects) > 8 else "")
+
     emit(
         app,
         "table",

@@ -84,7 +84,8 @@ class Database:
             sa.event.listen(self.engine, "connect", lambda connection, _: _sqlite_pragmas(connection, busy_timeout))
 
     def create_schema(self) -> None:
-        """Make a new database at the newest schema; an older one must be upgraded on purpose (`safecall db upgrade`)."""
+        """Make a new database at the newest schema;
+        an older one must be upgraded on purpose (`safecall db upgrade`)."""
         if self._at_head():  # every command's start: alembic is imported only when there is work for it
             return
         state = self.schema_state()
@@ -97,7 +98,8 @@ class Database:
             raise self.newer_error(state)
         raise StoreError(
             N_(
-                "the database {url} is at schema revision {current}, this SafeCall needs {head}: run `safecall db upgrade` (it keeps a backup of a SQLite file)"
+                "the database {url} is at schema revision {current}, this SafeCall needs {head}: "
+                "run `safecall db upgrade` (it keeps a backup of a SQLite file)"
             ),
             url=self.safe_url(),
             current=state.current or FIRST_REVISION,
@@ -151,8 +153,9 @@ class Database:
         if state.release:
             return StoreError(
                 N_(
-                    "the database {url} was upgraded by SafeCall {release} (schema revision {current}), newer than this SafeCall {version}, "
-                    "which knows revisions up to {head}: install SafeCall {release} again, or go back to this release with the backup "
+                    "the database {url} was upgraded by SafeCall {release} (schema revision {current}), "
+                    "newer than this SafeCall {version}, which knows revisions up to {head}: "
+                    "install SafeCall {release} again, or go back to this release with the backup "
                     'taken before that upgrade (docs/operations.md, "Rolling back"); nothing was changed'
                 ),
                 url=self.safe_url(),
@@ -163,8 +166,9 @@ class Database:
             )
         return StoreError(
             N_(
-                "the database {url} is at schema revision {current}, made by a SafeCall newer than this one ({version}, which knows "
-                "revisions up to {head}): install the newer release again, or go back with the backup taken before that upgrade "
+                "the database {url} is at schema revision {current}, "
+                "made by a SafeCall newer than this one ({version}, which knows revisions up to {head}): "
+                "install the newer release again, or go back with the backup taken before that upgrade "
                 '(docs/operations.md, "Rolling back"); nothing was changed'
             ),
             url=self.safe_url(),
@@ -184,7 +188,8 @@ class Database:
         beside itself, a PostgreSQL one by `pg_backup(head)` (the caller's pg_dump, safecall/backup.py); refused
         when it cannot be, unless the operator took one and says so with take_backup=False.
 
-        `rules_of_campaign`: a campaign's rules as a run keeps them, from the files (a revision gives them to open runs).
+        `rules_of_campaign`: a campaign's rules as a run keeps them, from the files (a revision gives them to open
+        runs).
         """
         from alembic import command
         from alembic.runtime.migration import MigrationContext
@@ -226,7 +231,8 @@ class Database:
                             at=real_now(),
                             action="db.upgrade",
                             subject="database",
-                            detail=f"SafeCall {safecall_version()}: schema {state.current or FIRST_REVISION} -> {state.head}",
+                            detail=f"SafeCall {safecall_version()}: "
+                            f"schema {state.current or FIRST_REVISION} -> {state.head}",
                         )
                         session.flush()
         except sa.exc.OperationalError as exc:

@@ -278,7 +278,8 @@ class OutboxMessage(SQLModel, table=True):
     channel: Channel = Field(sa_type=AutoString)
     recipient: str = ""  # a team list's address is read from the settings when it is sent
     body: str = ""  # a team list's text is written when it is sent, from its files
-    # pending; sent (handed over; an SMS waits for its delivery report); delivered; failed (gave up: shown, still retried)
+    # pending; sent (handed over; an SMS waits for its delivery report); delivered;
+    # failed (gave up: shown, still retried)
     status: SendStatus = Field(default=SendStatus.PENDING, sa_type=AutoString)
     attempts: int = 0
     last_error: str | None = None

@@ -146,10 +146,12 @@ class CallSink(Protocol):
         """Write reports on calls (answers, ends) at once; a report on a call already closed changes nothing."""
 
     def record_transfer(self, token: str, result: str, at: datetime, connected_seconds: float | None = None) -> bool:
-        """Keep what came of putting call `token` through to the duty officer (safecall.conversation.TRANSFER_RESULTS)."""
+        """Keep what came of putting call `token` through to the duty officer
+        (safecall.conversation.TRANSFER_RESULTS)."""
 
     def record_message(self, token: str, ref: str, seconds: float, at: datetime) -> bool:
-        """Keep the message call `token` left (`ref`: the recording's file on the PBX, or safecall.telephony.twilio.refs.twilio_ref)."""
+        """Keep the message call `token` left (`ref`: the recording's file
+        on the PBX, or safecall.telephony.twilio.refs.twilio_ref)."""
 
 
 class TrunkBusy(TrunkError):
@@ -171,7 +173,8 @@ class Trunk(Protocol):
         """Whether calls can be placed now (e.g. the AMI link is up); the dialer waits instead of burning attempts."""
 
     def originate(self, request: CallRequest) -> None:
-        """Start the call, returning at once; raises TrunkBusy to be asked again later, TrunkError if it cannot be started."""
+        """Start the call, returning at once; raises TrunkBusy to be asked again later,
+        TrunkError if it cannot be started."""
 
     def wait_events(self, until: datetime) -> list[CallEvent]:
         """Events that happened by `until`; blocks until the first of them, or `until`."""

@@ -175,7 +175,7 @@ class SimulatedTrunk:
         self._queue: list[tuple] = []
         self._active: set[str] = set()
         self._order = itertools.count()
-        self._mix = list(zip(itertools.accumulate(config.mix.values()), config.mix))
+        self._mix = list(zip(itertools.accumulate(config.mix.values()), config.mix, strict=True))
         self._record: tuple[set[str], set[str]] | None = None  # the placed log as this trunk first recovered
         # people = "persistent": each number has habits that last from week to week (simulated_people.py).
         self.people = PersistentPeople(config.seed, _Draws) if config.people == "persistent" else None
@@ -197,7 +197,8 @@ class SimulatedTrunk:
 
     def plan(self, request: CallRequest) -> list[tuple]:
         """The whole course of one call when its IVR session is granted and its answer stored, in time order:
-        (at, order, token, kind, extra) with kind answered, key or ended. For tests and drills: the sink is not asked."""
+        (at, order, token, kind, extra) with kind answered, key or ended.
+        For tests and drills: the sink is not asked."""
         granting = _Granting()
         preview = SimulatedTrunk(self.config, self.clock, granting)
         preview.people = self.people

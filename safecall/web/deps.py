@@ -34,9 +34,9 @@ class LoginRequired(Exception):
 
 # ---- the app's state ---------------------------------------------------------------------------
 def services_of(request: Request) -> Iterator[Services]:
-    """The office's services for this request, their database one unit of work the request opens (UnitOfWork, store/db.py):
-    a page's reads are one consistent read; a form's writes are committed together, before the answer is sent
-    (scope "function", below), or not at all if the request fails."""
+    """The office's services for this request, their database one unit of work the request opens
+    (UnitOfWork, store/db.py): a page's reads are one consistent read; a form's writes are committed together,
+    before the answer is sent (scope "function", below), or not at all if the request fails."""
     services: Services = request.app.state.services
     with services.db.unit(read_only=request.method in ("GET", "HEAD")) as unit:
         yield replace(services, db=unit, _lifecycle=services.lifecycle)

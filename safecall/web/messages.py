@@ -34,7 +34,8 @@ class MessageMissing(Exception):
 def message_audio(instance: Instance, db: Database, task: VisitTask, help_id: int) -> Iterator[bytes]:
     """The WAV of message `help_id` of `task` (a call-back task of the same run and person), in chunks to stream.
 
-    The recording is opened before this returns (MessageMissing if it cannot be), so a page gets a 404, not a cut stream."""
+    The recording is opened before this returns (MessageMissing if it cannot be),
+    so a page gets a 404, not a cut stream."""
     with db.session() as session:
         row = session.exec(
             select(HelpCall).where(

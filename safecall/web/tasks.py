@@ -180,7 +180,8 @@ def show_task(
     error: list[str] | None = None,
     status_code: int = 200,
 ):
-    """The task and its form; `error`: why a post was refused (never from the address: only the app says what failed)."""
+    """The task and its form; `error`: why a post was refused
+    (never from the address: only the app says what failed)."""
     task = task_for(services, teams, user, task_id)
     history = data.person_history(services.db, task.person_id)
     assert history is not None, "a task's person is kept (the task refers to it)"

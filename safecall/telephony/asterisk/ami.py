@@ -139,7 +139,8 @@ class AmiConnection:
         if response.is_error():
             client.disconnect()
             raise TrunkError(
-                f"AMI login refused for user {self.username!r}: {response.keys.get('Message', 'check the username and secret')}"
+                f"AMI login refused for user {self.username!r}: "
+                f"{response.keys.get('Message', 'check the username and secret')}"
             )
         return client
 
@@ -197,7 +198,8 @@ class AmiConnection:
             return False
 
     def _supervise(self) -> None:
-        """Ping, and reconnect a dead link, until closed. Nothing may end this thread: the link would never come back."""
+        """Ping, and reconnect a dead link, until closed. Nothing may end this thread:
+        the link would never come back."""
         backoff = 0.2
         while not self._closing.wait(self.ping_interval if backoff == 0.2 else backoff):
             try:

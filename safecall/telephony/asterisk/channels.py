@@ -21,7 +21,8 @@ ANSWERED_REASON = "4"  # OriginateResponse Reason: answered
 
 
 def channel_id_for(token: str) -> str:
-    """The ChannelId of the attempt's Originate, hence its channel's Uniqueid (and agi_uniqueid), without revealing the token."""
+    """The ChannelId of the attempt's Originate, hence its channel's Uniqueid (and agi_uniqueid),
+    without revealing the token."""
     return PREFIX + hashlib.sha256(token.encode()).hexdigest()[:24]
 
 

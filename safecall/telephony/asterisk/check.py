@@ -76,7 +76,8 @@ def check_asterisk(
                     False,
                     M(
                         N_(
-                            "context {context!r} not found ({error}); include ivr/asterisk/extensions_safecall.conf from extensions.conf and reload"
+                            "context {context!r} not found ({error}); "
+                            "include ivr/asterisk/extensions_safecall.conf from extensions.conf and reload"
                         ),
                         context=config.context,
                         error=str(exc),
@@ -128,7 +129,8 @@ def _check_fastagi(ami: AmiConnection, config: AsteriskTrunkConfig, flow: IvrFlo
             False,
             M(
                 N_(
-                    "Asterisk did not reach {host}:{port} within {seconds:.0f} s: check the AGI() address in the dialplan and the firewall between Asterisk and SafeCall"
+                    "Asterisk did not reach {host}:{port} within {seconds:.0f} s: "
+                    "check the AGI() address in the dialplan and the firewall between Asterisk and SafeCall"
                 ),
                 host=host,
                 port=port,
@@ -156,7 +158,8 @@ def _peer_check(config: AsteriskTrunkConfig, host: str, port: int, peer: str) ->
         False,
         M(
             N_(
-                'Asterisk reached {host}:{port} from {peer}, but the trunk serves FastAGI sessions only from {allowed} (pbx_address, default ami_host): set pbx_address = "{peer}"'
+                "Asterisk reached {host}:{port} from {peer}, but the trunk serves FastAGI sessions only from "
+                '{allowed} (pbx_address, default ami_host): set pbx_address = "{peer}"'
             ),
             host=host,
             port=port,

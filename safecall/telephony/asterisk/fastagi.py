@@ -106,7 +106,8 @@ class SocketAGI(AGI):
     def command(self, command: str) -> tuple[str, str]:
         """Send `command` and return its result line's (result, rest) whatever it says, a hang-up too: Dial and Record
         report on a caller who hung up in them (DIALSTATUS, the recorded length), and GET VARIABLE works on a dead
-        channel. (pyst2 raises on result -1 and drops the rest of the line.) Raises CallerHungUp only when nothing is left."""
+        channel. (pyst2 raises on result -1 and drops the rest of the line.) Raises CallerHungUp only when nothing is
+        left."""
         self.send_command(command)
         line = self.stdin.readline()
         if line.strip() == "HANGUP":
@@ -275,7 +276,8 @@ class IvrSessions:
         return self.help_dial is not None and call.flow.office_open(self.now())
 
     def _refusal(self, token: str, env: dict) -> str | None:
-        """Why this session may not speak for the attempt under `token`: not its channel, or not answered; None if it may."""
+        """Why this session may not speak for the attempt under `token`: not its channel, or not answered;
+        None if it may."""
         if not token:
             return "no attempt token"
         uid = env.get("agi_uniqueid", "")
@@ -287,7 +289,8 @@ class IvrSessions:
 
     # ---- a call-back from a person ----
     def call_back(self, agi: SocketAGI) -> None:
-        """A person returning a missed call: the same IVR if they are due a call, else a short message (and the office)."""
+        """A person returning a missed call: the same IVR if they are due a call,
+        else a short message (and the office)."""
         caller = caller_e164(agi.env.get("agi_arg_1") or agi.env.get("agi_callerid", ""))
         call = self.sink.open_inbound_call(caller, self.now()) if caller else None
         if call is None:

@@ -8,6 +8,7 @@ TWILIO_REF = re.compile(r"^twilio:(AC[0-9a-fA-F]{32})/(RE[0-9a-fA-F]{32})$")
 
 
 def twilio_ref(account_sid: str, recording_sid: str) -> str | None:
-    """The stored name of a Twilio recording; None for ids that are not Twilio's (webhook data is checked, never trusted)."""
+    """The stored name of a Twilio recording; None for ids that are not Twilio's
+    (webhook data is checked, never trusted)."""
     ref = f"twilio:{account_sid}/{recording_sid}"
     return ref if TWILIO_REF.fullmatch(ref) else None

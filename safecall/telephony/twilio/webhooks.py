@@ -116,7 +116,8 @@ def twiml(response: VoiceResponse) -> Response:
 
 @dataclass
 class WebhookState:
-    """What the webhook routes need; `on_event` tells this process's dialer (if any) of a call report, after the report is recorded."""
+    """What the webhook routes need; `on_event` tells this process's dialer (if any) of a call report,
+    after the report is recorded."""
 
     public_base_url: str
     validator: RequestValidator
@@ -575,7 +576,8 @@ async def help_recording(token: str, params: Params, hooks: State) -> Response:
 @router.post("/twilio/fallback")
 @router.post("/twilio/fallback/{token}")
 async def fallback(params: Params, hooks: State) -> Response:
-    """Twilio's fallback when a webhook failed: a Korean apology, no database; the call ends without a key and is retried."""
+    """Twilio's fallback when a webhook failed: a Korean apology, no database;
+    the call ends without a key and is retried."""
     log.warning("Twilio used the fallback URL (error %s)", params.get("ErrorCode", "?"))
     return apology(hooks.speaking)
 
