@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall.errors import InputError, Message
 from safecall.i18n import N_
@@ -26,19 +26,21 @@ def audit_events(
 ) -> list[AuditEvent]:
     """The trail, newest first; `since`/`until` filter on the real time it was written; `action` may end in '*'."""
     with db.session() as session:
-        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
         if actor:
             query = query.where(AuditEvent.actor == actor)
         if action:
             query = query.where(
-                AuditEvent.action.like(action[:-1] + "%") if action.endswith("*") else AuditEvent.action == action
+                col(AuditEvent.action).like(action[:-1] + "%")
+                if action.endswith("*")
+                else col(AuditEvent.action) == action
             )
         if subject:
             query = query.where(AuditEvent.subject == subject)
         if since:
-            query = query.where(AuditEvent.real_at >= since)
+            query = query.where(col(AuditEvent.real_at) >= since)
         if until:
-            query = query.where(AuditEvent.real_at < until)
+            query = query.where(col(AuditEvent.real_at) < until)
         return list(session.exec(query))
 
 
@@ -75,7 +77,9 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
     expected_seq, previous, rows = 1, "", 0
     with db.session() as session:
         outside = list(
-            session.exec(select(AuditEvent.id).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(20))
+            session.exec(
+                select(AuditEvent.id).where(col(AuditEvent.seq).is_(None)).order_by(col(AuditEvent.id)).limit(20)
+            )
         )
         for row_id in outside:
             problems.append(
@@ -84,11 +88,14 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
         last = 0
         while True:
             chunk = list(
-                session.exec(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch))
+                session.exec(
+                    select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq)).limit(batch)
+                )
             )
             if not chunk:
                 break
             for event in chunk:
+                assert event.seq is not None  # the query chose rows with seq > last
                 rows += 1
                 if event.seq != expected_seq:
                     problems.append(
@@ -106,8 +113,7 @@ def verify_chain(db: Database, *, batch: int = 5_000) -> ChainReport:
                             seq=event.seq,
                         )
                     )
-                previous, expected_seq = event.hash or "", event.seq + 1
-            last = chunk[-1].seq
+                previous, expected_seq, last = event.hash or "", event.seq + 1, event.seq
         head = session.get(AuditChain, 1)
     if head is None:
         problems.append(Message(N_("the audit chain's head is missing")))
@@ -169,7 +175,11 @@ def access_review(db: Database, month: str, tz: ZoneInfo) -> AccessReview:
     refused, changes = 0, []
     with db.session() as session:
         # By the time the action was for: the real time in service (a drill plays on a copy of the data).
-        query = select(AuditEvent).where(AuditEvent.at >= first, AuditEvent.at < following).order_by(AuditEvent.id)
+        query = (
+            select(AuditEvent)
+            .where(col(AuditEvent.at) >= first, col(AuditEvent.at) < following)
+            .order_by(col(AuditEvent.id))
+        )
         for event in session.exec(query):
             if event.action in PERSONAL_DATA_READS or event.action in PERSONAL_DATA_EXPORTS:
                 entry = access.setdefault(event.actor, ActorAccess(event.actor))

@@ -48,7 +48,7 @@ def take_backup(db: Database, target: Path, *, pg_dump: str = "pg_dump") -> Path
         raise BackupError(N_("{path} already exists; a backup never overwrites a file"), path=target)
     if db.is_sqlite:
         try:
-            return copy_sqlite(Path(make_url(db.url).database), target)
+            return copy_sqlite(db.sqlite_file(), target)
         except Exception as exc:
             target.unlink(missing_ok=True)
             raise BackupError(
@@ -93,7 +93,9 @@ def restore_backup(db: Database, source: Path, *, pg_restore: str = "pg_restore"
                 if original.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
                     raise BackupError(N_("{path} is damaged (integrity_check); nothing was restored"), path=source)
                 with db.engine.connect() as connection:  # the backup API writes the live file under SQLite's locks
-                    original.backup(connection.connection.driver_connection)
+                    driver = connection.connection.driver_connection
+                    assert driver is not None  # an open connection has its driver's
+                    original.backup(driver)
             finally:
                 original.close()
         except sqlite3.DatabaseError as exc:
@@ -154,9 +156,9 @@ def _libpq(db: Database) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = url.password
-    for key, value in url.query.items():  # e.g. sslmode=require
+    for key, values in url.normalized_query.items():  # e.g. sslmode=require
         if key == "sslmode":
-            env["PGSSLMODE"] = value
+            env["PGSSLMODE"] = values[-1]  # given twice, the last one counts
     return args, env
 
 

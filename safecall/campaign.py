@@ -21,7 +21,8 @@ MIN_RETRIES = 3
 # Retries closer than this are not spaced: four calls within minutes miss a person who is out for an hour.
 MIN_RETRY_SPACING = timedelta(minutes=30)
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RETRYABLE = (
+WORKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+RETRYABLE: tuple[str, ...] = (
     Disposition.ANSWERED_NO_KEY,
     Disposition.NO_ANSWER,
     Disposition.BUSY,
@@ -61,7 +62,7 @@ class Slot(Strict):
 class Window(Strict):
     start: str = "09:00"
     end: str = "18:00"
-    weekdays: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    weekdays: list[Weekday] = Field(default_factory=lambda: list(WORKDAYS), min_length=1)
     skip_holidays: bool = True
 
     _times = field_validator("start", "end")(_check_time)
@@ -145,7 +146,7 @@ class Notify(Strict):
 SAMPLE_NAME = "홍길동"
 
 
-def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> list[str]:
+def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> list[Message]:
     """What keeps guardian texts from going out as one SMS with the office's number in it."""
     if not notify.guardian_sms:
         return []
@@ -201,7 +202,7 @@ def guardian_text_problems(path: Path, notify: Notify, instance: Instance) -> li
     return problems
 
 
-def spacing_problems(path: Path, retry: RetryPolicy, instance: Instance) -> list[str]:
+def spacing_problems(path: Path, retry: RetryPolicy, instance: Instance) -> list[Message]:
     """Each retry spacing under MIN_RETRY_SPACING (a test instance's [testing] fast_retries allows it)."""
     if instance.settings.testing.fast_retries:
         return []
@@ -327,6 +328,7 @@ def load_campaign(instance: Instance, name: str) -> CampaignDef:
     definition, problems = check_campaign(instance, name)
     if problems:
         raise InputError(N_("campaign {name!r} is not valid"), problems, name=name)
+    assert definition is not None  # check_campaign gives one whenever it finds no problem
     return definition
 
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import phones
 from safecall.domain import Channel, Disposition, MemberState, OutboxKind, RunState
@@ -35,7 +35,17 @@ from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, dialable_clause
 from safecall.outbox import is_queued, queue
 from safecall.settings import Instance, Settings
-from safecall.store import CampaignRun, CheckinLink, Database, Person, RunMember, audit
+from safecall.store import (
+    CampaignRun,
+    CheckinLink,
+    Database,
+    Person,
+    RunMember,
+    audit,
+    changed_rows,
+    stored_id,
+    table_of,
+)
 
 CHOICES = {"well": Disposition.ACKNOWLEDGED, "help": Disposition.HELP_REQUESTED}
 TEXT_CONTACT = "text"  # Person.contact of people reached by text first (deaf or hard of hearing)
@@ -98,9 +108,9 @@ def open_member(session, person_id: int) -> RunMember | None:
     """The person's member in their latest open run, if any."""
     return session.exec(
         select(RunMember)
-        .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+        .join(CampaignRun, col(CampaignRun.id) == RunMember.run_id)
         .where(RunMember.person_id == person_id, CampaignRun.status == RunState.OPEN)
-        .order_by(CampaignRun.week_start.desc(), RunMember.id.desc())
+        .order_by(col(CampaignRun.week_start).desc(), col(RunMember.id).desc())
     ).first()
 
 
@@ -121,7 +131,7 @@ def link_state(db: Database, signer: LinkSigner, token: str, now: datetime) -> L
             return LinkState(TapResult.USED)
         if link.expires_at <= now:
             return LinkState(TapResult.EXPIRED)
-        return LinkState(None, session.get(Person, link.person_id).name)
+        return LinkState(None, session.get_one(Person, link.person_id).name)  # the link's person: a foreign key
 
 
 def tap(
@@ -134,15 +144,18 @@ def tap(
         if link is None or outcome is None:
             return TapResult.FORGED
         # The guarded update is the claim: of two taps at once, one changes the row and counts.
-        claimed = session.execute(
-            CheckinLink.__table__.update()
-            .where(
-                CheckinLink.id == link.id,
-                CheckinLink.used_at.is_(None),
-                CheckinLink.expires_at > now,
+        claimed = changed_rows(
+            session.execute(
+                table_of(CheckinLink)
+                .update()
+                .where(
+                    col(CheckinLink.id) == link.id,
+                    col(CheckinLink.used_at).is_(None),
+                    col(CheckinLink.expires_at) > now,
+                )
+                .values(used_at=now, choice=choice)
             )
-            .values(used_at=now, choice=choice)
-        ).rowcount
+        )
         if not claimed:
             return TapResult.USED if link.used_at is not None else TapResult.EXPIRED
         session.flush()
@@ -169,7 +182,9 @@ def link_for_person(
         member = open_member(session, person_id)
         if member is None:
             return None
-        url = new_link(session, signer, base_url, member_id=member.id, person_id=person_id, now=now, lifetime=lifetime)
+        url = new_link(
+            session, signer, base_url, member_id=stored_id(member), person_id=person_id, now=now, lifetime=lifetime
+        )
         audit(session, at=now, action="checkin.link", subject=f"person {person_id}", detail="by hand", actor=None)
     return url
 
@@ -196,17 +211,23 @@ def queue_checkin_links(
     with db.transaction() as session:
         due = session.exec(
             select(RunMember, Person)
-            .join(Person, Person.id == RunMember.person_id)
-            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .join(Person, col(Person.id) == RunMember.person_id)
+            .join(CampaignRun, col(CampaignRun.id) == RunMember.run_id)
             .where(CampaignRun.status == RunState.OPEN, RunMember.state == MemberState.PENDING)
             .where((Person.contact == TEXT_CONTACT) | (RunMember.attempts_made >= FOLLOW_UP_AFTER))
         )
         for member, person in list(due):
-            key, mobile = checkin_key(member.id), text_number(person)
+            key, mobile = checkin_key(stored_id(member)), text_number(person)
             if mobile is None or is_queued(session, key):
                 continue
             url = new_link(
-                session, signer, base_url, member_id=member.id, person_id=person.id, now=now, lifetime=lifetime
+                session,
+                signer,
+                base_url,
+                member_id=stored_id(member),
+                person_id=stored_id(person),
+                now=now,
+                lifetime=lifetime,
             )
             queue(
                 session,
@@ -221,7 +242,10 @@ def queue_checkin_links(
             )
             if lifecycle is not None and text_first and person.contact == TEXT_CONTACT and member.attempts_made == 0:
                 lifecycle.hold_first_call(
-                    session.connection().connection, member_id=member.id, run_id=member.run_id, until=now + text_first
+                    session.connection().connection,
+                    member_id=stored_id(member),
+                    run_id=member.run_id,
+                    until=now + text_first,
                 )
             queued += 1
     return queued
@@ -247,22 +271,23 @@ def queue_precall_notices(db: Database, settings: Settings, tz: ZoneInfo, *, now
     with db.transaction() as session:
         due = session.exec(
             select(RunMember, Person, CampaignRun)
-            .join(Person, Person.id == RunMember.person_id)
-            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .join(Person, col(Person.id) == RunMember.person_id)
+            .join(CampaignRun, col(CampaignRun.id) == RunMember.run_id)
             .where(
                 CampaignRun.status == RunState.OPEN,
                 RunMember.state == MemberState.PENDING,
                 RunMember.attempts_made == 0,
-                RunMember.next_attempt_at > now,
-                RunMember.next_attempt_at < day_end,
+                col(RunMember.next_attempt_at) > now,
+                col(RunMember.next_attempt_at) < day_end,
                 *dialable_clause(local.date()),
             )
-            .order_by(RunMember.id)
+            .order_by(col(RunMember.id))
         )
         for member, person, run in list(due):
-            key, mobile = precall_key(person.id, run.week_start), text_number(person)
+            key, mobile = precall_key(stored_id(person), run.week_start), text_number(person)
             if mobile is None or is_queued(session, key):
                 continue
+            assert member.next_attempt_at is not None  # the query chose members due later today
             at = f"{member.next_attempt_at.astimezone(tz):%H:%M}"
             queue(
                 session,

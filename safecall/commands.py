@@ -103,12 +103,13 @@ def runs_to_dial(services: Services, run_id: int | None) -> list[CampaignRun]:
 def run_to_show(services: Services, run_id: int | None) -> RunStatus:
     """The status of the run asked for, or of the latest run."""
     from safecall.runs import list_runs, run_status
+    from safecall.store import stored_id
 
     with services.db.unit(read_only=True) as unit:  # the command's one read
         runs = list_runs(unit)
         if not runs:
             raise NotFoundError(N_("no runs yet; launch one with 'safecall campaign launch NAME'"))
-        return run_status(unit, runs[-1].id if run_id is None else run_id)
+        return run_status(unit, stored_id(runs[-1]) if run_id is None else run_id)
 
 
 def writable_file(path: Path, option: str) -> Path:

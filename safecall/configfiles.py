@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from safecall.errors import ConfigError, Lines, Message, message_of
 from safecall.i18n import N_
@@ -38,6 +39,7 @@ class SecretRef(Strict):
             if not value:
                 raise ConfigError(N_("secret: environment variable {env} is not set"), env=self.env)
             return value
+        assert self.file is not None  # exactly one of env and file (_one_source)
         path = Path(self.file)
         try:
             return path.read_text(encoding="utf-8").strip()
@@ -52,7 +54,7 @@ class SecretRef(Strict):
 
 def validation_problems(path: Path, exc: ValidationError) -> list[str]:
     """Each pydantic error as 'file: key 'a.b': what is wrong'."""
-    problems = []
+    problems: list[str] = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
         if error["type"] in COERCED and isinstance(error["input"], str):
@@ -95,7 +97,7 @@ def _pydantic_message(error) -> str:
             message = Message(template, **(error.get("ctx") or {}))
         except (KeyError, IndexError, ValueError):
             message = None
-        if message == error["msg"]:
+        if message is not None and message == error["msg"]:
             return message
     return error["msg"].removeprefix("Value error, ")
 
@@ -110,7 +112,7 @@ def coercion_problems(model: type[BaseModel], data: dict[str, Any], path: Path) 
     try:
         model.model_validate(data, strict=True)
     except ValidationError as exc:
-        problems = []
+        problems: list[str] = []
         for error in exc.errors():
             if error["type"] not in COERCED or not isinstance(error["input"], str):
                 continue
@@ -120,7 +122,7 @@ def coercion_problems(model: type[BaseModel], data: dict[str, Any], path: Path) 
     return []
 
 
-def _quoted_problem(error: dict, key: str, path: Path) -> Message:
+def _quoted_problem(error: ErrorDetails, key: str, path: Path) -> Message:
     text = error["input"].strip().lower()
     if error["type"] == "bool_type":
         fixed = "true" if text in TRUE_WORDS else "false" if text in FALSE_WORDS else "true or false"

@@ -37,7 +37,8 @@ ATTEMPT = sa.table("attempt", sa.column("run_id", sa.Integer), sa.column("dispos
 def migration_head() -> str | None:
     """The newest revision of migrations/versions, read from the files' `revision` and `down_revision` lines (None when
     they do not name exactly one head: alembic then decides)."""
-    revisions, parents = set(), set()
+    revisions: set[str] = set()
+    parents: set[str] = set()
     for script in (MIGRATIONS / "versions").glob("*.py"):
         for name, value in REVISION_LINE.findall(script.read_text(encoding="utf-8")):
             (revisions if name == "revision" else parents).add(value)

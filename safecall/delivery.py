@@ -101,7 +101,7 @@ def publish_day(
             key = team_list_key(day, team, kind)
             message = session.exec(select(OutboxMessage).where(OutboxMessage.key == key)).first()
             message = message or OutboxMessage(
-                key=key, kind=OutboxKind.TEAM_LIST, channel=Channel.EMAIL, day=day, team=team, list_kind=kind
+                key=key, kind=OutboxKind.TEAM_LIST, channel=Channel.EMAIL, day=day, team=team, list_kind=TaskKind(kind)
             )
             message.status, message.attempts, message.next_try_at, message.last_error = SendStatus.PENDING, 0, now, None
             message.files = "\n".join(str(f) for f in files)
@@ -132,7 +132,7 @@ def team_list_hand_over(instance: Instance, mailer: Mailer | None):
     teams = {t.name: t for t in settings.teams}
 
     def hand_over(delivery: OutboxMessage) -> HandedOver:
-        team = teams.get(delivery.team)
+        team = teams.get(delivery.team or "")
         address = None
         if team:
             address = team.email if delivery.list_kind == TaskKind.VISIT else (team.officer_email or team.email)
@@ -143,14 +143,17 @@ def team_list_hand_over(instance: Instance, mailer: Mailer | None):
             raise DeliveryError(f"team {delivery.team!r} has no e-mail address in config/safecall.toml")
         if mailer is None:
             raise DeliveryError("no [smtp] section in config/safecall.toml: the list is only in the outbox")
+        kind = delivery.list_kind
+        # A team list has its day, team and kind (publish_day writes them).
+        assert delivery.day is not None and delivery.team is not None and kind is not None
         fields = dict(
             day=delivery.day.isoformat(),
             team=delivery.team,
             count=count,
-            link=team_link(settings.web.base_url, delivery.list_kind, delivery.team),
+            link=team_link(settings.web.base_url, kind, delivery.team),
         )
         body = (
-            BODY[delivery.list_kind].format(**fields)
+            BODY[kind].format(**fields)
             + COUNTS.format(
                 reasons=", ".join(f"{reason} {n}명" for reason, n in reasons.items()) or "없음", with_notes=with_notes
             )
@@ -158,10 +161,11 @@ def team_list_hand_over(instance: Instance, mailer: Mailer | None):
         )
         attachments = []
         if settings.delivery.attachments:
+            assert settings.delivery.attachment_password is not None  # required with attachments (DeliverySettings)
             password = settings.delivery.attachment_password.resolve(instance.environ)
             attachments = [encrypted_copy(f, password) for f in files if f.suffix == ".xlsx"]
             body += ATTACHED
-        mailer.send(to, SUBJECT[delivery.list_kind].format(**fields), body, attachments)
+        mailer.send(to, SUBJECT[kind].format(**fields), body, attachments)
         return HandedOver(logged={"people": count})
 
     return hand_over

@@ -13,6 +13,7 @@ from safecall.roster import ImportReport, import_roster
 from safecall.runs import RunStatus, launch_run, run_status
 from safecall.services import Services
 from safecall.settings import defaults_root, load_instance, scaffold_instance
+from safecall.store import stored_id
 from safecall.visits import export_lists, open_task_rows
 
 DEMO_CAMPAIGN = "weekly-safe-call"
@@ -49,8 +50,8 @@ def run_demo(target: Path, clock: Clock, on_progress: Callable[[int, int], None]
             now=virtual.now(),
             rules=services.rules_snapshot(DEMO_CAMPAIGN),
         )
-        services.dialer(campaign).run(run.id, on_progress=on_progress)
-        status = run_status(services.db, run.id)
+        services.dialer(campaign).run(stored_id(run), on_progress=on_progress)
+        status = run_status(services.db, stored_id(run))
         files = []
         day = services.today()
         team_names = [team.name for team in instance.settings.teams]

@@ -19,10 +19,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from enum import Enum, auto
+from typing import Final
 
 import sqlalchemy as sa
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from safecall import phones
 from safecall.campaign import MIN_RETRIES
@@ -31,7 +33,16 @@ from safecall.errors import RunLockedError, SafeCallError, TrunkError, TrunkFata
 from safecall.events import log_event
 from safecall.lifecycle import CallLifecycle, CampaignRules, Claimed
 from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock
-from safecall.store import FINAL_STATES, Attempt, AttemptStatus, CampaignRun, Database, RunMember, RunState
+from safecall.store import (
+    FINAL_STATES,
+    Attempt,
+    AttemptStatus,
+    CampaignRun,
+    Database,
+    RunMember,
+    RunState,
+    stored_id,
+)
 from safecall.telephony.base import CallEvent, CallRequest, LineResult, Trunk, TrunkBusy
 
 log = logging.getLogger("safecall.dialer")
@@ -45,7 +56,15 @@ DEFER_FIRST = timedelta(seconds=0.5)  # when the trunk did not say how long: the
 MAX_DEFER = timedelta(seconds=60)  # the longest one placement waits (a longer Retry-After is cut to this)
 MAX_DEFERRALS = 6  # then the attempt ends as failed, and the person is retried as the campaign's rules say
 PROGRESS_EVERY = 0.2  # seconds of real time between progress reports: counting a big run is not free
-_UNKNOWN = object()  # a run's next due moment must be read again
+
+
+class _Unknown(Enum):
+    """The sentinel of a run's next due moment that must be read again."""
+
+    UNKNOWN = auto()
+
+
+_UNKNOWN: Final = _Unknown.UNKNOWN
 
 
 @dataclass
@@ -62,10 +81,10 @@ class _Run:
     """An open run this dialer dials: its campaign's rules and what is known of its next due person."""
 
     id: int
-    week: object
+    week: date
     rules: CampaignRules  # the run's own (its snapshot), at rules_version
     rules_version: int
-    next_due: object = _UNKNOWN  # datetime, None (nobody pending) or _UNKNOWN
+    next_due: datetime | None | _Unknown = _UNKNOWN  # None: nobody pending
     in_flight: int = 0  # its calls placed and not ended, and those waiting for the trunk (deferred)
     busy_until: datetime | None = None  # the trunk refused its last call: no new claims before this
     leased: bool = False
@@ -272,7 +291,10 @@ class Dialer:
     def _renew_leases(self) -> None:
         now = self.clock.now()
         for entry in self.runs.values():
-            if entry.leased and now >= entry.lease_renew_at:
+            if not entry.leased:
+                continue
+            assert entry.lease_renew_at is not None  # set with `leased`, when the lease was taken
+            if now >= entry.lease_renew_at:
                 renew_run_lock(self.db, entry.id, self.owner, now=now, ttl=LOCK_TTL)
                 entry.lease_renew_at = now + LOCK_TTL / 2
 
@@ -281,9 +303,7 @@ class Dialer:
         for entry in list(self.runs.values()):
             if entry.in_flight:
                 continue
-            if entry.next_due is _UNKNOWN:
-                self._read_next_due(entry)
-            if entry.next_due is None and self.lifecycle.close_run_if_done(entry.id, self.clock.now()):
+            if self._next_due(entry) is None and self.lifecycle.close_run_if_done(entry.id, self.clock.now()):
                 log_event(log, "run_closed", run=entry.id, campaign=entry.rules.definition.name)
                 if entry.leased:
                     release_run_lock(self.db, entry.id, self.owner)
@@ -307,7 +327,7 @@ class Dialer:
         """
         lock = {"name": f"safecall-worker:{worker}"}
         with self.db.engine.connect() as connection:
-            held = connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock).scalar()
+            held = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), lock).scalar())
             try:
                 yield held
             finally:
@@ -347,7 +367,8 @@ class Dialer:
             query = select(Attempt).where(Attempt.run_id == entry.id, Attempt.status == AttemptStatus.PLACING)
             if self.worker is not None:
                 query = query.where(Attempt.worker == self.worker)  # other workers' calls are on other trunks
-            orphans = list(session.exec(query.order_by(Attempt.placed_at, Attempt.id)))  # in flight in placing order
+            # In flight, in placing order.
+            orphans = list(session.exec(query.order_by(col(Attempt.placed_at), col(Attempt.id))))
         # A call-back is ended by the IVR side that took it; one left open past the longest call never will be.
         cutoff = self.clock.now() - self._longest_call(entry)
         self.lifecycle.apply(
@@ -359,7 +380,7 @@ class Dialer:
         )
         for attempt in (a for a in orphans if not a.inbound):
             log_event(log, "attempt_recovering", attempt=attempt.id, phone=phones.mask(attempt.phone))
-            self._fly(entry, attempt.token, attempt.id, attempt.placed_at)
+            self._fly(entry, attempt.token, stored_id(attempt), attempt.placed_at)
             try:
                 events = self.trunk.recover(self._request(entry, attempt), attempt.trunk_call_id)
             except TrunkError as exc:  # left in flight: written off as unknown at its deadline, never freezing the run
@@ -447,13 +468,17 @@ class Dialer:
                     limit = min(share, batch - len(claimed))
                     if limit <= 0:
                         break
+
+                    def planned(i: int, base: int = len(claimed)) -> datetime:
+                        return start + spacing * (base + i)
+
                     got = self.lifecycle.claim(
                         connection,
                         run_id=entry.id,
                         limit=limit,
                         now=now,
                         today=today,
-                        planned=lambda i, base=len(claimed): start + spacing * (base + i),  # noqa: B008 (fixed before claimed grows)
+                        planned=planned,
                         worker=self.worker,
                     )
                     claimed.extend((entry, attempt) for attempt in got)
@@ -562,7 +587,7 @@ class Dialer:
         now = self.clock.now()
         for token, flight in self._overdue(now):
             with self.db.session() as session:
-                attempt = session.get(Attempt, flight.attempt_id)
+                attempt = session.get_one(Attempt, flight.attempt_id)  # written before its call was placed
             entry = self.runs.get(flight.run_id)
             events = []
             if entry is not None:
@@ -616,12 +641,13 @@ class Dialer:
         with self.db.session() as session:
             placing = session.exec(
                 select(Attempt.token, Attempt.worker, Attempt.run_id, Attempt.placed_at).where(
-                    Attempt.run_id.in_(list(self.runs)),
+                    col(Attempt.run_id).in_(list(self.runs)),
                     Attempt.status == AttemptStatus.PLACING,
                     Attempt.worker != self.worker,
                 )
             )
             for token, worker, run_id, placed_at in placing:
+                assert worker is not None  # `worker != ...` is never true of NULL
                 if placed_at < now - self._longest_call(self.runs[run_id]):
                     by_worker[worker].append(token)
         for worker, tokens in by_worker.items():
@@ -637,26 +663,27 @@ class Dialer:
 
     # ---- when to wake ----
 
-    def _read_next_due(self, entry: _Run) -> None:
-        with self.db.statements() as connection:
-            entry.next_due = self.lifecycle.next_due(connection, entry.id)
+    def _next_due(self, entry: _Run) -> datetime | None:
+        """The run's next due moment, read again when not known."""
+        if entry.next_due is _UNKNOWN:
+            with self.db.statements() as connection:
+                entry.next_due = self.lifecycle.next_due(connection, entry.id)
+        return entry.next_due
 
     def _wake_time(self, stopping: bool) -> datetime:
         now = self.clock.now()
         # While calls are up, at least every MAX_WAIT (leases, a stop). Idle, a dialer over a changing set of runs
         # looks for new ones as often; one dialling a single run sleeps until its next due person.
-        candidates = (
-            [now + MAX_WAIT, self._first_deadline()] if self.in_flight else [now + MAX_WAIT] if self._polling else []
-        )
+        candidates = [now + MAX_WAIT] if self.in_flight or self._polling else []
+        if self.in_flight and (deadline := self._first_deadline()) is not None:  # a call in flight has its deadline
+            candidates.append(deadline)
         if self._deferred and not stopping:
             candidates += [now + MAX_WAIT, self._deferred[0][0]]
         if not stopping and len(self.in_flight) < self.trunk.capacity.channels:
             for entry in self.runs.values():
-                if entry.next_due is _UNKNOWN:
-                    self._read_next_due(entry)
-                if entry.next_due is not None:
+                if (next_due := self._next_due(entry)) is not None:
                     due = entry.rules.calendar.next_open(
-                        max(entry.next_due, self.next_placement, now, entry.busy_until or now)
+                        max(next_due, self.next_placement, now, entry.busy_until or now)
                     )
                     # A trunk that is down (e.g. AMI reconnecting) is looked at again shortly;
                     # no attempt is spent on it.

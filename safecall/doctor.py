@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from safecall.campaign import check_campaign, list_campaigns
 from safecall.configfiles import SecretRef
@@ -93,6 +92,7 @@ def _sqlite_writable(db: Database, file: Path) -> Check:
     """A real write, rolled back: a lock held by another process, a read-only file or a full database refuses it."""
     with db.engine.connect() as connection:
         raw = connection.connection.driver_connection
+        assert raw is not None  # an open connection has its driver's
         raw.execute(f"PRAGMA busy_timeout = {int(min(PROBE_WAIT_SECONDS, db.busy_timeout) * 1000)}")
         try:
             raw.execute("BEGIN IMMEDIATE")
@@ -113,8 +113,8 @@ def _sqlite_writable(db: Database, file: Path) -> Check:
 
 def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
     with db.engine.connect() as connection:
-        pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
-        limit = connection.exec_driver_sql("PRAGMA max_page_count").scalar()
+        pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+        limit = connection.exec_driver_sql("PRAGMA max_page_count").scalar_one()
     if pages >= limit:
         return Check(
             Message(N_("database space")),
@@ -146,7 +146,7 @@ def _sqlite_space(db: Database, file: Path, disk_usage: Callable) -> Check:
 
 def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
     checks: list[Check] = []
-    file = Path(make_url(db.url).database) if db.is_sqlite else None
+    file = db.sqlite_file() if db.is_sqlite else None
     try:
         if file is not None:
             with db.engine.connect() as connection:
@@ -158,6 +158,7 @@ def _database_checks(db: Database, disk_usage: Callable) -> list[Check]:
             checks.append(_sqlite_space(db, file, disk_usage))
         state = db.schema_state()
     except (SafeCallError, sa.exc.DBAPIError, sqlite3.Error) as exc:
+        detail: str
         if file is not None:
             detail = sqlite_fault(file, getattr(exc, "orig", exc))
         else:
@@ -240,8 +241,12 @@ def needed_secrets(instance: Instance) -> list[tuple[str, SecretRef]]:
         needed.append(("smtp.password", settings.smtp.password))
     if settings.delivery.attachments and settings.delivery.attachment_password:
         needed.append(("delivery.attachment_password", settings.delivery.attachment_password))
-    if settings.sms.provider == "solapi":
-        needed += [("sms.api_key", settings.sms.api_key), ("sms.api_secret", settings.sms.api_secret)]
+    if settings.sms.provider == "solapi":  # which requires both (SmsSettings._complete)
+        needed += [
+            (key, ref)
+            for key, ref in (("sms.api_key", settings.sms.api_key), ("sms.api_secret", settings.sms.api_secret))
+            if ref is not None
+        ]
     if web_enabled(instance):
         needed.append(("web.secret_key", settings.web.secret_key))
     return needed
@@ -291,6 +296,7 @@ def smtp_check(smtp: SmtpSettings, timeout: float = REACH_TIMEOUT_SECONDS) -> Ch
     """The mail server answers a greeting and EHLO within `timeout`; nothing is sent, no login is made."""
     name = Message(N_("SMTP {host}:{port}"), host=smtp.host, port=smtp.port)
     try:
+        client: smtplib.SMTP
         if smtp.security == "tls":
             client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=ssl.create_default_context())
         else:
@@ -318,6 +324,8 @@ def sms_check(instance: Instance, timeout: float = REACH_TIMEOUT_SECONDS) -> Che
     if sms.provider != "solapi":
         return None
     name = Message(N_("SMS provider {provider}"), provider=sms.provider)
+    # Provider solapi requires both (SmsSettings._complete).
+    assert sms.api_key is not None and sms.api_secret is not None
     try:
         key, secret = sms.api_key.resolve(instance.environ), sms.api_secret.resolve(instance.environ)
     except ConfigError as exc:

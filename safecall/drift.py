@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import date
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall.domain import Disposition, PersonStatus, RunState
 from safecall.store import Attempt, CampaignRun, Database, Person, RunMember
@@ -85,9 +85,9 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
     they call at other hours)."""
     with db.session() as session:
         query = (
-            select(Attempt, RunMember.person_id, CampaignRun.week_start)
-            .join(RunMember, RunMember.id == Attempt.member_id)
-            .join(CampaignRun, CampaignRun.id == Attempt.run_id)
+            select(Attempt, col(RunMember.person_id), col(CampaignRun.week_start))
+            .join(RunMember, col(RunMember.id) == Attempt.member_id)
+            .join(CampaignRun, col(CampaignRun.id) == Attempt.run_id)
             .where(
                 CampaignRun.label == "weekly",
                 CampaignRun.status == RunState.CLOSED,
@@ -95,7 +95,7 @@ def weekly_measures(db: Database, person_ids: list[int] | None = None) -> dict[i
             )
         )
         if person_ids is not None:
-            query = query.where(RunMember.person_id.in_(person_ids))
+            query = query.where(col(RunMember.person_id).in_(person_ids))
         rows = list(session.exec(query))
     grouped: dict[tuple[int, date], list[Attempt]] = {}
     for attempt, person_id, week in rows:
@@ -117,8 +117,9 @@ def measures_of(week: date, attempts: list[Attempt]) -> WeekMeasures:
         ),
         None,
     )
-    ring = (answered.answered_at - answered.placed_at).total_seconds() if answered else None
-    key = (answered.keyed_at - answered.answered_at).total_seconds() if answered and answered.keyed_at else None
+    answered_at = answered.answered_at if answered else None  # never None for the attempt chosen
+    ring = (answered_at - answered.placed_at).total_seconds() if answered and answered_at else None
+    key = (answered.keyed_at - answered_at).total_seconds() if answered and answered_at and answered.keyed_at else None
     # A week nobody answered is a visit's matter, not a drift: it counts for no measure.
     calls = float(answered.number) if answered else None
     unclear = (

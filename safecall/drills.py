@@ -25,7 +25,7 @@ from safecall.runs import RunStatus, launch_run, run_status
 from safecall.safety_clock import ClockSummary, clocks, summarise
 from safecall.services import Services
 from safecall.settings import DATABASE_URL_ENV, INSTANCE_FOLDERS, Instance, load_instance
-from safecall.store import Database
+from safecall.store import Database, stored_id
 from safecall.store.db import copy_sqlite
 
 DRILL_DATABASE = Path("data") / "safecall.db"
@@ -110,11 +110,12 @@ def run_drill(
             run, _ = launch_run(services.db, campaign, campaign.calendar(drill), now=services.now(), rules=rules)
             # A drill rehearses the files as they are now, also on the copy of a run launched before an edit.
             apply_rules(services.db, campaign_name, rules, now=services.now())
+            run_id = stored_id(run)
             services.dialer(campaign, trunk_name=trunk_name).run(
-                run.id, on_progress=on_progress
+                run_id, on_progress=on_progress
             )  # closed with the services
-            clock = summarise(clocks(services.db, drill.settings, now=services.now(), run_id=run.id))
-            return DrillResult(status=run_status(services.db, run.id), folder=folder, kept=kept, clock=clock)
+            clock = summarise(clocks(services.db, drill.settings, now=services.now(), run_id=run_id))
+            return DrillResult(status=run_status(services.db, run_id), folder=folder, kept=kept, clock=clock)
         finally:
             services.close()
     finally:

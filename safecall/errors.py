@@ -1,5 +1,7 @@
 """One error tree. Outside libraries' errors are translated at the edge."""
 
+from collections.abc import Sequence
+
 from safecall.particles import format_message
 
 
@@ -29,6 +31,9 @@ class Message(str):
 class Lines(Message):
     """Several messages, one a line (or joined by `sep`)."""
 
+    lines: list[str]
+    sep: str
+
     def __new__(cls, lines, sep: str = "\n"):
         text = str.__new__(cls, sep.join(lines))
         text.template, text.fields, text.lines, text.sep = sep.join(lines), {}, list(lines), sep
@@ -44,6 +49,8 @@ class Lines(Message):
 class Keyword(Message):
     """A stored keyword in a message (an outcome, a reason), shown as the catalogue's word in its context
     (msgctxt "outcome", msgid "safe" is 안전 확인); English, or a keyword the catalogue lacks, shows it as stored."""
+
+    context: str
 
     def __new__(cls, context: str, keyword: str):
         text = str.__new__(cls, keyword)
@@ -107,7 +114,7 @@ class ConfigError(SafeCallError):
 class InputError(SafeCallError):
     """Input failed validation; `problems` lists each one, naming where it is."""
 
-    def __init__(self, summary: str, problems: list[str] | None = None, **fields):
+    def __init__(self, summary: str, problems: Sequence[str] | None = None, **fields):
         super().__init__(summary, **fields)
         self.summary = self.args[0]
         self.problems = list(problems or [])

@@ -7,7 +7,7 @@ import json
 import logging
 from datetime import date, datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import phones
 from safecall.campaign import CampaignDef
@@ -17,7 +17,7 @@ from safecall.lifecycle import flag_task_overdue
 from safecall.notify import DeliveryError, Mailer, SmsMessage, SmsSender, fit_in_one_sms
 from safecall.outbox import HandedOver, follow_reports, is_queued, queue, send_due
 from safecall.settings import Settings
-from safecall.store import CampaignRun, Database, OutboxMessage, Person, VisitTask, audit
+from safecall.store import CampaignRun, Database, OutboxMessage, Person, VisitTask, audit, stored_id
 
 log = logging.getLogger("safecall.escalation")
 # Every kind of message but the teams' lists (delivery.py sends those, with their files).
@@ -39,13 +39,13 @@ def notify_officers(
     """One e-mail under `key` to the officers of `teams` (every team when empty), queued once whatever the
     number of calls, and `text` to their mobiles ([teams] officer_phone) when given; returns where it was queued for."""
     chosen = [t for t in settings.teams if not teams or t.name in teams]
-    officers = sorted({t.officer_email or t.email for t in chosen if t.officer_email or t.email})
+    officers = sorted({email for t in chosen if (email := t.officer_email or t.email)})
     mobiles = sorted({phones.normalise(t.officer_phone) for t in chosen if t.officer_phone}) if text else []
     with db.transaction() as session:
         for officer in officers:
             queue_officer_alert(session, f"{key}:{officer}", Channel.EMAIL, officer, body, now)
-        for mobile in mobiles:
-            queue_officer_alert(session, f"{key}:{mobile}", Channel.SMS, mobile, text, now)
+        for mobile in mobiles:  # none without a text
+            queue_officer_alert(session, f"{key}:{mobile}", Channel.SMS, mobile, text or "", now)
     return officers + [phones.mask(m) for m in mobiles]
 
 
@@ -57,7 +57,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
     with db.transaction() as session:
         tasks = session.exec(
             select(VisitTask, Person)
-            .join(Person, Person.id == VisitTask.person_id)
+            .join(Person, col(Person.id) == VisitTask.person_id)
             .where(
                 VisitTask.status == TaskStatus.OPEN,
                 VisitTask.kind == TaskKind.VISIT,
@@ -68,7 +68,7 @@ def mark_overdue(db: Database, settings: Settings, *, now: datetime) -> list[int
         for task, _person in tasks:
             flag_task_overdue(task)
             session.add(task)
-            flagged.append(task.id)
+            flagged.append(stored_id(task))
             audit(session, at=now, action="visit.overdue", subject=f"task {task.id}", actor="safecall")
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
@@ -107,7 +107,7 @@ def queue_guardian_text(
     variables = {"name": name, "callback": callback}
     queue(
         session,
-        key=guardian_key(person.id, run.week_start),
+        key=guardian_key(stored_id(person), run.week_start),
         kind=OutboxKind.GUARDIAN_TEXT,
         channel=Channel.SMS,
         recipient=person.guardian_phone,
@@ -125,10 +125,10 @@ def queue_escalations(db: Database, settings: Settings, campaigns: dict[str, Cam
     with db.transaction() as session:
         rows = session.exec(
             select(VisitTask, Person, CampaignRun)
-            .join(Person, Person.id == VisitTask.person_id)
-            .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
+            .join(Person, col(Person.id) == VisitTask.person_id)
+            .join(CampaignRun, col(CampaignRun.id) == VisitTask.run_id)
             .where(VisitTask.status == TaskStatus.OPEN)
-            .order_by(VisitTask.id)
+            .order_by(col(VisitTask.id))
         )
         for task, person, run in rows:
             campaign = campaigns.get(run.campaign)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import glossary
 from safecall.conversation import TRANSFER_RESULTS
-from safecall.store import Attempt, Database, HelpCall
+from safecall.store import Attempt, Database, HelpCall, stored_id
 
 TRANSFER_KOREAN = glossary.TRANSFER
 
@@ -83,7 +83,7 @@ class HelpOutcome:
 
 def _outcome(row: HelpCall) -> HelpOutcome:
     return HelpOutcome(
-        row.id, row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at
+        stored_id(row), row.transfer, row.transfer_at, bool(row.message_ref), row.message_seconds, row.message_at
     )
 
 
@@ -91,7 +91,9 @@ def help_calls(db: Database, run_id: int, person_id: int) -> list[HelpOutcome]:
     """The calls for help of a person in a run (a call-back task's), oldest first."""
     with db.session() as session:
         rows = session.exec(
-            select(HelpCall).where(HelpCall.run_id == run_id, HelpCall.person_id == person_id).order_by(HelpCall.id)
+            select(HelpCall)
+            .where(HelpCall.run_id == run_id, HelpCall.person_id == person_id)
+            .order_by(col(HelpCall.id))
         ).all()
     return [_outcome(r) for r in rows]
 
@@ -103,7 +105,7 @@ def help_calls_of_tasks(db: Database, tasks: list) -> dict[int, list[HelpOutcome
     by_key: dict[tuple[int, int], list[HelpOutcome]] = {}
     with db.session() as session:
         rows = session.exec(
-            select(HelpCall).where(HelpCall.person_id.in_({t.person_id for t in tasks})).order_by(HelpCall.id)
+            select(HelpCall).where(col(HelpCall.person_id).in_({t.person_id for t in tasks})).order_by(col(HelpCall.id))
         ).all()
     for row in rows:
         by_key.setdefault((row.run_id, row.person_id), []).append(_outcome(row))

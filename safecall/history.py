@@ -12,11 +12,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from itertools import groupby
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from safecall.domain import ANSWERED
 from safecall.ordering import EVERY_CLASS, WeekOutcome, plan_first_calls
 from safecall.policy import CallingCalendar
-from safecall.store import FINAL_STATES, Attempt, CampaignRun, RunMember
+from safecall.store import FINAL_STATES, Attempt, CampaignRun, RunMember, stored_id, table_of
 
 WEEKS_LOOKED_AT = 4
 # The length of an average call of the shipped IVR flow, ring included (26 s on the simulated trunk, see
@@ -70,32 +71,32 @@ def member_histories(
     # One index lookup an earlier week, on attempt (member_id, number): a correlated subquery keeps this one
     # streamed statement, a row a member and week.
     answered = (
-        sa.select(sa.func.max(Attempt.placed_at))
-        .where(Attempt.member_id == earlier.id, Attempt.disposition.in_(ANSWERED))
+        sa.select(sa.func.max(col(Attempt.placed_at)))
+        .where(col(Attempt.member_id) == earlier.id, col(Attempt.disposition).in_(ANSWERED))
         .scalar_subquery()
     )
     # Streamed (yield_per on the statement, not the connection: the connection goes on to write the times).
     rows = connection.execute(
-        sa.select(member.id, earlier.state, earlier.attempts_made, answered)
+        sa.select(col(member.id), col(earlier.state), col(earlier.attempts_made), answered)
         .select_from(member)
         .outerjoin(
             earlier,
             sa.and_(
-                earlier.person_id == member.person_id,
-                earlier.run_id != member.run_id,
-                earlier.run_id.in_(
-                    sa.select(earlier_run.id).where(
-                        earlier_run.campaign == campaign,
-                        earlier_run.label == "weekly",
-                        earlier_run.week_start < week,
-                        earlier_run.week_start >= week - timedelta(weeks=weeks),
+                col(earlier.person_id) == member.person_id,
+                col(earlier.run_id) != member.run_id,
+                col(earlier.run_id).in_(
+                    sa.select(col(earlier_run.id)).where(
+                        col(earlier_run.campaign) == campaign,
+                        col(earlier_run.label) == "weekly",
+                        col(earlier_run.week_start) < week,
+                        col(earlier_run.week_start) >= week - timedelta(weeks=weeks),
                     )
                 ),
             ),
         )
-        .outerjoin(earlier_run, earlier_run.id == earlier.run_id)
-        .where(member.run_id == run_id)
-        .order_by(member.id, earlier_run.week_start.desc())
+        .outerjoin(earlier_run, col(earlier_run.id) == earlier.run_id)
+        .where(col(member.run_id) == run_id)
+        .order_by(col(member.id), col(earlier_run.week_start).desc())
         .execution_options(yield_per=_CHUNK)
     )
     for member_id, group in groupby(rows, key=lambda row: row[0]):
@@ -113,12 +114,13 @@ def order_first_calls(
     connection: sa.Connection, run: CampaignRun, first_call: datetime, calendar: CallingCalendar, order: FirstCallOrder
 ) -> None:
     """Give every member of the new `run` their first-call time by history (safecall/ordering.py)."""
-    histories = member_histories(connection, run.id, run.campaign, run.week_start, order.weeks, calendar.tz)
+    histories = member_histories(connection, stored_id(run), run.campaign, run.week_start, order.weeks, calendar.tz)
     plan = plan_first_calls(histories, first_call, calendar, order.per_call, order.days, order.by_hour)
+    members = table_of(RunMember)
     update = (
-        sa.update(RunMember.__table__)
-        .where(RunMember.__table__.c.id == sa.bindparam("member"))
-        .values(next_attempt_at=sa.bindparam("at", type_=RunMember.__table__.c.next_attempt_at.type))
+        sa.update(members)
+        .where(members.c.id == sa.bindparam("member"))
+        .values(next_attempt_at=sa.bindparam("at", type_=members.c.next_attempt_at.type))
     )
     chunk = []
     for member_id, at in plan:

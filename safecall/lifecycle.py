@@ -18,12 +18,12 @@ changed, so the common case is one statement, not a read and a write.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from safecall import helpline
 from safecall.campaign import CampaignDef
@@ -44,14 +44,15 @@ from safecall.store import (
     TaskKind,
     TaskStatus,
     VisitTask,
+    table_of,
 )
 from safecall.store.db import real_now
 from safecall.store.prepared import DriverConnection, new_values
 from safecall.telephony.base import CallEvent, LineResult, LiveCall
 
-ATTEMPT, MEMBER, PERSON, RUN, TASK = (model.__table__ for model in (Attempt, RunMember, Person, CampaignRun, VisitTask))
+ATTEMPT, MEMBER, PERSON, RUN, TASK = (table_of(model) for model in (Attempt, RunMember, Person, CampaignRun, VisitTask))
 
-LINE_TO_DISPOSITION = {
+LINE_TO_DISPOSITION: dict[str | None, Disposition] = {
     LineResult.ANSWERED: Disposition.ANSWERED_NO_KEY,
     LineResult.NO_ANSWER: Disposition.NO_ANSWER,
     LineResult.BUSY: Disposition.BUSY,
@@ -128,16 +129,16 @@ def is_dialable(person: Person, today: date) -> bool:
     return True
 
 
-def dialable_clause(today: date) -> list:
+def dialable_clause(today: date | sa.BindParameter[date]) -> list[sa.ColumnElement[bool]]:
     """is_dialable as SQL, for enrolling a whole roster in one statement; the two must agree (tested)."""
     return [
-        Person.consent_date.is_not(None),
-        Person.consent_date <= today,
-        Person.status != PersonStatus.CLOSED,
+        col(Person.consent_date).is_not(None),
+        col(Person.consent_date) <= today,
+        col(Person.status) != PersonStatus.CLOSED,
         sa.not_(
             sa.and_(
-                Person.status == PersonStatus.PAUSED,
-                sa.or_(Person.paused_until.is_(None), Person.paused_until >= today),
+                col(Person.status) == PersonStatus.PAUSED,
+                sa.or_(col(Person.paused_until).is_(None), col(Person.paused_until) >= today),
             )
         ),
     ]
@@ -285,13 +286,13 @@ _SET_CALL_ID = (
 )
 _EARLIER_STATES = (
     sa.select(MEMBER.c.state)
-    .join(CampaignRun, CampaignRun.id == MEMBER.c.run_id)
+    .join(CampaignRun, col(CampaignRun.id) == MEMBER.c.run_id)
     .where(
         MEMBER.c.person_id == sa.bindparam("person_id"),
         MEMBER.c.id != sa.bindparam("member_id"),
         sa.or_(*(MEMBER.c.state == state for state in FINAL_STATES)),
     )
-    .order_by(CampaignRun.week_start.desc(), MEMBER.c.id.desc())
+    .order_by(col(CampaignRun.week_start).desc(), MEMBER.c.id.desc())
 )
 _ADD_TASK = sa.insert(TASK).values(
     status=TaskStatus.OPEN,
@@ -445,7 +446,7 @@ class Claimed:
     id: int
     run_id: int
     token: str
-    phone: str | None
+    phone: str
     number: int
     placed_at: datetime
 
@@ -584,7 +585,7 @@ class CallLifecycle:
         self,
         events: list[CallEvent],
         connection: DriverConnection | None = None,
-        placed: list[tuple[int, datetime]] = (),
+        placed: Sequence[tuple[int, datetime]] = (),
     ) -> list:
         """Record what the trunk reported, in one transaction (the caller's, if given);
         returns the attempts that closed.
@@ -643,6 +644,7 @@ class CallLifecycle:
                 ended_at=at,
                 calendar=campaign.calendar,
             )
+            assert isinstance(step, Final)  # an answer for a member not yet answered is final (next_step's first cases)
             settled = self.db.prepared(_SETTLE_UNANSWERED_MEMBER).execute(
                 connection, {**change, "new_state": step.state}
             )
@@ -680,6 +682,7 @@ class CallLifecycle:
             change.update(new_state=MemberState.PENDING, new_final_at=None, new_next_attempt_at=step.at)
         else:
             change["new_state"] = step.state
+            assert step.task is not None  # not an answer: the final step is unreachable, with its visit (next_step)
             self._add_task(connection, attempt, step.task, at, attempts, team=person.team)
         self.db.prepared(SETTLE_MEMBER).execute(connection, change)
 
@@ -766,6 +769,8 @@ class CallLifecycle:
             number = person.attempts_made + 1
             token = secrets.token_urlsafe(18)
             phone = number_for_attempt(person, earlier, number)
+            # A retry is planned only while a number is left (next_step), and an attempt's phone is NOT NULL.
+            assert phone is not None
             placed_at = planned(len(claimed))
             attempt_id = self._write_attempt(
                 connection,
@@ -926,13 +931,13 @@ def enrol(session: Session, *, run_id: int, first_call: datetime, where: list) -
     candidates = (
         sa.select(
             sa.literal(run_id),
-            Person.id,
+            col(Person.id),
             sa.literal(MemberState.PENDING),
             sa.literal(0),
             sa.literal(first_call, type_=MEMBER.c.next_attempt_at.type),
         )
         .where(*where)
-        .order_by(Person.id)
+        .order_by(col(Person.id))
     )
     return (
         session.connection()

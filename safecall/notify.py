@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,7 +23,7 @@ class DeliveryError(SafeCallError):
 
 
 class Mailer(Protocol):
-    def send(self, to: list[str], subject: str, body: str, attachments: list[Path] = ()) -> None: ...
+    def send(self, to: list[str], subject: str, body: str, attachments: Sequence[Path] = ()) -> None: ...
 
 
 class SmtpMailer:
@@ -31,7 +31,7 @@ class SmtpMailer:
         self.settings = settings
         self._password = settings.password.resolve(environ) if settings.password else None
 
-    def send(self, to: list[str], subject: str, body: str, attachments: list[Path] = ()) -> None:
+    def send(self, to: list[str], subject: str, body: str, attachments: Sequence[Path] = ()) -> None:
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.settings.sender, ", ".join(to), subject
         message.set_content(body)
@@ -40,6 +40,7 @@ class SmtpMailer:
             maintype, subtype = (kind or "application/octet-stream").split("/", 1)
             message.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
         s = self.settings
+        client: smtplib.SMTP
         try:
             if s.security == "tls":
                 client = smtplib.SMTP_SSL(
@@ -100,7 +101,9 @@ class SolapiSms:
     def __init__(self, settings: SmsSettings, environ: Mapping[str, str]):
         from solapi import SolapiMessageService
 
-        self.settings = settings
+        # Provider solapi requires a key, a secret and a sender (SmsSettings._complete).
+        assert settings.api_key is not None and settings.api_secret is not None and settings.sender is not None
+        self.settings, self.sender = settings, settings.sender
         self.service = SolapiMessageService(settings.api_key.resolve(environ), settings.api_secret.resolve(environ))
         self.service.base_url = settings.base_url  # the SDK builds every URL from it; tests point it at a fake
 
@@ -109,10 +112,10 @@ class SolapiSms:
         from solapi.model import RequestMessage
         from solapi.model.kakao.kakao_option import KakaoOption
 
-        sender, to = _domestic(self.settings.sender), _domestic(message.to)
+        sender, to = _domestic(self.sender), _domestic(message.to)
         alimtalk = self.settings.alimtalk
         template_id = getattr(alimtalk, message.template) if alimtalk and message.template in ALIMTALK_TEXTS else None
-        if template_id:
+        if alimtalk and template_id:
             variables = {ALIMTALK_VARIABLES[k]: v for k, v in message.variables.items() if k in ALIMTALK_VARIABLES}
             # disable_sms False: a guardian without KakaoTalk gets the same text as SMS/LMS from the sender number.
             options = KakaoOption(pf_id=alimtalk.pf_id, template_id=template_id, variables=variables, disable_sms=False)

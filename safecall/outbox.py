@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import phones
 from safecall.domain import Channel, OutboxKind, SendStatus
 from safecall.events import log_event
 from safecall.notify import DeliveryError, SmsSender
-from safecall.store import Database, OutboxMessage
+from safecall.store import Database, OutboxMessage, changed_rows, stored_id
 
 log = logging.getLogger("safecall.outbox")
 
@@ -70,7 +70,7 @@ def send_due(
         due = unit.outbox.due(kinds, RETRIED, now)
     tried = []
     for message in due:
-        if not _claim(db, message.id, now):
+        if not _claim(db, stored_id(message), now):
             continue  # another process has it
         try:
             handed = hand_over(message)
@@ -94,12 +94,18 @@ def send_due(
 
 def _claim(db: Database, message_id: int, now: datetime) -> bool:
     with db.transaction() as session:
-        claimed = session.execute(
-            sa.update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status.in_(RETRIED), OutboxMessage.next_try_at <= now)
-            .values(next_try_at=now + CLAIM_LEASE)
+        claimed = changed_rows(
+            session.execute(
+                sa.update(OutboxMessage)
+                .where(
+                    col(OutboxMessage.id) == message_id,
+                    col(OutboxMessage.status).in_(RETRIED),
+                    col(OutboxMessage.next_try_at) <= now,
+                )
+                .values(next_try_at=now + CLAIM_LEASE)
+            )
         )
-    return claimed.rowcount == 1
+    return claimed == 1
 
 
 def follow_reports(db: Database, policy, sms: SmsSender, *, now: datetime) -> None:
@@ -114,6 +120,7 @@ def follow_reports(db: Database, policy, sms: SmsSender, *, now: datetime) -> No
 
 def _read_report(message: OutboxMessage, sms: SmsSender, policy, now: datetime) -> None:
     """Delivered, still on its way (asked again later), or failed (sent again)."""
+    assert message.sent_at is not None and message.provider_id is not None  # follow_reports chose it: sent, with an id
     # Asked again after half the time it has been on its way: often at first, hourly at most.
     ask_again = now + min(timedelta(hours=1), max(REPORT_FIRST_AFTER, (now - message.sent_at) / 2))
     try:
@@ -159,7 +166,11 @@ def _event(message: OutboxMessage) -> str:
 def _said(message: OutboxMessage) -> dict:
     """What the log says a message is: a team list by its day, team and list; any other by its key and recipient."""
     if message.kind == OutboxKind.TEAM_LIST:
-        return {"day": message.day.isoformat(), "team": message.team, "kind": message.list_kind}
+        return {
+            "day": message.day.isoformat() if message.day else None,
+            "team": message.team,
+            "kind": message.list_kind,
+        }
     return {"key": message.key, "recipient": masked_recipient(message)}
 
 

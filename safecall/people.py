@@ -5,12 +5,12 @@ from __future__ import annotations
 import unicodedata
 from datetime import date, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from safecall.domain import CHECKIN_DIGIT, PersonStatus
 from safecall.errors import InputError, Keyword, NotFoundError
 from safecall.i18n import N_, Texts
-from safecall.store import Attempt, Database, Person, audit, person_attempts
+from safecall.store import Attempt, Database, Person, audit, person_attempts, stored_id
 
 MAX_ID_DIGITS = 15  # a longer id overflows the database's integers; no person has one
 CLOSE_REASONS = ("hospitalised", "moved", "deceased", "declined", "other")
@@ -48,7 +48,7 @@ def list_people(db: Database, *, status: str | None = None, team: str | None = N
 def person_history(db: Database, ref: str) -> tuple[Person, list[Attempt]]:
     with db.session() as session:
         person = find_person(session, ref)
-        attempts = list(session.exec(person_attempts(person.id).order_by(Attempt.placed_at)))
+        attempts = list(session.exec(person_attempts(stored_id(person)).order_by(col(Attempt.placed_at))))
         return person, attempts
 
 
@@ -89,7 +89,7 @@ def pause(db: Database, ref: str, *, until: date, today: date, now: datetime) ->
             raise InputError(
                 N_("person {id} is closed ({reason}); resume is not possible, re-import instead"),
                 id=person.id,
-                reason=Keyword("reason", person.closed_reason),
+                reason=Keyword("reason", person.closed_reason or ""),
             )
         person.status, person.paused_until = PersonStatus.PAUSED, until
 

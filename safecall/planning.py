@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from safecall.campaign import CampaignDef
 from safecall.domain import RunState
@@ -402,7 +403,7 @@ def roster_size(db: Database, campaign: CampaignDef, today: date) -> int:
     with db.reading() as connection:
         return connection.execute(
             sa.select(sa.func.count()).select_from(Person).where(*_target_filter(campaign), *dialable_clause(today))
-        ).scalar()
+        ).scalar_one()
 
 
 def planning_class(history: list[WeekOutcome]) -> int:
@@ -427,12 +428,12 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
         runs = connection.execute(
             sa.select(CampaignRun)
             .where(
-                CampaignRun.campaign == campaign.name,
-                CampaignRun.label == "weekly",
-                CampaignRun.status == RunState.CLOSED,
-                CampaignRun.week_start < week,
+                col(CampaignRun.campaign) == campaign.name,
+                col(CampaignRun.label) == "weekly",
+                col(CampaignRun.status) == RunState.CLOSED,
+                col(CampaignRun.week_start) < week,
             )
-            .order_by(CampaignRun.week_start.desc())
+            .order_by(col(CampaignRun.week_start).desc())
             .limit(POOLED_RUNS)
         ).all()
         if not runs:
@@ -444,9 +445,9 @@ def mix_from_history(db: Database, campaign: CampaignDef, people: int, by_histor
         classes_now: Counter = Counter()
         for run in runs:
             members = connection.execute(
-                sa.select(RunMember.id, RunMember.state, RunMember.attempts_made)
-                .where(RunMember.run_id == run.id)
-                .order_by(RunMember.id)
+                sa.select(col(RunMember.id), col(RunMember.state), col(RunMember.attempts_made))
+                .where(col(RunMember.run_id) == run.id)
+                .order_by(col(RunMember.id))
             ).all()
             histories = member_histories(connection, run.id, campaign.name, run.week_start, 4, tz)
             for (_member_id, state, attempts), (_, history) in zip(members, histories, strict=True):
@@ -479,13 +480,14 @@ def _seconds_by_call(connection: sa.Connection, run_id: int) -> list[tuple[int, 
     """(call number, mean seconds, calls) of a run's ended calls."""
     sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
     for number, start, end in connection.execute(
-        sa.select(Attempt.number, Attempt.placed_at, Attempt.ended_at)
-        .where(Attempt.run_id == run_id, Attempt.ended_at.is_not(None))
+        sa.select(col(Attempt.number), col(Attempt.placed_at), col(Attempt.ended_at))
+        .where(col(Attempt.run_id) == run_id, col(Attempt.ended_at).is_not(None))
         .execution_options(yield_per=20_000)
     ):
+        assert end is not None  # the query chose ended calls
         sums[number][0] += (end - start).total_seconds()
         sums[number][1] += 1
-    return [(number, total / count, count) for number, (total, count) in sorted(sums.items())]
+    return [(number, total / count, int(count)) for number, (total, count) in sorted(sums.items())]
 
 
 def _chains(counts: Counter) -> Chains:
@@ -606,8 +608,10 @@ def next_first_call(db: Database, campaign: CampaignDef, calendar: CallingCalend
     week = week_start(now, calendar.tz)
     with db.reading() as connection:
         launched = connection.execute(
-            sa.select(CampaignRun.id).where(
-                CampaignRun.campaign == campaign.name, CampaignRun.label == "weekly", CampaignRun.week_start == week
+            sa.select(col(CampaignRun.id)).where(
+                col(CampaignRun.campaign) == campaign.name,
+                col(CampaignRun.label) == "weekly",
+                col(CampaignRun.week_start) == week,
             )
         ).first()
     if launched:
@@ -684,13 +688,13 @@ def plan_lines(
         ),
         _("  first calls end: {when}").format(when=when(estimate.first_calls_end)),
         *_range_lines(
-            estimate.ranges and (estimate.ranges.first_calls_end, estimate.ranges.first_calls_hours), when, _
+            (estimate.ranges.first_calls_end, estimate.ranges.first_calls_hours) if estimate.ranges else None, when, _
         ),
         _("  visit list complete: {when} (about {visits:,.0f} visits)").format(
             when=when(estimate.list_complete), visits=estimate.visits_expected
         ),
         *_range_lines(
-            estimate.ranges and (estimate.ranges.list_complete, estimate.ranges.list_complete_hours), when, _
+            (estimate.ranges.list_complete, estimate.ranges.list_complete_hours) if estimate.ranges else None, when, _
         ),
         *(
             [

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall import sheets
 from safecall.domain import CHECKIN_DIGIT, TaskKind
@@ -71,8 +71,8 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
     with db.session() as session:
         query = (
             select(RunMember, Person, CampaignRun)
-            .join(Person, Person.id == RunMember.person_id)
-            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .join(Person, col(Person.id) == RunMember.person_id)
+            .join(CampaignRun, col(CampaignRun.id) == RunMember.run_id)
         )
         if start:
             query = query.where(CampaignRun.week_start >= start)
@@ -113,16 +113,16 @@ def weekly_report(db: Database, *, start: date | None = None, end: date | None =
                 row.unreachable += 1
         tasks = (
             select(VisitTask, Person, CampaignRun)
-            .join(Person, Person.id == VisitTask.person_id)
-            .join(CampaignRun, CampaignRun.id == VisitTask.run_id)
+            .join(Person, col(Person.id) == VisitTask.person_id)
+            .join(CampaignRun, col(CampaignRun.id) == VisitTask.run_id)
             .where(VisitTask.kind == TaskKind.VISIT)
         )
         for task, person, run in session.exec(tasks):
-            row = rows.get((run.campaign, run.week_start, person.dong))
-            if row is None:
+            week_row = rows.get((run.campaign, run.week_start, person.dong))
+            if week_row is None:
                 continue
-            row.visits += 1
-            row.outcome_counts[task.outcome or "pending"] += 1
+            week_row.visits += 1
+            week_row.outcome_counts[task.outcome or "pending"] += 1
     return sorted(rows.values(), key=lambda r: (r.campaign, r.week, r.dong))
 
 

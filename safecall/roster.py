@@ -23,7 +23,7 @@ from safecall.errors import InputError, Message, message_of
 from safecall.i18n import N_
 from safecall.policy import parse_personal_window
 from safecall.settings import Settings
-from safecall.store import Database, Person, VisitTask, audit
+from safecall.store import Database, Person, VisitTask, audit, table_of
 from safecall.tables import LIMITS, Limits, Table, TableRow
 
 FIELD_ALIASES = {
@@ -469,7 +469,7 @@ def _check_rows(
 def _move_open_tasks(session, team_of: dict[int, str], now: datetime) -> int:
     """Open tasks follow a person whose new dong is another team's: off the old team's list, on the new one's, saying
     where they came from; each move audited. The caller's transaction writes them with the import."""
-    task_table = VisitTask.__table__
+    task_table = table_of(VisitTask)
     connection = session.connection()
     moves = []
     ids = list(team_of)
@@ -527,7 +527,7 @@ def import_roster(
     with db.transaction() as session:
         # Plain rows and statements, not ORM objects: a district roster has 100,000 people.
         connection = session.connection()
-        person_table = Person.__table__
+        person_table = table_of(Person)
         existing = {
             row.person_key: row
             for row in connection.execute(

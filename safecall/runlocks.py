@@ -10,13 +10,13 @@ import socket
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from safecall.errors import NotFoundError, RunLockedError
-from safecall.store import CampaignRun, Database
+from safecall.store import CampaignRun, Database, changed_rows, table_of
 from safecall.store.prepared import new_values
 
-RUN = CampaignRun.__table__
+RUN = table_of(CampaignRun)
 
 
 def get_run(session: Session, run_id: int) -> CampaignRun:
@@ -52,15 +52,17 @@ def acquire_run_lock(db: Database, run_id: int, owner: str, *, now: datetime, tt
             raise RunLockedError(
                 f"run {run_id} is being dialled by {holder} (lease until {run.lock_until:%Y-%m-%d %H:%M:%S} UTC)"
             )
-        stolen = session.execute(
-            sa.update(CampaignRun)
-            .where(
-                CampaignRun.id == run_id,
-                CampaignRun.lock_owner.is_(None) if holder is None else CampaignRun.lock_owner == holder,
+        stolen = changed_rows(
+            session.execute(
+                sa.update(CampaignRun)
+                .where(
+                    col(CampaignRun.id) == run_id,
+                    col(CampaignRun.lock_owner).is_(None) if holder is None else col(CampaignRun.lock_owner) == holder,
+                )
+                .values(lock_owner=owner, lock_until=now + ttl)
             )
-            .values(lock_owner=owner, lock_until=now + ttl)
         )
-        if stolen.rowcount != 1:
+        if stolen != 1:
             raise RunLockedError(f"run {run_id} was locked by another process just now")
 
 
@@ -87,6 +89,6 @@ def release_run_lock(db: Database, run_id: int, owner: str) -> None:
     with db.transaction() as session:
         session.execute(
             sa.update(CampaignRun)
-            .where(CampaignRun.id == run_id, CampaignRun.lock_owner == owner)
+            .where(col(CampaignRun.id) == run_id, col(CampaignRun.lock_owner) == owner)
             .values(lock_owner=None, lock_until=None)
         )

@@ -84,28 +84,30 @@ def apply_rules(db: Database, campaign: str, text: str, *, now: datetime) -> lis
     settles it reads the new rules (a dialer within half a minute); calls in flight finish under the old ones.
     """
     import sqlalchemy as sa
-    from sqlmodel import select
+    from sqlmodel import col, select
 
-    from safecall.store import CampaignRun, StoreError, audit
+    from safecall.store import CampaignRun, StoreError, audit, changed_rows, stored_id, table_of
 
-    runs_table = CampaignRun.__table__
+    runs_table = table_of(CampaignRun)
     applied = []
     with db.transaction() as session:
         runs = session.exec(
             select(CampaignRun)
             .where(CampaignRun.campaign == campaign, CampaignRun.status == RunState.OPEN)
-            .order_by(CampaignRun.id)
+            .order_by(col(CampaignRun.id))
         ).all()
         for run in runs:
             if run.rules == text:
                 continue
             changed = differences(run.rules, text) if run.rules else ["*"]
-            run_id, version = run.id, run.rules_version + 1
-            moved = session.execute(
-                sa.update(runs_table)
-                .where(runs_table.c.id == run_id, runs_table.c.rules_version == version - 1)
-                .values(rules=text, rules_version=version)
-            ).rowcount
+            run_id, version = stored_id(run), run.rules_version + 1
+            moved = changed_rows(
+                session.execute(
+                    sa.update(runs_table)
+                    .where(runs_table.c.id == run_id, runs_table.c.rules_version == version - 1)
+                    .values(rules=text, rules_version=version)
+                )
+            )
             if moved != 1:
                 raise StoreError(N_("run {run} was changed by another process meanwhile; try again"), run=run_id)
             audit(

@@ -5,8 +5,10 @@ What becomes of each call is lifecycle.py's."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import cast
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from safecall.campaign import CampaignDef
 from safecall.corereads import RunStatus, count_status  # noqa: F401 (RunStatus re-exported)
@@ -15,17 +17,17 @@ from safecall.history import FirstCallOrder, order_first_calls
 from safecall.lifecycle import dialable_clause, enrol
 from safecall.policy import FIRST_CALL_HORIZON, CallingCalendar, first_call_of_week, week_start
 from safecall.runlocks import acquire_run_lock, get_run, lock_owner_id, release_run_lock, renew_run_lock  # noqa: F401 (re-exported)
-from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit
+from safecall.store import CampaignRun, Database, MemberState, Person, RunMember, RunState, audit, stored_id
 
 
-def _target_filter(campaign: CampaignDef):
-    conditions = []
+def _target_filter(campaign: CampaignDef) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
     if campaign.targets.teams:
-        conditions.append(Person.team.in_(campaign.targets.teams))
+        conditions.append(col(Person.team).in_(campaign.targets.teams))
     if campaign.targets.dongs:
-        conditions.append(Person.dong.in_(campaign.targets.dongs))
+        conditions.append(col(Person.dong).in_(campaign.targets.dongs))
     if campaign.targets.risks:
-        conditions.append(Person.risk.in_(campaign.targets.risk_levels()))
+        conditions.append(col(Person.risk).in_(campaign.targets.risk_levels()))
     return conditions
 
 
@@ -78,17 +80,17 @@ def launch_run(
         # moved past a holiday into this week) are left to it, so nobody is called by two runs at once.
         still_open = (
             select(RunMember.person_id)
-            .join(CampaignRun, CampaignRun.id == RunMember.run_id)
+            .join(CampaignRun, col(CampaignRun.id) == RunMember.run_id)
             .where(
                 CampaignRun.campaign == campaign.name,
                 CampaignRun.status == RunState.OPEN,
-                RunMember.state.in_([MemberState.PENDING, MemberState.IN_CALL]),
+                col(RunMember.state).in_([MemberState.PENDING, MemberState.IN_CALL]),
             )
         )
-        chosen = [*_target_filter(campaign), *dialable_clause(today), Person.id.not_in(still_open)]
+        chosen = [*_target_filter(campaign), *dialable_clause(today), col(Person.id).not_in(still_open)]
         if only_people is not None:
-            chosen.append(Person.id.in_(only_people))
-        enrolled = enrol(session, run_id=run.id, first_call=first_call, where=chosen)
+            chosen.append(col(Person.id).in_(only_people))
+        enrolled = enrol(session, run_id=stored_id(run), first_call=first_call, where=chosen)
         if order is not None:
             order_first_calls(session.connection(), run, first_call, calendar, order)
         audit(
@@ -110,18 +112,17 @@ def run_status(db: Database, run_id: int) -> RunStatus:
 def open_run_campaigns(db: Database) -> list[tuple[int, str]]:
     """(run id, campaign) of every open run: what a dialer asks for often, so plain rows."""
     with db.session() as session:
-        return list(
-            session.exec(
-                select(CampaignRun.id, CampaignRun.campaign)
-                .where(CampaignRun.status == RunState.OPEN)
-                .order_by(CampaignRun.id)
-            )
+        rows = session.exec(
+            select(col(CampaignRun.id), col(CampaignRun.campaign))
+            .where(CampaignRun.status == RunState.OPEN)
+            .order_by(col(CampaignRun.id))
         )
+        return cast("list[tuple[int, str]]", list(rows))  # ids read back are never None
 
 
 def list_runs(db: Database, campaign: str | None = None) -> list[CampaignRun]:
     with db.session() as session:
-        query = select(CampaignRun).order_by(CampaignRun.id)
+        query = select(CampaignRun).order_by(col(CampaignRun.id))
         if campaign:
             query = query.where(CampaignRun.campaign == campaign)
         return list(session.exec(query))

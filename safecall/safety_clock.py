@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from safecall.campaign import CampaignDef
 from safecall.domain import ANSWERED, Channel, Disposition, TaskKind, TaskStatus
 from safecall.events import log_event
 from safecall.settings import Settings
-from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, audit
+from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, audit, stored_id
 
 log = logging.getLogger("safecall.safety_clock")
 
@@ -97,7 +97,7 @@ def clocks(
 ) -> list[Waiting]:
     """Every open task's clock, and the closed ones' created since `since` (all of them when None); or a run's."""
     with db.session() as session:
-        query = select(VisitTask, Person).join(Person, Person.id == VisitTask.person_id)
+        query = select(VisitTask, Person).join(Person, col(Person.id) == VisitTask.person_id)
         if run_id is not None:
             query = query.where(VisitTask.run_id == run_id)
         if open_only:
@@ -108,13 +108,13 @@ def clocks(
         starts = _starts(session, tasks)
     result = []
     for task, person in tasks:
-        started = min(starts.get(task.id, task.created_at), task.created_at)
+        started = min(starts.get(stored_id(task), task.created_at), task.created_at)
         stopped = task.recorded_at if task.status == TaskStatus.CLOSED else None
         elapsed = max(timedelta(0), (stopped or now) - started)
         result.append(
             Waiting(
-                task.id,
-                person.id,
+                stored_id(task),
+                stored_id(person),
                 person.name,
                 task.team,
                 task.kind,
@@ -133,15 +133,18 @@ def _starts(session, tasks: list[tuple[VisitTask, Person]]) -> dict[int, datetim
         return {}
     by_member = {(t.run_id, t.person_id): t for t, _ in tasks}
     # Only the attempts of people with a task (a few hundred of a week's thousands), read in chunks of task ids.
-    ids = sorted(t.id for t, _ in tasks)
+    ids = sorted(stored_id(t) for t, _ in tasks)
     rows = [
         row
         for first in range(0, len(ids), 500)
         for row in session.exec(
             select(Attempt, RunMember.person_id)
-            .join(RunMember, RunMember.id == Attempt.member_id)
-            .join(VisitTask, (VisitTask.run_id == Attempt.run_id) & (VisitTask.person_id == RunMember.person_id))
-            .where(VisitTask.id.in_(ids[first : first + 500]))
+            .join(RunMember, col(RunMember.id) == Attempt.member_id)
+            .join(
+                VisitTask,
+                (col(VisitTask.run_id) == Attempt.run_id) & (col(VisitTask.person_id) == RunMember.person_id),
+            )
+            .where(col(VisitTask.id).in_(ids[first : first + 500]))
         )
     ]
     starts: dict[int, datetime] = {}
@@ -157,8 +160,9 @@ def _starts(session, tasks: list[tuple[VisitTask, Person]]) -> dict[int, datetim
             if attempt.disposition in ANSWERED:
                 continue
             moment = attempt.ended_at or attempt.placed_at
-        if task.id not in starts or moment > starts[task.id]:
-            starts[task.id] = moment
+        task_id = stored_id(task)
+        if task_id not in starts or moment > starts[task_id]:
+            starts[task_id] = moment
     return starts
 
 
@@ -197,14 +201,14 @@ def escalate(
         return []
     teams = {t.name: t for t in settings.teams}
     waits = [w for w in clocks(db, settings, now=now, open_only=True) if w.rung]
-    done = []
+    done: list[tuple[int, str]] = []
     with db.transaction() as session:
         taken = (
             set(
                 session.exec(
                     select(AuditEvent.action, AuditEvent.subject).where(
-                        AuditEvent.action.in_([f"safety_clock.{r}" for r in RUNGS]),
-                        AuditEvent.subject.in_([f"task {w.task_id}" for w in waits]),
+                        col(AuditEvent.action).in_([f"safety_clock.{r}" for r in RUNGS]),
+                        col(AuditEvent.subject).in_([f"task {w.task_id}" for w in waits]),
                     )
                 ).all()
             )
@@ -212,8 +216,9 @@ def escalate(
             else set()
         )
         for wait in waits:
-            task, person = session.get(VisitTask, wait.task_id), session.get(Person, wait.person_id)
-            run = session.get(CampaignRun, task.run_id)
+            # Tasks, people and runs are never deleted: the clock's task and its person and run are there.
+            task, person = session.get_one(VisitTask, wait.task_id), session.get_one(Person, wait.person_id)
+            run = session.get_one(CampaignRun, task.run_id)
             team = teams.get(task.team)
             officer = team and (team.officer_email or team.email)
             lead = (team and team.lead_email) or officer
@@ -274,5 +279,5 @@ def escalate(
                 log_event(
                     log, "safety_clock_rung", task=task.id, rung=rung, waited_seconds=int(wait.elapsed.total_seconds())
                 )
-                done.append((task.id, rung))
+                done.append((wait.task_id, rung))
     return done

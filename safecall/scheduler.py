@@ -105,7 +105,7 @@ class Scheduler:
         tz = self.services.instance.tz
         week = week_start(now, tz)
         raw = self._raw_campaign(name)
-        schedule = raw.get("schedule") if isinstance(raw.get("schedule"), dict) else {}
+        schedule = found if isinstance(found := raw.get("schedule"), dict) else {}
         try:
             slot_come = now >= weekly_slot(week, schedule["weekday"], schedule["start"], tz)
         except (KeyError, ValueError, TypeError, AttributeError):
@@ -118,7 +118,7 @@ class Scheduler:
             told = session.exec(select(OutboxMessage.id).where(OutboxMessage.key.startswith(key + ":"))).first()
         if told or not (slot_come or open_run):
             return
-        targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}
+        targets = found if isinstance(found := raw.get("targets"), dict) else {}
         teams = (
             [t for t in targets.get("teams", []) if isinstance(t, str)]
             if isinstance(targets.get("teams"), list)
@@ -167,6 +167,7 @@ class Scheduler:
         self._weather_polled_at = now
         try:
             self.weather = self.weather or build_weather(self.services.instance)
+            assert self.weather is not None  # [weather] is enabled: build_weather gives None only when it is off
             check_weather(self.services, self.weather)
         except SafeCallError as exc:  # the next poll tries again; the week's calls go on
             log_event(log, "weather_poll_failed", level=logging.ERROR, error=str(exc))
@@ -260,7 +261,8 @@ class Scheduler:
     def run(self, interval_seconds: float = 30) -> None:
         """Until `stop` is set (SIGTERM/SIGINT): tick at start, to catch up on what was missed, then every interval."""
         cadence = schedule.Scheduler()
-        cadence.every(interval_seconds).seconds.do(self._safe_tick)
+        # schedule takes seconds as a float too (they make a timedelta); its annotation says int
+        cadence.every(interval_seconds).seconds.do(self._safe_tick)  # type: ignore[arg-type]
         log_event(log, "scheduler_started", instance=str(self.services.instance.root))
         self.warn_capacity()
         self._safe_tick()

@@ -166,9 +166,13 @@ class Services:
 def trunk_kind(type_name: str) -> TrunkKind:
     """The kind of trunk a [trunks.NAME] table's type names; imported when first built (each pulls in its SDK)."""
     if type_name == "asterisk":
-        from safecall.telephony import asterisk as kind
-    elif type_name == "twilio":
-        from safecall.telephony import twilio as kind
-    else:  # parse_trunk admits no other type
-        from safecall.telephony import simulated as kind
-    return kind.KIND
+        from safecall.telephony import asterisk
+
+        return asterisk.KIND
+    if type_name == "twilio":
+        from safecall.telephony import twilio
+
+        return twilio.KIND
+    from safecall.telephony import simulated  # parse_trunk admits no other type
+
+    return simulated.KIND

@@ -39,6 +39,14 @@ def korean_number(value: str | None) -> str | None:
     return value
 
 
+def https_or_loopback(value: str) -> str:
+    parts = urlsplit(value)
+    # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
+        raise ValueError(Message(N_("{value!r} must be an https:// URL"), value=value))
+    return value.rstrip("/")
+
+
 class Team(Strict):
     name: str = Field(min_length=1)
     dongs: list[str] = Field(default_factory=list)
@@ -183,16 +191,7 @@ class SmsSettings(Strict):
 
     _korean_number = field_validator("callback_number", "sender", "duty_officer")(korean_number)
 
-    @field_validator("base_url")
-    @classmethod
-    def _https_or_loopback(cls, value: str) -> str:
-        parts = urlsplit(value)
-        # The API key's signature goes with every request: only over TLS, or to this machine (a test's fake).
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
-        ):
-            raise ValueError(Message(N_("{value!r} must be an https:// URL"), value=value))
-        return value.rstrip("/")
+    _https_or_loopback = field_validator("base_url")(https_or_loopback)
 
     @model_validator(mode="after")
     def _complete(self) -> SmsSettings:
@@ -250,20 +249,24 @@ class SignalSettings(Strict):
     )
 
 
+WeatherKind = Literal["heat", "cold"]
+WEATHER_KINDS: tuple[WeatherKind, ...] = ("heat", "cold")
+
+
 class WeatherSettings(Strict):
     """Weather-triggered checks (weather.py): the KMA API hub's 특보 현황, polled by the scheduler."""
 
     enabled: bool = False
     campaign: str | None = None  # whose IVR, trunk and retry rules the check calls use
     regions: list[str] = Field(default_factory=list)  # KMA 특보구역 codes of the office's district, e.g. L1100200
-    kinds: list[Literal["heat", "cold"]] = Field(default_factory=lambda: ["heat", "cold"])
+    kinds: list[WeatherKind] = Field(default_factory=lambda: list(WEATHER_KINDS))
     min_risk: int = Field(default=3, ge=1, le=3)  # people at this risk (roster 위험도: 1 하, 2 중, 3 상) or higher
     api_key: SecretRef | None = None  # the API hub's authKey
     base_url: str = "https://apihub.kma.go.kr/api/typ01/url/wrn_now_data.php"
     poll_minutes: int = Field(default=30, ge=5, le=1440)
     timeout_seconds: float = Field(default=15, gt=0, le=120)
 
-    _https_or_loopback = field_validator("base_url")(SmsSettings._https_or_loopback.__func__)
+    _https_or_loopback = field_validator("base_url")(https_or_loopback)
 
     @model_validator(mode="after")
     def _complete(self) -> WeatherSettings:

@@ -13,7 +13,7 @@ from safecall.errors import InputError, Message, message_of
 from safecall.i18n import N_
 from safecall.roster import _header_key, parse_date
 from safecall.settings import Settings
-from safecall.store import CampaignRun, Database, Person, Signal, audit
+from safecall.store import CampaignRun, Database, Person, Signal, audit, stored_id
 from safecall.tables import LIMITS, Limits, read_table
 
 COLUMNS = {
@@ -116,7 +116,7 @@ def import_signals(
                 problem("score", Message(N_("{score!r} is not a score between 0 and 1"), score=cell("score")))
                 score = None
             if person and day and score is not None and kind in settings.signals.thresholds:
-                parsed.append((person.id, day, kind, score))
+                parsed.append((stored_id(person), day, kind, score))
     if problems:
         raise InputError(
             N_("{path}: {count} problem(s); nothing was imported"), problems, path=where, count=len(problems)

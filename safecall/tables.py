@@ -15,7 +15,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,6 +87,7 @@ def read_table(
     caller can say which columns it does not know. `header_hint` names the columns a header is recognised by.
     """
     data = _read_bytes(path, limits)
+    sheets: Sequence[tuple[str | None, Callable[[], list[list[Any]]]]]  # a CSV file's one sheet has no name
     if data.startswith(XLSX_MAGIC) or path.suffix.lower() in (".xlsx", ".xlsm"):
         sheets = _xlsx_sheets(path, data, limits)
     elif data.startswith(OLE_MAGIC) or path.suffix.lower() == ".xls":

@@ -121,6 +121,7 @@ class progress_bar:
         return self.update
 
     def update(self, done: int, total: int) -> None:
+        assert self.task is not None  # added on entering the block that reports progress
         self.progress.update(self.task, completed=done, total=total)
 
     def __exit__(self, *exc):

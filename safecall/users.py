@@ -11,14 +11,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from zxcvbn import zxcvbn
 
 from safecall.domain import WebRole
 from safecall.errors import InputError, NotFoundError
 from safecall.glossary import ROLE as ROLE_WORDS
 from safecall.i18n import N_
-from safecall.store import Database, WebSession, WebUser, audit
+from safecall.store import Database, WebSession, WebUser, audit, stored_id
 
 ROLES = ("team", "officer", "admin")
 ROLE_KOREAN = ROLE_WORDS
@@ -109,7 +109,9 @@ def add_user(
     with db.transaction() as session:
         if session.exec(select(WebUser).where(sa.func.lower(WebUser.username) == username)).first():
             raise InputError(N_("user {user!r} already exists"), user=username)
-        user = WebUser(username=username, password_hash=HASHER.hash(password), role=role, team=team, created_at=now)
+        user = WebUser(
+            username=username, password_hash=HASHER.hash(password), role=WebRole(role), team=team, created_at=now
+        )
         session.add(user)
         audit(
             session,
@@ -124,11 +126,11 @@ def add_user(
 
 def list_users(db: Database) -> list[WebUser]:
     with db.session() as session:
-        return list(session.exec(select(WebUser).order_by(WebUser.username)))
+        return list(session.exec(select(WebUser).order_by(col(WebUser.username))))
 
 
 def _get(session: Session, username: str) -> WebUser:
-    user = session.exec(select(WebUser).where(WebUser.username.in_(_spellings(username)))).first()
+    user = session.exec(select(WebUser).where(col(WebUser.username).in_(_spellings(username)))).first()
     if user is None:
         raise NotFoundError(f"no user {username!r}")
     return user
@@ -136,7 +138,7 @@ def _get(session: Session, username: str) -> WebUser:
 
 def end_sessions_of(session: Session, user_id: int) -> None:
     """Every web session of this account ends (disable, reset); part of the caller's transaction."""
-    session.execute(sa.delete(WebSession).where(WebSession.user_id == user_id))
+    session.execute(sa.delete(WebSession).where(col(WebSession.user_id) == user_id))
 
 
 def disable_user(db: Database, username: str, *, now: datetime, actor: str | None = None) -> WebUser:
@@ -145,7 +147,7 @@ def disable_user(db: Database, username: str, *, now: datetime, actor: str | Non
         user = _get(session, username)
         user.disabled, user.session_version = True, user.session_version + 1
         session.add(user)
-        end_sessions_of(session, user.id)
+        end_sessions_of(session, stored_id(user))
         audit(session, at=now, action="user.disable", subject=f"user {username}", actor=actor)
     return user
 
@@ -158,7 +160,7 @@ def reset_password(db: Database, username: str, password: str, *, now: datetime,
         user.password_hash, user.disabled = HASHER.hash(password), False
         user.session_version += 1
         session.add(user)
-        end_sessions_of(session, user.id)
+        end_sessions_of(session, stored_id(user))
         audit(session, at=now, action="user.reset", subject=f"user {username}", actor=actor)
     return user
 
@@ -166,7 +168,7 @@ def reset_password(db: Database, username: str, password: str, *, now: datetime,
 def authenticate(db: Database, username: str, password: str, *, hasher: PasswordHasher = HASHER) -> WebUser | None:
     """The enabled user with this password, or None; as slow for an unknown name as for a wrong password."""
     with db.session() as session:
-        user = session.exec(select(WebUser).where(WebUser.username.in_(_spellings(username)))).first()
+        user = session.exec(select(WebUser).where(col(WebUser.username).in_(_spellings(username)))).first()
     try:
         hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -184,7 +186,7 @@ def _rehash(db: Database, user: WebUser, new_hash: str) -> None:
     with db.transaction() as session:
         session.execute(
             sa.update(WebUser)
-            .where(WebUser.id == user.id, WebUser.password_hash == user.password_hash)
+            .where(col(WebUser.id) == user.id, col(WebUser.password_hash) == user.password_hash)
             .values(password_hash=new_hash)
         )
 

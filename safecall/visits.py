@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from safecall import phones, sheets
 from safecall.domain import PersonStatus, TaskKind, TaskStatus
@@ -119,7 +121,7 @@ class VisitRow:
 
 
 def open_task_rows(
-    db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, teams: list[str] = ()
+    db: Database, tz: ZoneInfo, *, on: date, kind: str = "visit", team: str | None = None, teams: Sequence[str] = ()
 ) -> dict[str, list[VisitRow]]:
     """Open tasks created by `on`, one list per team, most urgent first.
     Every team in `teams` gets a list, empty or not."""
@@ -135,29 +137,29 @@ def open_task_rows(
 # The columns a list row shows, read as plain rows: building ORM objects for the tasks, people and attempts of a page
 # cost more than the queries themselves (BENCHMARKS.md, "The team's list under load").
 TASK_COLUMNS = (
-    VisitTask.id,
-    VisitTask.kind,
-    VisitTask.team,
-    VisitTask.overdue,
-    VisitTask.weeks_without_ack,
-    VisitTask.answered_without_key,
-    VisitTask.created_on,
-    VisitTask.note,
-    VisitTask.moved_from,
-    VisitTask.risk_speech,
+    col(VisitTask.id),
+    col(VisitTask.kind),
+    col(VisitTask.team),
+    col(VisitTask.overdue),
+    col(VisitTask.weeks_without_ack),
+    col(VisitTask.answered_without_key),
+    col(VisitTask.created_on),
+    col(VisitTask.note),
+    col(VisitTask.moved_from),
+    col(VisitTask.risk_speech),
 )
 PERSON_COLUMNS = (
-    Person.id.label("person_id"),
-    Person.name,
-    Person.phone,
-    Person.phone2,
-    Person.address,
-    Person.dong,
-    Person.guardian_name,
-    Person.guardian_phone,
-    Person.risk,
+    sa.label("person_id", col(Person.id)),
+    col(Person.name),
+    col(Person.phone),
+    col(Person.phone2),
+    col(Person.address),
+    col(Person.dong),
+    col(Person.guardian_name),
+    col(Person.guardian_phone),
+    col(Person.risk),
 )
-ATTEMPT_COLUMNS = (Attempt.number, Attempt.placed_at, Attempt.disposition, Attempt.phone)
+ATTEMPT_COLUMNS = (col(Attempt.number), col(Attempt.placed_at), col(Attempt.disposition), col(Attempt.phone))
 
 
 def task_rows(
@@ -178,59 +180,60 @@ def task_rows(
     if kind not in KINDS:
         raise InputError(N_("unknown list kind {kind!r} (use visit or callback)"), kind=kind)
     where = [
-        VisitTask.status == TaskStatus.OPEN,
-        VisitTask.kind == kind,
-        VisitTask.created_on <= on,
-        sa.or_(VisitTask.revisit_on.is_(None), VisitTask.revisit_on <= on),
-    ] + ([VisitTask.team == team] if team else [])
+        col(VisitTask.status) == TaskStatus.OPEN,
+        col(VisitTask.kind) == kind,
+        col(VisitTask.created_on) <= on,
+        sa.or_(col(VisitTask.revisit_on).is_(None), col(VisitTask.revisit_on) <= on),
+    ] + ([col(VisitTask.team) == team] if team else [])
     # On a Connection, not an ORM Session: these read columns, and the ORM's execution costs more than SQLite's.
     with db.reading() as connection:  # the page's unit when it has one
         total = connection.execute(sa.select(func.count()).select_from(VisitTask).where(*where)).scalar_one()
         # Most urgent first: words of suicide or an emergency in the answer (위험 발언), overdue, more weeks unanswered,
         # answered without a key, higher risk, older, then by name.
         # The order is found on the ids alone (a narrow sort is ~2x faster on SQLite), then the page's rows are read.
-        task_ids = list(
-            connection.execute(
-                sa.select(VisitTask.id)
-                .join(Person, Person.id == VisitTask.person_id)
-                .where(*where)
-                .order_by(
-                    VisitTask.risk_speech.desc(),
-                    VisitTask.team,
-                    VisitTask.overdue.desc(),
-                    VisitTask.weeks_without_ack.desc(),
-                    VisitTask.answered_without_key.desc(),
-                    Person.risk.desc(),
-                    VisitTask.created_on,
-                    Person.name,
-                    VisitTask.id,
-                )
-                .offset(offset)
-                .limit(limit)
-            ).scalars()
+        ordered = (
+            sa.select(col(VisitTask.id))
+            .join(Person, col(Person.id) == VisitTask.person_id)
+            .where(*where)
+            .order_by(
+                col(VisitTask.risk_speech).desc(),
+                col(VisitTask.team),
+                col(VisitTask.overdue).desc(),
+                col(VisitTask.weeks_without_ack).desc(),
+                col(VisitTask.answered_without_key).desc(),
+                col(Person.risk).desc(),
+                col(VisitTask.created_on),
+                col(Person.name),
+                col(VisitTask.id),
+            )
+            .offset(offset)
+            .limit(limit)
         )
-        by_id = {}
+        # Ids read back are never None: the column's Python type is Optional only for a row not yet inserted.
+        task_ids = cast("list[int]", list(connection.execute(ordered).scalars()))
+        by_id: dict[int, sa.Row[*tuple[Any, ...]]] = {}
         for chunk in _chunks(task_ids):
             by_id.update(
                 (row.id, row)
                 for row in connection.execute(
                     sa.select(*TASK_COLUMNS, *PERSON_COLUMNS)
-                    .join(Person, Person.id == VisitTask.person_id)
-                    .where(VisitTask.id.in_(chunk))
+                    .join(Person, col(Person.id) == VisitTask.person_id)
+                    .where(col(VisitTask.id).in_(chunk))
                 )
             )
         found = [by_id[task_id] for task_id in task_ids]
         attempts: dict[int, list] = {task_id: [] for task_id in task_ids}
-        last_ack: dict[int, datetime] = {}
+        last_ack: dict[int, datetime | None] = {}
         for chunk in _chunks(task_ids):
             for attempt in connection.execute(
-                sa.select(VisitTask.id.label("task_id"), *ATTEMPT_COLUMNS)
+                sa.select(sa.label("task_id", col(VisitTask.id)), *ATTEMPT_COLUMNS)
                 .join(
-                    RunMember, sa.and_(RunMember.run_id == VisitTask.run_id, RunMember.person_id == VisitTask.person_id)
+                    RunMember,
+                    sa.and_(col(RunMember.run_id) == VisitTask.run_id, col(RunMember.person_id) == VisitTask.person_id),
                 )
-                .join(Attempt, Attempt.member_id == RunMember.id)
-                .where(VisitTask.id.in_(chunk))
-                .order_by(VisitTask.id, Attempt.number)
+                .join(Attempt, col(Attempt.member_id) == RunMember.id)
+                .where(col(VisitTask.id).in_(chunk))
+                .order_by(col(VisitTask.id), col(Attempt.number))
             ):
                 attempts[attempt.task_id].append(attempt)
         person_ids = sorted({row.person_id for row in found})
@@ -238,10 +241,10 @@ def task_rows(
         for chunk in _chunks(person_ids):
             last_ack.update(
                 connection.execute(
-                    select(RunMember.person_id, func.max(Attempt.keyed_at))
-                    .join(Attempt, Attempt.member_id == RunMember.id)
-                    .where(RunMember.person_id.in_(chunk), Attempt.disposition == Disposition.ACKNOWLEDGED)
-                    .group_by(RunMember.person_id)
+                    select(col(RunMember.person_id), func.max(col(Attempt.keyed_at)))
+                    .join(Attempt, col(Attempt.member_id) == RunMember.id)
+                    .where(col(RunMember.person_id).in_(chunk), col(Attempt.disposition) == Disposition.ACKNOWLEDGED)
+                    .group_by(col(RunMember.person_id))
                 ).all()
             )
     rows = []
@@ -284,7 +287,18 @@ def moved_from_text(team: str | None) -> str:
     return f"{team}에서 이관" if team else ""
 
 
-def list_reason(task: VisitTask, attempts: list[Attempt]) -> str:
+class TaskFacts(Protocol):
+    """What list_reason reads of a task: a VisitTask, or a row of TASK_COLUMNS."""
+
+    @property
+    def kind(self) -> TaskKind: ...
+    @property
+    def weeks_without_ack(self) -> int: ...
+    @property
+    def answered_without_key(self) -> bool: ...
+
+
+def list_reason(task: TaskFacts, attempts: list[Attempt]) -> str:
     """Why the person is on the list. A number that does not exist is said first: it is not a non-answer."""
     if task.kind == TaskKind.NUMBER:
         return REASON["number_check"]
@@ -309,9 +323,13 @@ def visit_notes(connection, person_ids: list[int]) -> dict[int, list[tuple[int, 
     notes: dict[int, list[tuple[int, str]]] = {}
     for chunk in _chunks(person_ids):
         for task_id, person_id, note in connection.execute(
-            sa.select(VisitTask.id, VisitTask.person_id, VisitTask.note)
-            .where(VisitTask.person_id.in_(chunk), VisitTask.kind == TaskKind.VISIT, VisitTask.note.is_not(None))
-            .order_by(VisitTask.id.desc())
+            sa.select(col(VisitTask.id), col(VisitTask.person_id), col(VisitTask.note))
+            .where(
+                col(VisitTask.person_id).in_(chunk),
+                col(VisitTask.kind) == TaskKind.VISIT,
+                col(VisitTask.note).is_not(None),
+            )
+            .order_by(col(VisitTask.id).desc())
         ):
             notes.setdefault(person_id, []).extend((task_id, line) for line in _newest_first(note))
     return notes
@@ -332,7 +350,7 @@ def _attempts_text(attempts: tuple, tz: ZoneInfo) -> str:
 
 def _describe_attempt(attempt: Attempt, tz: ZoneInfo) -> str:
     when = attempt.placed_at.astimezone(tz).strftime("%m/%d %H:%M")
-    result = DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
+    result = "진행중" if attempt.disposition is None else DISPOSITION_KOREAN.get(attempt.disposition, "진행중")
     return f"{attempt.number}차 {when} {result} ({phones.national(attempt.phone)})"
 
 
@@ -510,9 +528,9 @@ def record_outcome(
             raise InputError(
                 N_("visit task {task} is already closed with outcome {outcome}"),
                 task=task_id,
-                outcome=Keyword("outcome", task.outcome),
+                outcome=Keyword("outcome", task.outcome or ""),
             )
-        person = session.get(Person, task.person_id)
+        person = session.get_one(Person, task.person_id)  # the task's person: a foreign key, so always there
         record_task_outcome(
             task,
             outcome=outcome,

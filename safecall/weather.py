@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -62,7 +62,7 @@ class WeatherSource(Protocol):
 class FakeWeather:
     """Advisories a test or a drill sets; nothing goes over the network."""
 
-    def __init__(self, advisories: list[Advisory] = ()):
+    def __init__(self, advisories: Sequence[Advisory] = ()):
         self.current = list(advisories)
 
     def advisories(self) -> list[Advisory]:
@@ -187,6 +187,7 @@ def check_weather(services, source: WeatherSource, *, dry_run: bool = False) -> 
                 detail=f"{advisory.kind} {advisory.level}; people={len(people)}",
             )
         check = launch_signal_check(services, weather.campaign, day, kinds={WEATHER_SIGNAL: 0.0}, label=label)
+        assert check is not None  # its people were given a weather signal just now: they are flagged
         notify_officers(
             db,
             settings,

@@ -34,12 +34,14 @@ def valid_campaigns(services: Services) -> dict[str, CampaignDef]:
 
 def checked_campaigns(services: Services) -> tuple[dict[str, CampaignDef], dict[str, list[str]]]:
     """The valid campaigns, and every invalid one with its problems."""
-    valid, invalid = {}, {}
+    valid: dict[str, CampaignDef] = {}
+    invalid: dict[str, list[str]] = {}
     for name in list_campaigns(services.instance):
         definition, problems = check_campaign(services.instance, name)
         if problems:
             invalid[name] = problems
         else:
+            assert definition is not None  # check_campaign gives one whenever it finds no problem
             valid[name] = definition
     return valid, invalid
 

@@ -22,7 +22,10 @@ from safecall.store.models import (
     VisitTask,
     WebSession,
     WebUser,
+    changed_rows,
     person_attempts,
+    stored_id,
+    table_of,
 )
 
 __all__ = [
@@ -52,7 +55,10 @@ __all__ = [
     "VisitTask",
     "WebUser",
     "audit",
+    "changed_rows",
     "current_actor",
     "person_attempts",
     "real_now",
+    "stored_id",
+    "table_of",
 ]

@@ -28,7 +28,7 @@ from safecall.corereads import MIGRATIONS, at_head, begin_one_read, migration_he
 from safecall.dburl import mask_url, url_secrets
 from safecall.errors import SafeCallError
 from safecall.i18n import N_
-from safecall.store.models import AuditEvent
+from safecall.store.models import AuditEvent, table_of
 from safecall.store.prepared import DriverConnection, Prepared
 from safecall.store.repositories import Attempts, Members, Outbox, Runs, Tasks
 
@@ -75,7 +75,7 @@ class Database:
             _create_private_file(Path(parsed.database))
         kwargs = {"connect_args": {"check_same_thread": False, "timeout": busy_timeout}} if self.is_sqlite else {}
         self.busy_timeout = busy_timeout
-        self._prepared: dict[sa.Executable, Prepared] = {}
+        self._prepared: dict[sa.ClauseElement, Prepared] = {}
         self._held = threading.local()  # the connection `holding_a_connection` keeps for one thread
         # Every unit of work here ends in a commit or rollback (SQLAlchemy's or the driver's), so the pool's own
         # rollback when a connection is returned only costs time (about a third of a small transaction).
@@ -123,7 +123,7 @@ class Database:
                 tables = set(sa.inspect(connection).get_table_names())
                 current = MigrationContext.configure(connection).get_current_revision()
                 release = None
-                audit_table = AuditEvent.__table__
+                audit_table = table_of(AuditEvent)
                 if audit_table.name in tables:  # the newest upgrade's row says which release made it (see `upgrade`)
                     detail = connection.execute(
                         sa.select(audit_table.c.detail)
@@ -137,10 +137,12 @@ class Database:
             raise StoreError(N_("cannot open the database: {reason}"), reason=self.error_text(exc)) from exc
         scripts = ScriptDirectory.from_config(self._alembic_config())
         known = {script.revision for script in scripts.walk_revisions()}
+        head = scripts.get_current_head()
+        assert head is not None  # the package's migrations have one head
         # current None with tables: made by SafeCall 0.1, before migrations; it is revision 0001 in all but name.
         return SchemaState(
             current=current,
-            head=scripts.get_current_head(),
+            head=head,
             known=known,
             has_tables="person" in tables,
             release=release,
@@ -200,7 +202,7 @@ class Database:
             return Upgrade([], None, state.head)
         backup = None
         if self.is_sqlite and state.has_tables:
-            backup = self.backup(Path(make_url(self.url).database + f".before-{state.head}.bak"))
+            backup = self.backup(Path(f"{self.sqlite_file()}.before-{state.head}.bak"))
         elif state.has_tables and take_backup:
             if pg_backup is None:
                 raise StoreError(
@@ -247,7 +249,12 @@ class Database:
 
     def backup(self, target: Path) -> Path:
         """A consistent copy of the SQLite file, owner-only."""
-        return copy_sqlite(Path(make_url(self.url).database), target)
+        return copy_sqlite(self.sqlite_file(), target)
+
+    def sqlite_file(self) -> Path:
+        database = make_url(self.url).database
+        assert database is not None  # SafeCall keeps SQLite in a file (it never opens an in-memory one)
+        return Path(database)
 
     @staticmethod
     def _alembic_config():
@@ -292,7 +299,7 @@ class Database:
         held = getattr(self._held, "connection", None)
         reuse = held is not None and not self._held.busy
         with self.store_errors():
-            connection = held if reuse else self.engine.raw_connection()
+            connection = held if held is not None and reuse else self.engine.raw_connection()
             if reuse:
                 self._held.busy = True
             try:
@@ -361,7 +368,7 @@ class Database:
         except (sa.exc.OperationalError, self.engine.dialect.loaded_dbapi.OperationalError) as exc:
             raise StoreError(self.error_text(exc)) from exc
 
-    def prepared(self, statement: sa.Executable) -> Prepared:
+    def prepared(self, statement: sa.ClauseElement) -> Prepared:
         """`statement` compiled for this database, once (see prepared.py).
 
         IVR threads and the dialer share this cache: two may compile the same statement at once, to the same result.
@@ -555,7 +562,9 @@ class UnitOfWork(Database):
         with self.store_errors():
             raw = self.connection().connection
             name = f"unit_{next(self._savepoints)}"
-            cursor = raw.dbapi_connection.cursor()
+            driver = raw.dbapi_connection
+            assert driver is not None  # None only once the pooled connection is closed
+            cursor = driver.cursor()
             try:
                 cursor.execute(f"SAVEPOINT {name}")
                 try:

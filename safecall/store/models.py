@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
-from sqlmodel import AutoString, Field, SQLModel, select
+from sqlmodel import AutoString, Field, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from safecall.domain import (  # noqa: F401  (re-exported: the store's callers name them here too)
     ANSWERED,
@@ -144,12 +146,33 @@ class Attempt(SQLModel, table=True):
     risk_speech: bool = False  # the spoken answer had words of suicide or an emergency (schema 9)
 
 
-def person_attempts(person_id: int, *columns):
-    """SELECT `columns` (default: whole attempts) of a person's attempts, found through their run members."""
+class _Stored(Protocol):
+    id: int | None
+
+
+def stored_id(row: _Stored) -> int:
+    """The id of a row read from (or flushed to) the store. The column is Optional only for a row not yet
+    inserted, so None here is a bug in the caller: it fails loudly, never passes on as a missing id."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id: it was never stored")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model, for statements that skip the ORM."""
+    return model.__table__  # type: ignore[attr-defined]  # SQLAlchemy's mapping sets it; SQLModel's types omit it
+
+
+def changed_rows(result: sa.Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run by Session.execute changed. Its result is a CursorResult, which has the
+    count; Session.execute is typed for any statement, so says only Result."""
+    return cast("sa.CursorResult[Any]", result).rowcount
+
+
+def person_attempts(person_id: int) -> SelectOfScalar[Attempt]:
+    """SELECT a person's attempts, found through their run members."""
     return (
-        select(*(columns or (Attempt,)))
-        .join(RunMember, RunMember.id == Attempt.member_id)
-        .where(RunMember.person_id == person_id)
+        select(Attempt).join(RunMember, col(RunMember.id) == Attempt.member_id).where(RunMember.person_id == person_id)
     )
 
 

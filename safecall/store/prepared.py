@@ -17,10 +17,12 @@ every column that has a default (defaults are SQLAlchemy's execution's work, whi
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import PoolProxiedConnection as DriverConnection  # what Database.statements hands out
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 def new_values(*columns: str) -> dict[str, sa.BindParameter]:
@@ -29,10 +31,12 @@ def new_values(*columns: str) -> dict[str, sa.BindParameter]:
 
 
 class Prepared:
-    def __init__(self, statement: sa.Executable, dialect: sa.Dialect):
-        self.compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect):
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)  # a SELECT, INSERT, UPDATE or DELETE compiles to one
+        self.compiled = compiled
         if self.compiled.insert_prefetch or self.compiled.update_prefetch:
-            missing = [column.name for column in self.compiled.insert_prefetch + self.compiled.update_prefetch]
+            missing = [column.name for column in (*self.compiled.insert_prefetch, *self.compiled.update_prefetch)]
             raise ValueError(
                 f"a prepared statement does not run column defaults: give {', '.join(missing)} a value in it"
             )
@@ -47,13 +51,15 @@ class Prepared:
             if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
         # Values on the way back that need converting (a timestamp read from SQLite, a boolean).
-        columns = statement.exported_columns if isinstance(statement, (sa.Select, sa.UpdateBase)) else []
+        columns: Iterable[sa.ColumnElement[Any]] = (
+            statement.exported_columns if isinstance(statement, (sa.Select, sa.UpdateBase)) else []
+        )
         self.readers = [
             (index, reader)
             for index, column in enumerate(columns)
             if (reader := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
         ]
-        self.row_type = None
+        self.row_type: Callable[..., tuple[Any, ...]] | None = None  # made from the first rows read
 
     def execute(self, connection: DriverConnection, params: dict[str, Any]) -> int:
         """Run in `connection`'s transaction; returns the number of rows changed."""
@@ -78,7 +84,7 @@ class Prepared:
         try:
             rows = cursor.fetchall()  # read to the end: a RETURNING statement is complete only then
             if rows and self.row_type is None:
-                self.row_type = namedtuple("Row", [column[0] for column in cursor.description])
+                self.row_type = _row_class([column[0] for column in cursor.description])
         finally:
             cursor.close()
         if self.readers:
@@ -86,7 +92,8 @@ class Prepared:
             for row in rows:
                 for index, reader in self.readers:
                     row[index] = reader(row[index])
-        return [self.row_type(*row) for row in rows]
+        row_type = self.row_type  # None only while no row was ever read: then there are none now
+        return [] if row_type is None else [row_type(*row) for row in rows]
 
     def _run(self, connection: DriverConnection, params: dict[str, Any]):
         if not self.required <= params.keys():  # a misspelt parameter would otherwise write NULL
@@ -94,6 +101,13 @@ class Prepared:
         values = {**self.fixed, **params}
         for name, converter in self.converters:
             values[name] = converter(values[name])
-        cursor = connection.dbapi_connection.cursor()  # the driver's own: the pool's wrapper adds ~2 us a statement
+        driver = connection.dbapi_connection
+        assert driver is not None  # None only once the pooled connection is closed
+        cursor = driver.cursor()  # the driver's own: the pool's wrapper adds ~2 us a statement
         cursor.execute(self.sql, [values[name] for name in self.order] if self.order is not None else values)
         return cursor
+
+
+def _row_class(names: list[str]) -> Callable[..., tuple[Any, ...]]:
+    """Rows with their columns as attributes."""
+    return namedtuple("Row", names)

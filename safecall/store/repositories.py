@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -50,7 +50,9 @@ class Runs(_Repository):
             return session.get(CampaignRun, run_id)
 
     def open_ids(self) -> list[int]:
-        return self._all(select(CampaignRun.id).where(CampaignRun.status == RunState.OPEN).order_by(CampaignRun.id))
+        return self._all(
+            select(CampaignRun.id).where(CampaignRun.status == RunState.OPEN).order_by(col(CampaignRun.id))
+        )
 
 
 class Members(_Repository):
@@ -104,7 +106,7 @@ class Tasks(_Repository):
 
         Columns on the unit's connection, not ORM objects: every list page reads this."""
         query = (
-            sa.select(VisitTask.id, VisitTask.person_id, VisitTask.kind, VisitTask.note)
+            sa.select(col(VisitTask.id), col(VisitTask.person_id), col(VisitTask.kind), col(VisitTask.note))
             .where(
                 col(VisitTask.person_id).in_(person_ids),
                 col(VisitTask.note).is_not(None),
@@ -113,7 +115,9 @@ class Tasks(_Repository):
             .order_by(col(VisitTask.id).desc())
         )
         with self.unit.reading() as connection:
-            return [(row[0], row[1], row[2], row[3]) for row in connection.execute(query)]
+            rows = [(row[0], row[1], row[2], row[3]) for row in connection.execute(query)]
+        # Ids read back are never None, and the query chose tasks with a note.
+        return cast("list[tuple[int, int, str, str]]", rows)
 
 
 class Outbox(_Repository):
@@ -124,7 +128,7 @@ class Outbox(_Repository):
             .where(
                 col(OutboxMessage.kind).in_(list(kinds)),
                 col(OutboxMessage.status).in_(list(retried)),
-                OutboxMessage.next_try_at <= now,
+                col(OutboxMessage.next_try_at) <= now,
             )
             .order_by(col(OutboxMessage.id))
         )
@@ -136,7 +140,7 @@ class Outbox(_Repository):
             .where(
                 OutboxMessage.status == SendStatus.SENT,
                 col(OutboxMessage.provider_id).is_not(None),
-                OutboxMessage.next_try_at <= now,
+                col(OutboxMessage.next_try_at) <= now,
             )
             .order_by(col(OutboxMessage.id))
         )
