@@ -73,6 +73,7 @@ def test_import_roster(tmp_path):
     (round_,) = result["rounds"]
     for kind in ("csv", "xlsx", "xlsx_shared_strings"):
         assert "100" in round_[kind]["output"] and round_[kind]["tree_peak_pss_mb"] > 0
+        assert 0 < round_[kind]["importer_cpu_seconds"] <= round_[kind]["cpu_seconds"]
 
 
 def test_retry_order():
