@@ -2,7 +2,8 @@
 
     python benchmarks/import_steps.py --rows 100000 --repeat 5 [--checkout DIR] [--json FILE]
 
-The same synthetic rows as benchmarks/import_roster.py. Each step is timed with `time.process_time` (CPU of this
+The same synthetic rows as benchmarks/import_roster.py, as CSV and as its two workbooks (openpyxl's inline
+strings; XlsxWriter's shared strings, as Excel saves). Each step is timed with `time.process_time` (CPU of this
 process, so other jobs on the machine count little); CSV and XLSX alternate, every repeat is kept. The steps after
 the file is read (`_check_cells`, `_table`: the path both formats share) are timed too, to show what is left is
 the parse. With --checkout, the steps are those of the code in DIR (e.g. a worktree of an older commit).
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, report  # noqa: E402
-from benchmarks.import_roster import DONGS, write_xlsx  # noqa: E402
+from benchmarks.import_roster import DONGS, write_xlsx, write_xlsx_shared_strings  # noqa: E402
 from safecall.synthetic import write_roster  # noqa: E402
 
 tables = None  # safecall.tables of the checkout measured, imported in main()
@@ -90,7 +91,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="safecall-steps-"))
     csv_file = write_roster(workdir / "roster.csv", args.rows, DONGS)
     xlsx_file = write_xlsx(workdir / "roster.xlsx", args.rows)
-    repeats = [{"csv": csv_steps(csv_file), "xlsx": xlsx_steps(xlsx_file)} for _ in range(args.repeat)]
+    shared_file = write_xlsx_shared_strings(workdir / "roster-shared-strings.xlsx", args.rows)
+    repeats = [
+        {"csv": csv_steps(csv_file), "xlsx": xlsx_steps(xlsx_file), "xlsx_shared_strings": xlsx_steps(shared_file)}
+        for _ in range(args.repeat)
+    ]
     report(
         {
             "rows": args.rows,

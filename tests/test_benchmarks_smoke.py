@@ -71,8 +71,9 @@ def test_finish_weeks(tmp_path):
 def test_import_roster(tmp_path):
     result = run_script(["benchmarks/import_roster.py", "--rows", "100"], tmp_path)
     (round_,) = result["rounds"]
-    for kind in ("csv", "xlsx"):
+    for kind in ("csv", "xlsx", "xlsx_shared_strings"):
         assert "100" in round_[kind]["output"] and round_[kind]["tree_peak_pss_mb"] > 0
+        assert 0 < round_[kind]["importer_cpu_seconds"] <= round_[kind]["cpu_seconds"]
 
 
 def test_retry_order():
@@ -221,3 +222,4 @@ def test_import_steps(tmp_path):
     result = run_script(["benchmarks/import_steps.py", "--rows", "100", "--repeat", "1"], tmp_path)
     (repeat,) = result["repeats"]
     assert repeat["csv"]["total"] >= 0 and "calamine: open and parse the sheet" in repeat["xlsx"]
+    assert "calamine: open and parse the sheet" in repeat["xlsx_shared_strings"]
