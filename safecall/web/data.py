@@ -12,6 +12,18 @@ from safecall.domain import RunState, TaskKind, TaskStatus
 from safecall.runs import RunStatus, run_status
 from safecall.store import Attempt, AuditEvent, CampaignRun, Database, Person, RunMember, VisitTask, person_attempts
 
+# Built once, the ids and kinds bound at each call: every list page reads this, and building the statement cost as
+# much as running it.
+EARLIER_NOTES = (
+    sa.select(VisitTask.id, VisitTask.person_id, VisitTask.kind, VisitTask.note)
+    .where(
+        VisitTask.person_id.in_(sa.bindparam("people", expanding=True)),
+        VisitTask.note.is_not(None),
+        VisitTask.kind.in_(sa.bindparam("kinds", expanding=True)),
+    )
+    .order_by(VisitTask.id.desc())
+)
+
 
 def earlier_notes(
     db: Database, person_ids: list[int], *, except_tasks: set[int] = frozenset(), kinds: tuple[str, ...] = ("visit",)
@@ -26,12 +38,9 @@ def earlier_notes(
     with (
         db.engine.connect() as connection
     ):  # columns only: a Connection costs less than an ORM Session (every list page reads this)
-        query = (
-            sa.select(VisitTask.id, VisitTask.person_id, VisitTask.kind, VisitTask.note)
-            .where(VisitTask.person_id.in_(person_ids), VisitTask.note.is_not(None), VisitTask.kind.in_(kinds))
-            .order_by(VisitTask.id.desc())
-        )
-        for task_id, person_id, kind, note in connection.execute(query):
+        for task_id, person_id, kind, note in connection.execute(
+            EARLIER_NOTES, {"people": list(person_ids), "kinds": list(kinds)}
+        ):
             if task_id not in except_tasks:
                 notes[person_id].append((kind, note))
     return notes
