@@ -197,6 +197,7 @@ async def load(
     try:
         await asyncio.gather(*(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready])))
         until, began, cpu_began = time.monotonic() + seconds, time.perf_counter(), cpu()
+        client_began = time.process_time()
 
         async def arrive(client: httpx.AsyncClient, name: str, team: str) -> None:
             started = time.perf_counter()
@@ -218,6 +219,7 @@ async def load(
             "began": began,
             "wall": time.perf_counter() - began,
             "server_cpu": cpu() - cpu_began,
+            "client_cpu": time.process_time() - client_began,
         }
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
@@ -327,6 +329,8 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args, workers: int
         "server_processes": workers,
         "server_cpu_seconds": round(measured["server_cpu"], 2),
         "server_cpu_ms_per_page": round(1000 * measured["server_cpu"] / len(pages), 1),
+        # The 50 users are this one process: what it got of the cores beside the server's share.
+        "client_cpu_seconds": round(measured["client_cpu"], 2),
         "pages": latency_figures([seconds for _, seconds in pages]),
         "pages_while_logins_ran": latency_figures([seconds for start, seconds in pages if start < logins_over]),
         "logins": latency_figures([seconds for _, seconds in logins]),
