@@ -199,6 +199,7 @@ async def load(
             *(log_in(client, name) for client, (name, _) in zip(clients[:ready], accounts[:ready], strict=True))
         )
         until, began, cpu_began = time.monotonic() + seconds, time.perf_counter(), cpu()
+        client_began = time.process_time()
 
         async def arrive(client: httpx.AsyncClient, name: str, team: str) -> None:
             started = time.perf_counter()
@@ -223,6 +224,7 @@ async def load(
             "began": began,
             "wall": time.perf_counter() - began,
             "server_cpu": cpu() - cpu_began,
+            "client_cpu": time.process_time() - client_began,
         }
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
@@ -273,16 +275,18 @@ def build_in(
     return [tuple(account) for account in built["accounts"]], built["cards"], time.perf_counter() - started
 
 
-def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
+def serve_and_load(code: Path, office: Path, accounts, cards, args, workers: int = 1) -> dict:
     """One measured window: `code`'s server (`python -m safecall web`, run from that checkout) on `office`."""
     port = free_port()
+    # --workers is this checkout's option only: a baseline from before it would refuse it.
+    processes = ["--workers", str(workers)] if workers > 1 else []
     env = {**os.environ, "SAFECALL_WEB_SECRET": secrets.token_hex(32), "PYTHONPATH": str(code)}
     # The server's log (a line a request) goes to a file: into a pipe nobody reads, it filled the pipe's 64 KB after
     # a few hundred pages and the server stopped, blocked on writing its log.
     log = office.parent / f"{office.name}-server.log"
     with log.open("w") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port)],
+            [sys.executable, "-m", "safecall", "--config", str(office), "web", "--port", str(port), *processes],
             cwd=code,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -307,7 +311,7 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
                 args.seconds,
                 args.think,
                 args.logging_in,
-                cpu=lambda: cpu_seconds(server.pid),
+                cpu=lambda: tree_cpu_seconds(server.pid),
             )
         )
         if measured["errors"] or not measured["pages"]:
@@ -327,8 +331,11 @@ def serve_and_load(code: Path, office: Path, accounts, cards, args) -> dict:
         "pages_per_second": round(len(pages) / wall, 1),
         # The server's own CPU in the window (the 10 logins in it included), per page: what the code costs, whatever
         # share of the two cores the other jobs on the machine left it.
+        "server_processes": workers,
         "server_cpu_seconds": round(measured["server_cpu"], 2),
         "server_cpu_ms_per_page": round(1000 * measured["server_cpu"] / len(pages), 1),
+        # The 50 users are this one process: what it got of the cores beside the server's share.
+        "client_cpu_seconds": round(measured["client_cpu"], 2),
         "pages": latency_figures([seconds for _, seconds in pages]),
         "pages_while_logins_ran": latency_figures([seconds for start, seconds in pages if start < logins_over]),
         "logins": latency_figures([seconds for _, seconds in logins]),
@@ -344,6 +351,15 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children so far (the server's worker processes are its children)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return cpu_seconds(pid) + sum(tree_cpu_seconds(int(child)) for child in children)
 
 
 def spread(values: list[float]) -> dict:
@@ -367,6 +383,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--rounds", type=int, default=None, help="rounds (each side once a round); 3 with --baseline, else 1"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="this checkout's server processes (`safecall web --workers`)"
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
@@ -406,7 +425,9 @@ def main() -> None:
                 accounts, cards, _ = built[name]
                 office = Path(folder) / f"round{number}-{name}"
                 shutil.copytree(Path(folder) / name / "office", office)
-                figures = serve_and_load(sides[name], office, accounts, cards, args)
+                figures = serve_and_load(
+                    sides[name], office, accounts, cards, args, args.workers if name == "this" else 1
+                )
                 shutil.rmtree(office)
                 results.append({"round": number, "code": name, **figures})
                 print(
@@ -461,6 +482,7 @@ def main() -> None:
             "logging_in_inside_the_window": args.logging_in,
             "tasks_per_page": 50,
             "think_seconds": args.think,
+            "server_processes": {name: args.workers if name == "this" else 1 for name in sides},
             "setup_seconds": {name: round(b[2], 1) for name, b in built.items()},
             "summary": summary,
             "rounds": results,

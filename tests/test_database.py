@@ -398,6 +398,22 @@ def test_a_unit_of_statements_is_all_or_nothing_and_its_guards_name_the_fault(cl
 
 
 @pytest.mark.both_databases
+def test_a_prepared_statement_may_use_a_parameter_twice(cli, database_url):
+    """The team's list binds one day in two conditions: its value is converted once, not twice (a date turned into
+    SQLite's text, then refused as not a date)."""
+    from datetime import date
+
+    cli("recipients", "list")
+    db = cli.db()
+    twice = sa.select(
+        sa.bindparam("day", type_=sa.Date).label("first"), sa.bindparam("day", type_=sa.Date).label("second")
+    )
+    with db.statements() as connection:
+        row = db.prepared(twice).first(connection, {"day": date(2026, 11, 24)})
+    assert (row.first, row.second) == (date(2026, 11, 24), date(2026, 11, 24))
+
+
+@pytest.mark.both_databases
 def test_a_held_connection_serves_one_thread_one_unit_at_a_time_and_is_dropped_when_it_fails(cli, database_url):
     import threading
 

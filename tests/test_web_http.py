@@ -297,6 +297,67 @@ def test_safecall_web_serves_on_loopback_by_default(cli):
         server.wait(10)
 
 
+def test_safecall_web_workers_share_sessions_and_csrf_through_the_database(office):
+    """`safecall web --workers 2`: two processes on one socket. A session made in one is good in the other, and so
+    is its CSRF token: each request below comes on a new connection, which either process may accept."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+    from live import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "safecall", "--config", str(office.root), "web", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "SAFECALL_WEB_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, page = time.monotonic() + 30, None
+        while page is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                page = httpx.get(f"{base}/login", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert page is not None and page.status_code == 200, server.stderr.read() if server.poll() is not None else ""
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(workers) == 2
+
+        def fresh(cookies) -> httpx.Client:  # a new connection each time: no keep-alive to one process
+            return httpx.Client(base_url=base, cookies=cookies, headers={"Connection": "close"}, timeout=10)
+
+        with fresh(None) as http:
+            csrf = csrf_of(http.get("/login"))
+            cookies = httpx.Cookies(http.cookies)
+        with fresh(cookies) as http:
+            assert (
+                http.post("/login", data={"username": "team1", "password": PASSWORD, "csrf": csrf}).status_code == 303
+            )
+            cookies = httpx.Cookies(http.cookies)
+        for _ in range(12):
+            with fresh(cookies) as http:
+                page = http.get("/team/1팀", params={"day": "2026-11-24"})
+                assert page.status_code == 200 and "&lt;b&gt;김순자&lt;/b&gt;" in page.text
+                csrf = csrf_of(page)
+        with fresh(cookies) as http:
+            assert http.post("/logout", data={"csrf": "not the token"}).status_code == 403
+        with fresh(cookies) as http:
+            assert http.post("/logout", data={"csrf": csrf}).status_code == 303
+        for _ in range(4):  # logged out in every process
+            with fresh(cookies) as http:
+                assert http.get("/team/1팀").headers["location"] == "/login"
+    finally:
+        server.terminate()
+        assert server.wait(20) == 0
+    assert all(not Path(f"/proc/{worker}").exists() for worker in workers)  # the workers end with the server
+
+
 def test_users_add_checks_role_team_and_password(cli):
     assert "a team member needs --team" in cli("users", "add", "kim", "--role", "team", ok=False).output
     assert "no team '9팀'" in cli("users", "add", "kim", "--role", "team", "--team", "9팀", ok=False).output

@@ -18,11 +18,14 @@ def web(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="Address to listen on (default: [web] host, 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Port (default: [web] port, 8080)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=16, help="Processes serving pages: one uses one CPU core at most (docs/web.md)."
+    ),
 ):
     """Serve the web pages for visit teams and officers; put a TLS reverse proxy in front (docs/web.md)."""
     from safecall.web.app import serve
 
-    serve(state(ctx).services(), host=host, port=port)
+    serve(state(ctx).services(), host=host, port=port, workers=workers)
 
 
 def password_for(from_stdin: bool) -> str:

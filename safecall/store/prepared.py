@@ -45,11 +45,14 @@ class Prepared:
         # The statement's own values (state='placing' and the like); the caller's parameters go over them.
         self.fixed = self.compiled.construct_params(_check=False)
         self.required = frozenset(bind.key for bind in self.compiled.binds.values() if bind.required)
-        self.converters = [
-            (name, converter)
-            for bind, name in self.compiled.bind_names.items()
-            if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        ]
+        # One converter a name: a parameter the statement uses twice (a date in two conditions) is converted once.
+        self.converters = list(
+            {
+                name: converter
+                for bind, name in self.compiled.bind_names.items()
+                if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }.items()
+        )
         # Values on the way back that need converting (a timestamp read from SQLite, a boolean).
         columns: Iterable[sa.ColumnElement[Any]] = (
             statement.exported_columns if isinstance(statement, (sa.Select, sa.UpdateBase)) else []

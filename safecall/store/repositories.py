@@ -26,6 +26,18 @@ from safecall.store.models import (
     person_attempts,
 )
 
+# Built once, the ids and kinds bound at each call: every list page reads this, and building the statement cost as
+# much as running it.
+_NOTES_OF = (
+    sa.select(col(VisitTask.id), col(VisitTask.person_id), col(VisitTask.kind), col(VisitTask.note))
+    .where(
+        col(VisitTask.person_id).in_(sa.bindparam("people", expanding=True)),
+        col(VisitTask.note).is_not(None),
+        col(VisitTask.kind).in_(sa.bindparam("kinds", expanding=True)),
+    )
+    .order_by(col(VisitTask.id).desc())
+)
+
 
 class Unit(Protocol):
     """What a repository reads through: its unit of work (store/db.py)."""
@@ -105,19 +117,10 @@ class Tasks(_Repository):
         """(task, person, kind, note) of the people's tasks of `kinds` that have a note, newest first.
 
         Columns on the unit's connection, not ORM objects: every list page reads this."""
-        query = (
-            sa.select(col(VisitTask.id), col(VisitTask.person_id), col(VisitTask.kind), col(VisitTask.note))
-            .where(
-                col(VisitTask.person_id).in_(person_ids),
-                col(VisitTask.note).is_not(None),
-                col(VisitTask.kind).in_(list(kinds)),
-            )
-            .order_by(col(VisitTask.id).desc())
-        )
         with self.unit.reading() as connection:
-            rows = [(row[0], row[1], row[2], row[3]) for row in connection.execute(query)]
-        # Ids read back are never None, and the query chose tasks with a note.
-        return cast("list[tuple[int, int, str, str]]", rows)
+            rows = connection.execute(_NOTES_OF, {"people": list(person_ids), "kinds": list(kinds)})
+            # Ids are set on stored rows, and only tasks with a note are read.
+            return cast("list[tuple[int, int, str, str]]", [tuple(row) for row in rows])
 
 
 class Outbox(_Repository):

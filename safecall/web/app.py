@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecall import glossary, phones, safety_clock, users
@@ -76,7 +77,7 @@ def create_web_app(
     app.state.templates = make_templates(HERE / "templates", services.instance.tz)
     app.state.link_signer = LinkSigner(secret)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.middleware("http")(headers_and_cookie)
+    app.add_middleware(HeadersAndCookie)
     # As decorators: add_exception_handler's type takes only handlers of any Exception.
     app.exception_handler(LoginRequired)(to_login)
     app.exception_handler(StarletteHTTPException)(error_page)  # the app's own and the router's (404, 405)
@@ -105,14 +106,33 @@ def make_templates(directory, tz) -> Jinja2Templates:
     return templates
 
 
-async def headers_and_cookie(request: Request, call_next):
-    response = await call_next(request)
-    for key, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(key, value)
-    session = getattr(request.state, "session", None)
-    if session is not None and getattr(request.state, "new_cookie", False):
-        set_cookie(request, response, session)
-    return response
+class HeadersAndCookie:
+    """The security headers on every response, and a new session's cookie. Plain ASGI: Starlette's `@app.middleware`
+    runs each request in a task of its own and passes the response through a stream, about a sixth of the server's
+    CPU a page under load (BENCHMARKS.md, "The team's list under load")."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})  # what the routes set on request.state (the session) is read here
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers.setdefault(key, value)
+                session = state.get("session")
+                if session is not None and state.get("new_cookie", False):
+                    cookie = Response()
+                    set_cookie(Request(scope), cookie, session)
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def to_login(request: Request, exc: LoginRequired):
@@ -138,8 +158,12 @@ async def bad_parameter(request: Request, exc: RequestValidationError):
     )
 
 
-def serve(services: Services, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the app under uvicorn until interrupted; 127.0.0.1 unless the settings or `host` say otherwise."""
+def serve(services: Services, *, host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Run the app under uvicorn until interrupted; 127.0.0.1 unless the settings or `host` say otherwise.
+
+    `workers` > 1: that many processes serve one listening socket. Pages are Python under one GIL a process, so one
+    process uses one core at most; what the processes share (sessions, CSRF tokens in signed cookies, the login
+    limit, the audit chain) is in the database or the cookie, never in a process's memory."""
     import uvicorn
 
     from safecall.events import uvicorn_log_config
@@ -149,8 +173,10 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
         app = create_web_app(services, web.secret_key.resolve(services.instance.environ))
     except ValueError as exc:  # a secret too short to sign sessions with
         raise ConfigError(f"config/safecall.toml: key 'web.secret_key' ({web.secret_key.describe()}): {exc}") from exc
+    # The argon2 bound is the server's, not a process's: the slots are shared out between the processes.
+    app.state.login_threads = anyio.CapacityLimiter(max(1, ARGON2_SLOTS // workers))
     # Behind the TLS proxy on the same machine: the client address comes from its X-Forwarded-For.
-    uvicorn.run(
+    config = uvicorn.Config(
         with_page_threads(app, PAGE_THREADS),
         host=host or web.host,
         port=port or web.port,
@@ -160,6 +186,59 @@ def serve(services: Services, *, host: str | None = None, port: int | None = Non
         log_level="info",
         log_config=uvicorn_log_config(("uvicorn", "uvicorn.error", "uvicorn.access", "safecall")),
     )
+    if workers <= 1:
+        uvicorn.Server(config).run()
+    else:
+        serve_forked(services, config, workers)
+
+
+def serve_forked(services: Services, config, workers: int) -> None:
+    """`workers` forked processes serving one socket bound here. uvicorn's own workers start each process afresh
+    from an import string; forking keeps the services this command was given (its clock, its instance). When one
+    process ends, the others are stopped too, so a supervisor (systemd) restarts the whole server."""
+    import os
+    import signal
+
+    import uvicorn
+
+    sock = config.bind_socket()
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                services.db.engine.dispose(close=False)  # the parent's pooled connections are not this process's
+                uvicorn.Server(config).run(sockets=[sock])
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        if pid in children:
+            children.remove(pid)
+            # uvicorn ends a process it was asked to stop by the same signal again; any other end is a failure.
+            failed = failed or not (stopping and os.waitstatus_to_exitcode(status) in (0, -signal.SIGTERM))
+            if not stopping:
+                stop(signal.SIGTERM, None)
+    if failed:
+        raise SystemExit(1)
 
 
 def with_page_threads(app, threads: int):

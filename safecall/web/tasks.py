@@ -102,8 +102,15 @@ def team_list(
     may_see_team(teams, user, team)
     db = services.db
     on, page = day_param(services, day), max(1, page)
-    total, rows = task_rows(
-        db, services.instance.tz, on=on, kind=TaskKind.VISIT, team=team, offset=(page - 1) * PAGE, limit=PAGE
+    total, rows = task_rows(  # the page shows earlier notes its own way (`notes`), not the exported lists' column
+        db,
+        services.instance.tz,
+        on=on,
+        kind=TaskKind.VISIT,
+        team=team,
+        offset=(page - 1) * PAGE,
+        limit=PAGE,
+        notes=False,
     )
     notes = data.earlier_notes(db, [r.person_id for r in rows], except_tasks={r.task for r in rows}, kinds=("visit",))
     logged(services, user, "web.view", f"team {team} visit list", f"day={on} page={page} tasks={len(rows)}")
