@@ -464,13 +464,12 @@ def test_visits_without_an_outcome_become_overdue_and_go_to_the_top(cli, tmp_pat
     assert "예" in (tmp_path / "l.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[3]
 
 
-def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float, settle: float = 0) -> str:
-    """SIGTERM `settle` seconds after `ready()` holds (or after `wait` seconds); what the process wrote to stderr."""
+def terminate_when(process: subprocess.Popen, ready, wait: float, finish: float) -> str:
+    """SIGTERM once `ready()` holds (or after `wait` seconds); what the process wrote to stderr."""
     try:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and not ready():
             time.sleep(0.05)
-        time.sleep(settle)
         process.send_signal(signal.SIGTERM)
         return process.communicate(timeout=finish)[1]
     finally:

@@ -546,15 +546,7 @@ class UnitOfWork(Database):
         """An ORM session on the unit's connection: its commit releases a savepoint, its close without one undoes it."""
         return Session(bind=self.connection(), expire_on_commit=False, join_transaction_mode="create_savepoint")
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self.store_errors(), self.session() as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+    # transaction() is Database's: on this unit's session() its commit releases a savepoint, its rollback undoes it.
 
     @contextmanager
     def statements(self) -> Iterator[DriverConnection]:

@@ -57,10 +57,6 @@ class _Repository:
 
 
 class Runs(_Repository):
-    def get(self, run_id: int) -> CampaignRun | None:
-        with self.unit.session() as session:
-            return session.get(CampaignRun, run_id)
-
     def open_ids(self) -> list[int]:
         return self._all(
             select(CampaignRun.id).where(CampaignRun.status == RunState.OPEN).order_by(col(CampaignRun.id))
