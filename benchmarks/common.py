@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -31,3 +32,18 @@ def report(results: dict, path: Path | None) -> None:
     print(text, flush=True)
     if path:
         path.write_text(text + "\n", encoding="utf-8")
+
+
+def play_finish_weeks(people: int, channels: int, order: str, seed: int, weeks: int, out: Path, *extra: str) -> None:
+    """benchmarks/finish_weeks.py in a process of its own, its figures written to `out` (JSON); `extra`: more of
+    its options (e.g. --keep DIR). Exits naming the command when it fails."""
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve().parent / "finish_weeks.py"),
+        *("--people", str(people), "--channels", str(channels), "--order", order),
+        *("--seed", str(seed), "--weeks", str(weeks), "--json", str(out)),
+        *extra,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-3000:]}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from benchmarks.common import commit, machine, report  # noqa: E402
+from benchmarks.common import commit, machine, play_finish_weeks, report  # noqa: E402
 from benchmarks.finish_weeks import FIRST_MONDAY  # noqa: E402
 from safecall.clock import VirtualClock  # noqa: E402
 from safecall.history import member_histories  # noqa: E402
@@ -48,27 +47,7 @@ TRAINING = [
 
 def play(people: int, channels: int, order: str, seed: int, weeks: int) -> Path:
     keep = Path(tempfile.mkdtemp(prefix="safecall-plan-defaults-"))
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "finish_weeks.py"),
-        "--people",
-        str(people),
-        "--channels",
-        str(channels),
-        "--order",
-        order,
-        "--seed",
-        str(seed),
-        "--weeks",
-        str(weeks),
-        "--keep",
-        str(keep),
-        "--json",
-        str(keep / "weeks.json"),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-3000:]}")
+    play_finish_weeks(people, channels, order, seed, weeks, keep / "weeks.json", "--keep", str(keep))
     return keep
 
 

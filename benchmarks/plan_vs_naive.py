@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import commit, machine, report  # noqa: E402
+from benchmarks.common import commit, machine, play_finish_weeks, report  # noqa: E402
 from safecall.planning import DEFAULT_CHAINS  # noqa: E402
 
 # people, channels, order, seed: 3 sizes x 2 seeds, due and history order, 2 channel counts (1 per 1,500 and 1 per 750).
@@ -58,25 +57,7 @@ FIGURES = ("error_list_complete_hours", "error_first_calls_end_hours", "error_vi
 
 def play(people: int, channels: int, order: str, seed: int, weeks: int) -> dict:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "finish_weeks.py"),
-        "--people",
-        str(people),
-        "--channels",
-        str(channels),
-        "--order",
-        order,
-        "--seed",
-        str(seed),
-        "--weeks",
-        str(weeks),
-        "--json",
-        str(out),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-3000:]}")
+    play_finish_weeks(people, channels, order, seed, weeks, out)
     return json.loads(out.read_text(encoding="utf-8"))
 
 
